@@ -1,0 +1,225 @@
+//! Command-line surface: one file per subcommand, flags and printing only.
+
+mod demo;
+mod down;
+mod inspect;
+mod new;
+mod output;
+mod resolve;
+mod seed;
+mod status;
+mod up;
+mod validate;
+
+pub use output::Output;
+
+use crate::config::Config;
+use crate::db::Database;
+use crate::error::{Error, Result};
+use crate::migration::{Migration, load_dir};
+use crate::migrator::{Event, RunSettings};
+use clap::{Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "keel",
+    version,
+    about = "Database migrations safe enough for a Friday: runbooks, guarded runs, signed records"
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: Global,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct Global {
+    /// Database URL (postgres://… or sqlite://…); overrides --env and DATABASE_URL
+    #[arg(long, global = true)]
+    pub database_url: Option<String>,
+    /// Environment from keel.toml whose database to use
+    #[arg(long, global = true)]
+    pub env: Option<String>,
+    /// Migrations folder (default: migrations_dir in keel.toml, else ./migrations)
+    #[arg(long, global = true, value_name = "DIR")]
+    pub migrations: Option<PathBuf>,
+    /// Output format
+    #[arg(long, global = true, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+    /// Confirm what the environment allows to be confirmed
+    #[arg(long, global = true)]
+    pub yes: bool,
+    /// Print only errors
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+    /// Print more detail
+    #[arg(short, long, global = true)]
+    pub verbose: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create migrations/<version>_NAME/ from a template and print its path
+    New(new::Args),
+    /// Apply pending migrations in order
+    Up(up::Args),
+    /// Revert the last applied migration (or N, or down to a version)
+    Down(down::Args),
+    /// Applied and pending migrations with their state
+    Status,
+    /// Check applied checksums and run pending migrations in a rolled-back transaction
+    Validate,
+    /// Record what an operator found after a failed non-transactional migration
+    Resolve(resolve::Args),
+    /// Schema and data distribution of tables and columns
+    Inspect(inspect::Args),
+    /// Load the sample application's data (users, posts, comments)
+    Seed(seed::Args),
+    /// The whole story on the embedded SQLite default, in a temporary folder
+    Demo,
+}
+
+/// What every command gets: the options, keel.toml, and helpers that read
+/// the migrations and open the database the way design.md says.
+pub struct Ctx {
+    pub global: Global,
+    pub config: Config,
+    pub out: Output,
+}
+
+impl Ctx {
+    pub fn new(global: Global) -> Result<Ctx> {
+        let config = Config::load(std::path::Path::new("."))?;
+        let out = Output::new(global.quiet, global.format == Format::Json);
+        Ok(Ctx {
+            global,
+            config,
+            out,
+        })
+    }
+
+    pub fn migrations_dir(&self) -> PathBuf {
+        self.global
+            .migrations
+            .clone()
+            .or_else(|| self.config.migrations_dir.clone())
+            .unwrap_or_else(|| PathBuf::from("migrations"))
+    }
+
+    pub fn migrations(&self) -> Result<Vec<Migration>> {
+        Ok(load_dir(&self.migrations_dir())?)
+    }
+
+    pub fn database_url(&self) -> Result<String> {
+        Ok(self.config.database_url(
+            self.global.database_url.as_deref(),
+            self.global.env.as_deref(),
+        )?)
+    }
+
+    pub async fn connect(&self) -> Result<Box<dyn Database>> {
+        let url = self.database_url()?;
+        let db = crate::db::connect(&url).await?;
+        self.out.detail(
+            self.global.verbose,
+            &format!("database: {} ({})", db.display_url(), db.dialect_name()),
+        );
+        Ok(db)
+    }
+
+    pub fn settings(&self) -> RunSettings {
+        let d = RunSettings::default();
+        RunSettings {
+            lock_timeout: self.config.lock_timeout.unwrap_or(d.lock_timeout),
+            statement_timeout: self.config.statement_timeout.unwrap_or(d.statement_timeout),
+            retries: self.config.retries.unwrap_or(d.retries),
+            backoff: d.backoff,
+        }
+    }
+
+    /// Prints the runner's events as progress lines on stderr.
+    pub fn print_event(&self, event: Event<'_>) {
+        let line = match event {
+            Event::WaitingForLock => {
+                "waiting for another keel run on this database to finish…".to_string()
+            }
+            Event::Applying(m) => format!("applying {} …", m.id()),
+            Event::Applied(m, took) => format!("applied  {} ({})", m.id(), output::millis(took)),
+            Event::Reverting(m) => format!("reverting {} …", m.id()),
+            Event::Reverted(m, took) => format!("reverted {} ({})", m.id(), output::millis(took)),
+            Event::LockTimeoutRetry {
+                migration,
+                attempt,
+                retries,
+                wait,
+            } => format!(
+                "lock timeout in {}: retry {attempt} of {retries} in {}",
+                migration.id(),
+                output::millis(wait)
+            ),
+            Event::DroppedInvalidIndex(name) => {
+                format!("dropped INVALID index {name} left by the failed build")
+            }
+        };
+        self.out.progress(&line);
+    }
+}
+
+/// Parses the command line, runs it, prints any error, and returns the exit code.
+pub fn main() -> u8 {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() { 2 } else { 0 };
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return 1;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("error: {}", e.to_string().trim_end());
+            e.exit_code()
+        }
+    }
+}
+
+pub async fn run(cli: Cli) -> Result<()> {
+    if let Command::Demo = cli.command {
+        return demo::run(cli.global).await;
+    }
+    let ctx = Ctx::new(cli.global)?;
+    match cli.command {
+        Command::New(args) => new::run(&ctx, args),
+        Command::Up(args) => up::run(&ctx, args).await,
+        Command::Down(args) => down::run(&ctx, args).await,
+        Command::Status => status::run(&ctx).await,
+        Command::Validate => validate::run(&ctx).await,
+        Command::Resolve(args) => resolve::run(&ctx, args).await,
+        Command::Inspect(args) => inspect::run(&ctx, args).await,
+        Command::Seed(args) => seed::run(&ctx, args).await,
+        Command::Demo => unreachable!("handled above"),
+    }
+}
+
+/// Turns a `--to`/positional version argument into a clear usage error.
+pub fn usage(message: impl Into<String>) -> Error {
+    Error::Usage(message.into())
+}

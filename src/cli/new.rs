@@ -1,0 +1,184 @@
+use super::{Ctx, usage};
+use crate::error::Result;
+use crate::migration::{Version, load_dir, template};
+use std::path::Path;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// snake_case name, e.g. add_user_profiles
+    pub name: String,
+    /// empty, add-table, add-column, drop-column, add-index, backfill (or one in templates/new/)
+    #[arg(long, default_value = "empty")]
+    pub template: String,
+    /// Table the template works on
+    #[arg(long)]
+    pub table: Option<String>,
+    /// Column the template works on
+    #[arg(long)]
+    pub column: Option<String>,
+    /// Column type for add-column, drop-column (its down) and backfill
+    #[arg(long = "type", value_name = "TYPE")]
+    pub column_type: Option<String>,
+    /// One-line description written into migration.toml
+    #[arg(long)]
+    pub description: Option<String>,
+}
+
+pub fn run(ctx: &Ctx, args: Args) -> Result<()> {
+    if !crate::migration::source_is_snake_case(&args.name) {
+        let suggestion: String = args
+            .name
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() {
+                    c.to_ascii_lowercase()
+                } else {
+                    '_'
+                }
+            })
+            .collect();
+        return Err(usage(format!(
+            "`{}` is not a snake_case name (lowercase letters, digits, single underscores)\n  fix: keel new {}",
+            args.name,
+            suggestion.trim_matches('_')
+        )));
+    }
+    let needs: &[&str] = match args.template.as_str() {
+        "empty" => &[],
+        "add-table" => &["table"],
+        "add-column" | "drop-column" | "backfill" => &["table", "column"],
+        "add-index" => &["table", "column"],
+        _ => &[],
+    };
+    for (flag, value) in [("table", &args.table), ("column", &args.column)] {
+        if needs.contains(&flag) && value.is_none() {
+            return Err(usage(format!(
+                "the {} template needs --{flag}\n  fix: keel new {} --template {} --table TABLE --column COLUMN",
+                args.template, args.name, args.template
+            )));
+        }
+        if let Some(v) = value {
+            if !is_identifier(v) {
+                return Err(usage(format!(
+                    "--{flag} `{v}` is not an identifier (letters, digits and _, optionally schema.name)"
+                )));
+            }
+        }
+    }
+    let project = Path::new(".");
+    let files = template::load(project, &args.template).ok_or_else(|| {
+        usage(format!(
+            "there is no template `{}`\n  fix: use one of {}, or add templates/new/{}/",
+            args.template,
+            template::built_in_names().join(", "),
+            args.template
+        ))
+    })?;
+
+    let dir = ctx.migrations_dir();
+    let existing = load_dir(&dir)?;
+    let version = next_version(Version::now(), existing.last().map(|m| m.version));
+    let folder = dir.join(format!("{version}_{}", args.name));
+
+    let table = args
+        .table
+        .clone()
+        .unwrap_or_else(|| args.name.trim_start_matches("create_").to_string());
+    let column = args.column.clone().unwrap_or_else(|| "new_column".into());
+    let mut context = tera::Context::new();
+    context.insert("name", &args.name);
+    context.insert("version", &version.to_string());
+    context.insert(
+        "description",
+        &args
+            .description
+            .clone()
+            .unwrap_or_else(|| args.name.replace('_', " ")),
+    );
+    context.insert("table", &table);
+    context.insert("column", &column);
+    context.insert("type", args.column_type.as_deref().unwrap_or("text"));
+    context.insert(
+        "index",
+        &format!(
+            "{}_{}_idx",
+            table.rsplit('.').next().unwrap_or(&table),
+            column
+        ),
+    );
+    context.insert(
+        "null_check",
+        &format!("{} IS NULL", template::quote_if_needed(&column)),
+    );
+
+    let mut rendered = Vec::new();
+    for (file, text) in files {
+        let body = template::render(&text, &context).map_err(|e| {
+            usage(format!(
+                "template {}/{file} does not render: {e:?}",
+                args.template
+            ))
+        })?;
+        rendered.push((file, body));
+    }
+    std::fs::create_dir_all(&folder)?;
+    for (file, body) in rendered {
+        std::fs::write(folder.join(file), body)?;
+    }
+    if ctx.out.json {
+        ctx.out.json(&serde_json::json!({"version": version.to_string(), "name": args.name, "path": folder.display().to_string()}));
+    } else {
+        ctx.out.data(&folder.display().to_string());
+    }
+    Ok(())
+}
+
+/// Now, or one second after the newest existing migration, so that a new
+/// migration always sorts last.
+fn next_version(now: Version, latest: Option<Version>) -> Version {
+    match latest {
+        Some(latest) if latest >= now => {
+            let parsed = chrono::NaiveDateTime::parse_from_str(&latest.to_string(), "%Y%m%d%H%M%S");
+            match parsed {
+                Ok(t) => {
+                    let next = (t + chrono::Duration::seconds(1))
+                        .format("%Y%m%d%H%M%S")
+                        .to_string();
+                    Version(next.parse().unwrap_or(latest.0 + 1))
+                }
+                Err(_) => Version(latest.0 + 1),
+            }
+        }
+        _ => now,
+    }
+}
+
+fn is_identifier(s: &str) -> bool {
+    s.split('.').all(|part| {
+        part.bytes()
+            .next()
+            .is_some_and(|b| b.is_ascii_alphabetic() || b == b'_')
+            && part.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+    }) && s.split('.').count() <= 2
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions_always_move_forward() {
+        assert_eq!(
+            next_version(Version(20250101000000), None),
+            Version(20250101000000)
+        );
+        assert_eq!(
+            next_version(Version(20250101000000), Some(Version(20250101000000))),
+            Version(20250101000001)
+        );
+        assert_eq!(
+            next_version(Version(20250101000000), Some(Version(20991231235959))),
+            Version(21000101000000)
+        );
+    }
+}

@@ -1,0 +1,60 @@
+use std::io::{IsTerminal, Write};
+use std::time::Duration;
+
+/// Where things are printed: data on stdout, progress and notes on stderr.
+/// With `--format json` stdout carries exactly one JSON document.
+#[derive(Debug, Clone, Copy)]
+pub struct Output {
+    pub quiet: bool,
+    pub json: bool,
+}
+
+impl Output {
+    pub fn new(quiet: bool, json: bool) -> Output {
+        Output { quiet, json }
+    }
+
+    /// A progress or status line on stderr, unless `-q`.
+    pub fn progress(&self, line: &str) {
+        if !self.quiet {
+            eprintln!("{line}");
+        }
+    }
+
+    pub fn detail(&self, verbose: bool, line: &str) {
+        if verbose && !self.quiet {
+            eprintln!("{line}");
+        }
+    }
+
+    /// Data for the user on stdout (text mode).
+    pub fn data(&self, text: &str) {
+        let mut stdout = std::io::stdout().lock();
+        let _ = stdout.write_all(text.as_bytes());
+        if !text.ends_with('\n') {
+            let _ = stdout.write_all(b"\n");
+        }
+    }
+
+    pub fn json(&self, value: &serde_json::Value) {
+        let mut stdout = std::io::stdout().lock();
+        let _ = serde_json::to_writer_pretty(&mut stdout, value);
+        let _ = stdout.write_all(b"\n");
+    }
+
+    pub fn stderr_is_terminal() -> bool {
+        std::io::stderr().is_terminal()
+    }
+}
+
+/// A duration for people: `850 ms`, `2.4 s`, `3 min 5 s`.
+pub fn millis(d: Duration) -> String {
+    let ms = d.as_millis();
+    if ms < 1000 {
+        format!("{ms} ms")
+    } else if ms < 60_000 {
+        format!("{:.1} s", d.as_secs_f64())
+    } else {
+        format!("{} min {} s", ms / 60_000, (ms % 60_000) / 1000)
+    }
+}

@@ -1,0 +1,42 @@
+use super::Ctx;
+use crate::error::Result;
+use crate::migration::Version;
+use crate::migrator::Runner;
+
+#[derive(Debug, clap::Args)]
+#[command(group = clap::ArgGroup::new("outcome").required(true).args(["applied", "reverted"]))]
+pub struct Args {
+    /// The failed migration's version
+    pub version: Version,
+    /// Every statement of it has now taken effect (finished by hand)
+    #[arg(long)]
+    pub applied: bool,
+    /// None of it remains (undone by hand); it becomes pending again
+    #[arg(long)]
+    pub reverted: bool,
+}
+
+pub async fn run(ctx: &Ctx, args: Args) -> Result<()> {
+    let files = ctx.migrations()?;
+    let mut db = ctx.connect().await?;
+    let on_event = |e: crate::migrator::Event<'_>| ctx.print_event(e);
+    let mut runner = Runner {
+        db: db.as_mut(),
+        settings: ctx.settings(),
+        operator: crate::migrator::operator(),
+        on_event: &on_event,
+    };
+    let result = runner.resolve(&files, args.version, args.applied).await;
+    db.close().await;
+    result?;
+    ctx.out.progress(&format!(
+        "migration {} recorded as {}",
+        args.version,
+        if args.applied {
+            "applied"
+        } else {
+            "reverted (pending again)"
+        }
+    ));
+    Ok(())
+}

@@ -1,0 +1,95 @@
+use super::Ctx;
+use crate::error::Result;
+use crate::migrator::reconcile;
+
+pub async fn run(ctx: &Ctx) -> Result<()> {
+    let files = ctx.migrations()?;
+    let mut db = ctx.connect().await?;
+    let rows = db.tracking_rows().await;
+    db.close().await;
+    let entries = reconcile(&files, rows?);
+    if ctx.out.json {
+        ctx.out.json(&serde_json::json!({
+            "migrations": entries.iter().map(|e| serde_json::json!({
+                "version": e.version,
+                "name": e.name,
+                "state": e.state.as_str(),
+                "applied_at": e.row.as_ref().map(|r| r.applied_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
+                "applied_by": e.row.as_ref().map(|r| r.applied_by.clone()),
+                "execution_ms": e.row.as_ref().map(|r| r.execution_ms),
+                "error": e.row.as_ref().and_then(|r| r.error.clone()),
+            })).collect::<Vec<_>>()
+        }));
+        return Ok(());
+    }
+    if entries.is_empty() {
+        ctx.out.data(&format!(
+            "no migrations in {}; create one with `keel new NAME`",
+            ctx.migrations_dir().display()
+        ));
+        return Ok(());
+    }
+    let mut table = vec![
+        ["VERSION", "NAME", "STATE", "APPLIED AT (UTC)", "BY", "TOOK"]
+            .map(String::from)
+            .to_vec(),
+    ];
+    for e in &entries {
+        let r = e.row.as_ref();
+        table.push(vec![
+            e.version.clone(),
+            e.name.clone(),
+            e.state.as_str().to_string(),
+            r.map(|r| r.applied_at.format("%Y-%m-%d %H:%M:%S").to_string())
+                .unwrap_or_default(),
+            r.map(|r| r.applied_by.clone()).unwrap_or_default(),
+            r.map(|r| {
+                super::output::millis(std::time::Duration::from_millis(
+                    r.execution_ms.max(0) as u64
+                ))
+            })
+            .unwrap_or_default(),
+        ]);
+    }
+    let mut text = render_table(&table);
+    let pending = entries
+        .iter()
+        .filter(|e| e.state == crate::migrator::State::Pending)
+        .count();
+    let blocked: Vec<_> = entries.iter().filter(|e| e.state.blocks_runs()).collect();
+    text.push_str(&format!(
+        "\n{} applied, {pending} pending",
+        entries.len() - pending - blocked.len()
+    ));
+    if !blocked.is_empty() {
+        text.push_str(&format!(
+            ", {} need attention (runs are refused until fixed)",
+            blocked.len()
+        ));
+        for e in blocked {
+            if let Some(err) = e.row.as_ref().and_then(|r| r.error.as_ref()) {
+                text.push_str(&format!("\n  {}: {err}", e.version));
+            }
+        }
+    }
+    ctx.out.data(&text);
+    Ok(())
+}
+
+/// Left-aligned columns separated by two spaces.
+pub fn render_table(rows: &[Vec<String>]) -> String {
+    let widths: Vec<usize> = (0..rows[0].len())
+        .map(|i| rows.iter().map(|r| r[i].chars().count()).max().unwrap_or(0))
+        .collect();
+    let mut out = String::new();
+    for row in rows {
+        let line: Vec<String> = row
+            .iter()
+            .zip(&widths)
+            .map(|(c, w)| format!("{c:<w$}"))
+            .collect();
+        out.push_str(line.join("  ").trim_end());
+        out.push('\n');
+    }
+    out
+}

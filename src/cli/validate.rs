@@ -1,0 +1,51 @@
+use super::Ctx;
+use crate::error::{Error, Result};
+use crate::migrator::{Runner, validate};
+
+pub async fn run(ctx: &Ctx) -> Result<()> {
+    let files = ctx.migrations()?;
+    let mut db = ctx.connect().await?;
+    let on_event = |e: crate::migrator::Event<'_>| ctx.print_event(e);
+    let mut runner = Runner {
+        db: db.as_mut(),
+        settings: ctx.settings(),
+        operator: crate::migrator::operator(),
+        on_event: &on_event,
+    };
+    let result = validate(&mut runner, &files).await;
+    db.close().await;
+    let report = result?;
+    if ctx.out.json {
+        ctx.out.json(&serde_json::json!({"ok": report.problems.is_empty(), "checked": report.checked, "problems": report.problems}));
+    } else {
+        let mut text = String::new();
+        for f in &report.checked {
+            text.push_str(&format!(
+                "ok       {}_{}: {}\n",
+                f.version, f.name, f.message
+            ));
+        }
+        for f in &report.problems {
+            let place = match (&f.file, f.line) {
+                (Some(file), Some(line)) => format!(" at {file}:{line}"),
+                _ => String::new(),
+            };
+            text.push_str(&format!(
+                "{:<8} {}_{}{place}: {}\n",
+                f.result, f.version, f.name, f.message
+            ));
+        }
+        if report.checked.is_empty() && report.problems.is_empty() {
+            text.push_str("ok: applied checksums match and nothing is pending\n");
+        }
+        ctx.out.data(&text);
+    }
+    if report.problems.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::Check(format!(
+            "validate found {} problem(s); nothing was changed",
+            report.problems.len()
+        )))
+    }
+}

@@ -1,0 +1,202 @@
+//! keel.toml, environments, the choice of database URL, password redaction.
+
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// The embedded default: a SQLite file in the current folder, created on first use.
+pub const DEFAULT_DATABASE_URL: &str = "sqlite://keel.db";
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub migrations_dir: Option<PathBuf>,
+    pub signer: Option<String>,
+    pub signing_key: Option<PathBuf>,
+    pub signing_command: Option<String>,
+    pub alert_command: Option<String>,
+    /// Project-wide defaults for migrations that do not set their own.
+    #[serde(default, with = "crate::migration::meta::duration_opt")]
+    pub lock_timeout: Option<Duration>,
+    #[serde(default, with = "crate::migration::meta::duration_opt")]
+    pub statement_timeout: Option<Duration>,
+    pub retries: Option<u32>,
+    #[serde(default)]
+    pub environments: BTreeMap<String, Environment>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Environment {
+    pub database_url_env: Option<String>,
+    pub confirm: Option<String>,
+    #[serde(default)]
+    pub require_dry_run: bool,
+    #[serde(default)]
+    pub require_snapshot: bool,
+    #[serde(default)]
+    pub require_signature: bool,
+    pub health_url: Option<String>,
+    #[serde(default)]
+    pub smoke: Vec<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(
+        "{path}:{line}:{column}: {message}\n  fix: valid top-level keys: migrations_dir, signer, signing_key, signing_command, alert_command, lock_timeout, statement_timeout, retries, [environments.NAME]"
+    )]
+    Parse {
+        path: PathBuf,
+        line: usize,
+        column: usize,
+        message: String,
+    },
+    #[error(
+        "environment `{name}` is not in keel.toml{known}\n  fix: add [environments.{name}] with database_url_env = \"...\" to keel.toml"
+    )]
+    UnknownEnvironment { name: String, known: String },
+    #[error(
+        "environment `{name}` reads its database URL from ${var}, which is not set\n  fix: export {var}=postgres://user@host/db, or pass --database-url"
+    )]
+    MissingUrl { name: String, var: String },
+}
+
+impl Config {
+    /// Reads `keel.toml` in `dir`; no file means all defaults.
+    pub fn load(dir: &Path) -> Result<Config, ConfigError> {
+        let path = dir.join("keel.toml");
+        let text = match std::fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Config::default()),
+            Err(source) => return Err(ConfigError::Read { path, source }),
+        };
+        toml::from_str(&text).map_err(|e| {
+            let (line, column) = e
+                .span()
+                .map(|s| crate::migration::meta::line_col(&text, s.start))
+                .unwrap_or((1, 1));
+            ConfigError::Parse {
+                path,
+                line,
+                column,
+                message: e.message().trim().to_string(),
+            }
+        })
+    }
+
+    /// The database URL: `--database-url`, else `--env` through keel.toml,
+    /// else `$DATABASE_URL`, else the embedded SQLite default.
+    pub fn database_url(
+        &self,
+        explicit: Option<&str>,
+        env: Option<&str>,
+    ) -> Result<String, ConfigError> {
+        if let Some(url) = explicit {
+            return Ok(url.to_string());
+        }
+        if let Some(name) = env {
+            let environment = self.environments.get(name).ok_or_else(|| {
+                let names: Vec<&str> = self.environments.keys().map(String::as_str).collect();
+                ConfigError::UnknownEnvironment {
+                    name: name.to_string(),
+                    known: if names.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" (it has: {})", names.join(", "))
+                    },
+                }
+            })?;
+            let var = environment
+                .database_url_env
+                .clone()
+                .unwrap_or_else(|| "DATABASE_URL".into());
+            return std::env::var(&var).ok().filter(|v| !v.is_empty()).ok_or(
+                ConfigError::MissingUrl {
+                    name: name.to_string(),
+                    var,
+                },
+            );
+        }
+        Ok(std::env::var("DATABASE_URL")
+            .ok()
+            .filter(|v| !v.is_empty())
+            .unwrap_or_else(|| DEFAULT_DATABASE_URL.to_string()))
+    }
+}
+
+/// The URL with its password replaced by `***`, for anything shown,
+/// rendered or recorded. A URL that does not parse is reduced to its scheme
+/// so that nothing secret can leak through an error message.
+pub fn redact(url: &str) -> String {
+    if url.starts_with("sqlite:") {
+        return url.to_string();
+    }
+    match url::Url::parse(url) {
+        Ok(mut parsed) => {
+            if parsed.password().is_some() {
+                let _ = parsed.set_password(Some("***"));
+            }
+            let mut pairs: Vec<(String, String)> = parsed
+                .query_pairs()
+                .map(|(k, v)| {
+                    let secret =
+                        k.eq_ignore_ascii_case("password") || k.eq_ignore_ascii_case("sslpassword");
+                    (
+                        k.into_owned(),
+                        if secret {
+                            "***".to_string()
+                        } else {
+                            v.into_owned()
+                        },
+                    )
+                })
+                .collect();
+            if !pairs.is_empty() {
+                parsed
+                    .query_pairs_mut()
+                    .clear()
+                    .extend_pairs(pairs.drain(..));
+            }
+            parsed.to_string()
+        }
+        Err(_) => match url.split_once("://") {
+            Some((scheme, _)) => format!("{scheme}://(unparseable URL hidden)"),
+            None => "(unparseable URL hidden)".to_string(),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_never_show() {
+        assert_eq!(
+            redact("postgres://app:s3cret@db:5432/prod"),
+            "postgres://app:***@db:5432/prod"
+        );
+        assert_eq!(redact("postgres://app@db/prod"), "postgres://app@db/prod");
+        assert!(!redact("postgres://app@db/prod?password=s3cret").contains("s3cret"));
+        assert!(!redact("postgres://app:s3cret@db:notaport/x").contains("s3cret"));
+        assert_eq!(redact("sqlite://keel.db"), "sqlite://keel.db");
+    }
+
+    #[test]
+    fn unknown_environment_lists_the_known_ones() {
+        let config: Config =
+            toml::from_str("[environments.staging]\ndatabase_url_env = \"S\"\n").unwrap();
+        let err = config
+            .database_url(None, Some("prod"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("it has: staging"), "{err}");
+    }
+}

@@ -1,0 +1,121 @@
+use std::fmt;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DbErrorKind {
+    /// The server could not be reached or the connection dropped.
+    Connection,
+    /// `lock_timeout` expired (PostgreSQL 55P03) or SQLite stayed busy.
+    LockTimeout,
+    /// A bad URL or a request keel cannot make.
+    Usage,
+    /// Anything the SQL itself caused.
+    Statement,
+}
+
+/// An error from the database, with what the server said about it.
+#[derive(Debug, Clone)]
+pub struct DbError {
+    pub kind: DbErrorKind,
+    pub message: String,
+    /// SQLSTATE (PostgreSQL) or extended result code (SQLite).
+    pub code: Option<String>,
+    /// 1-based character position in the statement, when the server gives one.
+    pub position: Option<usize>,
+    pub detail: Option<String>,
+    pub hint: Option<String>,
+}
+
+impl DbError {
+    pub fn new(kind: DbErrorKind, message: impl Into<String>) -> DbError {
+        DbError {
+            kind,
+            message: message.into(),
+            code: None,
+            position: None,
+            detail: None,
+            hint: None,
+        }
+    }
+
+    pub fn usage(message: impl Into<String>) -> DbError {
+        DbError::new(DbErrorKind::Usage, message)
+    }
+
+    pub fn is_lock_timeout(&self) -> bool {
+        self.kind == DbErrorKind::LockTimeout
+    }
+
+    /// Converts an sqlx error, keeping the server's fields. `url` is the
+    /// redacted URL, used to say where a connection failed.
+    pub(crate) fn from_sqlx(e: sqlx::Error, url: &str) -> DbError {
+        match e {
+            sqlx::Error::Database(db) => {
+                let code = db.code().map(|c| c.into_owned());
+                let (position, detail, hint) =
+                    match db.try_downcast_ref::<sqlx::postgres::PgDatabaseError>() {
+                        Some(pg) => (
+                            match pg.position() {
+                                Some(sqlx::postgres::PgErrorPosition::Original(p)) => Some(p),
+                                _ => None,
+                            },
+                            pg.detail().map(str::to_string),
+                            pg.hint().map(str::to_string),
+                        ),
+                        None => (None, None, None),
+                    };
+                let lock_timeout = matches!(
+                    code.as_deref(),
+                    Some("55P03") | Some("5") | Some("261") | Some("517") | Some("6")
+                );
+                DbError {
+                    kind: if lock_timeout {
+                        DbErrorKind::LockTimeout
+                    } else {
+                        DbErrorKind::Statement
+                    },
+                    message: db.message().to_string(),
+                    code,
+                    position,
+                    detail,
+                    hint,
+                }
+            }
+            sqlx::Error::Io(io) => DbError::new(
+                DbErrorKind::Connection,
+                format!(
+                    "cannot reach the database at {url}: {io}. Check that the server is running and the URL is right"
+                ),
+            ),
+            sqlx::Error::Tls(tls) => DbError::new(
+                DbErrorKind::Connection,
+                format!("TLS failed talking to {url}: {tls}"),
+            ),
+            sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed => DbError::new(
+                DbErrorKind::Connection,
+                format!("the connection to {url} was closed"),
+            ),
+            sqlx::Error::Configuration(c) => {
+                DbError::usage(format!("the database URL {url} is not valid: {c}"))
+            }
+            other => DbError::new(DbErrorKind::Statement, other.to_string()),
+        }
+    }
+}
+
+impl fmt::Display for DbError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)?;
+        if let Some(code) = &self.code {
+            write!(f, " ({code})")?;
+        }
+        if let Some(detail) = &self.detail {
+            write!(f, "\n  detail: {detail}")?;
+        }
+        if let Some(hint) = &self.hint {
+            write!(f, "\n  hint: {hint}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for DbError {}

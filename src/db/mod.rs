@@ -1,0 +1,160 @@
+//! The only place where PostgreSQL and SQLite differ.
+//!
+//! [`Database`] is one trait with an implementation per dialect. Everything
+//! outside `db/` talks to it and never asks which database is behind it.
+
+mod error;
+mod postgres;
+mod quote;
+mod sqlite;
+mod tracking;
+
+pub use error::{DbError, DbErrorKind};
+pub use quote::quote_ident;
+pub use tracking::{TrackingRow, TrackingState};
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use std::time::Duration;
+
+/// Limits applied to each migration's statements.
+#[derive(Debug, Clone, Copy)]
+pub struct Timeouts {
+    pub lock: Duration,
+    pub statement: Duration,
+}
+
+/// A value for bulk loading and stats, independent of the dialect.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Value {
+    Null,
+    Int(i64),
+    Bool(bool),
+    Text(String),
+    Timestamp(DateTime<Utc>),
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ColumnInfo {
+    pub name: String,
+    pub data_type: String,
+    pub nullable: bool,
+    pub default: Option<String>,
+    /// True for text-like columns (text, varchar, char), where word and
+    /// character statistics make sense.
+    pub is_text: bool,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct IndexInfo {
+    pub name: String,
+    pub definition: String,
+    pub unique: bool,
+    pub valid: bool,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ConstraintInfo {
+    pub name: String,
+    pub kind: String,
+    pub definition: String,
+}
+
+/// Count, nulls and range of one column, computed by the database.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct ColumnSummary {
+    pub rows: i64,
+    pub nulls: i64,
+    pub min: Option<String>,
+    pub max: Option<String>,
+}
+
+#[async_trait]
+pub trait Database: Send {
+    /// "PostgreSQL" or "SQLite", for messages.
+    fn dialect_name(&self) -> &'static str;
+    /// The connection URL with any password replaced by `***`.
+    fn display_url(&self) -> &str;
+    /// True where DDL is transactional and `validate` can run migrations in a
+    /// rolled-back transaction. Both dialects can.
+    fn supports_statement_timeout(&self) -> bool;
+
+    /// Runs one statement (or several, for internal scripts) as sent, with no
+    /// parameters.
+    async fn execute(&mut self, sql: &str) -> Result<(), DbError>;
+
+    /// Opens a transaction for one migration, with its timeouts. `durable`
+    /// false lets the commit return before the WAL is flushed (PostgreSQL
+    /// `synchronous_commit = off`), which stays atomic.
+    async fn begin(&mut self, timeouts: Timeouts, durable: bool) -> Result<(), DbError>;
+    async fn commit(&mut self) -> Result<(), DbError>;
+    async fn rollback(&mut self) -> Result<(), DbError>;
+    async fn savepoint(&mut self, name: &str) -> Result<(), DbError>;
+    async fn rollback_to_savepoint(&mut self, name: &str) -> Result<(), DbError>;
+    /// Sets the timeouts for the session, for statements run outside a
+    /// transaction (non-transactional migrations).
+    async fn set_session_timeouts(&mut self, timeouts: Timeouts) -> Result<(), DbError>;
+
+    /// Creates the tracking table if it does not exist.
+    async fn ensure_tracking(&mut self) -> Result<(), DbError>;
+    /// Every row of the tracking table, by version; empty when it does not exist.
+    async fn tracking_rows(&mut self) -> Result<Vec<TrackingRow>, DbError>;
+    /// Inserts or replaces the row for `row.version`.
+    async fn write_tracking(&mut self, row: &TrackingRow) -> Result<(), DbError>;
+    async fn delete_tracking(&mut self, version: &str) -> Result<(), DbError>;
+
+    /// Takes the one-runner-at-a-time lock, waiting for another runner to
+    /// finish. `on_wait` is called once if the lock is busy.
+    async fn lock_runs(&mut self, on_wait: &(dyn Fn() + Sync)) -> Result<(), DbError>;
+    async fn unlock_runs(&mut self) -> Result<(), DbError>;
+
+    /// Names of indexes that a failed `CREATE INDEX CONCURRENTLY` left INVALID.
+    async fn invalid_indexes(&mut self) -> Result<Vec<String>, DbError>;
+    async fn drop_index(&mut self, qualified_name: &str) -> Result<(), DbError>;
+
+    /// User tables (no system or keel tables), by name.
+    async fn tables(&mut self) -> Result<Vec<String>, DbError>;
+    async fn columns(&mut self, table: &str) -> Result<Vec<ColumnInfo>, DbError>;
+    async fn indexes(&mut self, table: &str) -> Result<Vec<IndexInfo>, DbError>;
+    async fn constraints(&mut self, table: &str) -> Result<Vec<ConstraintInfo>, DbError>;
+    async fn summarize(&mut self, table: &str, column: &str) -> Result<ColumnSummary, DbError>;
+    async fn count_rows(&mut self, table: &str) -> Result<i64, DbError>;
+    async fn max_int(&mut self, table: &str, column: &str) -> Result<Option<i64>, DbError>;
+    /// Reads a column's values as text, one at a time, without holding the
+    /// column in memory. Returns how many rows were visited.
+    async fn scan_text(
+        &mut self,
+        table: &str,
+        column: &str,
+        visit: &mut (dyn for<'x> FnMut(Option<&'x str>) + Send),
+    ) -> Result<u64, DbError>;
+
+    /// Loads rows fast (PostgreSQL: COPY; SQLite: prepared inserts in one
+    /// transaction). Rows come in chunks so memory stays flat.
+    async fn bulk_insert(
+        &mut self,
+        table: &str,
+        columns: &[&str],
+        rows: &mut (dyn Iterator<Item = Vec<Value>> + Send),
+    ) -> Result<u64, DbError>;
+    /// After rows were loaded with explicit ids, moves the table's id
+    /// sequence past them (PostgreSQL); nothing on SQLite.
+    async fn sync_id_sequence(&mut self, table: &str, column: &str) -> Result<(), DbError>;
+
+    async fn close(self: Box<Self>);
+}
+
+/// Connects to the database a URL names: `postgres://` / `postgresql://` or
+/// `sqlite:` (a missing SQLite file is created).
+pub async fn connect(url: &str) -> Result<Box<dyn Database>, DbError> {
+    let display = crate::config::redact(url);
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        Ok(Box::new(postgres::Postgres::connect(url, display).await?))
+    } else if url.starts_with("sqlite:") {
+        Ok(Box::new(sqlite::Sqlite::connect(url, display).await?))
+    } else {
+        Err(DbError::usage(format!(
+            "`{display}` is not a database URL keel knows: use postgres://user@host/db or sqlite://file.db"
+        )))
+    }
+}

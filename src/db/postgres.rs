@@ -1,0 +1,514 @@
+use super::tracking::TABLE;
+use super::{
+    ColumnInfo, ColumnSummary, ConstraintInfo, Database, DbError, IndexInfo, Timeouts, TrackingRow,
+    TrackingState, Value, quote_ident,
+};
+use async_trait::async_trait;
+use futures_util::TryStreamExt;
+use sqlx::postgres::{PgConnectOptions, PgConnection};
+use sqlx::{ConnectOptions, Connection, Row};
+use std::str::FromStr;
+use std::time::Duration;
+
+/// Key of the session advisory lock that makes runs one at a time
+/// (the bytes of "keel" plus a fixed tag, so it will not collide by accident).
+const RUN_LOCK_KEY: i64 = 0x6b65_656c_0000_0001;
+
+pub struct Postgres {
+    conn: PgConnection,
+    url: String,
+}
+
+impl Postgres {
+    pub async fn connect(url: &str, display: String) -> Result<Postgres, DbError> {
+        let options = PgConnectOptions::from_str(url)
+            .map_err(|e| DbError::from_sqlx(e, &display))?
+            .application_name("keel")
+            .disable_statement_logging();
+        let conn = tokio::time::timeout(Duration::from_secs(15), options.connect())
+            .await
+            .map_err(|_| {
+                DbError::new(
+                    super::DbErrorKind::Connection,
+                    format!(
+                        "no answer from {display} within 15 s; check the host, port and firewall"
+                    ),
+                )
+            })?
+            .map_err(|e| DbError::from_sqlx(e, &display))?;
+        Ok(Postgres { conn, url: display })
+    }
+
+    fn err(&self, e: sqlx::Error) -> DbError {
+        DbError::from_sqlx(e, &self.url)
+    }
+}
+
+fn ms(d: Duration) -> u128 {
+    d.as_millis()
+}
+
+/// `(schema, name)` for a possibly qualified table name, defaulting to the
+/// first schema of the search path.
+fn split_table(table: &str) -> (Option<&str>, &str) {
+    match table.split_once('.') {
+        Some((schema, name)) => (Some(schema), name),
+        None => (None, table),
+    }
+}
+
+#[async_trait]
+impl Database for Postgres {
+    fn dialect_name(&self) -> &'static str {
+        "PostgreSQL"
+    }
+
+    fn display_url(&self) -> &str {
+        &self.url
+    }
+
+    fn supports_statement_timeout(&self) -> bool {
+        true
+    }
+
+    async fn execute(&mut self, sql: &str) -> Result<(), DbError> {
+        let conn: &mut _ = &mut self.conn;
+        sqlx::Executor::execute(conn, sqlx::raw_sql(sql))
+            .await
+            .map(|_| ())
+            .map_err(|e| DbError::from_sqlx(e, &self.url))
+    }
+
+    async fn begin(&mut self, t: Timeouts, durable: bool) -> Result<(), DbError> {
+        // Timeouts are integers formatted by keel, never user text. One round
+        // trip for all of it keeps a run of many small migrations fast.
+        let mut sql = format!(
+            "BEGIN; SET LOCAL lock_timeout = {}; SET LOCAL statement_timeout = {};",
+            ms(t.lock),
+            ms(t.statement)
+        );
+        if !durable {
+            // Safe for a migration runner: the migration and its tracking row
+            // commit atomically, so a server crash can lose only whole, recent
+            // migrations, which are then simply pending again. The run's last
+            // commit is durable and flushes everything before it.
+            sql.push_str(" SET LOCAL synchronous_commit = off;");
+        }
+        self.execute(&sql).await
+    }
+
+    async fn commit(&mut self) -> Result<(), DbError> {
+        self.execute("COMMIT").await
+    }
+
+    async fn rollback(&mut self) -> Result<(), DbError> {
+        self.execute("ROLLBACK").await
+    }
+
+    async fn savepoint(&mut self, name: &str) -> Result<(), DbError> {
+        self.execute(&format!("SAVEPOINT {}", quote_ident(name)))
+            .await
+    }
+
+    async fn rollback_to_savepoint(&mut self, name: &str) -> Result<(), DbError> {
+        self.execute(&format!("ROLLBACK TO SAVEPOINT {}", quote_ident(name)))
+            .await
+    }
+
+    async fn set_session_timeouts(&mut self, t: Timeouts) -> Result<(), DbError> {
+        self.execute(&format!(
+            "SET lock_timeout = {}; SET statement_timeout = {};",
+            ms(t.lock),
+            ms(t.statement)
+        ))
+        .await
+    }
+
+    async fn ensure_tracking(&mut self) -> Result<(), DbError> {
+        self.execute(&format!(
+            "CREATE TABLE IF NOT EXISTS {TABLE} (
+                version text PRIMARY KEY,
+                name text NOT NULL,
+                checksum text NOT NULL,
+                state text NOT NULL,
+                applied_at timestamptz NOT NULL DEFAULT now(),
+                applied_by text NOT NULL,
+                execution_ms bigint NOT NULL,
+                statements_done bigint NOT NULL DEFAULT 0,
+                error text
+            )"
+        ))
+        .await
+    }
+
+    async fn tracking_rows(&mut self) -> Result<Vec<TrackingRow>, DbError> {
+        let exists: Option<String> = sqlx::query_scalar("SELECT to_regclass($1)::text")
+            .bind(TABLE)
+            .fetch_one(&mut self.conn)
+            .await
+            .map_err(|e| self.err(e))?;
+        if exists.is_none() {
+            return Ok(Vec::new());
+        }
+        let rows = sqlx::query(&format!(
+            "SELECT version, name, checksum, state, applied_at, applied_by, execution_ms, \
+             statements_done, error FROM {TABLE} ORDER BY version"
+        ))
+        .fetch_all(&mut self.conn)
+        .await
+        .map_err(|e| self.err(e))?;
+        rows.iter()
+            .map(|r| {
+                Ok(TrackingRow {
+                    version: r.try_get("version")?,
+                    name: r.try_get("name")?,
+                    checksum: r.try_get("checksum")?,
+                    state: TrackingState::parse(r.try_get("state")?),
+                    applied_at: r.try_get("applied_at")?,
+                    applied_by: r.try_get("applied_by")?,
+                    execution_ms: r.try_get("execution_ms")?,
+                    statements_done: r.try_get("statements_done")?,
+                    error: r.try_get("error")?,
+                })
+            })
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(|e| self.err(e))
+    }
+
+    async fn write_tracking(&mut self, row: &TrackingRow) -> Result<(), DbError> {
+        sqlx::query(&format!(
+            "INSERT INTO {TABLE} (version, name, checksum, state, applied_at, applied_by, \
+             execution_ms, statements_done, error) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
+             ON CONFLICT (version) DO UPDATE SET name = EXCLUDED.name, checksum = EXCLUDED.checksum, \
+             state = EXCLUDED.state, applied_at = EXCLUDED.applied_at, applied_by = EXCLUDED.applied_by, \
+             execution_ms = EXCLUDED.execution_ms, statements_done = EXCLUDED.statements_done, \
+             error = EXCLUDED.error"
+        ))
+        .bind(&row.version)
+        .bind(&row.name)
+        .bind(&row.checksum)
+        .bind(row.state.as_str())
+        .bind(row.applied_at)
+        .bind(&row.applied_by)
+        .bind(row.execution_ms)
+        .bind(row.statements_done)
+        .bind(&row.error)
+        .execute(&mut self.conn)
+        .await
+        .map(|_| ())
+        .map_err(|e| self.err(e))
+    }
+
+    async fn delete_tracking(&mut self, version: &str) -> Result<(), DbError> {
+        sqlx::query(&format!("DELETE FROM {TABLE} WHERE version = $1"))
+            .bind(version)
+            .execute(&mut self.conn)
+            .await
+            .map(|_| ())
+            .map_err(|e| self.err(e))
+    }
+
+    async fn lock_runs(&mut self, on_wait: &(dyn Fn() + Sync)) -> Result<(), DbError> {
+        let got: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
+            .bind(RUN_LOCK_KEY)
+            .fetch_one(&mut self.conn)
+            .await
+            .map_err(|e| self.err(e))?;
+        if !got {
+            on_wait();
+            sqlx::query("SELECT pg_advisory_lock($1)")
+                .bind(RUN_LOCK_KEY)
+                .execute(&mut self.conn)
+                .await
+                .map_err(|e| self.err(e))?;
+        }
+        Ok(())
+    }
+
+    async fn unlock_runs(&mut self) -> Result<(), DbError> {
+        sqlx::query("SELECT pg_advisory_unlock($1)")
+            .bind(RUN_LOCK_KEY)
+            .execute(&mut self.conn)
+            .await
+            .map(|_| ())
+            .map_err(|e| self.err(e))
+    }
+
+    async fn invalid_indexes(&mut self) -> Result<Vec<String>, DbError> {
+        sqlx::query_scalar(
+            "SELECT format('%I.%I', n.nspname, c.relname) FROM pg_index i \
+             JOIN pg_class c ON c.oid = i.indexrelid JOIN pg_namespace n ON n.oid = c.relnamespace \
+             WHERE NOT i.indisvalid ORDER BY 1",
+        )
+        .fetch_all(&mut self.conn)
+        .await
+        .map_err(|e| self.err(e))
+    }
+
+    async fn drop_index(&mut self, qualified_name: &str) -> Result<(), DbError> {
+        // Already quoted by format('%I.%I') in invalid_indexes.
+        self.execute(&format!(
+            "DROP INDEX CONCURRENTLY IF EXISTS {qualified_name}"
+        ))
+        .await
+    }
+
+    async fn tables(&mut self) -> Result<Vec<String>, DbError> {
+        sqlx::query_scalar(
+            "SELECT CASE WHEN n.nspname = current_schema() THEN c.relname \
+             ELSE n.nspname || '.' || c.relname END \
+             FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+             WHERE c.relkind IN ('r', 'p') AND n.nspname NOT IN ('pg_catalog', 'information_schema') \
+             AND n.nspname NOT LIKE 'pg_toast%' AND c.relname <> $1 ORDER BY 1",
+        )
+        .bind(TABLE)
+        .fetch_all(&mut self.conn)
+        .await
+        .map_err(|e| self.err(e))
+    }
+
+    async fn columns(&mut self, table: &str) -> Result<Vec<ColumnInfo>, DbError> {
+        let (schema, name) = split_table(table);
+        let rows = sqlx::query(
+            "SELECT a.attname::text AS name, format_type(a.atttypid, a.atttypmod) AS data_type, \
+             NOT a.attnotnull AS nullable, pg_get_expr(d.adbin, d.adrelid) AS default_expr, \
+             t.typcategory = 'S' AS is_text \
+             FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid \
+             JOIN pg_namespace n ON n.oid = c.relnamespace JOIN pg_type t ON t.oid = a.atttypid \
+             LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum \
+             WHERE c.relname = $1 AND n.nspname = coalesce($2, current_schema()) \
+             AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum",
+        )
+        .bind(name)
+        .bind(schema)
+        .fetch_all(&mut self.conn)
+        .await
+        .map_err(|e| self.err(e))?;
+        rows.iter()
+            .map(|r| {
+                Ok(ColumnInfo {
+                    name: r.try_get("name")?,
+                    data_type: r.try_get("data_type")?,
+                    nullable: r.try_get("nullable")?,
+                    default: r.try_get("default_expr")?,
+                    is_text: r.try_get("is_text")?,
+                })
+            })
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(|e| self.err(e))
+    }
+
+    async fn indexes(&mut self, table: &str) -> Result<Vec<IndexInfo>, DbError> {
+        let (schema, name) = split_table(table);
+        let rows = sqlx::query(
+            "SELECT ic.relname::text AS name, pg_get_indexdef(i.indexrelid) AS definition, \
+             i.indisunique AS is_unique, i.indisvalid AS valid \
+             FROM pg_index i JOIN pg_class c ON c.oid = i.indrelid \
+             JOIN pg_class ic ON ic.oid = i.indexrelid JOIN pg_namespace n ON n.oid = c.relnamespace \
+             WHERE c.relname = $1 AND n.nspname = coalesce($2, current_schema()) ORDER BY 1",
+        )
+        .bind(name)
+        .bind(schema)
+        .fetch_all(&mut self.conn)
+        .await
+        .map_err(|e| self.err(e))?;
+        rows.iter()
+            .map(|r| {
+                Ok(IndexInfo {
+                    name: r.try_get("name")?,
+                    definition: r.try_get("definition")?,
+                    unique: r.try_get("is_unique")?,
+                    valid: r.try_get("valid")?,
+                })
+            })
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(|e| self.err(e))
+    }
+
+    async fn constraints(&mut self, table: &str) -> Result<Vec<ConstraintInfo>, DbError> {
+        let (schema, name) = split_table(table);
+        let rows = sqlx::query(
+            "SELECT con.conname::text AS name, \
+             CASE con.contype WHEN 'p' THEN 'primary key' WHEN 'u' THEN 'unique' \
+             WHEN 'f' THEN 'foreign key' WHEN 'c' THEN 'check' WHEN 'x' THEN 'exclusion' \
+             ELSE con.contype::text END AS kind, pg_get_constraintdef(con.oid) AS definition \
+             FROM pg_constraint con JOIN pg_class c ON c.oid = con.conrelid \
+             JOIN pg_namespace n ON n.oid = c.relnamespace \
+             WHERE c.relname = $1 AND n.nspname = coalesce($2, current_schema()) ORDER BY 1",
+        )
+        .bind(name)
+        .bind(schema)
+        .fetch_all(&mut self.conn)
+        .await
+        .map_err(|e| self.err(e))?;
+        rows.iter()
+            .map(|r| {
+                Ok(ConstraintInfo {
+                    name: r.try_get("name")?,
+                    kind: r.try_get("kind")?,
+                    definition: r.try_get("definition")?,
+                })
+            })
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(|e| self.err(e))
+    }
+
+    async fn summarize(&mut self, table: &str, column: &str) -> Result<ColumnSummary, DbError> {
+        let (t, c) = (quote_ident(table), quote_ident(column));
+        // min/max on the column's own type (so numbers and dates order
+        // correctly), then shown as text. Types without ordering (json,
+        // bool) have no range.
+        let sql = format!(
+            "SELECT count(*), count(*) - count({c}), min({c})::text, max({c})::text FROM {t}"
+        );
+        let row = match sqlx::query(&sql).fetch_one(&mut self.conn).await {
+            Ok(row) => row,
+            Err(_) => sqlx::query(&format!(
+                "SELECT count(*), count(*) - count({c}), NULL::text, NULL::text FROM {t}"
+            ))
+            .fetch_one(&mut self.conn)
+            .await
+            .map_err(|e| self.err(e))?,
+        };
+        Ok(ColumnSummary {
+            rows: row.try_get(0).map_err(|e| self.err(e))?,
+            nulls: row.try_get(1).map_err(|e| self.err(e))?,
+            min: row.try_get(2).map_err(|e| self.err(e))?,
+            max: row.try_get(3).map_err(|e| self.err(e))?,
+        })
+    }
+
+    async fn count_rows(&mut self, table: &str) -> Result<i64, DbError> {
+        sqlx::query_scalar(&format!("SELECT count(*) FROM {}", quote_ident(table)))
+            .fetch_one(&mut self.conn)
+            .await
+            .map_err(|e| self.err(e))
+    }
+
+    async fn max_int(&mut self, table: &str, column: &str) -> Result<Option<i64>, DbError> {
+        sqlx::query_scalar(&format!(
+            "SELECT max({})::bigint FROM {}",
+            quote_ident(column),
+            quote_ident(table)
+        ))
+        .fetch_one(&mut self.conn)
+        .await
+        .map_err(|e| self.err(e))
+    }
+
+    async fn scan_text(
+        &mut self,
+        table: &str,
+        column: &str,
+        visit: &mut (dyn for<'x> FnMut(Option<&'x str>) + Send),
+    ) -> Result<u64, DbError> {
+        let sql = format!(
+            "SELECT {}::text FROM {}",
+            quote_ident(column),
+            quote_ident(table)
+        );
+        let mut rows = sqlx::query_scalar::<_, Option<String>>(&sql).fetch(&mut self.conn);
+        let mut n = 0;
+        while let Some(value) = rows
+            .try_next()
+            .await
+            .map_err(|e| DbError::from_sqlx(e, &self.url))?
+        {
+            visit(value.as_deref());
+            n += 1;
+        }
+        Ok(n)
+    }
+
+    async fn bulk_insert(
+        &mut self,
+        table: &str,
+        columns: &[&str],
+        rows: &mut (dyn Iterator<Item = Vec<Value>> + Send),
+    ) -> Result<u64, DbError> {
+        let cols: Vec<String> = columns.iter().map(|c| quote_ident(c)).collect();
+        let sql = format!(
+            "COPY {} ({}) FROM STDIN",
+            quote_ident(table),
+            cols.join(", ")
+        );
+        let mut copy = self
+            .conn
+            .copy_in_raw(&sql)
+            .await
+            .map_err(|e| DbError::from_sqlx(e, &self.url))?;
+        let mut buf = String::with_capacity(1 << 17);
+        let mut n = 0u64;
+        for row in rows {
+            for (i, value) in row.iter().enumerate() {
+                if i > 0 {
+                    buf.push('\t');
+                }
+                copy_text(&mut buf, value);
+            }
+            buf.push('\n');
+            n += 1;
+            if buf.len() >= 1 << 16 {
+                copy.send(buf.as_bytes())
+                    .await
+                    .map_err(|e| DbError::from_sqlx(e, &self.url))?;
+                buf.clear();
+            }
+        }
+        if !buf.is_empty() {
+            copy.send(buf.as_bytes())
+                .await
+                .map_err(|e| DbError::from_sqlx(e, &self.url))?;
+        }
+        copy.finish()
+            .await
+            .map_err(|e| DbError::from_sqlx(e, &self.url))?;
+        Ok(n)
+    }
+
+    async fn sync_id_sequence(&mut self, table: &str, column: &str) -> Result<(), DbError> {
+        let seq: Option<String> = sqlx::query_scalar("SELECT pg_get_serial_sequence($1, $2)")
+            .bind(quote_ident(table))
+            .bind(column)
+            .fetch_one(&mut self.conn)
+            .await
+            .map_err(|e| self.err(e))?;
+        if let Some(seq) = seq {
+            sqlx::query(&format!(
+                "SELECT setval($1::regclass, coalesce((SELECT max({}) FROM {}), 0) + 1, false)",
+                quote_ident(column),
+                quote_ident(table)
+            ))
+            .bind(seq)
+            .execute(&mut self.conn)
+            .await
+            .map_err(|e| self.err(e))?;
+        }
+        Ok(())
+    }
+
+    async fn close(self: Box<Self>) {
+        let _ = self.conn.close().await;
+    }
+}
+
+/// Appends a value in COPY's text format.
+fn copy_text(buf: &mut String, value: &Value) {
+    match value {
+        Value::Null => buf.push_str("\\N"),
+        Value::Int(i) => buf.push_str(&i.to_string()),
+        Value::Bool(b) => buf.push_str(if *b { "t" } else { "f" }),
+        Value::Timestamp(t) => buf.push_str(&t.to_rfc3339()),
+        Value::Text(s) => {
+            for ch in s.chars() {
+                match ch {
+                    '\\' => buf.push_str("\\\\"),
+                    '\t' => buf.push_str("\\t"),
+                    '\n' => buf.push_str("\\n"),
+                    '\r' => buf.push_str("\\r"),
+                    c => buf.push(c),
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,479 @@
+use super::tracking::TABLE;
+use super::{
+    ColumnInfo, ColumnSummary, ConstraintInfo, Database, DbError, DbErrorKind, IndexInfo, Timeouts,
+    TrackingRow, TrackingState, Value, quote_ident,
+};
+use async_trait::async_trait;
+use futures_util::TryStreamExt;
+use sqlx::sqlite::{SqliteArguments, SqliteConnectOptions, SqliteConnection};
+use sqlx::{Arguments, ConnectOptions, Connection, Row};
+use std::fs::File;
+use std::path::PathBuf;
+use std::str::FromStr;
+
+pub struct Sqlite {
+    conn: SqliteConnection,
+    url: String,
+    /// The database file, for the run lock beside it; `None` in memory.
+    path: Option<PathBuf>,
+    lock: Option<File>,
+}
+
+impl Sqlite {
+    pub async fn connect(url: &str, display: String) -> Result<Sqlite, DbError> {
+        let options = SqliteConnectOptions::from_str(url)
+            .map_err(|e| DbError::from_sqlx(e, &display))?
+            .create_if_missing(true)
+            .foreign_keys(true)
+            .disable_statement_logging();
+        let path = options.get_filename();
+        let path = (!path.as_os_str().is_empty() && path != std::path::Path::new(":memory:"))
+            .then(|| path.to_path_buf());
+        let conn = options
+            .connect()
+            .await
+            .map_err(|e| DbError::from_sqlx(e, &display))?;
+        Ok(Sqlite {
+            conn,
+            url: display,
+            path,
+            lock: None,
+        })
+    }
+
+    fn err(&self, e: sqlx::Error) -> DbError {
+        DbError::from_sqlx(e, &self.url)
+    }
+}
+
+#[async_trait]
+impl Database for Sqlite {
+    fn dialect_name(&self) -> &'static str {
+        "SQLite"
+    }
+
+    fn display_url(&self) -> &str {
+        &self.url
+    }
+
+    fn supports_statement_timeout(&self) -> bool {
+        false
+    }
+
+    async fn execute(&mut self, sql: &str) -> Result<(), DbError> {
+        let conn: &mut _ = &mut self.conn;
+        sqlx::Executor::execute(conn, sqlx::raw_sql(sql))
+            .await
+            .map(|_| ())
+            .map_err(|e| DbError::from_sqlx(e, &self.url))
+    }
+
+    async fn begin(&mut self, t: Timeouts, _durable: bool) -> Result<(), DbError> {
+        // SQLite has no lock_timeout: busy_timeout is how long a writer waits
+        // for another. IMMEDIATE takes the write lock up front, so two runners
+        // cannot both read "pending" and both apply.
+        self.execute(&format!(
+            "PRAGMA busy_timeout = {}; BEGIN IMMEDIATE",
+            t.lock.as_millis()
+        ))
+        .await
+    }
+
+    async fn commit(&mut self) -> Result<(), DbError> {
+        self.execute("COMMIT").await
+    }
+
+    async fn rollback(&mut self) -> Result<(), DbError> {
+        self.execute("ROLLBACK").await
+    }
+
+    async fn savepoint(&mut self, name: &str) -> Result<(), DbError> {
+        self.execute(&format!("SAVEPOINT {}", quote_ident(name)))
+            .await
+    }
+
+    async fn rollback_to_savepoint(&mut self, name: &str) -> Result<(), DbError> {
+        self.execute(&format!("ROLLBACK TO SAVEPOINT {}", quote_ident(name)))
+            .await
+    }
+
+    async fn set_session_timeouts(&mut self, t: Timeouts) -> Result<(), DbError> {
+        self.execute(&format!("PRAGMA busy_timeout = {}", t.lock.as_millis()))
+            .await
+    }
+
+    async fn ensure_tracking(&mut self) -> Result<(), DbError> {
+        self.execute(&format!(
+            "CREATE TABLE IF NOT EXISTS {TABLE} (
+                version TEXT PRIMARY KEY,
+                name TEXT NOT NULL,
+                checksum TEXT NOT NULL,
+                state TEXT NOT NULL,
+                applied_at TEXT NOT NULL,
+                applied_by TEXT NOT NULL,
+                execution_ms INTEGER NOT NULL,
+                statements_done INTEGER NOT NULL DEFAULT 0,
+                error TEXT
+            )"
+        ))
+        .await
+    }
+
+    async fn tracking_rows(&mut self) -> Result<Vec<TrackingRow>, DbError> {
+        let exists: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?",
+        )
+        .bind(TABLE)
+        .fetch_one(&mut self.conn)
+        .await
+        .map_err(|e| self.err(e))?;
+        if exists == 0 {
+            return Ok(Vec::new());
+        }
+        let rows = sqlx::query(&format!(
+            "SELECT version, name, checksum, state, applied_at, applied_by, execution_ms, \
+             statements_done, error FROM {TABLE} ORDER BY version"
+        ))
+        .fetch_all(&mut self.conn)
+        .await
+        .map_err(|e| self.err(e))?;
+        rows.iter()
+            .map(|r| {
+                Ok(TrackingRow {
+                    version: r.try_get("version")?,
+                    name: r.try_get("name")?,
+                    checksum: r.try_get("checksum")?,
+                    state: TrackingState::parse(r.try_get("state")?),
+                    applied_at: r.try_get("applied_at")?,
+                    applied_by: r.try_get("applied_by")?,
+                    execution_ms: r.try_get("execution_ms")?,
+                    statements_done: r.try_get("statements_done")?,
+                    error: r.try_get("error")?,
+                })
+            })
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(|e| self.err(e))
+    }
+
+    async fn write_tracking(&mut self, row: &TrackingRow) -> Result<(), DbError> {
+        sqlx::query(&format!(
+            "INSERT OR REPLACE INTO {TABLE} (version, name, checksum, state, applied_at, \
+             applied_by, execution_ms, statements_done, error) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        ))
+        .bind(&row.version)
+        .bind(&row.name)
+        .bind(&row.checksum)
+        .bind(row.state.as_str())
+        .bind(row.applied_at)
+        .bind(&row.applied_by)
+        .bind(row.execution_ms)
+        .bind(row.statements_done)
+        .bind(&row.error)
+        .execute(&mut self.conn)
+        .await
+        .map(|_| ())
+        .map_err(|e| self.err(e))
+    }
+
+    async fn delete_tracking(&mut self, version: &str) -> Result<(), DbError> {
+        sqlx::query(&format!("DELETE FROM {TABLE} WHERE version = ?"))
+            .bind(version)
+            .execute(&mut self.conn)
+            .await
+            .map(|_| ())
+            .map_err(|e| self.err(e))
+    }
+
+    async fn lock_runs(&mut self, on_wait: &(dyn Fn() + Sync)) -> Result<(), DbError> {
+        // An exclusive SQLite transaction for the whole run would make the run
+        // one commit; a lock file beside the database keeps runs one at a time
+        // while each migration still commits on its own.
+        let Some(path) = &self.path else {
+            return Ok(());
+        };
+        let mut lock_path = path.clone().into_os_string();
+        lock_path.push(".lock");
+        let file = File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(|e| {
+                DbError::new(
+                    DbErrorKind::Connection,
+                    format!(
+                        "cannot open the run lock {}: {e}",
+                        PathBuf::from(&lock_path).display()
+                    ),
+                )
+            })?;
+        let file = match file.try_lock() {
+            Ok(()) => file,
+            Err(std::fs::TryLockError::WouldBlock) => {
+                on_wait();
+                tokio::task::spawn_blocking(move || file.lock().map(|()| file))
+                    .await
+                    .map_err(|e| DbError::new(DbErrorKind::Connection, e.to_string()))?
+                    .map_err(|e| DbError::new(DbErrorKind::Connection, format!("run lock: {e}")))?
+            }
+            Err(std::fs::TryLockError::Error(e)) => {
+                return Err(DbError::new(
+                    DbErrorKind::Connection,
+                    format!("run lock: {e}"),
+                ));
+            }
+        };
+        self.lock = Some(file);
+        Ok(())
+    }
+
+    async fn unlock_runs(&mut self) -> Result<(), DbError> {
+        // Dropping the file releases the lock.
+        self.lock = None;
+        Ok(())
+    }
+
+    async fn invalid_indexes(&mut self) -> Result<Vec<String>, DbError> {
+        Ok(Vec::new())
+    }
+
+    async fn drop_index(&mut self, qualified_name: &str) -> Result<(), DbError> {
+        self.execute(&format!(
+            "DROP INDEX IF EXISTS {}",
+            quote_ident(qualified_name)
+        ))
+        .await
+    }
+
+    async fn tables(&mut self) -> Result<Vec<String>, DbError> {
+        sqlx::query_scalar(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' \
+             AND name <> ? ORDER BY name",
+        )
+        .bind(TABLE)
+        .fetch_all(&mut self.conn)
+        .await
+        .map_err(|e| self.err(e))
+    }
+
+    async fn columns(&mut self, table: &str) -> Result<Vec<ColumnInfo>, DbError> {
+        let rows = sqlx::query(
+            "SELECT name, type, \"notnull\", dflt_value, pk FROM pragma_table_info(?) ORDER BY cid",
+        )
+        .bind(table)
+        .fetch_all(&mut self.conn)
+        .await
+        .map_err(|e| self.err(e))?;
+        rows.iter()
+            .map(|r| {
+                let data_type: String = r.try_get("type")?;
+                let upper = data_type.to_ascii_uppercase();
+                let not_null: i64 = r.try_get("notnull")?;
+                let pk: i64 = r.try_get("pk")?;
+                Ok(ColumnInfo {
+                    name: r.try_get("name")?,
+                    is_text: upper.contains("CHAR")
+                        || upper.contains("CLOB")
+                        || upper.contains("TEXT"),
+                    data_type: data_type.to_lowercase(),
+                    nullable: not_null == 0 && pk == 0,
+                    default: r.try_get("dflt_value")?,
+                })
+            })
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(|e| self.err(e))
+    }
+
+    async fn indexes(&mut self, table: &str) -> Result<Vec<IndexInfo>, DbError> {
+        let rows = sqlx::query(
+            "SELECT l.name, l.\"unique\", coalesce(m.sql, 'automatic index (' || l.origin || ')') AS definition \
+             FROM pragma_index_list(?) l LEFT JOIN sqlite_master m ON m.name = l.name AND m.type = 'index' \
+             ORDER BY l.name",
+        )
+        .bind(table)
+        .fetch_all(&mut self.conn)
+        .await
+        .map_err(|e| self.err(e))?;
+        rows.iter()
+            .map(|r| {
+                let unique: i64 = r.try_get("unique")?;
+                Ok(IndexInfo {
+                    name: r.try_get("name")?,
+                    definition: r.try_get("definition")?,
+                    unique: unique != 0,
+                    valid: true,
+                })
+            })
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(|e| self.err(e))
+    }
+
+    async fn constraints(&mut self, table: &str) -> Result<Vec<ConstraintInfo>, DbError> {
+        let mut out = Vec::new();
+        let pk: Vec<String> =
+            sqlx::query_scalar("SELECT name FROM pragma_table_info(?) WHERE pk > 0 ORDER BY pk")
+                .bind(table)
+                .fetch_all(&mut self.conn)
+                .await
+                .map_err(|e| self.err(e))?;
+        if !pk.is_empty() {
+            out.push(ConstraintInfo {
+                name: format!("{table}_pkey"),
+                kind: "primary key".into(),
+                definition: format!("PRIMARY KEY ({})", pk.join(", ")),
+            });
+        }
+        let fks = sqlx::query(
+            "SELECT \"from\", \"table\", \"to\", on_delete FROM pragma_foreign_key_list(?) ORDER BY id, seq",
+        )
+        .bind(table)
+        .fetch_all(&mut self.conn)
+        .await
+        .map_err(|e| self.err(e))?;
+        for r in fks {
+            let from: String = r.try_get("from").map_err(|e| self.err(e))?;
+            let to_table: String = r.try_get("table").map_err(|e| self.err(e))?;
+            let to: Option<String> = r.try_get("to").map_err(|e| self.err(e))?;
+            let on_delete: String = r.try_get("on_delete").map_err(|e| self.err(e))?;
+            let mut definition = format!(
+                "FOREIGN KEY ({from}) REFERENCES {to_table}({})",
+                to.unwrap_or_default()
+            );
+            if on_delete != "NO ACTION" {
+                definition.push_str(&format!(" ON DELETE {on_delete}"));
+            }
+            out.push(ConstraintInfo {
+                name: format!("{table}_{from}_fkey"),
+                kind: "foreign key".into(),
+                definition,
+            });
+        }
+        Ok(out)
+    }
+
+    async fn summarize(&mut self, table: &str, column: &str) -> Result<ColumnSummary, DbError> {
+        let (t, c) = (quote_ident(table), quote_ident(column));
+        let row = sqlx::query(&format!(
+            "SELECT count(*), count(*) - count({c}), CAST(min({c}) AS TEXT), CAST(max({c}) AS TEXT) FROM {t}"
+        ))
+        .fetch_one(&mut self.conn)
+        .await
+        .map_err(|e| self.err(e))?;
+        Ok(ColumnSummary {
+            rows: row.try_get(0).map_err(|e| self.err(e))?,
+            nulls: row.try_get(1).map_err(|e| self.err(e))?,
+            min: row.try_get(2).map_err(|e| self.err(e))?,
+            max: row.try_get(3).map_err(|e| self.err(e))?,
+        })
+    }
+
+    async fn count_rows(&mut self, table: &str) -> Result<i64, DbError> {
+        sqlx::query_scalar(&format!("SELECT count(*) FROM {}", quote_ident(table)))
+            .fetch_one(&mut self.conn)
+            .await
+            .map_err(|e| self.err(e))
+    }
+
+    async fn max_int(&mut self, table: &str, column: &str) -> Result<Option<i64>, DbError> {
+        sqlx::query_scalar(&format!(
+            "SELECT max({}) FROM {}",
+            quote_ident(column),
+            quote_ident(table)
+        ))
+        .fetch_one(&mut self.conn)
+        .await
+        .map_err(|e| self.err(e))
+    }
+
+    async fn scan_text(
+        &mut self,
+        table: &str,
+        column: &str,
+        visit: &mut (dyn for<'x> FnMut(Option<&'x str>) + Send),
+    ) -> Result<u64, DbError> {
+        let sql = format!(
+            "SELECT CAST({} AS TEXT) FROM {}",
+            quote_ident(column),
+            quote_ident(table)
+        );
+        let mut rows = sqlx::query_scalar::<_, Option<String>>(&sql).fetch(&mut self.conn);
+        let mut n = 0;
+        while let Some(value) = rows
+            .try_next()
+            .await
+            .map_err(|e| DbError::from_sqlx(e, &self.url))?
+        {
+            visit(value.as_deref());
+            n += 1;
+        }
+        Ok(n)
+    }
+
+    async fn bulk_insert(
+        &mut self,
+        table: &str,
+        columns: &[&str],
+        rows: &mut (dyn Iterator<Item = Vec<Value>> + Send),
+    ) -> Result<u64, DbError> {
+        // Multi-row INSERTs of up to 200 rows, in one transaction: SQLite has
+        // no COPY, and this is what its own documentation recommends for speed.
+        const ROWS_PER_STATEMENT: usize = 200;
+        let cols: Vec<String> = columns.iter().map(|c| quote_ident(c)).collect();
+        let head = format!(
+            "INSERT INTO {} ({}) VALUES ",
+            quote_ident(table),
+            cols.join(", ")
+        );
+        let one = format!("({})", vec!["?"; columns.len()].join(", "));
+        self.execute("BEGIN IMMEDIATE").await?;
+        let mut n = 0u64;
+        let result: Result<(), DbError> = async {
+            let mut chunk = Vec::with_capacity(ROWS_PER_STATEMENT);
+            loop {
+                chunk.clear();
+                chunk.extend((&mut *rows).take(ROWS_PER_STATEMENT));
+                if chunk.is_empty() {
+                    return Ok(());
+                }
+                let sql = format!("{head}{}", vec![one.as_str(); chunk.len()].join(", "));
+                let mut args = SqliteArguments::default();
+                for row in &chunk {
+                    for value in row {
+                        let added = match value.clone() {
+                            Value::Null => args.add(Option::<i64>::None),
+                            Value::Int(i) => args.add(i),
+                            Value::Bool(b) => args.add(b),
+                            Value::Text(s) => args.add(s),
+                            Value::Timestamp(t) => args.add(t),
+                        };
+                        added.map_err(|e| DbError::new(DbErrorKind::Statement, e.to_string()))?;
+                    }
+                }
+                sqlx::query_with(&sql, args)
+                    .execute(&mut self.conn)
+                    .await
+                    .map_err(|e| self.err(e))?;
+                n += chunk.len() as u64;
+            }
+        }
+        .await;
+        match result {
+            Ok(()) => {
+                self.execute("COMMIT").await?;
+                Ok(n)
+            }
+            Err(e) => {
+                let _ = self.execute("ROLLBACK").await;
+                Err(e)
+            }
+        }
+    }
+
+    async fn sync_id_sequence(&mut self, _table: &str, _column: &str) -> Result<(), DbError> {
+        Ok(())
+    }
+
+    async fn close(self: Box<Self>) {
+        let _ = self.conn.close().await;
+    }
+}

@@ -1,0 +1,13 @@
+//! keel: database migrations with reviewed runbooks, guarded execution and
+//! signed records. The modules follow the data flow of the design:
+//! files → [`migration`] → [`analysis`] → [`migrator`] (run) against [`db`].
+
+pub mod analysis;
+pub mod cli;
+pub mod config;
+pub mod db;
+pub mod error;
+pub mod inspect;
+pub mod migration;
+pub mod migrator;
+pub mod seed;

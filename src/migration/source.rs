@@ -1,0 +1,266 @@
+//! Reading the migrations folder.
+
+use super::{Meta, Migration, Version, checksum};
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+/// Everything wrong with a migrations folder, collected so that one run
+/// shows every problem rather than the first.
+#[derive(Debug)]
+pub struct SourceError {
+    pub problems: Vec<Problem>,
+}
+
+#[derive(Debug)]
+pub struct Problem {
+    pub path: PathBuf,
+    pub line: Option<(usize, usize)>,
+    pub message: String,
+    pub fix: String,
+}
+
+impl fmt::Display for SourceError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let n = self.problems.len();
+        writeln!(
+            f,
+            "{n} problem{} in the migration files:",
+            if n == 1 { "" } else { "s" }
+        )?;
+        for p in &self.problems {
+            match p.line {
+                Some((l, c)) => writeln!(f, "  {}:{l}:{c}: {}", p.path.display(), p.message)?,
+                None => writeln!(f, "  {}: {}", p.path.display(), p.message)?,
+            }
+            writeln!(f, "    fix: {}", p.fix)?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for SourceError {}
+
+/// Loads every migration under `dir`, sorted by version.
+///
+/// A missing folder is an empty list: a new project has no migrations yet.
+pub fn load_dir(dir: &Path) -> Result<Vec<Migration>, SourceError> {
+    let mut problems = Vec::new();
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => {
+            return Err(SourceError {
+                problems: vec![Problem {
+                    path: dir.to_path_buf(),
+                    line: None,
+                    message: format!("cannot read the migrations folder: {e}"),
+                    fix: "check the path given with --migrations or migrations_dir in keel.toml"
+                        .into(),
+                }],
+            });
+        }
+    };
+    let mut by_version: BTreeMap<Version, Migration> = BTreeMap::new();
+    let mut paths: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
+    paths.sort();
+    for path in paths {
+        let file_name = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or_default();
+        if file_name.starts_with('.') {
+            continue;
+        }
+        if !path.is_dir() {
+            if file_name.ends_with(".sql") {
+                problems.push(Problem {
+                    path: path.clone(),
+                    line: None,
+                    message: "a migration is a folder, not a single .sql file".into(),
+                    fix: "run `keel new NAME` and move the SQL into its up.sql".into(),
+                });
+            }
+            continue;
+        }
+        let Some((version, name)) = parse_folder_name(file_name) else {
+            problems.push(Problem {
+                path: path.clone(),
+                line: None,
+                message: format!(
+                    "`{file_name}` is not named <version>_<name> (14-digit UTC version, snake_case name)"
+                ),
+                fix: suggest_name(file_name),
+            });
+            continue;
+        };
+        match read_migration(&path, version, name) {
+            Ok(m) => {
+                if let Some(existing) = by_version.get(&version) {
+                    problems.push(Problem {
+                        path: path.clone(),
+                        line: None,
+                        message: format!(
+                            "version {version} is used twice: here and by {}",
+                            existing.dir.display()
+                        ),
+                        fix: "give one of them a new version: `keel new NAME` picks a free one"
+                            .into(),
+                    });
+                } else {
+                    by_version.insert(version, m);
+                }
+            }
+            Err(mut p) => problems.append(&mut p),
+        }
+    }
+    if problems.is_empty() {
+        Ok(by_version.into_values().collect())
+    } else {
+        Err(SourceError { problems })
+    }
+}
+
+/// Splits `20240101120000_add_users` into its version and snake_case name.
+pub fn parse_folder_name(name: &str) -> Option<(Version, &str)> {
+    let (version, rest) = name.split_once('_')?;
+    let version = Version::parse(version)?;
+    is_snake_case(rest).then_some((version, rest))
+}
+
+pub fn is_snake_case(s: &str) -> bool {
+    !s.is_empty()
+        && s.bytes().next().is_some_and(|b| b.is_ascii_lowercase())
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+        && !s.ends_with('_')
+        && !s.contains("__")
+}
+
+fn suggest_name(folder: &str) -> String {
+    let digits: String = folder.chars().take_while(|c| c.is_ascii_digit()).collect();
+    let rest = folder[digits.len()..].trim_start_matches(['_', '-']);
+    let snake: String = rest
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '_'
+            }
+        })
+        .collect::<String>()
+        .split('_')
+        .filter(|p| !p.is_empty())
+        .collect::<Vec<_>>()
+        .join("_");
+    let snake = if snake.is_empty() {
+        "describe_the_change".to_string()
+    } else {
+        snake
+    };
+    let version = if digits.len() == 14 {
+        digits
+    } else {
+        Version::now().to_string()
+    };
+    format!("rename the folder to `{version}_{snake}`")
+}
+
+fn read_migration(dir: &Path, version: Version, name: &str) -> Result<Migration, Vec<Problem>> {
+    let mut problems = Vec::new();
+    let read = |file: &str| -> Result<Option<String>, Problem> {
+        let path = dir.join(file);
+        match std::fs::read(&path) {
+            Ok(bytes) => String::from_utf8(bytes).map(Some).map_err(|e| Problem {
+                path,
+                line: None,
+                message: format!("not valid UTF-8 (byte {})", e.utf8_error().valid_up_to()),
+                fix: "save the file as UTF-8".into(),
+            }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(Problem {
+                path,
+                line: None,
+                message: format!("cannot read: {e}"),
+                fix: "check the file's permissions".into(),
+            }),
+        }
+    };
+    let up = match read("up.sql") {
+        Ok(Some(up)) => Some(up),
+        Ok(None) => {
+            problems.push(Problem {
+                path: dir.join("up.sql"),
+                line: None,
+                message: "missing: every migration needs an up.sql".into(),
+                fix: "add up.sql with the migration's SQL".into(),
+            });
+            None
+        }
+        Err(p) => {
+            problems.push(p);
+            None
+        }
+    };
+    let down = read("down.sql").unwrap_or_else(|p| {
+        problems.push(p);
+        None
+    });
+    let toml = read("migration.toml").unwrap_or_else(|p| {
+        problems.push(p);
+        None
+    });
+    let meta = match toml.as_deref().map(Meta::parse) {
+        None => Meta {
+            transaction: true,
+            ..Meta::default()
+        },
+        Some(Ok(meta)) => meta,
+        Some(Err(e)) => {
+            problems.push(Problem {
+                path: dir.join("migration.toml"),
+                line: Some((e.line, e.column)),
+                message: e.message,
+                fix: "valid keys: description, reversibility, transaction, lock_timeout, \
+                      statement_timeout, retries, [[smoke]], [backfill]"
+                    .into(),
+            });
+            Meta::default()
+        }
+    };
+    match up {
+        Some(up) if problems.is_empty() => Ok(Migration {
+            version,
+            name: name.to_string(),
+            dir: dir.to_path_buf(),
+            checksum: checksum(&up, down.as_deref(), toml.as_deref()),
+            up,
+            down,
+            meta,
+        }),
+        _ => Err(problems),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn folder_names() {
+        assert!(parse_folder_name("20240101120000_add_users").is_some());
+        assert!(parse_folder_name("2024_add_users").is_none());
+        assert!(parse_folder_name("20240101120000_AddUsers").is_none());
+        assert!(parse_folder_name("20240101120000_add-users").is_none());
+        assert!(parse_folder_name("20240101120000_").is_none());
+    }
+
+    #[test]
+    fn suggestion_keeps_a_good_version() {
+        assert_eq!(
+            suggest_name("20240101120000-Add-Users"),
+            "rename the folder to `20240101120000_add_users`"
+        );
+    }
+}

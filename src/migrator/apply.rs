@@ -1,0 +1,560 @@
+use super::error::{RunError, StatementFailure};
+use super::status::{Entry, State, reconcile};
+use crate::analysis::{Statement, split};
+use crate::db::{Database, DbError, Timeouts, TrackingRow, TrackingState};
+use crate::migration::{Migration, Reversibility, Version};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+/// Project-wide defaults, overridden per migration by migration.toml.
+#[derive(Debug, Clone, Copy)]
+pub struct RunSettings {
+    pub lock_timeout: Duration,
+    pub statement_timeout: Duration,
+    pub retries: u32,
+    /// First back-off after a lock timeout; doubles on each retry.
+    pub backoff: Duration,
+}
+
+impl Default for RunSettings {
+    fn default() -> Self {
+        RunSettings {
+            lock_timeout: Duration::from_secs(2),
+            statement_timeout: Duration::from_secs(3600),
+            retries: 3,
+            backoff: Duration::from_millis(500),
+        }
+    }
+}
+
+/// What the runner reports while it works, for the CLI to print.
+#[derive(Debug)]
+pub enum Event<'a> {
+    WaitingForLock,
+    Applying(&'a Migration),
+    Applied(&'a Migration, Duration),
+    Reverting(&'a Migration),
+    Reverted(&'a Migration, Duration),
+    LockTimeoutRetry {
+        migration: &'a Migration,
+        attempt: u32,
+        retries: u32,
+        wait: Duration,
+    },
+    DroppedInvalidIndex(String),
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Direction {
+    Up,
+    Down,
+}
+
+pub struct Runner<'r> {
+    pub db: &'r mut dyn Database,
+    pub settings: RunSettings,
+    pub operator: String,
+    pub on_event: &'r (dyn Fn(Event<'_>) + Sync),
+}
+
+impl Runner<'_> {
+    /// Applies pending migrations up to and including `to`, in version order.
+    /// Returns the migrations applied.
+    pub async fn up<'m>(
+        &mut self,
+        files: &'m [Migration],
+        to: Option<Version>,
+    ) -> Result<Vec<&'m Migration>, RunError> {
+        self.lock().await?;
+        let result = self.up_locked(files, to).await;
+        self.unlock(result).await
+    }
+
+    async fn up_locked<'m>(
+        &mut self,
+        files: &'m [Migration],
+        to: Option<Version>,
+    ) -> Result<Vec<&'m Migration>, RunError> {
+        self.db.ensure_tracking().await?;
+        let entries = reconcile(files, self.db.tracking_rows().await?);
+        refuse_blocked(&entries)?;
+        let pending: Vec<&Migration> = entries
+            .iter()
+            .filter(|e| e.state == State::Pending)
+            .filter_map(|e| e.migration)
+            .filter(|m| to.is_none_or(|to| m.version <= to))
+            .collect();
+        for (i, m) in pending.iter().enumerate() {
+            self.run(m, Direction::Up, i + 1 == pending.len()).await?;
+        }
+        Ok(pending)
+    }
+
+    /// Reverts applied migrations, newest first: `steps` of them, or every
+    /// one newer than `to`.
+    pub async fn down<'m>(
+        &mut self,
+        files: &'m [Migration],
+        steps: Option<usize>,
+        to: Option<Version>,
+    ) -> Result<Vec<&'m Migration>, RunError> {
+        self.lock().await?;
+        let result = self.down_locked(files, steps, to).await;
+        self.unlock(result).await
+    }
+
+    async fn down_locked<'m>(
+        &mut self,
+        files: &'m [Migration],
+        steps: Option<usize>,
+        to: Option<Version>,
+    ) -> Result<Vec<&'m Migration>, RunError> {
+        let entries = reconcile(files, self.db.tracking_rows().await?);
+        refuse_blocked(&entries)?;
+        let targets = down_targets(&entries, steps, to);
+        for m in &targets {
+            refuse_irreversible(m)?;
+        }
+        for (i, m) in targets.iter().enumerate() {
+            self.run(m, Direction::Down, i + 1 == targets.len()).await?;
+        }
+        Ok(targets)
+    }
+
+    /// Takes the one-runner-at-a-time lock, saying so if it has to wait.
+    pub(super) async fn lock(&mut self) -> Result<(), RunError> {
+        let on_event = self.on_event;
+        self.db
+            .lock_runs(&|| on_event(Event::WaitingForLock))
+            .await?;
+        Ok(())
+    }
+
+    /// Releases the run lock; the work's own error wins over an unlock error.
+    pub(super) async fn unlock<T>(&mut self, result: Result<T, RunError>) -> Result<T, RunError> {
+        let unlocked = self.db.unlock_runs().await;
+        let value = result?;
+        unlocked?;
+        Ok(value)
+    }
+
+    fn timeouts(&self, m: &Migration) -> Timeouts {
+        Timeouts {
+            lock: m.meta.lock_timeout.unwrap_or(self.settings.lock_timeout),
+            statement: m
+                .meta
+                .statement_timeout
+                .unwrap_or(self.settings.statement_timeout),
+        }
+    }
+
+    async fn run(&mut self, m: &Migration, dir: Direction, durable: bool) -> Result<(), RunError> {
+        (self.on_event)(match dir {
+            Direction::Up => Event::Applying(m),
+            Direction::Down => Event::Reverting(m),
+        });
+        let started = Instant::now();
+        if m.meta.transaction {
+            self.run_in_transaction(m, dir, durable, started).await?;
+        } else {
+            self.run_statement_by_statement(m, dir, started).await?;
+        }
+        let took = started.elapsed();
+        (self.on_event)(match dir {
+            Direction::Up => Event::Applied(m, took),
+            Direction::Down => Event::Reverted(m, took),
+        });
+        Ok(())
+    }
+
+    fn tracking_row(&self, m: &Migration, state: TrackingState, started: Instant) -> TrackingRow {
+        TrackingRow {
+            version: m.version.to_string(),
+            name: m.name.clone(),
+            checksum: m.checksum.clone(),
+            state,
+            applied_at: chrono::Utc::now(),
+            applied_by: self.operator.clone(),
+            execution_ms: started.elapsed().as_millis() as i64,
+            statements_done: 0,
+            error: None,
+        }
+    }
+
+    /// The migration and its tracking row commit together or not at all; a
+    /// lock timeout rolls back and retries the whole migration.
+    async fn run_in_transaction(
+        &mut self,
+        m: &Migration,
+        dir: Direction,
+        durable: bool,
+        started: Instant,
+    ) -> Result<(), RunError> {
+        let (file, sql) = source(m, dir);
+        let statements = split(sql);
+        let timeouts = self.timeouts(m);
+        let retries = m.meta.retries.unwrap_or(self.settings.retries);
+        let mut attempt = 0;
+        loop {
+            self.db.begin(timeouts, durable).await?;
+            let outcome = async {
+                execute_all(self.db, &statements).await?;
+                match dir {
+                    Direction::Up => {
+                        let row = self.tracking_row(m, initial_state(m), started);
+                        self.db.write_tracking(&row).await.map_err(|e| (None, e))
+                    }
+                    Direction::Down => self
+                        .db
+                        .delete_tracking(&m.version.to_string())
+                        .await
+                        .map_err(|e| (None, e)),
+                }
+            }
+            .await;
+            match outcome {
+                Ok(()) => {
+                    self.db.commit().await?;
+                    return Ok(());
+                }
+                Err((index, error)) => {
+                    // A rollback error means the connection is gone; the
+                    // server rolls back on its own then, so report the cause.
+                    let _ = self.db.rollback().await;
+                    if error.is_lock_timeout() && attempt < retries {
+                        attempt += 1;
+                        let wait = self.settings.backoff * 2u32.pow(attempt - 1);
+                        (self.on_event)(Event::LockTimeoutRetry {
+                            migration: m,
+                            attempt,
+                            retries,
+                            wait,
+                        });
+                        tokio::time::sleep(wait).await;
+                        continue;
+                    }
+                    let what = match dir {
+                        Direction::Up => {
+                            "nothing of it was kept; earlier migrations of this run stay applied"
+                        }
+                        Direction::Down => "nothing of it was kept; the migration is still applied",
+                    };
+                    return Err(failure(
+                        m,
+                        file,
+                        index.map(|i| &statements[i]),
+                        error,
+                        what.into(),
+                        fix(dir, retries),
+                    ));
+                }
+            }
+        }
+    }
+
+    /// `transaction = false`: statements run one by one and each commits on
+    /// its own, so a failure part-way leaves the migration `failed` until an
+    /// operator resolves it. A failure on the first statement leaves nothing
+    /// behind (keel drops an INVALID index a failed concurrent build left).
+    async fn run_statement_by_statement(
+        &mut self,
+        m: &Migration,
+        dir: Direction,
+        started: Instant,
+    ) -> Result<(), RunError> {
+        let (file, sql) = source(m, dir);
+        let statements = split(sql);
+        let timeouts = self.timeouts(m);
+        let retries = m.meta.retries.unwrap_or(self.settings.retries);
+        self.db.set_session_timeouts(timeouts).await?;
+        let invalid_before = self.db.invalid_indexes().await?;
+        let mut row = self.tracking_row(m, TrackingState::Failed, started);
+        row.error = Some(format!(
+            "keel stopped while running {} statement by statement; check which statements took effect",
+            file.file_name()
+                .and_then(|f| f.to_str())
+                .unwrap_or_default()
+        ));
+        if dir == Direction::Up {
+            // Written first so that a crash part-way leaves a `failed` mark,
+            // never a silently half-applied migration.
+            self.db.write_tracking(&row).await?;
+        }
+        for (i, stmt) in statements.iter().enumerate() {
+            let mut attempt = 0;
+            let error = loop {
+                match self.db.execute(&stmt.sql).await {
+                    Ok(()) => break None,
+                    Err(e) if e.is_lock_timeout() && attempt < retries => {
+                        attempt += 1;
+                        let wait = self.settings.backoff * 2u32.pow(attempt - 1);
+                        (self.on_event)(Event::LockTimeoutRetry {
+                            migration: m,
+                            attempt,
+                            retries,
+                            wait,
+                        });
+                        tokio::time::sleep(wait).await;
+                    }
+                    Err(e) => break Some(e),
+                }
+            };
+            let Some(error) = error else {
+                if dir == Direction::Up && i + 1 < statements.len() {
+                    row.statements_done = i as i64 + 1;
+                    self.db.write_tracking(&row).await?;
+                }
+                continue;
+            };
+            for index in self.db.invalid_indexes().await? {
+                if !invalid_before.contains(&index) {
+                    self.db.drop_index(&index).await?;
+                    (self.on_event)(Event::DroppedInvalidIndex(index));
+                }
+            }
+            let (outcome, fix) = if i == 0 {
+                if dir == Direction::Up {
+                    self.db.delete_tracking(&m.version.to_string()).await?;
+                }
+                let state = if dir == Direction::Up {
+                    "pending"
+                } else {
+                    "applied"
+                };
+                (
+                    format!(
+                        "its first statement failed and left nothing behind; the migration stays {state}"
+                    ),
+                    fix(dir, retries),
+                )
+            } else {
+                row.state = TrackingState::Failed;
+                row.statements_done = i as i64;
+                row.execution_ms = started.elapsed().as_millis() as i64;
+                row.error = Some(format!(
+                    "statement {} of {} failed at line {}: {}",
+                    i + 1,
+                    statements.len(),
+                    stmt.line,
+                    error.message
+                ));
+                self.db.write_tracking(&row).await?;
+                (
+                    format!(
+                        "{i} of {} statements took effect (transaction = false); the migration is marked failed",
+                        statements.len()
+                    ),
+                    format!(
+                        "finish or undo the remaining statements by hand, then run `keel resolve {} --applied` or `--reverted`",
+                        m.version
+                    ),
+                )
+            };
+            return Err(failure(m, file, Some(stmt), error, outcome, fix));
+        }
+        match dir {
+            Direction::Up => {
+                row.state = initial_state(m);
+                row.statements_done = statements.len() as i64;
+                row.execution_ms = started.elapsed().as_millis() as i64;
+                row.error = None;
+                self.db.write_tracking(&row).await?;
+            }
+            Direction::Down => self.db.delete_tracking(&m.version.to_string()).await?,
+        }
+        Ok(())
+    }
+
+    /// Records what an operator found after a failed non-transactional
+    /// migration: that it is fully applied, or fully reverted.
+    pub async fn resolve(
+        &mut self,
+        files: &[Migration],
+        version: Version,
+        applied: bool,
+    ) -> Result<(), RunError> {
+        self.lock().await?;
+        let result = self.resolve_locked(files, version, applied).await;
+        self.unlock(result).await
+    }
+
+    async fn resolve_locked(
+        &mut self,
+        files: &[Migration],
+        version: Version,
+        applied: bool,
+    ) -> Result<(), RunError> {
+        let rows = self.db.tracking_rows().await?;
+        let v = version.to_string();
+        let Some(mut row) = rows.into_iter().find(|r| r.version == v) else {
+            return Err(RunError::Refused {
+                message: format!(
+                    "migration {version} has no tracking row: there is nothing to resolve"
+                ),
+                fix: "`keel status` lists the failed migrations".into(),
+            });
+        };
+        if row.state != TrackingState::Failed {
+            return Err(RunError::Refused {
+                message: format!("migration {version} is {}, not failed", row.state.as_str()),
+                fix: "only a failed migration needs resolving; `keel status` shows the states"
+                    .into(),
+            });
+        }
+        if applied {
+            if let Some(m) = files.iter().find(|m| m.version == version) {
+                row.checksum = m.checksum.clone();
+            }
+            row.state = TrackingState::Applied;
+            row.error = None;
+            row.applied_by = self.operator.clone();
+            self.db.write_tracking(&row).await?;
+        } else {
+            self.db.delete_tracking(&v).await?;
+        }
+        Ok(())
+    }
+}
+
+fn initial_state(m: &Migration) -> TrackingState {
+    if m.meta.backfill.is_some() {
+        TrackingState::Backfilling
+    } else {
+        TrackingState::Applied
+    }
+}
+
+fn source(m: &Migration, dir: Direction) -> (PathBuf, &str) {
+    match dir {
+        Direction::Up => (m.up_path(), m.up.as_str()),
+        Direction::Down => (m.down_path(), m.down.as_deref().unwrap_or_default()),
+    }
+}
+
+fn fix(dir: Direction, retries: u32) -> String {
+    let _ = retries;
+    match dir {
+        Direction::Up => {
+            "correct the SQL (or the schema it expects) and run `keel up` again".into()
+        }
+        Direction::Down => "correct down.sql and run `keel down` again".into(),
+    }
+}
+
+async fn execute_all(
+    db: &mut dyn Database,
+    statements: &[Statement],
+) -> Result<(), (Option<usize>, DbError)> {
+    for (i, stmt) in statements.iter().enumerate() {
+        db.execute(&stmt.sql).await.map_err(|e| (Some(i), e))?;
+    }
+    Ok(())
+}
+
+fn failure(
+    m: &Migration,
+    file: PathBuf,
+    stmt: Option<&Statement>,
+    error: DbError,
+    outcome: String,
+    fix: String,
+) -> RunError {
+    let (line, column) = match (stmt, error.position) {
+        (Some(s), Some(p)) => s.position_in_file(p),
+        (Some(s), None) => (s.line, s.column),
+        (None, _) => (1, 1),
+    };
+    let fix = if error.is_lock_timeout() {
+        format!(
+            "the tables it needs stayed locked by other sessions longer than lock_timeout on every try; \
+             find them with `SELECT pid, query FROM pg_stat_activity WHERE wait_event_type = 'Lock'`, \
+             or raise lock_timeout/retries in migration.toml; then {fix}"
+        )
+    } else {
+        fix
+    };
+    RunError::Statement(Box::new(StatementFailure {
+        migration: m.id(),
+        file,
+        line,
+        column,
+        sql: stmt.map(|s| s.sql.clone()).unwrap_or_default(),
+        error,
+        outcome,
+        fix,
+    }))
+}
+
+/// Refuses to go on while any migration is modified, missing or failed.
+pub(super) fn refuse_blocked(entries: &[Entry<'_>]) -> Result<(), RunError> {
+    let blocked: Vec<&Entry> = entries.iter().filter(|e| e.state.blocks_runs()).collect();
+    let Some(first) = blocked.first() else {
+        return Ok(());
+    };
+    let list: Vec<String> = blocked
+        .iter()
+        .map(|e| format!("{}_{} ({})", e.version, e.name, e.state.as_str()))
+        .collect();
+    let fix = match first.state {
+        State::Modified => format!(
+            "applied migrations must not change: restore {}_{} from version control and write a new migration for the change (`keel new NAME`)",
+            first.version, first.name
+        ),
+        State::Missing => format!(
+            "restore the folder migrations/{}_{} from version control; keel will not run with applied history it cannot see",
+            first.version, first.name
+        ),
+        _ => format!(
+            "check what took effect, then run `keel resolve {} --applied` or `keel resolve {} --reverted`",
+            first.version, first.version
+        ),
+    };
+    Err(RunError::Refused {
+        message: format!("refusing to run: {}", list.join(", ")),
+        fix,
+    })
+}
+
+fn refuse_irreversible(m: &Migration) -> Result<(), RunError> {
+    if m.meta.reversibility == Some(Reversibility::Irreversible) {
+        return Err(RunError::Refused {
+            message: format!(
+                "migration {} is declared irreversible in migration.toml",
+                m.id()
+            ),
+            fix: "restore from a backup or snapshot, or write a new migration that undoes it"
+                .into(),
+        });
+    }
+    if !m.has_down() {
+        return Err(RunError::Refused {
+            message: format!(
+                "migration {} has no down.sql (or an empty one): keel cannot revert it",
+                m.id()
+            ),
+            fix: format!(
+                "write {} that undoes up.sql, or declare reversibility = \"irreversible\"",
+                m.down_path().display()
+            ),
+        });
+    }
+    Ok(())
+}
+
+/// Applied migrations to revert, newest first.
+pub(super) fn down_targets<'m>(
+    entries: &[Entry<'m>],
+    steps: Option<usize>,
+    to: Option<Version>,
+) -> Vec<&'m Migration> {
+    let applied = entries
+        .iter()
+        .rev()
+        .filter(|e| matches!(e.state, State::Applied | State::Backfilling))
+        .filter_map(|e| e.migration);
+    match (steps, to) {
+        (_, Some(to)) => applied.filter(|m| m.version > to).collect(),
+        (Some(n), None) => applied.take(n).collect(),
+        (None, None) => applied.take(1).collect(),
+    }
+}

@@ -1,0 +1,129 @@
+use super::apply::Runner;
+use super::error::RunError;
+use super::status::{State, reconcile};
+use crate::analysis::split;
+use crate::migration::Migration;
+
+/// One thing `validate` found, or checked.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Finding {
+    pub version: String,
+    pub name: String,
+    /// `ok`, `static` (checked without running), or the problem's state.
+    pub result: String,
+    pub message: String,
+    pub file: Option<String>,
+    pub line: Option<usize>,
+}
+
+#[derive(Debug, Default, serde::Serialize)]
+pub struct ValidateReport {
+    pub checked: Vec<Finding>,
+    pub problems: Vec<Finding>,
+}
+
+/// Checks applied checksums, then runs every pending transactional migration
+/// in order inside one transaction that is always rolled back (each in a
+/// savepoint, so one failure does not hide the next). Non-transactional
+/// migrations cannot run inside a transaction and are checked statically.
+pub async fn validate(
+    runner: &mut Runner<'_>,
+    files: &[Migration],
+) -> Result<ValidateReport, RunError> {
+    runner.lock().await?;
+    let result = validate_locked(runner, files).await;
+    runner.unlock(result).await
+}
+
+async fn validate_locked(
+    runner: &mut Runner<'_>,
+    files: &[Migration],
+) -> Result<ValidateReport, RunError> {
+    let mut report = ValidateReport::default();
+    let entries = reconcile(files, runner.db.tracking_rows().await?);
+    for e in &entries {
+        let problem = match e.state {
+            State::Modified => "its files changed after it was applied (checksum differs)",
+            State::Missing => "it was applied but its folder is gone",
+            State::Failed => "it stopped part-way and needs `keel resolve`",
+            _ => continue,
+        };
+        report.problems.push(Finding {
+            version: e.version.clone(),
+            name: e.name.clone(),
+            result: e.state.as_str().into(),
+            message: problem.into(),
+            file: None,
+            line: None,
+        });
+    }
+    let pending: Vec<&Migration> = entries
+        .iter()
+        .filter(|e| e.state == State::Pending)
+        .filter_map(|e| e.migration)
+        .collect();
+    if pending.is_empty() {
+        return Ok(report);
+    }
+    let settings = runner.settings;
+    runner
+        .db
+        .begin(
+            crate::db::Timeouts {
+                lock: settings.lock_timeout,
+                statement: settings.statement_timeout,
+            },
+            true,
+        )
+        .await?;
+    for m in pending {
+        let mut finding = Finding {
+            version: m.version.to_string(),
+            name: m.name.clone(),
+            result: "ok".into(),
+            message: String::new(),
+            file: None,
+            line: None,
+        };
+        let statements = split(&m.up);
+        if !m.meta.transaction {
+            finding.result = "static".into();
+            finding.message = format!(
+                "{} statement(s) split cleanly; not executed (transaction = false cannot run in the validation transaction)",
+                statements.len()
+            );
+            report.checked.push(finding);
+            continue;
+        }
+        runner.db.savepoint("keel_validate").await?;
+        let mut failed = None;
+        for stmt in &statements {
+            if let Err(e) = runner.db.execute(&stmt.sql).await {
+                failed = Some((stmt, e));
+                break;
+            }
+        }
+        match failed {
+            None => {
+                finding.message = format!(
+                    "{} statement(s) ran against the current schema",
+                    statements.len()
+                );
+                report.checked.push(finding);
+            }
+            Some((stmt, e)) => {
+                let (line, _) = e
+                    .position
+                    .map_or((stmt.line, stmt.column), |p| stmt.position_in_file(p));
+                runner.db.rollback_to_savepoint("keel_validate").await?;
+                finding.result = "error".into();
+                finding.message = e.to_string();
+                finding.file = Some(m.up_path().display().to_string());
+                finding.line = Some(line);
+                report.problems.push(finding);
+            }
+        }
+    }
+    runner.db.rollback().await?;
+    Ok(report)
+}

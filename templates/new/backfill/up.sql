@@ -1,0 +1,2 @@
+-- Schema change only; the data change runs afterwards in batches ([backfill]).
+ALTER TABLE {{ table | ident }} ADD COLUMN {{ column | ident }} {{ type }};

@@ -1,0 +1,2 @@
+-- Recreates the column; keel restores its data from the backup afterwards.
+ALTER TABLE {{ table | ident }} ADD COLUMN {{ column | ident }} {{ type }};

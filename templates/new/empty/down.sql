@@ -1,0 +1,1 @@
+-- Undo up.sql here, so that `keel down` can revert it.

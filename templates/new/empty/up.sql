@@ -1,0 +1,3 @@
+-- {{ description }}
+-- Write the change here. keel runs this file in one transaction with
+-- lock_timeout and statement_timeout set (see migration.toml).

@@ -1,0 +1,244 @@
+//! The harness every scenario is written on: a temporary project folder, a
+//! fresh database (PostgreSQL from [`pg`] or SQLite), and the real `keel`
+//! binary run the way a user runs it.
+
+pub mod pg;
+
+use assert_cmd::Command;
+use std::path::{Path, PathBuf};
+use tempfile::TempDir;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Db {
+    Postgres,
+    Sqlite,
+}
+
+pub struct Project {
+    pub dir: TempDir,
+    pub url: String,
+    pub db: Db,
+}
+
+pub fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(f)
+}
+
+impl Project {
+    pub fn new(db: Db) -> Project {
+        let dir = tempfile::Builder::new()
+            .prefix("keel-test-")
+            .tempdir()
+            .unwrap();
+        let url = match db {
+            Db::Postgres => pg::server().fresh_database(),
+            Db::Sqlite => format!("sqlite://{}/keel.db", dir.path().display()),
+        };
+        Project { dir, url, db }
+    }
+
+    pub fn postgres() -> Project {
+        Project::new(Db::Postgres)
+    }
+
+    pub fn sqlite() -> Project {
+        Project::new(Db::Sqlite)
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Writes `migrations/<folder>/` with the given files (`None` leaves one out).
+    pub fn migration(
+        &self,
+        folder: &str,
+        up: &str,
+        down: Option<&str>,
+        toml: Option<&str>,
+    ) -> PathBuf {
+        let dir = self.path().join("migrations").join(folder);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("up.sql"), up).unwrap();
+        if let Some(down) = down {
+            std::fs::write(dir.join("down.sql"), down).unwrap();
+        }
+        if let Some(toml) = toml {
+            std::fs::write(dir.join("migration.toml"), toml).unwrap();
+        }
+        dir
+    }
+
+    /// Copies the repository's sample application migrations into the project.
+    pub fn sample(&self) {
+        let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations");
+        copy_dir(&src, &self.path().join("migrations"));
+    }
+
+    pub fn write(&self, path: &str, content: &str) {
+        let p = self.path().join(path);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, content).unwrap();
+    }
+
+    /// The keel binary, in the project folder, pointed at this project's database.
+    pub fn keel(&self) -> Command {
+        let mut cmd = Command::cargo_bin("keel").unwrap();
+        cmd.current_dir(self.path())
+            .env("DATABASE_URL", &self.url)
+            .env("NO_COLOR", "1")
+            .env("USER", "tester")
+            .env_remove("KEEL_TEST_DATABASE_URL");
+        cmd
+    }
+
+    /// First column of the first row, as text (NULL as None).
+    pub fn scalar(&self, sql: &str) -> Option<String> {
+        self.rows(sql)
+            .into_iter()
+            .next()
+            .and_then(|r| r.into_iter().next())
+            .flatten()
+    }
+
+    /// Every row of a query, each column cast to text by the database.
+    pub fn rows(&self, sql: &str) -> Vec<Vec<Option<String>>> {
+        let url = self.url.clone();
+        let sql = sql.to_string();
+        let db = self.db;
+        block_on(async move {
+            use sqlx::{Column, Connection, Row, ValueRef};
+            match db {
+                Db::Postgres => {
+                    let mut c = sqlx::PgConnection::connect(&url).await.unwrap();
+                    let rows = sqlx::query(&sql)
+                        .fetch_all(&mut c)
+                        .await
+                        .unwrap_or_else(|e| panic!("{sql}: {e}"));
+                    rows.iter()
+                        .map(|r| (0..r.columns().len()).map(|i| text_pg(r, i)).collect())
+                        .collect()
+                }
+                Db::Sqlite => {
+                    let mut c = sqlx::SqliteConnection::connect(&url).await.unwrap();
+                    let rows = sqlx::query(&sql)
+                        .fetch_all(&mut c)
+                        .await
+                        .unwrap_or_else(|e| panic!("{sql}: {e}"));
+                    rows.iter()
+                        .map(|r| {
+                            (0..r.columns().len())
+                                .map(|i| {
+                                    if r.try_get_raw(i).map(|v| v.is_null()).unwrap_or(true) {
+                                        None
+                                    } else {
+                                        r.try_get::<String, _>(i)
+                                            .ok()
+                                            .or_else(|| {
+                                                r.try_get::<i64, _>(i).ok().map(|v| v.to_string())
+                                            })
+                                            .or_else(|| {
+                                                r.try_get::<f64, _>(i).ok().map(|v| v.to_string())
+                                            })
+                                    }
+                                })
+                                .collect()
+                        })
+                        .collect()
+                }
+            }
+        })
+    }
+
+    /// Runs SQL directly (setup the test needs outside keel).
+    pub fn exec(&self, sql: &str) {
+        let url = self.url.clone();
+        let sql = sql.to_string();
+        let db = self.db;
+        block_on(async move {
+            use sqlx::Connection;
+            match db {
+                Db::Postgres => {
+                    let mut c = sqlx::PgConnection::connect(&url).await.unwrap();
+                    sqlx::raw_sql(&sql)
+                        .execute(&mut c)
+                        .await
+                        .unwrap_or_else(|e| panic!("{sql}: {e}"));
+                }
+                Db::Sqlite => {
+                    let mut c = sqlx::SqliteConnection::connect(&url).await.unwrap();
+                    sqlx::raw_sql(&sql)
+                        .execute(&mut c)
+                        .await
+                        .unwrap_or_else(|e| panic!("{sql}: {e}"));
+                }
+            }
+        });
+    }
+
+    pub fn table_exists(&self, table: &str) -> bool {
+        match self.db {
+            Db::Postgres => self
+                .scalar(&format!("SELECT to_regclass('{table}')::text"))
+                .is_some(),
+            Db::Sqlite => {
+                self.scalar(&format!(
+                    "SELECT count(*) FROM sqlite_master WHERE type='table' AND name='{table}'"
+                ))
+                .as_deref()
+                    == Some("1")
+            }
+        }
+    }
+}
+
+fn text_pg(row: &sqlx::postgres::PgRow, i: usize) -> Option<String> {
+    use sqlx::Row;
+    row.try_get::<Option<String>, _>(i)
+        .ok()
+        .flatten()
+        .or_else(|| {
+            row.try_get::<Option<i64>, _>(i)
+                .ok()
+                .flatten()
+                .map(|v| v.to_string())
+        })
+        .or_else(|| {
+            row.try_get::<Option<i32>, _>(i)
+                .ok()
+                .flatten()
+                .map(|v| v.to_string())
+        })
+        .or_else(|| {
+            row.try_get::<Option<bool>, _>(i)
+                .ok()
+                .flatten()
+                .map(|v| v.to_string())
+        })
+}
+
+pub fn copy_dir(src: &Path, dst: &Path) {
+    std::fs::create_dir_all(dst).unwrap();
+    for entry in std::fs::read_dir(src).unwrap() {
+        let entry = entry.unwrap();
+        let to = dst.join(entry.file_name());
+        if entry.path().is_dir() {
+            copy_dir(&entry.path(), &to);
+        } else {
+            std::fs::copy(entry.path(), to).unwrap();
+        }
+    }
+}
+
+/// stdout of a finished command as a string.
+pub fn stdout(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+pub fn stderr(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}

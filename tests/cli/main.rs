@@ -1,0 +1,6 @@
+//! End-to-end scenarios: the real `keel` binary against real databases.
+//! One binary for all of them, so the PostgreSQL cluster starts once per run.
+
+mod common;
+
+mod migrate;

@@ -1,0 +1,75 @@
+//! `keel up`, `down`, `status`: the everyday loop, on both databases.
+
+use crate::common::{Db, Project, stderr, stdout};
+
+/// Writes a scenario once and runs it on PostgreSQL and on SQLite.
+macro_rules! both {
+    ($name:ident, $body:expr) => {
+        mod $name {
+            use super::*;
+            #[test]
+            fn postgres() {
+                ($body)(Project::new(Db::Postgres))
+            }
+            #[test]
+            fn sqlite() {
+                ($body)(Project::new(Db::Sqlite))
+            }
+        }
+    };
+}
+
+both!(sample_schema_goes_up_and_down, |p: Project| {
+    p.sample();
+    p.keel().arg("up").assert().success();
+    for t in ["users", "posts", "comments", "profiles"] {
+        assert!(p.table_exists(t), "{t} after up");
+    }
+    assert_eq!(
+        p.scalar("SELECT count(*) FROM keel_migrations WHERE state = 'applied'")
+            .as_deref(),
+        Some("4")
+    );
+
+    p.keel().args(["down", "--steps", "2"]).assert().success();
+    assert!(!p.table_exists("profiles"));
+    assert!(!p.table_exists("comments"));
+    assert!(p.table_exists("posts"));
+
+    let out = p
+        .keel()
+        .args(["status", "--format", "json"])
+        .output()
+        .unwrap();
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let states: Vec<&str> = json["migrations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["state"].as_str().unwrap())
+        .collect();
+    assert_eq!(states, ["applied", "applied", "pending", "pending"]);
+    assert_eq!(
+        json["migrations"][0]["applied_by"]
+            .as_str()
+            .unwrap()
+            .split('@')
+            .next(),
+        Some("tester")
+    );
+});
+
+both!(
+    dry_run_prints_sql_in_order_and_changes_nothing,
+    |p: Project| {
+        p.sample();
+        let out = p.keel().args(["up", "--dry-run"]).output().unwrap();
+        assert!(out.status.success(), "{}", stderr(&out));
+        let text = stdout(&out);
+        let users = text.find("CREATE TABLE users").expect("users SQL");
+        let profiles = text.find("CREATE TABLE profiles").expect("profiles SQL");
+        assert!(users < profiles);
+        assert!(!p.table_exists("users"));
+        assert!(!p.table_exists("keel_migrations"));
+    }
+);

@@ -140,16 +140,21 @@ pub fn is_snake_case(s: &str) -> bool {
 fn suggest_name(folder: &str) -> String {
     let digits: String = folder.chars().take_while(|c| c.is_ascii_digit()).collect();
     let rest = folder[digits.len()..].trim_start_matches(['_', '-']);
-    let snake: String = rest
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() {
-                c.to_ascii_lowercase()
-            } else {
-                '_'
-            }
-        })
-        .collect::<String>()
+    let mut spaced = String::new();
+    let mut prev_lower = false;
+    for c in rest.chars() {
+        // CamelCase → camel_case
+        if c.is_ascii_uppercase() && prev_lower {
+            spaced.push('_');
+        }
+        prev_lower = c.is_ascii_lowercase() || c.is_ascii_digit();
+        spaced.push(if c.is_ascii_alphanumeric() {
+            c.to_ascii_lowercase()
+        } else {
+            '_'
+        });
+    }
+    let snake: String = spaced
         .split('_')
         .filter(|p| !p.is_empty())
         .collect::<Vec<_>>()

@@ -124,7 +124,9 @@ impl Project {
                         .collect()
                 }
                 Db::Sqlite => {
-                    let mut c = sqlx::SqliteConnection::connect(&url).await.unwrap();
+                    let mut c = sqlx::SqliteConnection::connect(&format!("{url}?mode=rwc"))
+                        .await
+                        .unwrap();
                     let rows = sqlx::query(&sql)
                         .fetch_all(&mut c)
                         .await
@@ -170,7 +172,9 @@ impl Project {
                         .unwrap_or_else(|e| panic!("{sql}: {e}"));
                 }
                 Db::Sqlite => {
-                    let mut c = sqlx::SqliteConnection::connect(&url).await.unwrap();
+                    let mut c = sqlx::SqliteConnection::connect(&format!("{url}?mode=rwc"))
+                        .await
+                        .unwrap();
                     sqlx::raw_sql(&sql)
                         .execute(&mut c)
                         .await

@@ -1,0 +1,285 @@
+//! Unhappy paths: bad SQL, a failure in the middle of a run, edited history,
+//! bad files, an unreachable database. Each names what went wrong and where,
+//! exits with the contract's code, and leaves nothing half-applied.
+
+use crate::common::{Db, Project, stderr};
+
+macro_rules! both {
+    ($name:ident, $body:expr) => {
+        mod $name {
+            use super::*;
+            #[test]
+            fn postgres() {
+                ($body)(Project::new(Db::Postgres))
+            }
+            #[test]
+            fn sqlite() {
+                ($body)(Project::new(Db::Sqlite))
+            }
+        }
+    };
+}
+
+fn three_migrations_second_fails(p: &Project) {
+    p.migration(
+        "20250101000001_first",
+        "CREATE TABLE first (id bigint PRIMARY KEY);\n",
+        Some("DROP TABLE first;"),
+        None,
+    );
+    p.migration(
+        "20250101000002_second",
+        "CREATE TABLE second (id bigint PRIMARY KEY);\n\nINSERT INTO second (id)\n  SELECT id FROM no_such_table;\n",
+        Some("DROP TABLE second;"),
+        None,
+    );
+    p.migration(
+        "20250101000003_third",
+        "CREATE TABLE third (id bigint PRIMARY KEY);\n",
+        Some("DROP TABLE third;"),
+        None,
+    );
+}
+
+both!(
+    failure_in_the_middle_keeps_earlier_and_drops_its_own,
+    |p: Project| {
+        three_migrations_second_fails(&p);
+        let out = p.keel().arg("up").output().unwrap();
+        assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+        let err = stderr(&out);
+        // PostgreSQL points at the missing table itself; SQLite gives no position,
+        // so keel names the statement's first line.
+        let place = match p.db {
+            Db::Postgres => "up.sql:4:18",
+            Db::Sqlite => "up.sql:3:1",
+        };
+        assert!(
+            err.contains(&format!(
+                "migration 20250101000002_second failed at migrations/20250101000002_second/{place}"
+            )),
+            "{err}"
+        );
+        assert!(err.contains("no_such_table"), "{err}");
+        assert!(
+            err.contains("nothing of it was kept; earlier migrations of this run stay applied"),
+            "{err}"
+        );
+        assert!(p.table_exists("first"));
+        assert!(
+            !p.table_exists("second"),
+            "the failed migration's own statements are rolled back"
+        );
+        assert!(!p.table_exists("third"));
+        assert_eq!(
+            p.rows("SELECT version, state FROM keel_migrations ORDER BY version"),
+            vec![vec![
+                Some("20250101000001".to_string()),
+                Some("applied".to_string())
+            ]]
+        );
+    }
+);
+
+#[test]
+fn postgres_error_position_gives_exact_line_and_column() {
+    let p = Project::postgres();
+    p.migration(
+        "20250101000001_typo",
+        "CREATE TABLE a (id bigint);\n\nSELECT id,\n       nope\n  FROM a;\n",
+        Some("DROP TABLE a;"),
+        None,
+    );
+    let out = p.keel().arg("up").output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(err.contains("up.sql:4:8"), "{err}");
+    assert!(
+        err.contains("column \"nope\" does not exist (42703)"),
+        "{err}"
+    );
+}
+
+both!(edited_applied_migration_is_refused_by_name, |p: Project| {
+    let dir = p.migration(
+        "20250101000001_first",
+        "CREATE TABLE first (id bigint PRIMARY KEY);\n",
+        Some("DROP TABLE first;"),
+        None,
+    );
+    p.keel().arg("up").assert().success();
+    std::fs::write(
+        dir.join("up.sql"),
+        "CREATE TABLE first (id bigint PRIMARY KEY, extra text);\n",
+    )
+    .unwrap();
+    p.migration(
+        "20250101000002_next",
+        "CREATE TABLE next (id bigint);\n",
+        Some("DROP TABLE next;"),
+        None,
+    );
+    let out = p.keel().arg("up").output().unwrap();
+    assert_eq!(out.status.code(), Some(4));
+    let err = stderr(&out);
+    assert!(
+        err.contains("refusing to run: 20250101000001_first (modified)"),
+        "{err}"
+    );
+    assert!(err.contains("write a new migration"), "{err}");
+    assert!(!p.table_exists("next"), "nothing runs after a refusal");
+    let status = p
+        .keel()
+        .args(["status", "--format", "json"])
+        .output()
+        .unwrap();
+    let json: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
+    assert_eq!(json["migrations"][0]["state"], "modified");
+});
+
+both!(bad_files_are_all_reported_with_fixes, |p: Project| {
+    p.migration("2025_add_things", "SELECT 1;", None, None);
+    p.migration("20250101000001-AddUsers", "SELECT 1;", None, None);
+    p.migration("20250101000002_one", "SELECT 1;", Some(""), None);
+    p.migration("20250101000002_two", "SELECT 1;", Some(""), None);
+    p.migration(
+        "20250101000003_meta",
+        "SELECT 1;",
+        Some(""),
+        Some("description = \"x\"\nlock_timout = \"2s\"\n"),
+    );
+    let out = p.keel().arg("up").output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr(&out);
+    assert!(err.contains("4 problems in the migration files"), "{err}");
+    assert!(
+        err.contains("migrations/2025_add_things: `2025_add_things` is not named <version>_<name>"),
+        "{err}"
+    );
+    assert!(
+        err.contains("rename the folder to `20250101000001_add_users`"),
+        "{err}"
+    );
+    assert!(
+        err.contains("version 20250101000002 is used twice"),
+        "{err}"
+    );
+    assert!(
+        err.contains(
+            "migrations/20250101000003_meta/migration.toml:2:1: unknown field `lock_timout`"
+        ),
+        "{err}"
+    );
+    assert!(
+        err.contains("valid keys: description, reversibility, transaction, lock_timeout"),
+        "{err}"
+    );
+    assert!(
+        !p.table_exists("keel_migrations"),
+        "nothing touched the database"
+    );
+});
+
+#[test]
+fn unreachable_database_is_a_clear_error_without_the_password() {
+    let p = Project::sqlite();
+    p.sample();
+    let out = p
+        .keel()
+        .args([
+            "status",
+            "--database-url",
+            "postgres://app:s3cret@127.0.0.1:1/prod",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(
+        err.starts_with("error: cannot reach the database at postgres://app:***@127.0.0.1:1/prod"),
+        "{err}"
+    );
+    assert!(!err.contains("s3cret"), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+}
+
+#[test]
+fn unknown_database_scheme_is_a_usage_error() {
+    let p = Project::sqlite();
+    let out = p
+        .keel()
+        .args(["status", "--database-url", "mysql://root:pw@localhost/x"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(!stderr(&out).contains(":pw@"), "{}", stderr(&out));
+}
+
+both!(down_without_down_sql_is_refused, |p: Project| {
+    p.migration(
+        "20250101000001_first",
+        "CREATE TABLE first (id bigint);\n",
+        None,
+        None,
+    );
+    p.keel().arg("up").assert().success();
+    let out = p.keel().arg("down").output().unwrap();
+    assert_eq!(out.status.code(), Some(4));
+    assert!(stderr(&out).contains("has no down.sql"), "{}", stderr(&out));
+    assert!(p.table_exists("first"));
+});
+
+both!(
+    two_runs_at_once_apply_each_migration_exactly_once,
+    |p: Project| {
+        p.migration(
+            "20250101000000_log",
+            "CREATE TABLE runs (migration text NOT NULL);\n",
+            Some("DROP TABLE runs;"),
+            None,
+        );
+        // Slow enough that the two runs overlap.
+        let slow = match p.db {
+            Db::Postgres => "SELECT pg_sleep(0.3);",
+            Db::Sqlite => {
+                "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 2000000) SELECT count(*) FROM c;"
+            }
+        };
+        for i in 1..=4 {
+            p.migration(
+                &format!("2025010100000{i}_m{i}"),
+                &format!("{slow}\nINSERT INTO runs (migration) VALUES ('m{i}');\n"),
+                Some(&format!("DELETE FROM runs WHERE migration = 'm{i}';")),
+                None,
+            );
+        }
+        let spawn = || {
+            let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin("keel"));
+            cmd.current_dir(p.path())
+                .env("DATABASE_URL", &p.url)
+                .arg("up");
+            cmd.stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        };
+        let (a, b) = (spawn(), spawn());
+        let (a, b) = (a.wait_with_output().unwrap(), b.wait_with_output().unwrap());
+        assert!(a.status.success(), "{}", stderr(&a));
+        assert!(b.status.success(), "{}", stderr(&b));
+        assert_eq!(
+            p.rows("SELECT migration, count(*) FROM runs GROUP BY migration ORDER BY migration")
+                .len(),
+            4
+        );
+        assert_eq!(
+            p.scalar("SELECT count(*) FROM runs").as_deref(),
+            Some("4"),
+            "each migration ran exactly once"
+        );
+        assert_eq!(
+            p.scalar("SELECT count(*) FROM keel_migrations").as_deref(),
+            Some("5")
+        );
+    }
+);

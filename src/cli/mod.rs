@@ -84,7 +84,7 @@ pub enum Command {
     /// Load the sample application's data (users, posts, comments)
     Seed(seed::Args),
     /// The whole story on the embedded SQLite default, in a temporary folder
-    Demo,
+    Demo(demo::Args),
 }
 
 /// What every command gets: the options, keel.toml, and helpers that read
@@ -202,8 +202,8 @@ pub fn main() -> u8 {
 }
 
 pub async fn run(cli: Cli) -> Result<()> {
-    if let Command::Demo = cli.command {
-        return demo::run(cli.global).await;
+    if let Command::Demo(args) = cli.command {
+        return demo::run(cli.global, args).await;
     }
     let ctx = Ctx::new(cli.global)?;
     match cli.command {
@@ -215,7 +215,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Resolve(args) => resolve::run(&ctx, args).await,
         Command::Inspect(args) => inspect::run(&ctx, args).await,
         Command::Seed(args) => seed::run(&ctx, args).await,
-        Command::Demo => unreachable!("handled above"),
+        Command::Demo(_) => unreachable!("handled above"),
     }
 }
 

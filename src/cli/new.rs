@@ -25,22 +25,11 @@ pub struct Args {
 }
 
 pub fn run(ctx: &Ctx, args: Args) -> Result<()> {
-    if !crate::migration::source_is_snake_case(&args.name) {
-        let suggestion: String = args
-            .name
-            .chars()
-            .map(|c| {
-                if c.is_ascii_alphanumeric() {
-                    c.to_ascii_lowercase()
-                } else {
-                    '_'
-                }
-            })
-            .collect();
+    if !crate::migration::is_snake_case(&args.name) {
         return Err(usage(format!(
             "`{}` is not a snake_case name (lowercase letters, digits, single underscores)\n  fix: keel new {}",
             args.name,
-            suggestion.trim_matches('_')
+            crate::migration::to_snake_case(&args.name)
         )));
     }
     let needs: &[&str] = match args.template.as_str() {

@@ -7,7 +7,7 @@ pub mod template;
 
 pub use checksum::checksum;
 pub use meta::{Meta, Reversibility};
-pub use source::{SourceError, is_snake_case as source_is_snake_case, load_dir};
+pub use source::{SourceError, is_snake_case, load_dir, to_snake_case};
 
 use std::fmt;
 use std::path::PathBuf;

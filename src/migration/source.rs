@@ -140,25 +140,7 @@ pub fn is_snake_case(s: &str) -> bool {
 fn suggest_name(folder: &str) -> String {
     let digits: String = folder.chars().take_while(|c| c.is_ascii_digit()).collect();
     let rest = folder[digits.len()..].trim_start_matches(['_', '-']);
-    let mut spaced = String::new();
-    let mut prev_lower = false;
-    for c in rest.chars() {
-        // CamelCase → camel_case
-        if c.is_ascii_uppercase() && prev_lower {
-            spaced.push('_');
-        }
-        prev_lower = c.is_ascii_lowercase() || c.is_ascii_digit();
-        spaced.push(if c.is_ascii_alphanumeric() {
-            c.to_ascii_lowercase()
-        } else {
-            '_'
-        });
-    }
-    let snake: String = spaced
-        .split('_')
-        .filter(|p| !p.is_empty())
-        .collect::<Vec<_>>()
-        .join("_");
+    let snake = to_snake_case(rest);
     let snake = if snake.is_empty() {
         "describe_the_change".to_string()
     } else {
@@ -170,6 +152,29 @@ fn suggest_name(folder: &str) -> String {
         Version::now().to_string()
     };
     format!("rename the folder to `{version}_{snake}`")
+}
+
+/// `AddUsers`, `add-users`, `Add Users` → `add_users`.
+pub fn to_snake_case(text: &str) -> String {
+    let mut spaced = String::new();
+    let mut prev_lower = false;
+    for c in text.chars() {
+        // CamelCase → camel_case
+        if c.is_ascii_uppercase() && prev_lower {
+            spaced.push('_');
+        }
+        prev_lower = c.is_ascii_lowercase() || c.is_ascii_digit();
+        spaced.push(if c.is_ascii_alphanumeric() {
+            c.to_ascii_lowercase()
+        } else {
+            '_'
+        });
+    }
+    spaced
+        .split('_')
+        .filter(|p| !p.is_empty())
+        .collect::<Vec<_>>()
+        .join("_")
 }
 
 fn read_migration(dir: &Path, version: Version, name: &str) -> Result<Migration, Vec<Problem>> {

@@ -5,3 +5,6 @@ mod common;
 
 mod failures;
 mod migrate;
+mod new;
+mod resolve;
+mod validate;

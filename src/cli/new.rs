@@ -46,12 +46,12 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<()> {
                 args.template, args.name, args.template
             )));
         }
-        if let Some(v) = value {
-            if !is_identifier(v) {
-                return Err(usage(format!(
-                    "--{flag} `{v}` is not an identifier (letters, digits and _, optionally schema.name)"
-                )));
-            }
+        if let Some(v) = value
+            && !is_identifier(v)
+        {
+            return Err(usage(format!(
+                "--{flag} `{v}` is not an identifier (letters, digits and _, optionally schema.name)"
+            )));
         }
     }
     let project = Path::new(".");

@@ -79,12 +79,6 @@ impl Project {
         copy_dir(&src, &self.path().join("migrations"));
     }
 
-    pub fn write(&self, path: &str, content: &str) {
-        let p = self.path().join(path);
-        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-        std::fs::write(p, content).unwrap();
-    }
-
     /// The keel binary, in the project folder, pointed at this project's database.
     pub fn keel(&self) -> Command {
         let mut cmd = Command::cargo_bin("keel").unwrap();
@@ -111,7 +105,7 @@ impl Project {
         let sql = sql.to_string();
         let db = self.db;
         block_on(async move {
-            use sqlx::{Column, Connection, Row, ValueRef};
+            use sqlx::{Connection, Row, ValueRef};
             match db {
                 Db::Postgres => {
                     let mut c = sqlx::PgConnection::connect(&url).await.unwrap();

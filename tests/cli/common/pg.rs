@@ -202,6 +202,8 @@ fn start_cluster() -> Server {
         pid = std::process::id(),
         dir = dir.display()
     );
+    // Deliberately never waited for: it must outlive this process.
+    #[allow(clippy::zombie_processes)]
     Command::new("sh")
         .arg("-c")
         .arg(script)

@@ -151,7 +151,7 @@ mod tests {
     #[test]
     fn error_positions_map_to_file_lines() {
         let stmts = split("\n\nSELECT 1,\n  nope FROM x;");
-        let (line, col) = stmts[0].position_in_file(14);
+        let (line, col) = stmts[0].position_in_file(13);
         assert_eq!((line, col), (4, 3));
     }
 }

@@ -3,6 +3,7 @@
 
 mod common;
 
+mod config;
 mod failures;
 mod migrate;
 mod new;

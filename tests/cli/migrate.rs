@@ -73,3 +73,55 @@ both!(
         assert!(!p.table_exists("keel_migrations"));
     }
 );
+
+#[test]
+fn a_deleted_applied_migration_is_missing_and_blocks_runs() {
+    let p = Project::sqlite();
+    p.sample();
+    p.keel().arg("up").assert().success();
+    std::fs::remove_dir_all(p.path().join("migrations/20260102090000_add_user_profiles")).unwrap();
+    let out = p
+        .keel()
+        .args(["status", "--format", "json"])
+        .output()
+        .unwrap();
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["migrations"][3]["state"], "missing");
+    let out = p.keel().arg("down").output().unwrap();
+    assert_eq!(out.status.code(), Some(4));
+    assert!(
+        stderr(&out).contains("restore the folder migrations/20260102090000_add_user_profiles"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn down_to_a_version_keeps_that_version() {
+    let p = Project::sqlite();
+    p.sample();
+    p.keel().arg("up").assert().success();
+    let dry = p
+        .keel()
+        .args(["down", "--to", "20260101090000", "--dry-run"])
+        .output()
+        .unwrap();
+    let text = stdout(&dry);
+    assert!(text.contains("3 migration(s)"), "{text}");
+    assert!(
+        text.find("DROP TABLE profiles").unwrap() < text.find("DROP TABLE posts").unwrap(),
+        "newest first: {text}"
+    );
+    p.keel()
+        .args(["down", "--to", "20260101090000"])
+        .assert()
+        .success();
+    assert!(p.table_exists("users"));
+    assert!(!p.table_exists("posts"));
+    p.keel().args(["down", "--to", "0"]).assert().success();
+    assert!(!p.table_exists("users"));
+    assert_eq!(
+        p.scalar("SELECT count(*) FROM keel_migrations").as_deref(),
+        Some("0")
+    );
+}

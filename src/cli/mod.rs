@@ -93,6 +93,8 @@ pub struct Ctx {
     pub global: Global,
     pub config: Config,
     pub out: Output,
+    /// The run's progress bar, on a terminal only.
+    progress: std::sync::Mutex<Option<indicatif::ProgressBar>>,
 }
 
 impl Ctx {
@@ -103,6 +105,7 @@ impl Ctx {
             global,
             config,
             out,
+            progress: std::sync::Mutex::new(None),
         })
     }
 
@@ -145,15 +148,34 @@ impl Ctx {
         }
     }
 
-    /// Prints the runner's events as progress lines on stderr.
+    /// Shows the runner's events: a progress bar on a terminal, one plain
+    /// line per finished migration otherwise.
     pub fn print_event(&self, event: Event<'_>) {
+        let mut bar = self.progress.lock().unwrap_or_else(|e| e.into_inner());
+        let finished = matches!(event, Event::Applied(..) | Event::Reverted(..));
         let line = match event {
+            Event::Planned(n) => {
+                if n > 1 && !self.out.quiet && Output::stderr_is_terminal() {
+                    let b = indicatif::ProgressBar::new(n as u64).with_style(
+                        indicatif::ProgressStyle::with_template(
+                            "{bar:30} {pos}/{len} {elapsed} {wide_msg}",
+                        )
+                        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+                    );
+                    *bar = Some(b);
+                }
+                return;
+            }
+            Event::Applying(m) | Event::Reverting(m) => {
+                if let Some(b) = bar.as_ref() {
+                    b.set_message(m.id());
+                }
+                return;
+            }
             Event::WaitingForLock => {
                 "waiting for another keel run on this database to finish…".to_string()
             }
-            Event::Applying(m) => format!("applying {} …", m.id()),
             Event::Applied(m, took) => format!("applied  {} ({})", m.id(), output::millis(took)),
-            Event::Reverting(m) => format!("reverting {} …", m.id()),
             Event::Reverted(m, took) => format!("reverted {} ({})", m.id(), output::millis(took)),
             Event::LockTimeoutRetry {
                 migration,
@@ -169,7 +191,18 @@ impl Ctx {
                 format!("dropped INVALID index {name} left by the failed build")
             }
         };
-        self.out.progress(&line);
+        match bar.as_ref() {
+            Some(b) => {
+                b.println(&line);
+                if finished {
+                    b.inc(1);
+                    if b.position() >= b.length().unwrap_or(0) {
+                        b.finish_and_clear();
+                    }
+                }
+            }
+            None => self.out.progress(&line),
+        }
     }
 }
 
@@ -195,7 +228,12 @@ pub fn main() -> u8 {
     match runtime.block_on(run(cli)) {
         Ok(()) => 0,
         Err(e) => {
-            eprintln!("error: {}", e.to_string().trim_end());
+            let prefix = if output::colour() {
+                "\x1b[1;31merror\x1b[0m"
+            } else {
+                "error"
+            };
+            eprintln!("{prefix}: {}", e.to_string().trim_end());
             e.exit_code()
         }
     }

@@ -47,6 +47,11 @@ impl Output {
     }
 }
 
+/// Colour on stderr: only on a terminal, and never with `NO_COLOR` set.
+pub fn colour() -> bool {
+    std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()) && std::io::stderr().is_terminal()
+}
+
 /// A duration for people: `850 ms`, `2.4 s`, `3 min 5 s`.
 pub fn millis(d: Duration) -> String {
     let ms = d.as_millis();

@@ -31,6 +31,8 @@ impl Default for RunSettings {
 #[derive(Debug)]
 pub enum Event<'a> {
     WaitingForLock,
+    /// How many migrations this run will apply or revert.
+    Planned(usize),
     Applying(&'a Migration),
     Applied(&'a Migration, Duration),
     Reverting(&'a Migration),
@@ -84,6 +86,7 @@ impl Runner<'_> {
             .filter_map(|e| e.migration)
             .filter(|m| to.is_none_or(|to| m.version <= to))
             .collect();
+        (self.on_event)(Event::Planned(pending.len()));
         for (i, m) in pending.iter().enumerate() {
             self.run(m, Direction::Up, i + 1 == pending.len()).await?;
         }
@@ -115,6 +118,7 @@ impl Runner<'_> {
         for m in &targets {
             refuse_irreversible(m)?;
         }
+        (self.on_event)(Event::Planned(targets.len()));
         for (i, m) in targets.iter().enumerate() {
             self.run(m, Direction::Down, i + 1 == targets.len()).await?;
         }

@@ -10,4 +10,5 @@ pub mod error;
 pub mod inspect;
 pub mod migration;
 pub mod migrator;
+pub mod runbook;
 pub mod seed;

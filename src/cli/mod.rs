@@ -6,6 +6,7 @@ mod inspect;
 mod new;
 mod output;
 mod resolve;
+mod runbook;
 mod seed;
 mod status;
 mod up;
@@ -81,6 +82,8 @@ pub enum Command {
     Resolve(resolve::Args),
     /// Schema and data distribution of tables and columns
     Inspect(inspect::Args),
+    /// Render runbooks/<version>_<name>.md for a migration and print its path
+    Runbook(runbook::Args),
     /// Load the sample application's data (users, posts, comments)
     Seed(seed::Args),
     /// The whole story on the embedded SQLite default, in a temporary folder
@@ -253,8 +256,23 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Resolve(args) => resolve::run(&ctx, args).await,
         Command::Inspect(args) => inspect::run(&ctx, args).await,
         Command::Seed(args) => seed::run(&ctx, args).await,
+        Command::Runbook(args) => runbook::run(&ctx, args).await,
         Command::Demo(_) => unreachable!("handled above"),
     }
+}
+
+/// The migration a command names by version (`20250101120000`) or full id.
+pub fn find_migration<'m>(files: &'m [Migration], wanted: &str) -> Result<&'m Migration> {
+    files
+        .iter()
+        .find(|m| m.version.to_string() == wanted || m.id() == wanted)
+        .ok_or_else(|| {
+            let known: Vec<String> = files.iter().rev().take(5).map(|m| m.id()).collect();
+            usage(format!(
+                "there is no migration `{wanted}` in the migrations folder{}\n  fix: give a version from `keel status`",
+                if known.is_empty() { String::new() } else { format!(" (newest: {})", known.join(", ")) }
+            ))
+        })
 }
 
 /// Turns a `--to`/positional version argument into a clear usage error.

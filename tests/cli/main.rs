@@ -8,4 +8,5 @@ mod failures;
 mod migrate;
 mod new;
 mod resolve;
+mod runbook;
 mod validate;

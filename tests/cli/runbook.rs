@@ -1,0 +1,201 @@
+//! `keel runbook V`: the rendered runbook reviewers read in a pull request.
+
+use crate::common::{Project, stderr, stdout};
+use pulldown_cmark::{Event, Options, Parser, Tag, TagEnd};
+
+const KEEL_TOML: &str = r#"
+[environments.staging]
+database_url_env = "STAGING_DATABASE_URL"
+require_dry_run = true
+
+[environments.production]
+database_url_env = "PRODUCTION_DATABASE_URL"
+require_dry_run = true
+require_snapshot = true
+require_signature = true
+health_url = "http://127.0.0.1:8080/health"
+smoke = ["SELECT 1 FROM users LIMIT 1"]
+"#;
+
+fn render(p: &Project, version: &str) -> String {
+    let out = p.keel().args(["runbook", version]).output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let path = stdout(&out).trim().to_string();
+    std::fs::read_to_string(p.path().join(path)).unwrap()
+}
+
+/// What a GFM renderer sees: headings, task items, tables, code blocks.
+struct Shape {
+    headings: Vec<String>,
+    tasks: usize,
+    checked: usize,
+    tables: usize,
+    code_blocks: usize,
+}
+
+fn shape(markdown: &str) -> Shape {
+    let mut s = Shape {
+        headings: vec![],
+        tasks: 0,
+        checked: 0,
+        tables: 0,
+        code_blocks: 0,
+    };
+    let mut in_heading = false;
+    for event in Parser::new_ext(markdown, Options::ENABLE_TABLES | Options::ENABLE_TASKLISTS) {
+        match event {
+            Event::Start(Tag::Heading { .. }) => {
+                in_heading = true;
+                s.headings.push(String::new());
+            }
+            Event::End(TagEnd::Heading(_)) => in_heading = false,
+            Event::Text(t) | Event::Code(t) if in_heading => {
+                s.headings.last_mut().unwrap().push_str(&t)
+            }
+            Event::TaskListMarker(done) => {
+                s.tasks += 1;
+                s.checked += done as usize;
+            }
+            Event::Start(Tag::Table(_)) => s.tables += 1,
+            Event::Start(Tag::CodeBlock(_)) => s.code_blocks += 1,
+            _ => {}
+        }
+    }
+    s
+}
+
+#[test]
+fn sample_runbook_renders_cleanly_as_github_markdown() {
+    let p = Project::sqlite();
+    p.sample();
+    std::fs::write(p.path().join("keel.toml"), KEEL_TOML).unwrap();
+    let text = render(&p, "20260102090000");
+    let s = shape(&text);
+    assert_eq!(
+        s.headings,
+        [
+            "Runbook 20260102090000_add_user_profiles",
+            "What it does",
+            "Safety findings",
+            "Pre-migration checklist",
+            "Commands",
+            "production",
+            "staging",
+            "What to watch during execution",
+            "Post-migration verification",
+            "Rollback procedure",
+            "Execution records"
+        ]
+    );
+    assert_eq!(
+        (s.tasks, s.checked),
+        (4, 0),
+        "four unticked checklist items"
+    );
+    assert_eq!(s.tables, 2, "summary and statements tables");
+    assert!(s.code_blocks >= 7, "{}", s.code_blocks);
+    assert!(text.contains("keel snapshot take --env production"));
+    assert!(
+        !text.contains("keel snapshot take --env staging"),
+        "only production requires a snapshot"
+    );
+    insta::assert_snapshot!(text);
+}
+
+#[test]
+fn untrusted_text_cannot_break_the_document() {
+    let p = Project::sqlite();
+    p.migration(
+        "20250101000001_tricky",
+        "-- ``` not a fence\nSELECT '```' AS ticks, '| pipe' AS pipe;\n",
+        Some("SELECT 1;"),
+        Some("description = \"drop *everything* | # [link](http://x) <b>\\n- [ ] fake task\"\n"),
+    );
+    let text = render(&p, "20250101000001_tricky");
+    let s = shape(&text);
+    assert_eq!(
+        s.tasks, 4,
+        "the description's fake task is not a task:\n{text}"
+    );
+    assert!(
+        text.contains(
+            "> drop \\*everything\\* \\| \\# \\[link\\](http://x) \\<b\\> - \\[ \\] fake task"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains("````sql\nSELECT '```'"),
+        "the fence outgrows the SQL's backticks:\n{text}"
+    );
+    assert_eq!(
+        s.headings
+            .iter()
+            .filter(|h| *h == "Safety findings")
+            .count(),
+        1,
+        "the SQL did not close its fence early"
+    );
+}
+
+#[test]
+fn first_line_records_the_checksum_it_was_rendered_from() {
+    let p = Project::sqlite();
+    p.sample();
+    let text = render(&p, "20260101090000");
+    let first = text.lines().next().unwrap();
+    assert!(
+        first.starts_with("<!-- keel:runbook migration=20260101090000_create_users checksum="),
+        "{first}"
+    );
+    let json = p
+        .keel()
+        .args(["runbook", "20260101090000", "--format", "json"])
+        .output()
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert!(first.contains(v["checksum"].as_str().unwrap()));
+}
+
+#[test]
+fn a_projects_own_template_wins_and_template_errors_are_named() {
+    let p = Project::sqlite();
+    p.sample();
+    std::fs::create_dir_all(p.path().join("templates")).unwrap();
+    std::fs::write(
+        p.path().join("templates/runbook.md.tera"),
+        "# {{ migration.id | code }} for ACME\n",
+    )
+    .unwrap();
+    let text = render(&p, "20260101090000");
+    assert!(
+        text.lines().nth(1) == Some("# `20260101090000_create_users` for ACME"),
+        "{text}"
+    );
+    std::fs::write(
+        p.path().join("templates/runbook.md.tera"),
+        "{{ migration.nope }}\n",
+    )
+    .unwrap();
+    let out = p
+        .keel()
+        .args(["runbook", "20260101090000"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("templates/runbook.md.tera"),
+        "{}",
+        stderr(&out)
+    );
+    let out = p
+        .keel()
+        .args(["runbook", "20990101000000"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("there is no migration `20990101000000`"),
+        "{}",
+        stderr(&out)
+    );
+}

@@ -2,6 +2,7 @@
 //! template for review in a pull request, followed by the operator, and
 //! annotated with what happened.
 
+pub mod annotate;
 pub mod markdown;
 mod render;
 

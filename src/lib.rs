@@ -7,6 +7,7 @@ pub mod cli;
 pub mod config;
 pub mod db;
 pub mod error;
+pub mod execute;
 pub mod inspect;
 pub mod migration;
 pub mod migrator;

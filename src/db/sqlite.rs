@@ -417,6 +417,8 @@ impl Database for Sqlite {
     ) -> Result<u64, DbError> {
         // Multi-row INSERTs of up to 200 rows, in one transaction: SQLite has
         // no COPY, and this is what its own documentation recommends for speed.
+        // A savepoint is that transaction on its own, and nests inside a
+        // caller's transaction (keel seed loads several tables in one).
         const ROWS_PER_STATEMENT: usize = 200;
         let cols: Vec<String> = columns.iter().map(|c| quote_ident(c)).collect();
         let head = format!(
@@ -425,7 +427,7 @@ impl Database for Sqlite {
             cols.join(", ")
         );
         let one = format!("({})", vec!["?"; columns.len()].join(", "));
-        self.execute("BEGIN IMMEDIATE").await?;
+        self.execute("SAVEPOINT keel_bulk_insert").await?;
         let mut n = 0u64;
         let result: Result<(), DbError> = async {
             let mut chunk = Vec::with_capacity(ROWS_PER_STATEMENT);
@@ -459,11 +461,13 @@ impl Database for Sqlite {
         .await;
         match result {
             Ok(()) => {
-                self.execute("COMMIT").await?;
+                self.execute("RELEASE keel_bulk_insert").await?;
                 Ok(n)
             }
             Err(e) => {
-                let _ = self.execute("ROLLBACK").await;
+                let _ = self
+                    .execute("ROLLBACK TO keel_bulk_insert; RELEASE keel_bulk_insert")
+                    .await;
                 Err(e)
             }
         }

@@ -348,6 +348,29 @@ impl Database for Sqlite {
                 definition,
             });
         }
+        // UNIQUE constraints live as automatic indexes (origin 'u'); named
+        // the way PostgreSQL names them, so both dialects read alike.
+        let uniques: Vec<String> = sqlx::query_scalar(
+            "SELECT name FROM pragma_index_list(?) WHERE origin = 'u' ORDER BY name",
+        )
+        .bind(table)
+        .fetch_all(&mut self.conn)
+        .await
+        .map_err(|e| self.err(e))?;
+        for index in uniques {
+            let columns: Vec<String> =
+                sqlx::query_scalar("SELECT name FROM pragma_index_info(?) ORDER BY seqno")
+                    .bind(&index)
+                    .fetch_all(&mut self.conn)
+                    .await
+                    .map_err(|e| self.err(e))?;
+            out.push(ConstraintInfo {
+                name: format!("{table}_{}_key", columns.join("_")),
+                kind: "unique".into(),
+                definition: format!("UNIQUE ({})", columns.join(", ")),
+            });
+        }
+        out.sort_by(|a, b| a.name.cmp(&b.name));
         Ok(out)
     }
 

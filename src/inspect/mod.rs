@@ -65,7 +65,7 @@ pub struct ColumnAnalysis {
 pub enum Report {
     Overview(Overview),
     Table(TableReport),
-    Column(ColumnAnalysis),
+    Column(Box<ColumnAnalysis>),
 }
 
 impl Report {
@@ -93,9 +93,9 @@ pub async fn inspect(db: &mut dyn Database, target: Option<&str>) -> Result<Repo
         return Ok(Report::Table(table(db, target).await?));
     }
     match target.rsplit_once('.') {
-        Some((table, column)) if tables.iter().any(|t| t == table) => {
-            Ok(Report::Column(analyse_column(db, table, column).await?))
-        }
+        Some((table, column)) if tables.iter().any(|t| t == table) => Ok(Report::Column(Box::new(
+            analyse_column(db, table, column).await?,
+        ))),
         Some((table, _)) => Err(InspectError::UnknownTable {
             name: table.to_string(),
             tables,

@@ -385,7 +385,7 @@ impl<I: Iterator<Item = Vec<Value>>> Iterator for Counted<'_, I> {
         let report = match row {
             Some(_) => {
                 self.done += 1;
-                self.done % 8192 == 0
+                self.done.is_multiple_of(8192)
             }
             // The last, partial stretch, once.
             None => std::mem::take(&mut self.unreported),

@@ -233,8 +233,8 @@ pub fn name(rng: &mut Rng, index: u64) -> Option<String> {
 
 /// One random name.
 pub fn random(rng: &mut Rng) -> Option<String> {
-    let first = *rng.pick(FIRST);
-    let last = *rng.pick(LAST);
+    let first = rng.pick(FIRST);
+    let last = rng.pick(LAST);
     let name = match kind(rng) {
         Kind::TwoWords => format!("{first} {last}"),
         Kind::Particle => format!("{first} {}", rng.pick(PARTICLE_SURNAMES)),
@@ -278,6 +278,9 @@ mod tests {
         hits as f64 * 100.0 / n as f64
     }
 
+    /// What, lowest and highest share in %, and the test.
+    type Case = (&'static str, f64, f64, fn(Option<&str>) -> bool);
+
     fn words(s: Option<&str>) -> Option<usize> {
         s.map(|s| s.split_whitespace().count())
     }
@@ -290,7 +293,7 @@ mod tests {
 
     #[test]
     fn every_edge_case_has_a_real_share() {
-        let cases: [(&str, f64, f64, fn(Option<&str>) -> bool); 11] = [
+        let cases: [Case; 11] = [
             ("NULL", 3.5, 6.5, |s| s.is_none()),
             ("empty", 2.0, 4.0, |s| s == Some("")),
             ("blank", 0.5, 1.5, |s| {

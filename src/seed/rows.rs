@@ -30,7 +30,7 @@ impl IdPool {
     fn pick(&self, rng: &mut Rng) -> i64 {
         match self {
             IdPool::Range(r) => r.start + rng.below(r.end.abs_diff(r.start)) as i64,
-            IdPool::List(ids) => *rng.pick(ids),
+            IdPool::List(ids) => rng.pick(ids),
         }
     }
 }

@@ -82,7 +82,8 @@ const CITIES: &[&str] = &[
 ];
 
 pub fn title(rng: &mut Rng) -> String {
-    rng.pick(TITLES).replacen("{}", *rng.pick(TOPICS), 1)
+    let topic = rng.pick(TOPICS);
+    rng.pick(TITLES).replacen("{}", topic, 1)
 }
 
 /// One sentence of 5 to 15 words, capitalised, with a full stop.
@@ -90,7 +91,7 @@ pub fn sentence(rng: &mut Rng) -> String {
     let n = rng.between(5, 15);
     let mut s = String::with_capacity(96);
     for i in 0..n {
-        let word = *rng.pick(WORDS);
+        let word = rng.pick(WORDS);
         if i == 0 {
             let mut chars = word.chars();
             if let Some(c) = chars.next() {
@@ -116,11 +117,12 @@ pub fn comment(rng: &mut Rng) -> String {
     if rng.chance(300) {
         return paragraph(rng, 1, 3);
     }
-    rng.pick(COMMENTS).replacen("{}", *rng.pick(TOPICS), 1)
+    let topic = rng.pick(TOPICS);
+    rng.pick(COMMENTS).replacen("{}", topic, 1)
 }
 
 pub fn city(rng: &mut Rng) -> &'static str {
-    *rng.pick(CITIES)
+    rng.pick(CITIES)
 }
 
 #[cfg(test)]

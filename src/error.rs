@@ -2,8 +2,10 @@
 
 use crate::config::ConfigError;
 use crate::db::{DbError, DbErrorKind};
+use crate::inspect::InspectError;
 use crate::migration::SourceError;
 use crate::migrator::RunError;
+use crate::seed::SeedError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -17,6 +19,10 @@ pub enum Error {
     Run(#[from] RunError),
     #[error("{0}")]
     Io(#[from] std::io::Error),
+    #[error("{0}")]
+    Seed(#[from] SeedError),
+    #[error("{0}")]
+    Inspect(#[from] InspectError),
     /// Bad arguments or project files keel cannot use.
     #[error("{0}")]
     Usage(String),
@@ -42,7 +48,14 @@ impl Error {
             Error::Check(_) => 3,
             Error::Refused(_) | Error::Run(RunError::Refused { .. }) => 4,
             Error::Run(RunError::Db(e)) if e.kind == DbErrorKind::Usage => 2,
-            Error::Db(_) | Error::Run(_) | Error::Io(_) | Error::Other(_) => 1,
+            Error::Seed(e) if e.is_usage() => 2,
+            Error::Inspect(e) if e.is_usage() => 2,
+            Error::Db(_)
+            | Error::Run(_)
+            | Error::Io(_)
+            | Error::Seed(_)
+            | Error::Inspect(_)
+            | Error::Other(_) => 1,
         }
     }
 }

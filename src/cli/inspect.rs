@@ -1,5 +1,6 @@
 use super::Ctx;
 use crate::error::Result;
+use crate::inspect::inspect;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -7,6 +8,16 @@ pub struct Args {
     pub target: Option<String>,
 }
 
-pub async fn run(_ctx: &Ctx, _args: Args) -> Result<()> {
-    Err(crate::error::Error::Usage("inspect: not built yet".into()))
+pub async fn run(ctx: &Ctx, args: Args) -> Result<()> {
+    let mut db = ctx.connect().await?;
+    let result = inspect(db.as_mut(), args.target.as_deref()).await;
+    db.close().await;
+    let report = result?;
+    if ctx.out.json {
+        ctx.out
+            .json(&serde_json::to_value(&report).map_err(anyhow::Error::from)?);
+    } else {
+        ctx.out.data(&report.to_text());
+    }
+    Ok(())
 }

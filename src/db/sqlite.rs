@@ -348,6 +348,29 @@ impl Database for Sqlite {
                 definition,
             });
         }
+        // UNIQUE constraints live as automatic indexes (origin 'u'); named
+        // the way PostgreSQL names them, so both dialects read alike.
+        let uniques: Vec<String> = sqlx::query_scalar(
+            "SELECT name FROM pragma_index_list(?) WHERE origin = 'u' ORDER BY name",
+        )
+        .bind(table)
+        .fetch_all(&mut self.conn)
+        .await
+        .map_err(|e| self.err(e))?;
+        for index in uniques {
+            let columns: Vec<String> =
+                sqlx::query_scalar("SELECT name FROM pragma_index_info(?) ORDER BY seqno")
+                    .bind(&index)
+                    .fetch_all(&mut self.conn)
+                    .await
+                    .map_err(|e| self.err(e))?;
+            out.push(ConstraintInfo {
+                name: format!("{table}_{}_key", columns.join("_")),
+                kind: "unique".into(),
+                definition: format!("UNIQUE ({})", columns.join(", ")),
+            });
+        }
+        out.sort_by(|a, b| a.name.cmp(&b.name));
         Ok(out)
     }
 
@@ -417,6 +440,8 @@ impl Database for Sqlite {
     ) -> Result<u64, DbError> {
         // Multi-row INSERTs of up to 200 rows, in one transaction: SQLite has
         // no COPY, and this is what its own documentation recommends for speed.
+        // A savepoint is that transaction on its own, and nests inside a
+        // caller's transaction (keel seed loads several tables in one).
         const ROWS_PER_STATEMENT: usize = 200;
         let cols: Vec<String> = columns.iter().map(|c| quote_ident(c)).collect();
         let head = format!(
@@ -425,7 +450,7 @@ impl Database for Sqlite {
             cols.join(", ")
         );
         let one = format!("({})", vec!["?"; columns.len()].join(", "));
-        self.execute("BEGIN IMMEDIATE").await?;
+        self.execute("SAVEPOINT keel_bulk_insert").await?;
         let mut n = 0u64;
         let result: Result<(), DbError> = async {
             let mut chunk = Vec::with_capacity(ROWS_PER_STATEMENT);
@@ -459,11 +484,13 @@ impl Database for Sqlite {
         .await;
         match result {
             Ok(()) => {
-                self.execute("COMMIT").await?;
+                self.execute("RELEASE keel_bulk_insert").await?;
                 Ok(n)
             }
             Err(e) => {
-                let _ = self.execute("ROLLBACK").await;
+                let _ = self
+                    .execute("ROLLBACK TO keel_bulk_insert; RELEASE keel_bulk_insert")
+                    .await;
                 Err(e)
             }
         }

@@ -5,8 +5,10 @@ mod common;
 
 mod config;
 mod failures;
+mod inspect;
 mod migrate;
 mod new;
 mod resolve;
 mod runbook;
+mod seed;
 mod validate;

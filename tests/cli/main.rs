@@ -4,6 +4,7 @@
 mod common;
 
 mod config;
+mod demo;
 mod failures;
 mod inspect;
 mod migrate;

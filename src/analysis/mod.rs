@@ -1,9 +1,23 @@
 //! What a migration will do, read from its SQL before it runs.
 //!
-//! Today: splitting a file into statements with their positions, using
-//! PostgreSQL's lexical rules (dollar quoting, comments, quoted identifiers).
-//! The per-statement classification (locks, rewrites, lint) builds on this.
+//! Each statement is parsed with a PostgreSQL grammar (squawk) and
+//! classified once into an [`Operation`]: tables and columns touched, lock
+//! level, rewrite, scan, data destroyed, transaction constraints. The lint
+//! rules, the dry run, reversibility and the backup plan all read that model.
 
+pub mod allow;
+pub mod classify;
+pub mod finding;
+pub mod operation;
+pub mod reversibility;
+pub mod rules;
+pub mod schema;
 mod split;
+pub mod sqltype;
+pub mod version;
 
+pub use classify::{Classified, SyntaxProblem, classify};
+pub use operation::{Action, ActionKind, Lock, Operation, Tri};
+pub use schema::{Created, Schema};
 pub use split::{Statement, split};
+pub use version::PgVersion;

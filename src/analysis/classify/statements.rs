@@ -1,0 +1,415 @@
+//! Every statement kind other than ALTER TABLE: what it touches and locks.
+
+use super::columns::column_def;
+use super::syntax::{child, find, has_desc, has_token, name_in, names, qualified, table_name};
+use super::{Cx, alter_table};
+use crate::analysis::operation::{Action, ActionKind, Lock, ObjectKind, Tri};
+use squawk_syntax::{SyntaxKind, SyntaxNode};
+
+use Lock::{AccessExclusive as Ael, ShareUpdateExclusive as Sue};
+
+pub fn classify(cx: &Cx, node: &SyntaxNode) -> Vec<Action> {
+    use SyntaxKind::*;
+    let one = |kind, table| vec![cx.action(kind, table, node)];
+    match node.kind() {
+        ALTER_TABLE => alter_table::classify(cx, node),
+        CREATE_TABLE | CREATE_TABLE_AS | SELECT_INTO | CREATE_MATERIALIZED_VIEW => {
+            vec![create_table(cx, node)]
+        }
+        DROP_TABLE => names(node, TABLE_NAME_REF)
+            .into_iter()
+            .map(|t| {
+                let mut a = cx.action(
+                    ActionKind::DropTable {
+                        cascade: has_desc(node, CASCADE_KW),
+                    },
+                    Some(t.clone()),
+                    node,
+                );
+                a.locks.push(Cx::lock(&t, Ael));
+                a.destroys = !a.new_table;
+                a
+            })
+            .collect(),
+        TRUNCATE => {
+            let list = child(node, TABLE_LIST).unwrap_or_else(|| node.clone());
+            names(&list, TABLE_RELATION_NAME)
+                .into_iter()
+                .map(|t| {
+                    let kind = ActionKind::Truncate {
+                        cascade: has_desc(node, CASCADE_KW),
+                    };
+                    let mut a = cx.action(kind, Some(t.clone()), node);
+                    a.locks.push(Cx::lock(&t, Ael));
+                    a.destroys = !a.new_table;
+                    a
+                })
+                .collect()
+        }
+        CREATE_INDEX => vec![create_index(cx, node)],
+        DROP_INDEX => drop_index(cx, node),
+        ALTER_INDEX => {
+            let index = name_in(node, &[INDEX_REF]).unwrap_or_default();
+            let table = cx.schema.index_table(&index).map(str::to_string);
+            let renames = child(node, INDEX_RENAME_TO).is_some();
+            let kind = if renames {
+                ActionKind::RenameIndex
+            } else {
+                ActionKind::Other
+            };
+            let mut a = cx.action(kind, table, node);
+            // 12+: renaming an index takes SHARE UPDATE EXCLUSIVE only.
+            a.locks
+                .push(Cx::lock(&index, if renames { Sue } else { Ael }));
+            vec![a]
+        }
+        REINDEX => vec![reindex(cx, node)],
+        VACUUM => vacuum(cx, node),
+        CLUSTER => {
+            let table = name_in(node, &[TABLE_NAME_REF]);
+            let Some(t) = table.clone() else {
+                return one(
+                    ActionKind::NonTransactional {
+                        what: "CLUSTER without a table".into(),
+                    },
+                    None,
+                );
+            };
+            let mut a = cx.action(ActionKind::TableRewrite { what: "CLUSTER" }, table, node);
+            a.locks.push(Cx::lock(&t, Ael));
+            a.rewrite = Tri::Yes;
+            a.scan = Tri::Yes;
+            vec![a]
+        }
+        ALTER_TYPE => {
+            let version = cx.schema.version;
+            if let Some(v) = child(node, ADD_VALUE) {
+                let value = find(&v, &[LITERAL])
+                    .map(|l| l.text().to_string())
+                    .unwrap_or_default();
+                let mut a = cx.action(ActionKind::EnumAddValue { value }, None, node);
+                // Before 12, ADD VALUE refuses to run inside a transaction block.
+                a.no_transaction = version.is_some_and(|v| v.below(12));
+                vec![a]
+            } else if child(node, RENAME_VALUE).is_some() {
+                one(ActionKind::EnumRenameValue, None)
+            } else {
+                one(ActionKind::Other, None)
+            }
+        }
+        UPDATE | DELETE | INSERT | MERGE => vec![dml(cx, node)],
+        CREATE_TRIGGER => {
+            let table =
+                child(node, ON_RELATION).and_then(|o| name_in(&o, &[RELATION_NAME_REF, PATH_REF]));
+            let name = name_in(node, &[TRIGGER]).unwrap_or_default();
+            let mut a = cx.action(ActionKind::CreateTrigger { name }, table.clone(), node);
+            a.locks
+                .extend(table.iter().map(|t| Cx::lock(t, Lock::ShareRowExclusive)));
+            vec![a]
+        }
+        DROP_TRIGGER => {
+            let table =
+                child(node, ON_RELATION).and_then(|o| name_in(&o, &[RELATION_NAME_REF, PATH_REF]));
+            let name = name_in(node, &[TRIGGER_REF]).unwrap_or_default();
+            let kind = ActionKind::DropObject {
+                object: ObjectKind::Trigger,
+                name,
+            };
+            let mut a = cx.action(kind, table.clone(), node);
+            a.locks.extend(table.iter().map(|t| Cx::lock(t, Ael)));
+            vec![a]
+        }
+        BEGIN => one(ActionKind::Transaction { begin: true }, None),
+        COMMIT_TRANSACTION | ROLLBACK_TRANSACTION => {
+            one(ActionKind::Transaction { begin: false }, None)
+        }
+        CREATE_DATABASE | DROP_DATABASE | CREATE_TABLESPACE | DROP_TABLESPACE | ALTER_SYSTEM => {
+            let mut a = cx.action(
+                ActionKind::NonTransactional {
+                    what: super::statement_kind(node),
+                },
+                None,
+                node,
+            );
+            a.no_transaction = true;
+            vec![a]
+        }
+        LOCK => lock_table(cx, node),
+        _ => vec![object(cx, node)],
+    }
+}
+
+fn create_table(cx: &Cx, node: &SyntaxNode) -> Action {
+    use SyntaxKind::*;
+    let table = name_in(node, &[TABLE_NAME, PATH]).unwrap_or_default();
+    let args = child(node, TABLE_ARG_LIST);
+    let columns = args
+        .iter()
+        .flat_map(|a| a.children())
+        .filter(|c| c.kind() == COLUMN)
+        .map(|c| column_def(&c, cx.lines))
+        .collect::<Vec<_>>();
+    let mut references: Vec<String> = columns
+        .iter()
+        .filter_map(|c| c.references.clone())
+        .collect();
+    for fk in args
+        .iter()
+        .flat_map(|a| a.children())
+        .filter(|c| c.kind() == FOREIGN_KEY_CONSTRAINT)
+    {
+        references.extend(child(&fk, TABLE_NAME_REF).map(|n| qualified(&n)));
+    }
+    let parent = child(node, PARTITION_OF).and_then(|p| name_in(&p, &[TABLE_NAME_REF]));
+    let mut a = cx.action(
+        ActionKind::CreateTable {
+            columns,
+            references: references.clone(),
+        },
+        Some(table.clone()),
+        node,
+    );
+    a.new_table = true;
+    a.locks.push(Cx::lock(&table, Ael));
+    // Its foreign keys add triggers on the referenced tables.
+    for r in &references {
+        a.locks.push(Cx::lock(r, Lock::ShareRowExclusive));
+    }
+    if let Some(p) = parent {
+        a.locks.push(Cx::lock(&p, Ael));
+    }
+    a
+}
+
+fn create_index(cx: &Cx, node: &SyntaxNode) -> Action {
+    use SyntaxKind::*;
+    let table = name_in(node, &[TABLE_RELATION_NAME]);
+    let concurrently = has_token(node, CONCURRENTLY_KW);
+    let mut a = cx.action(
+        ActionKind::CreateIndex {
+            name: child(node, INDEX).map(|n| qualified(&n)),
+            concurrently,
+            unique: has_token(node, UNIQUE_KW),
+        },
+        table.clone(),
+        node,
+    );
+    // SHARE blocks writes for the whole build; CONCURRENTLY builds under
+    // SHARE UPDATE EXCLUSIVE and cannot run in a transaction block.
+    let lock = if concurrently { Sue } else { Lock::Share };
+    a.locks.extend(table.iter().map(|t| Cx::lock(t, lock)));
+    a.scan = Tri::Yes;
+    a.no_transaction = concurrently;
+    a
+}
+
+fn drop_index(cx: &Cx, node: &SyntaxNode) -> Vec<Action> {
+    use SyntaxKind::*;
+    let concurrently = has_token(node, CONCURRENTLY_KW);
+    names(node, INDEX_REF)
+        .into_iter()
+        .map(|index| {
+            let table = cx.schema.index_table(&index).map(str::to_string);
+            let kind = ActionKind::DropIndex {
+                name: index.clone(),
+                concurrently,
+            };
+            let mut a = cx.action(kind, table.clone(), node);
+            let lock = if concurrently { Sue } else { Ael };
+            a.locks
+                .push(Cx::lock(table.as_deref().unwrap_or(&index), lock));
+            a.no_transaction = concurrently;
+            a
+        })
+        .collect()
+}
+
+fn reindex(cx: &Cx, node: &SyntaxNode) -> Action {
+    use SyntaxKind::*;
+    let concurrently = has_desc(node, CONCURRENTLY_KW);
+    let target = node.children().find(|c| {
+        matches!(
+            c.kind(),
+            REINDEX_TARGET_INDEX
+                | REINDEX_TARGET_TABLE
+                | REINDEX_TARGET_SCHEMA
+                | REINDEX_TARGET_DATABASE
+                | REINDEX_TARGET_SYSTEM
+        )
+    });
+    let (table, index) = match target.as_ref().map(|t| t.kind()) {
+        Some(REINDEX_TARGET_TABLE) => (target.as_ref().and_then(table_name), None),
+        Some(REINDEX_TARGET_INDEX) => {
+            let index = target.as_ref().and_then(|t| name_in(t, &[INDEX_REF]));
+            let table = index
+                .as_deref()
+                .and_then(|i| cx.schema.index_table(i))
+                .map(str::to_string);
+            (table, index)
+        }
+        _ => (None, None),
+    };
+    let mut a = cx.action(ActionKind::Reindex { concurrently }, table.clone(), node);
+    // SHARE on the table blocks writes; the index itself is locked ACCESS
+    // EXCLUSIVE, so reads that would use it wait too.
+    let lock = if concurrently { Sue } else { Lock::Share };
+    a.locks.extend(table.iter().map(|t| Cx::lock(t, lock)));
+    if let Some(i) = &index {
+        a.locks
+            .push(Cx::lock(i, if concurrently { Sue } else { Ael }));
+    }
+    a.scan = Tri::Yes;
+    a.no_transaction = concurrently || (table.is_none() && index.is_none());
+    a
+}
+
+fn vacuum(cx: &Cx, node: &SyntaxNode) -> Vec<Action> {
+    use SyntaxKind::*;
+    let full = has_token(node, FULL_KW)
+        || child(node, VACUUM_OPTION_LIST).is_some_and(|l| has_desc(&l, FULL_KW));
+    let tables: Vec<String> = node
+        .descendants()
+        .filter(|n| n.kind() == TABLE_RELATION_NAME)
+        .map(|n| qualified(&n))
+        .collect();
+    let targets: Vec<Option<String>> = if tables.is_empty() {
+        vec![None]
+    } else {
+        tables.into_iter().map(Some).collect()
+    };
+    targets
+        .into_iter()
+        .map(|table| {
+            let kind = if full {
+                ActionKind::TableRewrite {
+                    what: "VACUUM FULL",
+                }
+            } else {
+                ActionKind::NonTransactional {
+                    what: "VACUUM".into(),
+                }
+            };
+            let mut a = cx.action(kind, table.clone(), node);
+            let lock = if full { Ael } else { Sue };
+            a.locks.extend(table.iter().map(|t| Cx::lock(t, lock)));
+            a.rewrite = Tri::from_bool(full);
+            a.scan = Tri::Yes;
+            a.no_transaction = true;
+            a
+        })
+        .collect()
+}
+
+fn dml(cx: &Cx, node: &SyntaxNode) -> Action {
+    use SyntaxKind::*;
+    let table = table_name(node);
+    let has_where = child(node, WHERE_CLAUSE).is_some();
+    let columns: Vec<String> = child(node, SET_CLAUSE)
+        .map(|s| {
+            s.descendants()
+                .filter(|n| n.kind() == COLUMN_TARGET)
+                .filter_map(|n| name_in(&n, &[COLUMN_NAME_REF]))
+                .collect()
+        })
+        .unwrap_or_default();
+    let kind = match node.kind() {
+        UPDATE => ActionKind::Update {
+            has_where,
+            columns: columns.clone(),
+        },
+        DELETE => ActionKind::Delete { has_where },
+        INSERT => ActionKind::Insert,
+        _ => ActionKind::Other,
+    };
+    let mut a = cx.action(kind, table.clone(), node);
+    a.locks
+        .extend(table.iter().map(|t| Cx::lock(t, Lock::RowExclusive)));
+    let t = table.unwrap_or_default();
+    match node.kind() {
+        UPDATE | DELETE => {
+            a.scan = if has_where {
+                Tri::Depends("an index on the WHERE clause's columns".into())
+            } else {
+                Tri::Yes
+            };
+            // Overwriting a column this migration added loses nothing.
+            a.destroys = !a.new_table
+                && (node.kind() == DELETE
+                    || columns.iter().any(|c| !cx.schema.is_new_column(&t, c)));
+        }
+        _ => {}
+    }
+    a
+}
+
+fn lock_table(cx: &Cx, node: &SyntaxNode) -> Vec<Action> {
+    let mode = node.text().to_string().to_uppercase();
+    let mode = mode
+        .split_once(" IN ")
+        .and_then(|(_, m)| m.split_once(" MODE"))
+        .map(|(m, _)| m.split_whitespace().collect::<Vec<_>>().join(" "));
+    let lock = match mode.as_deref() {
+        Some("ACCESS SHARE") => Lock::AccessShare,
+        Some("ROW SHARE") => Lock::RowShare,
+        Some("ROW EXCLUSIVE") => Lock::RowExclusive,
+        Some("SHARE UPDATE EXCLUSIVE") => Sue,
+        Some("SHARE") => Lock::Share,
+        Some("SHARE ROW EXCLUSIVE") => Lock::ShareRowExclusive,
+        Some("EXCLUSIVE") => Lock::Exclusive,
+        _ => Ael,
+    };
+    node.descendants()
+        .filter(|n| n.kind() == SyntaxKind::TABLE_RELATION_NAME)
+        .map(|n| {
+            let t = qualified(&n);
+            let mut a = cx.action(ActionKind::Other, Some(t.clone()), node);
+            a.locks.push(Cx::lock(&t, lock));
+            a
+        })
+        .collect()
+}
+
+/// CREATE/DROP of functions, views, types, sequences and the rest.
+fn object(cx: &Cx, node: &SyntaxNode) -> Action {
+    use SyntaxKind::*;
+    let (create, object) = match node.kind() {
+        CREATE_FUNCTION | CREATE_PROCEDURE => (true, ObjectKind::Function),
+        DROP_FUNCTION | DROP_PROCEDURE | DROP_ROUTINE | DROP_AGGREGATE => {
+            (false, ObjectKind::Function)
+        }
+        CREATE_VIEW => (true, ObjectKind::View),
+        DROP_VIEW | DROP_MATERIALIZED_VIEW => (false, ObjectKind::View),
+        CREATE_TYPE | CREATE_DOMAIN => (true, ObjectKind::Type),
+        DROP_TYPE | DROP_DOMAIN => (false, ObjectKind::Type),
+        CREATE_SEQUENCE => (true, ObjectKind::Sequence),
+        DROP_SEQUENCE => (false, ObjectKind::Sequence),
+        CREATE_SCHEMA => (true, ObjectKind::Schema),
+        DROP_SCHEMA => (false, ObjectKind::Schema),
+        DROP_EXTENSION | DROP_POLICY | DROP_RULE => (false, ObjectKind::Other),
+        CREATE_EXTENSION | CREATE_POLICY | CREATE_RULE => (true, ObjectKind::Other),
+        _ => return cx.action(ActionKind::Other, None, node),
+    };
+    let name = node
+        .children()
+        .find(|c| !matches!(c.kind(), IF_EXISTS | IF_NOT_EXISTS | OR_REPLACE))
+        .map(|c| {
+            let q = qualified(&c);
+            q.split('(').next().unwrap_or(&q).to_string()
+        })
+        .unwrap_or_default();
+    let kind = if create {
+        ActionKind::CreateObject { object, name }
+    } else {
+        ActionKind::DropObject { object, name }
+    };
+    let mut a = cx.action(kind, None, node);
+    if let ActionKind::DropObject {
+        object: ObjectKind::View | ObjectKind::Sequence,
+        name,
+    } = &a.kind
+    {
+        let name = name.clone();
+        a.locks.push(Cx::lock(&name, Ael));
+    }
+    a
+}

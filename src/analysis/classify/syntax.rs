@@ -1,0 +1,150 @@
+//! Small readers over squawk's syntax tree: names, keywords, positions.
+
+use squawk_syntax::{SyntaxKind, SyntaxNode, SyntaxToken};
+
+/// The first direct child node of `kind`.
+pub fn child(node: &SyntaxNode, kind: SyntaxKind) -> Option<SyntaxNode> {
+    node.children().find(|c| c.kind() == kind)
+}
+
+/// The first descendant node (including `node`) of any of `kinds`.
+pub fn find(node: &SyntaxNode, kinds: &[SyntaxKind]) -> Option<SyntaxNode> {
+    node.descendants().find(|c| kinds.contains(&c.kind()))
+}
+
+/// A direct child token (a keyword of this clause, not of a nested one).
+pub fn has_token(node: &SyntaxNode, kind: SyntaxKind) -> bool {
+    node.children_with_tokens()
+        .any(|e| e.as_token().is_some_and(|t| t.kind() == kind))
+}
+
+/// Anywhere below `node`, node or token.
+pub fn has_desc(node: &SyntaxNode, kind: SyntaxKind) -> bool {
+    node.descendants_with_tokens().any(|e| e.kind() == kind)
+}
+
+pub fn significant_tokens(node: &SyntaxNode) -> impl Iterator<Item = SyntaxToken> {
+    node.descendants_with_tokens()
+        .filter_map(|e| e.into_token())
+        .filter(|t| !t.kind().is_trivia())
+}
+
+/// First non-trivia byte offset of a node: where a reader's eye lands.
+pub fn start(node: &SyntaxNode) -> usize {
+    significant_tokens(node)
+        .next()
+        .map(|t| usize::from(t.text_range().start()))
+        .unwrap_or_else(|| usize::from(node.text_range().start()))
+}
+
+/// An identifier as PostgreSQL stores it: unquoted folds to lower case,
+/// quoted keeps its case with `""` unescaped.
+pub fn ident(raw: &str) -> String {
+    match raw.strip_prefix('"').and_then(|s| s.strip_suffix('"')) {
+        Some(inner) => inner.replace("\"\"", "\""),
+        None => raw.to_lowercase(),
+    }
+}
+
+/// The dotted name inside a name node (`public."Users"` → `Users`), with the
+/// default `public` schema left out so `users` and `public.users` match.
+pub fn qualified(node: &SyntaxNode) -> String {
+    let mut parts: Vec<String> = vec![String::new()];
+    for t in significant_tokens(node) {
+        match t.kind() {
+            SyntaxKind::DOT => parts.push(String::new()),
+            SyntaxKind::ONLY_KW | SyntaxKind::STAR | SyntaxKind::L_PAREN | SyntaxKind::R_PAREN => {}
+            _ => {
+                if let Some(last) = parts.last_mut()
+                    && last.is_empty()
+                {
+                    *last = ident(t.text());
+                }
+            }
+        }
+    }
+    if parts.len() > 1 && parts[0] == "public" {
+        parts.remove(0);
+    }
+    parts.join(".")
+}
+
+/// The name of the first descendant of one of `kinds`.
+pub fn name_in(node: &SyntaxNode, kinds: &[SyntaxKind]) -> Option<String> {
+    find(node, kinds)
+        .map(|n| qualified(&n))
+        .filter(|s| !s.is_empty())
+}
+
+/// Names of the direct children of `kind`.
+pub fn names(node: &SyntaxNode, kind: SyntaxKind) -> Vec<String> {
+    node.children()
+        .filter(|c| c.kind() == kind)
+        .map(|c| qualified(&c))
+        .filter(|s| !s.is_empty())
+        .collect()
+}
+
+/// The table a statement names in its usual places.
+pub fn table_name(node: &SyntaxNode) -> Option<String> {
+    use SyntaxKind::*;
+    name_in(
+        node,
+        &[
+            TABLE_RELATION_NAME,
+            TABLE_NAME,
+            TABLE_NAME_REF,
+            RELATION_NAME,
+            RELATION_NAME_REF,
+        ],
+    )
+}
+
+/// Trimmed source text of a node, without its trailing `;`.
+pub fn text(node: &SyntaxNode) -> String {
+    let t = node.text().to_string();
+    t.trim().trim_end_matches(';').trim_end().to_string()
+}
+
+/// Converts byte offsets into 1-based line and character column.
+pub struct Lines<'a> {
+    text: &'a str,
+    starts: Vec<usize>,
+}
+
+impl<'a> Lines<'a> {
+    pub fn new(text: &'a str) -> Lines<'a> {
+        let mut starts = vec![0];
+        starts.extend(text.match_indices('\n').map(|(i, _)| i + 1));
+        Lines { text, starts }
+    }
+
+    pub fn pos(&self, offset: usize) -> (usize, usize) {
+        let offset = offset.min(self.text.len());
+        let line = self.starts.partition_point(|&s| s <= offset);
+        let from = self.starts[line - 1];
+        let upto = self.text.floor_char_boundary(offset);
+        (line, self.text[from..upto.max(from)].chars().count() + 1)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn identifiers_fold_like_postgres() {
+        assert_eq!(ident("Users"), "users");
+        assert_eq!(ident("\"Users\""), "Users");
+        assert_eq!(ident("\"a\"\"b\""), "a\"b");
+    }
+
+    #[test]
+    fn positions_are_one_based_characters() {
+        let l = Lines::new("ab\nçd\n");
+        assert_eq!(l.pos(0), (1, 1));
+        assert_eq!(l.pos(3), (2, 1));
+        assert_eq!(l.pos(5), (2, 2));
+        assert_eq!(l.pos(100), (3, 1));
+    }
+}

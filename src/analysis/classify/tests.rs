@@ -1,0 +1,104 @@
+use super::*;
+use crate::analysis::operation::{ActionKind, Lock, Tri};
+
+fn ops(sql: &str) -> Vec<Operation> {
+    classify(sql, &mut Schema::new(Some("15".parse().unwrap())), true).ops
+}
+
+#[test]
+fn one_operation_per_statement_with_positions() {
+    let o = ops(
+        "-- head\nCREATE TABLE a (id bigint);\n\n  ALTER TABLE b\n    ADD COLUMN c int,\n    DROP COLUMN d;",
+    );
+    assert_eq!(o.len(), 2);
+    assert_eq!((o[1].line, o[1].column), (4, 3));
+    assert_eq!(o[1].kind, "ALTER TABLE");
+    let a = &o[1].actions;
+    assert_eq!((a[0].line, a[0].column_no), (5, 5));
+    assert_eq!((a[1].line, a[1].column_no), (6, 5));
+    assert_eq!(o[1].lock(), Some(Lock::AccessExclusive));
+}
+
+#[test]
+fn tables_created_earlier_are_new() {
+    let o = ops(
+        "CREATE TABLE a (id bigint);\nCREATE INDEX a_id ON a (id);\nCREATE INDEX b_id ON b (id);",
+    );
+    assert!(o[1].actions[0].new_table);
+    assert!(!o[2].actions[0].new_table);
+}
+
+#[test]
+fn explicit_transactions_are_tracked() {
+    let mut schema = Schema::default();
+    let o = classify("BEGIN;\nSELECT 1;\nCOMMIT;\nSELECT 2;", &mut schema, false).ops;
+    let tx: Vec<bool> = o.iter().map(|o| o.in_transaction).collect();
+    assert_eq!(tx, [false, true, true, false]);
+}
+
+#[test]
+fn dollar_quoted_bodies_are_opaque() {
+    let o = ops(
+        "CREATE FUNCTION f() RETURNS void LANGUAGE plpgsql AS $x$ BEGIN DROP TABLE users; END $x$;\nDO $$ BEGIN TRUNCATE users; END $$;",
+    );
+    assert_eq!(o.len(), 2);
+    assert!(o.iter().all(|op| !op.destroys() && op.lock().is_none()));
+}
+
+#[test]
+fn known_column_types_decide_rewrites() {
+    let o = ops(
+        "CREATE TABLE n (body varchar(10), qty int);\nALTER TABLE n ALTER COLUMN body TYPE text, ALTER COLUMN qty TYPE bigint;",
+    );
+    let a = &o[1].actions;
+    assert_eq!(a[0].rewrite, Tri::No);
+    assert_eq!(a[1].rewrite, Tri::Yes);
+}
+
+#[test]
+fn validated_not_null_check_skips_the_scan() {
+    let o = ops(
+        "ALTER TABLE u ADD CONSTRAINT c CHECK (e IS NOT NULL) NOT VALID;\nALTER TABLE u VALIDATE CONSTRAINT c;\nALTER TABLE u ALTER COLUMN e SET NOT NULL;",
+    );
+    assert_eq!(o[2].actions[0].scan, Tri::No);
+    let o = ops("ALTER TABLE u ALTER COLUMN e SET NOT NULL;");
+    assert_eq!(o[0].actions[0].scan, Tri::Yes);
+}
+
+#[test]
+fn drop_index_finds_its_table() {
+    let o = ops("CREATE INDEX ix ON t (a);\nDROP INDEX ix;");
+    assert_eq!(o[1].actions[0].table.as_deref(), Some("t"));
+    assert!(matches!(o[1].actions[0].kind, ActionKind::DropIndex { .. }));
+}
+
+#[test]
+fn syntax_errors_have_positions_and_do_not_panic() {
+    let c = classify(
+        "SELECT 1;\nALTER TABLE t ADD COLUMN;\n$$ unterminated",
+        &mut Schema::default(),
+        true,
+    );
+    assert_eq!(c.syntax[0].line, 2);
+    for junk in [
+        "(((",
+        "ALTER TABLE",
+        ";;;",
+        "CREATE INDEX ON",
+        "\u{0}\u{feff}é",
+        "$a$",
+        "'",
+        "\"",
+    ] {
+        let _ = classify(junk, &mut Schema::default(), true);
+    }
+}
+
+#[test]
+fn schema_qualified_names_match_unqualified() {
+    let o = ops(
+        "CREATE TABLE public.a (id bigint);\nALTER TABLE a ADD COLUMN b int;\nALTER TABLE \"A\" ADD COLUMN b int;",
+    );
+    assert!(o[1].actions[0].new_table);
+    assert!(!o[2].actions[0].new_table, "quoted \"A\" is another table");
+}

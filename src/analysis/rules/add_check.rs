@@ -1,0 +1,70 @@
+//! `add-check`: a CHECK validated on creation scans under ACCESS EXCLUSIVE.
+
+use super::{FileCx, Rule};
+use crate::analysis::finding::{Finding, Severity};
+use crate::analysis::operation::{ActionKind, ConstraintKind};
+
+pub const RULE: Rule = Rule {
+    id: "add-check",
+    severity: Severity::Error,
+    summary: "ADD CHECK without NOT VALID on an existing table",
+    check: Some(check),
+};
+
+fn check(cx: &FileCx, out: &mut Vec<Finding>) {
+    for (op, a) in cx.actions() {
+        let named = match &a.kind {
+            ActionKind::AddConstraint {
+                kind: ConstraintKind::Check,
+                not_valid: false,
+                name,
+                ..
+            } => name.clone(),
+            ActionKind::AddColumn(def) if def.check => None,
+            _ => continue,
+        };
+        if !a.on_existing_table() {
+            continue;
+        }
+        let table = a.table.clone().unwrap_or_default();
+        let name = named.unwrap_or_else(|| "…".into());
+        out.push(cx.finding(
+            &RULE,
+            op,
+            a,
+            format!(
+                "adding a CHECK constraint to {table} scans every row while holding an ACCESS \
+                 EXCLUSIVE lock: reads and writes wait for the scan"
+            ),
+            format!(
+                "`ALTER TABLE {table} ADD CONSTRAINT {name} CHECK (…) NOT VALID` (instant, new rows \
+                 are checked), then `VALIDATE CONSTRAINT {name}` in a separate migration"
+            ),
+        ));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::analysis::rules::test::*;
+
+    #[test]
+    fn flags_validated_check() {
+        let f = only(
+            "add-check",
+            up("ALTER TABLE users ADD CONSTRAINT email_has_at CHECK (email LIKE '%@%');"),
+        );
+        assert_eq!(f.len(), 1);
+        insta::assert_snapshot!(render(&f));
+    }
+
+    #[test]
+    fn safe_alternatives_pass_clean() {
+        assert_clean(&up(
+            "ALTER TABLE users ADD CONSTRAINT email_has_at CHECK (email LIKE '%@%') NOT VALID;",
+        ));
+        assert_clean(&up(
+            "CREATE TABLE t (a int);\nALTER TABLE t ADD CONSTRAINT a_pos CHECK (a > 0);",
+        ));
+    }
+}

@@ -1,0 +1,79 @@
+//! `add-unique`: ADD UNIQUE / PRIMARY KEY builds an index under ACCESS
+//! EXCLUSIVE unless it adopts one built concurrently.
+
+use super::{FileCx, Rule};
+use crate::analysis::finding::{Finding, Severity};
+use crate::analysis::operation::{ActionKind, ConstraintKind};
+
+pub const RULE: Rule = Rule {
+    id: "add-unique",
+    severity: Severity::Error,
+    summary: "ADD UNIQUE or PRIMARY KEY without USING INDEX on an existing table",
+    check: Some(check),
+};
+
+fn check(cx: &FileCx, out: &mut Vec<Finding>) {
+    for (op, a) in cx.actions() {
+        let (kind, name) = match &a.kind {
+            ActionKind::AddConstraint {
+                kind: kind @ (ConstraintKind::Unique | ConstraintKind::PrimaryKey),
+                using_index: false,
+                name,
+                ..
+            } => (kind.sql(), name.clone()),
+            ActionKind::AddColumn(def) if def.unique || def.primary_key => (
+                if def.primary_key {
+                    "PRIMARY KEY"
+                } else {
+                    "UNIQUE"
+                },
+                None,
+            ),
+            _ => continue,
+        };
+        if !a.on_existing_table() {
+            continue;
+        }
+        let table = a.table.clone().unwrap_or_default();
+        let name = name.unwrap_or_else(|| format!("{}_key", table.replace('.', "_")));
+        out.push(cx.finding(
+            &RULE,
+            op,
+            a,
+            format!(
+                "adding {kind} to {table} builds its index while holding an ACCESS EXCLUSIVE lock: \
+                 reads and writes wait for the whole build"
+            ),
+            format!(
+                "`CREATE UNIQUE INDEX CONCURRENTLY {name} ON {table} (…)` in a `transaction = \
+                 false` migration, then `ALTER TABLE {table} ADD CONSTRAINT {name} {kind} USING \
+                 INDEX {name}` (instant)"
+            ),
+        ));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::analysis::rules::test::*;
+
+    #[test]
+    fn flags_unique_without_index() {
+        let f = only(
+            "add-unique",
+            up("ALTER TABLE users ADD CONSTRAINT users_email_key UNIQUE (email);"),
+        );
+        assert_eq!(f.len(), 1);
+        insta::assert_snapshot!(render(&f));
+    }
+
+    #[test]
+    fn safe_alternatives_pass_clean() {
+        assert_clean(&up(
+            "ALTER TABLE users ADD CONSTRAINT users_email_key UNIQUE USING INDEX users_email_key;",
+        ));
+        assert_clean(&up(
+            "CREATE TABLE t (a int);\nALTER TABLE t ADD PRIMARY KEY (a);",
+        ));
+    }
+}

@@ -1,0 +1,105 @@
+//! `create-index-blocking`: CREATE INDEX without CONCURRENTLY blocks writes
+//! for the whole build; CONCURRENTLY itself is unsafe on 14.0–14.3.
+
+use super::{FileCx, Rule};
+use crate::analysis::finding::{Finding, Severity};
+use crate::analysis::operation::ActionKind;
+use crate::analysis::version::PgVersion;
+
+pub const RULE: Rule = Rule {
+    id: "create-index-blocking",
+    severity: Severity::Error,
+    summary: "CREATE INDEX without CONCURRENTLY on an existing table",
+    check: Some(check),
+};
+
+fn check(cx: &FileCx, out: &mut Vec<Finding>) {
+    for (op, a) in cx.actions() {
+        let ActionKind::CreateIndex {
+            concurrently,
+            unique,
+            name,
+        } = &a.kind
+        else {
+            continue;
+        };
+        if !a.on_existing_table() {
+            continue;
+        }
+        let table = a.target();
+        if !concurrently {
+            let unique = if *unique { "UNIQUE " } else { "" };
+            let name = name.clone().unwrap_or_else(|| "…".into());
+            out.push(cx.finding(
+                &RULE,
+                op,
+                a,
+                format!(
+                    "CREATE INDEX on {table} takes a SHARE lock and scans the whole table: every \
+                     INSERT, UPDATE and DELETE waits until the index is built"
+                ),
+                format!(
+                    "`CREATE {unique}INDEX CONCURRENTLY IF NOT EXISTS {name} ON {table} …` in its own \
+                     migration with `transaction = false` in migration.toml; keel drops the INVALID \
+                     index a failed build leaves"
+                ),
+            ));
+        } else if cx
+            .version
+            .is_some_and(|v| v >= PgVersion::new(14, 0) && v < PgVersion::new(14, 4))
+        {
+            let mut f = cx.finding(
+                &RULE,
+                op,
+                a,
+                format!(
+                    "CREATE INDEX CONCURRENTLY on PostgreSQL 14.0–14.3 can silently build a corrupt \
+                     index on {table} (fixed in 14.4)"
+                ),
+                "upgrade the server to 14.4 or later first, or REINDEX CONCURRENTLY after upgrading",
+            );
+            f.severity = Severity::Warning;
+            out.push(f);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::analysis::rules::test::*;
+
+    #[test]
+    fn flags_blocking_index_build() {
+        let f = only(
+            "create-index-blocking",
+            up("CREATE INDEX users_email_idx ON users (email);"),
+        );
+        assert_eq!(f.len(), 1);
+        insta::assert_snapshot!(render(&f));
+    }
+
+    #[test]
+    fn concurrently_on_14_3_is_a_warning() {
+        let sql = "CREATE INDEX CONCURRENTLY users_email_idx ON users (email);";
+        let f = only(
+            "create-index-blocking",
+            lint(sql, None, false, Some("14.3")),
+        );
+        assert_eq!(f.len(), 1);
+        insta::assert_snapshot!(render(&f));
+        assert_clean(&lint(sql, None, false, Some("14.4")));
+    }
+
+    #[test]
+    fn safe_alternatives_pass_clean() {
+        assert_clean(&lint(
+            "CREATE INDEX CONCURRENTLY IF NOT EXISTS users_email_idx ON users (email);",
+            None,
+            false,
+            Some("15"),
+        ));
+        assert_clean(&up(
+            "CREATE TABLE t (a bigint);\nCREATE INDEX t_a_idx ON t (a);",
+        ));
+    }
+}

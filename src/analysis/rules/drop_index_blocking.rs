@@ -1,0 +1,72 @@
+//! `drop-index-blocking`: DROP INDEX without CONCURRENTLY locks the table.
+
+use super::{FileCx, Rule};
+use crate::analysis::finding::{Finding, Severity};
+use crate::analysis::operation::ActionKind;
+
+pub const RULE: Rule = Rule {
+    id: "drop-index-blocking",
+    severity: Severity::Warning,
+    summary: "DROP INDEX without CONCURRENTLY",
+    check: Some(check),
+};
+
+fn check(cx: &FileCx, out: &mut Vec<Finding>) {
+    for (op, a) in cx.actions() {
+        let ActionKind::DropIndex {
+            name,
+            concurrently: false,
+        } = &a.kind
+        else {
+            continue;
+        };
+        if a.new_table || cx.created.indexes.contains(name) {
+            continue;
+        }
+        let on = a
+            .table
+            .as_ref()
+            .map(|t| format!("table {t}"))
+            .unwrap_or_else(|| "its table".into());
+        out.push(cx.finding(
+            &RULE,
+            op,
+            a,
+            format!(
+                "DROP INDEX {name} takes an ACCESS EXCLUSIVE lock on {on}: it is quick once granted, \
+                 but it queues behind running queries and every query queues behind it"
+            ),
+            format!(
+                "`DROP INDEX CONCURRENTLY IF EXISTS {name}` in a migration with `transaction = false`"
+            ),
+        ));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::analysis::rules::test::*;
+
+    #[test]
+    fn flags_blocking_drop_index() {
+        let f = only("drop-index-blocking", up("DROP INDEX users_email_idx;"));
+        assert_eq!(f.len(), 1);
+        insta::assert_snapshot!(render(&f));
+    }
+
+    #[test]
+    fn safe_alternatives_pass_clean() {
+        assert_clean(&lint(
+            "DROP INDEX CONCURRENTLY IF EXISTS users_email_idx;",
+            None,
+            false,
+            None,
+        ));
+        assert_clean(&lint(
+            "CREATE INDEX CONCURRENTLY users_email_idx ON users (email);",
+            Some("DROP INDEX users_email_idx;"),
+            false,
+            None,
+        ));
+    }
+}

@@ -1,0 +1,252 @@
+//! The lint rules of lint-rules.md, one file each. A rule reads classified
+//! operations ([`FileCx`]) and never looks at SQL text itself.
+
+mod add_check;
+mod add_column_required;
+mod add_column_rewrite;
+mod add_exclusion;
+mod add_foreign_key;
+mod add_unique;
+mod backfill_in_migration;
+mod change_column_type;
+mod concurrently_in_transaction;
+mod create_index_blocking;
+mod detach_partition_blocking;
+mod drop_column;
+mod drop_dependency;
+mod drop_index_blocking;
+mod drop_table;
+mod enum_value;
+pub mod file_name;
+mod invalid_allow;
+pub mod missing_down;
+mod prefer_bigint;
+mod prefer_identity;
+mod prefer_text;
+mod prefer_timestamptz;
+mod quote_identifier;
+mod reindex_blocking;
+mod rename_column;
+mod rename_table;
+pub mod reversibility_mismatch;
+mod set_not_null;
+pub mod syntax_error;
+mod table_rewrite;
+mod trigger_lock;
+mod truncate;
+mod validate_with_lock;
+
+use super::classify::SyntaxProblem;
+use super::finding::{Finding, Severity};
+use super::operation::{Action, ActionKind, ColumnDef, Operation};
+use super::schema::Created;
+use super::version::PgVersion;
+
+/// Which file of a migration is being read; down.sql has its own policy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FileKind {
+    Up,
+    Down,
+    /// A plain .sql file given on the command line.
+    Plain,
+}
+
+/// Everything a statement rule may read about one file.
+pub struct FileCx<'a> {
+    pub file: &'a str,
+    pub kind: FileKind,
+    pub ops: &'a [Operation],
+    pub version: Option<PgVersion>,
+    /// What the migration's up.sql created (read by the down policy).
+    pub created: &'a Created,
+    /// Where the file does not parse.
+    pub syntax: &'a [SyntaxProblem],
+}
+
+impl FileCx<'_> {
+    pub fn actions(&self) -> impl Iterator<Item = (&Operation, &Action)> {
+        self.ops
+            .iter()
+            .flat_map(|op| op.actions.iter().map(move |a| (op, a)))
+    }
+
+    /// A finding at an action, with the rule's default severity.
+    pub fn finding(
+        &self,
+        rule: &Rule,
+        op: &Operation,
+        action: &Action,
+        message: String,
+        suggestion: impl Into<String>,
+    ) -> Finding {
+        Finding {
+            rule: rule.id,
+            severity: rule.severity,
+            file: self.file.to_string(),
+            line: action.line,
+            column: action.column_no,
+            statement: op.sql.clone(),
+            message,
+            suggestion: suggestion.into(),
+            allowed: None,
+        }
+    }
+
+    /// Columns defined by CREATE TABLE or ADD COLUMN, for the style rules.
+    pub fn defined_columns(&self) -> impl Iterator<Item = (&Operation, &Action, &ColumnDef)> {
+        self.actions().flat_map(|(op, a)| {
+            let defs: Vec<&ColumnDef> = match &a.kind {
+                ActionKind::CreateTable { columns, .. } => columns.iter().collect(),
+                ActionKind::AddColumn(def) => vec![def],
+                _ => Vec::new(),
+            };
+            defs.into_iter().map(move |d| (op, a, d))
+        })
+    }
+
+    /// Moves a finding to the column definition it is about.
+    pub fn at_column(&self, def: &ColumnDef, mut f: Finding) -> Finding {
+        (f.line, f.column) = (def.line, def.column);
+        f
+    }
+
+    pub fn is_down(&self) -> bool {
+        self.kind == FileKind::Down
+    }
+}
+
+/// One rule: its id as users see and silence it, its default severity,
+/// a one-line summary, and the check.
+pub struct Rule {
+    pub id: &'static str,
+    pub severity: Severity,
+    pub summary: &'static str,
+    /// Statement rules; `None` for rules keel applies to files and folders.
+    pub check: Option<fn(&FileCx, &mut Vec<Finding>)>,
+}
+
+/// Every rule, in the order of lint-rules.md.
+pub const RULES: &[&Rule] = &[
+    &drop_table::RULE,
+    &drop_column::RULE,
+    &rename_column::RULE,
+    &rename_table::RULE,
+    &change_column_type::RULE,
+    &set_not_null::RULE,
+    &add_column_required::RULE,
+    &add_column_rewrite::RULE,
+    &create_index_blocking::RULE,
+    &drop_index_blocking::RULE,
+    &concurrently_in_transaction::RULE,
+    &add_foreign_key::RULE,
+    &add_check::RULE,
+    &validate_with_lock::RULE,
+    &add_unique::RULE,
+    &add_exclusion::RULE,
+    &reindex_blocking::RULE,
+    &detach_partition_blocking::RULE,
+    &table_rewrite::RULE,
+    &truncate::RULE,
+    &enum_value::RULE,
+    &backfill_in_migration::RULE,
+    &drop_dependency::RULE,
+    &trigger_lock::RULE,
+    &prefer_bigint::RULE,
+    &prefer_text::RULE,
+    &prefer_timestamptz::RULE,
+    &prefer_identity::RULE,
+    &syntax_error::RULE,
+    &missing_down::RULE,
+    &file_name::RULE,
+    &reversibility_mismatch::RULE,
+    &quote_identifier::RULE,
+    &invalid_allow::RULE,
+];
+
+pub fn find(id: &str) -> Option<&'static Rule> {
+    RULES.iter().copied().find(|r| r.id == id)
+}
+
+/// Runs every statement rule on one file.
+pub fn check_file(cx: &FileCx) -> Vec<Finding> {
+    let mut out = Vec::new();
+    for rule in RULES {
+        if let Some(check) = rule.check {
+            check(cx, &mut out);
+        }
+    }
+    invalid_allow::apply(cx, &mut out);
+    out
+}
+
+#[cfg(test)]
+pub mod test {
+    //! Helpers for the rule tests: lint SQL as a migration's up.sql or down.sql.
+    use super::*;
+    use crate::analysis::{Schema, classify};
+
+    /// Lints `sql` as up.sql of a transactional migration on PostgreSQL 15.
+    pub fn up(sql: &str) -> Vec<Finding> {
+        lint(sql, None, true, Some("15"))
+    }
+
+    pub fn lint(
+        sql: &str,
+        down: Option<&str>,
+        transaction: bool,
+        version: Option<&str>,
+    ) -> Vec<Finding> {
+        let version = version.map(|v| v.parse().unwrap());
+        let mut schema = Schema::new(version);
+        let up = classify(sql, &mut schema, transaction);
+        let created = Created::from_ops(&up.ops);
+        let mut out: Vec<Finding> = match down {
+            None => {
+                let cx = FileCx {
+                    file: "up.sql",
+                    kind: FileKind::Up,
+                    ops: &up.ops,
+                    version,
+                    created: &created,
+                    syntax: &up.syntax,
+                };
+                check_file(&cx)
+            }
+            Some(down) => {
+                let mut after = schema.after_up();
+                let d = classify(down, &mut after, transaction);
+                let cx = FileCx {
+                    file: "down.sql",
+                    kind: FileKind::Down,
+                    ops: &d.ops,
+                    version,
+                    created: &created,
+                    syntax: &d.syntax,
+                };
+                check_file(&cx)
+            }
+        };
+        crate::analysis::finding::sort(&mut out);
+        out.retain(Finding::is_active);
+        out
+    }
+
+    /// Findings of one rule.
+    pub fn only(rule: &str, findings: Vec<Finding>) -> Vec<Finding> {
+        findings.into_iter().filter(|f| f.rule == rule).collect()
+    }
+
+    /// The text rendering of findings, for snapshots.
+    pub fn render(findings: &[Finding]) -> String {
+        findings.iter().map(Finding::render).collect()
+    }
+
+    /// Asserts nothing at all is reported, showing what was.
+    pub fn assert_clean(findings: &[Finding]) {
+        assert!(
+            findings.is_empty(),
+            "expected no findings, got:\n{}",
+            render(findings)
+        );
+    }
+}

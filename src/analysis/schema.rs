@@ -1,0 +1,240 @@
+//! What the files themselves say about the schema, statement by statement:
+//! which tables are new (created earlier in this migration or pending set),
+//! the column types they declared, which indexes belong to which table, and
+//! which CHECK constraints prove a column NOT NULL. Classification reads it
+//! before each statement and applies the statement afterwards.
+
+use super::operation::{ActionKind, ConstraintKind, Operation};
+use super::sqltype::SqlType;
+use super::version::PgVersion;
+use std::collections::{HashMap, HashSet};
+
+#[derive(Debug, Clone, Default)]
+pub struct Schema {
+    pub version: Option<PgVersion>,
+    tables: HashMap<String, Table>,
+    indexes: HashMap<String, String>,
+}
+
+#[derive(Debug, Clone, Default)]
+struct Table {
+    new: bool,
+    columns: HashMap<String, Column>,
+    /// CHECK constraints of the form `c IS NOT NULL`: name → (column, validated).
+    not_null_checks: HashMap<String, (String, bool)>,
+}
+
+#[derive(Debug, Clone, Default)]
+struct Column {
+    ty: Option<SqlType>,
+    new: bool,
+}
+
+impl Schema {
+    pub fn new(version: Option<PgVersion>) -> Schema {
+        Schema {
+            version,
+            ..Schema::default()
+        }
+    }
+
+    /// The schema as down.sql sees it: everything the up created exists
+    /// now and may hold data, so nothing counts as new.
+    pub fn after_up(&self) -> Schema {
+        let mut s = self.clone();
+        for t in s.tables.values_mut() {
+            t.new = false;
+            t.columns.values_mut().for_each(|c| c.new = false);
+        }
+        s
+    }
+
+    pub fn is_new_table(&self, table: &str) -> bool {
+        self.tables.get(table).is_some_and(|t| t.new)
+    }
+
+    /// A column added earlier in the set (on a new or an existing table).
+    pub fn is_new_column(&self, table: &str, column: &str) -> bool {
+        self.tables
+            .get(table)
+            .and_then(|t| t.columns.get(column))
+            .is_some_and(|c| c.new)
+    }
+
+    pub fn column_type(&self, table: &str, column: &str) -> Option<&SqlType> {
+        self.tables.get(table)?.columns.get(column)?.ty.as_ref()
+    }
+
+    pub fn index_table(&self, index: &str) -> Option<&str> {
+        self.indexes.get(index).map(String::as_str)
+    }
+
+    /// PostgreSQL 12+ skips SET NOT NULL's scan when a valid CHECK proves it.
+    pub fn proves_not_null(&self, table: &str, column: &str) -> bool {
+        self.tables.get(table).is_some_and(|t| {
+            t.not_null_checks
+                .values()
+                .any(|(c, valid)| c == column && *valid)
+        })
+    }
+
+    /// Records what a classified statement did.
+    pub fn apply(&mut self, op: &Operation) {
+        for a in &op.actions {
+            let Some(table) = a.table.clone() else {
+                if let ActionKind::DropIndex { name, .. } = &a.kind {
+                    self.indexes.remove(name);
+                }
+                continue;
+            };
+            match &a.kind {
+                ActionKind::CreateTable { columns, .. } => {
+                    let columns = columns
+                        .iter()
+                        .map(|c| {
+                            let col = Column {
+                                ty: c.ty.clone(),
+                                new: true,
+                            };
+                            (c.name.clone(), col)
+                        })
+                        .collect();
+                    let t = Table {
+                        new: true,
+                        columns,
+                        ..Table::default()
+                    };
+                    self.tables.insert(table, t);
+                }
+                ActionKind::DropTable { .. } => {
+                    self.tables.remove(&table);
+                    self.indexes.retain(|_, t| *t != table);
+                }
+                ActionKind::RenameTable { to } => {
+                    if let Some(t) = self.tables.remove(&table) {
+                        self.tables.insert(to.clone(), t);
+                    }
+                    for t in self.indexes.values_mut().filter(|t| **t == table) {
+                        *t = to.clone();
+                    }
+                }
+                ActionKind::AddColumn(def) => {
+                    let col = Column {
+                        ty: def.ty.clone(),
+                        new: true,
+                    };
+                    self.table(&table).columns.insert(def.name.clone(), col);
+                }
+                ActionKind::DropColumn => {
+                    if let Some(c) = &a.column {
+                        self.table(&table).columns.remove(c);
+                    }
+                }
+                ActionKind::RenameColumn { to } => {
+                    if let Some(c) = &a.column {
+                        let t = self.table(&table);
+                        let col = t.columns.remove(c).unwrap_or_default();
+                        t.columns.insert(to.clone(), col);
+                    }
+                }
+                ActionKind::AlterColumnType { to, .. } => {
+                    if let Some(c) = &a.column {
+                        let t = self.table(&table);
+                        t.columns.entry(c.clone()).or_default().ty = Some(to.clone());
+                    }
+                }
+                ActionKind::AddConstraint {
+                    kind: ConstraintKind::Check,
+                    name: Some(name),
+                    not_valid,
+                    not_null_check: Some(column),
+                    ..
+                } => {
+                    let t = self.table(&table);
+                    t.not_null_checks
+                        .insert(name.clone(), (column.clone(), !not_valid));
+                }
+                ActionKind::ValidateConstraint { name } => {
+                    if let Some(check) = self.table(&table).not_null_checks.get_mut(name) {
+                        check.1 = true;
+                    }
+                }
+                ActionKind::DropConstraint { name } => {
+                    self.table(&table).not_null_checks.remove(name);
+                }
+                ActionKind::CreateIndex {
+                    name: Some(name), ..
+                } => {
+                    self.indexes.insert(name.clone(), table);
+                }
+                _ => {}
+            }
+        }
+    }
+
+    fn table(&mut self, name: &str) -> &mut Table {
+        self.tables.entry(name.to_string()).or_default()
+    }
+}
+
+/// What an up.sql created or renamed: its down.sql is expected to drop or
+/// rename exactly these, so the down policy does not flag them.
+#[derive(Debug, Clone, Default)]
+pub struct Created {
+    pub tables: HashSet<String>,
+    pub columns: HashSet<(String, String)>,
+    pub indexes: HashSet<String>,
+    pub constraints: HashSet<String>,
+    pub objects: HashSet<String>,
+    /// Columns whose NOT NULL, default or type the up changed: the down
+    /// may change them back.
+    pub altered: HashSet<(String, String)>,
+    /// Tables the up wrote rows to: the down may delete them again.
+    pub updated: HashSet<String>,
+}
+
+impl Created {
+    pub fn from_ops(ops: &[Operation]) -> Created {
+        let mut c = Created::default();
+        for a in ops.iter().flat_map(|o| &o.actions) {
+            let table = a.table.clone().unwrap_or_default();
+            match &a.kind {
+                ActionKind::CreateTable { .. } => {
+                    c.tables.insert(table);
+                }
+                ActionKind::RenameTable { to } => {
+                    c.tables.insert(to.clone());
+                }
+                ActionKind::AddColumn(def) => {
+                    c.columns.insert((table, def.name.clone()));
+                }
+                ActionKind::RenameColumn { to } => {
+                    c.columns.insert((table, to.clone()));
+                }
+                ActionKind::AddConstraint { name, .. } => {
+                    c.constraints.extend(name.clone());
+                }
+                ActionKind::CreateIndex { name, .. } => {
+                    c.indexes.extend(name.clone());
+                }
+                ActionKind::CreateObject { name, .. } => {
+                    c.objects.insert(name.clone());
+                }
+                ActionKind::CreateTrigger { name } => {
+                    c.objects.insert(name.clone());
+                }
+                ActionKind::SetNotNull
+                | ActionKind::SetDefault
+                | ActionKind::AlterColumnType { .. } => {
+                    c.altered
+                        .insert((table, a.column.clone().unwrap_or_default()));
+                }
+                ActionKind::Update { .. } | ActionKind::Delete { .. } | ActionKind::Insert => {
+                    c.updated.insert(table);
+                }
+                _ => {}
+            }
+        }
+        c
+    }
+}

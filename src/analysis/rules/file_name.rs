@@ -21,7 +21,7 @@ pub fn check(dirs: &[PathBuf]) -> Vec<Finding> {
     for dir in dirs {
         let name = dir.file_name().and_then(|n| n.to_str()).unwrap_or_default();
         let parsed = name.split_once('_').and_then(|(v, rest)| {
-            Version::parse(v).filter(|_| crate::migration::source_is_snake_case(rest))
+            Version::parse(v).filter(|_| crate::migration::is_snake_case(rest))
         });
         let Some(version) = parsed else {
             out.push(finding(

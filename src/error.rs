@@ -1,5 +1,6 @@
 //! The one place where an error becomes an exit code (see design.md).
 
+use crate::analysis::lint::LintError;
 use crate::config::ConfigError;
 use crate::db::{DbError, DbErrorKind};
 use crate::inspect::InspectError;
@@ -23,6 +24,8 @@ pub enum Error {
     Seed(#[from] SeedError),
     #[error("{0}")]
     Inspect(#[from] InspectError),
+    #[error("{0}")]
+    Lint(#[from] LintError),
     /// Bad arguments or project files keel cannot use.
     #[error("{0}")]
     Usage(String),
@@ -46,6 +49,8 @@ impl Error {
             Error::Usage(_) | Error::Source(_) | Error::Config(_) => 2,
             Error::Db(e) if e.kind == DbErrorKind::Usage => 2,
             Error::Check(_) => 3,
+            Error::Lint(LintError::NotFound(_)) => 2,
+            Error::Lint(LintError::Io(..)) => 1,
             Error::Refused(_) | Error::Run(RunError::Refused { .. }) => 4,
             Error::Run(RunError::Db(e)) if e.kind == DbErrorKind::Usage => 2,
             Error::Seed(e) if e.is_usage() => 2,

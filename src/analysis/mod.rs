@@ -6,9 +6,12 @@
 //! rules, the dry run, reversibility and the backup plan all read that model.
 
 pub mod allow;
+pub mod analyze;
 pub mod classify;
 pub mod finding;
+pub mod lint;
 pub mod operation;
+pub mod report;
 pub mod reversibility;
 pub mod rules;
 pub mod schema;

@@ -3,6 +3,7 @@
 mod demo;
 mod down;
 mod inspect;
+mod lint;
 mod new;
 mod output;
 mod resolve;
@@ -46,7 +47,7 @@ pub struct Global {
     /// Migrations folder (default: migrations_dir in keel.toml, else ./migrations)
     #[arg(long, global = true, value_name = "DIR")]
     pub migrations: Option<PathBuf>,
-    /// Output format
+    /// Output format (github and sarif: `keel lint` only)
     #[arg(long, global = true, value_enum, default_value_t = Format::Text)]
     pub format: Format,
     /// Confirm what the environment allows to be confirmed
@@ -64,6 +65,10 @@ pub struct Global {
 pub enum Format {
     Text,
     Json,
+    /// GitHub Actions workflow annotations (`keel lint`)
+    Github,
+    /// SARIF 2.1.0 for code scanning (`keel lint`)
+    Sarif,
 }
 
 #[derive(Debug, Subcommand)]
@@ -82,6 +87,8 @@ pub enum Command {
     Resolve(resolve::Args),
     /// Schema and data distribution of tables and columns
     Inspect(inspect::Args),
+    /// Check migrations or SQL files for locks, rewrites and data loss (exit 3 on errors)
+    Lint(lint::Args),
     /// Render runbooks/<version>_<name>.md for a migration and print its path
     Runbook(runbook::Args),
     /// Load the sample application's data (users, posts, comments)
@@ -246,6 +253,13 @@ pub async fn run(cli: Cli) -> Result<()> {
     if let Command::Demo(args) = cli.command {
         return demo::run(cli.global, args).await;
     }
+    if matches!(cli.global.format, Format::Github | Format::Sarif)
+        && !matches!(cli.command, Command::Lint(_))
+    {
+        return Err(usage(
+            "--format github and --format sarif are for `keel lint`; this command prints text or json",
+        ));
+    }
     let ctx = Ctx::new(cli.global)?;
     match cli.command {
         Command::New(args) => new::run(&ctx, args),
@@ -255,6 +269,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Validate => validate::run(&ctx).await,
         Command::Resolve(args) => resolve::run(&ctx, args).await,
         Command::Inspect(args) => inspect::run(&ctx, args).await,
+        Command::Lint(args) => lint::run(&ctx, args),
         Command::Seed(args) => seed::run(&ctx, args).await,
         Command::Runbook(args) => runbook::run(&ctx, args).await,
         Command::Demo(_) => unreachable!("handled above"),

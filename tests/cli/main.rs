@@ -7,6 +7,7 @@ mod config;
 mod demo;
 mod failures;
 mod inspect;
+mod lint;
 mod migrate;
 mod new;
 mod resolve;

@@ -1,0 +1,173 @@
+//! One migration, analysed: its up and down classified, every rule run,
+//! the reversibility derived and the backup plan listed. `keel lint`,
+//! `up --dry-run` and (later) `plan` all start here.
+
+use super::classify::{Classified, classify};
+use super::finding::{self, Finding};
+use super::reversibility::{self, BackupItem};
+use super::rules::{self, FileCx, FileKind};
+use super::schema::{Created, Schema};
+use super::version::PgVersion;
+use crate::migration::{Meta, Reversibility};
+use std::path::Path;
+
+/// Everything the analysis knows about one migration.
+#[derive(Debug, Clone)]
+pub struct MigrationAnalysis {
+    pub up: Classified,
+    pub down: Option<Classified>,
+    /// Active and silenced findings, sorted by file and position.
+    pub findings: Vec<Finding>,
+    /// Derived from the operations (what the files really do).
+    pub reversibility: Reversibility,
+    /// What a backup must capture before the up runs.
+    pub backups: Vec<BackupItem>,
+}
+
+/// The files of one migration folder as read from disk.
+pub struct MigrationFiles<'a> {
+    pub dir: &'a Path,
+    pub up: &'a str,
+    /// `None` when down.sql does not exist.
+    pub down: Option<&'a str>,
+    pub meta: &'a Meta,
+}
+
+/// Analyses one migration. `schema` carries what earlier migrations of the
+/// same pending set created; it is left as it is after this migration's up.
+pub fn analyze(
+    files: &MigrationFiles,
+    schema: &mut Schema,
+    version: Option<PgVersion>,
+) -> MigrationAnalysis {
+    schema.version = version;
+    let transaction = files.meta.transaction;
+    let up = classify(files.up, schema, transaction);
+    let created = Created::from_ops(&up.ops);
+    let up_path = files.dir.join("up.sql").display().to_string();
+    let mut findings = rules::check_file(&FileCx {
+        file: &up_path,
+        kind: FileKind::Up,
+        ops: &up.ops,
+        version,
+        created: &created,
+        syntax: &up.syntax,
+    });
+
+    let down = files.down.map(|text| {
+        // The down runs after the up: the up's tables exist and hold data.
+        let mut after = schema.after_up();
+        classify(text, &mut after, transaction)
+    });
+    if let Some(d) = &down {
+        let down_path = files.dir.join("down.sql").display().to_string();
+        findings.extend(rules::check_file(&FileCx {
+            file: &down_path,
+            kind: FileKind::Down,
+            ops: &d.ops,
+            version,
+            created: &created,
+            syntax: &d.syntax,
+        }));
+    }
+
+    let has_down = down.as_ref().is_some_and(|d| !d.ops.is_empty());
+    let declared = files.meta.reversibility;
+    findings.extend(rules::missing_down::check(
+        files.dir, files.down, has_down, declared,
+    ));
+    findings.extend(rules::reversibility_mismatch::check(
+        files.dir, &up.ops, declared,
+    ));
+    finding::sort(&mut findings);
+    MigrationAnalysis {
+        reversibility: reversibility::derive(&up.ops, has_down),
+        backups: reversibility::backup_plan(&up.ops),
+        up,
+        down,
+        findings,
+    }
+}
+
+/// Analyses a plain .sql file: no migration around it, so no down policy
+/// and no transaction unless the file opens one with BEGIN.
+pub fn analyze_sql(
+    path: &str,
+    text: &str,
+    schema: &mut Schema,
+    version: Option<PgVersion>,
+) -> Vec<Finding> {
+    schema.version = version;
+    let c = classify(text, schema, false);
+    let created = Created::from_ops(&c.ops);
+    let mut findings = rules::check_file(&FileCx {
+        file: path,
+        kind: FileKind::Plain,
+        ops: &c.ops,
+        version,
+        created: &created,
+        syntax: &c.syntax,
+    });
+    finding::sort(&mut findings);
+    findings
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn files<'a>(up: &'a str, down: Option<&'a str>, meta: &'a Meta) -> MigrationFiles<'a> {
+        MigrationFiles {
+            dir: Path::new("m"),
+            up,
+            down,
+            meta,
+        }
+    }
+
+    #[test]
+    fn down_policy_and_file_rules_together() {
+        let meta = Meta {
+            transaction: true,
+            reversibility: Some(Reversibility::Full),
+            ..Meta::default()
+        };
+        let a = analyze(
+            &files(
+                "CREATE TABLE profiles (id bigint PRIMARY KEY);\nALTER TABLE users DROP COLUMN bio;",
+                Some("DROP TABLE profiles;\nALTER TABLE users ADD COLUMN bio text;"),
+                &meta,
+            ),
+            &mut Schema::default(),
+            None,
+        );
+        let rules: Vec<&str> = a.findings.iter().map(|f| f.rule).collect();
+        assert_eq!(rules, ["reversibility-mismatch", "drop-column"]);
+        assert_eq!(a.reversibility, Reversibility::Partial);
+        assert_eq!(a.backups.len(), 1);
+    }
+
+    #[test]
+    fn pending_set_carries_new_tables() {
+        let meta = Meta {
+            transaction: true,
+            ..Meta::default()
+        };
+        let mut schema = Schema::default();
+        analyze(
+            &files("CREATE TABLE t (id bigint);", Some("DROP TABLE t;"), &meta),
+            &mut schema,
+            None,
+        );
+        let second = analyze(
+            &files(
+                "CREATE INDEX t_id ON t (id);",
+                Some("DROP INDEX t_id;"),
+                &meta,
+            ),
+            &mut schema,
+            None,
+        );
+        assert!(second.findings.is_empty(), "{:?}", second.findings);
+    }
+}

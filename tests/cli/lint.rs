@@ -1,0 +1,305 @@
+//! `keel lint`: the safety checker on migration folders and SQL files.
+//! Linting reads files only, so these scenarios use the SQLite project.
+
+use crate::common::{Project, stderr, stdout};
+
+const TIGHTEN_UP: &str = "\
+ALTER TABLE users ADD COLUMN tenant_id bigint NOT NULL;
+-- keel:allow drop-column reason=\"name moved to profiles in v2.3\"
+ALTER TABLE users DROP COLUMN name;
+CREATE TABLE audit (id int PRIMARY KEY);
+";
+
+fn write(p: &Project, file: &str, sql: &str) {
+    std::fs::write(p.path().join(file), sql).unwrap();
+}
+
+fn tighten(p: &Project) {
+    p.migration(
+        "20260201090000_tighten_users",
+        TIGHTEN_UP,
+        Some("ALTER TABLE users DROP COLUMN tenant_id;\nALTER TABLE users ADD COLUMN name text;\nDROP TABLE audit;\n"),
+        Some("reversibility = \"partial\"\n"),
+    );
+}
+
+#[test]
+fn the_sample_migrations_are_clean() {
+    let p = Project::sqlite();
+    p.sample();
+    let out = p.keel().arg("lint").output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "no findings in 8 files\n");
+}
+
+#[test]
+fn text_output_and_exit_code_3_on_errors() {
+    let p = Project::sqlite();
+    tighten(&p);
+    let out = p.keel().arg("lint").output().unwrap();
+    assert_eq!(out.status.code(), Some(3));
+    assert_eq!(
+        stdout(&out),
+        "\
+migrations/20260201090000_tighten_users/up.sql:1:19: error[add-column-required] adding users.tenant_id as NOT NULL without a DEFAULT fails on any table that has rows (\"column contains null values\"): it works in development and breaks in production
+    ALTER TABLE users ADD COLUMN tenant_id bigint NOT NULL
+    fix: give it a constant DEFAULT (PostgreSQL 11+ stores it without a rewrite), or add it nullable, backfill, and follow the set-not-null path
+
+migrations/20260201090000_tighten_users/up.sql:4:21: info[prefer-bigint] key column audit.id is integer: it runs out at 2,147,483,647 and widening it later rewrites the table (and every table that references it)
+    CREATE TABLE audit (id int PRIMARY KEY)
+    fix: declare id as bigint
+
+2 findings (1 error, 0 warnings, 1 info) in 2 files; 1 silenced by keel:allow
+"
+    );
+    assert_eq!(
+        stderr(&out),
+        "error: lint found 1 error; fix them or silence one with `-- keel:allow RULE reason=\"…\"` above the statement\n"
+    );
+}
+
+#[test]
+fn warnings_and_info_alone_exit_0() {
+    let p = Project::sqlite();
+    p.migration(
+        "20260201090000_add_audit",
+        "CREATE TABLE audit (id serial PRIMARY KEY, at timestamp);\n",
+        Some("DROP TABLE audit;\n"),
+        None,
+    );
+    let out = p.keel().arg("lint").output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+    assert!(stdout(&out).ends_with("3 findings (0 errors, 0 warnings, 3 info) in 2 files\n"));
+}
+
+#[test]
+fn json_has_the_documented_shape() {
+    let p = Project::sqlite();
+    tighten(&p);
+    let out = p
+        .keel()
+        .args(["lint", "--format", "json"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON document");
+    let findings = json["findings"].as_array().unwrap();
+    assert_eq!(findings.len(), 2);
+    for key in [
+        "rule",
+        "severity",
+        "file",
+        "line",
+        "column",
+        "statement",
+        "message",
+        "suggestion",
+    ] {
+        assert!(findings[0].get(key).is_some(), "missing {key}");
+    }
+    assert_eq!(findings[0]["rule"], "add-column-required");
+    assert_eq!(findings[0]["line"], 1);
+    assert_eq!(json["allowed"][0]["rule"], "drop-column");
+    assert_eq!(
+        json["allowed"][0]["allowed"],
+        "name moved to profiles in v2.3"
+    );
+}
+
+#[test]
+fn github_annotations() {
+    let p = Project::sqlite();
+    tighten(&p);
+    let out = p
+        .keel()
+        .args(["lint", "--format", "github"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3));
+    let text = stdout(&out);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 2);
+    assert!(
+        lines[0].starts_with(
+            "::error file=migrations/20260201090000_tighten_users/up.sql,line=1,col=19,title=keel add-column-required::adding users.tenant_id"
+        ),
+        "{}",
+        lines[0]
+    );
+    assert!(lines[0].contains("%0Afix: give it a constant DEFAULT"));
+    assert!(lines[1].starts_with("::notice file="), "{}", lines[1]);
+}
+
+#[test]
+fn sarif_is_2_1_0() {
+    let p = Project::sqlite();
+    tighten(&p);
+    let out = p
+        .keel()
+        .args(["lint", "--format", "sarif"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3));
+    let sarif: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(sarif["version"], "2.1.0");
+    let run = &sarif["runs"][0];
+    assert_eq!(run["tool"]["driver"]["name"], "keel");
+    let results = run["results"].as_array().unwrap();
+    assert_eq!(results.len(), 3, "two findings and one suppressed");
+    let region = &results[0]["locations"][0]["physicalLocation"]["region"];
+    assert_eq!(
+        (region["startLine"].as_u64(), region["startColumn"].as_u64()),
+        (Some(1), Some(19))
+    );
+    let suppressed = results
+        .iter()
+        .find(|r| r["ruleId"] == "drop-column")
+        .unwrap();
+    assert_eq!(suppressed["suppressions"][0]["kind"], "inSource");
+}
+
+#[test]
+fn github_and_sarif_are_for_lint_only() {
+    let p = Project::sqlite();
+    let out = p
+        .keel()
+        .args(["status", "--format", "sarif"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("are for `keel lint`"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn version_gates_compare_numerically() {
+    let p = Project::sqlite();
+    write(
+        &p,
+        "change.sql",
+        "ALTER TABLE users ADD COLUMN active boolean NOT NULL DEFAULT true;\n",
+    );
+    let run = |v: &str| {
+        p.keel()
+            .args(["lint", "change.sql", "--pg-version", v])
+            .output()
+            .unwrap()
+    };
+    for v in ["11", "11.0", "15.4"] {
+        let out = run(v);
+        assert_eq!(out.status.code(), Some(0), "{v}: {}", stdout(&out));
+        assert_eq!(stdout(&out), "no findings in 1 file\n");
+    }
+    for v in ["10", "9.6"] {
+        let out = run(v);
+        assert_eq!(out.status.code(), Some(3), "{v}");
+        assert!(
+            stdout(&out).contains("error[add-column-rewrite]"),
+            "{}",
+            stdout(&out)
+        );
+    }
+    let out = run("eleven");
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn plain_sql_files_and_syntax_errors() {
+    let p = Project::sqlite();
+    write(
+        &p,
+        "broken.sql",
+        "SELECT 1;\nALTER TABLE users ADD COLUMN;\n",
+    );
+    let out = p.keel().args(["lint", "broken.sql"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(3));
+    assert!(
+        stdout(&out)
+            .starts_with("broken.sql:2:29: error[syntax-error] syntax error: expected name\n"),
+        "{}",
+        stdout(&out)
+    );
+}
+
+#[test]
+fn missing_paths_are_usage_errors() {
+    let p = Project::sqlite();
+    let out = p.keel().args(["lint", "nope.sql"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("nope.sql: no such file or folder"));
+}
+
+#[test]
+fn allow_without_reason_silences_nothing() {
+    let p = Project::sqlite();
+    write(
+        &p,
+        "drop.sql",
+        "-- keel:allow drop-column\nALTER TABLE users DROP COLUMN name;\n",
+    );
+    let out = p.keel().args(["lint", "drop.sql"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(3));
+    let text = stdout(&out);
+    assert!(
+        text.contains("drop.sql:1:1: warning[invalid-allow]"),
+        "{text}"
+    );
+    assert!(text.contains("error[drop-column]"), "{text}");
+}
+
+#[test]
+fn folder_names_and_missing_down_are_checked() {
+    let p = Project::sqlite();
+    p.migration("2026_AddThing", "SELECT 1;", Some("SELECT 1;"), None);
+    p.migration(
+        "20260101090000_no_down",
+        "CREATE TABLE t (id bigint);",
+        None,
+        None,
+    );
+    let out = p
+        .keel()
+        .args(["lint", "--format", "json"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let rules: Vec<&str> = json["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["rule"].as_str().unwrap())
+        .collect();
+    assert_eq!(rules, ["missing-down", "file-name"]);
+}
+
+#[test]
+fn the_new_migration_templates_lint_clean() {
+    let p = Project::sqlite();
+    let make = |name: &str, template: &str, extra: &[&str]| {
+        let out = p
+            .keel()
+            .args(["new", name, "--template", template])
+            .args(extra)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", stderr(&out));
+    };
+    make("add_widgets", "add-table", &["--table", "widgets"]);
+    make(
+        "add_colour",
+        "add-column",
+        &["--table", "users", "--column", "colour"],
+    );
+    make(
+        "index_email",
+        "add-index",
+        &["--table", "users", "--column", "email"],
+    );
+    let out = p.keel().arg("lint").output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+    assert_eq!(stdout(&out), "no findings in 6 files\n");
+}

@@ -8,6 +8,7 @@ mod demo;
 mod failures;
 mod inspect;
 mod lint;
+mod lock_probe;
 mod migrate;
 mod new;
 mod resolve;

@@ -1,0 +1,377 @@
+//! The lock probe: for every statement kind the analysis classifies, run a
+//! sample in a rolled-back transaction on the real test server and check
+//! that what the model claims is what PostgreSQL does — the lock mode in
+//! `pg_locks`, a rewrite (`pg_class.relfilenode` changes) and a scan
+//! (`pg_stat_xact_user_tables.seq_scan` grows). This keeps lint-rules.md
+//! true on whatever server version the suite runs against.
+
+use crate::common::{Project, block_on};
+use keel::analysis::{Lock, Operation, PgVersion, Schema, Tri, classify};
+use sqlx::{Connection, PgConnection, Row};
+use std::collections::BTreeMap;
+
+/// Committed before the probes; the model reads it too, so it knows the
+/// column types, indexes and constraints the samples rely on.
+const SETUP: &str = "
+CREATE TABLE users (id bigint PRIMARY KEY, email text, name varchar(20), age int,
+                    seen timestamp, score numeric(10,2));
+INSERT INTO users SELECT g, 'u' || g || '@example.com', 'n' || g, g, now(), g
+  FROM generate_series(1, 200) g;
+CREATE INDEX users_email_idx ON users (email);
+ALTER TABLE users ADD CONSTRAINT users_age_nn CHECK (age IS NOT NULL);
+CREATE TABLE posts (id bigint PRIMARY KEY, user_id bigint, title text);
+INSERT INTO posts SELECT g, g, 't' FROM generate_series(1, 200) g;
+ALTER TABLE posts ADD CONSTRAINT posts_user_fk FOREIGN KEY (user_id) REFERENCES users (id) NOT VALID;
+CREATE TABLE tags (id bigint NOT NULL, label text);
+INSERT INTO tags SELECT g, 'l' FROM generate_series(1, 200) g;
+CREATE UNIQUE INDEX tags_label_key ON tags (label, id);
+CREATE TABLE events (id bigint, at date) PARTITION BY RANGE (at);
+CREATE TABLE events_2023 PARTITION OF events FOR VALUES FROM ('2023-01-01') TO ('2024-01-01');
+CREATE TABLE events_2024 (id bigint, at date);
+CREATE UNLOGGED TABLE scratch (id bigint);
+INSERT INTO scratch SELECT generate_series(1, 200);
+CREATE TYPE mood AS ENUM ('happy', 'sad');
+CREATE FUNCTION touch() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RETURN NEW; END $$;
+CREATE TRIGGER users_touch BEFORE UPDATE ON users FOR EACH ROW EXECUTE FUNCTION touch();
+CREATE VIEW user_emails AS SELECT id, email FROM users;
+ANALYZE;
+";
+
+/// One sample statement, with what the model cannot know by itself.
+struct Case {
+    sql: &'static str,
+    /// Run inside the transaction first (e.g. the session TimeZone).
+    prep: &'static str,
+    /// The expected rewrite where the model says "depends".
+    rewrite: Option<bool>,
+    /// TRUNCATE swaps in a new empty file: a new relfilenode, no copy.
+    new_file: bool,
+}
+
+fn case(sql: &'static str) -> Case {
+    Case {
+        sql,
+        prep: "",
+        rewrite: None,
+        new_file: false,
+    }
+}
+
+fn cases() -> Vec<Case> {
+    let mut c: Vec<Case> = [
+        "CREATE TABLE profiles (id bigint PRIMARY KEY, user_id bigint REFERENCES users (id))",
+        "CREATE TABLE events_2025 PARTITION OF events FOR VALUES FROM ('2025-01-01') TO ('2026-01-01')",
+        "DROP TABLE tags",
+        "ALTER TABLE tags RENAME TO labels",
+        "ALTER TABLE users ADD COLUMN bio text",
+        "ALTER TABLE users ADD COLUMN active boolean NOT NULL DEFAULT true",
+        "ALTER TABLE users ADD COLUMN token float8 DEFAULT random()",
+        "ALTER TABLE users ADD COLUMN n bigserial",
+        "ALTER TABLE users ADD COLUMN m bigint GENERATED ALWAYS AS IDENTITY",
+        "ALTER TABLE users ADD COLUMN g bigint GENERATED ALWAYS AS (id * 2) STORED",
+        "ALTER TABLE users ADD COLUMN ck int CHECK (ck > 0)",
+        "ALTER TABLE posts ADD COLUMN editor_id bigint REFERENCES users (id)",
+        "ALTER TABLE users DROP COLUMN name",
+        "ALTER TABLE users RENAME COLUMN name TO full_name",
+        "ALTER TABLE users ALTER COLUMN age TYPE bigint",
+        "ALTER TABLE users ALTER COLUMN name TYPE varchar(50)",
+        "ALTER TABLE users ALTER COLUMN name TYPE text",
+        "ALTER TABLE users ALTER COLUMN name TYPE varchar(10)",
+        "ALTER TABLE users ALTER COLUMN score TYPE numeric(12,2)",
+        "ALTER TABLE users ALTER COLUMN email SET NOT NULL",
+        "ALTER TABLE users ALTER COLUMN age SET NOT NULL",
+        "ALTER TABLE users ALTER COLUMN email DROP NOT NULL",
+        "ALTER TABLE users ALTER COLUMN email SET DEFAULT ''",
+        "ALTER TABLE users ALTER COLUMN email DROP DEFAULT",
+        "ALTER TABLE posts ADD CONSTRAINT posts_user_fk2 FOREIGN KEY (user_id) REFERENCES users (id)",
+        "ALTER TABLE posts ADD CONSTRAINT posts_user_fk2 FOREIGN KEY (user_id) REFERENCES users (id) NOT VALID",
+        "ALTER TABLE posts VALIDATE CONSTRAINT posts_user_fk",
+        "ALTER TABLE users ADD CONSTRAINT users_id_pos CHECK (id > 0)",
+        "ALTER TABLE users ADD CONSTRAINT users_id_pos CHECK (id > 0) NOT VALID",
+        "ALTER TABLE users ADD CONSTRAINT users_email_key UNIQUE (email)",
+        "ALTER TABLE tags ADD CONSTRAINT tags_label_key UNIQUE USING INDEX tags_label_key",
+        "ALTER TABLE tags ADD PRIMARY KEY (id)",
+        "ALTER TABLE tags ADD CONSTRAINT tags_excl EXCLUDE USING btree (id WITH =)",
+        "ALTER TABLE posts DROP CONSTRAINT posts_user_fk",
+        "CREATE INDEX users_name_idx ON users (name)",
+        "CREATE UNIQUE INDEX users_email_uq ON users (email)",
+        "CREATE INDEX CONCURRENTLY users_name_idx ON users (name)",
+        "DROP INDEX users_email_idx",
+        "DROP INDEX CONCURRENTLY users_email_idx",
+        "ALTER INDEX users_email_idx RENAME TO users_mail_idx",
+        "REINDEX TABLE users",
+        "REINDEX INDEX users_email_idx",
+        "REINDEX INDEX CONCURRENTLY users_email_idx",
+        "ALTER TABLE events DETACH PARTITION events_2023",
+        "ALTER TABLE events DETACH PARTITION events_2023 CONCURRENTLY",
+        "ALTER TABLE events ATTACH PARTITION events_2024 FOR VALUES FROM ('2024-01-01') TO ('2025-01-01')",
+        "ALTER TABLE tags SET UNLOGGED",
+        "ALTER TABLE scratch SET LOGGED",
+        "CLUSTER users USING users_pkey",
+        "VACUUM FULL users",
+        "VACUUM users",
+        "ALTER TYPE mood ADD VALUE 'curious'",
+        "ALTER TYPE mood RENAME VALUE 'sad' TO 'blue'",
+        "UPDATE users SET email = lower(email)",
+        "DELETE FROM posts",
+        "INSERT INTO tags VALUES (1000, 'x')",
+        "CREATE TRIGGER posts_touch BEFORE UPDATE ON posts FOR EACH ROW EXECUTE FUNCTION touch()",
+        "DROP TRIGGER users_touch ON users",
+        "ALTER TABLE users DISABLE TRIGGER users_touch",
+        "DROP VIEW user_emails",
+        "DROP FUNCTION touch() CASCADE",
+        "LOCK TABLE users IN SHARE MODE",
+        "ALTER TABLE users SET (fillfactor = 90)",
+    ]
+    .into_iter()
+    .map(case)
+    .collect();
+    c.push(Case {
+        new_file: true,
+        ..case("TRUNCATE posts")
+    });
+    // timestamp → timestamptz rewrites unless the session TimeZone is UTC (12+).
+    c.push(Case {
+        prep: "SET LOCAL TimeZone = 'UTC'",
+        rewrite: Some(false),
+        ..case("ALTER TABLE users ALTER COLUMN seen TYPE timestamptz")
+    });
+    c.push(Case {
+        prep: "SET LOCAL TimeZone = 'Europe/Amsterdam'",
+        rewrite: Some(true),
+        ..case("ALTER TABLE users ALTER COLUMN seen TYPE timestamptz")
+    });
+    c
+}
+
+/// How many claims the probe compared, and how many effects it saw.
+#[derive(Default)]
+struct Checked {
+    locks: usize,
+    rewrites: usize,
+    scans: usize,
+    no_transaction: usize,
+}
+
+/// What PostgreSQL did to one relation.
+struct Seen {
+    lock: Option<Lock>,
+    rewritten: bool,
+    scanned: bool,
+}
+
+#[test]
+fn postgres_agrees_with_the_model() {
+    let p = Project::postgres();
+    p.exec(SETUP);
+    let url = p.url.clone();
+    let mismatches = block_on(async move {
+        let mut conn = PgConnection::connect(&url).await.unwrap();
+        let num: String = sqlx::query_scalar("SHOW server_version_num")
+            .fetch_one(&mut conn)
+            .await
+            .unwrap();
+        let version = PgVersion::from_num(num.parse().unwrap());
+        let mut schema = Schema::new(Some(version));
+        classify(SETUP, &mut schema, true);
+        let schema = schema.after_up();
+        let mut out = Vec::new();
+        let mut checked = Checked::default();
+        for c in cases() {
+            let op = model(&schema, c.sql);
+            out.extend(probe(&mut conn, &c, &op, &mut checked).await);
+        }
+        // Guard against a probe that silently compares nothing.
+        assert!(
+            checked.locks >= 60,
+            "only {} lock claims compared",
+            checked.locks
+        );
+        assert!(
+            checked.rewrites >= 8,
+            "only {} rewrites seen",
+            checked.rewrites
+        );
+        assert!(checked.scans >= 8, "only {} scans seen", checked.scans);
+        assert!(
+            checked.no_transaction >= 5,
+            "only {} non-transactional",
+            checked.no_transaction
+        );
+        out
+    });
+    assert!(
+        mismatches.is_empty(),
+        "the model disagrees with PostgreSQL:\n{}",
+        mismatches.join("\n")
+    );
+}
+
+fn model(schema: &Schema, sql: &str) -> Operation {
+    let mut schema = schema.clone();
+    let c = classify(sql, &mut schema, true);
+    assert!(c.syntax.is_empty(), "{sql}: {:?}", c.syntax);
+    c.ops.into_iter().next().expect("one statement")
+}
+
+async fn probe(
+    conn: &mut PgConnection,
+    c: &Case,
+    op: &Operation,
+    checked: &mut Checked,
+) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut claimed: BTreeMap<String, Lock> = BTreeMap::new();
+    for l in op.actions.iter().flat_map(|a| &a.locks) {
+        let e = claimed.entry(l.table.clone()).or_insert(l.lock);
+        *e = (*e).max(l.lock);
+    }
+    let mut tx = conn.begin().await.unwrap();
+    if !c.prep.is_empty() {
+        sqlx::raw_sql(c.prep).execute(&mut *tx).await.unwrap();
+    }
+    let mut before = BTreeMap::new();
+    for t in op.tables().iter().chain(claimed.keys()) {
+        if let Some(state) = relation(&mut tx, t).await {
+            before.insert(t.clone(), state);
+        }
+    }
+    let result = sqlx::raw_sql(c.sql).execute(&mut *tx).await;
+    if op.no_transaction() {
+        checked.no_transaction += 1;
+        match result {
+            Err(e)
+                if e.to_string()
+                    .contains("cannot run inside a transaction block") => {}
+            other => out.push(format!(
+                "{}: model says it cannot run in a transaction, PostgreSQL: {other:?}",
+                c.sql
+            )),
+        }
+        let _ = tx.rollback().await;
+        return out;
+    }
+    if let Err(e) = result {
+        let _ = tx.rollback().await;
+        return vec![format!("{}: failed: {e}", c.sql)];
+    }
+    let mut seen: BTreeMap<String, Seen> = BTreeMap::new();
+    for t in op.tables().iter().chain(claimed.keys()) {
+        let b = before.get(t).copied();
+        let oid = match b {
+            Some((oid, _, _)) => Some(oid),
+            None => relation(&mut tx, t).await.map(|r| r.0),
+        };
+        let Some(oid) = oid else { continue };
+        let after = state_of(&mut tx, oid).await;
+        seen.insert(
+            t.clone(),
+            Seen {
+                lock: strongest_lock(&mut tx, oid).await,
+                rewritten: b.is_some_and(|(_, file, _)| after.0.is_some_and(|f| f != file)),
+                scanned: b.is_some_and(|(_, _, scans)| after.1 > scans),
+            },
+        );
+    }
+    tx.rollback().await.unwrap();
+
+    for (table, lock) in &claimed {
+        checked.locks += 1;
+        let got = seen.get(table).and_then(|s| s.lock);
+        if got != Some(*lock) {
+            out.push(format!(
+                "{}: lock on {table}: model {}, PostgreSQL {}",
+                c.sql,
+                lock.name(),
+                got.map_or("none", Lock::name)
+            ));
+        }
+    }
+    // Rewrite and scan are claims about the statement's main table.
+    let Some(main) = op.actions.first().and_then(|a| a.table.clone()) else {
+        return out;
+    };
+    let Some(s) = seen.get(&main).filter(|_| before.contains_key(&main)) else {
+        return out;
+    };
+    checked.rewrites += usize::from(s.rewritten);
+    checked.scans += usize::from(s.scanned);
+    let rewrite = match (op.rewrite(), c.rewrite) {
+        (_, Some(expected)) => Some(expected),
+        (Tri::Depends(_), None) => None,
+        (t, None) => Some(t.is_yes() || c.new_file),
+    };
+    if let Some(expected) = rewrite
+        && expected != s.rewritten
+    {
+        out.push(format!(
+            "{}: rewrite of {main}: model {expected}, PostgreSQL {}",
+            c.sql, s.rewritten
+        ));
+    }
+    if let Tri::Yes | Tri::No = op.scan()
+        && op.scan().is_yes() != s.scanned
+        && !(op.rewrite().maybe() || c.new_file)
+    {
+        out.push(format!(
+            "{}: scan of {main}: model {}, PostgreSQL {}",
+            c.sql,
+            op.scan().is_yes(),
+            s.scanned
+        ));
+    }
+    out
+}
+
+/// oid, relfilenode and sequential scans so far in this transaction.
+async fn relation(tx: &mut PgConnection, name: &str) -> Option<(u32, u32, i64)> {
+    let oid: Option<sqlx::postgres::types::Oid> = sqlx::query_scalar("SELECT to_regclass($1)::oid")
+        .bind(name)
+        .fetch_one(&mut *tx)
+        .await
+        .ok()
+        .flatten();
+    let oid = oid?.0;
+    let (file, scans) = state_of(tx, oid).await;
+    Some((oid, file?, scans))
+}
+
+async fn state_of(tx: &mut PgConnection, oid: u32) -> (Option<u32>, i64) {
+    let row = sqlx::query(
+        "SELECT (SELECT relfilenode FROM pg_class WHERE oid = $1::oid), \
+                (SELECT coalesce(seq_scan, 0) FROM pg_stat_xact_user_tables WHERE relid = $1::oid)",
+    )
+    .bind(oid as i64)
+    .fetch_one(&mut *tx)
+    .await
+    .unwrap();
+    let file: Option<sqlx::postgres::types::Oid> = row.get(0);
+    let scans: Option<i64> = row.get(1);
+    (file.map(|f| f.0), scans.unwrap_or(0))
+}
+
+async fn strongest_lock(tx: &mut PgConnection, oid: u32) -> Option<Lock> {
+    let modes: Vec<String> = sqlx::query_scalar(
+        "SELECT mode FROM pg_locks WHERE pid = pg_backend_pid() \
+         AND locktype = 'relation' AND relation = $1::oid",
+    )
+    .bind(oid as i64)
+    .fetch_all(&mut *tx)
+    .await
+    .unwrap();
+    modes
+        .iter()
+        .filter_map(|m| ALL.iter().copied().find(|l| l.pg_locks_mode() == m))
+        .max()
+}
+
+const ALL: [Lock; 8] = [
+    Lock::AccessShare,
+    Lock::RowShare,
+    Lock::RowExclusive,
+    Lock::ShareUpdateExclusive,
+    Lock::Share,
+    Lock::ShareRowExclusive,
+    Lock::Exclusive,
+    Lock::AccessExclusive,
+];

@@ -8,7 +8,7 @@ use super::reversibility::{self, BackupItem};
 use super::rules::{self, FileCx, FileKind};
 use super::schema::{Created, Schema};
 use super::version::PgVersion;
-use crate::migration::{Meta, Reversibility};
+use crate::migration::{Meta, Migration, Reversibility};
 use std::path::Path;
 
 /// Everything the analysis knows about one migration.
@@ -87,6 +87,33 @@ pub fn analyze(
         down,
         findings,
     }
+}
+
+/// Analyses migrations in the order they would run. Going up they are one
+/// pending set: a table an earlier one creates is new for the later ones.
+/// Going down each stands alone (its down runs against its up's tables).
+pub fn analyze_set(
+    migrations: &[&Migration],
+    up: bool,
+    version: Option<PgVersion>,
+) -> Vec<MigrationAnalysis> {
+    let mut pending = Schema::new(version);
+    migrations
+        .iter()
+        .map(|m| {
+            let files = MigrationFiles {
+                dir: &m.dir,
+                up: &m.up,
+                down: m.down.as_deref(),
+                meta: &m.meta,
+            };
+            if up {
+                analyze(&files, &mut pending, version)
+            } else {
+                analyze(&files, &mut Schema::new(version), version)
+            }
+        })
+        .collect()
 }
 
 /// Analyses a plain .sql file: no migration around it, so no down policy

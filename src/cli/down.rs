@@ -25,6 +25,7 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<()> {
     let mut db = ctx.connect().await?;
     if args.dry_run {
         let entries = reconcile(&files, db.tracking_rows().await?);
+        let target = super::dry_run::Target::of(db.as_mut()).await;
         db.close().await;
         let mut applied: Vec<_> = entries
             .iter()
@@ -36,9 +37,13 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<()> {
             (_, Some(to)) => applied.retain(|m| m.version > to),
             (n, None) => applied.truncate(n.unwrap_or(1)),
         }
-        super::up::print_dry_run(ctx, "down", &applied, |m| {
-            m.down.as_deref().unwrap_or("-- (no down.sql)")
-        });
+        super::dry_run::print(
+            ctx,
+            "down",
+            &applied,
+            |m| m.down.as_deref().unwrap_or("-- (no down.sql)"),
+            target,
+        );
         return Ok(());
     }
     let on_event = |e: crate::migrator::Event<'_>| ctx.print_event(e);

@@ -2,6 +2,7 @@
 
 mod demo;
 mod down;
+mod dry_run;
 mod inspect;
 mod lint;
 mod new;

@@ -24,8 +24,9 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<()> {
             .filter_map(|e| e.migration)
             .filter(|m| args.to.is_none_or(|to| m.version <= to))
             .collect();
+        let target = super::dry_run::Target::of(db.as_mut()).await;
         db.close().await;
-        print_dry_run(ctx, "up", &pending, |m| m.up.as_str());
+        super::dry_run::print(ctx, "up", &pending, |m| m.up.as_str(), target);
         return Ok(());
     }
     let on_event = |e: crate::migrator::Event<'_>| ctx.print_event(e);
@@ -50,56 +51,4 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<()> {
             .progress(&format!("{} migration(s) applied", applied.len()));
     }
     Ok(())
-}
-
-/// Prints each migration's SQL, in the order it would run.
-pub fn print_dry_run(
-    ctx: &Ctx,
-    direction: &str,
-    migrations: &[&Migration],
-    sql: impl Fn(&Migration) -> &str,
-) {
-    if ctx.out.json {
-        ctx.out.json(&serde_json::json!({
-            "dry_run": true,
-            "direction": direction,
-            "migrations": migrations.iter().map(|m| serde_json::json!({
-                "version": m.version.to_string(),
-                "name": m.name,
-                "transaction": m.meta.transaction,
-                "statements": crate::analysis::split(sql(m)).iter().map(|s| serde_json::json!({"sql": s.sql, "line": s.line})).collect::<Vec<_>>(),
-            })).collect::<Vec<_>>()
-        }));
-        return;
-    }
-    if migrations.is_empty() {
-        ctx.out
-            .data(&format!("-- dry run ({direction}): nothing to do"));
-        return;
-    }
-    let mut text = format!(
-        "-- dry run ({direction}): {} migration(s), in order; nothing is changed\n",
-        migrations.len()
-    );
-    for m in migrations {
-        let file = if direction == "up" {
-            m.up_path()
-        } else {
-            m.down_path()
-        };
-        text.push_str(&format!(
-            "\n-- {} ({})\n-- {}\n",
-            m.id(),
-            if m.meta.transaction {
-                "one transaction"
-            } else {
-                "transaction = false: statement by statement"
-            },
-            file.display()
-        ));
-        let body = sql(m).trim_end();
-        text.push_str(body);
-        text.push('\n');
-    }
-    ctx.out.data(&text);
 }

@@ -141,6 +141,10 @@ pub trait Database: Send {
     /// sequence past them (PostgreSQL); nothing on SQLite.
     async fn sync_id_sequence(&mut self, table: &str, column: &str) -> Result<(), DbError>;
 
+    /// PostgreSQL's `server_version_num` (150004 for 15.4): the analysis
+    /// models PostgreSQL's locks, so other databases return `None`.
+    async fn postgres_version(&mut self) -> Result<Option<u32>, DbError>;
+
     async fn close(self: Box<Self>);
 }
 

@@ -378,6 +378,14 @@ impl Database for Postgres {
         })
     }
 
+    async fn postgres_version(&mut self) -> Result<Option<u32>, DbError> {
+        let num: String = sqlx::query_scalar("SHOW server_version_num")
+            .fetch_one(&mut self.conn)
+            .await
+            .map_err(|e| self.err(e))?;
+        Ok(num.trim().parse().ok())
+    }
+
     async fn count_rows(&mut self, table: &str) -> Result<i64, DbError> {
         sqlx::query_scalar(&format!("SELECT count(*) FROM {}", quote_ident(table)))
             .fetch_one(&mut self.conn)

@@ -390,6 +390,10 @@ impl Database for Sqlite {
         })
     }
 
+    async fn postgres_version(&mut self) -> Result<Option<u32>, DbError> {
+        Ok(None)
+    }
+
     async fn count_rows(&mut self, table: &str) -> Result<i64, DbError> {
         sqlx::query_scalar(&format!("SELECT count(*) FROM {}", quote_ident(table)))
             .fetch_one(&mut self.conn)

@@ -303,3 +303,45 @@ fn the_new_migration_templates_lint_clean() {
     assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
     assert_eq!(stdout(&out), "no findings in 6 files\n");
 }
+
+#[test]
+fn dry_run_shows_locks_reversibility_backups_and_findings() {
+    let p = Project::postgres();
+    p.sample();
+    p.keel().arg("up").assert().success();
+    tighten(&p);
+    p.migration(
+        "20260202090000_index_tenant",
+        "CREATE INDEX CONCURRENTLY users_tenant_idx ON users (tenant_id);\n",
+        Some("DROP INDEX CONCURRENTLY users_tenant_idx;\n"),
+        Some("transaction = false\n"),
+    );
+    let out = p.keel().args(["up", "--dry-run"]).output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    for expected in [
+        "--   line 1: ALTER TABLE: ACCESS EXCLUSIVE on users\n",
+        "--   line 3: ALTER TABLE: ACCESS EXCLUSIVE on users; destroys data\n",
+        "--   reversibility: partial (declared partial)\n",
+        "--   backup before running: users (name), for line 3: DROP COLUMN\n",
+        "--   error[add-column-required] line 1:19: adding users.tenant_id",
+        "--   allowed[drop-column] line 3: name moved to profiles in v2.3\n",
+        "--   line 1: CREATE INDEX: SHARE UPDATE EXCLUSIVE on users; scans the table; cannot run in a transaction\n",
+    ] {
+        assert!(text.contains(expected), "missing {expected:?} in:\n{text}");
+    }
+    assert!(!p.table_exists("audit"), "a dry run changes nothing");
+
+    let out = p
+        .keel()
+        .args(["up", "--dry-run", "--format", "json"])
+        .output()
+        .unwrap();
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let first = &json["migrations"][0];
+    assert_eq!(first["statements"][0]["lock"], "ACCESS EXCLUSIVE");
+    assert_eq!(first["statements"][0]["tables"][0], "users");
+    assert_eq!(first["reversibility"]["derived"], "partial");
+    assert_eq!(first["backups"][0]["columns"][0], "name");
+    assert_eq!(first["findings"][0]["rule"], "add-column-required");
+}

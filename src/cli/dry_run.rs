@@ -1,0 +1,242 @@
+//! `up --dry-run` / `down --dry-run`: each migration's SQL in run order,
+//! followed (as SQL comments, so the output still runs in psql) by what the
+//! analysis says: locks per statement, rewrites, scans, data destroyed,
+//! reversibility, the backup it needs, and lint findings.
+
+use super::Ctx;
+use crate::analysis::analyze::{MigrationAnalysis, analyze_set};
+use crate::analysis::{Operation, PgVersion, Tri};
+use crate::db::Database;
+use crate::migration::Migration;
+use serde_json::{Value, json};
+
+/// The database a dry run is for, as far as the analysis cares.
+#[derive(Debug, Clone, Copy)]
+pub enum Target {
+    /// PostgreSQL, with its version when the server told it.
+    Postgres(Option<PgVersion>),
+    /// A database whose locks keel does not model (SQLite), by name.
+    Other(&'static str),
+}
+
+impl Target {
+    pub async fn of(db: &mut dyn Database) -> Target {
+        match db.postgres_version().await {
+            Ok(Some(num)) => Target::Postgres(Some(PgVersion::from_num(num))),
+            Ok(None) => Target::Other(db.dialect_name()),
+            Err(_) => Target::Postgres(None),
+        }
+    }
+}
+
+/// Prints each migration's SQL, in the order it would run, with its analysis.
+pub fn print(
+    ctx: &Ctx,
+    direction: &str,
+    migrations: &[&Migration],
+    sql: impl Fn(&Migration) -> &str,
+    target: Target,
+) {
+    let up = direction == "up";
+    let analyses = match target {
+        Target::Postgres(version) => Some(analyze_set(migrations, up, version)),
+        Target::Other(_) => None,
+    };
+    let analysis = |i: usize| analyses.as_ref().map(|a| &a[i]);
+    if ctx.out.json {
+        let items: Vec<Value> = migrations
+            .iter()
+            .enumerate()
+            .map(|(i, m)| migration_json(m, &sql, analysis(i), up))
+            .collect();
+        ctx.out.json(&json!({
+            "dry_run": true,
+            "direction": direction,
+            "migrations": items,
+        }));
+        return;
+    }
+    if migrations.is_empty() {
+        ctx.out
+            .data(&format!("-- dry run ({direction}): nothing to do"));
+        return;
+    }
+    let mut text = format!(
+        "-- dry run ({direction}): {} migration(s), in order; nothing is changed\n",
+        migrations.len()
+    );
+    if let Target::Other(name) = target {
+        text.push_str(&format!(
+            "-- lock levels and lint findings model PostgreSQL; not shown for {name}\n"
+        ));
+    }
+    for (i, m) in migrations.iter().enumerate() {
+        let file = if up { m.up_path() } else { m.down_path() };
+        text.push_str(&format!(
+            "\n-- {} ({})\n-- {}\n",
+            m.id(),
+            if m.meta.transaction {
+                "one transaction"
+            } else {
+                "transaction = false: statement by statement"
+            },
+            file.display()
+        ));
+        text.push_str(sql(m).trim_end());
+        text.push('\n');
+        if let Some(a) = analysis(i) {
+            text.push_str(&analysis_text(m, a, up, target));
+        }
+    }
+    ctx.out.data(&text);
+}
+
+fn ops(a: &MigrationAnalysis, up: bool) -> &[Operation] {
+    if up {
+        &a.up.ops
+    } else {
+        a.down.as_ref().map_or(&[], |d| &d.ops)
+    }
+}
+
+fn analysis_text(m: &Migration, a: &MigrationAnalysis, up: bool, target: Target) -> String {
+    let version = match target {
+        Target::Postgres(Some(v)) => format!("PostgreSQL {v}"),
+        _ => "PostgreSQL".to_string(),
+    };
+    let mut out = format!("-- analysis ({version}):\n");
+    for op in ops(a, up) {
+        out.push_str(&format!(
+            "--   line {}: {}: {}\n",
+            op.line,
+            op.kind,
+            effects(op)
+        ));
+    }
+    if up {
+        let declared = m
+            .meta
+            .reversibility
+            .map(|d| format!(" (declared {d})"))
+            .unwrap_or_default();
+        out.push_str(&format!(
+            "--   reversibility: {}{declared}\n",
+            a.reversibility
+        ));
+        for b in &a.backups {
+            let what = match &b.columns {
+                Some(c) => format!("{} ({})", b.table, c.join(", ")),
+                None => format!("{} (all columns)", b.table),
+            };
+            out.push_str(&format!(
+                "--   backup before running: {what}, for line {}: {}\n",
+                b.line, b.reason
+            ));
+        }
+    }
+    let file = if up { "up.sql" } else { "down.sql" };
+    for f in a
+        .findings
+        .iter()
+        .filter(|f| f.file.ends_with(file) || (up && f.file.ends_with("migration.toml")))
+    {
+        match &f.allowed {
+            Some(reason) => out.push_str(&format!(
+                "--   allowed[{}] line {}: {reason}\n",
+                f.rule, f.line
+            )),
+            None => out.push_str(&format!(
+                "--   {}[{}] line {}:{}: {}\n--     fix: {}\n",
+                f.severity, f.rule, f.line, f.column, f.message, f.suggestion
+            )),
+        }
+    }
+    out
+}
+
+/// `ACCESS EXCLUSIVE on users; rewrites users; destroys data`.
+fn effects(op: &Operation) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut locks: Vec<(String, crate::analysis::Lock)> = Vec::new();
+    for l in op.actions.iter().flat_map(|a| &a.locks) {
+        match locks.iter_mut().find(|(t, _)| *t == l.table) {
+            Some((_, lock)) => *lock = (*lock).max(l.lock),
+            None => locks.push((l.table.clone(), l.lock)),
+        }
+    }
+    if locks.is_empty() {
+        parts.push("no table lock".into());
+    } else {
+        let l: Vec<String> = locks
+            .iter()
+            .map(|(t, l)| format!("{} on {t}", l.name()))
+            .collect();
+        parts.push(l.join(", "));
+    }
+    match op.rewrite() {
+        Tri::Yes => parts.push("rewrites the table".into()),
+        Tri::Depends(on) => parts.push(format!("may rewrite (depends on {on})")),
+        Tri::No => match op.scan() {
+            Tri::Yes => parts.push("scans the table".into()),
+            Tri::Depends(on) => parts.push(format!("may scan (depends on {on})")),
+            Tri::No => {}
+        },
+    }
+    if op.destroys() {
+        parts.push("destroys data".into());
+    }
+    if op.no_transaction() {
+        parts.push("cannot run in a transaction".into());
+    }
+    parts.join("; ")
+}
+
+fn migration_json(
+    m: &Migration,
+    sql: &impl Fn(&Migration) -> &str,
+    a: Option<&MigrationAnalysis>,
+    up: bool,
+) -> Value {
+    let mut v = json!({
+        "version": m.version.to_string(),
+        "name": m.name,
+        "transaction": m.meta.transaction,
+    });
+    let Some(a) = a else {
+        v["statements"] = crate::analysis::split(sql(m))
+            .iter()
+            .map(|s| json!({"sql": s.sql, "line": s.line}))
+            .collect();
+        return v;
+    };
+    v["statements"] = ops(a, up)
+        .iter()
+        .map(|op| {
+            json!({
+                "sql": op.sql,
+                "line": op.line,
+                "lock": op.lock().map(|l| l.name()),
+                "rewrite": op.rewrite().is_yes(),
+                "scan": op.scan().is_yes(),
+                "depends_on": depends(op),
+                "destroys": op.destroys(),
+                "tables": op.tables(),
+            })
+        })
+        .collect();
+    v["reversibility"] = json!({
+        "derived": a.reversibility.to_string(),
+        "declared": m.meta.reversibility.map(|r| r.to_string()),
+    });
+    v["backups"] = json!(a.backups);
+    v["findings"] = json!(a.findings);
+    v
+}
+
+/// What an uncertain rewrite or scan claim depends on.
+fn depends(op: &Operation) -> Option<String> {
+    match (op.rewrite(), op.scan()) {
+        (Tri::Depends(on), _) | (_, Tri::Depends(on)) => Some(on),
+        _ => None,
+    }
+}

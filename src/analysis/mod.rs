@@ -10,9 +10,12 @@ pub mod analyze;
 pub mod classify;
 pub mod finding;
 pub mod lint;
+pub mod lock;
 pub mod operation;
 pub mod report;
 pub mod reversibility;
+#[cfg(test)]
+mod robustness;
 pub mod rules;
 pub mod schema;
 mod split;

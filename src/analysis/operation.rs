@@ -2,67 +2,9 @@
 //! once by [`classify`](super::classify) and read by every consumer (lint
 //! rules, dry run, plan, reversibility, backup planning).
 
+pub use super::lock::Lock;
 use super::sqltype::SqlType;
 use serde::Serialize;
-
-/// PostgreSQL's table-level lock modes, weakest first, so `max` is the
-/// strongest lock a statement takes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
-pub enum Lock {
-    AccessShare,
-    RowShare,
-    RowExclusive,
-    ShareUpdateExclusive,
-    Share,
-    ShareRowExclusive,
-    Exclusive,
-    AccessExclusive,
-}
-
-impl Lock {
-    /// The name PostgreSQL's documentation uses (`ACCESS EXCLUSIVE`).
-    pub fn name(self) -> &'static str {
-        match self {
-            Lock::AccessShare => "ACCESS SHARE",
-            Lock::RowShare => "ROW SHARE",
-            Lock::RowExclusive => "ROW EXCLUSIVE",
-            Lock::ShareUpdateExclusive => "SHARE UPDATE EXCLUSIVE",
-            Lock::Share => "SHARE",
-            Lock::ShareRowExclusive => "SHARE ROW EXCLUSIVE",
-            Lock::Exclusive => "EXCLUSIVE",
-            Lock::AccessExclusive => "ACCESS EXCLUSIVE",
-        }
-    }
-
-    /// The mode as `pg_locks.mode` spells it (`AccessExclusiveLock`).
-    pub fn pg_locks_mode(self) -> &'static str {
-        match self {
-            Lock::AccessShare => "AccessShareLock",
-            Lock::RowShare => "RowShareLock",
-            Lock::RowExclusive => "RowExclusiveLock",
-            Lock::ShareUpdateExclusive => "ShareUpdateExclusiveLock",
-            Lock::Share => "ShareLock",
-            Lock::ShareRowExclusive => "ShareRowExclusiveLock",
-            Lock::Exclusive => "ExclusiveLock",
-            Lock::AccessExclusive => "AccessExclusiveLock",
-        }
-    }
-
-    /// What the lock means for the application while it is held.
-    pub fn blocks(self) -> &'static str {
-        match self {
-            Lock::AccessExclusive => "blocks reads and writes",
-            Lock::Exclusive | Lock::ShareRowExclusive | Lock::Share => "blocks writes",
-            Lock::ShareUpdateExclusive => "blocks only DDL and VACUUM",
-            _ => "blocks only conflicting DDL",
-        }
-    }
-
-    /// Stronger than SHARE UPDATE EXCLUSIVE: the application's writes wait.
-    pub fn blocks_writes(self) -> bool {
-        self >= Lock::Share
-    }
-}
 
 /// A claim that can depend on things a file cannot show (the column's
 /// current type, the session TimeZone); `Depends` says on what.

@@ -4,6 +4,7 @@
 
 mod alter_table;
 mod columns;
+mod objects;
 mod statements;
 pub mod syntax;
 

@@ -2,7 +2,7 @@
 
 use super::columns::column_def;
 use super::syntax::{child, find, has_desc, has_token, name_in, names, qualified, table_name};
-use super::{Cx, alter_table};
+use super::{Cx, alter_table, objects};
 use crate::analysis::operation::{Action, ActionKind, Lock, ObjectKind, Tri};
 use squawk_syntax::{SyntaxKind, SyntaxNode};
 
@@ -134,8 +134,8 @@ pub fn classify(cx: &Cx, node: &SyntaxNode) -> Vec<Action> {
             a.no_transaction = true;
             vec![a]
         }
-        LOCK => lock_table(cx, node),
-        _ => vec![object(cx, node)],
+        LOCK => objects::lock_table(cx, node),
+        _ => vec![objects::object(cx, node)],
     }
 }
 
@@ -338,78 +338,6 @@ fn dml(cx: &Cx, node: &SyntaxNode) -> Action {
                     || columns.iter().any(|c| !cx.schema.is_new_column(&t, c)));
         }
         _ => {}
-    }
-    a
-}
-
-fn lock_table(cx: &Cx, node: &SyntaxNode) -> Vec<Action> {
-    let mode = node.text().to_string().to_uppercase();
-    let mode = mode
-        .split_once(" IN ")
-        .and_then(|(_, m)| m.split_once(" MODE"))
-        .map(|(m, _)| m.split_whitespace().collect::<Vec<_>>().join(" "));
-    let lock = match mode.as_deref() {
-        Some("ACCESS SHARE") => Lock::AccessShare,
-        Some("ROW SHARE") => Lock::RowShare,
-        Some("ROW EXCLUSIVE") => Lock::RowExclusive,
-        Some("SHARE UPDATE EXCLUSIVE") => Sue,
-        Some("SHARE") => Lock::Share,
-        Some("SHARE ROW EXCLUSIVE") => Lock::ShareRowExclusive,
-        Some("EXCLUSIVE") => Lock::Exclusive,
-        _ => Ael,
-    };
-    node.descendants()
-        .filter(|n| n.kind() == SyntaxKind::TABLE_RELATION_NAME)
-        .map(|n| {
-            let t = qualified(&n);
-            let mut a = cx.action(ActionKind::Other, Some(t.clone()), node);
-            a.locks.push(Cx::lock(&t, lock));
-            a
-        })
-        .collect()
-}
-
-/// CREATE/DROP of functions, views, types, sequences and the rest.
-fn object(cx: &Cx, node: &SyntaxNode) -> Action {
-    use SyntaxKind::*;
-    let (create, object) = match node.kind() {
-        CREATE_FUNCTION | CREATE_PROCEDURE => (true, ObjectKind::Function),
-        DROP_FUNCTION | DROP_PROCEDURE | DROP_ROUTINE | DROP_AGGREGATE => {
-            (false, ObjectKind::Function)
-        }
-        CREATE_VIEW => (true, ObjectKind::View),
-        DROP_VIEW | DROP_MATERIALIZED_VIEW => (false, ObjectKind::View),
-        CREATE_TYPE | CREATE_DOMAIN => (true, ObjectKind::Type),
-        DROP_TYPE | DROP_DOMAIN => (false, ObjectKind::Type),
-        CREATE_SEQUENCE => (true, ObjectKind::Sequence),
-        DROP_SEQUENCE => (false, ObjectKind::Sequence),
-        CREATE_SCHEMA => (true, ObjectKind::Schema),
-        DROP_SCHEMA => (false, ObjectKind::Schema),
-        DROP_EXTENSION | DROP_POLICY | DROP_RULE => (false, ObjectKind::Other),
-        CREATE_EXTENSION | CREATE_POLICY | CREATE_RULE => (true, ObjectKind::Other),
-        _ => return cx.action(ActionKind::Other, None, node),
-    };
-    let name = node
-        .children()
-        .find(|c| !matches!(c.kind(), IF_EXISTS | IF_NOT_EXISTS | OR_REPLACE))
-        .map(|c| {
-            let q = qualified(&c);
-            q.split('(').next().unwrap_or(&q).to_string()
-        })
-        .unwrap_or_default();
-    let kind = if create {
-        ActionKind::CreateObject { object, name }
-    } else {
-        ActionKind::DropObject { object, name }
-    };
-    let mut a = cx.action(kind, None, node);
-    if let ActionKind::DropObject {
-        object: ObjectKind::View | ObjectKind::Sequence,
-        name,
-    } = &a.kind
-    {
-        let name = name.clone();
-        a.locks.push(Cx::lock(&name, Ael));
     }
     a
 }

@@ -25,7 +25,14 @@ fn demo_tells_the_whole_story_on_the_embedded_default() {
         assert!(text.contains(step), "missing step {step}:\n{text}");
     }
     assert!(text.contains("3+ words"), "{text}");
-    assert!(stderr(&out).contains("reverted 20260102090000_add_user_profiles"), "{}", stderr(&out));
-    assert!(!p.path().join("keel.db").exists(), "the demo works in its own temporary folder");
+    assert!(
+        stderr(&out).contains("reverted 20260102090000_add_user_profiles"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(
+        !p.path().join("keel.db").exists(),
+        "the demo works in its own temporary folder"
+    );
     assert!(!stderr(&out).contains("secret"));
 }

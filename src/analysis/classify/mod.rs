@@ -191,7 +191,11 @@ fn written_names(node: &SyntaxNode, lines: &Lines) -> Vec<WrittenName> {
 
 /// `ALTER TABLE`, `CREATE INDEX`: the statement's leading keywords.
 fn statement_kind(node: &SyntaxNode) -> String {
-    format!("{:?}", node.kind()).replace('_', " ")
+    match node.kind() {
+        SyntaxKind::COMMIT_TRANSACTION => "COMMIT".into(),
+        SyntaxKind::ROLLBACK_TRANSACTION => "ROLLBACK".into(),
+        kind => format!("{kind:?}").replace('_', " "),
+    }
 }
 
 #[cfg(test)]

@@ -1,7 +1,6 @@
 use super::Ctx;
-use crate::analysis::split;
 use crate::error::Result;
-use crate::runbook::{Runbook, StatementInfo, path_for, render};
+use crate::runbook::{Runbook, path_for, render};
 use std::path::Path;
 
 #[derive(Debug, clap::Args)]
@@ -16,20 +15,7 @@ pub struct Args {
 pub async fn run(ctx: &Ctx, args: Args) -> Result<()> {
     let files = ctx.migrations()?;
     let m = super::find_migration(&files, &args.version)?;
-    let statements = split(&m.up)
-        .into_iter()
-        .enumerate()
-        .map(|(i, s)| StatementInfo {
-            number: i + 1,
-            line: s.line,
-            sql: s.sql,
-            lock: None,
-            rewrite: false,
-            scan: false,
-            tables: vec![],
-        })
-        .collect();
-    let runbook = Runbook::build(m, &files, &ctx.config, statements, vec![], vec![]);
+    let runbook = Runbook::build(m, &files, &ctx.config);
     let text =
         render(Path::new("."), &runbook).map_err(|e| crate::error::Error::Usage(e.to_string()))?;
     std::fs::create_dir_all(&args.dir)?;

@@ -3,6 +3,7 @@
 //! annotated with what happened.
 
 pub mod annotate;
+mod from_analysis;
 pub mod markdown;
 mod render;
 
@@ -115,16 +116,13 @@ pub fn path_for(dir: &Path, m: &Migration) -> PathBuf {
 }
 
 impl Runbook {
-    /// Assembles the runbook's data from the migration, its neighbours and
-    /// keel.toml. `statements` and `findings` come from the analysis.
-    pub fn build(
-        m: &Migration,
-        all: &[Migration],
-        config: &Config,
-        statements: Vec<StatementInfo>,
-        findings: Vec<FindingInfo>,
-        backups: Vec<String>,
-    ) -> Runbook {
+    /// Assembles the runbook's data from the migration, its analysis, its
+    /// neighbours and keel.toml.
+    pub fn build(m: &Migration, all: &[Migration], config: &Config) -> Runbook {
+        let analysis = crate::analysis::analyze::analyze_set(&[m], true, None).remove(0);
+        let statements = from_analysis::statements(&analysis);
+        let findings = from_analysis::findings(&analysis);
+        let backups = from_analysis::backups(&analysis);
         let settings = crate::migrator::RunSettings::default();
         let fmt = |d: std::time::Duration| humantime::format_duration(d).to_string();
         let previous_version = all
@@ -157,6 +155,7 @@ impl Runbook {
                 verified_by_keel: false,
             },
         ];
+        checklist.extend(from_analysis::deploy_items(&analysis));
         if !backups.is_empty() {
             checklist.insert(
                 0,

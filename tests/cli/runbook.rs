@@ -199,3 +199,32 @@ fn a_projects_own_template_wins_and_template_errors_are_named() {
         stderr(&out)
     );
 }
+
+#[test]
+fn a_destructive_migration_asks_for_the_deploy_and_names_the_backup() {
+    let p = Project::sqlite();
+    p.sample();
+    p.migration(
+        "20260201090000_drop_bio",
+        "-- keel:allow drop-column reason=\"bio moved to the CMS in v2.3\"\nALTER TABLE profiles DROP COLUMN bio;\n",
+        Some("ALTER TABLE profiles ADD COLUMN bio text;\n"),
+        Some("description = \"Drop profiles.bio\"\nreversibility = \"partial\"\n"),
+    );
+    let text = render(&p, "20260201090000");
+    let s = shape(&text);
+    assert_eq!(s.tasks, 6, "{text}");
+    assert!(text.contains("- [ ] Deployed code no longer reads or writes `profiles.bio` (every running version) <!-- keel:check code-stops-using-profiles-bio -->"), "{text}");
+    assert!(text.contains("- [ ] Backup verified"), "{text}");
+    assert!(
+        text.contains("- profiles (bio) with its key: line 2, DROP COLUMN"),
+        "{text}"
+    );
+    assert!(
+        text.contains("Allowed: bio moved to the CMS in v2.3"),
+        "{text}"
+    );
+    assert!(
+        text.contains("| 1 | 2 | ACCESS EXCLUSIVE | no | no | profiles |"),
+        "{text}"
+    );
+}

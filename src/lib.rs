@@ -3,13 +3,19 @@
 //! files → [`migration`] → [`analysis`] → [`migrator`] (run) against [`db`].
 
 pub mod analysis;
+pub mod backup;
 pub mod cli;
 pub mod config;
+pub mod csv;
 pub mod db;
+pub mod digest;
 pub mod error;
 pub mod execute;
 pub mod inspect;
 pub mod migration;
 pub mod migrator;
 pub mod runbook;
+pub mod record;
 pub mod seed;
+pub mod snapshot;
+pub mod stamp;

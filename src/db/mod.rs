@@ -4,6 +4,7 @@
 //! outside `db/` talks to it and never asks which database is behind it.
 
 mod error;
+mod pg_dump;
 mod postgres;
 mod quote;
 mod sqlite;
@@ -15,6 +16,7 @@ pub use tracking::{TrackingRow, TrackingState};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use std::path::Path;
 use std::time::Duration;
 
 /// Limits applied to each migration's statements.
@@ -144,6 +146,32 @@ pub trait Database: Send {
     /// PostgreSQL's `server_version_num` (150004 for 15.4): the analysis
     /// models PostgreSQL's locks, so other databases return `None`.
     async fn postgres_version(&mut self) -> Result<Option<u32>, DbError>;
+    /// Streams `SELECT columns FROM table` as CSV with a header line, in the
+    /// dialect of [`crate::csv`], into `sink` chunk by chunk; the table is
+    /// never held in memory. PostgreSQL: `COPY (SELECT …) TO STDOUT WITH
+    /// (FORMAT csv, HEADER)`. An error from `sink` stops the export.
+    async fn export_csv(
+        &mut self,
+        table: &str,
+        columns: &[String],
+        sink: &mut (dyn for<'x> FnMut(&'x [u8]) -> std::io::Result<()> + Send),
+    ) -> Result<(), DbError>;
+
+    /// Puts CSV rows (header first, `columns` in that order) back into
+    /// `table`: with `key` empty as new rows, otherwise by updating the other
+    /// columns of the rows with those keys. Runs inside the caller's
+    /// transaction; returns how many rows were inserted or updated.
+    async fn import_csv(
+        &mut self,
+        table: &str,
+        columns: &[String],
+        key: &[String],
+        source: &mut (dyn std::io::BufRead + Send),
+    ) -> Result<u64, DbError>;
+
+    /// Writes a consistent copy of the whole database to `dest`
+    /// (PostgreSQL: `pg_dump -Fc`; SQLite: `VACUUM INTO`).
+    async fn snapshot(&mut self, dest: &Path) -> Result<(), DbError>;
 
     async fn close(self: Box<Self>);
 }

@@ -7,6 +7,7 @@ use async_trait::async_trait;
 use futures_util::TryStreamExt;
 use sqlx::postgres::{PgConnectOptions, PgConnection};
 use sqlx::{ConnectOptions, Connection, Row};
+use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -17,6 +18,9 @@ const RUN_LOCK_KEY: i64 = 0x6b65_656c_0000_0001;
 pub struct Postgres {
     conn: PgConnection,
     url: String,
+    /// The URL as given, password included: only for handing to `pg_dump`
+    /// through its environment, never shown.
+    secret_url: String,
 }
 
 impl Postgres {
@@ -36,7 +40,11 @@ impl Postgres {
                 )
             })?
             .map_err(|e| DbError::from_sqlx(e, &display))?;
-        Ok(Postgres { conn, url: display })
+        Ok(Postgres {
+            conn,
+            url: display,
+            secret_url: url.to_string(),
+        })
     }
 
     fn err(&self, e: sqlx::Error) -> DbError {
@@ -495,8 +503,155 @@ impl Database for Postgres {
         Ok(())
     }
 
+    async fn export_csv(
+        &mut self,
+        table: &str,
+        columns: &[String],
+        sink: &mut (dyn for<'x> FnMut(&'x [u8]) -> std::io::Result<()> + Send),
+    ) -> Result<(), DbError> {
+        let cols: Vec<String> = columns.iter().map(|c| quote_ident(c)).collect();
+        let sql = format!(
+            "COPY (SELECT {} FROM {}) TO STDOUT WITH (FORMAT csv, HEADER)",
+            cols.join(", "),
+            quote_ident(table)
+        );
+        let url = self.url.clone();
+        let mut stream = self
+            .conn
+            .copy_out_raw(&sql)
+            .await
+            .map_err(|e| DbError::from_sqlx(e, &url))?;
+        // The server sends one message per row; hand them on in large
+        // chunks so that hashing and compression work on big blocks.
+        let mut buf = Vec::with_capacity(EXPORT_CHUNK + 4096);
+        while let Some(bytes) = stream
+            .try_next()
+            .await
+            .map_err(|e| DbError::from_sqlx(e, &url))?
+        {
+            buf.extend_from_slice(&bytes);
+            if buf.len() >= EXPORT_CHUNK {
+                sink(&buf).map_err(sink_error)?;
+                buf.clear();
+            }
+        }
+        if !buf.is_empty() {
+            sink(&buf).map_err(sink_error)?;
+        }
+        Ok(())
+    }
+
+    async fn import_csv(
+        &mut self,
+        table: &str,
+        columns: &[String],
+        key: &[String],
+        source: &mut (dyn std::io::BufRead + Send),
+    ) -> Result<u64, DbError> {
+        let cols: Vec<String> = columns.iter().map(|c| quote_ident(c)).collect();
+        let target = quote_ident(table);
+        if key.is_empty() {
+            let sql = format!(
+                "COPY {target} ({}) FROM STDIN WITH (FORMAT csv, HEADER)",
+                cols.join(", ")
+            );
+            return self.copy_in(&sql, source).await;
+        }
+        // Load into a temporary table of the same column types, then one
+        // UPDATE … FROM: a single pass over the table instead of one
+        // statement per row.
+        let staging = quote_ident("keel_restore");
+        self.execute(&format!(
+            "DROP TABLE IF EXISTS {staging}; \
+             CREATE TEMP TABLE {staging} AS SELECT {} FROM {target} WITH NO DATA",
+            cols.join(", ")
+        ))
+        .await?;
+        self.copy_in(
+            &format!(
+                "COPY {staging} ({}) FROM STDIN WITH (FORMAT csv, HEADER)",
+                cols.join(", ")
+            ),
+            source,
+        )
+        .await?;
+        let set: Vec<String> = columns
+            .iter()
+            .filter(|c| !key.contains(c))
+            .map(|c| format!("{0} = r.{0}", quote_ident(c)))
+            .collect();
+        let on: Vec<String> = key
+            .iter()
+            .map(|k| format!("t.{0} = r.{0}", quote_ident(k)))
+            .collect();
+        let updated = if set.is_empty() {
+            0
+        } else {
+            sqlx::query(&format!(
+                "UPDATE {target} AS t SET {} FROM {staging} AS r WHERE {}",
+                set.join(", "),
+                on.join(" AND ")
+            ))
+            .execute(&mut self.conn)
+            .await
+            .map_err(|e| self.err(e))?
+            .rows_affected()
+        };
+        self.execute(&format!("DROP TABLE {staging}")).await?;
+        Ok(updated)
+    }
+
+    async fn snapshot(&mut self, dest: &Path) -> Result<(), DbError> {
+        super::pg_dump::dump(&self.secret_url, &self.url, dest).await
+    }
+
     async fn close(self: Box<Self>) {
         let _ = self.conn.close().await;
+    }
+}
+
+/// Bytes gathered before an export hands a chunk on.
+const EXPORT_CHUNK: usize = 256 * 1024;
+
+fn sink_error(e: std::io::Error) -> DbError {
+    DbError::new(
+        super::DbErrorKind::Statement,
+        format!("writing the exported rows failed: {e}"),
+    )
+}
+
+impl Postgres {
+    /// Runs `COPY … FROM STDIN` fed from `source` in large blocks.
+    async fn copy_in(
+        &mut self,
+        sql: &str,
+        source: &mut (dyn std::io::BufRead + Send),
+    ) -> Result<u64, DbError> {
+        let url = self.url.clone();
+        let mut copy = self
+            .conn
+            .copy_in_raw(sql)
+            .await
+            .map_err(|e| DbError::from_sqlx(e, &url))?;
+        let mut buf = vec![0u8; EXPORT_CHUNK];
+        loop {
+            let n = match source.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    let _ = copy.abort(format!("reading the backup failed: {e}")).await;
+                    return Err(DbError::new(
+                        super::DbErrorKind::Statement,
+                        format!("reading the rows to load failed: {e}"),
+                    ));
+                }
+            };
+            copy.send(&buf[..n])
+                .await
+                .map_err(|e| DbError::from_sqlx(e, &url))?;
+        }
+        copy.finish().await.map_err(|e| DbError::from_sqlx(e, &url))
     }
 }
 

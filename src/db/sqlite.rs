@@ -8,7 +8,7 @@ use futures_util::TryStreamExt;
 use sqlx::sqlite::{SqliteArguments, SqliteConnectOptions, SqliteConnection};
 use sqlx::{Arguments, ConnectOptions, Connection, Row};
 use std::fs::File;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
 pub struct Sqlite {
@@ -504,7 +504,167 @@ impl Database for Sqlite {
         Ok(())
     }
 
+    async fn export_csv(
+        &mut self,
+        table: &str,
+        columns: &[String],
+        sink: &mut (dyn for<'x> FnMut(&'x [u8]) -> std::io::Result<()> + Send),
+    ) -> Result<(), DbError> {
+        use sqlx::{TypeInfo, ValueRef};
+        let cols: Vec<String> = columns.iter().map(|c| quote_ident(c)).collect();
+        let sql = format!("SELECT {} FROM {}", cols.join(", "), quote_ident(table));
+        let url = self.url.clone();
+        let mut buf = crate::csv::header(columns);
+        let mut rows = sqlx::query(&sql).fetch(&mut self.conn);
+        let mut fields: Vec<Option<Vec<u8>>> = Vec::with_capacity(columns.len());
+        while let Some(row) = rows
+            .try_next()
+            .await
+            .map_err(|e| DbError::from_sqlx(e, &url))?
+        {
+            fields.clear();
+            for i in 0..columns.len() {
+                let raw = row
+                    .try_get_raw(i)
+                    .map_err(|e| DbError::from_sqlx(e, &url))?;
+                if raw.is_null() {
+                    fields.push(None);
+                    continue;
+                }
+                // SQLite types values, not columns: write each as what it is.
+                let text = match raw.type_info().name() {
+                    "INTEGER" => decode::<i64>(raw)?.to_string().into_bytes(),
+                    "REAL" => decode::<f64>(raw)?.to_string().into_bytes(),
+                    "BLOB" => {
+                        // bytea's text form, as PostgreSQL writes it.
+                        format!("\\x{}", hex::encode(decode::<Vec<u8>>(raw)?)).into_bytes()
+                    }
+                    _ => decode::<String>(raw)?.into_bytes(),
+                };
+                fields.push(Some(text));
+            }
+            crate::csv::push_record(&mut buf, fields.iter().map(|f| f.as_deref()));
+            if buf.len() >= EXPORT_CHUNK {
+                sink(&buf).map_err(sink_error)?;
+                buf.clear();
+            }
+        }
+        if !buf.is_empty() {
+            sink(&buf).map_err(sink_error)?;
+        }
+        Ok(())
+    }
+
+    async fn import_csv(
+        &mut self,
+        table: &str,
+        columns: &[String],
+        key: &[String],
+        source: &mut (dyn std::io::BufRead + Send),
+    ) -> Result<u64, DbError> {
+        let mut reader = crate::csv::Reader::new(source);
+        let header = reader.next_record().map_err(csv_error)?;
+        let expected: Vec<Option<String>> = columns.iter().cloned().map(Some).collect();
+        if header.as_ref() != Some(&expected) {
+            return Err(DbError::usage(format!(
+                "the CSV header does not list the columns {}",
+                columns.join(", ")
+            )));
+        }
+        // Values are bound as text; SQLite's column affinity turns them back
+        // into integers and reals where the column is declared so.
+        let target = quote_ident(table);
+        let (sql, order): (String, Vec<usize>) = if key.is_empty() {
+            let cols: Vec<String> = columns.iter().map(|c| quote_ident(c)).collect();
+            (
+                format!(
+                    "INSERT INTO {target} ({}) VALUES ({})",
+                    cols.join(", "),
+                    vec!["?"; cols.len()].join(", ")
+                ),
+                (0..columns.len()).collect(),
+            )
+        } else {
+            let set: Vec<usize> = (0..columns.len())
+                .filter(|&i| !key.contains(&columns[i]))
+                .collect();
+            let keys: Vec<usize> = key
+                .iter()
+                .map(|k| {
+                    columns.iter().position(|c| c == k).ok_or_else(|| {
+                        DbError::usage(format!("the key column {k} is not in the backup"))
+                    })
+                })
+                .collect::<Result<_, _>>()?;
+            let sql = format!(
+                "UPDATE {target} SET {} WHERE {}",
+                set.iter()
+                    .map(|&i| format!("{} = ?", quote_ident(&columns[i])))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                keys.iter()
+                    .map(|&i| format!("{} = ?", quote_ident(&columns[i])))
+                    .collect::<Vec<_>>()
+                    .join(" AND ")
+            );
+            (sql, set.into_iter().chain(keys).collect())
+        };
+        let mut done = 0u64;
+        while let Some(record) = reader.next_record().map_err(csv_error)? {
+            if record.len() != columns.len() {
+                return Err(DbError::usage(format!(
+                    "a CSV row has {} fields where {} columns were expected",
+                    record.len(),
+                    columns.len()
+                )));
+            }
+            let mut args = SqliteArguments::default();
+            for &i in &order {
+                args.add(record[i].clone())
+                    .map_err(|e| DbError::new(DbErrorKind::Statement, e.to_string()))?;
+            }
+            done += sqlx::query_with(&sql, args)
+                .execute(&mut self.conn)
+                .await
+                .map_err(|e| self.err(e))?
+                .rows_affected();
+        }
+        Ok(done)
+    }
+
+    async fn snapshot(&mut self, dest: &Path) -> Result<(), DbError> {
+        let path = dest.to_str().ok_or_else(|| {
+            DbError::usage(format!("the snapshot path {} is not UTF-8", dest.display()))
+        })?;
+        sqlx::query("VACUUM INTO ?")
+            .bind(path)
+            .execute(&mut self.conn)
+            .await
+            .map(|_| ())
+            .map_err(|e| self.err(e))
+    }
+
     async fn close(self: Box<Self>) {
         let _ = self.conn.close().await;
     }
+}
+
+/// Bytes gathered before an export hands a chunk on.
+const EXPORT_CHUNK: usize = 256 * 1024;
+
+fn decode<'r, T: sqlx::Decode<'r, sqlx::Sqlite>>(
+    raw: sqlx::sqlite::SqliteValueRef<'r>,
+) -> Result<T, DbError> {
+    T::decode(raw).map_err(|e| DbError::new(DbErrorKind::Statement, e.to_string()))
+}
+
+fn sink_error(e: std::io::Error) -> DbError {
+    DbError::new(
+        DbErrorKind::Statement,
+        format!("writing the exported rows failed: {e}"),
+    )
+}
+
+fn csv_error(e: crate::csv::ReadError) -> DbError {
+    DbError::usage(format!("the CSV data is malformed: {e}"))
 }

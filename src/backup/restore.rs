@@ -1,0 +1,92 @@
+//! Putting a backup's rows back, all tables in one transaction.
+
+use super::{BackupError, Kind, Manifest, read};
+use crate::db::{Database, Timeouts};
+use std::io::{BufReader, Read};
+use std::path::Path;
+
+/// What a restore put back.
+#[derive(Debug, Clone)]
+pub struct Restored {
+    pub manifest: Manifest,
+    /// `(table, rows)` in the order restored.
+    pub tables: Vec<(String, u64)>,
+}
+
+/// Verifies the archive, then loads every CSV in one transaction: column
+/// backups update the rows with the same key, whole-table backups insert.
+/// Every table must take exactly the manifest's row count, or nothing is
+/// changed.
+pub async fn restore(
+    db: &mut dyn Database,
+    path: &Path,
+    timeouts: Timeouts,
+) -> Result<Restored, BackupError> {
+    let verified = super::verify(path)?;
+    let (mut archive, manifest) = read::open(path)?;
+    if manifest != verified.manifest {
+        return Err(BackupError::Mismatch {
+            path: path.to_path_buf(),
+            detail: "the archive changed while it was being restored".into(),
+        });
+    }
+    let dbe = |context: String| move |source| BackupError::Db { context, source };
+    db.begin(timeouts, true)
+        .await
+        .map_err(dbe("starting the restore transaction".into()))?;
+    let mut tables = Vec::new();
+    let result: Result<(), BackupError> = async {
+        for f in &manifest.files {
+            let entry = archive.by_name(&f.name).map_err(|e| BackupError::Corrupt {
+                path: path.to_path_buf(),
+                detail: format!("{}: {e}", f.name),
+            })?;
+            let mut source = BufReader::with_capacity(1 << 18, Pipe(entry));
+            let key: &[String] = match f.kind {
+                Kind::Columns => &f.key,
+                Kind::Table => &[],
+            };
+            let done = db
+                .import_csv(&f.table, &f.columns, key, &mut source)
+                .await
+                .map_err(dbe(format!("restoring {} from {}", f.table, f.name)))?;
+            if done != f.rows {
+                return Err(BackupError::Incomplete {
+                    path: path.to_path_buf(),
+                    table: f.table.clone(),
+                    expected: f.rows,
+                    done,
+                });
+            }
+            if f.kind == Kind::Table && f.key.len() == 1 {
+                db.sync_id_sequence(&f.table, &f.key[0])
+                    .await
+                    .map_err(dbe(format!("moving {}'s id sequence", f.table)))?;
+            }
+            tables.push((f.table.clone(), done));
+        }
+        Ok(())
+    }
+    .await;
+    match result {
+        Ok(()) => {
+            db.commit()
+                .await
+                .map_err(dbe("committing the restore".into()))?;
+            Ok(Restored { manifest, tables })
+        }
+        Err(e) => {
+            let _ = db.rollback().await;
+            Err(e)
+        }
+    }
+}
+
+/// A zip member as a `Send` reader.
+struct Pipe<R>(R);
+
+impl<R: Read> Read for Pipe<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        self.0.read(buf)
+    }
+}

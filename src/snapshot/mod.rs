@@ -1,0 +1,296 @@
+//! Database snapshots: `snapshots/<env>-<UTC stamp>.dump` (PostgreSQL:
+//! `pg_dump -Fc`; SQLite: `VACUUM INTO`) beside `X.dump.sha256` in
+//! `sha256sum` format, so `sha256sum -c X.dump.sha256` (run in the
+//! snapshots folder) checks it without keel.
+//!
+//! For `execute`: [`newest`] finds the environment's latest snapshot and
+//! [`verify`] checks it right before the run.
+
+use crate::db::{Database, DbError};
+use chrono::{DateTime, Utc};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+const EXT: &str = ".dump";
+const SIDECAR_EXT: &str = ".sha256";
+
+/// A snapshot file with its checked SHA-256.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Snapshot {
+    pub path: PathBuf,
+    pub sha256: String,
+    pub bytes: u64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SnapshotError {
+    #[error(
+        "snapshot {path} does not exist (deleted or moved?)\n  fix: take a new one with `keel snapshot take{env_flag}`"
+    )]
+    Missing { path: PathBuf, env_flag: String },
+    #[error(
+        "snapshot {path} has no checksum file {sidecar}\n  fix: keel writes both; take a new snapshot, or restore the .sha256 file from where the snapshot was copied from"
+    )]
+    NoSidecar { path: PathBuf, sidecar: PathBuf },
+    #[error("{sidecar}: {detail}\n  fix: the checksum file is damaged; take a new snapshot")]
+    BadSidecar { sidecar: PathBuf, detail: String },
+    #[error(
+        "snapshot {path} has SHA-256 {actual}, but {sidecar} says {expected}\n  fix: the snapshot changed after it was taken (corrupted or truncated); do not restore from it, take a new one"
+    )]
+    Mismatch {
+        path: PathBuf,
+        sidecar: PathBuf,
+        expected: String,
+        actual: String,
+    },
+    #[error(
+        "{path} is not a snapshot keel knows (neither a pg_dump custom-format archive nor a SQLite database)\n  fix: point at a snapshots/<env>-<stamp>.dump file"
+    )]
+    UnknownFormat { path: PathBuf },
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("taking a snapshot of {url}: {source}")]
+    Db { url: String, source: DbError },
+}
+
+impl SnapshotError {
+    /// True when a snapshot failed its check rather than an I/O or database failure.
+    pub fn is_check_failure(&self) -> bool {
+        !matches!(self, SnapshotError::Io { .. } | SnapshotError::Db { .. })
+    }
+
+    pub fn db(&self) -> Option<&DbError> {
+        match self {
+            SnapshotError::Db { source, .. } => Some(source),
+            _ => None,
+        }
+    }
+}
+
+/// The sidecar beside a snapshot: `X.dump.sha256`.
+pub fn sidecar(path: &Path) -> PathBuf {
+    let mut name = path.file_name().unwrap_or_default().to_os_string();
+    name.push(SIDECAR_EXT);
+    path.with_file_name(name)
+}
+
+/// Takes a snapshot of the database into `dir/<env>-<stamp>.dump` and
+/// writes its sidecar. The file gets its name only once it is complete.
+pub async fn take(db: &mut dyn Database, dir: &Path, env: &str) -> Result<Snapshot, SnapshotError> {
+    let io = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| SnapshotError::Io { path, source }
+    };
+    std::fs::create_dir_all(dir).map_err(io(dir))?;
+    let path = crate::stamp::unique_path(dir, &format!("{env}-"), Utc::now(), EXT);
+    let partial = crate::stamp::partial(&path);
+    if let Err(source) = db.snapshot(&partial).await {
+        let _ = std::fs::remove_file(&partial);
+        return Err(SnapshotError::Db {
+            url: db.display_url().to_string(),
+            source,
+        });
+    }
+    let sha256 = crate::digest::sha256_file(&partial).map_err(io(&partial))?;
+    let bytes = std::fs::metadata(&partial).map_err(io(&partial))?.len();
+    std::fs::rename(&partial, &path).map_err(io(&path))?;
+    let side = sidecar(&path);
+    let side_partial = crate::stamp::partial(&side);
+    let name = path.file_name().unwrap_or_default().to_string_lossy();
+    std::fs::write(&side_partial, format!("{sha256}  {name}\n")).map_err(io(&side))?;
+    std::fs::rename(&side_partial, &side).map_err(io(&side))?;
+    Ok(Snapshot {
+        path,
+        sha256,
+        bytes,
+    })
+}
+
+/// Checks a snapshot against its sidecar and that it is a dump keel knows.
+pub fn verify(path: &Path) -> Result<Snapshot, SnapshotError> {
+    let meta = match std::fs::metadata(path) {
+        Ok(m) => m,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(SnapshotError::Missing {
+                path: path.to_path_buf(),
+                env_flag: env_of(path)
+                    .map(|e| format!(" --env {e}"))
+                    .unwrap_or_default(),
+            });
+        }
+        Err(source) => {
+            return Err(SnapshotError::Io {
+                path: path.to_path_buf(),
+                source,
+            });
+        }
+    };
+    let side = sidecar(path);
+    let text = match std::fs::read_to_string(&side) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(SnapshotError::NoSidecar {
+                path: path.to_path_buf(),
+                sidecar: side,
+            });
+        }
+        Err(source) => return Err(SnapshotError::Io { path: side, source }),
+    };
+    let name = path.file_name().unwrap_or_default().to_string_lossy();
+    let expected = parse_sidecar(&text, &name).map_err(|detail| SnapshotError::BadSidecar {
+        sidecar: side.clone(),
+        detail,
+    })?;
+    let io = |source| SnapshotError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let mut magic = [0u8; 16];
+    let n =
+        std::io::Read::read(&mut std::fs::File::open(path).map_err(io)?, &mut magic).map_err(io)?;
+    let actual = crate::digest::sha256_file(path).map_err(io)?;
+    if actual != expected {
+        return Err(SnapshotError::Mismatch {
+            path: path.to_path_buf(),
+            sidecar: side,
+            expected,
+            actual,
+        });
+    }
+    // pg_dump's custom format starts with "PGDMP"; a SQLite database with
+    // "SQLite format 3\0".
+    let known = magic[..n].starts_with(b"PGDMP") || magic[..n].starts_with(b"SQLite format 3\0");
+    if !known {
+        return Err(SnapshotError::UnknownFormat {
+            path: path.to_path_buf(),
+        });
+    }
+    Ok(Snapshot {
+        path: path.to_path_buf(),
+        sha256: actual,
+        bytes: meta.len(),
+    })
+}
+
+/// The hash from a `sha256sum` line for `name` (`HASH  NAME` or `HASH *NAME`).
+fn parse_sidecar(text: &str, name: &str) -> Result<String, String> {
+    let line = text.lines().find(|l| !l.trim().is_empty()).unwrap_or("");
+    let (hash, file) = line
+        .split_once(' ')
+        .ok_or_else(|| "not a sha256sum line (HASH  FILE)".to_string())?;
+    let file = file.trim_start_matches([' ', '*']);
+    if hash.len() != 64 || !hash.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err("the checksum is not 64 hex digits".into());
+    }
+    if file != name {
+        return Err(format!("it is the checksum of {file}, not of {name}"));
+    }
+    Ok(hash.to_ascii_lowercase())
+}
+
+/// `(env, time, n)` of a snapshot file name `<env>-<stamp>[-n].dump`.
+fn parse_name(name: &str) -> Option<(String, DateTime<Utc>, u32)> {
+    name.match_indices('-').find_map(|(i, _)| {
+        let prefix = &name[..=i];
+        crate::stamp::parse(name, prefix, EXT).map(|(t, n)| (name[..i].to_string(), t, n))
+    })
+}
+
+fn env_of(path: &Path) -> Option<String> {
+    parse_name(&path.file_name()?.to_string_lossy()).map(|(e, _, _)| e)
+}
+
+/// Every snapshot in `dir` as `(env, time, n, path)`, oldest first.
+fn list(dir: &Path) -> Result<Vec<(String, DateTime<Utc>, u32, PathBuf)>, SnapshotError> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(source) => {
+            return Err(SnapshotError::Io {
+                path: dir.to_path_buf(),
+                source,
+            });
+        }
+    };
+    let mut all: Vec<_> = entries
+        .flatten()
+        .filter_map(|e| {
+            let (env, t, n) = parse_name(&e.file_name().to_string_lossy())?;
+            Some((env, t, n, e.path()))
+        })
+        .collect();
+    all.sort_by(|a, b| (a.1, a.2).cmp(&(b.1, b.2)));
+    Ok(all)
+}
+
+/// The newest snapshot of `env` in `dir`.
+pub fn newest(dir: &Path, env: &str) -> Result<Option<PathBuf>, SnapshotError> {
+    Ok(list(dir)?
+        .into_iter()
+        .rev()
+        .find(|(e, ..)| e == env)
+        .map(|(.., p)| p))
+}
+
+/// Deletes snapshots (and sidecars) older than `older_than`, of `env` or of
+/// every environment; the newest snapshot of each environment always stays.
+/// Returns what was (or, with `dry_run`, would be) deleted.
+pub fn prune(
+    dir: &Path,
+    older_than: Duration,
+    env: Option<&str>,
+    dry_run: bool,
+) -> Result<Vec<PathBuf>, SnapshotError> {
+    let cutoff =
+        Utc::now() - chrono::Duration::from_std(older_than).unwrap_or(chrono::Duration::MAX);
+    let all = list(dir)?;
+    let mut deleted = Vec::new();
+    for (i, (e, t, _, path)) in all.iter().enumerate() {
+        let newest_of_env = !all[i + 1..].iter().any(|(other, ..)| other == e);
+        if newest_of_env || env.is_some_and(|want| want != e) || *t >= cutoff {
+            continue;
+        }
+        if !dry_run {
+            for p in [path.clone(), sidecar(path)] {
+                match std::fs::remove_file(&p) {
+                    Ok(()) => {}
+                    Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(source) => return Err(SnapshotError::Io { path: p, source }),
+                }
+            }
+        }
+        deleted.push(path.clone());
+    }
+    Ok(deleted)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_carry_the_environment() {
+        let (env, _, n) = parse_name("prod-eu-20260102T090000Z-2.dump").unwrap();
+        assert_eq!((env.as_str(), n), ("prod-eu", 2));
+        assert!(parse_name("prod-20260102T090000Z.dump.sha256").is_none());
+        assert!(parse_name("notes.dump").is_none());
+    }
+
+    #[test]
+    fn sidecars_are_sha256sum_lines() {
+        let h = "a".repeat(64);
+        assert_eq!(
+            parse_sidecar(&format!("{h}  x.dump\n"), "x.dump").unwrap(),
+            h
+        );
+        assert_eq!(
+            parse_sidecar(&format!("{h} *x.dump\n"), "x.dump").unwrap(),
+            h
+        );
+        assert!(parse_sidecar(&format!("{h}  y.dump\n"), "x.dump").is_err());
+        assert!(parse_sidecar("garbage", "x.dump").is_err());
+    }
+}

@@ -15,6 +15,9 @@ pub struct Config {
     pub signer: Option<String>,
     pub signing_key: Option<PathBuf>,
     pub signing_command: Option<String>,
+    /// Who may sign execution records (ssh-keygen's allowed_signers format);
+    /// default `allowed_signers` in the project folder.
+    pub allowed_signers: Option<PathBuf>,
     pub alert_command: Option<String>,
     /// Project-wide defaults for migrations that do not set their own.
     #[serde(default, with = "crate::migration::meta::duration_opt")]
@@ -50,7 +53,7 @@ pub enum ConfigError {
         source: std::io::Error,
     },
     #[error(
-        "{path}:{line}:{column}: {message}\n  fix: valid top-level keys: migrations_dir, signer, signing_key, signing_command, alert_command, lock_timeout, statement_timeout, retries, [environments.NAME]"
+        "{path}:{line}:{column}: {message}\n  fix: valid top-level keys: migrations_dir, signer, signing_key, signing_command, allowed_signers, alert_command, lock_timeout, statement_timeout, retries, [environments.NAME]"
     )]
     Parse {
         path: PathBuf,

@@ -1,12 +1,15 @@
 //! The one place where an error becomes an exit code (see design.md).
 
 use crate::analysis::lint::LintError;
+use crate::backup::BackupError;
 use crate::config::ConfigError;
 use crate::db::{DbError, DbErrorKind};
 use crate::inspect::InspectError;
 use crate::migration::SourceError;
 use crate::migrator::RunError;
 use crate::seed::SeedError;
+use crate::record::RecordError;
+use crate::snapshot::SnapshotError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -26,6 +29,12 @@ pub enum Error {
     Inspect(#[from] InspectError),
     #[error("{0}")]
     Lint(#[from] LintError),
+    #[error("{0}")]
+    Backup(#[from] BackupError),
+    #[error("{0}")]
+    Snapshot(#[from] SnapshotError),
+    #[error("{0}")]
+    Record(#[from] RecordError),
     /// Bad arguments or project files keel cannot use.
     #[error("{0}")]
     Usage(String),
@@ -53,6 +62,20 @@ impl Error {
             Error::Lint(LintError::Io(..)) => 1,
             Error::Refused(_) | Error::Run(RunError::Refused { .. }) => 4,
             Error::Run(RunError::Db(e)) if e.kind == DbErrorKind::Usage => 2,
+            // A backup or snapshot that is missing, corrupt or does not
+            // match its manifest/checksum is a failed check.
+            Error::Backup(e) if e.is_check_failure() => 3,
+            Error::Backup(BackupError::Plan(_)) => 2,
+            Error::Backup(e) if e.db().is_some_and(|d| d.kind == DbErrorKind::Usage) => 2,
+            Error::Snapshot(e) if e.is_check_failure() => 3,
+            Error::Snapshot(e) if e.db().is_some_and(|d| d.kind == DbErrorKind::Usage) => 2,
+            // A tampered record, a bad signature or a broken chain.
+            Error::Record(RecordError::Invalid(_)) => 3,
+            // A missing or unusable signing key: keel refuses to write an
+            // unsigned record where a signature is expected.
+            Error::Record(RecordError::Signing(_)) => 4,
+            Error::Record(RecordError::Usage(_)) => 2,
+            Error::Backup(_) | Error::Snapshot(_) | Error::Record(_) => 1,
             Error::Seed(e) if e.is_usage() => 2,
             Error::Inspect(e) if e.is_usage() => 2,
             Error::Db(_)

@@ -1,5 +1,7 @@
-//! UTC stamps in file names: `20260102T090000Z`, sortable and unambiguous.
-//! Two files in the same second get `-2`, `-3`, … after the stamp.
+//! UTC stamps in file names: `20260102T090000Z`, unambiguous, and sorting
+//! by name sorts by time. A second file with the same prefix in the same
+//! second waits for the next second rather than getting a suffix that would
+//! sort before the first.
 
 use chrono::{DateTime, NaiveDateTime, Utc};
 use std::path::{Path, PathBuf};
@@ -10,21 +12,18 @@ pub fn format(at: DateTime<Utc>) -> String {
     at.format(FORMAT).to_string()
 }
 
-/// A path `dir/<prefix><stamp>[-n]<ext>` that does not exist yet.
-pub fn unique_path(dir: &Path, prefix: &str, at: DateTime<Utc>, ext: &str) -> PathBuf {
-    let stamp = format(at);
-    let mut n = 1u32;
+/// A path `dir/<prefix><stamp of now><ext>` that does not exist yet.
+pub fn unique_path(dir: &Path, prefix: &str, ext: &str) -> PathBuf {
     loop {
-        let name = if n == 1 {
-            format!("{prefix}{stamp}{ext}")
-        } else {
-            format!("{prefix}{stamp}-{n}{ext}")
-        };
-        let path = dir.join(name);
+        let now = Utc::now();
+        let path = dir.join(format!("{prefix}{}{ext}", format(now)));
         if !path.exists() && !partial(&path).exists() {
             return path;
         }
-        n += 1;
+        let into_second = now.timestamp_subsec_millis() as u64;
+        std::thread::sleep(std::time::Duration::from_millis(
+            1001 - into_second.min(1000),
+        ));
     }
 }
 
@@ -35,19 +34,15 @@ pub fn partial(path: &Path) -> PathBuf {
     path.with_file_name(name)
 }
 
-/// `(time, n)` from a file name made by [`unique_path`] with this prefix and
-/// extension; `None` for any other name. Orders files oldest first.
-pub fn parse(file_name: &str, prefix: &str, ext: &str) -> Option<(DateTime<Utc>, u32)> {
-    let rest = file_name.strip_prefix(prefix)?.strip_suffix(ext)?;
-    let (stamp, n) = match rest.split_once('-') {
-        Some((s, n)) => (s, n.parse().ok().filter(|&n| n >= 2)?),
-        None => (rest, 1),
-    };
+/// The time in a file name made by [`unique_path`] with this prefix and
+/// extension; `None` for any other name.
+pub fn parse(file_name: &str, prefix: &str, ext: &str) -> Option<DateTime<Utc>> {
+    let stamp = file_name.strip_prefix(prefix)?.strip_suffix(ext)?;
     if stamp.len() != 16 {
         return None;
     }
     let t = NaiveDateTime::parse_from_str(stamp, FORMAT).ok()?;
-    Some((t.and_utc(), n))
+    Some(t.and_utc())
 }
 
 #[cfg(test)]
@@ -62,11 +57,7 @@ mod tests {
         assert_eq!(format(t), "20260102T090000Z");
         assert_eq!(
             parse("prod-20260102T090000Z.dump", "prod-", ".dump"),
-            Some((t, 1))
-        );
-        assert_eq!(
-            parse("prod-20260102T090000Z-3.dump", "prod-", ".dump"),
-            Some((t, 3))
+            Some(t)
         );
         // Another environment whose name starts the same is not this one's.
         assert_eq!(

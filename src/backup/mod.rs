@@ -106,7 +106,10 @@ pub enum BackupError {
     #[error("backup plan: {0}")]
     Plan(String),
     #[error("{context}: {source}")]
-    Db { context: String, source: DbError },
+    Db {
+        context: String,
+        source: Box<DbError>,
+    },
     #[error(
         "restoring {path} put back {done} of {expected} rows of {table}; nothing was changed\n  fix: rows with these keys no longer exist (or the table was not recreated); check `{table}` and restore again"
     )]
@@ -134,7 +137,7 @@ impl BackupError {
     /// The database error behind this one, if any.
     pub fn db(&self) -> Option<&DbError> {
         match self {
-            BackupError::Db { source, .. } => Some(source),
+            BackupError::Db { source, .. } => Some(source.as_ref()),
             _ => None,
         }
     }

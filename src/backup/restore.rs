@@ -30,7 +30,12 @@ pub async fn restore(
             detail: "the archive changed while it was being restored".into(),
         });
     }
-    let dbe = |context: String| move |source| BackupError::Db { context, source };
+    let dbe = |context: String| {
+        move |source| BackupError::Db {
+            context,
+            source: Box::new(source),
+        }
+    };
     db.begin(timeouts, true)
         .await
         .map_err(dbe("starting the restore transaction".into()))?;

@@ -52,7 +52,7 @@ pub async fn create(
         source,
     })?;
     let created_at = chrono::Utc::now();
-    let path = crate::stamp::unique_path(&dir, "", created_at, ".zip");
+    let path = crate::stamp::unique_path(&dir, "", ".zip");
     let partial = crate::stamp::partial(&path);
     let result = write_archive(db, plan, &partial, created_at).await;
     let written = match result {
@@ -117,7 +117,7 @@ async fn write_archive(
             .await
             .map_err(|source| BackupError::Db {
                 context: format!("exporting {} for the backup", t.table),
-                source,
+                source: Box::new(source),
             })?;
         files.push(ManifestFile {
             name,
@@ -171,7 +171,7 @@ async fn columns_of(
                 .await
                 .map_err(|source| BackupError::Db {
                     context: format!("reading the columns of {}", t.table),
-                    source,
+                    source: Box::new(source),
                 })?;
             if cols.is_empty() {
                 return Err(BackupError::Plan(format!(

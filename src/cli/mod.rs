@@ -1,5 +1,6 @@
 //! Command-line surface: one file per subcommand, flags and printing only.
 
+mod backup;
 mod demo;
 mod down;
 mod dry_run;
@@ -7,9 +8,12 @@ mod inspect;
 mod lint;
 mod new;
 mod output;
+mod record;
 mod resolve;
 mod runbook;
+mod restore;
 mod seed;
+mod snapshot;
 mod status;
 mod up;
 mod validate;
@@ -96,6 +100,14 @@ pub enum Command {
     Seed(seed::Args),
     /// The whole story on the embedded SQLite default, in a temporary folder
     Demo(demo::Args),
+    /// Check a backup archive against its manifest
+    Backup(backup::Args),
+    /// Put a backup's data back (column backups update rows by key, table backups insert)
+    Restore(restore::Args),
+    /// Database snapshots with SHA-256 sidecars: take, verify, prune
+    Snapshot(snapshot::Args),
+    /// Execution records: verify a record's signature and hash chain
+    Record(record::Args),
 }
 
 /// What every command gets: the options, keel.toml, and helpers that read
@@ -273,6 +285,10 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Lint(args) => lint::run(&ctx, args),
         Command::Seed(args) => seed::run(&ctx, args).await,
         Command::Runbook(args) => runbook::run(&ctx, args).await,
+        Command::Backup(args) => backup::run(&ctx, args).await,
+        Command::Restore(args) => restore::run(&ctx, args).await,
+        Command::Snapshot(args) => snapshot::run(&ctx, args).await,
+        Command::Record(args) => record::run(&ctx, args).await,
         Command::Demo(_) => unreachable!("handled above"),
     }
 }

@@ -87,7 +87,7 @@ fn program() -> PathBuf {
 /// parameter), and the password.
 fn split_password(url: &str) -> Option<(String, Option<String>)> {
     let mut parsed = url::Url::parse(url).ok()?;
-    let mut password = parsed.password().map(|p| percent_decode(p));
+    let mut password = parsed.password().map(percent_decode);
     if password.is_some() {
         parsed.set_password(None).ok()?;
     }

@@ -116,12 +116,12 @@ fn parse_line(line: &str, number: usize) -> Result<AllowedSigner, String> {
         .split(',')
         .map(str::to_string)
         .collect();
-    let (options, key_at) =
-        if PublicKey::from_openssh(&format!("{} {}", tokens[1], tokens[2])).is_ok() {
-            (None, 1)
-        } else {
-            (Some(tokens[1].as_str()), 2)
-        };
+    let looks_like_key_type = |t: &str| ["ssh-", "ecdsa-", "sk-"].iter().any(|p| t.starts_with(p));
+    let (options, key_at) = if looks_like_key_type(&tokens[1]) {
+        (None, 1)
+    } else {
+        (Some(tokens[1].as_str()), 2)
+    };
     let key_text = tokens
         .get(key_at..key_at + 2)
         .map(|t| t.join(" "))

@@ -267,7 +267,7 @@ fn write(
     let signature = signer.map(|s| s.sign(&json)).transpose()?;
     let dir = records_dir.join(&record.migration.id);
     std::fs::create_dir_all(&dir).map_err(io(&dir))?;
-    let path = crate::stamp::unique_path(&dir, &format!("{env}-"), record.finished_at, ".json");
+    let path = crate::stamp::unique_path(&dir, &format!("{env}-"), ".json");
     // The signature first: a record file without its signature would be
     // taken as the chain's head by the next run.
     let sig_path = signature_path(&path);
@@ -300,7 +300,7 @@ fn relative(root: &Path, path: &Path) -> String {
 /// folder), with its parsed content.
 pub fn previous(records_dir: &Path, env: &str) -> Result<Option<(PathBuf, Record)>, RecordError> {
     let prefix = format!("{env}-");
-    let mut newest: Option<((DateTime<Utc>, u32), PathBuf)> = None;
+    let mut newest: Option<(DateTime<Utc>, PathBuf)> = None;
     let folders = match std::fs::read_dir(records_dir) {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),

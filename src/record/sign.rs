@@ -122,7 +122,11 @@ fn sign_with_key(path: &Path, msg: &[u8]) -> Result<String, RecordError> {
         )));
     }
     // SHA-512 is what ssh-keygen uses by default.
-    let sig = key.sign(NAMESPACE, HashAlg::Sha512, msg).map_err(|e| {
+    let signed = match key.key_data().rsa() {
+        Some(rsa) => sign_rsa(rsa, key.public_key().key_data().clone(), msg),
+        None => key.sign(NAMESPACE, HashAlg::Sha512, msg),
+    };
+    let sig = signed.map_err(|e| {
         RecordError::Signing(format!(
             "signing with {} failed ({e})\n  fix: keel signs with ed25519 and RSA keys; use signing_command for other kinds",
             path.display()
@@ -130,6 +134,44 @@ fn sign_with_key(path: &Path, msg: &[u8]) -> Result<String, RecordError> {
     })?;
     sig.to_pem(LineEnding::LF)
         .map_err(|e| RecordError::Signing(format!("encoding the signature failed: {e}")))
+}
+
+/// SSHSIG with an RSA key: PKCS#1 v1.5 over SHA-512 of the SSHSIG signed
+/// data (`rsa-sha2-512`), as ssh-keygen makes it.
+fn sign_rsa(
+    key: &ssh_key::private::RsaKeypair,
+    public: ssh_key::public::KeyData,
+    msg: &[u8],
+) -> ssh_key::Result<SshSig> {
+    use rsa::signature::{SignatureEncoding, Signer as _};
+    let int = |m: &ssh_key::Mpint| {
+        m.as_positive_bytes()
+            .map(rsa::BigUint::from_bytes_be)
+            .ok_or(ssh_key::Error::Crypto)
+    };
+    let private = rsa::RsaPrivateKey::from_components(
+        int(&key.public.n)?,
+        int(&key.public.e)?,
+        int(&key.private.d)?,
+        vec![int(&key.private.p)?, int(&key.private.q)?],
+    )
+    .map_err(|_| ssh_key::Error::Crypto)?;
+    let signing = rsa::pkcs1v15::SigningKey::<sha2::Sha512>::new(private);
+    let data = SshSig::signed_data(NAMESPACE, HashAlg::Sha512, msg)?;
+    let signature = signing
+        .try_sign(&data)
+        .map_err(|_| ssh_key::Error::Crypto)?;
+    SshSig::new(
+        public,
+        NAMESPACE,
+        HashAlg::Sha512,
+        ssh_key::Signature::new(
+            ssh_key::Algorithm::Rsa {
+                hash: Some(HashAlg::Sha512),
+            },
+            signature.to_vec(),
+        )?,
+    )
 }
 
 fn sign_with_command(command: &str, msg: &[u8]) -> Result<String, RecordError> {

@@ -53,7 +53,7 @@ pub enum SnapshotError {
         source: std::io::Error,
     },
     #[error("taking a snapshot of {url}: {source}")]
-    Db { url: String, source: DbError },
+    Db { url: String, source: Box<DbError> },
 }
 
 impl SnapshotError {
@@ -64,7 +64,7 @@ impl SnapshotError {
 
     pub fn db(&self) -> Option<&DbError> {
         match self {
-            SnapshotError::Db { source, .. } => Some(source),
+            SnapshotError::Db { source, .. } => Some(source.as_ref()),
             _ => None,
         }
     }
@@ -85,13 +85,13 @@ pub async fn take(db: &mut dyn Database, dir: &Path, env: &str) -> Result<Snapsh
         move |source| SnapshotError::Io { path, source }
     };
     std::fs::create_dir_all(dir).map_err(io(dir))?;
-    let path = crate::stamp::unique_path(dir, &format!("{env}-"), Utc::now(), EXT);
+    let path = crate::stamp::unique_path(dir, &format!("{env}-"), EXT);
     let partial = crate::stamp::partial(&path);
     if let Err(source) = db.snapshot(&partial).await {
         let _ = std::fs::remove_file(&partial);
         return Err(SnapshotError::Db {
             url: db.display_url().to_string(),
-            source,
+            source: Box::new(source),
         });
     }
     let sha256 = crate::digest::sha256_file(&partial).map_err(io(&partial))?;
@@ -191,20 +191,20 @@ fn parse_sidecar(text: &str, name: &str) -> Result<String, String> {
     Ok(hash.to_ascii_lowercase())
 }
 
-/// `(env, time, n)` of a snapshot file name `<env>-<stamp>[-n].dump`.
-fn parse_name(name: &str) -> Option<(String, DateTime<Utc>, u32)> {
+/// `(env, time)` of a snapshot file name `<env>-<stamp>.dump`.
+fn parse_name(name: &str) -> Option<(String, DateTime<Utc>)> {
     name.match_indices('-').find_map(|(i, _)| {
         let prefix = &name[..=i];
-        crate::stamp::parse(name, prefix, EXT).map(|(t, n)| (name[..i].to_string(), t, n))
+        crate::stamp::parse(name, prefix, EXT).map(|t| (name[..i].to_string(), t))
     })
 }
 
 fn env_of(path: &Path) -> Option<String> {
-    parse_name(&path.file_name()?.to_string_lossy()).map(|(e, _, _)| e)
+    parse_name(&path.file_name()?.to_string_lossy()).map(|(e, _)| e)
 }
 
-/// Every snapshot in `dir` as `(env, time, n, path)`, oldest first.
-fn list(dir: &Path) -> Result<Vec<(String, DateTime<Utc>, u32, PathBuf)>, SnapshotError> {
+/// Every snapshot in `dir` as `(env, time, path)`, oldest first.
+fn list(dir: &Path) -> Result<Vec<(String, DateTime<Utc>, PathBuf)>, SnapshotError> {
     let entries = match std::fs::read_dir(dir) {
         Ok(e) => e,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
@@ -218,11 +218,11 @@ fn list(dir: &Path) -> Result<Vec<(String, DateTime<Utc>, u32, PathBuf)>, Snapsh
     let mut all: Vec<_> = entries
         .flatten()
         .filter_map(|e| {
-            let (env, t, n) = parse_name(&e.file_name().to_string_lossy())?;
-            Some((env, t, n, e.path()))
+            let (env, t) = parse_name(&e.file_name().to_string_lossy())?;
+            Some((env, t, e.path()))
         })
         .collect();
-    all.sort_by(|a, b| (a.1, a.2).cmp(&(b.1, b.2)));
+    all.sort_by_key(|a| a.1);
     Ok(all)
 }
 
@@ -248,7 +248,7 @@ pub fn prune(
         Utc::now() - chrono::Duration::from_std(older_than).unwrap_or(chrono::Duration::MAX);
     let all = list(dir)?;
     let mut deleted = Vec::new();
-    for (i, (e, t, _, path)) in all.iter().enumerate() {
+    for (i, (e, t, path)) in all.iter().enumerate() {
         let newest_of_env = !all[i + 1..].iter().any(|(other, ..)| other == e);
         if newest_of_env || env.is_some_and(|want| want != e) || *t >= cutoff {
             continue;
@@ -273,8 +273,8 @@ mod tests {
 
     #[test]
     fn names_carry_the_environment() {
-        let (env, _, n) = parse_name("prod-eu-20260102T090000Z-2.dump").unwrap();
-        assert_eq!((env.as_str(), n), ("prod-eu", 2));
+        let (env, _) = parse_name("prod-eu-20260102T090000Z.dump").unwrap();
+        assert_eq!(env, "prod-eu");
         assert!(parse_name("prod-20260102T090000Z.dump.sha256").is_none());
         assert!(parse_name("notes.dump").is_none());
     }

@@ -3,6 +3,7 @@
 
 mod common;
 
+mod backup;
 mod config;
 mod demo;
 mod failures;
@@ -11,7 +12,9 @@ mod lint;
 mod lock_probe;
 mod migrate;
 mod new;
+mod record;
 mod resolve;
 mod runbook;
 mod seed;
+mod snapshot;
 mod validate;

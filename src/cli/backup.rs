@@ -1,0 +1,104 @@
+//! `keel backup verify FILE` (and the hidden `keel backup create`, which
+//! `execute` and `up` do on their own before a destructive migration).
+
+use super::Ctx;
+use crate::backup::{self, BackupPlan, TableBackup};
+use crate::error::Result;
+use std::path::PathBuf;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    #[command(subcommand)]
+    pub command: Sub,
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum Sub {
+    /// Check an archive: every CSV against manifest.json (SHA-256, rows, header)
+    Verify {
+        /// backups/<version>_<name>/<stamp>.zip
+        file: PathBuf,
+    },
+    /// Export a table's columns (or the whole table) for a migration
+    #[command(hide = true)]
+    Create {
+        /// The migration the backup belongs to
+        version: String,
+        #[arg(long)]
+        table: String,
+        /// Columns that identify a row
+        #[arg(long, default_value = "id", value_delimiter = ',')]
+        key: Vec<String>,
+        /// Columns to capture; without it, the whole table
+        #[arg(long, value_delimiter = ',')]
+        columns: Option<Vec<String>>,
+    },
+}
+
+pub async fn run(ctx: &Ctx, args: Args) -> Result<()> {
+    match args.command {
+        Sub::Verify { file } => {
+            let v = backup::verify(&file)?;
+            if ctx.out.json {
+                ctx.out.json(&serde_json::json!({
+                    "path": v.path, "sha256": v.sha256, "manifest": v.manifest, "ok": true
+                }));
+            } else {
+                ctx.out.data(&describe("ok", &v.path, &v.manifest));
+            }
+            Ok(())
+        }
+        Sub::Create {
+            version,
+            table,
+            key,
+            columns,
+        } => {
+            let files = ctx.migrations()?;
+            let migration = super::find_migration(&files, &version)?.clone();
+            let plan = BackupPlan {
+                migration: migration.id(),
+                checksum: migration.checksum.clone(),
+                tables: vec![TableBackup {
+                    table,
+                    key,
+                    columns,
+                }],
+            };
+            let mut db = ctx.connect().await?;
+            let created = backup::create(db.as_mut(), &plan, &PathBuf::from("backups")).await;
+            db.close().await;
+            let created = created?;
+            if ctx.out.json {
+                ctx.out.json(&serde_json::json!({
+                    "path": created.path, "sha256": created.sha256, "manifest": created.manifest
+                }));
+            } else {
+                ctx.out
+                    .data(&describe("wrote", &created.path, &created.manifest));
+            }
+            Ok(())
+        }
+    }
+}
+
+/// `ok  FILE` and one line per CSV.
+pub fn describe(verb: &str, path: &std::path::Path, m: &backup::Manifest) -> String {
+    let mut text = format!(
+        "{verb} {} (migration {}, {} file(s))\n",
+        path.display(),
+        m.migration,
+        m.files.len()
+    );
+    for f in &m.files {
+        text.push_str(&format!(
+            "  {:<20} {} ({}): {} rows, sha256 {}\n",
+            f.name,
+            f.table,
+            f.columns.join(", "),
+            f.rows,
+            &f.sha256[..f.sha256.len().min(16)]
+        ));
+    }
+    text
+}

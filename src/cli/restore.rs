@@ -1,0 +1,50 @@
+//! `keel restore FILE`: put a backup's data back.
+
+use super::Ctx;
+use crate::db::Timeouts;
+use crate::error::Result;
+use std::path::PathBuf;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// backups/<version>_<name>/<stamp>.zip
+    pub file: PathBuf,
+}
+
+pub async fn run(ctx: &Ctx, args: Args) -> Result<()> {
+    // Check the archive before connecting: a bad file needs no database.
+    crate::backup::verify(&args.file)?;
+    let settings = ctx.settings();
+    let timeouts = Timeouts {
+        lock: settings.lock_timeout,
+        statement: settings.statement_timeout,
+    };
+    let mut db = ctx.connect().await?;
+    let result = crate::backup::restore(db.as_mut(), &args.file, timeouts).await;
+    db.close().await;
+    let restored = result?;
+    if ctx.out.json {
+        ctx.out.json(&serde_json::json!({
+            "path": args.file,
+            "migration": restored.manifest.migration,
+            "tables": restored.tables.iter().map(|(t, n)| serde_json::json!({"table": t, "rows": n})).collect::<Vec<_>>(),
+        }));
+    } else {
+        for (f, (table, rows)) in restored.manifest.files.iter().zip(&restored.tables) {
+            let what = match f.kind {
+                crate::backup::Kind::Columns => format!(
+                    "updated {rows} rows of {table} ({})",
+                    f.columns
+                        .iter()
+                        .filter(|c| !f.key.contains(c))
+                        .cloned()
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+                crate::backup::Kind::Table => format!("inserted {rows} rows into {table}"),
+            };
+            ctx.out.data(&format!("restored: {what}"));
+        }
+    }
+    Ok(())
+}

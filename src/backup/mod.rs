@@ -143,6 +143,22 @@ impl BackupError {
     }
 }
 
+/// The newest archive in `backups_dir/<migration>/`, the one `down` and an
+/// automatic rollback restore.
+pub fn newest(backups_dir: &std::path::Path, migration: &str) -> Option<PathBuf> {
+    let dir = backups_dir.join(migration);
+    let mut found: Vec<(chrono::DateTime<Utc>, PathBuf)> = std::fs::read_dir(&dir)
+        .ok()?
+        .flatten()
+        .filter_map(|e| {
+            let t = crate::stamp::parse(&e.file_name().to_string_lossy(), "", ".zip")?;
+            Some((t, e.path()))
+        })
+        .collect();
+    found.sort();
+    found.pop().map(|(_, p)| p)
+}
+
 /// A file name for a table's CSV: the table name with anything but letters,
 /// digits, `_`, `.` and `-` replaced, so no name can leave the archive's root.
 fn csv_name(table: &str, taken: &[String]) -> String {

@@ -54,7 +54,10 @@ pub async fn restore(
             let done = db
                 .import_csv(&f.table, &f.columns, key, &mut source)
                 .await
-                .map_err(dbe(format!("restoring {} from {}", f.table, f.name)))?;
+                .map_err(dbe(format!(
+                    "restoring {} from {} (the table and its columns must exist: run the migration's down first)",
+                    f.table, f.name
+                )))?;
             if done != f.rows {
                 return Err(BackupError::Incomplete {
                     path: path.to_path_buf(),

@@ -98,20 +98,42 @@ async fn write_archive(
         source,
     };
     let file = File::create(path).map_err(io)?;
-    let mut zip = zip::ZipWriter::new(BufWriter::with_capacity(1 << 20, file));
+    let zip = Compressor::spawn(file);
+    let result = export_all(db, plan, created_at, &zip).await;
+    // The compressor's own error (disk full…) explains a failed send better
+    // than the send does.
+    match (result, zip.finish()) {
+        (_, Err(e)) => Err(io(e)),
+        (Err(e), Ok(_)) => Err(e),
+        (Ok(manifest), Ok(file)) => {
+            file.sync_all().map_err(io)?;
+            Ok(manifest)
+        }
+    }
+}
+
+async fn export_all(
+    db: &mut dyn Database,
+    plan: &BackupPlan,
+    created_at: chrono::DateTime<chrono::Utc>,
+    zip: &Compressor,
+) -> Result<Manifest, BackupError> {
+    let io = |source| BackupError::Io {
+        path: PathBuf::from(&plan.migration),
+        source,
+    };
     let mut files: Vec<ManifestFile> = Vec::new();
     for t in &plan.tables {
         let (columns, kind) = columns_of(db, t).await?;
         let taken: Vec<String> = files.iter().map(|f| f.name.clone()).collect();
         let name = csv_name(&t.table, &taken);
-        zip.start_file(name.as_str(), member_options())
-            .map_err(|e| io(e.into()))?;
+        zip.send(Chunk::Start(name.clone())).map_err(io)?;
         let mut hasher = Sha256::new();
         let mut counter = RecordCounter::default();
         let mut sink = |chunk: &[u8]| -> std::io::Result<()> {
             hasher.update(chunk);
             counter.feed(chunk);
-            zip.write_all(chunk)
+            zip.send(Chunk::Data(chunk.to_vec()))
         };
         db.export_csv(&t.table, &columns, &mut sink)
             .await
@@ -137,15 +159,62 @@ async fn write_archive(
         keel_version: env!("CARGO_PKG_VERSION").to_string(),
         files,
     };
-    zip.start_file("manifest.json", member_options())
-        .map_err(|e| io(e.into()))?;
     let mut json = serde_json::to_vec_pretty(&manifest).map_err(|e| io(e.into()))?;
     json.push(b'\n');
-    zip.write_all(&json).map_err(io)?;
-    let out = zip.finish().map_err(|e| io(e.into()))?;
-    let file = out.into_inner().map_err(|e| io(e.into_error()))?;
-    file.sync_all().map_err(io)?;
+    zip.send(Chunk::Start("manifest.json".into())).map_err(io)?;
+    zip.send(Chunk::Data(json)).map_err(io)?;
     Ok(manifest)
+}
+
+enum Chunk {
+    /// Begin the next archive member.
+    Start(String),
+    Data(Vec<u8>),
+}
+
+/// Deflate and file writes on their own thread, so that compression runs
+/// while the next rows arrive from the database. A short bounded queue keeps
+/// memory flat: when the disk or deflate is slower, the export waits.
+struct Compressor {
+    tx: Option<std::sync::mpsc::SyncSender<Chunk>>,
+    handle: Option<std::thread::JoinHandle<std::io::Result<File>>>,
+}
+
+impl Compressor {
+    fn spawn(file: File) -> Compressor {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Chunk>(8);
+        let handle = std::thread::spawn(move || -> std::io::Result<File> {
+            let mut zip = zip::ZipWriter::new(BufWriter::with_capacity(1 << 20, file));
+            for chunk in rx {
+                match chunk {
+                    Chunk::Start(name) => zip.start_file(name, member_options())?,
+                    Chunk::Data(bytes) => zip.write_all(&bytes)?,
+                }
+            }
+            let out = zip.finish()?;
+            out.into_inner().map_err(|e| e.into_error())
+        });
+        Compressor {
+            tx: Some(tx),
+            handle: Some(handle),
+        }
+    }
+
+    fn send(&self, chunk: Chunk) -> std::io::Result<()> {
+        self.tx
+            .as_ref()
+            .and_then(|tx| tx.send(chunk).ok())
+            .ok_or_else(|| std::io::Error::other("the archive writer stopped"))
+    }
+
+    /// Closes the archive and returns the file, or the writer's error.
+    fn finish(mut self) -> std::io::Result<File> {
+        drop(self.tx.take());
+        match self.handle.take().map(|h| h.join()) {
+            Some(Ok(result)) => result,
+            _ => Err(std::io::Error::other("the archive writer panicked")),
+        }
+    }
 }
 
 /// The CSV's columns: key then captured columns, or every column of the table.

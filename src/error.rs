@@ -7,8 +7,8 @@ use crate::db::{DbError, DbErrorKind};
 use crate::inspect::InspectError;
 use crate::migration::SourceError;
 use crate::migrator::RunError;
-use crate::seed::SeedError;
 use crate::record::RecordError;
+use crate::seed::SeedError;
 use crate::snapshot::SnapshotError;
 
 #[derive(Debug, thiserror::Error)]

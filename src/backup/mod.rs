@@ -5,14 +5,18 @@
 //! The flow for `execute`, `up` and `down`:
 //! [`create`] (export, hash and compress in one pass, then re-read and
 //! verify) → the migration runs → on rollback or `down`, [`restore`].
-//! `keel backup verify` is [`verify`].
+//! `keel backup verify` is [`verify`]. The analysis says what a migration
+//! destroys; [`plan_for`] turns that into a [`BackupPlan`] against the live
+//! schema.
 
+mod plan;
 mod read;
 mod restore;
 mod write;
 
+pub use plan::plan_for;
 pub use read::{Verified, verify};
-pub use restore::{Restored, restore};
+pub use restore::{Restored, restore, restore_within};
 pub use write::{Created, create};
 
 use crate::db::DbError;

@@ -19,13 +19,14 @@ pub enum Sub {
         /// backups/<version>_<name>/<stamp>.zip
         file: PathBuf,
     },
-    /// Export a table's columns (or the whole table) for a migration
+    /// Export what a migration destroys (from its analysis), or one table's
+    /// columns (or the whole table) with --table
     #[command(hide = true)]
     Create {
         /// The migration the backup belongs to
         version: String,
         #[arg(long)]
-        table: String,
+        table: Option<String>,
         /// Columns that identify a row
         #[arg(long, default_value = "id", value_delimiter = ',')]
         key: Vec<String>,
@@ -56,16 +57,39 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<()> {
         } => {
             let files = ctx.migrations()?;
             let migration = super::find_migration(&files, &version)?.clone();
-            let plan = BackupPlan {
-                migration: migration.id(),
-                checksum: migration.checksum.clone(),
-                tables: vec![TableBackup {
-                    table,
-                    key,
-                    columns,
-                }],
-            };
             let mut db = ctx.connect().await?;
+            let plan = match table {
+                Some(table) => Some(BackupPlan {
+                    migration: migration.id(),
+                    checksum: migration.checksum.clone(),
+                    tables: vec![TableBackup {
+                        table,
+                        key,
+                        columns,
+                    }],
+                }),
+                None => {
+                    let analysis = crate::analysis::analyze::analyze(
+                        &crate::analysis::analyze::MigrationFiles {
+                            dir: &migration.dir,
+                            up: &migration.up,
+                            down: migration.down.as_deref(),
+                            meta: &migration.meta,
+                        },
+                        &mut crate::analysis::Schema::default(),
+                        None,
+                    );
+                    backup::plan_for(db.as_mut(), &migration, &analysis.backups).await?
+                }
+            };
+            let Some(plan) = plan else {
+                db.close().await;
+                ctx.out.progress(&format!(
+                    "{} destroys no existing data: nothing to back up",
+                    migration.id()
+                ));
+                return Ok(());
+            };
             let created = backup::create(db.as_mut(), &plan, &PathBuf::from("backups")).await;
             db.close().await;
             let created = created?;

@@ -169,6 +169,10 @@ pub trait Database: Send {
         source: &mut (dyn std::io::BufRead + Send),
     ) -> Result<u64, DbError>;
 
+    /// The primary key's columns of `table`, in key order; empty when it
+    /// has none (or does not exist).
+    async fn primary_key(&mut self, table: &str) -> Result<Vec<String>, DbError>;
+
     /// Writes a consistent copy of the whole database to `dest`
     /// (PostgreSQL: `pg_dump -Fc`; SQLite: `VACUUM INTO`).
     async fn snapshot(&mut self, dest: &Path) -> Result<(), DbError>;

@@ -601,6 +601,19 @@ impl Database for Postgres {
         Ok(updated)
     }
 
+    async fn primary_key(&mut self, table: &str) -> Result<Vec<String>, DbError> {
+        sqlx::query_scalar(
+            "SELECT a.attname::text FROM pg_index i \
+             JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY (i.indkey) \
+             WHERE i.indrelid = to_regclass($1) AND i.indisprimary \
+             ORDER BY array_position(i.indkey::int2[], a.attnum)",
+        )
+        .bind(quote_ident(table))
+        .fetch_all(&mut self.conn)
+        .await
+        .map_err(|e| self.err(e))
+    }
+
     async fn snapshot(&mut self, dest: &Path) -> Result<(), DbError> {
         super::pg_dump::dump(&self.secret_url, &self.url, dest).await
     }

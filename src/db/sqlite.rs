@@ -632,6 +632,14 @@ impl Database for Sqlite {
         Ok(done)
     }
 
+    async fn primary_key(&mut self, table: &str) -> Result<Vec<String>, DbError> {
+        sqlx::query_scalar("SELECT name FROM pragma_table_info(?) WHERE pk > 0 ORDER BY pk")
+            .bind(table)
+            .fetch_all(&mut self.conn)
+            .await
+            .map_err(|e| self.err(e))
+    }
+
     async fn snapshot(&mut self, dest: &Path) -> Result<(), DbError> {
         let path = dest.to_str().ok_or_else(|| {
             DbError::usage(format!("the snapshot path {} is not UTF-8", dest.display()))

@@ -376,3 +376,42 @@ fn the_same_data_gives_the_same_members() {
         listing(&a)
     );
 }
+
+/// Without --table, the backup is what the analysis says the migration
+/// destroys: here `profiles.bio`, keyed by the primary key.
+both!(the_analysis_decides_what_is_backed_up, |p: Project| {
+    profiles_with_bios(&p);
+    let before = bios(&p);
+    let archive = backup(&p, &["20260103090000"]);
+    let manifest = Command::new("unzip")
+        .arg("-p")
+        .arg(&archive)
+        .arg("manifest.json")
+        .output()
+        .unwrap();
+    let manifest: serde_json::Value = serde_json::from_slice(&manifest.stdout).unwrap();
+    assert_eq!(manifest["migration"], "20260103090000_drop_bio");
+    assert_eq!(
+        manifest["files"][0]["columns"],
+        serde_json::json!(["id", "bio"])
+    );
+    assert_eq!(manifest["files"][0]["kind"], "columns");
+    assert_eq!(manifest["files"][0]["rows"], 8);
+    p.keel().arg("up").assert().success();
+    p.keel().arg("down").assert().success();
+    p.keel().arg("restore").arg(&archive).assert().success();
+    assert_eq!(bios(&p), before);
+
+    // A migration that destroys nothing needs no backup.
+    let out = p
+        .keel()
+        .args(["backup", "create", "20260101090000"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("destroys no existing data"),
+        "{}",
+        stderr(&out)
+    );
+});

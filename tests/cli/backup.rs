@@ -377,8 +377,8 @@ fn the_same_data_gives_the_same_members() {
     );
 }
 
-/// Without --table, the backup is what the analysis says the migration
-/// destroys: here `profiles.bio`, keyed by the primary key.
+// Without --table, the backup is what the analysis says the migration
+// destroys: here `profiles.bio`, keyed by the primary key.
 both!(the_analysis_decides_what_is_backed_up, |p: Project| {
     profiles_with_bios(&p);
     let before = bios(&p);

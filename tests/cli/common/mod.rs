@@ -2,6 +2,7 @@
 //! fresh database (PostgreSQL from [`pg`] or SQLite), and the real `keel`
 //! binary run the way a user runs it.
 
+pub mod cluster;
 pub mod pg;
 
 use assert_cmd::Command;

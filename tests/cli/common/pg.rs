@@ -1,12 +1,7 @@
-//! A throwaway PostgreSQL cluster for the test run: `initdb` + `pg_ctl` from
-//! the installed server binaries, listening only on a Unix socket in a
-//! temporary folder. Started once per test process, stopped and deleted by a
-//! watcher when the process ends. `KEEL_TEST_DATABASE_URL` uses an existing
-//! server instead.
+//! The PostgreSQL server of the test run: a throwaway cluster (see
+//! [`super::cluster`]) started once per test process with durability off, or
+//! the existing server that `KEEL_TEST_DATABASE_URL` names.
 
-use std::os::unix::process::CommandExt;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU32, Ordering};
 
@@ -59,166 +54,10 @@ fn external(url: String) -> Server {
     }
 }
 
-fn bindir() -> PathBuf {
-    if let Ok(out) = Command::new("pg_config").arg("--bindir").output() {
-        let dir = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
-        if dir.join("initdb").exists() {
-            return dir;
-        }
-    }
-    let mut candidates: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
-        .into_iter()
-        .flatten()
-        .flatten()
-        .filter_map(|e| {
-            let version = e.file_name().to_str()?.parse::<u32>().ok()?;
-            let bin = e.path().join("bin");
-            bin.join("initdb").exists().then_some((version, bin))
-        })
-        .collect();
-    candidates.sort();
-    candidates
-        .pop()
-        .map(|(_, dir)| dir)
-        .expect("no PostgreSQL server binaries (initdb) found: install the postgresql package or set KEEL_TEST_DATABASE_URL")
-}
-
-/// initdb refuses to run as root; drop to the `postgres` user (or `nobody`) then.
-fn as_server_user(program: &Path) -> Command {
-    let root = unsafe_is_root();
-    if root {
-        let user = if Command::new("id")
-            .arg("postgres")
-            .output()
-            .is_ok_and(|o| o.status.success())
-        {
-            "postgres"
-        } else {
-            "nobody"
-        };
-        let mut c = Command::new("runuser");
-        c.arg("-u").arg(user).arg("--").arg(program);
-        c
-    } else {
-        Command::new(program)
-    }
-}
-
-fn unsafe_is_root() -> bool {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("Uid:"))
-                .map(|l| l.split_whitespace().nth(1) == Some("0"))
-        })
-        .unwrap_or(false)
-}
-
 fn start_cluster() -> Server {
-    let bin = bindir();
-    let dir = tempfile::Builder::new()
-        .prefix("keel-pg-")
-        .tempdir()
-        .expect("temp dir")
-        .keep();
-    if unsafe_is_root() {
-        // The server user must own its folder; root can still reach the socket.
-        let user = if Command::new("id")
-            .arg("postgres")
-            .output()
-            .is_ok_and(|o| o.status.success())
-        {
-            "postgres"
-        } else {
-            "nobody"
-        };
-        let status = Command::new("chown")
-            .arg(user)
-            .arg(&dir)
-            .status()
-            .expect("chown");
-        assert!(status.success(), "chown {user} {}", dir.display());
-    }
-    let data = dir.join("data");
-    let out = as_server_user(&bin.join("initdb"))
-        .args([
-            "-U",
-            "postgres",
-            "-A",
-            "trust",
-            "-E",
-            "UTF8",
-            "--locale=C",
-            "--no-sync",
-            "--no-instructions",
-            "-D",
-        ])
-        .arg(&data)
-        .output()
-        .expect("run initdb");
-    assert!(
-        out.status.success(),
-        "initdb failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let options = format!(
-        "-k {} -c listen_addresses='' -p 5432 -c fsync=off -c full_page_writes=off -c max_connections=300",
-        dir.display()
-    );
-    let out = as_server_user(&bin.join("pg_ctl"))
-        .arg("-D")
-        .arg(&data)
-        .arg("-l")
-        .arg(dir.join("server.log"))
-        .args(["-w", "-o", &options, "start"])
-        .stdout(Stdio::null())
-        .output()
-        .expect("run pg_ctl");
-    assert!(
-        out.status.success(),
-        "pg_ctl start failed: {}\n{}",
-        String::from_utf8_lossy(&out.stderr),
-        std::fs::read_to_string(dir.join("server.log")).unwrap_or_default()
-    );
-    // Stop and delete the cluster when this test process ends, however it ends.
-    let pg_ctl = bin.join("pg_ctl");
-    let stop = if unsafe_is_root() {
-        format!(
-            "runuser -u $(stat -c %U '{d}') -- '{}' -D '{}' stop -m immediate",
-            pg_ctl.display(),
-            data.display(),
-            d = dir.display()
-        )
-    } else {
-        format!(
-            "'{}' -D '{}' stop -m immediate",
-            pg_ctl.display(),
-            data.display()
-        )
-    };
-    let script = format!(
-        "while kill -0 {pid} 2>/dev/null; do sleep 0.5; done; {stop} >/dev/null 2>&1; rm -rf '{dir}'",
-        pid = std::process::id(),
-        dir = dir.display()
-    );
-    // Deliberately never waited for: it must outlive this process.
-    #[allow(clippy::zombie_processes)]
-    Command::new("sh")
-        .arg("-c")
-        .arg(script)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .process_group(0)
-        .spawn()
-        .expect("start the cluster watcher");
-    let socket = dir.display().to_string();
-    let admin_url = format!("postgres://postgres@localhost/postgres?host={socket}&port=5432");
+    let cluster = super::cluster::start(super::cluster::Durability::Off);
     Server {
-        admin_url,
-        url_for: Box::new(move |db| {
-            format!("postgres://postgres@localhost/{db}?host={socket}&port=5432")
-        }),
+        admin_url: cluster.url("postgres"),
+        url_for: Box::new(move |db| cluster.url(db)),
     }
 }

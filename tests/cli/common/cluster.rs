@@ -1,0 +1,195 @@
+//! Starting a throwaway PostgreSQL cluster with the installed server binaries
+//! (`initdb` + `pg_ctl`), listening only on a Unix socket in a temporary
+//! folder, stopped and deleted by a watcher when the starting process ends,
+//! however it ends. Shared by the test harness (`pg.rs`) and the benchmark
+//! (`benches/migrate.rs`, which includes this file with `#[path]`), so it
+//! depends on nothing but `std` and `tempfile`.
+
+// Each includer uses a different part (tests: `Off`; the benchmark: `Default`).
+#![allow(dead_code)]
+
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+/// How much the cluster trades durability for speed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Durability {
+    /// `fsync = off`, `full_page_writes = off`: tests, where a crash loses nothing of value.
+    Off,
+    /// PostgreSQL's defaults (fsync on): what a real server does, for benchmarks.
+    Default,
+}
+
+pub struct Cluster {
+    /// The temporary folder: the socket lives here, the data in `data/`.
+    pub dir: PathBuf,
+}
+
+impl Cluster {
+    /// URL of database `db` as the `postgres` superuser, over the Unix socket.
+    pub fn url(&self, db: &str) -> String {
+        format!(
+            "postgres://postgres@localhost/{db}?host={}&port=5432",
+            self.dir.display()
+        )
+    }
+}
+
+/// Where the server binaries are: `pg_config --bindir`, else the newest
+/// `/usr/lib/postgresql/<N>/bin`.
+pub fn bindir() -> PathBuf {
+    if let Ok(out) = Command::new("pg_config").arg("--bindir").output() {
+        let dir = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
+        if dir.join("initdb").exists() {
+            return dir;
+        }
+    }
+    let mut candidates: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| {
+            let version = e.file_name().to_str()?.parse::<u32>().ok()?;
+            let bin = e.path().join("bin");
+            bin.join("initdb").exists().then_some((version, bin))
+        })
+        .collect();
+    candidates.sort();
+    candidates
+        .pop()
+        .map(|(_, dir)| dir)
+        .expect("no PostgreSQL server binaries (initdb) found: install the postgresql package or set KEEL_TEST_DATABASE_URL")
+}
+
+fn is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("Uid:"))
+                .map(|l| l.split_whitespace().nth(1) == Some("0"))
+        })
+        .unwrap_or(false)
+}
+
+/// The user the server runs as when we are root (initdb refuses root).
+fn server_user() -> &'static str {
+    if Command::new("id")
+        .arg("postgres")
+        .output()
+        .is_ok_and(|o| o.status.success())
+    {
+        "postgres"
+    } else {
+        "nobody"
+    }
+}
+
+/// `program`, run as the server user when we are root.
+fn as_server_user(program: &Path) -> Command {
+    if is_root() {
+        let mut c = Command::new("runuser");
+        c.arg("-u").arg(server_user()).arg("--").arg(program);
+        c
+    } else {
+        Command::new(program)
+    }
+}
+
+/// Starts a fresh cluster; panics with the server's own words if it cannot.
+pub fn start(durability: Durability) -> Cluster {
+    let bin = bindir();
+    let dir = tempfile::Builder::new()
+        .prefix("keel-pg-")
+        .tempdir()
+        .expect("temp dir")
+        .keep();
+    if is_root() {
+        // The server user must own its folder; root can still reach the socket.
+        let user = server_user();
+        let status = Command::new("chown")
+            .arg(user)
+            .arg(&dir)
+            .status()
+            .expect("chown");
+        assert!(status.success(), "chown {user} {}", dir.display());
+    }
+    let data = dir.join("data");
+    let out = as_server_user(&bin.join("initdb"))
+        .args([
+            "-U",
+            "postgres",
+            "-A",
+            "trust",
+            "-E",
+            "UTF8",
+            "--locale=C",
+            "--no-sync",
+            "--no-instructions",
+            "-D",
+        ])
+        .arg(&data)
+        .output()
+        .expect("run initdb");
+    assert!(
+        out.status.success(),
+        "initdb failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut options = format!(
+        "-k {} -c listen_addresses='' -p 5432 -c max_connections=300",
+        dir.display()
+    );
+    if durability == Durability::Off {
+        options.push_str(" -c fsync=off -c full_page_writes=off");
+    }
+    let out = as_server_user(&bin.join("pg_ctl"))
+        .arg("-D")
+        .arg(&data)
+        .arg("-l")
+        .arg(dir.join("server.log"))
+        .args(["-w", "-o", &options, "start"])
+        .stdout(Stdio::null())
+        .output()
+        .expect("run pg_ctl");
+    assert!(
+        out.status.success(),
+        "pg_ctl start failed: {}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        std::fs::read_to_string(dir.join("server.log")).unwrap_or_default()
+    );
+    // Stop and delete the cluster when this process ends, however it ends.
+    let pg_ctl = bin.join("pg_ctl");
+    let stop = if is_root() {
+        format!(
+            "runuser -u $(stat -c %U '{d}') -- '{}' -D '{}' stop -m immediate",
+            pg_ctl.display(),
+            data.display(),
+            d = dir.display()
+        )
+    } else {
+        format!(
+            "'{}' -D '{}' stop -m immediate",
+            pg_ctl.display(),
+            data.display()
+        )
+    };
+    let script = format!(
+        "while kill -0 {pid} 2>/dev/null; do sleep 0.5; done; {stop} >/dev/null 2>&1; rm -rf '{dir}'",
+        pid = std::process::id(),
+        dir = dir.display()
+    );
+    // Deliberately never waited for: it must outlive this process.
+    #[allow(clippy::zombie_processes)]
+    Command::new("sh")
+        .arg("-c")
+        .arg(script)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .process_group(0)
+        .spawn()
+        .expect("start the cluster watcher");
+    Cluster { dir }
+}

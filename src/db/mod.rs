@@ -19,6 +19,15 @@ use chrono::{DateTime, Utc};
 use std::path::Path;
 use std::time::Duration;
 
+/// A statement of a batch failed: which one (`None`: none of the given
+/// statements, e.g. opening the transaction), and the server's error with its
+/// position relative to that statement.
+#[derive(Debug)]
+pub struct StatementError {
+    pub index: Option<usize>,
+    pub error: DbError,
+}
+
 /// Limits applied to each migration's statements.
 #[derive(Debug, Clone, Copy)]
 pub struct Timeouts {
@@ -89,6 +98,31 @@ pub trait Database: Send {
     /// false lets the commit return before the WAL is flushed (PostgreSQL
     /// `synchronous_commit = off`), which stays atomic.
     async fn begin(&mut self, timeouts: Timeouts, durable: bool) -> Result<(), DbError>;
+    /// [`begin`](Database::begin), then runs `statements` in that
+    /// transaction, in order, stopping at the first error. The error says
+    /// which statement failed (`None`: opening the transaction did), with
+    /// any position relative to that statement. The transaction stays open
+    /// either way: the caller commits or rolls back.
+    ///
+    /// This default sends one statement at a time; PostgreSQL overrides it
+    /// to send everything in one round trip.
+    async fn begin_and_run(
+        &mut self,
+        timeouts: Timeouts,
+        durable: bool,
+        statements: &[&str],
+    ) -> Result<(), StatementError> {
+        self.begin(timeouts, durable)
+            .await
+            .map_err(|error| StatementError { index: None, error })?;
+        for (i, sql) in statements.iter().enumerate() {
+            self.execute(sql).await.map_err(|error| StatementError {
+                index: Some(i),
+                error,
+            })?;
+        }
+        Ok(())
+    }
     async fn commit(&mut self) -> Result<(), DbError>;
     async fn rollback(&mut self) -> Result<(), DbError>;
     async fn savepoint(&mut self, name: &str) -> Result<(), DbError>;

@@ -1,7 +1,7 @@
 use super::tracking::TABLE;
 use super::{
-    ColumnInfo, ColumnSummary, ConstraintInfo, Database, DbError, IndexInfo, Timeouts, TrackingRow,
-    TrackingState, Value, quote_ident,
+    ColumnInfo, ColumnSummary, ConstraintInfo, Database, DbError, IndexInfo, StatementError,
+    Timeouts, TrackingRow, TrackingState, Value, quote_ident,
 };
 use async_trait::async_trait;
 use futures_util::TryStreamExt;
@@ -56,6 +56,75 @@ fn ms(d: Duration) -> u128 {
     d.as_millis()
 }
 
+/// The statements that open a migration's transaction. Timeouts are integers
+/// formatted by keel, never user text.
+fn begin_sql(t: Timeouts, durable: bool) -> Vec<String> {
+    let mut sql = vec![
+        "BEGIN;".to_string(),
+        format!("SET LOCAL lock_timeout = {};", ms(t.lock)),
+        format!("SET LOCAL statement_timeout = {};", ms(t.statement)),
+    ];
+    if !durable {
+        // Safe for a migration runner: the migration and its tracking row
+        // commit atomically, so a server crash can lose only whole, recent
+        // migrations, which are then simply pending again. The run's last
+        // commit is durable and flushes everything before it.
+        sql.push("SET LOCAL synchronous_commit = off;".to_string());
+    }
+    sql
+}
+
+/// Several statements sent as one simple query, and how to tell from the
+/// server's answer which of them failed.
+struct Batch {
+    sql: String,
+    /// Statements of the preamble (BEGIN, SET LOCAL …) before the given ones.
+    preamble: usize,
+    /// 0-based character offset of each given statement in `sql` (the
+    /// server's error positions count characters).
+    starts: Vec<usize>,
+}
+
+impl Batch {
+    fn new(preamble: &[String], statements: &[&str]) -> Batch {
+        let mut sql = preamble.join(" ");
+        sql.push('\n');
+        let mut chars = sql.chars().count();
+        let mut starts = Vec::with_capacity(statements.len());
+        for stmt in statements {
+            starts.push(chars);
+            sql.push_str(stmt);
+            // On a line of its own: a statement may end in a `--` comment.
+            sql.push_str("\n;\n");
+            chars += stmt.chars().count() + 3;
+        }
+        Batch {
+            sql,
+            preamble: preamble.len(),
+            starts,
+        }
+    }
+
+    /// Which statement `error` belongs to, with its position made relative
+    /// to that statement. The server parses the whole string before running
+    /// any of it, so an error with a position (a syntax error) points into
+    /// its statement whatever ran; one without a position belongs to the
+    /// statement after the `done` that completed.
+    fn locate(&self, mut error: DbError, done: usize) -> StatementError {
+        let index = match error.position {
+            Some(p) => {
+                let i = self.starts.partition_point(|&start| start < p);
+                error.position = i.checked_sub(1).map(|i| p - self.starts[i]);
+                i.checked_sub(1)
+            }
+            None => done
+                .checked_sub(self.preamble)
+                .map(|i| i.min(self.starts.len().saturating_sub(1))),
+        };
+        StatementError { index, error }
+    }
+}
+
 /// `(schema, name)` for a possibly qualified table name, defaulting to the
 /// first schema of the search path.
 fn split_table(table: &str) -> (Option<&str>, &str) {
@@ -88,21 +157,43 @@ impl Database for Postgres {
     }
 
     async fn begin(&mut self, t: Timeouts, durable: bool) -> Result<(), DbError> {
-        // Timeouts are integers formatted by keel, never user text. One round
-        // trip for all of it keeps a run of many small migrations fast.
-        let mut sql = format!(
-            "BEGIN; SET LOCAL lock_timeout = {}; SET LOCAL statement_timeout = {};",
-            ms(t.lock),
-            ms(t.statement)
-        );
-        if !durable {
-            // Safe for a migration runner: the migration and its tracking row
-            // commit atomically, so a server crash can lose only whole, recent
-            // migrations, which are then simply pending again. The run's last
-            // commit is durable and flushes everything before it.
-            sql.push_str(" SET LOCAL synchronous_commit = off;");
+        self.execute(&begin_sql(t, durable).join(" ")).await
+    }
+
+    async fn begin_and_run(
+        &mut self,
+        t: Timeouts,
+        durable: bool,
+        statements: &[&str],
+    ) -> Result<(), StatementError> {
+        // Before PostgreSQL 13 a simple query's statement_timeout covered the
+        // whole string, with the value from before its SET LOCAL: one
+        // statement at a time there, so the timeout means what it says.
+        if self.conn.server_version_num().is_none_or(|v| v < 130_000) {
+            self.begin(t, durable)
+                .await
+                .map_err(|error| StatementError { index: None, error })?;
+            for (i, sql) in statements.iter().enumerate() {
+                self.execute(sql).await.map_err(|error| StatementError {
+                    index: Some(i),
+                    error,
+                })?;
+            }
+            return Ok(());
         }
-        self.execute(&sql).await
+        let batch = Batch::new(&begin_sql(t, durable), statements);
+        let mut results = sqlx::raw_sql(&batch.sql).fetch_many(&mut self.conn);
+        // The server answers each statement it finished with a
+        // CommandComplete, so their count says how far it got.
+        let mut done = 0;
+        loop {
+            match results.try_next().await {
+                Ok(Some(sqlx::Either::Left(_))) => done += 1,
+                Ok(Some(sqlx::Either::Right(_))) => {}
+                Ok(None) => return Ok(()),
+                Err(e) => return Err(batch.locate(DbError::from_sqlx(e, &self.url), done)),
+            }
+        }
     }
 
     async fn commit(&mut self) -> Result<(), DbError> {

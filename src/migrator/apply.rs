@@ -1,7 +1,7 @@
 use super::error::{RunError, StatementFailure};
 use super::status::{Entry, State, reconcile};
 use crate::analysis::{Statement, split};
-use crate::db::{Database, DbError, Timeouts, TrackingRow, TrackingState};
+use crate::db::{Database, DbError, StatementError, Timeouts, TrackingRow, TrackingState};
 use crate::migration::{Migration, Reversibility, Version};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -199,10 +199,23 @@ impl Runner<'_> {
         let timeouts = self.timeouts(m);
         let retries = m.meta.retries.unwrap_or(self.settings.retries);
         let mut attempt = 0;
+        let texts: Vec<&str> = statements.iter().map(|s| s.sql.as_str()).collect();
         loop {
-            self.db.begin(timeouts, durable).await?;
+            // One round trip on PostgreSQL: BEGIN, timeouts, statements.
+            let ran = match self.db.begin_and_run(timeouts, durable, &texts).await {
+                Err(StatementError { index: None, error }) => {
+                    // Opening the transaction failed: no statement ran.
+                    let _ = self.db.rollback().await;
+                    return Err(error.into());
+                }
+                Err(StatementError {
+                    index: Some(i),
+                    error,
+                }) => Err((Some(i), error)),
+                Ok(()) => Ok(()),
+            };
             let outcome = async {
-                execute_all(self.db, &statements).await?;
+                ran?;
                 match dir {
                     Direction::Up => {
                         let row = self.tracking_row(m, initial_state(m), started);
@@ -443,16 +456,6 @@ fn fix(dir: Direction, retries: u32) -> String {
         }
         Direction::Down => "correct down.sql and run `keel down` again".into(),
     }
-}
-
-async fn execute_all(
-    db: &mut dyn Database,
-    statements: &[Statement],
-) -> Result<(), (Option<usize>, DbError)> {
-    for (i, stmt) in statements.iter().enumerate() {
-        db.execute(&stmt.sql).await.map_err(|e| (Some(i), e))?;
-    }
-    Ok(())
 }
 
 fn failure(

@@ -4,25 +4,29 @@
 //! One run starts its own throwaway PostgreSQL cluster with the server's
 //! default durability (fsync on), writes a temporary project of 1,000
 //! migrations (`CREATE TABLE t_N …; INSERT …;`) plus the same SQL as one
-//! `all.sql`, and times, each on a fresh database and interleaved:
+//! `all.sql`, and times, each on a fresh database, interleaved:
 //!
 //! - `psql -1 -f all.sql`: one transaction, the floor;
 //! - `psql -f all.sql`: autocommit, a commit per statement;
 //! - `keel up` (the release binary): a commit per migration with its tracking row.
 //!
-//! Then `keel status` with 1,000 applied, `keel down --steps 100`, and the
-//! peak memory (max RSS) of `keel up` for 100 and 1,000 migrations. It prints
-//! medians and ratios. Goals are reported, not asserted: the exit code is
-//! non-zero only when a command fails or leaves the wrong result.
+//! Then `keel status` with 1,000 applied, `keel down --steps 100` in one
+//! process, and the peak memory (max RSS) of `keel up` for 100 and 1,000
+//! migrations. It prints medians and ratios. Besides wall time it reports
+//! CPU time (the client's plus the server's), which other work on a shared
+//! machine disturbs far less. Goals are reported, not asserted: the exit
+//! code is non-zero only when a command fails or leaves the wrong result.
 //!
-//! `KEEL_BENCH_REPS` (default 5) sets how many times each run is repeated.
+//! Environment: `KEEL_BENCH_REPS` (default 5) repeats each run;
+//! `KEEL_BENCH_COMPARE=/path/to/keel` also times another keel binary the
+//! same way (before/after comparisons).
 
 #[path = "../tests/cli/common/cluster.rs"]
 mod cluster;
 
 use anyhow::{Context, Result, bail, ensure};
 use std::fs::File;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Stdio};
 use std::time::{Duration, Instant};
 
@@ -41,21 +45,26 @@ fn main() -> ExitCode {
     }
 }
 
-/// One finished child process: wall time, peak memory, and where its output went.
-struct Measured {
-    took: Duration,
+/// What one run cost.
+#[derive(Debug, Clone, Copy, Default)]
+struct Cost {
+    wall: Duration,
+    /// CPU of the client process plus the server's processes.
+    cpu: Duration,
     max_rss_kib: u64,
 }
 
-/// Runs `cmd` to completion with its output in `log_dir/<name>.{out,err}`,
-/// and reports its wall time and max RSS (from `wait4`, so only this child
-/// counts). A non-zero exit is an error that quotes the end of its stderr.
-fn measure(cmd: &mut Command, log_dir: &Path, name: &str) -> Result<Measured> {
+/// Runs `cmd` to completion with its output in `log_dir/<name>.{out,err}`.
+/// Wall time, client CPU and max RSS come from `wait4`, so only this child
+/// counts; server CPU from the cluster's processes. A non-zero exit is an
+/// error that quotes the end of its stderr.
+fn measure(cmd: &mut Command, server: &ServerCpu, log_dir: &Path, name: &str) -> Result<Cost> {
     let out = log_dir.join(format!("{name}.out"));
     let err = log_dir.join(format!("{name}.err"));
     cmd.stdin(Stdio::null())
         .stdout(File::create(&out)?)
         .stderr(File::create(&err)?);
+    let server_before = server.total()?;
     let started = Instant::now();
     let child = cmd.spawn().with_context(|| format!("start {cmd:?}"))?;
     let pid = child.id() as libc::pid_t;
@@ -73,7 +82,7 @@ fn measure(cmd: &mut Command, log_dir: &Path, name: &str) -> Result<Measured> {
             bail!("wait4 for {cmd:?}: {e}");
         }
     }
-    let took = started.elapsed();
+    let wall = started.elapsed();
     // Reaped above; `Child` has no Drop, so nothing waits twice.
     drop(child);
     if !(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0) {
@@ -85,15 +94,89 @@ fn measure(cmd: &mut Command, log_dir: &Path, name: &str) -> Result<Measured> {
             tail.join("\n")
         );
     }
-    Ok(Measured {
-        took,
+    let client = timeval(usage.ru_utime) + timeval(usage.ru_stime);
+    let server_cpu = server.total()?.saturating_sub(server_before);
+    Ok(Cost {
+        wall,
+        cpu: client + server_cpu,
         max_rss_kib: usage.ru_maxrss as u64,
     })
+}
+
+fn timeval(t: libc::timeval) -> Duration {
+    Duration::from_secs(t.tv_sec as u64) + Duration::from_micros(t.tv_usec as u64)
+}
+
+/// CPU used by the cluster: the postmaster's reaped children (ended
+/// backends) plus its live children (background processes, open sessions).
+struct ServerCpu {
+    postmaster: u32,
+    /// Children of an idle cluster (checkpointer, WAL writer, …).
+    idle_children: usize,
+    tick: f64,
+}
+
+/// utime, stime, cutime, cstime in ticks, and the parent pid, of a process.
+fn proc_times(pid: u32) -> Option<(u32, [u64; 4])> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name, which is in parentheses and may hold spaces.
+    let rest: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let n = |i: usize| rest.get(i)?.parse::<u64>().ok();
+    // rest[0] is field 3 (state): ppid is field 4, utime..cstime fields 14..17.
+    Some((n(1)? as u32, [n(11)?, n(12)?, n(13)?, n(14)?]))
+}
+
+impl ServerCpu {
+    fn new(data_dir: &Path) -> Result<ServerCpu> {
+        let pid_file = std::fs::read_to_string(data_dir.join("postmaster.pid"))
+            .context("read postmaster.pid")?;
+        let postmaster: u32 = pid_file
+            .lines()
+            .next()
+            .unwrap_or_default()
+            .trim()
+            .parse()
+            .context("postmaster.pid names a pid")?;
+        // SAFETY: sysconf has no preconditions.
+        let tick = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+        let mut cpu = ServerCpu {
+            postmaster,
+            idle_children: 0,
+            tick: if tick > 0.0 { tick } else { 100.0 },
+        };
+        cpu.idle_children = cpu.children().len();
+        Ok(cpu)
+    }
+
+    fn children(&self) -> Vec<u64> {
+        std::fs::read_dir("/proc")
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+            .filter_map(proc_times)
+            .filter(|(ppid, _)| *ppid == self.postmaster)
+            .map(|(_, t)| t[0] + t[1])
+            .collect()
+    }
+
+    /// Total server CPU so far. Waits (briefly) for sessions that just
+    /// closed to be gone, so that their time has moved to the postmaster.
+    fn total(&self) -> Result<Duration> {
+        let deadline = Instant::now() + Duration::from_secs(2);
+        while self.children().len() > self.idle_children && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let (_, pm) = proc_times(self.postmaster).context("the postmaster is gone")?;
+        let ticks = pm[2] + pm[3] + self.children().iter().sum::<u64>();
+        Ok(Duration::from_secs_f64(ticks as f64 / self.tick))
+    }
 }
 
 /// The benchmark's PostgreSQL: the cluster plus `psql` for setup and checks.
 struct Pg {
     cluster: cluster::Cluster,
+    cpu: ServerCpu,
 }
 
 impl Pg {
@@ -128,11 +211,11 @@ impl Pg {
 
     /// A new, empty database, with a checkpoint first so that every timed
     /// run starts from the same quiet server.
-    fn fresh(&self, db: &str) -> Result<()> {
+    fn fresh(&self, db: &str) -> Result<String> {
         self.query("postgres", &format!("DROP DATABASE IF EXISTS {db}"))?;
         self.query("postgres", &format!("CREATE DATABASE {db}"))?;
         self.query("postgres", "CHECKPOINT")?;
-        Ok(())
+        Ok(self.cluster.url(db))
     }
 
     fn drop_db(&self, db: &str) -> Result<()> {
@@ -166,7 +249,9 @@ fn write_project(dir: &Path, n: usize) -> Result<u64> {
         let down = format!("DROP TABLE t_{i};\n");
         // Real-looking UTC versions, one second apart.
         let version = format!("20240101{:02}{:02}{:02}", i / 3600, i / 60 % 60, i % 60);
-        let m = dir.join("migrations").join(format!("{version}_create_t_{i}"));
+        let m = dir
+            .join("migrations")
+            .join(format!("{version}_create_t_{i}"));
         std::fs::create_dir_all(&m)?;
         std::fs::write(m.join("up.sql"), &up)?;
         std::fs::write(m.join("down.sql"), &down)?;
@@ -177,22 +262,13 @@ fn write_project(dir: &Path, n: usize) -> Result<u64> {
     Ok(bytes)
 }
 
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Kind {
-    Floor,
-    Autocommit,
-    Keel,
-}
-
+/// Several measurements of one thing.
 #[derive(Default)]
-struct Samples(Vec<Duration>);
+struct Samples(Vec<Cost>);
 
 impl Samples {
-    fn push(&mut self, d: Duration) {
-        self.0.push(d);
-    }
-    fn median(&self) -> Duration {
-        let mut v = self.0.clone();
+    fn median_by(&self, f: impl Fn(&Cost) -> Duration) -> Duration {
+        let mut v: Vec<Duration> = self.0.iter().map(f).collect();
         v.sort();
         match v.len() {
             0 => Duration::ZERO,
@@ -200,11 +276,24 @@ impl Samples {
             n => (v[n / 2 - 1] + v[n / 2]) / 2,
         }
     }
+    fn wall(&self) -> Duration {
+        self.median_by(|c| c.wall)
+    }
+    fn cpu(&self) -> Duration {
+        self.median_by(|c| c.cpu)
+    }
     fn min(&self) -> Duration {
-        self.0.iter().copied().min().unwrap_or_default()
+        self.0.iter().map(|c| c.wall).min().unwrap_or_default()
     }
     fn max(&self) -> Duration {
-        self.0.iter().copied().max().unwrap_or_default()
+        self.0.iter().map(|c| c.wall).max().unwrap_or_default()
+    }
+    fn max_rss(&self) -> u64 {
+        self.0
+            .iter()
+            .map(|c| c.max_rss_kib)
+            .max()
+            .unwrap_or_default()
     }
 }
 
@@ -220,13 +309,22 @@ fn mib(kib: u64) -> String {
     format!("{:.1} MiB", kib as f64 / 1024.0)
 }
 
-fn keel(project: &Path, url: &str) -> Command {
-    let mut c = Command::new(KEEL);
+/// keel in `project`, on the database at `url`.
+fn keel(bin: &Path, project: &Path, url: &str) -> Command {
+    let mut c = Command::new(bin);
     c.current_dir(project)
         .env("DATABASE_URL", url)
         .env("NO_COLOR", "1")
         .env_remove("KEEL_TEST_DATABASE_URL");
     c
+}
+
+/// What is timed in each round.
+#[derive(Clone)]
+enum Kind {
+    Floor,
+    Autocommit,
+    Keel(PathBuf),
 }
 
 fn run() -> Result<()> {
@@ -235,10 +333,16 @@ fn run() -> Result<()> {
         Err(_) => 5,
     };
     ensure!(reps > 0, "KEEL_BENCH_REPS must be at least 1");
-    ensure!(
-        Path::new(KEEL).exists(),
-        "the keel binary is missing at {KEEL}"
-    );
+    let keel_bin = PathBuf::from(KEEL);
+    ensure!(keel_bin.exists(), "the keel binary is missing at {KEEL}");
+    let compare = match std::env::var("KEEL_BENCH_COMPARE") {
+        Ok(p) if !p.is_empty() => {
+            let p = PathBuf::from(p);
+            ensure!(p.exists(), "KEEL_BENCH_COMPARE: no file {}", p.display());
+            Some(p)
+        }
+        _ => None,
+    };
     let work = tempfile::Builder::new().prefix("keel-bench-").tempdir()?;
     let logs = work.path().join("logs");
     std::fs::create_dir_all(&logs)?;
@@ -249,180 +353,218 @@ fn run() -> Result<()> {
     let all_sql = big.join("all.sql");
 
     eprintln!("starting a PostgreSQL cluster (default durability: fsync on) …");
-    let pg = Pg {
+    let mut pg = Pg {
         cluster: cluster::start(cluster::Durability::Default),
+        cpu: ServerCpu {
+            postmaster: 0,
+            idle_children: 0,
+            tick: 100.0,
+        },
     };
     let version = pg.query("postgres", "SHOW server_version")?;
     let settings = pg.query(
         "postgres",
         "SELECT string_agg(name || '=' || setting, ', ' ORDER BY name) FROM pg_settings \
-         WHERE name IN ('fsync', 'synchronous_commit', 'full_page_writes', 'wal_sync_method')",
+         WHERE name IN ('fsync', 'synchronous_commit', 'full_page_writes')",
     )?;
+    // Once the background processes are up and the sessions above are gone.
+    std::thread::sleep(Duration::from_millis(500));
+    pg.cpu = ServerCpu::new(&pg.cluster.dir.join("data"))?;
 
-    let mut floor = Samples::default();
-    let mut autocommit = Samples::default();
-    let mut up = Samples::default();
+    let mut kinds = vec![Kind::Floor, Kind::Autocommit, Kind::Keel(keel_bin.clone())];
+    if let Some(c) = &compare {
+        kinds.push(Kind::Keel(c.clone()));
+    }
+    let mut samples: Vec<Samples> = kinds.iter().map(|_| Samples::default()).collect();
     let mut status = Samples::default();
     let mut down = Samples::default();
-    let mut up_rss = Vec::new();
-    let mut status_rss = 0;
-    let mut down_rss = 0;
-    let kinds = [Kind::Floor, Kind::Autocommit, Kind::Keel];
     for rep in 0..reps {
         // Interleaved, and rotated so that no kind always runs first.
         for k in 0..kinds.len() {
-            let kind = kinds[(rep + k) % kinds.len()];
-            let db = format!("bench_{rep}_{k}");
-            pg.fresh(&db)?;
-            let url = pg.cluster.url(&db);
-            match kind {
-                Kind::Floor | Kind::Autocommit => {
+            let ki = (rep + k) % kinds.len();
+            let db = format!("bench_{rep}_{ki}");
+            let url = pg.fresh(&db)?;
+            let label;
+            let cost = match &kinds[ki] {
+                kind @ (Kind::Floor | Kind::Autocommit) => {
                     let mut cmd = pg.psql(&db);
-                    if kind == Kind::Floor {
+                    label = if matches!(kind, Kind::Floor) {
                         cmd.arg("-1");
-                    }
-                    cmd.arg("-f").arg(&all_sql);
-                    let label = if kind == Kind::Floor {
-                        "psql -1"
+                        "psql -1".to_string()
                     } else {
-                        "psql"
+                        "psql".to_string()
                     };
-                    let m = measure(&mut cmd, &logs, &db)?;
+                    cmd.arg("-f").arg(&all_sql);
+                    let cost = measure(&mut cmd, &pg.cpu, &logs, &db)?;
                     let tables = pg.user_tables(&db)?;
                     ensure!(
                         tables == MIGRATIONS,
                         "{label} left {tables} tables, not {MIGRATIONS}"
                     );
-                    eprintln!("  run {}/{reps}: {label:<8} {}", rep + 1, secs(m.took));
-                    if kind == Kind::Floor {
-                        floor.push(m.took)
-                    } else {
-                        autocommit.push(m.took)
-                    }
+                    cost
                 }
-                Kind::Keel => {
-                    let m = measure(keel(&big, &url).arg("up"), &logs, &db)?;
+                Kind::Keel(bin) => {
+                    label = if *bin == keel_bin {
+                        "keel up".to_string()
+                    } else {
+                        "keel up (compare)".to_string()
+                    };
+                    let cost = measure(keel(bin, &big, &url).arg("up"), &pg.cpu, &logs, &db)?;
                     let (tables, applied) = (pg.user_tables(&db)?, pg.applied(&db)?);
                     ensure!(
                         tables == MIGRATIONS && applied == MIGRATIONS,
-                        "keel up left {tables} tables and {applied} applied rows, not {MIGRATIONS}"
+                        "{label} left {tables} tables and {applied} applied rows, not {MIGRATIONS}"
                     );
-                    eprintln!("  run {}/{reps}: keel up  {}", rep + 1, secs(m.took));
-                    up.push(m.took);
-                    up_rss.push(m.max_rss_kib);
-                    for i in 0..5 {
-                        let m = measure(
-                            keel(&big, &url).arg("status"),
+                    if *bin == keel_bin {
+                        for i in 0..5 {
+                            let name = format!("{db}_status_{i}");
+                            let c = measure(
+                                keel(bin, &big, &url).arg("status"),
+                                &pg.cpu,
+                                &logs,
+                                &name,
+                            )?;
+                            status.0.push(c);
+                        }
+                        let listed =
+                            std::fs::read_to_string(logs.join(format!("{db}_status_0.out")))?;
+                        ensure!(
+                            listed.contains(&format!("{MIGRATIONS} applied, 0 pending")),
+                            "keel status did not list {MIGRATIONS} applied:\n{}",
+                            listed.lines().last().unwrap_or_default()
+                        );
+                        let c = measure(
+                            keel(bin, &big, &url).args(["down", "--steps", "100"]),
+                            &pg.cpu,
                             &logs,
-                            &format!("{db}_status_{i}"),
+                            &format!("{db}_down"),
                         )?;
-                        status.push(m.took);
-                        status_rss = status_rss.max(m.max_rss_kib);
+                        let (tables, applied) = (pg.user_tables(&db)?, pg.applied(&db)?);
+                        ensure!(
+                            tables == MIGRATIONS - 100 && applied == MIGRATIONS - 100,
+                            "keel down --steps 100 left {tables} tables and {applied} applied rows"
+                        );
+                        down.0.push(c);
                     }
-                    let listed = std::fs::read_to_string(logs.join(format!("{db}_status_0.out")))?;
-                    ensure!(
-                        listed.contains(&format!("{MIGRATIONS} applied, 0 pending")),
-                        "keel status did not list {MIGRATIONS} applied:\n{}",
-                        listed.lines().last().unwrap_or_default()
-                    );
-                    let m = measure(
-                        keel(&big, &url).args(["down", "--steps", "100"]),
-                        &logs,
-                        &format!("{db}_down"),
-                    )?;
-                    let (tables, applied) = (pg.user_tables(&db)?, pg.applied(&db)?);
-                    ensure!(
-                        tables == MIGRATIONS - 100 && applied == MIGRATIONS - 100,
-                        "keel down --steps 100 left {tables} tables and {applied} applied rows"
-                    );
-                    down.push(m.took);
-                    down_rss = down_rss.max(m.max_rss_kib);
+                    cost
                 }
-            }
+            };
+            eprintln!(
+                "  round {}/{reps}: {label:<18} {:>9} wall, {:>9} CPU",
+                rep + 1,
+                secs(cost.wall),
+                secs(cost.cpu)
+            );
+            samples[ki].0.push(cost);
             pg.drop_db(&db)?;
         }
     }
 
-    // Memory: the same run for 100 migrations, so growth shows.
-    let mut small_rss = Vec::new();
+    // Memory: the same run for 100 migrations, so that growth shows.
+    let mut small_up = Samples::default();
     for rep in 0..reps.min(3) {
         let db = format!("bench_mem_{rep}");
-        pg.fresh(&db)?;
-        let m = measure(keel(&small, &pg.cluster.url(&db)).arg("up"), &logs, &db)?;
+        let url = pg.fresh(&db)?;
+        let c = measure(keel(&keel_bin, &small, &url).arg("up"), &pg.cpu, &logs, &db)?;
         ensure!(pg.applied(&db)? == 100, "keel up (100) did not apply 100");
-        small_rss.push(m.max_rss_kib);
+        small_up.0.push(c);
         pg.drop_db(&db)?;
     }
-    let start = measure(Command::new(KEEL).arg("--version"), &logs, "version")?;
+    let mut start = Samples::default();
+    for i in 0..5 {
+        let c = measure(
+            Command::new(&keel_bin).arg("--version"),
+            &pg.cpu,
+            &logs,
+            &format!("version_{i}"),
+        )?;
+        start.0.push(c);
+    }
 
     // The report.
-    let ratio = |a: &Samples, b: &Samples| a.median().as_secs_f64() / b.median().as_secs_f64();
-    let to_floor = ratio(&up, &floor);
-    let to_auto = ratio(&up, &autocommit);
-    let rss_small = *small_rss.iter().max().unwrap_or(&0);
-    let rss_big = *up_rss.iter().max().unwrap_or(&0);
+    let [floor, autocommit, up] = [&samples[0], &samples[1], &samples[2]];
+    let ratio = |a: Duration, b: Duration| a.as_secs_f64() / b.as_secs_f64();
+    let to_floor = ratio(up.wall(), floor.wall());
     println!();
     println!(
-        "keel benchmark: {MIGRATIONS} trivial migrations on PostgreSQL {version} ({settings}); median of {reps}"
+        "keel benchmark: {MIGRATIONS} trivial migrations, PostgreSQL {version} ({settings}), \
+         median of {reps} interleaved rounds, each on a fresh database"
     );
-    println!("binary: {KEEL}");
+    println!("keel: {KEEL}");
+    if let Some(c) = &compare {
+        println!("compare: {}", c.display());
+    }
     println!();
     println!(
-        "{:<38} {:>10} {:>10} {:>10}   {}",
-        "run", "median", "min", "max", "keel up is"
+        "{:<36} {:>10} {:>21} {:>10}   {:>15}",
+        "", "wall", "(min – max)", "CPU", "keel up ÷ this"
     );
-    let row = |name: &str, s: &Samples, note: String| {
+    let row = |name: &str, s: &Samples, with_ratio: bool| {
+        let r = if with_ratio {
+            format!(
+                "{:.3}× / {:.3}×",
+                ratio(up.wall(), s.wall()),
+                ratio(up.cpu(), s.cpu())
+            )
+        } else {
+            String::new()
+        };
         println!(
-            "{name:<38} {:>10} {:>10} {:>10}   {note}",
-            secs(s.median()),
-            secs(s.min()),
-            secs(s.max())
+            "{name:<36} {:>10} {:>21} {:>10}   {r:>15}",
+            secs(s.wall()),
+            format!("({} – {})", secs(s.min()), secs(s.max())),
+            secs(s.cpu()),
         );
     };
-    row("psql -1 -f all.sql (floor)", &floor, format!("{to_floor:.3}×"));
-    row("psql -f all.sql (autocommit)", &autocommit, format!("{to_auto:.3}×"));
-    row("keel up", &up, String::new());
+    row("psql -1 -f all.sql (floor)", floor, true);
+    row("psql -f all.sql (autocommit)", autocommit, true);
+    row("keel up", up, false);
+    if compare.is_some() {
+        row("keel up (compare binary)", &samples[3], true);
+    }
     row(
         &format!("keel status ({MIGRATIONS} applied)"),
         &status,
-        "(dbmate ~23 ms, sqlx-cli ~29 ms)".into(),
+        false,
     );
-    row("keel down --steps 100 (one process)", &down, String::new());
-    println!(
-        "{:<38} {:>10}",
-        "keel --version (process start)",
-        secs(start.took)
-    );
+    row("keel down --steps 100 (one process)", &down, false);
+    row("keel --version (process start)", &start, false);
+    println!("(ratios: wall / CPU; CPU = client + server processes)");
     println!();
     println!(
-        "goal: keel up ≤ {GOAL:.2}× the floor: {} ({to_floor:.3}×); for reference {REFERENCE}",
-        if to_floor <= GOAL { "met" } else { "MISSED" }
+        "goal: keel up ≤ {GOAL:.2}× the floor: {} at {to_floor:.3}× wall ({:.3}× CPU); \
+         for reference: {REFERENCE}",
+        if to_floor <= GOAL { "met" } else { "MISSED" },
+        ratio(up.cpu(), floor.cpu())
+    );
+    println!(
+        "keel status with {MIGRATIONS} applied: {} (dbmate ~23 ms, sqlx-cli ~29 ms)",
+        secs(status.wall())
     );
     println!();
-    let per_migration = (rss_big as f64 - rss_small as f64) * 1024.0 / (MIGRATIONS - 100) as f64;
-    let file_per_migration = (big_bytes - small_bytes) as f64 / (MIGRATIONS - 100) as f64;
+    let (rss_small, rss_big) = (small_up.max_rss(), up.max_rss());
+    let extra = (MIGRATIONS - 100) as f64;
     println!("memory (max RSS):");
     println!(
-        "  keel up, 100 migrations ({} of SQL)      {}",
-        kib_text(small_bytes),
+        "  keel up, 100 migrations ({:.0} KiB of files)     {}",
+        small_bytes as f64 / 1024.0,
         mib(rss_small)
     );
     println!(
-        "  keel up, {MIGRATIONS} migrations ({} of SQL)   {}",
-        kib_text(big_bytes),
+        "  keel up, {MIGRATIONS} migrations ({:.0} KiB of files)   {}",
+        big_bytes as f64 / 1024.0,
         mib(rss_big)
     );
     println!(
-        "  growth: {per_migration:.0} bytes of RSS per extra migration ({file_per_migration:.0} bytes of files each)"
+        "  growth: {:.0} bytes of RSS per extra migration, whose files are {:.0} bytes",
+        (rss_big as f64 - rss_small as f64) * 1024.0 / extra,
+        (big_bytes - small_bytes) as f64 / extra
     );
     println!(
-        "  keel status {}, keel down --steps 100 {}",
-        mib(status_rss),
-        mib(down_rss)
+        "  keel status {}, keel down --steps 100 {}, keel --version {}",
+        mib(status.max_rss()),
+        mib(down.max_rss()),
+        mib(start.max_rss())
     );
     Ok(())
-}
-
-fn kib_text(bytes: u64) -> String {
-    format!("{:.0} KiB", bytes as f64 / 1024.0)
 }

@@ -779,3 +779,49 @@ fn copy_text(buf: &mut String, value: &Value) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn located(
+        batch: &Batch,
+        position: Option<usize>,
+        done: usize,
+    ) -> (Option<usize>, Option<usize>) {
+        let mut error = DbError::new(super::super::DbErrorKind::Statement, "x");
+        error.position = position;
+        let e = batch.locate(error, done);
+        (e.index, e.error.position)
+    }
+
+    #[test]
+    fn batch_errors_point_into_their_statement() {
+        let preamble = begin_sql(
+            Timeouts {
+                lock: Duration::from_secs(2),
+                statement: Duration::from_secs(60),
+            },
+            false,
+        );
+        let batch = Batch::new(&preamble, &["SELECT 'é'", "SELECT nope -- c"]);
+        assert!(
+            batch
+                .sql
+                .starts_with("BEGIN; SET LOCAL lock_timeout = 2000;")
+        );
+        assert!(batch.sql.ends_with("SELECT 'é'\n;\nSELECT nope -- c\n;\n"));
+        let second = batch.sql.chars().count() - "SELECT nope -- c\n;\n".chars().count();
+        // "nope" is the 8th character of the second statement.
+        assert_eq!(located(&batch, Some(second + 8), 0), (Some(1), Some(8)));
+        // The `;` after the first statement still belongs to it.
+        assert_eq!(located(&batch, Some(second - 1), 0), (Some(0), Some(12)));
+        // No position: the statement after the last one that completed
+        // (BEGIN and three SET LOCAL come first).
+        assert_eq!(located(&batch, None, 4), (Some(0), None));
+        assert_eq!(located(&batch, None, 5), (Some(1), None));
+        assert_eq!(located(&batch, None, 2), (None, None));
+        // A position inside the preamble belongs to no statement.
+        assert_eq!(located(&batch, Some(3), 0), (None, None));
+    }
+}

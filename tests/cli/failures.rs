@@ -283,3 +283,42 @@ both!(
         );
     }
 );
+
+/// PostgreSQL gets a migration's statements in one round trip; the error
+/// still names the statement that failed, by its position or, when the
+/// server gives none, by how many statements finished before it.
+#[test]
+fn postgres_batched_statements_still_name_the_failing_line() {
+    let cases = [
+        // No position from the server: the second statement's first line.
+        (
+            "CREATE TABLE a (id bigint);\n-- again\nCREATE TABLE a (id bigint);\n",
+            "up.sql:3:1",
+            "already exists",
+        ),
+        // A syntax error in the last statement: the server rejects the whole
+        // string before running any of it, and points into that statement.
+        (
+            "CREATE TABLE a (id bigint);\nINSERT INTO a VALUES (1);\nSELECT 'é' FROM a WHERE id =;\n",
+            "up.sql:3:29",
+            "syntax error",
+        ),
+        // A trailing line comment before the semicolon, and text with
+        // multi-byte characters before the error (positions count characters).
+        (
+            "CREATE TABLE a (v text DEFAULT 'ünï') -- note\n;\nSELECT v,\n  nope FROM a;\n",
+            "up.sql:4:3",
+            "column \"nope\" does not exist",
+        ),
+    ];
+    for (up, place, message) in cases {
+        let p = Project::postgres();
+        p.migration("20250101000001_bad", up, Some("DROP TABLE a;"), None);
+        let out = p.keel().arg("up").output().unwrap();
+        assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+        let err = stderr(&out);
+        assert!(err.contains(place), "{up}\nexpected {place}:\n{err}");
+        assert!(err.contains(message), "{err}");
+        assert!(!p.table_exists("a"), "nothing of it was kept");
+    }
+}

@@ -112,16 +112,7 @@ pub trait Database: Send {
         durable: bool,
         statements: &[&str],
     ) -> Result<(), StatementError> {
-        self.begin(timeouts, durable)
-            .await
-            .map_err(|error| StatementError { index: None, error })?;
-        for (i, sql) in statements.iter().enumerate() {
-            self.execute(sql).await.map_err(|error| StatementError {
-                index: Some(i),
-                error,
-            })?;
-        }
-        Ok(())
+        begin_and_run_one_by_one(self, timeouts, durable, statements).await
     }
     async fn commit(&mut self) -> Result<(), DbError>;
     async fn rollback(&mut self) -> Result<(), DbError>;
@@ -212,6 +203,25 @@ pub trait Database: Send {
     async fn snapshot(&mut self, dest: &Path) -> Result<(), DbError>;
 
     async fn close(self: Box<Self>);
+}
+
+/// [`Database::begin_and_run`] a statement at a time: a round trip each.
+pub(crate) async fn begin_and_run_one_by_one<D: Database + ?Sized>(
+    db: &mut D,
+    timeouts: Timeouts,
+    durable: bool,
+    statements: &[&str],
+) -> Result<(), StatementError> {
+    db.begin(timeouts, durable)
+        .await
+        .map_err(|error| StatementError { index: None, error })?;
+    for (i, sql) in statements.iter().enumerate() {
+        db.execute(sql).await.map_err(|error| StatementError {
+            index: Some(i),
+            error,
+        })?;
+    }
+    Ok(())
 }
 
 /// Connects to the database a URL names: `postgres://` / `postgresql://` or

@@ -170,16 +170,7 @@ impl Database for Postgres {
         // whole string, with the value from before its SET LOCAL: one
         // statement at a time there, so the timeout means what it says.
         if self.conn.server_version_num().is_none_or(|v| v < 130_000) {
-            self.begin(t, durable)
-                .await
-                .map_err(|error| StatementError { index: None, error })?;
-            for (i, sql) in statements.iter().enumerate() {
-                self.execute(sql).await.map_err(|error| StatementError {
-                    index: Some(i),
-                    error,
-                })?;
-            }
-            return Ok(());
+            return super::begin_and_run_one_by_one(self, t, durable, statements).await;
         }
         let batch = Batch::new(&begin_sql(t, durable), statements);
         let mut results = sqlx::raw_sql(&batch.sql).fetch_many(&mut self.conn);

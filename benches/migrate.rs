@@ -116,14 +116,15 @@ struct ServerCpu {
     tick: f64,
 }
 
-/// utime, stime, cutime, cstime in ticks, and the parent pid, of a process.
-fn proc_times(pid: u32) -> Option<(u32, [u64; 4])> {
+/// A process's state letter, parent pid, and utime, stime, cutime, cstime in ticks.
+fn proc_times(pid: u32) -> Option<(char, u32, [u64; 4])> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // Fields after the command name, which is in parentheses and may hold spaces.
     let rest: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
     let n = |i: usize| rest.get(i)?.parse::<u64>().ok();
     // rest[0] is field 3 (state): ppid is field 4, utime..cstime fields 14..17.
-    Some((n(1)? as u32, [n(11)?, n(12)?, n(13)?, n(14)?]))
+    let state = rest.first()?.chars().next()?;
+    Some((state, n(1)? as u32, [n(11)?, n(12)?, n(13)?, n(14)?]))
 }
 
 impl ServerCpu {
@@ -144,31 +145,46 @@ impl ServerCpu {
             idle_children: 0,
             tick: if tick > 0.0 { tick } else { 100.0 },
         };
-        cpu.idle_children = cpu.children().len();
+        // The fewest seen for a while: sessions that just closed may linger.
+        cpu.idle_children = (0..20)
+            .map(|_| {
+                std::thread::sleep(Duration::from_millis(20));
+                cpu.children().len()
+            })
+            .min()
+            .unwrap_or_default();
         Ok(cpu)
     }
 
-    fn children(&self) -> Vec<u64> {
+    /// State letter and CPU ticks of each child of the postmaster.
+    fn children(&self) -> Vec<(char, u64)> {
         std::fs::read_dir("/proc")
             .into_iter()
             .flatten()
             .flatten()
             .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
             .filter_map(proc_times)
-            .filter(|(ppid, _)| *ppid == self.postmaster)
-            .map(|(_, t)| t[0] + t[1])
+            .filter(|(_, ppid, _)| *ppid == self.postmaster)
+            .map(|(state, _, t)| (state, t[0] + t[1]))
             .collect()
     }
 
     /// Total server CPU so far. Waits (briefly) for sessions that just
-    /// closed to be gone, so that their time has moved to the postmaster.
+    /// closed to be gone, so that their time has moved to the postmaster
+    /// (an exited child that is not reaped yet shows none).
     fn total(&self) -> Result<Duration> {
         let deadline = Instant::now() + Duration::from_secs(2);
-        while self.children().len() > self.idle_children && Instant::now() < deadline {
+        loop {
+            let children = self.children();
+            let settled = children.len() <= self.idle_children
+                && children.iter().all(|(state, _)| *state != 'Z');
+            if settled || Instant::now() >= deadline {
+                break;
+            }
             std::thread::sleep(Duration::from_millis(5));
         }
-        let (_, pm) = proc_times(self.postmaster).context("the postmaster is gone")?;
-        let ticks = pm[2] + pm[3] + self.children().iter().sum::<u64>();
+        let (_, _, pm) = proc_times(self.postmaster).context("the postmaster is gone")?;
+        let ticks = pm[2] + pm[3] + self.children().iter().map(|(_, t)| t).sum::<u64>();
         Ok(Duration::from_secs_f64(ticks as f64 / self.tick))
     }
 }

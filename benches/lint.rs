@@ -446,7 +446,7 @@ impl<'a> Judge<'a> {
     }
 
     fn judge(&mut self, f: &Found) -> Result<Danger, &'static str> {
-        if ["require-timeout-settings", "missing-timeout"].contains(&f.rule.as_str()) {
+        if ["require-timeout-settings", "require-lock-timeout", "require-statement-timeout"].contains(&f.rule.as_str()) {
             return Err("missing timeout");
         }
         if f.rule == "syntax-error" {

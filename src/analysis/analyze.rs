@@ -259,4 +259,23 @@ mod tests {
             .collect();
         assert_eq!(got, [("1_a.down.sql", "drop-column", 3)]);
     }
+
+    #[test]
+    fn a_down_may_change_back_what_its_up_changed() {
+        let pair = PlainPair {
+            up_path: "2_b.up.sql",
+            up: "ALTER TABLE jobs ALTER COLUMN data TYPE jsonb USING data::jsonb;\nDROP INDEX ix;\nALTER TABLE t ALTER COLUMN c DROP NOT NULL;",
+            report_up: false,
+            down_path: "2_b.down.sql",
+            down: "ALTER TABLE jobs ALTER COLUMN data TYPE varchar(1024);\nCREATE INDEX ix ON t (c);\nALTER TABLE t ALTER COLUMN c SET NOT NULL;\nCREATE INDEX other ON t (d);\nALTER TABLE t ALTER COLUMN e TYPE int;",
+        };
+        let got: Vec<(&str, usize)> = analyze_sql_pair(&pair, Some("15".parse().unwrap()))
+            .iter()
+            .map(|f| (f.rule, f.line))
+            .collect();
+        assert_eq!(
+            got,
+            [("create-index-blocking", 4), ("change-column-type", 5)]
+        );
+    }
 }

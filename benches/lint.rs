@@ -48,7 +48,10 @@ fn main() {
     };
     let files = sql_files(&corpus);
     if files.is_empty() {
-        println!("lint bench skipped: no .sql files under {}", corpus.display());
+        println!(
+            "lint bench skipped: no .sql files under {}",
+            corpus.display()
+        );
         return;
     }
     check_manifest(&corpus, &files);
@@ -83,7 +86,11 @@ fn main() {
     let keel_out = out_dir.join("keel.json");
     let mut squawk_cmd = Command::new(&squawk);
     squawk_cmd
-        .args(["--pg-version=15", "--assume-in-transaction", "--reporter=json"])
+        .args([
+            "--pg-version=15",
+            "--assume-in-transaction",
+            "--reporter=json",
+        ])
         .args(&files);
     let mut keel_cmd = Command::new(&keel);
     keel_cmd
@@ -98,9 +105,22 @@ fn main() {
     }
     let (st, sm) = median(&squawk_runs);
     let (kt, km) = median(&keel_runs);
-    println!("\n{:<8} {:>10} {:>10}   (median of {} runs)", "", "wall", "max RSS", runs);
-    println!("{:<8} {:>8.1}ms {:>8.1}MB", "squawk", ms(st), sm as f64 / 1024.0);
-    println!("{:<8} {:>8.1}ms {:>8.1}MB", "keel", ms(kt), km as f64 / 1024.0);
+    println!(
+        "\n{:<8} {:>10} {:>10}   (median of {} runs)",
+        "", "wall", "max RSS", runs
+    );
+    println!(
+        "{:<8} {:>8.1}ms {:>8.1}MB",
+        "squawk",
+        ms(st),
+        sm as f64 / 1024.0
+    );
+    println!(
+        "{:<8} {:>8.1}ms {:>8.1}MB",
+        "keel",
+        ms(kt),
+        km as f64 / 1024.0
+    );
     println!(
         "keel/squawk: time {:.2}x, memory {:.2}x",
         ms(kt) / ms(st),
@@ -134,9 +154,7 @@ fn main() {
     );
     println!(
         "{:<34} {:>8} {:>8}",
-        "  findings on them",
-        s.danger_findings,
-        k.danger_findings
+        "  findings on them", s.danger_findings, k.danger_findings
     );
     let reasons: BTreeSet<&str> = s.noise.keys().chain(k.noise.keys()).copied().collect();
     let total = |m: &BTreeMap<&str, usize>| m.values().sum::<usize>();
@@ -178,11 +196,20 @@ fn main() {
     for (kind, (all, sq, ke)) in &kinds {
         println!("  {kind:<34} {all:>5} {sq:>8} {ke:>8}");
     }
-    let missed: Vec<&&Danger> = union.iter().filter(|d| !k.dangers.contains_key(**d)).collect();
+    let missed: Vec<&&Danger> = union
+        .iter()
+        .filter(|d| !k.dangers.contains_key(**d))
+        .collect();
     if !missed.is_empty() {
         println!("\ndangers keel missed:");
         for d in missed.iter().take(40) {
-            println!("  {}:{} {} — {}", d.file, d.line, d.kind, first_line(&d.sql));
+            println!(
+                "  {}:{} {} — {}",
+                d.file,
+                d.line,
+                d.kind,
+                first_line(&d.sql)
+            );
         }
     }
     if std::env::var_os("LINT_BENCH_VERBOSE").is_some() {
@@ -224,7 +251,9 @@ fn sql_files(root: &Path) -> Vec<PathBuf> {
         };
         for e in entries.flatten() {
             let p = e.path();
-            if p.file_name().is_some_and(|n| n.to_string_lossy().starts_with('.')) {
+            if p.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with('.'))
+            {
                 continue;
             }
             if p.is_dir() {
@@ -245,10 +274,16 @@ fn check_manifest(root: &Path, files: &[PathBuf]) {
         return;
     };
     let mut want: HashMap<String, String> = HashMap::new();
-    for line in text.lines().filter(|l| !l.starts_with('#') && !l.trim().is_empty()) {
+    for line in text
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+    {
         let cols: Vec<&str> = line.split('\t').collect();
         if let [repo, path, _commit, sha] = cols[..] {
-            want.insert(format!("{}/{}", repo.replace('/', "__"), path), sha.to_string());
+            want.insert(
+                format!("{}/{}", repo.replace('/', "__"), path),
+                sha.to_string(),
+            );
         }
     }
     let (mut ok, mut changed, mut extra) = (0, 0, 0);
@@ -349,7 +384,11 @@ fn by_rule(tool: &str, findings: &[Found]) {
 }
 
 fn is_down(path: &Path) -> bool {
-    let name = path.file_name().unwrap_or_default().to_string_lossy().to_lowercase();
+    let name = path
+        .file_name()
+        .unwrap_or_default()
+        .to_string_lossy()
+        .to_lowercase();
     name == "down.sql"
         || name.ends_with(".down.sql")
         || name.ends_with("_down.sql")
@@ -422,7 +461,8 @@ impl<'a> Judge<'a> {
                     }
                 }
             }
-            self.files.insert(file.to_string(), Parsed { stmts, created });
+            self.files
+                .insert(file.to_string(), Parsed { stmts, created });
         }
         &self.files[file]
     }
@@ -446,14 +486,25 @@ impl<'a> Judge<'a> {
     }
 
     fn judge(&mut self, f: &Found) -> Result<Danger, &'static str> {
-        if ["require-timeout-settings", "require-lock-timeout", "require-statement-timeout"].contains(&f.rule.as_str()) {
+        if [
+            "require-timeout-settings",
+            "require-lock-timeout",
+            "require-statement-timeout",
+        ]
+        .contains(&f.rule.as_str())
+        {
             return Err("missing timeout");
         }
         if f.rule == "syntax-error" {
             return Err("syntax error / unparsed");
         }
-        if ["missing-down", "file-name", "reversibility-mismatch", "quote-identifier"]
-            .contains(&f.rule.as_str())
+        if [
+            "missing-down",
+            "file-name",
+            "reversibility-mismatch",
+            "quote-identifier",
+        ]
+        .contains(&f.rule.as_str())
         {
             return Err("file-level rule");
         }
@@ -558,11 +609,16 @@ fn words(sql: &str) -> Vec<String> {
 
 /// A name without quotes and schema.
 fn bare(name: &str) -> String {
-    name.rsplit('.').next().unwrap_or(name).trim_matches('"').to_string()
+    name.rsplit('.')
+        .next()
+        .unwrap_or(name)
+        .trim_matches('"')
+        .to_string()
 }
 
 fn has(w: &[String], seq: &[&str]) -> bool {
-    w.windows(seq.len()).any(|win| win.iter().zip(seq).all(|(a, b)| a == b))
+    w.windows(seq.len())
+        .any(|win| win.iter().zip(seq).all(|(a, b)| a == b))
 }
 
 /// The danger a statement carries, and the table it is on, or None.
@@ -584,7 +640,11 @@ fn danger(w: &[String]) -> Option<(&'static str, Option<String>)> {
         }
         "truncate" => return Some(("truncate", after("truncate"))),
         "update" | "delete" if !has(w, &["where"]) => {
-            let table = if first == "update" { w.get(1).map(|n| bare(n)) } else { after("from") };
+            let table = if first == "update" {
+                w.get(1).map(|n| bare(n))
+            } else {
+                after("from")
+            };
             return Some(("UPDATE/DELETE of every row", table));
         }
         "create" if w.iter().take(4).any(|x| x == "index") && !has(w, &["concurrently"]) => {
@@ -638,9 +698,16 @@ fn danger(w: &[String]) -> Option<(&'static str, Option<String>)> {
             "NOT NULL column without default"
         }
     } else if adds_column
-        && (["serial", "bigserial", "smallserial", "stored", "gen_random_uuid", "random"]
-            .iter()
-            .any(|t| has(w, &[t]))
+        && ([
+            "serial",
+            "bigserial",
+            "smallserial",
+            "stored",
+            "gen_random_uuid",
+            "random",
+        ]
+        .iter()
+        .any(|t| has(w, &[t]))
             || has(w, &["clock_timestamp"])
             || has(w, &["uuid_generate_v4"]))
     {

@@ -130,7 +130,11 @@ pub fn lint_paths(paths: &[PathBuf], version: Option<PgVersion>) -> Result<LintR
 fn up_sibling(path: &Path) -> Option<PathBuf> {
     let name = path.file_name()?.to_str()?;
     let lower = name.to_ascii_lowercase();
-    for (down, up) in [(".down.sql", ".up.sql"), ("_down.sql", "_up.sql"), ("-down.sql", "-up.sql")] {
+    for (down, up) in [
+        (".down.sql", ".up.sql"),
+        ("_down.sql", "_up.sql"),
+        ("-down.sql", "-up.sql"),
+    ] {
         if lower.ends_with(down) && name.len() > down.len() {
             let stem = &name[..name.len() - down.len()];
             return Some(path.with_file_name(format!("{stem}{up}")));

@@ -118,9 +118,10 @@ impl FileCx<'_> {
     /// (type, NOT NULL, default), which is what a down is for.
     pub fn reverts_alter(&self, a: &Action) -> bool {
         self.is_down()
-            && a.table.as_ref().zip(a.column.as_ref()).is_some_and(|(t, c)| {
-                self.created.altered.contains(&(t.clone(), c.clone()))
-            })
+            && a.table
+                .as_ref()
+                .zip(a.column.as_ref())
+                .is_some_and(|(t, c)| self.created.altered.contains(&(t.clone(), c.clone())))
     }
 }
 

@@ -311,7 +311,7 @@ fn check_manifest(root: &Path, files: &[PathBuf]) {
 fn measure(cmd: &mut Command, cwd: &Path, out: &Path) -> (Duration, i64) {
     let file = std::fs::File::create(out).expect("output file");
     let start = Instant::now();
-    let child = cmd
+    let mut child = cmd
         .current_dir(cwd)
         .stdout(Stdio::from(file))
         .stderr(Stdio::null())
@@ -321,7 +321,10 @@ fn measure(cmd: &mut Command, cwd: &Path, out: &Path) -> (Duration, i64) {
     let mut status = 0;
     // SAFETY: rusage is plain data; wait4 fills it for our own child.
     let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+    let reaped = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+    if reaped != pid {
+        let _ = child.wait();
+    }
     (start.elapsed(), usage.ru_maxrss)
 }
 

@@ -139,6 +139,51 @@ pub fn analyze_sql(
     findings
 }
 
+/// A plain up file and its down file, as golang-migrate, sqlx and others
+/// lay them out (`NAME.up.sql` beside `NAME.down.sql`).
+pub struct PlainPair<'a> {
+    pub up_path: &'a str,
+    pub up: &'a str,
+    /// Whether the up's own findings are reported (false when only the
+    /// down was given: the up is read for context).
+    pub report_up: bool,
+    pub down_path: &'a str,
+    pub down: &'a str,
+}
+
+/// Analyses a plain up/down pair: each file is classified once; the down
+/// gets the down policy, with what the up created as what it may drop.
+/// Like [`analyze_sql`], no transaction is assumed.
+pub fn analyze_sql_pair(pair: &PlainPair, version: Option<PgVersion>) -> Vec<Finding> {
+    let mut schema = Schema::new(version);
+    let up = classify(pair.up, &mut schema, false);
+    let created = Created::from_ops(&up.ops);
+    let mut findings = if pair.report_up {
+        rules::check_file(&FileCx {
+            file: pair.up_path,
+            kind: FileKind::Plain,
+            ops: &up.ops,
+            version,
+            created: &created,
+            syntax: &up.syntax,
+        })
+    } else {
+        Vec::new()
+    };
+    let mut after = schema.after_up();
+    let down = classify(pair.down, &mut after, false);
+    findings.extend(rules::check_file(&FileCx {
+        file: pair.down_path,
+        kind: FileKind::Down,
+        ops: &down.ops,
+        version,
+        created: &created,
+        syntax: &down.syntax,
+    }));
+    finding::sort(&mut findings);
+    findings
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -196,5 +241,41 @@ mod tests {
             None,
         );
         assert!(second.findings.is_empty(), "{:?}", second.findings);
+    }
+
+    #[test]
+    fn plain_pair_down_drops_what_its_up_created() {
+        let pair = PlainPair {
+            up_path: "1_a.up.sql",
+            up: "CREATE TABLE t (id bigint);\nALTER TABLE users ADD COLUMN bio text;",
+            report_up: true,
+            down_path: "1_a.down.sql",
+            down: "DROP TABLE t;\nALTER TABLE users DROP COLUMN bio;\nALTER TABLE users DROP COLUMN email;",
+        };
+        let findings = analyze_sql_pair(&pair, None);
+        let got: Vec<(&str, &str, usize)> = findings
+            .iter()
+            .map(|f| (f.file.as_str(), f.rule, f.line))
+            .collect();
+        assert_eq!(got, [("1_a.down.sql", "drop-column", 3)]);
+    }
+
+    #[test]
+    fn a_down_may_change_back_what_its_up_changed() {
+        let pair = PlainPair {
+            up_path: "2_b.up.sql",
+            up: "ALTER TABLE jobs ALTER COLUMN data TYPE jsonb USING data::jsonb;\nDROP INDEX ix;\nALTER TABLE t ALTER COLUMN c DROP NOT NULL;",
+            report_up: false,
+            down_path: "2_b.down.sql",
+            down: "ALTER TABLE jobs ALTER COLUMN data TYPE varchar(1024);\nCREATE INDEX ix ON t (c);\nALTER TABLE t ALTER COLUMN c SET NOT NULL;\nCREATE INDEX other ON t (d);\nALTER TABLE t ALTER COLUMN e TYPE int;",
+        };
+        let got: Vec<(&str, usize)> = analyze_sql_pair(&pair, Some("15".parse().unwrap()))
+            .iter()
+            .map(|f| (f.rule, f.line))
+            .collect();
+        assert_eq!(
+            got,
+            [("create-index-blocking", 4), ("change-column-type", 5)]
+        );
     }
 }

@@ -1,7 +1,7 @@
 //! `keel lint` inputs: migration folders, migrations folders and plain .sql
 //! files, read leniently so that a broken folder is a finding, not a stop.
 
-use super::analyze::{MigrationFiles, analyze, analyze_sql};
+use super::analyze::{MigrationFiles, PlainPair, analyze, analyze_sql, analyze_sql_pair};
 use super::finding::{self, Finding, Severity};
 use super::rules;
 use super::schema::Schema;
@@ -42,9 +42,29 @@ pub enum LintError {
     Io(PathBuf, std::io::Error),
 }
 
+/// What one worker lints on its own: a migration folder, a plain file, or
+/// a plain up/down pair.
+#[derive(Debug)]
+enum Unit {
+    Folder(PathBuf),
+    Plain(PathBuf),
+    /// `NAME.down.sql` with its `NAME.up.sql`; `report_up` when the up was
+    /// given too (otherwise it is read for context only).
+    Pair {
+        up: PathBuf,
+        down: PathBuf,
+        report_up: bool,
+    },
+}
+
 /// Lints every path. Each migration is judged on its own: the migrations
 /// before it are assumed applied (lint has no database to ask which are
 /// pending), so only tables created in the same migration count as new.
+/// A plain `NAME.down.sql` beside its `NAME.up.sql` gets the down policy.
+///
+/// Folders and files are independent, so they are read, parsed and
+/// checked on all cores; the findings are sorted at the end, so the output
+/// does not depend on the order the workers finish in.
 pub fn lint_paths(paths: &[PathBuf], version: Option<PgVersion>) -> Result<LintReport, LintError> {
     let mut folders: BTreeSet<PathBuf> = BTreeSet::new();
     let mut sets: Vec<Vec<PathBuf>> = Vec::new();
@@ -77,28 +97,136 @@ pub fn lint_paths(paths: &[PathBuf], version: Option<PgVersion>) -> Result<LintR
     for set in &sets {
         report.findings.extend(rules::file_name::check(set));
     }
-    for dir in &folders {
-        lint_folder(dir, version, &mut report)?;
-    }
+    let mut units: Vec<Unit> = folders.into_iter().map(Unit::Folder).collect();
+    let mut paired: BTreeSet<PathBuf> = BTreeSet::new();
     for file in &plain {
-        let text = match read(file)? {
-            Ok(text) => text,
-            Err(f) => {
-                report.findings.push(f);
-                continue;
-            }
-        };
-        report.files += 1;
-        let path = file.display().to_string();
-        report.findings.extend(analyze_sql(
-            &path,
-            &text,
-            &mut Schema::new(version),
-            version,
-        ));
+        if let Some(up) = up_sibling(file).filter(|up| up.is_file()) {
+            paired.insert(up.clone());
+            units.push(Unit::Pair {
+                report_up: plain.contains(&up),
+                up,
+                down: file.clone(),
+            });
+        }
+    }
+    units.extend(
+        plain
+            .into_iter()
+            .filter(|f| !paired.contains(f) && up_sibling(f).is_none_or(|up| !up.is_file()))
+            .map(Unit::Plain),
+    );
+    for part in run_parallel(&units, |unit| lint_unit(unit, version)) {
+        let part = part?;
+        report.files += part.files;
+        report.findings.extend(part.findings);
     }
     finding::sort(&mut report.findings);
     report.findings.dedup();
+    Ok(report)
+}
+
+/// `NAME.up.sql` for `NAME.down.sql` (also `_down`/`-down`), or None when
+/// the file is not a down file.
+fn up_sibling(path: &Path) -> Option<PathBuf> {
+    let name = path.file_name()?.to_str()?;
+    let lower = name.to_ascii_lowercase();
+    for (down, up) in [
+        (".down.sql", ".up.sql"),
+        ("_down.sql", "_up.sql"),
+        ("-down.sql", "-up.sql"),
+    ] {
+        if lower.ends_with(down) && name.len() > down.len() {
+            let stem = &name[..name.len() - down.len()];
+            return Some(path.with_file_name(format!("{stem}{up}")));
+        }
+    }
+    None
+}
+
+/// Runs `f` on every item on up to all cores; results in item order.
+fn run_parallel<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec<R> {
+    let workers = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(items.len());
+    if workers <= 1 {
+        return items.iter().map(f).collect();
+    }
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let mut done: Vec<(usize, R)> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..workers)
+            .map(|_| {
+                scope.spawn(|| {
+                    let mut mine = Vec::new();
+                    loop {
+                        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        let Some(item) = items.get(i) else { break };
+                        mine.push((i, f(item)));
+                    }
+                    mine
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
+            .collect()
+    });
+    done.sort_by_key(|(i, _)| *i);
+    done.into_iter().map(|(_, r)| r).collect()
+}
+
+fn lint_unit(unit: &Unit, version: Option<PgVersion>) -> Result<LintReport, LintError> {
+    let mut report = LintReport::default();
+    match unit {
+        Unit::Folder(dir) => lint_folder(dir, version, &mut report)?,
+        Unit::Plain(file) => match read(file)? {
+            Ok(text) => {
+                report.files += 1;
+                let path = file.display().to_string();
+                report.findings.extend(analyze_sql(
+                    &path,
+                    &text,
+                    &mut Schema::new(version),
+                    version,
+                ));
+            }
+            Err(f) => report.findings.push(f),
+        },
+        Unit::Pair {
+            up,
+            down,
+            report_up,
+        } => {
+            let up_text = match read(up)? {
+                Ok(text) => text,
+                Err(f) => {
+                    if *report_up {
+                        report.findings.push(f);
+                    }
+                    String::new()
+                }
+            };
+            let down_text = match read(down)? {
+                Ok(text) => text,
+                Err(f) => {
+                    report.findings.push(f);
+                    return Ok(report);
+                }
+            };
+            report.files += 1 + usize::from(*report_up);
+            let (up_path, down_path) = (up.display().to_string(), down.display().to_string());
+            report.findings.extend(analyze_sql_pair(
+                &PlainPair {
+                    up_path: &up_path,
+                    up: &up_text,
+                    report_up: *report_up,
+                    down_path: &down_path,
+                    down: &down_text,
+                },
+                version,
+            ));
+        }
+    }
     Ok(report)
 }
 

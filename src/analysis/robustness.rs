@@ -97,3 +97,275 @@ fn mutated_sql_never_panics() {
         );
     }
 }
+
+/// Property tests: random token soup, arbitrary text and mutated seeds go
+/// through split + parse + classify + every rule, for up, down, plain and
+/// plain-pair files. Raise the case count with `PROPTEST_CASES=100000`.
+mod properties {
+    use super::{PIECES, SEEDS};
+    use crate::analysis::analyze::{
+        MigrationFiles, PlainPair, analyze, analyze_sql, analyze_sql_pair,
+    };
+    use crate::analysis::schema::Schema;
+    use crate::analysis::split;
+    use crate::migration::Meta;
+    use proptest::prelude::*;
+    use std::path::Path;
+
+    const WORDS: &[&str] = &[
+        "CREATE",
+        "ALTER",
+        "DROP",
+        "TABLE",
+        "INDEX",
+        "CONCURRENTLY",
+        "IF",
+        "NOT",
+        "EXISTS",
+        "ADD",
+        "COLUMN",
+        "CONSTRAINT",
+        "FOREIGN",
+        "KEY",
+        "REFERENCES",
+        "CHECK",
+        "UNIQUE",
+        "PRIMARY",
+        "VALID",
+        "VALIDATE",
+        "TYPE",
+        "USING",
+        "SET",
+        "DEFAULT",
+        "NULL",
+        "RENAME",
+        "TO",
+        "ON",
+        "ONLY",
+        "TRUNCATE",
+        "CASCADE",
+        "UPDATE",
+        "DELETE",
+        "WHERE",
+        "INSERT",
+        "INTO",
+        "VALUES",
+        "BEGIN",
+        "COMMIT",
+        "ROLLBACK",
+        "DO",
+        "FUNCTION",
+        "TRIGGER",
+        "REINDEX",
+        "DETACH",
+        "PARTITION",
+        "ATTACH",
+        "VACUUM",
+        "FULL",
+        "CLUSTER",
+        "LOGGED",
+        "UNLOGGED",
+        "TABLESPACE",
+        "ENUM",
+        "VALUE",
+        "BEFORE",
+        "AFTER",
+        "ATOMIC",
+        "END",
+        "CASE",
+        "WHEN",
+        "THEN",
+        "GENERATED",
+        "ALWAYS",
+        "STORED",
+        "IDENTITY",
+        "EXCLUDE",
+        "GIST",
+        "WITH",
+        "LOCK",
+        "IN",
+        "MODE",
+        "SHARE",
+        "EXCLUSIVE",
+        "SCHEMA",
+        "VIEW",
+        "MATERIALIZED",
+        "users",
+        "posts",
+        "\"Odd Name\"",
+        "public.t",
+        "x",
+        "id",
+        "bigint",
+        "int",
+        "text",
+        "varchar(20)",
+        "numeric(10,2)",
+        "timestamp",
+        "timestamptz",
+        "jsonb",
+        "uuid",
+        "serial",
+        "random()",
+        "now()",
+        "gen_random_uuid()",
+        "1",
+        "-2",
+        "3.5e9",
+        "'s'",
+        "'it''s'",
+        "E'\\n'",
+        "$$",
+        "$b$",
+        "$1",
+        "(",
+        ")",
+        ",",
+        ";",
+        ".",
+        "::",
+        "=",
+        "*",
+        "[",
+        "]",
+        "--c\n",
+        "/*",
+        "*/",
+        "/* c */",
+        "\n",
+        "\t",
+        " ",
+        "é",
+        "\u{0}",
+        "\u{feff}",
+        "-- keel:allow drop-table reason=\"x\"\n",
+        "-- keel:allow\n",
+        "\\",
+        "`",
+        "#",
+    ];
+
+    fn token_soup() -> impl Strategy<Value = String> {
+        prop::collection::vec(
+            (
+                prop::sample::select(WORDS),
+                prop::sample::select(&[" ", "", "\n"][..]),
+            ),
+            0..60,
+        )
+        .prop_map(|ts| ts.into_iter().flat_map(|(t, sep)| [t, sep]).collect())
+    }
+
+    #[derive(Debug, Clone)]
+    enum Edit {
+        Insert(usize, &'static str),
+        Delete(usize, usize),
+        Truncate(usize),
+        Duplicate(usize, usize),
+    }
+
+    fn edit() -> impl Strategy<Value = Edit> {
+        prop_oneof![
+            (any::<usize>(), prop::sample::select(PIECES)).prop_map(|(at, p)| Edit::Insert(at, p)),
+            (any::<usize>(), 1usize..12).prop_map(|(at, n)| Edit::Delete(at, n)),
+            any::<usize>().prop_map(Edit::Truncate),
+            (any::<usize>(), 1usize..40).prop_map(|(at, n)| Edit::Duplicate(at, n)),
+        ]
+    }
+
+    fn mutated() -> impl Strategy<Value = String> {
+        (
+            prop::sample::select(SEEDS),
+            prop::sample::select(SEEDS),
+            prop::collection::vec(edit(), 0..8),
+        )
+            .prop_map(|(a, b, edits)| {
+                let mut chars: Vec<char> = format!("{a}\n{b}").chars().collect();
+                for e in edits {
+                    let at = |i: usize| i % (chars.len() + 1);
+                    match e {
+                        Edit::Insert(i, p) => {
+                            let i = at(i);
+                            chars.splice(i..i, p.chars());
+                        }
+                        Edit::Delete(i, n) => {
+                            let i = at(i);
+                            chars.drain(i..(i + n).min(chars.len()));
+                        }
+                        Edit::Truncate(i) => chars.truncate(at(i)),
+                        Edit::Duplicate(i, n) => {
+                            let i = at(i);
+                            let piece: Vec<char> = chars[i..(i + n).min(chars.len())].to_vec();
+                            chars.splice(i..i, piece);
+                        }
+                    }
+                }
+                chars.into_iter().collect()
+            })
+    }
+
+    fn sql() -> impl Strategy<Value = String> {
+        prop_oneof![3 => mutated(), 3 => token_soup(), 1 => any::<String>()]
+    }
+
+    /// Everything the analysis does with two files; checks what it reports
+    /// points inside them.
+    fn run(up: &str, down: &str, v: usize) {
+        let version = ["9.6", "11", "14.2", "15", "18"][v % 5].parse().ok();
+        for stmt in split(up) {
+            assert!(
+                up.get(stmt.offset..).is_some(),
+                "offset off a char boundary"
+            );
+            let _ = stmt.position_in_file(stmt.sql.chars().count() + 1);
+        }
+        for transaction in [true, false] {
+            let meta = Meta {
+                transaction,
+                ..Meta::default()
+            };
+            let files = MigrationFiles {
+                dir: Path::new("m"),
+                up,
+                down: Some(down),
+                meta: &meta,
+            };
+            let a = analyze(&files, &mut Schema::default(), version);
+            let lines = |f: &str| {
+                if f.ends_with("down.sql") { down } else { up }
+                    .lines()
+                    .count()
+                    + 1
+            };
+            for f in &a.findings {
+                assert!(
+                    f.line >= 1 && f.line <= lines(&f.file),
+                    "finding outside its file: {f:?}"
+                );
+            }
+        }
+        let _ = analyze_sql("x.sql", up, &mut Schema::new(version), version);
+        let _ = analyze_sql_pair(
+            &PlainPair {
+                up_path: "1.up.sql",
+                up,
+                report_up: true,
+                down_path: "1.down.sql",
+                down,
+            },
+            version,
+        );
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig {
+            failure_persistence: None,
+            ..ProptestConfig::default()
+        })]
+
+        #[test]
+        fn analysis_never_panics(up in sql(), down in sql(), v in 0usize..5) {
+            run(&up, &down, v);
+        }
+    }
+}

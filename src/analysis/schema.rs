@@ -191,6 +191,8 @@ pub struct Created {
     pub altered: HashSet<(String, String)>,
     /// Tables the up wrote rows to: the down may delete them again.
     pub updated: HashSet<String>,
+    /// Indexes the up dropped: the down may build them again.
+    pub dropped_indexes: HashSet<String>,
 }
 
 impl Created {
@@ -223,8 +225,13 @@ impl Created {
                 ActionKind::CreateTrigger { name } => {
                     c.objects.insert(name.clone());
                 }
+                ActionKind::DropIndex { name, .. } => {
+                    c.dropped_indexes.insert(name.clone());
+                }
                 ActionKind::SetNotNull
                 | ActionKind::SetDefault
+                | ActionKind::DropNotNull
+                | ActionKind::DropDefault
                 | ActionKind::AlterColumnType { .. } => {
                     c.altered
                         .insert((table, a.column.clone().unwrap_or_default()));

@@ -33,6 +33,8 @@ pub struct Classified {
 /// later statements know what earlier ones created. `transaction` is the
 /// migration's setting: whether keel wraps the file in one transaction.
 pub fn classify(text: &str, schema: &mut Schema, transaction: bool) -> Classified {
+    let masked = mask_psql_meta_commands(text);
+    let text = masked.as_deref().unwrap_or(text);
     let lines = Lines::new(text);
     // squawk is built not to panic on any input; a bug there must still not
     // take keel down, so it becomes a finding like any unparsable file.
@@ -53,8 +55,19 @@ pub fn classify(text: &str, schema: &mut Schema, transaction: bool) -> Classifie
             };
         }
     };
-    let mut syntax: Vec<SyntaxProblem> = errors
+    // The parser reports several errors where a statement breaks (each
+    // expectation, then what follows it): the first one per statement says it.
+    let ends: Vec<usize> = root
+        .children()
+        .map(|n| usize::from(n.text_range().end()))
+        .collect();
+    let mut seen_statements = std::collections::HashSet::new();
+    let syntax: Vec<SyntaxProblem> = errors
         .iter()
+        .filter(|e| {
+            let at = usize::from(e.range().start());
+            seen_statements.insert(ends.partition_point(|&end| end < at))
+        })
         .map(|e| {
             let (line, column) = lines.pos(usize::from(e.range().start()));
             SyntaxProblem {
@@ -64,9 +77,6 @@ pub fn classify(text: &str, schema: &mut Schema, transaction: bool) -> Classifie
             }
         })
         .collect();
-    // The parser often reports several expectations at one spot; the first
-    // one says it.
-    syntax.dedup_by_key(|p| (p.line, p.column));
     let error_offsets: Vec<usize> = errors
         .iter()
         .map(|e| usize::from(e.range().start()))
@@ -134,6 +144,44 @@ pub fn classify(text: &str, schema: &mut Schema, transaction: bool) -> Classifie
         ops.push(op);
     }
     Classified { ops, syntax }
+}
+
+/// psql meta-commands (`\\echo … \\quit`, `\\set`, `\\connect`) are not SQL
+/// but common in migration files run with psql. A line that starts with a
+/// backslash outside any string, comment or function body is blanked
+/// (byte for byte, so every position stays where it was) before parsing.
+fn mask_psql_meta_commands(text: &str) -> Option<String> {
+    if !text.lines().any(|l| l.trim_start().starts_with('\\')) {
+        return None;
+    }
+    let mut out = text.as_bytes().to_vec();
+    let mut offset = 0usize;
+    let mut line_start = true;
+    let mut masked_to = 0usize;
+    for token in squawk_lexer::tokenize(text) {
+        let len = token.len as usize;
+        let here = offset;
+        offset += len;
+        if here < masked_to {
+            continue;
+        }
+        let t = &text[here..offset];
+        match token.kind {
+            squawk_lexer::TokenKind::Whitespace => {
+                if t.contains('\n') {
+                    line_start = true;
+                }
+            }
+            _ if line_start && t.starts_with('\\') => {
+                let end = text[here..].find('\n').map_or(text.len(), |i| here + i);
+                out[here..end].fill(b' ');
+                masked_to = end;
+            }
+            _ => line_start = false,
+        }
+    }
+    // Only ASCII bytes replaced whole characters: still UTF-8.
+    String::from_utf8(out).ok()
 }
 
 /// What the classifiers read: the schema so far and where things are.

@@ -102,3 +102,24 @@ fn schema_qualified_names_match_unqualified() {
     assert!(o[1].actions[0].new_table);
     assert!(!o[2].actions[0].new_table, "quoted \"A\" is another table");
 }
+
+#[test]
+fn psql_meta_commands_are_not_sql() {
+    let sql = "/* contrib/x */\n\\echo Use \"ALTER EXTENSION x\" to load this file. \\quit\n\nDROP TABLE users;\n\\set ON_ERROR_STOP on\nSELECT $$\n\\not a command$$;";
+    let c = classify(sql, &mut Schema::default(), true);
+    assert!(c.syntax.is_empty(), "{:?}", c.syntax);
+    assert_eq!(c.ops.len(), 2);
+    assert_eq!((c.ops[0].line, c.ops[0].kind.as_str()), (4, "DROP TABLE"));
+    assert!(c.ops[1].sql.contains("\\not a command"));
+}
+
+#[test]
+fn one_syntax_error_per_broken_statement() {
+    let c = classify(
+        "ALTER TABLE x ADD COLUM y int;\nSELECT 1;\nCREATE TABLE (;",
+        &mut Schema::default(),
+        true,
+    );
+    let lines: Vec<usize> = c.syntax.iter().map(|p| p.line).collect();
+    assert_eq!(lines, [1, 3], "{:?}", c.syntax);
+}

@@ -16,7 +16,7 @@ fn check(cx: &FileCx, out: &mut Vec<Finding>) {
         let ActionKind::AlterColumnType { to, from, .. } = &a.kind else {
             continue;
         };
-        if !a.on_existing_table() || a.rewrite == Tri::No {
+        if !a.on_existing_table() || a.rewrite == Tri::No || cx.reverts_alter(a) {
             continue;
         }
         let from = from

@@ -23,7 +23,12 @@ fn check(cx: &FileCx, out: &mut Vec<Finding>) {
         else {
             continue;
         };
-        if !a.on_existing_table() {
+        // A down that builds again an index its up dropped restores it.
+        let restores = cx.is_down()
+            && name
+                .as_ref()
+                .is_some_and(|n| cx.created.dropped_indexes.contains(n));
+        if !a.on_existing_table() || restores {
             continue;
         }
         let table = a.target();

@@ -113,6 +113,16 @@ impl FileCx<'_> {
     pub fn is_down(&self) -> bool {
         self.kind == FileKind::Down
     }
+
+    /// In a down file: the action changes back a column its up altered
+    /// (type, NOT NULL, default), which is what a down is for.
+    pub fn reverts_alter(&self, a: &Action) -> bool {
+        self.is_down()
+            && a.table
+                .as_ref()
+                .zip(a.column.as_ref())
+                .is_some_and(|(t, c)| self.created.altered.contains(&(t.clone(), c.clone())))
+    }
 }
 
 /// One rule: its id as users see and silence it, its default severity,

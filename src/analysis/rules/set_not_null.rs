@@ -13,7 +13,11 @@ pub const RULE: Rule = Rule {
 
 fn check(cx: &FileCx, out: &mut Vec<Finding>) {
     for (op, a) in cx.actions() {
-        if a.kind != ActionKind::SetNotNull || !a.on_existing_table() || !a.scan.maybe() {
+        if a.kind != ActionKind::SetNotNull
+            || !a.on_existing_table()
+            || !a.scan.maybe()
+            || cx.reverts_alter(a)
+        {
             continue;
         }
         let column = a.column.clone().unwrap_or_default();

@@ -62,6 +62,9 @@ impl Error {
             Error::Lint(LintError::Io(..)) => 1,
             Error::Refused(_) | Error::Run(RunError::Refused { .. }) => 4,
             Error::Run(RunError::Db(e)) if e.kind == DbErrorKind::Usage => 2,
+            Error::Run(RunError::Hook {
+                check_failed: true, ..
+            }) => 3,
             // A backup or snapshot that is missing, corrupt or does not
             // match its manifest/checksum is a failed check.
             Error::Backup(e) if e.is_check_failure() => 3,

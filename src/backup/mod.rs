@@ -9,11 +9,13 @@
 //! destroys; [`plan_for`] turns that into a [`BackupPlan`] against the live
 //! schema.
 
+mod hook;
 mod plan;
 mod read;
 mod restore;
 mod write;
 
+pub use hook::{BackupHook, back_up};
 pub use plan::plan_for;
 pub use read::{Verified, verify};
 pub use restore::{Restored, restore, restore_within};

@@ -53,7 +53,11 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<()> {
         operator: crate::migrator::operator(),
         on_event: &on_event,
     };
-    let result = runner.down(&files, args.steps, args.to).await;
+    let say = |line: &str| ctx.out.progress(line);
+    let mut hook = crate::backup::BackupHook::new("backups", &say);
+    let result = runner
+        .down_with(&files, args.steps, args.to, &mut hook)
+        .await;
     db.close().await;
     let reverted = result?;
     if ctx.out.json {

@@ -36,7 +36,9 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<()> {
         operator: crate::migrator::operator(),
         on_event: &on_event,
     };
-    let result = runner.up(&files, args.to).await;
+    let say = |line: &str| ctx.out.progress(line);
+    let mut hook = crate::backup::BackupHook::new("backups", &say);
+    let result = runner.up_with(&files, args.to, &mut hook).await;
     db.close().await;
     let applied = result?;
     if ctx.out.json {

@@ -1,4 +1,5 @@
 use super::error::{RunError, StatementFailure};
+use super::hook::{Hook, NoHook};
 use super::status::{Entry, State, reconcile};
 use crate::analysis::{Statement, split};
 use crate::db::{Database, DbError, StatementError, Timeouts, TrackingRow, TrackingState};
@@ -67,8 +68,18 @@ impl Runner<'_> {
         files: &'m [Migration],
         to: Option<Version>,
     ) -> Result<Vec<&'m Migration>, RunError> {
+        self.up_with(files, to, &mut NoHook).await
+    }
+
+    /// [`Runner::up`] with `hook` around each migration (backups).
+    pub async fn up_with<'m>(
+        &mut self,
+        files: &'m [Migration],
+        to: Option<Version>,
+        hook: &mut dyn Hook,
+    ) -> Result<Vec<&'m Migration>, RunError> {
         self.lock().await?;
-        let result = self.up_locked(files, to).await;
+        let result = self.up_locked(files, to, hook).await;
         self.unlock(result).await
     }
 
@@ -76,6 +87,7 @@ impl Runner<'_> {
         &mut self,
         files: &'m [Migration],
         to: Option<Version>,
+        hook: &mut dyn Hook,
     ) -> Result<Vec<&'m Migration>, RunError> {
         self.db.ensure_tracking().await?;
         let entries = reconcile(files, self.db.tracking_rows().await?);
@@ -88,7 +100,8 @@ impl Runner<'_> {
             .collect();
         (self.on_event)(Event::Planned(pending.len()));
         for (i, m) in pending.iter().enumerate() {
-            self.run(m, Direction::Up, i + 1 == pending.len()).await?;
+            self.run(m, Direction::Up, i + 1 == pending.len(), hook)
+                .await?;
         }
         Ok(pending)
     }
@@ -101,8 +114,19 @@ impl Runner<'_> {
         steps: Option<usize>,
         to: Option<Version>,
     ) -> Result<Vec<&'m Migration>, RunError> {
+        self.down_with(files, steps, to, &mut NoHook).await
+    }
+
+    /// [`Runner::down`] with `hook` around each migration (restores).
+    pub async fn down_with<'m>(
+        &mut self,
+        files: &'m [Migration],
+        steps: Option<usize>,
+        to: Option<Version>,
+        hook: &mut dyn Hook,
+    ) -> Result<Vec<&'m Migration>, RunError> {
         self.lock().await?;
-        let result = self.down_locked(files, steps, to).await;
+        let result = self.down_locked(files, steps, to, hook).await;
         self.unlock(result).await
     }
 
@@ -111,6 +135,7 @@ impl Runner<'_> {
         files: &'m [Migration],
         steps: Option<usize>,
         to: Option<Version>,
+        hook: &mut dyn Hook,
     ) -> Result<Vec<&'m Migration>, RunError> {
         let entries = reconcile(files, self.db.tracking_rows().await?);
         refuse_blocked(&entries)?;
@@ -120,13 +145,29 @@ impl Runner<'_> {
         }
         (self.on_event)(Event::Planned(targets.len()));
         for (i, m) in targets.iter().enumerate() {
-            self.run(m, Direction::Down, i + 1 == targets.len()).await?;
+            self.run(m, Direction::Down, i + 1 == targets.len(), hook)
+                .await?;
         }
         Ok(targets)
     }
 
+    /// Applies one migration, with the run lock already held by the caller
+    /// ([`Runner::lock`]), who has also checked that it is the next pending
+    /// one. For `execute`, which holds the lock from its backup to its
+    /// post-migration checks.
+    pub async fn apply_one(&mut self, m: &Migration, hook: &mut dyn Hook) -> Result<(), RunError> {
+        self.db.ensure_tracking().await?;
+        self.run(m, Direction::Up, true, hook).await
+    }
+
+    /// Reverts one applied migration, with the run lock held by the caller.
+    pub async fn revert_one(&mut self, m: &Migration, hook: &mut dyn Hook) -> Result<(), RunError> {
+        refuse_irreversible(m)?;
+        self.run(m, Direction::Down, true, hook).await
+    }
+
     /// Takes the one-runner-at-a-time lock, saying so if it has to wait.
-    pub(super) async fn lock(&mut self) -> Result<(), RunError> {
+    pub async fn lock(&mut self) -> Result<(), RunError> {
         let on_event = self.on_event;
         self.db
             .lock_runs(&|| on_event(Event::WaitingForLock))
@@ -135,7 +176,7 @@ impl Runner<'_> {
     }
 
     /// Releases the run lock; the work's own error wins over an unlock error.
-    pub(super) async fn unlock<T>(&mut self, result: Result<T, RunError>) -> Result<T, RunError> {
+    pub async fn unlock<T>(&mut self, result: Result<T, RunError>) -> Result<T, RunError> {
         let unlocked = self.db.unlock_runs().await;
         let value = result?;
         unlocked?;
@@ -152,16 +193,27 @@ impl Runner<'_> {
         }
     }
 
-    async fn run(&mut self, m: &Migration, dir: Direction, durable: bool) -> Result<(), RunError> {
+    async fn run(
+        &mut self,
+        m: &Migration,
+        dir: Direction,
+        durable: bool,
+        hook: &mut dyn Hook,
+    ) -> Result<(), RunError> {
+        if dir == Direction::Up {
+            hook.before_up(self.db, m).await?;
+        }
         (self.on_event)(match dir {
             Direction::Up => Event::Applying(m),
             Direction::Down => Event::Reverting(m),
         });
         let started = Instant::now();
         if m.meta.transaction {
-            self.run_in_transaction(m, dir, durable, started).await?;
+            self.run_in_transaction(m, dir, durable, started, hook)
+                .await?;
         } else {
-            self.run_statement_by_statement(m, dir, started).await?;
+            self.run_statement_by_statement(m, dir, started, hook)
+                .await?;
         }
         let took = started.elapsed();
         (self.on_event)(match dir {
@@ -193,6 +245,7 @@ impl Runner<'_> {
         dir: Direction,
         durable: bool,
         started: Instant,
+        hook: &mut dyn Hook,
     ) -> Result<(), RunError> {
         let (file, sql) = source(m, dir);
         let statements = split(sql);
@@ -215,17 +268,24 @@ impl Runner<'_> {
                 Ok(()) => Ok(()),
             };
             let outcome = async {
-                ran?;
+                ran.map_err(|(i, e)| Stop::Sql(i, e))?;
                 match dir {
                     Direction::Up => {
                         let row = self.tracking_row(m, initial_state(m), started);
-                        self.db.write_tracking(&row).await.map_err(|e| (None, e))
+                        self.db
+                            .write_tracking(&row)
+                            .await
+                            .map_err(|e| Stop::Sql(None, e))
                     }
-                    Direction::Down => self
-                        .db
-                        .delete_tracking(&m.version.to_string())
-                        .await
-                        .map_err(|e| (None, e)),
+                    Direction::Down => {
+                        hook.after_down(self.db, m, true)
+                            .await
+                            .map_err(Stop::Hook)?;
+                        self.db
+                            .delete_tracking(&m.version.to_string())
+                            .await
+                            .map_err(|e| Stop::Sql(None, e))
+                    }
                 }
             }
             .await;
@@ -234,7 +294,11 @@ impl Runner<'_> {
                     self.db.commit().await?;
                     return Ok(());
                 }
-                Err((index, error)) => {
+                Err(Stop::Hook(e)) => {
+                    let _ = self.db.rollback().await;
+                    return Err(e);
+                }
+                Err(Stop::Sql(index, error)) => {
                     // A rollback error means the connection is gone; the
                     // server rolls back on its own then, so report the cause.
                     let _ = self.db.rollback().await;
@@ -278,6 +342,7 @@ impl Runner<'_> {
         m: &Migration,
         dir: Direction,
         started: Instant,
+        hook: &mut dyn Hook,
     ) -> Result<(), RunError> {
         let (file, sql) = source(m, dir);
         let statements = split(sql);
@@ -377,7 +442,10 @@ impl Runner<'_> {
                 row.error = None;
                 self.db.write_tracking(&row).await?;
             }
-            Direction::Down => self.db.delete_tracking(&m.version.to_string()).await?,
+            Direction::Down => {
+                hook.after_down(self.db, m, false).await?;
+                self.db.delete_tracking(&m.version.to_string()).await?
+            }
         }
         Ok(())
     }
@@ -431,6 +499,14 @@ impl Runner<'_> {
         }
         Ok(())
     }
+}
+
+/// Why a migration's transaction stopped.
+enum Stop {
+    /// A statement (its index, if it was one of the file's) or the tracking write.
+    Sql(Option<usize>, DbError),
+    /// The hook failed (a restore): its error as it is.
+    Hook(RunError),
 }
 
 fn initial_state(m: &Migration) -> TrackingState {

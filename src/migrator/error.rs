@@ -11,6 +11,14 @@ pub enum RunError {
     Statement(Box<StatementFailure>),
     /// The database failed outside a migration's SQL (exit 1).
     Db(DbError),
+    /// The work around a migration (its backup before the up, the restore
+    /// after the down) failed; the migration is as it was. Exit 3 when an
+    /// archive failed a check, else 1.
+    Hook {
+        migration: String,
+        message: String,
+        check_failed: bool,
+    },
 }
 
 #[derive(Debug)]
@@ -37,6 +45,9 @@ impl fmt::Display for RunError {
         match self {
             RunError::Refused { message, fix } => write!(f, "{message}\n  fix: {fix}"),
             RunError::Db(e) => write!(f, "{e}"),
+            RunError::Hook {
+                migration, message, ..
+            } => write!(f, "migration {migration}: {message}"),
             RunError::Statement(s) => {
                 writeln!(
                     f,

@@ -5,11 +5,13 @@
 
 mod apply;
 mod error;
+mod hook;
 mod status;
 mod validate;
 
 pub use apply::{Event, RunSettings, Runner};
 pub use error::RunError;
+pub use hook::{Hook, NoHook};
 pub use status::{Entry, State, reconcile};
 pub use validate::{Finding, ValidateReport, validate};
 

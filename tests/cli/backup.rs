@@ -98,10 +98,10 @@ both!(a_dropped_column_comes_back_exactly, |p: Project| {
 
     p.keel().arg("up").assert().success();
     p.keel().arg("down").assert().success();
-    assert!(
-        bios(&p).iter().all(|r| r[1].is_none()),
-        "bio is empty after down"
-    );
+    // `down` restored the newest backup on its own; empty the column to
+    // show that the archive alone brings it back.
+    p.exec("UPDATE profiles SET bio = NULL");
+    assert!(bios(&p).iter().all(|r| r[1].is_none()));
 
     let out = p.keel().arg("restore").arg(&archive).output().unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
@@ -415,3 +415,111 @@ both!(the_analysis_decides_what_is_backed_up, |p: Project| {
         stderr(&out)
     );
 });
+
+both!(plain_up_backs_up_and_down_restores, |p: Project| {
+    profiles_with_bios(&p);
+    let before = bios(&p);
+    let out = p.keel().arg("up").output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("backed up backups/20260103090000_drop_bio/")
+            && stderr(&out).contains(
+                "(profiles.bio: 8 rows) before 20260103090000_drop_bio; archive verified"
+            ),
+        "{}",
+        stderr(&out)
+    );
+    let archives: Vec<_> = std::fs::read_dir(p.path().join("backups/20260103090000_drop_bio"))
+        .unwrap()
+        .flatten()
+        .collect();
+    assert_eq!(archives.len(), 1);
+    assert!(!p.rows("SELECT * FROM profiles LIMIT 1").is_empty());
+    assert_eq!(
+        p.scalar("SELECT count(*) FROM keel_migrations WHERE version = '20260103090000'")
+            .as_deref(),
+        Some("1")
+    );
+
+    let out = p.keel().arg("down").output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("restored backups/20260103090000_drop_bio/")
+            && stderr(&out).contains("(profiles: 8 rows)"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(
+        bios(&p),
+        before,
+        "the dropped column comes back with exactly its data"
+    );
+    assert_eq!(
+        p.scalar("SELECT count(*) FROM keel_migrations WHERE version = '20260103090000'")
+            .as_deref(),
+        Some("0")
+    );
+
+    // Up again, with different data: down restores the newest archive.
+    p.keel().arg("up").assert().success();
+    p.keel().arg("down").assert().success();
+    assert_eq!(bios(&p), before);
+});
+
+both!(
+    a_restore_that_fails_keeps_the_migration_applied,
+    |p: Project| {
+        profiles_with_bios(&p);
+        p.keel().arg("up").assert().success();
+        // A row the backup holds is gone: the restore cannot put every value
+        // back, so the down rolls back as a whole.
+        p.exec("DELETE FROM profiles WHERE id = 1");
+        let out = p.keel().arg("down").output().unwrap();
+        assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+        let err = stderr(&out);
+        assert!(
+            err.contains(
+                "migration 20260103090000_drop_bio: restoring backups/20260103090000_drop_bio/"
+            ),
+            "{err}"
+        );
+        assert!(
+            err.contains("the down was rolled back: 20260103090000_drop_bio is still applied"),
+            "{err}"
+        );
+        assert_eq!(
+            p.scalar("SELECT count(*) FROM keel_migrations WHERE version = '20260103090000'")
+                .as_deref(),
+            Some("1")
+        );
+        let columns = p.rows("SELECT * FROM profiles LIMIT 1");
+        assert!(
+            columns.is_empty() || columns[0].len() == 7,
+            "bio is still dropped"
+        );
+    }
+);
+
+both!(
+    nothing_to_back_up_where_a_table_does_not_exist,
+    |p: Project| {
+        p.migration(
+            "20260101000000_drop_legacy",
+            "DROP TABLE IF EXISTS legacy_sessions;\n",
+            Some("CREATE TABLE legacy_sessions (id bigint PRIMARY KEY);\n"),
+            None,
+        );
+        let out = p.keel().arg("up").output().unwrap();
+        assert!(out.status.success(), "{}", stderr(&out));
+        assert!(!stderr(&out).contains("backed up"), "{}", stderr(&out));
+        assert!(!p.path().join("backups/20260101000000_drop_legacy").exists());
+        let out = p.keel().arg("down").output().unwrap();
+        assert!(out.status.success(), "{}", stderr(&out));
+        assert!(
+            stderr(&out).contains("holds no backup of it"),
+            "{}",
+            stderr(&out)
+        );
+        assert!(p.table_exists("legacy_sessions"));
+    }
+);

@@ -1,0 +1,193 @@
+//! Backups around plain `up` and `down`: the [`Hook`] the runner calls
+//! before each migration's up and inside each migration's down.
+
+use super::{BackupError, Created, Restored, create, newest, plan_for, restore, restore_within};
+use crate::db::{Database, Timeouts};
+use crate::migration::Migration;
+use crate::migrator::{Hook, RunError};
+use async_trait::async_trait;
+use std::path::PathBuf;
+
+/// Before a migration whose analysis says it destroys data: export that
+/// data into `backups/<version>_<name>/<stamp>.zip` and verify the archive.
+/// After its down.sql recreated the structure: put the newest archive's data
+/// back in the same transaction, so the down and its data commit together.
+pub struct BackupHook<'a> {
+    dir: PathBuf,
+    say: &'a (dyn Fn(&str) + Sync),
+    /// `false`: the caller made the backup itself (`execute`).
+    pub back_up: bool,
+    /// Restore this archive rather than the migration's newest one.
+    pub restore_from: Option<PathBuf>,
+    /// Archives written, in order.
+    pub created: Vec<Created>,
+    /// Archives put back, in order.
+    pub restored: Vec<(PathBuf, Restored)>,
+}
+
+impl<'a> BackupHook<'a> {
+    /// Backups under `dir` (the project's `backups/`); `say` prints a line.
+    pub fn new(dir: impl Into<PathBuf>, say: &'a (dyn Fn(&str) + Sync)) -> BackupHook<'a> {
+        BackupHook {
+            dir: dir.into(),
+            say,
+            back_up: true,
+            restore_from: None,
+            created: Vec::new(),
+            restored: Vec::new(),
+        }
+    }
+}
+
+fn hook_error(m: &Migration, e: BackupError, outcome: &str) -> RunError {
+    RunError::Hook {
+        migration: m.id(),
+        check_failed: e.is_check_failure(),
+        message: format!("{}\n  {outcome}", e.to_string().trim_end()),
+    }
+}
+
+/// What `m` destroys, by the analysis: empty for most migrations.
+fn destroys(m: &Migration) -> bool {
+    !crate::analysis::analyze::analyze_set(&[m], true, None)
+        .remove(0)
+        .backups
+        .is_empty()
+}
+
+/// Describes an archive in one line: `path (users.bio: 1000 rows)`.
+pub fn summary(path: &std::path::Path, tables: &[(String, Vec<String>, u64)]) -> String {
+    let parts: Vec<String> = tables
+        .iter()
+        .map(|(t, cols, rows)| {
+            if cols.is_empty() {
+                format!("{t}: {rows} rows")
+            } else {
+                format!("{t}.{}: {rows} rows", cols.join(", "))
+            }
+        })
+        .collect();
+    format!("{} ({})", path.display(), parts.join("; "))
+}
+
+fn created_summary(c: &Created) -> String {
+    let tables: Vec<(String, Vec<String>, u64)> = c
+        .manifest
+        .files
+        .iter()
+        .map(|f| {
+            let cols = match f.kind {
+                super::Kind::Columns => f
+                    .columns
+                    .iter()
+                    .filter(|c| !f.key.contains(c))
+                    .cloned()
+                    .collect(),
+                super::Kind::Table => Vec::new(),
+            };
+            (f.table.clone(), cols, f.rows)
+        })
+        .collect();
+    summary(&c.path, &tables)
+}
+
+/// Creates and verifies the backup `m` needs, if it destroys existing data.
+pub async fn back_up(
+    db: &mut dyn Database,
+    m: &Migration,
+    dir: &std::path::Path,
+) -> Result<Option<Created>, BackupError> {
+    let analysis = crate::analysis::analyze::analyze_set(&[m], true, None).remove(0);
+    if analysis.backups.is_empty() {
+        return Ok(None);
+    }
+    let Some(plan) = plan_for(db, m, &analysis.backups).await? else {
+        return Ok(None);
+    };
+    Ok(Some(create(db, &plan, dir).await?))
+}
+
+#[async_trait]
+impl Hook for BackupHook<'_> {
+    async fn before_up(&mut self, db: &mut dyn Database, m: &Migration) -> Result<(), RunError> {
+        if !self.back_up {
+            return Ok(());
+        }
+        match back_up(db, m, &self.dir).await {
+            Ok(Some(created)) => {
+                (self.say)(&format!(
+                    "backed up {} before {}; archive verified",
+                    created_summary(&created),
+                    m.id()
+                ));
+                self.created.push(created);
+                Ok(())
+            }
+            Ok(None) => Ok(()),
+            Err(e) => Err(hook_error(
+                m,
+                e,
+                "keel backs up what a migration destroys before it runs; the migration did not run",
+            )),
+        }
+    }
+
+    async fn after_down(
+        &mut self,
+        db: &mut dyn Database,
+        m: &Migration,
+        in_transaction: bool,
+    ) -> Result<(), RunError> {
+        let path = match self.restore_from.take() {
+            Some(p) => p,
+            None => {
+                if !destroys(m) {
+                    return Ok(());
+                }
+                match newest(&self.dir, &m.id()) {
+                    Some(p) => p,
+                    None => {
+                        (self.say)(&format!(
+                            "note: {} destroyed data but {} holds no backup of it (none was needed, or it was removed): down.sql brings back the structure, not the data",
+                            m.id(),
+                            self.dir.join(m.id()).display()
+                        ));
+                        return Ok(());
+                    }
+                }
+            }
+        };
+        let outcome = format!(
+            "the down was rolled back: {} is still applied\n  fix: check the archive with `keel backup verify {}`; to revert without its data, move it out of {}",
+            m.id(),
+            path.display(),
+            self.dir.join(m.id()).display()
+        );
+        let restored = if in_transaction {
+            restore_within(db, &path).await
+        } else {
+            let t = Timeouts {
+                lock: std::time::Duration::from_secs(10),
+                statement: std::time::Duration::from_secs(3600),
+            };
+            restore(db, &path, t).await
+        }
+        .map_err(|e| hook_error(m, e, &outcome))?;
+        if restored.manifest.checksum != m.checksum {
+            (self.say)(&format!(
+                "note: {} was written for another version of {} (checksum {}…)",
+                path.display(),
+                m.id(),
+                &restored.manifest.checksum[..restored.manifest.checksum.len().min(12)]
+            ));
+        }
+        let tables: Vec<(String, Vec<String>, u64)> = restored
+            .tables
+            .iter()
+            .map(|(t, n)| (t.clone(), Vec::new(), *n))
+            .collect();
+        (self.say)(&format!("restored {}", summary(&path, &tables)));
+        self.restored.push((path, restored));
+        Ok(())
+    }
+}

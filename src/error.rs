@@ -44,6 +44,9 @@ pub enum Error {
     /// A guard refused to go on.
     #[error("{0}")]
     Refused(String),
+    /// The migration ran, a post-migration check failed, and keel rolled it back.
+    #[error("{0}")]
+    RolledBack(String),
     #[error("{0:#}")]
     Other(#[from] anyhow::Error),
 }
@@ -58,6 +61,7 @@ impl Error {
             Error::Usage(_) | Error::Source(_) | Error::Config(_) => 2,
             Error::Db(e) if e.kind == DbErrorKind::Usage => 2,
             Error::Check(_) => 3,
+            Error::RolledBack(_) => 5,
             Error::Lint(LintError::NotFound(_)) => 2,
             Error::Lint(LintError::Io(..)) => 1,
             Error::Refused(_) | Error::Run(RunError::Refused { .. }) => 4,

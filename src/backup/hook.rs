@@ -12,13 +12,25 @@ use std::path::PathBuf;
 /// data into `backups/<version>_<name>/<stamp>.zip` and verify the archive.
 /// After its down.sql recreated the structure: put the newest archive's data
 /// back in the same transaction, so the down and its data commit together.
+/// Which archive the hook restores after a down.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Restore {
+    /// The migration's newest archive in `backups/<version>_<name>/`, when
+    /// its analysis says it destroys data (`keel down`).
+    Newest,
+    /// This one (`execute`'s rollback: the archive it just wrote).
+    Archive(PathBuf),
+    /// None: nothing was destroyed.
+    Nothing,
+}
+
 pub struct BackupHook<'a> {
     dir: PathBuf,
     say: &'a (dyn Fn(&str) + Sync),
     /// `false`: the caller made the backup itself (`execute`).
     pub back_up: bool,
-    /// Restore this archive rather than the migration's newest one.
-    pub restore_from: Option<PathBuf>,
+    /// Which archive `down` puts back.
+    pub restore: Restore,
     /// Archives written, in order.
     pub created: Vec<Created>,
     /// Archives put back, in order.
@@ -32,7 +44,7 @@ impl<'a> BackupHook<'a> {
             dir: dir.into(),
             say,
             back_up: true,
-            restore_from: None,
+            restore: Restore::Newest,
             created: Vec::new(),
             restored: Vec::new(),
         }
@@ -138,9 +150,10 @@ impl Hook for BackupHook<'_> {
         m: &Migration,
         in_transaction: bool,
     ) -> Result<(), RunError> {
-        let path = match self.restore_from.take() {
-            Some(p) => p,
-            None => {
+        let path = match std::mem::replace(&mut self.restore, Restore::Newest) {
+            Restore::Archive(p) => p,
+            Restore::Nothing => return Ok(()),
+            Restore::Newest => {
                 if !destroys(m) {
                     return Ok(());
                 }

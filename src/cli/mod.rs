@@ -4,6 +4,7 @@ mod backup;
 mod demo;
 mod down;
 mod dry_run;
+mod execute;
 mod inspect;
 mod lint;
 mod new;
@@ -96,6 +97,8 @@ pub enum Command {
     Lint(lint::Args),
     /// Render runbooks/<version>_<name>.md for a migration and print its path
     Runbook(runbook::Args),
+    /// The guarded run: runbook, checklist, snapshot, backup, migrate, checks, rollback, signed record
+    Execute(execute::Args),
     /// Load the sample application's data (users, posts, comments)
     Seed(seed::Args),
     /// The whole story on the embedded SQLite default, in a temporary folder
@@ -285,6 +288,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Lint(args) => lint::run(&ctx, args),
         Command::Seed(args) => seed::run(&ctx, args).await,
         Command::Runbook(args) => runbook::run(&ctx, args).await,
+        Command::Execute(args) => execute::run(&ctx, args).await,
         Command::Backup(args) => backup::run(&ctx, args).await,
         Command::Restore(args) => restore::run(&ctx, args).await,
         Command::Snapshot(args) => snapshot::run(&ctx, args).await,

@@ -168,6 +168,12 @@ pub trait Database: Send {
     /// sequence past them (PostgreSQL); nothing on SQLite.
     async fn sync_id_sequence(&mut self, table: &str, column: &str) -> Result<(), DbError>;
 
+    /// Runs a query (a smoke check) and returns the first column of its
+    /// first row as text, the way the database prints it: `None` when it
+    /// returns no row, `Some(None)` for NULL. Run it inside a transaction
+    /// that is rolled back when the query must not change anything.
+    async fn query_text(&mut self, sql: &str) -> Result<Option<Option<String>>, DbError>;
+
     /// PostgreSQL's `server_version_num` (150004 for 15.4): the analysis
     /// models PostgreSQL's locks, so other databases return `None`.
     async fn postgres_version(&mut self) -> Result<Option<u32>, DbError>;

@@ -468,6 +468,36 @@ impl Database for Postgres {
         })
     }
 
+    async fn query_text(&mut self, sql: &str) -> Result<Option<Option<String>>, DbError> {
+        // The simple query protocol returns every value in PostgreSQL's own
+        // text form (numeric, bool, timestamps…), whatever its type.
+        // Only the first row is read; the rest is discarded as it arrives.
+        let row = {
+            let mut rows = sqlx::raw_sql(sql).fetch(&mut self.conn);
+            let first = rows.try_next().await;
+            drop(rows);
+            first.map_err(|e| self.err(e))?
+        };
+        let Some(row) = row else { return Ok(None) };
+        if row.columns().is_empty() {
+            return Ok(Some(None));
+        }
+        let value = row.try_get_raw(0).map_err(|e| self.err(e))?;
+        if sqlx::ValueRef::is_null(&value) {
+            return Ok(Some(None));
+        }
+        match value.format() {
+            sqlx::postgres::PgValueFormat::Text => value
+                .as_str()
+                .map(|s| Some(Some(s.to_string())))
+                .map_err(|e| DbError::new(super::DbErrorKind::Statement, e.to_string())),
+            sqlx::postgres::PgValueFormat::Binary => Err(DbError::new(
+                super::DbErrorKind::Statement,
+                "the query's value came back in binary form".to_string(),
+            )),
+        }
+    }
+
     async fn postgres_version(&mut self) -> Result<Option<u32>, DbError> {
         let num: String = sqlx::query_scalar("SHOW server_version_num")
             .fetch_one(&mut self.conn)

@@ -390,6 +390,31 @@ impl Database for Sqlite {
         })
     }
 
+    async fn query_text(&mut self, sql: &str) -> Result<Option<Option<String>>, DbError> {
+        use sqlx::{TypeInfo, ValueRef};
+        let row = sqlx::query(sql)
+            .fetch_optional(&mut self.conn)
+            .await
+            .map_err(|e| self.err(e))?;
+        let Some(row) = row else { return Ok(None) };
+        if row.columns().is_empty() {
+            return Ok(Some(None));
+        }
+        let raw = row.try_get_raw(0).map_err(|e| self.err(e))?;
+        if raw.is_null() {
+            return Ok(Some(None));
+        }
+        let ty = raw.type_info().name().to_string();
+        let text = match ty.as_str() {
+            "INTEGER" | "BOOLEAN" => row.try_get::<i64, _>(0).map(|v| v.to_string()),
+            "REAL" => row.try_get::<f64, _>(0).map(|v| v.to_string()),
+            "BLOB" => row.try_get::<Vec<u8>, _>(0).map(hex::encode),
+            _ => row.try_get::<String, _>(0),
+        }
+        .map_err(|e| self.err(e))?;
+        Ok(Some(Some(text)))
+    }
+
     async fn postgres_version(&mut self) -> Result<Option<u32>, DbError> {
         Ok(None)
     }

@@ -1,4 +1,634 @@
 //! The guarded run (`keel execute V --env E`): guard, checklist, backup,
 //! run, post-migration checks, automatic rollback, record.
+//!
+//! Everything up to the checklist's last answer changes nothing (the dry
+//! run is rolled back); a refusal there leaves no trace. From the backup on,
+//! every outcome is written into a (signed) execution record and appended
+//! to the runbook.
 
+pub mod alert;
+pub mod checks;
 pub mod confirm;
+mod guard;
+pub mod report;
+
+use crate::backup::{BackupHook, Created, RestoreFrom};
+use crate::config::{Config, Environment};
+use crate::db::{Database, DbError, Timeouts};
+use crate::migration::Migration;
+use crate::migrator::{Event, NoHook, RunSettings, Runner};
+use crate::record::{self, FileRef, Outcome, Record, StepOutcome, Written};
+use crate::runbook::annotate;
+use chrono::{DateTime, Utc};
+use confirm::Confirmer;
+use std::path::{Path, PathBuf};
+
+/// Everything a guarded run needs to know.
+pub struct Plan<'a> {
+    pub env_name: &'a str,
+    pub env: &'a Environment,
+    pub config: &'a Config,
+    pub files: &'a [Migration],
+    pub migration: &'a Migration,
+    /// `--snapshot FILE`; else the environment's newest snapshot.
+    pub snapshot: Option<PathBuf>,
+    pub confirmer: Confirmer,
+    pub settings: RunSettings,
+    /// The project folder: runbooks/, backups/, snapshots/, records/ are in it.
+    pub project: PathBuf,
+}
+
+/// How the run talks to the operator.
+pub struct Ui<'a> {
+    /// One line of progress (stderr).
+    pub say: &'a (dyn Fn(&str) + Sync),
+    /// The runner's events (progress and timings of the migration).
+    pub on_event: &'a (dyn Fn(Event<'_>) + Sync),
+}
+
+/// A run that got as far as its record.
+#[derive(Debug)]
+pub struct Finished {
+    pub outcome: Outcome,
+    pub record: Record,
+    pub written: Written,
+    pub runbook: PathBuf,
+    /// What went wrong, for the error message and the alert (empty when applied).
+    pub problem: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ExecuteError {
+    /// A guard refused; nothing was changed and nothing was written (exit 4).
+    #[error("{0}")]
+    Refused(String),
+    /// The dry run failed; nothing was changed (exit 3).
+    #[error("{0}")]
+    DryRun(String),
+    /// The database failed before anything changed (exit 1).
+    #[error("{0}")]
+    Db(DbError),
+    /// The run ended badly and was recorded: rolled back (exit 5) or failed (exit 1).
+    #[error("{}", .0.problem)]
+    Ended(Box<Finished>),
+    /// The run's outcome is known but its record could not be written (exit 1).
+    #[error("{0}")]
+    Unrecorded(String),
+}
+
+/// The step ids keel verifies itself instead of asking.
+const SNAPSHOT: &str = "snapshot-taken";
+const DRY_RUN: &str = "dry-run-reviewed";
+const BACKUP: &str = "backup-verified";
+
+/// The run's record as it grows, printed as it goes.
+struct Log<'a> {
+    rec: Record,
+    say: &'a (dyn Fn(&str) + Sync),
+}
+
+impl Log<'_> {
+    fn step(&mut self, name: &str, outcome: StepOutcome, t: DateTime<Utc>, detail: String) {
+        let took = (now() - t).num_milliseconds().max(0) as u64;
+        self.step_took(name, outcome, t, took, detail);
+    }
+
+    fn step_took(
+        &mut self,
+        name: &str,
+        outcome: StepOutcome,
+        t: DateTime<Utc>,
+        took: u64,
+        detail: String,
+    ) {
+        self.rec.steps.push(crate::record::Step {
+            name: name.to_string(),
+            outcome,
+            started_at: t,
+            duration_ms: took,
+            detail: Some(detail.clone()),
+        });
+        let word = match outcome {
+            StepOutcome::Ok => "ok",
+            StepOutcome::Confirmed => "confirmed",
+            StepOutcome::Skipped => "skipped",
+            StepOutcome::Failed => "FAILED",
+        };
+        (self.say)(&format!(
+            "{word:>9}  {name:<24} {detail} ({})",
+            report::ms(took)
+        ));
+    }
+}
+
+fn now() -> DateTime<Utc> {
+    Utc::now()
+}
+
+fn file_ref(project: &Path, path: &Path, sha256: &str) -> FileRef {
+    FileRef {
+        path: path
+            .strip_prefix(project)
+            .unwrap_or(path)
+            .to_string_lossy()
+            .replace('\\', "/"),
+        sha256: sha256.to_string(),
+    }
+}
+
+/// Runs the guarded run of `plan.migration` on `db`.
+pub async fn execute(
+    db: &mut dyn Database,
+    plan: Plan<'_>,
+    ui: &Ui<'_>,
+) -> Result<Finished, ExecuteError> {
+    let m = plan.migration;
+    let project = plan.project.clone();
+    let runbook_path = crate::runbook::path_for(&project.join("runbooks"), m);
+    let runbook_shown = crate::runbook::path_for(Path::new("runbooks"), m);
+    let backups_dir = project.join("backups");
+    let timeouts = Timeouts {
+        lock: m.meta.lock_timeout.unwrap_or(plan.settings.lock_timeout),
+        statement: m
+            .meta
+            .statement_timeout
+            .unwrap_or(plan.settings.statement_timeout),
+    };
+    let mut log = Log {
+        rec: Record::start(plan.env_name, m, db.display_url()),
+        say: ui.say,
+    };
+    (ui.say)(&format!(
+        "execute {} on `{}` ({})",
+        m.id(),
+        plan.env_name,
+        db.display_url()
+    ));
+
+    // 1. Guards: nothing changes, nothing is written.
+    let t = now();
+    let signer = guard::signer(plan.config, &project, plan.env_name, plan.env)?;
+    match &signer {
+        Some(s) => log.step(
+            "signing-key",
+            StepOutcome::Ok,
+            t,
+            format!("the record will be signed by {}", s.principal()),
+        ),
+        None => log.step(
+            "signing-key",
+            StepOutcome::Skipped,
+            t,
+            "no signing key in keel.toml and none required: the record will be unsigned".into(),
+        ),
+    }
+    let t = now();
+    let (runbook_text, runbook_sha) = guard::runbook(&runbook_path, m)?;
+    log.rec.runbook = Some(FileRef {
+        path: runbook_shown.display().to_string(),
+        sha256: runbook_sha,
+    });
+    log.step(
+        "runbook",
+        StepOutcome::Ok,
+        t,
+        format!(
+            "{} was rendered from the migration's checksum {}",
+            runbook_shown.display(),
+            &m.checksum[..12]
+        ),
+    );
+    let t = now();
+    let detail = guard::next_pending(db, plan.files, m, plan.env_name).await?;
+    log.step("pending", StepOutcome::Ok, t, detail);
+
+    let t = now();
+    let snapshot = guard::snapshot(
+        plan.snapshot.as_deref(),
+        &project.join("snapshots"),
+        plan.env_name,
+        plan.env,
+    )?;
+    let snapshot_done = snapshot.is_some();
+    match &snapshot {
+        Some(s) => {
+            log.rec.snapshot = Some(file_ref(&project, &s.path, &s.sha256));
+            log.step(
+                SNAPSHOT,
+                StepOutcome::Ok,
+                t,
+                format!(
+                    "{} matches its SHA-256 {}",
+                    s.path.strip_prefix(&project).unwrap_or(&s.path).display(),
+                    &s.sha256[..16]
+                ),
+            );
+        }
+        None => log.step(
+            SNAPSHOT,
+            StepOutcome::Skipped,
+            t,
+            format!("no snapshot of `{}` (not required there)", plan.env_name),
+        ),
+    }
+
+    let t = now();
+    let detail = guard::dry_run(db, m, timeouts).await?;
+    log.step(DRY_RUN, StepOutcome::Ok, t, detail);
+
+    // 2. The checklist: what keel verified it ticks, the rest a person confirms.
+    let items = annotate::checklist(&runbook_text);
+    let mut tick: Vec<String> = Vec::new();
+    let mut backup_item = false;
+    (ui.say)(&format!(
+        "checklist of {} ({} item(s), {}):",
+        runbook_shown.display(),
+        items.len(),
+        plan.confirmer.describe()
+    ));
+    for item in &items {
+        let id = item.id.clone();
+        match id.as_deref() {
+            Some(SNAPSHOT) => {
+                if snapshot_done {
+                    tick.push(SNAPSHOT.into());
+                }
+            }
+            Some(DRY_RUN) => tick.push(DRY_RUN.into()),
+            Some(BACKUP) => backup_item = true,
+            _ => {
+                let t = now();
+                let name = id.clone().unwrap_or_else(|| "(item without id)".into());
+                match plan.confirmer.confirm(item) {
+                    Ok(true) => {
+                        log.step(
+                            &name,
+                            StepOutcome::Confirmed,
+                            t,
+                            format!("{} ({})", item.text, plan.confirmer.describe()),
+                        );
+                        if let Some(id) = id {
+                            tick.push(id);
+                        }
+                    }
+                    Ok(false) => {
+                        return Err(ExecuteError::Refused(format!(
+                            "checklist item `{name}` was not confirmed: {}; nothing was changed\n  fix: do it (or have it done), then run execute again",
+                            item.text
+                        )));
+                    }
+                    Err(e) => {
+                        return Err(ExecuteError::Refused(format!("{e}\n  nothing was changed")));
+                    }
+                }
+            }
+        }
+    }
+
+    // 3.–5. Under the run lock: backup, migrate, check, roll back.
+    let mut runner = Runner {
+        db,
+        settings: plan.settings,
+        operator: crate::migrator::operator(),
+        on_event: ui.on_event,
+    };
+    let t = now();
+    runner
+        .lock()
+        .await
+        .map_err(|e| ExecuteError::Refused(format!("{e}\n  nothing was changed")))?;
+    log.step(
+        "run-lock",
+        StepOutcome::Ok,
+        t,
+        "no other keel run on this database".into(),
+    );
+    let result = locked(
+        &mut runner,
+        &plan,
+        ui,
+        &mut log,
+        &backups_dir,
+        timeouts,
+        backup_item,
+        &mut tick,
+    )
+    .await;
+    let _ = runner.unlock(Ok(())).await;
+    let (outcome, problem) = result?;
+
+    // 6. Alert, record, runbook.
+    log.rec.outcome = outcome;
+    if outcome != Outcome::Applied {
+        let summary = format!(
+            "keel execute {} on `{}`: {}\n{}\noperator: {}\nrunbook: {}\n",
+            m.id(),
+            plan.env_name,
+            report::outcome_word(outcome).to_uppercase(),
+            problem.trim_end(),
+            log.rec.operator,
+            runbook_shown.display()
+        );
+        (ui.say)(&format!(
+            "ALERT: {}",
+            summary.trim_end().replace('\n', "\n  ")
+        ));
+        if let Some(command) = &plan.config.alert_command {
+            let t = now();
+            let outcome_text = report::outcome_word(outcome).replace(' ', "_");
+            let id = m.id();
+            let vars = [
+                ("KEEL_ENV", plan.env_name),
+                ("KEEL_MIGRATION", id.as_str()),
+                ("KEEL_OUTCOME", outcome_text.as_str()),
+            ];
+            let command = command.clone();
+            let summary2 = summary.clone();
+            let vars: Vec<(String, String)> = vars
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
+            let sent = tokio::task::spawn_blocking(move || {
+                let v: Vec<(&str, &str)> =
+                    vars.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+                alert::send(&command, &summary2, &v)
+            })
+            .await
+            .unwrap_or_else(|e| Err(e.to_string()));
+            match sent {
+                Ok(d) => log.step("alert", StepOutcome::Ok, t, d),
+                Err(d) => log.step("alert", StepOutcome::Failed, t, d),
+            }
+        }
+    }
+    log.rec.finished_at = now();
+    let rec = log.rec.clone();
+    let records_dir = project.join("records");
+    let written = match &signer {
+        Some(s) => record::write_signed(&records_dir, rec.clone(), s),
+        None => record::write_unsigned(&records_dir, rec.clone()),
+    }
+    .map_err(|e| {
+        ExecuteError::Unrecorded(format!(
+            "{} ended {} on `{}`, but its execution record could not be written: {e}\n  fix: write down what happened; the steps are printed above",
+            m.id(),
+            report::outcome_word(outcome),
+            plan.env_name
+        ))
+    })?;
+    let record_shown = written
+        .path
+        .strip_prefix(&project)
+        .unwrap_or(&written.path)
+        .display()
+        .to_string();
+    let final_rec = record::read(&written.path).unwrap_or(rec);
+    let section = report::section(&final_rec, &record_shown, written.signature.is_some());
+    let ticks: Vec<&str> = tick.iter().map(String::as_str).collect();
+    let current = std::fs::read_to_string(&runbook_path).unwrap_or(runbook_text);
+    let annotated = annotate::annotate(&current, &ticks, &section);
+    let partial = crate::stamp::partial(&runbook_path);
+    std::fs::write(&partial, annotated)
+        .and_then(|()| std::fs::rename(&partial, &runbook_path))
+        .map_err(|e| {
+            ExecuteError::Unrecorded(format!(
+                "{}: cannot add the execution record: {e}\n  the signed record is {record_shown}",
+                runbook_path.display()
+            ))
+        })?;
+    let finished = Finished {
+        outcome,
+        record: final_rec,
+        written,
+        runbook: runbook_shown,
+        problem,
+    };
+    if outcome == Outcome::Applied {
+        Ok(finished)
+    } else {
+        Err(ExecuteError::Ended(Box::new(finished)))
+    }
+}
+
+/// Backup, migrate, check and (if a check failed) roll back, with the run
+/// lock held. Returns the outcome and, unless applied, what went wrong.
+#[allow(clippy::too_many_arguments)]
+async fn locked(
+    runner: &mut Runner<'_>,
+    plan: &Plan<'_>,
+    ui: &Ui<'_>,
+    log: &mut Log<'_>,
+    backups_dir: &Path,
+    timeouts: Timeouts,
+    backup_item: bool,
+    tick: &mut Vec<String>,
+) -> Result<(Outcome, String), ExecuteError> {
+    let m = plan.migration;
+    // Someone may have run it while the checklist was walked.
+    guard::next_pending(runner.db, plan.files, m, plan.env_name).await?;
+
+    let t = now();
+    let created: Option<Created> = match crate::backup::back_up(runner.db, m, backups_dir).await {
+        Ok(c) => c,
+        Err(e) => {
+            let problem = format!(
+                "the backup before {} failed, so the migration did not run; nothing was changed\n  {e}",
+                m.id()
+            );
+            log.step(BACKUP, StepOutcome::Failed, t, e.to_string());
+            return Ok((Outcome::Failed, problem));
+        }
+    };
+    match &created {
+        Some(c) => {
+            log.rec
+                .backups
+                .push(file_ref(&plan.project, &c.path, &c.sha256));
+            let rows: u64 = c.manifest.files.iter().map(|f| f.rows).sum();
+            let what: Vec<String> = c
+                .manifest
+                .files
+                .iter()
+                .map(|f| format!("{} ({} rows)", f.table, f.rows))
+                .collect();
+            log.step(
+                BACKUP,
+                StepOutcome::Ok,
+                t,
+                format!(
+                    "{} holds {}; re-read and matches its manifest ({rows} rows)",
+                    c.path
+                        .strip_prefix(&plan.project)
+                        .unwrap_or(&c.path)
+                        .display(),
+                    what.join(", ")
+                ),
+            );
+            if backup_item {
+                tick.push(BACKUP.into());
+            }
+        }
+        None => {
+            log.step(
+                BACKUP,
+                StepOutcome::Skipped,
+                t,
+                "the migration destroys no existing data: nothing to back up".into(),
+            );
+            if backup_item {
+                tick.push(BACKUP.into());
+            }
+        }
+    }
+
+    let analysis = crate::analysis::analyze::analyze_set(&[m], true, None).remove(0);
+    let count_tables = checks::count_tables(&analysis);
+    let t = now();
+    let before = match checks::count_rows(runner.db, &count_tables).await {
+        Ok(b) => b,
+        Err(e) => {
+            log.step("row-counts-before", StepOutcome::Failed, t, e.to_string());
+            return Ok((
+                Outcome::Failed,
+                format!("counting rows before the migration failed, so it did not run: {e}"),
+            ));
+        }
+    };
+    if !before.is_empty() {
+        let list: Vec<String> = before.iter().map(|(t, n)| format!("{t} {n}")).collect();
+        log.step("row-counts-before", StepOutcome::Ok, t, list.join(", "));
+    }
+
+    let t = now();
+    if let Err(e) = runner.apply_one(m, &mut NoHook).await {
+        log.step("migrate", StepOutcome::Failed, t, e.to_string());
+        return Ok((Outcome::Failed, format!("the migration failed:\n{e}")));
+    }
+    log.step(
+        "migrate",
+        StepOutcome::Ok,
+        t,
+        format!("{} applied and recorded in the tracking table", m.id()),
+    );
+
+    let results = checks::run_all(
+        runner.db,
+        m,
+        &plan.env.smoke,
+        &before,
+        plan.env.health_url.as_deref(),
+        timeouts,
+    )
+    .await;
+    let mut failed = Vec::new();
+    for r in &results {
+        let outcome = if r.ok {
+            StepOutcome::Ok
+        } else {
+            failed.push(format!("{}: {}", r.step, r.detail));
+            StepOutcome::Failed
+        };
+        log.step_took(
+            &r.step,
+            outcome,
+            r.started_at,
+            r.duration_ms,
+            r.detail.clone(),
+        );
+    }
+    if failed.is_empty() {
+        return Ok((Outcome::Applied, String::new()));
+    }
+
+    // A check failed: down.sql, the backup back, verified, in one transaction.
+    let problem = format!(
+        "post-migration check(s) failed after {} ran:\n  {}",
+        m.id(),
+        failed.join("\n  ")
+    );
+    let t = now();
+    let mut hook = BackupHook::new(backups_dir, ui.say);
+    hook.back_up = false;
+    hook.restore = match &created {
+        Some(c) => RestoreFrom::Archive(c.path.clone()),
+        None => RestoreFrom::Nothing,
+    };
+    if let Err(e) = runner.revert_one(m, &mut hook).await {
+        log.step("rollback", StepOutcome::Failed, t, e.to_string());
+        return Ok((
+            Outcome::Failed,
+            format!(
+                "{problem}\nAND THE AUTOMATIC ROLLBACK FAILED: {} is still applied\n  {e}\n  fix: revert by hand (`keel down --env {}`), or restore the snapshot",
+                m.id(),
+                plan.env_name
+            ),
+        ));
+    }
+    let restored: Vec<String> = hook
+        .restored
+        .iter()
+        .flat_map(|(_, r)| r.tables.iter().map(|(t, n)| format!("{t} ({n} rows)")))
+        .collect();
+    log.step(
+        "rollback",
+        StepOutcome::Ok,
+        t,
+        if restored.is_empty() {
+            "down.sql ran; nothing needed restoring".into()
+        } else {
+            format!(
+                "down.sql ran and the backup put back {}, in one transaction",
+                restored.join(", ")
+            )
+        },
+    );
+
+    let t = now();
+    let verified = verify_rollback(runner.db, m, &before).await;
+    match verified {
+        Ok(d) => log.step("rollback-verified", StepOutcome::Ok, t, d),
+        Err(d) => {
+            log.step("rollback-verified", StepOutcome::Failed, t, d.clone());
+            return Ok((
+                Outcome::Failed,
+                format!("{problem}\nthe rollback ran but does not check out: {d}"),
+            ));
+        }
+    }
+    Ok((Outcome::RolledBack, problem))
+}
+
+/// After a rollback: the migration is pending again and the tables it must
+/// not change have their rows back.
+async fn verify_rollback(
+    db: &mut dyn Database,
+    m: &Migration,
+    before: &std::collections::BTreeMap<String, i64>,
+) -> Result<String, String> {
+    let rows = db.tracking_rows().await.map_err(|e| e.to_string())?;
+    let v = m.version.to_string();
+    if rows.iter().any(|r| r.version == v) {
+        return Err(format!("{} still has a tracking row", m.id()));
+    }
+    let tables: Vec<String> = before.keys().cloned().collect();
+    let after = checks::count_rows(db, &tables)
+        .await
+        .map_err(|e| e.to_string())?;
+    for (t, n) in before {
+        if after.get(t) != Some(n) {
+            return Err(format!(
+                "{t} had {n} rows before the migration and has {} now",
+                after.get(t).map_or("none".into(), |a| a.to_string())
+            ));
+        }
+    }
+    Ok(format!(
+        "{} is pending again{}",
+        m.id(),
+        if before.is_empty() {
+            String::new()
+        } else {
+            "; row counts are as before the migration".into()
+        }
+    ))
+}

@@ -569,7 +569,7 @@ fn failure(
 }
 
 /// Refuses to go on while any migration is modified, missing or failed.
-pub(super) fn refuse_blocked(entries: &[Entry<'_>]) -> Result<(), RunError> {
+pub fn refuse_blocked(entries: &[Entry<'_>]) -> Result<(), RunError> {
     let blocked: Vec<&Entry> = entries.iter().filter(|e| e.state.blocks_runs()).collect();
     let Some(first) = blocked.first() else {
         return Ok(());

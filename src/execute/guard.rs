@@ -1,0 +1,208 @@
+//! What `execute` checks before it changes anything: the signing key, the
+//! runbook's checksum, that the migration is the next pending one, the
+//! snapshot, and a dry run in a transaction that is rolled back.
+
+use super::ExecuteError;
+use crate::config::{Config, Environment};
+use crate::db::{Database, Timeouts};
+use crate::migration::Migration;
+use crate::migrator::{State, reconcile, refuse_blocked};
+use crate::record::Signer;
+use crate::snapshot::{self, Snapshot};
+use std::path::Path;
+
+/// The configured signer, with its key tried on a throwaway message so a
+/// missing or unusable key refuses the run before anything changes.
+pub fn signer(
+    config: &Config,
+    project: &Path,
+    env_name: &str,
+    env: &Environment,
+) -> Result<Option<Signer>, ExecuteError> {
+    let signer = Signer::from_config(config, project)
+        .map_err(|e| ExecuteError::Refused(format!("{e}\n  nothing was changed")))?;
+    match signer {
+        None if env.require_signature => Err(ExecuteError::Refused(format!(
+            "environment `{env_name}` requires a signed execution record (require_signature = true), but keel.toml sets neither signing_key nor signing_command; nothing was changed\n  \
+             fix: add signer = \"you@example.com\" and signing_key = \"~/.ssh/id_ed25519\" (or signing_command) to keel.toml"
+        ))),
+        None => Ok(None),
+        Some(s) => {
+            s.sign(b"keel execute: the signing key works before anything changes\n")
+                .map_err(|e| {
+                    ExecuteError::Refused(format!(
+                        "{e}\n  execute tries the signing key before it changes anything; nothing was changed"
+                    ))
+                })?;
+            Ok(Some(s))
+        }
+    }
+}
+
+/// The runbook as reviewed: its text and SHA-256, refused when it is
+/// missing or was rendered from another checksum.
+pub fn runbook(path: &Path, m: &Migration) -> Result<(String, String), ExecuteError> {
+    let fix = format!(
+        "render it with `keel runbook {}`, review it, and commit it",
+        m.version
+    );
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(ExecuteError::Refused(format!(
+                "there is no runbook {} for {}: execute follows a reviewed runbook\n  fix: {fix}",
+                path.display(),
+                m.id()
+            )));
+        }
+        Err(e) => {
+            return Err(ExecuteError::Refused(format!(
+                "cannot read the runbook {}: {e}\n  fix: {fix}",
+                path.display()
+            )));
+        }
+    };
+    let Some((id, checksum)) = crate::runbook::marker(&text) else {
+        return Err(ExecuteError::Refused(format!(
+            "{} does not start with keel's `<!-- keel:runbook migration=… checksum=… -->` line, so keel cannot tell which migration it was rendered from\n  fix: {fix}",
+            path.display()
+        )));
+    };
+    if id != m.id() {
+        return Err(ExecuteError::Refused(format!(
+            "{} was rendered for migration {id}, not {}\n  fix: {fix}",
+            path.display(),
+            m.id()
+        )));
+    }
+    if checksum != m.checksum {
+        return Err(ExecuteError::Refused(format!(
+            "the runbook {} is stale: it was rendered from checksum {checksum}, but {} now has checksum {}; the migration changed after its runbook was reviewed\n  fix: {fix}",
+            path.display(),
+            m.id(),
+            m.checksum
+        )));
+    }
+    let sha = crate::digest::sha256_bytes(text.as_bytes());
+    Ok((text, sha))
+}
+
+/// Refuses unless `m` is the next pending migration and nothing blocks runs.
+pub async fn next_pending(
+    db: &mut dyn Database,
+    files: &[Migration],
+    m: &Migration,
+    env_name: &str,
+) -> Result<String, ExecuteError> {
+    let rows = db.tracking_rows().await.map_err(ExecuteError::Db)?;
+    let entries = reconcile(files, rows);
+    refuse_blocked(&entries).map_err(|e| ExecuteError::Refused(e.to_string()))?;
+    let state = entries
+        .iter()
+        .find(|e| e.migration.is_some_and(|x| x.version == m.version))
+        .map(|e| e.state);
+    match state {
+        Some(State::Pending) => {}
+        Some(State::Applied) | Some(State::Backfilling) => {
+            return Err(ExecuteError::Refused(format!(
+                "{} is already applied on `{env_name}`: there is nothing to execute\n  fix: `keel status --env {env_name}` shows what is applied; write a new migration for a further change",
+                m.id()
+            )));
+        }
+        other => {
+            return Err(ExecuteError::Refused(format!(
+                "{} is {} on `{env_name}`, not pending\n  fix: `keel status --env {env_name}`",
+                m.id(),
+                other.map(|s| s.as_str()).unwrap_or("unknown")
+            )));
+        }
+    }
+    let earlier: Vec<&Migration> = entries
+        .iter()
+        .filter(|e| e.state == State::Pending)
+        .filter_map(|e| e.migration)
+        .filter(|x| x.version < m.version)
+        .collect();
+    if let Some(first) = earlier.first() {
+        let list: Vec<String> = earlier.iter().map(|x| x.id()).collect();
+        return Err(ExecuteError::Refused(format!(
+            "{} is not the next migration on `{env_name}`: {} must run before it; nothing was changed\n  fix: execute them first, in order (`keel execute {} --env {env_name}`)",
+            m.id(),
+            list.join(", "),
+            first.version
+        )));
+    }
+    let applied = entries
+        .iter()
+        .filter(|e| matches!(e.state, State::Applied | State::Backfilling))
+        .count();
+    Ok(format!(
+        "next pending migration ({applied} applied before it)"
+    ))
+}
+
+/// The snapshot to rely on: `--snapshot FILE`, else the environment's
+/// newest; checked against its `.sha256`. Required where keel.toml says so.
+pub fn snapshot(
+    explicit: Option<&Path>,
+    dir: &Path,
+    env_name: &str,
+    env: &Environment,
+) -> Result<Option<Snapshot>, ExecuteError> {
+    let path = match explicit {
+        Some(p) => Some(p.to_path_buf()),
+        None => snapshot::newest(dir, env_name)
+            .map_err(|e| ExecuteError::Refused(format!("{e}\n  nothing was changed")))?,
+    };
+    match path {
+        None if env.require_snapshot => Err(ExecuteError::Refused(format!(
+            "environment `{env_name}` requires a verified snapshot (require_snapshot = true), and {} holds none for it; nothing was changed\n  \
+             fix: take one with `keel snapshot take --env {env_name}`, or pass --snapshot FILE",
+            dir.display()
+        ))),
+        None => Ok(None),
+        Some(p) => snapshot::verify(&p).map(Some).map_err(|e| {
+            ExecuteError::Refused(format!(
+                "{e}\n  execute does not run on an unverified snapshot; nothing was changed"
+            ))
+        }),
+    }
+}
+
+/// Runs the migration's up in a transaction that is always rolled back
+/// (like `keel validate`); `transaction = false` migrations cannot run
+/// inside one and are split and checked statically.
+pub async fn dry_run(
+    db: &mut dyn Database,
+    m: &Migration,
+    timeouts: Timeouts,
+) -> Result<String, ExecuteError> {
+    let statements = crate::analysis::split(&m.up);
+    if !m.meta.transaction {
+        return Ok(format!(
+            "{} statement(s) split cleanly; not executed (transaction = false cannot run in a rolled-back transaction)",
+            statements.len()
+        ));
+    }
+    db.begin(timeouts, true).await.map_err(ExecuteError::Db)?;
+    for stmt in &statements {
+        if let Err(e) = db.execute(&stmt.sql).await {
+            let _ = db.rollback().await;
+            let (line, _) = e
+                .position
+                .map_or((stmt.line, stmt.column), |p| stmt.position_in_file(p));
+            return Err(ExecuteError::DryRun(format!(
+                "the dry run of {} failed at {}:{line}: {e}\n  it ran in a transaction that was rolled back; nothing was changed\n  \
+                 fix: correct up.sql (then render and review its runbook again: `keel runbook {}`), or the schema it expects",
+                m.id(),
+                m.up_path().display(),
+                m.version
+            )));
+        }
+    }
+    db.rollback().await.map_err(ExecuteError::Db)?;
+    Ok(format!(
+        "{} statement(s) ran against the live schema in a transaction that was rolled back",
+        statements.len()
+    ))
+}

@@ -121,6 +121,15 @@ impl Log<'_> {
     }
 }
 
+/// `rel` inside the project folder, without a leading `./` in messages.
+fn at(project: &Path, rel: &str) -> PathBuf {
+    if project == Path::new(".") || project.as_os_str().is_empty() {
+        PathBuf::from(rel)
+    } else {
+        project.join(rel)
+    }
+}
+
 fn now() -> DateTime<Utc> {
     Utc::now()
 }
@@ -144,9 +153,9 @@ pub async fn execute(
 ) -> Result<Finished, ExecuteError> {
     let m = plan.migration;
     let project = plan.project.clone();
-    let runbook_path = crate::runbook::path_for(&project.join("runbooks"), m);
+    let runbook_path = crate::runbook::path_for(&at(&project, "runbooks"), m);
     let runbook_shown = crate::runbook::path_for(Path::new("runbooks"), m);
-    let backups_dir = project.join("backups");
+    let backups_dir = at(&project, "backups");
     let timeouts = Timeouts {
         lock: m.meta.lock_timeout.unwrap_or(plan.settings.lock_timeout),
         statement: m
@@ -205,7 +214,7 @@ pub async fn execute(
     let t = now();
     let snapshot = guard::snapshot(
         plan.snapshot.as_deref(),
-        &project.join("snapshots"),
+        &at(&project, "snapshots"),
         plan.env_name,
         plan.env,
     )?;
@@ -363,7 +372,7 @@ pub async fn execute(
     }
     log.rec.finished_at = now();
     let rec = log.rec.clone();
-    let records_dir = project.join("records");
+    let records_dir = at(&project, "records");
     let written = match &signer {
         Some(s) => record::write_signed(&records_dir, rec.clone(), s),
         None => record::write_unsigned(&records_dir, rec.clone()),

@@ -6,6 +6,7 @@ mod common;
 mod backup;
 mod config;
 mod demo;
+mod execute;
 mod failures;
 mod inspect;
 mod lint;

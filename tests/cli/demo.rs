@@ -21,6 +21,13 @@ fn demo_tells_the_whole_story_on_the_embedded_default() {
         "$ keel inspect users.name",
         "$ keel validate",
         "$ keel down",
+        "$ keel runbook 20260102090000",
+        "$ keel execute 20260102090000 --env demo --yes",
+        "applied 20260102090000_add_user_profiles on demo in ",
+        "(signed by demo@keel.invalid: records/20260102090000_add_user_profiles/demo-",
+        "$ keel record verify records/20260102090000_add_user_profiles/demo-",
+        "  signed by demo@keel.invalid (SHA256:",
+        "record #1 of demo: 20260102090000_add_user_profiles applied; hash chain intact",
     ] {
         assert!(text.contains(step), "missing step {step}:\n{text}");
     }
@@ -35,4 +42,23 @@ fn demo_tells_the_whole_story_on_the_embedded_default() {
         "the demo works in its own temporary folder"
     );
     assert!(!stderr(&out).contains("secret"));
+    for line in [
+        "ok  dry-run-reviewed",
+        "confirmed  rollback-tested",
+        "ok  smoke                    every user has a profile: `0` as expected",
+    ] {
+        assert!(
+            stderr(&out).contains(line),
+            "missing {line}:\n{}",
+            stderr(&out)
+        );
+    }
+    // The story ends rolled back: the guarded run's migration was reverted.
+    let err = stderr(&out);
+    assert_eq!(
+        err.matches("reverted 20260102090000_add_user_profiles")
+            .count(),
+        2,
+        "{err}"
+    );
 }

@@ -83,6 +83,12 @@ impl Confirmer {
         match self {
             Confirmer::Yes => Ok(true),
             Confirmer::Answers { file, answers } => {
+                if item.id.is_none() {
+                    return Err(ConfirmError::Refused(format!(
+                        "checklist item \"{}\" has no id, so the answers file {file} cannot answer it\n  fix: give it one in the runbook (`<!-- keel:check some-id -->` at the end of the item, reviewed like the rest), then add `some-id = true` to {file}",
+                        item.text
+                    )));
+                }
                 match item.id.as_ref().and_then(|id| answers.get(id)) {
                     Some(answer) => Ok(*answer),
                     None => Err(ConfirmError::Refused(format!(

@@ -156,7 +156,7 @@ pub fn snapshot(
     };
     match path {
         None if env.require_snapshot => Err(ExecuteError::Refused(format!(
-            "environment `{env_name}` requires a verified snapshot (require_snapshot = true), and {} holds none for it; nothing was changed\n  \
+            "environment `{env_name}` requires a verified snapshot (require_snapshot = true), and {}/ holds none for it; nothing was changed\n  \
              fix: take one with `keel snapshot take --env {env_name}`, or pass --snapshot FILE",
             dir.display()
         ))),

@@ -93,6 +93,18 @@ impl Log<'_> {
         self.step_took(name, outcome, t, took, detail);
     }
 
+    /// A confirmed checklist item: the record says how it was confirmed,
+    /// the terminal (which already said so once) shows the item.
+    fn confirmed(&mut self, name: &str, t: DateTime<Utc>, text: &str, how: &str) {
+        self.rec.step(
+            name,
+            StepOutcome::Confirmed,
+            t,
+            Some(format!("{text} ({how})")),
+        );
+        (self.say)(&format!("{:>9}  {name:<24} {text}", "confirmed"));
+    }
+
     fn step_took(
         &mut self,
         name: &str,
@@ -270,12 +282,7 @@ pub async fn execute(
                 let name = id.clone().unwrap_or_else(|| "(item without id)".into());
                 match plan.confirmer.confirm(item) {
                     Ok(true) => {
-                        log.step(
-                            &name,
-                            StepOutcome::Confirmed,
-                            t,
-                            format!("{} ({})", item.text, plan.confirmer.describe()),
-                        );
+                        log.confirmed(&name, t, &item.text, &plan.confirmer.describe());
                         if let Some(id) = id {
                             tick.push(id);
                         }
@@ -301,11 +308,31 @@ pub async fn execute(
         operator: crate::migrator::operator(),
         on_event: ui.on_event,
     };
+    // From here on a first Ctrl-C does not kill the run half-way: it
+    // finishes (checks, rollback if needed, record); a second one stops at
+    // once, and the database rolls back whatever transaction is open.
+    let interrupts = tokio::spawn(async {
+        let mut presses = 0;
+        while tokio::signal::ctrl_c().await.is_ok() {
+            presses += 1;
+            if presses == 1 {
+                eprintln!(
+                    "keel: Ctrl-C: finishing this run first (checks, rollback if needed, record) so that nothing is left half-done; press Ctrl-C again to stop at once"
+                );
+            } else {
+                eprintln!(
+                    "keel: stopping now: an open transaction rolls back; no execution record is written"
+                );
+                std::process::exit(130);
+            }
+        }
+    });
     let t = now();
-    runner
-        .lock()
-        .await
-        .map_err(|e| ExecuteError::Refused(format!("{e}\n  nothing was changed")))?;
+    let lock = runner.lock().await;
+    if lock.is_err() {
+        interrupts.abort();
+    }
+    lock.map_err(|e| ExecuteError::Refused(format!("{e}\n  nothing was changed")))?;
     log.step(
         "run-lock",
         StepOutcome::Ok,
@@ -324,7 +351,13 @@ pub async fn execute(
     )
     .await;
     let _ = runner.unlock(Ok(())).await;
-    let (outcome, problem) = result?;
+    let (outcome, problem) = match result {
+        Ok(r) => r,
+        Err(e) => {
+            interrupts.abort();
+            return Err(e);
+        }
+    };
 
     // 6. Alert, record, runbook.
     log.rec.outcome = outcome;
@@ -405,6 +438,7 @@ pub async fn execute(
                 runbook_path.display()
             ))
         })?;
+    interrupts.abort();
     let finished = Finished {
         outcome,
         record: final_rec,
@@ -453,19 +487,31 @@ async fn locked(
             log.rec
                 .backups
                 .push(file_ref(&plan.project, &c.path, &c.sha256));
-            let rows: u64 = c.manifest.files.iter().map(|f| f.rows).sum();
             let what: Vec<String> = c
                 .manifest
                 .files
                 .iter()
-                .map(|f| format!("{} ({} rows)", f.table, f.rows))
+                .map(|f| {
+                    let cols: Vec<&str> = f
+                        .columns
+                        .iter()
+                        .filter(|col| !f.key.contains(col))
+                        .map(String::as_str)
+                        .collect();
+                    match f.kind {
+                        crate::backup::Kind::Columns => {
+                            format!("{}.{} ({} rows)", f.table, cols.join(", "), f.rows)
+                        }
+                        crate::backup::Kind::Table => format!("{} ({} rows)", f.table, f.rows),
+                    }
+                })
                 .collect();
             log.step(
                 BACKUP,
                 StepOutcome::Ok,
                 t,
                 format!(
-                    "{} holds {}; re-read and matches its manifest ({rows} rows)",
+                    "{}: {}, re-read and checked against its manifest",
                     c.path
                         .strip_prefix(&plan.project)
                         .unwrap_or(&c.path)

@@ -240,7 +240,7 @@ fn happy_path_on_postgres_signed_and_checked_by_ssh_keygen() {
         step(&rec, "backup-verified")["detail"]
             .as_str()
             .unwrap()
-            .contains("profiles (5 rows)")
+            .contains("profiles.bio (5 rows)")
     );
 
     // The runbook: every item ticked, the execution appended.

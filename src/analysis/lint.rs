@@ -3,12 +3,14 @@
 
 use super::analyze::{MigrationFiles, analyze, analyze_sql};
 use super::finding::{self, Finding, Severity};
+use super::live::LiveSchema;
 use super::rules;
 use super::schema::Schema;
 use super::version::PgVersion;
 use crate::migration::Meta;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 /// Every finding of one lint run, and how many SQL files were read.
 #[derive(Debug, Clone, Default)]
@@ -45,7 +47,14 @@ pub enum LintError {
 /// Lints every path. Each migration is judged on its own: the migrations
 /// before it are assumed applied (lint has no database to ask which are
 /// pending), so only tables created in the same migration count as new.
-pub fn lint_paths(paths: &[PathBuf], version: Option<PgVersion>) -> Result<LintReport, LintError> {
+///
+/// With `live` (a database was given), rules read the live schema and
+/// findings say how big each table is and how long its lock is held.
+pub fn lint_paths(
+    paths: &[PathBuf],
+    version: Option<PgVersion>,
+    live: Option<Arc<LiveSchema>>,
+) -> Result<LintReport, LintError> {
     let mut folders: BTreeSet<PathBuf> = BTreeSet::new();
     let mut sets: Vec<Vec<PathBuf>> = Vec::new();
     let mut plain: BTreeSet<PathBuf> = BTreeSet::new();
@@ -78,7 +87,7 @@ pub fn lint_paths(paths: &[PathBuf], version: Option<PgVersion>) -> Result<LintR
         report.findings.extend(rules::file_name::check(set));
     }
     for dir in &folders {
-        lint_folder(dir, version, &mut report)?;
+        lint_folder(dir, version, live.clone(), &mut report)?;
     }
     for file in &plain {
         let text = match read(file)? {
@@ -93,7 +102,7 @@ pub fn lint_paths(paths: &[PathBuf], version: Option<PgVersion>) -> Result<LintR
         report.findings.extend(analyze_sql(
             &path,
             &text,
-            &mut Schema::new(version),
+            &mut Schema::with_live(version, live.clone()),
             version,
         ));
     }
@@ -142,6 +151,7 @@ fn read_migrations_folder(dir: &Path) -> Result<(Vec<PathBuf>, Vec<PathBuf>), Li
 fn lint_folder(
     dir: &Path,
     version: Option<PgVersion>,
+    live: Option<Arc<LiveSchema>>,
     report: &mut LintReport,
 ) -> Result<(), LintError> {
     let optional = |name: &str, report: &mut LintReport| -> Result<Option<String>, LintError> {
@@ -197,7 +207,7 @@ fn lint_folder(
         down: down.as_deref(),
         meta: &meta,
     };
-    let analysis = analyze(&files, &mut Schema::new(version), version);
+    let analysis = analyze(&files, &mut Schema::with_live(version, live), version);
     report.findings.extend(analysis.findings);
     Ok(())
 }

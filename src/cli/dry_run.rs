@@ -39,7 +39,7 @@ pub fn print(
 ) {
     let up = direction == "up";
     let analyses = match target {
-        Target::Postgres(version) => Some(analyze_set(migrations, up, version)),
+        Target::Postgres(version) => Some(analyze_set(migrations, up, version, None)),
         Target::Other(_) => None,
     };
     let analysis = |i: usize| analyses.as_ref().map(|a| &a[i]);

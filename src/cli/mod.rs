@@ -282,7 +282,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Validate => validate::run(&ctx).await,
         Command::Resolve(args) => resolve::run(&ctx, args).await,
         Command::Inspect(args) => inspect::run(&ctx, args).await,
-        Command::Lint(args) => lint::run(&ctx, args),
+        Command::Lint(args) => lint::run(&ctx, args).await,
         Command::Seed(args) => seed::run(&ctx, args).await,
         Command::Runbook(args) => runbook::run(&ctx, args).await,
         Command::Backup(args) => backup::run(&ctx, args).await,

@@ -9,6 +9,7 @@ mod demo;
 mod failures;
 mod inspect;
 mod lint;
+mod live;
 mod lock_probe;
 mod migrate;
 mod new;

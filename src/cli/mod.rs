@@ -1,13 +1,14 @@
 //! Command-line surface: one file per subcommand, flags and printing only.
 
 mod backup;
+mod calibrate;
 mod demo;
 mod down;
 mod dry_run;
 mod inspect;
 mod lint;
 mod new;
-mod output;
+pub mod output;
 mod record;
 mod resolve;
 mod restore;
@@ -94,6 +95,8 @@ pub enum Command {
     Inspect(inspect::Args),
     /// Check migrations or SQL files for locks, rewrites and data loss (exit 3 on errors)
     Lint(lint::Args),
+    /// Measure this server's rewrite, index, scan and backfill speeds for the time estimates
+    Calibrate(calibrate::Args),
     /// Render runbooks/<version>_<name>.md for a migration and print its path
     Runbook(runbook::Args),
     /// Load the sample application's data (users, posts, comments)
@@ -284,6 +287,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Inspect(args) => inspect::run(&ctx, args).await,
         Command::Lint(args) => lint::run(&ctx, args).await,
         Command::Seed(args) => seed::run(&ctx, args).await,
+        Command::Calibrate(args) => calibrate::run(&ctx, args).await,
         Command::Runbook(args) => runbook::run(&ctx, args).await,
         Command::Backup(args) => backup::run(&ctx, args).await,
         Command::Restore(args) => restore::run(&ctx, args).await,

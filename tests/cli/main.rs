@@ -4,6 +4,7 @@
 mod common;
 
 mod backup;
+mod calibrate;
 mod config;
 mod demo;
 mod failures;

@@ -15,6 +15,7 @@ pub mod execute;
 pub mod inspect;
 pub mod migration;
 pub mod migrator;
+pub mod plan;
 pub mod record;
 pub mod runbook;
 pub mod seed;

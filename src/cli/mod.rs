@@ -9,6 +9,7 @@ mod inspect;
 mod lint;
 mod new;
 pub mod output;
+mod plan;
 mod record;
 mod resolve;
 mod restore;
@@ -95,6 +96,8 @@ pub enum Command {
     Inspect(inspect::Args),
     /// Check migrations or SQL files for locks, rewrites and data loss (exit 3 on errors)
     Lint(lint::Args),
+    /// Everything known before running a migration: locks, table sizes, reversibility, backups, findings, estimated time
+    Plan(plan::Args),
     /// Measure this server's rewrite, index, scan and backfill speeds for the time estimates
     Calibrate(calibrate::Args),
     /// Render runbooks/<version>_<name>.md for a migration and print its path
@@ -288,6 +291,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Lint(args) => lint::run(&ctx, args).await,
         Command::Seed(args) => seed::run(&ctx, args).await,
         Command::Calibrate(args) => calibrate::run(&ctx, args).await,
+        Command::Plan(args) => plan::run(&ctx, args).await,
         Command::Runbook(args) => runbook::run(&ctx, args).await,
         Command::Backup(args) => backup::run(&ctx, args).await,
         Command::Restore(args) => restore::run(&ctx, args).await,

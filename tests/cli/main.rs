@@ -14,6 +14,7 @@ mod live;
 mod lock_probe;
 mod migrate;
 mod new;
+mod plan;
 mod record;
 mod resolve;
 mod runbook;

@@ -29,10 +29,18 @@ pub struct Coefficients {
     pub text_key_factor: f64,
     /// UPDATE of one row inside a batch (heap and one index entry): ns per row.
     pub update_ns_per_row: f64,
+    /// Each further index adds an entry per updated row (no room for HOT
+    /// on a full page): ns per row and index.
+    #[serde(default = "default_update_ns_per_index")]
+    pub update_ns_per_index: f64,
     /// Fixed cost of one batch: round trip and commit, ms.
     pub batch_ms: f64,
     /// A statement that only changes the catalog, ms.
     pub catalog_ms: f64,
+}
+
+fn default_update_ns_per_index() -> f64 {
+    Coefficients::default().update_ns_per_index
 }
 
 impl Default for Coefficients {
@@ -46,6 +54,7 @@ impl Default for Coefficients {
             index_ns_per_row_log: 40.0,
             text_key_factor: 2.0,
             update_ns_per_row: 8_000.0,
+            update_ns_per_index: 8_000.0,
             batch_ms: 2.0,
             catalog_ms: 2.0,
         }
@@ -172,7 +181,7 @@ impl Coefficients {
         // A full page leaves no room for a HOT update: every index gets an
         // entry per row. The coefficient includes one (the primary key).
         let extra = s.indexes.len().saturating_sub(1) as f64;
-        let per_row = self.update_ns_per_row * (1.0 + 0.25 * extra);
+        let per_row = self.update_ns_per_row + self.update_ns_per_index * extra;
         let batches = match batch {
             Some(b) if b > 0 => (rows / b as f64).ceil(),
             _ => 1.0,

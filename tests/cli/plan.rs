@@ -163,9 +163,7 @@ fn backfill_is_estimated_apart_from_the_statements() {
     let p = Project::postgres();
     p.sample();
     p.keel().arg("up").assert().success();
-    p.exec(
-        "INSERT INTO users (id, email) SELECT g, 'u' || g FROM generate_series(1, 20000) g",
-    );
+    p.exec("INSERT INTO users (id, email) SELECT g, 'u' || g FROM generate_series(1, 20000) g");
     p.exec("VACUUM ANALYZE users");
     p.migration(
         "20260201090000_lower_emails",

@@ -116,6 +116,13 @@ fn unsafe_is_root() -> bool {
 }
 
 fn start_cluster() -> Server {
+    // A throwaway cluster: durability is not what the tests check.
+    start_cluster_with("-c fsync=off -c full_page_writes=off -c max_connections=300")
+}
+
+/// Starts a throwaway cluster with extra server options (`-c name=value …`);
+/// the benchmarks use PostgreSQL's defaults (fsync on), like a real server.
+pub fn start_cluster_with(settings: &str) -> Server {
     let bin = bindir();
     let dir = tempfile::Builder::new()
         .prefix("keel-pg-")
@@ -163,7 +170,7 @@ fn start_cluster() -> Server {
         String::from_utf8_lossy(&out.stderr)
     );
     let options = format!(
-        "-k {} -c listen_addresses='' -p 5432 -c fsync=off -c full_page_writes=off -c max_connections=300",
+        "-k {} -c listen_addresses='' -p 5432 {settings}",
         dir.display()
     );
     let out = as_server_user(&bin.join("pg_ctl"))

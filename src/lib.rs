@@ -4,6 +4,7 @@
 
 pub mod analysis;
 pub mod backup;
+pub mod calibrate;
 pub mod cli;
 pub mod config;
 pub mod csv;
@@ -14,6 +15,7 @@ pub mod execute;
 pub mod inspect;
 pub mod migration;
 pub mod migrator;
+pub mod plan;
 pub mod record;
 pub mod runbook;
 pub mod seed;

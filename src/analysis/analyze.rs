@@ -4,12 +4,14 @@
 
 use super::classify::{Classified, classify};
 use super::finding::{self, Finding};
+use super::live::LiveSchema;
 use super::reversibility::{self, BackupItem};
 use super::rules::{self, FileCx, FileKind};
 use super::schema::{Created, Schema};
 use super::version::PgVersion;
 use crate::migration::{Meta, Migration, Reversibility};
 use std::path::Path;
+use std::sync::Arc;
 
 /// Everything the analysis knows about one migration.
 #[derive(Debug, Clone)]
@@ -54,6 +56,10 @@ pub fn analyze(
         syntax: &up.syntax,
     });
 
+    if let Some(live) = &schema.live {
+        super::sizes::annotate(&mut findings, &up_path, &up.ops, live);
+    }
+
     let down = files.down.map(|text| {
         // The down runs after the up: the up's tables exist and hold data.
         let mut after = schema.after_up();
@@ -61,14 +67,18 @@ pub fn analyze(
     });
     if let Some(d) = &down {
         let down_path = files.dir.join("down.sql").display().to_string();
-        findings.extend(rules::check_file(&FileCx {
+        let mut down_findings = rules::check_file(&FileCx {
             file: &down_path,
             kind: FileKind::Down,
             ops: &d.ops,
             version,
             created: &created,
             syntax: &d.syntax,
-        }));
+        });
+        if let Some(live) = &schema.live {
+            super::sizes::annotate(&mut down_findings, &down_path, &d.ops, live);
+        }
+        findings.extend(down_findings);
     }
 
     let has_down = down.as_ref().is_some_and(|d| !d.ops.is_empty());
@@ -96,8 +106,9 @@ pub fn analyze_set(
     migrations: &[&Migration],
     up: bool,
     version: Option<PgVersion>,
+    live: Option<Arc<LiveSchema>>,
 ) -> Vec<MigrationAnalysis> {
-    let mut pending = Schema::new(version);
+    let mut pending = Schema::with_live(version, live.clone());
     migrations
         .iter()
         .map(|m| {
@@ -110,7 +121,11 @@ pub fn analyze_set(
             if up {
                 analyze(&files, &mut pending, version)
             } else {
-                analyze(&files, &mut Schema::new(version), version)
+                analyze(
+                    &files,
+                    &mut Schema::with_live(version, live.clone()),
+                    version,
+                )
             }
         })
         .collect()
@@ -135,6 +150,9 @@ pub fn analyze_sql(
         created: &created,
         syntax: &c.syntax,
     });
+    if let Some(live) = &schema.live {
+        super::sizes::annotate(&mut findings, path, &c.ops, live);
+    }
     finding::sort(&mut findings);
     findings
 }

@@ -3,12 +3,14 @@
 
 use super::analyze::{MigrationFiles, PlainPair, analyze, analyze_sql, analyze_sql_pair};
 use super::finding::{self, Finding, Severity};
+use super::live::LiveSchema;
 use super::rules;
 use super::schema::Schema;
 use super::version::PgVersion;
 use crate::migration::Meta;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 /// Every finding of one lint run, and how many SQL files were read.
 #[derive(Debug, Clone, Default)]
@@ -65,7 +67,14 @@ enum Unit {
 /// Folders and files are independent, so they are read, parsed and
 /// checked on all cores; the findings are sorted at the end, so the output
 /// does not depend on the order the workers finish in.
-pub fn lint_paths(paths: &[PathBuf], version: Option<PgVersion>) -> Result<LintReport, LintError> {
+///
+/// With `live` (a database was given), rules read the live schema and
+/// findings say how big each table is and how long its lock is held.
+pub fn lint_paths(
+    paths: &[PathBuf],
+    version: Option<PgVersion>,
+    live: Option<Arc<LiveSchema>>,
+) -> Result<LintReport, LintError> {
     let mut folders: BTreeSet<PathBuf> = BTreeSet::new();
     let mut sets: Vec<Vec<PathBuf>> = Vec::new();
     let mut plain: BTreeSet<PathBuf> = BTreeSet::new();
@@ -115,7 +124,7 @@ pub fn lint_paths(paths: &[PathBuf], version: Option<PgVersion>) -> Result<LintR
             .filter(|f| !paired.contains(f) && up_sibling(f).is_none_or(|up| !up.is_file()))
             .map(Unit::Plain),
     );
-    for part in run_parallel(&units, |unit| lint_unit(unit, version)) {
+    for part in run_parallel(&units, |unit| lint_unit(unit, version, live.clone())) {
         let part = part?;
         report.files += part.files;
         report.findings.extend(part.findings);
@@ -175,10 +184,14 @@ fn run_parallel<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Ve
     done.into_iter().map(|(_, r)| r).collect()
 }
 
-fn lint_unit(unit: &Unit, version: Option<PgVersion>) -> Result<LintReport, LintError> {
+fn lint_unit(
+    unit: &Unit,
+    version: Option<PgVersion>,
+    live: Option<Arc<LiveSchema>>,
+) -> Result<LintReport, LintError> {
     let mut report = LintReport::default();
     match unit {
-        Unit::Folder(dir) => lint_folder(dir, version, &mut report)?,
+        Unit::Folder(dir) => lint_folder(dir, version, live, &mut report)?,
         Unit::Plain(file) => match read(file)? {
             Ok(text) => {
                 report.files += 1;
@@ -186,7 +199,7 @@ fn lint_unit(unit: &Unit, version: Option<PgVersion>) -> Result<LintReport, Lint
                 report.findings.extend(analyze_sql(
                     &path,
                     &text,
-                    &mut Schema::new(version),
+                    &mut Schema::with_live(version, live),
                     version,
                 ));
             }
@@ -270,6 +283,7 @@ fn read_migrations_folder(dir: &Path) -> Result<(Vec<PathBuf>, Vec<PathBuf>), Li
 fn lint_folder(
     dir: &Path,
     version: Option<PgVersion>,
+    live: Option<Arc<LiveSchema>>,
     report: &mut LintReport,
 ) -> Result<(), LintError> {
     let optional = |name: &str, report: &mut LintReport| -> Result<Option<String>, LintError> {
@@ -325,7 +339,7 @@ fn lint_folder(
         down: down.as_deref(),
         meta: &meta,
     };
-    let analysis = analyze(&files, &mut Schema::new(version), version);
+    let analysis = analyze(&files, &mut Schema::with_live(version, live), version);
     report.findings.extend(analysis.findings);
     Ok(())
 }

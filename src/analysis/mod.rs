@@ -8,8 +8,10 @@
 pub mod allow;
 pub mod analyze;
 pub mod classify;
+pub mod estimate;
 pub mod finding;
 pub mod lint;
+pub mod live;
 pub mod lock;
 pub mod operation;
 pub mod report;
@@ -18,11 +20,13 @@ pub mod reversibility;
 mod robustness;
 pub mod rules;
 pub mod schema;
+pub mod sizes;
 mod split;
 pub mod sqltype;
 pub mod version;
 
 pub use classify::{Classified, SyntaxProblem, classify};
+pub use live::LiveSchema;
 pub use operation::{Action, ActionKind, Lock, Operation, Tri};
 pub use schema::{Created, Schema};
 pub use split::{Statement, split};

@@ -4,16 +4,27 @@
 //! which CHECK constraints prove a column NOT NULL. Classification reads it
 //! before each statement and applies the statement afterwards.
 
+use super::live::LiveSchema;
 use super::operation::{ActionKind, ConstraintKind, Operation};
 use super::sqltype::SqlType;
 use super::version::PgVersion;
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 
 #[derive(Debug, Clone, Default)]
 pub struct Schema {
     pub version: Option<PgVersion>,
+    /// What the server says about existing tables (live mode), read where
+    /// the files are silent.
+    pub live: Option<Arc<LiveSchema>>,
     tables: HashMap<String, Table>,
     indexes: HashMap<String, String>,
+}
+
+/// The pseudo-constraint name for a column that is NOT NULL already: a
+/// second SET NOT NULL finds nothing to check.
+fn attnotnull(column: &str) -> String {
+    format!("{column} NOT NULL")
 }
 
 #[derive(Debug, Clone, Default)]
@@ -36,6 +47,42 @@ impl Schema {
             version,
             ..Schema::default()
         }
+    }
+
+    /// A schema that reads the live one where the files say nothing.
+    pub fn with_live(version: Option<PgVersion>, live: Option<Arc<LiveSchema>>) -> Schema {
+        Schema {
+            version,
+            live,
+            ..Schema::default()
+        }
+    }
+
+    /// The session TimeZone is UTC (live mode only).
+    pub fn timezone_is_utc(&self) -> Option<bool> {
+        self.live.as_ref()?.timezone_is_utc()
+    }
+
+    /// `pg_proc.provolatile` of a function (live mode only).
+    pub fn volatility(&self, function: &str) -> Option<char> {
+        self.live.as_ref()?.volatility(function)
+    }
+
+    /// An existing table's entry as the server knows it: its NOT NULL
+    /// proofs (valid CHECKs and columns NOT NULL already).
+    fn seeded(&self, name: &str) -> Table {
+        let mut t = Table::default();
+        if let Some(live) = self.live.as_ref().and_then(|l| l.table(name)) {
+            for c in &live.not_null_checks {
+                t.not_null_checks
+                    .insert(c.name.clone(), (c.column.clone(), c.valid));
+            }
+            for (col, ty) in live.columns.iter().filter(|(_, ty)| ty.not_null) {
+                t.not_null_checks
+                    .insert(attnotnull(col), (col.clone(), ty.not_null));
+            }
+        }
+        t
     }
 
     /// The schema as down.sql sees it: everything the up created exists
@@ -61,8 +108,18 @@ impl Schema {
             .is_some_and(|c| c.new)
     }
 
+    /// The column's type: as the files declared or changed it, else (on an
+    /// existing table) as the server has it.
     pub fn column_type(&self, table: &str, column: &str) -> Option<&SqlType> {
-        self.tables.get(table)?.columns.get(column)?.ty.as_ref()
+        if let Some(t) = self.tables.get(table) {
+            if let Some(ty) = t.columns.get(column).and_then(|c| c.ty.as_ref()) {
+                return Some(ty);
+            }
+            if t.new {
+                return None;
+            }
+        }
+        Some(&self.live.as_ref()?.column(table, column)?.ty)
     }
 
     pub fn index_table(&self, index: &str) -> Option<&str> {
@@ -71,11 +128,17 @@ impl Schema {
 
     /// PostgreSQL 12+ skips SET NOT NULL's scan when a valid CHECK proves it.
     pub fn proves_not_null(&self, table: &str, column: &str) -> bool {
-        self.tables.get(table).is_some_and(|t| {
-            t.not_null_checks
-                .values()
-                .any(|(c, valid)| c == column && *valid)
-        })
+        let seeded;
+        let t = match self.tables.get(table) {
+            Some(t) => t,
+            None => {
+                seeded = self.seeded(table);
+                &seeded
+            }
+        };
+        t.not_null_checks
+            .values()
+            .any(|(c, valid)| c == column && *valid)
     }
 
     /// Records what a classified statement did.
@@ -132,9 +195,24 @@ impl Schema {
                 }
                 ActionKind::RenameColumn { to } => {
                     if let Some(c) = &a.column {
+                        let live = Column {
+                            ty: self.column_type(&table, c).cloned(),
+                            new: false,
+                        };
                         let t = self.table(&table);
-                        let col = t.columns.remove(c).unwrap_or_default();
+                        let col = t.columns.remove(c).unwrap_or(live);
                         t.columns.insert(to.clone(), col);
+                    }
+                }
+                ActionKind::SetNotNull => {
+                    if let Some(c) = &a.column {
+                        let t = self.table(&table);
+                        t.not_null_checks.insert(attnotnull(c), (c.clone(), true));
+                    }
+                }
+                ActionKind::DropNotNull => {
+                    if let Some(c) = &a.column {
+                        self.table(&table).not_null_checks.remove(&attnotnull(c));
                     }
                 }
                 ActionKind::AlterColumnType { to, .. } => {
@@ -173,7 +251,11 @@ impl Schema {
     }
 
     fn table(&mut self, name: &str) -> &mut Table {
-        self.tables.entry(name.to_string()).or_default()
+        if !self.tables.contains_key(name) {
+            let seeded = self.seeded(name);
+            self.tables.insert(name.to_string(), seeded);
+        }
+        self.tables.get_mut(name).expect("inserted above")
     }
 }
 

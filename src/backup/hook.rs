@@ -61,7 +61,7 @@ fn hook_error(m: &Migration, e: BackupError, outcome: &str) -> RunError {
 
 /// What `m` destroys, by the analysis: empty for most migrations.
 fn destroys(m: &Migration) -> bool {
-    !crate::analysis::analyze::analyze_set(&[m], true, None)
+    !crate::analysis::analyze::analyze_set(&[m], true, None, None)
         .remove(0)
         .backups
         .is_empty()
@@ -109,7 +109,7 @@ pub async fn back_up(
     m: &Migration,
     dir: &std::path::Path,
 ) -> Result<Option<Created>, BackupError> {
-    let analysis = crate::analysis::analyze::analyze_set(&[m], true, None).remove(0);
+    let analysis = crate::analysis::analyze::analyze_set(&[m], true, None, None).remove(0);
     if analysis.backups.is_empty() {
         return Ok(None);
     }

@@ -26,7 +26,9 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<()> {
     if args.dry_run {
         let entries = reconcile(&files, db.tracking_rows().await?);
         let target = super::dry_run::Target::of(db.as_mut()).await;
+        let live = target.live(db.as_mut()).await;
         db.close().await;
+        let live = live?;
         let mut applied: Vec<_> = entries
             .iter()
             .rev()
@@ -43,6 +45,7 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<()> {
             &applied,
             |m| m.down.as_deref().unwrap_or("-- (no down.sql)"),
             target,
+            live,
         );
         return Ok(());
     }

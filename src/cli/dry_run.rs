@@ -4,11 +4,14 @@
 //! reversibility, the backup it needs, and lint findings.
 
 use super::Ctx;
-use crate::analysis::analyze::{MigrationAnalysis, analyze_set};
-use crate::analysis::{Operation, PgVersion, Tri};
-use crate::db::Database;
+use crate::analysis::analyze::MigrationAnalysis;
+use crate::analysis::estimate::human_ms;
+use crate::analysis::{LiveSchema, Operation, PgVersion, Tri};
+use crate::db::{Database, DbError};
 use crate::migration::Migration;
+use crate::plan::{self, Plan};
 use serde_json::{Value, json};
+use std::sync::Arc;
 
 /// The database a dry run is for, as far as the analysis cares.
 #[derive(Debug, Clone, Copy)]
@@ -27,6 +30,14 @@ impl Target {
             Err(_) => Target::Postgres(None),
         }
     }
+
+    /// The live schema, on PostgreSQL (for sizes and estimates).
+    pub async fn live(self, db: &mut dyn Database) -> Result<Option<Arc<LiveSchema>>, DbError> {
+        match self {
+            Target::Postgres(_) => Ok(LiveSchema::load(db).await?.map(Arc::new)),
+            Target::Other(_) => Ok(None),
+        }
+    }
 }
 
 /// Prints each migration's SQL, in the order it would run, with its analysis.
@@ -36,13 +47,14 @@ pub fn print(
     migrations: &[&Migration],
     sql: impl Fn(&Migration) -> &str,
     target: Target,
+    live: Option<Arc<LiveSchema>>,
 ) {
     let up = direction == "up";
-    let analyses = match target {
-        Target::Postgres(version) => Some(analyze_set(migrations, up, version)),
+    let plans = match target {
+        Target::Postgres(version) => Some(plan::build(migrations, up, version, live)),
         Target::Other(_) => None,
     };
-    let analysis = |i: usize| analyses.as_ref().map(|a| &a[i]);
+    let analysis = |i: usize| plans.as_ref().map(|p| &p[i]);
     if ctx.out.json {
         let items: Vec<Value> = migrations
             .iter()
@@ -99,15 +111,21 @@ fn ops(a: &MigrationAnalysis, up: bool) -> &[Operation] {
     }
 }
 
-fn analysis_text(m: &Migration, a: &MigrationAnalysis, up: bool, target: Target) -> String {
+fn analysis_text(m: &Migration, p: &Plan, up: bool, target: Target) -> String {
+    let a = &p.analysis;
     let version = match target {
         Target::Postgres(Some(v)) => format!("PostgreSQL {v}"),
         _ => "PostgreSQL".to_string(),
     };
     let mut out = format!("-- analysis ({version}):\n");
-    for op in ops(a, up) {
+    for (op, s) in ops(a, up).iter().zip(&p.statements) {
+        let estimate = s
+            .estimate
+            .as_ref()
+            .map(|e| format!("; {} for {}", human_ms(e.ms), e.kind))
+            .unwrap_or_default();
         out.push_str(&format!(
-            "--   line {}: {}: {}\n",
+            "--   line {}: {}: {}{estimate}\n",
             op.line,
             op.kind,
             effects(op)
@@ -133,6 +151,23 @@ fn analysis_text(m: &Migration, a: &MigrationAnalysis, up: bool, target: Target)
                 b.line, b.reason
             ));
         }
+    }
+    if let Some(ms) = p.estimated_ms {
+        let coefficients = p.coefficients.as_deref().unwrap_or_default();
+        out.push_str(&format!(
+            "--   estimated time: {} ({coefficients})\n",
+            human_ms(ms)
+        ));
+    }
+    if let Some(b) = &p.backfill
+        && let Some(ms) = b.estimated_ms
+    {
+        out.push_str(&format!(
+            "--   then the backfill of {}: {} in batches of {}\n",
+            b.table,
+            human_ms(ms),
+            b.batch_size
+        ));
     }
     let file = if up { "up.sql" } else { "down.sql" };
     for f in a
@@ -194,9 +229,10 @@ fn effects(op: &Operation) -> String {
 fn migration_json(
     m: &Migration,
     sql: &impl Fn(&Migration) -> &str,
-    a: Option<&MigrationAnalysis>,
+    p: Option<&Plan>,
     up: bool,
 ) -> Value {
+    let a = p.map(|p| &p.analysis);
     let mut v = json!({
         "version": m.version.to_string(),
         "name": m.name,
@@ -209,10 +245,13 @@ fn migration_json(
             .collect();
         return v;
     };
+    let p = p.expect("a plan when there is an analysis");
     v["statements"] = ops(a, up)
         .iter()
-        .map(|op| {
+        .zip(&p.statements)
+        .map(|(op, s)| {
             json!({
+                "estimated_ms": s.estimate.as_ref().map(|e| e.ms.round() as u64),
                 "sql": op.sql,
                 "line": op.line,
                 "lock": op.lock().map(|l| l.name()),
@@ -230,6 +269,7 @@ fn migration_json(
     });
     v["backups"] = json!(a.backups);
     v["findings"] = json!(a.findings);
+    v["estimated_ms"] = json!(p.estimated_ms.map(|ms| ms.round() as u64));
     v
 }
 

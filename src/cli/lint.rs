@@ -1,9 +1,40 @@
 use super::{Ctx, Format};
-use crate::analysis::PgVersion;
 use crate::analysis::lint::{LintReport, lint_paths};
 use crate::analysis::report;
+use crate::analysis::{LiveSchema, PgVersion};
 use crate::error::{Error, Result};
 use std::path::PathBuf;
+use std::sync::Arc;
+
+/// Live mode, only when a database was named: `--database-url`, `--env`
+/// or `$DATABASE_URL` (never the embedded default). One named on the
+/// command line must answer; `$DATABASE_URL` set for other tools may not,
+/// and then lint reads the files alone and says so.
+async fn live_schema(ctx: &Ctx) -> Result<(Option<Arc<LiveSchema>>, Option<PgVersion>)> {
+    let explicit = ctx.global.database_url.is_some() || ctx.global.env.is_some();
+    let from_env = std::env::var("DATABASE_URL").is_ok_and(|v| !v.is_empty());
+    if !explicit && !from_env {
+        return Ok((None, None));
+    }
+    let loaded = async {
+        let mut db = ctx.connect().await?;
+        let version = db.postgres_version().await?.map(PgVersion::from_num);
+        let live = LiveSchema::load(db.as_mut()).await;
+        db.close().await;
+        Ok::<_, Error>((live?.map(Arc::new), version))
+    };
+    match loaded.await {
+        Ok(found) => Ok(found),
+        Err(e) if !explicit => {
+            ctx.out.progress(&format!(
+                "note: $DATABASE_URL did not answer ({}); linting the files alone",
+                e.to_string().lines().next().unwrap_or_default()
+            ));
+            Ok((None, None))
+        }
+        Err(e) => Err(e),
+    }
+}
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -15,11 +46,13 @@ pub struct Args {
     pub pg_version: Option<PgVersion>,
 }
 
-pub fn run(ctx: &Ctx, args: Args) -> Result<()> {
+pub async fn run(ctx: &Ctx, args: Args) -> Result<()> {
+    let (live, server_version) = live_schema(ctx).await?;
+    let version = args.pg_version.or(server_version);
     let report = if args.paths.is_empty() {
         let dir = ctx.migrations_dir();
         if dir.exists() {
-            lint_paths(&[dir], args.pg_version)?
+            lint_paths(&[dir], version, live)?
         } else {
             ctx.out.progress(&format!(
                 "no migrations folder at {}: nothing to lint",
@@ -28,7 +61,7 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<()> {
             LintReport::default()
         }
     } else {
-        lint_paths(&args.paths, args.pg_version)?
+        lint_paths(&args.paths, version, live)?
     };
     match ctx.global.format {
         Format::Text => {

@@ -1,6 +1,7 @@
 //! Command-line surface: one file per subcommand, flags and printing only.
 
 mod backup;
+mod calibrate;
 mod demo;
 mod down;
 mod dry_run;
@@ -8,7 +9,8 @@ mod execute;
 mod inspect;
 mod lint;
 mod new;
-mod output;
+pub mod output;
+mod plan;
 mod record;
 mod resolve;
 mod restore;
@@ -95,6 +97,10 @@ pub enum Command {
     Inspect(inspect::Args),
     /// Check migrations or SQL files for locks, rewrites and data loss (exit 3 on errors)
     Lint(lint::Args),
+    /// Everything known before running a migration: locks, table sizes, reversibility, backups, findings, estimated time
+    Plan(plan::Args),
+    /// Measure this server's rewrite, index, scan and backfill speeds for the time estimates
+    Calibrate(calibrate::Args),
     /// Render runbooks/<version>_<name>.md for a migration and print its path
     Runbook(runbook::Args),
     /// The guarded run: runbook, checklist, snapshot, backup, migrate, checks, rollback, signed record
@@ -285,8 +291,10 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Validate => validate::run(&ctx).await,
         Command::Resolve(args) => resolve::run(&ctx, args).await,
         Command::Inspect(args) => inspect::run(&ctx, args).await,
-        Command::Lint(args) => lint::run(&ctx, args),
+        Command::Lint(args) => lint::run(&ctx, args).await,
         Command::Seed(args) => seed::run(&ctx, args).await,
+        Command::Calibrate(args) => calibrate::run(&ctx, args).await,
+        Command::Plan(args) => plan::run(&ctx, args).await,
         Command::Runbook(args) => runbook::run(&ctx, args).await,
         Command::Execute(args) => execute::run(&ctx, args).await,
         Command::Backup(args) => backup::run(&ctx, args).await,

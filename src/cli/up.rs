@@ -25,8 +25,10 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<()> {
             .filter(|m| args.to.is_none_or(|to| m.version <= to))
             .collect();
         let target = super::dry_run::Target::of(db.as_mut()).await;
+        let live = target.live(db.as_mut()).await;
         db.close().await;
-        super::dry_run::print(ctx, "up", &pending, |m| m.up.as_str(), target);
+        let live = live?;
+        super::dry_run::print(ctx, "up", &pending, |m| m.up.as_str(), target, live);
         return Ok(());
     }
     let on_event = |e: crate::migrator::Event<'_>| ctx.print_event(e);

@@ -3,6 +3,7 @@
 //! [`Database`] is one trait with an implementation per dialect. Everything
 //! outside `db/` talks to it and never asks which database is behind it.
 
+mod catalog;
 mod error;
 mod pg_dump;
 mod postgres;
@@ -10,6 +11,7 @@ mod quote;
 mod sqlite;
 mod tracking;
 
+pub use catalog::CALIBRATION_TABLE;
 pub use error::{DbError, DbErrorKind};
 pub use quote::quote_ident;
 pub use tracking::{TrackingRow, TrackingState};
@@ -78,6 +80,61 @@ pub struct ColumnSummary {
     pub nulls: i64,
     pub min: Option<String>,
     pub max: Option<String>,
+}
+
+/// Size of one table as the catalog knows it (PostgreSQL live mode).
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+pub struct TableStats {
+    pub schema: String,
+    pub name: String,
+    /// `pg_class.reltuples` as of the last VACUUM/ANALYZE; -1 when never
+    /// counted (PostgreSQL 14+).
+    pub reltuples: f64,
+    /// `pg_class.relpages` at the same moment.
+    pub relpages: i64,
+    /// `pg_stat_user_tables.n_live_tup`: kept current by the statistics system.
+    pub live_tuples: i64,
+    /// The heap's main fork now (`pg_relation_size`).
+    pub heap_bytes: i64,
+    /// Heap plus TOAST (`pg_table_size`).
+    pub table_bytes: i64,
+    /// With indexes (`pg_total_relation_size`).
+    pub total_bytes: i64,
+    /// Bytes per row as the planner guesses it for a never-analysed table.
+    pub row_width: i64,
+    pub indexes: Vec<IndexSize>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+pub struct IndexSize {
+    pub name: String,
+    pub bytes: i64,
+    pub unique: bool,
+    /// `btree`, `gin`, …
+    pub method: String,
+    /// A key column is text-like: comparisons follow the collation, slower to sort.
+    pub text_key: bool,
+}
+
+/// A column's current type, as `format_type` prints it.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct LiveColumn {
+    pub schema: String,
+    pub table: String,
+    pub name: String,
+    pub data_type: String,
+    pub not_null: bool,
+}
+
+/// A `CHECK (column IS NOT NULL)` constraint.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct NotNullCheck {
+    pub schema: String,
+    pub table: String,
+    pub name: String,
+    pub column: String,
+    /// Validated (`convalidated`): only then does it prove NOT NULL.
+    pub valid: bool,
 }
 
 #[async_trait]
@@ -207,6 +264,31 @@ pub trait Database: Send {
     /// Writes a consistent copy of the whole database to `dest`
     /// (PostgreSQL: `pg_dump -Fc`; SQLite: `VACUUM INTO`).
     async fn snapshot(&mut self, dest: &Path) -> Result<(), DbError>;
+
+    /// Runs one statement with bound parameters and returns the number of
+    /// rows it affected (a backfill batch, a calibration step).
+    async fn execute_bound(&mut self, sql: &str, params: &[Value]) -> Result<u64, DbError>;
+
+    // Live mode: facts the analysis reads from the server instead of
+    // guessing. Each returns `None` where it is not applicable (SQLite has
+    // no lock levels or rewrites to reason about).
+
+    /// Size statistics of every user table, with its indexes.
+    async fn table_stats(&mut self) -> Result<Option<Vec<TableStats>>, DbError>;
+    /// The current type of every column of every user table.
+    async fn column_types(&mut self) -> Result<Option<Vec<LiveColumn>>, DbError>;
+    /// Every `CHECK (c IS NOT NULL)` constraint, valid or not.
+    async fn not_null_checks(&mut self) -> Result<Option<Vec<NotNullCheck>>, DbError>;
+    /// Every function name with its most volatile overload: `i`mmutable,
+    /// `s`table or `v`olatile (`pg_proc.provolatile`).
+    async fn function_volatility(&mut self) -> Result<Option<Vec<(String, char)>>, DbError>;
+    /// The session's TimeZone setting, which decides whether
+    /// timestamp ↔ timestamptz rewrites.
+    async fn session_timezone(&mut self) -> Result<Option<String>, DbError>;
+    /// The newest coefficients `keel calibrate` stored (JSON), if any.
+    async fn load_calibration(&mut self) -> Result<Option<String>, DbError>;
+    /// Stores calibration coefficients (JSON) for this server.
+    async fn save_calibration(&mut self, json: &str) -> Result<(), DbError>;
 
     async fn close(self: Box<Self>);
 }

@@ -1,7 +1,8 @@
 use super::tracking::TABLE;
 use super::{
-    ColumnInfo, ColumnSummary, ConstraintInfo, Database, DbError, IndexInfo, StatementError,
-    Timeouts, TrackingRow, TrackingState, Value, quote_ident,
+    ColumnInfo, ColumnSummary, ConstraintInfo, Database, DbError, IndexInfo, LiveColumn,
+    NotNullCheck, StatementError, TableStats, Timeouts, TrackingRow, TrackingState, Value,
+    quote_ident,
 };
 use async_trait::async_trait;
 use futures_util::TryStreamExt;
@@ -349,9 +350,10 @@ impl Database for Postgres {
              ELSE n.nspname || '.' || c.relname END \
              FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
              WHERE c.relkind IN ('r', 'p') AND n.nspname NOT IN ('pg_catalog', 'information_schema') \
-             AND n.nspname NOT LIKE 'pg_toast%' AND c.relname <> $1 ORDER BY 1",
+             AND n.nspname NOT LIKE 'pg_toast%' AND c.relname <> $1 AND c.relname <> $2 ORDER BY 1",
         )
         .bind(TABLE)
+        .bind(super::CALIBRATION_TABLE)
         .fetch_all(&mut self.conn)
         .await
         .map_err(|e| self.err(e))
@@ -728,6 +730,48 @@ impl Database for Postgres {
 
     async fn snapshot(&mut self, dest: &Path) -> Result<(), DbError> {
         super::pg_dump::dump(&self.secret_url, &self.url, dest).await
+    }
+
+    async fn execute_bound(&mut self, sql: &str, params: &[Value]) -> Result<u64, DbError> {
+        super::catalog::execute_bound(&mut self.conn, &self.url, sql, params).await
+    }
+
+    async fn table_stats(&mut self) -> Result<Option<Vec<TableStats>>, DbError> {
+        super::catalog::table_stats(&mut self.conn, &self.url)
+            .await
+            .map(Some)
+    }
+
+    async fn column_types(&mut self) -> Result<Option<Vec<LiveColumn>>, DbError> {
+        super::catalog::column_types(&mut self.conn, &self.url)
+            .await
+            .map(Some)
+    }
+
+    async fn not_null_checks(&mut self) -> Result<Option<Vec<NotNullCheck>>, DbError> {
+        super::catalog::not_null_checks(&mut self.conn, &self.url)
+            .await
+            .map(Some)
+    }
+
+    async fn function_volatility(&mut self) -> Result<Option<Vec<(String, char)>>, DbError> {
+        super::catalog::function_volatility(&mut self.conn, &self.url)
+            .await
+            .map(Some)
+    }
+
+    async fn session_timezone(&mut self) -> Result<Option<String>, DbError> {
+        super::catalog::session_timezone(&mut self.conn, &self.url)
+            .await
+            .map(Some)
+    }
+
+    async fn load_calibration(&mut self) -> Result<Option<String>, DbError> {
+        super::catalog::load_calibration(&mut self.conn, &self.url).await
+    }
+
+    async fn save_calibration(&mut self, json: &str) -> Result<(), DbError> {
+        super::catalog::save_calibration(&mut self.conn, &self.url, json).await
     }
 
     async fn close(self: Box<Self>) {

@@ -677,6 +677,55 @@ impl Database for Sqlite {
             .map_err(|e| self.err(e))
     }
 
+    async fn execute_bound(&mut self, sql: &str, params: &[Value]) -> Result<u64, DbError> {
+        let mut args = SqliteArguments::default();
+        for p in params {
+            let added = match p {
+                Value::Null => args.add(None::<String>),
+                Value::Int(i) => args.add(*i),
+                Value::Bool(b) => args.add(*b),
+                Value::Text(s) => args.add(s.clone()),
+                Value::Timestamp(t) => args.add(*t),
+            };
+            added.map_err(|e| DbError::usage(e.to_string()))?;
+        }
+        sqlx::query_with(sql, args)
+            .execute(&mut self.conn)
+            .await
+            .map(|r| r.rows_affected())
+            .map_err(|e| self.err(e))
+    }
+
+    async fn table_stats(&mut self) -> Result<Option<Vec<super::TableStats>>, DbError> {
+        Ok(None)
+    }
+
+    async fn column_types(&mut self) -> Result<Option<Vec<super::LiveColumn>>, DbError> {
+        Ok(None)
+    }
+
+    async fn not_null_checks(&mut self) -> Result<Option<Vec<super::NotNullCheck>>, DbError> {
+        Ok(None)
+    }
+
+    async fn function_volatility(&mut self) -> Result<Option<Vec<(String, char)>>, DbError> {
+        Ok(None)
+    }
+
+    async fn session_timezone(&mut self) -> Result<Option<String>, DbError> {
+        Ok(None)
+    }
+
+    async fn load_calibration(&mut self) -> Result<Option<String>, DbError> {
+        Ok(None)
+    }
+
+    async fn save_calibration(&mut self, _json: &str) -> Result<(), DbError> {
+        Err(DbError::usage(
+            "calibration measures PostgreSQL's rewrites, index builds and scans; SQLite has none to time",
+        ))
+    }
+
     async fn close(self: Box<Self>) {
         let _ = self.conn.close().await;
     }

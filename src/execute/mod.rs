@@ -536,7 +536,7 @@ async fn locked(
         }
     }
 
-    let analysis = crate::analysis::analyze::analyze_set(&[m], true, None).remove(0);
+    let analysis = crate::analysis::analyze::analyze_set(&[m], true, None, None).remove(0);
     let count_tables = checks::count_tables(&analysis);
     let t = now();
     let before = match checks::count_rows(runner.db, &count_tables).await {

@@ -119,7 +119,7 @@ impl Runbook {
     /// Assembles the runbook's data from the migration, its analysis, its
     /// neighbours and keel.toml.
     pub fn build(m: &Migration, all: &[Migration], config: &Config) -> Runbook {
-        let analysis = crate::analysis::analyze::analyze_set(&[m], true, None).remove(0);
+        let analysis = crate::analysis::analyze::analyze_set(&[m], true, None, None).remove(0);
         let statements = from_analysis::statements(&analysis);
         let findings = from_analysis::findings(&analysis);
         let backups = from_analysis::backups(&analysis);

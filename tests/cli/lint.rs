@@ -320,13 +320,14 @@ fn dry_run_shows_locks_reversibility_backups_and_findings() {
     assert!(out.status.success(), "{}", stderr(&out));
     let text = stdout(&out);
     for expected in [
-        "--   line 1: ALTER TABLE: ACCESS EXCLUSIVE on users\n",
-        "--   line 3: ALTER TABLE: ACCESS EXCLUSIVE on users; destroys data\n",
+        "--   line 1: ALTER TABLE: ACCESS EXCLUSIVE on users; ~2 ms for the catalog change\n",
+        "--   line 3: ALTER TABLE: ACCESS EXCLUSIVE on users; destroys data; ~2 ms for the catalog change\n",
+        "--   estimated time: ~6 ms (default coefficients (run `keel calibrate` to measure this server))\n",
         "--   reversibility: partial (declared partial)\n",
         "--   backup before running: users (name), for line 3: DROP COLUMN\n",
         "--   error[add-column-required] line 1:19: adding users.tenant_id",
         "--   allowed[drop-column] line 3: name moved to profiles in v2.3\n",
-        "--   line 1: CREATE INDEX: SHARE UPDATE EXCLUSIVE on users; scans the table; cannot run in a transaction\n",
+        "--   line 1: CREATE INDEX: SHARE UPDATE EXCLUSIVE on users; scans the table; cannot run in a transaction; ~4 ms for the index build\n",
     ] {
         assert!(text.contains(expected), "missing {expected:?} in:\n{text}");
     }
@@ -340,6 +341,8 @@ fn dry_run_shows_locks_reversibility_backups_and_findings() {
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let first = &json["migrations"][0];
     assert_eq!(first["statements"][0]["lock"], "ACCESS EXCLUSIVE");
+    assert_eq!(first["statements"][0]["estimated_ms"], 2);
+    assert_eq!(first["estimated_ms"], 6);
     assert_eq!(first["statements"][0]["tables"][0], "users");
     assert_eq!(first["reversibility"]["derived"], "partial");
     assert_eq!(first["backups"][0]["columns"][0], "name");

@@ -4,15 +4,18 @@
 mod common;
 
 mod backup;
+mod calibrate;
 mod config;
 mod demo;
 mod execute;
 mod failures;
 mod inspect;
 mod lint;
+mod live;
 mod lock_probe;
 mod migrate;
 mod new;
+mod plan;
 mod record;
 mod resolve;
 mod runbook;

@@ -133,9 +133,15 @@ fn add_column(cx: &Cx, table: &str, clause: &SyntaxNode) -> Action {
         (Some(Generated::Identity | Generated::Stored), _) => Tri::Yes,
         _ if serial => Tri::Yes,
         (_, Some(DefaultValue::Volatile(_))) => Tri::Yes,
-        (_, Some(DefaultValue::Unknown(f))) => Tri::Depends(format!(
-            "{f}() being volatile (a user function is, unless declared STABLE or IMMUTABLE)"
-        )),
+        (_, Some(DefaultValue::Unknown(f))) => match cx.schema.volatility(f) {
+            // pg_proc.provolatile: only a volatile default is evaluated per row.
+            Some('v') => Tri::Yes,
+            Some(_) if !old => Tri::No,
+            Some(_) => Tri::Yes,
+            None => Tri::Depends(format!(
+                "{f}() being volatile (a user function is, unless declared STABLE or IMMUTABLE)"
+            )),
+        },
         // Before 11 any non-null default was written into every row.
         (_, Some(DefaultValue::Constant)) if old => Tri::Yes,
         _ => Tri::No,
@@ -206,7 +212,10 @@ fn alter_column(cx: &Cx, table: &str, clause: &SyntaxNode) -> Action {
 }
 
 fn type_change_rewrite(cx: &Cx, to: &SqlType, from: Option<&SqlType>, using: bool) -> Tri {
-    let utc = || Tri::Depends("the session TimeZone: no rewrite only when it is UTC".into());
+    let utc = || match cx.schema.timezone_is_utc() {
+        Some(is_utc) => Tri::from_bool(!is_utc),
+        None => Tri::Depends("the session TimeZone: no rewrite only when it is UTC".into()),
+    };
     if using {
         return Tri::Yes;
     }

@@ -1,0 +1,246 @@
+//! Live mode: what the server says about the tables a migration touches —
+//! sizes, current column types, NOT NULL proofs, function volatility, the
+//! session TimeZone — and the cost coefficients `keel calibrate` measured
+//! there. Loaded once per command, read by classification (to resolve
+//! "depends on" claims), by the lint findings (table sizes, lock times) and
+//! by the estimates.
+
+use super::estimate::Calibration;
+use super::sqltype::SqlType;
+use crate::db::{Database, DbError, IndexSize, NotNullCheck, TableStats};
+use std::collections::HashMap;
+
+#[derive(Debug, Clone, Default)]
+pub struct LiveSchema {
+    /// The session TimeZone keel's own connection gets (the migration runs on one like it).
+    pub timezone: Option<String>,
+    /// Measured by `keel calibrate`, or the defaults.
+    pub calibration: Calibration,
+    tables: HashMap<String, LiveTable>,
+    functions: HashMap<String, char>,
+}
+
+/// One table as the server knows it.
+#[derive(Debug, Clone, Default)]
+pub struct LiveTable {
+    pub stats: TableStats,
+    /// Rows now, estimated the way the planner does (see [`estimate_rows`]).
+    pub rows: f64,
+    pub columns: HashMap<String, LiveColumnType>,
+    pub not_null_checks: Vec<NotNullCheck>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LiveColumnType {
+    pub ty: SqlType,
+    pub not_null: bool,
+}
+
+impl LiveTable {
+    pub fn indexes(&self) -> &[IndexSize] {
+        &self.stats.indexes
+    }
+
+    /// `1.2M rows, 180 MB` (the heap and TOAST; indexes not counted).
+    pub fn size_text(&self) -> String {
+        format!(
+            "{} rows, {}",
+            human_count(self.rows),
+            human_bytes(self.stats.table_bytes as f64)
+        )
+    }
+}
+
+/// The name the analysis uses for a table: schema-qualified unless `public`.
+fn key(schema: &str, name: &str) -> String {
+    if schema == "public" {
+        name.to_string()
+    } else {
+        format!("{schema}.{name}")
+    }
+}
+
+impl LiveSchema {
+    /// Reads the live schema; `None` where the database has none to offer (SQLite).
+    pub async fn load(db: &mut dyn Database) -> Result<Option<LiveSchema>, DbError> {
+        let Some(stats) = db.table_stats().await? else {
+            return Ok(None);
+        };
+        let mut live = LiveSchema {
+            timezone: db.session_timezone().await?,
+            calibration: match db.load_calibration().await? {
+                Some(json) => Calibration::from_json(&json).unwrap_or_default(),
+                None => Calibration::default(),
+            },
+            ..LiveSchema::default()
+        };
+        for s in stats {
+            live.insert_stats(s);
+        }
+        for c in db.column_types().await?.unwrap_or_default() {
+            if let Some(t) = live.tables.get_mut(&key(&c.schema, &c.table)) {
+                let ty = LiveColumnType {
+                    ty: SqlType::parse(&c.data_type),
+                    not_null: c.not_null,
+                };
+                t.columns.insert(c.name, ty);
+            }
+        }
+        for c in db.not_null_checks().await?.unwrap_or_default() {
+            if let Some(t) = live.tables.get_mut(&key(&c.schema, &c.table)) {
+                t.not_null_checks.push(c);
+            }
+        }
+        live.functions = db
+            .function_volatility()
+            .await?
+            .unwrap_or_default()
+            .into_iter()
+            .collect();
+        Ok(Some(live))
+    }
+
+    /// Adds a table's statistics (what [`load`](Self::load) does for each).
+    pub fn insert_stats(&mut self, stats: TableStats) {
+        let t = LiveTable {
+            rows: estimate_rows(&stats),
+            stats,
+            ..LiveTable::default()
+        };
+        self.tables.insert(key(&t.stats.schema, &t.stats.name), t);
+    }
+
+    /// A table by the name a migration writes; an unqualified name that
+    /// is not in `public` is found in whichever schema has it, if only one.
+    pub fn table(&self, name: &str) -> Option<&LiveTable> {
+        if let Some(t) = self.tables.get(name) {
+            return Some(t);
+        }
+        if name.contains('.') {
+            return None;
+        }
+        let mut found = self.tables.values().filter(|t| t.stats.name == name);
+        match (found.next(), found.next()) {
+            (Some(t), None) => Some(t),
+            _ => None,
+        }
+    }
+
+    pub fn column(&self, table: &str, column: &str) -> Option<&LiveColumnType> {
+        self.table(table)?.columns.get(column)
+    }
+
+    /// `pg_proc.provolatile` of a function by name (its most volatile overload).
+    pub fn volatility(&self, function: &str) -> Option<char> {
+        let name = function.rsplit('.').next().unwrap_or(function);
+        self.functions.get(name).copied()
+    }
+
+    /// Whether the session TimeZone is UTC in PostgreSQL's sense: a zone
+    /// whose offset is always zero, which is when timestamp ↔ timestamptz
+    /// skips the rewrite (12+).
+    pub fn timezone_is_utc(&self) -> Option<bool> {
+        let tz = self.timezone.as_deref()?.to_ascii_lowercase();
+        let tz = tz.strip_prefix("etc/").unwrap_or(&tz);
+        Some(matches!(
+            tz,
+            "utc" | "uct" | "gmt" | "gmt0" | "gmt+0" | "gmt-0" | "greenwich" | "universal" | "zulu"
+        ))
+    }
+}
+
+/// Rows in a table now. Like the planner: the density of the last
+/// VACUUM/ANALYZE (`reltuples / relpages`) times the pages the heap has
+/// now, so a table that grew since is not underestimated; then the
+/// statistics system's live count; then the heap size over the row width.
+pub fn estimate_rows(s: &TableStats) -> f64 {
+    let pages_now = s.heap_bytes as f64 / 8192.0;
+    if s.reltuples >= 0.0 && s.relpages > 0 {
+        (s.reltuples / s.relpages as f64 * pages_now).round()
+    } else if s.live_tuples > 0 {
+        s.live_tuples as f64
+    } else if s.heap_bytes == 0 {
+        0.0
+    } else {
+        // 24-byte tuple header and a 4-byte line pointer per row; pages ~90% full.
+        (s.heap_bytes as f64 * 0.9 / (s.row_width as f64 + 28.0)).round()
+    }
+}
+
+/// `200`, `45k`, `1.2M`.
+pub fn human_count(n: f64) -> String {
+    if n < 1_000.0 {
+        format!("{n:.0}")
+    } else if n < 1_000_000.0 {
+        format!("{:.0}k", n / 1_000.0)
+    } else if n < 1_000_000_000.0 {
+        format!("{:.1}M", n / 1_000_000.0)
+    } else {
+        format!("{:.1}G", n / 1_000_000_000.0)
+    }
+}
+
+/// `16 kB`, `180 MB`, `2.1 GB` (PostgreSQL's pg_size_pretty units).
+pub fn human_bytes(b: f64) -> String {
+    const K: f64 = 1024.0;
+    if b < K {
+        format!("{b:.0} bytes")
+    } else if b < K * K {
+        format!("{:.0} kB", b / K)
+    } else if b < K * K * K {
+        format!("{:.0} MB", b / (K * K))
+    } else {
+        format!("{:.1} GB", b / (K * K * K))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stats(reltuples: f64, relpages: i64, live: i64, heap: i64) -> TableStats {
+        TableStats {
+            reltuples,
+            relpages,
+            live_tuples: live,
+            heap_bytes: heap,
+            row_width: 72,
+            ..TableStats::default()
+        }
+    }
+
+    #[test]
+    fn rows_scale_the_last_density_to_the_current_size() {
+        // Analysed at 100 pages with 10 000 rows; the heap has doubled since.
+        assert_eq!(
+            estimate_rows(&stats(10_000.0, 100, 0, 200 * 8192)),
+            20_000.0
+        );
+        // Never analysed (reltuples -1): the statistics system's count.
+        assert_eq!(estimate_rows(&stats(-1.0, 0, 5_000, 50 * 8192)), 5_000.0);
+        // Nothing counted: heap size over the row width.
+        assert_eq!(estimate_rows(&stats(-1.0, 0, 0, 100 * 8192)), 7_373.0);
+        assert_eq!(estimate_rows(&stats(-1.0, 0, 0, 0)), 0.0);
+    }
+
+    #[test]
+    fn sizes_read_like_pg_size_pretty() {
+        assert_eq!(human_count(200.0), "200");
+        assert_eq!(human_count(45_300.0), "45k");
+        assert_eq!(human_count(1_234_567.0), "1.2M");
+        assert_eq!(human_bytes(16_384.0), "16 kB");
+        assert_eq!(human_bytes(180.0 * 1024.0 * 1024.0), "180 MB");
+    }
+
+    #[test]
+    fn utc_means_a_zone_that_is_always_utc() {
+        let tz = |t: &str| LiveSchema {
+            timezone: Some(t.into()),
+            ..LiveSchema::default()
+        };
+        assert_eq!(tz("UTC").timezone_is_utc(), Some(true));
+        assert_eq!(tz("Etc/UTC").timezone_is_utc(), Some(true));
+        assert_eq!(tz("Europe/London").timezone_is_utc(), Some(false));
+        assert_eq!(LiveSchema::default().timezone_is_utc(), None);
+    }
+}

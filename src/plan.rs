@@ -1,0 +1,298 @@
+//! Everything known about a migration before it runs: its statements with
+//! locks, rewrites and scans, the tables touched with their sizes,
+//! reversibility, the backups it needs, lint findings, and the estimated
+//! time — per statement, per lock held, and for its backfill. `keel plan`
+//! prints one; `up --dry-run` and `down --dry-run` print theirs beside the
+//! SQL. Built on [`analysis`](crate::analysis) and, in live mode, on
+//! [`LiveSchema`](crate::analysis::LiveSchema).
+
+use crate::analysis::analyze::{MigrationAnalysis, analyze_set};
+use crate::analysis::estimate::{self, Estimate};
+use crate::analysis::finding::Finding;
+use crate::analysis::reversibility::BackupItem;
+use crate::analysis::{LiveSchema, Lock, Operation, PgVersion, Tri};
+use crate::migration::{Migration, Reversibility};
+use serde::Serialize;
+use serde_json::{Value, json};
+use std::sync::Arc;
+
+/// The plan of one migration in one direction.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub version: String,
+    pub name: String,
+    /// Run in one transaction (migration.toml `transaction`).
+    pub transaction: bool,
+    pub statements: Vec<PlanStatement>,
+    /// Derived from what the files do.
+    pub reversibility: Reversibility,
+    /// What migration.toml claims.
+    pub declared: Option<Reversibility>,
+    pub backups: Vec<BackupItem>,
+    pub findings: Vec<Finding>,
+    /// Each table's strongest lock and how long it is held: to the end of
+    /// the transaction for a transactional migration.
+    pub locks_held: Vec<LockHeld>,
+    /// The statements' total; `None` without a live PostgreSQL.
+    pub estimated_ms: Option<f64>,
+    /// The `[backfill]` section, run after the statements and outside them.
+    pub backfill: Option<BackfillPlan>,
+    /// Where the coefficients came from, in words.
+    pub coefficients: Option<String>,
+    pub analysis: MigrationAnalysis,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PlanStatement {
+    pub sql: String,
+    pub line: usize,
+    /// `ALTER TABLE`, `CREATE INDEX`, …
+    pub kind: String,
+    pub lock: Option<Lock>,
+    /// Every table lock, strongest per table, in order of mention.
+    pub locks: Vec<(String, Lock)>,
+    pub rewrite: Tri,
+    pub scan: Tri,
+    pub destroys: bool,
+    pub no_transaction: bool,
+    pub tables: Vec<TableSize>,
+    pub estimate: Option<Estimate>,
+}
+
+/// A table a statement touches, with its size where the server told it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TableSize {
+    pub name: String,
+    /// Created earlier in this migration or pending set: empty.
+    pub new: bool,
+    pub rows: Option<f64>,
+    /// Heap and TOAST.
+    pub bytes: Option<i64>,
+    /// With indexes.
+    pub total_bytes: Option<i64>,
+    pub indexes: Option<usize>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct LockHeld {
+    pub table: String,
+    pub lock: Lock,
+    pub ms: f64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct BackfillPlan {
+    pub table: String,
+    pub rows: Option<f64>,
+    pub batch_size: u64,
+    pub batches: Option<u64>,
+    pub delay_ms: u64,
+    pub estimated_ms: Option<f64>,
+}
+
+/// Plans migrations in the order they would run (one pending set going up,
+/// each on its own going down). `version` and `live` are `None` off PostgreSQL.
+pub fn build(
+    migrations: &[&Migration],
+    up: bool,
+    version: Option<PgVersion>,
+    live: Option<Arc<LiveSchema>>,
+) -> Vec<Plan> {
+    let analyses = analyze_set(migrations, up, version, live.clone());
+    migrations
+        .iter()
+        .zip(analyses)
+        .map(|(m, a)| plan_one(m, a, up, live.as_deref()))
+        .collect()
+}
+
+fn plan_one(m: &Migration, a: MigrationAnalysis, up: bool, live: Option<&LiveSchema>) -> Plan {
+    let ops: &[Operation] = if up {
+        &a.up.ops
+    } else {
+        a.down.as_ref().map_or(&[], |d| &d.ops)
+    };
+    let statements: Vec<PlanStatement> = ops.iter().map(|op| statement(op, live)).collect();
+    let estimated_ms = live.map(|_| {
+        statements
+            .iter()
+            .filter_map(|s| s.estimate.as_ref())
+            .map(|e| e.ms)
+            .sum()
+    });
+    let file = if up { "up.sql" } else { "down.sql" };
+    let findings = a
+        .findings
+        .iter()
+        .filter(|f| f.file.ends_with(file) || (up && f.file.ends_with("migration.toml")))
+        .cloned()
+        .collect();
+    Plan {
+        version: m.version.to_string(),
+        name: m.name.clone(),
+        transaction: m.meta.transaction,
+        locks_held: locks_held(&statements, m.meta.transaction),
+        backfill: up
+            .then_some(m.meta.backfill.as_ref())
+            .flatten()
+            .map(|b| backfill(b, live)),
+        coefficients: live.map(|l| l.calibration.describe()),
+        statements,
+        reversibility: a.reversibility,
+        declared: m.meta.reversibility,
+        backups: if up { a.backups.clone() } else { Vec::new() },
+        findings,
+        estimated_ms,
+        analysis: a,
+    }
+}
+
+fn statement(op: &Operation, live: Option<&LiveSchema>) -> PlanStatement {
+    let mut locks: Vec<(String, Lock)> = Vec::new();
+    for l in op.actions.iter().flat_map(|a| &a.locks) {
+        match locks.iter_mut().find(|(t, _)| *t == l.table) {
+            Some((_, lock)) => *lock = (*lock).max(l.lock),
+            None => locks.push((l.table.clone(), l.lock)),
+        }
+    }
+    let new_tables: Vec<&str> = op
+        .actions
+        .iter()
+        .filter(|a| a.new_table)
+        .filter_map(|a| a.table.as_deref())
+        .collect();
+    let tables = op
+        .tables()
+        .into_iter()
+        .map(|name| {
+            let new = new_tables.contains(&name.as_str());
+            let t = live.filter(|_| !new).and_then(|l| l.table(&name));
+            TableSize {
+                new,
+                rows: t.map(|t| t.rows).or(new.then_some(0.0)),
+                bytes: t.map(|t| t.stats.table_bytes),
+                total_bytes: t.map(|t| t.stats.total_bytes),
+                indexes: t.map(|t| t.stats.indexes.len()),
+                name,
+            }
+        })
+        .collect();
+    PlanStatement {
+        sql: op.sql.clone(),
+        line: op.line,
+        kind: op.kind.clone(),
+        lock: op.lock(),
+        locks,
+        rewrite: op.rewrite(),
+        scan: op.scan(),
+        destroys: op.destroys(),
+        no_transaction: op.no_transaction(),
+        tables,
+        estimate: live.map(|l| estimate::statement(op, l)),
+    }
+}
+
+/// In one transaction a lock is held from the statement that takes it to
+/// the commit; statement by statement, only for the statement.
+fn locks_held(statements: &[PlanStatement], transaction: bool) -> Vec<LockHeld> {
+    let ms = |s: &PlanStatement| s.estimate.as_ref().map_or(0.0, |e| e.ms);
+    let mut out: Vec<LockHeld> = Vec::new();
+    for (i, s) in statements.iter().enumerate() {
+        let held = if transaction {
+            statements[i..].iter().map(ms).sum()
+        } else {
+            ms(s)
+        };
+        for (table, lock) in &s.locks {
+            match out.iter_mut().find(|h| h.table == *table) {
+                Some(h) if transaction => h.lock = h.lock.max(*lock),
+                Some(h) => {
+                    h.lock = h.lock.max(*lock);
+                    h.ms = h.ms.max(held);
+                }
+                None => out.push(LockHeld {
+                    table: table.clone(),
+                    lock: *lock,
+                    ms: held,
+                }),
+            }
+        }
+    }
+    out
+}
+
+fn backfill(b: &crate::migration::meta::Backfill, live: Option<&LiveSchema>) -> BackfillPlan {
+    let batch_size = b.batch_size.unwrap_or(1_000).max(1);
+    let delay_ms = b.delay_ms.unwrap_or(0);
+    let table = live.and_then(|l| l.table(&b.table).map(|t| (l, t)));
+    let rows = table.map(|(_, t)| t.rows.round());
+    BackfillPlan {
+        table: b.table.clone(),
+        rows,
+        batch_size,
+        batches: rows.map(|r| (r / batch_size as f64).ceil() as u64),
+        delay_ms,
+        // Every row is a candidate until the WHERE says otherwise: an upper bound.
+        estimated_ms: table.map(|(l, t)| {
+            l.calibration
+                .coefficients
+                .update_ms(t.into(), t.rows, Some(batch_size), delay_ms)
+                .round()
+        }),
+    }
+}
+
+fn tri(t: &Tri) -> (bool, Option<&str>) {
+    match t {
+        Tri::Yes => (true, None),
+        Tri::No => (false, None),
+        Tri::Depends(on) => (false, Some(on.as_str())),
+    }
+}
+
+impl Plan {
+    /// The JSON design.md promises for `keel plan --format json`:
+    /// `{"version","statements":[{"sql","line","lock","rewrite","scan","tables"}],
+    /// "reversibility","backups","findings","estimated_ms"}`, plus details.
+    pub fn to_json(&self) -> Value {
+        let statements: Vec<Value> = self
+            .statements
+            .iter()
+            .map(|s| {
+                let (rewrite, rewrite_depends) = tri(&s.rewrite);
+                let (scan, scan_depends) = tri(&s.scan);
+                json!({
+                    "sql": s.sql,
+                    "line": s.line,
+                    "kind": s.kind,
+                    "lock": s.lock.map(Lock::name),
+                    "locks": s.locks.iter().map(|(t, l)| json!({"table": t, "lock": l.name()})).collect::<Vec<_>>(),
+                    "rewrite": rewrite,
+                    "scan": scan,
+                    "depends_on": rewrite_depends.or(scan_depends),
+                    "destroys": s.destroys,
+                    "no_transaction": s.no_transaction,
+                    "tables": s.tables,
+                    "estimated_ms": s.estimate.as_ref().map(|e| e.ms.round() as u64),
+                    "cost": s.estimate.as_ref().map(|e| e.kind),
+                })
+            })
+            .collect();
+        json!({
+            "version": self.version,
+            "name": self.name,
+            "transaction": self.transaction,
+            "statements": statements,
+            "reversibility": self.reversibility.to_string(),
+            "declared_reversibility": self.declared.map(|d| d.to_string()),
+            "backups": self.backups,
+            "findings": self.findings,
+            "locks_held": self.locks_held.iter().map(|h| json!({
+                "table": h.table, "lock": h.lock.name(), "ms": h.ms.round() as u64,
+            })).collect::<Vec<_>>(),
+            "estimated_ms": self.estimated_ms.map(|ms| ms.round() as u64),
+            "backfill": self.backfill,
+            "coefficients": self.coefficients,
+        })
+    }
+}

@@ -1,0 +1,173 @@
+//! `keel lint` in live mode: with a database named, rules read the live
+//! schema (current column types, function volatility, the session TimeZone,
+//! valid CHECK constraints) and each finding says how big the table is and
+//! how long its lock is expected to be held.
+
+use crate::common::{Project, stderr, stdout};
+
+/// A table big enough that rewriting it holds the lock for a while.
+fn big_users(p: &Project) {
+    p.exec(
+        "CREATE TABLE users (id bigint PRIMARY KEY, email text, name varchar(100), seen timestamp);
+         INSERT INTO users SELECT g, 'u' || g || '@example.com', 'user ' || g, now()
+           FROM generate_series(1, 300000) g;
+         ANALYZE users;",
+    );
+}
+
+fn lint_sql(p: &Project, sql: &str) -> (Option<i32>, String) {
+    std::fs::write(p.path().join("change.sql"), sql).unwrap();
+    let out = p.keel().args(["lint", "change.sql"]).output().unwrap();
+    (out.status.code(), stdout(&out) + &stderr(&out))
+}
+
+#[test]
+fn a_rewrite_of_a_large_table_is_an_error_with_its_size_and_lock_time() {
+    let p = Project::postgres();
+    big_users(&p);
+    let (code, text) = lint_sql(&p, "ALTER TABLE users ALTER COLUMN id TYPE text;\n");
+    assert_eq!(code, Some(3), "{text}");
+    assert!(
+        text.contains("error[change-column-type] changing users.id from bigint to text rewrites"),
+        "{text}"
+    );
+    assert!(text.contains("(users: 300k rows, "), "{text}");
+    assert!(text.contains("; ACCESS EXCLUSIVE held ~"), "{text}");
+    assert!(text.contains(" for the rewrite)"), "{text}");
+}
+
+#[test]
+fn live_types_resolve_what_the_files_cannot_show() {
+    let p = Project::postgres();
+    big_users(&p);
+    // Statically both "may rewrite"; the live types say neither does.
+    let sql = "ALTER TABLE users ALTER COLUMN name TYPE varchar(200);\n\
+               ALTER TABLE users ALTER COLUMN name TYPE text;\n";
+    std::fs::write(p.path().join("change.sql"), sql).unwrap();
+    let out = p
+        .keel()
+        .env_remove("DATABASE_URL")
+        .args(["lint", "change.sql"])
+        .output()
+        .unwrap();
+    assert!(stdout(&out).contains("warning[change-column-type]"));
+    let (code, text) = lint_sql(&p, sql);
+    assert_eq!(code, Some(0), "{text}");
+    assert_eq!(text, "no findings in 1 file\n");
+}
+
+#[test]
+fn timestamp_to_timestamptz_follows_the_session_timezone_keel_runs_with() {
+    let p = Project::postgres();
+    big_users(&p);
+    // The database's default zone is not UTC, but keel's own sessions (the
+    // ones that run migrations) always are: sqlx sends TimeZone=UTC at
+    // startup, so under keel this conversion is a catalog change only.
+    p.exec("DO $$ BEGIN EXECUTE format('ALTER DATABASE %I SET TimeZone = %L', current_database(), 'Europe/Berlin'); END $$");
+    assert_eq!(
+        p.scalar("SELECT current_setting('TimeZone')").as_deref(),
+        Some("UTC"),
+        "the harness connects through sqlx too"
+    );
+    let sql = "ALTER TABLE users ALTER COLUMN seen TYPE timestamptz;\n";
+    assert_eq!(
+        lint_sql(&p, sql),
+        (Some(0), "no findings in 1 file\n".into())
+    );
+}
+
+#[test]
+fn function_volatility_decides_whether_a_default_rewrites() {
+    let p = Project::postgres();
+    big_users(&p);
+    p.exec(
+        "CREATE FUNCTION region() RETURNS text LANGUAGE sql STABLE AS $$ SELECT 'eu' $$;
+         CREATE FUNCTION ticket() RETURNS bigint LANGUAGE sql VOLATILE AS $$ SELECT 1::bigint $$;",
+    );
+    let (code, text) = lint_sql(
+        &p,
+        "ALTER TABLE users ADD COLUMN region text DEFAULT region();\n",
+    );
+    assert_eq!((code, text.as_str()), (Some(0), "no findings in 1 file\n"));
+    let (code, text) = lint_sql(
+        &p,
+        "ALTER TABLE users ADD COLUMN t bigint DEFAULT ticket();\n",
+    );
+    assert_eq!(code, Some(3), "{text}");
+    assert!(
+        text.contains("error[add-column-rewrite] adding users.t with a default of ticket()"),
+        "{text}"
+    );
+    assert!(!text.contains("depends on"), "{text}");
+}
+
+#[test]
+fn a_valid_check_already_in_the_database_proves_not_null() {
+    let p = Project::postgres();
+    big_users(&p);
+    let sql = "ALTER TABLE users ALTER COLUMN email SET NOT NULL;\n";
+    p.exec("ALTER TABLE users ADD CONSTRAINT users_email_nn CHECK (email IS NOT NULL) NOT VALID");
+    let (_, text) = lint_sql(&p, sql);
+    assert!(
+        text.contains("[set-not-null]"),
+        "a NOT VALID check proves nothing: {text}"
+    );
+    p.exec("ALTER TABLE users VALIDATE CONSTRAINT users_email_nn");
+    assert_eq!(
+        lint_sql(&p, sql),
+        (Some(0), "no findings in 1 file\n".into())
+    );
+}
+
+#[test]
+fn on_a_small_table_a_blocking_step_is_a_warning_that_says_why() {
+    let p = Project::postgres();
+    p.exec(
+        "CREATE TABLE tags (id bigint PRIMARY KEY, label text);
+         INSERT INTO tags SELECT g, 't' || g FROM generate_series(1, 200) g; ANALYZE tags;",
+    );
+    let (code, text) = lint_sql(&p, "CREATE INDEX tags_label_idx ON tags (label);\n");
+    assert_eq!(code, Some(0), "{text}");
+    assert!(text.contains("warning[create-index-blocking]"), "{text}");
+    assert!(text.contains("(tags: 200 rows, "), "{text}");
+    assert!(text.contains(" kB; SHARE held ~"), "{text}");
+    assert!(
+        text.contains("the table is small enough that the lock is brief"),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_database_url_that_does_not_answer_leaves_lint_to_the_files() {
+    let p = Project::sqlite();
+    std::fs::write(
+        p.path().join("change.sql"),
+        "ALTER TABLE users DROP COLUMN bio;\n",
+    )
+    .unwrap();
+    let out = p
+        .keel()
+        .env("DATABASE_URL", "postgres://nobody@127.0.0.1:1/none")
+        .args(["lint", "change.sql"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3));
+    assert!(
+        stderr(&out).contains("note: $DATABASE_URL did not answer"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(stdout(&out).contains("error[drop-column]"));
+    // Named on the command line, it must answer.
+    let out = p
+        .keel()
+        .args([
+            "--database-url",
+            "postgres://nobody@127.0.0.1:1/none",
+            "lint",
+            "change.sql",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+}

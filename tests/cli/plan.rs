@@ -1,0 +1,229 @@
+//! `keel plan V`: statements with locks, rewrites and scans, the tables
+//! touched with their sizes, reversibility, backups, findings and the
+//! estimated time — from the files and the live PostgreSQL schema.
+
+use crate::common::{Project, stderr, stdout};
+
+const TIGHTEN: &str = "\
+ALTER TABLE users ALTER COLUMN id TYPE text;
+-- keel:allow drop-column reason=\"name moved to profiles in v2.3\"
+ALTER TABLE users DROP COLUMN name;
+CREATE TABLE audit (id bigint PRIMARY KEY, user_id bigint);
+CREATE INDEX audit_user_idx ON audit (user_id);
+";
+
+fn tighten(p: &Project) {
+    p.migration(
+        "20260201090000_tighten_users",
+        TIGHTEN,
+        Some("DROP TABLE audit;\nALTER TABLE users ADD COLUMN name text;\nALTER TABLE users ALTER COLUMN id TYPE bigint USING id::bigint;\n"),
+        Some("reversibility = \"partial\"\n"),
+    );
+}
+
+/// The server's version varies between machines; the rest is fixed on
+/// empty tables with the default coefficients.
+fn redact_version(text: &str) -> String {
+    let mut out = String::new();
+    let mut rest = text;
+    while let Some(i) = rest.find("PostgreSQL ") {
+        out.push_str(&rest[..i + "PostgreSQL ".len()]);
+        rest = &rest[i + "PostgreSQL ".len()..];
+        let end = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(rest.len());
+        if end > 0 {
+            out.push_str("[version]");
+        }
+        rest = &rest[end..];
+    }
+    out.push_str(rest);
+    out
+}
+
+#[test]
+fn plan_text_on_the_sample_schema() {
+    let p = Project::postgres();
+    p.sample();
+    p.keel().arg("up").assert().success();
+    tighten(&p);
+    let out = p.keel().args(["plan", "20260201090000"]).output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    insta::assert_snapshot!(redact_version(&stdout(&out)));
+    assert!(!p.table_exists("audit"), "plan changes nothing");
+}
+
+#[test]
+fn plan_json_has_the_documented_shape_with_table_sizes() {
+    let p = Project::postgres();
+    p.sample();
+    p.keel().arg("up").assert().success();
+    p.exec(
+        "INSERT INTO users (id, email, name) SELECT g, 'u' || g || '@example.com', 'n' || g
+           FROM generate_series(1, 50000) g",
+    );
+    p.exec("VACUUM ANALYZE users");
+    tighten(&p);
+    let out = p
+        .keel()
+        .args(["plan", "20260201090000", "--format", "json"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON document");
+    for key in [
+        "version",
+        "statements",
+        "reversibility",
+        "backups",
+        "findings",
+        "estimated_ms",
+    ] {
+        assert!(json.get(key).is_some(), "missing {key}: {json:#}");
+    }
+    assert_eq!(json["version"], "20260201090000");
+    assert_eq!(json["state"], "pending");
+    let first = &json["statements"][0];
+    for key in ["sql", "line", "lock", "rewrite", "scan", "tables"] {
+        assert!(first.get(key).is_some(), "missing statements[].{key}");
+    }
+    assert_eq!(first["sql"], "ALTER TABLE users ALTER COLUMN id TYPE text");
+    assert_eq!(first["line"], 1);
+    assert_eq!(first["lock"], "ACCESS EXCLUSIVE");
+    assert_eq!(first["rewrite"], true);
+    assert_eq!(first["cost"], "rewrite");
+    assert_eq!(first["tables"][0]["name"], "users");
+    assert_eq!(first["tables"][0]["rows"], 50000.0);
+    assert_eq!(first["tables"][0]["indexes"], 2);
+    assert!(first["tables"][0]["bytes"].as_i64().unwrap() > 1_000_000);
+    assert!(first["estimated_ms"].as_u64().unwrap() >= 1);
+    assert_eq!(json["statements"][2]["tables"][0]["new"], true);
+    assert_eq!(json["reversibility"], "partial");
+    assert_eq!(json["backups"][0]["columns"][0], "name");
+    assert_eq!(json["findings"][0]["rule"], "change-column-type");
+    assert!(
+        json["findings"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("(users: 50k rows, "),
+        "{}",
+        json["findings"][0]["message"]
+    );
+    let total = json["estimated_ms"].as_u64().unwrap();
+    assert!(total >= first["estimated_ms"].as_u64().unwrap());
+    assert_eq!(json["locks_held"][0]["table"], "users");
+    assert_eq!(json["locks_held"][0]["ms"], total, "held until COMMIT");
+}
+
+#[test]
+fn a_pending_set_makes_earlier_tables_new_and_calibration_is_used() {
+    let p = Project::postgres();
+    p.sample();
+    p.keel().arg("up").assert().success();
+    p.keel()
+        .args(["calibrate", "--rows", "10000"])
+        .assert()
+        .success();
+    p.migration(
+        "20260201090000_add_audit",
+        "CREATE TABLE audit (id bigint PRIMARY KEY, user_id bigint);\n",
+        Some("DROP TABLE audit;\n"),
+        None,
+    );
+    p.migration(
+        "20260202090000_index_audit",
+        "CREATE INDEX audit_user_idx ON audit (user_id);\n",
+        Some("DROP INDEX audit_user_idx;\n"),
+        None,
+    );
+    let out = p.keel().args(["plan", "20260202090000"]).output().unwrap();
+    let text = stdout(&out);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        text.contains("     audit: new in this set, empty\n"),
+        "{text}"
+    );
+    assert!(text.contains("findings: none\n"), "{text}");
+    assert!(
+        text.contains("  (coefficients from keel calibrate ("),
+        "{text}"
+    );
+    // Once applied, plan still explains it, on its own.
+    p.keel().arg("up").assert().success();
+    let out = p.keel().args(["plan", "20260202090000"]).output().unwrap();
+    assert!(
+        stdout(&out).starts_with("plan for 20260202090000_index_audit (applied, one transaction)"),
+        "{}",
+        stdout(&out)
+    );
+}
+
+#[test]
+fn backfill_is_estimated_apart_from_the_statements() {
+    let p = Project::postgres();
+    p.sample();
+    p.keel().arg("up").assert().success();
+    p.exec("INSERT INTO users (id, email) SELECT g, 'u' || g FROM generate_series(1, 20000) g");
+    p.exec("VACUUM ANALYZE users");
+    p.migration(
+        "20260201090000_lower_emails",
+        "ALTER TABLE users ADD COLUMN email_lower text;\n",
+        Some("ALTER TABLE users DROP COLUMN email_lower;\n"),
+        Some(
+            "[backfill]\ntable = \"users\"\nkey = \"id\"\nset = { email_lower = \"lower(email)\" }\nbatch_size = 500\n",
+        ),
+    );
+    let out = p
+        .keel()
+        .args(["plan", "20260201090000", "--format", "json"])
+        .output()
+        .unwrap();
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["backfill"]["table"], "users");
+    assert_eq!(json["backfill"]["rows"], 20000.0);
+    assert_eq!(json["backfill"]["batches"], 40);
+    assert!(json["backfill"]["estimated_ms"].as_f64().unwrap() > 0.0);
+    let out = p.keel().args(["plan", "20260201090000"]).output().unwrap();
+    assert!(
+        stdout(&out).contains("backfill of users: up to 20k rows in 40 batches of 500, ~"),
+        "{}",
+        stdout(&out)
+    );
+}
+
+#[test]
+fn on_sqlite_the_plan_says_what_it_cannot_show() {
+    let p = Project::sqlite();
+    p.sample();
+    let out = p.keel().args(["plan", "20260101090000"]).output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(
+        text.starts_with(
+            "plan for 20260101090000_create_users (pending, one transaction) on SQLite\n"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains("lock levels, table sizes and estimates model PostgreSQL; not shown here")
+    );
+    assert!(text.contains("  1. line 4: CREATE TABLE users ("), "{text}");
+    assert!(!text.contains("estimated time"), "{text}");
+    let out = p
+        .keel()
+        .args(["plan", "20260101090000", "--format", "json"])
+        .output()
+        .unwrap();
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["estimated_ms"], serde_json::Value::Null);
+    assert_eq!(json["statements"][0]["line"], 4);
+}
+
+#[test]
+fn an_unknown_version_is_a_usage_error() {
+    let p = Project::sqlite();
+    p.sample();
+    let out = p.keel().args(["plan", "20990101000000"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("there is no migration `20990101000000`"));
+}

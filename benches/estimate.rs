@@ -9,7 +9,6 @@
 //! `cargo bench --bench estimate` (sizes: KEEL_BENCH_ROWS=100000,1000000,10000000).
 //! Not a timed test: it prints, and exits 1 only if a ratio is outside 2×.
 
-#[allow(dead_code)]
 #[path = "../tests/cli/common/cluster.rs"]
 mod cluster;
 

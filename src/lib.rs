@@ -4,6 +4,7 @@
 
 pub mod analysis;
 pub mod backup;
+pub mod backfill;
 pub mod cli;
 pub mod config;
 pub mod csv;

@@ -4,6 +4,7 @@
 mod common;
 
 mod backup;
+mod backfill;
 mod config;
 mod demo;
 mod execute;

@@ -5,6 +5,7 @@ mod common;
 
 mod backup;
 mod backfill;
+mod concurrent_index;
 mod config;
 mod demo;
 mod execute;

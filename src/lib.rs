@@ -3,8 +3,8 @@
 //! files → [`migration`] → [`analysis`] → [`migrator`] (run) against [`db`].
 
 pub mod analysis;
-pub mod backup;
 pub mod backfill;
+pub mod backup;
 pub mod cli;
 pub mod config;
 pub mod csv;

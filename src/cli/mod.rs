@@ -1,7 +1,7 @@
 //! Command-line surface: one file per subcommand, flags and printing only.
 
-mod backup;
 mod backfill;
+mod backup;
 mod demo;
 mod down;
 mod dry_run;

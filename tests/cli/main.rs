@@ -3,8 +3,8 @@
 
 mod common;
 
-mod backup;
 mod backfill;
+mod backup;
 mod concurrent_index;
 mod config;
 mod demo;

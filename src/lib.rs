@@ -3,6 +3,7 @@
 //! files → [`migration`] → [`analysis`] → [`migrator`] (run) against [`db`].
 
 pub mod analysis;
+pub mod backfill;
 pub mod backup;
 pub mod calibrate;
 pub mod cli;

@@ -3,8 +3,10 @@
 
 mod common;
 
+mod backfill;
 mod backup;
 mod calibrate;
+mod concurrent_index;
 mod config;
 mod demo;
 mod execute;
@@ -17,8 +19,10 @@ mod migrate;
 mod new;
 mod plan;
 mod record;
+mod rename;
 mod resolve;
 mod runbook;
+mod sample;
 mod seed;
 mod snapshot;
 mod validate;

@@ -5,22 +5,6 @@ use crate::common::{Db, Project, stderr, stdout};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-macro_rules! both {
-    ($name:ident, $body:expr) => {
-        mod $name {
-            use super::*;
-            #[test]
-            fn postgres() {
-                ($body)(Project::new(Db::Postgres))
-            }
-            #[test]
-            fn sqlite() {
-                ($body)(Project::new(Db::Sqlite))
-            }
-        }
-    };
-}
-
 /// Values CSV gets wrong when done carelessly: NULL next to the empty
 /// string, quotes, commas, line breaks, backslashes, COPY's end marker.
 const BIOS: &[Option<&str>] = &[

@@ -4,22 +4,6 @@
 
 use crate::common::{Db, Project, stderr};
 
-macro_rules! both {
-    ($name:ident, $body:expr) => {
-        mod $name {
-            use super::*;
-            #[test]
-            fn postgres() {
-                ($body)(Project::new(Db::Postgres))
-            }
-            #[test]
-            fn sqlite() {
-                ($body)(Project::new(Db::Sqlite))
-            }
-        }
-    };
-}
-
 fn three_migrations_second_fails(p: &Project) {
     p.migration(
         "20250101000001_first",

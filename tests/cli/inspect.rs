@@ -3,22 +3,6 @@
 
 use crate::common::{Db, Project, stderr, stdout};
 
-macro_rules! both {
-    ($name:ident, $body:expr) => {
-        mod $name {
-            use super::*;
-            #[test]
-            fn postgres() {
-                ($body)(Project::new(Db::Postgres))
-            }
-            #[test]
-            fn sqlite() {
-                ($body)(Project::new(Db::Sqlite))
-            }
-        }
-    };
-}
-
 /// users, posts and comments, with ten users whose names are every case a
 /// name split must handle.
 fn known_names(p: &Project) {

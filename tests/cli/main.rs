@@ -1,6 +1,24 @@
 //! End-to-end scenarios: the real `keel` binary against real databases.
 //! One binary for all of them, so the PostgreSQL cluster starts once per run.
 
+/// Writes a scenario once and runs it on PostgreSQL and on SQLite: the
+/// scenario file imports `Project` and `Db`, the macro makes two tests.
+macro_rules! both {
+    ($name:ident, $body:expr) => {
+        mod $name {
+            use super::*;
+            #[test]
+            fn postgres() {
+                ($body)(Project::new(Db::Postgres))
+            }
+            #[test]
+            fn sqlite() {
+                ($body)(Project::new(Db::Sqlite))
+            }
+        }
+    };
+}
+
 mod common;
 
 mod backfill;

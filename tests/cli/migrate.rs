@@ -2,23 +2,6 @@
 
 use crate::common::{Db, Project, stderr, stdout};
 
-/// Writes a scenario once and runs it on PostgreSQL and on SQLite.
-macro_rules! both {
-    ($name:ident, $body:expr) => {
-        mod $name {
-            use super::*;
-            #[test]
-            fn postgres() {
-                ($body)(Project::new(Db::Postgres))
-            }
-            #[test]
-            fn sqlite() {
-                ($body)(Project::new(Db::Sqlite))
-            }
-        }
-    };
-}
-
 both!(sample_schema_goes_up_and_down, |p: Project| {
     p.sample();
     p.keel().arg("up").assert().success();

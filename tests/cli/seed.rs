@@ -3,22 +3,6 @@
 
 use crate::common::{Db, Project, stderr, stdout};
 
-macro_rules! both {
-    ($name:ident, $body:expr) => {
-        mod $name {
-            use super::*;
-            #[test]
-            fn postgres() {
-                ($body)(Project::new(Db::Postgres))
-            }
-            #[test]
-            fn sqlite() {
-                ($body)(Project::new(Db::Sqlite))
-            }
-        }
-    };
-}
-
 /// A project with the sample schema applied.
 fn sample_up(p: &Project) {
     p.sample();

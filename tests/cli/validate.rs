@@ -3,22 +3,6 @@
 
 use crate::common::{Db, Project, stderr, stdout};
 
-macro_rules! both {
-    ($name:ident, $body:expr) => {
-        mod $name {
-            use super::*;
-            #[test]
-            fn postgres() {
-                ($body)(Project::new(Db::Postgres))
-            }
-            #[test]
-            fn sqlite() {
-                ($body)(Project::new(Db::Sqlite))
-            }
-        }
-    };
-}
-
 both!(pending_migrations_run_and_roll_back, |p: Project| {
     p.sample();
     let out = p.keel().arg("validate").output().unwrap();

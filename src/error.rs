@@ -83,6 +83,7 @@ impl Error {
             Error::Record(RecordError::Signing(_)) => 4,
             Error::Record(RecordError::Usage(_)) => 2,
             Error::Backup(_) | Error::Snapshot(_) | Error::Record(_) => 1,
+            Error::Run(RunError::Backfill(e)) => e.exit_code(),
             Error::Seed(e) if e.is_usage() => 2,
             Error::Inspect(e) if e.is_usage() => 2,
             Error::Db(_)

@@ -5,6 +5,7 @@
 pub mod analysis;
 pub mod backup;
 pub mod calibrate;
+pub mod backfill;
 pub mod cli;
 pub mod config;
 pub mod csv;

@@ -2,6 +2,7 @@
 
 mod backup;
 mod calibrate;
+mod backfill;
 mod demo;
 mod down;
 mod dry_run;
@@ -101,6 +102,8 @@ pub enum Command {
     Plan(plan::Args),
     /// Measure this server's rewrite, index, scan and backfill speeds for the time estimates
     Calibrate(calibrate::Args),
+    /// Run or resume a migration's [backfill] (batched, resumable)
+    Backfill(backfill::Args),
     /// Render runbooks/<version>_<name>.md for a migration and print its path
     Runbook(runbook::Args),
     /// The guarded run: runbook, checklist, snapshot, backup, migrate, checks, rollback, signed record
@@ -127,6 +130,12 @@ pub struct Ctx {
     pub out: Output,
     /// The run's progress bar, on a terminal only.
     progress: std::sync::Mutex<Option<indicatif::ProgressBar>>,
+    /// A backfill's progress: its bar on a terminal, else when the last
+    /// plain line was printed.
+    backfill: std::sync::Mutex<backfill::Display>,
+    /// Every bar is drawn through this, so a backfill's bar and the run's
+    /// bar share the terminal.
+    bars: indicatif::MultiProgress,
 }
 
 impl Ctx {
@@ -138,6 +147,8 @@ impl Ctx {
             config,
             out,
             progress: std::sync::Mutex::new(None),
+            backfill: Default::default(),
+            bars: indicatif::MultiProgress::new(),
         })
     }
 
@@ -176,7 +187,7 @@ impl Ctx {
             lock_timeout: self.config.lock_timeout.unwrap_or(d.lock_timeout),
             statement_timeout: self.config.statement_timeout.unwrap_or(d.statement_timeout),
             retries: self.config.retries.unwrap_or(d.retries),
-            backoff: d.backoff,
+            ..d
         }
     }
 
@@ -194,7 +205,7 @@ impl Ctx {
                         )
                         .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
                     );
-                    *bar = Some(b);
+                    *bar = Some(self.bars.add(b));
                 }
                 return;
             }
@@ -221,6 +232,19 @@ impl Ctx {
             ),
             Event::DroppedInvalidIndex(name) => {
                 format!("dropped INVALID index {name} left by the failed build")
+            }
+            Event::RetryingIndex {
+                migration,
+                index,
+                reason,
+            } => format!(
+                "index {index} of {} was left INVALID ({reason}); dropped it, building it once more",
+                migration.id()
+            ),
+            Event::Backfill(p) => {
+                drop(bar);
+                backfill::show(self, p);
+                return;
             }
         };
         match bar.as_ref() {
@@ -301,6 +325,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Restore(args) => restore::run(&ctx, args).await,
         Command::Snapshot(args) => snapshot::run(&ctx, args).await,
         Command::Record(args) => record::run(&ctx, args).await,
+        Command::Backfill(args) => backfill::run(&ctx, args).await,
         Command::Demo(_) => unreachable!("handled above"),
     }
 }

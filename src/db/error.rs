@@ -45,6 +45,28 @@ impl DbError {
         self.kind == DbErrorKind::LockTimeout
     }
 
+    /// True when the data of a row caused the error, not the SQL or the
+    /// connection: PostgreSQL classes 22 (data exception: a bad cast, a
+    /// division by zero, a value too long) and 23 (a constraint the new
+    /// value breaks); SQLite's SQLITE_CONSTRAINT family and SQLITE_MISMATCH.
+    /// A backfill skips and logs such rows; any other error stops it.
+    pub fn is_data_error(&self) -> bool {
+        if self.kind != DbErrorKind::Statement {
+            return false;
+        }
+        let Some(code) = self.code.as_deref() else {
+            return false;
+        };
+        if code.len() == 5 {
+            // A PostgreSQL SQLSTATE (SQLite's extended codes stay below 10000).
+            return code.starts_with("22") || code.starts_with("23");
+        }
+        // SQLite: primary code 19 is SQLITE_CONSTRAINT (its extended codes
+        // keep it in the low byte); 20 is SQLITE_MISMATCH.
+        code.parse::<u32>()
+            .is_ok_and(|n| n & 0xff == 19 || n & 0xff == 20)
+    }
+
     /// Converts an sqlx error, keeping the server's fields. `url` is the
     /// redacted URL, used to say where a connection failed.
     pub(crate) fn from_sqlx(e: sqlx::Error, url: &str) -> DbError {

@@ -14,7 +14,7 @@ mod tracking;
 pub use catalog::CALIBRATION_TABLE;
 pub use error::{DbError, DbErrorKind};
 pub use quote::quote_ident;
-pub use tracking::{TrackingRow, TrackingState};
+pub use tracking::{KEEL_TABLES, TrackingRow, TrackingState};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -45,6 +45,27 @@ pub enum Value {
     Bool(bool),
     Text(String),
     Timestamp(DateTime<Utc>),
+}
+
+impl Value {
+    pub fn as_i64(&self) -> Option<i64> {
+        match self {
+            Value::Int(i) => Some(*i),
+            Value::Bool(b) => Some(*b as i64),
+            Value::Text(t) => t.trim().parse().ok(),
+            _ => None,
+        }
+    }
+
+    pub fn as_text(&self) -> Option<String> {
+        match self {
+            Value::Null => None,
+            Value::Int(i) => Some(i.to_string()),
+            Value::Bool(b) => Some(b.to_string()),
+            Value::Text(t) => Some(t.clone()),
+            Value::Timestamp(t) => Some(t.to_rfc3339()),
+        }
+    }
 }
 
 #[derive(Debug, Clone, serde::Serialize)]
@@ -230,6 +251,18 @@ pub trait Database: Send {
     /// returns no row, `Some(None)` for NULL. Run it inside a transaction
     /// that is rolled back when the query must not change anything.
     async fn query_text(&mut self, sql: &str) -> Result<Option<Option<String>>, DbError>;
+    /// Runs one statement with bind parameters (`$1`, `$2`, … in both
+    /// dialects) and returns how many rows it changed. Values always travel
+    /// this way; only identifiers (quoted by [`quote_ident`]) are in the text.
+    async fn execute_with(&mut self, sql: &str, params: &[Value]) -> Result<u64, DbError>;
+    /// Runs one query with bind parameters; every column of every row comes
+    /// back as a [`Value`] (integers, booleans, text, timestamps, NULL).
+    async fn query_with(&mut self, sql: &str, params: &[Value])
+    -> Result<Vec<Vec<Value>>, DbError>;
+    /// Whether the index `name` (optionally `schema.name`) is valid: `None`
+    /// when there is no such index. SQLite builds indexes in one step, so
+    /// an existing one is always valid.
+    async fn index_valid(&mut self, name: &str) -> Result<Option<bool>, DbError>;
 
     /// PostgreSQL's `server_version_num` (150004 for 15.4): the analysis
     /// models PostgreSQL's locks, so other databases return `None`.

@@ -1,4 +1,4 @@
-use super::tracking::TABLE;
+use super::tracking::{KEEL_TABLES, TABLE};
 use super::{
     ColumnInfo, ColumnSummary, ConstraintInfo, Database, DbError, IndexInfo, LiveColumn,
     NotNullCheck, StatementError, TableStats, Timeouts, TrackingRow, TrackingState, Value,
@@ -350,10 +350,15 @@ impl Database for Postgres {
              ELSE n.nspname || '.' || c.relname END \
              FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
              WHERE c.relkind IN ('r', 'p') AND n.nspname NOT IN ('pg_catalog', 'information_schema') \
-             AND n.nspname NOT LIKE 'pg_toast%' AND c.relname <> $1 AND c.relname <> $2 ORDER BY 1",
+             AND n.nspname NOT LIKE 'pg_toast%' AND c.relname <> ALL($1) ORDER BY 1",
         )
-        .bind(TABLE)
-        .bind(super::CALIBRATION_TABLE)
+        .bind(
+            KEEL_TABLES
+                .iter()
+                .chain([&super::CALIBRATION_TABLE])
+                .map(|t| t.to_string())
+                .collect::<Vec<_>>(),
+        )
         .fetch_all(&mut self.conn)
         .await
         .map_err(|e| self.err(e))
@@ -498,6 +503,43 @@ impl Database for Postgres {
                 "the query's value came back in binary form".to_string(),
             )),
         }
+    }
+
+    async fn execute_with(&mut self, sql: &str, params: &[Value]) -> Result<u64, DbError> {
+        sqlx::query_with(sql, pg_arguments(params)?)
+            .execute(&mut self.conn)
+            .await
+            .map(|r| r.rows_affected())
+            .map_err(|e| self.err(e))
+    }
+
+    async fn query_with(
+        &mut self,
+        sql: &str,
+        params: &[Value],
+    ) -> Result<Vec<Vec<Value>>, DbError> {
+        let rows = sqlx::query_with(sql, pg_arguments(params)?)
+            .fetch_all(&mut self.conn)
+            .await
+            .map_err(|e| self.err(e))?;
+        rows.iter()
+            .map(|r| (0..r.len()).map(|i| pg_value(r, i)).collect())
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(|e| self.err(e))
+    }
+
+    async fn index_valid(&mut self, name: &str) -> Result<Option<bool>, DbError> {
+        let (schema, name) = split_table(name);
+        sqlx::query_scalar(
+            "SELECT i.indisvalid FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid \
+             JOIN pg_namespace n ON n.oid = c.relnamespace \
+             WHERE c.relname = $1 AND n.nspname = coalesce($2, current_schema())",
+        )
+        .bind(name)
+        .bind(schema)
+        .fetch_optional(&mut self.conn)
+        .await
+        .map_err(|e| self.err(e))
     }
 
     async fn postgres_version(&mut self) -> Result<Option<u32>, DbError> {
@@ -777,6 +819,38 @@ impl Database for Postgres {
     async fn close(self: Box<Self>) {
         let _ = self.conn.close().await;
     }
+}
+
+fn pg_arguments(params: &[Value]) -> Result<sqlx::postgres::PgArguments, DbError> {
+    use sqlx::Arguments;
+    let mut args = sqlx::postgres::PgArguments::default();
+    for value in params {
+        let added = match value.clone() {
+            Value::Null => args.add(Option::<i64>::None),
+            Value::Int(i) => args.add(i),
+            Value::Bool(b) => args.add(b),
+            Value::Text(s) => args.add(s),
+            Value::Timestamp(t) => args.add(t),
+        };
+        added.map_err(|e| DbError::new(super::DbErrorKind::Statement, e.to_string()))?;
+    }
+    Ok(args)
+}
+
+/// One column of a row as a [`Value`], by the column's PostgreSQL type.
+fn pg_value(row: &sqlx::postgres::PgRow, i: usize) -> Result<Value, sqlx::Error> {
+    use sqlx::{Column, TypeInfo, ValueRef};
+    if row.try_get_raw(i)?.is_null() {
+        return Ok(Value::Null);
+    }
+    Ok(match row.columns()[i].type_info().name() {
+        "INT8" => Value::Int(row.try_get::<i64, _>(i)?),
+        "INT4" => Value::Int(row.try_get::<i32, _>(i)?.into()),
+        "INT2" => Value::Int(row.try_get::<i16, _>(i)?.into()),
+        "BOOL" => Value::Bool(row.try_get(i)?),
+        "TIMESTAMPTZ" => Value::Timestamp(row.try_get(i)?),
+        _ => Value::Text(row.try_get::<String, _>(i)?),
+    })
 }
 
 /// Bytes gathered before an export hands a chunk on.

@@ -1,4 +1,4 @@
-use super::tracking::TABLE;
+use super::tracking::{KEEL_TABLES, TABLE};
 use super::{
     ColumnInfo, ColumnSummary, ConstraintInfo, Database, DbError, DbErrorKind, IndexInfo, Timeouts,
     TrackingRow, TrackingState, Value, quote_ident,
@@ -248,9 +248,11 @@ impl Database for Sqlite {
     async fn tables(&mut self) -> Result<Vec<String>, DbError> {
         sqlx::query_scalar(
             "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' \
-             AND name <> ? ORDER BY name",
+             AND name NOT IN (?, ?, ?) ORDER BY name",
         )
-        .bind(TABLE)
+        .bind(KEEL_TABLES[0])
+        .bind(KEEL_TABLES[1])
+        .bind(KEEL_TABLES[2])
         .fetch_all(&mut self.conn)
         .await
         .map_err(|e| self.err(e))
@@ -415,6 +417,40 @@ impl Database for Sqlite {
         Ok(Some(Some(text)))
     }
 
+    async fn execute_with(&mut self, sql: &str, params: &[Value]) -> Result<u64, DbError> {
+        sqlx::query_with(sql, sqlite_arguments(params)?)
+            .execute(&mut self.conn)
+            .await
+            .map(|r| r.rows_affected())
+            .map_err(|e| self.err(e))
+    }
+
+    async fn query_with(
+        &mut self,
+        sql: &str,
+        params: &[Value],
+    ) -> Result<Vec<Vec<Value>>, DbError> {
+        let rows = sqlx::query_with(sql, sqlite_arguments(params)?)
+            .fetch_all(&mut self.conn)
+            .await
+            .map_err(|e| self.err(e))?;
+        rows.iter()
+            .map(|r| (0..r.len()).map(|i| sqlite_value(r, i)).collect())
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(|e| self.err(e))
+    }
+
+    async fn index_valid(&mut self, name: &str) -> Result<Option<bool>, DbError> {
+        let n: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM sqlite_master WHERE type = 'index' AND name = ?",
+        )
+        .bind(name.rsplit('.').next().unwrap_or(name))
+        .fetch_one(&mut self.conn)
+        .await
+        .map_err(|e| self.err(e))?;
+        Ok((n > 0).then_some(true))
+    }
+
     async fn postgres_version(&mut self) -> Result<Option<u32>, DbError> {
         Ok(None)
     }
@@ -493,14 +529,7 @@ impl Database for Sqlite {
                 let mut args = SqliteArguments::default();
                 for row in &chunk {
                     for value in row {
-                        let added = match value.clone() {
-                            Value::Null => args.add(Option::<i64>::None),
-                            Value::Int(i) => args.add(i),
-                            Value::Bool(b) => args.add(b),
-                            Value::Text(s) => args.add(s),
-                            Value::Timestamp(t) => args.add(t),
-                        };
-                        added.map_err(|e| DbError::new(DbErrorKind::Statement, e.to_string()))?;
+                        add_value(&mut args, value)?;
                     }
                 }
                 sqlx::query_with(&sql, args)
@@ -729,6 +758,40 @@ impl Database for Sqlite {
     async fn close(self: Box<Self>) {
         let _ = self.conn.close().await;
     }
+}
+
+fn add_value(args: &mut SqliteArguments<'_>, value: &Value) -> Result<(), DbError> {
+    let added = match value.clone() {
+        Value::Null => args.add(Option::<i64>::None),
+        Value::Int(i) => args.add(i),
+        Value::Bool(b) => args.add(b),
+        Value::Text(s) => args.add(s),
+        Value::Timestamp(t) => args.add(t),
+    };
+    added.map_err(|e| DbError::new(DbErrorKind::Statement, e.to_string()))
+}
+
+fn sqlite_arguments(params: &[Value]) -> Result<SqliteArguments<'static>, DbError> {
+    let mut args = SqliteArguments::default();
+    for value in params {
+        add_value(&mut args, value)?;
+    }
+    Ok(args)
+}
+
+/// One column of a row as a [`Value`], by the type of the value itself
+/// (SQLite columns are dynamically typed).
+fn sqlite_value(row: &sqlx::sqlite::SqliteRow, i: usize) -> Result<Value, sqlx::Error> {
+    use sqlx::{TypeInfo, ValueRef};
+    let raw = row.try_get_raw(i)?;
+    if raw.is_null() {
+        return Ok(Value::Null);
+    }
+    Ok(match raw.type_info().name() {
+        "INTEGER" | "BOOLEAN" => Value::Int(row.try_get::<i64, _>(i)?),
+        "REAL" => Value::Text(row.try_get::<f64, _>(i)?.to_string()),
+        _ => Value::Text(row.try_get::<String, _>(i)?),
+    })
 }
 
 /// Bytes gathered before an export hands a chunk on.

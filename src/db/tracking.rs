@@ -3,6 +3,10 @@ use chrono::{DateTime, Utc};
 /// The tracking table's name in both dialects.
 pub const TABLE: &str = "keel_migrations";
 
+/// Every table keel keeps for itself: left out of `tables()` and so of
+/// `inspect`, `seed` and schema listings.
+pub const KEEL_TABLES: [&str; 3] = [TABLE, "keel_backfills", "keel_backfill_failures"];
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum TrackingState {

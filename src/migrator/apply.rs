@@ -15,6 +15,10 @@ pub struct RunSettings {
     pub retries: u32,
     /// First back-off after a lock timeout; doubles on each retry.
     pub backoff: Duration,
+    /// Backfill batch size and pause from the command line; they win over
+    /// migration.toml's `[backfill]`.
+    pub batch_size: Option<u64>,
+    pub batch_delay: Option<Duration>,
 }
 
 impl Default for RunSettings {
@@ -24,6 +28,8 @@ impl Default for RunSettings {
             statement_timeout: Duration::from_secs(3600),
             retries: 3,
             backoff: Duration::from_millis(500),
+            batch_size: None,
+            batch_delay: None,
         }
     }
 }
@@ -45,6 +51,14 @@ pub enum Event<'a> {
         wait: Duration,
     },
     DroppedInvalidIndex(String),
+    /// A concurrent index build left an INVALID index; keel dropped it and
+    /// builds it once more.
+    RetryingIndex {
+        migration: &'a Migration,
+        index: String,
+        reason: String,
+    },
+    Backfill(crate::backfill::Progress<'a>),
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -98,12 +112,123 @@ impl Runner<'_> {
             .filter_map(|e| e.migration)
             .filter(|m| to.is_none_or(|to| m.version <= to))
             .collect();
+        // A backfill that an earlier run left unfinished goes first: later
+        // migrations (a contract step, a drop) may rely on its data.
+        let unfinished: Vec<&Migration> = entries
+            .iter()
+            .filter(|e| e.state == State::Backfilling)
+            .filter_map(|e| e.migration)
+            .filter(|m| to.is_none_or(|to| m.version <= to))
+            .collect();
+        for m in unfinished {
+            self.backfill(m).await?;
+        }
         (self.on_event)(Event::Planned(pending.len()));
         for (i, m) in pending.iter().enumerate() {
             self.run(m, Direction::Up, i + 1 == pending.len(), hook)
                 .await?;
+            if m.meta.backfill.is_some() {
+                self.backfill(m).await?;
+            }
         }
         Ok(pending)
+    }
+
+    /// Runs or resumes the backfill of migration `version` (`keel backfill`).
+    /// `None` when it had already finished.
+    pub async fn backfill_one(
+        &mut self,
+        files: &[Migration],
+        version: Version,
+    ) -> Result<Option<crate::backfill::Report>, RunError> {
+        self.lock().await?;
+        let result = self.backfill_one_locked(files, version).await;
+        self.unlock(result).await
+    }
+
+    async fn backfill_one_locked(
+        &mut self,
+        files: &[Migration],
+        version: Version,
+    ) -> Result<Option<crate::backfill::Report>, RunError> {
+        let entries = reconcile(files, self.db.tracking_rows().await?);
+        let Some(entry) = entries.iter().find(|e| e.version == version.to_string()) else {
+            return Err(RunError::Refused {
+                message: format!("there is no migration {version}"),
+                fix: "`keel status` lists the migrations".into(),
+            });
+        };
+        let Some(m) = entry.migration else {
+            return Err(RunError::Refused {
+                message: format!("migration {version} is missing from the migrations folder"),
+                fix: "restore its folder from version control".into(),
+            });
+        };
+        if m.meta.backfill.is_none() {
+            return Err(RunError::Refused {
+                message: format!(
+                    "migration {} has no [backfill] section in migration.toml",
+                    m.id()
+                ),
+                fix: "`keel backfill` runs the [backfill] of a migration that has one".into(),
+            });
+        }
+        match entry.state {
+            State::Backfilling => self.backfill(m).await.map(Some),
+            State::Applied => Ok(None),
+            State::Pending => Err(RunError::Refused {
+                message: format!("migration {} is pending: its SQL has not run yet", m.id()),
+                fix: format!(
+                    "`keel up --to {}` applies it and runs the backfill",
+                    m.version
+                ),
+            }),
+            _ => refuse_blocked(std::slice::from_ref(entry)).map(|()| None),
+        }
+    }
+
+    /// Runs `m`'s backfill; when every row is done and the validation
+    /// passed, the migration becomes `applied`.
+    async fn backfill(&mut self, m: &Migration) -> Result<crate::backfill::Report, RunError> {
+        use crate::backfill;
+        let spec = m.meta.backfill.as_ref();
+        let opts = backfill::Options {
+            batch_size: self
+                .settings
+                .batch_size
+                .or(spec.and_then(|s| s.batch_size))
+                .unwrap_or(backfill::DEFAULT_BATCH_SIZE),
+            delay: self
+                .settings
+                .batch_delay
+                .or(spec.and_then(|s| s.delay_ms).map(Duration::from_millis))
+                .unwrap_or(backfill::DEFAULT_DELAY),
+            timeouts: self.timeouts(m),
+            retries: m.meta.retries.unwrap_or(self.settings.retries),
+            backoff: self.settings.backoff,
+            dir: PathBuf::from("backfills"),
+        };
+        let on_event = self.on_event;
+        let report = backfill::run(self.db, m, &opts, &|p| on_event(Event::Backfill(p)))
+            .await
+            .map_err(|e| RunError::Backfill(Box::new(e)))?;
+        if !report.ok() {
+            return Err(RunError::Backfill(Box::new(
+                backfill::BackfillError::Incomplete(Box::new(report)),
+            )));
+        }
+        let v = m.version.to_string();
+        if let Some(mut row) = self
+            .db
+            .tracking_rows()
+            .await?
+            .into_iter()
+            .find(|r| r.version == v)
+        {
+            row.state = TrackingState::Applied;
+            self.db.write_tracking(&row).await?;
+        }
+        Ok(report)
     }
 
     /// Reverts applied migrations, newest first: `steps` of them, or every
@@ -281,6 +406,9 @@ impl Runner<'_> {
                         hook.after_down(self.db, m, true)
                             .await
                             .map_err(Stop::Hook)?;
+                        forget_backfill(self.db, m)
+                            .await
+                            .map_err(|e| Stop::Sql(None, e))?;
                         self.db
                             .delete_tracking(&m.version.to_string())
                             .await
@@ -444,6 +572,7 @@ impl Runner<'_> {
             }
             Direction::Down => {
                 hook.after_down(self.db, m, false).await?;
+                forget_backfill(self.db, m).await?;
                 self.db.delete_tracking(&m.version.to_string()).await?
             }
         }
@@ -499,6 +628,16 @@ impl Runner<'_> {
         }
         Ok(())
     }
+}
+
+/// A reverted migration's backfill progress goes with it, so that applying
+/// it again starts the backfill afresh.
+async fn forget_backfill(db: &mut dyn Database, m: &Migration) -> Result<(), DbError> {
+    if m.meta.backfill.is_some() {
+        crate::backfill::store::ensure(db).await?;
+        crate::backfill::store::forget(db, &m.version.to_string()).await?;
+    }
+    Ok(())
 }
 
 /// Why a migration's transaction stopped.

@@ -19,6 +19,9 @@ pub enum RunError {
         message: String,
         check_failed: bool,
     },
+    /// A backfill stopped, or finished with skipped rows or a failed
+    /// validation (exit 3 then).
+    Backfill(Box<crate::backfill::BackfillError>),
 }
 
 #[derive(Debug)]
@@ -48,6 +51,7 @@ impl fmt::Display for RunError {
             RunError::Hook {
                 migration, message, ..
             } => write!(f, "migration {migration}: {message}"),
+            RunError::Backfill(e) => write!(f, "{e}"),
             RunError::Statement(s) => {
                 writeln!(
                     f,

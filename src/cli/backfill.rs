@@ -1,0 +1,221 @@
+use super::{Ctx, Output, usage};
+use crate::backfill::{Progress, Report};
+use crate::error::Result;
+use crate::migration::Version;
+use crate::migrator::Runner;
+use std::time::{Duration, Instant};
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The migration's version (or its full <version>_<name> id)
+    pub version: String,
+    /// Rows per batch (default: batch_size in migration.toml, else 1000)
+    #[arg(long, value_name = "N")]
+    pub batch_size: Option<u64>,
+    /// Pause between batches in milliseconds (default: delay_ms in migration.toml, else 100)
+    #[arg(long, value_name = "N")]
+    pub delay_ms: Option<u64>,
+}
+
+pub async fn run(ctx: &Ctx, args: Args) -> Result<()> {
+    let files = ctx.migrations()?;
+    let version: Version = super::find_migration(&files, &args.version)?.version;
+    if args.batch_size == Some(0) {
+        return Err(usage("--batch-size must be at least 1"));
+    }
+    let mut settings = ctx.settings();
+    settings.batch_size = args.batch_size.or(settings.batch_size);
+    settings.batch_delay = args
+        .delay_ms
+        .map(Duration::from_millis)
+        .or(settings.batch_delay);
+    let mut db = ctx.connect().await?;
+    let on_event = |e: crate::migrator::Event<'_>| ctx.print_event(e);
+    let mut runner = Runner {
+        db: db.as_mut(),
+        settings,
+        operator: crate::migrator::operator(),
+        on_event: &on_event,
+    };
+    let result = runner.backfill_one(&files, version).await;
+    db.close().await;
+    let report = result?;
+    if ctx.out.json {
+        ctx.out.json(&serde_json::json!({
+            "version": version.to_string(),
+            "state": "applied",
+            "report": report,
+        }));
+    } else if report.is_none() {
+        ctx.out.progress(&format!(
+            "the backfill of {version} has finished already: the migration is applied"
+        ));
+    }
+    Ok(())
+}
+
+/// A backfill's bar (on a terminal) or the time of the last plain line.
+#[derive(Default)]
+pub struct Display {
+    bar: Option<indicatif::ProgressBar>,
+    last_line: Option<Instant>,
+    started: Option<(Instant, u64)>,
+    skipped_shown: usize,
+}
+
+/// Skipped rows printed one by one; the rest are in failures.csv.
+const SKIPPED_SHOWN: usize = 10;
+
+/// How often a plain progress line is printed when stderr is not a terminal.
+const LINE_EVERY: Duration = Duration::from_secs(1);
+
+/// Shows a backfill's progress: a bar with rows done of total, rate and ETA
+/// on a terminal; a plain line a second otherwise.
+pub fn show(ctx: &Ctx, p: Progress<'_>) {
+    let mut d = ctx.backfill.lock().unwrap_or_else(|e| e.into_inner());
+    let say = |d: &Display, line: &str| match &d.bar {
+        Some(_) => {
+            let _ = ctx.bars.println(line);
+        }
+        None => ctx.out.progress(line),
+    };
+    match p {
+        Progress::Started {
+            migration,
+            total,
+            done,
+            resumed_after,
+        } => {
+            let how = match resumed_after {
+                Some(key) => format!("resuming after key {key}, {done} of {total} rows done"),
+                None => format!("{total} rows"),
+            };
+            d.started = Some((Instant::now(), done));
+            d.last_line = Some(Instant::now());
+            if !ctx.out.quiet && Output::stderr_is_terminal() {
+                let bar = indicatif::ProgressBar::new(total).with_style(
+                    indicatif::ProgressStyle::with_template(
+                        "{bar:30} {human_pos}/{human_len} rows  {per_sec}  ETA {eta}  {wide_msg}",
+                    )
+                    .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+                );
+                bar.set_position(done);
+                bar.reset_eta();
+                d.bar = Some(ctx.bars.add(bar));
+            }
+            say(&d, &format!("backfill {}: {how}", migration.id()));
+        }
+        Progress::Batch {
+            migration,
+            done,
+            total,
+            failures,
+            last_key,
+            ..
+        } => {
+            if let Some(bar) = &d.bar {
+                if done > total {
+                    bar.set_length(done);
+                }
+                bar.set_position(done);
+                if failures > 0 {
+                    bar.set_message(format!("{failures} skipped"));
+                }
+                return;
+            }
+            if d.last_line.is_some_and(|t| t.elapsed() < LINE_EVERY) {
+                return;
+            }
+            d.last_line = Some(Instant::now());
+            let (since, at_start) = d.started.unwrap_or((Instant::now(), 0));
+            let rate = done.saturating_sub(at_start) as f64 / since.elapsed().as_secs_f64().max(1e-3);
+            let eta = if rate > 0.0 {
+                super::output::millis(Duration::from_secs_f64(
+                    total.saturating_sub(done) as f64 / rate,
+                ))
+            } else {
+                "?".into()
+            };
+            ctx.out.progress(&format!(
+                "backfill {}: {done}/{total} rows ({:.0}%), {:.0} rows/s, ETA {eta}, last key {last_key}, {failures} skipped",
+                migration.id(),
+                done as f64 * 100.0 / total.max(1) as f64,
+                rate
+            ));
+        }
+        Progress::RowFailed {
+            migration,
+            key,
+            error,
+        } => {
+            d.skipped_shown += 1;
+            if d.skipped_shown <= SKIPPED_SHOWN {
+                say(
+                    &d,
+                    &format!("backfill {}: skipped key {key}: {error}", migration.id()),
+                );
+            } else if d.skipped_shown == SKIPPED_SHOWN + 1 {
+                say(
+                    &d,
+                    &format!(
+                        "backfill {}: more rows skipped; all of them go to failures.csv",
+                        migration.id()
+                    ),
+                );
+            }
+        }
+        Progress::LockRetry {
+            migration,
+            attempt,
+            retries,
+            wait,
+        } => say(
+            &d,
+            &format!(
+                "backfill {}: lock timeout, retry {attempt} of {retries} in {}",
+                migration.id(),
+                super::output::millis(wait)
+            ),
+        ),
+        Progress::Validating(migration) => {
+            if let Some(bar) = d.bar.take() {
+                bar.finish_and_clear();
+            }
+            say(
+                &d,
+                &format!("backfill {}: batches done, validating", migration.id()),
+            );
+        }
+        Progress::Finished(report) => {
+            for line in report_lines(report) {
+                say(&d, &line);
+            }
+            *d = Display::default();
+        }
+    }
+}
+
+/// The end-of-backfill report, for people.
+pub fn report_lines(r: &Report) -> Vec<String> {
+    let mut out = vec![format!(
+        "backfill {}: {} rows visited, {} updated, {} skipped; this run {} batches of {} in {} ({} rows/s), validation {}",
+        r.migration,
+        r.rows_done,
+        r.rows_updated,
+        r.failures.len(),
+        r.batches,
+        r.batch_size,
+        super::output::millis(r.elapsed),
+        r.rows_per_second(),
+        super::output::millis(r.validation_elapsed),
+    )];
+    out.extend(r.validation.lines().into_iter().map(|l| format!("  {l}")));
+    if let Some(csv) = &r.failures_csv {
+        out.push(format!(
+            "  FAIL {} row(s) skipped: key and error in {}",
+            r.failures.len(),
+            csv.display()
+        ));
+    }
+    out
+}

@@ -88,29 +88,38 @@ pub async fn load(db: &mut dyn Database, version: &str) -> Result<Option<State>,
 }
 
 pub async fn save(db: &mut dyn Database, s: &State) -> Result<(), DbError> {
+    // PostgreSQL prepares a statement with the types of its first
+    // parameters, so a NULL (bound as a bigint) never goes where a text
+    // went: an unfinished backfill writes the literal NULL instead.
+    let finished = if s.finished_at.is_some() {
+        "$10"
+    } else {
+        "NULL"
+    };
+    let mut params = vec![
+        Value::Text(s.version.clone()),
+        Value::Text(s.table.clone()),
+        s.last_key.map_or(Value::Null, Value::Int),
+        Value::Int(s.rows_total),
+        Value::Int(s.rows_done),
+        Value::Int(s.rows_updated),
+        Value::Int(s.failures),
+        Value::Text(s.started_at.clone()),
+        Value::Text(now()),
+    ];
+    params.extend(s.finished_at.clone().map(Value::Text));
     db.execute_with(
         &format!(
             "INSERT INTO {PROGRESS} (version, table_name, last_key, rows_total, rows_done, \
              rows_updated, failures, started_at, updated_at, finished_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, {finished}) \
              ON CONFLICT (version) DO UPDATE SET table_name = excluded.table_name, \
              last_key = excluded.last_key, rows_total = excluded.rows_total, \
              rows_done = excluded.rows_done, rows_updated = excluded.rows_updated, \
              failures = excluded.failures, started_at = excluded.started_at, \
              updated_at = excluded.updated_at, finished_at = excluded.finished_at"
         ),
-        &[
-            Value::Text(s.version.clone()),
-            Value::Text(s.table.clone()),
-            s.last_key.map_or(Value::Null, Value::Int),
-            Value::Int(s.rows_total),
-            Value::Int(s.rows_done),
-            Value::Int(s.rows_updated),
-            Value::Int(s.failures),
-            Value::Text(s.started_at.clone()),
-            Value::Text(now()),
-            s.finished_at.clone().map_or(Value::Null, Value::Text),
-        ],
+        &params,
     )
     .await
     .map(|_| ())

@@ -5,6 +5,7 @@ mod common;
 
 mod backup;
 mod calibrate;
+mod backfill;
 mod config;
 mod demo;
 mod execute;

@@ -9,6 +9,12 @@ use include_dir::{Dir, include_dir};
 /// The sample application's migrations, as shipped in the repository.
 static SAMPLE: Dir<'_> = include_dir!("$CARGO_MANIFEST_DIR/migrations");
 
+/// The last sample migration the demo takes. The four up to it are plain
+/// SQL that PostgreSQL and SQLite both run; the zero-downtime examples after
+/// it (a backfilled name split, an expand-contract rename with a trigger, a
+/// concurrent index) are PostgreSQL's and stay out of the SQLite demo.
+pub const PORTABLE_UNTIL: &str = "20260102090000";
+
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// Keep the temporary folder and print its path
@@ -20,6 +26,13 @@ pub async fn run(global: Global, args: Args) -> Result<()> {
     let dir = tempfile::Builder::new().prefix("keel-demo-").tempdir()?;
     let root = dir.path().to_path_buf();
     SAMPLE.extract(root.join("migrations"))?;
+    for entry in std::fs::read_dir(root.join("migrations"))? {
+        let entry = entry?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.get(..14).is_some_and(|v| v > PORTABLE_UNTIL) {
+            std::fs::remove_dir_all(entry.path())?;
+        }
+    }
     std::env::set_current_dir(&root)?;
     let quiet = global.quiet;
     let say = |text: &str| {
@@ -107,7 +120,12 @@ pub async fn run(global: Global, args: Args) -> Result<()> {
         quiet,
     )
     .await?;
-    say("The story goes on in your own project: `keel new NAME`, `keel up`, `keel status`.");
+    say(
+        "The sample in migrations/ goes on with zero-downtime changes for PostgreSQL: a name split\n\
+         filled by a batched, resumable backfill (`keel backfill V`), an expand-contract rename\n\
+         (`keel new NAME --template rename-column`), and an index built concurrently.\n\
+         The story goes on in your own project: `keel new NAME`, `keel up`, `keel status`.",
+    );
     if args.keep {
         let kept = dir.keep();
         say(&format!("kept {}", kept.display()));

@@ -7,7 +7,7 @@ use std::path::Path;
 pub struct Args {
     /// snake_case name, e.g. add_user_profiles
     pub name: String,
-    /// empty, add-table, add-column, drop-column, add-index, backfill (or one in templates/new/)
+    /// empty, add-table, add-column, drop-column, add-index, backfill, rename-column (or one in templates/new/)
     #[arg(long, default_value = "empty")]
     pub template: String,
     /// Table the template works on
@@ -16,7 +16,13 @@ pub struct Args {
     /// Column the template works on
     #[arg(long)]
     pub column: Option<String>,
-    /// Column type for add-column, drop-column (its down) and backfill
+    /// New column name for rename-column (expand, migrate, contract)
+    #[arg(long, value_name = "NEW")]
+    pub to: Option<String>,
+    /// Integer primary key the rename-column backfill walks (default id)
+    #[arg(long, value_name = "COLUMN")]
+    pub key: Option<String>,
+    /// Column type for add-column, drop-column (its down), backfill and rename-column
     #[arg(long = "type", value_name = "TYPE")]
     pub column_type: Option<String>,
     /// One-line description written into migration.toml
@@ -37,12 +43,19 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<()> {
         "add-table" => &["table"],
         "add-column" | "drop-column" | "backfill" => &["table", "column"],
         "add-index" => &["table", "column"],
+        "rename-column" => &["table", "column", "to"],
         _ => &[],
     };
-    for (flag, value) in [("table", &args.table), ("column", &args.column)] {
+    for (flag, value) in [
+        ("table", &args.table),
+        ("column", &args.column),
+        ("to", &args.to),
+        ("key", &args.key),
+    ] {
         if needs.contains(&flag) && value.is_none() {
+            let to = if flag == "to" { " --to NEW" } else { "" };
             return Err(usage(format!(
-                "the {} template needs --{flag}\n  fix: keel new {} --template {} --table TABLE --column COLUMN",
+                "the {} template needs --{flag}\n  fix: keel new {} --template {} --table TABLE --column COLUMN{to}",
                 args.template, args.name, args.template
             )));
         }
@@ -53,6 +66,9 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<()> {
                 "--{flag} `{v}` is not an identifier (letters, digits and _, optionally schema.name)"
             )));
         }
+    }
+    if args.template == "rename-column" {
+        return rename_column(ctx, &args);
     }
     let project = Path::new(".");
     let files = template::load(project, &args.template).ok_or_else(|| {
@@ -118,6 +134,73 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<()> {
         ctx.out.json(&serde_json::json!({"version": version.to_string(), "name": args.name, "path": folder.display().to_string()}));
     } else {
         ctx.out.data(&folder.display().to_string());
+    }
+    Ok(())
+}
+
+/// `--template rename-column`: three migrations, expand (new column and a
+/// sync trigger), migrate (backfill) and contract (drop the trigger and the
+/// old column), one second apart so they apply in that order.
+fn rename_column(ctx: &Ctx, args: &Args) -> Result<()> {
+    let (table, column, to) = (
+        args.table.clone().unwrap_or_default(),
+        args.column.clone().unwrap_or_default(),
+        args.to.clone().unwrap_or_default(),
+    );
+    if column == to {
+        return Err(usage(format!(
+            "--column and --to are both `{to}`: a rename needs a new name"
+        )));
+    }
+    let bare = table.rsplit('.').next().unwrap_or(&table);
+    let mut context = tera::Context::new();
+    context.insert("table", &table);
+    context.insert("column", &column);
+    context.insert("to", &to);
+    context.insert("key", args.key.as_deref().unwrap_or("id"));
+    context.insert("type", args.column_type.as_deref().unwrap_or("text"));
+    // PostgreSQL names are at most 63 bytes; keel's stay well inside that.
+    let sync = format!("{bare}_{column}_{to}_sync");
+    let sync: String = sync.chars().take(63).collect();
+    let qualified = match table.rsplit_once('.') {
+        Some((schema, _)) => format!("{schema}.{sync}"),
+        None => sync.clone(),
+    };
+    context.insert("function", &qualified);
+    context.insert("trigger", &sync);
+
+    let dir = ctx.migrations_dir();
+    let existing = load_dir(&dir)?;
+    let mut version = next_version(Version::now(), existing.last().map(|m| m.version));
+    let mut written = Vec::new();
+    for step in ["expand", "migrate", "contract"] {
+        let template = format!("rename-column/{step}");
+        let files = template::load(Path::new("."), &template)
+            .ok_or_else(|| usage(format!("there is no template `{template}`")))?;
+        let name = format!("{}_{step}", args.name);
+        let folder = dir.join(format!("{version}_{name}"));
+        let mut rendered = Vec::new();
+        for (file, text) in files {
+            let body = template::render(&text, &context)
+                .map_err(|e| usage(format!("template {template}/{file} does not render: {e:?}")))?;
+            rendered.push((file, body));
+        }
+        std::fs::create_dir_all(&folder)?;
+        for (file, body) in rendered {
+            std::fs::write(folder.join(file), body)?;
+        }
+        written.push((version, name, folder));
+        version = next_version(version, Some(version));
+    }
+    if ctx.out.json {
+        ctx.out.json(&serde_json::json!({
+            "migrations": written.iter().map(|(v, n, f)| serde_json::json!({
+                "version": v.to_string(), "name": n, "path": f.display().to_string()
+            })).collect::<Vec<_>>()
+        }));
+    } else {
+        let paths: Vec<String> = written.iter().map(|(.., f)| f.display().to_string()).collect();
+        ctx.out.data(&paths.join("\n"));
     }
     Ok(())
 }

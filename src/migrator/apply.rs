@@ -491,10 +491,43 @@ impl Runner<'_> {
             self.db.write_tracking(&row).await?;
         }
         for (i, stmt) in statements.iter().enumerate() {
+            let index = concurrent_index(&stmt.sql);
+            if let Some(ix) = &index {
+                // An INVALID index of this name (a build that failed or was
+                // killed) would make IF NOT EXISTS skip the build and leave
+                // it INVALID: drop it first.
+                self.drop_if_invalid(ix).await?;
+            }
             let mut attempt = 0;
+            let mut rebuilt = false;
             let error = loop {
-                match self.db.execute(&stmt.sql).await {
+                let result = match self.db.execute(&stmt.sql).await {
+                    Ok(()) => match &index {
+                        Some(ix) if self.db.index_valid(ix).await? == Some(false) => {
+                            Err(DbError::new(
+                                crate::db::DbErrorKind::Statement,
+                                format!("index {ix} is INVALID after its concurrent build"),
+                            ))
+                        }
+                        _ => Ok(()),
+                    },
+                    Err(e) => Err(e),
+                };
+                match result {
                     Ok(()) => break None,
+                    Err(e) if !e.is_lock_timeout() && index.is_some() && !rebuilt => {
+                        // A failed CREATE INDEX CONCURRENTLY leaves an INVALID
+                        // index behind; drop it and build once more (a
+                        // deadlock or a cancelled build succeeds then).
+                        let ix = index.clone().unwrap_or_default();
+                        self.drop_if_invalid(&ix).await?;
+                        rebuilt = true;
+                        (self.on_event)(Event::RetryingIndex {
+                            migration: m,
+                            index: ix,
+                            reason: e.message.clone(),
+                        });
+                    }
                     Err(e) if e.is_lock_timeout() && attempt < retries => {
                         attempt += 1;
                         let wait = self.settings.backoff * 2u32.pow(attempt - 1);
@@ -522,6 +555,10 @@ impl Runner<'_> {
                     (self.on_event)(Event::DroppedInvalidIndex(index));
                 }
             }
+            if let Some(ix) = &index {
+                self.drop_if_invalid(ix).await?;
+            }
+            let error = explain_index_failure(index.as_deref(), error);
             let (outcome, fix) = if i == 0 {
                 if dir == Direction::Up {
                     self.db.delete_tracking(&m.version.to_string()).await?;
@@ -575,6 +612,15 @@ impl Runner<'_> {
                 forget_backfill(self.db, m).await?;
                 self.db.delete_tracking(&m.version.to_string()).await?
             }
+        }
+        Ok(())
+    }
+
+    /// Drops the index `name` if it exists and is INVALID.
+    async fn drop_if_invalid(&mut self, name: &str) -> Result<(), DbError> {
+        if self.db.index_valid(name).await? == Some(false) {
+            self.db.drop_index(&crate::db::quote_ident(name)).await?;
+            (self.on_event)(Event::DroppedInvalidIndex(name.to_string()));
         }
         Ok(())
     }
@@ -654,6 +700,45 @@ fn initial_state(m: &Migration) -> TrackingState {
     } else {
         TrackingState::Applied
     }
+}
+
+/// The index a `CREATE INDEX CONCURRENTLY` statement builds, by name.
+fn concurrent_index(sql: &str) -> Option<String> {
+    use crate::analysis::{ActionKind, Schema, classify};
+    classify(sql, &mut Schema::default(), false)
+        .ops
+        .iter()
+        .flat_map(|op| &op.actions)
+        .find_map(|a| match &a.kind {
+            ActionKind::CreateIndex {
+                name: Some(name),
+                concurrently: true,
+                ..
+            } => Some(name.clone()),
+            _ => None,
+        })
+}
+
+/// Adds what to do when a concurrent index build failed twice: duplicate
+/// keys for a unique index are the usual reason, and need the data fixed.
+fn explain_index_failure(index: Option<&str>, mut error: DbError) -> DbError {
+    let Some(index) = index else {
+        return error;
+    };
+    let why = if error.code.as_deref() == Some("23505") {
+        format!(
+            "the table has duplicate keys for unique index {index}, so it cannot be built; \
+             find them with `SELECT <columns>, count(*) FROM <table> GROUP BY <columns> HAVING count(*) > 1`, \
+             fix them, and run keel up again"
+        )
+    } else {
+        format!("the build of {index} failed twice; no INVALID index was left behind")
+    };
+    error.hint = Some(match error.hint.take() {
+        Some(h) => format!("{h}; {why}"),
+        None => why,
+    });
+    error
 }
 
 fn source(m: &Migration, dir: Direction) -> (PathBuf, &str) {

@@ -6,6 +6,7 @@ mod common;
 mod backup;
 mod calibrate;
 mod backfill;
+mod concurrent_index;
 mod config;
 mod demo;
 mod execute;

@@ -15,6 +15,9 @@ pub enum Db {
     Sqlite,
 }
 
+/// The newest sample migration that SQLite runs too (see `keel demo`).
+pub const PORTABLE_UNTIL: &str = "20260102090000";
+
 pub struct Project {
     pub dir: TempDir,
     pub url: String,
@@ -74,10 +77,29 @@ impl Project {
         dir
     }
 
-    /// Copies the repository's sample application migrations into the project.
+    /// Copies the sample application's portable migrations into the
+    /// project: users, posts, comments and profiles, which PostgreSQL and
+    /// SQLite both run (the ones `keel demo` uses).
     pub fn sample(&self) {
+        self.sample_until(PORTABLE_UNTIL);
+    }
+
+    /// Copies every sample migration, including the PostgreSQL-only
+    /// zero-downtime examples after the portable ones.
+    pub fn sample_all(&self) {
+        self.sample_until("99999999999999");
+    }
+
+    fn sample_until(&self, last: &str) {
         let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations");
-        copy_dir(&src, &self.path().join("migrations"));
+        let dst = self.path().join("migrations");
+        for entry in std::fs::read_dir(&src).unwrap() {
+            let entry = entry.unwrap();
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if entry.path().is_dir() && name.get(..14).is_some_and(|v| v <= last) {
+                copy_dir(&entry.path(), &dst.join(&name));
+            }
+        }
     }
 
     /// The keel binary, in the project folder, pointed at this project's database.

@@ -1,0 +1,2 @@
+-- Reads must go back to body first: deploy code that reads body.
+COMMENT ON COLUMN posts.content IS NULL;

@@ -23,7 +23,6 @@ pub use validate::{Mismatch, NullCount, Validation};
 use crate::db::{Database, DbError, Timeouts, Value};
 use crate::migration::Migration;
 use serde::Serialize;
-use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 use validate::first_int;
@@ -178,10 +177,9 @@ pub async fn run(
     on(Progress::Validating(m));
     let validation_started = Instant::now();
     let failures = store::failures(engine.db, &engine.version).await?;
-    let skipped: BTreeSet<i64> = failures.iter().map(|f| f.key).collect();
     let state = engine.state.take().unwrap_or_else(|| unreachable!());
     let validation =
-        validate::validate(engine.db, &plan, &engine.version, state.rows_total, &skipped).await?;
+        validate::validate(engine.db, &plan, &engine.version, state.rows_total).await?;
     let failures_csv = write_failures_csv(&opts.dir.join(m.id()), &failures)?;
     let report = Report {
         migration: m.id(),

@@ -138,10 +138,15 @@ impl Plan {
         )
     }
 
-    /// The first key at or after `$1` (for random samples).
-    pub fn key_from(&self) -> String {
-        let (k, t) = (&self.k, &self.t);
-        format!("SELECT {k} FROM {t} WHERE {k} >= $1 ORDER BY {k} LIMIT 1")
+    /// `n` keys at random, rows skipped by the backfill left out.
+    pub fn sample(&self, n: usize) -> String {
+        format!(
+            "SELECT {k} FROM {t} WHERE {k} NOT IN (SELECT key_value FROM {failures} WHERE version = $1) \
+             ORDER BY random() LIMIT {n}",
+            k = self.k,
+            t = self.t,
+            failures = super::store::FAILURES
+        )
     }
 
     /// For the row with key `$1`: 1 per column whose value equals its

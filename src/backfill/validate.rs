@@ -3,9 +3,7 @@
 
 use super::plan::Plan;
 use crate::db::{Database, DbError, Value};
-use crate::seed::rng::Rng;
 use serde::Serialize;
-use std::collections::BTreeSet;
 
 /// How many random rows are recomputed.
 pub const SAMPLE: usize = 100;
@@ -110,7 +108,6 @@ pub async fn validate(
     plan: &Plan,
     version: &str,
     rows_before: i64,
-    skipped: &BTreeSet<i64>,
 ) -> Result<Validation, DbError> {
     let rows_after = first_int(db.query_with(&plan.count(), &[]).await?).unwrap_or(0);
     let counts = db
@@ -130,7 +127,7 @@ pub async fn validate(
         })
         .collect();
 
-    let keys = sample_keys(db, plan, skipped).await?;
+    let keys = sample_keys(db, plan, version).await?;
     let mut mismatches = Vec::new();
     for &key in &keys {
         let columns = match db.query_with(&plan.recompute(), &[Value::Int(key)]).await {
@@ -160,36 +157,19 @@ pub async fn validate(
     })
 }
 
-/// Up to [`SAMPLE`] distinct existing keys, spread at random over the key
-/// range (one index probe each, no sort of the table), skipped rows left out.
+/// Up to [`SAMPLE`] keys picked uniformly at random (one scan of the
+/// table, which the NULL check above does anyway), skipped rows left out.
 async fn sample_keys(
     db: &mut dyn Database,
     plan: &Plan,
-    skipped: &BTreeSet<i64>,
+    version: &str,
 ) -> Result<Vec<i64>, DbError> {
-    let bounds = db.query_with(&plan.min_max(), &[]).await?;
-    let (Some(min), Some(max)) = (
-        bounds.first().and_then(|r| r[0].as_i64()),
-        bounds.first().and_then(|r| r[1].as_i64()),
-    ) else {
-        return Ok(Vec::new());
-    };
-    let mut rng = Rng::new(chrono::Utc::now().timestamp_micros() as u64);
-    let span = max.abs_diff(min).saturating_add(1);
-    let mut keys = BTreeSet::new();
-    // A few more tries than keys: in a small table, picks collide.
-    for _ in 0..SAMPLE * 3 {
-        if keys.len() == SAMPLE {
-            break;
-        }
-        let at = min.saturating_add(rng.below(span) as i64);
-        if let Some(key) = first_int(db.query_with(&plan.key_from(), &[Value::Int(at)]).await?)
-            && !skipped.contains(&key)
-        {
-            keys.insert(key);
-        }
-    }
-    Ok(keys.into_iter().collect())
+    Ok(db
+        .query_with(&plan.sample(SAMPLE), &[Value::Text(version.into())])
+        .await?
+        .into_iter()
+        .filter_map(|r| r.first().and_then(Value::as_i64))
+        .collect())
 }
 
 pub fn first_int(rows: Vec<Vec<Value>>) -> Option<i64> {

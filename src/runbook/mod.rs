@@ -28,6 +28,26 @@ pub struct Runbook {
     /// What keel backs up before running (tables/columns), in words.
     pub backups: Vec<String>,
     pub rollback: RollbackInfo,
+    /// The migration's `[backfill]`, when it has one.
+    pub backfill: Option<BackfillInfo>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct BackfillInfo {
+    pub table: String,
+    pub key: String,
+    pub set: Vec<BackfillSet>,
+    pub filter: Option<String>,
+    pub batch_size: u64,
+    pub delay_ms: u64,
+    /// The command that runs or resumes it.
+    pub command: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct BackfillSet {
+    pub column: String,
+    pub expression: String,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -225,6 +245,26 @@ impl Runbook {
                 })
                 .collect(),
             backups,
+            backfill: m.meta.backfill.as_ref().map(|b| BackfillInfo {
+                table: b.table.clone(),
+                key: b.key.clone(),
+                set: b
+                    .set
+                    .iter()
+                    .map(|(column, expression)| BackfillSet {
+                        column: column.clone(),
+                        expression: expression.clone(),
+                    })
+                    .collect(),
+                filter: b.filter.clone(),
+                batch_size: b
+                    .batch_size
+                    .unwrap_or(crate::backfill::DEFAULT_BATCH_SIZE),
+                delay_ms: b
+                    .delay_ms
+                    .unwrap_or(crate::backfill::DEFAULT_DELAY.as_millis() as u64),
+                command: format!("keel backfill {}", m.version),
+            }),
             rollback: RollbackInfo {
                 possible: reversible,
                 down_sql: m.down.clone().filter(|_| reversible),

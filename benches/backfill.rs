@@ -1,0 +1,559 @@
+//! The zero-downtime proof for backfills (`cargo bench --bench backfill`).
+//!
+//! On a throwaway PostgreSQL cluster with fsync on, 1M users (primary key
+//! and unique email index) from `keel seed`:
+//!
+//! 1. speed: one `UPDATE` of every row vs keel's backfill of the sample's
+//!    name split (batches of 1000, no delay, resumable);
+//! 2. load: an application doing 200 requests/s (half single-row reads, half
+//!    single-row updates, 16 connections, 100 ms timeout) while each of the
+//!    two runs; dropped (timed out or refused) and late (> 100 ms) requests
+//!    and write latency percentiles;
+//! 3. memory: keel's peak RSS for 100k and 1M rows.
+//!
+//! `KEEL_BENCH_USERS` changes the row count (default 1000000).
+
+use sqlx::{Connection, PgConnection};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+const KEEL: &str = env!("CARGO_BIN_EXE_keel");
+const PORT: u16 = 5491;
+const SPLIT: &str = "20260201090000_split_user_names";
+const RATE: u64 = 200;
+const CONNECTIONS: usize = 16;
+const TIMEOUT: Duration = Duration::from_millis(100);
+
+fn main() {
+    let users: u64 = std::env::var("KEEL_BENCH_USERS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1_000_000);
+    let cluster = Cluster::start();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    println!("keel backfill benchmark: {users} users, PostgreSQL with fsync on");
+
+    let project = Project::new(&cluster);
+    project.keel(&["up", "-q", "--to", "20260101090200"], "base");
+    let t = Instant::now();
+    project.keel(
+        &["seed", "-q", "--users", &users.to_string(), "--posts", "0", "--comments", "0"],
+        "base",
+    );
+    cluster.sql("base", "VACUUM ANALYZE users; CHECKPOINT");
+    println!("seeded {users} users in {:.1} s", t.elapsed().as_secs_f64());
+    let split = split_expressions();
+
+    // 1. Speed.
+    let mut naive = Vec::new();
+    let mut keel = Vec::new();
+    for round in 0..2 {
+        let db = cluster.copy("base", &format!("naive_{round}"));
+        cluster.sql(&db, "ALTER TABLE users ADD COLUMN first_name text, ADD COLUMN last_name text");
+        let t = Instant::now();
+        cluster.sql(&db, &split.update_all);
+        naive.push(t.elapsed());
+
+        let db = cluster.copy("base", &format!("keel_{round}"));
+        let run = project.backfill(&cluster, &db, 0);
+        keel.push(run.backfill);
+    }
+    let naive = *naive.iter().min().unwrap();
+    let keel_t = *keel.iter().min().unwrap();
+    println!("\n1. speed (best of 2)");
+    println!(
+        "   single UPDATE            {:>7.2} s  {:>8.0} rows/s",
+        naive.as_secs_f64(),
+        users as f64 / naive.as_secs_f64()
+    );
+    println!(
+        "   keel backfill (1000/0ms) {:>7.2} s  {:>8.0} rows/s  ratio {:.2}x  (goal <= 1.10x)",
+        keel_t.as_secs_f64(),
+        users as f64 / keel_t.as_secs_f64(),
+        keel_t.as_secs_f64() / naive.as_secs_f64()
+    );
+
+    // 2. Under load.
+    println!("\n2. under load: {RATE} req/s, half reads, half updates, {CONNECTIONS} connections, {} ms timeout", TIMEOUT.as_millis());
+    let db = cluster.copy("base", "load_naive");
+    cluster.sql(&db, "ALTER TABLE users ADD COLUMN first_name text, ADD COLUMN last_name text");
+    let naive_load = rt.block_on(under_load(&cluster, &db, users, || {
+        let url = cluster.url(&db);
+        let sql = split.update_all.clone();
+        async move {
+            let mut c = PgConnection::connect(&url).await.unwrap();
+            sqlx::raw_sql(&sql).execute(&mut c).await.unwrap();
+        }
+    }));
+    naive_load.print("single UPDATE");
+    let db = cluster.copy("base", "load_keel");
+    let keel_load = rt.block_on(under_load(&cluster, &db, users, || {
+        let (project, cluster, db) = (project.clone(), cluster.clone(), db.clone());
+        async move {
+            tokio::task::spawn_blocking(move || project.backfill(&cluster, &db, 0))
+                .await
+                .unwrap();
+        }
+    }));
+    keel_load.print("keel backfill");
+    println!(
+        "   goal for keel: 0 dropped, 0 late, write p99 <= 8 ms: {}",
+        if keel_load.dropped == 0 && keel_load.late == 0 && keel_load.write_p99 <= 8.0 {
+            "met"
+        } else {
+            "NOT met"
+        }
+    );
+
+    // 3. Memory.
+    println!("\n3. keel's peak memory (RSS)");
+    let small = cluster.copy("base", "small");
+    cluster.sql(
+        &small,
+        &format!("DELETE FROM users WHERE id > {}; VACUUM users", users / 10),
+    );
+    let small_run = project.backfill(&cluster, &small, 0);
+    let large_run = project.backfill(&cluster, &cluster.copy("base", "large"), 0);
+    println!(
+        "   {:>8} rows: {:>6} KiB\n   {:>8} rows: {:>6} KiB",
+        users / 10,
+        small_run.peak_rss_kib,
+        users,
+        large_run.peak_rss_kib
+    );
+}
+
+/// The sample migration's expressions, as one UPDATE of every row.
+struct Split {
+    update_all: String,
+}
+
+fn split_expressions() -> Split {
+    let text = std::fs::read_to_string(repo().join("migrations").join(SPLIT).join("migration.toml")).unwrap();
+    let toml: toml::Value = toml::from_str(&text).unwrap();
+    let set = toml["backfill"]["set"].as_table().unwrap();
+    let sets: Vec<String> = set
+        .iter()
+        .map(|(c, e)| format!("{c} = ({})", e.as_str().unwrap()))
+        .collect();
+    Split {
+        update_all: format!("UPDATE users SET {}", sets.join(", ")),
+    }
+}
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A keel project: the sample up to the name split, whose backfill runs
+/// with batches of 1000 and the delay given.
+#[derive(Clone)]
+struct Project {
+    dir: Arc<tempfile::TempDir>,
+    cluster_url: Arc<dyn Fn(&str) -> String + Send + Sync>,
+}
+
+struct Run {
+    backfill: Duration,
+    peak_rss_kib: u64,
+}
+
+impl Project {
+    fn new(cluster: &Cluster) -> Project {
+        let dir = tempfile::Builder::new().prefix("keel-bench-").tempdir().unwrap();
+        let src = repo().join("migrations");
+        for entry in std::fs::read_dir(&src).unwrap() {
+            let entry = entry.unwrap();
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if name.as_str() <= SPLIT {
+                let to = dir.path().join("migrations").join(&name);
+                std::fs::create_dir_all(&to).unwrap();
+                for f in std::fs::read_dir(entry.path()).unwrap() {
+                    let f = f.unwrap();
+                    std::fs::copy(f.path(), to.join(f.file_name())).unwrap();
+                }
+            }
+        }
+        let c = cluster.clone();
+        Project {
+            dir: Arc::new(dir),
+            cluster_url: Arc::new(move |db| c.url(db)),
+        }
+    }
+
+    fn keel(&self, args: &[&str], db: &str) {
+        let out = Command::new(KEEL)
+            .args(args)
+            .current_dir(self.dir.path())
+            .env("DATABASE_URL", (self.cluster_url)(db))
+            .env("NO_COLOR", "1")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "keel {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// `keel up` of the name split with batches of 1000 and `delay_ms`;
+    /// the backfill's own time comes from keel_backfills (started_at to
+    /// finished_at), so the schema change and the validation are not in it.
+    fn backfill(&self, cluster: &Cluster, db: &str, delay_ms: u64) -> Run {
+        let toml = self.dir.path().join("migrations").join(SPLIT).join("migration.toml");
+        let text = std::fs::read_to_string(&toml).unwrap();
+        let text = text
+            .lines()
+            .map(|l| {
+                if l.starts_with("delay_ms") {
+                    format!("delay_ms = {delay_ms}")
+                } else if l.starts_with("batch_size") {
+                    "batch_size = 1000".to_string()
+                } else {
+                    l.to_string()
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("\n");
+        std::fs::write(&toml, text).unwrap();
+        let mut child = Command::new(KEEL)
+            .args(["up", "-q"])
+            .current_dir(self.dir.path())
+            .env("DATABASE_URL", cluster.url(db))
+            .env("NO_COLOR", "1")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let status_path = format!("/proc/{}/status", child.id());
+        let mut peak = 0;
+        let status = loop {
+            if let Ok(s) = std::fs::read_to_string(&status_path)
+                && let Some(kib) = s
+                    .lines()
+                    .find(|l| l.starts_with("VmHWM:"))
+                    .and_then(|l| l.split_whitespace().nth(1))
+                    .and_then(|v| v.parse::<u64>().ok())
+            {
+                peak = peak.max(kib);
+            }
+            if let Some(status) = child.try_wait().unwrap() {
+                break status;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        let mut err = String::new();
+        use std::io::Read;
+        child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+        assert!(status.success(), "keel up: {err}");
+        let ms: f64 = cluster
+            .query(
+                db,
+                "SELECT extract(epoch FROM finished_at::timestamptz - started_at::timestamptz) * 1000 FROM keel_backfills",
+            )
+            .parse()
+            .unwrap();
+        Run {
+            backfill: Duration::from_secs_f64(ms / 1000.0),
+            peak_rss_kib: peak,
+        }
+    }
+}
+
+#[derive(Default)]
+struct Load {
+    requests: u64,
+    dropped: u64,
+    late: u64,
+    reads: Vec<f64>,
+    writes: Vec<f64>,
+    write_p50: f64,
+    write_p99: f64,
+    write_max: f64,
+    read_p99: f64,
+    migration: Duration,
+}
+
+impl Load {
+    fn print(&self, what: &str) {
+        println!(
+            "   {what:<15} ran {:>6.1} s: {:>5} requests, {:>5} dropped ({:>4.1}%), {:>4} late; writes p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms; reads p99 {:.1} ms",
+            self.migration.as_secs_f64(),
+            self.requests,
+            self.dropped,
+            self.dropped as f64 * 100.0 / self.requests.max(1) as f64,
+            self.late,
+            self.write_p50,
+            self.write_p99,
+            self.write_max,
+            self.read_p99,
+        );
+    }
+}
+
+enum Outcome {
+    Done { write: bool, ms: f64 },
+    Dropped,
+}
+
+/// Runs the application load for the whole time `work` takes (from 1 s
+/// before it to 1 s after) and counts what happened to the requests.
+async fn under_load<F, Fut>(cluster: &Cluster, db: &str, users: u64, work: F) -> Load
+where
+    F: FnOnce() -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    let url = cluster.url(db);
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<(Instant, u64, bool)>();
+    let rx = Arc::new(tokio::sync::Mutex::new(rx));
+    let (out_tx, mut out_rx) = tokio::sync::mpsc::unbounded_channel::<Outcome>();
+    let mut workers = Vec::new();
+    for _ in 0..CONNECTIONS {
+        let (rx, out, url) = (rx.clone(), out_tx.clone(), url.clone());
+        workers.push(tokio::spawn(async move {
+            let mut c = PgConnection::connect(&url).await.unwrap();
+            sqlx::raw_sql("SET statement_timeout = 100")
+                .execute(&mut c)
+                .await
+                .unwrap();
+            loop {
+                let job = rx.lock().await.recv().await;
+                let Some((due, id, write)) = job else { break };
+                if due.elapsed() >= TIMEOUT {
+                    // Waited for a free connection past the timeout.
+                    let _ = out.send(Outcome::Dropped);
+                    continue;
+                }
+                let result = if write {
+                    sqlx::query("UPDATE users SET created_at = now() WHERE id = $1")
+                        .bind(id as i64)
+                        .execute(&mut c)
+                        .await
+                        .map(|_| ())
+                } else {
+                    sqlx::query("SELECT id, email, name FROM users WHERE id = $1")
+                        .bind(id as i64)
+                        .fetch_optional(&mut c)
+                        .await
+                        .map(|_| ())
+                };
+                let _ = out.send(match result {
+                    Ok(()) => Outcome::Done {
+                        write,
+                        ms: due.elapsed().as_secs_f64() * 1000.0,
+                    },
+                    Err(_) => Outcome::Dropped,
+                });
+            }
+        }));
+    }
+    drop(out_tx);
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let generator = {
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            let every = Duration::from_micros(1_000_000 / RATE);
+            let start = Instant::now();
+            let mut n: u64 = 0;
+            let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let due = start + every * n as u32;
+                tokio::time::sleep_until(due.into()).await;
+                seed ^= seed << 13;
+                seed ^= seed >> 7;
+                seed ^= seed << 17;
+                let _ = tx.send((due, 1 + seed % users, n % 2 == 1));
+                n += 1;
+            }
+        })
+    };
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let t = Instant::now();
+    work().await;
+    let migration = t.elapsed();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    generator.await.unwrap();
+    for w in workers {
+        w.await.unwrap();
+    }
+    let mut load = Load {
+        migration,
+        ..Load::default()
+    };
+    while let Some(o) = out_rx.recv().await {
+        load.requests += 1;
+        match o {
+            Outcome::Dropped => load.dropped += 1,
+            Outcome::Done { write, ms } => {
+                if ms > TIMEOUT.as_secs_f64() * 1000.0 {
+                    load.late += 1;
+                }
+                if write {
+                    load.writes.push(ms)
+                } else {
+                    load.reads.push(ms)
+                }
+            }
+        }
+    }
+    load.writes.sort_by(f64::total_cmp);
+    load.reads.sort_by(f64::total_cmp);
+    load.write_p50 = percentile(&load.writes, 0.50);
+    load.write_p99 = percentile(&load.writes, 0.99);
+    load.write_max = load.writes.last().copied().unwrap_or(0.0);
+    load.read_p99 = percentile(&load.reads, 0.99);
+    load
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
+}
+
+/// A PostgreSQL cluster of its own, fsync on (the server's defaults), on a
+/// Unix socket in a temporary folder; stopped and removed when dropped.
+#[derive(Clone)]
+struct Cluster {
+    inner: Arc<ClusterInner>,
+}
+
+struct ClusterInner {
+    dir: PathBuf,
+    bin: PathBuf,
+}
+
+impl Cluster {
+    fn start() -> Cluster {
+        let bin = bindir();
+        let dir = tempfile::Builder::new().prefix("keel-bench-pg-").tempdir().unwrap().keep();
+        if is_root() {
+            Command::new("chown").arg("postgres").arg(&dir).status().unwrap();
+        }
+        let data = dir.join("data");
+        let out = server_cmd(&bin.join("initdb"))
+            .args(["-U", "postgres", "-A", "trust", "-E", "UTF8", "--locale=C", "--no-instructions", "-D"])
+            .arg(&data)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "initdb: {}", String::from_utf8_lossy(&out.stderr));
+        let options = format!(
+            "-k {} -c listen_addresses='' -p {PORT} -c max_connections=100 -c shared_buffers=512MB",
+            dir.display()
+        );
+        let out = server_cmd(&bin.join("pg_ctl"))
+            .arg("-D")
+            .arg(&data)
+            .arg("-l")
+            .arg(dir.join("server.log"))
+            .args(["-w", "-o", &options, "start"])
+            .stdout(Stdio::null())
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "pg_ctl: {}", String::from_utf8_lossy(&out.stderr));
+        let c = Cluster {
+            inner: Arc::new(ClusterInner { dir, bin }),
+        };
+        c.sql("postgres", "CREATE DATABASE base");
+        c
+    }
+
+    fn url(&self, db: &str) -> String {
+        format!(
+            "postgres://postgres@localhost/{db}?host={}&port={PORT}",
+            self.inner.dir.display()
+        )
+    }
+
+    fn psql(&self, db: &str, sql: &str) -> String {
+        let out = Command::new(self.inner.bin.join("psql"))
+            .args(["-X", "-q", "-t", "-A", "-v", "ON_ERROR_STOP=1", "-h"])
+            .arg(&self.inner.dir)
+            .args(["-p", &PORT.to_string(), "-U", "postgres", "-d", db, "-c", sql])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{sql}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+
+    fn sql(&self, db: &str, sql: &str) {
+        for statement in sql.split(';').filter(|s| !s.trim().is_empty()) {
+            self.psql(db, statement);
+        }
+    }
+
+    fn query(&self, db: &str, sql: &str) -> String {
+        self.psql(db, sql)
+    }
+
+    /// A copy of `from` (CREATE DATABASE … TEMPLATE), checkpointed so that
+    /// each run starts from the same state.
+    fn copy(&self, from: &str, to: &str) -> String {
+        self.sql("postgres", &format!("DROP DATABASE IF EXISTS {to}"));
+        self.sql("postgres", &format!("CREATE DATABASE {to} TEMPLATE {from}"));
+        self.sql(to, "CHECKPOINT");
+        to.to_string()
+    }
+}
+
+impl Drop for ClusterInner {
+    fn drop(&mut self) {
+        let _ = server_cmd(&self.bin.join("pg_ctl"))
+            .arg("-D")
+            .arg(self.dir.join("data"))
+            .args(["stop", "-m", "fast"])
+            .stdout(Stdio::null())
+            .status();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn bindir() -> PathBuf {
+    if let Ok(out) = Command::new("pg_config").arg("--bindir").output() {
+        let dir = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
+        if dir.join("initdb").exists() {
+            return dir;
+        }
+    }
+    let mut found: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path().join("bin"))
+        .filter(|b| b.join("initdb").exists())
+        .collect();
+    found.sort();
+    found.pop().expect("PostgreSQL server binaries (initdb) are needed")
+}
+
+fn is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("Uid:"))
+                .map(|l| l.split_whitespace().nth(1) == Some("0"))
+        })
+        .unwrap_or(false)
+}
+
+/// initdb and pg_ctl refuse to run as root: run them as `postgres` then.
+fn server_cmd(program: &Path) -> Command {
+    if is_root() {
+        let mut c = Command::new("runuser");
+        c.args(["-u", "postgres", "--"]).arg(program);
+        c.process_group(0);
+        c
+    } else {
+        Command::new(program)
+    }
+}

@@ -44,7 +44,16 @@ fn main() {
     project.keel(&["up", "-q", "--to", "20260101090200"], "base");
     let t = Instant::now();
     project.keel(
-        &["seed", "-q", "--users", &users.to_string(), "--posts", "0", "--comments", "0"],
+        &[
+            "seed",
+            "-q",
+            "--users",
+            &users.to_string(),
+            "--posts",
+            "0",
+            "--comments",
+            "0",
+        ],
         "base",
     );
     cluster.sql("base", "VACUUM ANALYZE users; CHECKPOINT");
@@ -56,7 +65,10 @@ fn main() {
     let mut keel = Vec::new();
     for round in 0..2 {
         let db = cluster.copy("base", &format!("naive_{round}"));
-        cluster.sql(&db, "ALTER TABLE users ADD COLUMN first_name text, ADD COLUMN last_name text");
+        cluster.sql(
+            &db,
+            "ALTER TABLE users ADD COLUMN first_name text, ADD COLUMN last_name text",
+        );
         let t = Instant::now();
         cluster.sql(&db, &split.update_all);
         naive.push(t.elapsed());
@@ -81,9 +93,15 @@ fn main() {
     );
 
     // 2. Under load.
-    println!("\n2. under load: {RATE} req/s, half reads, half updates, {CONNECTIONS} connections, {} ms timeout", TIMEOUT.as_millis());
+    println!(
+        "\n2. under load: {RATE} req/s, half reads, half updates, {CONNECTIONS} connections, {} ms timeout",
+        TIMEOUT.as_millis()
+    );
     let db = cluster.copy("base", "load_naive");
-    cluster.sql(&db, "ALTER TABLE users ADD COLUMN first_name text, ADD COLUMN last_name text");
+    cluster.sql(
+        &db,
+        "ALTER TABLE users ADD COLUMN first_name text, ADD COLUMN last_name text",
+    );
     let naive_load = rt.block_on(under_load(&cluster, &db, users, || {
         let url = cluster.url(&db);
         let sql = split.update_all.clone();
@@ -136,7 +154,9 @@ struct Split {
 }
 
 fn split_expressions() -> Split {
-    let text = std::fs::read_to_string(repo().join("migrations").join(SPLIT).join("migration.toml")).unwrap();
+    let text =
+        std::fs::read_to_string(repo().join("migrations").join(SPLIT).join("migration.toml"))
+            .unwrap();
     let toml: toml::Value = toml::from_str(&text).unwrap();
     let set = toml["backfill"]["set"].as_table().unwrap();
     let sets: Vec<String> = set
@@ -167,7 +187,10 @@ struct Run {
 
 impl Project {
     fn new(cluster: &Cluster) -> Project {
-        let dir = tempfile::Builder::new().prefix("keel-bench-").tempdir().unwrap();
+        let dir = tempfile::Builder::new()
+            .prefix("keel-bench-")
+            .tempdir()
+            .unwrap();
         let src = repo().join("migrations");
         for entry in std::fs::read_dir(&src).unwrap() {
             let entry = entry.unwrap();
@@ -207,7 +230,12 @@ impl Project {
     /// the backfill's own time comes from keel_backfills (started_at to
     /// finished_at), so the schema change and the validation are not in it.
     fn backfill(&self, cluster: &Cluster, db: &str, delay_ms: u64) -> Run {
-        let toml = self.dir.path().join("migrations").join(SPLIT).join("migration.toml");
+        let toml = self
+            .dir
+            .path()
+            .join("migrations")
+            .join(SPLIT)
+            .join("migration.toml");
         let text = std::fs::read_to_string(&toml).unwrap();
         let text = text
             .lines()
@@ -251,7 +279,12 @@ impl Project {
         };
         let mut err = String::new();
         use std::io::Read;
-        child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+        child
+            .stderr
+            .take()
+            .unwrap()
+            .read_to_string(&mut err)
+            .unwrap();
         assert!(status.success(), "keel up: {err}");
         let ms: f64 = cluster
             .query(
@@ -317,7 +350,7 @@ where
     let mut workers = Vec::new();
     for _ in 0..CONNECTIONS {
         let (rx, out, url) = (rx.clone(), out_tx.clone(), url.clone());
-        workers.push(tokio::spawn(async move {
+        workers.push(async move {
             let mut c = PgConnection::connect(&url).await.unwrap();
             sqlx::raw_sql("SET statement_timeout = 100")
                 .execute(&mut c)
@@ -352,13 +385,13 @@ where
                     Err(_) => Outcome::Dropped,
                 });
             }
-        }));
+        });
     }
     drop(out_tx);
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let generator = {
         let stop = stop.clone();
-        tokio::spawn(async move {
+        async move {
             let every = Duration::from_micros(1_000_000 / RATE);
             let start = Instant::now();
             let mut n: u64 = 0;
@@ -372,18 +405,20 @@ where
                 let _ = tx.send((due, 1 + seed % users, n % 2 == 1));
                 n += 1;
             }
-        })
+        }
     };
-    tokio::time::sleep(Duration::from_secs(1)).await;
-    let t = Instant::now();
-    work().await;
-    let migration = t.elapsed();
-    tokio::time::sleep(Duration::from_secs(1)).await;
-    stop.store(true, std::sync::atomic::Ordering::Relaxed);
-    generator.await.unwrap();
-    for w in workers {
-        w.await.unwrap();
-    }
+    let timed = async {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let t = Instant::now();
+        work().await;
+        let migration = t.elapsed();
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        migration
+    };
+    // One task: the workers, the generator and the migration run
+    // concurrently on it (200 requests/s need no more).
+    let (_, _, migration) = tokio::join!(futures_util::future::join_all(workers), generator, timed);
     let mut load = Load {
         migration,
         ..Load::default()
@@ -435,17 +470,39 @@ struct ClusterInner {
 impl Cluster {
     fn start() -> Cluster {
         let bin = bindir();
-        let dir = tempfile::Builder::new().prefix("keel-bench-pg-").tempdir().unwrap().keep();
+        let dir = tempfile::Builder::new()
+            .prefix("keel-bench-pg-")
+            .tempdir()
+            .unwrap()
+            .keep();
         if is_root() {
-            Command::new("chown").arg("postgres").arg(&dir).status().unwrap();
+            Command::new("chown")
+                .arg("postgres")
+                .arg(&dir)
+                .status()
+                .unwrap();
         }
         let data = dir.join("data");
         let out = server_cmd(&bin.join("initdb"))
-            .args(["-U", "postgres", "-A", "trust", "-E", "UTF8", "--locale=C", "--no-instructions", "-D"])
+            .args([
+                "-U",
+                "postgres",
+                "-A",
+                "trust",
+                "-E",
+                "UTF8",
+                "--locale=C",
+                "--no-instructions",
+                "-D",
+            ])
             .arg(&data)
             .output()
             .unwrap();
-        assert!(out.status.success(), "initdb: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "initdb: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let options = format!(
             "-k {} -c listen_addresses='' -p {PORT} -c max_connections=100 -c shared_buffers=512MB",
             dir.display()
@@ -459,7 +516,11 @@ impl Cluster {
             .stdout(Stdio::null())
             .output()
             .unwrap();
-        assert!(out.status.success(), "pg_ctl: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "pg_ctl: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let c = Cluster {
             inner: Arc::new(ClusterInner { dir, bin }),
         };
@@ -478,10 +539,23 @@ impl Cluster {
         let out = Command::new(self.inner.bin.join("psql"))
             .args(["-X", "-q", "-t", "-A", "-v", "ON_ERROR_STOP=1", "-h"])
             .arg(&self.inner.dir)
-            .args(["-p", &PORT.to_string(), "-U", "postgres", "-d", db, "-c", sql])
+            .args([
+                "-p",
+                &PORT.to_string(),
+                "-U",
+                "postgres",
+                "-d",
+                db,
+                "-c",
+                sql,
+            ])
             .output()
             .unwrap();
-        assert!(out.status.success(), "{sql}: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{sql}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         String::from_utf8_lossy(&out.stdout).trim().to_string()
     }
 
@@ -532,7 +606,9 @@ fn bindir() -> PathBuf {
         .filter(|b| b.join("initdb").exists())
         .collect();
     found.sort();
-    found.pop().expect("PostgreSQL server binaries (initdb) are needed")
+    found
+        .pop()
+        .expect("PostgreSQL server binaries (initdb) are needed")
 }
 
 fn is_root() -> bool {

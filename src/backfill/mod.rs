@@ -219,9 +219,9 @@ impl Engine<'_> {
 
     async fn check_key(&mut self) -> Result<(), BackfillError> {
         let rows = self.db.query_with(&self.plan.min_max(), &[]).await?;
-        let bad = rows
-            .first()
-            .is_some_and(|r| matches!(r.first(), Some(v) if *v != Value::Null && !matches!(v, Value::Int(_))));
+        let bad = rows.first().is_some_and(
+            |r| matches!(r.first(), Some(v) if *v != Value::Null && !matches!(v, Value::Int(_))),
+        );
         if bad {
             return Err(BackfillError::KeyNotInteger {
                 migration: self.m.id(),
@@ -272,10 +272,7 @@ impl Engine<'_> {
                 None => {
                     let last = first_int(
                         self.db
-                            .query_with(
-                                &self.plan.max_after(lo.is_none()),
-                                &Self::bounds(lo, None),
-                            )
+                            .query_with(&self.plan.max_after(lo.is_none()), &Self::bounds(lo, None))
                             .await?,
                     );
                     match last {
@@ -309,7 +306,10 @@ impl Engine<'_> {
     async fn row_by_row(&mut self, lo: Option<i64>, hi: i64) -> Result<(), BackfillError> {
         let keys: Vec<i64> = self
             .db
-            .query_with(&self.plan.keys_in_range(lo.is_none()), &Self::bounds(lo, Some(hi)))
+            .query_with(
+                &self.plan.keys_in_range(lo.is_none()),
+                &Self::bounds(lo, Some(hi)),
+            )
             .await?
             .into_iter()
             .filter_map(|r| r.first().and_then(Value::as_i64))

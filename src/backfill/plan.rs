@@ -178,9 +178,12 @@ mod tests {
         Backfill {
             table: "users".into(),
             key: "id".into(),
-            set: [("first_name".to_string(), "split_part(name, ' ', 1)".to_string())]
-                .into_iter()
-                .collect(),
+            set: [(
+                "first_name".to_string(),
+                "split_part(name, ' ', 1)".to_string(),
+            )]
+            .into_iter()
+            .collect(),
             filter: Some("first_name IS NULL".into()),
             batch_size: None,
             delay_ms: None,

@@ -128,7 +128,8 @@ pub fn show(ctx: &Ctx, p: Progress<'_>) {
             }
             d.last_line = Some(Instant::now());
             let (since, at_start) = d.started.unwrap_or((Instant::now(), 0));
-            let rate = done.saturating_sub(at_start) as f64 / since.elapsed().as_secs_f64().max(1e-3);
+            let rate =
+                done.saturating_sub(at_start) as f64 / since.elapsed().as_secs_f64().max(1e-3);
             let eta = if rate > 0.0 {
                 super::output::millis(Duration::from_secs_f64(
                     total.saturating_sub(done) as f64 / rate,

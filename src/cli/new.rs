@@ -199,7 +199,10 @@ fn rename_column(ctx: &Ctx, args: &Args) -> Result<()> {
             })).collect::<Vec<_>>()
         }));
     } else {
-        let paths: Vec<String> = written.iter().map(|(.., f)| f.display().to_string()).collect();
+        let paths: Vec<String> = written
+            .iter()
+            .map(|(.., f)| f.display().to_string())
+            .collect();
         ctx.out.data(&paths.join("\n"));
     }
     Ok(())

@@ -257,9 +257,7 @@ impl Runbook {
                     })
                     .collect(),
                 filter: b.filter.clone(),
-                batch_size: b
-                    .batch_size
-                    .unwrap_or(crate::backfill::DEFAULT_BATCH_SIZE),
+                batch_size: b.batch_size.unwrap_or(crate::backfill::DEFAULT_BATCH_SIZE),
                 delay_ms: b
                     .delay_ms
                     .unwrap_or(crate::backfill::DEFAULT_DELAY.as_millis() as u64),

@@ -102,163 +102,204 @@ both!(up_runs_the_backfill_and_validates, |p: Project| {
     ] {
         assert!(err.contains(line), "missing {line:?} in:\n{err}");
     }
-    assert_eq!(count(&p, "SELECT count(*) FROM items WHERE doubled = n * 2"), 2500);
+    assert_eq!(
+        count(&p, "SELECT count(*) FROM items WHERE doubled = n * 2"),
+        2500
+    );
     assert_eq!(count(&p, "SELECT count(*) FROM audit"), 2500);
     assert_eq!(state(&p), "applied");
     assert!(!p.path().join("backfills").exists(), "no failures, no file");
 });
 
-both!(kill_9_resumes_from_the_last_committed_batch, |p: Project| {
-    let rows = 20_000;
-    items(&p, rows);
-    doubled(&p, "", 200, 30);
-    let mut child = Command::new(assert_cmd::cargo::cargo_bin("keel"))
-        .arg("up")
-        .current_dir(p.path())
-        .env("DATABASE_URL", &p.url)
-        .env("NO_COLOR", "1")
-        .env_remove("KEEL_TEST_DATABASE_URL")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    // Wait for a progress line that shows committed batches, then kill -9.
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let mut seen = String::new();
-    loop {
-        let line = lines.next().expect("keel ended before any progress").unwrap();
-        seen.push_str(&line);
-        seen.push('\n');
-        if line.contains(" rows (") && !line.contains(": 0/") {
-            break;
+both!(
+    kill_9_resumes_from_the_last_committed_batch,
+    |p: Project| {
+        let rows = 20_000;
+        items(&p, rows);
+        doubled(&p, "", 200, 30);
+        let mut child = Command::new(assert_cmd::cargo::cargo_bin("keel"))
+            .arg("up")
+            .current_dir(p.path())
+            .env("DATABASE_URL", &p.url)
+            .env("NO_COLOR", "1")
+            .env_remove("KEEL_TEST_DATABASE_URL")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        // Wait for a progress line that shows committed batches, then kill -9.
+        let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let mut seen = String::new();
+        loop {
+            let line = lines
+                .next()
+                .expect("keel ended before any progress")
+                .unwrap();
+            seen.push_str(&line);
+            seen.push('\n');
+            if line.contains(" rows (") && !line.contains(": 0/") {
+                break;
+            }
+            assert!(Instant::now() < deadline, "no progress line:\n{seen}");
         }
-        assert!(Instant::now() < deadline, "no progress line:\n{seen}");
-    }
-    child.kill().unwrap();
-    child.wait().unwrap();
+        child.kill().unwrap();
+        child.wait().unwrap();
 
-    assert_eq!(state(&p), "backfilling", "{seen}");
-    let last_key = count(&p, "SELECT last_key FROM keel_backfills");
-    let done = count(&p, "SELECT rows_done FROM keel_backfills");
-    assert!(last_key > 0 && last_key < rows as i64, "last key {last_key}");
-    // The progress row committed with its batches: exactly the rows it
-    // claims were changed, once each.
-    assert_eq!(count(&p, "SELECT count(*) FROM audit"), done);
-    assert_eq!(
-        count(&p, "SELECT count(*) FROM items WHERE doubled IS NOT NULL"),
-        last_key
-    );
+        assert_eq!(state(&p), "backfilling", "{seen}");
+        let last_key = count(&p, "SELECT last_key FROM keel_backfills");
+        let done = count(&p, "SELECT rows_done FROM keel_backfills");
+        assert!(
+            last_key > 0 && last_key < rows as i64,
+            "last key {last_key}"
+        );
+        // The progress row committed with its batches: exactly the rows it
+        // claims were changed, once each.
+        assert_eq!(count(&p, "SELECT count(*) FROM audit"), done);
+        assert_eq!(
+            count(&p, "SELECT count(*) FROM items WHERE doubled IS NOT NULL"),
+            last_key
+        );
 
-    let out = p
-        .keel()
-        .args(["backfill", V, "--delay-ms", "0", "--batch-size", "1000"])
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", stderr(&out));
-    assert!(
+        let out = p
+            .keel()
+            .args(["backfill", V, "--delay-ms", "0", "--batch-size", "1000"])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", stderr(&out));
+        assert!(
         stderr(&out).contains(&format!(
             "backfill 20250101000002_add_doubled: resuming after key {last_key}, {done} of {rows} rows done\n"
         )),
         "{}",
         stderr(&out)
     );
-    assert_eq!(state(&p), "applied");
-    assert_eq!(
-        count(&p, "SELECT count(*) FROM items WHERE doubled = n * 2"),
-        rows as i64
-    );
-    // Every row changed exactly once across both runs.
-    assert_eq!(count(&p, "SELECT count(*) FROM audit"), rows as i64);
-    assert_eq!(
-        count(&p, "SELECT count(DISTINCT id) FROM audit"),
-        rows as i64
-    );
-});
+        assert_eq!(state(&p), "applied");
+        assert_eq!(
+            count(&p, "SELECT count(*) FROM items WHERE doubled = n * 2"),
+            rows as i64
+        );
+        // Every row changed exactly once across both runs.
+        assert_eq!(count(&p, "SELECT count(*) FROM audit"), rows as i64);
+        assert_eq!(
+            count(&p, "SELECT count(DISTINCT id) FROM audit"),
+            rows as i64
+        );
+    }
+);
 
-both!(rows_that_cannot_be_transformed_are_skipped_logged_and_retried, |p: Project| {
-    items(&p, 3000);
-    // Row 42 (doubled 84) and row 2500 break the constraint.
-    doubled(&p, " CHECK (doubled <> 84 AND doubled <> 5000)", 1000, 0);
-    let out = p.keel().arg("up").output().unwrap();
-    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
-    let err = stderr(&out);
-    assert!(err.contains("backfill 20250101000002_add_doubled: skipped key 42: "), "{err}");
-    assert!(
+both!(
+    rows_that_cannot_be_transformed_are_skipped_logged_and_retried,
+    |p: Project| {
+        items(&p, 3000);
+        // Row 42 (doubled 84) and row 2500 break the constraint.
+        doubled(&p, " CHECK (doubled <> 84 AND doubled <> 5000)", 1000, 0);
+        let out = p.keel().arg("up").output().unwrap();
+        assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+        let err = stderr(&out);
+        assert!(
+            err.contains("backfill 20250101000002_add_doubled: skipped key 42: "),
+            "{err}"
+        );
+        assert!(
         err.contains("error: the backfill of 20250101000002_add_doubled did every other row, but: 2 row(s) could not be transformed and were skipped (key and error in backfills/20250101000002_add_doubled/failures.csv)"),
         "{err}"
     );
-    assert!(err.contains("`keel backfill 20250101000002` retries the skipped rows"), "{err}");
-    let csv = std::fs::read_to_string(
-        p.path()
-            .join("backfills/20250101000002_add_doubled/failures.csv"),
-    )
-    .unwrap();
-    let lines: Vec<&str> = csv.lines().collect();
-    assert_eq!(lines.len(), 3, "{csv}");
-    assert_eq!(lines[0], "key,error");
-    assert!(lines[1].starts_with("42,") && lines[2].starts_with("2500,"), "{csv}");
-    let expected = match p.db {
-        // CSV doubles the quotes PostgreSQL puts around names.
-        Db::Postgres => "violates check constraint \"\"items_doubled_check\"\" (23514)",
-        Db::Sqlite => "CHECK constraint failed",
-    };
-    assert!(lines[1].contains(expected), "{csv}");
-    // Every other row is done, once.
-    assert_eq!(count(&p, "SELECT count(*) FROM items WHERE doubled = n * 2"), 2998);
-    assert_eq!(count(&p, "SELECT count(*) FROM audit"), 2998);
-    assert_eq!(state(&p), "backfilling");
+        assert!(
+            err.contains("`keel backfill 20250101000002` retries the skipped rows"),
+            "{err}"
+        );
+        let csv = std::fs::read_to_string(
+            p.path()
+                .join("backfills/20250101000002_add_doubled/failures.csv"),
+        )
+        .unwrap();
+        let lines: Vec<&str> = csv.lines().collect();
+        assert_eq!(lines.len(), 3, "{csv}");
+        assert_eq!(lines[0], "key,error");
+        assert!(
+            lines[1].starts_with("42,") && lines[2].starts_with("2500,"),
+            "{csv}"
+        );
+        let expected = match p.db {
+            // CSV doubles the quotes PostgreSQL puts around names.
+            Db::Postgres => "violates check constraint \"\"items_doubled_check\"\" (23514)",
+            Db::Sqlite => "CHECK constraint failed",
+        };
+        assert!(lines[1].contains(expected), "{csv}");
+        // Every other row is done, once.
+        assert_eq!(
+            count(&p, "SELECT count(*) FROM items WHERE doubled = n * 2"),
+            2998
+        );
+        assert_eq!(count(&p, "SELECT count(*) FROM audit"), 2998);
+        assert_eq!(state(&p), "backfilling");
 
-    // A later migration waits for the backfill.
-    p.migration(
-        "20250101000003_later",
-        "CREATE TABLE later (id bigint PRIMARY KEY);\n",
-        Some("DROP TABLE later;\n"),
-        None,
-    );
-    let out = p.keel().arg("up").output().unwrap();
-    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
-    assert!(!p.table_exists("later"));
+        // A later migration waits for the backfill.
+        p.migration(
+            "20250101000003_later",
+            "CREATE TABLE later (id bigint PRIMARY KEY);\n",
+            Some("DROP TABLE later;\n"),
+            None,
+        );
+        let out = p.keel().arg("up").output().unwrap();
+        assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+        assert!(!p.table_exists("later"));
 
-    // Fix the data; the retry does the two rows and the migration is applied.
-    p.exec("UPDATE items SET n = 41 WHERE id = 42; UPDATE items SET n = 1 WHERE id = 2500");
-    let out = p.keel().args(["backfill", V]).output().unwrap();
-    assert!(out.status.success(), "{}", stderr(&out));
-    assert_eq!(state(&p), "applied");
-    assert_eq!(count(&p, "SELECT count(*) FROM items WHERE doubled = n * 2"), 3000);
-    assert!(
-        !p.path()
-            .join("backfills/20250101000002_add_doubled/failures.csv")
-            .exists()
-    );
-    p.keel().args(["up", "-q"]).assert().success();
-    assert!(p.table_exists("later"));
-});
+        // Fix the data; the retry does the two rows and the migration is applied.
+        p.exec("UPDATE items SET n = 41 WHERE id = 42; UPDATE items SET n = 1 WHERE id = 2500");
+        let out = p.keel().args(["backfill", V]).output().unwrap();
+        assert!(out.status.success(), "{}", stderr(&out));
+        assert_eq!(state(&p), "applied");
+        assert_eq!(
+            count(&p, "SELECT count(*) FROM items WHERE doubled = n * 2"),
+            3000
+        );
+        assert!(
+            !p.path()
+                .join("backfills/20250101000002_add_doubled/failures.csv")
+                .exists()
+        );
+        p.keel().args(["up", "-q"]).assert().success();
+        assert!(p.table_exists("later"));
+    }
+);
 
-both!(status_shows_backfilling_until_done_and_down_forgets_progress, |p: Project| {
-    items(&p, 100);
-    doubled(&p, " CHECK (doubled <> 84)", 30, 0);
-    p.keel().arg("up").assert().code(3);
-    let out = p.keel().arg("status").output().unwrap();
-    assert!(
-        stdout(&out).contains("20250101000002  add_doubled  backfilling"),
-        "{}",
-        stdout(&out)
-    );
-    // A backfilling migration can be reverted; its progress goes with it.
-    p.keel().arg("down").assert().success();
-    assert_eq!(count(&p, "SELECT count(*) FROM keel_backfills"), 0);
-    assert_eq!(count(&p, "SELECT count(*) FROM keel_backfill_failures"), 0);
-    p.exec("UPDATE items SET n = 0 WHERE id = 42; DELETE FROM audit");
-    let out = p.keel().arg("up").output().unwrap();
-    assert!(out.status.success(), "{}", stderr(&out));
-    assert!(stderr(&out).contains("this run 4 batches of 30"), "{}", stderr(&out));
-    assert_eq!(state(&p), "applied");
-    assert_eq!(count(&p, "SELECT count(*) FROM audit"), 100);
-    let out = p.keel().args(["backfill", V]).output().unwrap();
-    assert!(out.status.success());
-    assert!(stderr(&out).contains("has finished already"), "{}", stderr(&out));
-});
+both!(
+    status_shows_backfilling_until_done_and_down_forgets_progress,
+    |p: Project| {
+        items(&p, 100);
+        doubled(&p, " CHECK (doubled <> 84)", 30, 0);
+        p.keel().arg("up").assert().code(3);
+        let out = p.keel().arg("status").output().unwrap();
+        assert!(
+            stdout(&out).contains("20250101000002  add_doubled  backfilling"),
+            "{}",
+            stdout(&out)
+        );
+        // A backfilling migration can be reverted; its progress goes with it.
+        p.keel().arg("down").assert().success();
+        assert_eq!(count(&p, "SELECT count(*) FROM keel_backfills"), 0);
+        assert_eq!(count(&p, "SELECT count(*) FROM keel_backfill_failures"), 0);
+        p.exec("UPDATE items SET n = 0 WHERE id = 42; DELETE FROM audit");
+        let out = p.keel().arg("up").output().unwrap();
+        assert!(out.status.success(), "{}", stderr(&out));
+        assert!(
+            stderr(&out).contains("this run 4 batches of 30"),
+            "{}",
+            stderr(&out)
+        );
+        assert_eq!(state(&p), "applied");
+        assert_eq!(count(&p, "SELECT count(*) FROM audit"), 100);
+        let out = p.keel().args(["backfill", V]).output().unwrap();
+        assert!(out.status.success());
+        assert!(
+            stderr(&out).contains("has finished already"),
+            "{}",
+            stderr(&out)
+        );
+    }
+);
 
 #[test]
 fn backfill_of_a_pending_migration_says_to_apply_it() {

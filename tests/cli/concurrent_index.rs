@@ -5,7 +5,8 @@
 
 use crate::common::{Project, block_on, stderr};
 
-const UP: &str = "CREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS accounts_email_key ON accounts (email);\n";
+const UP: &str =
+    "CREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS accounts_email_key ON accounts (email);\n";
 
 fn accounts(p: &Project) {
     p.migration(
@@ -63,13 +64,18 @@ fn duplicates_fail_twice_leave_nothing_invalid_and_say_why() {
         assert!(err.contains(expected), "missing {expected:?} in:\n{err}");
     }
     assert_eq!(invalid_indexes(&p), 0, "no INVALID index stays behind");
-    assert!(p.scalar("SELECT to_regclass('accounts_email_key')::text").is_none());
+    assert!(
+        p.scalar("SELECT to_regclass('accounts_email_key')::text")
+            .is_none()
+    );
 
     // Fixed data: the same migration builds a valid index.
     p.exec("UPDATE accounts SET email = 'seven@example.com' WHERE id = 7");
     p.keel().args(["up", "-q"]).assert().success();
     assert_eq!(
-        p.scalar("SELECT indisvalid FROM pg_index WHERE indexrelid = 'accounts_email_key'::regclass"),
+        p.scalar(
+            "SELECT indisvalid FROM pg_index WHERE indexrelid = 'accounts_email_key'::regclass"
+        ),
         Some("true".into())
     );
 }
@@ -95,7 +101,9 @@ fn an_invalid_leftover_is_dropped_and_rebuilt_instead_of_skipped() {
     );
     assert_eq!(invalid_indexes(&p), 0);
     assert_eq!(
-        p.scalar("SELECT indisvalid FROM pg_index WHERE indexrelid = 'accounts_email_key'::regclass"),
+        p.scalar(
+            "SELECT indisvalid FROM pg_index WHERE indexrelid = 'accounts_email_key'::regclass"
+        ),
         Some("true".into())
     );
 }

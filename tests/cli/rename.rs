@@ -35,7 +35,10 @@ fn writes_three_reversible_migrations_that_lint_clean() {
     let paths = generate(&p);
     assert_eq!(paths.len(), 3, "{paths:?}");
     for (path, step) in paths.iter().zip(["expand", "migrate", "contract"]) {
-        assert!(path.ends_with(&format!("_rename_posts_body_{step}")), "{path}");
+        assert!(
+            path.ends_with(&format!("_rename_posts_body_{step}")),
+            "{path}"
+        );
         let dir = p.path().join(path);
         let down = std::fs::read_to_string(dir.join("down.sql")).unwrap();
         assert!(!down.trim().is_empty(), "{step} has a down.sql");
@@ -43,8 +46,14 @@ fn writes_three_reversible_migrations_that_lint_clean() {
         assert!(toml.contains("Deploy before it:"), "{step}: {toml}");
     }
     let migrate = std::fs::read_to_string(p.path().join(&paths[1]).join("migration.toml")).unwrap();
-    assert!(migrate.contains("set = { \"content\" = \"body\" }"), "{migrate}");
-    assert!(migrate.contains("where = \"content IS NULL AND body IS NOT NULL\""), "{migrate}");
+    assert!(
+        migrate.contains("set = { \"content\" = \"body\" }"),
+        "{migrate}"
+    );
+    assert!(
+        migrate.contains("where = \"content IS NULL AND body IS NOT NULL\""),
+        "{migrate}"
+    );
     let out = p.keel().arg("lint").output().unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
 }
@@ -54,7 +63,16 @@ fn needs_to_and_a_new_name() {
     let p = Project::sqlite();
     let out = p
         .keel()
-        .args(["new", "r", "--template", "rename-column", "--table", "posts", "--column", "body"])
+        .args([
+            "new",
+            "r",
+            "--template",
+            "rename-column",
+            "--table",
+            "posts",
+            "--column",
+            "body",
+        ])
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
@@ -65,7 +83,18 @@ fn needs_to_and_a_new_name() {
     );
     let out = p
         .keel()
-        .args(["new", "r", "--template", "rename-column", "--table", "posts", "--column", "body", "--to", "body"])
+        .args([
+            "new",
+            "r",
+            "--template",
+            "rename-column",
+            "--table",
+            "posts",
+            "--column",
+            "body",
+            "--to",
+            "body",
+        ])
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
@@ -77,7 +106,16 @@ fn old_and_new_writers_stay_in_sync_and_it_reverses_with_data_intact() {
     p.sample();
     p.keel().args(["up", "-q"]).assert().success();
     p.keel()
-        .args(["seed", "-q", "--users", "200", "--posts", "1500", "--comments", "0"])
+        .args([
+            "seed",
+            "-q",
+            "--users",
+            "200",
+            "--posts",
+            "1500",
+            "--comments",
+            "0",
+        ])
         .assert()
         .success();
     generate(&p);
@@ -86,19 +124,20 @@ fn old_and_new_writers_stay_in_sync_and_it_reverses_with_data_intact() {
     let expand = std::fs::read_dir(p.path().join("migrations"))
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .filter(|n| n.ends_with("_expand"))
-        .next()
+        .find(|n| n.ends_with("_expand"))
         .unwrap();
-    p.keel().args(["up", "-q", "--to", &expand[..14]]).assert().success();
+    p.keel()
+        .args(["up", "-q", "--to", &expand[..14]])
+        .assert()
+        .success();
     p.exec(
         "INSERT INTO posts (id, user_id, title, body) VALUES (90001, 1, 'old writer', 'from old code');
          INSERT INTO posts (id, user_id, title, content) VALUES (90002, 1, 'new writer', 'from new code');
          UPDATE posts SET body = 'old update' WHERE id = 1;
          UPDATE posts SET content = 'new update' WHERE id = 2;",
     );
-    let pair = |id: i64| {
-        p.rows(&format!("SELECT body, content FROM posts WHERE id = {id}"))[0].clone()
-    };
+    let pair =
+        |id: i64| p.rows(&format!("SELECT body, content FROM posts WHERE id = {id}"))[0].clone();
     let both = |s: &str| vec![Some(s.to_string()), Some(s.to_string())];
     assert_eq!(pair(90001), both("from old code"));
     assert_eq!(pair(90002), both("from new code"));
@@ -109,9 +148,16 @@ fn old_and_new_writers_stay_in_sync_and_it_reverses_with_data_intact() {
     p.exec("CREATE TABLE bodies_before AS SELECT id, body FROM posts");
     let out = p.keel().arg("up").output().unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
-    assert!(stderr(&out).contains("100 random rows recomputed: 0 differ"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("100 random rows recomputed: 0 differ"),
+        "{}",
+        stderr(&out)
+    );
     assert_eq!(
-        count(&p, "SELECT count(*) FROM posts p JOIN bodies_before b USING (id) WHERE p.content IS DISTINCT FROM b.body"),
+        count(
+            &p,
+            "SELECT count(*) FROM posts p JOIN bodies_before b USING (id) WHERE p.content IS DISTINCT FROM b.body"
+        ),
         0
     );
     // New code writes content only now; then everything is reverted.
@@ -119,13 +165,25 @@ fn old_and_new_writers_stay_in_sync_and_it_reverses_with_data_intact() {
     let out = p.keel().args(["down", "--steps", "3"]).output().unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(
-        count(&p, "SELECT count(*) FROM information_schema.columns WHERE table_name = 'posts' AND column_name = 'content'"),
+        count(
+            &p,
+            "SELECT count(*) FROM information_schema.columns WHERE table_name = 'posts' AND column_name = 'content'"
+        ),
         0
     );
     assert_eq!(
-        count(&p, "SELECT count(*) FROM posts p JOIN bodies_before b USING (id) WHERE p.body IS DISTINCT FROM b.body"),
+        count(
+            &p,
+            "SELECT count(*) FROM posts p JOIN bodies_before b USING (id) WHERE p.body IS DISTINCT FROM b.body"
+        ),
         1
     );
-    assert_eq!(p.scalar("SELECT body FROM posts WHERE id = 3"), Some("after contract".into()));
-    assert_eq!(count(&p, "SELECT count(*) FROM pg_trigger WHERE NOT tgisinternal"), 0);
+    assert_eq!(
+        p.scalar("SELECT body FROM posts WHERE id = 3"),
+        Some("after contract".into())
+    );
+    assert_eq!(
+        count(&p, "SELECT count(*) FROM pg_trigger WHERE NOT tgisinternal"),
+        0
+    );
 }

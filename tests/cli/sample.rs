@@ -17,7 +17,16 @@ fn the_examples_run_end_to_end_on_seeded_data_and_back() {
         .assert()
         .success();
     p.keel()
-        .args(["seed", "-q", "--users", "3000", "--posts", "2000", "--comments", "0"])
+        .args([
+            "seed",
+            "-q",
+            "--users",
+            "3000",
+            "--posts",
+            "2000",
+            "--comments",
+            "0",
+        ])
         .assert()
         .success();
     // Every case the split must handle deliberately.
@@ -37,9 +46,16 @@ fn the_examples_run_end_to_end_on_seeded_data_and_back() {
         err.contains("backfill 20260201090000_split_user_names: 3007 rows visited"),
         "{err}"
     );
-    assert!(err.contains("applied  20260202090100_rename_posts_body_contract"), "{err}");
+    assert!(
+        err.contains("applied  20260202090100_rename_posts_body_contract"),
+        "{err}"
+    );
     let row = |id: &str, first: Option<&str>, last: Option<&str>| {
-        vec![Some(id.to_string()), first.map(String::from), last.map(String::from)]
+        vec![
+            Some(id.to_string()),
+            first.map(String::from),
+            last.map(String::from),
+        ]
     };
     assert_eq!(
         p.rows("SELECT id::text, first_name, last_name FROM users WHERE id > 100000 ORDER BY id"),
@@ -55,25 +71,40 @@ fn the_examples_run_end_to_end_on_seeded_data_and_back() {
     );
     assert!(p.scalar("SELECT to_regclass('users')::text").is_some());
     assert_eq!(
-        count(&p, "SELECT count(*) FROM information_schema.columns WHERE table_name = 'users' AND column_name = 'name'"),
+        count(
+            &p,
+            "SELECT count(*) FROM information_schema.columns WHERE table_name = 'users' AND column_name = 'name'"
+        ),
         0
     );
     assert_eq!(
-        count(&p, "SELECT count(*) FROM posts p JOIN bodies_before b USING (id) WHERE p.content IS DISTINCT FROM b.body"),
+        count(
+            &p,
+            "SELECT count(*) FROM posts p JOIN bodies_before b USING (id) WHERE p.content IS DISTINCT FROM b.body"
+        ),
         0
     );
     assert_eq!(
-        p.scalar("SELECT indisvalid FROM pg_index WHERE indexrelid = 'posts_user_id_idx'::regclass"),
+        p.scalar(
+            "SELECT indisvalid FROM pg_index WHERE indexrelid = 'posts_user_id_idx'::regclass"
+        ),
         Some("true".into())
     );
     let out = p.keel().args(["status"]).output().unwrap();
     assert!(!stdout(&out).contains("backfilling"), "{}", stdout(&out));
 
     // And back to the portable schema with the data intact.
-    let out = p.keel().args(["down", "--to", "20260102090000"]).output().unwrap();
+    let out = p
+        .keel()
+        .args(["down", "--to", "20260102090000"])
+        .output()
+        .unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(
-        count(&p, "SELECT count(*) FROM posts p JOIN bodies_before b USING (id) WHERE p.body IS DISTINCT FROM b.body"),
+        count(
+            &p,
+            "SELECT count(*) FROM posts p JOIN bodies_before b USING (id) WHERE p.body IS DISTINCT FROM b.body"
+        ),
         0
     );
     // Names come back with runs of spaces made one (keel's backup holds the
@@ -115,13 +146,15 @@ fn the_rendered_runbooks_are_committed_and_current() {
     ] {
         let version = &id[..14];
         p.keel().args(["runbook", version]).assert().success();
-        let rendered =
-            std::fs::read_to_string(p.path().join(format!("runbooks/{id}.md"))).unwrap();
+        let rendered = std::fs::read_to_string(p.path().join(format!("runbooks/{id}.md"))).unwrap();
         let committed = std::fs::read_to_string(
             std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("runbooks/{id}.md")),
         )
         .unwrap();
-        assert_eq!(rendered, committed, "runbooks/{id}.md is stale: run `keel runbook {version}`");
+        assert_eq!(
+            rendered, committed,
+            "runbooks/{id}.md is stale: run `keel runbook {version}`"
+        );
         assert!(rendered.contains("Deploy before"), "{id}");
     }
 }

@@ -72,10 +72,12 @@ fn main() {
         let t = Instant::now();
         cluster.sql(&db, &split.update_all);
         naive.push(t.elapsed());
+        cluster.drop_db(&db);
 
         let db = cluster.copy("base", &format!("keel_{round}"));
         let run = project.backfill(&cluster, &db, 0);
         keel.push(run.backfill);
+        cluster.drop_db(&db);
     }
     let naive = *naive.iter().min().unwrap();
     let keel_t = *keel.iter().min().unwrap();
@@ -111,19 +113,32 @@ fn main() {
         }
     }));
     naive_load.print("single UPDATE");
-    let db = cluster.copy("base", "load_keel");
-    let keel_load = rt.block_on(under_load(&cluster, &db, users, || {
-        let (project, cluster, db) = (project.clone(), cluster.clone(), db.clone());
-        async move {
-            tokio::task::spawn_blocking(move || project.backfill(&cluster, &db, 0))
-                .await
-                .unwrap();
-        }
+    cluster.drop_db(&db);
+    // The application alone, for reference.
+    let db = cluster.copy("base", "load_idle");
+    let idle = rt.block_on(under_load(&cluster, &db, users, || async {
+        tokio::time::sleep(Duration::from_secs(10)).await
     }));
-    keel_load.print("keel backfill");
+    idle.print("no migration");
+    cluster.drop_db(&db);
+    let mut keel_default = Load::default();
+    for (delay, label) in [(0, "keel 1000/0ms"), (100, "keel 1000/100ms")] {
+        let db = cluster.copy("base", &format!("load_keel_{delay}"));
+        let load = rt.block_on(under_load(&cluster, &db, users, || {
+            let (project, cluster, db) = (project.clone(), cluster.clone(), db.clone());
+            async move {
+                tokio::task::spawn_blocking(move || project.backfill(&cluster, &db, delay))
+                    .await
+                    .unwrap();
+            }
+        }));
+        load.print(label);
+        cluster.drop_db(&db);
+        keel_default = load;
+    }
     println!(
-        "   goal for keel: 0 dropped, 0 late, write p99 <= 8 ms: {}",
-        if keel_load.dropped == 0 && keel_load.late == 0 && keel_load.write_p99 <= 8.0 {
+        "   goal for keel with its default delay: 0 dropped, 0 late, write p99 <= 8 ms: {}",
+        if keel_default.dropped == 0 && keel_default.late == 0 && keel_default.write_p99 <= 8.0 {
             "met"
         } else {
             "NOT met"
@@ -172,7 +187,7 @@ fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// A keel project: the sample up to the name split, whose backfill runs
+/// A keel project: the sample's tables and the name split, whose backfill runs
 /// with batches of 1000 and the delay given.
 #[derive(Clone)]
 struct Project {
@@ -195,7 +210,9 @@ impl Project {
         for entry in std::fs::read_dir(&src).unwrap() {
             let entry = entry.unwrap();
             let name = entry.file_name().to_string_lossy().into_owned();
-            if name.as_str() <= SPLIT {
+            // The sample's tables, then the split; not the profiles
+            // migration, whose INSERT … SELECT would run in the measurements.
+            if name.as_str() <= "20260101090200_create_comments" || name == SPLIT {
                 let to = dir.path().join("migrations").join(&name);
                 std::fs::create_dir_all(&to).unwrap();
                 for f in std::fs::read_dir(entry.path()).unwrap() {
@@ -317,7 +334,7 @@ struct Load {
 impl Load {
     fn print(&self, what: &str) {
         println!(
-            "   {what:<15} ran {:>6.1} s: {:>5} requests, {:>5} dropped ({:>4.1}%), {:>4} late; writes p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms; reads p99 {:.1} ms",
+            "   {what:<16} ran {:>6.1} s: {:>5} requests, {:>5} dropped ({:>4.1}%), {:>4} late; writes p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms; reads p99 {:.1} ms",
             self.migration.as_secs_f64(),
             self.requests,
             self.dropped,
@@ -535,7 +552,7 @@ impl Cluster {
         )
     }
 
-    fn psql(&self, db: &str, sql: &str) -> String {
+    fn try_psql(&self, db: &str, sql: &str) -> Result<String, String> {
         let out = Command::new(self.inner.bin.join("psql"))
             .args(["-X", "-q", "-t", "-A", "-v", "ON_ERROR_STOP=1", "-h"])
             .arg(&self.inner.dir)
@@ -551,12 +568,20 @@ impl Cluster {
             ])
             .output()
             .unwrap();
-        assert!(
-            out.status.success(),
-            "{sql}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).trim().to_string()
+        if out.status.success() {
+            return Ok(String::from_utf8_lossy(&out.stdout).trim().to_string());
+        }
+        let log = std::fs::read_to_string(self.inner.dir.join("server.log")).unwrap_or_default();
+        let tail: Vec<&str> = log.lines().rev().take(10).collect();
+        Err(format!(
+            "{sql}: {}\nserver log:\n{}",
+            String::from_utf8_lossy(&out.stderr),
+            tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+        ))
+    }
+
+    fn psql(&self, db: &str, sql: &str) -> String {
+        self.try_psql(db, sql).unwrap_or_else(|e| panic!("{e}"))
     }
 
     fn sql(&self, db: &str, sql: &str) {
@@ -574,8 +599,16 @@ impl Cluster {
     fn copy(&self, from: &str, to: &str) -> String {
         self.sql("postgres", &format!("DROP DATABASE IF EXISTS {to}"));
         self.sql("postgres", &format!("CREATE DATABASE {to} TEMPLATE {from}"));
-        self.sql(to, "CHECKPOINT");
+        // A checkpoint so each run starts with clean buffers; best effort.
+        if self.try_psql(to, "CHECKPOINT").is_err() {
+            std::thread::sleep(Duration::from_secs(2));
+            let _ = self.try_psql(to, "CHECKPOINT");
+        }
         to.to_string()
+    }
+
+    fn drop_db(&self, db: &str) {
+        let _ = self.try_psql("postgres", &format!("DROP DATABASE IF EXISTS {db}"));
     }
 }
 

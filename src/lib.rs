@@ -3,9 +3,9 @@
 //! files → [`migration`] → [`analysis`] → [`migrator`] (run) against [`db`].
 
 pub mod analysis;
+pub mod backfill;
 pub mod backup;
 pub mod calibrate;
-pub mod backfill;
 pub mod cli;
 pub mod config;
 pub mod csv;

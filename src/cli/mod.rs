@@ -1,8 +1,8 @@
 //! Command-line surface: one file per subcommand, flags and printing only.
 
+mod backfill;
 mod backup;
 mod calibrate;
-mod backfill;
 mod demo;
 mod down;
 mod dry_run;

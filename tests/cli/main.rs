@@ -3,9 +3,9 @@
 
 mod common;
 
+mod backfill;
 mod backup;
 mod calibrate;
-mod backfill;
 mod concurrent_index;
 mod config;
 mod demo;

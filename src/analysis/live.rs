@@ -74,6 +74,14 @@ impl LiveSchema {
             },
             ..LiveSchema::default()
         };
+        // shared_buffers is counted in 8 kB pages.
+        if let Some(Some(pages)) = db
+            .query_text("SELECT setting FROM pg_settings WHERE name = 'shared_buffers'")
+            .await?
+            && let Ok(pages) = pages.parse::<f64>()
+        {
+            live.calibration.coefficients.cache_bytes = pages * 8192.0;
+        }
         for s in stats {
             live.insert_stats(s);
         }

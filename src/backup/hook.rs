@@ -150,7 +150,20 @@ impl Hook for BackupHook<'_> {
         m: &Migration,
         in_transaction: bool,
     ) -> Result<(), RunError> {
-        let path = match std::mem::replace(&mut self.restore, Restore::Newest) {
+        let which = std::mem::replace(&mut self.restore, Restore::Newest);
+        if !m.meta.restore_on_down && which != Restore::Nothing && destroys(m) {
+            let kept = match &which {
+                Restore::Archive(p) => p.display().to_string(),
+                _ => newest(&self.dir, &m.id())
+                    .map_or_else(|| "no archive".into(), |p| p.display().to_string()),
+            };
+            (self.say)(&format!(
+                "not restoring the backup of {}: its migration.toml sets restore_on_down = false (down.sql rebuilds the data); kept: {kept}",
+                m.id()
+            ));
+            return Ok(());
+        }
+        let path = match which {
             Restore::Archive(p) => p,
             Restore::Nothing => return Ok(()),
             Restore::Newest => {

@@ -9,26 +9,45 @@ use std::time::{Duration, Instant};
 pub struct Args {
     /// The migration's version (or its full <version>_<name> id)
     pub version: String,
-    /// Rows per batch (default: batch_size in migration.toml, else 1000)
+    #[command(flatten)]
+    pub pace: Pace,
+}
+
+/// How fast a backfill goes, from the command line: `backfill`, `up` and
+/// `execute` take it, so an operator can slow a backfill down (or speed it
+/// up on a quiet replica) without editing an applied migration.
+#[derive(Debug, Clone, Copy, Default, clap::Args)]
+pub struct Pace {
+    /// Backfill rows per batch (default: batch_size in migration.toml, else 1000)
     #[arg(long, value_name = "N")]
     pub batch_size: Option<u64>,
-    /// Pause between batches in milliseconds (default: delay_ms in migration.toml, else 100)
+    /// Backfill pause between batches in milliseconds (default: delay_ms in migration.toml, else 100)
     #[arg(long, value_name = "N")]
     pub delay_ms: Option<u64>,
+}
+
+impl Pace {
+    /// `settings` with these flags over whatever they held.
+    pub fn apply(
+        self,
+        mut settings: crate::migrator::RunSettings,
+    ) -> Result<crate::migrator::RunSettings> {
+        if self.batch_size == Some(0) {
+            return Err(usage("--batch-size must be at least 1"));
+        }
+        settings.batch_size = self.batch_size.or(settings.batch_size);
+        settings.batch_delay = self
+            .delay_ms
+            .map(Duration::from_millis)
+            .or(settings.batch_delay);
+        Ok(settings)
+    }
 }
 
 pub async fn run(ctx: &Ctx, args: Args) -> Result<()> {
     let files = ctx.migrations()?;
     let version: Version = super::find_migration(&files, &args.version)?.version;
-    if args.batch_size == Some(0) {
-        return Err(usage("--batch-size must be at least 1"));
-    }
-    let mut settings = ctx.settings();
-    settings.batch_size = args.batch_size.or(settings.batch_size);
-    settings.batch_delay = args
-        .delay_ms
-        .map(Duration::from_millis)
-        .or(settings.batch_delay);
+    let settings = args.pace.apply(ctx.settings())?;
     let mut db = ctx.connect().await?;
     let on_event = |e: crate::migrator::Event<'_>| ctx.print_event(e);
     let mut runner = Runner {

@@ -18,6 +18,8 @@ pub struct Args {
     /// Pre-recorded checklist answers for CI: TOML, one `id = true` per item
     #[arg(long, value_name = "FILE")]
     pub answers: Option<PathBuf>,
+    #[command(flatten)]
+    pub pace: super::backfill::Pace,
 }
 
 pub async fn run(ctx: &Ctx, args: Args) -> Result<()> {
@@ -34,6 +36,7 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<()> {
         )));
     };
     let _ = url;
+    let settings = args.pace.apply(ctx.settings())?;
     let files = ctx.migrations()?;
     let m = super::find_migration(&files, &args.version)?.clone();
     let confirmer = Confirmer::choose(
@@ -61,7 +64,7 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<()> {
         migration: &m,
         snapshot: args.snapshot,
         confirmer,
-        settings: ctx.settings(),
+        settings,
         project: PathBuf::from("."),
     };
     let result = execute(db.as_mut(), plan, &ui).await;

@@ -11,10 +11,13 @@ pub struct Args {
     /// Print what would run, in order, and change nothing
     #[arg(long)]
     pub dry_run: bool,
+    #[command(flatten)]
+    pub pace: super::backfill::Pace,
 }
 
 pub async fn run(ctx: &Ctx, args: Args) -> Result<()> {
     let files = ctx.migrations()?;
+    let settings = args.pace.apply(ctx.settings())?;
     let mut db = ctx.connect().await?;
     if args.dry_run {
         let entries = reconcile(&files, db.tracking_rows().await?);
@@ -34,7 +37,7 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<()> {
     let on_event = |e: crate::migrator::Event<'_>| ctx.print_event(e);
     let mut runner = Runner {
         db: db.as_mut(),
-        settings: ctx.settings(),
+        settings,
         operator: crate::migrator::operator(),
         on_event: &on_event,
     };

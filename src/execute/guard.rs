@@ -103,7 +103,14 @@ pub async fn next_pending(
         .map(|e| e.state);
     match state {
         Some(State::Pending) => {}
-        Some(State::Applied) | Some(State::Backfilling) => {
+        Some(State::Backfilling) => {
+            return Err(ExecuteError::Refused(format!(
+                "{} is applied on `{env_name}` but its backfill has not finished: there is nothing to execute\n  fix: finish it with `keel backfill {} --env {env_name}` (it goes on from the last committed batch)",
+                m.id(),
+                m.version
+            )));
+        }
+        Some(State::Applied) => {
             return Err(ExecuteError::Refused(format!(
                 "{} is already applied on `{env_name}`: there is nothing to execute\n  fix: `keel status --env {env_name}` shows what is applied; write a new migration for a further change",
                 m.id()
@@ -130,6 +137,21 @@ pub async fn next_pending(
             m.id(),
             list.join(", "),
             first.version
+        )));
+    }
+    // A later migration (a contract step, a drop) may rely on the data an
+    // unfinished backfill is still writing.
+    if let Some(b) = entries
+        .iter()
+        .filter(|e| e.state == State::Backfilling)
+        .filter_map(|e| e.migration)
+        .find(|x| x.version < m.version)
+    {
+        return Err(ExecuteError::Refused(format!(
+            "{} is still backfilling on `{env_name}`, and {} may rely on its data; nothing was changed\n  fix: finish it first with `keel backfill {} --env {env_name}`",
+            b.id(),
+            m.id(),
+            b.version
         )));
     }
     let applied = entries

@@ -40,6 +40,13 @@ pub struct Meta {
     #[serde(default)]
     pub smoke: Vec<Smoke>,
     pub backfill: Option<Backfill>,
+    /// `false`: `down` does not put the pre-up backup back, because down.sql
+    /// rebuilds the destroyed data from live data (the contract step of a
+    /// rename copies `content` back into `body`). Restoring the archive
+    /// there would undo every write made since the migration ran. The
+    /// backup is still taken, for `keel restore` by hand.
+    #[serde(default = "yes")]
+    pub restore_on_down: bool,
 }
 
 fn yes() -> bool {

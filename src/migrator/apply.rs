@@ -188,8 +188,9 @@ impl Runner<'_> {
     }
 
     /// Runs `m`'s backfill; when every row is done and the validation
-    /// passed, the migration becomes `applied`.
-    async fn backfill(&mut self, m: &Migration) -> Result<crate::backfill::Report, RunError> {
+    /// passed, the migration becomes `applied`. `execute` calls it right
+    /// after [`Runner::apply_one`], under the lock it holds.
+    pub async fn backfill(&mut self, m: &Migration) -> Result<crate::backfill::Report, RunError> {
         use crate::backfill;
         let spec = m.meta.backfill.as_ref();
         let opts = backfill::Options {

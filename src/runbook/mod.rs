@@ -143,6 +143,7 @@ impl Runbook {
         let statements = from_analysis::statements(&analysis);
         let findings = from_analysis::findings(&analysis);
         let backups = from_analysis::backups(&analysis);
+        let has_backups = !backups.is_empty();
         let settings = crate::migrator::RunSettings::default();
         let fmt = |d: std::time::Duration| humantime::format_duration(d).to_string();
         let previous_version = all
@@ -267,11 +268,15 @@ impl Runbook {
                 possible: reversible,
                 down_sql: m.down.clone().filter(|_| reversible),
                 previous_version,
-                note: if reversible {
+                note: if !reversible {
+                    "this migration cannot be reverted by keel: restore the snapshot taken before it".into()
+                } else if !has_backups {
+                    "down.sql reverts it".into()
+                } else if m.meta.restore_on_down {
                     "down.sql recreates the structure; keel restores backed-up data afterwards"
                         .into()
                 } else {
-                    "this migration cannot be reverted by keel: restore the snapshot taken before it".into()
+                    "down.sql recreates the structure and rebuilds its data from live columns, so writes made after the migration survive; keel keeps the backup but does not restore it (restore_on_down = false in migration.toml)".into()
                 },
             },
         }

@@ -71,6 +71,72 @@ fn state(p: &Project) -> String {
         .unwrap()
 }
 
+/// keel.toml with a `production` environment on the test database that
+/// confirms with --yes.
+fn production(p: &Project) {
+    std::fs::write(
+        p.path().join("keel.toml"),
+        "[environments.production]\ndatabase_url_env = \"DATABASE_URL\"\nconfirm = \"auto\"\n",
+    )
+    .unwrap();
+}
+
+both!(execute_runs_the_backfill_and_records_it, |p: Project| {
+    items(&p, 2500);
+    doubled(&p, "", 1000, 100);
+    production(&p);
+    p.keel().args(["runbook", "-q", V]).assert().success();
+    let out = p
+        .keel()
+        .args([
+            "execute",
+            V,
+            "--env",
+            "production",
+            "--yes",
+            "--delay-ms",
+            "0",
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(state(&p), "applied");
+    assert_eq!(
+        count(&p, "SELECT count(*) FROM items WHERE doubled = n * 2"),
+        2500
+    );
+    let rb =
+        std::fs::read_to_string(p.path().join(format!("runbooks/{V}_add_doubled.md"))).unwrap();
+    assert!(
+        rb.contains("| backfill | ok |") && rb.contains("2500 of 2500 rows in 3 batches of 1000"),
+        "{rb}"
+    );
+});
+
+both!(
+    execute_rolls_back_a_backfill_that_cannot_transform_every_row,
+    |p: Project| {
+        items(&p, 3000);
+        doubled(&p, " CHECK (doubled <> 84)", 1000, 0);
+        production(&p);
+        p.keel().args(["runbook", "-q", V]).assert().success();
+        let out = p
+            .keel()
+            .args(["execute", V, "--env", "production", "--yes"])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(5), "{}", stderr(&out));
+        assert!(stderr(&out).contains("backfill: "), "{}", stderr(&out));
+        assert_eq!(state(&p), "pending");
+        assert_eq!(count(&p, "SELECT count(*) FROM keel_backfills"), 0);
+        let rb =
+            std::fs::read_to_string(p.path().join(format!("runbooks/{V}_add_doubled.md"))).unwrap();
+        assert!(rb.contains("| backfill | FAILED |"), "{rb}");
+        assert!(rb.contains("1 row(s) could not be transformed"), "{rb}");
+        assert!(rb.contains(": rolled back, "), "{rb}");
+    }
+);
+
 both!(up_runs_the_backfill_and_validates, |p: Project| {
     items(&p, 2500);
     doubled(&p, "", 1000, 0);
@@ -144,6 +210,42 @@ both!(
             count(&p, "SELECT count(*) FROM items WHERE doubled IS NOT NULL"),
             last_key
         );
+
+        // execute will not run a later migration on data still being
+        // written, nor run the half-done one again.
+        production(&p);
+        p.migration(
+            "20250101000003_later",
+            "CREATE TABLE later (id bigint);\n",
+            Some("DROP TABLE later;\n"),
+            None,
+        );
+        p.keel()
+            .args(["runbook", "-q", "20250101000003"])
+            .assert()
+            .success();
+        p.keel().args(["runbook", "-q", V]).assert().success();
+        for (version, says) in [
+            (
+                "20250101000003",
+                "20250101000002_add_doubled is still backfilling on `production`",
+            ),
+            (V, "its backfill has not finished"),
+        ] {
+            let out = p
+                .keel()
+                .args(["execute", version, "--env", "production", "--yes"])
+                .output()
+                .unwrap();
+            assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
+            assert!(stderr(&out).contains(says), "{}", stderr(&out));
+            assert!(
+                stderr(&out).contains(&format!("keel backfill {V} --env production")),
+                "{}",
+                stderr(&out)
+            );
+        }
+        assert!(!p.table_exists("later"));
 
         let out = p
             .keel()

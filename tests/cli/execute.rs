@@ -7,7 +7,7 @@ use std::process::Command;
 
 const V: &str = "20260103090000";
 const ID: &str = "20260103090000_drop_bio";
-const SIGNER: &str = "ops@example.com";
+pub(crate) const SIGNER: &str = "ops@example.com";
 
 /// Every checklist item of the drop_bio runbook that a person confirms.
 const ANSWERS: &str = "rollback-tested = true\ndeployment-plan-reviewed = true\ncode-stops-using-profiles-bio = true\n";
@@ -108,7 +108,7 @@ fn assert_untouched(p: &Project, runbook_before: &str, bios_before: &[Vec<Option
     assert_eq!(runbook(p), runbook_before);
 }
 
-fn keygen(p: &Project) -> PathBuf {
+pub(crate) fn keygen(p: &Project) -> PathBuf {
     let dir = p.path().join("keys");
     std::fs::create_dir_all(&dir).unwrap();
     let key = dir.join("ops");

@@ -161,11 +161,31 @@ fn old_and_new_writers_stay_in_sync_and_it_reverses_with_data_intact() {
         ),
         0
     );
-    // Everything is reverted: the contract's down brings body back (keel
-    // restores it from the backup it took before the drop), then the
-    // migrate and expand steps go.
+    // New code keeps writing content after the contract.
+    p.exec(
+        "UPDATE posts SET content = 'after contract' WHERE id = 4;
+         INSERT INTO posts (id, user_id, title, content) VALUES (90003, 1, 'late', 'written after contract');",
+    );
+    p.exec("UPDATE bodies_before SET body = 'after contract' WHERE id = 4");
+    p.exec("INSERT INTO bodies_before VALUES (90003, 'written after contract')");
+    // Everything is reverted: the contract's down rebuilds body from content
+    // (keel keeps its backup but does not put it back, which would undo the
+    // writes above), then the migrate and expand steps go.
     let out = p.keel().args(["down", "--steps", "3"]).output().unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("not restoring the backup")
+            && stderr(&out).contains("restore_on_down = false"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(
+        count(
+            &p,
+            "SELECT count(*) FROM posts p FULL JOIN bodies_before b USING (id) WHERE p.id IS NULL OR b.id IS NULL"
+        ),
+        0
+    );
     assert_eq!(
         count(
             &p,

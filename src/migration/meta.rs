@@ -25,7 +25,7 @@ impl std::fmt::Display for Reversibility {
 
 /// Every key of migration.toml; unknown keys are an error so that a typo
 /// (`lock_timout`) never silently drops a safety setting.
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Meta {
     pub description: Option<String>,
@@ -51,6 +51,23 @@ pub struct Meta {
 
 fn yes() -> bool {
     true
+}
+
+/// What an empty (or absent) migration.toml means.
+impl Default for Meta {
+    fn default() -> Meta {
+        Meta {
+            description: None,
+            reversibility: None,
+            transaction: true,
+            lock_timeout: None,
+            statement_timeout: None,
+            retries: None,
+            smoke: Vec::new(),
+            backfill: None,
+            restore_on_down: true,
+        }
+    }
 }
 
 /// A post-migration check: `sql` must return one value equal to `expect`.
@@ -131,6 +148,14 @@ pub mod duration_opt {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn absent_and_empty_mean_the_same() {
+        let empty = Meta::parse("").unwrap();
+        let absent = Meta::default();
+        assert!(empty.transaction && absent.transaction);
+        assert!(empty.restore_on_down && absent.restore_on_down);
+    }
 
     #[test]
     fn full_example_parses() {

@@ -222,10 +222,7 @@ fn read_migration(dir: &Path, version: Version, name: &str) -> Result<Migration,
         None
     });
     let meta = match toml.as_deref().map(Meta::parse) {
-        None => Meta {
-            transaction: true,
-            ..Meta::default()
-        },
+        None => Meta::default(),
         Some(Ok(meta)) => meta,
         Some(Err(e)) => {
             problems.push(Problem {
@@ -233,7 +230,7 @@ fn read_migration(dir: &Path, version: Version, name: &str) -> Result<Migration,
                 line: Some((e.line, e.column)),
                 message: e.message,
                 fix: "valid keys: description, reversibility, transaction, lock_timeout, \
-                      statement_timeout, retries, [[smoke]], [backfill]"
+                      statement_timeout, retries, restore_on_down, [[smoke]], [backfill]"
                     .into(),
             });
             Meta::default()

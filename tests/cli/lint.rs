@@ -348,3 +348,64 @@ fn dry_run_shows_locks_reversibility_backups_and_findings() {
     assert_eq!(first["backups"][0]["columns"][0], "name");
     assert_eq!(first["findings"][0]["rule"], "add-column-required");
 }
+
+fn lint_json(p: &Project, args: &[&str]) -> Vec<serde_json::Value> {
+    let out = p
+        .keel()
+        .arg("lint")
+        .args(args)
+        .args(["--format", "json"])
+        .output()
+        .unwrap();
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON document");
+    json["findings"].as_array().unwrap().clone()
+}
+
+#[test]
+fn create_table_if_not_exists_does_not_make_the_table_new() {
+    // mattermost-style: the file also runs on databases where the table
+    // exists and holds rows.
+    let up = |create: &str, index: &str| {
+        format!(
+            "CREATE TABLE {create} channels (id bigint PRIMARY KEY, team_id bigint, name text);\n\
+             CREATE INDEX {index} idx_channels_team ON channels (team_id);\n\
+             DROP INDEX IF EXISTS idx_channels_name;\n\
+             DROP INDEX IF EXISTS idx_channels_team;\n"
+        )
+    };
+    let lines_of = |findings: &[serde_json::Value], rule: &str| {
+        findings
+            .iter()
+            .filter(|f| f["rule"] == rule)
+            .map(|f| f["line"].as_u64().unwrap())
+            .collect::<Vec<_>>()
+    };
+    let p = Project::sqlite();
+    write(&p, "existing.sql", &up("IF NOT EXISTS", "IF NOT EXISTS"));
+    let findings = lint_json(&p, &["existing.sql"]);
+    assert_eq!(
+        lines_of(&findings, "create-index-blocking"),
+        [2],
+        "{findings:#?}"
+    );
+    assert_eq!(
+        lines_of(&findings, "drop-index-blocking"),
+        [3, 4],
+        "{findings:#?}"
+    );
+
+    // A plain CREATE TABLE makes the table new: its index builds and drops
+    // block nobody.
+    write(&p, "new.sql", &up("", ""));
+    let findings = lint_json(&p, &["new.sql"]);
+    assert_eq!(
+        lines_of(&findings, "create-index-blocking"),
+        [] as [u64; 0],
+        "{findings:#?}"
+    );
+    assert_eq!(
+        lines_of(&findings, "drop-index-blocking"),
+        [3],
+        "{findings:#?}"
+    );
+}

@@ -361,6 +361,13 @@ fn lint_json(p: &Project, args: &[&str]) -> Vec<serde_json::Value> {
     json["findings"].as_array().unwrap().clone()
 }
 
+fn rules_of(findings: &[serde_json::Value]) -> Vec<&str> {
+    findings
+        .iter()
+        .map(|f| f["rule"].as_str().unwrap())
+        .collect()
+}
+
 #[test]
 fn create_table_if_not_exists_does_not_make_the_table_new() {
     // mattermost-style: the file also runs on databases where the table
@@ -406,6 +413,46 @@ fn create_table_if_not_exists_does_not_make_the_table_new() {
     assert_eq!(
         lines_of(&findings, "drop-index-blocking"),
         [3],
+        "{findings:#?}"
+    );
+}
+
+#[test]
+fn a_statement_that_does_not_parse_gives_one_syntax_error() {
+    let p = Project::sqlite();
+    write(
+        &p,
+        "mysql.sql",
+        "SELECT 1;\n\
+         ALTER TABLE `twofactor_incomplete` ADD COLUMN `device_type` INTEGER NOT NULL DEFAULT 14;\n\
+         ALTER TABLE t DROP COLUMN is_flow_step NOT NULL DEFAULT false;\n\
+         ALTER TABLE users DROP COLUMN name;\n",
+    );
+    let findings = lint_json(&p, &["mysql.sql"]);
+    let syntax: Vec<_> = findings
+        .iter()
+        .filter(|f| f["rule"] == "syntax-error")
+        .collect();
+    assert_eq!(syntax.len(), 2, "one per broken statement: {findings:#?}");
+    assert_eq!(
+        (&syntax[0]["line"], &syntax[0]["column"]),
+        (&2.into(), &12.into())
+    );
+    assert_eq!(
+        syntax[0]["statement"],
+        "ALTER TABLE `twofactor_incomplete` ADD COLUMN `device_type` INTEGER NOT NULL DEFAULT 14"
+    );
+    assert_eq!(
+        (&syntax[1]["line"], &syntax[1]["column"]),
+        (&3.into(), &39.into())
+    );
+    assert_eq!(
+        syntax[1]["statement"],
+        "ALTER TABLE t DROP COLUMN is_flow_step NOT NULL DEFAULT false"
+    );
+    // The statements after the broken ones are still checked.
+    assert!(
+        rules_of(&findings).contains(&"drop-column"),
         "{findings:#?}"
     );
 }

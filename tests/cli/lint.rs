@@ -456,3 +456,70 @@ fn a_statement_that_does_not_parse_gives_one_syntax_error() {
         "{findings:#?}"
     );
 }
+
+#[test]
+fn style_rules_give_one_finding_per_statement() {
+    let p = Project::sqlite();
+    write(
+        &p,
+        "wide.sql",
+        "CREATE TABLE accounts (id serial PRIMARY KEY, org_id int, name varchar(100), \
+         email varchar(255), code char(2), created_at timestamp, updated_at timestamp, \
+         ticket serial);\n\
+         CREATE TABLE notes (id bigint PRIMARY KEY, body varchar(10));\n",
+    );
+    let findings = lint_json(&p, &["wide.sql"]);
+    let of = |rule: &str| -> Vec<&serde_json::Value> {
+        findings.iter().filter(|f| f["rule"] == rule).collect()
+    };
+    let text = of("prefer-text");
+    assert_eq!(text.len(), 2, "{findings:#?}");
+    assert_eq!(
+        text[0]["message"],
+        "varchar(n)/char(n) columns accounts.name (varchar(100)), accounts.email (varchar(255)), \
+         accounts.code (char(2)): the length limit is no faster than text, char pads with spaces, \
+         and shrinking a limit later rewrites the table"
+    );
+    assert_eq!(
+        (&text[0]["line"], &text[0]["column"]),
+        (&1.into(), &59.into())
+    );
+    assert!(
+        text[1]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("notes.body is varchar(10): "),
+        "{:?}",
+        text[1]
+    );
+    let bigint = of("prefer-bigint");
+    assert_eq!(bigint.len(), 1, "{findings:#?}");
+    let message = bigint[0]["message"].as_str().unwrap();
+    assert!(
+        message.starts_with("key columns accounts.id (serial), accounts.org_id (integer): they run out at 2,147,483,647 and widening one later "),
+        "{message}"
+    );
+    let tz = of("prefer-timestamptz");
+    assert_eq!(tz.len(), 1, "{findings:#?}");
+    assert!(
+        tz[0]["message"].as_str().unwrap().starts_with(
+            "timestamp without time zone columns accounts.created_at, accounts.updated_at: "
+        ),
+        "{:?}",
+        tz[0]
+    );
+    assert_eq!(
+        tz[0]["suggestion"],
+        "declare created_at, updated_at as timestamptz"
+    );
+    let identity = of("prefer-identity");
+    assert_eq!(identity.len(), 1, "{findings:#?}");
+    assert!(
+        identity[0]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("serial columns accounts.id (serial), accounts.ticket (serial): "),
+        "{:?}",
+        identity[0]
+    );
+}

@@ -523,3 +523,27 @@ fn style_rules_give_one_finding_per_statement() {
         identity[0]
     );
 }
+
+#[test]
+fn dropping_a_trigger_says_what_stops() {
+    let p = Project::sqlite();
+    write(&p, "trigger.sql", "DROP TRIGGER users_audit ON users;\n");
+    let findings = lint_json(&p, &["trigger.sql"]);
+    let drop: Vec<_> = findings
+        .iter()
+        .filter(|f| f["rule"] == "drop-dependency")
+        .collect();
+    assert_eq!(drop.len(), 1, "{findings:#?}");
+    assert_eq!(drop[0]["severity"], "warning");
+    let message = drop[0]["message"].as_str().unwrap();
+    assert!(
+        message.starts_with(
+            "dropping trigger users_audit silently stops what it did on every write to users: "
+        ),
+        "{message}"
+    );
+    assert!(
+        !message.contains("queries, defaults and triggers that use it fail"),
+        "{message}"
+    );
+}

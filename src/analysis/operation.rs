@@ -115,6 +115,9 @@ pub enum ActionKind {
     CreateTable {
         columns: Vec<ColumnDef>,
         references: Vec<String>,
+        /// `IF NOT EXISTS`: the table may exist already and hold rows, so
+        /// it does not count as new for later statements.
+        if_not_exists: bool,
     },
     DropTable {
         cascade: bool,
@@ -156,6 +159,9 @@ pub enum ActionKind {
         name: Option<String>,
         concurrently: bool,
         unique: bool,
+        /// `IF NOT EXISTS`: on an existing table the index may be there
+        /// already.
+        if_not_exists: bool,
     },
     DropIndex {
         name: String,

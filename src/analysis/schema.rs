@@ -151,21 +151,40 @@ impl Schema {
                 continue;
             };
             match &a.kind {
-                ActionKind::CreateTable { columns, .. } => {
+                ActionKind::CreateTable {
+                    columns,
+                    if_not_exists,
+                    ..
+                } => {
+                    // IF NOT EXISTS may find the table there already, with
+                    // rows: it stays an existing table, and one the files
+                    // know already stays as they left it.
+                    if *if_not_exists && self.tables.contains_key(&table) {
+                        continue;
+                    }
+                    let new = !if_not_exists;
+                    // The server's columns win over the ones a skipped
+                    // CREATE would have made.
+                    let live = self.live.as_ref().and_then(|l| l.table(&table));
                     let columns = columns
                         .iter()
+                        .filter(|_| new || live.is_none())
                         .map(|c| {
                             let col = Column {
                                 ty: c.ty.clone(),
-                                new: true,
+                                new,
                             };
                             (c.name.clone(), col)
                         })
                         .collect();
                     let t = Table {
-                        new: true,
+                        new,
                         columns,
-                        ..Table::default()
+                        ..if new {
+                            Table::default()
+                        } else {
+                            self.seeded(&table)
+                        }
                     };
                     self.tables.insert(table, t);
                 }
@@ -273,6 +292,10 @@ pub struct Created {
     pub altered: HashSet<(String, String)>,
     /// Tables the up wrote rows to: the down may delete them again.
     pub updated: HashSet<String>,
+    /// Indexes built with IF NOT EXISTS on an existing table: they may have
+    /// been there before the migration, so dropping one in the same file
+    /// is no undo.
+    pub reused_indexes: HashSet<String>,
     /// Indexes the up dropped: the down may build them again.
     pub dropped_indexes: HashSet<String>,
 }
@@ -298,8 +321,15 @@ impl Created {
                 ActionKind::AddConstraint { name, .. } => {
                     c.constraints.extend(name.clone());
                 }
-                ActionKind::CreateIndex { name, .. } => {
+                ActionKind::CreateIndex {
+                    name,
+                    if_not_exists,
+                    ..
+                } => {
                     c.indexes.extend(name.clone());
+                    if *if_not_exists && a.on_existing_table() {
+                        c.reused_indexes.extend(name.clone());
+                    }
                 }
                 ActionKind::CreateObject { name, .. } => {
                     c.objects.insert(name.clone());

@@ -348,3 +348,202 @@ fn dry_run_shows_locks_reversibility_backups_and_findings() {
     assert_eq!(first["backups"][0]["columns"][0], "name");
     assert_eq!(first["findings"][0]["rule"], "add-column-required");
 }
+
+fn lint_json(p: &Project, args: &[&str]) -> Vec<serde_json::Value> {
+    let out = p
+        .keel()
+        .arg("lint")
+        .args(args)
+        .args(["--format", "json"])
+        .output()
+        .unwrap();
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON document");
+    json["findings"].as_array().unwrap().clone()
+}
+
+fn rules_of(findings: &[serde_json::Value]) -> Vec<&str> {
+    findings
+        .iter()
+        .map(|f| f["rule"].as_str().unwrap())
+        .collect()
+}
+
+#[test]
+fn create_table_if_not_exists_does_not_make_the_table_new() {
+    // mattermost-style: the file also runs on databases where the table
+    // exists and holds rows.
+    let up = |create: &str, index: &str| {
+        format!(
+            "CREATE TABLE {create} channels (id bigint PRIMARY KEY, team_id bigint, name text);\n\
+             CREATE INDEX {index} idx_channels_team ON channels (team_id);\n\
+             DROP INDEX IF EXISTS idx_channels_name;\n\
+             DROP INDEX IF EXISTS idx_channels_team;\n"
+        )
+    };
+    let lines_of = |findings: &[serde_json::Value], rule: &str| {
+        findings
+            .iter()
+            .filter(|f| f["rule"] == rule)
+            .map(|f| f["line"].as_u64().unwrap())
+            .collect::<Vec<_>>()
+    };
+    let p = Project::sqlite();
+    write(&p, "existing.sql", &up("IF NOT EXISTS", "IF NOT EXISTS"));
+    let findings = lint_json(&p, &["existing.sql"]);
+    assert_eq!(
+        lines_of(&findings, "create-index-blocking"),
+        [2],
+        "{findings:#?}"
+    );
+    assert_eq!(
+        lines_of(&findings, "drop-index-blocking"),
+        [3, 4],
+        "{findings:#?}"
+    );
+
+    // A plain CREATE TABLE makes the table new: its index builds and drops
+    // block nobody.
+    write(&p, "new.sql", &up("", ""));
+    let findings = lint_json(&p, &["new.sql"]);
+    assert_eq!(
+        lines_of(&findings, "create-index-blocking"),
+        [] as [u64; 0],
+        "{findings:#?}"
+    );
+    assert_eq!(
+        lines_of(&findings, "drop-index-blocking"),
+        [3],
+        "{findings:#?}"
+    );
+}
+
+#[test]
+fn a_statement_that_does_not_parse_gives_one_syntax_error() {
+    let p = Project::sqlite();
+    write(
+        &p,
+        "mysql.sql",
+        "SELECT 1;\n\
+         ALTER TABLE `twofactor_incomplete` ADD COLUMN `device_type` INTEGER NOT NULL DEFAULT 14;\n\
+         ALTER TABLE t DROP COLUMN is_flow_step NOT NULL DEFAULT false;\n\
+         ALTER TABLE users DROP COLUMN name;\n",
+    );
+    let findings = lint_json(&p, &["mysql.sql"]);
+    let syntax: Vec<_> = findings
+        .iter()
+        .filter(|f| f["rule"] == "syntax-error")
+        .collect();
+    assert_eq!(syntax.len(), 2, "one per broken statement: {findings:#?}");
+    assert_eq!(
+        (&syntax[0]["line"], &syntax[0]["column"]),
+        (&2.into(), &12.into())
+    );
+    assert_eq!(
+        syntax[0]["statement"],
+        "ALTER TABLE `twofactor_incomplete` ADD COLUMN `device_type` INTEGER NOT NULL DEFAULT 14"
+    );
+    assert_eq!(
+        (&syntax[1]["line"], &syntax[1]["column"]),
+        (&3.into(), &39.into())
+    );
+    assert_eq!(
+        syntax[1]["statement"],
+        "ALTER TABLE t DROP COLUMN is_flow_step NOT NULL DEFAULT false"
+    );
+    // The statements after the broken ones are still checked.
+    assert!(
+        rules_of(&findings).contains(&"drop-column"),
+        "{findings:#?}"
+    );
+}
+
+#[test]
+fn style_rules_give_one_finding_per_statement() {
+    let p = Project::sqlite();
+    write(
+        &p,
+        "wide.sql",
+        "CREATE TABLE accounts (id serial PRIMARY KEY, org_id int, name varchar(100), \
+         email varchar(255), code char(2), created_at timestamp, updated_at timestamp, \
+         ticket serial);\n\
+         CREATE TABLE notes (id bigint PRIMARY KEY, body varchar(10));\n",
+    );
+    let findings = lint_json(&p, &["wide.sql"]);
+    let of = |rule: &str| -> Vec<&serde_json::Value> {
+        findings.iter().filter(|f| f["rule"] == rule).collect()
+    };
+    let text = of("prefer-text");
+    assert_eq!(text.len(), 2, "{findings:#?}");
+    assert_eq!(
+        text[0]["message"],
+        "varchar(n)/char(n) columns accounts.name (varchar(100)), accounts.email (varchar(255)), \
+         accounts.code (char(2)): the length limit is no faster than text, char pads with spaces, \
+         and shrinking a limit later rewrites the table"
+    );
+    assert_eq!(
+        (&text[0]["line"], &text[0]["column"]),
+        (&1.into(), &59.into())
+    );
+    assert!(
+        text[1]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("notes.body is varchar(10): "),
+        "{:?}",
+        text[1]
+    );
+    let bigint = of("prefer-bigint");
+    assert_eq!(bigint.len(), 1, "{findings:#?}");
+    let message = bigint[0]["message"].as_str().unwrap();
+    assert!(
+        message.starts_with("key columns accounts.id (serial), accounts.org_id (integer): they run out at 2,147,483,647 and widening one later "),
+        "{message}"
+    );
+    let tz = of("prefer-timestamptz");
+    assert_eq!(tz.len(), 1, "{findings:#?}");
+    assert!(
+        tz[0]["message"].as_str().unwrap().starts_with(
+            "timestamp without time zone columns accounts.created_at, accounts.updated_at: "
+        ),
+        "{:?}",
+        tz[0]
+    );
+    assert_eq!(
+        tz[0]["suggestion"],
+        "declare created_at, updated_at as timestamptz"
+    );
+    let identity = of("prefer-identity");
+    assert_eq!(identity.len(), 1, "{findings:#?}");
+    assert!(
+        identity[0]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("serial columns accounts.id (serial), accounts.ticket (serial): "),
+        "{:?}",
+        identity[0]
+    );
+}
+
+#[test]
+fn dropping_a_trigger_says_what_stops() {
+    let p = Project::sqlite();
+    write(&p, "trigger.sql", "DROP TRIGGER users_audit ON users;\n");
+    let findings = lint_json(&p, &["trigger.sql"]);
+    let drop: Vec<_> = findings
+        .iter()
+        .filter(|f| f["rule"] == "drop-dependency")
+        .collect();
+    assert_eq!(drop.len(), 1, "{findings:#?}");
+    assert_eq!(drop[0]["severity"], "warning");
+    let message = drop[0]["message"].as_str().unwrap();
+    assert!(
+        message.starts_with(
+            "dropping trigger users_audit silently stops what it did on every write to users: "
+        ),
+        "{message}"
+    );
+    assert!(
+        !message.contains("queries, defaults and triggers that use it fail"),
+        "{message}"
+    );
+}

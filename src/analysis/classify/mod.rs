@@ -20,6 +20,8 @@ pub struct SyntaxProblem {
     pub line: usize,
     pub column: usize,
     pub message: String,
+    /// The whole statement it is in, as the splitter cut it.
+    pub statement: String,
 }
 
 /// A classified file.
@@ -51,29 +53,36 @@ pub fn classify(text: &str, schema: &mut Schema, transaction: bool) -> Classifie
                     line: 1,
                     column: 1,
                     message: "keel's SQL parser failed on this file; please report it".into(),
+                    statement: String::new(),
                 }],
             };
         }
     };
     // The parser reports several errors where a statement breaks (each
-    // expectation, then what follows it): the first one per statement says it.
-    let ends: Vec<usize> = root
-        .children()
-        .map(|n| usize::from(n.text_range().end()))
-        .collect();
-    let mut seen_statements = std::collections::HashSet::new();
+    // expectation, then every token after it as a statement of its own):
+    // the first one per statement, as the splitter cuts them at `;`, says
+    // it. The rest of that statement is not classified.
+    let statements = super::split(text);
+    let statement_at = |offset: usize| {
+        statements
+            .partition_point(|s| s.offset <= offset)
+            .saturating_sub(1)
+    };
+    let mut broken_statements = std::collections::BTreeSet::new();
     let syntax: Vec<SyntaxProblem> = errors
         .iter()
-        .filter(|e| {
-            let at = usize::from(e.range().start());
-            seen_statements.insert(ends.partition_point(|&end| end < at))
-        })
+        .filter(|e| broken_statements.insert(statement_at(usize::from(e.range().start()))))
         .map(|e| {
-            let (line, column) = lines.pos(usize::from(e.range().start()));
+            let at = usize::from(e.range().start());
+            let (line, column) = lines.pos(at);
             SyntaxProblem {
                 line,
                 column,
                 message: e.message().to_string(),
+                statement: statements
+                    .get(statement_at(at))
+                    .map(|s| s.sql.clone())
+                    .unwrap_or_default(),
             }
         })
         .collect();
@@ -113,10 +122,11 @@ pub fn classify(text: &str, schema: &mut Schema, transaction: bool) -> Classifie
             continue;
         }
         let range = node.text_range();
-        let broken = error_offsets
-            .iter()
-            .any(|&o| o >= usize::from(range.start()) && o <= usize::from(range.end()));
         let start = syntax::start(&node);
+        let broken = broken_statements.contains(&statement_at(start))
+            || error_offsets
+                .iter()
+                .any(|&o| o >= usize::from(range.start()) && o <= usize::from(range.end()));
         let (line, column) = lines.pos(start);
         let mut op = Operation {
             kind: statement_kind(&node),

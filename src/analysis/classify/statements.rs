@@ -165,6 +165,7 @@ fn create_table(cx: &Cx, node: &SyntaxNode) -> Action {
         ActionKind::CreateTable {
             columns,
             references: references.clone(),
+            if_not_exists: child(node, IF_NOT_EXISTS).is_some(),
         },
         Some(table.clone()),
         node,
@@ -190,6 +191,7 @@ fn create_index(cx: &Cx, node: &SyntaxNode) -> Action {
             name: child(node, INDEX).map(|n| qualified(&n)),
             concurrently,
             unique: has_token(node, UNIQUE_KW),
+            if_not_exists: child(node, IF_NOT_EXISTS).is_some(),
         },
         table.clone(),
         node,

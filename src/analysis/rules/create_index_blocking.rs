@@ -19,6 +19,7 @@ fn check(cx: &FileCx, out: &mut Vec<Finding>) {
             concurrently,
             unique,
             name,
+            ..
         } = &a.kind
         else {
             continue;

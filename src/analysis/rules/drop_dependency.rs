@@ -14,7 +14,7 @@ pub const RULE: Rule = Rule {
 
 fn check(cx: &FileCx, out: &mut Vec<Finding>) {
     for (op, a) in cx.actions() {
-        let Some((what, breaks)) = dropped(a) else {
+        let Some(what) = dropped(a) else {
             continue;
         };
         if a.new_table || expected(cx, a) {
@@ -37,7 +37,7 @@ fn check(cx: &FileCx, out: &mut Vec<Finding>) {
             &RULE,
             op,
             a,
-            format!("{what} breaks deployed code that still relies on it: {breaks}{lock}"),
+            format!("{what}{lock}"),
             "expand-contract: deploy code that no longer needs it first, then drop it in a later \
              migration",
         ));
@@ -45,31 +45,44 @@ fn check(cx: &FileCx, out: &mut Vec<Finding>) {
 }
 
 /// What is dropped, and what breaks when something still needs it.
-fn dropped(a: &Action) -> Option<(String, &'static str)> {
+fn dropped(a: &Action) -> Option<String> {
     let target = a.target();
+    let relied = |what: String, breaks: &str| {
+        format!("{what} breaks deployed code that still relies on it: {breaks}")
+    };
     Some(match &a.kind {
-        ActionKind::DropDefault => (
+        ActionKind::DropDefault => relied(
             format!("dropping the default of {target}"),
             "inserts that leave the column out now write NULL, or fail",
         ),
-        ActionKind::DropNotNull => (
+        ActionKind::DropNotNull => relied(
             format!("dropping NOT NULL on {target}"),
             "code that assumes the column is never NULL",
         ),
-        ActionKind::DropConstraint { name } => (
+        ActionKind::DropConstraint { name } => relied(
             format!("dropping constraint {name} of {target}"),
             "whatever the constraint guaranteed (uniqueness, references, valid values) is no \
              longer enforced",
+        ),
+        // Nothing calls a trigger: dropping one fails no query, it silently
+        // stops what the trigger did on every write.
+        ActionKind::DropObject {
+            object: ObjectKind::Trigger,
+            name,
+        } => format!(
+            "dropping trigger {name} silently stops what it did on every write to {}: \
+             rows written from then on no longer get its audit, sync or derived values, and \
+             code that relies on them reads stale or missing data",
+            a.table.as_deref().unwrap_or("its table")
         ),
         ActionKind::DropObject { object, name } => {
             let kind = match object {
                 ObjectKind::Function => "function",
                 ObjectKind::View => "view",
                 ObjectKind::Type => "type",
-                ObjectKind::Trigger => "trigger",
                 _ => return None,
             };
-            (
+            relied(
                 format!("dropping {kind} {name}"),
                 "queries, defaults and triggers that use it fail",
             )

@@ -20,7 +20,11 @@ fn check(cx: &FileCx, out: &mut Vec<Finding>) {
         else {
             continue;
         };
-        if a.new_table || cx.created.indexes.contains(name) {
+        // An index this file built is its own to drop, unless IF NOT EXISTS
+        // may have found it there already (down.sql undoes the up either way).
+        let own = cx.created.indexes.contains(name)
+            && (cx.is_down() || !cx.created.reused_indexes.contains(name));
+        if a.new_table || own {
             continue;
         }
         let on = a

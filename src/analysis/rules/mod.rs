@@ -125,6 +125,26 @@ impl FileCx<'_> {
     }
 }
 
+/// Hits of a style rule grouped by statement, in file order: the style
+/// rules give one finding per statement, naming every column it concerns.
+pub fn per_statement<'o, T>(
+    hits: impl IntoIterator<Item = (&'o Operation, T)>,
+) -> Vec<(&'o Operation, Vec<T>)> {
+    let mut groups: Vec<(&Operation, Vec<T>)> = Vec::new();
+    for (op, hit) in hits {
+        match groups.iter_mut().find(|(o, _)| std::ptr::eq(*o, op)) {
+            Some((_, v)) => v.push(hit),
+            None => groups.push((op, vec![hit])),
+        }
+    }
+    groups
+}
+
+/// `a, b, c`.
+pub fn list(names: impl IntoIterator<Item = String>) -> String {
+    names.into_iter().collect::<Vec<_>>().join(", ")
+}
+
 /// One rule: its id as users see and silence it, its default severity,
 /// a one-line summary, and the check.
 pub struct Rule {

@@ -1,7 +1,8 @@
 //! `prefer-bigint`: integer and smallint keys run out (2.1 billion ids).
 
-use super::{FileCx, Rule};
+use super::{FileCx, Rule, list, per_statement};
 use crate::analysis::finding::{Finding, Severity};
+use crate::analysis::sqltype::SqlType;
 
 pub const RULE: Rule = Rule {
     id: "prefer-bigint",
@@ -11,28 +12,63 @@ pub const RULE: Rule = Rule {
 };
 
 fn check(cx: &FileCx, out: &mut Vec<Finding>) {
-    for (op, a, def) in cx.defined_columns() {
-        let Some(ty) = &def.ty else { continue };
+    let hits = cx.defined_columns().filter_map(|(op, a, def)| {
+        let ty = def.ty.as_ref()?;
         let key = def.primary_key
             || def.references.is_some()
             || def.name == "id"
             || def.name.ends_with("_id");
-        if !key || !ty.is_integer() || ty.array {
-            continue;
-        }
+        (key && ty.is_integer() && !ty.array).then_some((op, (a, def, ty)))
+    });
+    for (op, hits) in per_statement(hits) {
+        let (a, def, ty) = hits[0];
         let table = a.table.clone().unwrap_or_default();
-        out.push(cx.at_column(def, cx.finding(
-            &RULE,
-            op,
-            a,
-            format!(
-                "key column {table}.{} is {ty}: it runs out at {} and widening it later rewrites \
-                 the table (and every table that references it)",
-                def.name,
-                if ty.name.starts_with("small") { "32,767" } else { "2,147,483,647" }
-            ),
-            format!("declare {} as bigint", def.name),
-        )));
+        let limit = |ty: &SqlType| {
+            if ty.name.starts_with("small") {
+                "32,767"
+            } else {
+                "2,147,483,647"
+            }
+        };
+        let (message, suggestion) = if let [_] = hits[..] {
+            (
+                format!(
+                    "key column {table}.{} is {ty}: it runs out at {} and widening it later \
+                     rewrites the table (and every table that references it)",
+                    def.name,
+                    limit(ty)
+                ),
+                format!("declare {} as bigint", def.name),
+            )
+        } else {
+            let qualified = list(hits.iter().map(|(a, d, ty)| {
+                format!(
+                    "{}.{} ({ty})",
+                    a.table.as_deref().unwrap_or_default(),
+                    d.name
+                )
+            }));
+            let small = hits
+                .iter()
+                .filter(|(_, _, ty)| limit(ty) == "32,767")
+                .count();
+            let runs_out = match small {
+                0 => "2,147,483,647",
+                n if n == hits.len() => "32,767",
+                _ => "2,147,483,647 (smallint at 32,767)",
+            };
+            (
+                format!(
+                    "key columns {qualified}: they run out at {runs_out} and widening one later \
+                     rewrites the table (and every table that references it)"
+                ),
+                format!(
+                    "declare {} as bigint",
+                    list(hits.iter().map(|(_, d, _)| d.name.clone()))
+                ),
+            )
+        };
+        out.push(cx.at_column(def, cx.finding(&RULE, op, a, message, suggestion)));
     }
 }
 
@@ -46,7 +82,7 @@ mod tests {
             "prefer-bigint",
             up("CREATE TABLE orders (id integer PRIMARY KEY, user_id int);"),
         );
-        assert_eq!(f.len(), 2);
+        assert_eq!(f.len(), 1, "one finding per statement");
         insta::assert_snapshot!(render(&f));
     }
 

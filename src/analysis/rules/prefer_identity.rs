@@ -1,7 +1,7 @@
 //! `prefer-identity`: serial columns, where an identity column is the
 //! standard and keeps its sequence's ownership and permissions in step.
 
-use super::{FileCx, Rule};
+use super::{FileCx, Rule, list, per_statement};
 use crate::analysis::finding::{Finding, Severity};
 
 pub const RULE: Rule = Rule {
@@ -12,26 +12,47 @@ pub const RULE: Rule = Rule {
 };
 
 fn check(cx: &FileCx, out: &mut Vec<Finding>) {
-    for (op, a, def) in cx.defined_columns() {
-        let Some(ty) = def.ty.as_ref().filter(|t| t.is_serial()) else {
-            continue;
-        };
+    let hits = cx.defined_columns().filter_map(|(op, a, def)| {
+        let ty = def.ty.as_ref().filter(|t| t.is_serial())?;
+        Some((op, (a, def, ty)))
+    });
+    for (op, hits) in per_statement(hits) {
+        let (a, def, ty) = hits[0];
         let table = a.table.clone().unwrap_or_default();
-        out.push(cx.at_column(def, cx.finding(
-            &RULE,
-            op,
-            a,
-            format!(
-                "{table}.{} is {ty}: its sequence is a separate object with its own grants, and \
-                 explicit inserts silently get out of step with it",
-                def.name
-            ),
-            format!(
-                "`{} bigint GENERATED ALWAYS AS IDENTITY` (or BY DEFAULT when the application \
-                 sometimes sets it)",
-                def.name
-            ),
-        )));
+        let (message, suggestion) = if let [_] = hits[..] {
+            (
+                format!(
+                    "{table}.{} is {ty}: its sequence is a separate object with its own grants, \
+                     and explicit inserts silently get out of step with it",
+                    def.name
+                ),
+                format!(
+                    "`{} bigint GENERATED ALWAYS AS IDENTITY` (or BY DEFAULT when the application \
+                     sometimes sets it)",
+                    def.name
+                ),
+            )
+        } else {
+            let qualified = list(hits.iter().map(|(a, d, ty)| {
+                format!(
+                    "{}.{} ({ty})",
+                    a.table.as_deref().unwrap_or_default(),
+                    d.name
+                )
+            }));
+            (
+                format!(
+                    "serial columns {qualified}: each sequence is a separate object with its own \
+                     grants, and explicit inserts silently get out of step with it"
+                ),
+                format!(
+                    "declare {} as `bigint GENERATED ALWAYS AS IDENTITY` (or BY DEFAULT when the \
+                     application sometimes sets them)",
+                    list(hits.iter().map(|(_, d, _)| d.name.clone()))
+                ),
+            )
+        };
+        out.push(cx.at_column(def, cx.finding(&RULE, op, a, message, suggestion)));
     }
 }
 

@@ -1,6 +1,6 @@
 //! `prefer-text`: varchar(n) and char(n) limits are costly to change.
 
-use super::{FileCx, Rule};
+use super::{FileCx, Rule, list, per_statement};
 use crate::analysis::finding::{Finding, Severity};
 
 pub const RULE: Rule = Rule {
@@ -11,31 +11,51 @@ pub const RULE: Rule = Rule {
 };
 
 fn check(cx: &FileCx, out: &mut Vec<Finding>) {
-    for (op, a, def) in cx.defined_columns() {
-        let Some(ty) = &def.ty else { continue };
+    let hits = cx.defined_columns().filter_map(|(op, a, def)| {
+        let ty = def.ty.as_ref()?;
         let limited = match ty.name.as_str() {
             "varchar" => !ty.args.is_empty(),
             "char" => true,
             _ => false,
         };
-        if !limited {
-            continue;
-        }
+        limited.then_some((op, (a, def, ty)))
+    });
+    for (op, hits) in per_statement(hits) {
+        let (a, def, ty) = hits[0];
         let table = a.table.clone().unwrap_or_default();
-        out.push(cx.at_column(def, cx.finding(
-            &RULE,
-            op,
-            a,
-            format!(
-                "{table}.{} is {ty}: the length limit is no faster than text, char pads with \
-                 spaces, and shrinking the limit later rewrites the table",
-                def.name
-            ),
-            format!(
-                "declare {} as text, with `CHECK (char_length({}) <= n)` if the limit is a rule",
-                def.name, def.name
-            ),
-        )));
+        let (message, suggestion) = if let [_] = hits[..] {
+            (
+                format!(
+                    "{table}.{} is {ty}: the length limit is no faster than text, char pads with \
+                     spaces, and shrinking the limit later rewrites the table",
+                    def.name
+                ),
+                format!(
+                    "declare {} as text, with `CHECK (char_length({}) <= n)` if the limit is a rule",
+                    def.name, def.name
+                ),
+            )
+        } else {
+            let qualified = list(hits.iter().map(|(a, d, ty)| {
+                format!(
+                    "{}.{} ({ty})",
+                    a.table.as_deref().unwrap_or_default(),
+                    d.name
+                )
+            }));
+            (
+                format!(
+                    "varchar(n)/char(n) columns {qualified}: the length limit is no faster than \
+                     text, char pads with spaces, and shrinking a limit later rewrites the table"
+                ),
+                format!(
+                    "declare {} as text, with `CHECK (char_length(column) <= n)` where the limit \
+                     is a rule",
+                    list(hits.iter().map(|(_, d, _)| d.name.clone()))
+                ),
+            )
+        };
+        out.push(cx.at_column(def, cx.finding(&RULE, op, a, message, suggestion)));
     }
 }
 
@@ -49,7 +69,7 @@ mod tests {
             "prefer-text",
             up("CREATE TABLE t (id bigint, code char(2), name varchar(100));"),
         );
-        assert_eq!(f.len(), 2);
+        assert_eq!(f.len(), 1, "one finding per statement");
         insta::assert_snapshot!(render(&f));
     }
 

@@ -1,6 +1,6 @@
 //! `prefer-timestamptz`: timestamp without time zone loses the offset.
 
-use super::{FileCx, Rule};
+use super::{FileCx, Rule, list, per_statement};
 use crate::analysis::finding::{Finding, Severity};
 use crate::analysis::operation::ActionKind;
 
@@ -31,23 +31,42 @@ fn check(cx: &FileCx, out: &mut Vec<Finding>) {
         )),
         _ => None,
     });
-    for (op, a, column, ty, at) in defined.chain(altered) {
-        if ty.name != "timestamp" {
-            continue;
-        }
+    let hits = defined
+        .chain(altered)
+        .filter(|(_, _, _, ty, _)| ty.name == "timestamp")
+        .map(|(op, a, column, _, at)| (op, (a, column, at)));
+    for (op, hits) in per_statement(hits) {
+        let (a, column, at) = &hits[0];
         let table = a.table.clone().unwrap_or_default();
-        let mut f = cx.finding(
-            &RULE,
-            op,
-            a,
-            format!(
-                "{table}.{column} is timestamp without time zone: values are read and compared in \
-                 whatever TimeZone each session has, so the same instant can differ by hours"
-            ),
-            format!("declare {column} as timestamptz"),
-        );
+        let (message, suggestion) = if let [_] = hits[..] {
+            (
+                format!(
+                    "{table}.{column} is timestamp without time zone: values are read and \
+                     compared in whatever TimeZone each session has, so the same instant can \
+                     differ by hours"
+                ),
+                format!("declare {column} as timestamptz"),
+            )
+        } else {
+            let qualified = list(
+                hits.iter()
+                    .map(|(a, c, _)| format!("{}.{c}", a.table.as_deref().unwrap_or_default())),
+            );
+            (
+                format!(
+                    "timestamp without time zone columns {qualified}: values are read and \
+                     compared in whatever TimeZone each session has, so the same instant can \
+                     differ by hours"
+                ),
+                format!(
+                    "declare {} as timestamptz",
+                    list(hits.iter().map(|(_, c, _)| c.clone()))
+                ),
+            )
+        };
+        let mut f = cx.finding(&RULE, op, a, message, suggestion);
         if let Some((line, column)) = at {
-            (f.line, f.column) = (line, column);
+            (f.line, f.column) = (*line, *column);
         }
         out.push(f);
     }

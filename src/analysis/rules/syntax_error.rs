@@ -14,12 +14,15 @@ pub const RULE: Rule = Rule {
 
 fn check(cx: &FileCx, out: &mut Vec<Finding>) {
     for p in cx.syntax {
-        let statement = cx
-            .ops
-            .iter()
-            .find(|o| o.line <= p.line && p.line <= o.end_line())
-            .map(|o| o.sql.clone())
-            .unwrap_or_default();
+        let statement = if p.statement.is_empty() {
+            cx.ops
+                .iter()
+                .find(|o| o.line <= p.line && p.line <= o.end_line())
+                .map(|o| o.sql.clone())
+                .unwrap_or_default()
+        } else {
+            p.statement.clone()
+        };
         out.push(Finding {
             rule: RULE.id,
             severity: RULE.severity,

@@ -197,23 +197,7 @@ fn happy_path_on_postgres_signed_and_checked_by_ssh_keygen() {
     let records = record_files(&p);
     assert_eq!(records.len(), 1);
     let record = &records[0];
-    let verify = Command::new("ssh-keygen")
-        .args([
-            "-Y",
-            "verify",
-            "-f",
-            "allowed_signers",
-            "-I",
-            SIGNER,
-            "-n",
-            "keel-record",
-            "-s",
-        ])
-        .arg(format!("{}.sig", record.display()))
-        .stdin(std::fs::File::open(record).unwrap())
-        .current_dir(p.path())
-        .output()
-        .unwrap();
+    let verify = crate::record::ssh_keygen_verify(&p, record);
     assert!(verify.status.success(), "{}", stderr(&verify));
     assert!(stdout(&verify).starts_with(&format!("Good \"keel-record\" signature for {SIGNER}")));
     let out = p

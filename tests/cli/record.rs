@@ -68,7 +68,7 @@ fn sig(record: &Path) -> PathBuf {
 }
 
 /// `ssh-keygen -Y verify` exactly as the runbook tells an auditor to run it.
-fn ssh_keygen_verify(p: &Project, record: &Path) -> std::process::Output {
+pub(crate) fn ssh_keygen_verify(p: &Project, record: &Path) -> std::process::Output {
     Command::new("ssh-keygen")
         .args([
             "-Y",

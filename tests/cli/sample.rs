@@ -249,23 +249,7 @@ fn the_examples_run_through_execute_on_a_million_rows() {
             .map(|e| e.path())
             .find(|f| f.extension().is_some_and(|e| e == "json"))
             .unwrap();
-        let verify = std::process::Command::new("ssh-keygen")
-            .args([
-                "-Y",
-                "verify",
-                "-f",
-                "allowed_signers",
-                "-I",
-                SIGNER,
-                "-n",
-                "keel-record",
-                "-s",
-            ])
-            .arg(format!("{}.sig", record.display()))
-            .stdin(std::fs::File::open(&record).unwrap())
-            .current_dir(p.path())
-            .output()
-            .unwrap();
+        let verify = crate::record::ssh_keygen_verify(&p, &record);
         assert!(verify.status.success(), "{id}: {}", stderr(&verify));
         let runbook = std::fs::read_to_string(p.path().join(format!("runbooks/{id}.md"))).unwrap();
         assert!(

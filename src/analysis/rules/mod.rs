@@ -145,6 +145,22 @@ pub fn list(names: impl IntoIterator<Item = String>) -> String {
     names.into_iter().collect::<Vec<_>>().join(", ")
 }
 
+/// `t.a (varchar(10)), t.b (char(2))`: a style rule's columns with their types.
+pub fn typed_columns<T: std::fmt::Display>(hits: &[(&Action, &ColumnDef, T)]) -> String {
+    list(hits.iter().map(|(a, d, ty)| {
+        format!(
+            "{}.{} ({ty})",
+            a.table.as_deref().unwrap_or_default(),
+            d.name
+        )
+    }))
+}
+
+/// `a, b`: a style rule's column names.
+pub fn column_names<T>(hits: &[(&Action, &ColumnDef, T)]) -> String {
+    list(hits.iter().map(|(_, d, _)| d.name.clone()))
+}
+
 /// One rule: its id as users see and silence it, its default severity,
 /// a one-line summary, and the check.
 pub struct Rule {

@@ -1,6 +1,6 @@
 //! `prefer-bigint`: integer and smallint keys run out (2.1 billion ids).
 
-use super::{FileCx, Rule, list, per_statement};
+use super::{FileCx, Rule, column_names, per_statement, typed_columns};
 use crate::analysis::finding::{Finding, Severity};
 use crate::analysis::sqltype::SqlType;
 
@@ -41,13 +41,7 @@ fn check(cx: &FileCx, out: &mut Vec<Finding>) {
                 format!("declare {} as bigint", def.name),
             )
         } else {
-            let qualified = list(hits.iter().map(|(a, d, ty)| {
-                format!(
-                    "{}.{} ({ty})",
-                    a.table.as_deref().unwrap_or_default(),
-                    d.name
-                )
-            }));
+            let qualified = typed_columns(&hits);
             let small = hits
                 .iter()
                 .filter(|(_, _, ty)| limit(ty) == "32,767")
@@ -62,10 +56,7 @@ fn check(cx: &FileCx, out: &mut Vec<Finding>) {
                     "key columns {qualified}: they run out at {runs_out} and widening one later \
                      rewrites the table (and every table that references it)"
                 ),
-                format!(
-                    "declare {} as bigint",
-                    list(hits.iter().map(|(_, d, _)| d.name.clone()))
-                ),
+                format!("declare {} as bigint", column_names(&hits)),
             )
         };
         out.push(cx.at_column(def, cx.finding(&RULE, op, a, message, suggestion)));

@@ -1,7 +1,7 @@
 //! `prefer-identity`: serial columns, where an identity column is the
 //! standard and keeps its sequence's ownership and permissions in step.
 
-use super::{FileCx, Rule, list, per_statement};
+use super::{FileCx, Rule, column_names, per_statement, typed_columns};
 use crate::analysis::finding::{Finding, Severity};
 
 pub const RULE: Rule = Rule {
@@ -33,13 +33,7 @@ fn check(cx: &FileCx, out: &mut Vec<Finding>) {
                 ),
             )
         } else {
-            let qualified = list(hits.iter().map(|(a, d, ty)| {
-                format!(
-                    "{}.{} ({ty})",
-                    a.table.as_deref().unwrap_or_default(),
-                    d.name
-                )
-            }));
+            let qualified = typed_columns(&hits);
             (
                 format!(
                     "serial columns {qualified}: each sequence is a separate object with its own \
@@ -48,7 +42,7 @@ fn check(cx: &FileCx, out: &mut Vec<Finding>) {
                 format!(
                     "declare {} as `bigint GENERATED ALWAYS AS IDENTITY` (or BY DEFAULT when the \
                      application sometimes sets them)",
-                    list(hits.iter().map(|(_, d, _)| d.name.clone()))
+                    column_names(&hits)
                 ),
             )
         };

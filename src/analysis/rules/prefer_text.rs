@@ -1,6 +1,6 @@
 //! `prefer-text`: varchar(n) and char(n) limits are costly to change.
 
-use super::{FileCx, Rule, list, per_statement};
+use super::{FileCx, Rule, column_names, per_statement, typed_columns};
 use crate::analysis::finding::{Finding, Severity};
 
 pub const RULE: Rule = Rule {
@@ -36,13 +36,7 @@ fn check(cx: &FileCx, out: &mut Vec<Finding>) {
                 ),
             )
         } else {
-            let qualified = list(hits.iter().map(|(a, d, ty)| {
-                format!(
-                    "{}.{} ({ty})",
-                    a.table.as_deref().unwrap_or_default(),
-                    d.name
-                )
-            }));
+            let qualified = typed_columns(&hits);
             (
                 format!(
                     "varchar(n)/char(n) columns {qualified}: the length limit is no faster than \
@@ -51,7 +45,7 @@ fn check(cx: &FileCx, out: &mut Vec<Finding>) {
                 format!(
                     "declare {} as text, with `CHECK (char_length(column) <= n)` where the limit \
                      is a rule",
-                    list(hits.iter().map(|(_, d, _)| d.name.clone()))
+                    column_names(&hits)
                 ),
             )
         };

@@ -13,6 +13,7 @@ pub mod db;
 pub mod digest;
 pub mod error;
 pub mod execute;
+pub mod files;
 pub mod inspect;
 pub mod migration;
 pub mod migrator;

@@ -572,12 +572,15 @@ fn write_failures_csv(
         }
         return Ok(None);
     }
-    std::fs::create_dir_all(dir)?;
+    if let Some(top) = dir.parent() {
+        crate::files::private_ignored_dir(top)?;
+    }
+    crate::files::private_dir(dir)?;
     let mut text = String::from("key,error\n");
     for f in failures {
         text.push_str(&format!("{},{}\n", f.key, csv_field(&f.error)));
     }
-    std::fs::write(&path, text)?;
+    crate::files::write_private(&path, text.as_bytes())?;
     Ok(Some(path))
 }
 

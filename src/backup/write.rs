@@ -47,10 +47,12 @@ pub async fn create(
         return Err(BackupError::Plan("nothing to back up".into()));
     }
     let dir = backups_dir.join(&plan.migration);
-    std::fs::create_dir_all(&dir).map_err(|source| BackupError::Io {
-        path: dir.clone(),
-        source,
-    })?;
+    crate::files::private_ignored_dir(backups_dir)
+        .and_then(|()| crate::files::private_dir(&dir))
+        .map_err(|source| BackupError::Io {
+            path: dir.clone(),
+            source,
+        })?;
     let created_at = chrono::Utc::now();
     let path = crate::stamp::unique_path(&dir, "", ".zip");
     let partial = crate::stamp::partial(&path);
@@ -97,7 +99,7 @@ async fn write_archive(
         path: path.to_path_buf(),
         source,
     };
-    let file = File::create(path).map_err(io)?;
+    let file = crate::files::create_private(path).map_err(io)?;
     let zip = Compressor::spawn(file);
     let result = export_all(db, plan, created_at, &zip).await;
     // The compressor's own error (disk full…) explains a failed send better

@@ -266,7 +266,8 @@ fn write(
     json.push(b'\n');
     let signature = signer.map(|s| s.sign(&json)).transpose()?;
     let dir = records_dir.join(&record.migration.id);
-    std::fs::create_dir_all(&dir).map_err(io(&dir))?;
+    crate::files::private_dir(records_dir).map_err(io(records_dir))?;
+    crate::files::private_dir(&dir).map_err(io(&dir))?;
     let path = crate::stamp::unique_path(&dir, &format!("{env}-"), ".json");
     // The signature first: a record file without its signature would be
     // taken as the chain's head by the next run.
@@ -284,9 +285,7 @@ fn write(
 
 /// Writes a file that must not exist yet, through a temporary name.
 fn write_new(path: &Path, bytes: &[u8]) -> Result<(), RecordError> {
-    let partial = crate::stamp::partial(path);
-    std::fs::write(&partial, bytes).map_err(io(path))?;
-    std::fs::rename(&partial, path).map_err(io(path))
+    crate::files::write_private(path, bytes).map_err(io(path))
 }
 
 fn relative(root: &Path, path: &Path) -> String {

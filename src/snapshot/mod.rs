@@ -84,9 +84,12 @@ pub async fn take(db: &mut dyn Database, dir: &Path, env: &str) -> Result<Snapsh
         let path = path.to_path_buf();
         move |source| SnapshotError::Io { path, source }
     };
-    std::fs::create_dir_all(dir).map_err(io(dir))?;
+    crate::files::private_ignored_dir(dir).map_err(io(dir))?;
     let path = crate::stamp::unique_path(dir, &format!("{env}-"), EXT);
     let partial = crate::stamp::partial(&path);
+    // Made owner-only before the dump writes into it (pg_dump and VACUUM
+    // INTO both accept an existing empty file and keep its mode).
+    drop(crate::files::create_private(&partial).map_err(io(&partial))?);
     if let Err(source) = db.snapshot(&partial).await {
         let _ = std::fs::remove_file(&partial);
         return Err(SnapshotError::Db {
@@ -98,10 +101,9 @@ pub async fn take(db: &mut dyn Database, dir: &Path, env: &str) -> Result<Snapsh
     let bytes = std::fs::metadata(&partial).map_err(io(&partial))?.len();
     std::fs::rename(&partial, &path).map_err(io(&path))?;
     let side = sidecar(&path);
-    let side_partial = crate::stamp::partial(&side);
     let name = path.file_name().unwrap_or_default().to_string_lossy();
-    std::fs::write(&side_partial, format!("{sha256}  {name}\n")).map_err(io(&side))?;
-    std::fs::rename(&side_partial, &side).map_err(io(&side))?;
+    crate::files::write_private(&side, format!("{sha256}  {name}\n").as_bytes())
+        .map_err(io(&side))?;
     Ok(Snapshot {
         path,
         sha256,

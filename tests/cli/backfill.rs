@@ -295,11 +295,19 @@ both!(
             err.contains("`keel backfill 20250101000002` retries the skipped rows"),
             "{err}"
         );
-        let csv = std::fs::read_to_string(
-            p.path()
-                .join("backfills/20250101000002_add_doubled/failures.csv"),
-        )
-        .unwrap();
+        let csv_path = p
+            .path()
+            .join("backfills/20250101000002_add_doubled/failures.csv");
+        let csv = std::fs::read_to_string(&csv_path).unwrap();
+        // The errors can quote the row's values: owner-only, kept out of git.
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode =
+                |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode(&csv_path), 0o600);
+            assert_eq!(mode(csv_path.parent().unwrap()), 0o700);
+            assert!(p.path().join("backfills/.gitignore").exists());
+        }
         let lines: Vec<&str> = csv.lines().collect();
         assert_eq!(lines.len(), 3, "{csv}");
         assert_eq!(lines[0], "key,error");

@@ -35,6 +35,7 @@ mod live;
 mod lock_probe;
 mod migrate;
 mod new;
+mod permissions;
 mod plan;
 mod record;
 mod rename;

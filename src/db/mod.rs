@@ -8,12 +8,14 @@ mod error;
 mod pg_dump;
 mod postgres;
 mod quote;
+mod run_lock;
 mod sqlite;
 mod tracking;
 
 pub use catalog::CALIBRATION_TABLE;
 pub use error::{DbError, DbErrorKind};
 pub use quote::quote_ident;
+pub use run_lock::LockHolder;
 pub use tracking::{KEEL_TABLES, TrackingRow, TrackingState};
 
 use async_trait::async_trait;
@@ -209,8 +211,12 @@ pub trait Database: Send {
     async fn delete_tracking(&mut self, version: &str) -> Result<(), DbError>;
 
     /// Takes the one-runner-at-a-time lock, waiting for another runner to
-    /// finish. `on_wait` is called once if the lock is busy.
-    async fn lock_runs(&mut self, on_wait: &(dyn Fn() + Sync)) -> Result<(), DbError>;
+    /// finish. `on_wait` is called once if the lock is busy, with who holds
+    /// it when the database can tell.
+    async fn lock_runs(
+        &mut self,
+        on_wait: &(dyn for<'h> Fn(Option<&'h LockHolder>) + Sync),
+    ) -> Result<(), DbError>;
     async fn unlock_runs(&mut self) -> Result<(), DbError>;
 
     /// Names of indexes that a failed `CREATE INDEX CONCURRENTLY` left INVALID.

@@ -41,6 +41,18 @@ impl Postgres {
                 )
             })?
             .map_err(|e| DbError::from_sqlx(e, &display))?;
+        let mut conn = conn;
+        if conn.server_version_num().is_some_and(|v| v >= 140_000) {
+            // A backend notices that its client is gone only when it next
+            // talks to it: after a killed keel, its statement (an index
+            // build that takes hours) would go on unwatched, holding the run
+            // lock. PostgreSQL 14+ can check the socket while a statement
+            // runs and cancel it; the next run drops what a cancelled
+            // concurrent build left INVALID.
+            sqlx::Executor::execute(&mut conn, "SET client_connection_check_interval = 1000")
+                .await
+                .map_err(|e| DbError::from_sqlx(e, &display))?;
+        }
         Ok(Postgres {
             conn,
             url: display,
@@ -299,21 +311,11 @@ impl Database for Postgres {
             .map_err(|e| self.err(e))
     }
 
-    async fn lock_runs(&mut self, on_wait: &(dyn Fn() + Sync)) -> Result<(), DbError> {
-        let got: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
-            .bind(RUN_LOCK_KEY)
-            .fetch_one(&mut self.conn)
-            .await
-            .map_err(|e| self.err(e))?;
-        if !got {
-            on_wait();
-            sqlx::query("SELECT pg_advisory_lock($1)")
-                .bind(RUN_LOCK_KEY)
-                .execute(&mut self.conn)
-                .await
-                .map_err(|e| self.err(e))?;
-        }
-        Ok(())
+    async fn lock_runs(
+        &mut self,
+        on_wait: &(dyn for<'h> Fn(Option<&'h super::LockHolder>) + Sync),
+    ) -> Result<(), DbError> {
+        super::run_lock::lock(&mut self.conn, &self.url, RUN_LOCK_KEY, on_wait).await
     }
 
     async fn unlock_runs(&mut self) -> Result<(), DbError> {

@@ -37,7 +37,8 @@ impl Default for RunSettings {
 /// What the runner reports while it works, for the CLI to print.
 #[derive(Debug)]
 pub enum Event<'a> {
-    WaitingForLock,
+    /// Another run holds the run lock; who, when the database can tell.
+    WaitingForLock(Option<&'a crate::db::LockHolder>),
     /// How many migrations this run will apply or revert.
     Planned(usize),
     Applying(&'a Migration),
@@ -296,7 +297,7 @@ impl Runner<'_> {
     pub async fn lock(&mut self) -> Result<(), RunError> {
         let on_event = self.on_event;
         self.db
-            .lock_runs(&|| on_event(Event::WaitingForLock))
+            .lock_runs(&|holder| on_event(Event::WaitingForLock(holder)))
             .await?;
         Ok(())
     }

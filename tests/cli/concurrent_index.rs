@@ -3,7 +3,10 @@
 //! leftover dropped and rebuilt, and a build that fails twice leaves no
 //! INVALID index behind and says why.
 
+use crate::common::process::wait_until;
+use crate::common::session::Session;
 use crate::common::{Project, block_on, stderr};
+use std::time::Duration;
 
 const UP: &str =
     "CREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS accounts_email_key ON accounts (email);\n";
@@ -124,4 +127,125 @@ fn an_existing_valid_index_makes_the_migration_a_no_op() {
     p.keel().args(["down", "-q"]).assert().success();
     p.keel().args(["up", "-q"]).assert().success();
     assert_eq!(invalid_indexes(&p), 0);
+}
+
+/// How many sessions are running `query_prefix` and waiting for a lock.
+fn waiting(p: &Project, query_prefix: &str) -> bool {
+    p.scalar(&format!(
+        "SELECT count(*) FROM pg_stat_activity WHERE query LIKE '{query_prefix}%' \
+         AND wait_event_type = 'Lock'"
+    ))
+    .as_deref()
+        != Some("0")
+}
+
+/// A second `keel up` while the first builds an index concurrently waits for
+/// the run lock, then applies only what is still pending. Waiting inside one
+/// long statement would hold a snapshot that the build's last phase waits
+/// for, while the build's session holds the lock the waiter wants: a
+/// deadlock that PostgreSQL breaks by killing one of them.
+#[test]
+fn a_second_run_waits_for_a_concurrent_build_instead_of_deadlocking() {
+    let p = Project::postgres();
+    accounts(&p);
+    p.migration(
+        "20250101000003_after",
+        "CREATE TABLE after_index (id bigint);\n",
+        Some("DROP TABLE after_index;\n"),
+        None,
+    );
+    // An open write keeps the build waiting (for writers of the table)
+    // until the second run has started waiting too.
+    let writer = Session::open(&p.url);
+    writer.exec("BEGIN; INSERT INTO accounts VALUES (1000, 'writer@example.com')");
+    let first = p.spawn_keel(&["up"]);
+    wait_until(
+        "the build to wait for the writer",
+        Duration::from_secs(30),
+        || waiting(&p, "CREATE UNIQUE INDEX CONCURRENTLY"),
+    );
+    let mut second = p.spawn_keel(&["up"]);
+    second.wait_for(
+        "waiting for another keel run on this database to finish",
+        Duration::from_secs(30),
+    );
+    // Long enough for a waiter to be inside its wait, whatever its kind.
+    std::thread::sleep(Duration::from_millis(500));
+    writer.exec("COMMIT");
+
+    let first = first.finish();
+    let second = second.finish();
+    assert!(first.status.success(), "first run:\n{}", first.stderr);
+    assert!(second.status.success(), "second run:\n{}", second.stderr);
+    assert!(!first.stderr.contains("deadlock"), "{}", first.stderr);
+    // The waiter says who holds the lock: the build, in the first run's session.
+    for expected in [
+        "held by PostgreSQL backend pid ",
+        "application keel",
+        "CREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS accounts_email_key",
+    ] {
+        assert!(
+            second.stderr.contains(expected),
+            "missing {expected:?} in:\n{}",
+            second.stderr
+        );
+    }
+    assert!(
+        second
+            .stderr
+            .contains("nothing to apply: the database is up to date"),
+        "{}",
+        second.stderr
+    );
+    assert_eq!(
+        p.rows("SELECT version, state FROM keel_migrations ORDER BY version")
+            .into_iter()
+            .map(|r| r[1].clone().unwrap())
+            .collect::<Vec<_>>(),
+        ["applied", "applied", "applied"]
+    );
+    assert_eq!(invalid_indexes(&p), 0);
+    assert!(p.table_exists("after_index"));
+}
+
+/// `keel resolve` after the run building an index was killed: the build's
+/// backend may still hold the run lock; resolve waits for it (or for the
+/// server to stop the orphaned build) instead of deadlocking with it.
+#[test]
+fn resolve_after_a_killed_build_waits_instead_of_deadlocking() {
+    let p = Project::postgres();
+    accounts(&p);
+    let writer = Session::open(&p.url);
+    writer.exec("BEGIN; INSERT INTO accounts VALUES (1000, 'writer@example.com')");
+    let first = p.spawn_keel(&["up"]);
+    wait_until(
+        "the build to wait for the writer",
+        Duration::from_secs(30),
+        || waiting(&p, "CREATE UNIQUE INDEX CONCURRENTLY"),
+    );
+    first.kill();
+    let resolve = p.spawn_keel(&["resolve", "20250101000002", "--reverted"]);
+    std::thread::sleep(Duration::from_millis(500));
+    writer.exec("COMMIT");
+    let resolve = resolve.finish();
+    assert!(resolve.status.success(), "{}", resolve.stderr);
+    assert!(!resolve.stderr.contains("deadlock"), "{}", resolve.stderr);
+    assert!(
+        resolve
+            .stderr
+            .contains("migration 20250101000002 recorded as reverted"),
+        "{}",
+        resolve.stderr
+    );
+    // Whatever the orphaned build left (nothing, an INVALID or a valid
+    // index), the next run ends with one valid index.
+    let up = p.keel().arg("up").output().unwrap();
+    assert!(up.status.success(), "{}", stderr(&up));
+    assert_eq!(invalid_indexes(&p), 0);
+    assert_eq!(
+        p.scalar(
+            "SELECT indisvalid FROM pg_index WHERE indexrelid = 'accounts_email_key'::regclass"
+        ),
+        Some("true".into())
+    );
 }

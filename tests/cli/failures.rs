@@ -251,6 +251,18 @@ both!(
         let (a, b) = (a.wait_with_output().unwrap(), b.wait_with_output().unwrap());
         assert!(a.status.success(), "{}", stderr(&a));
         assert!(b.status.success(), "{}", stderr(&b));
+        // The one that waited says who it waits for.
+        let holder = match p.db {
+            Db::Postgres => "held by PostgreSQL backend pid ",
+            Db::Sqlite => "held by keel process ",
+        };
+        let said = format!("{}{}", stderr(&a), stderr(&b));
+        assert!(
+            said.contains(&format!(
+                "waiting for another keel run on this database to finish: the run lock is {holder}"
+            )),
+            "{said}"
+        );
         assert_eq!(
             p.rows("SELECT migration, count(*) FROM runs GROUP BY migration ORDER BY migration")
                 .len(),

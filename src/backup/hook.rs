@@ -67,6 +67,30 @@ fn destroys(m: &Migration) -> bool {
         .is_empty()
 }
 
+/// For a down that stopped before keel put `m`'s backed-up data back (a
+/// non-transactional down the operator finished by hand): what to do about
+/// that data, in words. `None` when `m` destroys nothing or its down.sql
+/// rebuilds the data itself (`restore_on_down = false`).
+pub fn unrestored_note(dir: &std::path::Path, m: &Migration) -> Option<String> {
+    if !m.meta.restore_on_down || !destroys(m) {
+        return None;
+    }
+    let why = format!(
+        "the data {} destroyed was not put back: keel restores its backup after down.sql, which stopped part-way",
+        m.id()
+    );
+    Some(match newest(dir, &m.id()) {
+        Some(archive) => format!(
+            "{why}; put it back with `keel restore {}`",
+            archive.display()
+        ),
+        None => format!(
+            "{why}, and {} holds no archive of it: down.sql brought back the structure, not the data",
+            dir.join(m.id()).display()
+        ),
+    })
+}
+
 /// Describes an archive in one line: `path (users.bio: 1000 rows)`.
 pub fn summary(path: &std::path::Path, tables: &[(String, Vec<String>, u64)]) -> String {
     let parts: Vec<String> = tables
@@ -183,12 +207,22 @@ impl Hook for BackupHook<'_> {
                 }
             }
         };
-        let outcome = format!(
-            "the down was rolled back: {} is still applied\n  fix: check the archive with `keel backup verify {}`; to revert without its data, move it out of {}",
-            m.id(),
-            path.display(),
-            self.dir.join(m.id()).display()
-        );
+        let outcome = if in_transaction {
+            format!(
+                "the down was rolled back: {} is still applied\n  fix: check the archive with `keel backup verify {}`; to revert without its data, move it out of {}",
+                m.id(),
+                path.display(),
+                self.dir.join(m.id()).display()
+            )
+        } else {
+            // Statement by statement, down.sql has taken effect for good.
+            format!(
+                "down.sql took effect (transaction = false) but its data is not back: {} is marked failed\n  fix: check the archive with `keel backup verify {p}`, put the data back with `keel restore {p}`, then run `keel resolve {} --reverted`",
+                m.id(),
+                m.version,
+                p = path.display(),
+            )
+        };
         let restored = if in_transaction {
             restore_within(db, &path).await
         } else {

@@ -15,7 +15,7 @@ mod read;
 mod restore;
 mod write;
 
-pub use hook::{BackupHook, Restore as RestoreFrom, back_up};
+pub use hook::{BackupHook, Restore as RestoreFrom, back_up, unrestored_note};
 pub use plan::plan_for;
 pub use read::{Verified, verify};
 pub use restore::{Restored, restore, restore_within};

@@ -224,13 +224,14 @@ impl Ctx {
             },
             Event::Applied(m, took) => format!("applied  {} ({})", m.id(), output::millis(took)),
             Event::Reverted(m, took) => format!("reverted {} ({})", m.id(), output::millis(took)),
-            Event::LockTimeoutRetry {
+            Event::Retry {
                 migration,
+                reason,
                 attempt,
                 retries,
                 wait,
             } => format!(
-                "lock timeout in {}: retry {attempt} of {retries} in {}",
+                "{reason} in {}: retry {attempt} of {retries} in {}",
                 migration.id(),
                 output::millis(wait)
             ),

@@ -4,6 +4,7 @@
 //! outside `db/` talks to it and never asks which database is behind it.
 
 mod catalog;
+mod durable;
 mod error;
 mod pg_dump;
 mod postgres;
@@ -195,6 +196,13 @@ pub trait Database: Send {
         begin_and_run_one_by_one(self, timeouts, durable, statements).await
     }
     async fn commit(&mut self) -> Result<(), DbError>;
+    /// Waits until every commit this session made is on disk, including
+    /// those made with `durable = false`; `false` when that did not happen
+    /// within `timeout`. SQLite's commits are on disk when they return.
+    async fn wait_durable(&mut self, timeout: Duration) -> Result<bool, DbError> {
+        let _ = timeout;
+        Ok(true)
+    }
     async fn rollback(&mut self) -> Result<(), DbError>;
     async fn savepoint(&mut self, name: &str) -> Result<(), DbError>;
     async fn rollback_to_savepoint(&mut self, name: &str) -> Result<(), DbError>;

@@ -79,7 +79,7 @@ impl Sqlite {
         let conn = options
             .connect()
             .await
-            .map_err(|e| DbError::from_sqlx(e, &display))?;
+            .map_err(|e| DbError::from_sqlx_connect(e, &display))?;
         Ok(Sqlite {
             conn,
             url: display,

@@ -45,8 +45,16 @@ both!(
             "{err}"
         );
         assert!(err.contains("no_such_table"), "{err}");
+        // Reported once its commit was known to be on disk, before the error.
         assert!(
-            err.contains("nothing of it was kept; earlier migrations of this run stay applied"),
+            err.find("applied  20250101000001_first")
+                .is_some_and(|i| i < err.find("error: ").unwrap()),
+            "{err}"
+        );
+        assert!(
+            err.contains(
+                "nothing of it was kept; the migrations this run applied before it stay applied"
+            ),
             "{err}"
         );
         assert!(p.table_exists("first"));

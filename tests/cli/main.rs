@@ -43,5 +43,6 @@ mod resolve;
 mod runbook;
 mod sample;
 mod seed;
+mod server_crash;
 mod snapshot;
 mod validate;

@@ -68,7 +68,7 @@ impl fmt::Display for LockHolder {
         if self.backend {
             write!(
                 f,
-                "\nif the keel run that took it was killed, this backend goes on with its statement and lets the lock go when that ends; to end it now: SELECT pg_terminate_backend({})",
+                "\nif the keel run that took it was killed, this backend lets the lock go when its statement ends (keel asks PostgreSQL 14+ to cancel it within a second); to end it now: SELECT pg_terminate_backend({})",
                 self.pid
             )?;
         }

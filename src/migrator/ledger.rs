@@ -109,3 +109,64 @@ impl<'m> Ledger<'m> {
         RunError::ConnectionLost(lost)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::db::{DbError, DbErrorKind};
+
+    fn migration(n: u32) -> Migration {
+        Migration {
+            version: format!("202601010000{n:02}").parse().unwrap(),
+            name: format!("m{n}"),
+            dir: format!("migrations/202601010000{n:02}_m{n}").into(),
+            up: String::new(),
+            down: None,
+            meta: Default::default(),
+            checksum: "0".repeat(64),
+        }
+    }
+
+    #[test]
+    fn a_durable_commit_confirms_everything_before_it() {
+        let ms: Vec<Migration> = (1..=4).map(migration).collect();
+        let mut ledger = Ledger::new(false);
+        let ms_ = Duration::from_millis(1);
+        assert!(ledger.committed(&ms[0], ms_, false).is_empty());
+        assert!(ledger.committed(&ms[1], ms_, false).is_empty());
+        let confirmed: Vec<String> = ledger
+            .committed(&ms[2], ms_, true)
+            .iter()
+            .map(|(m, _)| m.name.clone())
+            .collect();
+        assert_eq!(confirmed, ["m1", "m2", "m3"]);
+        assert!(ledger.committed(&ms[3], ms_, false).is_empty());
+
+        let lost = ledger.explain(RunError::Db(DbError::new(
+            DbErrorKind::Connection,
+            "the connection broke",
+        )));
+        let RunError::ConnectionLost(c) = &lost else {
+            panic!("{lost:?}");
+        };
+        assert_eq!(c.durable.len(), 3);
+        assert_eq!(c.unconfirmed, ["20260101000004_m4"]);
+        let text = lost.to_string();
+        assert!(
+            text.contains("applied by this run and on disk: 20260101000001_m1, 20260101000002_m2, 20260101000003_m3"),
+            "{text}"
+        );
+        assert!(
+            text.contains("without a confirmed flush to disk (after a server crash they are pending again): 20260101000004_m4"),
+            "{text}"
+        );
+        assert!(!text.contains("correct the SQL"), "{text}");
+    }
+
+    #[test]
+    fn other_errors_pass_unchanged() {
+        let ledger = Ledger::new(true);
+        let e = ledger.explain(RunError::Db(DbError::new(DbErrorKind::Statement, "syntax")));
+        assert!(matches!(e, RunError::Db(_)));
+    }
+}

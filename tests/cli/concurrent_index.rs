@@ -249,3 +249,64 @@ fn resolve_after_a_killed_build_waits_instead_of_deadlocking() {
         Some("true".into())
     );
 }
+
+/// A killed keel's index build does not run on unwatched, holding the run
+/// lock: PostgreSQL 14+ checks keel's socket while the statement runs and
+/// cancels it; the next run drops the INVALID index it left and builds it.
+#[test]
+fn a_killed_runs_build_stops_with_it() {
+    let p = Project::postgres();
+    let version: u32 = p
+        .scalar("SHOW server_version_num")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    if version < 140_000 {
+        eprintln!("skipped: client_connection_check_interval needs PostgreSQL 14");
+        return;
+    }
+    accounts(&p);
+    // Long enough that the build would not give up on its own.
+    std::fs::write(
+        p.path()
+            .join("migrations/20250101000002_unique_email/migration.toml"),
+        "transaction = false\nlock_timeout = \"120s\"\n",
+    )
+    .unwrap();
+    let writer = Session::open(&p.url);
+    writer.exec("BEGIN; INSERT INTO accounts VALUES (1000, 'writer@example.com')");
+    let first = p.spawn_keel(&["up"]);
+    wait_until(
+        "the build to wait for the writer",
+        Duration::from_secs(30),
+        || waiting(&p, "CREATE UNIQUE INDEX CONCURRENTLY"),
+    );
+    first.kill();
+    // The writer is still open, so the build cannot have finished: it was
+    // cancelled.
+    wait_until(
+        "the killed run's build to stop",
+        Duration::from_secs(10),
+        || !waiting(&p, "CREATE UNIQUE INDEX CONCURRENTLY"),
+    );
+    let resolve = p
+        .keel()
+        .args(["resolve", "20250101000002", "--reverted"])
+        .output()
+        .unwrap();
+    assert!(resolve.status.success(), "{}", stderr(&resolve));
+    assert!(
+        !stderr(&resolve).contains("waiting for another keel run"),
+        "the run lock went with the build: {}",
+        stderr(&resolve)
+    );
+    assert_eq!(invalid_indexes(&p), 1, "the cancelled build's leftover");
+    writer.exec("COMMIT");
+    let up = p.keel().arg("up").output().unwrap();
+    assert!(up.status.success(), "{}", stderr(&up));
+    assert!(
+        stderr(&up).contains("dropped INVALID index accounts_email_key"),
+        "{}",
+        stderr(&up)
+    );
+    assert_eq!(invalid_indexes(&p), 0);
+}

@@ -455,3 +455,85 @@ both!(
         p.keel().args(["up", "-q"]).assert().success();
     }
 );
+
+/// Runs `keel up` on a migration that updates `a` then `b` while another
+/// session, holding `b`'s row, goes for `a`'s: a deadlock that PostgreSQL
+/// breaks by rolling keel's transaction back.
+fn deadlocked_up(p: &Project) -> crate::common::process::Finished {
+    let other = Session::open(&p.url);
+    other.exec("BEGIN; UPDATE b SET v = v + 1 WHERE id = 1");
+    let run = p.spawn_keel(&["up"]);
+    wait_until("keel waiting for b's row", Duration::from_secs(30), || {
+        p.scalar(
+            "SELECT count(*) FROM pg_stat_activity WHERE query LIKE '%UPDATE b SET v = 10%' AND wait_event_type = 'Lock'",
+        )
+        .as_deref()
+            == Some("1")
+    });
+    // keel has waited longest, so its deadlock check (after
+    // deadlock_timeout, 1 s) finds the cycle and ends its transaction;
+    // this update then goes through.
+    other.exec("UPDATE a SET v = v + 1 WHERE id = 1");
+    other.exec("COMMIT");
+    run.finish()
+}
+
+#[test]
+fn a_deadlock_is_retried_and_when_it_persists_is_not_blamed_on_the_sql() {
+    let p = Project::postgres();
+    p.migration(
+        "20250101000001_base",
+        "CREATE TABLE a (id bigint PRIMARY KEY, v int);\nCREATE TABLE b (id bigint PRIMARY KEY, v int);\nINSERT INTO a VALUES (1, 0);\nINSERT INTO b VALUES (1, 0);\n",
+        Some("DROP TABLE a;\nDROP TABLE b;\n"),
+        None,
+    );
+    p.keel().args(["up", "-q"]).assert().success();
+    let dir = p.migration(
+        "20250101000002_touch_both",
+        "UPDATE a SET v = 10 WHERE id = 1;\nUPDATE b SET v = 10 WHERE id = 1;\n",
+        Some("SELECT 1;\n"),
+        Some("lock_timeout = \"30s\"\nretries = 0\n"),
+    );
+
+    // No retries left: the error says what happened and what to do about
+    // the other sessions, not to correct the SQL.
+    let out = deadlocked_up(&p);
+    assert_eq!(out.status.code(), Some(1), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("deadlock detected (40P01)"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr
+            .contains("fix: its SQL is not at fault: on every try a concurrent transaction won"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr.contains("then run `keel up` again"),
+        "{}",
+        out.stderr
+    );
+    assert!(!out.stderr.contains("correct the SQL"), "{}", out.stderr);
+    assert_eq!(p.scalar("SELECT v::text FROM a"), Some("1".into()));
+    assert_eq!(tracking_state(&p, V2), None);
+
+    // With a retry it goes through once the other session is done.
+    std::fs::write(
+        dir.join("migration.toml"),
+        "lock_timeout = \"30s\"\nretries = 1\n",
+    )
+    .unwrap();
+    let out = deadlocked_up(&p);
+    assert!(out.status.success(), "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("deadlock in 20250101000002_touch_both: retry 1 of 1 in 500 ms"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(p.scalar("SELECT v::text FROM a"), Some("10".into()));
+    assert_eq!(p.scalar("SELECT v::text FROM b"), Some("10".into()));
+    assert_eq!(tracking_state(&p, V2).as_deref(), Some("applied"));
+}

@@ -253,7 +253,6 @@ impl Database for Sqlite {
         let file = File::options()
             .create(true)
             .truncate(false)
-            .read(true)
             .write(true)
             .open(&lock_path)
             .map_err(lock_error)?;

@@ -47,7 +47,13 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<()> {
         let note = files
             .iter()
             .find(|m| m.version == args.version)
-            .and_then(|m| crate::backup::unrestored_note(std::path::Path::new("backups"), m));
+            .and_then(|m| {
+                crate::backup::unrestored_note(
+                    std::path::Path::new("."),
+                    m,
+                    resolved.backup.as_ref(),
+                )
+            });
         if let Some(note) = note {
             ctx.out.progress(&format!("note: {note}"));
         }

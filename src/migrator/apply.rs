@@ -4,7 +4,7 @@ use super::ledger::{FLUSH_WAIT, Ledger};
 use super::status::{Entry, State, reconcile};
 use crate::analysis::{Statement, split};
 use crate::db::{
-    Database, DbError, DbErrorKind, StatementError, Timeouts, TrackingRow, TrackingState,
+    BackupRef, Database, DbError, DbErrorKind, StatementError, Timeouts, TrackingRow, TrackingState,
 };
 use crate::migration::{Migration, Reversibility, Version};
 use std::path::{Path, PathBuf};
@@ -139,6 +139,9 @@ impl Runner<'_> {
             self.backfill(m).await?;
         }
         (self.on_event)(Event::Planned(pending.len()));
+        if !pending.is_empty() {
+            hook.prepare(self.db, &pending).await?;
+        }
         let mut ledger = Ledger::new(false);
         for (i, m) in pending.iter().enumerate() {
             // A backfill's batches commit durably, and the migration is
@@ -416,25 +419,53 @@ impl Runner<'_> {
         durable: bool,
         hook: &mut dyn Hook,
     ) -> Result<Committed, RunError> {
-        if dir == Direction::Up {
-            hook.before_up(self.db, m).await?;
-        }
+        // Up: the archive of what it destroys, recorded in its tracking row.
+        // Down: the archive its tracking row recorded, the only one to restore.
+        let backup = match dir {
+            Direction::Up => hook.before_up(self.db, m).await?,
+            Direction::Down => {
+                let v = m.version.to_string();
+                self.db
+                    .tracking_rows()
+                    .await?
+                    .into_iter()
+                    .find(|r| r.version == v)
+                    .and_then(|r| r.backup)
+            }
+        };
         (self.on_event)(match dir {
             Direction::Up => Event::Applying(m),
             Direction::Down => Event::Reverting(m),
         });
         let started = Instant::now();
-        if m.meta.transaction {
-            self.run_in_transaction(m, dir, durable, started, hook)
-                .await?;
+        let ran = if m.meta.transaction {
+            self.run_in_transaction(m, dir, durable, started, backup.as_ref(), hook)
+                .await
         } else {
-            self.run_statement_by_statement(m, dir, started, hook)
-                .await?;
+            self.run_statement_by_statement(m, dir, started, backup.as_ref(), hook)
+                .await
+        };
+        // A `SET search_path` or `SET ROLE` of this migration must not
+        // follow the next one (nor keel's own statements). The run's own
+        // error, if any, is the one to report.
+        let reset = self.db.reset_session().await;
+        ran?;
+        // Statement by statement, each commit is a durable one.
+        let durable = durable || !m.meta.transaction;
+        if let Err(e) = reset {
+            if !e.is_connection() {
+                return Err(e.into());
+            }
+            let what = if durable {
+                "it committed, and its commit is on disk"
+            } else {
+                "it committed, without a confirmed flush to disk (after a server crash it is pending again)"
+            };
+            return Err(lost(m, dir, &source(m, dir).0, None, e, what));
         }
         Ok(Committed {
             took: started.elapsed(),
-            // Statement by statement, each commit is a durable one.
-            durable: durable || !m.meta.transaction,
+            durable,
         })
     }
 
@@ -449,6 +480,7 @@ impl Runner<'_> {
             execution_ms: started.elapsed().as_millis() as i64,
             statements_done: 0,
             error: None,
+            backup: None,
         }
     }
 
@@ -461,6 +493,7 @@ impl Runner<'_> {
         dir: Direction,
         durable: bool,
         started: Instant,
+        backup: Option<&BackupRef>,
         hook: &mut dyn Hook,
     ) -> Result<(), RunError> {
         let (file, sql) = source(m, dir);
@@ -490,14 +523,15 @@ impl Runner<'_> {
                 ran.map_err(|(i, e)| Stop::Sql(i, e))?;
                 match dir {
                     Direction::Up => {
-                        let row = self.tracking_row(m, initial_state(m), started);
+                        let mut row = self.tracking_row(m, initial_state(m), started);
+                        row.backup = backup.cloned();
                         self.db
                             .write_tracking(&row)
                             .await
                             .map_err(|e| Stop::Sql(None, e))?;
                     }
                     Direction::Down => {
-                        hook.after_down(self.db, m, true)
+                        hook.after_down(self.db, m, backup, true)
                             .await
                             .map_err(Stop::Hook)?;
                         forget_backfill(self.db, m)
@@ -570,6 +604,7 @@ impl Runner<'_> {
         m: &Migration,
         dir: Direction,
         started: Instant,
+        backup: Option<&BackupRef>,
         hook: &mut dyn Hook,
     ) -> Result<(), RunError> {
         let (file, sql) = source(m, dir);
@@ -625,7 +660,10 @@ impl Runner<'_> {
                 state: failed,
                 ..a.clone()
             },
-            None => self.tracking_row(m, failed, started),
+            None => TrackingRow {
+                backup: backup.cloned(),
+                ..self.tracking_row(m, failed, started)
+            },
         };
         row.error = Some(stopped_note(dir, &name, 0, n));
         self.db.write_tracking(&row).await.map_err(|e| {
@@ -780,7 +818,7 @@ impl Runner<'_> {
                     .map_err(|e| part_way(e, n, None))?;
             }
             Direction::Down => {
-                if let Err(e) = hook.after_down(self.db, m, false).await {
+                if let Err(e) = hook.after_down(self.db, m, backup, false).await {
                     // down.sql took effect and cannot be rolled back: the
                     // failed mark stays, saying what is missing.
                     row.statements_done = n as i64;
@@ -818,7 +856,7 @@ impl Runner<'_> {
     /// Drops the index `name` if it exists and is INVALID.
     async fn drop_if_invalid(&mut self, name: &str) -> Result<(), DbError> {
         if self.db.index_valid(name).await? == Some(false) {
-            self.db.drop_index(&crate::db::quote_ident(name)).await?;
+            self.db.drop_index(&crate::db::quote_relation(name)).await?;
             (self.on_event)(Event::DroppedInvalidIndex(name.to_string()));
         }
         Ok(())
@@ -886,6 +924,7 @@ impl Runner<'_> {
         }
         Ok(Resolved {
             reverting,
+            backup: row.backup,
             state: if applied {
                 row.state.as_str()
             } else {
@@ -896,10 +935,12 @@ impl Runner<'_> {
 }
 
 /// What `keel resolve` recorded.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Resolved {
     /// The migration had stopped part-way through down.sql (not up.sql).
     pub reverting: bool,
+    /// The archive its up took, as its tracking row recorded it.
+    pub backup: Option<BackupRef>,
     /// Its state now: `applied`, `backfilling` or `pending`.
     pub state: &'static str,
 }
@@ -1180,7 +1221,7 @@ fn refuse_irreversible(m: &Migration) -> Result<(), RunError> {
 }
 
 /// Applied migrations to revert, newest first.
-pub(super) fn down_targets<'m>(
+pub fn down_targets<'m>(
     entries: &[Entry<'m>],
     steps: Option<usize>,
     to: Option<Version>,

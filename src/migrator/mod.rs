@@ -10,7 +10,7 @@ mod ledger;
 mod status;
 mod validate;
 
-pub use apply::{Event, Resolved, RunSettings, Runner, refuse_blocked};
+pub use apply::{Event, Resolved, RunSettings, Runner, down_targets, refuse_blocked};
 pub use error::{ConnectionLost, RunError};
 pub use hook::{Hook, NoHook};
 pub use status::{Entry, State, reconcile};

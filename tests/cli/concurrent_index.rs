@@ -132,7 +132,7 @@ fn an_existing_valid_index_makes_the_migration_a_no_op() {
 /// How many sessions are running `query_prefix` and waiting for a lock.
 fn waiting(p: &Project, query_prefix: &str) -> bool {
     p.scalar(&format!(
-        "SELECT count(*) FROM pg_stat_activity WHERE query LIKE '{query_prefix}%' \
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND query LIKE '{query_prefix}%' \
          AND wait_event_type = 'Lock'"
     ))
     .as_deref()
@@ -280,7 +280,7 @@ fn a_killed_runs_build_stops_with_it() {
         Duration::from_secs(30),
         || waiting(&p, "CREATE UNIQUE INDEX CONCURRENTLY"),
     );
-    first.kill();
+    let killed = first.kill();
     // The writer is still open, so the build cannot have finished: it was
     // cancelled.
     wait_until(
@@ -293,7 +293,13 @@ fn a_killed_runs_build_stops_with_it() {
         .args(["resolve", "20250101000002", "--reverted"])
         .output()
         .unwrap();
-    assert!(resolve.status.success(), "{}", stderr(&resolve));
+    assert!(
+        resolve.status.success(),
+        "{}\nKILLED: {}\nROWS: {:?}",
+        stderr(&resolve),
+        killed.stderr,
+        p.rows("SELECT version, state, error FROM keel_migrations")
+    );
     assert!(
         !stderr(&resolve).contains("waiting for another keel run"),
         "the run lock went with the build: {}",

@@ -366,7 +366,7 @@ fn a_terminated_session_is_a_connection_error_not_an_sql_error() {
     let run = p.spawn_keel(&["up"]);
     let keel_backend = || {
         p.scalar(
-            "SELECT pid::text FROM pg_stat_activity WHERE query LIKE '%ALTER TABLE first ADD COLUMN note%' AND wait_event_type = 'Lock'",
+            "SELECT pid::text FROM pg_stat_activity WHERE datname = current_database() AND query LIKE '%ALTER TABLE first ADD COLUMN note%' AND wait_event_type = 'Lock'",
         )
     };
     wait_until("keel waiting for the lock", Duration::from_secs(30), || {

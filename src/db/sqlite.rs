@@ -246,14 +246,15 @@ impl Database for Sqlite {
     }
 
     async fn tables(&mut self) -> Result<Vec<String>, DbError> {
-        sqlx::query_scalar(
+        let sql = format!(
             "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' \
-             AND name NOT IN (?, ?, ?) ORDER BY name",
-        )
-        .bind(KEEL_TABLES[0])
-        .bind(KEEL_TABLES[1])
-        .bind(KEEL_TABLES[2])
-        .fetch_all(&mut self.conn)
+             AND name NOT IN ({}) ORDER BY name",
+            vec!["?"; KEEL_TABLES.len()].join(", ")
+        );
+        KEEL_TABLES
+            .iter()
+            .fold(sqlx::query_scalar(&sql), |q, t| q.bind(*t))
+            .fetch_all(&mut self.conn)
         .await
         .map_err(|e| self.err(e))
     }
@@ -704,6 +705,41 @@ impl Database for Sqlite {
             .await
             .map(|_| ())
             .map_err(|e| self.err(e))
+    }
+
+    async fn read_snapshot(&mut self, path: &Path) -> Result<super::SnapshotFacts, DbError> {
+        // Read-only and immutable: checking a snapshot never writes to it
+        // (no journal, no WAL files beside it).
+        let shown = path.display().to_string();
+        let unreadable = |e: sqlx::Error| {
+            DbError::new(
+                DbErrorKind::Statement,
+                format!("{shown} is not a readable SQLite database: {e}"),
+            )
+        };
+        let mut conn = SqliteConnectOptions::new()
+            .filename(path)
+            .read_only(true)
+            .immutable(true)
+            .disable_statement_logging()
+            .connect()
+            .await
+            .map_err(unreadable)?;
+        let verdict: Vec<String> = sqlx::query_scalar("PRAGMA quick_check")
+            .fetch_all(&mut conn)
+            .await
+            .map_err(unreadable)?;
+        let _ = conn.close().await;
+        if verdict.first().map(String::as_str) != Some("ok") {
+            return Err(DbError::new(
+                DbErrorKind::Statement,
+                format!(
+                    "{shown} fails SQLite's quick_check: {}",
+                    verdict.join("; ")
+                ),
+            ));
+        }
+        Ok(super::SnapshotFacts::default())
     }
 
     async fn execute_bound(&mut self, sql: &str, params: &[Value]) -> Result<u64, DbError> {

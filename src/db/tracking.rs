@@ -5,7 +5,12 @@ pub const TABLE: &str = "keel_migrations";
 
 /// Every table keel keeps for itself: left out of `tables()` and so of
 /// `inspect`, `seed` and schema listings.
-pub const KEEL_TABLES: [&str; 3] = [TABLE, "keel_backfills", "keel_backfill_failures"];
+pub const KEEL_TABLES: [&str; 4] = [
+    TABLE,
+    "keel_backfills",
+    "keel_backfill_failures",
+    "keel_records",
+];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "lowercase")]

@@ -54,6 +54,45 @@ pub enum SnapshotError {
     },
     #[error("taking a snapshot of {url}: {source}")]
     Db { url: String, source: Box<DbError> },
+    #[error(
+        "{path} is a snapshot of environment `{other}`, not of `{env}`\n  fix: take one of `{env}` with `keel snapshot take --env {env}`"
+    )]
+    OtherEnvironment {
+        path: PathBuf,
+        env: String,
+        other: String,
+    },
+    #[error(
+        "{path} is not named like a snapshot (<env>-<stamp>.dump), so keel cannot tell which environment it is of or when it was taken\n  fix: take one with `keel snapshot take --env {env}`"
+    )]
+    Unnamed { path: PathBuf, env: String },
+    #[error(
+        "{path} matches its SHA-256 but is not a readable dump: {detail}\n  fix: take a new snapshot with `keel snapshot take --env {env}`; do not rely on this file"
+    )]
+    Unreadable {
+        path: PathBuf,
+        env: String,
+        detail: String,
+    },
+    #[error(
+        "{path} is a dump of database `{dumped}`, but `{env}` is database `{this}`: a snapshot of another database cannot restore this one\n  fix: take one of this database with `keel snapshot take --env {env}`"
+    )]
+    OtherDatabase {
+        path: PathBuf,
+        env: String,
+        dumped: String,
+        this: String,
+    },
+    #[error(
+        "{path} was taken {age} ago ({taken}), longer ago than `{env}`'s snapshot_max_age of {max}: restoring it would lose everything written since\n  fix: take a fresh one with `keel snapshot take --env {env}` (or raise snapshot_max_age for [environments.{env}] in keel.toml)"
+    )]
+    TooOld {
+        path: PathBuf,
+        env: String,
+        taken: String,
+        age: String,
+        max: String,
+    },
 }
 
 impl SnapshotError {
@@ -175,6 +214,77 @@ pub fn verify(path: &Path) -> Result<Snapshot, SnapshotError> {
         sha256: actual,
         bytes: meta.len(),
     })
+}
+
+/// A snapshot `execute` may rely on, and what keel found out about it.
+#[derive(Debug, Clone)]
+pub struct Checked {
+    pub snapshot: Snapshot,
+    /// `a readable pg_dump archive of database shop, taken 3 min ago`.
+    pub detail: String,
+}
+
+/// Everything `execute` requires of a snapshot before relying on it: it
+/// matches its sidecar ([`verify`]); it is named as a snapshot of `env`; the
+/// database's own tools read it back completely; it is a dump of this
+/// database (the archive's database name); and it is no older than
+/// `max_age` (the archive's own creation time, else the stamp in its name).
+pub async fn check(
+    db: &mut dyn Database,
+    path: &Path,
+    env: &str,
+    max_age: Duration,
+) -> Result<Checked, SnapshotError> {
+    let snapshot = verify(path)?;
+    let name = path.file_name().unwrap_or_default().to_string_lossy();
+    let Some((named_env, named_at)) = parse_name(&name) else {
+        return Err(SnapshotError::Unnamed {
+            path: path.to_path_buf(),
+            env: env.to_string(),
+        });
+    };
+    if named_env != env {
+        return Err(SnapshotError::OtherEnvironment {
+            path: path.to_path_buf(),
+            env: env.to_string(),
+            other: named_env,
+        });
+    }
+    let facts = db
+        .read_snapshot(path)
+        .await
+        .map_err(|e| SnapshotError::Unreadable {
+            path: path.to_path_buf(),
+            env: env.to_string(),
+            detail: e.message.clone(),
+        })?;
+    if let (Some(dumped), Some(this)) = (&facts.database, &facts.this_database)
+        && dumped != this
+    {
+        return Err(SnapshotError::OtherDatabase {
+            path: path.to_path_buf(),
+            env: env.to_string(),
+            dumped: dumped.clone(),
+            this: this.clone(),
+        });
+    }
+    let taken = facts.created_at.unwrap_or(named_at);
+    let age = (Utc::now() - taken).to_std().unwrap_or_default();
+    let round = |d: Duration| humantime::format_duration(Duration::from_secs(d.as_secs())).to_string();
+    if age > max_age {
+        return Err(SnapshotError::TooOld {
+            path: path.to_path_buf(),
+            env: env.to_string(),
+            taken: taken.format("%Y-%m-%d %H:%M:%S UTC").to_string(),
+            age: round(age),
+            max: round(max_age),
+        });
+    }
+    let detail = match &facts.database {
+        Some(d) => format!("a readable pg_dump archive of database {d}, taken {} ago", round(age)),
+        None => format!("a readable database that passes its integrity check, taken {} ago", round(age)),
+    };
+    Ok(Checked { snapshot, detail })
 }
 
 /// The hash from a `sha256sum` line for `name` (`HASH  NAME` or `HASH *NAME`).

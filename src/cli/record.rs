@@ -139,7 +139,8 @@ async fn verify_all(ctx: &Ctx, allowed: &AllowedSigners) -> Result<()> {
     let reports = result?;
     let failed: usize = reports.iter().map(|r| r.problems.len()).sum();
     if ctx.out.json {
-        ctx.out.json(&serde_json::json!({ "ok": failed == 0, "environments": reports }));
+        ctx.out
+            .json(&serde_json::json!({ "ok": failed == 0, "environments": reports }));
     } else {
         let mut text = String::new();
         for r in &reports {

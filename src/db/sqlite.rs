@@ -255,8 +255,8 @@ impl Database for Sqlite {
             .iter()
             .fold(sqlx::query_scalar(&sql), |q, t| q.bind(*t))
             .fetch_all(&mut self.conn)
-        .await
-        .map_err(|e| self.err(e))
+            .await
+            .map_err(|e| self.err(e))
     }
 
     async fn columns(&mut self, table: &str) -> Result<Vec<ColumnInfo>, DbError> {
@@ -733,10 +733,7 @@ impl Database for Sqlite {
         if verdict.first().map(String::as_str) != Some("ok") {
             return Err(DbError::new(
                 DbErrorKind::Statement,
-                format!(
-                    "{shown} fails SQLite's quick_check: {}",
-                    verdict.join("; ")
-                ),
+                format!("{shown} fails SQLite's quick_check: {}", verdict.join("; ")),
             ));
         }
         Ok(super::SnapshotFacts::default())

@@ -106,8 +106,9 @@ pub fn runbook(
         )));
     }
     let reviewed = crate::runbook::binding::reviewed(&text);
-    let rendered = crate::runbook::render(project, &crate::runbook::Runbook::build(m, files, config))
-        .map_err(|e| ExecuteError::Refused(format!("{e}\n  nothing was changed")))?;
+    let rendered =
+        crate::runbook::render(project, &crate::runbook::Runbook::build(m, files, config))
+            .map_err(|e| ExecuteError::Refused(format!("{e}\n  nothing was changed")))?;
     let expected = crate::runbook::binding::reviewed(&rendered);
     let differs = || match crate::runbook::binding::first_difference(&reviewed, &expected) {
         Some((line, has, want)) => {

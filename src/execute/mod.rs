@@ -739,7 +739,15 @@ async fn locked(
         format!("{} applied and recorded in the tracking table", m.id()),
     );
     let archive = created.as_ref().map(|c| c.path.clone());
-    after_commit(runner, run, log, archive, &before, m.meta.backfill.is_some()).await
+    after_commit(
+        runner,
+        run,
+        log,
+        archive,
+        &before,
+        m.meta.backfill.is_some(),
+    )
+    .await
 }
 
 /// What follows the migration's commit: its backfill (when `backfill`),

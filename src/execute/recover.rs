@@ -10,9 +10,9 @@ use super::{
     ExecuteError, Finished, Log, Plan, Run, Ui, after_commit, at, finish, now, stopped, timeouts,
     write_final,
 };
+use crate::db::Database;
 use crate::migrator::{Runner, State, reconcile};
 use crate::record::{self, Outcome, Record, Signer, StepOutcome};
-use crate::db::Database;
 use std::path::{Path, PathBuf};
 
 /// `Some`: the interrupted run was this migration's and is now finished

@@ -18,11 +18,14 @@ pub fn note(line: &str) {
     let _ = writeln!(std::io::stderr(), "{line}");
 }
 
+/// The first signal's name and when it came.
+type First = Option<(&'static str, chrono::DateTime<chrono::Utc>)>;
+
 /// Listens for Ctrl-C, SIGTERM and SIGHUP while it lives.
 pub struct Signals {
     task: tokio::task::JoinHandle<()>,
     count: watch::Receiver<u32>,
-    first: Arc<Mutex<Option<(&'static str, chrono::DateTime<chrono::Utc>)>>>,
+    first: Arc<Mutex<First>>,
 }
 
 impl Signals {
@@ -77,7 +80,7 @@ impl Signals {
     }
 
     /// The first signal and when it came, for the record.
-    pub fn received(&self) -> Option<(&'static str, chrono::DateTime<chrono::Utc>)> {
+    pub fn received(&self) -> First {
         self.first.lock().ok().and_then(|f| *f)
     }
 

@@ -168,7 +168,9 @@ pub fn check(records_dir: &Path, env: &str, rows: &[Row]) -> Result<Head, Record
                     shown(&r.path),
                     r.sha256
                 ));
-                fixes.push("restore the record keel wrote from version control (git checkout -- records/)");
+                fixes.push(
+                    "restore the record keel wrote from version control (git checkout -- records/)",
+                );
             }
             None if sha_of(&partial)?.as_deref() == Some(r.sha256.as_str()) => {}
             None => {
@@ -272,7 +274,11 @@ fn take_over(records_dir: &Path, env: &str, rows: &[Row]) -> Result<Vec<String>,
     let prefix = format!("{env}-");
     if let Ok(folders) = std::fs::read_dir(records_dir) {
         for folder in folders.flatten().filter(|f| f.path().is_dir()) {
-            for file in std::fs::read_dir(folder.path()).into_iter().flatten().flatten() {
+            for file in std::fs::read_dir(folder.path())
+                .into_iter()
+                .flatten()
+                .flatten()
+            {
                 let name = file.file_name().to_string_lossy().into_owned();
                 let orphan = if crate::stamp::parse(&name, &prefix, ".json.sig").is_some() {
                     let json = file.path().with_file_name(name.trim_end_matches(".sig"));
@@ -313,7 +319,10 @@ async fn adopt(db: &mut dyn Database, records_dir: &Path, env: &str) -> Result<u
         let expected_link = i
             .checked_sub(1)
             .map(|j| (chain[j].0.rel.clone(), chain[j].2.clone()));
-        let link = rec.previous.as_ref().map(|l| (l.path.clone(), l.sha256.clone()));
+        let link = rec
+            .previous
+            .as_ref()
+            .map(|l| (l.path.clone(), l.sha256.clone()));
         if rec.sequence != i as u64 + 1 || link != expected_link {
             return Err(RecordError::Chain(format!(
                 "{} (#{} of `{env}`) does not continue the chain of the records before it, so keel cannot adopt the records of `{env}` into this database's keel_records\n  fix: `keel record verify {}` says what is wrong; restore the records from version control",

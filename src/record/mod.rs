@@ -28,7 +28,9 @@ mod verify;
 pub use allowed::{AllowedSigner, AllowedSigners};
 pub use chain::Written;
 pub use sign::{NAMESPACE, Signer};
-pub use verify::{ChainReport, Checked, Verified, environments as chain_environments, verify, verify_all};
+pub use verify::{
+    ChainReport, Checked, Verified, environments as chain_environments, verify, verify_all,
+};
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};

@@ -103,9 +103,7 @@ pub async fn head(db: &mut dyn Database, env: &str) -> Result<Option<Row>, DbErr
 /// this sequence number first.
 pub async fn insert(db: &mut dyn Database, r: &Row) -> Result<(), DbError> {
     db.execute_with(
-        &format!(
-            "INSERT INTO {TABLE} ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7)"
-        ),
+        &format!("INSERT INTO {TABLE} ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7)"),
         &[
             Value::Text(r.environment.clone()),
             Value::Int(r.sequence as i64),

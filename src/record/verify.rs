@@ -261,7 +261,9 @@ fn walk_chain(path: &Path, record: &Record) -> Result<Vec<PathBuf>, RecordError>
 /// which this leaves alone.
 fn runbook(records_dir: &Path, record: &Record) -> Result<Checked, RecordError> {
     let Some(rb) = &record.runbook else {
-        return Ok(Checked::not("runbook not checked: the record names none".into()));
+        return Ok(Checked::not(
+            "runbook not checked: the record names none".into(),
+        ));
     };
     let Some(reviewed) = &rb.reviewed else {
         return Ok(Checked::not(format!(
@@ -470,9 +472,12 @@ pub async fn verify_all(
             }
         }
         for (i, (path, rec, _)) in files.iter().enumerate() {
-            let expected = i
-                .checked_sub(1)
-                .map(|j| (super::relative(records_dir, &files[j].0), files[j].2.clone()));
+            let expected = i.checked_sub(1).map(|j| {
+                (
+                    super::relative(records_dir, &files[j].0),
+                    files[j].2.clone(),
+                )
+            });
             let link = rec
                 .previous
                 .as_ref()

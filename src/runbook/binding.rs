@@ -56,9 +56,7 @@ pub fn sections(file: &str) -> Vec<String> {
         }
     }
     out.extend(current);
-    out.into_iter()
-        .map(|s| s.trim_end().to_string())
-        .collect()
+    out.into_iter().map(|s| s.trim_end().to_string()).collect()
 }
 
 /// The SHA-256 a record carries of the section its run appended.
@@ -69,13 +67,6 @@ pub fn section_digest(section: &str) -> String {
 /// The first line where two reviewed bodies differ: its number in the
 /// runbook file (the marker is line 1) and both lines, shortened.
 pub fn first_difference(file_body: &str, expected_body: &str) -> Option<(usize, String, String)> {
-    let short = |l: Option<&str>| match l {
-        None => "(end of file)".to_string(),
-        Some(l) if l.chars().count() > 80 => {
-            format!("{}…", l.chars().take(80).collect::<String>())
-        }
-        Some(l) => l.to_string(),
-    };
     let mut a = file_body.lines();
     let mut b = expected_body.lines();
     let mut n = 1;
@@ -84,9 +75,36 @@ pub fn first_difference(file_body: &str, expected_body: &str) -> Option<(usize, 
         match (a.next(), b.next()) {
             (None, None) => return None,
             (x, y) if x == y => continue,
-            (x, y) => return Some((n, short(x), short(y))),
+            (x, y) => {
+                // Long lines are shown around where they start to differ.
+                let at = match (x, y) {
+                    (Some(x), Some(y)) => {
+                        x.chars().zip(y.chars()).take_while(|(p, q)| p == q).count()
+                    }
+                    _ => 0,
+                };
+                return Some((n, excerpt(x, at), excerpt(y, at)));
+            }
         }
     }
+}
+
+fn excerpt(line: Option<&str>, at: usize) -> String {
+    const WIDTH: usize = 80;
+    let Some(line) = line else {
+        return "(end of file)".into();
+    };
+    let chars: Vec<char> = line.chars().collect();
+    let start = at
+        .saturating_sub(WIDTH / 2)
+        .min(chars.len().saturating_sub(WIDTH));
+    let end = (start + WIDTH).min(chars.len());
+    format!(
+        "{}{}{}",
+        if start > 0 { "…" } else { "" },
+        chars[start..end].iter().collect::<String>(),
+        if end < chars.len() { "…" } else { "" }
+    )
 }
 
 /// Where the line holding the records marker ends, when the marker is

@@ -270,7 +270,8 @@ pub async fn check(
     }
     let taken = facts.created_at.unwrap_or(named_at);
     let age = (Utc::now() - taken).to_std().unwrap_or_default();
-    let round = |d: Duration| humantime::format_duration(Duration::from_secs(d.as_secs())).to_string();
+    let round =
+        |d: Duration| humantime::format_duration(Duration::from_secs(d.as_secs())).to_string();
     if age > max_age {
         return Err(SnapshotError::TooOld {
             path: path.to_path_buf(),
@@ -281,8 +282,14 @@ pub async fn check(
         });
     }
     let detail = match &facts.database {
-        Some(d) => format!("a readable pg_dump archive of database {d}, taken {} ago", round(age)),
-        None => format!("a readable database that passes its integrity check, taken {} ago", round(age)),
+        Some(d) => format!(
+            "a readable pg_dump archive of database {d}, taken {} ago",
+            round(age)
+        ),
+        None => format!(
+            "a readable database that passes its integrity check, taken {} ago",
+            round(age)
+        ),
     };
     Ok(Checked { snapshot, detail })
 }

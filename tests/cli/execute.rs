@@ -200,7 +200,11 @@ fn happy_path_on_postgres_signed_and_checked_by_ssh_keygen() {
     let intent = record_json(&records[0]);
     assert_eq!(intent["outcome"], "started");
     assert_eq!(intent["sequence"], 1);
-    assert!(crate::record::ssh_keygen_verify(&p, &records[0]).status.success());
+    assert!(
+        crate::record::ssh_keygen_verify(&p, &records[0])
+            .status
+            .success()
+    );
     let record = &records[1];
     let verify = crate::record::ssh_keygen_verify(&p, record);
     assert!(verify.status.success(), "{}", stderr(&verify));

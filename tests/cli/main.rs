@@ -44,4 +44,5 @@ mod runbook;
 mod sample;
 mod seed;
 mod snapshot;
+mod tamper;
 mod validate;

@@ -200,7 +200,7 @@ fn signed_by_ssh_keygen_verified_by_keel() {
         "{text}"
     );
     assert!(
-        text.contains(&format!("registered it as #2 of `production`; its 2 record(s) of `production` (head #2) are all in")),
+        text.contains("registered it as #2 of `production`; its 2 record(s) of `production` (head #2) are all in"),
         "{text}"
     );
     assert!(ssh_keygen_verify(&p, &record).status.success());

@@ -13,8 +13,8 @@ mod tracking;
 
 pub use catalog::CALIBRATION_TABLE;
 pub use error::{DbError, DbErrorKind};
-pub use quote::quote_ident;
-pub use tracking::{KEEL_TABLES, TrackingRow, TrackingState};
+pub use quote::{Relation, quote_ident, quote_relation};
+pub use tracking::{BackupRef, KEEL_TABLES, TrackingRow, TrackingState};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -166,6 +166,10 @@ pub struct SnapshotFacts {
     pub database: Option<String>,
     /// This connection's database, comparable with `database`.
     pub this_database: Option<String>,
+    /// The `keel_meta` database id in the snapshot, and this database's:
+    /// unlike names, equal only for copies of one database.
+    pub database_id: Option<String>,
+    pub this_database_id: Option<String>,
     /// When the dump was taken, by the archive's own header.
     pub created_at: Option<DateTime<Utc>>,
 }
@@ -212,8 +216,17 @@ pub trait Database: Send {
     /// transaction (non-transactional migrations).
     async fn set_session_timeouts(&mut self, timeouts: Timeouts) -> Result<(), DbError>;
 
-    /// Creates the tracking table if it does not exist.
+    /// Creates the tracking table if it does not exist (and adds the
+    /// columns an older keel's table lacks), and gives the database its id.
     async fn ensure_tracking(&mut self) -> Result<(), DbError>;
+    /// The random id keel gave this database with its tracking table
+    /// (`keel_meta`): what backups and snapshots are bound to. `None`
+    /// before keel first wrote to it.
+    async fn database_id(&mut self) -> Result<Option<String>, DbError>;
+    /// Undoes what a migration changed in the session's settings
+    /// (PostgreSQL: `search_path`, `ROLE`), so that the next migration and
+    /// keel's own statements run in the session as keel opened it.
+    async fn reset_session(&mut self) -> Result<(), DbError>;
     /// Every row of the tracking table, by version; empty when it does not exist.
     async fn tracking_rows(&mut self) -> Result<Vec<TrackingRow>, DbError>;
     /// Inserts or replaces the row for `row.version`.

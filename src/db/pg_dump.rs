@@ -131,6 +131,61 @@ pub async fn list(path: &Path) -> Result<DumpHeader, DbError> {
     Ok(parse_header(&String::from_utf8_lossy(&out.stdout)))
 }
 
+/// The `database_id` row of `keel_meta` in the archive (every dump of a
+/// database keel has run on holds it), without restoring anything:
+/// `pg_restore --data-only --table=keel_meta` prints its COPY block.
+pub async fn database_id(path: &Path) -> Result<Option<String>, DbError> {
+    let program = program("pg_restore", "KEEL_PG_RESTORE");
+    let out = tokio::process::Command::new(&program)
+        .args([
+            "--data-only",
+            "--table",
+            super::tracking::META,
+            "--file",
+            "-",
+        ])
+        .arg(path)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .output()
+        .await
+        .map_err(|e| {
+            DbError::new(
+                DbErrorKind::Connection,
+                format!("cannot run {}: {e}", program.display()),
+            )
+        })?;
+    if !out.status.success() {
+        return Err(DbError::new(
+            DbErrorKind::Statement,
+            format!(
+                "pg_restore cannot read the data of {} ({}): {}",
+                path.display(),
+                out.status,
+                String::from_utf8_lossy(&out.stderr).trim()
+            ),
+        ));
+    }
+    Ok(parse_meta_id(&String::from_utf8_lossy(&out.stdout)))
+}
+
+/// `database_id<TAB>value` inside the `COPY … FROM stdin;` block.
+fn parse_meta_id(sql: &str) -> Option<String> {
+    let mut in_copy = false;
+    for line in sql.lines() {
+        if line.starts_with("COPY ") && line.ends_with("FROM stdin;") {
+            in_copy = true;
+        } else if line == "\\." {
+            in_copy = false;
+        } else if in_copy && let Some(("database_id", v)) = line.split_once('\t') {
+            return Some(v.to_string());
+        }
+    }
+    None
+}
+
 /// `; Archive created at 2026-01-02 09:00:00 UTC` and `;     dbname: shop`.
 fn parse_header(listing: &str) -> DumpHeader {
     let mut h = DumpHeader::default();
@@ -200,6 +255,13 @@ fn percent_decode(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_database_id_is_read_from_the_copy_block() {
+        let sql = "--\n-- Data for Name: keel_meta\n--\n\nCOPY public.keel_meta (key, value) FROM stdin;\ndatabase_id\tab12\n\\.\n";
+        assert_eq!(parse_meta_id(sql).as_deref(), Some("ab12"));
+        assert_eq!(parse_meta_id("database_id\tnot in a copy block\n"), None);
+    }
 
     #[test]
     fn the_archive_header_gives_database_and_time() {

@@ -360,6 +360,7 @@ impl Runner<'_> {
             execution_ms: started.elapsed().as_millis() as i64,
             statements_done: 0,
             error: None,
+            backup: None,
         }
     }
 
@@ -620,7 +621,7 @@ impl Runner<'_> {
     /// Drops the index `name` if it exists and is INVALID.
     async fn drop_if_invalid(&mut self, name: &str) -> Result<(), DbError> {
         if self.db.index_valid(name).await? == Some(false) {
-            self.db.drop_index(&crate::db::quote_ident(name)).await?;
+            self.db.drop_index(&crate::db::quote_relation(name)).await?;
             (self.on_event)(Event::DroppedInvalidIndex(name.to_string()));
         }
         Ok(())

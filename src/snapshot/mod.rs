@@ -75,7 +75,7 @@ pub enum SnapshotError {
         detail: String,
     },
     #[error(
-        "{path} is a dump of database `{dumped}`, but `{env}` is database `{this}`: a snapshot of another database cannot restore this one\n  fix: take one of this database with `keel snapshot take --env {env}`"
+        "{path} is a dump of {dumped}, but `{env}` is {this}: a snapshot of another database cannot restore this one\n  fix: take one of this database with `keel snapshot take --env {env}`"
     )]
     OtherDatabase {
         path: PathBuf,
@@ -258,14 +258,25 @@ pub async fn check(
             env: env.to_string(),
             detail: e.message.clone(),
         })?;
-    if let (Some(dumped), Some(this)) = (&facts.database, &facts.this_database)
-        && dumped != this
-    {
+    // keel_meta's random id tells two databases apart even where their
+    // names are the same (staging and production on different servers);
+    // the archive's database name is the check for dumps without one.
+    let other = match (&facts.database_id, &facts.this_database_id) {
+        (Some(dumped), Some(this)) => dumped != this,
+        _ => matches!((&facts.database, &facts.this_database), (Some(d), Some(t)) if d != t),
+    };
+    if other {
+        let describe = |name: &Option<String>, id: &Option<String>| match (name, id) {
+            (Some(n), Some(i)) => format!("database `{n}` (keel id {i})"),
+            (Some(n), None) => format!("database `{n}`"),
+            (None, Some(i)) => format!("the database with keel id {i}"),
+            (None, None) => "an unknown database".to_string(),
+        };
         return Err(SnapshotError::OtherDatabase {
             path: path.to_path_buf(),
             env: env.to_string(),
-            dumped: dumped.clone(),
-            this: this.clone(),
+            dumped: describe(&facts.database, &facts.database_id),
+            this: describe(&facts.this_database, &facts.this_database_id),
         });
     }
     let taken = facts.created_at.unwrap_or(named_at);

@@ -365,10 +365,19 @@ fn every_tamper_is_refused_and_changes_nothing() {
     );
     let db_name = |u: &str| url::Url::parse(u).unwrap().path()[1..].to_string();
     let (staging_db, prod_db) = (db_name(&s.staging), db_name(&s.p.url));
+    let prod_id =
+        s.p.scalar("SELECT value FROM keel_meta WHERE key = 'database_id'")
+            .unwrap();
     let err = check(&s.execute(B, "production", &["--snapshot", &copied]));
     assert!(
         err.starts_with(&format!(
-            "error: {copied} is a dump of database `{staging_db}`, but `production` is database `{prod_db}`: a snapshot of another database cannot restore this one\n  fix: take one of this database with `keel snapshot take --env production`\n"
+            "error: {copied} is a dump of database `{staging_db}` (keel id "
+        )),
+        "{err}"
+    );
+    assert!(
+        err.contains(&format!(
+            "), but `production` is database `{prod_db}` (keel id {prod_id}): a snapshot of another database cannot restore this one\n  fix: take one of this database with `keel snapshot take --env production`\n"
         )),
         "{err}"
     );
@@ -479,4 +488,96 @@ fn reseal(text: &str) -> String {
 fn set_mode(path: &Path, mode: u32) {
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+}
+
+/// SQLite's snapshots are checked the same way: opened read-only and
+/// integrity-checked, and compared by keel's database id.
+#[test]
+fn fake_sqlite_snapshots_are_refused() {
+    let p = Project::sqlite();
+    p.sample();
+    p.migration(
+        B_ID,
+        "ALTER TABLE profiles DROP COLUMN bio;\n",
+        Some("ALTER TABLE profiles ADD COLUMN bio text;\n"),
+        None,
+    );
+    std::fs::write(
+        p.path().join("keel.toml"),
+        "[environments.production]\ndatabase_url_env = \"DATABASE_URL\"\nrequire_snapshot = true\n",
+    )
+    .unwrap();
+    std::fs::write(p.path().join("answers.toml"), ANSWERS).unwrap();
+    p.keel().args(["up", "-q", "--to", A]).assert().success();
+    p.keel().args(["runbook", "-q", B]).assert().success();
+    let snaps = p.path().join("snapshots");
+    std::fs::create_dir_all(&snaps).unwrap();
+    let plant = |bytes: &[u8]| {
+        let name = "production-29991231T235959Z.dump";
+        std::fs::write(snaps.join(name), bytes).unwrap();
+        let sha = keel::digest::sha256_bytes(bytes);
+        std::fs::write(
+            snaps.join(format!("{name}.sha256")),
+            format!("{sha}  {name}\n"),
+        )
+        .unwrap();
+    };
+    let execute = || {
+        let out = p
+            .keel()
+            .args([
+                "execute",
+                B,
+                "--env",
+                "production",
+                "--answers",
+                "answers.toml",
+            ])
+            .output()
+            .unwrap();
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(4), "{err}");
+        assert_eq!(
+            p.scalar(&format!(
+                "SELECT count(*) FROM keel_migrations WHERE version = '{B}'"
+            ))
+            .as_deref(),
+            Some("0")
+        );
+        err[err.find("error: ").unwrap()..].to_string()
+    };
+    // The SQLite header and nothing else.
+    plant(b"SQLite format 3\0");
+    let err = execute();
+    assert!(
+        err.starts_with("error: snapshots/production-29991231T235959Z.dump matches its SHA-256 but is not a readable dump: snapshots/production-29991231T235959Z.dump is not a readable SQLite database: "),
+        "{err}"
+    );
+    // Another database's real snapshot under this environment's name.
+    let other = Project::sqlite();
+    other.sample();
+    other
+        .keel()
+        .args(["up", "-q", "--to", A])
+        .assert()
+        .success();
+    let out = other
+        .keel()
+        .args(["snapshot", "take", "--format", "json"])
+        .output()
+        .unwrap();
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    plant(&std::fs::read(other.path().join(json["path"].as_str().unwrap())).unwrap());
+    let other_id = other
+        .scalar("SELECT value FROM keel_meta WHERE key = 'database_id'")
+        .unwrap();
+    let this_id = p
+        .scalar("SELECT value FROM keel_meta WHERE key = 'database_id'")
+        .unwrap();
+    assert_eq!(
+        execute(),
+        format!(
+            "error: snapshots/production-29991231T235959Z.dump is a dump of the database with keel id {other_id}, but `production` is the database with keel id {this_id}: a snapshot of another database cannot restore this one\n  fix: take one of this database with `keel snapshot take --env production`\n  execute does not run on a snapshot it cannot rely on; nothing was changed\n"
+        )
+    );
 }

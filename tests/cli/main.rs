@@ -29,6 +29,7 @@ mod config;
 mod demo;
 mod execute;
 mod failures;
+mod interrupt;
 mod inspect;
 mod lint;
 mod live;

@@ -632,6 +632,12 @@ async fn locked(
     let head = record::chain::prepare(runner.db, run.records_dir, plan.env_name)
         .await
         .map_err(|e| ExecuteError::Refused(format!("{e}\n  nothing was changed")))?;
+    let mut head = head;
+    if let Some(row) = &head.row
+        && let Some(note) = recover::annotation(&plan.project, run.records_dir, row)?
+    {
+        head.notes.push(note);
+    }
     if !head.notes.is_empty() {
         log.step(
             "records",

@@ -228,3 +228,68 @@ fn archive(project: &Path, intent: &Record) -> Result<Option<PathBuf>, ExecuteEr
     }
     Ok(Some(path))
 }
+
+/// The newest record of the environment is a final one whose execution
+/// record never reached its runbook (keel was stopped between writing the
+/// record and annotating the runbook): adds it, ticks and all, exactly as
+/// the record binds it. Returns what it did, for the run's record.
+pub(super) fn annotation(
+    project: &Path,
+    records_dir: &Path,
+    head: &record::store::Row,
+) -> Result<Option<String>, ExecuteError> {
+    if record::chain::is_open(head) {
+        return Ok(None);
+    }
+    let path = records_dir.join(&head.path);
+    let Ok(rec) = record::read(&path) else {
+        return Ok(None);
+    };
+    let Some(rb) = &rec.runbook else {
+        return Ok(None);
+    };
+    let Some(digest) = &rb.section else {
+        return Ok(None);
+    };
+    let runbook = at(project, &rb.path);
+    // A runbook keel was writing when it was stopped: the rewrite below
+    // (or the run's own annotation) supersedes it.
+    let partial = crate::stamp::partial(&runbook);
+    let removed = std::fs::remove_file(&partial).is_ok();
+    let Ok(text) = std::fs::read_to_string(&runbook) else {
+        return Ok(None);
+    };
+    let binding = crate::runbook::binding::sections(&text);
+    if binding
+        .iter()
+        .any(|s| &crate::runbook::binding::section_digest(s) == digest)
+    {
+        return Ok(removed.then(|| {
+            format!(
+                "removed {}, a runbook keel was still writing when it was stopped",
+                partial.strip_prefix(project).unwrap_or(&partial).display()
+            )
+        }));
+    }
+    let shown = path
+        .strip_prefix(project)
+        .unwrap_or(&path)
+        .display()
+        .to_string();
+    let signed = record::signature_path(&path).exists();
+    let section = super::report::section(&rec, &shown, signed);
+    if &crate::runbook::binding::section_digest(&section) != digest {
+        // Not what this keel writes for it; `keel record verify` reports it.
+        return Ok(None);
+    }
+    super::annotate_runbook(&runbook, &rb.ticked, &section).map_err(|e| {
+        ExecuteError::Refused(format!(
+            "{}: cannot add the execution record of {shown}: {e}; nothing was changed",
+            runbook.display()
+        ))
+    })?;
+    Ok(Some(format!(
+        "added the execution record of {shown} (#{}) to {}: keel was stopped before it wrote it there",
+        head.sequence, rb.path
+    )))
+}

@@ -111,7 +111,14 @@ struct Running {
 
 fn spawn(p: &Project) -> Running {
     let mut child = Command::new(assert_cmd::cargo::cargo_bin("keel"))
-        .args(["execute", B, "--env", "production", "--answers", "answers.toml"])
+        .args([
+            "execute",
+            B,
+            "--env",
+            "production",
+            "--answers",
+            "answers.toml",
+        ])
         .current_dir(p.path())
         .env("DATABASE_URL", &p.url)
         .env("NO_COLOR", "1")
@@ -204,7 +211,14 @@ fn applied(p: &Project) -> bool {
 
 fn execute(p: &Project) -> std::process::Output {
     p.keel()
-        .args(["execute", B, "--env", "production", "--answers", "answers.toml"])
+        .args([
+            "execute",
+            B,
+            "--env",
+            "production",
+            "--answers",
+            "answers.toml",
+        ])
         .output()
         .unwrap()
 }
@@ -224,7 +238,11 @@ fn verify_all(p: &Project) {
 #[test]
 fn sigterm_and_sighup_after_the_commit_finish_the_run() {
     let health = Health::start();
-    let p = project(Db::Postgres, "ALTER TABLE profiles DROP COLUMN bio;\n", &health);
+    let p = project(
+        Db::Postgres,
+        "ALTER TABLE profiles DROP COLUMN bio;\n",
+        &health,
+    );
     for (sig, name) in [(libc::SIGTERM, "SIGTERM"), (libc::SIGHUP, "SIGHUP")] {
         health.set(HANG);
         let mut run = spawn(&p);
@@ -238,7 +256,10 @@ fn sigterm_and_sighup_after_the_commit_finish_the_run() {
         health.set(OK);
         let (code, err, out) = run.finish();
         assert_eq!(code, Some(0), "{name}: {err}");
-        assert!(out.starts_with(&format!("applied {B_ID} on production in ")), "{out}");
+        assert!(
+            out.starts_with(&format!("applied {B_ID} on production in ")),
+            "{out}"
+        );
         assert!(applied(&p));
         let last = records(&p).pop().unwrap();
         let rec = json(&last);
@@ -251,7 +272,9 @@ fn sigterm_and_sighup_after_the_commit_finish_the_run() {
             .unwrap_or_else(|| panic!("{rec:#}"));
         assert_eq!(
             step["detail"],
-            format!("{name} received during the run; keel finished it (checks, rollback if needed, record) instead of stopping half-way")
+            format!(
+                "{name} received during the run; keel finished it (checks, rollback if needed, record) instead of stopping half-way"
+            )
         );
         verify_all(&p);
         p.keel()
@@ -307,14 +330,21 @@ fn killed_after_the_commit_is_finished_by_the_next_execute(p: Project, health: H
     let err = stderr(&out);
     assert!(out.status.success(), "{err}");
     assert!(
-        err.contains("the newest record of `production` is the intent of a run with no final record"),
+        err.contains(
+            "the newest record of `production` is the intent of a run with no final record"
+        ),
         "{err}"
     );
     assert!(
-        err.contains(&format!("ok  resumed                  the run ({intent_rel} (#1), started ")),
+        err.contains(&format!(
+            "ok  resumed                  the run ({intent_rel} (#1), started "
+        )),
         "{err}"
     );
-    assert!(err.contains("ok  row-counts               unchanged: profiles 5"), "{err}");
+    assert!(
+        err.contains("ok  row-counts               unchanged: profiles 5"),
+        "{err}"
+    );
     let files = records(&p);
     assert_eq!(files.len(), 2);
     let rec = json(&files[1]);
@@ -329,8 +359,13 @@ fn killed_after_the_commit_is_finished_by_the_next_execute(p: Project, health: H
     assert!(runbook.contains("### production: applied, "), "{runbook}");
     verify_all(&p);
     assert!(
-        !stdout(&p.keel().args(["status", "--env", "production"]).output().unwrap())
-            .contains("interrupted"),
+        !stdout(
+            &p.keel()
+                .args(["status", "--env", "production"])
+                .output()
+                .unwrap()
+        )
+        .contains("interrupted"),
         "finished"
     );
 }
@@ -341,14 +376,22 @@ mod killed_after_the_commit {
     #[test]
     fn postgres() {
         let health = Health::start();
-        let p = project(Db::Postgres, "ALTER TABLE profiles DROP COLUMN bio;\n", &health);
+        let p = project(
+            Db::Postgres,
+            "ALTER TABLE profiles DROP COLUMN bio;\n",
+            &health,
+        );
         killed_after_the_commit_is_finished_by_the_next_execute(p, health);
     }
 
     #[test]
     fn sqlite() {
         let health = Health::start();
-        let p = project(Db::Sqlite, "ALTER TABLE profiles DROP COLUMN bio;\n", &health);
+        let p = project(
+            Db::Sqlite,
+            "ALTER TABLE profiles DROP COLUMN bio;\n",
+            &health,
+        );
         killed_after_the_commit_is_finished_by_the_next_execute(p, health);
     }
 }
@@ -358,7 +401,11 @@ mod killed_after_the_commit {
 #[test]
 fn killed_after_the_commit_then_a_failing_check_rolls_back_with_the_data() {
     let health = Health::start();
-    let p = project(Db::Postgres, "ALTER TABLE profiles DROP COLUMN bio;\n", &health);
+    let p = project(
+        Db::Postgres,
+        "ALTER TABLE profiles DROP COLUMN bio;\n",
+        &health,
+    );
     let before = bios(&p);
     let mut run = spawn(&p);
     run.wait_for("ok  migrate");
@@ -382,7 +429,11 @@ fn killed_after_the_commit_then_a_failing_check_rolls_back_with_the_data() {
 #[test]
 fn a_second_signal_stops_at_once_and_the_next_execute_finishes() {
     let health = Health::start();
-    let p = project(Db::Postgres, "ALTER TABLE profiles DROP COLUMN bio;\n", &health);
+    let p = project(
+        Db::Postgres,
+        "ALTER TABLE profiles DROP COLUMN bio;\n",
+        &health,
+    );
     let mut run = spawn(&p);
     run.wait_for("ok  migrate");
     run.signal(libc::SIGTERM);
@@ -436,7 +487,9 @@ fn killed_before_the_commit_is_recorded_as_interrupted_and_runs_afresh() {
     let err = stderr(&out);
     assert!(out.status.success(), "{err}");
     assert!(
-        err.contains(&format!("recorded the stopped run as interrupted: records/{B_ID}/production-")),
+        err.contains(&format!(
+            "recorded the stopped run as interrupted: records/{B_ID}/production-"
+        )),
         "{err}"
     );
     let outcomes: Vec<String> = records(&p)
@@ -463,7 +516,11 @@ fn killed_before_the_commit_is_recorded_as_interrupted_and_runs_afresh() {
 fn leftover_partial_records_are_taken_over_or_removed() {
     let health = Health::start();
     health.set(OK);
-    let p = project(Db::Sqlite, "ALTER TABLE profiles DROP COLUMN bio;\n", &health);
+    let p = project(
+        Db::Sqlite,
+        "ALTER TABLE profiles DROP COLUMN bio;\n",
+        &health,
+    );
     let out = execute(&p);
     assert!(out.status.success(), "{}", stderr(&out));
     p.keel()
@@ -479,17 +536,42 @@ fn leftover_partial_records_are_taken_over_or_removed() {
     std::fs::write(&stray, "{}").unwrap();
     let orphan = dir.join("production-29991231T235958Z.json.sig");
     std::fs::write(&orphan, "-----BEGIN SSH SIGNATURE-----\n").unwrap();
+    // keel stopped between its record and the runbook: the section is
+    // missing and the half-written runbook is beside it.
+    let runbook = p.path().join(format!("runbooks/{B_ID}.md"));
+    let annotated = std::fs::read_to_string(&runbook).unwrap();
+    std::fs::write(format!("{}.partial", runbook.display()), &annotated).unwrap();
+    let (reviewed, section) = annotated.split_once("\n### production: ").unwrap();
+    std::fs::write(&runbook, format!("{reviewed}\n")).unwrap();
 
     let out = execute(&p);
     let err = stderr(&out);
     assert!(out.status.success(), "{err}");
     let rel = last.strip_prefix(p.path()).unwrap().display().to_string();
     assert!(
-        err.contains(&format!("took over {rel} (registered as #2 before keel was stopped)")),
+        err.contains(&format!(
+            "took over {rel} (registered as #2 before keel was stopped)"
+        )),
         "{err}"
     );
-    assert!(err.contains("a record keel never registered (it was stopped while writing it)"), "{err}");
-    assert!(err.contains("the signature of a record keel never registered"), "{err}");
+    assert!(
+        err.contains("a record keel never registered (it was stopped while writing it)"),
+        "{err}"
+    );
+    assert!(
+        err.contains("the signature of a record keel never registered"),
+        "{err}"
+    );
     assert!(last.exists() && !partial.exists() && !stray.exists() && !orphan.exists());
+    assert!(
+        err.contains(&format!("added the execution record of {rel} (#2) to runbooks/{B_ID}.md: keel was stopped before it wrote it there")),
+        "{err}"
+    );
+    let now = std::fs::read_to_string(&runbook).unwrap();
+    assert!(
+        now.contains(&format!("\n### production: {section}")),
+        "{now}"
+    );
+    assert!(!std::path::Path::new(&format!("{}.partial", runbook.display())).exists());
     verify_all(&p);
 }

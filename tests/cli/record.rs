@@ -433,3 +433,86 @@ fn verify_all_walks_every_chain_and_says_what_it_could_not_check() {
         stdout(&out)
     );
 }
+
+/// Records an older keel wrote (format 1, before records were registered in
+/// the database) are adopted once, when they form one chain; records of
+/// this keel that the database does not know are refused.
+#[test]
+fn records_of_an_older_keel_are_adopted_once() {
+    let p = project("ed25519", "");
+    run(&p);
+    p.exec("DELETE FROM keel_records");
+    p.keel()
+        .args(["down", "-q", "--env", "production"])
+        .assert()
+        .success();
+    let files = records(&p);
+    let out = execute(&p);
+    assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
+    let first = files[0]
+        .strip_prefix(p.path())
+        .unwrap()
+        .display()
+        .to_string();
+    assert!(
+        stderr(&out).contains(&format!("  {first} is a record of `production`, but this database holds no records of `production`: keel registers every record it writes in the database it ran on, so this one was written for another database (or this database was re-created, or restored from a snapshot older than the record), or it was planted\n")),
+        "{}",
+        stderr(&out)
+    );
+
+    // Rewritten as an older keel wrote them: format 1, chained by hash.
+    let mut previous: Option<(String, String)> = None;
+    for f in &files {
+        let mut json: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(f).unwrap()).unwrap();
+        json["format"] = 1.into();
+        json["previous"] = match &previous {
+            Some((path, sha)) => serde_json::json!({"path": path, "sha256": sha}),
+            None => serde_json::Value::Null,
+        };
+        let mut bytes = serde_json::to_vec_pretty(&json).unwrap();
+        bytes.push(b'\n');
+        std::fs::write(f, &bytes).unwrap();
+        previous = Some((
+            f.strip_prefix(p.path().join("records"))
+                .unwrap()
+                .display()
+                .to_string(),
+            keel::digest::sha256_bytes(&bytes),
+        ));
+    }
+    let out = p
+        .keel()
+        .args([
+            "record",
+            "verify",
+            "--all",
+            "--allowed-signers",
+            "/dev/null",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        stdout(&out).contains("`production` not checked against "),
+        "{}",
+        stdout(&out)
+    );
+    let out = execute(&p);
+    let err = stderr(&out);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        err.contains("2 record(s) of `production` written before keel registered records in the database will be adopted"),
+        "{err}"
+    );
+    assert!(
+        err.contains("adopted 2 earlier record(s) of `production` into keel_records: they were written before keel registered records in the database"),
+        "{err}"
+    );
+    assert_eq!(
+        p.scalar("SELECT count(*) FROM keel_records").as_deref(),
+        Some("4")
+    );
+    let last: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(records(&p).pop().unwrap()).unwrap()).unwrap();
+    assert_eq!(last["sequence"], 4);
+}

@@ -355,17 +355,6 @@ pub async fn execute(
     // half-way: it finishes (checks, rollback if needed, record); a second
     // one stops at once.
     let signals = Signals::install();
-    let t = now();
-    runner
-        .lock()
-        .await
-        .map_err(|e| ExecuteError::Refused(format!("{e}\n  nothing was changed")))?;
-    log.step(
-        "run-lock",
-        StepOutcome::Ok,
-        t,
-        "no other keel run on this database".into(),
-    );
     let run = Run {
         plan: &plan,
         ui,
@@ -377,15 +366,32 @@ pub async fn execute(
     };
     let result = tokio::select! {
         r = async {
+            let t = now();
+            runner
+                .lock()
+                .await
+                .map_err(|e| ExecuteError::Refused(format!("{e}\n  nothing was changed")))?;
+            log.step(
+                "run-lock",
+                StepOutcome::Ok,
+                t,
+                "no other keel run on this database".into(),
+            );
             let (outcome, problem) = locked(&mut runner, &run, &mut log, backup_item, &mut tick).await?;
             finish(runner.db, &run, &mut log, &tick, outcome, problem, &signals).await
-        } => r,
-        () = signals.stopped() => Err(stopped(&run)),
+        } => Some(r),
+        () = signals.stopped() => None,
     };
-    if !matches!(result, Err(ExecuteError::Stopped(_))) {
-        let _ = runner.unlock(Ok(())).await;
+    match result {
+        Some(r) => {
+            let _ = runner.unlock(Ok(())).await;
+            r
+        }
+        None => Err(stopped(
+            &run,
+            log.rec.steps.iter().any(|s| s.name == "intent"),
+        )),
     }
-    result
 }
 
 /// What the locked part of a run needs besides the runner and its log.
@@ -409,15 +415,22 @@ fn timeouts(m: &Migration, settings: &RunSettings) -> Timeouts {
     }
 }
 
-fn stopped(run: &Run<'_>) -> ExecuteError {
+/// A second signal stopped the run at once; `intent`: after the intent
+/// record was written (so the migration may have run).
+fn stopped(run: &Run<'_>, intent: bool) -> ExecuteError {
     let m = run.plan.migration;
+    let env = run.plan.env_name;
+    if !intent {
+        return ExecuteError::Stopped(format!(
+            "stopped by a second signal before {} ran on `{env}`: nothing was changed in the database\n  fix: run `keel execute {} --env {env}` again when you are ready",
+            m.id(),
+            m.version
+        ));
+    }
     ExecuteError::Stopped(format!(
-        "stopped by a second signal while executing {} on `{}`: an open transaction rolled back; what committed before stays, and so does the intent record\n  fix: `keel execute {} --env {}` finishes the run (post-migration checks, rollback if one fails, record) or records it as interrupted; `keel status --env {}` shows where it stands",
+        "stopped by a second signal while executing {} on `{env}`: an open transaction rolled back; what committed before stays, and so does the intent record\n  fix: `keel execute {} --env {env}` finishes the run (post-migration checks, rollback if one fails, record) or records it as interrupted; `keel status --env {env}` shows where it stands",
         m.id(),
-        run.plan.env_name,
         m.version,
-        run.plan.env_name,
-        run.plan.env_name
     ))
 }
 
@@ -632,6 +645,14 @@ async fn locked(
     let head = record::chain::prepare(runner.db, run.records_dir, plan.env_name)
         .await
         .map_err(|e| ExecuteError::Refused(format!("{e}\n  nothing was changed")))?;
+    // Another run was stopped while this one waited for the lock: it is
+    // finished first, by the same command run again.
+    if let Some(open) = head.row.as_ref().filter(|r| record::chain::is_open(r)) {
+        return Err(ExecuteError::Refused(format!(
+            "while this run waited for the run lock, a run of {} on `{}` was stopped before its final record (records/{}); nothing was changed\n  fix: run `keel execute {} --env {}` again: it finishes or records that run first",
+            open.migration, plan.env_name, open.path, m.version, plan.env_name
+        )));
+    }
     let mut head = head;
     if let Some(row) = &head.row
         && let Some(note) = recover::annotation(&plan.project, run.records_dir, row)?

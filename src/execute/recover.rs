@@ -145,7 +145,7 @@ pub(super) async fn recover(
                     let (outcome, problem) = after_commit(&mut runner, &run, &mut log, archive, &before, backfill).await?;
                     finish(runner.db, &run, &mut log, &tick, outcome, problem, &signals).await
                 } => r,
-                () = signals.stopped() => Err(stopped(&run)),
+                () = signals.stopped() => Err(stopped(&run, true)),
             };
             return Ok(Some(finished));
         }

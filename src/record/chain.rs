@@ -51,7 +51,7 @@ pub struct Head {
 impl Head {
     pub fn describe(&self, records_dir: &Path, env: &str) -> String {
         let mut s = match &self.row {
-            None => format!("no records of `{env}` yet: this run's is #1"),
+            None => format!("no records of `{env}` yet: this run's start will be #1"),
             Some(r) => format!(
                 "{} record(s) of `{env}` match the database's keel_records; head #{} {}",
                 self.records,

@@ -127,8 +127,10 @@ pub async fn take(db: &mut dyn Database, dir: &Path, env: &str) -> Result<Snapsh
     let path = crate::stamp::unique_path(dir, &format!("{env}-"), EXT);
     let partial = crate::stamp::partial(&path);
     // Made owner-only before the dump writes into it (pg_dump and VACUUM
-    // INTO both accept an existing empty file and keep its mode).
-    drop(crate::files::create_private(&partial).map_err(io(&partial))?);
+    // INTO both accept an existing empty file and keep its mode), and
+    // locked while it is written: [`remove_stale`] leaves it alone.
+    let holder = crate::files::create_private(&partial).map_err(io(&partial))?;
+    holder.lock().map_err(io(&partial))?;
     if let Err(source) = db.snapshot(&partial).await {
         let _ = std::fs::remove_file(&partial);
         return Err(SnapshotError::Db {
@@ -139,6 +141,7 @@ pub async fn take(db: &mut dyn Database, dir: &Path, env: &str) -> Result<Snapsh
     let sha256 = crate::digest::sha256_file(&partial).map_err(io(&partial))?;
     let bytes = std::fs::metadata(&partial).map_err(io(&partial))?.len();
     std::fs::rename(&partial, &path).map_err(io(&path))?;
+    drop(holder);
     let side = sidecar(&path);
     let name = path.file_name().unwrap_or_default().to_string_lossy();
     crate::files::write_private(&side, format!("{sha256}  {name}\n").as_bytes())
@@ -148,6 +151,43 @@ pub async fn take(db: &mut dyn Database, dir: &Path, env: &str) -> Result<Snapsh
         sha256,
         bytes,
     })
+}
+
+/// Removes the `*.dump.partial` files in `dir` that no running `take`
+/// holds: what a `snapshot take` that was killed left behind, part of a
+/// database's data that nothing will ever use. Returns what it removed.
+pub fn remove_stale(dir: &Path) -> Result<Vec<PathBuf>, SnapshotError> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(source) => {
+            return Err(SnapshotError::Io {
+                path: dir.to_path_buf(),
+                source,
+            });
+        }
+    };
+    let mut removed = Vec::new();
+    for e in entries.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if !name.ends_with(".dump.partial") {
+            continue;
+        }
+        let path = e.path();
+        let Ok(file) = std::fs::File::open(&path) else {
+            continue;
+        };
+        // A `take` in progress holds the lock; a killed one held it no more.
+        if file.try_lock().is_ok() {
+            std::fs::remove_file(&path).map_err(|source| SnapshotError::Io {
+                path: path.clone(),
+                source,
+            })?;
+            removed.push(path);
+        }
+    }
+    removed.sort();
+    Ok(removed)
 }
 
 /// Checks a snapshot against its sidecar and that it is a dump keel knows.

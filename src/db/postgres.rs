@@ -747,100 +747,141 @@ impl Database for Postgres {
 
     async fn export_csv(
         &mut self,
-        table: &str,
-        columns: &[String],
+        query: &super::ExportQuery,
         sink: &mut (dyn for<'x> FnMut(&'x [u8]) -> std::io::Result<()> + Send),
     ) -> Result<(), DbError> {
-        let cols: Vec<String> = columns.iter().map(|c| quote_ident(c)).collect();
         let sql = format!(
-            "COPY (SELECT {} FROM {}) TO STDOUT WITH (FORMAT csv, HEADER)",
-            cols.join(", "),
-            quote_relation(table)
+            "COPY ({}) TO STDOUT WITH (FORMAT csv, HEADER)",
+            query.select()
         );
-        let url = self.url.clone();
-        let mut stream = self
-            .conn
-            .copy_out_raw(&sql)
-            .await
-            .map_err(|e| DbError::from_sqlx(e, &url))?;
-        // The server sends one message per row; hand them on in large
-        // chunks so that hashing and compression work on big blocks.
-        let mut buf = Vec::with_capacity(EXPORT_CHUNK + 4096);
-        while let Some(bytes) = stream
-            .try_next()
-            .await
-            .map_err(|e| DbError::from_sqlx(e, &url))?
-        {
-            buf.extend_from_slice(&bytes);
-            if buf.len() >= EXPORT_CHUNK {
-                sink(&buf).map_err(sink_error)?;
-                buf.clear();
+        // Under the migration's search path, a filter's own table names
+        // mean what they mean in the migration; the transaction only scopes
+        // that setting and changes nothing.
+        if let Some(path) = &query.search_path {
+            self.execute("BEGIN READ ONLY").await?;
+            if let Err(e) = self.set_local_search_path(path).await {
+                let _ = self.execute("ROLLBACK").await;
+                return Err(e);
             }
         }
-        if !buf.is_empty() {
-            sink(&buf).map_err(sink_error)?;
+        let result = self.copy_out(&sql, sink).await;
+        if query.search_path.is_some() {
+            let ended = self.execute("ROLLBACK").await;
+            result?;
+            return ended;
         }
-        Ok(())
+        result
     }
 
     async fn import_csv(
         &mut self,
-        table: &str,
+        table: &super::Relation,
         columns: &[String],
-        key: &[String],
+        load: &super::Load,
         source: &mut (dyn std::io::BufRead + Send),
     ) -> Result<u64, DbError> {
+        use super::Load;
         let cols: Vec<String> = columns.iter().map(|c| quote_ident(c)).collect();
-        let target = quote_relation(table);
-        if key.is_empty() {
-            let sql = format!(
-                "COPY {target} ({}) FROM STDIN WITH (FORMAT csv, HEADER)",
-                cols.join(", ")
-            );
+        let list = cols.join(", ");
+        let target = table.quoted();
+        if *load == Load::Insert {
+            // COPY writes identity columns (GENERATED ALWAYS too) as given.
+            let sql = format!("COPY {target} ({list}) FROM STDIN WITH (FORMAT csv, HEADER)");
             return self.copy_in(&sql, source).await;
         }
         // Load into a temporary table of the same column types, then one
-        // UPDATE … FROM: a single pass over the table instead of one
-        // statement per row.
+        // statement: a single pass over the table instead of one per row.
         let staging = quote_ident("keel_restore");
         self.execute(&format!(
             "DROP TABLE IF EXISTS {staging}; \
-             CREATE TEMP TABLE {staging} AS SELECT {} FROM {target} WITH NO DATA",
-            cols.join(", ")
+             CREATE TEMP TABLE {staging} AS SELECT {list} FROM {target} WITH NO DATA"
         ))
         .await?;
         self.copy_in(
-            &format!(
-                "COPY {staging} ({}) FROM STDIN WITH (FORMAT csv, HEADER)",
-                cols.join(", ")
-            ),
+            &format!("COPY {staging} ({list}) FROM STDIN WITH (FORMAT csv, HEADER)"),
             source,
         )
         .await?;
-        let set: Vec<String> = columns
-            .iter()
-            .filter(|c| !key.contains(c))
-            .map(|c| format!("{0} = r.{0}", quote_ident(c)))
-            .collect();
-        let on: Vec<String> = key
-            .iter()
-            .map(|k| format!("t.{0} = r.{0}", quote_ident(k)))
-            .collect();
-        let updated = if set.is_empty() {
-            0
-        } else {
-            sqlx::query(&format!(
-                "UPDATE {target} AS t SET {} FROM {staging} AS r WHERE {}",
-                set.join(", "),
-                on.join(" AND ")
-            ))
-            .execute(&mut self.conn)
-            .await
-            .map_err(|e| self.err(e))?
-            .rows_affected()
+        let sql = match load {
+            Load::Insert => unreachable!("handled above"),
+            Load::Update { key } => {
+                let set: Vec<String> = columns
+                    .iter()
+                    .filter(|c| !key.contains(c))
+                    .map(|c| format!("{0} = r.{0}", quote_ident(c)))
+                    .collect();
+                if set.is_empty() {
+                    None
+                } else {
+                    Some(format!(
+                        "UPDATE {target} AS t SET {} FROM {staging} AS r WHERE {}",
+                        set.join(", "),
+                        key_match(key)
+                    ))
+                }
+            }
+            Load::InsertMissing { key } => {
+                let from_r: Vec<String> = cols.iter().map(|c| format!("r.{c}")).collect();
+                Some(format!(
+                    "INSERT INTO {target} ({list}) OVERRIDING SYSTEM VALUE SELECT {} FROM {staging} AS r \
+                     WHERE NOT EXISTS (SELECT 1 FROM {target} AS t WHERE {})",
+                    from_r.join(", "),
+                    key_match(key)
+                ))
+            }
+        };
+        let changed = match sql {
+            Some(sql) => sqlx::query(&sql)
+                .execute(&mut self.conn)
+                .await
+                .map_err(|e| self.err(e))?
+                .rows_affected(),
+            None => 0,
         };
         self.execute(&format!("DROP TABLE {staging}")).await?;
-        Ok(updated)
+        Ok(changed)
+    }
+
+    async fn resolve_table(
+        &mut self,
+        table: &super::Relation,
+        search_path: Option<&super::SearchPath>,
+    ) -> Result<Option<super::Relation>, DbError> {
+        let lookup = "SELECT n.nspname::text, c.relname::text FROM pg_class c \
+             JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = to_regclass($1)";
+        let Some(path) = search_path.filter(|_| table.schema.is_none()) else {
+            let row: Option<(String, String)> = sqlx::query_as(lookup)
+                .bind(table.quoted())
+                .fetch_optional(&mut self.conn)
+                .await
+                .map_err(|e| self.err(e))?;
+            return Ok(row.map(|(s, n)| super::Relation::new(Some(&s), &n)));
+        };
+        self.execute("BEGIN READ ONLY").await?;
+        let result = async {
+            self.set_local_search_path(path).await?;
+            sqlx::query_as::<_, (String, String)>(lookup)
+                .bind(table.quoted())
+                .fetch_optional(&mut self.conn)
+                .await
+                .map_err(|e| self.err(e))
+        }
+        .await;
+        let ended = self.execute("ROLLBACK").await;
+        let row = result?;
+        ended?;
+        Ok(row.map(|(s, n)| super::Relation::new(Some(&s), &n)))
+    }
+
+    async fn generated_columns(&mut self, table: &super::Relation) -> Result<Vec<String>, DbError> {
+        sqlx::query_scalar(
+            "SELECT attname::text FROM pg_attribute WHERE attrelid = to_regclass($1) \
+             AND attnum > 0 AND NOT attisdropped AND attgenerated <> '' ORDER BY attnum",
+        )
+        .bind(table.quoted())
+        .fetch_all(&mut self.conn)
+        .await
+        .map_err(|e| self.err(e))
     }
 
     async fn primary_key(&mut self, table: &str) -> Result<Vec<String>, DbError> {
@@ -965,7 +1006,67 @@ fn sink_error(e: std::io::Error) -> DbError {
     )
 }
 
+/// `t.k = r.k AND …` for every key column.
+fn key_match(key: &[String]) -> String {
+    key.iter()
+        .map(|k| format!("t.{0} = r.{0}", quote_ident(k)))
+        .collect::<Vec<_>>()
+        .join(" AND ")
+}
+
 impl Postgres {
+    /// Sets a migration's search path for the rest of the open transaction.
+    async fn set_local_search_path(&mut self, path: &super::SearchPath) -> Result<(), DbError> {
+        match path {
+            // The list as the migration wrote it (it ran, or will run, as
+            // part of up.sql anyway), in the one statement it can be.
+            super::SearchPath::List(list) => {
+                self.execute(&format!("SET LOCAL search_path TO {list}"))
+                    .await
+            }
+            super::SearchPath::Config(value) => {
+                sqlx::query("SELECT set_config('search_path', $1, true)")
+                    .bind(value)
+                    .execute(&mut self.conn)
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| self.err(e))
+            }
+        }
+    }
+
+    /// Runs `COPY (…) TO STDOUT` and hands the rows to `sink` in large chunks.
+    async fn copy_out(
+        &mut self,
+        sql: &str,
+        sink: &mut (dyn for<'x> FnMut(&'x [u8]) -> std::io::Result<()> + Send),
+    ) -> Result<(), DbError> {
+        let url = self.url.clone();
+        let mut stream = self
+            .conn
+            .copy_out_raw(sql)
+            .await
+            .map_err(|e| DbError::from_sqlx(e, &url))?;
+        // The server sends one message per row; hand them on in large
+        // chunks so that hashing and compression work on big blocks.
+        let mut buf = Vec::with_capacity(EXPORT_CHUNK + 4096);
+        while let Some(bytes) = stream
+            .try_next()
+            .await
+            .map_err(|e| DbError::from_sqlx(e, &url))?
+        {
+            buf.extend_from_slice(&bytes);
+            if buf.len() >= EXPORT_CHUNK {
+                sink(&buf).map_err(sink_error)?;
+                buf.clear();
+            }
+        }
+        if !buf.is_empty() {
+            sink(&buf).map_err(sink_error)?;
+        }
+        Ok(())
+    }
+
     /// Runs `COPY … FROM STDIN` fed from `source` in large blocks.
     async fn copy_in(
         &mut self,

@@ -75,6 +75,19 @@ impl Relation {
         }
     }
 
+    /// The text form for people: without the default schemas (`public`,
+    /// SQLite's `main`), as the rest of keel names tables.
+    pub fn shown(&self) -> String {
+        match self.schema.as_deref() {
+            Some("public" | "main") => Relation {
+                schema: None,
+                name: self.name.clone(),
+            }
+            .to_string(),
+            _ => self.to_string(),
+        }
+    }
+
     /// The relation in SQL, every part quoted.
     pub fn quoted(&self) -> String {
         match &self.schema {

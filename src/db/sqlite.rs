@@ -635,13 +635,13 @@ impl Database for Sqlite {
 
     async fn export_csv(
         &mut self,
-        table: &str,
-        columns: &[String],
+        query: &super::ExportQuery,
         sink: &mut (dyn for<'x> FnMut(&'x [u8]) -> std::io::Result<()> + Send),
     ) -> Result<(), DbError> {
         use sqlx::{TypeInfo, ValueRef};
-        let cols: Vec<String> = columns.iter().map(|c| quote_ident(c)).collect();
-        let sql = format!("SELECT {} FROM {}", cols.join(", "), quote_relation(table));
+        // SQLite has no search path: names mean the same everywhere.
+        let sql = query.select();
+        let columns = &query.columns;
         let url = self.url.clone();
         let mut buf = crate::csv::header(columns);
         let mut rows = sqlx::query(&sql).fetch(&mut self.conn);
@@ -686,11 +686,12 @@ impl Database for Sqlite {
 
     async fn import_csv(
         &mut self,
-        table: &str,
+        table: &Relation,
         columns: &[String],
-        key: &[String],
+        load: &super::Load,
         source: &mut (dyn std::io::BufRead + Send),
     ) -> Result<u64, DbError> {
+        use super::Load;
         let mut reader = crate::csv::Reader::new(source);
         let header = reader.next_record().map_err(csv_error)?;
         let expected: Vec<Option<String>> = columns.iter().cloned().map(Some).collect();
@@ -702,39 +703,59 @@ impl Database for Sqlite {
         }
         // Values are bound as text; SQLite's column affinity turns them back
         // into integers and reals where the column is declared so.
-        let target = quote_relation(table);
-        let (sql, order): (String, Vec<usize>) = if key.is_empty() {
-            let cols: Vec<String> = columns.iter().map(|c| quote_ident(c)).collect();
-            (
-                format!(
-                    "INSERT INTO {target} ({}) VALUES ({})",
-                    cols.join(", "),
-                    vec!["?"; cols.len()].join(", ")
-                ),
-                (0..columns.len()).collect(),
-            )
-        } else {
-            let set: Vec<usize> = (0..columns.len())
-                .filter(|&i| !key.contains(&columns[i]))
-                .collect();
-            let keys: Vec<usize> = key
-                .iter()
+        let target = table.quoted();
+        let key_positions = |key: &[String]| -> Result<Vec<usize>, DbError> {
+            key.iter()
                 .map(|k| {
                     columns.iter().position(|c| c == k).ok_or_else(|| {
                         DbError::usage(format!("the key column {k} is not in the backup"))
                     })
                 })
-                .collect::<Result<_, _>>()?;
+                .collect()
+        };
+        let key_match = |keys: &[usize]| {
+            keys.iter()
+                .map(|&i| format!("{} = ?", quote_ident(&columns[i])))
+                .collect::<Vec<_>>()
+                .join(" AND ")
+        };
+        let cols: Vec<String> = columns.iter().map(|c| quote_ident(c)).collect();
+        let placeholders = vec!["?"; cols.len()].join(", ");
+        let (sql, order): (String, Vec<usize>) = if let Load::Insert = load {
+            (
+                format!(
+                    "INSERT INTO {target} ({}) VALUES ({placeholders})",
+                    cols.join(", ")
+                ),
+                (0..columns.len()).collect(),
+            )
+        } else if let Load::InsertMissing { key } = load {
+            let keys = key_positions(key)?;
+            (
+                format!(
+                    "INSERT INTO {target} ({}) SELECT {placeholders} \
+                     WHERE NOT EXISTS (SELECT 1 FROM {target} WHERE {})",
+                    cols.join(", "),
+                    key_match(&keys)
+                ),
+                (0..columns.len()).chain(keys).collect(),
+            )
+        } else {
+            let key: &[String] = match load {
+                Load::Update { key } => key,
+                _ => &[],
+            };
+            let set: Vec<usize> = (0..columns.len())
+                .filter(|&i| !key.contains(&columns[i]))
+                .collect();
+            let keys = key_positions(key)?;
             let sql = format!(
                 "UPDATE {target} SET {} WHERE {}",
                 set.iter()
                     .map(|&i| format!("{} = ?", quote_ident(&columns[i])))
                     .collect::<Vec<_>>()
                     .join(", "),
-                keys.iter()
-                    .map(|&i| format!("{} = ?", quote_ident(&columns[i])))
-                    .collect::<Vec<_>>()
-                    .join(" AND ")
+                key_match(&keys)
             );
             (sql, set.into_iter().chain(keys).collect())
         };
@@ -759,6 +780,40 @@ impl Database for Sqlite {
                 .rows_affected();
         }
         Ok(done)
+    }
+
+    async fn resolve_table(
+        &mut self,
+        table: &Relation,
+        _search_path: Option<&super::SearchPath>,
+    ) -> Result<Option<Relation>, DbError> {
+        // Without a schema SQLite looks in temp, then main, then attached.
+        let found: Option<(String, String)> = sqlx::query_as(
+            "SELECT schema, name FROM pragma_table_list WHERE name = ?1 AND type = 'table' \
+             AND (?2 IS NULL OR schema = ?2) \
+             ORDER BY CASE schema WHEN 'temp' THEN 0 WHEN 'main' THEN 1 ELSE 2 END LIMIT 1",
+        )
+        .bind(&table.name)
+        .bind(&table.schema)
+        .fetch_optional(&mut self.conn)
+        .await
+        .map_err(|e| self.err(e))?;
+        Ok(found.map(|(schema, name)| Relation {
+            schema: Some(schema),
+            name,
+        }))
+    }
+
+    async fn generated_columns(&mut self, table: &Relation) -> Result<Vec<String>, DbError> {
+        // table_xinfo's hidden: 2 virtual, 3 stored generated columns.
+        sqlx::query_scalar(
+            "SELECT name FROM pragma_table_xinfo(?, ?) WHERE hidden IN (2, 3) ORDER BY cid",
+        )
+        .bind(&table.name)
+        .bind(&table.schema)
+        .fetch_all(&mut self.conn)
+        .await
+        .map_err(|e| self.err(e))
     }
 
     async fn primary_key(&mut self, table: &str) -> Result<Vec<String>, DbError> {

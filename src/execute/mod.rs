@@ -18,11 +18,11 @@ pub mod report;
 pub mod signals;
 
 use crate::backfill::BackfillError;
-use crate::backup::{BackupHook, Created, RestoreFrom};
+use crate::backup::{BackupHook, Created};
 use crate::config::{Config, Environment};
 use crate::db::{Database, DbError, Timeouts};
 use crate::migration::Migration;
-use crate::migrator::{Event, NoHook, RunError, RunSettings, Runner};
+use crate::migrator::{Event, RunError, RunSettings, Runner};
 use crate::record::{self, FileRef, Outcome, Record, RunbookRef, Signer, StepOutcome, Written};
 use crate::runbook::annotate;
 use chrono::{DateTime, Utc};
@@ -635,6 +635,7 @@ async fn locked(
     tick: &mut Vec<String>,
 ) -> Result<(Outcome, String), ExecuteError> {
     let plan = run.plan;
+    let ui = run.ui;
     let backups_dir = &at(&plan.project, "backups");
     let m = plan.migration;
     // Someone may have run it while the checklist was walked.
@@ -669,7 +670,26 @@ async fn locked(
     }
 
     let t = now();
-    let created: Option<Created> = match crate::backup::back_up(runner.db, m, backups_dir).await {
+    // The same analysis (and server facts) `keel plan` shows decides what
+    // is backed up.
+    let made = async {
+        let dbe = |context: &str| {
+            let context = context.to_string();
+            move |source| crate::backup::BackupError::Db {
+                context,
+                source: Box::new(source),
+            }
+        };
+        let target = crate::backup::Target::of(runner.db, plan.env_name)
+            .await
+            .map_err(dbe("reading the database's id"))?;
+        let items = crate::backup::destroyed(runner.db, &[m])
+            .await
+            .map_err(dbe("analysing what the migration destroys"))?;
+        crate::backup::back_up(runner.db, m, &items[0], backups_dir, &target).await
+    }
+    .await;
+    let created: Option<Created> = match made {
         Ok(c) => c,
         Err(e) => {
             let problem = format!(
@@ -698,9 +718,12 @@ async fn locked(
                         .collect();
                     match f.kind {
                         crate::backup::Kind::Columns => {
-                            format!("{}.{} ({} rows)", f.table, cols.join(", "), f.rows)
+                            format!("{}.{} ({} rows)", f.shown(), cols.join(", "), f.rows)
                         }
-                        crate::backup::Kind::Table => format!("{} ({} rows)", f.table, f.rows),
+                        crate::backup::Kind::Table => format!("{} ({} rows)", f.shown(), f.rows),
+                        crate::backup::Kind::Rows => {
+                            format!("{} ({} rows the migration deletes)", f.shown(), f.rows)
+                        }
                     }
                 })
                 .collect();
@@ -755,7 +778,11 @@ async fn locked(
     write_intent(runner.db, run, log, tick, &before).await?;
 
     let t = now();
-    if let Err(e) = runner.apply_one(m, &mut NoHook).await {
+    // Binds the archive to the migration's tracking row: a later `keel
+    // down` (or the rollback below) restores exactly this one.
+    let mut bind = BackupHook::new(&plan.project, plan.env_name, ui.say);
+    bind.made = created.clone();
+    if let Err(e) = runner.apply_one(m, &mut bind).await {
         log.step("migrate", StepOutcome::Failed, t, e.to_string());
         return Ok((Outcome::Failed, format!("the migration failed:\n{e}")));
     }
@@ -765,34 +792,24 @@ async fn locked(
         t,
         format!("{} applied and recorded in the tracking table", m.id()),
     );
-    let archive = created.as_ref().map(|c| c.path.clone());
-    after_commit(
-        runner,
-        run,
-        log,
-        archive,
-        &before,
-        m.meta.backfill.is_some(),
-    )
-    .await
+    after_commit(runner, run, log, &before, m.meta.backfill.is_some()).await
 }
 
 /// What follows the migration's commit: its backfill (when `backfill`),
 /// the post-migration checks against the row counts taken before it, and
-/// the automatic rollback (down.sql, then `archive` put back) when one
+/// the automatic rollback (down.sql, then the archive bound to the
+/// migration's tracking row put back) when one
 /// fails. Also how an interrupted run is finished.
 async fn after_commit(
     runner: &mut Runner<'_>,
     run: &Run<'_>,
     log: &mut Log<'_>,
-    archive: Option<PathBuf>,
     before: &BTreeMap<String, i64>,
     backfill: bool,
 ) -> Result<(Outcome, String), ExecuteError> {
     let plan = run.plan;
     let ui = run.ui;
     let timeouts = run.timeouts;
-    let backups_dir = &at(&plan.project, "backups");
     let m = plan.migration;
 
     // The data change of an expand step: part of the migration, so the
@@ -862,12 +879,7 @@ async fn after_commit(
         failed.join("\n  ")
     );
     let t = now();
-    let mut hook = BackupHook::new(backups_dir, ui.say);
-    hook.back_up = false;
-    hook.restore = match archive {
-        Some(path) => RestoreFrom::Archive(path),
-        None => RestoreFrom::Nothing,
-    };
+    let mut hook = BackupHook::new(&plan.project, plan.env_name, ui.say);
     if let Err(e) = runner.revert_one(m, &mut hook).await {
         log.step("rollback", StepOutcome::Failed, t, e.to_string());
         return Ok((

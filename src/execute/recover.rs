@@ -13,7 +13,7 @@ use super::{
 use crate::db::Database;
 use crate::migrator::{Runner, State, reconcile};
 use crate::record::{self, Outcome, Record, Signer, StepOutcome};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 /// `Some`: the interrupted run was this migration's and is now finished
 /// (the result of that). `None`: nothing to finish; go on with a fresh run.
@@ -133,7 +133,7 @@ pub(super) async fn recover(
                     if backfill { "the rest of its backfill, then " } else { "" }
                 ),
             );
-            let archive = archive(&plan.project, &intent)?;
+            check_archive(&plan.project, &intent)?;
             let tick = intent
                 .runbook
                 .as_ref()
@@ -142,7 +142,7 @@ pub(super) async fn recover(
             let before = intent.row_counts.clone();
             let finished = tokio::select! {
                 r = async {
-                    let (outcome, problem) = after_commit(&mut runner, &run, &mut log, archive, &before, backfill).await?;
+                    let (outcome, problem) = after_commit(&mut runner, &run, &mut log, &before, backfill).await?;
                     finish(runner.db, &run, &mut log, &tick, outcome, problem, &signals).await
                 } => r,
                 () = signals.stopped() => Err(stopped(&run, true)),
@@ -206,11 +206,12 @@ fn resumed(intent: &Record) -> Record {
     rec
 }
 
-/// The backup archive the interrupted run took, unchanged since (its
-/// SHA-256 in the intent): the only archive a rollback may put back.
-fn archive(project: &Path, intent: &Record) -> Result<Option<PathBuf>, ExecuteError> {
+/// The backup archive the interrupted run took is there, unchanged (its
+/// SHA-256 in the intent): a failed check would need it put back, so a
+/// run that could not roll back is refused before anything happens.
+fn check_archive(project: &Path, intent: &Record) -> Result<(), ExecuteError> {
     let Some(b) = intent.backups.first() else {
-        return Ok(None);
+        return Ok(());
     };
     let path = at(project, &b.path);
     let sha = crate::digest::sha256_file(&path).map_err(|e| {
@@ -226,7 +227,7 @@ fn archive(project: &Path, intent: &Record) -> Result<Option<PathBuf>, ExecuteEr
             b.sha256
         )));
     }
-    Ok(Some(path))
+    Ok(())
 }
 
 /// The newest record of the environment is a final one whose execution

@@ -93,6 +93,7 @@ pub fn classify(text: &str, schema: &mut Schema, transaction: bool) -> Classifie
 
     let mut ops = Vec::new();
     let mut in_tx = transaction;
+    let mut search_path = None;
     let mut comments: Vec<Allow> = Vec::new();
     for element in root.children_with_tokens() {
         if let Some(t) = element.as_token() {
@@ -137,6 +138,7 @@ pub fn classify(text: &str, schema: &mut Schema, transaction: bool) -> Classifie
             in_transaction: in_tx,
             allows,
             names: written_names(&node, &lines),
+            search_path: search_path.clone(),
         };
         if !broken {
             let cx = Cx {
@@ -144,6 +146,9 @@ pub fn classify(text: &str, schema: &mut Schema, transaction: bool) -> Classifie
                 lines: &lines,
             };
             op.actions = statements::classify(&cx, &node);
+            if let Some(path) = super::search_path::change(&op.sql) {
+                search_path = path;
+            }
         }
         for a in &op.actions {
             if let ActionKind::Transaction { begin } = a.kind {

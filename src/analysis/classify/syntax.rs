@@ -73,6 +73,33 @@ pub fn qualified(node: &SyntaxNode) -> String {
 /// The identifiers of a dotted name, as PostgreSQL stores them, with a
 /// leading `public` dropped.
 fn name_parts(node: &SyntaxNode) -> Vec<String> {
+    let mut parts = written_parts(node);
+    if parts.len() > 1 && parts[0] == "public" {
+        parts.remove(0);
+    }
+    parts
+}
+
+/// A relation exactly as the statement names it: its schema only when one
+/// is written (`public` included), so that it resolves the way the server
+/// resolves it.
+pub fn written_relation(node: &SyntaxNode) -> crate::db::Relation {
+    let mut parts = written_parts(node);
+    let name = parts.pop().unwrap_or_default();
+    crate::db::Relation {
+        schema: parts.pop(),
+        name,
+    }
+}
+
+/// The first descendant name of one of `kinds`, as [`written_relation`].
+pub fn written_in(node: &SyntaxNode, kinds: &[SyntaxKind]) -> Option<crate::db::Relation> {
+    find(node, kinds)
+        .map(|n| written_relation(&n))
+        .filter(|r| !r.name.is_empty())
+}
+
+fn written_parts(node: &SyntaxNode) -> Vec<String> {
     let mut parts: Vec<String> = vec![String::new()];
     for t in significant_tokens(node) {
         match t.kind() {
@@ -86,9 +113,6 @@ fn name_parts(node: &SyntaxNode) -> Vec<String> {
                 }
             }
         }
-    }
-    if parts.len() > 1 && parts[0] == "public" {
-        parts.remove(0);
     }
     parts
 }
@@ -113,6 +137,21 @@ pub fn names(node: &SyntaxNode, kind: SyntaxKind) -> Vec<String> {
 pub fn table_name(node: &SyntaxNode) -> Option<String> {
     use SyntaxKind::*;
     name_in(
+        node,
+        &[
+            TABLE_RELATION_NAME,
+            TABLE_NAME,
+            TABLE_NAME_REF,
+            RELATION_NAME,
+            RELATION_NAME_REF,
+        ],
+    )
+}
+
+/// [`table_name`] as [`written_relation`].
+pub fn table_relation(node: &SyntaxNode) -> Option<crate::db::Relation> {
+    use SyntaxKind::*;
+    written_in(
         node,
         &[
             TABLE_RELATION_NAME,

@@ -23,10 +23,12 @@ mod common;
 
 mod backfill;
 mod backup;
+mod backup_binding;
 mod calibrate;
 mod concurrent_index;
 mod config;
 mod demo;
+mod down_restores;
 mod execute;
 mod failures;
 mod inspect;

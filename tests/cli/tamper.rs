@@ -474,6 +474,74 @@ fn every_tamper_is_refused_and_changes_nothing() {
     let text = stdout(&out);
     assert!(text.contains("ok `production`: 4 record(s)"), "{text}");
     assert!(text.contains("ok `staging`: 2 record(s)"), "{text}");
+
+    // 13. A self-consistent archive planted beside the run's own, with a
+    // newer stamp: `keel down` restores only the archive the run recorded.
+    let genuine = std::fs::read_dir(s.path(&format!("backups/{B_ID}")))
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .find(|f| f.extension().is_some_and(|e| e == "zip"))
+        .unwrap();
+    let planted = s.path(&format!("backups/{B_ID}/29991231T235959Z.zip"));
+    plant_archive(&genuine, &planted, "first", "planted");
+    let out = s.run(&["backup", "verify", &rel(&s, &planted)]);
+    assert!(out.status.success(), "self-consistent: {}", stderr(&out));
+    let out = s.run(&["down", "--env", "production"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains(&format!("restored {}", rel(&s, &genuine))),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(
+        s.state().1,
+        before.1,
+        "the bios the run backed up, not the planted ones"
+    );
+}
+
+/// Copies `archive` to `to` with `from` replaced by `with` in its CSV and
+/// the manifest's SHA-256 brought up to date: an archive that passes every
+/// check of its own.
+fn plant_archive(archive: &Path, to: &Path, from: &str, with: &str) {
+    use std::process::Command;
+    let dir = to.with_extension("unpacked");
+    assert!(
+        Command::new("unzip")
+            .args(["-q", "-o"])
+            .arg(archive)
+            .arg("-d")
+            .arg(&dir)
+            .status()
+            .unwrap()
+            .success()
+    );
+    let manifest_path = dir.join("manifest.json");
+    let mut manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&manifest_path).unwrap()).unwrap();
+    for f in manifest["files"].as_array_mut().unwrap() {
+        let csv = dir.join(f["name"].as_str().unwrap());
+        let text = std::fs::read_to_string(&csv).unwrap().replace(from, with);
+        std::fs::write(&csv, &text).unwrap();
+        f["sha256"] = keel::digest::sha256_bytes(text.as_bytes()).into();
+    }
+    std::fs::write(
+        &manifest_path,
+        serde_json::to_vec_pretty(&manifest).unwrap(),
+    )
+    .unwrap();
+    assert!(
+        Command::new("zip")
+            .args(["-q", "-X", "-r"])
+            .arg(to)
+            .arg(".")
+            .current_dir(&dir)
+            .status()
+            .expect("zip is installed")
+            .success()
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 /// Recomputes the SHA-256 on a runbook's first line for its body, as

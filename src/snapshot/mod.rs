@@ -300,11 +300,12 @@ pub async fn check(
         })?;
     // keel_meta's random id tells two databases apart even where their
     // names are the same (staging and production on different servers);
-    // the archive's database name is the check for dumps without one.
-    let other = match (&facts.database_id, &facts.this_database_id) {
-        (Some(dumped), Some(this)) => dumped != this,
-        _ => matches!((&facts.database, &facts.this_database), (Some(d), Some(t)) if d != t),
-    };
+    // the archive's database name tells a copy apart that carried the id
+    // along (staging restored from production's dump). Both must agree.
+    let differs =
+        |a: &Option<String>, b: &Option<String>| matches!((a, b), (Some(a), Some(b)) if a != b);
+    let other = differs(&facts.database_id, &facts.this_database_id)
+        || differs(&facts.database, &facts.this_database);
     if other {
         let describe = |name: &Option<String>, id: &Option<String>| match (name, id) {
             (Some(n), Some(i)) => format!("database `{n}` (keel id {i})"),

@@ -381,6 +381,50 @@ fn every_tamper_is_refused_and_changes_nothing() {
         )),
         "{err}"
     );
+    // A dump of a copy of production (CREATE DATABASE … TEMPLATE copies
+    // keel_meta's id along), under production's name: another database.
+    let copy_db = format!("{prod_db}_copy");
+    let copy_sql = format!("CREATE DATABASE \"{copy_db}\" TEMPLATE \"{prod_db}\"");
+    let staging_url = s.staging.clone();
+    crate::common::block_on(async move {
+        use sqlx::Connection;
+        let mut c = sqlx::PgConnection::connect(&staging_url).await.unwrap();
+        sqlx::Executor::execute(&mut c, copy_sql.as_str())
+            .await
+            .unwrap();
+    });
+    let mut copy_url = url::Url::parse(&s.p.url).unwrap();
+    copy_url.set_path(&format!("/{copy_db}"));
+    std::fs::remove_file(snaps.join("production-29991231T235959Z.dump")).unwrap();
+    std::fs::remove_file(snaps.join("production-29991231T235959Z.dump.sha256")).unwrap();
+    let out = s.run(&[
+        "snapshot",
+        "take",
+        "--format",
+        "json",
+        "--env",
+        "production",
+        "--database-url",
+        copy_url.as_str(),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let copy_dump = serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()["path"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let err = check(&s.execute(B, "production", &["--snapshot", &copy_dump]));
+    assert!(
+        err.starts_with(&format!(
+            "error: {copy_dump} is a dump of database `{copy_db}` (keel id {prod_id}), but `production` is database `{prod_db}` (keel id {prod_id}): a snapshot of another database cannot restore this one\n"
+        )),
+        "{err}"
+    );
+    std::fs::remove_file(s.path(&copy_dump)).unwrap();
+    std::fs::remove_file(s.path(&format!("{copy_dump}.sha256"))).unwrap();
+    write_snapshot(
+        "production-29991231T235959Z.dump",
+        &std::fs::read(snaps.join(&staging_dump)).unwrap(),
+    );
     // Another environment's snapshot, as it is.
     let err = check(&s.execute(
         B,

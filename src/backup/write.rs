@@ -183,6 +183,7 @@ async fn export_all(
         environment: plan.target.environment.clone(),
         database: plan.target.database.clone(),
         database_id: plan.target.database_id.clone(),
+        server: plan.target.server.clone(),
         files,
     };
     let mut json = serde_json::to_vec_pretty(&manifest).map_err(|e| io(e.into()))?;

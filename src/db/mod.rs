@@ -278,6 +278,13 @@ pub trait Database: Send {
     /// (`keel_meta`): what backups and snapshots are bound to. `None`
     /// before keel first wrote to it.
     async fn database_id(&mut self) -> Result<Option<String>, DbError>;
+    /// What tells this database apart from a copy of it restored elsewhere
+    /// (a copy carries keel_meta's id along): PostgreSQL's cluster system
+    /// identifier and the database's OID. `None` where there is no such
+    /// thing (SQLite) or the server does not say.
+    async fn server_identity(&mut self) -> Result<Option<String>, DbError> {
+        Ok(None)
+    }
     /// Undoes what a migration changed in the session's settings
     /// (PostgreSQL: `search_path`, `ROLE`), so that the next migration and
     /// keel's own statements run in the session as keel opened it.

@@ -303,6 +303,19 @@ impl Database for Postgres {
         .map_err(|e| self.err(e))
     }
 
+    async fn server_identity(&mut self) -> Result<Option<String>, DbError> {
+        // pg_control_system() is open to every role by default, but a
+        // hosted server may revoke it: then the id alone binds.
+        Ok(sqlx::query_scalar(
+            "SELECT (SELECT system_identifier::text FROM pg_control_system()) || ':' || \
+             (SELECT oid::text FROM pg_database WHERE datname = current_database())",
+        )
+        .fetch_one(&mut self.conn)
+        .await
+        .ok()
+        .flatten())
+    }
+
     async fn reset_session(&mut self) -> Result<(), DbError> {
         // What a migration SET for its session (not SET LOCAL) outlives its
         // COMMIT; the next migration and keel's own queries start from the

@@ -313,3 +313,40 @@ both!(an_older_tracking_table_is_upgraded, |p: Project| {
             .is_some()
     );
 });
+
+/// A copy of the database (CREATE DATABASE … TEMPLATE, or a restored dump)
+/// carries keel's id along, but not the server's identity: the archive
+/// stays with the original.
+#[test]
+fn a_copy_of_the_database_does_not_take_its_backups() {
+    let p = Project::postgres();
+    migrations(&p);
+    accounts(&p, &p.url, "prod", 10);
+    p.keel().args(["up", "-q"]).assert().success();
+    let archive = archives(&p).remove(0);
+    let (base, query) = p.url.split_once('?').unwrap();
+    let (server, name) = base.rsplit_once('/').unwrap();
+    let copy_name = format!("{name}_copy");
+    p.exec(&format!("CREATE DATABASE {copy_name} TEMPLATE {name}"));
+    let copy = format!("{server}/{copy_name}?{query}");
+    exec(&copy, "UPDATE accounts SET email = 'copy'");
+    let out = p
+        .keel()
+        .env("DATABASE_URL", &copy)
+        .arg("restore")
+        .arg(&archive)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("was taken from another database"),
+        "{}",
+        stderr(&out)
+    );
+    let out = p.keel().arg("restore").arg(&archive).output().unwrap();
+    assert!(
+        !stderr(&out).contains("another database"),
+        "{}",
+        stderr(&out)
+    );
+}

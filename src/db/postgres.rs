@@ -923,6 +923,22 @@ impl Database for Postgres {
         super::pg_dump::dump(&self.secret_url, &self.url, dest).await
     }
 
+    async fn read_snapshot(&mut self, path: &Path) -> Result<super::SnapshotFacts, DbError> {
+        let header = super::pg_dump::list(path).await?;
+        let id = super::pg_dump::database_id(path).await?;
+        let this: String = sqlx::query_scalar("SELECT current_database()::text")
+            .fetch_one(&mut self.conn)
+            .await
+            .map_err(|e| self.err(e))?;
+        Ok(super::SnapshotFacts {
+            database: header.dbname,
+            this_database: Some(this),
+            database_id: id,
+            this_database_id: self.database_id().await?,
+            created_at: header.created_at,
+        })
+    }
+
     async fn execute_bound(&mut self, sql: &str, params: &[Value]) -> Result<u64, DbError> {
         super::catalog::execute_bound(&mut self.conn, &self.url, sql, params).await
     }

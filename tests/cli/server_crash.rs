@@ -81,17 +81,23 @@ fn a_server_crash_loses_nothing_keel_reported_applied() {
             );
         }
 
-        let mut run = project.spawn_keel(&["up"]);
-        // Once keel has started applying, at a random moment.
-        run.wait_for("applied  ", Duration::from_secs(60));
-        let delay = Duration::from_millis(rng.below(600));
+        let run = project.spawn_keel(&["up"]);
+        // At a random moment in the run: after keel reported a random
+        // number of migrations (at most half), and a little more.
+        let reported = 1 + rng.below(MIGRATIONS as u64 / 2) as usize;
+        crate::common::process::wait_until(
+            "keel to report migrations applied",
+            Duration::from_secs(60),
+            || run.stderr().matches("applied  ").count() >= reported,
+        );
+        let delay = Duration::from_millis(rng.below(100));
         std::thread::sleep(delay);
         server.crash();
         let out = run.finish();
         server.restart();
 
         let context = format!(
-            "trial {trial} (seed {seed}, crash after {delay:?}):\n{}",
+            "trial {trial} (seed {seed}, crash {delay:?} after {reported} reported):\n{}",
             out.stderr
         );
         let printed = printed_applied(&out.stderr);
@@ -153,6 +159,9 @@ fn a_server_crash_loses_nothing_keel_reported_applied() {
             Some(MIGRATIONS.to_string().as_str())
         );
     }
+    eprintln!(
+        "server crash: {interrupted} of {trials} trials stopped the server mid-run (seed {seed})"
+    );
     assert!(
         interrupted > 0,
         "no trial stopped the server before keel finished (seed {seed})"

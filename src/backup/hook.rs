@@ -105,6 +105,45 @@ fn hook_error(m: &Migration, e: BackupError, outcome: &str) -> RunError {
     }
 }
 
+/// For a non-transactional down that stopped part-way and was then
+/// finished by hand (`keel resolve V --reverted`): the data `m` destroyed is
+/// not back, because keel restores it after down.sql. What to do about it,
+/// in words; `None` when there is nothing to put back (nothing destroyed,
+/// or down.sql rebuilds it: `restore_on_down = false`). `recorded` is the
+/// archive its tracking row recorded; its path is relative to `project`.
+pub fn unrestored_note(
+    project: &Path,
+    m: &Migration,
+    recorded: Option<&BackupRef>,
+) -> Option<String> {
+    if !m.meta.restore_on_down {
+        return None;
+    }
+    let why = format!(
+        "the data {} destroyed was not put back: keel restores its backup after down.sql, which stopped part-way",
+        m.id()
+    );
+    let at = |rel: &str| {
+        if project.as_os_str().is_empty() || project == Path::new(".") {
+            PathBuf::from(rel)
+        } else {
+            project.join(rel)
+        }
+    };
+    match recorded {
+        Some(r) => Some(format!(
+            "{why}; put it back with `keel restore {}` (SHA-256 {})",
+            at(&r.path).display(),
+            r.sha256
+        )),
+        None if !analyze_set(&[m], true, None, None)[0].backups.is_empty() => Some(format!(
+            "{why}, and its tracking row records no backup of it: down.sql brought back the structure, not the data; an archive in {} can be checked with `keel backup verify FILE` and put back with `keel restore FILE`",
+            at("backups").join(m.id()).display()
+        )),
+        None => None,
+    }
+}
+
 /// Describes an archive in one line: `path (users.bio: 1000 rows)`.
 pub fn summary(path: &Path, tables: &[(String, Vec<String>, u64)]) -> String {
     let parts: Vec<String> = tables
@@ -280,7 +319,17 @@ impl Hook for BackupHook<'_> {
             ));
             return Ok(());
         }
-        let outcome = format!("the down was rolled back: {} is still applied", m.id());
+        let outcome = if in_transaction {
+            format!("the down was rolled back: {} is still applied", m.id())
+        } else {
+            // Statement by statement, down.sql has taken effect for good.
+            format!(
+                "down.sql took effect (transaction = false) but its data is not back: {} is marked failed while reverting; once the data is back (`keel restore {}`), run `keel resolve {} --reverted`",
+                m.id(),
+                path.display(),
+                m.version
+            )
+        };
         if !path.exists() {
             return Err(hook_error(
                 m,

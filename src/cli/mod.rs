@@ -222,18 +222,23 @@ impl Ctx {
                 }
                 return;
             }
-            Event::WaitingForLock => {
-                "waiting for another keel run on this database to finish…".to_string()
-            }
+            Event::WaitingForLock(holder) => match holder {
+                Some(h) => format!(
+                    "waiting for another keel run on this database to finish: the run lock is {}",
+                    h.to_string().replace('\n', "\n  ")
+                ),
+                None => "waiting for another keel run on this database to finish…".to_string(),
+            },
             Event::Applied(m, took) => format!("applied  {} ({})", m.id(), output::millis(took)),
             Event::Reverted(m, took) => format!("reverted {} ({})", m.id(), output::millis(took)),
-            Event::LockTimeoutRetry {
+            Event::Retry {
                 migration,
+                reason,
                 attempt,
                 retries,
                 wait,
             } => format!(
-                "lock timeout in {}: retry {attempt} of {retries} in {}",
+                "{reason} in {}: retry {attempt} of {retries} in {}",
                 migration.id(),
                 output::millis(wait)
             ),

@@ -28,15 +28,35 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<()> {
     };
     let result = runner.resolve(&files, args.version, args.applied).await;
     db.close().await;
-    result?;
+    let resolved = result?;
+    let file = if resolved.reverting {
+        "down.sql"
+    } else {
+        "up.sql"
+    };
     ctx.out.progress(&format!(
-        "migration {} recorded as {}",
+        "migration {} recorded as {} (it had stopped part-way through {file})",
         args.version,
-        if args.applied {
-            "applied"
-        } else {
-            "reverted (pending again)"
+        match resolved.state {
+            "pending" => "reverted, pending again",
+            "backfilling" => "applied; its backfill has not finished, `keel up` goes on with it",
+            other => other,
         }
     ));
+    if resolved.reverting && args.reverted {
+        let note = files
+            .iter()
+            .find(|m| m.version == args.version)
+            .and_then(|m| {
+                crate::backup::unrestored_note(
+                    std::path::Path::new("."),
+                    m,
+                    resolved.backup.as_ref(),
+                )
+            });
+        if let Some(note) = note {
+            ctx.out.progress(&format!("note: {note}"));
+        }
+    }
     Ok(())
 }

@@ -27,6 +27,8 @@ pub async fn run(ctx: &Ctx) -> Result<()> {
                 "applied_by": e.row.as_ref().map(|r| r.applied_by.clone()),
                 "execution_ms": e.row.as_ref().map(|r| r.execution_ms),
                 "error": e.row.as_ref().and_then(|r| r.error.clone()),
+                // A failed migration stopped in up.sql ("up") or down.sql ("down").
+                "failed_direction": e.failed_direction(),
             })).collect::<Vec<_>>()
         }));
         return Ok(());

@@ -2,10 +2,17 @@ use std::fmt;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DbErrorKind {
-    /// The server could not be reached or the connection dropped.
+    /// The server could not be reached or the connection dropped: an I/O
+    /// error, a broken conversation, PostgreSQL class 08 (connection
+    /// exception) or 57P01/57P02/57P03 (the server shut down, crashed, or
+    /// cannot take connections yet).
     Connection,
     /// `lock_timeout` expired (PostgreSQL 55P03) or SQLite stayed busy.
     LockTimeout,
+    /// The transaction lost to a concurrent one: a deadlock (40P01) or a
+    /// serialization failure (40001). Nothing of it was kept, and running
+    /// it again can succeed.
+    Conflict,
     /// A bad URL or a request keel cannot make.
     Usage,
     /// Anything the SQL itself caused.
@@ -45,6 +52,16 @@ impl DbError {
         self.kind == DbErrorKind::LockTimeout
     }
 
+    /// A lock timeout, deadlock or serialization failure: the statement
+    /// lost to other sessions, not to its own SQL, and may succeed later.
+    pub fn is_retryable(&self) -> bool {
+        matches!(self.kind, DbErrorKind::LockTimeout | DbErrorKind::Conflict)
+    }
+
+    pub fn is_connection(&self) -> bool {
+        self.kind == DbErrorKind::Connection
+    }
+
     /// True when the data of a row caused the error, not the SQL or the
     /// connection: PostgreSQL classes 22 (data exception: a bad cast, a
     /// division by zero, a value too long) and 23 (a constraint the new
@@ -65,6 +82,20 @@ impl DbError {
         // keep it in the low byte); 20 is SQLITE_MISMATCH.
         code.parse::<u32>()
             .is_ok_and(|n| n & 0xff == 19 || n & 0xff == 20)
+    }
+
+    /// [`DbError::from_sqlx`] for an error while connecting, where an I/O
+    /// error means the server is not there.
+    pub(crate) fn from_sqlx_connect(e: sqlx::Error, url: &str) -> DbError {
+        match e {
+            sqlx::Error::Io(io) => DbError::new(
+                DbErrorKind::Connection,
+                format!(
+                    "cannot reach the database at {url}: {io}. Check that the server is running and the URL is right"
+                ),
+            ),
+            other => DbError::from_sqlx(other, url),
+        }
     }
 
     /// A row refers to a row that is not there (yet): PostgreSQL 23503,
@@ -95,12 +126,20 @@ impl DbError {
                     code.as_deref(),
                     Some("55P03") | Some("5") | Some("261") | Some("517") | Some("6")
                 );
+                let pg = code.as_deref().filter(|c| c.len() == 5);
+                let kind = if lock_timeout {
+                    DbErrorKind::LockTimeout
+                } else if matches!(pg, Some("40P01") | Some("40001")) {
+                    DbErrorKind::Conflict
+                } else if pg.is_some_and(|c| {
+                    c.starts_with("08") || matches!(c, "57P01" | "57P02" | "57P03")
+                }) {
+                    DbErrorKind::Connection
+                } else {
+                    DbErrorKind::Statement
+                };
                 DbError {
-                    kind: if lock_timeout {
-                        DbErrorKind::LockTimeout
-                    } else {
-                        DbErrorKind::Statement
-                    },
+                    kind,
                     message: db.message().to_string(),
                     code,
                     position,
@@ -110,9 +149,7 @@ impl DbError {
             }
             sqlx::Error::Io(io) => DbError::new(
                 DbErrorKind::Connection,
-                format!(
-                    "cannot reach the database at {url}: {io}. Check that the server is running and the URL is right"
-                ),
+                format!("the connection to {url} broke: {io}"),
             ),
             sqlx::Error::Tls(tls) => DbError::new(
                 DbErrorKind::Connection,
@@ -121,6 +158,16 @@ impl DbError {
             sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed => DbError::new(
                 DbErrorKind::Connection,
                 format!("the connection to {url} was closed"),
+            ),
+            // The server's answer broke off or made no sense: the
+            // conversation, and so the connection, is over.
+            sqlx::Error::Protocol(p) => DbError::new(
+                DbErrorKind::Connection,
+                format!("the connection to {url} broke: {p}"),
+            ),
+            sqlx::Error::WorkerCrashed => DbError::new(
+                DbErrorKind::Connection,
+                format!("the connection to {url} broke"),
             ),
             sqlx::Error::Configuration(c) => {
                 DbError::usage(format!("the database URL {url} is not valid: {c}"))

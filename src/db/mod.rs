@@ -4,16 +4,19 @@
 //! outside `db/` talks to it and never asks which database is behind it.
 
 mod catalog;
+mod durable;
 mod error;
 mod pg_dump;
 mod postgres;
 mod quote;
+mod run_lock;
 mod sqlite;
 mod tracking;
 
 pub use catalog::CALIBRATION_TABLE;
 pub use error::{DbError, DbErrorKind};
 pub use quote::{Relation, quote_ident, quote_relation};
+pub use run_lock::LockHolder;
 pub use tracking::{BackupRef, KEEL_TABLES, TrackingRow, TrackingState};
 
 use async_trait::async_trait;
@@ -264,6 +267,13 @@ pub trait Database: Send {
         begin_and_run_one_by_one(self, timeouts, durable, statements).await
     }
     async fn commit(&mut self) -> Result<(), DbError>;
+    /// Waits until every commit this session made is on disk, including
+    /// those made with `durable = false`; `false` when that did not happen
+    /// within `timeout`. SQLite's commits are on disk when they return.
+    async fn wait_durable(&mut self, timeout: Duration) -> Result<bool, DbError> {
+        let _ = timeout;
+        Ok(true)
+    }
     async fn rollback(&mut self) -> Result<(), DbError>;
     async fn savepoint(&mut self, name: &str) -> Result<(), DbError>;
     async fn rollback_to_savepoint(&mut self, name: &str) -> Result<(), DbError>;
@@ -296,8 +306,12 @@ pub trait Database: Send {
     async fn delete_tracking(&mut self, version: &str) -> Result<(), DbError>;
 
     /// Takes the one-runner-at-a-time lock, waiting for another runner to
-    /// finish. `on_wait` is called once if the lock is busy.
-    async fn lock_runs(&mut self, on_wait: &(dyn Fn() + Sync)) -> Result<(), DbError>;
+    /// finish. `on_wait` is called once if the lock is busy, with who holds
+    /// it when the database can tell.
+    async fn lock_runs(
+        &mut self,
+        on_wait: &(dyn for<'h> Fn(Option<&'h LockHolder>) + Sync),
+    ) -> Result<(), DbError>;
     async fn unlock_runs(&mut self) -> Result<(), DbError>;
 
     /// Names of indexes that a failed `CREATE INDEX CONCURRENTLY` left INVALID.

@@ -45,6 +45,20 @@ impl Postgres {
                     ),
                 )
             })?
+            .map_err(|e| DbError::from_sqlx_connect(e, &display))?;
+        let mut conn = conn;
+        let mut setup = super::durable::SESSION_SETUP.to_string();
+        if conn.server_version_num().is_some_and(|v| v >= 140_000) {
+            // A backend notices that its client is gone only when it next
+            // talks to it: after a killed keel, its statement (an index
+            // build that takes hours) would go on unwatched, holding the run
+            // lock. PostgreSQL 14+ can check the socket while a statement
+            // runs and cancel it; the next run drops what a cancelled
+            // concurrent build left INVALID.
+            setup.push_str("; SET client_connection_check_interval = 1000");
+        }
+        sqlx::Executor::execute(&mut conn, sqlx::raw_sql(&setup))
+            .await
             .map_err(|e| DbError::from_sqlx(e, &display))?;
         let mut pg = Postgres {
             conn,
@@ -95,8 +109,9 @@ fn begin_sql(t: Timeouts, durable: bool) -> Vec<String> {
     if !durable {
         // Safe for a migration runner: the migration and its tracking row
         // commit atomically, so a server crash can lose only whole, recent
-        // migrations, which are then simply pending again. The run's last
-        // commit is durable and flushes everything before it.
+        // migrations, which are then simply pending again. keel reports
+        // them only after a later durable commit flushed them (see
+        // migrator/ledger.rs).
         sql.push("SET LOCAL synchronous_commit = off;".to_string());
     }
     sql
@@ -208,6 +223,10 @@ impl Database for Postgres {
 
     async fn commit(&mut self) -> Result<(), DbError> {
         self.execute("COMMIT").await
+    }
+
+    async fn wait_durable(&mut self, timeout: Duration) -> Result<bool, DbError> {
+        super::durable::wait_flushed(&mut self.conn, &self.url, timeout).await
     }
 
     async fn rollback(&mut self) -> Result<(), DbError> {
@@ -410,21 +429,11 @@ impl Database for Postgres {
         .map_err(|e| self.err(e))
     }
 
-    async fn lock_runs(&mut self, on_wait: &(dyn Fn() + Sync)) -> Result<(), DbError> {
-        let got: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
-            .bind(RUN_LOCK_KEY)
-            .fetch_one(&mut self.conn)
-            .await
-            .map_err(|e| self.err(e))?;
-        if !got {
-            on_wait();
-            sqlx::query("SELECT pg_advisory_lock($1)")
-                .bind(RUN_LOCK_KEY)
-                .execute(&mut self.conn)
-                .await
-                .map_err(|e| self.err(e))?;
-        }
-        Ok(())
+    async fn lock_runs(
+        &mut self,
+        on_wait: &(dyn for<'h> Fn(Option<&'h super::LockHolder>) + Sync),
+    ) -> Result<(), DbError> {
+        super::run_lock::lock(&mut self.conn, &self.url, RUN_LOCK_KEY, on_wait).await
     }
 
     async fn unlock_runs(&mut self) -> Result<(), DbError> {

@@ -19,6 +19,53 @@ pub struct Sqlite {
     lock: Option<File>,
 }
 
+/// The run lock file's contents: the holder's pid, host and start, one
+/// `key=value` a line.
+mod lock_file {
+    use super::super::LockHolder;
+    use std::io::{Seek, Write};
+
+    pub fn write(file: &mut std::fs::File) -> std::io::Result<()> {
+        let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .map(|h| h.trim().to_string())
+            .or_else(|_| std::env::var("HOSTNAME"))
+            .unwrap_or_default();
+        file.set_len(0)?;
+        file.rewind()?;
+        write!(
+            file,
+            "pid={}\nhost={host}\nsince={}\n",
+            std::process::id(),
+            chrono::Utc::now().to_rfc3339()
+        )
+    }
+
+    /// Untrusted text: anything unexpected gives no holder rather than an error.
+    pub fn parse(text: &str) -> Option<LockHolder> {
+        let field = |key: &str| {
+            text.lines()
+                .find_map(|l| l.strip_prefix(key)?.strip_prefix('='))
+                .map(|v| {
+                    v.chars()
+                        .filter(|c| !c.is_control())
+                        .take(200)
+                        .collect::<String>()
+                })
+        };
+        Some(LockHolder {
+            pid: field("pid")?.parse().ok()?,
+            application: None,
+            client: field("host").filter(|h| !h.is_empty()),
+            state: None,
+            since: field("since")
+                .and_then(|t| chrono::DateTime::parse_from_rfc3339(&t).ok())
+                .map(|t| t.with_timezone(&chrono::Utc)),
+            query: None,
+            backend: false,
+        })
+    }
+}
+
 impl Sqlite {
     pub async fn connect(url: &str, display: String) -> Result<Sqlite, DbError> {
         let options = SqliteConnectOptions::from_str(url)
@@ -32,7 +79,7 @@ impl Sqlite {
         let conn = options
             .connect()
             .await
-            .map_err(|e| DbError::from_sqlx(e, &display))?;
+            .map_err(|e| DbError::from_sqlx_connect(e, &display))?;
         Ok(Sqlite {
             conn,
             url: display,
@@ -252,7 +299,10 @@ impl Database for Sqlite {
             .map_err(|e| self.err(e))
     }
 
-    async fn lock_runs(&mut self, on_wait: &(dyn Fn() + Sync)) -> Result<(), DbError> {
+    async fn lock_runs(
+        &mut self,
+        on_wait: &(dyn for<'h> Fn(Option<&'h super::LockHolder>) + Sync),
+    ) -> Result<(), DbError> {
         // An exclusive SQLite transaction for the whole run would make the run
         // one commit; a lock file beside the database keeps runs one at a time
         // while each migration still commits on its own.
@@ -261,43 +311,45 @@ impl Database for Sqlite {
         };
         let mut lock_path = path.clone().into_os_string();
         lock_path.push(".lock");
+        let lock_path = PathBuf::from(lock_path);
+        let lock_error = |e: std::io::Error| {
+            DbError::new(
+                DbErrorKind::Connection,
+                format!("run lock {}: {e}", lock_path.display()),
+            )
+        };
         let file = File::options()
             .create(true)
             .truncate(false)
             .write(true)
             .open(&lock_path)
-            .map_err(|e| {
-                DbError::new(
-                    DbErrorKind::Connection,
-                    format!(
-                        "cannot open the run lock {}: {e}",
-                        PathBuf::from(&lock_path).display()
-                    ),
-                )
-            })?;
-        let file = match file.try_lock() {
+            .map_err(lock_error)?;
+        let mut file = match file.try_lock() {
             Ok(()) => file,
             Err(std::fs::TryLockError::WouldBlock) => {
-                on_wait();
+                let holder = std::fs::read_to_string(&lock_path)
+                    .ok()
+                    .and_then(|s| lock_file::parse(&s));
+                on_wait(holder.as_ref());
                 tokio::task::spawn_blocking(move || file.lock().map(|()| file))
                     .await
                     .map_err(|e| DbError::new(DbErrorKind::Connection, e.to_string()))?
-                    .map_err(|e| DbError::new(DbErrorKind::Connection, format!("run lock: {e}")))?
+                    .map_err(lock_error)?
             }
-            Err(std::fs::TryLockError::Error(e)) => {
-                return Err(DbError::new(
-                    DbErrorKind::Connection,
-                    format!("run lock: {e}"),
-                ));
-            }
+            Err(std::fs::TryLockError::Error(e)) => return Err(lock_error(e)),
         };
+        // Who holds it, for a run that has to wait: the OS lets go of the
+        // lock when this process ends, however it ends.
+        lock_file::write(&mut file).map_err(lock_error)?;
         self.lock = Some(file);
         Ok(())
     }
 
     async fn unlock_runs(&mut self) -> Result<(), DbError> {
         // Dropping the file releases the lock.
-        self.lock = None;
+        if let Some(file) = self.lock.take() {
+            let _ = file.set_len(0);
+        }
         Ok(())
     }
 

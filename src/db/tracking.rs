@@ -34,8 +34,12 @@ pub fn new_database_id() -> std::io::Result<String> {
 #[serde(rename_all = "lowercase")]
 pub enum TrackingState {
     Applied,
-    /// A non-transactional migration stopped part-way; needs `keel resolve`.
+    /// A non-transactional migration stopped part-way through up.sql (or
+    /// is running it now); needs `keel resolve`.
     Failed,
+    /// A non-transactional migration stopped part-way through down.sql (or
+    /// is running it now); needs `keel resolve`.
+    FailedDown,
     /// The SQL is applied and its backfill has not finished.
     Backfilling,
 }
@@ -45,14 +49,21 @@ impl TrackingState {
         match self {
             TrackingState::Applied => "applied",
             TrackingState::Failed => "failed",
+            TrackingState::FailedDown => "failed_down",
             TrackingState::Backfilling => "backfilling",
         }
+    }
+
+    /// Stopped part-way, in either direction.
+    pub fn is_failed(self) -> bool {
+        matches!(self, TrackingState::Failed | TrackingState::FailedDown)
     }
 
     pub fn parse(s: &str) -> TrackingState {
         match s {
             "applied" => TrackingState::Applied,
             "backfilling" => TrackingState::Backfilling,
+            "failed_down" => TrackingState::FailedDown,
             // Anything else (including text written by a newer keel) blocks runs
             // until an operator looks, which is the safe reading.
             _ => TrackingState::Failed,

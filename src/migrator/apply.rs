@@ -1,12 +1,13 @@
-use super::error::{RunError, StatementFailure};
+use super::error::{ConnectionLost, RunError, StatementFailure};
 use super::hook::{Hook, NoHook};
+use super::ledger::{FLUSH_WAIT, Ledger};
 use super::status::{Entry, State, reconcile};
 use crate::analysis::{Statement, split};
 use crate::db::{
-    BackupRef, Database, DbError, StatementError, Timeouts, TrackingRow, TrackingState,
+    BackupRef, Database, DbError, DbErrorKind, StatementError, Timeouts, TrackingRow, TrackingState,
 };
 use crate::migration::{Migration, Reversibility, Version};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 /// Project-wide defaults, overridden per migration by migration.toml.
@@ -39,15 +40,20 @@ impl Default for RunSettings {
 /// What the runner reports while it works, for the CLI to print.
 #[derive(Debug)]
 pub enum Event<'a> {
-    WaitingForLock,
+    /// Another run holds the run lock; who, when the database can tell.
+    WaitingForLock(Option<&'a crate::db::LockHolder>),
     /// How many migrations this run will apply or revert.
     Planned(usize),
     Applying(&'a Migration),
     Applied(&'a Migration, Duration),
     Reverting(&'a Migration),
     Reverted(&'a Migration, Duration),
-    LockTimeoutRetry {
+    /// A statement lost to other sessions (`reason`: lock timeout,
+    /// deadlock, serialization failure); nothing of it was kept, and keel
+    /// tries again after `wait`.
+    Retry {
         migration: &'a Migration,
+        reason: &'static str,
         attempt: u32,
         retries: u32,
         wait: Duration,
@@ -67,6 +73,13 @@ pub enum Event<'a> {
 enum Direction {
     Up,
     Down,
+}
+
+/// A migration that committed: how long it took, and whether its commit
+/// waited for the flush to disk.
+struct Committed {
+    took: Duration,
+    durable: bool,
 }
 
 pub struct Runner<'r> {
@@ -129,14 +142,75 @@ impl Runner<'_> {
         if !pending.is_empty() {
             hook.prepare(self.db, &pending).await?;
         }
+        let mut ledger = Ledger::new(false);
         for (i, m) in pending.iter().enumerate() {
-            self.run(m, Direction::Up, i + 1 == pending.len(), hook)
-                .await?;
-            if m.meta.backfill.is_some() {
-                self.backfill(m).await?;
+            // A backfill's batches commit durably, and the migration is
+            // reported before them.
+            let durable = i + 1 == pending.len() || m.meta.backfill.is_some() || ledger.due();
+            match self.run(m, Direction::Up, durable, hook).await {
+                Ok(committed) => {
+                    for (m, took) in ledger.committed(m, committed.took, committed.durable) {
+                        (self.on_event)(Event::Applied(m, took));
+                    }
+                }
+                Err(e) => return Err(self.stopped(&mut ledger, Direction::Up, e).await),
+            }
+            if m.meta.backfill.is_some()
+                && let Err(e) = self.backfill(m).await
+            {
+                return Err(self.stopped(&mut ledger, Direction::Up, e).await);
             }
         }
         Ok(pending)
+    }
+
+    /// The run stopped on `e`. A broken connection is reported with what
+    /// this run made durable and what may be lost. Otherwise the server is
+    /// up: once the commits that did not wait for their flush are on disk,
+    /// the migrations they applied (or reverted) are reported, and the
+    /// error says they stay.
+    async fn stopped(
+        &mut self,
+        ledger: &mut Ledger<'_>,
+        dir: Direction,
+        mut e: RunError,
+    ) -> RunError {
+        if e.is_connection_lost() {
+            return ledger.explain(e);
+        }
+        let flushed = if ledger.has_unconfirmed() {
+            match self.db.wait_durable(FLUSH_WAIT).await {
+                Ok(flushed) => flushed,
+                Err(lost) if lost.is_connection() => return ledger.explain(lost.into()),
+                Err(_) => false,
+            }
+        } else {
+            true
+        };
+        if flushed {
+            for (m, took) in ledger.confirm() {
+                (self.on_event)(match dir {
+                    Direction::Up => Event::Applied(m, took),
+                    Direction::Down => Event::Reverted(m, took),
+                });
+            }
+        }
+        if let RunError::Statement(s) = &mut e
+            && ledger.committed_any()
+        {
+            let (done, state) = match dir {
+                Direction::Up => ("applied", "applied"),
+                Direction::Down => ("reverted", "pending"),
+            };
+            s.outcome.push_str(&if flushed {
+                format!("; the migrations this run {done} before it stay {state}")
+            } else {
+                format!(
+                    "; the migrations this run {done} before it committed, but their flush to disk was not confirmed: `keel status` shows them"
+                )
+            });
+        }
+        e
     }
 
     /// Runs or resumes the backfill of migration `version` (`keel backfill`).
@@ -275,9 +349,17 @@ impl Runner<'_> {
             refuse_irreversible(m)?;
         }
         (self.on_event)(Event::Planned(targets.len()));
+        let mut ledger = Ledger::new(true);
         for (i, m) in targets.iter().enumerate() {
-            self.run(m, Direction::Down, i + 1 == targets.len(), hook)
-                .await?;
+            let durable = i + 1 == targets.len() || ledger.due();
+            match self.run(m, Direction::Down, durable, hook).await {
+                Ok(committed) => {
+                    for (m, took) in ledger.committed(m, committed.took, committed.durable) {
+                        (self.on_event)(Event::Reverted(m, took));
+                    }
+                }
+                Err(e) => return Err(self.stopped(&mut ledger, Direction::Down, e).await),
+            }
         }
         Ok(targets)
     }
@@ -288,20 +370,24 @@ impl Runner<'_> {
     /// post-migration checks.
     pub async fn apply_one(&mut self, m: &Migration, hook: &mut dyn Hook) -> Result<(), RunError> {
         self.db.ensure_tracking().await?;
-        self.run(m, Direction::Up, true, hook).await
+        let committed = self.run(m, Direction::Up, true, hook).await?;
+        (self.on_event)(Event::Applied(m, committed.took));
+        Ok(())
     }
 
     /// Reverts one applied migration, with the run lock held by the caller.
     pub async fn revert_one(&mut self, m: &Migration, hook: &mut dyn Hook) -> Result<(), RunError> {
         refuse_irreversible(m)?;
-        self.run(m, Direction::Down, true, hook).await
+        let committed = self.run(m, Direction::Down, true, hook).await?;
+        (self.on_event)(Event::Reverted(m, committed.took));
+        Ok(())
     }
 
     /// Takes the one-runner-at-a-time lock, saying so if it has to wait.
     pub async fn lock(&mut self) -> Result<(), RunError> {
         let on_event = self.on_event;
         self.db
-            .lock_runs(&|| on_event(Event::WaitingForLock))
+            .lock_runs(&|holder| on_event(Event::WaitingForLock(holder)))
             .await?;
         Ok(())
     }
@@ -324,13 +410,15 @@ impl Runner<'_> {
         }
     }
 
+    /// Runs `m` one way. Emits `Applying`/`Reverting`; the caller reports
+    /// it done once its commit is known durable (see [`Ledger`]).
     async fn run(
         &mut self,
         m: &Migration,
         dir: Direction,
         durable: bool,
         hook: &mut dyn Hook,
-    ) -> Result<(), RunError> {
+    ) -> Result<Committed, RunError> {
         // Up: the archive of what it destroys, recorded in its tracking row.
         // Down: the archive its tracking row recorded, the only one to restore.
         let backup = match dir {
@@ -362,13 +450,23 @@ impl Runner<'_> {
         // error, if any, is the one to report.
         let reset = self.db.reset_session().await;
         ran?;
-        reset?;
-        let took = started.elapsed();
-        (self.on_event)(match dir {
-            Direction::Up => Event::Applied(m, took),
-            Direction::Down => Event::Reverted(m, took),
-        });
-        Ok(())
+        // Statement by statement, each commit is a durable one.
+        let durable = durable || !m.meta.transaction;
+        if let Err(e) = reset {
+            if !e.is_connection() {
+                return Err(e.into());
+            }
+            let what = if durable {
+                "it committed, and its commit is on disk"
+            } else {
+                "it committed, without a confirmed flush to disk (after a server crash it is pending again)"
+            };
+            return Err(lost(m, dir, &source(m, dir).0, None, e, what));
+        }
+        Ok(Committed {
+            took: started.elapsed(),
+            durable,
+        })
     }
 
     fn tracking_row(&self, m: &Migration, state: TrackingState, started: Instant) -> TrackingRow {
@@ -387,7 +485,8 @@ impl Runner<'_> {
     }
 
     /// The migration and its tracking row commit together or not at all; a
-    /// lock timeout rolls back and retries the whole migration.
+    /// lock timeout, deadlock or serialization failure rolls back and
+    /// retries the whole migration.
     async fn run_in_transaction(
         &mut self,
         m: &Migration,
@@ -408,6 +507,9 @@ impl Runner<'_> {
             let ran = match self.db.begin_and_run(timeouts, durable, &texts).await {
                 Err(StatementError { index: None, error }) => {
                     // Opening the transaction failed: no statement ran.
+                    if error.is_connection() {
+                        return Err(lost(m, dir, &file, None, error, "nothing of it ran"));
+                    }
                     let _ = self.db.rollback().await;
                     return Err(error.into());
                 }
@@ -426,7 +528,7 @@ impl Runner<'_> {
                         self.db
                             .write_tracking(&row)
                             .await
-                            .map_err(|e| Stop::Sql(None, e))
+                            .map_err(|e| Stop::Sql(None, e))?;
                     }
                     Direction::Down => {
                         hook.after_down(self.db, m, backup, true)
@@ -438,59 +540,65 @@ impl Runner<'_> {
                         self.db
                             .delete_tracking(&m.version.to_string())
                             .await
-                            .map_err(|e| Stop::Sql(None, e))
+                            .map_err(|e| Stop::Sql(None, e))?;
                     }
                 }
+                self.db.commit().await.map_err(Stop::Commit)
             }
             .await;
-            match outcome {
-                Ok(()) => {
-                    self.db.commit().await?;
-                    return Ok(());
-                }
+            let (index, error, at_commit) = match outcome {
+                Ok(()) => return Ok(()),
                 Err(Stop::Hook(e)) => {
                     let _ = self.db.rollback().await;
                     return Err(e);
                 }
-                Err(Stop::Sql(index, error)) => {
-                    // A rollback error means the connection is gone; the
-                    // server rolls back on its own then, so report the cause.
-                    let _ = self.db.rollback().await;
-                    if error.is_lock_timeout() && attempt < retries {
-                        attempt += 1;
-                        let wait = self.settings.backoff * 2u32.pow(attempt - 1);
-                        (self.on_event)(Event::LockTimeoutRetry {
-                            migration: m,
-                            attempt,
-                            retries,
-                            wait,
-                        });
-                        tokio::time::sleep(wait).await;
-                        continue;
-                    }
-                    let what = match dir {
-                        Direction::Up => {
-                            "nothing of it was kept; earlier migrations of this run stay applied"
-                        }
-                        Direction::Down => "nothing of it was kept; the migration is still applied",
-                    };
-                    return Err(failure(
-                        m,
-                        file,
-                        index.map(|i| &statements[i]),
-                        error,
-                        what.into(),
-                        fix(dir, retries),
-                    ));
-                }
+                Err(Stop::Sql(index, error)) => (index, error, false),
+                Err(Stop::Commit(error)) => (None, error, true),
+            };
+            let stmt = index.map(|i| &statements[i]);
+            if error.is_connection() {
+                // The server ends an open transaction with its connection;
+                // a COMMIT that got no answer may have happened or not.
+                let what = if at_commit {
+                    "its COMMIT got no answer, so keel cannot tell whether it took effect: `keel status` says"
+                } else {
+                    "its transaction had not committed and ended with the connection: nothing of it was kept"
+                };
+                return Err(lost(m, dir, &file, stmt, error, what));
             }
+            // A failed COMMIT has ended the transaction already.
+            if !at_commit {
+                let _ = self.db.rollback().await;
+            }
+            if error.is_retryable() && attempt < retries {
+                attempt += 1;
+                let wait = self.settings.backoff * 2u32.pow(attempt - 1);
+                (self.on_event)(Event::Retry {
+                    migration: m,
+                    reason: retry_reason(&error),
+                    attempt,
+                    retries,
+                    wait,
+                });
+                tokio::time::sleep(wait).await;
+                continue;
+            }
+            let what = match dir {
+                Direction::Up => "nothing of it was kept",
+                Direction::Down => "nothing of it was kept; the migration is still applied",
+            };
+            return Err(failure(m, dir, &file, stmt, error, what.into(), None));
         }
     }
 
     /// `transaction = false`: statements run one by one and each commits on
-    /// its own, so a failure part-way leaves the migration `failed` until an
-    /// operator resolves it. A failure on the first statement leaves nothing
-    /// behind (keel drops an INVALID index a failed concurrent build left).
+    /// its own. Before the first one the tracking row says `failed` (for a
+    /// down, `failed_down`), so that a run killed part-way, in either
+    /// direction, leaves a mark that blocks runs until an operator resolves
+    /// it, never a migration that looks applied (or pending) with half its
+    /// SQL done. A failure on the first statement leaves nothing behind
+    /// (keel drops an INVALID index a failed concurrent build left) and puts
+    /// the row back as it was.
     async fn run_statement_by_statement(
         &mut self,
         m: &Migration,
@@ -501,54 +609,94 @@ impl Runner<'_> {
     ) -> Result<(), RunError> {
         let (file, sql) = source(m, dir);
         let statements = split(sql);
+        let n = statements.len();
+        let name = file
+            .file_name()
+            .and_then(|f| f.to_str())
+            .unwrap_or_default()
+            .to_string();
         let timeouts = self.timeouts(m);
         let retries = m.meta.retries.unwrap_or(self.settings.retries);
-        self.db.set_session_timeouts(timeouts).await?;
-        let invalid_before = self.db.invalid_indexes().await?;
-        let mut row = self.tracking_row(m, TrackingState::Failed, started);
-        row.backup = backup.cloned();
-        row.error = Some(format!(
-            "keel stopped while running {} statement by statement; check which statements took effect",
-            file.file_name()
-                .and_then(|f| f.to_str())
-                .unwrap_or_default()
-        ));
-        if dir == Direction::Up {
-            // Written first so that a crash part-way leaves a `failed` mark,
-            // never a silently half-applied migration.
-            self.db.write_tracking(&row).await?;
-        }
+        let version = m.version.to_string();
+        let failed = match dir {
+            Direction::Up => TrackingState::Failed,
+            Direction::Down => TrackingState::FailedDown,
+        };
+        // A broken connection once the failed mark may be written: what
+        // the operator finds after the server is back.
+        let part_way = |error: DbError, done: usize, stmt: Option<&Statement>| {
+            let what = format!(
+                "{done} of {n} statements of {name} had finished; the migration is marked {} (keel marks it before its first statement): once the server is back, check which statements took effect and run `keel resolve {version} --applied` or `--reverted`",
+                failed.as_str()
+            );
+            lost(m, dir, &file, stmt, error, &what)
+        };
+        let before_start = |error: DbError| {
+            if error.is_connection() {
+                lost(m, dir, &file, None, error, "nothing of it ran")
+            } else {
+                error.into()
+            }
+        };
+        self.db
+            .set_session_timeouts(timeouts)
+            .await
+            .map_err(before_start)?;
+        let invalid_before = self.db.invalid_indexes().await.map_err(before_start)?;
+        // The applied row a down starts from, put back if nothing of the
+        // down took effect.
+        let applied = match dir {
+            Direction::Up => None,
+            Direction::Down => self
+                .db
+                .tracking_rows()
+                .await
+                .map_err(before_start)?
+                .into_iter()
+                .find(|r| r.version == version),
+        };
+        let mut row = match &applied {
+            Some(a) => TrackingRow {
+                state: failed,
+                ..a.clone()
+            },
+            None => TrackingRow {
+                backup: backup.cloned(),
+                ..self.tracking_row(m, failed, started)
+            },
+        };
+        row.error = Some(stopped_note(dir, &name, 0, n));
+        self.db.write_tracking(&row).await.map_err(|e| {
+            if e.is_connection() {
+                part_way(e, 0, None)
+            } else {
+                e.into()
+            }
+        })?;
         for (i, stmt) in statements.iter().enumerate() {
             let index = concurrent_index(&stmt.sql);
             if let Some(ix) = &index {
                 // An INVALID index of this name (a build that failed or was
                 // killed) would make IF NOT EXISTS skip the build and leave
                 // it INVALID: drop it first.
-                self.drop_if_invalid(ix).await?;
+                self.drop_if_invalid(ix)
+                    .await
+                    .map_err(|e| part_way(e, i, Some(stmt)))?;
             }
             let mut attempt = 0;
             let mut rebuilt = false;
             let error = loop {
-                let result = match self.db.execute(&stmt.sql).await {
-                    Ok(()) => match &index {
-                        Some(ix) if self.db.index_valid(ix).await? == Some(false) => {
-                            Err(DbError::new(
-                                crate::db::DbErrorKind::Statement,
-                                format!("index {ix} is INVALID after its concurrent build"),
-                            ))
-                        }
-                        _ => Ok(()),
-                    },
-                    Err(e) => Err(e),
-                };
-                match result {
+                match self.execute_checked(&stmt.sql, index.as_deref()).await {
                     Ok(()) => break None,
+                    Err(e) if e.is_connection() => return Err(part_way(e, i, Some(stmt))),
                     Err(e) if !e.is_lock_timeout() && index.is_some() && !rebuilt => {
                         // A failed CREATE INDEX CONCURRENTLY leaves an INVALID
                         // index behind; drop it and build once more (a
                         // deadlock or a cancelled build succeeds then).
                         let ix = index.clone().unwrap_or_default();
-                        self.drop_if_invalid(&ix).await?;
+                        self.drop_if_invalid(&ix)
+                            .await
+                            .map_err(|e| part_way(e, i, Some(stmt)))?;
                         rebuilt = true;
                         (self.on_event)(Event::RetryingIndex {
                             migration: m,
@@ -556,11 +704,19 @@ impl Runner<'_> {
                             reason: e.message.clone(),
                         });
                     }
-                    Err(e) if e.is_lock_timeout() && attempt < retries => {
+                    // One statement is atomic: a lock timeout or a deadlock
+                    // kept nothing of it (but an INVALID index).
+                    Err(e) if e.is_retryable() && attempt < retries => {
+                        if let Some(ix) = &index {
+                            self.drop_if_invalid(ix)
+                                .await
+                                .map_err(|e| part_way(e, i, Some(stmt)))?;
+                        }
                         attempt += 1;
                         let wait = self.settings.backoff * 2u32.pow(attempt - 1);
-                        (self.on_event)(Event::LockTimeoutRetry {
+                        (self.on_event)(Event::Retry {
                             migration: m,
+                            reason: retry_reason(&e),
                             attempt,
                             retries,
                             wait,
@@ -571,77 +727,130 @@ impl Runner<'_> {
                 }
             };
             let Some(error) = error else {
-                if dir == Direction::Up && i + 1 < statements.len() {
+                if i + 1 < n {
                     row.statements_done = i as i64 + 1;
-                    self.db.write_tracking(&row).await?;
+                    row.error = Some(stopped_note(dir, &name, i + 1, n));
+                    self.db
+                        .write_tracking(&row)
+                        .await
+                        .map_err(|e| part_way(e, i + 1, None))?;
                 }
                 continue;
             };
-            for index in self.db.invalid_indexes().await? {
+            for index in self
+                .db
+                .invalid_indexes()
+                .await
+                .map_err(|e| part_way(e, i, Some(stmt)))?
+            {
                 if !invalid_before.contains(&index) {
-                    self.db.drop_index(&index).await?;
+                    self.db
+                        .drop_index(&index)
+                        .await
+                        .map_err(|e| part_way(e, i, Some(stmt)))?;
                     (self.on_event)(Event::DroppedInvalidIndex(index));
                 }
             }
             if let Some(ix) = &index {
-                self.drop_if_invalid(ix).await?;
+                self.drop_if_invalid(ix)
+                    .await
+                    .map_err(|e| part_way(e, i, Some(stmt)))?;
             }
             let error = explain_index_failure(index.as_deref(), error);
-            let (outcome, fix) = if i == 0 {
-                if dir == Direction::Up {
-                    self.db.delete_tracking(&m.version.to_string()).await?;
-                }
-                let state = if dir == Direction::Up {
-                    "pending"
-                } else {
-                    "applied"
+            let (outcome, then) = if i == 0 {
+                let put_back = match &applied {
+                    Some(a) => self.db.write_tracking(a).await,
+                    None if dir == Direction::Up => self.db.delete_tracking(&version).await,
+                    None => Ok(()),
+                };
+                put_back.map_err(|e| part_way(e, 0, Some(stmt)))?;
+                let state = match dir {
+                    Direction::Up => "pending",
+                    Direction::Down => "applied",
                 };
                 (
                     format!(
                         "its first statement failed and left nothing behind; the migration stays {state}"
                     ),
-                    fix(dir, retries),
+                    None,
                 )
             } else {
-                row.state = TrackingState::Failed;
                 row.statements_done = i as i64;
-                row.execution_ms = started.elapsed().as_millis() as i64;
+                if dir == Direction::Up {
+                    row.execution_ms = started.elapsed().as_millis() as i64;
+                }
                 row.error = Some(format!(
-                    "statement {} of {} failed at line {}: {}",
+                    "{}statement {} of {n} failed at line {}: {}",
+                    match dir {
+                        Direction::Up => "",
+                        Direction::Down => "reverting with down.sql: ",
+                    },
                     i + 1,
-                    statements.len(),
                     stmt.line,
                     error.message
                 ));
-                self.db.write_tracking(&row).await?;
+                self.db
+                    .write_tracking(&row)
+                    .await
+                    .map_err(|e| part_way(e, i, Some(stmt)))?;
                 (
                     format!(
-                        "{i} of {} statements took effect (transaction = false); the migration is marked failed",
-                        statements.len()
+                        "{i} of {n} statements took effect (transaction = false); the migration is marked {}",
+                        match dir {
+                            Direction::Up => "failed",
+                            Direction::Down => "failed while reverting",
+                        }
                     ),
-                    format!(
-                        "finish or undo the remaining statements by hand, then run `keel resolve {} --applied` or `--reverted`",
-                        m.version
-                    ),
+                    Some(resolve_fix(dir, m.version)),
                 )
             };
-            return Err(failure(m, file, Some(stmt), error, outcome, fix));
+            return Err(failure(m, dir, &file, Some(stmt), error, outcome, then));
         }
         match dir {
             Direction::Up => {
                 row.state = initial_state(m);
-                row.statements_done = statements.len() as i64;
+                row.statements_done = n as i64;
                 row.execution_ms = started.elapsed().as_millis() as i64;
                 row.error = None;
-                self.db.write_tracking(&row).await?;
+                self.db
+                    .write_tracking(&row)
+                    .await
+                    .map_err(|e| part_way(e, n, None))?;
             }
             Direction::Down => {
-                hook.after_down(self.db, m, backup, false).await?;
-                forget_backfill(self.db, m).await?;
-                self.db.delete_tracking(&m.version.to_string()).await?
+                if let Err(e) = hook.after_down(self.db, m, backup, false).await {
+                    // down.sql took effect and cannot be rolled back: the
+                    // failed mark stays, saying what is missing.
+                    row.statements_done = n as i64;
+                    row.error = Some(format!(
+                        "every statement of {name} took effect; putting the backed-up data back failed"
+                    ));
+                    let _ = self.db.write_tracking(&row).await;
+                    return Err(e);
+                }
+                forget_backfill(self.db, m)
+                    .await
+                    .map_err(|e| part_way(e, n, None))?;
+                self.db
+                    .delete_tracking(&version)
+                    .await
+                    .map_err(|e| part_way(e, n, None))?;
             }
         }
         Ok(())
+    }
+
+    /// Runs one statement of a non-transactional migration; for a
+    /// concurrent index build, also checks that the index came out valid.
+    async fn execute_checked(&mut self, sql: &str, index: Option<&str>) -> Result<(), DbError> {
+        self.db.execute(sql).await?;
+        match index {
+            Some(ix) if self.db.index_valid(ix).await? == Some(false) => Err(DbError::new(
+                crate::db::DbErrorKind::Statement,
+                format!("index {ix} is INVALID after its concurrent build"),
+            )),
+            _ => Ok(()),
+        }
     }
 
     /// Drops the index `name` if it exists and is INVALID.
@@ -654,13 +863,14 @@ impl Runner<'_> {
     }
 
     /// Records what an operator found after a failed non-transactional
-    /// migration: that it is fully applied, or fully reverted.
+    /// migration, whichever way it was going: that it is fully applied, or
+    /// fully reverted.
     pub async fn resolve(
         &mut self,
         files: &[Migration],
         version: Version,
         applied: bool,
-    ) -> Result<(), RunError> {
+    ) -> Result<Resolved, RunError> {
         self.lock().await?;
         let result = self.resolve_locked(files, version, applied).await;
         self.unlock(result).await
@@ -671,7 +881,7 @@ impl Runner<'_> {
         files: &[Migration],
         version: Version,
         applied: bool,
-    ) -> Result<(), RunError> {
+    ) -> Result<Resolved, RunError> {
         let rows = self.db.tracking_rows().await?;
         let v = version.to_string();
         let Some(mut row) = rows.into_iter().find(|r| r.version == v) else {
@@ -682,26 +892,69 @@ impl Runner<'_> {
                 fix: "`keel status` lists the failed migrations".into(),
             });
         };
-        if row.state != TrackingState::Failed {
+        if !row.state.is_failed() {
             return Err(RunError::Refused {
                 message: format!("migration {version} is {}, not failed", row.state.as_str()),
                 fix: "only a failed migration needs resolving; `keel status` shows the states"
                     .into(),
             });
         }
+        let reverting = row.state == TrackingState::FailedDown;
+        let m = files.iter().find(|m| m.version == version);
         if applied {
-            if let Some(m) = files.iter().find(|m| m.version == version) {
-                row.checksum = m.checksum.clone();
+            // A failed down's row is still the applied row of its up (when,
+            // by whom, which checksum); a failed up's is this resolution.
+            if !reverting {
+                if let Some(m) = m {
+                    row.checksum = m.checksum.clone();
+                }
+                row.applied_by = self.operator.clone();
             }
-            row.state = TrackingState::Applied;
+            row.state = match m {
+                Some(m) if backfill_unfinished(self.db, m).await? => TrackingState::Backfilling,
+                _ => TrackingState::Applied,
+            };
             row.error = None;
-            row.applied_by = self.operator.clone();
             self.db.write_tracking(&row).await?;
         } else {
+            if let Some(m) = m {
+                forget_backfill(self.db, m).await?;
+            }
             self.db.delete_tracking(&v).await?;
         }
-        Ok(())
+        Ok(Resolved {
+            reverting,
+            backup: row.backup,
+            state: if applied {
+                row.state.as_str()
+            } else {
+                "pending"
+            },
+        })
     }
+}
+
+/// What `keel resolve` recorded.
+#[derive(Debug, Clone)]
+pub struct Resolved {
+    /// The migration had stopped part-way through down.sql (not up.sql).
+    pub reverting: bool,
+    /// The archive its up took, as its tracking row recorded it.
+    pub backup: Option<BackupRef>,
+    /// Its state now: `applied`, `backfilling` or `pending`.
+    pub state: &'static str,
+}
+
+/// A migration resolved as applied whose backfill has not finished goes
+/// on backfilling (`keel up` resumes it) rather than skip it.
+async fn backfill_unfinished(db: &mut dyn Database, m: &Migration) -> Result<bool, DbError> {
+    if m.meta.backfill.is_none() {
+        return Ok(false);
+    }
+    crate::backfill::store::ensure(db).await?;
+    Ok(crate::backfill::store::load(db, &m.version.to_string())
+        .await?
+        .is_none_or(|s| s.finished_at.is_none()))
 }
 
 /// A reverted migration's backfill progress goes with it, so that applying
@@ -718,6 +971,9 @@ async fn forget_backfill(db: &mut dyn Database, m: &Migration) -> Result<(), DbE
 enum Stop {
     /// A statement (its index, if it was one of the file's) or the tracking write.
     Sql(Option<usize>, DbError),
+    /// The COMMIT itself (a deferred constraint, a serialization failure,
+    /// the connection).
+    Commit(DbError),
     /// The hook failed (a restore): its error as it is.
     Hook(RunError),
 }
@@ -776,47 +1032,128 @@ fn source(m: &Migration, dir: Direction) -> (PathBuf, &str) {
     }
 }
 
-fn fix(dir: Direction, retries: u32) -> String {
-    let _ = retries;
-    match dir {
-        Direction::Up => {
-            "correct the SQL (or the schema it expects) and run `keel up` again".into()
-        }
-        Direction::Down => "correct down.sql and run `keel down` again".into(),
+/// What to do after a retryable error failed on every try; `None` for
+/// any other error.
+fn retry_advice(error: &DbError) -> Option<&'static str> {
+    match error.kind {
+        DbErrorKind::LockTimeout => Some(
+            "the tables it needs stayed locked by other sessions longer than lock_timeout on every try; \
+             find them with `SELECT pid, query FROM pg_stat_activity WHERE wait_event_type = 'Lock'`, \
+             or raise lock_timeout/retries in migration.toml",
+        ),
+        DbErrorKind::Conflict => Some(
+            "its SQL is not at fault: on every try a concurrent transaction won (a deadlock, or a \
+             serialization failure) and the server rolled the migration back; the server log names \
+             the other processes; run it while fewer sessions write these tables, raise retries in \
+             migration.toml, or take the locks it needs at its start (LOCK TABLE …) so that it \
+             cannot deadlock half-way",
+        ),
+        _ => None,
     }
 }
 
+/// The word for a retried error, for progress lines.
+fn retry_reason(error: &DbError) -> &'static str {
+    match error.code.as_deref() {
+        Some("40P01") => "deadlock",
+        Some("40001") => "serialization failure",
+        _ => "lock timeout",
+    }
+}
+
+/// The failed mark's text while a non-transactional migration runs (or
+/// after keel stopped part-way): how far it got.
+fn stopped_note(dir: Direction, file: &str, done: usize, n: usize) -> String {
+    match dir {
+        Direction::Up => format!(
+            "keel stopped while running {file} statement by statement, after {done} of {n} statements; check which statements took effect"
+        ),
+        Direction::Down => format!(
+            "keel stopped while reverting with {file} statement by statement, after {done} of {n} statements: the migration is partly reverted; check which statements took effect"
+        ),
+    }
+}
+
+/// How to get out of a non-transactional migration that stopped part-way.
+fn resolve_fix(dir: Direction, version: Version) -> String {
+    match dir {
+        Direction::Up => format!(
+            "finish or undo the remaining statements by hand, then run `keel resolve {version} --applied` or `--reverted`"
+        ),
+        Direction::Down => format!(
+            "finish the revert by hand (the rest of down.sql) and run `keel resolve {version} --reverted`, or redo what down.sql undid and run `keel resolve {version} --applied`"
+        ),
+    }
+}
+
+/// A statement of `m` failed. `then` is what to do next when it is not
+/// "correct the SQL and run again".
 fn failure(
     m: &Migration,
-    file: PathBuf,
+    dir: Direction,
+    file: &Path,
     stmt: Option<&Statement>,
     error: DbError,
     outcome: String,
-    fix: String,
+    then: Option<String>,
 ) -> RunError {
     let (line, column) = match (stmt, error.position) {
         (Some(s), Some(p)) => s.position_in_file(p),
         (Some(s), None) => (s.line, s.column),
         (None, _) => (1, 1),
     };
-    let fix = if error.is_lock_timeout() {
-        format!(
-            "the tables it needs stayed locked by other sessions longer than lock_timeout on every try; \
-             find them with `SELECT pid, query FROM pg_stat_activity WHERE wait_event_type = 'Lock'`, \
-             or raise lock_timeout/retries in migration.toml; then {fix}"
-        )
-    } else {
-        fix
+    let again = match dir {
+        Direction::Up => "run `keel up` again",
+        Direction::Down => "run `keel down` again",
+    };
+    let fix = match (retry_advice(&error), then) {
+        (Some(advice), Some(then)) => format!("{advice}; then {then}"),
+        (Some(advice), None) => format!("{advice}; then {again}"),
+        (None, Some(then)) => then,
+        (None, None) => match dir {
+            Direction::Up => {
+                "correct the SQL (or the schema it expects) and run `keel up` again".into()
+            }
+            Direction::Down => "correct down.sql and run `keel down` again".into(),
+        },
     };
     RunError::Statement(Box::new(StatementFailure {
         migration: m.id(),
-        file,
+        file: file.to_path_buf(),
         line,
         column,
         sql: stmt.map(|s| s.sql.clone()).unwrap_or_default(),
         error,
         outcome,
         fix,
+    }))
+}
+
+/// The connection broke while `m` ran; `in_flight` says what became of it.
+/// The run adds what it made durable before (see [`Ledger::explain`]).
+fn lost(
+    m: &Migration,
+    dir: Direction,
+    file: &Path,
+    stmt: Option<&Statement>,
+    error: DbError,
+    in_flight: &str,
+) -> RunError {
+    RunError::ConnectionLost(Box::new(ConnectionLost {
+        error,
+        doing: Some(format!(
+            "{} {}",
+            match dir {
+                Direction::Up => "applying",
+                Direction::Down => "reverting",
+            },
+            m.id()
+        )),
+        at: stmt.map(|s| format!("{}:{}", file.display(), s.line)),
+        in_flight: Some(format!("{}: {in_flight}", m.id())),
+        reverting: dir == Direction::Down,
+        durable: Vec::new(),
+        unconfirmed: Vec::new(),
     }))
 }
 
@@ -828,7 +1165,10 @@ pub fn refuse_blocked(entries: &[Entry<'_>]) -> Result<(), RunError> {
     };
     let list: Vec<String> = blocked
         .iter()
-        .map(|e| format!("{}_{} ({})", e.version, e.name, e.state.as_str()))
+        .map(|e| match e.failed_direction() {
+            Some("down") => format!("{}_{} (failed while reverting)", e.version, e.name),
+            _ => format!("{}_{} ({})", e.version, e.name, e.state.as_str()),
+        })
         .collect();
     let fix = match first.state {
         State::Modified => format!(
@@ -838,6 +1178,10 @@ pub fn refuse_blocked(entries: &[Entry<'_>]) -> Result<(), RunError> {
         State::Missing => format!(
             "restore the folder migrations/{}_{} from version control; keel will not run with applied history it cannot see",
             first.version, first.name
+        ),
+        _ if first.failed_direction() == Some("down") => format!(
+            "its down.sql stopped part-way: check what took effect, then finish the revert by hand and run `keel resolve {v} --reverted`, or redo what down.sql undid and run `keel resolve {v} --applied`",
+            v = first.version
         ),
         _ => format!(
             "check what took effect, then run `keel resolve {} --applied` or `keel resolve {} --reverted`",

@@ -22,6 +22,100 @@ pub enum RunError {
     /// A backfill stopped, or finished with skipped rows or a failed
     /// validation (exit 3 then).
     Backfill(Box<crate::backfill::BackfillError>),
+    /// The connection to the database was lost part-way: not a problem
+    /// with the SQL (exit 1).
+    ConnectionLost(Box<ConnectionLost>),
+}
+
+/// What a run knows after its connection broke: which of its commits are
+/// on disk, which may have been lost with the server, and what became of
+/// the migration that was running.
+#[derive(Debug)]
+pub struct ConnectionLost {
+    pub error: DbError,
+    /// `applying 20250101000001_x`, `reverting …`; `None` between migrations.
+    pub doing: Option<String>,
+    /// Where in its SQL, when a statement was running: `file:line`.
+    pub at: Option<String>,
+    /// What became of the running migration, in words.
+    pub in_flight: Option<String>,
+    /// The run was reverting (down), for the wording of the lists.
+    pub reverting: bool,
+    /// Migrations this run committed whose commit is confirmed on disk.
+    pub durable: Vec<String>,
+    /// Migrations this run committed without a confirmed flush: a server
+    /// crash may have lost them.
+    pub unconfirmed: Vec<String>,
+}
+
+impl RunError {
+    /// True when the connection to the database broke, whatever was running.
+    pub fn is_connection_lost(&self) -> bool {
+        match self {
+            RunError::ConnectionLost(_) => true,
+            RunError::Db(e) => e.is_connection(),
+            RunError::Statement(s) => s.error.is_connection(),
+            _ => false,
+        }
+    }
+}
+
+/// `a`, `a, b, c`, or `12 migrations: a … l`.
+fn list(ids: &[String]) -> String {
+    match ids {
+        [] => "none".into(),
+        [a] => a.clone(),
+        few if few.len() <= 3 => few.join(", "),
+        [first, .., last] => format!("{} migrations: {first} … {last}", ids.len()),
+    }
+}
+
+impl fmt::Display for ConnectionLost {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "lost the connection to the database")?;
+        if let Some(doing) = &self.doing {
+            write!(f, " while {doing}")?;
+        }
+        if let Some(at) = &self.at {
+            write!(f, " ({at})")?;
+        }
+        writeln!(f)?;
+        writeln!(f, "  {}", self.error.to_string().replace('\n', "\n  "))?;
+        let (done, undone, again, next) = if self.reverting {
+            (
+                "reverted",
+                "reverted",
+                "applied again",
+                "revert what `keel status` still shows applied",
+            )
+        } else {
+            (
+                "applied",
+                "committed",
+                "pending again",
+                "run `keel up` again",
+            )
+        };
+        writeln!(
+            f,
+            "  {done} by this run and on disk: {}",
+            list(&self.durable)
+        )?;
+        if !self.unconfirmed.is_empty() {
+            writeln!(
+                f,
+                "  {undone} by this run without a confirmed flush to disk (after a server crash they are {again}): {}",
+                list(&self.unconfirmed)
+            )?;
+        }
+        if let Some(what) = &self.in_flight {
+            writeln!(f, "  {what}")?;
+        }
+        write!(
+            f,
+            "  fix: this is not a problem with the SQL; once the server is back, `keel status` shows what is applied; then {next}"
+        )
+    }
 }
 
 #[derive(Debug)]
@@ -52,6 +146,7 @@ impl fmt::Display for RunError {
                 migration, message, ..
             } => write!(f, "migration {migration}: {message}"),
             RunError::Backfill(e) => write!(f, "{e}"),
+            RunError::ConnectionLost(c) => write!(f, "{c}"),
             RunError::Statement(s) => {
                 writeln!(
                     f,

@@ -6,11 +6,12 @@
 mod apply;
 mod error;
 mod hook;
+mod ledger;
 mod status;
 mod validate;
 
-pub use apply::{Event, RunSettings, Runner, down_targets, refuse_blocked};
-pub use error::RunError;
+pub use apply::{Event, Resolved, RunSettings, Runner, down_targets, refuse_blocked};
+pub use error::{ConnectionLost, RunError};
 pub use hook::{Hook, NoHook};
 pub use status::{Entry, State, reconcile};
 pub use validate::{Finding, ValidateReport, validate};

@@ -43,6 +43,18 @@ pub struct Entry<'a> {
     pub row: Option<TrackingRow>,
 }
 
+impl Entry<'_> {
+    /// For a failed migration, which way it was going: `up` (up.sql) or
+    /// `down` (down.sql).
+    pub fn failed_direction(&self) -> Option<&'static str> {
+        match self.row.as_ref()?.state {
+            TrackingState::Failed => Some("up"),
+            TrackingState::FailedDown => Some("down"),
+            _ => None,
+        }
+    }
+}
+
 /// Joins the files and the tracking rows, in version order.
 pub fn reconcile<'a>(files: &'a [Migration], rows: Vec<TrackingRow>) -> Vec<Entry<'a>> {
     let mut rows: std::collections::BTreeMap<String, TrackingRow> =
@@ -53,7 +65,7 @@ pub fn reconcile<'a>(files: &'a [Migration], rows: Vec<TrackingRow>) -> Vec<Entr
             let row = rows.remove(&m.version.to_string());
             let state = match &row {
                 None => State::Pending,
-                Some(r) if r.state == TrackingState::Failed => State::Failed,
+                Some(r) if r.state.is_failed() => State::Failed,
                 Some(r) if r.checksum != m.checksum => State::Modified,
                 Some(r) if r.state == TrackingState::Backfilling => State::Backfilling,
                 Some(_) => State::Applied,
@@ -70,7 +82,7 @@ pub fn reconcile<'a>(files: &'a [Migration], rows: Vec<TrackingRow>) -> Vec<Entr
     out.extend(rows.into_values().map(|r| Entry {
         version: r.version.clone(),
         name: r.name.clone(),
-        state: if r.state == TrackingState::Failed {
+        state: if r.state.is_failed() {
             State::Failed
         } else {
             State::Missing

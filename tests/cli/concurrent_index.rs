@@ -3,7 +3,10 @@
 //! leftover dropped and rebuilt, and a build that fails twice leaves no
 //! INVALID index behind and says why.
 
+use crate::common::process::wait_until;
+use crate::common::session::Session;
 use crate::common::{Project, block_on, stderr};
+use std::time::Duration;
 
 const UP: &str =
     "CREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS accounts_email_key ON accounts (email);\n";
@@ -123,5 +126,193 @@ fn an_existing_valid_index_makes_the_migration_a_no_op() {
     // And down/up again is clean.
     p.keel().args(["down", "-q"]).assert().success();
     p.keel().args(["up", "-q"]).assert().success();
+    assert_eq!(invalid_indexes(&p), 0);
+}
+
+/// How many sessions are running `query_prefix` and waiting for a lock.
+fn waiting(p: &Project, query_prefix: &str) -> bool {
+    p.scalar(&format!(
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND query LIKE '{query_prefix}%' \
+         AND wait_event_type = 'Lock'"
+    ))
+    .as_deref()
+        != Some("0")
+}
+
+/// A second `keel up` while the first builds an index concurrently waits for
+/// the run lock, then applies only what is still pending. Waiting inside one
+/// long statement would hold a snapshot that the build's last phase waits
+/// for, while the build's session holds the lock the waiter wants: a
+/// deadlock that PostgreSQL breaks by killing one of them.
+#[test]
+fn a_second_run_waits_for_a_concurrent_build_instead_of_deadlocking() {
+    let p = Project::postgres();
+    accounts(&p);
+    p.migration(
+        "20250101000003_after",
+        "CREATE TABLE after_index (id bigint);\n",
+        Some("DROP TABLE after_index;\n"),
+        None,
+    );
+    // An open write keeps the build waiting (for writers of the table)
+    // until the second run has started waiting too.
+    let writer = Session::open(&p.url);
+    writer.exec("BEGIN; INSERT INTO accounts VALUES (1000, 'writer@example.com')");
+    let first = p.spawn_keel(&["up"]);
+    wait_until(
+        "the build to wait for the writer",
+        Duration::from_secs(30),
+        || waiting(&p, "CREATE UNIQUE INDEX CONCURRENTLY"),
+    );
+    let mut second = p.spawn_keel(&["up"]);
+    second.wait_for(
+        "waiting for another keel run on this database to finish",
+        Duration::from_secs(30),
+    );
+    // Long enough for a waiter to be inside its wait, whatever its kind.
+    std::thread::sleep(Duration::from_millis(500));
+    writer.exec("COMMIT");
+
+    let first = first.finish();
+    let second = second.finish();
+    assert!(first.status.success(), "first run:\n{}", first.stderr);
+    assert!(second.status.success(), "second run:\n{}", second.stderr);
+    assert!(!first.stderr.contains("deadlock"), "{}", first.stderr);
+    // The waiter says who holds the lock: the build, in the first run's session.
+    for expected in [
+        "held by PostgreSQL backend pid ",
+        "application keel",
+        "CREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS accounts_email_key",
+    ] {
+        assert!(
+            second.stderr.contains(expected),
+            "missing {expected:?} in:\n{}",
+            second.stderr
+        );
+    }
+    assert!(
+        second
+            .stderr
+            .contains("nothing to apply: the database is up to date"),
+        "{}",
+        second.stderr
+    );
+    assert_eq!(
+        p.rows("SELECT version, state FROM keel_migrations ORDER BY version")
+            .into_iter()
+            .map(|r| r[1].clone().unwrap())
+            .collect::<Vec<_>>(),
+        ["applied", "applied", "applied"]
+    );
+    assert_eq!(invalid_indexes(&p), 0);
+    assert!(p.table_exists("after_index"));
+}
+
+/// `keel resolve` after the run building an index was killed: the build's
+/// backend may still hold the run lock; resolve waits for it (or for the
+/// server to stop the orphaned build) instead of deadlocking with it.
+#[test]
+fn resolve_after_a_killed_build_waits_instead_of_deadlocking() {
+    let p = Project::postgres();
+    accounts(&p);
+    let writer = Session::open(&p.url);
+    writer.exec("BEGIN; INSERT INTO accounts VALUES (1000, 'writer@example.com')");
+    let first = p.spawn_keel(&["up"]);
+    wait_until(
+        "the build to wait for the writer",
+        Duration::from_secs(30),
+        || waiting(&p, "CREATE UNIQUE INDEX CONCURRENTLY"),
+    );
+    first.kill();
+    let resolve = p.spawn_keel(&["resolve", "20250101000002", "--reverted"]);
+    std::thread::sleep(Duration::from_millis(500));
+    writer.exec("COMMIT");
+    let resolve = resolve.finish();
+    assert!(resolve.status.success(), "{}", resolve.stderr);
+    assert!(!resolve.stderr.contains("deadlock"), "{}", resolve.stderr);
+    assert!(
+        resolve
+            .stderr
+            .contains("migration 20250101000002 recorded as reverted"),
+        "{}",
+        resolve.stderr
+    );
+    // Whatever the orphaned build left (nothing, an INVALID or a valid
+    // index), the next run ends with one valid index.
+    let up = p.keel().arg("up").output().unwrap();
+    assert!(up.status.success(), "{}", stderr(&up));
+    assert_eq!(invalid_indexes(&p), 0);
+    assert_eq!(
+        p.scalar(
+            "SELECT indisvalid FROM pg_index WHERE indexrelid = 'accounts_email_key'::regclass"
+        ),
+        Some("true".into())
+    );
+}
+
+/// A killed keel's index build does not run on unwatched, holding the run
+/// lock: PostgreSQL 14+ checks keel's socket while the statement runs and
+/// cancels it; the next run drops the INVALID index it left and builds it.
+#[test]
+fn a_killed_runs_build_stops_with_it() {
+    let p = Project::postgres();
+    let version: u32 = p
+        .scalar("SHOW server_version_num")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    if version < 140_000 {
+        eprintln!("skipped: client_connection_check_interval needs PostgreSQL 14");
+        return;
+    }
+    accounts(&p);
+    // Long enough that the build would not give up on its own.
+    std::fs::write(
+        p.path()
+            .join("migrations/20250101000002_unique_email/migration.toml"),
+        "transaction = false\nlock_timeout = \"120s\"\n",
+    )
+    .unwrap();
+    let writer = Session::open(&p.url);
+    writer.exec("BEGIN; INSERT INTO accounts VALUES (1000, 'writer@example.com')");
+    let first = p.spawn_keel(&["up"]);
+    wait_until(
+        "the build to wait for the writer",
+        Duration::from_secs(30),
+        || waiting(&p, "CREATE UNIQUE INDEX CONCURRENTLY"),
+    );
+    let killed = first.kill();
+    // The writer is still open, so the build cannot have finished: it was
+    // cancelled.
+    wait_until(
+        "the killed run's build to stop",
+        Duration::from_secs(10),
+        || !waiting(&p, "CREATE UNIQUE INDEX CONCURRENTLY"),
+    );
+    let resolve = p
+        .keel()
+        .args(["resolve", "20250101000002", "--reverted"])
+        .output()
+        .unwrap();
+    assert!(
+        resolve.status.success(),
+        "{}\nKILLED: {}\nROWS: {:?}",
+        stderr(&resolve),
+        killed.stderr,
+        p.rows("SELECT version, state, error FROM keel_migrations")
+    );
+    assert!(
+        !stderr(&resolve).contains("waiting for another keel run"),
+        "the run lock went with the build: {}",
+        stderr(&resolve)
+    );
+    assert_eq!(invalid_indexes(&p), 1, "the cancelled build's leftover");
+    writer.exec("COMMIT");
+    let up = p.keel().arg("up").output().unwrap();
+    assert!(up.status.success(), "{}", stderr(&up));
+    assert!(
+        stderr(&up).contains("dropped INVALID index accounts_email_key"),
+        "{}",
+        stderr(&up)
+    );
     assert_eq!(invalid_indexes(&p), 0);
 }

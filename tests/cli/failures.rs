@@ -2,7 +2,10 @@
 //! bad files, an unreachable database. Each names what went wrong and where,
 //! exits with the contract's code, and leaves nothing half-applied.
 
+use crate::common::process::wait_until;
+use crate::common::session::Session;
 use crate::common::{Db, Project, stderr};
+use std::time::Duration;
 
 fn three_migrations_second_fails(p: &Project) {
     p.migration(
@@ -45,8 +48,16 @@ both!(
             "{err}"
         );
         assert!(err.contains("no_such_table"), "{err}");
+        // Reported once its commit was known to be on disk, before the error.
         assert!(
-            err.contains("nothing of it was kept; earlier migrations of this run stay applied"),
+            err.find("applied  20250101000001_first")
+                .is_some_and(|i| i < err.find("error: ").unwrap()),
+            "{err}"
+        );
+        assert!(
+            err.contains(
+                "nothing of it was kept; the migrations this run applied before it stay applied"
+            ),
             "{err}"
         );
         assert!(p.table_exists("first"));
@@ -251,6 +262,18 @@ both!(
         let (a, b) = (a.wait_with_output().unwrap(), b.wait_with_output().unwrap());
         assert!(a.status.success(), "{}", stderr(&a));
         assert!(b.status.success(), "{}", stderr(&b));
+        // The one that waited says who it waits for.
+        let holder = match p.db {
+            Db::Postgres => "held by PostgreSQL backend pid ",
+            Db::Sqlite => "held by keel process ",
+        };
+        let said = format!("{}{}", stderr(&a), stderr(&b));
+        assert!(
+            said.contains(&format!(
+                "waiting for another keel run on this database to finish: the run lock is {holder}"
+            )),
+            "{said}"
+        );
         assert_eq!(
             p.rows("SELECT migration, count(*) FROM runs GROUP BY migration ORDER BY migration")
                 .len(),
@@ -305,4 +328,76 @@ fn postgres_batched_statements_still_name_the_failing_line() {
         assert!(err.contains(message), "{err}");
         assert!(!p.table_exists("a"), "nothing of it was kept");
     }
+}
+
+/// An administrator ends keel's session (57P01) while a migration waits
+/// for a lock: a connection error that says what this run committed, not
+/// an SQL error.
+#[test]
+fn a_terminated_session_is_a_connection_error_not_an_sql_error() {
+    let p = Project::postgres();
+    p.migration(
+        "20250101000001_first",
+        "CREATE TABLE first (id bigint PRIMARY KEY);\n",
+        Some("DROP TABLE first;"),
+        None,
+    );
+    p.keel().args(["up", "-q"]).assert().success();
+    p.migration(
+        "20250101000002_early",
+        "CREATE TABLE early (id bigint);\n",
+        Some("DROP TABLE early;"),
+        None,
+    );
+    p.migration(
+        "20250101000003_waits",
+        "ALTER TABLE first ADD COLUMN note text;\n",
+        Some("ALTER TABLE first DROP COLUMN note;"),
+        Some("lock_timeout = \"60s\"\n"),
+    );
+    p.migration(
+        "20250101000004_late",
+        "CREATE TABLE late (id bigint);\n",
+        Some("DROP TABLE late;"),
+        None,
+    );
+    let holder = Session::open(&p.url);
+    holder.exec("BEGIN; LOCK TABLE first IN ACCESS SHARE MODE");
+    let run = p.spawn_keel(&["up"]);
+    let keel_backend = || {
+        p.scalar(
+            "SELECT pid::text FROM pg_stat_activity WHERE datname = current_database() AND query LIKE '%ALTER TABLE first ADD COLUMN note%' AND wait_event_type = 'Lock'",
+        )
+    };
+    wait_until("keel waiting for the lock", Duration::from_secs(30), || {
+        keel_backend().is_some()
+    });
+    let pid = keel_backend().unwrap();
+    p.exec(&format!("SELECT pg_terminate_backend({pid})"));
+    let out = run.finish();
+    drop(holder);
+    let err = &out.stderr;
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    for expected in [
+        "lost the connection to the database while applying 20250101000003_waits (migrations/20250101000003_waits/up.sql:1)",
+        "terminating connection due to administrator command (57P01)",
+        "20250101000003_waits: its transaction had not committed and ended with the connection: nothing of it was kept",
+        "fix: this is not a problem with the SQL; once the server is back, `keel status` shows what is applied; then run `keel up` again",
+    ] {
+        assert!(err.contains(expected), "missing {expected:?} in:\n{err}");
+    }
+    // The migration this run committed before is listed, as on disk or
+    // (its commit did not wait for the flush) as not confirmed.
+    assert!(
+        err.contains("applied by this run and on disk: 20250101000002_early")
+            || err.contains("(after a server crash they are pending again): 20250101000002_early"),
+        "{err}"
+    );
+    assert!(!err.contains("correct the SQL"), "{err}");
+    assert!(p.table_exists("early"));
+    assert!(!p.table_exists("late"));
+    assert_eq!(
+        p.scalar("SELECT count(*) FROM keel_migrations").as_deref(),
+        Some("2")
+    );
 }

@@ -46,6 +46,7 @@ mod resolve;
 mod runbook;
 mod sample;
 mod seed;
+mod server_crash;
 mod snapshot;
 mod tamper;
 mod validate;

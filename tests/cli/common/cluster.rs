@@ -24,9 +24,39 @@ pub enum Durability {
 pub struct Cluster {
     /// The temporary folder: the socket lives here, the data in `data/`.
     pub dir: PathBuf,
+    /// The server's options (`pg_ctl -o`), for a restart.
+    options: String,
 }
 
 impl Cluster {
+    /// Stops the server the way a crash does (`pg_ctl stop -m immediate`):
+    /// no checkpoint, and WAL the server had not written out is gone.
+    pub fn crash(&self) {
+        self.pg_ctl(&["-w", "stop", "-m", "immediate"]);
+    }
+
+    /// Starts the stopped server again; it recovers from its WAL first.
+    pub fn restart(&self) {
+        self.pg_ctl(&["-w", "-o", &self.options, "start"]);
+    }
+
+    fn pg_ctl(&self, args: &[&str]) {
+        let out = as_server_user(&bindir().join("pg_ctl"))
+            .arg("-D")
+            .arg(self.dir.join("data"))
+            .arg("-l")
+            .arg(self.dir.join("server.log"))
+            .args(args)
+            .stdout(Stdio::null())
+            .output()
+            .expect("run pg_ctl");
+        assert!(
+            out.status.success(),
+            "pg_ctl {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
     /// URL of database `db` as the `postgres` superuser, over the Unix socket.
     pub fn url(&self, db: &str) -> String {
         format!(
@@ -191,5 +221,5 @@ pub fn start(durability: Durability) -> Cluster {
         .process_group(0)
         .spawn()
         .expect("start the cluster watcher");
-    Cluster { dir }
+    Cluster { dir, options }
 }

@@ -4,6 +4,8 @@
 
 pub mod cluster;
 pub mod pg;
+pub mod process;
+pub mod session;
 
 use assert_cmd::Command;
 use std::path::{Path, PathBuf};
@@ -111,6 +113,18 @@ impl Project {
             .env("USER", "tester")
             .env_remove("KEEL_TEST_DATABASE_URL");
         cmd
+    }
+
+    /// The keel binary started in the background (see [`process::Running`]).
+    pub fn spawn_keel(&self, args: &[&str]) -> process::Running {
+        let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin("keel"));
+        cmd.current_dir(self.path())
+            .args(args)
+            .env("DATABASE_URL", &self.url)
+            .env("NO_COLOR", "1")
+            .env("USER", "tester")
+            .env_remove("KEEL_TEST_DATABASE_URL");
+        process::Running::start(cmd)
     }
 
     /// First column of the first row, as text (NULL as None).

@@ -43,6 +43,7 @@ pub fn analyze(
     version: Option<PgVersion>,
 ) -> MigrationAnalysis {
     schema.version = version;
+    schema.begin_migration();
     let transaction = files.meta.transaction;
     let up = classify(files.up, schema, transaction);
     let created = Created::from_ops(&up.ops);

@@ -19,6 +19,9 @@ pub struct Schema {
     pub live: Option<Arc<LiveSchema>>,
     tables: HashMap<String, Table>,
     indexes: HashMap<String, String>,
+    /// Which migration of the pending set is being read (see
+    /// [`Schema::begin_migration`]).
+    migration: u32,
 }
 
 /// The pseudo-constraint name for a column that is NOT NULL already: a
@@ -30,6 +33,8 @@ fn attnotnull(column: &str) -> String {
 #[derive(Debug, Clone, Default)]
 struct Table {
     new: bool,
+    /// The migration of the set that created it.
+    born: u32,
     columns: HashMap<String, Column>,
     /// CHECK constraints of the form `c IS NOT NULL`: name → (column, validated).
     not_null_checks: HashMap<String, (String, bool)>,
@@ -39,6 +44,7 @@ struct Table {
 struct Column {
     ty: Option<SqlType>,
     new: bool,
+    born: u32,
 }
 
 impl Schema {
@@ -98,6 +104,29 @@ impl Schema {
 
     pub fn is_new_table(&self, table: &str) -> bool {
         self.tables.get(table).is_some_and(|t| t.new)
+    }
+
+    /// The next migration of a pending set begins: what the earlier ones
+    /// created is new to the lint rules (it has no readers yet), but may
+    /// hold their rows, so dropping it destroys data a backup must keep.
+    pub fn begin_migration(&mut self) {
+        self.migration += 1;
+    }
+
+    /// Created earlier in the migration being read: it holds no data
+    /// that was there before the migration.
+    pub fn is_new_table_here(&self, table: &str) -> bool {
+        self.tables
+            .get(table)
+            .is_some_and(|t| t.new && t.born == self.migration)
+    }
+
+    /// A column added earlier in the migration being read.
+    pub fn is_new_column_here(&self, table: &str, column: &str) -> bool {
+        self.tables
+            .get(table)
+            .and_then(|t| t.columns.get(column))
+            .is_some_and(|c| c.new && c.born == self.migration)
     }
 
     /// A column added earlier in the set (on a new or an existing table).
@@ -173,12 +202,14 @@ impl Schema {
                             let col = Column {
                                 ty: c.ty.clone(),
                                 new,
+                                born: self.migration,
                             };
                             (c.name.clone(), col)
                         })
                         .collect();
                     let t = Table {
                         new,
+                        born: self.migration,
                         columns,
                         ..if new {
                             Table::default()
@@ -204,6 +235,7 @@ impl Schema {
                     let col = Column {
                         ty: def.ty.clone(),
                         new: true,
+                        born: self.migration,
                     };
                     self.table(&table).columns.insert(def.name.clone(), col);
                 }
@@ -216,7 +248,7 @@ impl Schema {
                     if let Some(c) = &a.column {
                         let live = Column {
                             ty: self.column_type(&table, c).cloned(),
-                            new: false,
+                            ..Column::default()
                         };
                         let t = self.table(&table);
                         let col = t.columns.remove(c).unwrap_or(live);

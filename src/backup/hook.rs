@@ -13,7 +13,8 @@
 use super::{
     BackupError, Binding, Created, Restored, Target, create, plan_for, restore, restore_within,
 };
-use crate::analysis::analyze::analyze_set;
+use crate::analysis::Schema;
+use crate::analysis::analyze::{MigrationAnalysis, MigrationFiles, analyze, analyze_set};
 use crate::analysis::reversibility::BackupItem;
 use crate::analysis::{ActionKind, LiveSchema, PgVersion};
 use crate::db::{BackupRef, Database, DbError, Timeouts};
@@ -189,19 +190,42 @@ pub async fn destroyed(
     pending: &[&Migration],
 ) -> Result<Vec<Vec<BackupItem>>, DbError> {
     let version = db.postgres_version().await?.map(PgVersion::from_num);
-    let offline = analyze_set(pending, true, version, None);
-    let needs_live = offline.iter().any(|a| {
-        a.up.ops.iter().flat_map(|o| &o.actions).any(|x| {
+    let mut needs_live = false;
+    let offline = backups_of(pending, version, None, |a| {
+        needs_live |= a.up.ops.iter().flat_map(|o| &o.actions).any(|x| {
             matches!(&x.kind, ActionKind::AlterColumnType { from: None, .. }) && !x.new_table
-        })
+        });
     });
-    let analyses = if needs_live {
-        let live = LiveSchema::load(db).await?.map(Arc::new);
-        analyze_set(pending, true, version, live)
-    } else {
-        offline
-    };
-    Ok(analyses.into_iter().map(|a| a.backups).collect())
+    if !needs_live {
+        return Ok(offline);
+    }
+    let live = LiveSchema::load(db).await?.map(Arc::new);
+    Ok(backups_of(pending, version, live, |_| {}))
+}
+
+/// The pending set analysed in run order, keeping only each migration's
+/// backup items (a long run's analyses are not all held at once).
+fn backups_of(
+    pending: &[&Migration],
+    version: Option<PgVersion>,
+    live: Option<Arc<LiveSchema>>,
+    mut look: impl FnMut(&MigrationAnalysis),
+) -> Vec<Vec<BackupItem>> {
+    let mut schema = Schema::with_live(version, live);
+    pending
+        .iter()
+        .map(|m| {
+            let files = MigrationFiles {
+                dir: &m.dir,
+                up: &m.up,
+                down: m.down.as_deref(),
+                meta: &m.meta,
+            };
+            let a = analyze(&files, &mut schema, version);
+            look(&a);
+            a.backups
+        })
+        .collect()
 }
 
 /// Creates and verifies the backup `m` needs (`items`, from [`destroyed`]),
@@ -220,6 +244,16 @@ pub async fn back_up(
         return Ok(None);
     };
     Ok(Some(create(db, &plan, backups_dir).await?))
+}
+
+/// The recorded archive is not where the tracking row says.
+fn missing(m: &Migration, path: &Path, recorded: &BackupRef) -> BackupError {
+    BackupError::Refused(format!(
+        "the backup {} took before it ran, {}, is missing (SHA-256 {}): reverting now would lose that data for good\n  fix: put the archive back where it was, or revert without the data: `keel down --no-restore`",
+        m.id(),
+        path.display(),
+        recorded.sha256
+    ))
 }
 
 #[async_trait]
@@ -283,6 +317,56 @@ impl Hook for BackupHook<'_> {
         }
     }
 
+    async fn before_down(
+        &mut self,
+        db: &mut dyn Database,
+        m: &Migration,
+        recorded: Option<&BackupRef>,
+    ) -> Result<(), RunError> {
+        // A transactional down checks inside its transaction (after_down),
+        // where a refusal takes everything back.
+        let Some(recorded) = recorded.filter(|_| !m.meta.transaction) else {
+            return Ok(());
+        };
+        if !m.meta.restore_on_down || self.no_restore {
+            return Ok(());
+        }
+        let path = self.at(&recorded.path);
+        let outcome = format!(
+            "the down did not start: {} is still applied and nothing was changed",
+            m.id()
+        );
+        if !path.exists() {
+            return Err(hook_error(m, missing(m, &path, recorded), &outcome));
+        }
+        let checked = async {
+            let verified = super::verify(&path)?;
+            let database_id = db.database_id().await.map_err(|source| BackupError::Db {
+                context: "reading the database's id".into(),
+                source: Box::new(source),
+            })?;
+            let server = db
+                .server_identity()
+                .await
+                .map_err(|source| BackupError::Db {
+                    context: "reading the database's identity".into(),
+                    source: Box::new(source),
+                })?;
+            super::check_binding(
+                &path,
+                &verified.manifest,
+                &verified.sha256,
+                Binding {
+                    database_id: &database_id.unwrap_or_default(),
+                    server: server.as_deref(),
+                    sha256: Some(&recorded.sha256),
+                },
+            )
+        }
+        .await;
+        checked.map_err(|e| hook_error(m, e, &outcome))
+    }
+
     async fn after_down(
         &mut self,
         db: &mut dyn Database,
@@ -331,16 +415,7 @@ impl Hook for BackupHook<'_> {
             )
         };
         if !path.exists() {
-            return Err(hook_error(
-                m,
-                BackupError::Refused(format!(
-                    "the backup {} took before it ran, {}, is missing (SHA-256 {}): reverting now would lose that data for good\n  fix: put the archive back where it was, or revert without the data: `keel down --no-restore`",
-                    m.id(),
-                    path.display(),
-                    recorded.sha256
-                )),
-                &outcome,
-            ));
+            return Err(hook_error(m, missing(m, &path, recorded), &outcome));
         }
         let database_id = db
             .database_id()

@@ -425,12 +425,15 @@ impl Runner<'_> {
             Direction::Up => hook.before_up(self.db, m).await?,
             Direction::Down => {
                 let v = m.version.to_string();
-                self.db
+                let recorded = self
+                    .db
                     .tracking_rows()
                     .await?
                     .into_iter()
                     .find(|r| r.version == v)
-                    .and_then(|r| r.backup)
+                    .and_then(|r| r.backup);
+                hook.before_down(self.db, m, recorded.as_ref()).await?;
+                recorded
             }
         };
         (self.on_event)(match dir {

@@ -33,6 +33,19 @@ pub trait Hook: Send {
         Ok(None)
     }
 
+    /// Before `m`'s down starts, with the archive its tracking row recorded:
+    /// refuse here what the restore after down.sql would refuse, since a
+    /// `transaction = false` down cannot take its statements back.
+    async fn before_down(
+        &mut self,
+        db: &mut dyn Database,
+        m: &Migration,
+        recorded: Option<&BackupRef>,
+    ) -> Result<(), RunError> {
+        let _ = (db, m, recorded);
+        Ok(())
+    }
+
     /// After `m`'s down.sql ran and before its tracking row goes, with the
     /// archive that row recorded. With `in_transaction` the down's
     /// transaction is still open and whatever the hook does commits (or

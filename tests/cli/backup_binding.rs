@@ -2,7 +2,7 @@
 //! migration's tracking row, its manifest names the database it came from,
 //! and `down` restores that archive and no other, into that database only.
 
-use crate::common::{Db, Project, pg, stderr};
+use crate::common::{Db, Project, pg, stderr, stdout};
 use std::path::{Path, PathBuf};
 
 const V: &str = "20260201000000";
@@ -350,3 +350,44 @@ fn a_copy_of_the_database_does_not_take_its_backups() {
         stderr(&out)
     );
 }
+
+// A `transaction = false` down cannot take its statements back: a missing
+// or replaced archive is refused before down.sql runs, not after.
+both!(
+    a_non_transactional_down_checks_its_archive_first,
+    |p: Project| {
+        p.migration(
+            "20260101000000_notes",
+            "CREATE TABLE notes (id bigint PRIMARY KEY, body text);\n",
+            Some("DROP TABLE notes;\n"),
+            None,
+        );
+        p.keel().args(["up", "-q"]).assert().success();
+        p.exec("INSERT INTO notes VALUES (1, 'a'), (2, 'b')");
+        p.migration(
+            "20260201000000_drop_body",
+            "ALTER TABLE notes DROP COLUMN body;\n",
+            Some("ALTER TABLE notes ADD COLUMN body text;\n"),
+            Some("transaction = false\nreversibility = \"partial\"\n"),
+        );
+        p.keel().args(["up", "-q"]).assert().success();
+        let folder = p.path().join("backups/20260201000000_drop_body");
+        for e in std::fs::read_dir(&folder).unwrap().flatten() {
+            if e.path().extension().is_some_and(|x| x == "zip") {
+                std::fs::remove_file(e.path()).unwrap();
+            }
+        }
+        let out = p.keel().arg("down").output().unwrap();
+        assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
+        let err = stderr(&out);
+        assert!(
+            err.contains("is missing") && err.contains("the down did not start"),
+            "{err}"
+        );
+        let columns = p.rows("SELECT * FROM notes ORDER BY id");
+        assert_eq!(columns[0].len(), 1, "down.sql did not run");
+        let states = p.keel().arg("status").output().unwrap();
+        assert!(stdout(&states).contains("applied"), "{}", stdout(&states));
+        assert!(!stdout(&states).contains("failed"), "{}", stdout(&states));
+    }
+);

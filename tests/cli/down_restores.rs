@@ -413,3 +413,33 @@ both!(an_unknown_target_is_refused, |p: Project| {
         .success();
     assert_eq!(applied().as_deref(), Some("0"));
 });
+
+// A table an earlier migration of the same run created and filled holds
+// data by the time a later migration of that run drops one of its columns:
+// the later one is backed up, and its down alone puts the values back.
+both!(data_from_earlier_in_the_run_is_backed_up, |p: Project| {
+    p.migration(
+        "20260101000000_tags",
+        "CREATE TABLE tags (id bigint PRIMARY KEY, label text);\n\
+         INSERT INTO tags VALUES (1, 'one'), (2, 'two'), (3, 'three');\n",
+        Some("DROP TABLE tags;\n"),
+        None,
+    );
+    p.migration(
+        &format!("{V}_drop_label"),
+        "ALTER TABLE tags DROP COLUMN label;\n",
+        Some("ALTER TABLE tags ADD COLUMN label text;\n"),
+        Some("reversibility = \"partial\"\n"),
+    );
+    let err = up(&p);
+    assert!(err.contains("(tags.label: 3 rows)"), "{err}");
+    down(&p);
+    assert_eq!(
+        p.rows("SELECT CAST(id AS TEXT), label FROM tags ORDER BY id"),
+        [
+            [Some("1".to_string()), Some("one".to_string())],
+            [Some("2".to_string()), Some("two".to_string())],
+            [Some("3".to_string()), Some("three".to_string())],
+        ]
+    );
+});

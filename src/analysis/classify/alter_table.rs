@@ -48,7 +48,8 @@ fn action(cx: &Cx, table: &str, clause: &SyntaxNode) -> Action {
             let mut a = new(ActionKind::DropColumn);
             a.column = name_in(clause, &[COLUMN_NAME_REF]);
             let col = a.column.clone().unwrap_or_default();
-            a.destroys = !a.new_table && !cx.schema.is_new_column(table, &col);
+            a.destroys =
+                !cx.schema.is_new_table_here(table) && !cx.schema.is_new_column_here(table, &col);
             a
         }
         RENAME_COLUMN => {
@@ -211,7 +212,8 @@ fn alter_column(cx: &Cx, table: &str, clause: &SyntaxNode) -> Action {
             a.scan = a.rewrite.clone();
             // A USING expression can map values any way it likes (`left(…)`,
             // a cast that drops leading zeros): only a backup brings them back.
-            let existing = !a.new_table && !cx.schema.is_new_column(table, &column);
+            let existing = !cx.schema.is_new_table_here(table)
+                && !cx.schema.is_new_column_here(table, &column);
             a.destroys =
                 existing && (*using || from.as_ref().is_some_and(|f| to.loses_data_from(f)));
         }

@@ -30,7 +30,7 @@ pub fn classify(cx: &Cx, node: &SyntaxNode) -> Vec<Action> {
                     node,
                 );
                 a.locks.push(Cx::lock(&t, Ael));
-                a.destroys = !a.new_table;
+                a.destroys = !cx.schema.is_new_table_here(&t);
                 a.relation = Some(relation);
                 a
             })
@@ -45,7 +45,7 @@ pub fn classify(cx: &Cx, node: &SyntaxNode) -> Vec<Action> {
                     };
                     let mut a = cx.action(kind, Some(t.clone()), node);
                     a.locks.push(Cx::lock(&t, Ael));
-                    a.destroys = !a.new_table;
+                    a.destroys = !cx.schema.is_new_table_here(&t);
                     a.relation = Some(relation);
                     a
                 })
@@ -387,9 +387,9 @@ fn dml(cx: &Cx, node: &SyntaxNode) -> Action {
                 Tri::Yes
             };
             // Overwriting a column this migration added loses nothing.
-            a.destroys = !a.new_table
+            a.destroys = !cx.schema.is_new_table_here(&t)
                 && (node.kind() == DELETE
-                    || columns.iter().any(|c| !cx.schema.is_new_column(&t, c)));
+                    || columns.iter().any(|c| !cx.schema.is_new_column_here(&t, c)));
         }
         _ => {}
     }

@@ -320,15 +320,16 @@ fn lint_folder(
             transaction: true,
             ..Meta::default()
         },
-        Some(Err(e)) => {
-            report.findings.push(file_finding(
-                rules::syntax_error::RULE.id,
-                &dir.join("migration.toml"),
-                (e.line, e.column),
-                &format!("migration.toml: {}", e.message),
-                "valid keys: description, reversibility, transaction, lock_timeout, \
-                 statement_timeout, retries, [[smoke]], [backfill]",
-            ));
+        Some(Err(errors)) => {
+            for e in errors {
+                report.findings.push(file_finding(
+                    rules::syntax_error::RULE.id,
+                    &dir.join("migration.toml"),
+                    (e.line, e.column),
+                    &format!("migration.toml: {}", e.message),
+                    &e.fix,
+                ));
+            }
             return Ok(());
         }
     };

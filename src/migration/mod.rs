@@ -1,5 +1,6 @@
 //! Migration files on disk → [`Migration`] values (version, name, checksum, metadata).
 
+mod backfill;
 mod checksum;
 pub mod meta;
 mod source;

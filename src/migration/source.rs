@@ -224,15 +224,13 @@ fn read_migration(dir: &Path, version: Version, name: &str) -> Result<Migration,
     let meta = match toml.as_deref().map(Meta::parse) {
         None => Meta::default(),
         Some(Ok(meta)) => meta,
-        Some(Err(e)) => {
-            problems.push(Problem {
+        Some(Err(errors)) => {
+            problems.extend(errors.into_iter().map(|e| Problem {
                 path: dir.join("migration.toml"),
                 line: Some((e.line, e.column)),
                 message: e.message,
-                fix: "valid keys: description, reversibility, transaction, lock_timeout, \
-                      statement_timeout, retries, restore_on_down, [[smoke]], [backfill]"
-                    .into(),
-            });
+                fix: e.fix,
+            }));
             Meta::default()
         }
     };

@@ -22,6 +22,7 @@ macro_rules! both {
 mod common;
 
 mod backfill;
+mod backfill_check;
 mod backup;
 mod calibrate;
 mod concurrent_index;

@@ -52,7 +52,7 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<()> {
     let report = if args.paths.is_empty() {
         let dir = ctx.migrations_dir();
         if dir.exists() {
-            lint_paths(&[dir], version, live)?
+            lint_paths(&[dir], version, live, &ctx.bounds()?)?
         } else {
             ctx.out.progress(&format!(
                 "no migrations folder at {}: nothing to lint",
@@ -61,7 +61,7 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<()> {
             LintReport::default()
         }
     } else {
-        lint_paths(&args.paths, version, live)?
+        lint_paths(&args.paths, version, live, &ctx.bounds()?)?
     };
     match ctx.global.format {
         Format::Text => {

@@ -45,4 +45,5 @@ mod runbook;
 mod sample;
 mod seed;
 mod snapshot;
+mod source;
 mod validate;

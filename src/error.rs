@@ -72,6 +72,7 @@ impl Error {
             // A backup or snapshot that is missing, corrupt or does not
             // match its manifest/checksum is a failed check.
             Error::Backup(e) if e.is_check_failure() => 3,
+            Error::Backup(BackupError::Refused(_)) => 4,
             Error::Backup(BackupError::Plan(_)) => 2,
             Error::Backup(e) if e.db().is_some_and(|d| d.kind == DbErrorKind::Usage) => 2,
             Error::Snapshot(e) if e.is_check_failure() => 3,

@@ -53,11 +53,11 @@ impl LiveTable {
 
 /// The name the analysis uses for a table: schema-qualified unless `public`.
 fn key(schema: &str, name: &str) -> String {
-    if schema == "public" {
-        name.to_string()
-    } else {
-        format!("{schema}.{name}")
+    crate::db::Relation {
+        schema: (schema != "public").then(|| schema.to_string()),
+        name: name.to_string(),
     }
+    .to_string()
 }
 
 impl LiveSchema {
@@ -124,10 +124,11 @@ impl LiveSchema {
         if let Some(t) = self.tables.get(name) {
             return Some(t);
         }
-        if name.contains('.') {
+        let rel = crate::db::Relation::parse(name);
+        if rel.schema.is_some() {
             return None;
         }
-        let mut found = self.tables.values().filter(|t| t.stats.name == name);
+        let mut found = self.tables.values().filter(|t| t.stats.name == rel.name);
         match (found.next(), found.next()) {
             (Some(t), None) => Some(t),
             _ => None,

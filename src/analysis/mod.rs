@@ -21,6 +21,7 @@ pub mod reversibility;
 mod robustness;
 pub mod rules;
 pub mod schema;
+pub mod search_path;
 pub mod sizes;
 mod split;
 pub mod sqltype;

@@ -217,6 +217,20 @@ pub enum ActionKind {
     Other,
 }
 
+/// Which rows an `UPDATE … [FROM …] WHERE …` or `DELETE … [USING …] WHERE …`
+/// touches, as written: enough to select exactly those rows before it runs
+/// (`SELECT … FROM table [AS alias] WHERE EXISTS (SELECT 1 FROM from WHERE
+/// predicate)`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RowFilter {
+    /// The target table's alias, when the statement gives one.
+    pub alias: Option<String>,
+    /// The FROM (UPDATE) or USING (DELETE) list, without the keyword.
+    pub from: Option<String>,
+    /// The WHERE clause's condition.
+    pub predicate: String,
+}
+
 /// One thing a statement does: an ALTER TABLE with three clauses has three.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Action {
@@ -233,6 +247,12 @@ pub struct Action {
     pub no_transaction: bool,
     /// The table was created earlier in this migration or pending set.
     pub new_table: bool,
+    /// The table as the statement names it (its schema only when written),
+    /// where the action destroys data: what a backup resolves against the
+    /// search path in effect. `table` drops a written `public.`, for matching.
+    pub relation: Option<crate::db::Relation>,
+    /// The rows an UPDATE or DELETE with a WHERE clause touches.
+    pub rows: Option<RowFilter>,
     /// 1-based position of the clause in the file.
     pub line: usize,
     pub column_no: usize,
@@ -250,6 +270,8 @@ impl Action {
             destroys: false,
             no_transaction: false,
             new_table: false,
+            relation: None,
+            rows: None,
             line: 1,
             column_no: 1,
         }
@@ -292,6 +314,9 @@ pub struct Operation {
     pub allows: Vec<super::allow::Allow>,
     /// Names this statement defines, as written (for `quote-identifier`).
     pub names: Vec<WrittenName>,
+    /// The search path an earlier statement of the file set, in effect for
+    /// this one; `None`: the session's own.
+    pub search_path: Option<super::search_path::SearchPath>,
 }
 
 /// A defined name as it appears in the file.

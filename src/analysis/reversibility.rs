@@ -2,7 +2,9 @@
 //! backup must capture before the up runs so that the down (and keel's
 //! automatic rollback) can put the data back.
 
-use super::operation::{ActionKind, Operation};
+use super::operation::{ActionKind, Operation, RowFilter};
+use super::search_path::SearchPath;
+use crate::db::Relation;
 use crate::migration::Reversibility;
 use serde::Serialize;
 
@@ -10,10 +12,21 @@ use serde::Serialize;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct BackupItem {
     pub table: String,
+    /// The table as the statement names it, resolved against `search_path`
+    /// when the backup is taken.
+    #[serde(skip)]
+    pub relation: Relation,
+    /// The search path an earlier statement of the migration set; `None`:
+    /// the session's own.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub search_path: Option<SearchPath>,
     /// The columns to export besides the key; `None` means every column.
     pub columns: Option<Vec<String>>,
     /// Rows only where this holds (DELETE … WHERE); `None` for all rows.
     pub rows: Option<String>,
+    /// The statement's own row selection, to export exactly those rows.
+    #[serde(skip)]
+    pub filter: Option<RowFilter>,
     /// 1-based line of the statement in up.sql.
     pub line: usize,
     /// Why: `DROP COLUMN`, `TRUNCATE`, …
@@ -64,10 +77,24 @@ pub fn backup_plan(up: &[Operation]) -> Vec<BackupItem> {
                 ),
                 _ => (column(), None, "destroys data"),
             };
+            let filter = a.rows.clone().filter(|_| rows.is_some());
             out.push(BackupItem {
+                relation: a
+                    .relation
+                    .clone()
+                    .unwrap_or_else(|| Relation::parse(&table)),
                 table,
+                search_path: op.search_path.clone(),
                 columns,
-                rows,
+                rows: match (&rows, &filter) {
+                    (Some(_), Some(f)) => Some(f.predicate.clone()),
+                    (Some(_), None) => Some(
+                        "its WHERE clause holds (the whole table is exported: the clause cannot be evaluated on its own)"
+                            .into(),
+                    ),
+                    _ => None,
+                },
+                filter,
                 line: a.line,
                 reason: reason.to_string(),
             });

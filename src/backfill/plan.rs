@@ -24,7 +24,7 @@ impl Plan {
         Plan {
             table: spec.table.clone(),
             key_name: spec.key.clone(),
-            t: quote_ident(&spec.table),
+            t: crate::db::quote_relation(&spec.table),
             k: quote_ident(&spec.key),
             sets: spec
                 .set

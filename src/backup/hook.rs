@@ -1,36 +1,42 @@
-//! Backups around plain `up` and `down`: the [`Hook`] the runner calls
-//! before each migration's up and inside each migration's down.
+//! Backups around plain `up` and `down` (and `execute`): the [`Hook`] the
+//! runner calls before each migration's up and inside each migration's down.
+//!
+//! Before a migration whose analysis says it destroys data: export that
+//! data into `backups/<version>_<name>/<stamp>.zip`, verify the archive, and
+//! hand its path and SHA-256 to the runner, which records them in the
+//! migration's tracking row in the same transaction as the migration. After
+//! its down.sql recreated the structure: put exactly that archive back (its
+//! SHA-256 checked against the tracking row, its manifest naming this
+//! database) in the same transaction, so the down and its data commit
+//! together.
 
-use super::{BackupError, Created, Restored, create, newest, plan_for, restore, restore_within};
-use crate::db::{Database, Timeouts};
+use super::{
+    BackupError, Binding, Created, Restored, Target, create, plan_for, restore, restore_within,
+};
+use crate::analysis::analyze::analyze_set;
+use crate::analysis::reversibility::BackupItem;
+use crate::analysis::{ActionKind, LiveSchema, PgVersion};
+use crate::db::{BackupRef, Database, DbError, Timeouts};
 use crate::migration::Migration;
 use crate::migrator::{Hook, RunError};
 use async_trait::async_trait;
-use std::path::PathBuf;
-
-/// Before a migration whose analysis says it destroys data: export that
-/// data into `backups/<version>_<name>/<stamp>.zip` and verify the archive.
-/// After its down.sql recreated the structure: put the newest archive's data
-/// back in the same transaction, so the down and its data commit together.
-/// Which archive the hook restores after a down.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Restore {
-    /// The migration's newest archive in `backups/<version>_<name>/`, when
-    /// its analysis says it destroys data (`keel down`).
-    Newest,
-    /// This one (`execute`'s rollback: the archive it just wrote).
-    Archive(PathBuf),
-    /// None: nothing was destroyed.
-    Nothing,
-}
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 pub struct BackupHook<'a> {
-    dir: PathBuf,
+    /// The project folder: archives are in its `backups/`, and the tracking
+    /// table records their paths relative to it.
+    project: PathBuf,
+    /// `--env NAME`, or `default`.
+    environment: String,
     say: &'a (dyn Fn(&str) + Sync),
-    /// `false`: the caller made the backup itself (`execute`).
-    pub back_up: bool,
-    /// Which archive `down` puts back.
-    pub restore: Restore,
+    /// What each pending migration destroys, from one analysis of the run.
+    destroys: HashMap<String, Vec<BackupItem>>,
+    /// An archive the caller made itself (`execute`), for the next up.
+    pub made: Option<Created>,
+    /// `keel down --no-restore`: revert without putting data back.
+    pub no_restore: bool,
     /// Archives written, in order.
     pub created: Vec<Created>,
     /// Archives put back, in order.
@@ -38,20 +44,60 @@ pub struct BackupHook<'a> {
 }
 
 impl<'a> BackupHook<'a> {
-    /// Backups under `dir` (the project's `backups/`); `say` prints a line.
-    pub fn new(dir: impl Into<PathBuf>, say: &'a (dyn Fn(&str) + Sync)) -> BackupHook<'a> {
+    /// Backups of the project in `project` (its `backups/` folder) for the
+    /// environment `environment`; `say` prints a line.
+    pub fn new(
+        project: impl Into<PathBuf>,
+        environment: &str,
+        say: &'a (dyn Fn(&str) + Sync),
+    ) -> BackupHook<'a> {
         BackupHook {
-            dir: dir.into(),
+            project: project.into(),
+            environment: environment.to_string(),
             say,
-            back_up: true,
-            restore: Restore::Newest,
+            destroys: HashMap::new(),
+            made: None,
+            no_restore: false,
             created: Vec::new(),
             restored: Vec::new(),
+        }
+    }
+
+    /// `rel` in the project folder, without a leading `./` in messages.
+    fn at(&self, rel: &str) -> PathBuf {
+        if self.project.as_os_str().is_empty() || self.project == Path::new(".") {
+            PathBuf::from(rel)
+        } else {
+            self.project.join(rel)
+        }
+    }
+
+    fn backups_dir(&self) -> PathBuf {
+        self.at("backups")
+    }
+
+    /// A path as the tracking table records it: relative to the project.
+    fn recorded(&self, c: &Created) -> BackupRef {
+        BackupRef {
+            path: c
+                .path
+                .strip_prefix(&self.project)
+                .unwrap_or(&c.path)
+                .to_string_lossy()
+                .replace('\\', "/"),
+            sha256: c.sha256.clone(),
         }
     }
 }
 
 fn hook_error(m: &Migration, e: BackupError, outcome: &str) -> RunError {
+    if let BackupError::Refused(text) = &e {
+        let (message, fix) = text.split_once("\n  fix: ").unwrap_or((text, ""));
+        return RunError::Refused {
+            message: format!("migration {}: {message}\n  {outcome}", m.id()),
+            fix: fix.to_string(),
+        };
+    }
     RunError::Hook {
         migration: m.id(),
         check_failed: e.is_check_failure(),
@@ -59,16 +105,8 @@ fn hook_error(m: &Migration, e: BackupError, outcome: &str) -> RunError {
     }
 }
 
-/// What `m` destroys, by the analysis: empty for most migrations.
-fn destroys(m: &Migration) -> bool {
-    !crate::analysis::analyze::analyze_set(&[m], true, None, None)
-        .remove(0)
-        .backups
-        .is_empty()
-}
-
 /// Describes an archive in one line: `path (users.bio: 1000 rows)`.
-pub fn summary(path: &std::path::Path, tables: &[(String, Vec<String>, u64)]) -> String {
+pub fn summary(path: &Path, tables: &[(String, Vec<String>, u64)]) -> String {
     let parts: Vec<String> = tables
         .iter()
         .map(|(t, cols, rows)| {
@@ -95,47 +133,109 @@ fn created_summary(c: &Created) -> String {
                     .filter(|c| !f.key.contains(c))
                     .cloned()
                     .collect(),
-                super::Kind::Table => Vec::new(),
+                super::Kind::Table | super::Kind::Rows => Vec::new(),
             };
-            (f.table.clone(), cols, f.rows)
+            (f.shown(), cols, f.rows)
         })
         .collect();
     summary(&c.path, &tables)
 }
 
-/// Creates and verifies the backup `m` needs, if it destroys existing data.
+/// What each of `pending` destroys, in run order: the analysis `keel plan`
+/// and `up --dry-run` print, read with the same facts from the server
+/// (the current column types decide whether a type change loses data). The
+/// live schema is read only when a type change needs it.
+pub async fn destroyed(
+    db: &mut dyn Database,
+    pending: &[&Migration],
+) -> Result<Vec<Vec<BackupItem>>, DbError> {
+    let version = db.postgres_version().await?.map(PgVersion::from_num);
+    let offline = analyze_set(pending, true, version, None);
+    let needs_live = offline.iter().any(|a| {
+        a.up.ops.iter().flat_map(|o| &o.actions).any(|x| {
+            matches!(&x.kind, ActionKind::AlterColumnType { from: None, .. }) && !x.new_table
+        })
+    });
+    let analyses = if needs_live {
+        let live = LiveSchema::load(db).await?.map(Arc::new);
+        analyze_set(pending, true, version, live)
+    } else {
+        offline
+    };
+    Ok(analyses.into_iter().map(|a| a.backups).collect())
+}
+
+/// Creates and verifies the backup `m` needs (`items`, from [`destroyed`]),
+/// if it destroys existing data.
 pub async fn back_up(
     db: &mut dyn Database,
     m: &Migration,
-    dir: &std::path::Path,
+    items: &[BackupItem],
+    backups_dir: &Path,
+    target: &Target,
 ) -> Result<Option<Created>, BackupError> {
-    let analysis = crate::analysis::analyze::analyze_set(&[m], true, None, None).remove(0);
-    if analysis.backups.is_empty() {
+    if items.is_empty() {
         return Ok(None);
     }
-    let Some(plan) = plan_for(db, m, &analysis.backups).await? else {
+    let Some(plan) = plan_for(db, m, items, target).await? else {
         return Ok(None);
     };
-    Ok(Some(create(db, &plan, dir).await?))
+    Ok(Some(create(db, &plan, backups_dir).await?))
 }
 
 #[async_trait]
 impl Hook for BackupHook<'_> {
-    async fn before_up(&mut self, db: &mut dyn Database, m: &Migration) -> Result<(), RunError> {
-        if !self.back_up {
-            return Ok(());
+    async fn prepare(
+        &mut self,
+        db: &mut dyn Database,
+        pending: &[&Migration],
+    ) -> Result<(), RunError> {
+        let items = destroyed(db, pending).await?;
+        self.destroys = pending.iter().map(|m| m.id()).zip(items).collect();
+        Ok(())
+    }
+
+    async fn before_up(
+        &mut self,
+        db: &mut dyn Database,
+        m: &Migration,
+    ) -> Result<Option<BackupRef>, RunError> {
+        if let Some(made) = self.made.take() {
+            let r = self.recorded(&made);
+            self.created.push(made);
+            return Ok(Some(r));
         }
-        match back_up(db, m, &self.dir).await {
+        let items = match self.destroys.get(&m.id()) {
+            Some(items) => items.clone(),
+            // Not prepared (a caller that applies one migration): analyse it alone.
+            None => destroyed(db, &[m]).await?.remove(0),
+        };
+        if items.is_empty() {
+            return Ok(None);
+        }
+        let made = async {
+            let target =
+                Target::of(db, &self.environment)
+                    .await
+                    .map_err(|source| BackupError::Db {
+                        context: "reading the database's id".into(),
+                        source: Box::new(source),
+                    })?;
+            back_up(db, m, &items, &self.backups_dir(), &target).await
+        }
+        .await;
+        match made {
             Ok(Some(created)) => {
                 (self.say)(&format!(
                     "backed up {} before {}; archive verified",
                     created_summary(&created),
                     m.id()
                 ));
+                let r = self.recorded(&created);
                 self.created.push(created);
-                Ok(())
+                Ok(Some(r))
             }
-            Ok(None) => Ok(()),
+            Ok(None) => Ok(None),
             Err(e) => Err(hook_error(
                 m,
                 e,
@@ -148,71 +248,84 @@ impl Hook for BackupHook<'_> {
         &mut self,
         db: &mut dyn Database,
         m: &Migration,
+        recorded: Option<&BackupRef>,
         in_transaction: bool,
     ) -> Result<(), RunError> {
-        let which = std::mem::replace(&mut self.restore, Restore::Newest);
-        if !m.meta.restore_on_down && which != Restore::Nothing && destroys(m) {
-            let kept = match &which {
-                Restore::Archive(p) => p.display().to_string(),
-                _ => newest(&self.dir, &m.id())
-                    .map_or_else(|| "no archive".into(), |p| p.display().to_string()),
-            };
+        let Some(recorded) = recorded else {
+            let destroys = !analyze_set(&[m], true, None, None)[0].backups.is_empty();
+            if destroys {
+                (self.say)(&format!(
+                    "note: {} destroyed data, but its tracking row records no backup (it was applied by an older keel, or what it destroyed did not exist yet): down.sql brings back the structure, not the data; an archive in {} can be checked with `keel backup verify FILE` and put back with `keel restore FILE`",
+                    m.id(),
+                    self.backups_dir().join(m.id()).display()
+                ));
+            }
+            return Ok(());
+        };
+        let path = self.at(&recorded.path);
+        if !m.meta.restore_on_down {
             (self.say)(&format!(
-                "not restoring the backup of {}: its migration.toml sets restore_on_down = false (down.sql rebuilds the data); kept: {kept}",
-                m.id()
+                "not restoring the backup of {}: its migration.toml sets restore_on_down = false (down.sql rebuilds the data); kept: {}",
+                m.id(),
+                path.display()
             ));
             return Ok(());
         }
-        let path = match which {
-            Restore::Archive(p) => p,
-            Restore::Nothing => return Ok(()),
-            Restore::Newest => {
-                if !destroys(m) {
-                    return Ok(());
-                }
-                match newest(&self.dir, &m.id()) {
-                    Some(p) => p,
-                    None => {
-                        (self.say)(&format!(
-                            "note: {} destroyed data but {} holds no backup of it (none was needed, or it was removed): down.sql brings back the structure, not the data",
-                            m.id(),
-                            self.dir.join(m.id()).display()
-                        ));
-                        return Ok(());
-                    }
-                }
-            }
+        if self.no_restore {
+            (self.say)(&format!(
+                "not restoring the backup of {} (--no-restore); it stays in {} (`keel restore {}` puts it back later)",
+                m.id(),
+                path.display(),
+                path.display()
+            ));
+            return Ok(());
+        }
+        let outcome = format!("the down was rolled back: {} is still applied", m.id());
+        if !path.exists() {
+            return Err(hook_error(
+                m,
+                BackupError::Refused(format!(
+                    "the backup {} took before it ran, {}, is missing (SHA-256 {}): reverting now would lose that data for good\n  fix: put the archive back where it was, or revert without the data: `keel down --no-restore`",
+                    m.id(),
+                    path.display(),
+                    recorded.sha256
+                )),
+                &outcome,
+            ));
+        }
+        let database_id = db
+            .database_id()
+            .await
+            .map_err(RunError::Db)?
+            .unwrap_or_default();
+        let binding = Binding {
+            database_id: &database_id,
+            sha256: Some(&recorded.sha256),
         };
-        let outcome = format!(
-            "the down was rolled back: {} is still applied\n  fix: check the archive with `keel backup verify {}`; to revert without its data, move it out of {}",
-            m.id(),
-            path.display(),
-            self.dir.join(m.id()).display()
-        );
         let restored = if in_transaction {
-            restore_within(db, &path).await
+            restore_within(db, &path, binding).await
         } else {
             let t = Timeouts {
                 lock: std::time::Duration::from_secs(10),
                 statement: std::time::Duration::from_secs(3600),
             };
-            restore(db, &path, t).await
+            restore(db, &path, binding, t).await
         }
         .map_err(|e| hook_error(m, e, &outcome))?;
-        if restored.manifest.checksum != m.checksum {
-            (self.say)(&format!(
-                "note: {} was written for another version of {} (checksum {}…)",
-                path.display(),
-                m.id(),
-                &restored.manifest.checksum[..restored.manifest.checksum.len().min(12)]
-            ));
-        }
         let tables: Vec<(String, Vec<String>, u64)> = restored
             .tables
             .iter()
             .map(|(t, n)| (t.clone(), Vec::new(), *n))
             .collect();
-        (self.say)(&format!("restored {}", summary(&path, &tables)));
+        let again = if restored.present > 0 {
+            format!(
+                "; {} deleted row(s) were there again and were left as they are",
+                restored.present
+            )
+        } else {
+            String::new()
+        };
+        (self.say)(&format!("restored {}{again}", summary(&path, &tables)));
         self.restored.push((path, restored));
         Ok(())
     }

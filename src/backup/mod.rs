@@ -4,10 +4,12 @@
 //!
 //! The flow for `execute`, `up` and `down`:
 //! [`create`] (export, hash and compress in one pass, then re-read and
-//! verify) → the migration runs → on rollback or `down`, [`restore`].
-//! `keel backup verify` is [`verify`]. The analysis says what a migration
-//! destroys; [`plan_for`] turns that into a [`BackupPlan`] against the live
-//! schema.
+//! verify) → the migration runs, its tracking row binding the archive's
+//! SHA-256 → on rollback or `down`, [`restore`] of exactly that archive,
+//! into the database it came from. `keel backup verify` is [`verify`]. The
+//! analysis says what a migration destroys (the same analysis `keel plan`
+//! prints); [`plan_for`] resolves that against the live schema (the search
+//! path the migration sets included) into a [`BackupPlan`].
 
 mod hook;
 mod plan;
@@ -15,13 +17,13 @@ mod read;
 mod restore;
 mod write;
 
-pub use hook::{BackupHook, Restore as RestoreFrom, back_up};
-pub use plan::plan_for;
+pub use hook::{BackupHook, back_up, destroyed};
+pub use plan::{Target, plan_for};
 pub use read::{Verified, verify};
-pub use restore::{Restored, restore, restore_within};
+pub use restore::{Binding, Restored, check_binding, restore, restore_within};
 pub use write::{Created, create};
 
-use crate::db::DbError;
+use crate::db::{DbError, Relation, SearchPath};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
@@ -33,18 +35,38 @@ pub struct BackupPlan {
     pub migration: String,
     /// The migration's checksum, written into the manifest.
     pub checksum: String,
+    /// The database and environment the data comes from.
+    pub target: Target,
     pub tables: Vec<TableBackup>,
 }
 
 /// One table's part of a backup.
 #[derive(Debug, Clone)]
 pub struct TableBackup {
-    pub table: String,
+    /// The table the server resolves (schema-qualified on PostgreSQL).
+    pub table: Relation,
     /// Columns that identify a row (the primary key). Needed to put column
     /// backups back; informational for whole tables.
     pub key: Vec<String>,
     /// The columns to capture besides the key; `None` for the whole table.
     pub columns: Option<Vec<String>>,
+    pub kind: Kind,
+    /// Only the rows the migration's own statement touches: its condition
+    /// (SQL from up.sql), the table's alias in it, and the search path it
+    /// runs under. `None`: every row.
+    pub rows: Option<RowSelection>,
+}
+
+/// The rows of a table a statement touches, as the backup selects them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RowSelection {
+    pub alias: Option<String>,
+    /// A condition on the table's rows (`(status = 'old')`, or `EXISTS
+    /// (SELECT 1 FROM other WHERE …)` for UPDATE … FROM / DELETE … USING).
+    pub condition: String,
+    /// The condition as the statement wrote it, for people.
+    pub shown: String,
+    pub search_path: Option<SearchPath>,
 }
 
 /// `manifest.json` inside every archive.
@@ -55,6 +77,17 @@ pub struct Manifest {
     pub created_at: DateTime<Utc>,
     #[serde(default)]
     pub keel_version: String,
+    /// The environment (`--env`), or `default` for the database chosen
+    /// without one.
+    #[serde(default)]
+    pub environment: String,
+    /// The database's URL, password redacted, for people.
+    #[serde(default)]
+    pub database: String,
+    /// The database's identity (keel's id for it, and on PostgreSQL the
+    /// cluster and database): an archive is only ever restored there.
+    #[serde(default)]
+    pub database_id: String,
     pub files: Vec<ManifestFile>,
 }
 
@@ -63,24 +96,52 @@ pub struct Manifest {
 pub struct ManifestFile {
     /// The CSV's name in the archive.
     pub name: String,
+    /// The table's name, as the catalog has it.
     pub table: String,
+    /// Its schema, as the server resolved the migration's name for it (an
+    /// archive of an older keel has none, and a possibly dotted `table`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schema: Option<String>,
     /// The CSV's header, in order: the key columns first for column backups.
     pub columns: Vec<String>,
-    /// `columns`: restore updates rows by `key`; `table`: restore inserts rows.
+    /// `columns`: restore updates rows by `key`; `table`: restore inserts
+    /// rows; `rows`: restore inserts the rows whose key is gone.
     #[serde(default = "Kind::table")]
     pub kind: Kind,
     #[serde(default)]
     pub key: Vec<String>,
+    /// For a part of the table: the condition that selected the rows.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rows_where: Option<String>,
     pub rows: u64,
     /// Hex SHA-256 of the CSV's bytes.
     pub sha256: String,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+impl ManifestFile {
+    /// The table the rows go back into.
+    pub fn relation(&self) -> Relation {
+        match &self.schema {
+            Some(s) => Relation::new(Some(s), &self.table),
+            None => Relation::parse(&self.table),
+        }
+    }
+
+    /// The table for people (see [`Relation::shown`]).
+    pub fn shown(&self) -> String {
+        self.relation().shown()
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Kind {
-    Columns,
+    /// The whole table (DROP TABLE, TRUNCATE, DELETE without WHERE).
     Table,
+    /// The rows a `DELETE … WHERE` removes, every column.
+    Rows,
+    /// Some columns of every row, or of the rows an `UPDATE … WHERE` touches.
+    Columns,
 }
 
 impl Kind {
@@ -111,6 +172,10 @@ pub enum BackupError {
     },
     #[error("backup plan: {0}")]
     Plan(String),
+    /// The archive must not be restored here (another database, not the
+    /// archive the migration recorded): a guard's refusal.
+    #[error("{0}")]
+    Refused(String),
     #[error("{context}: {source}")]
     Db {
         context: String,
@@ -147,22 +212,6 @@ impl BackupError {
             _ => None,
         }
     }
-}
-
-/// The newest archive in `backups_dir/<migration>/`, the one `down` and an
-/// automatic rollback restore.
-pub fn newest(backups_dir: &std::path::Path, migration: &str) -> Option<PathBuf> {
-    let dir = backups_dir.join(migration);
-    let mut found: Vec<(chrono::DateTime<Utc>, PathBuf)> = std::fs::read_dir(&dir)
-        .ok()?
-        .flatten()
-        .filter_map(|e| {
-            let t = crate::stamp::parse(&e.file_name().to_string_lossy(), "", ".zip")?;
-            Some((t, e.path()))
-        })
-        .collect();
-    found.sort();
-    found.pop().map(|(_, p)| p)
 }
 
 /// A file name for a table's CSV: the table name with anything but letters,

@@ -1,7 +1,8 @@
-//! Putting a backup's rows back, all tables in one transaction.
+//! Putting a backup's rows back, all tables in one transaction, and only
+//! where they came from.
 
-use super::{BackupError, Kind, Manifest, read};
-use crate::db::{Database, Timeouts};
+use super::{BackupError, Kind, Manifest, ManifestFile, read};
+use crate::db::{Database, Load, Timeouts};
 use std::io::{BufReader, Read};
 use std::path::Path;
 
@@ -9,8 +10,23 @@ use std::path::Path;
 #[derive(Debug, Clone)]
 pub struct Restored {
     pub manifest: Manifest,
-    /// `(table, rows)` in the order restored.
+    /// `(table, rows)` in the manifest's order.
     pub tables: Vec<(String, u64)>,
+    /// Rows of deleted-rows parts that were there again (left as they are).
+    pub present: u64,
+    /// Hex SHA-256 of the archive file.
+    pub sha256: String,
+}
+
+/// What an archive must be to be restored into a database.
+#[derive(Debug, Clone, Copy)]
+pub struct Binding<'a> {
+    /// The database's identity ([`Database::database_id`]): the manifest
+    /// must name this one.
+    pub database_id: &'a str,
+    /// The SHA-256 a migration's tracking row recorded for its backup
+    /// (`down`, `execute`'s rollback); `None` for `keel restore FILE`.
+    pub sha256: Option<&'a str>,
 }
 
 fn dbe(context: String) -> impl FnOnce(crate::db::DbError) -> BackupError {
@@ -20,19 +36,21 @@ fn dbe(context: String) -> impl FnOnce(crate::db::DbError) -> BackupError {
     }
 }
 
-/// Verifies the archive, then loads every CSV in one transaction: column
-/// backups update the rows with the same key, whole-table backups insert.
-/// Every table must take exactly the manifest's row count, or nothing is
-/// changed.
+/// Verifies the archive and that it belongs here, then loads every CSV in
+/// one transaction: column backups update the rows with the same key,
+/// whole tables are inserted, deleted rows are inserted where their key is
+/// gone. Every table must take exactly the manifest's row count, or
+/// nothing is changed.
 pub async fn restore(
     db: &mut dyn Database,
     path: &Path,
+    binding: Binding<'_>,
     timeouts: Timeouts,
 ) -> Result<Restored, BackupError> {
     db.begin(timeouts, true)
         .await
         .map_err(dbe("starting the restore transaction".into()))?;
-    match restore_within(db, path).await {
+    match restore_within(db, path, binding).await {
         Ok(restored) => {
             db.commit()
                 .await
@@ -46,11 +64,53 @@ pub async fn restore(
     }
 }
 
+/// Refuses an archive that is not the one `binding` names or was taken
+/// from another database.
+pub fn check_binding(
+    path: &Path,
+    manifest: &Manifest,
+    sha256: &str,
+    binding: Binding<'_>,
+) -> Result<(), BackupError> {
+    if let Some(recorded) = binding.sha256
+        && recorded != sha256
+    {
+        return Err(BackupError::Refused(format!(
+            "{} is not the archive {} recorded when it was applied: its SHA-256 is {sha256}, the tracking table holds {recorded}\n  fix: the file was replaced or changed; put back the archive keel wrote (check it with `keel backup verify`), or revert without the data: `keel down --no-restore`",
+            path.display(),
+            manifest.migration
+        )));
+    }
+    if manifest.database_id.is_empty() {
+        return Err(BackupError::Refused(format!(
+            "{} does not say which database it was taken from (written by an older keel), so keel will not restore it anywhere\n  fix: check the CSV files in it by hand and load them with psql's \\copy where they belong",
+            path.display()
+        )));
+    }
+    if manifest.database_id != binding.database_id {
+        return Err(BackupError::Refused(format!(
+            "{} was taken from another database ({}, environment `{}`, id {}); this one has id {}: a backup is only ever restored into the database it came from\n  fix: connect to that database (`--env {}`), or, if this database really is a copy that should get those rows, load the CSV files with psql's \\copy",
+            path.display(),
+            manifest.database,
+            manifest.environment,
+            manifest.database_id,
+            binding.database_id,
+            manifest.environment
+        )));
+    }
+    Ok(())
+}
+
 /// [`restore`] inside the caller's open transaction, so that a `down` (or an
 /// automatic rollback) and the data it puts back commit together. On an
 /// error the caller rolls back.
-pub async fn restore_within(db: &mut dyn Database, path: &Path) -> Result<Restored, BackupError> {
+pub async fn restore_within(
+    db: &mut dyn Database,
+    path: &Path,
+    binding: Binding<'_>,
+) -> Result<Restored, BackupError> {
     let verified = super::verify(path)?;
+    check_binding(path, &verified.manifest, &verified.sha256, binding)?;
     let (mut archive, manifest) = read::open(path)?;
     if manifest != verified.manifest {
         return Err(BackupError::Mismatch {
@@ -58,40 +118,107 @@ pub async fn restore_within(db: &mut dyn Database, path: &Path) -> Result<Restor
             detail: "the archive changed while it was being restored".into(),
         });
     }
-    let mut tables = Vec::new();
-    for f in &manifest.files {
-        let entry = archive.by_name(&f.name).map_err(|e| BackupError::Corrupt {
-            path: path.to_path_buf(),
-            detail: format!("{}: {e}", f.name),
-        })?;
-        let mut source = BufReader::with_capacity(1 << 18, Pipe(entry));
-        let key: &[String] = match f.kind {
-            Kind::Columns => &f.key,
-            Kind::Table => &[],
-        };
-        let done = db
-            .import_csv(&f.table, &f.columns, key, &mut source)
-            .await
-            .map_err(dbe(format!(
-                "restoring {} from {} (the table and its columns must exist: run the migration's down first)",
-                f.table, f.name
-            )))?;
-        if done != f.rows {
-            return Err(BackupError::Incomplete {
-                path: path.to_path_buf(),
-                table: f.table.clone(),
-                expected: f.rows,
-                done,
-            });
-        }
-        if f.kind == Kind::Table && f.key.len() == 1 {
-            db.sync_id_sequence(&f.table, &f.key[0])
+    let mut done: Vec<Option<u64>> = vec![None; manifest.files.len()];
+    let mut present = 0;
+    // Whole tables and deleted rows before column values; a table whose
+    // rows refer to another restored table waits for it (the database's own
+    // foreign keys say which goes first).
+    let mut order: Vec<usize> = (0..manifest.files.len()).collect();
+    order.sort_by_key(|&i| manifest.files[i].kind);
+    loop {
+        let mut waiting = Vec::new();
+        let mut last_fk = None;
+        for &i in &order {
+            let f = &manifest.files[i];
+            db.savepoint("keel_restore_table")
                 .await
-                .map_err(dbe(format!("moving {}'s id sequence", f.table)))?;
+                .map_err(dbe("restoring".into()))?;
+            match load(db, &mut archive, path, f).await {
+                Ok((n, again)) => {
+                    done[i] = Some(n);
+                    present += again;
+                }
+                Err(BackupError::Db { context, source })
+                    if source.is_foreign_key_violation() && order.len() > 1 =>
+                {
+                    db.rollback_to_savepoint("keel_restore_table")
+                        .await
+                        .map_err(dbe("restoring".into()))?;
+                    waiting.push(i);
+                    last_fk = Some(BackupError::Db { context, source });
+                }
+                Err(e) => return Err(e),
+            }
         }
-        tables.push((f.table.clone(), done));
+        if waiting.is_empty() {
+            break;
+        }
+        if waiting.len() == order.len() {
+            // No table went in this round: the references are circular or
+            // point at rows that are not in the backup.
+            return Err(last_fk.expect("set with every waiting table"));
+        }
+        order = waiting;
     }
-    Ok(Restored { manifest, tables })
+    let tables = manifest
+        .files
+        .iter()
+        .zip(done)
+        .map(|(f, n)| (f.shown(), n.unwrap_or(0)))
+        .collect();
+    Ok(Restored {
+        manifest,
+        tables,
+        present,
+        sha256: verified.sha256,
+    })
+}
+
+/// Loads one CSV; returns the rows put back and, for deleted rows, how
+/// many were there again.
+async fn load(
+    db: &mut dyn Database,
+    archive: &mut read::Archive,
+    path: &Path,
+    f: &ManifestFile,
+) -> Result<(u64, u64), BackupError> {
+    let entry = archive.by_name(&f.name).map_err(|e| BackupError::Corrupt {
+        path: path.to_path_buf(),
+        detail: format!("{}: {e}", f.name),
+    })?;
+    let mut source = BufReader::with_capacity(1 << 18, Pipe(entry));
+    let table = f.relation();
+    let shown = f.shown();
+    let how = match f.kind {
+        Kind::Columns => Load::Update { key: f.key.clone() },
+        Kind::Rows if !f.key.is_empty() => Load::InsertMissing { key: f.key.clone() },
+        Kind::Rows | Kind::Table => Load::Insert,
+    };
+    let done = db
+        .import_csv(&table, &f.columns, &how, &mut source)
+        .await
+        .map_err(dbe(format!(
+            "restoring {} from {} (the table and its columns must exist: run the migration's down first)",
+            shown, f.name
+        )))?;
+    let again = match how {
+        Load::InsertMissing { .. } => f.rows.saturating_sub(done),
+        _ => 0,
+    };
+    if done + again != f.rows {
+        return Err(BackupError::Incomplete {
+            path: path.to_path_buf(),
+            table: shown.clone(),
+            expected: f.rows,
+            done,
+        });
+    }
+    if f.kind != Kind::Columns && f.key.len() == 1 {
+        db.sync_id_sequence(&table.to_string(), &f.key[0])
+            .await
+            .map_err(dbe(format!("moving {shown}'s id sequence")))?;
+    }
+    Ok((done, again))
 }
 
 /// A zip member as a `Send` reader.

@@ -1,8 +1,8 @@
 //! Exporting a [`BackupPlan`] into a zip archive in one streaming pass.
 
-use super::{BackupError, BackupPlan, Kind, Manifest, ManifestFile, csv_name, verify};
+use super::{BackupError, BackupPlan, Manifest, ManifestFile, csv_name, verify};
 use crate::csv::RecordCounter;
-use crate::db::Database;
+use crate::db::{Database, ExportQuery};
 use sha2::{Digest, Sha256};
 use std::fs::File;
 use std::io::{BufWriter, Write};
@@ -126,9 +126,9 @@ async fn export_all(
     };
     let mut files: Vec<ManifestFile> = Vec::new();
     for t in &plan.tables {
-        let (columns, kind) = columns_of(db, t).await?;
+        let columns = columns_of(db, t).await?;
         let taken: Vec<String> = files.iter().map(|f| f.name.clone()).collect();
-        let name = csv_name(&t.table, &taken);
+        let name = csv_name(&t.table.shown(), &taken);
         zip.send(Chunk::Start(name.clone())).map_err(io)?;
         let mut hasher = Sha256::new();
         let mut counter = RecordCounter::default();
@@ -137,7 +137,14 @@ async fn export_all(
             counter.feed(chunk);
             zip.send(Chunk::Data(chunk.to_vec()))
         };
-        db.export_csv(&t.table, &columns, &mut sink)
+        let query = ExportQuery {
+            table: t.table.clone(),
+            alias: t.rows.as_ref().and_then(|r| r.alias.clone()),
+            columns: columns.clone(),
+            filter: t.rows.as_ref().map(|r| r.condition.clone()),
+            search_path: t.rows.as_ref().and_then(|r| r.search_path.clone()),
+        };
+        db.export_csv(&query, &mut sink)
             .await
             .map_err(|source| BackupError::Db {
                 context: format!("exporting {} for the backup", t.table),
@@ -145,10 +152,12 @@ async fn export_all(
             })?;
         files.push(ManifestFile {
             name,
-            table: t.table.clone(),
+            table: t.table.name.clone(),
+            schema: t.table.schema.clone(),
             columns,
-            kind,
+            kind: t.kind,
             key: t.key.clone(),
+            rows_where: t.rows.as_ref().map(|r| r.shown.clone()),
             // The header line is not a row.
             rows: counter.records().saturating_sub(1),
             sha256: hex::encode(hasher.finalize()),
@@ -159,6 +168,9 @@ async fn export_all(
         checksum: plan.checksum.clone(),
         created_at,
         keel_version: env!("CARGO_PKG_VERSION").to_string(),
+        environment: plan.target.environment.clone(),
+        database: plan.target.database.clone(),
+        database_id: plan.target.database_id.clone(),
         files,
     };
     let mut json = serde_json::to_vec_pretty(&manifest).map_err(|e| io(e.into()))?;
@@ -219,11 +231,16 @@ impl Compressor {
     }
 }
 
-/// The CSV's columns: key then captured columns, or every column of the table.
+/// The CSV's columns: key then captured columns, or every column of the
+/// table but the generated ones (the database computes those again).
 async fn columns_of(
     db: &mut dyn Database,
     t: &super::TableBackup,
-) -> Result<(Vec<String>, Kind), BackupError> {
+) -> Result<Vec<String>, BackupError> {
+    let dbe = |source| BackupError::Db {
+        context: format!("reading the columns of {}", t.table),
+        source: Box::new(source),
+    };
     match &t.columns {
         Some(cols) => {
             if t.key.is_empty() {
@@ -234,23 +251,25 @@ async fn columns_of(
             }
             let mut all = t.key.clone();
             all.extend(cols.iter().filter(|c| !t.key.contains(c)).cloned());
-            Ok((all, Kind::Columns))
+            Ok(all)
         }
         None => {
-            let cols = db
-                .columns(&t.table)
+            let generated = db.generated_columns(&t.table).await.map_err(dbe)?;
+            let cols: Vec<String> = db
+                .columns(&t.table.to_string())
                 .await
-                .map_err(|source| BackupError::Db {
-                    context: format!("reading the columns of {}", t.table),
-                    source: Box::new(source),
-                })?;
+                .map_err(dbe)?
+                .into_iter()
+                .map(|c| c.name)
+                .filter(|c| !generated.contains(c))
+                .collect();
             if cols.is_empty() {
                 return Err(BackupError::Plan(format!(
                     "table {} does not exist or has no columns",
                     t.table
                 )));
             }
-            Ok((cols.into_iter().map(|c| c.name).collect(), Kind::Table))
+            Ok(cols)
         }
     }
 }

@@ -58,28 +58,46 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<()> {
             let files = ctx.migrations()?;
             let migration = super::find_migration(&files, &version)?.clone();
             let mut db = ctx.connect().await?;
-            let plan = match table {
-                Some(table) => Some(BackupPlan {
-                    migration: migration.id(),
-                    checksum: migration.checksum.clone(),
-                    tables: vec![TableBackup {
-                        table,
-                        key,
-                        columns,
-                    }],
-                }),
-                None => {
-                    let analysis = crate::analysis::analyze::analyze(
-                        &crate::analysis::analyze::MigrationFiles {
-                            dir: &migration.dir,
-                            up: &migration.up,
-                            down: migration.down.as_deref(),
-                            meta: &migration.meta,
-                        },
-                        &mut crate::analysis::Schema::default(),
-                        None,
-                    );
-                    backup::plan_for(db.as_mut(), &migration, &analysis.backups).await?
+            let planned = async {
+                let target = backup::Target::of(db.as_mut(), ctx.environment()).await?;
+                let plan = match table {
+                    Some(table) => {
+                        let named = crate::db::Relation::parse(&table);
+                        let Some(resolved) = db.resolve_table(&named, None).await? else {
+                            return Err(super::usage(format!(
+                                "there is no table {table}\n  fix: `keel inspect` lists the tables"
+                            )));
+                        };
+                        Some(BackupPlan {
+                            migration: migration.id(),
+                            checksum: migration.checksum.clone(),
+                            target,
+                            tables: vec![TableBackup {
+                                table: resolved,
+                                key,
+                                kind: if columns.is_some() {
+                                    backup::Kind::Columns
+                                } else {
+                                    backup::Kind::Table
+                                },
+                                columns,
+                                rows: None,
+                            }],
+                        })
+                    }
+                    None => {
+                        let items = backup::destroyed(db.as_mut(), &[&migration]).await?;
+                        backup::plan_for(db.as_mut(), &migration, &items[0], &target).await?
+                    }
+                };
+                Ok(plan)
+            }
+            .await;
+            let plan = match planned {
+                Ok(p) => p,
+                Err(e) => {
+                    db.close().await;
+                    return Err(e);
                 }
             };
             let Some(plan) = plan else {
@@ -118,7 +136,7 @@ pub fn describe(verb: &str, path: &std::path::Path, m: &backup::Manifest) -> Str
         text.push_str(&format!(
             "  {:<20} {} ({}): {} rows, sha256 {}\n",
             f.name,
-            f.table,
+            f.shown(),
             f.columns.join(", "),
             f.rows,
             &f.sha256[..f.sha256.len().min(16)]

@@ -1,7 +1,7 @@
 use super::Ctx;
 use crate::error::Result;
 use crate::migration::Version;
-use crate::migrator::{Runner, State, reconcile};
+use crate::migrator::{Runner, down_targets, reconcile};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -14,6 +14,10 @@ pub struct Args {
     /// Print the down SQL that would run, in order, and change nothing
     #[arg(long)]
     pub dry_run: bool,
+    /// Revert without putting back the data the migration's backup holds
+    /// (the archive stays in backups/ for `keel restore`)
+    #[arg(long)]
+    pub no_restore: bool,
 }
 
 fn parse_to(s: &str) -> Result<Version, String> {
@@ -23,22 +27,17 @@ fn parse_to(s: &str) -> Result<Version, String> {
 pub async fn run(ctx: &Ctx, args: Args) -> Result<()> {
     let files = ctx.migrations()?;
     let mut db = ctx.connect().await?;
+    let entries = reconcile(&files, db.tracking_rows().await?);
+    if let Err(e) = super::check_target(&entries, args.to) {
+        db.close().await;
+        return Err(e);
+    }
     if args.dry_run {
-        let entries = reconcile(&files, db.tracking_rows().await?);
         let target = super::dry_run::Target::of(db.as_mut()).await;
         let live = target.live(db.as_mut()).await;
         db.close().await;
         let live = live?;
-        let mut applied: Vec<_> = entries
-            .iter()
-            .rev()
-            .filter(|e| matches!(e.state, State::Applied | State::Backfilling))
-            .filter_map(|e| e.migration)
-            .collect();
-        match (args.steps, args.to) {
-            (_, Some(to)) => applied.retain(|m| m.version > to),
-            (n, None) => applied.truncate(n.unwrap_or(1)),
-        }
+        let applied = down_targets(&entries, args.steps, args.to);
         super::dry_run::print(
             ctx,
             "down",
@@ -57,7 +56,8 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<()> {
         on_event: &on_event,
     };
     let say = |line: &str| ctx.out.progress(line);
-    let mut hook = crate::backup::BackupHook::new("backups", &say);
+    let mut hook = crate::backup::BackupHook::new(".", ctx.environment(), &say);
+    hook.no_restore = args.no_restore;
     let result = runner
         .down_with(&files, args.steps, args.to, &mut hook)
         .await;

@@ -27,7 +27,7 @@ pub use output::Output;
 use crate::config::Config;
 use crate::db::Database;
 use crate::error::{Error, Result};
-use crate::migration::{Migration, load_dir};
+use crate::migration::{Migration, Version, load_dir};
 use crate::migrator::{Event, RunSettings};
 use clap::{Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
@@ -191,6 +191,12 @@ impl Ctx {
         Ok(db)
     }
 
+    /// The environment's name for backups and records: `--env NAME`, or
+    /// `default` for the database chosen without one.
+    pub fn environment(&self) -> &str {
+        self.global.env.as_deref().unwrap_or("default")
+    }
+
     pub fn settings(&self) -> RunSettings {
         let d = RunSettings::default();
         RunSettings {
@@ -352,6 +358,38 @@ pub fn find_migration<'m>(files: &'m [Migration], wanted: &str) -> Result<&'m Mi
                 if known.is_empty() { String::new() } else { format!(" (newest: {})", known.join(", ")) }
             ))
         })
+}
+
+/// Refuses a `--to VERSION` that names no migration (in the folder or the
+/// tracking table): a typo must not apply, or revert, everything. `0` is
+/// `keel down --to 0` (revert all).
+pub fn check_target(entries: &[crate::migrator::Entry<'_>], to: Option<Version>) -> Result<()> {
+    let Some(to) = to else {
+        return Ok(());
+    };
+    if to == Version(0) || entries.iter().any(|e| e.version == to.to_string()) {
+        return Ok(());
+    }
+    let nearest: Vec<String> = entries
+        .iter()
+        .rev()
+        .filter(|e| e.version.as_str() < to.to_string().as_str())
+        .take(3)
+        .map(|e| format!("{}_{}", e.version, e.name))
+        .collect();
+    Err(usage(format!(
+        "--to {to} names no migration: there is no {to} in the migrations folder or the tracking table{}; nothing was changed\n  fix: give a version from `keel status`{}",
+        if nearest.is_empty() {
+            String::new()
+        } else {
+            format!(" (the ones before it: {})", nearest.join(", "))
+        },
+        if entries.is_empty() {
+            ""
+        } else {
+            " (`keel down --to 0` reverts every migration)"
+        }
+    )))
 }
 
 /// Turns a `--to`/positional version argument into a clear usage error.

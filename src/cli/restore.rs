@@ -20,7 +20,17 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<()> {
         statement: settings.statement_timeout,
     };
     let mut db = ctx.connect().await?;
-    let result = crate::backup::restore(db.as_mut(), &args.file, timeouts).await;
+    let result = async {
+        let id = db.database_id().await?.unwrap_or_default();
+        let binding = crate::backup::Binding {
+            database_id: &id,
+            sha256: None,
+        };
+        Ok::<_, crate::error::Error>(
+            crate::backup::restore(db.as_mut(), &args.file, binding, timeouts).await?,
+        )
+    }
+    .await;
     db.close().await;
     let restored = result?;
     if ctx.out.json {
@@ -42,6 +52,13 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<()> {
                         .join(", ")
                 ),
                 crate::backup::Kind::Table => format!("inserted {rows} rows into {table}"),
+                crate::backup::Kind::Rows => format!(
+                    "inserted {rows} deleted rows back into {table}{}",
+                    match f.rows - rows {
+                        0 => String::new(),
+                        n => format!(" ({n} were there again and were left as they are)"),
+                    }
+                ),
             };
             ctx.out.data(&format!("restored: {what}"));
         }

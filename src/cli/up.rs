@@ -19,8 +19,12 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<()> {
     let files = ctx.migrations()?;
     let settings = args.pace.apply(ctx.settings())?;
     let mut db = ctx.connect().await?;
+    let entries = reconcile(&files, db.tracking_rows().await?);
+    if let Err(e) = super::check_target(&entries, args.to) {
+        db.close().await;
+        return Err(e);
+    }
     if args.dry_run {
-        let entries = reconcile(&files, db.tracking_rows().await?);
         let pending: Vec<&Migration> = entries
             .iter()
             .filter(|e| e.state == State::Pending)
@@ -42,7 +46,7 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<()> {
         on_event: &on_event,
     };
     let say = |line: &str| ctx.out.progress(line);
-    let mut hook = crate::backup::BackupHook::new("backups", &say);
+    let mut hook = crate::backup::BackupHook::new(".", ctx.environment(), &say);
     let result = runner.up_with(&files, args.to, &mut hook).await;
     db.close().await;
     let applied = result?;

@@ -67,6 +67,12 @@ impl DbError {
             .is_ok_and(|n| n & 0xff == 19 || n & 0xff == 20)
     }
 
+    /// A row refers to a row that is not there (yet): PostgreSQL 23503,
+    /// SQLite SQLITE_CONSTRAINT_FOREIGNKEY (787).
+    pub fn is_foreign_key_violation(&self) -> bool {
+        matches!(self.code.as_deref(), Some("23503" | "787"))
+    }
+
     /// Converts an sqlx error, keeping the server's fields. `url` is the
     /// redacted URL, used to say where a connection failed.
     pub(crate) fn from_sqlx(e: sqlx::Error, url: &str) -> DbError {

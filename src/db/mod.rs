@@ -13,8 +13,8 @@ mod tracking;
 
 pub use catalog::CALIBRATION_TABLE;
 pub use error::{DbError, DbErrorKind};
-pub use quote::quote_ident;
-pub use tracking::{KEEL_TABLES, TrackingRow, TrackingState};
+pub use quote::{Relation, quote_ident, quote_relation};
+pub use tracking::{BackupRef, KEEL_TABLES, TrackingRow, TrackingState};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -28,6 +28,61 @@ use std::time::Duration;
 pub struct StatementError {
     pub index: Option<usize>,
     pub error: DbError,
+}
+
+/// A search path a migration sets, as written.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SearchPath {
+    /// `SET [SESSION | LOCAL] search_path { TO | = } <list>`: the list's text,
+    /// which `SET LOCAL search_path TO <list>` reproduces exactly.
+    List(String),
+    /// `SELECT [pg_catalog.]set_config('search_path', '<value>', …)` (what
+    /// pg_dump writes): the value.
+    Config(String),
+}
+
+/// The rows of one table a backup exports: `SELECT columns FROM table [AS
+/// alias] [WHERE filter]`, run under `search_path` when the migration set
+/// one (the filter may name other tables the way the migration does).
+#[derive(Debug, Clone)]
+pub struct ExportQuery {
+    pub table: Relation,
+    pub alias: Option<String>,
+    pub columns: Vec<String>,
+    /// A condition from the migration's own statement (SQL as reviewed in
+    /// up.sql), or `None` for every row.
+    pub filter: Option<String>,
+    pub search_path: Option<SearchPath>,
+}
+
+impl ExportQuery {
+    /// The SELECT, every identifier quoted.
+    pub fn select(&self) -> String {
+        let cols: Vec<String> = self.columns.iter().map(|c| quote_ident(c)).collect();
+        let mut sql = format!("SELECT {} FROM {}", cols.join(", "), self.table.quoted());
+        if let Some(a) = &self.alias {
+            sql.push_str(" AS ");
+            sql.push_str(&quote_ident(a));
+        }
+        if let Some(f) = &self.filter {
+            sql.push_str(" WHERE ");
+            sql.push_str(f);
+        }
+        sql
+    }
+}
+
+/// How backed-up rows go back into their table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Load {
+    /// Every row is inserted (the table was dropped or emptied).
+    Insert,
+    /// Rows whose key is not in the table are inserted; rows whose key is
+    /// there again are left as they are (rows a DELETE removed).
+    InsertMissing { key: Vec<String> },
+    /// The other columns of the rows with these keys are set back.
+    Update { key: Vec<String> },
 }
 
 /// Limits applied to each migration's statements.
@@ -200,8 +255,17 @@ pub trait Database: Send {
     /// transaction (non-transactional migrations).
     async fn set_session_timeouts(&mut self, timeouts: Timeouts) -> Result<(), DbError>;
 
-    /// Creates the tracking table if it does not exist.
+    /// Creates the tracking table if it does not exist (and adds the
+    /// columns an older keel's table lacks), and gives the database its id.
     async fn ensure_tracking(&mut self) -> Result<(), DbError>;
+    /// The random id keel gave this database with its tracking table
+    /// (`keel_meta`): what backups and snapshots are bound to. `None`
+    /// before keel first wrote to it.
+    async fn database_id(&mut self) -> Result<Option<String>, DbError>;
+    /// Undoes what a migration changed in the session's settings
+    /// (PostgreSQL: `search_path`, `ROLE`), so that the next migration and
+    /// keel's own statements run in the session as keel opened it.
+    async fn reset_session(&mut self) -> Result<(), DbError>;
     /// Every row of the tracking table, by version; empty when it does not exist.
     async fn tracking_rows(&mut self) -> Result<Vec<TrackingRow>, DbError>;
     /// Inserts or replaces the row for `row.version`.
@@ -267,28 +331,39 @@ pub trait Database: Send {
     /// PostgreSQL's `server_version_num` (150004 for 15.4): the analysis
     /// models PostgreSQL's locks, so other databases return `None`.
     async fn postgres_version(&mut self) -> Result<Option<u32>, DbError>;
-    /// Streams `SELECT columns FROM table` as CSV with a header line, in the
-    /// dialect of [`crate::csv`], into `sink` chunk by chunk; the table is
-    /// never held in memory. PostgreSQL: `COPY (SELECT …) TO STDOUT WITH
-    /// (FORMAT csv, HEADER)`. An error from `sink` stops the export.
+    /// Streams the query's rows as CSV with a header line, in the dialect of
+    /// [`crate::csv`], into `sink` chunk by chunk; the table is never held
+    /// in memory. PostgreSQL: `COPY (SELECT …) TO STDOUT WITH (FORMAT csv,
+    /// HEADER)`. An error from `sink` stops the export.
     async fn export_csv(
         &mut self,
-        table: &str,
-        columns: &[String],
+        query: &ExportQuery,
         sink: &mut (dyn for<'x> FnMut(&'x [u8]) -> std::io::Result<()> + Send),
     ) -> Result<(), DbError>;
 
     /// Puts CSV rows (header first, `columns` in that order) back into
-    /// `table`: with `key` empty as new rows, otherwise by updating the other
-    /// columns of the rows with those keys. Runs inside the caller's
-    /// transaction; returns how many rows were inserted or updated.
+    /// `table` as `load` says. Runs inside the caller's transaction; returns
+    /// how many rows were inserted or updated.
     async fn import_csv(
         &mut self,
-        table: &str,
+        table: &Relation,
         columns: &[String],
-        key: &[String],
+        load: &Load,
         source: &mut (dyn std::io::BufRead + Send),
     ) -> Result<u64, DbError>;
+
+    /// The table `table` names when `search_path` (else the session's) is in
+    /// effect, schema-qualified; `None` when there is none.
+    async fn resolve_table(
+        &mut self,
+        table: &Relation,
+        search_path: Option<&SearchPath>,
+    ) -> Result<Option<Relation>, DbError>;
+
+    /// Columns of `table` whose values the database computes and that
+    /// cannot be written (`GENERATED ALWAYS AS (…) STORED`, SQLite's
+    /// generated columns): left out of backups and restores.
+    async fn generated_columns(&mut self, table: &Relation) -> Result<Vec<String>, DbError>;
 
     /// The primary key's columns of `table`, in key order; empty when it
     /// has none (or does not exist).

@@ -1,8 +1,8 @@
-use super::tracking::{KEEL_TABLES, TABLE};
+use super::tracking::{ADDED_COLUMNS, KEEL_TABLES, META, TABLE};
 use super::{
     ColumnInfo, ColumnSummary, ConstraintInfo, Database, DbError, IndexInfo, LiveColumn,
     NotNullCheck, StatementError, TableStats, Timeouts, TrackingRow, TrackingState, Value,
-    quote_ident,
+    quote_ident, quote_relation,
 };
 use async_trait::async_trait;
 use futures_util::TryStreamExt;
@@ -22,6 +22,11 @@ pub struct Postgres {
     /// The URL as given, password included: only for handing to `pg_dump`
     /// through its environment, never shown.
     secret_url: String,
+    /// The schema keel's own tables live in: the session's current schema
+    /// when keel connected. keel names its tables with it, because a
+    /// migration may change `search_path` before keel writes its tracking
+    /// row in the same transaction.
+    keel_schema: Option<String>,
 }
 
 impl Postgres {
@@ -41,15 +46,37 @@ impl Postgres {
                 )
             })?
             .map_err(|e| DbError::from_sqlx(e, &display))?;
-        Ok(Postgres {
+        let mut pg = Postgres {
             conn,
             url: display,
             secret_url: url.to_string(),
-        })
+            keel_schema: None,
+        };
+        pg.keel_schema = sqlx::query_scalar("SELECT current_schema()::text")
+            .fetch_one(&mut pg.conn)
+            .await
+            .map_err(|e| pg.err(e))?;
+        Ok(pg)
     }
 
     fn err(&self, e: sqlx::Error) -> DbError {
         DbError::from_sqlx(e, &self.url)
+    }
+
+    /// One of keel's own tables, schema-qualified and quoted.
+    fn keel(&self, table: &str) -> String {
+        super::Relation {
+            schema: self.keel_schema.clone(),
+            name: table.to_string(),
+        }
+        .quoted()
+    }
+
+    fn no_schema(&self) -> DbError {
+        DbError::usage(format!(
+            "{}: the search_path names no schema that exists, so keel has nowhere to keep its tracking table\n  fix: create the schema or set search_path for this role (ALTER ROLE … SET search_path = …)",
+            self.url
+        ))
     }
 }
 
@@ -123,15 +150,6 @@ impl Batch {
                 .map(|i| i.min(self.starts.len().saturating_sub(1))),
         };
         StatementError { index, error }
-    }
-}
-
-/// `(schema, name)` for a possibly qualified table name, defaulting to the
-/// first schema of the search path.
-fn split_table(table: &str) -> (Option<&str>, &str) {
-    match table.split_once('.') {
-        Some((schema, name)) => (Some(schema), name),
-        None => (None, table),
     }
 }
 
@@ -216,8 +234,12 @@ impl Database for Postgres {
     }
 
     async fn ensure_tracking(&mut self) -> Result<(), DbError> {
+        if self.keel_schema.is_none() {
+            return Err(self.no_schema());
+        }
+        let (table, meta) = (self.keel(TABLE), self.keel(META));
         self.execute(&format!(
-            "CREATE TABLE IF NOT EXISTS {TABLE} (
+            "CREATE TABLE IF NOT EXISTS {table} (
                 version text PRIMARY KEY,
                 name text NOT NULL,
                 checksum text NOT NULL,
@@ -226,24 +248,89 @@ impl Database for Postgres {
                 applied_by text NOT NULL,
                 execution_ms bigint NOT NULL,
                 statements_done bigint NOT NULL DEFAULT 0,
-                error text
-            )"
+                error text,
+                backup text,
+                backup_sha256 text
+            );
+            CREATE TABLE IF NOT EXISTS {meta} (key text PRIMARY KEY, value text NOT NULL)"
         ))
+        .await?;
+        // A table an earlier keel made: add what it lacks. Looked up first,
+        // so that the usual run takes no ACCESS EXCLUSIVE lock on it.
+        let have: Vec<String> = sqlx::query_scalar(
+            "SELECT attname::text FROM pg_attribute WHERE attrelid = to_regclass($1) AND attnum > 0",
+        )
+        .bind(&table)
+        .fetch_all(&mut self.conn)
         .await
+        .map_err(|e| self.err(e))?;
+        for (column, ty) in ADDED_COLUMNS {
+            if !have.iter().any(|c| c == column) {
+                self.execute(&format!(
+                    "ALTER TABLE {table} ADD COLUMN IF NOT EXISTS {} {ty}",
+                    quote_ident(column)
+                ))
+                .await?;
+            }
+        }
+        let id = super::tracking::new_database_id()
+            .map_err(|e| DbError::new(super::DbErrorKind::Connection, e.to_string()))?;
+        sqlx::query(&format!(
+            "INSERT INTO {meta} (key, value) VALUES ('database_id', $1) ON CONFLICT (key) DO NOTHING"
+        ))
+        .bind(id)
+        .execute(&mut self.conn)
+        .await
+        .map(|_| ())
+        .map_err(|e| self.err(e))
     }
 
-    async fn tracking_rows(&mut self) -> Result<Vec<TrackingRow>, DbError> {
+    async fn database_id(&mut self) -> Result<Option<String>, DbError> {
+        let meta = self.keel(META);
         let exists: Option<String> = sqlx::query_scalar("SELECT to_regclass($1)::text")
-            .bind(TABLE)
+            .bind(&meta)
             .fetch_one(&mut self.conn)
             .await
             .map_err(|e| self.err(e))?;
         if exists.is_none() {
+            return Ok(None);
+        }
+        sqlx::query_scalar(&format!(
+            "SELECT value FROM {meta} WHERE key = 'database_id'"
+        ))
+        .fetch_optional(&mut self.conn)
+        .await
+        .map_err(|e| self.err(e))
+    }
+
+    async fn reset_session(&mut self) -> Result<(), DbError> {
+        // What a migration SET for its session (not SET LOCAL) outlives its
+        // COMMIT; the next migration and keel's own queries start from the
+        // session as keel opened it, as each migration file was reviewed.
+        self.execute("RESET search_path; RESET ROLE").await
+    }
+
+    async fn tracking_rows(&mut self) -> Result<Vec<TrackingRow>, DbError> {
+        let table = self.keel(TABLE);
+        let columns: Vec<String> = sqlx::query_scalar(
+            "SELECT attname::text FROM pg_attribute WHERE attrelid = to_regclass($1) AND attnum > 0",
+        )
+        .bind(&table)
+        .fetch_all(&mut self.conn)
+        .await
+        .map_err(|e| self.err(e))?;
+        if columns.is_empty() {
             return Ok(Vec::new());
         }
+        // Read by an older table too (before `ensure_tracking` added them).
+        let backup = if columns.iter().any(|c| c == "backup_sha256") {
+            "backup, backup_sha256"
+        } else {
+            "NULL::text AS backup, NULL::text AS backup_sha256"
+        };
         let rows = sqlx::query(&format!(
             "SELECT version, name, checksum, state, applied_at, applied_by, execution_ms, \
-             statements_done, error FROM {TABLE} ORDER BY version"
+             statements_done, error, {backup} FROM {table} ORDER BY version"
         ))
         .fetch_all(&mut self.conn)
         .await
@@ -260,6 +347,10 @@ impl Database for Postgres {
                     execution_ms: r.try_get("execution_ms")?,
                     statements_done: r.try_get("statements_done")?,
                     error: r.try_get("error")?,
+                    backup: super::tracking::BackupRef::from_columns(
+                        r.try_get("backup")?,
+                        r.try_get("backup_sha256")?,
+                    ),
                 })
             })
             .collect::<Result<_, sqlx::Error>>()
@@ -267,13 +358,15 @@ impl Database for Postgres {
     }
 
     async fn write_tracking(&mut self, row: &TrackingRow) -> Result<(), DbError> {
+        let table = self.keel(TABLE);
         sqlx::query(&format!(
-            "INSERT INTO {TABLE} (version, name, checksum, state, applied_at, applied_by, \
-             execution_ms, statements_done, error) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
+            "INSERT INTO {table} (version, name, checksum, state, applied_at, applied_by, \
+             execution_ms, statements_done, error, backup, backup_sha256) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) \
              ON CONFLICT (version) DO UPDATE SET name = EXCLUDED.name, checksum = EXCLUDED.checksum, \
              state = EXCLUDED.state, applied_at = EXCLUDED.applied_at, applied_by = EXCLUDED.applied_by, \
              execution_ms = EXCLUDED.execution_ms, statements_done = EXCLUDED.statements_done, \
-             error = EXCLUDED.error"
+             error = EXCLUDED.error, backup = EXCLUDED.backup, backup_sha256 = EXCLUDED.backup_sha256"
         ))
         .bind(&row.version)
         .bind(&row.name)
@@ -284,6 +377,8 @@ impl Database for Postgres {
         .bind(row.execution_ms)
         .bind(row.statements_done)
         .bind(&row.error)
+        .bind(row.backup.as_ref().map(|b| b.path.as_str()))
+        .bind(row.backup.as_ref().map(|b| b.sha256.as_str()))
         .execute(&mut self.conn)
         .await
         .map(|_| ())
@@ -291,12 +386,15 @@ impl Database for Postgres {
     }
 
     async fn delete_tracking(&mut self, version: &str) -> Result<(), DbError> {
-        sqlx::query(&format!("DELETE FROM {TABLE} WHERE version = $1"))
-            .bind(version)
-            .execute(&mut self.conn)
-            .await
-            .map(|_| ())
-            .map_err(|e| self.err(e))
+        sqlx::query(&format!(
+            "DELETE FROM {} WHERE version = $1",
+            self.keel(TABLE)
+        ))
+        .bind(version)
+        .execute(&mut self.conn)
+        .await
+        .map(|_| ())
+        .map_err(|e| self.err(e))
     }
 
     async fn lock_runs(&mut self, on_wait: &(dyn Fn() + Sync)) -> Result<(), DbError> {
@@ -345,21 +443,24 @@ impl Database for Postgres {
     }
 
     async fn tables(&mut self) -> Result<Vec<String>, DbError> {
-        sqlx::query_scalar(
-            "SELECT CASE WHEN n.nspname = current_schema() THEN c.relname \
-             ELSE n.nspname || '.' || c.relname END \
+        let rows: Vec<(Option<String>, String)> = sqlx::query_as(
+            "SELECT CASE WHEN n.nspname <> current_schema() THEN n.nspname::text END, \
+             c.relname::text \
              FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
              WHERE c.relkind IN ('r', 'p') AND n.nspname NOT IN ('pg_catalog', 'information_schema') \
-             AND n.nspname NOT LIKE 'pg_toast%' AND c.relname <> ALL($1) ORDER BY 1",
+             AND n.nspname NOT LIKE 'pg_toast%' AND c.relname <> ALL($1) ORDER BY 1 NULLS FIRST, 2",
         )
         .bind(KEEL_TABLES.iter().copied().chain([super::CALIBRATION_TABLE]).map(String::from).collect::<Vec<_>>())
         .fetch_all(&mut self.conn)
         .await
-        .map_err(|e| self.err(e))
+        .map_err(|e| self.err(e))?;
+        Ok(rows
+            .into_iter()
+            .map(|(schema, name)| super::Relation { schema, name }.to_string())
+            .collect())
     }
 
     async fn columns(&mut self, table: &str) -> Result<Vec<ColumnInfo>, DbError> {
-        let (schema, name) = split_table(table);
         let rows = sqlx::query(
             "SELECT a.attname::text AS name, format_type(a.atttypid, a.atttypmod) AS data_type, \
              NOT a.attnotnull AS nullable, pg_get_expr(d.adbin, d.adrelid) AS default_expr, \
@@ -367,11 +468,10 @@ impl Database for Postgres {
              FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid \
              JOIN pg_namespace n ON n.oid = c.relnamespace JOIN pg_type t ON t.oid = a.atttypid \
              LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum \
-             WHERE c.relname = $1 AND n.nspname = coalesce($2, current_schema()) \
-             AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum",
+             WHERE c.oid = to_regclass($1) AND a.attnum > 0 AND NOT a.attisdropped \
+             ORDER BY a.attnum",
         )
-        .bind(name)
-        .bind(schema)
+        .bind(quote_relation(table))
         .fetch_all(&mut self.conn)
         .await
         .map_err(|e| self.err(e))?;
@@ -390,16 +490,14 @@ impl Database for Postgres {
     }
 
     async fn indexes(&mut self, table: &str) -> Result<Vec<IndexInfo>, DbError> {
-        let (schema, name) = split_table(table);
         let rows = sqlx::query(
             "SELECT ic.relname::text AS name, pg_get_indexdef(i.indexrelid) AS definition, \
              i.indisunique AS is_unique, i.indisvalid AS valid \
              FROM pg_index i JOIN pg_class c ON c.oid = i.indrelid \
              JOIN pg_class ic ON ic.oid = i.indexrelid JOIN pg_namespace n ON n.oid = c.relnamespace \
-             WHERE c.relname = $1 AND n.nspname = coalesce($2, current_schema()) ORDER BY 1",
+             WHERE c.oid = to_regclass($1) ORDER BY 1",
         )
-        .bind(name)
-        .bind(schema)
+        .bind(quote_relation(table))
         .fetch_all(&mut self.conn)
         .await
         .map_err(|e| self.err(e))?;
@@ -417,7 +515,6 @@ impl Database for Postgres {
     }
 
     async fn constraints(&mut self, table: &str) -> Result<Vec<ConstraintInfo>, DbError> {
-        let (schema, name) = split_table(table);
         let rows = sqlx::query(
             "SELECT con.conname::text AS name, \
              CASE con.contype WHEN 'p' THEN 'primary key' WHEN 'u' THEN 'unique' \
@@ -425,10 +522,9 @@ impl Database for Postgres {
              ELSE con.contype::text END AS kind, pg_get_constraintdef(con.oid) AS definition \
              FROM pg_constraint con JOIN pg_class c ON c.oid = con.conrelid \
              JOIN pg_namespace n ON n.oid = c.relnamespace \
-             WHERE c.relname = $1 AND n.nspname = coalesce($2, current_schema()) ORDER BY 1",
+             WHERE c.oid = to_regclass($1) ORDER BY 1",
         )
-        .bind(name)
-        .bind(schema)
+        .bind(quote_relation(table))
         .fetch_all(&mut self.conn)
         .await
         .map_err(|e| self.err(e))?;
@@ -445,7 +541,7 @@ impl Database for Postgres {
     }
 
     async fn summarize(&mut self, table: &str, column: &str) -> Result<ColumnSummary, DbError> {
-        let (t, c) = (quote_ident(table), quote_ident(column));
+        let (t, c) = (quote_relation(table), quote_ident(column));
         // min/max on the column's own type (so numbers and dates order
         // correctly), then shown as text. Types without ordering (json,
         // bool) have no range.
@@ -523,14 +619,10 @@ impl Database for Postgres {
     }
 
     async fn index_valid(&mut self, name: &str) -> Result<Option<bool>, DbError> {
-        let (schema, name) = split_table(name);
         sqlx::query_scalar(
-            "SELECT i.indisvalid FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid \
-             JOIN pg_namespace n ON n.oid = c.relnamespace \
-             WHERE c.relname = $1 AND n.nspname = coalesce($2, current_schema())",
+            "SELECT i.indisvalid FROM pg_index i WHERE i.indexrelid = to_regclass($1)",
         )
-        .bind(name)
-        .bind(schema)
+        .bind(quote_relation(name))
         .fetch_optional(&mut self.conn)
         .await
         .map_err(|e| self.err(e))
@@ -545,7 +637,7 @@ impl Database for Postgres {
     }
 
     async fn count_rows(&mut self, table: &str) -> Result<i64, DbError> {
-        sqlx::query_scalar(&format!("SELECT count(*) FROM {}", quote_ident(table)))
+        sqlx::query_scalar(&format!("SELECT count(*) FROM {}", quote_relation(table)))
             .fetch_one(&mut self.conn)
             .await
             .map_err(|e| self.err(e))
@@ -555,7 +647,7 @@ impl Database for Postgres {
         sqlx::query_scalar(&format!(
             "SELECT max({})::bigint FROM {}",
             quote_ident(column),
-            quote_ident(table)
+            quote_relation(table)
         ))
         .fetch_one(&mut self.conn)
         .await
@@ -571,7 +663,7 @@ impl Database for Postgres {
         let sql = format!(
             "SELECT {}::text FROM {}",
             quote_ident(column),
-            quote_ident(table)
+            quote_relation(table)
         );
         let mut rows = sqlx::query_scalar::<_, Option<String>>(&sql).fetch(&mut self.conn);
         let mut n = 0;
@@ -595,7 +687,7 @@ impl Database for Postgres {
         let cols: Vec<String> = columns.iter().map(|c| quote_ident(c)).collect();
         let sql = format!(
             "COPY {} ({}) FROM STDIN",
-            quote_ident(table),
+            quote_relation(table),
             cols.join(", ")
         );
         let mut copy = self
@@ -634,7 +726,7 @@ impl Database for Postgres {
 
     async fn sync_id_sequence(&mut self, table: &str, column: &str) -> Result<(), DbError> {
         let seq: Option<String> = sqlx::query_scalar("SELECT pg_get_serial_sequence($1, $2)")
-            .bind(quote_ident(table))
+            .bind(quote_relation(table))
             .bind(column)
             .fetch_one(&mut self.conn)
             .await
@@ -643,7 +735,7 @@ impl Database for Postgres {
             sqlx::query(&format!(
                 "SELECT setval($1::regclass, coalesce((SELECT max({}) FROM {}), 0) + 1, false)",
                 quote_ident(column),
-                quote_ident(table)
+                quote_relation(table)
             ))
             .bind(seq)
             .execute(&mut self.conn)
@@ -655,100 +747,141 @@ impl Database for Postgres {
 
     async fn export_csv(
         &mut self,
-        table: &str,
-        columns: &[String],
+        query: &super::ExportQuery,
         sink: &mut (dyn for<'x> FnMut(&'x [u8]) -> std::io::Result<()> + Send),
     ) -> Result<(), DbError> {
-        let cols: Vec<String> = columns.iter().map(|c| quote_ident(c)).collect();
         let sql = format!(
-            "COPY (SELECT {} FROM {}) TO STDOUT WITH (FORMAT csv, HEADER)",
-            cols.join(", "),
-            quote_ident(table)
+            "COPY ({}) TO STDOUT WITH (FORMAT csv, HEADER)",
+            query.select()
         );
-        let url = self.url.clone();
-        let mut stream = self
-            .conn
-            .copy_out_raw(&sql)
-            .await
-            .map_err(|e| DbError::from_sqlx(e, &url))?;
-        // The server sends one message per row; hand them on in large
-        // chunks so that hashing and compression work on big blocks.
-        let mut buf = Vec::with_capacity(EXPORT_CHUNK + 4096);
-        while let Some(bytes) = stream
-            .try_next()
-            .await
-            .map_err(|e| DbError::from_sqlx(e, &url))?
-        {
-            buf.extend_from_slice(&bytes);
-            if buf.len() >= EXPORT_CHUNK {
-                sink(&buf).map_err(sink_error)?;
-                buf.clear();
+        // Under the migration's search path, a filter's own table names
+        // mean what they mean in the migration; the transaction only scopes
+        // that setting and changes nothing.
+        if let Some(path) = &query.search_path {
+            self.execute("BEGIN READ ONLY").await?;
+            if let Err(e) = self.set_local_search_path(path).await {
+                let _ = self.execute("ROLLBACK").await;
+                return Err(e);
             }
         }
-        if !buf.is_empty() {
-            sink(&buf).map_err(sink_error)?;
+        let result = self.copy_out(&sql, sink).await;
+        if query.search_path.is_some() {
+            let ended = self.execute("ROLLBACK").await;
+            result?;
+            return ended;
         }
-        Ok(())
+        result
     }
 
     async fn import_csv(
         &mut self,
-        table: &str,
+        table: &super::Relation,
         columns: &[String],
-        key: &[String],
+        load: &super::Load,
         source: &mut (dyn std::io::BufRead + Send),
     ) -> Result<u64, DbError> {
+        use super::Load;
         let cols: Vec<String> = columns.iter().map(|c| quote_ident(c)).collect();
-        let target = quote_ident(table);
-        if key.is_empty() {
-            let sql = format!(
-                "COPY {target} ({}) FROM STDIN WITH (FORMAT csv, HEADER)",
-                cols.join(", ")
-            );
+        let list = cols.join(", ");
+        let target = table.quoted();
+        if *load == Load::Insert {
+            // COPY writes identity columns (GENERATED ALWAYS too) as given.
+            let sql = format!("COPY {target} ({list}) FROM STDIN WITH (FORMAT csv, HEADER)");
             return self.copy_in(&sql, source).await;
         }
         // Load into a temporary table of the same column types, then one
-        // UPDATE … FROM: a single pass over the table instead of one
-        // statement per row.
+        // statement: a single pass over the table instead of one per row.
         let staging = quote_ident("keel_restore");
         self.execute(&format!(
             "DROP TABLE IF EXISTS {staging}; \
-             CREATE TEMP TABLE {staging} AS SELECT {} FROM {target} WITH NO DATA",
-            cols.join(", ")
+             CREATE TEMP TABLE {staging} AS SELECT {list} FROM {target} WITH NO DATA"
         ))
         .await?;
         self.copy_in(
-            &format!(
-                "COPY {staging} ({}) FROM STDIN WITH (FORMAT csv, HEADER)",
-                cols.join(", ")
-            ),
+            &format!("COPY {staging} ({list}) FROM STDIN WITH (FORMAT csv, HEADER)"),
             source,
         )
         .await?;
-        let set: Vec<String> = columns
-            .iter()
-            .filter(|c| !key.contains(c))
-            .map(|c| format!("{0} = r.{0}", quote_ident(c)))
-            .collect();
-        let on: Vec<String> = key
-            .iter()
-            .map(|k| format!("t.{0} = r.{0}", quote_ident(k)))
-            .collect();
-        let updated = if set.is_empty() {
-            0
-        } else {
-            sqlx::query(&format!(
-                "UPDATE {target} AS t SET {} FROM {staging} AS r WHERE {}",
-                set.join(", "),
-                on.join(" AND ")
-            ))
-            .execute(&mut self.conn)
-            .await
-            .map_err(|e| self.err(e))?
-            .rows_affected()
+        let sql = match load {
+            Load::Insert => unreachable!("handled above"),
+            Load::Update { key } => {
+                let set: Vec<String> = columns
+                    .iter()
+                    .filter(|c| !key.contains(c))
+                    .map(|c| format!("{0} = r.{0}", quote_ident(c)))
+                    .collect();
+                if set.is_empty() {
+                    None
+                } else {
+                    Some(format!(
+                        "UPDATE {target} AS t SET {} FROM {staging} AS r WHERE {}",
+                        set.join(", "),
+                        key_match(key)
+                    ))
+                }
+            }
+            Load::InsertMissing { key } => {
+                let from_r: Vec<String> = cols.iter().map(|c| format!("r.{c}")).collect();
+                Some(format!(
+                    "INSERT INTO {target} ({list}) OVERRIDING SYSTEM VALUE SELECT {} FROM {staging} AS r \
+                     WHERE NOT EXISTS (SELECT 1 FROM {target} AS t WHERE {})",
+                    from_r.join(", "),
+                    key_match(key)
+                ))
+            }
+        };
+        let changed = match sql {
+            Some(sql) => sqlx::query(&sql)
+                .execute(&mut self.conn)
+                .await
+                .map_err(|e| self.err(e))?
+                .rows_affected(),
+            None => 0,
         };
         self.execute(&format!("DROP TABLE {staging}")).await?;
-        Ok(updated)
+        Ok(changed)
+    }
+
+    async fn resolve_table(
+        &mut self,
+        table: &super::Relation,
+        search_path: Option<&super::SearchPath>,
+    ) -> Result<Option<super::Relation>, DbError> {
+        let lookup = "SELECT n.nspname::text, c.relname::text FROM pg_class c \
+             JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = to_regclass($1)";
+        let Some(path) = search_path.filter(|_| table.schema.is_none()) else {
+            let row: Option<(String, String)> = sqlx::query_as(lookup)
+                .bind(table.quoted())
+                .fetch_optional(&mut self.conn)
+                .await
+                .map_err(|e| self.err(e))?;
+            return Ok(row.map(|(s, n)| super::Relation::new(Some(&s), &n)));
+        };
+        self.execute("BEGIN READ ONLY").await?;
+        let result = async {
+            self.set_local_search_path(path).await?;
+            sqlx::query_as::<_, (String, String)>(lookup)
+                .bind(table.quoted())
+                .fetch_optional(&mut self.conn)
+                .await
+                .map_err(|e| self.err(e))
+        }
+        .await;
+        let ended = self.execute("ROLLBACK").await;
+        let row = result?;
+        ended?;
+        Ok(row.map(|(s, n)| super::Relation::new(Some(&s), &n)))
+    }
+
+    async fn generated_columns(&mut self, table: &super::Relation) -> Result<Vec<String>, DbError> {
+        sqlx::query_scalar(
+            "SELECT attname::text FROM pg_attribute WHERE attrelid = to_regclass($1) \
+             AND attnum > 0 AND NOT attisdropped AND attgenerated <> '' ORDER BY attnum",
+        )
+        .bind(table.quoted())
+        .fetch_all(&mut self.conn)
+        .await
+        .map_err(|e| self.err(e))
     }
 
     async fn primary_key(&mut self, table: &str) -> Result<Vec<String>, DbError> {
@@ -758,7 +891,7 @@ impl Database for Postgres {
              WHERE i.indrelid = to_regclass($1) AND i.indisprimary \
              ORDER BY array_position(i.indkey::int2[], a.attnum)",
         )
-        .bind(quote_ident(table))
+        .bind(quote_relation(table))
         .fetch_all(&mut self.conn)
         .await
         .map_err(|e| self.err(e))
@@ -857,7 +990,67 @@ fn sink_error(e: std::io::Error) -> DbError {
     )
 }
 
+/// `t.k = r.k AND …` for every key column.
+fn key_match(key: &[String]) -> String {
+    key.iter()
+        .map(|k| format!("t.{0} = r.{0}", quote_ident(k)))
+        .collect::<Vec<_>>()
+        .join(" AND ")
+}
+
 impl Postgres {
+    /// Sets a migration's search path for the rest of the open transaction.
+    async fn set_local_search_path(&mut self, path: &super::SearchPath) -> Result<(), DbError> {
+        match path {
+            // The list as the migration wrote it (it ran, or will run, as
+            // part of up.sql anyway), in the one statement it can be.
+            super::SearchPath::List(list) => {
+                self.execute(&format!("SET LOCAL search_path TO {list}"))
+                    .await
+            }
+            super::SearchPath::Config(value) => {
+                sqlx::query("SELECT set_config('search_path', $1, true)")
+                    .bind(value)
+                    .execute(&mut self.conn)
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| self.err(e))
+            }
+        }
+    }
+
+    /// Runs `COPY (…) TO STDOUT` and hands the rows to `sink` in large chunks.
+    async fn copy_out(
+        &mut self,
+        sql: &str,
+        sink: &mut (dyn for<'x> FnMut(&'x [u8]) -> std::io::Result<()> + Send),
+    ) -> Result<(), DbError> {
+        let url = self.url.clone();
+        let mut stream = self
+            .conn
+            .copy_out_raw(sql)
+            .await
+            .map_err(|e| DbError::from_sqlx(e, &url))?;
+        // The server sends one message per row; hand them on in large
+        // chunks so that hashing and compression work on big blocks.
+        let mut buf = Vec::with_capacity(EXPORT_CHUNK + 4096);
+        while let Some(bytes) = stream
+            .try_next()
+            .await
+            .map_err(|e| DbError::from_sqlx(e, &url))?
+        {
+            buf.extend_from_slice(&bytes);
+            if buf.len() >= EXPORT_CHUNK {
+                sink(&buf).map_err(sink_error)?;
+                buf.clear();
+            }
+        }
+        if !buf.is_empty() {
+            sink(&buf).map_err(sink_error)?;
+        }
+        Ok(())
+    }
+
     /// Runs `COPY … FROM STDIN` fed from `source` in large blocks.
     async fn copy_in(
         &mut self,

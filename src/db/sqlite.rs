@@ -1,7 +1,7 @@
-use super::tracking::{KEEL_TABLES, TABLE};
+use super::tracking::{ADDED_COLUMNS, KEEL_TABLES, META, TABLE};
 use super::{
-    ColumnInfo, ColumnSummary, ConstraintInfo, Database, DbError, DbErrorKind, IndexInfo, Timeouts,
-    TrackingRow, TrackingState, Value, quote_ident,
+    ColumnInfo, ColumnSummary, ConstraintInfo, Database, DbError, DbErrorKind, IndexInfo, Relation,
+    Timeouts, TrackingRow, TrackingState, Value, quote_ident, quote_relation,
 };
 use async_trait::async_trait;
 use futures_util::TryStreamExt;
@@ -113,10 +113,60 @@ impl Database for Sqlite {
                 applied_by TEXT NOT NULL,
                 execution_ms INTEGER NOT NULL,
                 statements_done INTEGER NOT NULL DEFAULT 0,
-                error TEXT
-            )"
+                error TEXT,
+                backup TEXT,
+                backup_sha256 TEXT
+            );
+            CREATE TABLE IF NOT EXISTS {META} (key TEXT PRIMARY KEY, value TEXT NOT NULL)"
         ))
+        .await?;
+        let have: Vec<String> = sqlx::query_scalar("SELECT name FROM pragma_table_info(?)")
+            .bind(TABLE)
+            .fetch_all(&mut self.conn)
+            .await
+            .map_err(|e| self.err(e))?;
+        for (column, ty) in ADDED_COLUMNS {
+            if !have.iter().any(|c| c == column) {
+                self.execute(&format!(
+                    "ALTER TABLE {TABLE} ADD COLUMN {} {ty}",
+                    quote_ident(column)
+                ))
+                .await?;
+            }
+        }
+        let id = super::tracking::new_database_id()
+            .map_err(|e| DbError::new(DbErrorKind::Connection, e.to_string()))?;
+        sqlx::query(&format!(
+            "INSERT OR IGNORE INTO {META} (key, value) VALUES ('database_id', ?)"
+        ))
+        .bind(id)
+        .execute(&mut self.conn)
         .await
+        .map(|_| ())
+        .map_err(|e| self.err(e))
+    }
+
+    async fn database_id(&mut self) -> Result<Option<String>, DbError> {
+        let exists: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?",
+        )
+        .bind(META)
+        .fetch_one(&mut self.conn)
+        .await
+        .map_err(|e| self.err(e))?;
+        if exists == 0 {
+            return Ok(None);
+        }
+        sqlx::query_scalar(&format!(
+            "SELECT value FROM {META} WHERE key = 'database_id'"
+        ))
+        .fetch_optional(&mut self.conn)
+        .await
+        .map_err(|e| self.err(e))
+    }
+
+    async fn reset_session(&mut self) -> Result<(), DbError> {
+        Ok(())
     }
 
     async fn tracking_rows(&mut self) -> Result<Vec<TrackingRow>, DbError> {
@@ -130,9 +180,20 @@ impl Database for Sqlite {
         if exists == 0 {
             return Ok(Vec::new());
         }
+        let columns: Vec<String> = sqlx::query_scalar("SELECT name FROM pragma_table_info(?)")
+            .bind(TABLE)
+            .fetch_all(&mut self.conn)
+            .await
+            .map_err(|e| self.err(e))?;
+        // Read by an older table too (before `ensure_tracking` added them).
+        let backup = if columns.iter().any(|c| c == "backup_sha256") {
+            "backup, backup_sha256"
+        } else {
+            "NULL AS backup, NULL AS backup_sha256"
+        };
         let rows = sqlx::query(&format!(
             "SELECT version, name, checksum, state, applied_at, applied_by, execution_ms, \
-             statements_done, error FROM {TABLE} ORDER BY version"
+             statements_done, error, {backup} FROM {TABLE} ORDER BY version"
         ))
         .fetch_all(&mut self.conn)
         .await
@@ -149,6 +210,10 @@ impl Database for Sqlite {
                     execution_ms: r.try_get("execution_ms")?,
                     statements_done: r.try_get("statements_done")?,
                     error: r.try_get("error")?,
+                    backup: super::tracking::BackupRef::from_columns(
+                        r.try_get("backup")?,
+                        r.try_get("backup_sha256")?,
+                    ),
                 })
             })
             .collect::<Result<_, sqlx::Error>>()
@@ -158,7 +223,8 @@ impl Database for Sqlite {
     async fn write_tracking(&mut self, row: &TrackingRow) -> Result<(), DbError> {
         sqlx::query(&format!(
             "INSERT OR REPLACE INTO {TABLE} (version, name, checksum, state, applied_at, \
-             applied_by, execution_ms, statements_done, error) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+             applied_by, execution_ms, statements_done, error, backup, backup_sha256) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
         ))
         .bind(&row.version)
         .bind(&row.name)
@@ -169,6 +235,8 @@ impl Database for Sqlite {
         .bind(row.execution_ms)
         .bind(row.statements_done)
         .bind(&row.error)
+        .bind(row.backup.as_ref().map(|b| b.path.as_str()))
+        .bind(row.backup.as_ref().map(|b| b.sha256.as_str()))
         .execute(&mut self.conn)
         .await
         .map(|_| ())
@@ -240,29 +308,32 @@ impl Database for Sqlite {
     async fn drop_index(&mut self, qualified_name: &str) -> Result<(), DbError> {
         self.execute(&format!(
             "DROP INDEX IF EXISTS {}",
-            quote_ident(qualified_name)
+            quote_relation(qualified_name)
         ))
         .await
     }
 
     async fn tables(&mut self) -> Result<Vec<String>, DbError> {
-        sqlx::query_scalar(
+        let names: Vec<String> = sqlx::query_scalar(
             "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' \
-             AND name NOT IN (?, ?, ?) ORDER BY name",
+             AND name NOT IN (SELECT value FROM json_each(?)) ORDER BY name",
         )
-        .bind(KEEL_TABLES[0])
-        .bind(KEEL_TABLES[1])
-        .bind(KEEL_TABLES[2])
+        .bind(serde_json::to_string(&KEEL_TABLES).unwrap_or_default())
         .fetch_all(&mut self.conn)
         .await
-        .map_err(|e| self.err(e))
+        .map_err(|e| self.err(e))?;
+        Ok(names
+            .into_iter()
+            .map(|name| Relation { schema: None, name }.to_string())
+            .collect())
     }
 
     async fn columns(&mut self, table: &str) -> Result<Vec<ColumnInfo>, DbError> {
         let rows = sqlx::query(
-            "SELECT name, type, \"notnull\", dflt_value, pk FROM pragma_table_info(?) ORDER BY cid",
+            "SELECT name, type, \"notnull\", dflt_value, pk FROM pragma_table_info(?, ?) ORDER BY cid",
         )
-        .bind(table)
+        .bind(Relation::parse(table).name)
+        .bind(Relation::parse(table).schema)
         .fetch_all(&mut self.conn)
         .await
         .map_err(|e| self.err(e))?;
@@ -289,10 +360,11 @@ impl Database for Sqlite {
     async fn indexes(&mut self, table: &str) -> Result<Vec<IndexInfo>, DbError> {
         let rows = sqlx::query(
             "SELECT l.name, l.\"unique\", coalesce(m.sql, 'automatic index (' || l.origin || ')') AS definition \
-             FROM pragma_index_list(?) l LEFT JOIN sqlite_master m ON m.name = l.name AND m.type = 'index' \
+             FROM pragma_index_list(?, ?) l LEFT JOIN sqlite_master m ON m.name = l.name AND m.type = 'index' \
              ORDER BY l.name",
         )
-        .bind(table)
+        .bind(Relation::parse(table).name)
+        .bind(Relation::parse(table).schema)
         .fetch_all(&mut self.conn)
         .await
         .map_err(|e| self.err(e))?;
@@ -313,8 +385,9 @@ impl Database for Sqlite {
     async fn constraints(&mut self, table: &str) -> Result<Vec<ConstraintInfo>, DbError> {
         let mut out = Vec::new();
         let pk: Vec<String> =
-            sqlx::query_scalar("SELECT name FROM pragma_table_info(?) WHERE pk > 0 ORDER BY pk")
-                .bind(table)
+            sqlx::query_scalar("SELECT name FROM pragma_table_info(?, ?) WHERE pk > 0 ORDER BY pk")
+                .bind(Relation::parse(table).name)
+                .bind(Relation::parse(table).schema)
                 .fetch_all(&mut self.conn)
                 .await
                 .map_err(|e| self.err(e))?;
@@ -326,9 +399,10 @@ impl Database for Sqlite {
             });
         }
         let fks = sqlx::query(
-            "SELECT \"from\", \"table\", \"to\", on_delete FROM pragma_foreign_key_list(?) ORDER BY id, seq",
+            "SELECT \"from\", \"table\", \"to\", on_delete FROM pragma_foreign_key_list(?, ?) ORDER BY id, seq",
         )
-        .bind(table)
+        .bind(Relation::parse(table).name)
+        .bind(Relation::parse(table).schema)
         .fetch_all(&mut self.conn)
         .await
         .map_err(|e| self.err(e))?;
@@ -353,9 +427,10 @@ impl Database for Sqlite {
         // UNIQUE constraints live as automatic indexes (origin 'u'); named
         // the way PostgreSQL names them, so both dialects read alike.
         let uniques: Vec<String> = sqlx::query_scalar(
-            "SELECT name FROM pragma_index_list(?) WHERE origin = 'u' ORDER BY name",
+            "SELECT name FROM pragma_index_list(?, ?) WHERE origin = 'u' ORDER BY name",
         )
-        .bind(table)
+        .bind(Relation::parse(table).name)
+        .bind(Relation::parse(table).schema)
         .fetch_all(&mut self.conn)
         .await
         .map_err(|e| self.err(e))?;
@@ -377,7 +452,7 @@ impl Database for Sqlite {
     }
 
     async fn summarize(&mut self, table: &str, column: &str) -> Result<ColumnSummary, DbError> {
-        let (t, c) = (quote_ident(table), quote_ident(column));
+        let (t, c) = (quote_relation(table), quote_ident(column));
         let row = sqlx::query(&format!(
             "SELECT count(*), count(*) - count({c}), CAST(min({c}) AS TEXT), CAST(max({c}) AS TEXT) FROM {t}"
         ))
@@ -456,7 +531,7 @@ impl Database for Sqlite {
     }
 
     async fn count_rows(&mut self, table: &str) -> Result<i64, DbError> {
-        sqlx::query_scalar(&format!("SELECT count(*) FROM {}", quote_ident(table)))
+        sqlx::query_scalar(&format!("SELECT count(*) FROM {}", quote_relation(table)))
             .fetch_one(&mut self.conn)
             .await
             .map_err(|e| self.err(e))
@@ -466,7 +541,7 @@ impl Database for Sqlite {
         sqlx::query_scalar(&format!(
             "SELECT max({}) FROM {}",
             quote_ident(column),
-            quote_ident(table)
+            quote_relation(table)
         ))
         .fetch_one(&mut self.conn)
         .await
@@ -482,7 +557,7 @@ impl Database for Sqlite {
         let sql = format!(
             "SELECT CAST({} AS TEXT) FROM {}",
             quote_ident(column),
-            quote_ident(table)
+            quote_relation(table)
         );
         let mut rows = sqlx::query_scalar::<_, Option<String>>(&sql).fetch(&mut self.conn);
         let mut n = 0;
@@ -511,7 +586,7 @@ impl Database for Sqlite {
         let cols: Vec<String> = columns.iter().map(|c| quote_ident(c)).collect();
         let head = format!(
             "INSERT INTO {} ({}) VALUES ",
-            quote_ident(table),
+            quote_relation(table),
             cols.join(", ")
         );
         let one = format!("({})", vec!["?"; columns.len()].join(", "));
@@ -560,13 +635,13 @@ impl Database for Sqlite {
 
     async fn export_csv(
         &mut self,
-        table: &str,
-        columns: &[String],
+        query: &super::ExportQuery,
         sink: &mut (dyn for<'x> FnMut(&'x [u8]) -> std::io::Result<()> + Send),
     ) -> Result<(), DbError> {
         use sqlx::{TypeInfo, ValueRef};
-        let cols: Vec<String> = columns.iter().map(|c| quote_ident(c)).collect();
-        let sql = format!("SELECT {} FROM {}", cols.join(", "), quote_ident(table));
+        // SQLite has no search path: names mean the same everywhere.
+        let sql = query.select();
+        let columns = &query.columns;
         let url = self.url.clone();
         let mut buf = crate::csv::header(columns);
         let mut rows = sqlx::query(&sql).fetch(&mut self.conn);
@@ -611,11 +686,12 @@ impl Database for Sqlite {
 
     async fn import_csv(
         &mut self,
-        table: &str,
+        table: &Relation,
         columns: &[String],
-        key: &[String],
+        load: &super::Load,
         source: &mut (dyn std::io::BufRead + Send),
     ) -> Result<u64, DbError> {
+        use super::Load;
         let mut reader = crate::csv::Reader::new(source);
         let header = reader.next_record().map_err(csv_error)?;
         let expected: Vec<Option<String>> = columns.iter().cloned().map(Some).collect();
@@ -627,39 +703,59 @@ impl Database for Sqlite {
         }
         // Values are bound as text; SQLite's column affinity turns them back
         // into integers and reals where the column is declared so.
-        let target = quote_ident(table);
-        let (sql, order): (String, Vec<usize>) = if key.is_empty() {
-            let cols: Vec<String> = columns.iter().map(|c| quote_ident(c)).collect();
-            (
-                format!(
-                    "INSERT INTO {target} ({}) VALUES ({})",
-                    cols.join(", "),
-                    vec!["?"; cols.len()].join(", ")
-                ),
-                (0..columns.len()).collect(),
-            )
-        } else {
-            let set: Vec<usize> = (0..columns.len())
-                .filter(|&i| !key.contains(&columns[i]))
-                .collect();
-            let keys: Vec<usize> = key
-                .iter()
+        let target = table.quoted();
+        let key_positions = |key: &[String]| -> Result<Vec<usize>, DbError> {
+            key.iter()
                 .map(|k| {
                     columns.iter().position(|c| c == k).ok_or_else(|| {
                         DbError::usage(format!("the key column {k} is not in the backup"))
                     })
                 })
-                .collect::<Result<_, _>>()?;
+                .collect()
+        };
+        let key_match = |keys: &[usize]| {
+            keys.iter()
+                .map(|&i| format!("{} = ?", quote_ident(&columns[i])))
+                .collect::<Vec<_>>()
+                .join(" AND ")
+        };
+        let cols: Vec<String> = columns.iter().map(|c| quote_ident(c)).collect();
+        let placeholders = vec!["?"; cols.len()].join(", ");
+        let (sql, order): (String, Vec<usize>) = if let Load::Insert = load {
+            (
+                format!(
+                    "INSERT INTO {target} ({}) VALUES ({placeholders})",
+                    cols.join(", ")
+                ),
+                (0..columns.len()).collect(),
+            )
+        } else if let Load::InsertMissing { key } = load {
+            let keys = key_positions(key)?;
+            (
+                format!(
+                    "INSERT INTO {target} ({}) SELECT {placeholders} \
+                     WHERE NOT EXISTS (SELECT 1 FROM {target} WHERE {})",
+                    cols.join(", "),
+                    key_match(&keys)
+                ),
+                (0..columns.len()).chain(keys).collect(),
+            )
+        } else {
+            let key: &[String] = match load {
+                Load::Update { key } => key,
+                _ => &[],
+            };
+            let set: Vec<usize> = (0..columns.len())
+                .filter(|&i| !key.contains(&columns[i]))
+                .collect();
+            let keys = key_positions(key)?;
             let sql = format!(
                 "UPDATE {target} SET {} WHERE {}",
                 set.iter()
                     .map(|&i| format!("{} = ?", quote_ident(&columns[i])))
                     .collect::<Vec<_>>()
                     .join(", "),
-                keys.iter()
-                    .map(|&i| format!("{} = ?", quote_ident(&columns[i])))
-                    .collect::<Vec<_>>()
-                    .join(" AND ")
+                key_match(&keys)
             );
             (sql, set.into_iter().chain(keys).collect())
         };
@@ -686,9 +782,44 @@ impl Database for Sqlite {
         Ok(done)
     }
 
+    async fn resolve_table(
+        &mut self,
+        table: &Relation,
+        _search_path: Option<&super::SearchPath>,
+    ) -> Result<Option<Relation>, DbError> {
+        // Without a schema SQLite looks in temp, then main, then attached.
+        let found: Option<(String, String)> = sqlx::query_as(
+            "SELECT schema, name FROM pragma_table_list WHERE name = ?1 AND type = 'table' \
+             AND (?2 IS NULL OR schema = ?2) \
+             ORDER BY CASE schema WHEN 'temp' THEN 0 WHEN 'main' THEN 1 ELSE 2 END LIMIT 1",
+        )
+        .bind(&table.name)
+        .bind(&table.schema)
+        .fetch_optional(&mut self.conn)
+        .await
+        .map_err(|e| self.err(e))?;
+        Ok(found.map(|(schema, name)| Relation {
+            schema: Some(schema),
+            name,
+        }))
+    }
+
+    async fn generated_columns(&mut self, table: &Relation) -> Result<Vec<String>, DbError> {
+        // table_xinfo's hidden: 2 virtual, 3 stored generated columns.
+        sqlx::query_scalar(
+            "SELECT name FROM pragma_table_xinfo(?, ?) WHERE hidden IN (2, 3) ORDER BY cid",
+        )
+        .bind(&table.name)
+        .bind(&table.schema)
+        .fetch_all(&mut self.conn)
+        .await
+        .map_err(|e| self.err(e))
+    }
+
     async fn primary_key(&mut self, table: &str) -> Result<Vec<String>, DbError> {
-        sqlx::query_scalar("SELECT name FROM pragma_table_info(?) WHERE pk > 0 ORDER BY pk")
-            .bind(table)
+        sqlx::query_scalar("SELECT name FROM pragma_table_info(?, ?) WHERE pk > 0 ORDER BY pk")
+            .bind(Relation::parse(table).name)
+            .bind(Relation::parse(table).schema)
             .fetch_all(&mut self.conn)
             .await
             .map_err(|e| self.err(e))

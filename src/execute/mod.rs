@@ -13,11 +13,11 @@ mod guard;
 pub mod report;
 
 use crate::backfill::BackfillError;
-use crate::backup::{BackupHook, Created, RestoreFrom};
+use crate::backup::{BackupHook, Created};
 use crate::config::{Config, Environment};
 use crate::db::{Database, DbError, Timeouts};
 use crate::migration::Migration;
-use crate::migrator::{Event, NoHook, RunError, RunSettings, Runner};
+use crate::migrator::{Event, RunError, RunSettings, Runner};
 use crate::record::{self, FileRef, Outcome, Record, StepOutcome, Written};
 use crate::runbook::annotate;
 use chrono::{DateTime, Utc};
@@ -472,7 +472,26 @@ async fn locked(
     guard::next_pending(runner.db, plan.files, m, plan.env_name).await?;
 
     let t = now();
-    let created: Option<Created> = match crate::backup::back_up(runner.db, m, backups_dir).await {
+    // The same analysis (and server facts) `keel plan` shows decides what
+    // is backed up.
+    let made = async {
+        let dbe = |context: &str| {
+            let context = context.to_string();
+            move |source| crate::backup::BackupError::Db {
+                context,
+                source: Box::new(source),
+            }
+        };
+        let target = crate::backup::Target::of(runner.db, plan.env_name)
+            .await
+            .map_err(dbe("reading the database's id"))?;
+        let items = crate::backup::destroyed(runner.db, &[m])
+            .await
+            .map_err(dbe("analysing what the migration destroys"))?;
+        crate::backup::back_up(runner.db, m, &items[0], backups_dir, &target).await
+    }
+    .await;
+    let created: Option<Created> = match made {
         Ok(c) => c,
         Err(e) => {
             let problem = format!(
@@ -501,9 +520,12 @@ async fn locked(
                         .collect();
                     match f.kind {
                         crate::backup::Kind::Columns => {
-                            format!("{}.{} ({} rows)", f.table, cols.join(", "), f.rows)
+                            format!("{}.{} ({} rows)", f.shown(), cols.join(", "), f.rows)
                         }
-                        crate::backup::Kind::Table => format!("{} ({} rows)", f.table, f.rows),
+                        crate::backup::Kind::Table => format!("{} ({} rows)", f.shown(), f.rows),
+                        crate::backup::Kind::Rows => {
+                            format!("{} ({} rows the migration deletes)", f.shown(), f.rows)
+                        }
                     }
                 })
                 .collect();
@@ -556,7 +578,11 @@ async fn locked(
     }
 
     let t = now();
-    if let Err(e) = runner.apply_one(m, &mut NoHook).await {
+    // Binds the archive to the migration's tracking row: a later `keel
+    // down` (or the rollback below) restores exactly this one.
+    let mut bind = BackupHook::new(&plan.project, plan.env_name, ui.say);
+    bind.made = created.clone();
+    if let Err(e) = runner.apply_one(m, &mut bind).await {
         log.step("migrate", StepOutcome::Failed, t, e.to_string());
         return Ok((Outcome::Failed, format!("the migration failed:\n{e}")));
     }
@@ -634,12 +660,7 @@ async fn locked(
         failed.join("\n  ")
     );
     let t = now();
-    let mut hook = BackupHook::new(backups_dir, ui.say);
-    hook.back_up = false;
-    hook.restore = match &created {
-        Some(c) => RestoreFrom::Archive(c.path.clone()),
-        None => RestoreFrom::Nothing,
-    };
+    let mut hook = BackupHook::new(&plan.project, plan.env_name, ui.say);
     if let Err(e) = runner.revert_one(m, &mut hook).await {
         log.step("rollback", StepOutcome::Failed, t, e.to_string());
         return Ok((

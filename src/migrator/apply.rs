@@ -2,7 +2,9 @@ use super::error::{RunError, StatementFailure};
 use super::hook::{Hook, NoHook};
 use super::status::{Entry, State, reconcile};
 use crate::analysis::{Statement, split};
-use crate::db::{Database, DbError, StatementError, Timeouts, TrackingRow, TrackingState};
+use crate::db::{
+    BackupRef, Database, DbError, StatementError, Timeouts, TrackingRow, TrackingState,
+};
 use crate::migration::{Migration, Reversibility, Version};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -124,6 +126,9 @@ impl Runner<'_> {
             self.backfill(m).await?;
         }
         (self.on_event)(Event::Planned(pending.len()));
+        if !pending.is_empty() {
+            hook.prepare(self.db, &pending).await?;
+        }
         for (i, m) in pending.iter().enumerate() {
             self.run(m, Direction::Up, i + 1 == pending.len(), hook)
                 .await?;
@@ -326,21 +331,38 @@ impl Runner<'_> {
         durable: bool,
         hook: &mut dyn Hook,
     ) -> Result<(), RunError> {
-        if dir == Direction::Up {
-            hook.before_up(self.db, m).await?;
-        }
+        // Up: the archive of what it destroys, recorded in its tracking row.
+        // Down: the archive its tracking row recorded, the only one to restore.
+        let backup = match dir {
+            Direction::Up => hook.before_up(self.db, m).await?,
+            Direction::Down => {
+                let v = m.version.to_string();
+                self.db
+                    .tracking_rows()
+                    .await?
+                    .into_iter()
+                    .find(|r| r.version == v)
+                    .and_then(|r| r.backup)
+            }
+        };
         (self.on_event)(match dir {
             Direction::Up => Event::Applying(m),
             Direction::Down => Event::Reverting(m),
         });
         let started = Instant::now();
-        if m.meta.transaction {
-            self.run_in_transaction(m, dir, durable, started, hook)
-                .await?;
+        let ran = if m.meta.transaction {
+            self.run_in_transaction(m, dir, durable, started, backup.as_ref(), hook)
+                .await
         } else {
-            self.run_statement_by_statement(m, dir, started, hook)
-                .await?;
-        }
+            self.run_statement_by_statement(m, dir, started, backup.as_ref(), hook)
+                .await
+        };
+        // A `SET search_path` or `SET ROLE` of this migration must not
+        // follow the next one (nor keel's own statements). The run's own
+        // error, if any, is the one to report.
+        let reset = self.db.reset_session().await;
+        ran?;
+        reset?;
         let took = started.elapsed();
         (self.on_event)(match dir {
             Direction::Up => Event::Applied(m, took),
@@ -360,6 +382,7 @@ impl Runner<'_> {
             execution_ms: started.elapsed().as_millis() as i64,
             statements_done: 0,
             error: None,
+            backup: None,
         }
     }
 
@@ -371,6 +394,7 @@ impl Runner<'_> {
         dir: Direction,
         durable: bool,
         started: Instant,
+        backup: Option<&BackupRef>,
         hook: &mut dyn Hook,
     ) -> Result<(), RunError> {
         let (file, sql) = source(m, dir);
@@ -406,14 +430,15 @@ impl Runner<'_> {
                         )
                         .await
                         .map_err(|e| Stop::Hook(RunError::Backfill(Box::new(e))))?;
-                        let row = self.tracking_row(m, initial_state(m), started);
+                        let mut row = self.tracking_row(m, initial_state(m), started);
+                        row.backup = backup.cloned();
                         self.db
                             .write_tracking(&row)
                             .await
                             .map_err(|e| Stop::Sql(None, e))
                     }
                     Direction::Down => {
-                        hook.after_down(self.db, m, true)
+                        hook.after_down(self.db, m, backup, true)
                             .await
                             .map_err(Stop::Hook)?;
                         forget_backfill(self.db, m)
@@ -480,6 +505,7 @@ impl Runner<'_> {
         m: &Migration,
         dir: Direction,
         started: Instant,
+        backup: Option<&BackupRef>,
         hook: &mut dyn Hook,
     ) -> Result<(), RunError> {
         let (file, sql) = source(m, dir);
@@ -489,6 +515,7 @@ impl Runner<'_> {
         self.db.set_session_timeouts(timeouts).await?;
         let invalid_before = self.db.invalid_indexes().await?;
         let mut row = self.tracking_row(m, TrackingState::Failed, started);
+        row.backup = backup.cloned();
         row.error = Some(format!(
             "keel stopped while running {} statement by statement; check which statements took effect",
             file.file_name()
@@ -618,7 +645,7 @@ impl Runner<'_> {
                 self.db.write_tracking(&row).await?;
             }
             Direction::Down => {
-                hook.after_down(self.db, m, false).await?;
+                hook.after_down(self.db, m, backup, false).await?;
                 forget_backfill(self.db, m).await?;
                 self.db.delete_tracking(&m.version.to_string()).await?
             }
@@ -629,7 +656,7 @@ impl Runner<'_> {
     /// Drops the index `name` if it exists and is INVALID.
     async fn drop_if_invalid(&mut self, name: &str) -> Result<(), DbError> {
         if self.db.index_valid(name).await? == Some(false) {
-            self.db.drop_index(&crate::db::quote_ident(name)).await?;
+            self.db.drop_index(&crate::db::quote_relation(name)).await?;
             (self.on_event)(Event::DroppedInvalidIndex(name.to_string()));
         }
         Ok(())
@@ -859,7 +886,7 @@ fn refuse_irreversible(m: &Migration) -> Result<(), RunError> {
 }
 
 /// Applied migrations to revert, newest first.
-pub(super) fn down_targets<'m>(
+pub fn down_targets<'m>(
     entries: &[Entry<'m>],
     steps: Option<usize>,
     to: Option<Version>,

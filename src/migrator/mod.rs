@@ -9,7 +9,7 @@ mod hook;
 mod status;
 mod validate;
 
-pub use apply::{Event, RunSettings, Runner, refuse_blocked};
+pub use apply::{Event, RunSettings, Runner, down_targets, refuse_blocked};
 pub use error::RunError;
 pub use hook::{Hook, NoHook};
 pub use status::{Entry, State, reconcile};

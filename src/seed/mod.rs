@@ -124,8 +124,11 @@ pub async fn seed(
         if load.rows > 0 {
             db.sync_id_sequence(load.table, "id").await?;
             // Fresh statistics, so plans and estimates see the new size.
-            db.execute(&format!("ANALYZE {}", crate::db::quote_ident(load.table)))
-                .await?;
+            db.execute(&format!(
+                "ANALYZE {}",
+                crate::db::quote_relation(load.table)
+            ))
+            .await?;
         }
     }
     Ok(Report {

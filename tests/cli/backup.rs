@@ -500,7 +500,7 @@ both!(
         let out = p.keel().arg("down").output().unwrap();
         assert!(out.status.success(), "{}", stderr(&out));
         assert!(
-            stderr(&out).contains("holds no backup of it"),
+            stderr(&out).contains("its tracking row records no backup"),
             "{}",
             stderr(&out)
         );

@@ -4,7 +4,10 @@
 
 use super::Cx;
 use super::columns::column_def;
-use super::syntax::{child, find, has_desc, has_token, name_in, qualified, table_name};
+use super::syntax::{
+    child, find, has_desc, has_token, name_in, qualified, table_name, table_relation,
+    written_relation,
+};
 use crate::analysis::operation::{
     Action, ActionKind, ConstraintKind, DefaultValue, Generated, Lock, Tri,
 };
@@ -15,15 +18,22 @@ use squawk_syntax::{SyntaxKind, SyntaxNode};
 use Lock::{AccessExclusive as Ael, ShareRowExclusive as Sre, ShareUpdateExclusive as Sue};
 
 pub fn classify(cx: &Cx, node: &SyntaxNode) -> Vec<Action> {
-    let table = child(node, SyntaxKind::TABLE_RELATION_NAME)
-        .map(|n| qualified(&n))
-        .or_else(|| table_name(node));
+    let named = child(node, SyntaxKind::TABLE_RELATION_NAME);
+    let table = named.as_ref().map(qualified).or_else(|| table_name(node));
     let Some(table) = table else {
         return Vec::new();
     };
+    let relation = named
+        .as_ref()
+        .map(written_relation)
+        .or_else(|| table_relation(node));
     node.children()
         .filter(|c| ast::AlterTableAction::can_cast(c.kind()))
-        .map(|clause| action(cx, &table, &clause))
+        .map(|clause| {
+            let mut a = action(cx, &table, &clause);
+            a.relation = relation.clone();
+            a
+        })
         .collect()
 }
 
@@ -199,7 +209,11 @@ fn alter_column(cx: &Cx, table: &str, clause: &SyntaxNode) -> Action {
         ActionKind::AlterColumnType { to, from, using } => {
             a.rewrite = type_change_rewrite(cx, to, from.as_ref(), *using);
             a.scan = a.rewrite.clone();
-            a.destroys = from.as_ref().is_some_and(|f| to.loses_data_from(f));
+            // A USING expression can map values any way it likes (`left(…)`,
+            // a cast that drops leading zeros): only a backup brings them back.
+            let existing = !a.new_table && !cx.schema.is_new_column(table, &column);
+            a.destroys =
+                existing && (*using || from.as_ref().is_some_and(|f| to.loses_data_from(f)));
         }
         ActionKind::SetNotNull => {
             let proven = cx.schema.version.is_none_or(|v| v.at_least(12))

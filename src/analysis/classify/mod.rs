@@ -43,6 +43,7 @@ pub fn classify(text: &str, schema: &mut Schema, transaction: bool) -> Classifie
         lines: &lines,
         out: Classified::default(),
         in_tx: transaction,
+        search_path: None,
         comments: Vec::new(),
     };
     // Each statement is parsed on its own, with the comments and blank
@@ -71,6 +72,8 @@ struct File<'t> {
     out: Classified,
     /// Whether the next statement runs inside a transaction.
     in_tx: bool,
+    /// The search_path a `SET search_path` earlier in the file left.
+    search_path: Option<super::search_path::SearchPath>,
     /// `keel:allow` comments waiting for the statement below them.
     comments: Vec<Allow>,
 }
@@ -190,6 +193,7 @@ impl File<'_> {
                 in_transaction: self.in_tx,
                 allows,
                 names: written_names(&node, &lines),
+                search_path: self.search_path.clone(),
             };
             // The rest of a statement that does not parse is not classified.
             if !broken {
@@ -198,6 +202,9 @@ impl File<'_> {
                     lines: &lines,
                 };
                 op.actions = statements::classify(&cx, &node);
+                if let Some(path) = super::search_path::change(&op.sql) {
+                    self.search_path = path;
+                }
             }
             for a in &op.actions {
                 if let ActionKind::Transaction { begin } = a.kind {

@@ -1,9 +1,12 @@
 //! Every statement kind other than ALTER TABLE: what it touches and locks.
 
 use super::columns::column_def;
-use super::syntax::{child, find, has_desc, has_token, name_in, names, qualified, table_name};
+use super::syntax::{
+    child, find, has_desc, has_token, ident, name_in, names, qualified, significant_tokens,
+    table_name, table_relation, text, written_relation,
+};
 use super::{Cx, alter_table, objects};
-use crate::analysis::operation::{Action, ActionKind, Lock, ObjectKind, Tri};
+use crate::analysis::operation::{Action, ActionKind, Lock, ObjectKind, RowFilter, Tri};
 use squawk_syntax::{SyntaxKind, SyntaxNode};
 
 use Lock::{AccessExclusive as Ael, ShareUpdateExclusive as Sue};
@@ -16,9 +19,9 @@ pub fn classify(cx: &Cx, node: &SyntaxNode) -> Vec<Action> {
         CREATE_TABLE | CREATE_TABLE_AS | SELECT_INTO | CREATE_MATERIALIZED_VIEW => {
             vec![create_table(cx, node)]
         }
-        DROP_TABLE => names(node, TABLE_NAME_REF)
+        DROP_TABLE => relations(node, TABLE_NAME_REF)
             .into_iter()
-            .map(|t| {
+            .map(|(t, relation)| {
                 let mut a = cx.action(
                     ActionKind::DropTable {
                         cascade: has_desc(node, CASCADE_KW),
@@ -28,20 +31,22 @@ pub fn classify(cx: &Cx, node: &SyntaxNode) -> Vec<Action> {
                 );
                 a.locks.push(Cx::lock(&t, Ael));
                 a.destroys = !a.new_table;
+                a.relation = Some(relation);
                 a
             })
             .collect(),
         TRUNCATE => {
             let list = child(node, TABLE_LIST).unwrap_or_else(|| node.clone());
-            names(&list, TABLE_RELATION_NAME)
+            relations(&list, TABLE_RELATION_NAME)
                 .into_iter()
-                .map(|t| {
+                .map(|(t, relation)| {
                     let kind = ActionKind::Truncate {
                         cascade: has_desc(node, CASCADE_KW),
                     };
                     let mut a = cx.action(kind, Some(t.clone()), node);
                     a.locks.push(Cx::lock(&t, Ael));
                     a.destroys = !a.new_table;
+                    a.relation = Some(relation);
                     a
                 })
                 .collect()
@@ -302,6 +307,51 @@ fn vacuum(cx: &Cx, node: &SyntaxNode) -> Vec<Action> {
         .collect()
 }
 
+/// The names of the direct children of `kind`: for matching, and as written.
+fn relations(node: &SyntaxNode, kind: SyntaxKind) -> Vec<(String, crate::db::Relation)> {
+    node.children()
+        .filter(|c| c.kind() == kind)
+        .map(|c| (qualified(&c), written_relation(&c)))
+        .filter(|(t, _)| !t.is_empty())
+        .collect()
+}
+
+/// The rows an UPDATE or DELETE touches, from its own clauses. A WITH
+/// clause or `WHERE CURRENT OF` cannot be re-evaluated on its own (a CTE may
+/// change data itself): then `None`, and the whole table is the backup.
+fn row_filter(node: &SyntaxNode) -> Option<RowFilter> {
+    use SyntaxKind::*;
+    if child(node, WITH_CLAUSE).is_some() {
+        return None;
+    }
+    let predicate = child(node, WHERE_CLAUSE).and_then(|w| {
+        let t = text(&w);
+        let p = t.get(5..)?.trim();
+        t[..5]
+            .eq_ignore_ascii_case("where")
+            .then(|| p.to_string())
+            .filter(|p| !p.is_empty())
+    })?;
+    let from = child(node, FROM_CLAUSE)
+        .or_else(|| child(node, USING_CLAUSE))
+        .and_then(|c| {
+            let t = text(&c);
+            let (keyword, rest) = t.split_once(char::is_whitespace)?;
+            (keyword.eq_ignore_ascii_case("from") || keyword.eq_ignore_ascii_case("using"))
+                .then(|| rest.trim().to_string())
+        });
+    let alias = child(node, OPTIONAL_AS_ALIAS).and_then(|a| {
+        significant_tokens(&a)
+            .find(|t| t.kind() != AS_KW)
+            .map(|t| ident(t.text()))
+    });
+    Some(RowFilter {
+        alias,
+        from,
+        predicate,
+    })
+}
+
 fn dml(cx: &Cx, node: &SyntaxNode) -> Action {
     use SyntaxKind::*;
     let table = table_name(node);
@@ -329,6 +379,8 @@ fn dml(cx: &Cx, node: &SyntaxNode) -> Action {
     let t = table.unwrap_or_default();
     match node.kind() {
         UPDATE | DELETE => {
+            a.relation = table_relation(node);
+            a.rows = row_filter(node);
             a.scan = if has_where {
                 Tri::Depends("an index on the WHERE clause's columns".into())
             } else {

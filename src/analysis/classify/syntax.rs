@@ -48,7 +48,58 @@ pub fn ident(raw: &str) -> String {
 
 /// The dotted name inside a name node (`public."Users"` → `Users`), with the
 /// default `public` schema left out so `users` and `public.users` match.
+/// A relation's name (table, index, view…) is in the text form of
+/// [`Relation`](crate::db::Relation), so a dot inside a quoted name stays
+/// part of it (`"audit.log"`); a column's or constraint's is its plain name.
 pub fn qualified(node: &SyntaxNode) -> String {
+    use SyntaxKind::*;
+    let parts = name_parts(node);
+    let plain = matches!(
+        node.kind(),
+        COLUMN_NAME | COLUMN_NAME_REF | CONSTRAINT_NAME | CONSTRAINT_NAME_REF | NAME_REF
+    );
+    if plain || parts.len() > 2 {
+        return parts.join(".");
+    }
+    let mut parts = parts;
+    let name = parts.pop().unwrap_or_default();
+    crate::db::Relation {
+        schema: parts.pop(),
+        name,
+    }
+    .to_string()
+}
+
+/// The identifiers of a dotted name, as PostgreSQL stores them, with a
+/// leading `public` dropped.
+fn name_parts(node: &SyntaxNode) -> Vec<String> {
+    let mut parts = written_parts(node);
+    if parts.len() > 1 && parts[0] == "public" {
+        parts.remove(0);
+    }
+    parts
+}
+
+/// A relation exactly as the statement names it: its schema only when one
+/// is written (`public` included), so that it resolves the way the server
+/// resolves it.
+pub fn written_relation(node: &SyntaxNode) -> crate::db::Relation {
+    let mut parts = written_parts(node);
+    let name = parts.pop().unwrap_or_default();
+    crate::db::Relation {
+        schema: parts.pop(),
+        name,
+    }
+}
+
+/// The first descendant name of one of `kinds`, as [`written_relation`].
+pub fn written_in(node: &SyntaxNode, kinds: &[SyntaxKind]) -> Option<crate::db::Relation> {
+    find(node, kinds)
+        .map(|n| written_relation(&n))
+        .filter(|r| !r.name.is_empty())
+}
+
+fn written_parts(node: &SyntaxNode) -> Vec<String> {
     let mut parts: Vec<String> = vec![String::new()];
     for t in significant_tokens(node) {
         match t.kind() {
@@ -63,10 +114,7 @@ pub fn qualified(node: &SyntaxNode) -> String {
             }
         }
     }
-    if parts.len() > 1 && parts[0] == "public" {
-        parts.remove(0);
-    }
-    parts.join(".")
+    parts
 }
 
 /// The name of the first descendant of one of `kinds`.
@@ -89,6 +137,21 @@ pub fn names(node: &SyntaxNode, kind: SyntaxKind) -> Vec<String> {
 pub fn table_name(node: &SyntaxNode) -> Option<String> {
     use SyntaxKind::*;
     name_in(
+        node,
+        &[
+            TABLE_RELATION_NAME,
+            TABLE_NAME,
+            TABLE_NAME_REF,
+            RELATION_NAME,
+            RELATION_NAME_REF,
+        ],
+    )
+}
+
+/// [`table_name`] as [`written_relation`].
+pub fn table_relation(node: &SyntaxNode) -> Option<crate::db::Relation> {
+    use SyntaxKind::*;
+    written_in(
         node,
         &[
             TABLE_RELATION_NAME,

@@ -236,4 +236,19 @@ fn lint_reads_named_paths_but_does_not_follow_links_out_of_a_folder() {
     let out = p.keel().arg("lint").arg(outside.path()).output().unwrap();
     assert!(!stdout(&out).contains("not read"), "{}", stdout(&out));
     assert!(stdout(&out).contains("in 2 files"), "{}", stdout(&out));
+
+    // The migrations folder itself linked out: held to the project when
+    // lint finds it on its own, as keel up does.
+    std::fs::remove_dir_all(p.path().join("migrations")).unwrap();
+    symlink(outside.path(), p.path().join("migrations")).unwrap();
+    for args in [vec!["lint"], vec!["status"]] {
+        let out = p.keel().args(&args).output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
+        assert!(
+            stderr(&out).contains("migrations: is a symlink to ")
+                && stderr(&out).contains("outside the project folder"),
+            "{args:?}: {}",
+            stderr(&out)
+        );
+    }
 }

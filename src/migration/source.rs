@@ -103,9 +103,9 @@ pub fn load_dir(dir: &Path, bounds: &Bounds) -> Result<Vec<Migration>, SourceErr
         let is_link = path
             .symlink_metadata()
             .is_ok_and(|m| m.file_type().is_symlink());
-        // A plain file beside the migrations (a README) is not read; a
-        // symlink is followed only to find out what it is.
-        if !is_link && !path.is_dir() {
+        // A file beside the migrations (a README), or a link to one, is not
+        // read; a link that cannot be followed is a problem below.
+        if !path.is_dir() && (!is_link || path.is_file()) {
             if file_name.ends_with(".sql") {
                 problems.push(Problem {
                     path: path.clone(),
@@ -120,10 +120,6 @@ pub fn load_dir(dir: &Path, bounds: &Bounds) -> Result<Vec<Migration>, SourceErr
             Ok(Some(folder)) => folder,
             Ok(None) => continue,
             Err(r) => {
-                // A symlink to a file: not a migration, unless it looks like one.
-                if is_link && path.is_file() && !file_name.ends_with(".sql") {
-                    continue;
-                }
                 problems.push(refused(&path, r));
                 continue;
             }

@@ -48,7 +48,14 @@ pub struct Environment {
     pub health_url: Option<String>,
     #[serde(default)]
     pub smoke: Vec<String>,
+    /// How old the snapshot `execute` relies on may be (default 24h):
+    /// yesterday's dump does not hold today's rows.
+    #[serde(default, with = "crate::migration::meta::duration_opt")]
+    pub snapshot_max_age: Option<Duration>,
 }
+
+/// The default `snapshot_max_age`.
+pub const SNAPSHOT_MAX_AGE: Duration = Duration::from_secs(24 * 3600);
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {

@@ -47,6 +47,9 @@ pub enum Error {
     /// The migration ran, a post-migration check failed, and keel rolled it back.
     #[error("{0}")]
     RolledBack(String),
+    /// A second Ctrl-C/SIGTERM/SIGHUP stopped a guarded run at once.
+    #[error("{0}")]
+    Stopped(String),
     #[error("{0:#}")]
     Other(#[from] anyhow::Error),
 }
@@ -55,9 +58,11 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
     /// 0 success; 1 error (database, I/O); 2 usage; 3 a check failed;
-    /// 4 refused by a guard; 5 ran, a check failed, rolled back.
+    /// 4 refused by a guard; 5 ran, a check failed, rolled back; 130
+    /// stopped by a second signal (the shell's code for an interrupt).
     pub fn exit_code(&self) -> u8 {
         match self {
+            Error::Stopped(_) => 130,
             Error::Usage(_) | Error::Source(_) | Error::Config(_) => 2,
             Error::Db(e) if e.kind == DbErrorKind::Usage => 2,
             Error::Check(_) => 3,
@@ -83,6 +88,9 @@ impl Error {
             // unsigned record where a signature is expected.
             Error::Record(RecordError::Signing(_)) => 4,
             Error::Record(RecordError::Usage(_)) => 2,
+            // The records folder and the database disagree: nothing may
+            // link to that chain until someone looks.
+            Error::Record(RecordError::Chain(_)) => 4,
             Error::Backup(_) | Error::Snapshot(_) | Error::Record(_) => 1,
             Error::Run(RunError::Backfill(e)) => e.exit_code(),
             Error::Seed(e) if e.is_usage() => 2,

@@ -298,8 +298,10 @@ impl Hook for BackupHook<'_> {
             .await
             .map_err(RunError::Db)?
             .unwrap_or_default();
+        let server = db.server_identity().await.map_err(RunError::Db)?;
         let binding = Binding {
             database_id: &database_id,
+            server: server.as_deref(),
             sha256: Some(&recorded.sha256),
         };
         let restored = if in_transaction {

@@ -88,6 +88,8 @@ pub struct Manifest {
     /// cluster and database): an archive is only ever restored there.
     #[serde(default)]
     pub database_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server: Option<String>,
     pub files: Vec<ManifestFile>,
 }
 

@@ -14,9 +14,11 @@ pub struct Target {
     pub environment: String,
     /// The URL with any password redacted.
     pub database: String,
-    /// [`Database::database_id`]: keel's id of the database (and, on
-    /// PostgreSQL, its cluster and database).
+    /// [`Database::database_id`]: keel's id of the database.
     pub database_id: String,
+    /// [`Database::server_identity`]: the cluster and database on
+    /// PostgreSQL, which a restored copy does not share.
+    pub server: Option<String>,
 }
 
 impl Target {
@@ -33,6 +35,7 @@ impl Target {
             environment: environment.to_string(),
             database: db.display_url().to_string(),
             database_id: id,
+            server: db.server_identity().await?,
         })
     }
 }

@@ -18,6 +18,11 @@ pub struct Verified {
 
 pub(super) type Archive = zip::ZipArchive<BufReader<File>>;
 
+/// The most a manifest may be: one entry per table is a few hundred bytes.
+const MAX_MANIFEST: u64 = 4 << 20;
+/// The most members an archive may have.
+const MAX_MEMBERS: usize = 10_000;
+
 /// Opens an archive and reads its manifest, without checking the CSVs.
 pub(super) fn open(path: &Path) -> Result<(Archive, Manifest), BackupError> {
     let file = File::open(path).map_err(|source| match source.kind() {
@@ -35,12 +40,27 @@ pub(super) fn open(path: &Path) -> Result<(Archive, Manifest), BackupError> {
     };
     let mut archive = zip::ZipArchive::new(BufReader::with_capacity(1 << 20, file))
         .map_err(|e| corrupt(format!("not a complete zip archive ({e})")))?;
+    if archive.len() > MAX_MEMBERS {
+        return Err(corrupt(format!(
+            "it holds {} files; a keel archive holds one CSV per table and its manifest",
+            archive.len()
+        )));
+    }
     let mut text = Vec::new();
+    // Read no more than a manifest can be, whatever the archive claims its
+    // size is: a small file may inflate to gigabytes.
     archive
         .by_name("manifest.json")
         .map_err(|_| corrupt("it has no manifest.json".into()))?
+        .take(MAX_MANIFEST + 1)
         .read_to_end(&mut text)
         .map_err(|e| corrupt(format!("manifest.json: {e}")))?;
+    if text.len() as u64 > MAX_MANIFEST {
+        return Err(corrupt(format!(
+            "manifest.json is larger than {} MiB; a keel manifest lists a few files",
+            MAX_MANIFEST >> 20
+        )));
+    }
     let manifest: Manifest = serde_json::from_slice(&text)
         .map_err(|e| corrupt(format!("manifest.json is not a keel manifest: {e}")))?;
     Ok((archive, manifest))

@@ -21,9 +21,10 @@ pub struct Restored {
 /// What an archive must be to be restored into a database.
 #[derive(Debug, Clone, Copy)]
 pub struct Binding<'a> {
-    /// The database's identity ([`Database::database_id`]): the manifest
-    /// must name this one.
+    /// The database's identity ([`Database::database_id`] and
+    /// [`Database::server_identity`]): the manifest must name this one.
     pub database_id: &'a str,
+    pub server: Option<&'a str>,
     /// The SHA-256 a migration's tracking row recorded for its backup
     /// (`down`, `execute`'s rollback); `None` for `keel restore FILE`.
     pub sha256: Option<&'a str>,
@@ -87,14 +88,27 @@ pub fn check_binding(
             path.display()
         )));
     }
-    if manifest.database_id != binding.database_id {
+    let other_server = match (manifest.server.as_deref(), binding.server) {
+        (Some(a), Some(b)) => a != b,
+        _ => false,
+    };
+    if manifest.database_id != binding.database_id || other_server {
         return Err(BackupError::Refused(format!(
-            "{} was taken from another database ({}, environment `{}`, id {}); this one has id {}: a backup is only ever restored into the database it came from\n  fix: connect to that database (`--env {}`), or, if this database really is a copy that should get those rows, load the CSV files with psql's \\copy",
+            "{} was taken from another database ({}, environment `{}`, id {}{}); this one is {}{}: a backup is only ever restored into the database it came from\n  fix: connect to that database (`--env {}`), or, if this database really is a copy that should get those rows, load the CSV files with psql's \\copy",
             path.display(),
             manifest.database,
             manifest.environment,
             manifest.database_id,
+            manifest
+                .server
+                .as_deref()
+                .map(|s| format!(" on server {s}"))
+                .unwrap_or_default(),
             binding.database_id,
+            binding
+                .server
+                .map(|s| format!(" on server {s}"))
+                .unwrap_or_default(),
             manifest.environment
         )));
     }

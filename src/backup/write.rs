@@ -53,6 +53,7 @@ pub async fn create(
             path: dir.clone(),
             source,
         })?;
+    remove_partials(&dir);
     let created_at = chrono::Utc::now();
     let path = crate::stamp::unique_path(&dir, "", ".zip");
     let partial = crate::stamp::partial(&path);
@@ -87,6 +88,17 @@ pub async fn create(
         manifest: checked.manifest,
         sha256: checked.sha256,
     })
+}
+
+/// Archives a killed run left half-written hold user data and are never
+/// used: gone before the next one is written (under the run lock, so no
+/// other keel is writing one).
+fn remove_partials(dir: &Path) {
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        if e.file_name().to_string_lossy().ends_with(".zip.partial") {
+            let _ = std::fs::remove_file(e.path());
+        }
+    }
 }
 
 async fn write_archive(
@@ -171,6 +183,7 @@ async fn export_all(
         environment: plan.target.environment.clone(),
         database: plan.target.database.clone(),
         database_id: plan.target.database_id.clone(),
+        server: plan.target.server.clone(),
         files,
     };
     let mut json = serde_json::to_vec_pretty(&manifest).map_err(|e| io(e.into()))?;

@@ -107,7 +107,7 @@ pub async fn run(global: Global, args: Args) -> Result<()> {
     n += 1;
     step(
         n,
-        "An auditor checks the record's signature and hash chain (`ssh-keygen -Y verify` accepts it too).",
+        "An auditor checks the record's signature, place, hash chain and runbook, and that the database registered it (`ssh-keygen -Y verify` accepts the signature too).",
         &["record", "verify", &record],
         quiet,
     )

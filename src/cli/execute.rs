@@ -68,9 +68,16 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<()> {
         project: PathBuf::from("."),
     };
     let result = execute(db.as_mut(), plan, &ui).await;
+    if let Err(ExecuteError::Stopped(m)) = result {
+        // Stopped at once: the connection may be mid-statement, so it is
+        // dropped, not closed politely; the server rolls back what is open.
+        drop(db);
+        return Err(Error::Stopped(m));
+    }
     db.close().await;
     let finished = match result {
         Ok(f) => f,
+        Err(ExecuteError::Stopped(m)) => return Err(Error::Stopped(m)),
         Err(ExecuteError::Refused(m)) => return Err(Error::Refused(m)),
         Err(ExecuteError::DryRun(m)) => return Err(Error::Check(m)),
         Err(ExecuteError::Db(e)) => return Err(Error::Db(e)),

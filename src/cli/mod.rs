@@ -30,6 +30,7 @@ use crate::error::{Error, Result};
 use crate::migration::{Migration, Version, load_dir};
 use crate::migrator::{Event, RunSettings};
 use clap::{Parser, Subcommand, ValueEnum};
+use std::io::Write;
 use std::path::PathBuf;
 
 #[derive(Debug, Parser)]
@@ -305,7 +306,7 @@ pub fn main() -> u8 {
             } else {
                 "error"
             };
-            eprintln!("{prefix}: {}", e.to_string().trim_end());
+            let _ = writeln!(std::io::stderr(), "{prefix}: {}", e.to_string().trim_end());
             e.exit_code()
         }
     }

@@ -14,16 +14,18 @@ impl Output {
         Output { quiet, json }
     }
 
-    /// A progress or status line on stderr, unless `-q`.
+    /// A progress or status line on stderr, unless `-q`. A terminal that
+    /// went away (SIGHUP, a dropped SSH session) makes the write fail; the
+    /// work goes on regardless (`eprintln!` would panic).
     pub fn progress(&self, line: &str) {
         if !self.quiet {
-            eprintln!("{line}");
+            let _ = writeln!(std::io::stderr(), "{line}");
         }
     }
 
     pub fn detail(&self, verbose: bool, line: &str) {
         if verbose && !self.quiet {
-            eprintln!("{line}");
+            let _ = writeln!(std::io::stderr(), "{line}");
         }
     }
 

@@ -1,9 +1,13 @@
-//! `keel record verify FILE` (and the hidden `keel record new`, which writes
-//! the kind of record `execute` writes, for tests and demos).
+//! `keel record verify FILE` and `keel record verify --all`.
+//!
+//! There is no command that writes a record by hand: a record exists only
+//! because `execute` ran, and it is registered in the database it ran on.
 
 use super::Ctx;
-use crate::error::Result;
-use crate::record::{self, AllowedSigners, FileRef, Outcome, Record, Signer, StepOutcome};
+use crate::db::Database;
+use crate::error::{Error, Result};
+use crate::record::{self, AllowedSigners, RecordError};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 /// Records live in `records/` of the project.
@@ -17,116 +21,162 @@ pub struct Args {
 
 #[derive(Debug, clap::Subcommand)]
 pub enum Sub {
-    /// Check a record's signature against allowed signers, and its hash chain
+    /// Check a record (signature, place, hash chain, runbook, and against its environment's database), or --all of them
     Verify {
         /// records/<version>_<name>/<env>-<stamp>.json
-        file: PathBuf,
+        #[arg(required_unless_present = "all", conflicts_with = "all")]
+        file: Option<PathBuf>,
+        /// Every record of every environment (only --env's with --env), each chain end to end
+        #[arg(long)]
+        all: bool,
         /// ssh-keygen's allowed_signers file (default: allowed_signers in keel.toml, else ./allowed_signers)
         #[arg(long, value_name = "FILE")]
         allowed_signers: Option<PathBuf>,
     },
-    /// Write and sign a record for a migration (what execute does at its end)
-    #[command(hide = true)]
-    New {
-        version: String,
-        #[arg(long, default_value = "applied")]
-        outcome: String,
-        #[arg(long)]
-        snapshot: Option<PathBuf>,
-        #[arg(long)]
-        backup: Vec<PathBuf>,
-        #[arg(long)]
-        runbook: Option<PathBuf>,
-        /// Write without a signature even if keel.toml configures a key
-        #[arg(long)]
-        unsigned: bool,
-    },
 }
 
 pub async fn run(ctx: &Ctx, args: Args) -> Result<()> {
-    match args.command {
-        Sub::Verify {
-            file,
-            allowed_signers,
-        } => {
-            let path = allowed_signers
-                .or_else(|| ctx.config.allowed_signers.clone())
-                .unwrap_or_else(|| PathBuf::from("allowed_signers"));
-            let allowed = AllowedSigners::load(&path)?;
-            let v = record::verify(&file, &allowed)?;
-            if ctx.out.json {
-                ctx.out.json(&serde_json::json!({
-                    "path": v.path, "ok": true, "signer": v.signer, "fingerprint": v.fingerprint,
-                    "environment": v.record.environment, "sequence": v.record.sequence,
-                    "migration": v.record.migration.id, "outcome": v.record.outcome,
-                    "chain": v.chain,
-                }));
-            } else {
-                ctx.out.data(&format!(
-                    "ok {}\n  signed by {} ({}), namespace {}\n  record #{} of {}: {} {}; hash chain intact back to #1 ({} earlier record(s))",
-                    v.path.display(),
-                    v.signer,
-                    v.fingerprint,
-                    record::NAMESPACE,
-                    v.record.sequence,
-                    v.record.environment,
-                    v.record.migration.id,
-                    serde_json::to_value(v.record.outcome)
-                        .ok()
-                        .and_then(|o| o.as_str().map(String::from))
-                        .unwrap_or_default(),
-                    v.chain.len()
-                ));
-            }
-            Ok(())
-        }
-        Sub::New {
-            version,
-            outcome,
-            snapshot,
-            backup,
-            runbook,
-            unsigned,
-        } => {
-            let files = ctx.migrations()?;
-            let migration = super::find_migration(&files, &version)?.clone();
-            let env = ctx.global.env.clone().unwrap_or_else(|| "default".into());
-            let database = ctx
-                .database_url()
-                .map(|u| crate::config::redact(&u))
-                .unwrap_or_default();
-            let mut rec = Record::start(&env, &migration, &database);
-            let t = chrono::Utc::now();
-            rec.snapshot = snapshot.as_deref().map(file_ref).transpose()?;
-            rec.runbook = runbook.as_deref().map(file_ref).transpose()?;
-            rec.backups = backup.iter().map(|p| file_ref(p)).collect::<Result<_>>()?;
-            rec.step("migrate", StepOutcome::Ok, t, None);
-            rec.outcome = match outcome.as_str() {
-                "applied" => Outcome::Applied,
-                "rolled_back" => Outcome::RolledBack,
-                "refused" => Outcome::Refused,
-                _ => Outcome::Failed,
-            };
-            rec.finished_at = chrono::Utc::now();
-            rec.signer = ctx.config.signer.clone();
-            let signer = if unsigned {
-                None
-            } else {
-                Signer::from_config(&ctx.config, Path::new("."))?
-            };
-            let written = match &signer {
-                Some(s) => record::write_signed(Path::new(DIR), rec, s)?,
-                None => record::write_unsigned(Path::new(DIR), rec)?,
-            };
-            ctx.out.data(&written.path.display().to_string());
-            Ok(())
-        }
+    let Sub::Verify {
+        file,
+        all,
+        allowed_signers,
+    } = args.command;
+    let path = allowed_signers
+        .or_else(|| ctx.config.allowed_signers.clone())
+        .unwrap_or_else(|| PathBuf::from("allowed_signers"));
+    let allowed = AllowedSigners::load(&path)?;
+    match file {
+        Some(file) if !all => verify_one(ctx, &file, &allowed).await,
+        _ => verify_all(ctx, &allowed).await,
     }
 }
 
-fn file_ref(path: &Path) -> Result<FileRef> {
-    Ok(FileRef {
-        path: path.to_string_lossy().into_owned(),
-        sha256: crate::digest::sha256_file(path)?,
-    })
+/// The database of environment `env`: `--database-url`/`--env` when given
+/// (an error if it cannot be reached), else keel.toml's environment of that
+/// name when its URL is set; otherwise why there is none.
+async fn database_for(ctx: &Ctx, env: &str) -> Result<Result<Box<dyn Database>, String>> {
+    if ctx.global.database_url.is_some() || ctx.global.env.is_some() {
+        return Ok(Ok(ctx.connect().await?));
+    }
+    if !ctx.config.environments.contains_key(env) {
+        return Ok(Err(format!(
+            "`{env}` is not an environment in keel.toml; pass --env NAME or --database-url to check it"
+        )));
+    }
+    let url = match ctx.config.database_url(None, Some(env)) {
+        Ok(u) => u,
+        Err(e) => {
+            let why = e.to_string();
+            return Ok(Err(why.lines().next().unwrap_or_default().to_string()));
+        }
+    };
+    Ok(crate::db::connect(&url)
+        .await
+        .map_err(|e| format!("cannot reach `{env}`'s database: {e}")))
+}
+
+async fn verify_one(ctx: &Ctx, file: &Path, allowed: &AllowedSigners) -> Result<()> {
+    let env = record::read(file)?.environment;
+    let mut db = database_for(ctx, &env).await?;
+    let result = record::verify(
+        file,
+        allowed,
+        match db.as_mut() {
+            Ok(d) => Ok(d.as_mut() as &mut dyn Database),
+            Err(why) => Err(why.clone()),
+        },
+    )
+    .await;
+    if let Ok(d) = db {
+        d.close().await;
+    }
+    let v = result?;
+    if ctx.out.json {
+        ctx.out.json(&serde_json::json!({
+            "path": v.path, "ok": true, "signer": v.signer, "fingerprint": v.fingerprint,
+            "environment": v.record.environment, "sequence": v.record.sequence,
+            "migration": v.record.migration.id, "outcome": v.record.outcome,
+            "chain": v.chain, "checks": v.checks,
+        }));
+        return Ok(());
+    }
+    let mut text = format!(
+        "ok {}\n  signed by {} ({}), namespace {}\n  record #{} of {}: {} {}; in its migration's folder under its environment's name; hash chain intact back to #1 ({} earlier record(s))",
+        v.path.display(),
+        v.signer,
+        v.fingerprint,
+        record::NAMESPACE,
+        v.record.sequence,
+        v.record.environment,
+        v.record.migration.id,
+        v.record.outcome.as_str(),
+        v.chain.len()
+    );
+    for c in &v.checks {
+        text.push_str(&format!("\n  {}", c.what));
+    }
+    ctx.out.data(&text);
+    Ok(())
+}
+
+async fn verify_all(ctx: &Ctx, allowed: &AllowedSigners) -> Result<()> {
+    let records_dir = Path::new(DIR);
+    let envs = match &ctx.global.env {
+        Some(e) => vec![e.clone()],
+        None => record::chain_environments(records_dir),
+    };
+    let mut dbs = BTreeMap::new();
+    for env in envs {
+        let db = database_for(ctx, &env).await?;
+        dbs.insert(env, db);
+    }
+    let result = record::verify_all(records_dir, allowed, &mut dbs).await;
+    for (_, db) in dbs {
+        if let Ok(d) = db {
+            d.close().await;
+        }
+    }
+    let reports = result?;
+    let failed: usize = reports.iter().map(|r| r.problems.len()).sum();
+    if ctx.out.json {
+        ctx.out
+            .json(&serde_json::json!({ "ok": failed == 0, "environments": reports }));
+    } else {
+        let mut text = String::new();
+        for r in &reports {
+            if r.environment.is_empty() {
+                for p in &r.problems {
+                    text.push_str(&format!("FAILED {p}\n"));
+                }
+                continue;
+            }
+            if r.problems.is_empty() {
+                text.push_str(&format!(
+                    "ok `{}`: {} record(s), each signed by an allowed signer, in its place, with its runbook as the run left it; one chain from #1 to #{}\n",
+                    r.environment, r.records, r.records
+                ));
+            } else {
+                text.push_str(&format!(
+                    "FAILED `{}`: {} record(s)\n",
+                    r.environment, r.records
+                ));
+                for p in &r.problems {
+                    text.push_str(&format!("  {}\n", p.replace('\n', "\n    ")));
+                }
+            }
+            for c in &r.checks {
+                text.push_str(&format!("  {}\n", c.what));
+            }
+        }
+        if reports.is_empty() {
+            text.push_str("no records in records/\n");
+        }
+        ctx.out.data(&text);
+    }
+    if failed > 0 {
+        return Err(Error::Record(RecordError::Invalid(format!(
+            "{failed} problem(s) in the records (listed above)\n  fix: do not trust the records named; recover them from version control"
+        ))));
+    }
+    Ok(())
 }

@@ -22,8 +22,10 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<()> {
     let mut db = ctx.connect().await?;
     let result = async {
         let id = db.database_id().await?.unwrap_or_default();
+        let server = db.server_identity().await?;
         let binding = crate::backup::Binding {
             database_id: &id,
+            server: server.as_deref(),
             sha256: None,
         };
         Ok::<_, crate::error::Error>(

@@ -37,6 +37,7 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<()> {
     match args.command {
         Sub::Take => {
             let env = ctx.global.env.clone().unwrap_or_else(|| "default".into());
+            removed_stale(ctx)?;
             let mut db = ctx.connect().await?;
             ctx.out.progress(&format!(
                 "taking a snapshot of {} ({})…",
@@ -85,6 +86,9 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<()> {
             older_than,
             dry_run,
         } => {
+            if !dry_run {
+                removed_stale(ctx)?;
+            }
             let deleted = crate::snapshot::prune(
                 Path::new(DIR),
                 older_than,
@@ -106,4 +110,15 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<()> {
             Ok(())
         }
     }
+}
+
+/// Removes what killed `snapshot take` runs left and says so.
+fn removed_stale(ctx: &Ctx) -> Result<()> {
+    for p in crate::snapshot::remove_stale(Path::new(DIR))? {
+        ctx.out.progress(&format!(
+            "removed {}: an unfinished snapshot a stopped `keel snapshot take` left",
+            p.display()
+        ));
+    }
+    Ok(())
 }

@@ -6,10 +6,19 @@ pub async fn run(ctx: &Ctx) -> Result<()> {
     let files = ctx.migrations()?;
     let mut db = ctx.connect().await?;
     let rows = db.tracking_rows().await;
+    let records = crate::record::store::all(db.as_mut()).await;
     db.close().await;
     let entries = reconcile(&files, rows?);
+    let interrupted = interrupted(&records?);
     if ctx.out.json {
         ctx.out.json(&serde_json::json!({
+            "interrupted": interrupted.iter().map(|r| serde_json::json!({
+                "environment": r.environment,
+                "migration": r.migration,
+                "record": format!("records/{}", r.path),
+                "started_at": r.written_at,
+                "fix": fix(r),
+            })).collect::<Vec<_>>(),
             "migrations": entries.iter().map(|e| serde_json::json!({
                 "version": e.version,
                 "name": e.name,
@@ -72,8 +81,40 @@ pub async fn run(ctx: &Ctx) -> Result<()> {
             }
         }
     }
+    for r in &interrupted {
+        text.push_str(&format!(
+            "\ninterrupted: the run of {} on `{}` (intent records/{}, {}) has no final record: keel was stopped during it, or it is still running\n  fix: {}",
+            r.migration,
+            r.environment,
+            r.path,
+            r.written_at,
+            fix(r)
+        ));
+    }
     ctx.out.data(&text);
     Ok(())
+}
+
+/// Each environment whose newest record is an intent without its final record.
+fn interrupted(records: &[crate::record::store::Row]) -> Vec<crate::record::store::Row> {
+    let mut newest: std::collections::BTreeMap<&str, &crate::record::store::Row> =
+        Default::default();
+    for r in records {
+        newest.insert(&r.environment, r);
+    }
+    newest
+        .into_values()
+        .filter(|r| crate::record::chain::is_open(r))
+        .cloned()
+        .collect()
+}
+
+fn fix(r: &crate::record::store::Row) -> String {
+    let version = r.migration.get(..14).unwrap_or(&r.migration);
+    format!(
+        "`keel execute {version} --env {}` finishes it (post-migration checks, rollback if one fails, record) or records it as interrupted",
+        r.environment
+    )
 }
 
 /// Left-aligned columns separated by two spaces.

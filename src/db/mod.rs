@@ -213,6 +213,22 @@ pub struct NotNullCheck {
     pub valid: bool,
 }
 
+/// What a snapshot says about itself, and what this database is, so the
+/// caller can tell a dump of another database.
+#[derive(Debug, Clone, Default)]
+pub struct SnapshotFacts {
+    /// The database the dump was taken of (PostgreSQL's archive header).
+    pub database: Option<String>,
+    /// This connection's database, comparable with `database`.
+    pub this_database: Option<String>,
+    /// The `keel_meta` database id in the snapshot, and this database's:
+    /// unlike names, equal only for copies of one database.
+    pub database_id: Option<String>,
+    pub this_database_id: Option<String>,
+    /// When the dump was taken, by the archive's own header.
+    pub created_at: Option<DateTime<Utc>>,
+}
+
 #[async_trait]
 pub trait Database: Send {
     /// "PostgreSQL" or "SQLite", for messages.
@@ -262,6 +278,13 @@ pub trait Database: Send {
     /// (`keel_meta`): what backups and snapshots are bound to. `None`
     /// before keel first wrote to it.
     async fn database_id(&mut self) -> Result<Option<String>, DbError>;
+    /// What tells this database apart from a copy of it restored elsewhere
+    /// (a copy carries keel_meta's id along): PostgreSQL's cluster system
+    /// identifier and the database's OID. `None` where there is no such
+    /// thing (SQLite) or the server does not say.
+    async fn server_identity(&mut self) -> Result<Option<String>, DbError> {
+        Ok(None)
+    }
     /// Undoes what a migration changed in the session's settings
     /// (PostgreSQL: `search_path`, `ROLE`), so that the next migration and
     /// keel's own statements run in the session as keel opened it.
@@ -372,6 +395,11 @@ pub trait Database: Send {
     /// Writes a consistent copy of the whole database to `dest`
     /// (PostgreSQL: `pg_dump -Fc`; SQLite: `VACUUM INTO`).
     async fn snapshot(&mut self, dest: &Path) -> Result<(), DbError>;
+    /// Reads a snapshot file back with the dialect's own tools, so that a
+    /// file that merely starts like a dump is not taken for one
+    /// (PostgreSQL: `pg_restore --list`; SQLite: opened read-only, `PRAGMA
+    /// quick_check`). An unreadable file is an error.
+    async fn read_snapshot(&mut self, path: &Path) -> Result<SnapshotFacts, DbError>;
 
     /// Runs one statement with bound parameters and returns the number of
     /// rows it affected (a backfill batch, a calibration step).

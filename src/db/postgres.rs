@@ -303,6 +303,19 @@ impl Database for Postgres {
         .map_err(|e| self.err(e))
     }
 
+    async fn server_identity(&mut self) -> Result<Option<String>, DbError> {
+        // pg_control_system() is open to every role by default, but a
+        // hosted server may revoke it: then the id alone binds.
+        Ok(sqlx::query_scalar(
+            "SELECT (SELECT system_identifier::text FROM pg_control_system()) || ':' || \
+             (SELECT oid::text FROM pg_database WHERE datname = current_database())",
+        )
+        .fetch_one(&mut self.conn)
+        .await
+        .ok()
+        .flatten())
+    }
+
     async fn reset_session(&mut self) -> Result<(), DbError> {
         // What a migration SET for its session (not SET LOCAL) outlives its
         // COMMIT; the next migration and keel's own queries start from the
@@ -899,6 +912,22 @@ impl Database for Postgres {
 
     async fn snapshot(&mut self, dest: &Path) -> Result<(), DbError> {
         super::pg_dump::dump(&self.secret_url, &self.url, dest).await
+    }
+
+    async fn read_snapshot(&mut self, path: &Path) -> Result<super::SnapshotFacts, DbError> {
+        let header = super::pg_dump::list(path).await?;
+        let id = super::pg_dump::database_id(path).await?;
+        let this: String = sqlx::query_scalar("SELECT current_database()::text")
+            .fetch_one(&mut self.conn)
+            .await
+            .map_err(|e| self.err(e))?;
+        Ok(super::SnapshotFacts {
+            database: header.dbname,
+            this_database: Some(this),
+            database_id: id,
+            this_database_id: self.database_id().await?,
+            created_at: header.created_at,
+        })
     }
 
     async fn execute_bound(&mut self, sql: &str, params: &[Value]) -> Result<u64, DbError> {

@@ -837,6 +837,49 @@ impl Database for Sqlite {
             .map_err(|e| self.err(e))
     }
 
+    async fn read_snapshot(&mut self, path: &Path) -> Result<super::SnapshotFacts, DbError> {
+        // Read-only and immutable: checking a snapshot never writes to it
+        // (no journal, no WAL files beside it).
+        let shown = path.display().to_string();
+        let unreadable = |e: sqlx::Error| {
+            DbError::new(
+                DbErrorKind::Statement,
+                format!("{shown} is not a readable SQLite database: {e}"),
+            )
+        };
+        let mut conn = SqliteConnectOptions::new()
+            .filename(path)
+            .read_only(true)
+            .immutable(true)
+            .disable_statement_logging()
+            .connect()
+            .await
+            .map_err(unreadable)?;
+        let verdict: Vec<String> = sqlx::query_scalar("PRAGMA quick_check")
+            .fetch_all(&mut conn)
+            .await
+            .map_err(unreadable)?;
+        // The id keel_meta held when the snapshot was taken, if any.
+        let id: Option<String> = sqlx::query_scalar(&format!(
+            "SELECT value FROM {META} WHERE key = 'database_id'"
+        ))
+        .fetch_optional(&mut conn)
+        .await
+        .unwrap_or(None);
+        let _ = conn.close().await;
+        if verdict.first().map(String::as_str) != Some("ok") {
+            return Err(DbError::new(
+                DbErrorKind::Statement,
+                format!("{shown} fails SQLite's quick_check: {}", verdict.join("; ")),
+            ));
+        }
+        Ok(super::SnapshotFacts {
+            database_id: id,
+            this_database_id: self.database_id().await?,
+            ..Default::default()
+        })
+    }
+
     async fn execute_bound(&mut self, sql: &str, params: &[Value]) -> Result<u64, DbError> {
         let mut args = SqliteArguments::default();
         for p in params {

@@ -10,7 +10,13 @@ pub const META: &str = "keel_meta";
 
 /// Every table keel keeps for itself: left out of `tables()` and so of
 /// `inspect`, `seed` and schema listings.
-pub const KEEL_TABLES: [&str; 4] = [TABLE, META, "keel_backfills", "keel_backfill_failures"];
+pub const KEEL_TABLES: [&str; 5] = [
+    TABLE,
+    META,
+    "keel_backfills",
+    "keel_backfill_failures",
+    "keel_records",
+];
 
 /// The columns a tracking table made by an earlier keel lacks, with their
 /// type: added on first use (`ensure_tracking`).

@@ -8,7 +8,7 @@ use crate::db::{Database, Timeouts};
 use crate::migration::Migration;
 use crate::migrator::{State, reconcile, refuse_blocked};
 use crate::record::Signer;
-use crate::snapshot::{self, Snapshot};
+use crate::snapshot;
 use std::path::Path;
 
 /// The configured signer, with its key tried on a throwaway message so a
@@ -39,9 +39,29 @@ pub fn signer(
     }
 }
 
-/// The runbook as reviewed: its text and SHA-256, refused when it is
-/// missing or was rendered from another checksum.
-pub fn runbook(path: &Path, m: &Migration) -> Result<(String, String), ExecuteError> {
+/// A runbook that passed its guard.
+pub struct CheckedRunbook {
+    /// SHA-256 of the file as read.
+    pub sha256: String,
+    /// The reviewed body (unticked): where the checklist is read from, so
+    /// nothing appended below the records marker can add an item.
+    pub reviewed: String,
+    /// SHA-256 binding the reviewed body to the migration (the marker's `body=`).
+    pub digest: String,
+}
+
+/// The runbook as reviewed, refused when it is missing, was rendered from
+/// another checksum, or its reviewed body is not the one rendered: neither
+/// the SHA-256 on its first line nor what keel renders for the migration
+/// now (SQL shown, checklist items, commands) may differ. A body edited and
+/// its SHA-256 recomputed still differs from the render.
+pub fn runbook(
+    path: &Path,
+    m: &Migration,
+    files: &[Migration],
+    config: &Config,
+    project: &Path,
+) -> Result<CheckedRunbook, ExecuteError> {
     let fix = format!(
         "render it with `keel runbook {}`, review it, and commit it",
         m.version
@@ -62,29 +82,68 @@ pub fn runbook(path: &Path, m: &Migration) -> Result<(String, String), ExecuteEr
             )));
         }
     };
-    let Some((id, checksum)) = crate::runbook::marker(&text) else {
+    let Some(marker) = crate::runbook::marker(&text) else {
         return Err(ExecuteError::Refused(format!(
-            "{} does not start with keel's `<!-- keel:runbook migration=… checksum=… -->` line, so keel cannot tell which migration it was rendered from\n  fix: {fix}",
+            "{} does not start with keel's `<!-- keel:runbook migration=… checksum=… body=… -->` line, so keel cannot tell which migration it was rendered from\n  fix: {fix}",
             path.display()
         )));
     };
-    if id != m.id() {
+    if marker.migration != m.id() {
         return Err(ExecuteError::Refused(format!(
-            "{} was rendered for migration {id}, not {}\n  fix: {fix}",
+            "{} was rendered for migration {}, not {}\n  fix: {fix}",
             path.display(),
+            marker.migration,
             m.id()
         )));
     }
-    if checksum != m.checksum {
+    if marker.checksum != m.checksum {
         return Err(ExecuteError::Refused(format!(
-            "the runbook {} is stale: it was rendered from checksum {checksum}, but {} now has checksum {}; the migration changed after its runbook was reviewed\n  fix: {fix}",
+            "the runbook {} is stale: it was rendered from checksum {}, but {} now has checksum {}; the migration changed after its runbook was reviewed\n  fix: {fix}",
             path.display(),
+            marker.checksum,
             m.id(),
             m.checksum
         )));
     }
-    let sha = crate::digest::sha256_bytes(text.as_bytes());
-    Ok((text, sha))
+    let reviewed = crate::runbook::binding::reviewed(&text);
+    let rendered =
+        crate::runbook::render(project, &crate::runbook::Runbook::build(m, files, config))
+            .map_err(|e| ExecuteError::Refused(format!("{e}\n  nothing was changed")))?;
+    let expected = crate::runbook::binding::reviewed(&rendered);
+    let differs = || match crate::runbook::binding::first_difference(&reviewed, &expected) {
+        Some((line, has, want)) => {
+            format!("; line {line} reads `{has}` where keel renders `{want}`")
+        }
+        None => String::new(),
+    };
+    let digest = crate::runbook::binding::digest(&marker.migration, &marker.checksum, &reviewed);
+    let Some(body) = marker.body else {
+        return Err(ExecuteError::Refused(format!(
+            "the runbook {} has no SHA-256 of its reviewed body on its first line (it was rendered by an older keel), so keel cannot tell whether the SQL and checklist in it are the ones reviewed\n  fix: {fix}",
+            path.display()
+        )));
+    };
+    if body != digest {
+        return Err(ExecuteError::Refused(format!(
+            "the runbook {} was edited after it was rendered: its reviewed body (everything above the execution records, ticks aside) no longer matches the SHA-256 on its first line{}; execute follows only the runbook that was reviewed\n  fix: {fix}",
+            path.display(),
+            differs()
+        )));
+    }
+    if reviewed != expected {
+        return Err(ExecuteError::Refused(format!(
+            "the runbook {} is not what keel renders for {} now{} (edited with its SHA-256 recomputed, or keel.toml, the template or keel changed since it was rendered); execute follows only a runbook that shows what it will do\n  fix: {fix}",
+            path.display(),
+            m.id(),
+            differs()
+        )));
+    }
+    let sha256 = crate::digest::sha256_bytes(text.as_bytes());
+    Ok(CheckedRunbook {
+        sha256,
+        reviewed,
+        digest,
+    })
 }
 
 /// Refuses unless `m` is the next pending migration and nothing blocks runs.
@@ -164,13 +223,16 @@ pub async fn next_pending(
 }
 
 /// The snapshot to rely on: `--snapshot FILE`, else the environment's
-/// newest; checked against its `.sha256`. Required where keel.toml says so.
-pub fn snapshot(
+/// newest; checked against its `.sha256`, read back by the database's own
+/// tools, and required to be of this environment and database and recent
+/// ([`snapshot::check`]). Required where keel.toml says so.
+pub async fn snapshot(
+    db: &mut dyn Database,
     explicit: Option<&Path>,
     dir: &Path,
     env_name: &str,
     env: &Environment,
-) -> Result<Option<Snapshot>, ExecuteError> {
+) -> Result<Option<snapshot::Checked>, ExecuteError> {
     let path = match explicit {
         Some(p) => Some(p.to_path_buf()),
         None => snapshot::newest(dir, env_name)
@@ -183,11 +245,19 @@ pub fn snapshot(
             dir.display()
         ))),
         None => Ok(None),
-        Some(p) => snapshot::verify(&p).map(Some).map_err(|e| {
-            ExecuteError::Refused(format!(
-                "{e}\n  execute does not run on an unverified snapshot; nothing was changed"
-            ))
-        }),
+        Some(p) => {
+            let max_age = env
+                .snapshot_max_age
+                .unwrap_or(crate::config::SNAPSHOT_MAX_AGE);
+            snapshot::check(db, &p, env_name, max_age)
+                .await
+                .map(Some)
+                .map_err(|e| {
+                    ExecuteError::Refused(format!(
+                        "{e}\n  execute does not run on a snapshot it cannot rely on; nothing was changed"
+                    ))
+                })
+        }
     }
 }
 

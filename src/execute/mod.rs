@@ -2,15 +2,20 @@
 //! run, post-migration checks, automatic rollback, record.
 //!
 //! Everything up to the checklist's last answer changes nothing (the dry
-//! run is rolled back); a refusal there leaves no trace. From the backup on,
-//! every outcome is written into a (signed) execution record and appended
-//! to the runbook.
+//! run is rolled back); a refusal there leaves no trace. Right before the
+//! migration runs, an intent record (`started`) is written and registered
+//! in the database; from then on every outcome ends in a (signed) final
+//! record linked to it and appended to the runbook. A run that keel could
+//! not finish (killed, the machine lost) is finished or recorded by the
+//! next `execute` of that environment ([`recover`]).
 
 pub mod alert;
 pub mod checks;
 pub mod confirm;
 mod guard;
+mod recover;
 pub mod report;
+pub mod signals;
 
 use crate::backfill::BackfillError;
 use crate::backup::{BackupHook, Created};
@@ -18,10 +23,12 @@ use crate::config::{Config, Environment};
 use crate::db::{Database, DbError, Timeouts};
 use crate::migration::Migration;
 use crate::migrator::{Event, RunError, RunSettings, Runner};
-use crate::record::{self, FileRef, Outcome, Record, StepOutcome, Written};
+use crate::record::{self, FileRef, Outcome, Record, RunbookRef, Signer, StepOutcome, Written};
 use crate::runbook::annotate;
 use chrono::{DateTime, Utc};
 use confirm::Confirmer;
+use signals::Signals;
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 /// Everything a guarded run needs to know.
@@ -75,6 +82,10 @@ pub enum ExecuteError {
     /// The run's outcome is known but its record could not be written (exit 1).
     #[error("{0}")]
     Unrecorded(String),
+    /// A second Ctrl-C/SIGTERM/SIGHUP stopped the run at once; the intent
+    /// record stays for the next `execute` to finish (exit 130).
+    #[error("{0}")]
+    Stopped(String),
 }
 
 /// The step ids keel verifies itself instead of asking.
@@ -168,18 +179,8 @@ pub async fn execute(
     let project = plan.project.clone();
     let runbook_path = crate::runbook::path_for(&at(&project, "runbooks"), m);
     let runbook_shown = crate::runbook::path_for(Path::new("runbooks"), m);
-    let backups_dir = at(&project, "backups");
-    let timeouts = Timeouts {
-        lock: m.meta.lock_timeout.unwrap_or(plan.settings.lock_timeout),
-        statement: m
-            .meta
-            .statement_timeout
-            .unwrap_or(plan.settings.statement_timeout),
-    };
-    let mut log = Log {
-        rec: Record::start(plan.env_name, m, db.display_url()),
-        say: ui.say,
-    };
+    let records_dir = at(&project, "records");
+    let timeouts = timeouts(m, &plan.settings);
     (ui.say)(&format!(
         "execute {} on `{}` ({})",
         m.id(),
@@ -187,16 +188,36 @@ pub async fn execute(
         db.display_url()
     ));
 
+    // 0. A run of this environment that never wrote its final record is
+    //    finished (or recorded as interrupted) before anything else.
+    let head = record::store::head(db, plan.env_name)
+        .await
+        .map_err(ExecuteError::Db)?;
+    if head.as_ref().is_some_and(record::chain::is_open) {
+        let signer = guard::signer(plan.config, &project, plan.env_name, plan.env)?;
+        if let Some(done) = recover::recover(db, &plan, ui, signer.as_ref()).await? {
+            return done;
+        }
+    }
+
+    let mut log = Log {
+        rec: Record::start(plan.env_name, m, db.display_url()),
+        say: ui.say,
+    };
+
     // 1. Guards: nothing changes, nothing is written.
     let t = now();
     let signer = guard::signer(plan.config, &project, plan.env_name, plan.env)?;
     match &signer {
-        Some(s) => log.step(
-            "signing-key",
-            StepOutcome::Ok,
-            t,
-            format!("the record will be signed by {}", s.principal()),
-        ),
+        Some(s) => {
+            log.rec.signer = Some(s.principal().to_string());
+            log.step(
+                "signing-key",
+                StepOutcome::Ok,
+                t,
+                format!("the record will be signed by {}", s.principal()),
+            )
+        }
         None => log.step(
             "signing-key",
             StepOutcome::Skipped,
@@ -205,17 +226,20 @@ pub async fn execute(
         ),
     }
     let t = now();
-    let (runbook_text, runbook_sha) = guard::runbook(&runbook_path, m)?;
-    log.rec.runbook = Some(FileRef {
+    let checked = guard::runbook(&runbook_path, m, plan.files, plan.config, &project)?;
+    log.rec.runbook = Some(RunbookRef {
         path: runbook_shown.display().to_string(),
-        sha256: runbook_sha,
+        sha256: checked.sha256.clone(),
+        reviewed: Some(checked.digest.clone()),
+        ticked: Vec::new(),
+        section: None,
     });
     log.step(
         "runbook",
         StepOutcome::Ok,
         t,
         format!(
-            "{} was rendered from the migration's checksum {}",
+            "{} was rendered from the migration's checksum {} and its reviewed body is unchanged",
             runbook_shown.display(),
             &m.checksum[..12]
         ),
@@ -225,24 +249,41 @@ pub async fn execute(
     log.step("pending", StepOutcome::Ok, t, detail);
 
     let t = now();
+    let rows = record::store::rows(db, plan.env_name)
+        .await
+        .map_err(ExecuteError::Db)?;
+    let head = record::chain::check(&records_dir, plan.env_name, &rows)
+        .map_err(|e| ExecuteError::Refused(format!("{e}\n  nothing was changed")))?;
+    log.step(
+        "records",
+        StepOutcome::Ok,
+        t,
+        head.describe(Path::new("records"), plan.env_name),
+    );
+
+    let t = now();
     let snapshot = guard::snapshot(
+        db,
         plan.snapshot.as_deref(),
         &at(&project, "snapshots"),
         plan.env_name,
         plan.env,
-    )?;
+    )
+    .await?;
     let snapshot_done = snapshot.is_some();
     match &snapshot {
-        Some(s) => {
+        Some(c) => {
+            let s = &c.snapshot;
             log.rec.snapshot = Some(file_ref(&project, &s.path, &s.sha256));
             log.step(
                 SNAPSHOT,
                 StepOutcome::Ok,
                 t,
                 format!(
-                    "{} matches its SHA-256 {}",
+                    "{} matches its SHA-256 {}: {}",
                     s.path.strip_prefix(&project).unwrap_or(&s.path).display(),
-                    &s.sha256[..16]
+                    &s.sha256[..16],
+                    c.detail
                 ),
             );
         }
@@ -258,8 +299,9 @@ pub async fn execute(
     let detail = guard::dry_run(db, m, timeouts).await?;
     log.step(DRY_RUN, StepOutcome::Ok, t, detail);
 
-    // 2. The checklist: what keel verified it ticks, the rest a person confirms.
-    let items = annotate::checklist(&runbook_text);
+    // 2. The checklist, from the reviewed body only: what keel verified it
+    //    ticks, the rest a person confirms.
+    let items = annotate::checklist(&checked.reviewed);
     let mut tick: Vec<String> = Vec::new();
     let mut backup_item = false;
     (ui.say)(&format!(
@@ -302,65 +344,119 @@ pub async fn execute(
         }
     }
 
-    // 3.–5. Under the run lock: backup, migrate, check, roll back.
+    // 3.–5. Under the run lock: backup, intent, migrate, check, roll back.
     let mut runner = Runner {
         db,
         settings: plan.settings,
         operator: crate::migrator::operator(),
         on_event: ui.on_event,
     };
-    // From here on a first Ctrl-C does not kill the run half-way: it
-    // finishes (checks, rollback if needed, record); a second one stops at
-    // once, and the database rolls back whatever transaction is open.
-    let interrupts = tokio::spawn(async {
-        let mut presses = 0;
-        while tokio::signal::ctrl_c().await.is_ok() {
-            presses += 1;
-            if presses == 1 {
-                eprintln!(
-                    "keel: Ctrl-C: finishing this run first (checks, rollback if needed, record) so that nothing is left half-done; press Ctrl-C again to stop at once"
-                );
-            } else {
-                eprintln!(
-                    "keel: stopping now: an open transaction rolls back; no execution record is written"
-                );
-                std::process::exit(130);
-            }
-        }
-    });
-    let t = now();
-    let lock = runner.lock().await;
-    if lock.is_err() {
-        interrupts.abort();
-    }
-    lock.map_err(|e| ExecuteError::Refused(format!("{e}\n  nothing was changed")))?;
-    log.step(
-        "run-lock",
-        StepOutcome::Ok,
-        t,
-        "no other keel run on this database".into(),
-    );
-    let result = locked(
-        &mut runner,
-        &plan,
+    // From here on a first Ctrl-C, SIGTERM or SIGHUP does not kill the run
+    // half-way: it finishes (checks, rollback if needed, record); a second
+    // one stops at once.
+    let signals = Signals::install();
+    let run = Run {
+        plan: &plan,
         ui,
-        &mut log,
-        &backups_dir,
+        signer: signer.as_ref(),
+        records_dir: &records_dir,
+        runbook_path: &runbook_path,
+        runbook_shown: &runbook_shown,
         timeouts,
-        backup_item,
-        &mut tick,
-    )
-    .await;
-    let _ = runner.unlock(Ok(())).await;
-    let (outcome, problem) = match result {
-        Ok(r) => r,
-        Err(e) => {
-            interrupts.abort();
-            return Err(e);
-        }
     };
+    let result = tokio::select! {
+        r = async {
+            let t = now();
+            runner
+                .lock()
+                .await
+                .map_err(|e| ExecuteError::Refused(format!("{e}\n  nothing was changed")))?;
+            log.step(
+                "run-lock",
+                StepOutcome::Ok,
+                t,
+                "no other keel run on this database".into(),
+            );
+            let (outcome, problem) = locked(&mut runner, &run, &mut log, backup_item, &mut tick).await?;
+            finish(runner.db, &run, &mut log, &tick, outcome, problem, &signals).await
+        } => Some(r),
+        () = signals.stopped() => None,
+    };
+    match result {
+        Some(r) => {
+            let _ = runner.unlock(Ok(())).await;
+            r
+        }
+        None => Err(stopped(
+            &run,
+            log.rec.steps.iter().any(|s| s.name == "intent"),
+        )),
+    }
+}
 
-    // 6. Alert, record, runbook.
+/// What the locked part of a run needs besides the runner and its log.
+struct Run<'a> {
+    plan: &'a Plan<'a>,
+    ui: &'a Ui<'a>,
+    signer: Option<&'a Signer>,
+    records_dir: &'a Path,
+    runbook_path: &'a Path,
+    runbook_shown: &'a Path,
+    timeouts: Timeouts,
+}
+
+fn timeouts(m: &Migration, settings: &RunSettings) -> Timeouts {
+    Timeouts {
+        lock: m.meta.lock_timeout.unwrap_or(settings.lock_timeout),
+        statement: m
+            .meta
+            .statement_timeout
+            .unwrap_or(settings.statement_timeout),
+    }
+}
+
+/// A second signal stopped the run at once; `intent`: after the intent
+/// record was written (so the migration may have run).
+fn stopped(run: &Run<'_>, intent: bool) -> ExecuteError {
+    let m = run.plan.migration;
+    let env = run.plan.env_name;
+    if !intent {
+        return ExecuteError::Stopped(format!(
+            "stopped by a second signal before {} ran on `{env}`: nothing was changed in the database\n  fix: run `keel execute {} --env {env}` again when you are ready",
+            m.id(),
+            m.version
+        ));
+    }
+    ExecuteError::Stopped(format!(
+        "stopped by a second signal while executing {} on `{env}`: an open transaction rolled back; what committed before stays, and so does the intent record\n  fix: `keel execute {} --env {env}` finishes the run (post-migration checks, rollback if one fails, record) or records it as interrupted; `keel status --env {env}` shows where it stands",
+        m.id(),
+        m.version,
+    ))
+}
+
+/// Alert (unless applied), the final record linked to the intent, and the
+/// runbook annotation whose SHA-256 the record carries.
+async fn finish(
+    db: &mut dyn Database,
+    run: &Run<'_>,
+    log: &mut Log<'_>,
+    tick: &[String],
+    outcome: Outcome,
+    problem: String,
+    signals: &Signals,
+) -> Result<Finished, ExecuteError> {
+    let plan = run.plan;
+    let m = plan.migration;
+    if let Some((name, at)) = signals.received() {
+        log.rec.step(
+            "signal",
+            StepOutcome::Ok,
+            at,
+            Some(format!(
+                "{name} received during the run; keel finished it (checks, rollback if needed, record) instead of stopping half-way"
+            )),
+        );
+    }
     log.rec.outcome = outcome;
     if outcome != Outcome::Applied {
         let summary = format!(
@@ -370,9 +466,9 @@ pub async fn execute(
             report::outcome_word(outcome).to_uppercase(),
             problem.trim_end(),
             log.rec.operator,
-            runbook_shown.display()
+            run.runbook_shown.display()
         );
-        (ui.say)(&format!(
+        (run.ui.say)(&format!(
             "ALERT: {}",
             summary.trim_end().replace('\n', "\n  ")
         ));
@@ -405,46 +501,24 @@ pub async fn execute(
         }
     }
     log.rec.finished_at = now();
-    let rec = log.rec.clone();
-    let records_dir = at(&project, "records");
-    let written = match &signer {
-        Some(s) => record::write_signed(&records_dir, rec.clone(), s),
-        None => record::write_unsigned(&records_dir, rec.clone()),
-    }
-    .map_err(|e| {
+    let unrecorded = |e: String| {
         ExecuteError::Unrecorded(format!(
-            "{} ended {} on `{}`, but its execution record could not be written: {e}\n  fix: write down what happened; the steps are printed above",
+            "{} ended {} on `{}`, but its execution record could not be written: {e}\n  fix: write down what happened (the steps are printed above); `keel execute {} --env {}` records the run from its intent record",
             m.id(),
             report::outcome_word(outcome),
+            plan.env_name,
+            m.version,
             plan.env_name
         ))
-    })?;
-    let record_shown = written
-        .path
-        .strip_prefix(&project)
-        .unwrap_or(&written.path)
-        .display()
-        .to_string();
-    let final_rec = record::read(&written.path).unwrap_or(rec);
-    let section = report::section(&final_rec, &record_shown, written.signature.is_some());
-    let ticks: Vec<&str> = tick.iter().map(String::as_str).collect();
-    let current = std::fs::read_to_string(&runbook_path).unwrap_or(runbook_text);
-    let annotated = annotate::annotate(&current, &ticks, &section);
-    let partial = crate::stamp::partial(&runbook_path);
-    std::fs::write(&partial, annotated)
-        .and_then(|()| std::fs::rename(&partial, &runbook_path))
-        .map_err(|e| {
-            ExecuteError::Unrecorded(format!(
-                "{}: cannot add the execution record: {e}\n  the signed record is {record_shown}",
-                runbook_path.display()
-            ))
-        })?;
-    interrupts.abort();
+    };
+    let (written, final_rec) = write_final(db, run, &mut log.rec, tick)
+        .await
+        .map_err(unrecorded)?;
     let finished = Finished {
         outcome,
         record: final_rec,
         written,
-        runbook: runbook_shown,
+        runbook: run.runbook_shown.to_path_buf(),
         problem,
     };
     if outcome == Outcome::Applied {
@@ -454,22 +528,146 @@ pub async fn execute(
     }
 }
 
-/// Backup, migrate, check and (if a check failed) roll back, with the run
-/// lock held. Returns the outcome and, unless applied, what went wrong.
-#[allow(clippy::too_many_arguments)]
+/// Writes `rec` as the run's final record (linked to the database's head,
+/// the intent) and appends its section to the runbook, ticking `tick`.
+/// The record carries the SHA-256 of that section, so it binds the runbook
+/// as the run left it.
+async fn write_final(
+    db: &mut dyn Database,
+    run: &Run<'_>,
+    rec: &mut Record,
+    tick: &[String],
+) -> Result<(Written, Record), String> {
+    let project = &run.plan.project;
+    let path = record::chain::reserve(run.records_dir, rec).map_err(|e| e.to_string())?;
+    let record_shown = path
+        .strip_prefix(project)
+        .unwrap_or(&path)
+        .display()
+        .to_string();
+    if let Some(s) = run.signer {
+        rec.signer = Some(s.principal().to_string());
+    }
+    let section = report::section(rec, &record_shown, run.signer.is_some());
+    if let Some(rb) = rec.runbook.as_mut() {
+        rb.ticked = tick.to_vec();
+        rb.section = Some(crate::runbook::binding::section_digest(&section));
+    }
+    let written = record::chain::write(db, run.records_dir, rec.clone(), run.signer, &path)
+        .await
+        .map_err(|e| e.to_string())?;
+    let final_rec = record::read(&written.path).unwrap_or_else(|_| rec.clone());
+    annotate_runbook(run.runbook_path, tick, &section).map_err(|e| {
+        format!(
+            "{}: cannot add the execution record: {e}; the signed record is {record_shown}",
+            run.runbook_path.display()
+        )
+    })?;
+    Ok((written, final_rec))
+}
+
+/// Ticks `tick` and appends `section`, through a temporary file.
+fn annotate_runbook(path: &Path, tick: &[String], section: &str) -> std::io::Result<()> {
+    let current = std::fs::read_to_string(path)?;
+    let ticks: Vec<&str> = tick.iter().map(String::as_str).collect();
+    let annotated = annotate::annotate(&current, &ticks, section);
+    let partial = crate::stamp::partial(path);
+    std::fs::write(&partial, annotated).and_then(|()| std::fs::rename(&partial, path))
+}
+
+/// Writes the intent record: the run as it stands right before the
+/// migration, outcome `started`, registered in the database. Until the
+/// final record links to it, it says a run of this migration began here.
+async fn write_intent(
+    db: &mut dyn Database,
+    run: &Run<'_>,
+    log: &mut Log<'_>,
+    tick: &[String],
+    before: &BTreeMap<String, i64>,
+) -> Result<(), ExecuteError> {
+    let m = run.plan.migration;
+    let t = now();
+    let mut intent = log.rec.clone();
+    intent.outcome = Outcome::Started;
+    intent.finished_at = t;
+    intent.row_counts = before.clone();
+    if let Some(rb) = intent.runbook.as_mut() {
+        rb.ticked = tick.to_vec();
+    }
+    log.rec.row_counts = before.clone();
+    let refused = |e: record::RecordError| {
+        ExecuteError::Refused(format!(
+            "{e}\n  the intent record of this run could not be written, so {} did not run; nothing was changed in the database",
+            m.id()
+        ))
+    };
+    let path = record::chain::reserve(run.records_dir, &intent).map_err(refused)?;
+    let written = record::chain::write(db, run.records_dir, intent, run.signer, &path)
+        .await
+        .map_err(refused)?;
+    log.step(
+        "intent",
+        StepOutcome::Ok,
+        t,
+        format!(
+            "{} (#{}): the run is recorded as started; if keel is stopped from here on, `keel execute {} --env {}` finishes it",
+            written
+                .path
+                .strip_prefix(&run.plan.project)
+                .unwrap_or(&written.path)
+                .display(),
+            written.sequence,
+            m.version,
+            run.plan.env_name
+        ),
+    );
+    Ok(())
+}
+
+/// Backup, intent record, migrate, check and (if a check failed) roll
+/// back, with the run lock held. Returns the outcome and, unless applied,
+/// what went wrong.
 async fn locked(
     runner: &mut Runner<'_>,
-    plan: &Plan<'_>,
-    ui: &Ui<'_>,
+    run: &Run<'_>,
     log: &mut Log<'_>,
-    backups_dir: &Path,
-    timeouts: Timeouts,
     backup_item: bool,
     tick: &mut Vec<String>,
 ) -> Result<(Outcome, String), ExecuteError> {
+    let plan = run.plan;
+    let ui = run.ui;
+    let backups_dir = &at(&plan.project, "backups");
     let m = plan.migration;
     // Someone may have run it while the checklist was walked.
     guard::next_pending(runner.db, plan.files, m, plan.env_name).await?;
+    // The records folder must match the database before anything links to
+    // it: leftovers of a stopped run are taken over or removed here.
+    let t = now();
+    let head = record::chain::prepare(runner.db, run.records_dir, plan.env_name)
+        .await
+        .map_err(|e| ExecuteError::Refused(format!("{e}\n  nothing was changed")))?;
+    // Another run was stopped while this one waited for the lock: it is
+    // finished first, by the same command run again.
+    if let Some(open) = head.row.as_ref().filter(|r| record::chain::is_open(r)) {
+        return Err(ExecuteError::Refused(format!(
+            "while this run waited for the run lock, a run of {} on `{}` was stopped before its final record (records/{}); nothing was changed\n  fix: run `keel execute {} --env {}` again: it finishes or records that run first",
+            open.migration, plan.env_name, open.path, m.version, plan.env_name
+        )));
+    }
+    let mut head = head;
+    if let Some(row) = &head.row
+        && let Some(note) = recover::annotation(&plan.project, run.records_dir, row)?
+    {
+        head.notes.push(note);
+    }
+    if !head.notes.is_empty() {
+        log.step(
+            "records",
+            StepOutcome::Ok,
+            t,
+            head.describe(Path::new("records"), plan.env_name),
+        );
+    }
 
     let t = now();
     // The same analysis (and server facts) `keel plan` shows decides what
@@ -577,6 +775,8 @@ async fn locked(
         log.step("row-counts-before", StepOutcome::Ok, t, list.join(", "));
     }
 
+    write_intent(runner.db, run, log, tick, &before).await?;
+
     let t = now();
     // Binds the archive to the migration's tracking row: a later `keel
     // down` (or the rollback below) restores exactly this one.
@@ -592,13 +792,32 @@ async fn locked(
         t,
         format!("{} applied and recorded in the tracking table", m.id()),
     );
+    after_commit(runner, run, log, &before, m.meta.backfill.is_some()).await
+}
+
+/// What follows the migration's commit: its backfill (when `backfill`),
+/// the post-migration checks against the row counts taken before it, and
+/// the automatic rollback (down.sql, then the archive bound to the
+/// migration's tracking row put back) when one
+/// fails. Also how an interrupted run is finished.
+async fn after_commit(
+    runner: &mut Runner<'_>,
+    run: &Run<'_>,
+    log: &mut Log<'_>,
+    before: &BTreeMap<String, i64>,
+    backfill: bool,
+) -> Result<(Outcome, String), ExecuteError> {
+    let plan = run.plan;
+    let ui = run.ui;
+    let timeouts = run.timeouts;
+    let m = plan.migration;
 
     // The data change of an expand step: part of the migration, so the
     // checks below judge its result and a failed validation rolls it all
     // back. A backfill that stops half-way (connection lost, lock timeouts)
     // keeps its progress and is resumed by `keel backfill`.
     let mut failed = Vec::new();
-    if m.meta.backfill.is_some() {
+    if backfill {
         let t = now();
         match runner.backfill(m).await {
             Ok(r) => log.step("backfill", StepOutcome::Ok, t, backfill_summary(&r)),
@@ -629,7 +848,7 @@ async fn locked(
         runner.db,
         m,
         &plan.env.smoke,
-        &before,
+        before,
         plan.env.health_url.as_deref(),
         timeouts,
     )
@@ -692,7 +911,7 @@ async fn locked(
     );
 
     let t = now();
-    let verified = verify_rollback(runner.db, m, &before).await;
+    let verified = verify_rollback(runner.db, m, before).await;
     match verified {
         Ok(d) => log.step("rollback-verified", StepOutcome::Ok, t, d),
         Err(d) => {

@@ -11,6 +11,8 @@ pub fn outcome_word(o: Outcome) -> &'static str {
         Outcome::RolledBack => "rolled back",
         Outcome::Failed => "failed",
         Outcome::Refused => "refused",
+        Outcome::Started => "started",
+        Outcome::Interrupted => "interrupted",
     }
 }
 

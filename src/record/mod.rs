@@ -9,35 +9,48 @@
 //! ssh-keygen -Y verify -f allowed_signers -I ops@example.com -n keel-record -s FILE.json.sig < FILE.json
 //! ```
 //!
+//! The chain's head is bound to the database the records describe: its
+//! `keel_records` table ([`store`]) lists every record keel wrote for it,
+//! with the file's SHA-256, and a new record links to the head that table
+//! names ([`chain`]). A deleted newest record, a planted file or a record
+//! copied from another environment is found before anything links to it.
+//!
 //! For `execute`: build a [`Record`] while the run goes (with [`Step`]s),
-//! then [`write_signed`] (or [`write_unsigned`] where the environment does
-//! not require a signature). [`verify`] is `keel record verify`.
+//! [`chain::reserve`] its file name, then [`chain::write`] it (signed when a
+//! [`Signer`] is given). [`verify()`] is `keel record verify`.
 
 mod allowed;
+pub mod chain;
 mod sign;
+pub mod store;
 mod verify;
 
 pub use allowed::{AllowedSigner, AllowedSigners};
+pub use chain::Written;
 pub use sign::{NAMESPACE, Signer};
-pub use verify::{Verified, verify};
+pub use verify::{
+    ChainReport, Checked, Verified, environments as chain_environments, verify, verify_all,
+};
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
-/// The format of records this keel writes.
-pub const FORMAT: u32 = 1;
+/// The format of records this keel writes: 2 adds the intent record
+/// (`started`), the runbook as the run left it, and the row counts an
+/// interrupted run is finished against.
+pub const FORMAT: u32 = 2;
 
 /// One execution record. `previous` and `sequence` are filled in by
-/// [`write_signed`] / [`write_unsigned`].
+/// [`chain::write`] from the database's head.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Record {
     pub format: u32,
     pub keel_version: String,
     pub environment: String,
     pub migration: MigrationRef,
-    /// The rendered runbook the run followed.
-    pub runbook: Option<FileRef>,
+    /// The rendered runbook the run followed, and what the run wrote into it.
+    pub runbook: Option<RunbookRef>,
     /// `user@host` of the operator.
     pub operator: String,
     pub host: String,
@@ -55,6 +68,29 @@ pub struct Record {
     pub sequence: u64,
     /// The environment's previous record: the hash chain.
     pub previous: Option<ChainLink>,
+    /// Rows of the tables the migration must not change, counted before it
+    /// ran: what the post-migration checks of an interrupted run compare
+    /// against when a later `execute` finishes it.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub row_counts: std::collections::BTreeMap<String, i64>,
+}
+
+/// The runbook a run followed. `sha256` is the file as the run read it;
+/// `reviewed` is the SHA-256 of its reviewed body (what [`crate::runbook`]
+/// binds: everything but ticks and execution records), `ticked` the items
+/// this run ticked and `section` the SHA-256 of the execution-record
+/// section it appended, so `keel record verify` can tell a runbook edited
+/// after the run from one that later runs of other environments appended to.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunbookRef {
+    pub path: String,
+    pub sha256: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reviewed: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ticked: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub section: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -92,6 +128,26 @@ pub enum Outcome {
     Failed,
     /// A guard refused to start the run.
     Refused,
+    /// The intent record written right before the migration runs: a run
+    /// whose newest record is still this one was interrupted (or is running).
+    Started,
+    /// Written by the next `execute` for a run that stopped before its
+    /// migration committed: nothing of it is applied.
+    Interrupted,
+}
+
+impl Outcome {
+    /// The word used in `keel_records` and JSON (`rolled_back`, …).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Applied => "applied",
+            Outcome::RolledBack => "rolled_back",
+            Outcome::Failed => "failed",
+            Outcome::Refused => "refused",
+            Outcome::Started => "started",
+            Outcome::Interrupted => "interrupted",
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -152,6 +208,7 @@ impl Record {
             backups: Vec::new(),
             sequence: 0,
             previous: None,
+            row_counts: Default::default(),
         }
     }
 
@@ -174,16 +231,6 @@ impl Record {
     }
 }
 
-/// A record on disk.
-#[derive(Debug, Clone)]
-pub struct Written {
-    pub path: PathBuf,
-    /// `FILE.json.sig`, when signed.
-    pub signature: Option<PathBuf>,
-    /// Hex SHA-256 of the JSON file: what the next record will link to.
-    pub sha256: String,
-}
-
 #[derive(Debug, thiserror::Error)]
 pub enum RecordError {
     /// Signing is configured wrongly or the key cannot be used.
@@ -195,6 +242,13 @@ pub enum RecordError {
     /// keel cannot use an input (allowed-signers file, arguments).
     #[error("{0}")]
     Usage(String),
+    /// The records folder and the database's list of records disagree
+    /// (a deleted, changed, copied or planted record): nothing may link to
+    /// it until someone looks.
+    #[error("{0}")]
+    Chain(String),
+    #[error("{0}")]
+    Db(#[from] crate::db::DbError),
     #[error("{path}: {source}")]
     Io {
         path: PathBuf,
@@ -216,118 +270,11 @@ pub fn signature_path(record: &Path) -> PathBuf {
     record.with_file_name(name)
 }
 
-/// Links `record` to its environment's newest record in `records_dir`,
-/// signs it, and writes `records_dir/<migration>/<env>-<stamp>.json` and its
-/// `.sig`. Signs before writing anything, so a signing failure leaves no
-/// file behind.
-pub fn write_signed(
-    records_dir: &Path,
-    record: Record,
-    signer: &Signer,
-) -> Result<Written, RecordError> {
-    write(records_dir, record, Some(signer))
-}
-
-/// Like [`write_signed`], for environments that do not require a signature.
-pub fn write_unsigned(records_dir: &Path, record: Record) -> Result<Written, RecordError> {
-    write(records_dir, record, None)
-}
-
-fn write(
-    records_dir: &Path,
-    mut record: Record,
-    signer: Option<&Signer>,
-) -> Result<Written, RecordError> {
-    let env = record.environment.clone();
-    if env.is_empty() || env.contains(['/', '\\']) {
-        return Err(RecordError::Usage(format!(
-            "`{env}` cannot name an environment in a record file"
-        )));
-    }
-    match previous(records_dir, &env)? {
-        Some((path, prev)) => {
-            let bytes = std::fs::read(&path).map_err(io(&path))?;
-            record.sequence = prev.sequence + 1;
-            record.previous = Some(ChainLink {
-                path: relative(records_dir, &path),
-                sha256: crate::digest::sha256_bytes(&bytes),
-            });
-        }
-        None => {
-            record.sequence = 1;
-            record.previous = None;
-        }
-    }
-    if let Some(s) = signer {
-        record.signer = Some(s.principal().to_string());
-    }
-    let mut json = serde_json::to_vec_pretty(&record)
-        .map_err(|e| RecordError::Usage(format!("cannot serialise the record: {e}")))?;
-    json.push(b'\n');
-    let signature = signer.map(|s| s.sign(&json)).transpose()?;
-    let dir = records_dir.join(&record.migration.id);
-    crate::files::private_dir(records_dir).map_err(io(records_dir))?;
-    crate::files::private_dir(&dir).map_err(io(&dir))?;
-    let path = crate::stamp::unique_path(&dir, &format!("{env}-"), ".json");
-    // The signature first: a record file without its signature would be
-    // taken as the chain's head by the next run.
-    let sig_path = signature_path(&path);
-    if let Some(sig) = &signature {
-        write_new(&sig_path, sig.as_bytes())?;
-    }
-    write_new(&path, &json)?;
-    Ok(Written {
-        path,
-        signature: signature.map(|_| sig_path),
-        sha256: crate::digest::sha256_bytes(&json),
-    })
-}
-
-/// Writes a file that must not exist yet, through a temporary name.
-fn write_new(path: &Path, bytes: &[u8]) -> Result<(), RecordError> {
-    crate::files::write_private(path, bytes).map_err(io(path))
-}
-
 fn relative(root: &Path, path: &Path) -> String {
     path.strip_prefix(root)
         .unwrap_or(path)
         .to_string_lossy()
         .replace('\\', "/")
-}
-
-/// The newest record of `env` under `records_dir` (every migration's
-/// folder), with its parsed content.
-pub fn previous(records_dir: &Path, env: &str) -> Result<Option<(PathBuf, Record)>, RecordError> {
-    let prefix = format!("{env}-");
-    let mut newest: Option<(DateTime<Utc>, PathBuf)> = None;
-    let folders = match std::fs::read_dir(records_dir) {
-        Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(source) => {
-            return Err(RecordError::Io {
-                path: records_dir.to_path_buf(),
-                source,
-            });
-        }
-    };
-    for folder in folders.flatten().filter(|f| f.path().is_dir()) {
-        for file in std::fs::read_dir(folder.path())
-            .map_err(io(&folder.path()))?
-            .flatten()
-        {
-            let name = file.file_name().to_string_lossy().into_owned();
-            if let Some(key) = crate::stamp::parse(&name, &prefix, ".json")
-                && newest.as_ref().is_none_or(|(k, _)| key > *k)
-            {
-                newest = Some((key, file.path()));
-            }
-        }
-    }
-    let Some((_, path)) = newest else {
-        return Ok(None);
-    };
-    let record = read(&path)?;
-    Ok(Some((path, record)))
 }
 
 /// Reads and parses a record file.

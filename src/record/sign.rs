@@ -99,7 +99,34 @@ fn expand(path: &Path, project_dir: &Path) -> PathBuf {
     }
 }
 
+/// A private key that others on the machine can read is no longer only its
+/// owner's: ssh-keygen refuses to use one ("UNPROTECTED PRIVATE KEY FILE"),
+/// and so does keel, before it reads the key.
+#[cfg(unix)]
+fn refuse_open_key(path: &Path) -> Result<(), RecordError> {
+    use std::os::unix::fs::PermissionsExt;
+    let Ok(meta) = std::fs::metadata(path) else {
+        // Reading it says what is wrong.
+        return Ok(());
+    };
+    let mode = meta.permissions().mode() & 0o777;
+    if mode & 0o077 != 0 {
+        return Err(RecordError::Signing(format!(
+            "the signing key {} can be read by other users (mode {mode:04o}): a private key must be its owner's alone, and ssh-keygen refuses such a key too; nothing was signed\n  fix: chmod 600 {}",
+            path.display(),
+            path.display()
+        )));
+    }
+    Ok(())
+}
+
+#[cfg(not(unix))]
+fn refuse_open_key(_: &Path) -> Result<(), RecordError> {
+    Ok(())
+}
+
 fn sign_with_key(path: &Path, msg: &[u8]) -> Result<String, RecordError> {
+    refuse_open_key(path)?;
     let text = std::fs::read(path).map_err(|e| {
         RecordError::Signing(format!(
             "cannot read the signing key {}: {e}\n  fix: set signing_key in keel.toml to an OpenSSH private key (ssh-keygen -t ed25519 -f {})",

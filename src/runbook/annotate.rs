@@ -19,7 +19,7 @@ pub struct ChecklistItem {
     pub marker: Range<usize>,
 }
 
-const RECORDS_MARKER: &str = "<!-- keel:records -->";
+pub const RECORDS_MARKER: &str = "<!-- keel:records -->";
 
 /// Every task-list item of the document, in order.
 pub fn checklist(markdown: &str) -> Vec<ChecklistItem> {
@@ -93,14 +93,29 @@ fn check_id(html: &str) -> Option<String> {
     .then(|| id.to_string())
 }
 
+/// Ticks the items whose ids are given; nothing else changes.
+pub fn tick(markdown: &str, ids: &[&str]) -> String {
+    let mut out = markdown.to_string();
+    let mut edits = ticks(markdown, ids);
+    edits.sort_by_key(|(r, _)| std::cmp::Reverse(r.start));
+    for (range, text) in edits {
+        out.replace_range(range, &text);
+    }
+    out
+}
+
+fn ticks(markdown: &str, ids: &[&str]) -> Vec<(Range<usize>, String)> {
+    checklist(markdown)
+        .into_iter()
+        .filter(|item| !item.checked && item.id.as_deref().is_some_and(|id| ids.contains(&id)))
+        .map(|item| (item.marker, "[x]".to_string()))
+        .collect()
+}
+
 /// Ticks the items whose ids are given and adds `record` (Markdown) under
 /// the "Execution records" marker, newest last. Returns the new document.
 pub fn annotate(markdown: &str, tick: &[&str], record: &str) -> String {
-    let mut edits: Vec<(Range<usize>, String)> = checklist(markdown)
-        .into_iter()
-        .filter(|item| !item.checked && item.id.as_deref().is_some_and(|id| tick.contains(&id)))
-        .map(|item| (item.marker, "[x]".to_string()))
-        .collect();
+    let mut edits = ticks(markdown, tick);
     // Records go at the end of the document, which is the "Execution
     // records" section; a runbook that lost its marker gets the section back.
     let end = markdown.len();

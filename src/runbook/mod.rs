@@ -3,11 +3,12 @@
 //! annotated with what happened.
 
 pub mod annotate;
+pub mod binding;
 mod from_analysis;
 pub mod markdown;
 mod render;
 
-pub use render::{RenderError, marker, render};
+pub use render::{Marker, RenderError, marker, render};
 
 use crate::config::Config;
 use crate::migration::Migration;

@@ -6,9 +6,19 @@ use std::path::Path;
 const BUILT_IN: &str = include_str!("../../templates/runbook.md.tera");
 
 /// First line of every runbook: which migration, rendered from which
-/// checksum. keel writes it outside the template so that a custom template
-/// cannot drop it, and `execute` reads it to refuse a stale runbook.
-const MARKER_PREFIX: &str = "<!-- keel:runbook ";
+/// checksum, and the SHA-256 of the reviewed body ([`super::binding`]).
+/// keel writes it outside the template so that a custom template cannot
+/// drop it, and `execute` reads it to refuse a stale or edited runbook.
+pub(crate) const MARKER_PREFIX: &str = "<!-- keel:runbook ";
+
+/// What a runbook's first line says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Marker {
+    pub migration: String,
+    pub checksum: String,
+    /// The reviewed body's SHA-256; `None` in runbooks of an older keel.
+    pub body: Option<String>,
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum RenderError {
@@ -62,39 +72,50 @@ pub fn render(project: &Path, runbook: &Runbook) -> Result<String, RenderError> 
     );
     tera.add_raw_template("runbook", &source).map_err(err)?;
     let context = tera::Context::from_serialize(runbook).map_err(err)?;
-    let body = tera.render("runbook", &context).map_err(err)?;
+    let body = tidy(&tera.render("runbook", &context).map_err(err)?);
+    let digest = super::binding::digest(
+        &runbook.migration.id,
+        &runbook.migration.checksum,
+        &super::binding::reviewed(&body),
+    );
     Ok(format!(
-        "{MARKER_PREFIX}migration={} checksum={} -->\n{}",
-        runbook.migration.id,
-        runbook.migration.checksum,
-        tidy(&body)
+        "{MARKER_PREFIX}migration={} checksum={} body={digest} -->\n{body}",
+        runbook.migration.id, runbook.migration.checksum,
     ))
 }
 
-/// The migration id and checksum a runbook was rendered from, read from its
-/// first line. Anything unexpected is `None`: a runbook is untrusted input.
-pub fn marker(text: &str) -> Option<(String, String)> {
+/// What a runbook's first line says. Anything unexpected is `None`: a
+/// runbook is untrusted input.
+pub fn marker(text: &str) -> Option<Marker> {
     let line = text
         .lines()
         .next()?
+        .trim_end_matches('\r')
         .strip_prefix(MARKER_PREFIX)?
         .strip_suffix(" -->")?;
+    let hex64 = |v: &str| v.len() == 64 && v.bytes().all(|b| b.is_ascii_hexdigit());
     let mut id = None;
     let mut checksum = None;
+    let mut body = None;
     for part in line.split(' ') {
         match part.split_once('=')? {
             ("migration", v)
-                if v.len() <= 200 && v.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') =>
+                if id.is_none()
+                    && v.len() <= 200
+                    && v.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') =>
             {
                 id = Some(v)
             }
-            ("checksum", v) if v.len() == 64 && v.bytes().all(|b| b.is_ascii_hexdigit()) => {
-                checksum = Some(v)
-            }
+            ("checksum", v) if checksum.is_none() && hex64(v) => checksum = Some(v),
+            ("body", v) if body.is_none() && hex64(v) => body = Some(v.to_string()),
             _ => return None,
         }
     }
-    Some((id?.to_string(), checksum?.to_string()))
+    Some(Marker {
+        migration: id?.to_string(),
+        checksum: checksum?.to_string(),
+        body,
+    })
 }
 
 fn as_text(v: &tera::Value) -> String {

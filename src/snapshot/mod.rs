@@ -54,6 +54,45 @@ pub enum SnapshotError {
     },
     #[error("taking a snapshot of {url}: {source}")]
     Db { url: String, source: Box<DbError> },
+    #[error(
+        "{path} is a snapshot of environment `{other}`, not of `{env}`\n  fix: take one of `{env}` with `keel snapshot take --env {env}`"
+    )]
+    OtherEnvironment {
+        path: PathBuf,
+        env: String,
+        other: String,
+    },
+    #[error(
+        "{path} is not named like a snapshot (<env>-<stamp>.dump), so keel cannot tell which environment it is of or when it was taken\n  fix: take one with `keel snapshot take --env {env}`"
+    )]
+    Unnamed { path: PathBuf, env: String },
+    #[error(
+        "{path} matches its SHA-256 but is not a readable dump: {detail}\n  fix: take a new snapshot with `keel snapshot take --env {env}`; do not rely on this file"
+    )]
+    Unreadable {
+        path: PathBuf,
+        env: String,
+        detail: String,
+    },
+    #[error(
+        "{path} is a dump of {dumped}, but `{env}` is {this}: a snapshot of another database cannot restore this one\n  fix: take one of this database with `keel snapshot take --env {env}`"
+    )]
+    OtherDatabase {
+        path: PathBuf,
+        env: String,
+        dumped: String,
+        this: String,
+    },
+    #[error(
+        "{path} was taken {age} ago ({taken}), longer ago than `{env}`'s snapshot_max_age of {max}: restoring it would lose everything written since\n  fix: take a fresh one with `keel snapshot take --env {env}` (or raise snapshot_max_age for [environments.{env}] in keel.toml)"
+    )]
+    TooOld {
+        path: PathBuf,
+        env: String,
+        taken: String,
+        age: String,
+        max: String,
+    },
 }
 
 impl SnapshotError {
@@ -88,8 +127,10 @@ pub async fn take(db: &mut dyn Database, dir: &Path, env: &str) -> Result<Snapsh
     let path = crate::stamp::unique_path(dir, &format!("{env}-"), EXT);
     let partial = crate::stamp::partial(&path);
     // Made owner-only before the dump writes into it (pg_dump and VACUUM
-    // INTO both accept an existing empty file and keep its mode).
-    drop(crate::files::create_private(&partial).map_err(io(&partial))?);
+    // INTO both accept an existing empty file and keep its mode), and
+    // locked while it is written: [`remove_stale`] leaves it alone.
+    let holder = crate::files::create_private(&partial).map_err(io(&partial))?;
+    holder.lock().map_err(io(&partial))?;
     if let Err(source) = db.snapshot(&partial).await {
         let _ = std::fs::remove_file(&partial);
         return Err(SnapshotError::Db {
@@ -100,6 +141,7 @@ pub async fn take(db: &mut dyn Database, dir: &Path, env: &str) -> Result<Snapsh
     let sha256 = crate::digest::sha256_file(&partial).map_err(io(&partial))?;
     let bytes = std::fs::metadata(&partial).map_err(io(&partial))?.len();
     std::fs::rename(&partial, &path).map_err(io(&path))?;
+    drop(holder);
     let side = sidecar(&path);
     let name = path.file_name().unwrap_or_default().to_string_lossy();
     crate::files::write_private(&side, format!("{sha256}  {name}\n").as_bytes())
@@ -109,6 +151,43 @@ pub async fn take(db: &mut dyn Database, dir: &Path, env: &str) -> Result<Snapsh
         sha256,
         bytes,
     })
+}
+
+/// Removes the `*.dump.partial` files in `dir` that no running `take`
+/// holds: what a `snapshot take` that was killed left behind, part of a
+/// database's data that nothing will ever use. Returns what it removed.
+pub fn remove_stale(dir: &Path) -> Result<Vec<PathBuf>, SnapshotError> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(source) => {
+            return Err(SnapshotError::Io {
+                path: dir.to_path_buf(),
+                source,
+            });
+        }
+    };
+    let mut removed = Vec::new();
+    for e in entries.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if !name.ends_with(".dump.partial") {
+            continue;
+        }
+        let path = e.path();
+        let Ok(file) = std::fs::File::open(&path) else {
+            continue;
+        };
+        // A `take` in progress holds the lock; a killed one held it no more.
+        if file.try_lock().is_ok() {
+            std::fs::remove_file(&path).map_err(|source| SnapshotError::Io {
+                path: path.clone(),
+                source,
+            })?;
+            removed.push(path);
+        }
+    }
+    removed.sort();
+    Ok(removed)
 }
 
 /// Checks a snapshot against its sidecar and that it is a dump keel knows.
@@ -175,6 +254,96 @@ pub fn verify(path: &Path) -> Result<Snapshot, SnapshotError> {
         sha256: actual,
         bytes: meta.len(),
     })
+}
+
+/// A snapshot `execute` may rely on, and what keel found out about it.
+#[derive(Debug, Clone)]
+pub struct Checked {
+    pub snapshot: Snapshot,
+    /// `a readable pg_dump archive of database shop, taken 3 min ago`.
+    pub detail: String,
+}
+
+/// Everything `execute` requires of a snapshot before relying on it: it
+/// matches its sidecar ([`verify`]); it is named as a snapshot of `env`; the
+/// database's own tools read it back completely; it is a dump of this
+/// database (the archive's database name); and it is no older than
+/// `max_age` (the archive's own creation time, else the stamp in its name).
+pub async fn check(
+    db: &mut dyn Database,
+    path: &Path,
+    env: &str,
+    max_age: Duration,
+) -> Result<Checked, SnapshotError> {
+    let snapshot = verify(path)?;
+    let name = path.file_name().unwrap_or_default().to_string_lossy();
+    let Some((named_env, named_at)) = parse_name(&name) else {
+        return Err(SnapshotError::Unnamed {
+            path: path.to_path_buf(),
+            env: env.to_string(),
+        });
+    };
+    if named_env != env {
+        return Err(SnapshotError::OtherEnvironment {
+            path: path.to_path_buf(),
+            env: env.to_string(),
+            other: named_env,
+        });
+    }
+    let facts = db
+        .read_snapshot(path)
+        .await
+        .map_err(|e| SnapshotError::Unreadable {
+            path: path.to_path_buf(),
+            env: env.to_string(),
+            detail: e.message.clone(),
+        })?;
+    // keel_meta's random id tells two databases apart even where their
+    // names are the same (staging and production on different servers);
+    // the archive's database name tells a copy apart that carried the id
+    // along (staging restored from production's dump). Both must agree.
+    let differs =
+        |a: &Option<String>, b: &Option<String>| matches!((a, b), (Some(a), Some(b)) if a != b);
+    let other = differs(&facts.database_id, &facts.this_database_id)
+        || differs(&facts.database, &facts.this_database);
+    if other {
+        let describe = |name: &Option<String>, id: &Option<String>| match (name, id) {
+            (Some(n), Some(i)) => format!("database `{n}` (keel id {i})"),
+            (Some(n), None) => format!("database `{n}`"),
+            (None, Some(i)) => format!("the database with keel id {i}"),
+            (None, None) => "an unknown database".to_string(),
+        };
+        return Err(SnapshotError::OtherDatabase {
+            path: path.to_path_buf(),
+            env: env.to_string(),
+            dumped: describe(&facts.database, &facts.database_id),
+            this: describe(&facts.this_database, &facts.this_database_id),
+        });
+    }
+    let taken = facts.created_at.unwrap_or(named_at);
+    let age = (Utc::now() - taken).to_std().unwrap_or_default();
+    let round =
+        |d: Duration| humantime::format_duration(Duration::from_secs(d.as_secs())).to_string();
+    if age > max_age {
+        return Err(SnapshotError::TooOld {
+            path: path.to_path_buf(),
+            env: env.to_string(),
+            taken: taken.format("%Y-%m-%d %H:%M:%S UTC").to_string(),
+            age: round(age),
+            max: round(max_age),
+        });
+    }
+    let detail = match &facts.database {
+        Some(d) => format!(
+            "a readable pg_dump archive of database {d}, taken {} ago",
+            round(age)
+        ),
+        None => format!(
+            "a readable database that passes its integrity check, taken {} ago",
+            round(age)
+        ),
+    };
+    Ok(Checked { snapshot, detail })
 }
 
 /// The hash from a `sha256sum` line for `name` (`HASH  NAME` or `HASH *NAME`).

@@ -403,6 +403,11 @@ both!(the_analysis_decides_what_is_backed_up, |p: Project| {
 both!(plain_up_backs_up_and_down_restores, |p: Project| {
     profiles_with_bios(&p);
     let before = bios(&p);
+    // A half-written archive a killed run left behind holds user data: it
+    // goes when the next archive is written.
+    let folder = p.path().join("backups/20260103090000_drop_bio");
+    std::fs::create_dir_all(&folder).unwrap();
+    std::fs::write(folder.join("20260101T000000Z.zip.partial"), "PK half").unwrap();
     let out = p.keel().arg("up").output().unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(

@@ -27,7 +27,7 @@ fn demo_tells_the_whole_story_on_the_embedded_default() {
         "(signed by demo@keel.invalid: records/20260102090000_add_user_profiles/demo-",
         "$ keel record verify records/20260102090000_add_user_profiles/demo-",
         "  signed by demo@keel.invalid (SHA256:",
-        "record #1 of demo: 20260102090000_add_user_profiles applied; hash chain intact",
+        "record #2 of demo: 20260102090000_add_user_profiles applied; in its migration's folder under its environment's name; hash chain intact",
     ] {
         assert!(text.contains(step), "missing step {step}:\n{text}");
     }

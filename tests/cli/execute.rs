@@ -193,10 +193,19 @@ fn happy_path_on_postgres_signed_and_checked_by_ssh_keygen() {
     assert!(!has_bio(&p));
     assert!(applied(&p));
 
-    // The record: signed, checked by stock OpenSSH and by keel.
+    // The records: the intent written before the migration ran, then the
+    // final one linked to it; both signed, checked by stock OpenSSH and keel.
     let records = record_files(&p);
-    assert_eq!(records.len(), 1);
-    let record = &records[0];
+    assert_eq!(records.len(), 2);
+    let intent = record_json(&records[0]);
+    assert_eq!(intent["outcome"], "started");
+    assert_eq!(intent["sequence"], 1);
+    assert!(
+        crate::record::ssh_keygen_verify(&p, &records[0])
+            .status
+            .success()
+    );
+    let record = &records[1];
     let verify = crate::record::ssh_keygen_verify(&p, record);
     assert!(verify.status.success(), "{}", stderr(&verify));
     assert!(stdout(&verify).starts_with(&format!("Good \"keel-record\" signature for {SIGNER}")));
@@ -308,7 +317,9 @@ fn crate_marker_checksum(runbook: &str) -> String {
         .split("checksum=")
         .nth(1)
         .unwrap()
-        .trim_end_matches(" -->")
+        .split(' ')
+        .next()
+        .unwrap()
         .to_string()
 }
 
@@ -494,8 +505,8 @@ fn a_failing_smoke_check_rolls_back_and_restores_the_data() {
     );
 
     let records = record_files(&p);
-    assert_eq!(records.len(), 1);
-    let rec = record_json(&records[0]);
+    assert_eq!(records.len(), 2, "the intent and the final record");
+    let rec = record_json(&records[1]);
     assert_eq!(rec["outcome"], "rolled_back");
     assert_eq!(step(&rec, "smoke")["outcome"], "failed");
     assert_eq!(step(&rec, "rollback")["outcome"], "ok");
@@ -574,7 +585,7 @@ fn sqlite_happy_path_unsigned_then_down() {
     );
     assert!(!has_bio(&p));
     assert!(applied(&p));
-    let rec = record_json(&record_files(&p)[0]);
+    let rec = record_json(&record_files(&p)[1]);
     assert_eq!(rec["outcome"], "applied");
     assert!(runbook(&p).contains("- [x] Backup verified"));
     // JSON output carries the outcome and the record's path.
@@ -593,7 +604,8 @@ fn sqlite_happy_path_unsigned_then_down() {
             .unwrap()
             .starts_with("records/20260103090000_drop_bio/production-")
     );
-    assert_eq!(record_files(&p).len(), 2);
-    let second = record_json(&record_files(&p)[1]);
-    assert_eq!(second["sequence"], 2, "records are hash-chained");
+    assert_eq!(record_files(&p).len(), 4);
+    let second = record_json(&record_files(&p)[3]);
+    assert_eq!(second["sequence"], 4, "records are hash-chained");
+    assert_eq!(second["outcome"], "applied");
 }

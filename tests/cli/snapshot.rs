@@ -241,3 +241,29 @@ fn prune_deletes_old_snapshots_but_never_the_newest() {
         "the newest of an environment stays, however old"
     );
 }
+
+/// A `snapshot take` killed mid-dump leaves part of the database in a
+/// `.partial` file; the next take (or prune) removes it, and never one a
+/// running take is still writing.
+#[test]
+fn a_killed_takes_partial_dump_is_removed() {
+    let p = Project::sqlite();
+    p.sample();
+    p.keel().arg("up").assert().success();
+    let snaps = p.path().join("snapshots");
+    std::fs::create_dir_all(&snaps).unwrap();
+    let stale = snaps.join("default-20260101T000000Z.dump.partial");
+    std::fs::write(&stale, "half of a users table").unwrap();
+    let held = snaps.join("default-20260101T000001Z.dump.partial");
+    let writer = std::fs::File::create(&held).unwrap();
+    writer.lock().unwrap();
+    let out = p.keel().args(["snapshot", "take"]).output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("removed snapshots/default-20260101T000000Z.dump.partial: an unfinished snapshot a stopped `keel snapshot take` left"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!stale.exists());
+    assert!(held.exists(), "a take still writing keeps its file");
+}

@@ -25,6 +25,11 @@ pub struct Config {
     #[serde(default, with = "crate::migration::meta::duration_opt")]
     pub statement_timeout: Option<Duration>,
     pub retries: Option<u32>,
+    /// Let migration folders and files resolve (through symlinks) outside
+    /// the project folder. Off by default: a migration is untrusted input,
+    /// and a link out of the project can make keel read any file.
+    #[serde(default)]
+    pub allow_outside_project: bool,
     #[serde(default)]
     pub environments: BTreeMap<String, Environment>,
 }
@@ -60,7 +65,7 @@ pub enum ConfigError {
         source: std::io::Error,
     },
     #[error(
-        "{path}:{line}:{column}: {message}\n  fix: valid top-level keys: migrations_dir, signer, signing_key, signing_command, allowed_signers, alert_command, lock_timeout, statement_timeout, retries, [environments.NAME]"
+        "{path}:{line}:{column}: {message}\n  fix: valid top-level keys: migrations_dir, signer, signing_key, signing_command, allowed_signers, alert_command, lock_timeout, statement_timeout, retries, allow_outside_project, [environments.NAME]"
     )]
     Parse {
         path: PathBuf,

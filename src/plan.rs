@@ -196,13 +196,15 @@ fn statement(op: &Operation, live: Option<&LiveSchema>) -> PlanStatement {
 /// the commit; statement by statement, only for the statement.
 fn locks_held(statements: &[PlanStatement], transaction: bool) -> Vec<LockHeld> {
     let ms = |s: &PlanStatement| s.estimate.as_ref().map_or(0.0, |e| e.ms);
+    // Time from each statement to the end, summed once from the back (a
+    // sum per statement was quadratic: 35 s for 8 MB of INSERTs).
+    let mut to_end = vec![0.0; statements.len() + 1];
+    for (i, s) in statements.iter().enumerate().rev() {
+        to_end[i] = to_end[i + 1] + ms(s);
+    }
     let mut out: Vec<LockHeld> = Vec::new();
     for (i, s) in statements.iter().enumerate() {
-        let held = if transaction {
-            statements[i..].iter().map(ms).sum()
-        } else {
-            ms(s)
-        };
+        let held = if transaction { to_end[i] } else { ms(s) };
         for (table, lock) in &s.locks {
             match out.iter_mut().find(|h| h.table == *table) {
                 Some(h) if transaction => h.lock = h.lock.max(*lock),

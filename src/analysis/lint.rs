@@ -8,7 +8,8 @@ use super::rules;
 use super::schema::Schema;
 use super::version::PgVersion;
 use crate::migration::Meta;
-use std::collections::BTreeSet;
+use crate::migration::bounds::{Bounds, Kind};
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -48,7 +49,8 @@ pub enum LintError {
 /// a plain up/down pair.
 #[derive(Debug)]
 enum Unit {
-    Folder(PathBuf),
+    /// A migration folder, and where its files may resolve.
+    Folder(PathBuf, Bounds),
     Plain(PathBuf),
     /// `NAME.down.sql` with its `NAME.up.sql`; `report_up` when the up was
     /// given too (otherwise it is read for context only).
@@ -70,29 +72,38 @@ enum Unit {
 ///
 /// With `live` (a database was given), rules read the live schema and
 /// findings say how big each table is and how long its lock is held.
+///
+/// A path named here is read whatever it is; what lint finds inside a
+/// named folder must resolve inside that folder or inside `bounds` (the
+/// project): a symlink out of it, to a system file or in a loop is a
+/// finding, not read.
 pub fn lint_paths(
     paths: &[PathBuf],
     version: Option<PgVersion>,
     live: Option<Arc<LiveSchema>>,
+    bounds: &Bounds,
 ) -> Result<LintReport, LintError> {
-    let mut folders: BTreeSet<PathBuf> = BTreeSet::new();
+    let mut folders: BTreeMap<PathBuf, Bounds> = BTreeMap::new();
     let mut sets: Vec<Vec<PathBuf>> = Vec::new();
     let mut plain: BTreeSet<PathBuf> = BTreeSet::new();
+    let mut report = LintReport::default();
     for path in paths {
+        let inside = bounds.clone().with_root(path);
         if path.is_dir() {
             if is_migration(path) {
                 sets.push(vec![path.clone()]);
-                folders.insert(path.clone());
+                folders.insert(path.clone(), inside);
             } else {
-                let (dirs, sql) = read_migrations_folder(path)?;
-                folders.extend(dirs.iter().cloned());
+                let (dirs, sql) = read_migrations_folder(path, &inside, &mut report)?;
+                folders.extend(dirs.iter().map(|d| (d.clone(), inside.clone())));
                 sets.push(dirs);
                 plain.extend(sql);
             }
         } else if path.is_file() {
             match path.parent().filter(|p| is_migration(p)) {
                 Some(dir) if is_migration_file(path) => {
-                    folders.insert(dir.to_path_buf());
+                    let inside = bounds.clone().with_root(dir);
+                    folders.insert(dir.to_path_buf(), inside);
                 }
                 _ => {
                     plain.insert(path.clone());
@@ -102,11 +113,13 @@ pub fn lint_paths(
             return Err(LintError::NotFound(path.clone()));
         }
     }
-    let mut report = LintReport::default();
     for set in &sets {
         report.findings.extend(rules::file_name::check(set));
     }
-    let mut units: Vec<Unit> = folders.into_iter().map(Unit::Folder).collect();
+    let mut units: Vec<Unit> = folders
+        .into_iter()
+        .map(|(dir, b)| Unit::Folder(dir, b))
+        .collect();
     let mut paired: BTreeSet<PathBuf> = BTreeSet::new();
     for file in &plain {
         if let Some(up) = up_sibling(file).filter(|up| up.is_file()) {
@@ -191,7 +204,7 @@ fn lint_unit(
 ) -> Result<LintReport, LintError> {
     let mut report = LintReport::default();
     match unit {
-        Unit::Folder(dir) => lint_folder(dir, version, live, &mut report)?,
+        Unit::Folder(dir, bounds) => lint_folder(dir, bounds, version, live, &mut report)?,
         Unit::Plain(file) => match read(file)? {
             Ok(text) => {
                 report.files += 1;
@@ -257,39 +270,82 @@ fn is_migration_file(path: &Path) -> bool {
     matches!(name, "up.sql" | "down.sql" | "migration.toml")
 }
 
-/// Subfolders (migrations) and loose .sql files of a migrations folder.
-fn read_migrations_folder(dir: &Path) -> Result<(Vec<PathBuf>, Vec<PathBuf>), LintError> {
+/// Subfolders (migrations) and loose .sql files of a migrations folder;
+/// entries that resolve outside `bounds` or cannot be followed become
+/// findings.
+fn read_migrations_folder(
+    dir: &Path,
+    bounds: &Bounds,
+    report: &mut LintReport,
+) -> Result<(Vec<PathBuf>, Vec<PathBuf>), LintError> {
     let entries = std::fs::read_dir(dir).map_err(|e| LintError::Io(dir.to_path_buf(), e))?;
-    let mut paths: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
+    let mut paths = Vec::new();
+    for entry in entries {
+        paths.push(
+            entry
+                .map_err(|e| LintError::Io(dir.to_path_buf(), e))?
+                .path(),
+        );
+    }
     paths.sort();
-    let hidden = |p: &Path| {
-        p.file_name()
-            .and_then(|n| n.to_str())
-            .is_some_and(|n| n.starts_with('.'))
-    };
-    let dirs = paths
-        .iter()
-        .filter(|p| p.is_dir() && !hidden(p))
-        .cloned()
-        .collect();
-    let sql = paths
-        .iter()
-        .filter(|p| p.is_file() && p.extension().is_some_and(|e| e == "sql"))
-        .cloned()
-        .collect();
+    let (mut dirs, mut sql) = (Vec::new(), Vec::new());
+    for p in paths {
+        let name = p.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+        if name.starts_with('.') {
+            continue;
+        }
+        let is_sql = name.ends_with(".sql");
+        let kind = if p.is_dir() || !is_sql {
+            Kind::Folder
+        } else {
+            Kind::File
+        };
+        let link = p
+            .symlink_metadata()
+            .is_ok_and(|m| m.file_type().is_symlink());
+        if !link && !p.is_dir() && !is_sql {
+            continue;
+        }
+        match bounds.check(&p, kind) {
+            Ok(Some(_)) if kind == Kind::Folder => dirs.push(p),
+            Ok(Some(_)) => sql.push(p),
+            Ok(None) => {}
+            // A symlink to some other file beside the migrations: not read.
+            Err(_) if link && !is_sql && p.is_file() => {}
+            Err(r) => report.findings.push(file_finding(
+                rules::syntax_error::RULE.id,
+                &p,
+                (1, 1),
+                &format!("not read: {}", r.message),
+                &r.fix,
+            )),
+        }
+    }
     Ok((dirs, sql))
 }
 
 fn lint_folder(
     dir: &Path,
+    bounds: &Bounds,
     version: Option<PgVersion>,
     live: Option<Arc<LiveSchema>>,
     report: &mut LintReport,
 ) -> Result<(), LintError> {
     let optional = |name: &str, report: &mut LintReport| -> Result<Option<String>, LintError> {
         let path = dir.join(name);
-        if !path.is_file() {
-            return Ok(None);
+        match bounds.check(&path, Kind::File) {
+            Ok(Some(_)) => {}
+            Ok(None) => return Ok(None),
+            Err(r) => {
+                report.findings.push(file_finding(
+                    rules::syntax_error::RULE.id,
+                    &path,
+                    (1, 1),
+                    &format!("not read: {}", r.message),
+                    &r.fix,
+                ));
+                return Ok(None);
+            }
         }
         Ok(match read(&path)? {
             Ok(text) => Some(text),
@@ -303,7 +359,8 @@ fn lint_folder(
     let down = optional("down.sql", report)?;
     let toml = optional("migration.toml", report)?;
     let Some(up) = up else {
-        if !dir.join("up.sql").is_file() {
+        // Absent, not merely refused (a refusal is its own finding).
+        if dir.join("up.sql").symlink_metadata().is_err() {
             report.findings.push(file_finding(
                 rules::file_name::RULE.id,
                 &dir.join("up.sql"),
@@ -320,15 +377,16 @@ fn lint_folder(
             transaction: true,
             ..Meta::default()
         },
-        Some(Err(e)) => {
-            report.findings.push(file_finding(
-                rules::syntax_error::RULE.id,
-                &dir.join("migration.toml"),
-                (e.line, e.column),
-                &format!("migration.toml: {}", e.message),
-                "valid keys: description, reversibility, transaction, lock_timeout, \
-                 statement_timeout, retries, [[smoke]], [backfill]",
-            ));
+        Some(Err(errors)) => {
+            for e in errors {
+                report.findings.push(file_finding(
+                    rules::syntax_error::RULE.id,
+                    &dir.join("migration.toml"),
+                    (e.line, e.column),
+                    &format!("migration.toml: {}", e.message),
+                    &e.fix,
+                ));
+            }
             return Ok(());
         }
     };

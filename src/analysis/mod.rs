@@ -9,6 +9,7 @@ pub mod allow;
 pub mod analyze;
 pub mod classify;
 pub mod estimate;
+pub mod expr;
 pub mod finding;
 pub mod lint;
 pub mod live;

@@ -11,6 +11,9 @@ pub struct Statement {
     pub line: usize,
     /// 1-based column (in characters) of the first token.
     pub column: usize,
+    /// Byte offset just past the `;` that ends it (the end of the file for
+    /// the last statement without one): where the next one's text begins.
+    pub end: usize,
 }
 
 impl Statement {
@@ -41,22 +44,37 @@ impl Statement {
 /// whole. Statements made only of comments are dropped.
 pub fn split(sql: &str) -> Vec<Statement> {
     let mut out = Vec::new();
+    each(sql, |s| out.push(s));
+    out
+}
+
+/// [`split`] one statement at a time, for callers that need not hold every
+/// statement of a large file at once.
+pub fn each(sql: &str, mut on: impl FnMut(Statement)) {
     let mut offset = 0usize;
     let mut start: Option<usize> = None;
     let mut words: Vec<String> = Vec::new();
     let mut block_depth = 0usize;
+    // `CREATE RULE … DO (INSERT …; UPDATE …)` lists its actions in
+    // parentheses, separated by `;`: one statement. Counted in rules only,
+    // so that an unbalanced `(` elsewhere cannot swallow the rest of a file.
+    let mut parens = 0usize;
+    // Where the scan is, kept up to date token by token: recounting lines
+    // from the start of the file for every statement made a file of many
+    // small statements quadratic (8 MB of INSERTs took 83 s to lint).
     let mut line = 1usize;
-    let mut start_line = 1usize;
+    let mut column = 1usize;
+    let mut start_at = (1usize, 1usize);
 
-    let finish =
-        |start: &mut Option<usize>, end: usize, start_line: usize, out: &mut Vec<Statement>| {
+    let mut finish =
+        |start: &mut Option<usize>, end: usize, after: usize, (line, column): (usize, usize)| {
             if let Some(s) = start.take() {
-                let (_, column) = crate::migration::meta::line_col(sql, s);
-                out.push(Statement {
+                on(Statement {
                     sql: sql[s..end].trim_end().to_string(),
                     offset: s,
-                    line: start_line,
+                    line,
                     column,
+                    end: after,
                 });
             }
         };
@@ -66,14 +84,20 @@ pub fn split(sql: &str) -> Vec<Statement> {
         let text = &sql[offset..offset + len];
         match token.kind {
             TokenKind::Whitespace | TokenKind::LineComment | TokenKind::BlockComment { .. } => {}
-            TokenKind::Semi if block_depth == 0 => {
-                finish(&mut start, offset, start_line, &mut out);
+            TokenKind::Semi if block_depth == 0 && (parens == 0 || !is_rule(&words)) => {
+                finish(&mut start, offset, offset + len, start_at);
                 words.clear();
+                parens = 0;
             }
             kind => {
                 if start.is_none() {
                     start = Some(offset);
-                    start_line = line;
+                    start_at = (line, column);
+                }
+                match kind {
+                    TokenKind::OpenParen => parens += 1,
+                    TokenKind::CloseParen => parens = parens.saturating_sub(1),
+                    _ => {}
                 }
                 if kind == TokenKind::Ident {
                     let word = text.to_ascii_lowercase();
@@ -97,11 +121,20 @@ pub fn split(sql: &str) -> Vec<Statement> {
                 }
             }
         }
-        line += text.matches('\n').count();
+        match text.rfind('\n') {
+            Some(i) => {
+                line += text.matches('\n').count();
+                column = text[i + 1..].chars().count() + 1;
+            }
+            None => column += text.chars().count(),
+        }
         offset += len;
     }
-    finish(&mut start, sql.len(), start_line, &mut out);
-    out
+    finish(&mut start, sql.len(), sql.len(), start_at);
+}
+
+fn is_rule(words: &[String]) -> bool {
+    words.first().is_some_and(|w| w == "create") && words.iter().take(4).any(|w| w == "rule")
 }
 
 #[cfg(test)]
@@ -141,6 +174,25 @@ mod tests {
         assert_eq!(texts(sql).len(), 2);
         // A transaction BEGIN is a statement of its own.
         assert_eq!(texts("BEGIN; SELECT 1; COMMIT;").len(), 3);
+    }
+
+    #[test]
+    fn rule_actions_in_parentheses_stay_whole() {
+        let sql = "CREATE RULE r AS ON INSERT TO t DO ALSO (INSERT INTO a VALUES (1); DELETE FROM b);\nSELECT 1;";
+        assert_eq!(
+            texts(sql),
+            vec![
+                "CREATE RULE r AS ON INSERT TO t DO ALSO (INSERT INTO a VALUES (1); DELETE FROM b)",
+                "SELECT 1"
+            ]
+        );
+    }
+
+    #[test]
+    fn each_statement_ends_past_its_semicolon() {
+        let sql = "SELECT 1 ;\n-- tail\nSELECT 2";
+        let ends: Vec<usize> = split(sql).iter().map(|s| s.end).collect();
+        assert_eq!(ends, vec![10, sql.len()]);
     }
 
     #[test]

@@ -26,6 +26,18 @@ pub enum BackfillError {
         table: String,
         key: String,
     },
+    /// `[backfill]` names a table or column the database does not have, or
+    /// an expression that does not work there; found before any batch ran
+    /// (exit 2).
+    Spec {
+        migration: String,
+        file: std::path::PathBuf,
+        at: crate::migration::meta::Pos,
+        message: String,
+        /// What state the migration is in now, in words.
+        outcome: String,
+        fix: String,
+    },
     /// Writing failures.csv failed (exit 1).
     Io(std::io::Error),
     /// Every batch ran, and some rows were skipped or the validation found
@@ -49,7 +61,7 @@ impl BackfillError {
     pub fn exit_code(&self) -> u8 {
         match self {
             BackfillError::Incomplete(_) => 3,
-            BackfillError::KeyNotInteger { .. } => 2,
+            BackfillError::KeyNotInteger { .. } | BackfillError::Spec { .. } => 2,
             _ => 1,
         }
     }
@@ -60,6 +72,18 @@ impl fmt::Display for BackfillError {
         match self {
             BackfillError::Db(e) => write!(f, "{e}"),
             BackfillError::Io(e) => write!(f, "cannot write the backfill's failures.csv: {e}"),
+            BackfillError::Spec {
+                migration,
+                file,
+                at: (line, column),
+                message,
+                outcome,
+                fix,
+            } => write!(
+                f,
+                "the backfill of {migration} cannot run: {}:{line}:{column}: {message}\n  {outcome}\n  fix: {fix}",
+                file.display()
+            ),
             BackfillError::Batch {
                 migration,
                 range,

@@ -12,6 +12,7 @@
 
 mod error;
 mod plan;
+pub mod preflight;
 pub mod store;
 mod validate;
 
@@ -130,6 +131,7 @@ pub async fn run(
             m.id()
         ))));
     };
+    preflight::check(db, m, preflight::When::BeforeBatches).await?;
     let plan = Plan::new(spec);
     store::ensure(db).await?;
     let mut engine = Engine {

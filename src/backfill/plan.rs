@@ -187,6 +187,7 @@ mod tests {
             filter: Some("first_name IS NULL".into()),
             batch_size: None,
             delay_ms: None,
+            at: Default::default(),
         }
     }
 

@@ -33,7 +33,10 @@ impl Pace {
         mut settings: crate::migrator::RunSettings,
     ) -> Result<crate::migrator::RunSettings> {
         if self.batch_size == Some(0) {
-            return Err(usage("--batch-size must be at least 1"));
+            return Err(usage(
+                "--batch-size 0: a batch of no rows never gets through the table\n  \
+                 fix: give --batch-size 1 or more (default: batch_size in migration.toml, else 1000)",
+            ));
         }
         settings.batch_size = self.batch_size.or(settings.batch_size);
         settings.batch_delay = self

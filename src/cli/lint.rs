@@ -51,8 +51,18 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<()> {
     let version = args.pg_version.or(server_version);
     let report = if args.paths.is_empty() {
         let dir = ctx.migrations_dir();
+        let bounds = ctx.bounds()?;
+        // Not named on the command line: held to the project like `keel up`.
+        if let Err(r) = bounds.check(&dir, crate::migration::bounds::Kind::Folder) {
+            return Err(super::usage(format!(
+                "{}: {}\n  fix: {}",
+                dir.display(),
+                r.message,
+                r.fix
+            )));
+        }
         if dir.exists() {
-            lint_paths(&[dir], version, live)?
+            lint_paths(&[dir], version, live, &bounds)?
         } else {
             ctx.out.progress(&format!(
                 "no migrations folder at {}: nothing to lint",
@@ -61,7 +71,7 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<()> {
             LintReport::default()
         }
     } else {
-        lint_paths(&args.paths, version, live)?
+        lint_paths(&args.paths, version, live, &ctx.bounds()?)?
     };
     match ctx.global.format {
         Format::Text => {

@@ -162,7 +162,17 @@ impl Ctx {
     }
 
     pub fn migrations(&self) -> Result<Vec<Migration>> {
-        Ok(load_dir(&self.migrations_dir())?)
+        Ok(load_dir(&self.migrations_dir(), &self.bounds()?)?)
+    }
+
+    /// Where migration files may come from: the project folder (the one
+    /// holding keel.toml, which keel reads from the current folder), or
+    /// anywhere with `allow_outside_project`.
+    pub fn bounds(&self) -> Result<crate::migration::Bounds> {
+        Ok(crate::migration::Bounds::new(
+            std::path::Path::new("."),
+            self.config.allow_outside_project,
+        )?)
     }
 
     pub fn database_url(&self) -> Result<String> {

@@ -1,6 +1,6 @@
 use super::{Ctx, usage};
 use crate::error::Result;
-use crate::migration::{Version, load_dir, template};
+use crate::migration::{Version, template};
 use std::path::Path;
 
 #[derive(Debug, clap::Args)]
@@ -81,7 +81,7 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<()> {
     })?;
 
     let dir = ctx.migrations_dir();
-    let existing = load_dir(&dir)?;
+    let existing = ctx.migrations()?;
     let version = next_version(Version::now(), existing.last().map(|m| m.version));
     let folder = dir.join(format!("{version}_{}", args.name));
 
@@ -170,7 +170,7 @@ fn rename_column(ctx: &Ctx, args: &Args) -> Result<()> {
     context.insert("trigger", &sync);
 
     let dir = ctx.migrations_dir();
-    let existing = load_dir(&dir)?;
+    let existing = ctx.migrations()?;
     let mut version = next_version(Version::now(), existing.last().map(|m| m.version));
     let mut written = Vec::new();
     for step in ["expand", "migrate", "contract"] {

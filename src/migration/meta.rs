@@ -90,26 +90,105 @@ pub struct Backfill {
     pub filter: Option<String>,
     pub batch_size: Option<u64>,
     pub delay_ms: Option<u64>,
+    /// Where each setting is written in migration.toml, for messages.
+    #[serde(skip)]
+    pub at: BackfillPositions,
 }
 
-/// A problem in migration.toml, with the 1-based position of the offending key.
+/// A 1-based (line, column) in migration.toml.
+pub type Pos = (usize, usize);
+
+/// Where the settings of `[backfill]` are written.
+#[derive(Debug, Clone, Default)]
+pub struct BackfillPositions {
+    pub section: Pos,
+    pub table: Pos,
+    pub key: Pos,
+    /// Per column of `set`: where its name and where its expression is.
+    pub set: BTreeMap<String, (Pos, Pos)>,
+    pub filter: Pos,
+    pub batch_size: Pos,
+}
+
+/// A problem in migration.toml, with the 1-based position of the offending
+/// key or value and what to do about it.
 #[derive(Debug)]
 pub struct MetaError {
     pub line: usize,
     pub column: usize,
     pub message: String,
+    pub fix: String,
 }
 
 impl Meta {
-    pub fn parse(text: &str) -> Result<Meta, MetaError> {
-        toml::from_str(text).map_err(|e| {
+    /// Parses migration.toml strictly and checks what keel will paste into
+    /// SQL of its own (see [`super::backfill::check`]): every problem found.
+    pub fn parse(text: &str) -> Result<Meta, Vec<MetaError>> {
+        let mut meta: Meta = toml::from_str(text).map_err(|e| {
             let (line, column) = e.span().map(|s| line_col(text, s.start)).unwrap_or((1, 1));
-            MetaError {
+            vec![MetaError {
                 line,
                 column,
                 message: e.message().trim().to_string(),
+                fix: "valid keys: description, reversibility, transaction, lock_timeout, \
+                      statement_timeout, retries, restore_on_down, [[smoke]], [backfill]"
+                    .into(),
+            }]
+        })?;
+        if let Some(backfill) = meta.backfill.as_mut() {
+            backfill.at = positions(text);
+            let mut problems = super::backfill::check(backfill);
+            problems.sort_by_key(|p| (p.line, p.column));
+            if !problems.is_empty() {
+                return Err(problems);
             }
-        })
+        }
+        Ok(meta)
+    }
+}
+
+/// The positions of `[backfill]`'s settings, read from the same text a
+/// second time with spans (the typed parse has none).
+fn positions(text: &str) -> BackfillPositions {
+    use toml::Spanned;
+    #[derive(Deserialize)]
+    struct File {
+        backfill: Option<Spanned<Section>>,
+    }
+    #[derive(Deserialize)]
+    struct Section {
+        table: Option<Spanned<toml::Value>>,
+        key: Option<Spanned<toml::Value>>,
+        set: Option<BTreeMap<Spanned<String>, Spanned<toml::Value>>>,
+        #[serde(rename = "where")]
+        filter: Option<Spanned<toml::Value>>,
+        batch_size: Option<Spanned<toml::Value>>,
+    }
+    let Ok(File {
+        backfill: Some(section),
+    }) = toml::from_str::<File>(text)
+    else {
+        return BackfillPositions::default();
+    };
+    let pos = |s: std::ops::Range<usize>| line_col(text, s.start);
+    let section_at = pos(section.span());
+    let s = section.into_inner();
+    let at = |v: Option<Spanned<toml::Value>>| v.map_or(section_at, |v| pos(v.span()));
+    BackfillPositions {
+        section: section_at,
+        table: at(s.table),
+        key: at(s.key),
+        set: s
+            .set
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(k, v)| {
+                let key_at = pos(k.span());
+                (k.into_inner(), (key_at, pos(v.span())))
+            })
+            .collect(),
+        filter: at(s.filter),
+        batch_size: at(s.batch_size),
     }
 }
 
@@ -195,7 +274,9 @@ delay_ms = 100
 
     #[test]
     fn unknown_key_names_line_and_valid_keys() {
-        let err = Meta::parse("description = \"x\"\nlock_timout = \"2s\"\n").unwrap_err();
+        let err = Meta::parse("description = \"x\"\nlock_timout = \"2s\"\n")
+            .unwrap_err()
+            .remove(0);
         assert_eq!((err.line, err.column), (2, 1));
         assert!(
             err.message.contains("unknown field `lock_timout`"),
@@ -207,7 +288,9 @@ delay_ms = 100
 
     #[test]
     fn bad_duration_says_how_to_write_one() {
-        let err = Meta::parse("lock_timeout = \"soon\"\n").unwrap_err();
+        let err = Meta::parse("lock_timeout = \"soon\"\n")
+            .unwrap_err()
+            .remove(0);
         assert_eq!(err.line, 1);
         assert!(err.message.contains("\"2s\""), "{}", err.message);
     }

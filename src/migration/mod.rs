@@ -1,10 +1,13 @@
 //! Migration files on disk → [`Migration`] values (version, name, checksum, metadata).
 
+mod backfill;
+pub mod bounds;
 mod checksum;
 pub mod meta;
 mod source;
 pub mod template;
 
+pub use bounds::Bounds;
 pub use checksum::checksum;
 pub use meta::{Meta, Reversibility};
 pub use source::{SourceError, is_snake_case, load_dir, to_snake_case};

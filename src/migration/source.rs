@@ -1,5 +1,6 @@
 //! Reading the migrations folder.
 
+use super::bounds::{Bounds, Kind, Refusal};
 use super::{Meta, Migration, Version, checksum};
 use std::collections::BTreeMap;
 use std::fmt;
@@ -41,14 +42,30 @@ impl fmt::Display for SourceError {
 
 impl std::error::Error for SourceError {}
 
-/// Loads every migration under `dir`, sorted by version.
+/// Loads every migration under `dir`, sorted by version. Every folder and
+/// file must resolve inside `bounds` (see [`Bounds`]); an entry keel cannot
+/// follow or read is a problem, never skipped in silence.
 ///
 /// A missing folder is an empty list: a new project has no migrations yet.
-pub fn load_dir(dir: &Path) -> Result<Vec<Migration>, SourceError> {
+pub fn load_dir(dir: &Path, bounds: &Bounds) -> Result<Vec<Migration>, SourceError> {
     let mut problems = Vec::new();
-    let entries = match std::fs::read_dir(dir) {
+    let refused = |path: &Path, r: Refusal| Problem {
+        path: path.to_path_buf(),
+        line: None,
+        message: r.message,
+        fix: r.fix,
+    };
+    let resolved = match bounds.check(dir, Kind::Folder) {
+        Ok(Some(resolved)) => resolved,
+        Ok(None) => return Ok(Vec::new()),
+        Err(r) => {
+            return Err(SourceError {
+                problems: vec![refused(dir, r)],
+            });
+        }
+    };
+    let entries = match std::fs::read_dir(&resolved) {
         Ok(entries) => entries,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
         Err(e) => {
             return Err(SourceError {
                 problems: vec![Problem {
@@ -62,7 +79,18 @@ pub fn load_dir(dir: &Path) -> Result<Vec<Migration>, SourceError> {
         }
     };
     let mut by_version: BTreeMap<Version, Migration> = BTreeMap::new();
-    let mut paths: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
+    let mut paths: Vec<PathBuf> = Vec::new();
+    for entry in entries {
+        match entry {
+            Ok(e) => paths.push(dir.join(e.file_name())),
+            Err(e) => problems.push(Problem {
+                path: dir.to_path_buf(),
+                line: None,
+                message: format!("cannot read an entry of the migrations folder: {e}"),
+                fix: "check the folder's permissions and file system".into(),
+            }),
+        }
+    }
     paths.sort();
     for path in paths {
         let file_name = path
@@ -72,7 +100,12 @@ pub fn load_dir(dir: &Path) -> Result<Vec<Migration>, SourceError> {
         if file_name.starts_with('.') {
             continue;
         }
-        if !path.is_dir() {
+        let is_link = path
+            .symlink_metadata()
+            .is_ok_and(|m| m.file_type().is_symlink());
+        // A file beside the migrations (a README), or a link to one, is not
+        // read; a link that cannot be followed is a problem below.
+        if !path.is_dir() && (!is_link || path.is_file()) {
             if file_name.ends_with(".sql") {
                 problems.push(Problem {
                     path: path.clone(),
@@ -83,6 +116,14 @@ pub fn load_dir(dir: &Path) -> Result<Vec<Migration>, SourceError> {
             }
             continue;
         }
+        let folder = match bounds.check(&path, Kind::Folder) {
+            Ok(Some(folder)) => folder,
+            Ok(None) => continue,
+            Err(r) => {
+                problems.push(refused(&path, r));
+                continue;
+            }
+        };
         let Some((version, name)) = parse_folder_name(file_name) else {
             problems.push(Problem {
                 path: path.clone(),
@@ -94,7 +135,7 @@ pub fn load_dir(dir: &Path) -> Result<Vec<Migration>, SourceError> {
             });
             continue;
         };
-        match read_migration(&path, version, name) {
+        match read_migration(&path, &folder, version, name, bounds) {
             Ok(m) => {
                 if let Some(existing) = by_version.get(&version) {
                     problems.push(Problem {
@@ -154,11 +195,13 @@ fn suggest_name(folder: &str) -> String {
     format!("rename the folder to `{version}_{snake}`")
 }
 
-/// `AddUsers`, `add-users`, `Add Users` → `add_users`.
+/// `AddUsers`, `add-users`, `Add Users` → `add_users`; letters beyond
+/// ASCII are spelled in ASCII first (`ünïcode` → `unicode`, `Straße` →
+/// `strasse`), never dropped.
 pub fn to_snake_case(text: &str) -> String {
     let mut spaced = String::new();
     let mut prev_lower = false;
-    for c in text.chars() {
+    for c in deunicode::deunicode(text).chars() {
         // CamelCase → camel_case
         if c.is_ascii_uppercase() && prev_lower {
             spaced.push('_');
@@ -177,25 +220,52 @@ pub fn to_snake_case(text: &str) -> String {
         .join("_")
 }
 
-fn read_migration(dir: &Path, version: Version, name: &str) -> Result<Migration, Vec<Problem>> {
+/// Reads one migration folder; `folder` is `dir` with its symlinks resolved.
+fn read_migration(
+    dir: &Path,
+    folder: &Path,
+    version: Version,
+    name: &str,
+    bounds: &Bounds,
+) -> Result<Migration, Vec<Problem>> {
     let mut problems = Vec::new();
     let read = |file: &str| -> Result<Option<String>, Problem> {
         let path = dir.join(file);
-        match std::fs::read(&path) {
-            Ok(bytes) => String::from_utf8(bytes).map(Some).map_err(|e| Problem {
-                path,
-                line: None,
-                message: format!("not valid UTF-8 (byte {})", e.utf8_error().valid_up_to()),
-                fix: "save the file as UTF-8".into(),
-            }),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(Problem {
-                path,
-                line: None,
-                message: format!("cannot read: {e}"),
-                fix: "check the file's permissions".into(),
-            }),
+        let problem = |message: String, line: Option<(usize, usize)>, fix: &str| Problem {
+            path: path.clone(),
+            line,
+            message,
+            fix: fix.into(),
+        };
+        let resolved = match bounds.check(&folder.join(file), Kind::File) {
+            Ok(Some(resolved)) => resolved,
+            Ok(None) => return Ok(None),
+            Err(r) => return Err(problem(r.message, None, &r.fix)),
+        };
+        let bytes = std::fs::read(&resolved).map_err(|e| {
+            problem(
+                format!("cannot read: {e}"),
+                None,
+                "check the file's permissions",
+            )
+        })?;
+        let text = String::from_utf8(bytes).map_err(|e| {
+            problem(
+                format!("not valid UTF-8 (byte {})", e.utf8_error().valid_up_to()),
+                None,
+                "save the file as UTF-8",
+            )
+        })?;
+        if let Some(at) = text.find('\0') {
+            // PostgreSQL's protocol ends a query at a NUL byte: the server
+            // would answer `invalid message format` with no position.
+            return Err(problem(
+                "holds a NUL byte (\\0), which no SQL text or TOML may contain".into(),
+                Some(super::meta::line_col(&text, at)),
+                "delete it; a file full of NUL bytes was usually saved as UTF-16, so save it as UTF-8",
+            ));
         }
+        Ok(Some(text))
     };
     let up = match read("up.sql") {
         Ok(Some(up)) => Some(up),
@@ -224,15 +294,13 @@ fn read_migration(dir: &Path, version: Version, name: &str) -> Result<Migration,
     let meta = match toml.as_deref().map(Meta::parse) {
         None => Meta::default(),
         Some(Ok(meta)) => meta,
-        Some(Err(e)) => {
-            problems.push(Problem {
+        Some(Err(errors)) => {
+            problems.extend(errors.into_iter().map(|e| Problem {
                 path: dir.join("migration.toml"),
                 line: Some((e.line, e.column)),
                 message: e.message,
-                fix: "valid keys: description, reversibility, transaction, lock_timeout, \
-                      statement_timeout, retries, restore_on_down, [[smoke]], [backfill]"
-                    .into(),
-            });
+                fix: e.fix,
+            }));
             Meta::default()
         }
     };
@@ -261,6 +329,13 @@ mod tests {
         assert!(parse_folder_name("20240101120000_AddUsers").is_none());
         assert!(parse_folder_name("20240101120000_add-users").is_none());
         assert!(parse_folder_name("20240101120000_").is_none());
+    }
+
+    #[test]
+    fn names_keep_their_letters() {
+        assert_eq!(to_snake_case("ünïcode_name"), "unicode_name");
+        assert_eq!(to_snake_case("Größe anpassen"), "grosse_anpassen");
+        assert_eq!(to_snake_case("AddUsers"), "add_users");
     }
 
     #[test]

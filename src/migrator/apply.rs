@@ -526,6 +526,15 @@ impl Runner<'_> {
                 ran.map_err(|(i, e)| Stop::Sql(i, e))?;
                 match dir {
                     Direction::Up => {
+                        // Checked against the schema the SQL just made, so
+                        // that a wrong [backfill] keeps nothing.
+                        crate::backfill::preflight::check(
+                            self.db,
+                            m,
+                            crate::backfill::preflight::When::BeforeCommit,
+                        )
+                        .await
+                        .map_err(|e| Stop::Hook(RunError::Backfill(Box::new(e))))?;
                         let mut row = self.tracking_row(m, initial_state(m), started);
                         row.backup = backup.cloned();
                         self.db

@@ -22,6 +22,7 @@ macro_rules! both {
 mod common;
 
 mod backfill;
+mod backfill_check;
 mod backup;
 mod backup_binding;
 mod calibrate;
@@ -48,5 +49,6 @@ mod sample;
 mod seed;
 mod server_crash;
 mod snapshot;
+mod source;
 mod tamper;
 mod validate;

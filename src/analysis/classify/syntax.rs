@@ -169,25 +169,82 @@ pub fn text(node: &SyntaxNode) -> String {
     t.trim().trim_end_matches(';').trim_end().to_string()
 }
 
-/// Converts byte offsets into 1-based line and character column.
+/// Converts byte offsets into 1-based line and character column, in time
+/// independent of the file's size: a column is counted from the nearest
+/// checkpoint, not from the start of its line, so a file that is one long
+/// line of statements does not make every lookup walk that line.
 pub struct Lines<'a> {
     text: &'a str,
-    starts: Vec<usize>,
+    index: std::borrow::Cow<'a, LineIndex>,
+    /// Offsets given to [`Lines::pos`] count from here: a statement parsed
+    /// on its own has its own offsets.
+    base: usize,
 }
+
+#[derive(Debug, Clone)]
+pub struct LineIndex {
+    starts: Vec<usize>,
+    /// Characters before each `CHECKPOINT`-th byte (rounded down to a
+    /// character boundary), paired with that boundary.
+    checkpoints: Vec<(usize, usize)>,
+}
+
+const CHECKPOINT: usize = 512;
 
 impl<'a> Lines<'a> {
     pub fn new(text: &'a str) -> Lines<'a> {
         let mut starts = vec![0];
         starts.extend(text.match_indices('\n').map(|(i, _)| i + 1));
-        Lines { text, starts }
+        let mut checkpoints = Vec::with_capacity(text.len() / CHECKPOINT + 1);
+        let (mut at, mut chars) = (0, 0);
+        while at <= text.len() {
+            checkpoints.push((at, chars));
+            let next = text.floor_char_boundary(at + CHECKPOINT);
+            if next <= at {
+                break;
+            }
+            chars += text[at..next].chars().count();
+            at = next;
+        }
+        Lines {
+            text,
+            index: std::borrow::Cow::Owned(LineIndex {
+                starts,
+                checkpoints,
+            }),
+            base: 0,
+        }
+    }
+
+    /// The same file, for offsets that count from `base` bytes further.
+    pub fn shifted(&self, base: usize) -> Lines<'_> {
+        Lines {
+            text: self.text,
+            index: std::borrow::Cow::Borrowed(&*self.index),
+            base: self.base + base,
+        }
+    }
+
+    /// Characters before the byte `offset` (a character boundary).
+    fn chars_before(&self, offset: usize) -> usize {
+        let checkpoints = &self.index.checkpoints;
+        let i = checkpoints
+            .partition_point(|&(at, _)| at <= offset)
+            .saturating_sub(1);
+        let (at, chars) = checkpoints.get(i).copied().unwrap_or((0, 0));
+        chars + self.text[at..offset].chars().count()
     }
 
     pub fn pos(&self, offset: usize) -> (usize, usize) {
-        let offset = offset.min(self.text.len());
-        let line = self.starts.partition_point(|&s| s <= offset);
-        let from = self.starts[line - 1];
-        let upto = self.text.floor_char_boundary(offset);
-        (line, self.text[from..upto.max(from)].chars().count() + 1)
+        let offset = self
+            .text
+            .floor_char_boundary((self.base + offset).min(self.text.len()));
+        let line = self.index.starts.partition_point(|&s| s <= offset);
+        let from = self.index.starts[line - 1].min(offset);
+        (
+            line,
+            self.chars_before(offset) - self.chars_before(from) + 1,
+        )
     }
 }
 
@@ -209,5 +266,15 @@ mod tests {
         assert_eq!(l.pos(3), (2, 1));
         assert_eq!(l.pos(5), (2, 2));
         assert_eq!(l.pos(100), (3, 1));
+    }
+
+    #[test]
+    fn positions_on_a_long_line_cross_checkpoints() {
+        let text = format!("x\n{}é{}", "a".repeat(1000), "b".repeat(1000));
+        let l = Lines::new(&text);
+        assert_eq!(l.pos(2 + 1000), (2, 1001));
+        assert_eq!(l.pos(2 + 1000 + 2 + 600), (2, 1602));
+        // Inside the two bytes of `é`: its own column.
+        assert_eq!(l.pos(2 + 1001), (2, 1001));
     }
 }

@@ -32,6 +32,7 @@ mod demo;
 mod down_restores;
 mod execute;
 mod failures;
+mod faults;
 mod inspect;
 mod interrupt;
 mod lint;

@@ -194,21 +194,29 @@ fn state<'a>(states: &'a [(String, String)], v: &str) -> &'a str {
         .unwrap_or("missing")
 }
 
-/// The operation to try next, by what the database allows.
+/// The operation to try next, by what the database allows: as many
+/// executes as ups and downs, backfills while one is unfinished.
 fn pick(rng: &mut Rng, states: &[(String, String)]) -> Op {
-    if state(states, M3) == "backfilling" && rng.below(2) == 0 {
+    let backfilling = state(states, M3) == "backfilling";
+    if backfilling && rng.below(3) == 0 {
         return Op::Backfill;
     }
     let applied = MIGRATIONS
         .iter()
         .filter(|v| matches!(state(states, v), "applied" | "backfilling"))
         .count() as u64;
-    match rng.below(10) {
-        0..=2 if applied < 4 => Op::Up,
-        3..=5 if applied > 0 => Op::Down(1 + rng.below(applied.min(3))),
-        6..=8 if applied < 4 && state(states, M3) != "backfilling" => Op::Execute,
-        _ if applied == 4 => Op::Down(1 + rng.below(3)),
-        _ => Op::Up,
+    let down = Op::Down(1 + rng.below(applied.clamp(1, 3)));
+    // execute runs the next migration, and not past an unfinished backfill.
+    let forward = if backfilling || rng.below(3) == 0 {
+        Op::Up
+    } else {
+        Op::Execute
+    };
+    match (applied, rng.below(5)) {
+        (4, _) => down,
+        (0, _) => forward,
+        (_, 0..=1) => down,
+        _ => forward,
     }
 }
 

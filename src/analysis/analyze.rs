@@ -109,6 +109,18 @@ pub fn analyze_set(
     version: Option<PgVersion>,
     live: Option<Arc<LiveSchema>>,
 ) -> Vec<MigrationAnalysis> {
+    analyze_each(migrations, up, version, live, |a| a)
+}
+
+/// [`analyze_set`], handing each migration's analysis to `keep` as it is
+/// made, so that a long run holds only what `keep` returns.
+pub fn analyze_each<T>(
+    migrations: &[&Migration],
+    up: bool,
+    version: Option<PgVersion>,
+    live: Option<Arc<LiveSchema>>,
+    mut keep: impl FnMut(MigrationAnalysis) -> T,
+) -> Vec<T> {
     let mut pending = Schema::with_live(version, live.clone());
     migrations
         .iter()
@@ -119,7 +131,7 @@ pub fn analyze_set(
                 down: m.down.as_deref(),
                 meta: &m.meta,
             };
-            if up {
+            keep(if up {
                 analyze(&files, &mut pending, version)
             } else {
                 analyze(
@@ -127,7 +139,7 @@ pub fn analyze_set(
                     &mut Schema::with_live(version, live.clone()),
                     version,
                 )
-            }
+            })
         })
         .collect()
 }

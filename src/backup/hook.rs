@@ -13,8 +13,7 @@
 use super::{
     BackupError, Binding, Created, Restored, Target, create, plan_for, restore, restore_within,
 };
-use crate::analysis::Schema;
-use crate::analysis::analyze::{MigrationAnalysis, MigrationFiles, analyze, analyze_set};
+use crate::analysis::analyze::{analyze_each, analyze_set};
 use crate::analysis::reversibility::BackupItem;
 use crate::analysis::{ActionKind, LiveSchema, PgVersion};
 use crate::db::{BackupRef, Database, DbError, Timeouts};
@@ -191,41 +190,19 @@ pub async fn destroyed(
 ) -> Result<Vec<Vec<BackupItem>>, DbError> {
     let version = db.postgres_version().await?.map(PgVersion::from_num);
     let mut needs_live = false;
-    let offline = backups_of(pending, version, None, |a| {
+    // Only the backup items of each analysis are kept: a long run's
+    // analyses are never all held at once.
+    let offline = analyze_each(pending, true, version, None, |a| {
         needs_live |= a.up.ops.iter().flat_map(|o| &o.actions).any(|x| {
             matches!(&x.kind, ActionKind::AlterColumnType { from: None, .. }) && !x.new_table
         });
+        a.backups
     });
     if !needs_live {
         return Ok(offline);
     }
     let live = LiveSchema::load(db).await?.map(Arc::new);
-    Ok(backups_of(pending, version, live, |_| {}))
-}
-
-/// The pending set analysed in run order, keeping only each migration's
-/// backup items (a long run's analyses are not all held at once).
-fn backups_of(
-    pending: &[&Migration],
-    version: Option<PgVersion>,
-    live: Option<Arc<LiveSchema>>,
-    mut look: impl FnMut(&MigrationAnalysis),
-) -> Vec<Vec<BackupItem>> {
-    let mut schema = Schema::with_live(version, live);
-    pending
-        .iter()
-        .map(|m| {
-            let files = MigrationFiles {
-                dir: &m.dir,
-                up: &m.up,
-                down: m.down.as_deref(),
-                meta: &m.meta,
-            };
-            let a = analyze(&files, &mut schema, version);
-            look(&a);
-            a.backups
-        })
-        .collect()
+    Ok(analyze_each(pending, true, version, live, |a| a.backups))
 }
 
 /// Creates and verifies the backup `m` needs (`items`, from [`destroyed`]),

@@ -133,34 +133,23 @@ pub fn names(node: &SyntaxNode, kind: SyntaxKind) -> Vec<String> {
         .collect()
 }
 
+/// Where statements name their table.
+const TABLE_NAMES: [SyntaxKind; 5] = [
+    SyntaxKind::TABLE_RELATION_NAME,
+    SyntaxKind::TABLE_NAME,
+    SyntaxKind::TABLE_NAME_REF,
+    SyntaxKind::RELATION_NAME,
+    SyntaxKind::RELATION_NAME_REF,
+];
+
 /// The table a statement names in its usual places.
 pub fn table_name(node: &SyntaxNode) -> Option<String> {
-    use SyntaxKind::*;
-    name_in(
-        node,
-        &[
-            TABLE_RELATION_NAME,
-            TABLE_NAME,
-            TABLE_NAME_REF,
-            RELATION_NAME,
-            RELATION_NAME_REF,
-        ],
-    )
+    name_in(node, &TABLE_NAMES)
 }
 
 /// [`table_name`] as [`written_relation`].
 pub fn table_relation(node: &SyntaxNode) -> Option<crate::db::Relation> {
-    use SyntaxKind::*;
-    written_in(
-        node,
-        &[
-            TABLE_RELATION_NAME,
-            TABLE_NAME,
-            TABLE_NAME_REF,
-            RELATION_NAME,
-            RELATION_NAME_REF,
-        ],
-    )
+    written_in(node, &TABLE_NAMES)
 }
 
 /// Trimmed source text of a node, without its trailing `;`.

@@ -11,6 +11,7 @@ pub mod classify;
 pub mod estimate;
 pub mod expr;
 pub mod finding;
+pub mod keyword;
 pub mod lint;
 pub mod live;
 pub mod lock;

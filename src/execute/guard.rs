@@ -61,6 +61,7 @@ pub fn runbook(
     files: &[Migration],
     config: &Config,
     project: &Path,
+    reviewed_analysis: &crate::analysis::analyze::MigrationAnalysis,
 ) -> Result<CheckedRunbook, ExecuteError> {
     let fix = format!(
         "render it with `keel runbook {}`, review it, and commit it",
@@ -106,9 +107,11 @@ pub fn runbook(
         )));
     }
     let reviewed = crate::runbook::binding::reviewed(&text);
-    let rendered =
-        crate::runbook::render(project, &crate::runbook::Runbook::build(m, files, config))
-            .map_err(|e| ExecuteError::Refused(format!("{e}\n  nothing was changed")))?;
+    let rendered = crate::runbook::render(
+        project,
+        &crate::runbook::Runbook::build(m, files, config, reviewed_analysis),
+    )
+    .map_err(|e| ExecuteError::Refused(format!("{e}\n  nothing was changed")))?;
     let expected = crate::runbook::binding::reviewed(&rendered);
     let differs = || match crate::runbook::binding::first_difference(&reviewed, &expected) {
         Some((line, has, want)) => {

@@ -17,7 +17,7 @@ mod recover;
 pub mod report;
 pub mod signals;
 
-use crate::analysis::analyze::{Analyzer, Facts, MigrationAnalysis};
+use crate::analysis::analyze::{Analyzer, Facts, MigrationAnalysis, ParsedFiles};
 use crate::backfill::BackfillError;
 use crate::backup::{BackupHook, Created};
 use crate::config::{Config, Environment};
@@ -226,8 +226,19 @@ pub async fn execute(
             "no signing key in keel.toml and none required: the record will be unsigned".into(),
         ),
     }
+    // The migration's SQL is parsed here, once: classified offline for the
+    // reviewed runbook, and below with what the server says for the run.
+    let parsed = ParsedFiles::new(m);
     let t = now();
-    let checked = guard::runbook(&runbook_path, m, plan.files, plan.config, &project)?;
+    let reviewed = Analyzer::offline(true).analyze_parsed(m, &parsed);
+    let checked = guard::runbook(
+        &runbook_path,
+        m,
+        plan.files,
+        plan.config,
+        &project,
+        &reviewed,
+    )?;
     log.rec.runbook = Some(RunbookRef {
         path: runbook_shown.display().to_string(),
         sha256: checked.sha256.clone(),
@@ -299,7 +310,8 @@ pub async fn execute(
     // The run's one analysis of the migration, with what the server says:
     // the dry run, the backup, the row counts, the runner and the rollback
     // all read it.
-    let analysis = Analyzer::new(Facts::read(db).await.map_err(ExecuteError::Db)?, true).analyze(m);
+    let analysis = Analyzer::new(Facts::read(db).await.map_err(ExecuteError::Db)?, true)
+        .analyze_parsed(m, &parsed);
     let t = now();
     let detail = guard::dry_run(db, m, &analysis, timeouts).await?;
     log.step(DRY_RUN, StepOutcome::Ok, t, detail);

@@ -4,10 +4,12 @@ use crate::analysis::lint::LintError;
 use crate::backup::BackupError;
 use crate::config::ConfigError;
 use crate::db::{DbError, DbErrorKind};
+use crate::execute::ExecuteError;
+use crate::execute::confirm::ConfirmError;
 use crate::inspect::InspectError;
 use crate::migration::SourceError;
 use crate::migrator::RunError;
-use crate::record::RecordError;
+use crate::record::{Outcome, RecordError};
 use crate::scaffold::ScaffoldError;
 use crate::seed::SeedError;
 use crate::snapshot::SnapshotError;
@@ -38,6 +40,9 @@ pub enum Error {
     Record(#[from] RecordError),
     #[error("{0}")]
     Scaffold(#[from] ScaffoldError),
+    /// A guarded run that refused, failed, rolled back or was stopped.
+    #[error("{0}")]
+    Execute(#[from] ExecuteError),
     /// Bad arguments or project files keel cannot use.
     #[error("{0}")]
     Usage(String),
@@ -47,14 +52,17 @@ pub enum Error {
     /// A guard refused to go on.
     #[error("{0}")]
     Refused(String),
-    /// The migration ran, a post-migration check failed, and keel rolled it back.
-    #[error("{0}")]
-    RolledBack(String),
-    /// A second Ctrl-C/SIGTERM/SIGHUP stopped a guarded run at once.
-    #[error("{0}")]
-    Stopped(String),
     #[error("{0:#}")]
     Other(#[from] anyhow::Error),
+}
+
+impl From<ConfirmError> for Error {
+    fn from(e: ConfirmError) -> Error {
+        match e {
+            ConfirmError::Refused(m) => Error::Refused(m),
+            ConfirmError::Usage(m) => Error::Usage(m),
+        }
+    }
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -65,11 +73,17 @@ impl Error {
     /// stopped by a second signal (the shell's code for an interrupt).
     pub fn exit_code(&self) -> u8 {
         match self {
-            Error::Stopped(_) => 130,
+            Error::Execute(ExecuteError::Stopped(_)) => 130,
+            Error::Execute(ExecuteError::Refused(_)) => 4,
+            Error::Execute(ExecuteError::DryRun(_)) => 3,
+            Error::Execute(ExecuteError::Ended(f)) if f.outcome == Outcome::RolledBack => 5,
+            Error::Execute(ExecuteError::Db(e)) if e.kind == DbErrorKind::Usage => 2,
+            Error::Execute(
+                ExecuteError::Db(_) | ExecuteError::Ended(_) | ExecuteError::Unrecorded(_),
+            ) => 1,
             Error::Usage(_) | Error::Source(_) | Error::Config(_) => 2,
             Error::Db(e) if e.kind == DbErrorKind::Usage => 2,
             Error::Check(_) => 3,
-            Error::RolledBack(_) => 5,
             Error::Lint(LintError::NotFound(_)) => 2,
             Error::Lint(LintError::Io(..)) => 1,
             Error::Refused(_) | Error::Run(RunError::Refused { .. }) => 4,

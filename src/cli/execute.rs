@@ -2,10 +2,9 @@
 //! run itself is [`crate::execute`].
 
 use super::Ctx;
-use crate::error::{Error, Result};
-use crate::execute::confirm::{ConfirmError, Confirmer};
+use crate::error::Result;
+use crate::execute::confirm::Confirmer;
 use crate::execute::{ExecuteError, Plan, Ui, execute, report};
-use crate::record::Outcome;
 use std::path::PathBuf;
 
 #[derive(Debug, clap::Args)]
@@ -44,11 +43,7 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<()> {
         env.confirm.as_deref(),
         ctx.global.yes,
         args.answers.as_deref(),
-    )
-    .map_err(|e| match e {
-        ConfirmError::Refused(m) => Error::Refused(m),
-        ConfirmError::Usage(m) => Error::Usage(m),
-    })?;
+    )?;
     let mut db = ctx.connect().await?;
     let say = |line: &str| ctx.out.progress(line);
     let on_event = |e: crate::migrator::Event<'_>| ctx.print_event(e);
@@ -75,44 +70,27 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<()> {
             crate::analysis::statements_parsed()
         ),
     );
-    if let Err(ExecuteError::Stopped(m)) = result {
+    if let Err(e @ ExecuteError::Stopped(_)) = result {
         // Stopped at once: the connection may be mid-statement, so it is
         // dropped, not closed politely; the server rolls back what is open.
         drop(db);
-        return Err(Error::Stopped(m));
+        return Err(e.into());
     }
     db.close().await;
     let finished = match result {
         Ok(f) => f,
-        Err(ExecuteError::Stopped(m)) => return Err(Error::Stopped(m)),
-        Err(ExecuteError::Refused(m)) => return Err(Error::Refused(m)),
-        Err(ExecuteError::DryRun(m)) => return Err(Error::Check(m)),
-        Err(ExecuteError::Db(e)) => return Err(Error::Db(e)),
-        Err(ExecuteError::Unrecorded(m)) => return Err(Error::Other(anyhow::anyhow!(m))),
         Err(ExecuteError::Ended(f)) => {
             print(ctx, &f);
-            let message = format!(
-                "{}\n  record: {}\n  runbook: {}",
-                f.problem.trim_end(),
-                shown(&f.written.path),
-                f.runbook.display()
-            );
-            return Err(if f.outcome == Outcome::RolledBack {
-                Error::RolledBack(format!(
-                    "{message}\n  keel rolled {} back; fix the cause, write a new migration or runbook, and run execute again",
-                    m.id()
-                ))
-            } else {
-                Error::Other(anyhow::anyhow!(message))
-            });
+            return Err(ExecuteError::Ended(f).into());
         }
+        Err(e) => return Err(e.into()),
     };
     print(ctx, &finished);
     Ok(())
 }
 
 fn shown(p: &std::path::Path) -> String {
-    p.strip_prefix(".").unwrap_or(p).display().to_string()
+    crate::execute::shown(p)
 }
 
 fn print(ctx: &Ctx, f: &crate::execute::Finished) {

@@ -199,13 +199,7 @@ impl Ctx {
     }
 
     pub fn settings(&self) -> RunSettings {
-        let d = RunSettings::default();
-        RunSettings {
-            lock_timeout: self.config.lock_timeout.unwrap_or(d.lock_timeout),
-            statement_timeout: self.config.statement_timeout.unwrap_or(d.statement_timeout),
-            retries: self.config.retries.unwrap_or(d.retries),
-            ..d
-        }
+        RunSettings::from_config(&self.config)
     }
 
     /// Shows the runner's events: a progress bar on a terminal, one plain

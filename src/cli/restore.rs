@@ -1,7 +1,6 @@
 //! `keel restore FILE`: put a backup's data back.
 
 use super::Ctx;
-use crate::db::Timeouts;
 use crate::error::Result;
 use std::path::PathBuf;
 
@@ -14,11 +13,7 @@ pub struct Args {
 pub async fn run(ctx: &Ctx, args: Args) -> Result<()> {
     // Check the archive before connecting: a bad file needs no database.
     crate::backup::verify(&args.file)?;
-    let settings = ctx.settings();
-    let timeouts = Timeouts {
-        lock: settings.lock_timeout,
-        statement: settings.statement_timeout,
-    };
+    let timeouts = ctx.settings().project_timeouts();
     let mut db = ctx.connect().await?;
     let result = async {
         let id = db.database_id().await?.unwrap_or_default();

@@ -66,6 +66,32 @@ pub struct Finished {
     pub problem: String,
 }
 
+impl Finished {
+    /// What went wrong, where the record and the runbook are, and (after a
+    /// rollback) what to do next: the error message of a run that ended badly.
+    pub fn message(&self) -> String {
+        let message = format!(
+            "{}\n  record: {}\n  runbook: {}",
+            self.problem.trim_end(),
+            shown(&self.written.path),
+            self.runbook.display()
+        );
+        if self.outcome == Outcome::RolledBack {
+            format!(
+                "{message}\n  keel rolled {} back; fix the cause, write a new migration or runbook, and run execute again",
+                self.record.migration.id
+            )
+        } else {
+            message
+        }
+    }
+}
+
+/// `p` without a leading `./`, as messages show paths.
+pub fn shown(p: &Path) -> String {
+    p.strip_prefix(".").unwrap_or(p).display().to_string()
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum ExecuteError {
     /// A guard refused; nothing was changed and nothing was written (exit 4).
@@ -78,7 +104,7 @@ pub enum ExecuteError {
     #[error("{0}")]
     Db(DbError),
     /// The run ended badly and was recorded: rolled back (exit 5) or failed (exit 1).
-    #[error("{}", .0.problem)]
+    #[error("{}", .0.message())]
     Ended(Box<Finished>),
     /// The run's outcome is known but its record could not be written (exit 1).
     #[error("{0}")]
@@ -181,7 +207,7 @@ pub async fn execute(
     let runbook_path = crate::runbook::path_for(&at(&project, "runbooks"), m);
     let runbook_shown = crate::runbook::path_for(Path::new("runbooks"), m);
     let records_dir = at(&project, "records");
-    let timeouts = timeouts(m, &plan.settings);
+    let timeouts = plan.settings.timeouts(m);
     (ui.say)(&format!(
         "execute {} on `{}` ({})",
         m.id(),
@@ -423,16 +449,6 @@ struct Run<'a> {
     timeouts: Timeouts,
     /// The run's one analysis of the migration.
     analysis: &'a MigrationAnalysis,
-}
-
-fn timeouts(m: &Migration, settings: &RunSettings) -> Timeouts {
-    Timeouts {
-        lock: m.meta.lock_timeout.unwrap_or(settings.lock_timeout),
-        statement: m
-            .meta
-            .statement_timeout
-            .unwrap_or(settings.statement_timeout),
-    }
 }
 
 /// A second signal stopped the run at once; `intent`: after the intent

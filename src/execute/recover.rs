@@ -7,8 +7,7 @@
 //! records it as interrupted (the migration is not applied) and goes on.
 
 use super::{
-    ExecuteError, Finished, Log, Plan, Run, Ui, after_commit, at, finish, now, stopped, timeouts,
-    write_final,
+    ExecuteError, Finished, Log, Plan, Run, Ui, after_commit, at, finish, now, stopped, write_final,
 };
 use crate::analysis::analyze::{Analyzer, Facts};
 use crate::db::Database;
@@ -102,7 +101,7 @@ pub(super) async fn recover(
             records_dir: &records_dir,
             runbook_path: &runbook_path,
             runbook_shown: &runbook_shown,
-            timeouts: timeouts(w, &plan.settings),
+            timeouts: plan.settings.timeouts(w),
             analysis: &analysis,
         };
         let mut log = Log {

@@ -34,11 +34,32 @@ impl Default for RunSettings {
 }
 
 impl RunSettings {
+    /// keel.toml's `lock_timeout`, `statement_timeout` and `retries` over
+    /// keel's defaults (the command line may change them further).
+    pub fn from_config(config: &crate::config::Config) -> RunSettings {
+        let d = RunSettings::default();
+        RunSettings {
+            lock_timeout: config.lock_timeout.unwrap_or(d.lock_timeout),
+            statement_timeout: config.statement_timeout.unwrap_or(d.statement_timeout),
+            retries: config.retries.unwrap_or(d.retries),
+            ..d
+        }
+    }
+
     /// The `lock_timeout` and `statement_timeout` `m` runs with.
     pub fn timeouts(&self, m: &Migration) -> Timeouts {
         Timeouts {
             lock: m.meta.lock_timeout.unwrap_or(self.lock_timeout),
             statement: m.meta.statement_timeout.unwrap_or(self.statement_timeout),
+        }
+    }
+
+    /// The timeouts of work that belongs to no one migration (a restore,
+    /// the trial run of a whole pending set).
+    pub fn project_timeouts(&self) -> Timeouts {
+        Timeouts {
+            lock: self.lock_timeout,
+            statement: self.statement_timeout,
         }
     }
 

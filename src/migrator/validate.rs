@@ -66,16 +66,7 @@ async fn validate_locked(
     // statements are the ones tried.
     let mut analyzer = Analyzer::new(Facts::read(runner.db).await?, true);
     let settings = runner.settings;
-    runner
-        .db
-        .begin(
-            crate::db::Timeouts {
-                lock: settings.lock_timeout,
-                statement: settings.statement_timeout,
-            },
-            true,
-        )
-        .await?;
+    runner.db.begin(settings.project_timeouts(), true).await?;
     for m in pending {
         let analysis = analyzer.analyze(m);
         let mut finding = Finding {

@@ -151,7 +151,8 @@ impl Runbook {
         let findings = from_analysis::findings(analysis);
         let backups = from_analysis::backups(analysis);
         let has_backups = !backups.is_empty();
-        let settings = crate::migrator::RunSettings::default();
+        let settings = crate::migrator::RunSettings::from_config(config);
+        let timeouts = settings.timeouts(m);
         let fmt = |d: std::time::Duration| humantime::format_duration(d).to_string();
         let previous_version = all
             .iter()
@@ -220,21 +221,9 @@ impl Runbook {
                 checksum: m.checksum.clone(),
                 reversibility: m.meta.reversibility.unwrap_or_default().to_string(),
                 transaction: m.meta.transaction,
-                lock_timeout: fmt(m
-                    .meta
-                    .lock_timeout
-                    .or(config.lock_timeout)
-                    .unwrap_or(settings.lock_timeout)),
-                statement_timeout: fmt(m
-                    .meta
-                    .statement_timeout
-                    .or(config.statement_timeout)
-                    .unwrap_or(settings.statement_timeout)),
-                retries: m
-                    .meta
-                    .retries
-                    .or(config.retries)
-                    .unwrap_or(settings.retries),
+                lock_timeout: fmt(timeouts.lock),
+                statement_timeout: fmt(timeouts.statement),
+                retries: settings.retries(m),
                 up_path: m.up_path().display().to_string(),
                 down_path: m.down_path().display().to_string(),
             },

@@ -6,13 +6,17 @@
 //! automatic rollback if one fails, the final record, the runbook) or
 //! records it as interrupted (the migration is not applied) and goes on.
 
-use super::{
-    ExecuteError, Finished, Log, Plan, Run, Ui, after_commit, at, finish, now, stopped, write_final,
-};
-use crate::analysis::analyze::{Analyzer, Facts};
+use super::context::Context;
+use super::pipeline::{self, From};
+use super::signals::Signals;
+use super::step::StepId;
+use super::steps::record::{annotate_runbook, write_final};
+use super::{ExecuteError, Finished, Plan, Ui, at};
 use crate::db::Database;
+use crate::migration::Migration;
 use crate::migrator::{Runner, State, reconcile};
 use crate::record::{self, Outcome, Record, Signer, StepOutcome};
+use chrono::Utc;
 use std::path::Path;
 
 /// `Some`: the interrupted run was this migration's and is now finished
@@ -21,182 +25,191 @@ pub(super) async fn recover(
     db: &mut dyn Database,
     plan: &Plan<'_>,
     ui: &Ui<'_>,
-    signer: Option<&Signer>,
+    signer: Option<Signer>,
 ) -> Result<Option<Result<Finished, ExecuteError>>, ExecuteError> {
-    let env = plan.env_name;
     (ui.say)(&format!(
-        "the newest record of `{env}` is the intent of a run with no final record: that run was stopped (or is still running); taking the run lock to look"
+        "the newest record of `{}` is the intent of a run with no final record: that run was stopped (or is still running); taking the run lock to look",
+        plan.env_name
     ));
+    let signals = Signals::install();
     let mut runner = Runner {
         db,
         settings: plan.settings,
         operator: crate::migrator::operator(),
         on_event: ui.on_event,
     };
-    let signals = super::Signals::install();
     runner
         .lock()
         .await
         .map_err(|e| ExecuteError::Refused(format!("{e}\n  nothing was changed")))?;
-    let result = async {
-        let records_dir = at(&plan.project, "records");
-        let head = record::store::head(runner.db, env)
-            .await
-            .map_err(ExecuteError::Db)?;
-        let Some(head) = head.filter(record::chain::is_open) else {
-            (ui.say)("that run has finished meanwhile");
-            return Ok(None);
-        };
-        record::chain::prepare(runner.db, &records_dir, env)
-            .await
-            .map_err(|e| ExecuteError::Refused(format!("{e}\n  nothing was changed")))?;
-        let intent_path = records_dir.join(&head.path);
-        let intent = record::read(&intent_path)
-            .map_err(|e| ExecuteError::Refused(format!("{e}\n  nothing was changed")))?;
-        let shown = format!("records/{} (#{})", head.path, head.sequence);
-        let Some(w) = plan
-            .files
-            .iter()
-            .find(|f| f.id() == intent.migration.id)
-        else {
-            return Err(ExecuteError::Refused(format!(
-                "the interrupted run of `{env}` ({shown}) was of {}, which is not in the migrations folder; nothing was changed\n  fix: restore its folder from version control, then run `keel execute {} --env {env}`",
-                intent.migration.id, intent.migration.version
-            )));
-        };
-        if w.checksum != intent.migration.checksum {
-            return Err(ExecuteError::Refused(format!(
-                "{} changed since its interrupted run on `{env}` ({shown}): that run had checksum {}, the files now have {}; nothing was changed\n  fix: restore the migration's files as they were (git log {}), then run `keel execute {} --env {env}`",
-                w.id(),
-                intent.migration.checksum,
-                w.checksum,
-                w.dir.display(),
-                w.version
-            )));
-        }
-        let rows = runner.db.tracking_rows().await.map_err(ExecuteError::Db)?;
-        let state = reconcile(plan.files, rows)
-            .iter()
-            .find(|e| e.migration.is_some_and(|x| x.version == w.version))
-            .map(|e| e.state);
-        let sub = Plan {
-            env_name: plan.env_name,
-            env: plan.env,
-            config: plan.config,
-            files: plan.files,
-            migration: w,
-            snapshot: None,
-            confirmer: super::Confirmer::Yes,
-            settings: plan.settings,
-            project: plan.project.clone(),
-        };
-        let runbook_path = crate::runbook::path_for(&at(&plan.project, "runbooks"), w);
-        let runbook_shown = crate::runbook::path_for(Path::new("runbooks"), w);
-        let analysis = Analyzer::new(Facts::read(runner.db).await.map_err(ExecuteError::Db)?, true)
-            .analyze(w);
-        let run = Run {
-            plan: &sub,
-            ui,
-            signer,
-            records_dir: &records_dir,
-            runbook_path: &runbook_path,
-            runbook_shown: &runbook_shown,
-            timeouts: plan.settings.timeouts(w),
-            analysis: &analysis,
-        };
-        let mut log = Log {
-            rec: resumed(&intent),
-            say: ui.say,
-        };
-        let started = format!(
-            "started {} by {}",
-            intent.started_at.format("%Y-%m-%d %H:%M:%S UTC"),
-            intent.operator
-        );
-        let committed = matches!(state, Some(State::Applied | State::Backfilling));
-        if committed && w.version != plan.migration.version {
-            return Err(ExecuteError::Refused(format!(
-                "the run of {} on `{env}` ({shown}, {started}) was stopped after {} committed: its post-migration checks and its record are unfinished; nothing was changed\n  fix: `keel execute {} --env {env}` finishes it (checks, rollback if one fails, record); then execute {}",
-                w.id(),
-                w.id(),
-                w.version,
-                plan.migration.id()
-            )));
-        }
-        if committed {
-            let backfill = state == Some(State::Backfilling);
-            log.step(
-                "resumed",
-                StepOutcome::Ok,
-                now(),
-                format!(
-                    "the run ({shown}, {started}) was stopped after {} committed; {} finishes it: {}post-migration checks against the row counts taken before it",
-                    w.id(),
-                    crate::migrator::operator(),
-                    if backfill { "the rest of its backfill, then " } else { "" }
-                ),
-            );
-            check_archive(&plan.project, &intent)?;
-            let tick = intent
-                .runbook
-                .as_ref()
-                .map(|r| r.ticked.clone())
-                .unwrap_or_default();
-            let before = intent.row_counts.clone();
-            let finished = tokio::select! {
-                r = async {
-                    let (outcome, problem) = after_commit(&mut runner, &run, &mut log, &before, backfill).await?;
-                    finish(runner.db, &run, &mut log, &tick, outcome, problem, &signals).await
-                } => r,
-                () = signals.stopped() => Err(stopped(&run, true)),
-            };
-            return Ok(Some(finished));
-        }
-        // Not applied: it never committed, or keel's own rollback did.
-        let now_state = state.map_or("missing from the tracking table", |s| s.as_str());
-        let t = now();
-        log.rec.outcome = Outcome::Interrupted;
-        log.step(
-            "interrupted",
-            StepOutcome::Failed,
-            t,
-            format!(
-                "the run ({shown}, {started}) was stopped and never finished; {} is {now_state} on `{env}` now, so nothing of this run is left applied{}",
-                w.id(),
-                if state == Some(State::Failed) {
-                    format!(
-                        " in full: it is failed (partly applied) and needs `keel resolve {} --env {env}`",
-                        w.version
-                    )
-                } else {
-                    String::new()
-                }
-            ),
-        );
-        log.rec.finished_at = now();
-        let (written, _) = write_final(runner.db, &run, &mut log.rec, &[])
-            .await
-            .map_err(|e| {
-                ExecuteError::Unrecorded(format!(
-                    "the interrupted run of {} on `{env}` could not be recorded: {e}\n  fix: run execute again",
-                    w.id()
-                ))
-            })?;
-        (ui.say)(&format!(
-            "recorded the stopped run as interrupted: {}",
-            written
-                .path
-                .strip_prefix(&plan.project)
-                .unwrap_or(&written.path)
-                .display()
-        ));
-        Ok(None)
-    }
-    .await;
+    let result = look(runner.db, plan, ui, signer, &signals).await;
     if !matches!(result, Ok(Some(Err(ExecuteError::Stopped(_))))) {
         let _ = runner.unlock(Ok(())).await;
     }
     result
+}
+
+/// The stopped run, as its intent record and the database tell it.
+struct Stopped<'m> {
+    intent: Record,
+    /// `records/…json (#N)`.
+    shown: String,
+    migration: &'m Migration,
+    state: Option<State>,
+}
+
+/// With the run lock held: finishes the stopped run, or records it as
+/// interrupted.
+async fn look(
+    db: &mut dyn Database,
+    plan: &Plan<'_>,
+    ui: &Ui<'_>,
+    signer: Option<Signer>,
+    signals: &Signals,
+) -> Result<Option<Result<Finished, ExecuteError>>, ExecuteError> {
+    let Some(stopped) = stopped_run(db, plan, ui).await? else {
+        return Ok(None);
+    };
+    let w = stopped.migration;
+    let sub = Plan {
+        env_name: plan.env_name,
+        env: plan.env,
+        config: plan.config,
+        files: plan.files,
+        migration: w,
+        snapshot: None,
+        confirmer: super::Confirmer::Yes,
+        settings: plan.settings,
+        project: plan.project.clone(),
+    };
+    let mut cx = Context::new(db, &sub, ui, resumed(&stopped.intent)).await?;
+    cx.signer = signer;
+    let env = plan.env_name;
+    let shown = &stopped.shown;
+    let intent = &stopped.intent;
+    let started = format!(
+        "started {} by {}",
+        intent.started_at.format("%Y-%m-%d %H:%M:%S UTC"),
+        intent.operator
+    );
+    let state = stopped.state;
+    let committed = matches!(state, Some(State::Applied | State::Backfilling));
+    if committed && w.version != plan.migration.version {
+        return Err(ExecuteError::Refused(format!(
+            "the run of {} on `{env}` ({shown}, {started}) was stopped after {} committed: its post-migration checks and its record are unfinished; nothing was changed\n  fix: `keel execute {} --env {env}` finishes it (checks, rollback if one fails, record); then execute {}",
+            w.id(),
+            w.id(),
+            w.version,
+            plan.migration.id()
+        )));
+    }
+    if committed {
+        cx.backfill = state == Some(State::Backfilling);
+        cx.log.step(
+            StepId::Resumed.name(),
+            StepOutcome::Ok,
+            Utc::now(),
+            format!(
+                "the run ({shown}, {started}) was stopped after {} committed; {} finishes it: {}post-migration checks against the row counts taken before it",
+                w.id(),
+                crate::migrator::operator(),
+                if cx.backfill { "the rest of its backfill, then " } else { "" }
+            ),
+        );
+        check_archive(&plan.project, intent)?;
+        cx.tick = intent
+            .runbook
+            .as_ref()
+            .map(|r| r.ticked.clone())
+            .unwrap_or_default();
+        cx.before = intent.row_counts.clone();
+        cx.intent_written = true;
+        return Ok(Some(pipeline::run(&mut cx, From::Commit, signals).await));
+    }
+    // Not applied: it never committed, or keel's own rollback did.
+    let now_state = state.map_or("missing from the tracking table", |s| s.as_str());
+    cx.log.rec.outcome = Outcome::Interrupted;
+    cx.log.step(
+        StepId::Interrupted.name(),
+        StepOutcome::Failed,
+        Utc::now(),
+        format!(
+            "the run ({shown}, {started}) was stopped and never finished; {} is {now_state} on `{env}` now, so nothing of this run is left applied{}",
+            w.id(),
+            if state == Some(State::Failed) {
+                format!(
+                    " in full: it is failed (partly applied) and needs `keel resolve {} --env {env}`",
+                    w.version
+                )
+            } else {
+                String::new()
+            }
+        ),
+    );
+    cx.log.rec.finished_at = Utc::now();
+    let written = write_final(&mut cx).await.map_err(|e| {
+        ExecuteError::Unrecorded(format!(
+            "the interrupted run of {} on `{env}` could not be recorded: {e}\n  fix: run execute again",
+            w.id()
+        ))
+    })?;
+    (ui.say)(&format!(
+        "recorded the stopped run as interrupted: {}",
+        cx.shown(&written)
+    ));
+    Ok(None)
+}
+
+/// The stopped run, unless it finished while this one waited for the lock.
+/// Refused when its migration is gone or changed.
+async fn stopped_run<'m>(
+    db: &mut dyn Database,
+    plan: &Plan<'m>,
+    ui: &Ui<'_>,
+) -> Result<Option<Stopped<'m>>, ExecuteError> {
+    let env = plan.env_name;
+    let records_dir = at(&plan.project, "records");
+    let head = record::store::head(db, env)
+        .await
+        .map_err(ExecuteError::Db)?;
+    let Some(head) = head.filter(record::chain::is_open) else {
+        (ui.say)("that run has finished meanwhile");
+        return Ok(None);
+    };
+    record::chain::prepare(db, &records_dir, env)
+        .await
+        .map_err(|e| ExecuteError::Refused(format!("{e}\n  nothing was changed")))?;
+    let intent_path = records_dir.join(&head.path);
+    let intent = record::read(&intent_path)
+        .map_err(|e| ExecuteError::Refused(format!("{e}\n  nothing was changed")))?;
+    let shown = format!("records/{} (#{})", head.path, head.sequence);
+    let Some(w) = plan.files.iter().find(|f| f.id() == intent.migration.id) else {
+        return Err(ExecuteError::Refused(format!(
+            "the interrupted run of `{env}` ({shown}) was of {}, which is not in the migrations folder; nothing was changed\n  fix: restore its folder from version control, then run `keel execute {} --env {env}`",
+            intent.migration.id, intent.migration.version
+        )));
+    };
+    if w.checksum != intent.migration.checksum {
+        return Err(ExecuteError::Refused(format!(
+            "{} changed since its interrupted run on `{env}` ({shown}): that run had checksum {}, the files now have {}; nothing was changed\n  fix: restore the migration's files as they were (git log {}), then run `keel execute {} --env {env}`",
+            w.id(),
+            intent.migration.checksum,
+            w.checksum,
+            w.dir.display(),
+            w.version
+        )));
+    }
+    let rows = db.tracking_rows().await.map_err(ExecuteError::Db)?;
+    let state = reconcile(plan.files, rows)
+        .iter()
+        .find(|e| e.migration.is_some_and(|x| x.version == w.version))
+        .map(|e| e.state);
+    Ok(Some(Stopped {
+        intent,
+        shown,
+        migration: w,
+        state,
+    }))
 }
 
 /// The final record of a resumed run starts as its intent: same start,
@@ -286,7 +299,7 @@ pub(super) fn annotation(
         // Not what this keel writes for it; `keel record verify` reports it.
         return Ok(None);
     }
-    super::annotate_runbook(&runbook, &rb.ticked, &section).map_err(|e| {
+    annotate_runbook(&runbook, &rb.ticked, &section).map_err(|e| {
         ExecuteError::Refused(format!(
             "{}: cannot add the execution record of {shown}: {e}; nothing was changed",
             runbook.display()

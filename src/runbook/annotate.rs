@@ -19,6 +19,13 @@ pub struct ChecklistItem {
     pub marker: Range<usize>,
 }
 
+impl ChecklistItem {
+    /// The item's id, when it has one.
+    pub fn check_id(&self) -> Option<super::check_id::CheckId> {
+        self.id.as_deref().map(super::check_id::CheckId::parse)
+    }
+}
+
 pub const RECORDS_MARKER: &str = "<!-- keel:records -->";
 
 /// Every task-list item of the document, in order.

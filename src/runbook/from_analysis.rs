@@ -2,6 +2,7 @@
 //! findings with allow reasons, the backups, and the checklist items a
 //! statement calls for (code that must be deployed before a drop or rename).
 
+use super::check_id::CheckId;
 use super::{CheckItem, FindingInfo, StatementInfo};
 use crate::analysis::analyze::MigrationAnalysis;
 use crate::analysis::{ActionKind, Tri};
@@ -95,12 +96,9 @@ pub fn deploy_items(a: &MigrationAnalysis) -> Vec<CheckItem> {
             ),
             _ => continue,
         };
+        let id = CheckId::Other(id);
         if !items.iter().any(|i| i.id == id) {
-            items.push(CheckItem {
-                id,
-                text,
-                verified_by_keel: false,
-            });
+            items.push(CheckItem::new(id, text));
         }
     }
     items

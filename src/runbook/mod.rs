@@ -4,6 +4,7 @@
 
 pub mod annotate;
 pub mod binding;
+pub mod check_id;
 mod from_analysis;
 pub mod markdown;
 mod render;
@@ -12,6 +13,7 @@ pub use render::{Marker, RenderError, marker, render};
 
 use crate::config::Config;
 use crate::migration::Migration;
+use check_id::CheckId;
 use serde::Serialize;
 use std::path::{Path, PathBuf};
 
@@ -94,10 +96,22 @@ pub struct FindingInfo {
 /// `execute` can tick it and an auditor can follow it.
 #[derive(Debug, Clone, Serialize)]
 pub struct CheckItem {
-    pub id: String,
+    pub id: CheckId,
     pub text: String,
     /// keel checks this itself during `execute` instead of asking.
     pub verified_by_keel: bool,
+}
+
+impl CheckItem {
+    /// An item; whether keel checks it itself follows from its id.
+    pub fn new(id: CheckId, text: String) -> CheckItem {
+        let verified_by_keel = id.verified_by_keel();
+        CheckItem {
+            id,
+            text,
+            verified_by_keel,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -163,36 +177,16 @@ impl Runbook {
         let reversible = m.has_down()
             && m.meta.reversibility != Some(crate::migration::Reversibility::Irreversible);
         let mut checklist = vec![
-            CheckItem {
-                id: "dry-run-reviewed".into(),
-                text: format!("Dry run reviewed: the SQL, locks and estimate of `keel up --dry-run --to {}` match this runbook", m.version),
-                verified_by_keel: true,
-            },
-            CheckItem {
-                id: "rollback-tested".into(),
-                text: "Rollback tested: `keel down` of this migration ran cleanly on staging (or a copy)".into(),
-                verified_by_keel: false,
-            },
-            CheckItem {
-                id: "snapshot-taken".into(),
-                text: "Snapshot taken: `keel snapshot take --env ENV`; keel checks the file and its SHA-256".into(),
-                verified_by_keel: true,
-            },
-            CheckItem {
-                id: "deployment-plan-reviewed".into(),
-                text: "Deployment plan reviewed: the application code that must be live before (and after) this migration is deployed".into(),
-                verified_by_keel: false,
-            },
+            CheckItem::new(CheckId::DryRunReviewed, format!("Dry run reviewed: the SQL, locks and estimate of `keel up --dry-run --to {}` match this runbook", m.version)),
+            CheckItem::new(CheckId::RollbackTested, "Rollback tested: `keel down` of this migration ran cleanly on staging (or a copy)".into()),
+            CheckItem::new(CheckId::SnapshotTaken, "Snapshot taken: `keel snapshot take --env ENV`; keel checks the file and its SHA-256".into()),
+            CheckItem::new(CheckId::DeploymentPlanReviewed, "Deployment plan reviewed: the application code that must be live before (and after) this migration is deployed".into()),
         ];
         checklist.extend(from_analysis::deploy_items(analysis));
         if !backups.is_empty() {
             checklist.insert(
                 0,
-                CheckItem {
-                    id: "backup-verified".into(),
-                    text: "Backup verified: keel exports the data this migration destroys and re-reads the archive against its manifest".into(),
-                    verified_by_keel: true,
-                },
+                CheckItem::new(CheckId::BackupVerified, "Backup verified: keel exports the data this migration destroys and re-reads the archive against its manifest".into()),
             );
         }
         let mut environments: Vec<EnvironmentInfo> = config

@@ -1,0 +1,143 @@
+//! What the steps of one guarded run share: the plan, the connection, the
+//! migration's analysis (computed once, here) and what earlier steps found.
+
+use super::guard::CheckedRunbook;
+use super::step::Log;
+use super::{ExecuteError, Plan, Ui, at};
+use crate::analysis::analyze::{Analyzer, Facts, MigrationAnalysis, ParsedFiles};
+use crate::backup::Created;
+use crate::db::{Database, Timeouts};
+use crate::migration::Migration;
+use crate::migrator::Runner;
+use crate::record::{Outcome, Record, Signer, Written};
+use chrono::{DateTime, Utc};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// One guarded run as its steps see it.
+pub struct Context<'a> {
+    pub plan: &'a Plan<'a>,
+    pub ui: &'a Ui<'a>,
+    pub db: &'a mut dyn Database,
+    operator: String,
+    pub log: Log<'a>,
+    pub timeouts: Timeouts,
+    /// runbooks/…md in the project, and as messages show it.
+    pub runbook_path: PathBuf,
+    pub runbook_shown: PathBuf,
+    pub records_dir: PathBuf,
+    /// The migration classified offline, as its reviewed runbook shows it.
+    pub reviewed: MigrationAnalysis,
+    /// The run's one analysis of the migration, with what the server says:
+    /// the dry run, the backup, the row counts, the runner and the rollback
+    /// all read it.
+    pub analysis: MigrationAnalysis,
+    pub signer: Option<Signer>,
+    pub runbook: Option<CheckedRunbook>,
+    pub snapshot_done: bool,
+    /// The reviewed checklist has `backup-verified`: ticked once the backup
+    /// step has done (or had nothing to do).
+    pub backup_item: bool,
+    /// The checklist ids the runbook gets ticked.
+    pub tick: Vec<String>,
+    pub backup: Option<Created>,
+    /// Row counts taken before the migration, which the checks compare to.
+    pub before: BTreeMap<String, i64>,
+    /// The migration has a backfill to run (or finish) after its commit.
+    pub backfill: bool,
+    pub intent_written: bool,
+    /// What failed after the commit; the migration is rolled back.
+    pub failures: Vec<String>,
+    /// How the run ended, once it has; `problem` is empty when applied.
+    pub outcome: Outcome,
+    pub problem: String,
+    /// The first signal received during the run and when it came.
+    pub signal: Option<(&'static str, DateTime<Utc>)>,
+    /// The final record as written, once it is.
+    pub written: Option<(Written, Record)>,
+    /// The runbook section of the final record.
+    pub section: String,
+}
+
+impl<'a> Context<'a> {
+    /// A run of `plan.migration`, its record started as `rec`. Parses the
+    /// migration's SQL once and analyses it offline (for the runbook check)
+    /// and with the server's facts (for the run).
+    pub async fn new(
+        db: &'a mut dyn Database,
+        plan: &'a Plan<'a>,
+        ui: &'a Ui<'a>,
+        rec: Record,
+    ) -> Result<Context<'a>, ExecuteError> {
+        let m = plan.migration;
+        let parsed = ParsedFiles::new(m);
+        let reviewed = Analyzer::offline(true).analyze_parsed(m, &parsed);
+        let facts = Facts::read(db).await.map_err(ExecuteError::Db)?;
+        let analysis = Analyzer::new(facts, true).analyze_parsed(m, &parsed);
+        Ok(Context {
+            plan,
+            ui,
+            db,
+            operator: crate::migrator::operator(),
+            log: Log { rec, say: ui.say },
+            timeouts: plan.settings.timeouts(m),
+            runbook_path: crate::runbook::path_for(&at(&plan.project, "runbooks"), m),
+            runbook_shown: crate::runbook::path_for(Path::new("runbooks"), m),
+            records_dir: at(&plan.project, "records"),
+            reviewed,
+            analysis,
+            signer: None,
+            runbook: None,
+            snapshot_done: false,
+            backup_item: false,
+            tick: Vec::new(),
+            backup: None,
+            before: BTreeMap::new(),
+            backfill: m.meta.backfill.is_some(),
+            intent_written: false,
+            failures: Vec::new(),
+            outcome: Outcome::Failed,
+            problem: String::new(),
+            signal: None,
+            written: None,
+            section: String::new(),
+        })
+    }
+
+    pub fn migration(&self) -> &'a Migration {
+        self.plan.migration
+    }
+
+    pub fn env_name(&self) -> &'a str {
+        self.plan.env_name
+    }
+
+    /// The migrator, on this run's connection.
+    pub fn runner(&mut self) -> Runner<'_> {
+        Runner {
+            db: &mut *self.db,
+            settings: self.plan.settings,
+            operator: self.operator.clone(),
+            on_event: self.ui.on_event,
+        }
+    }
+
+    /// The migrator, and the analysis it runs the migration with.
+    pub fn runner_with_analysis(&mut self) -> (Runner<'_>, &MigrationAnalysis) {
+        let runner = Runner {
+            db: &mut *self.db,
+            settings: self.plan.settings,
+            operator: self.operator.clone(),
+            on_event: self.ui.on_event,
+        };
+        (runner, &self.analysis)
+    }
+
+    /// `path` relative to the project, as messages show it.
+    pub fn shown(&self, path: &Path) -> String {
+        path.strip_prefix(&self.plan.project)
+            .unwrap_or(path)
+            .display()
+            .to_string()
+    }
+}

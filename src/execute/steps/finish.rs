@@ -1,0 +1,91 @@
+//! However the run ended: a signal it finished despite goes into the
+//! record, and a run that did not apply raises an alert.
+
+use crate::execute::context::Context;
+use crate::execute::step::{Done, Step, StepId};
+use crate::execute::{ExecuteError, alert, report};
+use crate::record::{Outcome, StepOutcome};
+use async_trait::async_trait;
+
+pub struct Signal;
+
+#[async_trait(?Send)]
+impl Step for Signal {
+    fn id(&self) -> StepId {
+        StepId::Signal
+    }
+
+    fn about(&self) -> &'static str {
+        "a signal the run finished despite is in its record"
+    }
+
+    async fn run(&self, cx: &mut Context<'_>) -> Result<Done, ExecuteError> {
+        // In the record only, stamped when it came: the terminal said so then.
+        if let Some((name, at)) = cx.signal {
+            cx.log.rec.step(
+                StepId::Signal.name(),
+                StepOutcome::Ok,
+                at,
+                Some(format!(
+                    "{name} received during the run; keel finished it (checks, rollback if needed, record) instead of stopping half-way"
+                )),
+            );
+        }
+        Ok(Done::quiet())
+    }
+}
+
+pub struct Alert;
+
+#[async_trait(?Send)]
+impl Step for Alert {
+    fn id(&self) -> StepId {
+        StepId::Alert
+    }
+
+    fn about(&self) -> &'static str {
+        "a run that did not apply is told to the operator and to alert_command"
+    }
+
+    async fn run(&self, cx: &mut Context<'_>) -> Result<Done, ExecuteError> {
+        if cx.outcome == Outcome::Applied {
+            return Ok(Done::quiet());
+        }
+        let plan = cx.plan;
+        let m = plan.migration;
+        let summary = format!(
+            "keel execute {} on `{}`: {}\n{}\noperator: {}\nrunbook: {}\n",
+            m.id(),
+            plan.env_name,
+            report::outcome_word(cx.outcome).to_uppercase(),
+            cx.problem.trim_end(),
+            cx.log.rec.operator,
+            cx.runbook_shown.display()
+        );
+        (cx.ui.say)(&format!(
+            "ALERT: {}",
+            summary.trim_end().replace('\n', "\n  ")
+        ));
+        let Some(command) = plan.config.alert_command.clone() else {
+            return Ok(Done::quiet());
+        };
+        let vars: Vec<(String, String)> = vec![
+            ("KEEL_ENV".into(), plan.env_name.into()),
+            ("KEEL_MIGRATION".into(), m.id()),
+            (
+                "KEEL_OUTCOME".into(),
+                report::outcome_word(cx.outcome).replace(' ', "_"),
+            ),
+        ];
+        let sent = tokio::task::spawn_blocking(move || {
+            let v: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+            alert::send(&command, &summary, &v)
+        })
+        .await
+        .unwrap_or_else(|e| Err(e.to_string()));
+        Ok(match sent {
+            Ok(d) => Done::ok(d),
+            Err(d) => Done::failed(d),
+        })
+    }
+}

@@ -1,0 +1,176 @@
+//! Before anything changes: the signing key, the runbook, that the
+//! migration is next, the records, the snapshot and the dry run.
+
+use crate::execute::context::Context;
+use crate::execute::step::{Done, Step, StepId};
+use crate::execute::{ExecuteError, at, file_ref, guard};
+use crate::record::{self, RunbookRef};
+use async_trait::async_trait;
+use std::path::Path;
+
+pub struct SigningKey;
+
+#[async_trait(?Send)]
+impl Step for SigningKey {
+    fn id(&self) -> StepId {
+        StepId::SigningKey
+    }
+
+    fn about(&self) -> &'static str {
+        "the record can be signed as keel.toml asks"
+    }
+
+    async fn run(&self, cx: &mut Context<'_>) -> Result<Done, ExecuteError> {
+        let plan = cx.plan;
+        cx.signer = guard::signer(plan.config, &plan.project, plan.env_name, plan.env)?;
+        Ok(match &cx.signer {
+            Some(s) => {
+                cx.log.rec.signer = Some(s.principal().to_string());
+                Done::ok(format!("the record will be signed by {}", s.principal()))
+            }
+            None => Done::skipped(
+                "no signing key in keel.toml and none required: the record will be unsigned",
+            ),
+        })
+    }
+}
+
+pub struct RunbookFresh;
+
+#[async_trait(?Send)]
+impl Step for RunbookFresh {
+    fn id(&self) -> StepId {
+        StepId::Runbook
+    }
+
+    fn about(&self) -> &'static str {
+        "the runbook is the reviewed one, rendered from this migration"
+    }
+
+    async fn run(&self, cx: &mut Context<'_>) -> Result<Done, ExecuteError> {
+        let plan = cx.plan;
+        let m = plan.migration;
+        let checked = guard::runbook(
+            &cx.runbook_path,
+            m,
+            plan.files,
+            plan.config,
+            &plan.project,
+            &cx.reviewed,
+        )?;
+        cx.log.rec.runbook = Some(RunbookRef {
+            path: cx.runbook_shown.display().to_string(),
+            sha256: checked.sha256.clone(),
+            reviewed: Some(checked.digest.clone()),
+            ticked: Vec::new(),
+            section: None,
+        });
+        cx.runbook = Some(checked);
+        Ok(Done::ok(format!(
+            "{} was rendered from the migration's checksum {} and its reviewed body is unchanged",
+            cx.runbook_shown.display(),
+            &m.checksum[..12]
+        )))
+    }
+}
+
+pub struct Pending;
+
+#[async_trait(?Send)]
+impl Step for Pending {
+    fn id(&self) -> StepId {
+        StepId::Pending
+    }
+
+    fn about(&self) -> &'static str {
+        "the migration is the next pending one"
+    }
+
+    async fn run(&self, cx: &mut Context<'_>) -> Result<Done, ExecuteError> {
+        let plan = cx.plan;
+        let detail = guard::next_pending(cx.db, plan.files, plan.migration, plan.env_name).await?;
+        Ok(Done::ok(detail))
+    }
+}
+
+pub struct Records;
+
+#[async_trait(?Send)]
+impl Step for Records {
+    fn id(&self) -> StepId {
+        StepId::Records
+    }
+
+    fn about(&self) -> &'static str {
+        "the records folder holds the chain the database registered"
+    }
+
+    async fn run(&self, cx: &mut Context<'_>) -> Result<Done, ExecuteError> {
+        let env = cx.env_name();
+        let rows = record::store::rows(cx.db, env)
+            .await
+            .map_err(ExecuteError::Db)?;
+        let head = record::chain::check(&cx.records_dir, env, &rows)
+            .map_err(|e| ExecuteError::Refused(format!("{e}\n  nothing was changed")))?;
+        Ok(Done::ok(head.describe(Path::new("records"), env)))
+    }
+}
+
+pub struct Snapshot;
+
+#[async_trait(?Send)]
+impl Step for Snapshot {
+    fn id(&self) -> StepId {
+        StepId::Snapshot
+    }
+
+    fn about(&self) -> &'static str {
+        "the snapshot to fall back on is there, intact and recent"
+    }
+
+    async fn run(&self, cx: &mut Context<'_>) -> Result<Done, ExecuteError> {
+        let plan = cx.plan;
+        let project = &plan.project;
+        let snapshot = guard::snapshot(
+            cx.db,
+            plan.snapshot.as_deref(),
+            &at(project, "snapshots"),
+            plan.env_name,
+            plan.env,
+        )
+        .await?;
+        let Some(c) = snapshot else {
+            return Ok(Done::skipped(format!(
+                "no snapshot of `{}` (not required there)",
+                plan.env_name
+            )));
+        };
+        let s = &c.snapshot;
+        cx.snapshot_done = true;
+        cx.log.rec.snapshot = Some(file_ref(project, &s.path, &s.sha256));
+        Ok(Done::ok(format!(
+            "{} matches its SHA-256 {}: {}",
+            cx.shown(&s.path),
+            &s.sha256[..16],
+            c.detail
+        )))
+    }
+}
+
+pub struct DryRun;
+
+#[async_trait(?Send)]
+impl Step for DryRun {
+    fn id(&self) -> StepId {
+        StepId::DryRun
+    }
+
+    fn about(&self) -> &'static str {
+        "the migration runs against the live schema, rolled back"
+    }
+
+    async fn run(&self, cx: &mut Context<'_>) -> Result<Done, ExecuteError> {
+        let detail = guard::dry_run(cx.db, cx.plan.migration, &cx.analysis, cx.timeouts).await?;
+        Ok(Done::ok(detail))
+    }
+}

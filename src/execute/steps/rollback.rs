@@ -1,0 +1,112 @@
+//! The automatic rollback after a failed check: down.sql and the backup
+//! bound to the migration's tracking row put back, in one transaction;
+//! then that it checks out.
+
+use crate::backup::BackupHook;
+use crate::db::Database;
+use crate::execute::ExecuteError;
+use crate::execute::checks;
+use crate::execute::context::Context;
+use crate::execute::step::{Done, Step, StepId};
+use crate::migration::Migration;
+use async_trait::async_trait;
+use std::collections::BTreeMap;
+
+pub struct Rollback;
+
+#[async_trait(?Send)]
+impl Step for Rollback {
+    fn id(&self) -> StepId {
+        StepId::Rollback
+    }
+
+    fn about(&self) -> &'static str {
+        "down.sql ran and the backup is put back"
+    }
+
+    async fn run(&self, cx: &mut Context<'_>) -> Result<Done, ExecuteError> {
+        let m = cx.migration();
+        let plan = cx.plan;
+        let mut hook = BackupHook::new(&plan.project, plan.env_name, cx.ui.say);
+        let (mut runner, analysis) = cx.runner_with_analysis();
+        if let Err(e) = runner.revert_one(m, analysis, &mut hook).await {
+            return Ok(Done::failed(e.to_string()).stop(format!(
+                "{}\nAND THE AUTOMATIC ROLLBACK FAILED: {} is still applied\n  {e}\n  fix: revert by hand (`keel down --env {}`), or restore the snapshot",
+                cx.problem,
+                m.id(),
+                plan.env_name
+            )));
+        }
+        let restored: Vec<String> = hook
+            .restored
+            .iter()
+            .flat_map(|(_, r)| r.tables.iter().map(|(t, n)| format!("{t} ({n} rows)")))
+            .collect();
+        Ok(Done::ok(if restored.is_empty() {
+            "down.sql ran; nothing needed restoring".into()
+        } else {
+            format!(
+                "down.sql ran and the backup put back {}, in one transaction",
+                restored.join(", ")
+            )
+        }))
+    }
+}
+
+pub struct RollbackVerified;
+
+#[async_trait(?Send)]
+impl Step for RollbackVerified {
+    fn id(&self) -> StepId {
+        StepId::RollbackVerified
+    }
+
+    fn about(&self) -> &'static str {
+        "the migration is pending again and the row counts are as before"
+    }
+
+    async fn run(&self, cx: &mut Context<'_>) -> Result<Done, ExecuteError> {
+        match verify(cx.db, cx.plan.migration, &cx.before).await {
+            Ok(d) => Ok(Done::ok(d)),
+            Err(d) => Ok(Done::failed(d.clone()).stop(format!(
+                "{}\nthe rollback ran but does not check out: {d}",
+                cx.problem
+            ))),
+        }
+    }
+}
+
+/// After a rollback: the migration is pending again and the tables it must
+/// not change have their rows back.
+async fn verify(
+    db: &mut dyn Database,
+    m: &Migration,
+    before: &BTreeMap<String, i64>,
+) -> Result<String, String> {
+    let rows = db.tracking_rows().await.map_err(|e| e.to_string())?;
+    let v = m.version.to_string();
+    if rows.iter().any(|r| r.version == v) {
+        return Err(format!("{} still has a tracking row", m.id()));
+    }
+    let tables: Vec<String> = before.keys().cloned().collect();
+    let after = checks::count_rows(db, &tables)
+        .await
+        .map_err(|e| e.to_string())?;
+    for (t, n) in before {
+        if after.get(t) != Some(n) {
+            return Err(format!(
+                "{t} had {n} rows before the migration and has {} now",
+                after.get(t).map_or("none".into(), |a| a.to_string())
+            ));
+        }
+    }
+    Ok(format!(
+        "{} is pending again{}",
+        m.id(),
+        if before.is_empty() {
+            String::new()
+        } else {
+            "; row counts are as before the migration".into()
+        }
+    ))
+}

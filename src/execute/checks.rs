@@ -133,149 +133,130 @@ pub async fn run_all(
     timeouts: Timeouts,
 ) -> Vec<CheckResult> {
     let mut out = Vec::new();
-    let push = |mut r: CheckResult, out: &mut Vec<CheckResult>| {
-        r.duration_ms = (chrono::Utc::now() - r.started_at)
-            .num_milliseconds()
-            .max(0) as u64;
-        out.push(r)
-    };
-    let now = chrono::Utc::now;
+    let not_run = || (false, "not run: no connection".to_string());
 
-    let t = now();
+    let t = chrono::Utc::now();
     let connected = db.query_text("SELECT 1").await;
     let alive = connected.is_ok();
-    push(
-        CheckResult {
-            step: "connection".into(),
-            ok: alive,
-            detail: match connected {
-                Ok(_) => format!("{} answers", db.display_url()),
-                Err(e) => format!("the database does not answer: {e}"),
-            },
-            started_at: t,
-            duration_ms: 0,
-        },
-        &mut out,
-    );
+    let detail = match connected {
+        Ok(_) => format!("{} answers", db.display_url()),
+        Err(e) => format!("the database does not answer: {e}"),
+    };
+    out.push(CheckResult::timed("connection", t, (alive, detail)));
 
     for s in &m.meta.smoke {
-        let t = now();
-        let (ok, detail) = if !alive {
-            (false, "not run: no connection".to_string())
+        let t = chrono::Utc::now();
+        let result = if alive {
+            smoke(db, s, timeouts).await
         } else {
-            match query_rolled_back(db, &s.sql, timeouts).await {
-                Ok(v) => {
-                    let actual = v.clone().flatten();
-                    let ok = v.is_some() && matches(actual.as_deref(), &s.expect);
-                    let detail = if ok {
-                        format!("{}: {} as expected", s.name, show(&v))
-                    } else {
-                        format!(
-                            "{}: got {}, expected `{}`",
-                            s.name,
-                            show(&v),
-                            value_text(&s.expect)
-                        )
-                    };
-                    (ok, detail)
-                }
-                Err(e) => (false, format!("{}: the query failed: {e}", s.name)),
-            }
+            not_run()
         };
-        push(
-            CheckResult {
-                step: "smoke".into(),
-                ok,
-                detail,
-                started_at: t,
-                duration_ms: 0,
-            },
-            &mut out,
-        );
+        out.push(CheckResult::timed("smoke", t, result));
     }
-
     for sql in env_smoke {
-        let t = now();
-        let (ok, detail) = if !alive {
-            (false, "not run: no connection".to_string())
+        let t = chrono::Utc::now();
+        let result = if alive {
+            env_smoke_query(db, sql, timeouts).await
         } else {
-            match query_rolled_back(db, sql, timeouts).await {
-                Ok(Some(_)) => (true, format!("`{sql}` returned a row")),
-                Ok(None) => (false, format!("`{sql}` returned no row")),
-                Err(e) => (false, format!("`{sql}` failed: {e}")),
-            }
+            not_run()
         };
-        push(
-            CheckResult {
-                step: "env-smoke".into(),
-                ok,
-                detail,
-                started_at: t,
-                duration_ms: 0,
-            },
-            &mut out,
-        );
+        out.push(CheckResult::timed("env-smoke", t, result));
     }
-
     if !counts_before.is_empty() {
-        let t = now();
-        let (ok, detail) = if !alive {
-            (false, "not run: no connection".to_string())
+        let t = chrono::Utc::now();
+        let result = if alive {
+            row_counts(db, counts_before).await
         } else {
-            let tables: Vec<String> = counts_before.keys().cloned().collect();
-            match count_rows(db, &tables).await {
-                Ok(after) => {
-                    let mut changed = Vec::new();
-                    let mut same = Vec::new();
-                    for (table, before) in counts_before {
-                        match after.get(table) {
-                            Some(a) if a == before => same.push(format!("{table} {a}")),
-                            Some(a) => changed.push(format!("{table}: {before} before, {a} after")),
-                            None => changed.push(format!("{table}: {before} before, gone after")),
-                        }
-                    }
-                    if changed.is_empty() {
-                        (true, format!("unchanged: {}", same.join(", ")))
-                    } else {
-                        (
-                            false,
-                            format!(
-                                "rows changed in tables the migration does not insert into, update or delete from: {}",
-                                changed.join("; ")
-                            ),
-                        )
-                    }
-                }
-                Err(e) => (false, format!("counting rows failed: {e}")),
-            }
+            not_run()
         };
-        push(
-            CheckResult {
-                step: "row-counts".into(),
-                ok,
-                detail,
-                started_at: t,
-                duration_ms: 0,
-            },
-            &mut out,
-        );
+        out.push(CheckResult::timed("row-counts", t, result));
     }
-
     if let Some(url) = health_url {
-        let t = now();
-        let (ok, detail) = health(url).await;
-        push(
-            CheckResult {
-                step: "health".into(),
-                ok,
-                detail,
-                started_at: t,
-                duration_ms: 0,
-            },
-            &mut out,
-        );
+        let t = chrono::Utc::now();
+        let result = health(url).await;
+        out.push(CheckResult::timed("health", t, result));
     }
     out
+}
+
+impl CheckResult {
+    /// The result of a check that started at `t` and has just ended.
+    fn timed(step: &str, t: chrono::DateTime<chrono::Utc>, (ok, detail): (bool, String)) -> Self {
+        CheckResult {
+            step: step.into(),
+            ok,
+            detail,
+            started_at: t,
+            duration_ms: (chrono::Utc::now() - t).num_milliseconds().max(0) as u64,
+        }
+    }
+}
+
+/// A migration's smoke query: its one value is the one migration.toml expects.
+async fn smoke(
+    db: &mut dyn Database,
+    s: &crate::migration::meta::Smoke,
+    timeouts: Timeouts,
+) -> (bool, String) {
+    match query_rolled_back(db, &s.sql, timeouts).await {
+        Ok(v) => {
+            let actual = v.clone().flatten();
+            let ok = v.is_some() && matches(actual.as_deref(), &s.expect);
+            let detail = if ok {
+                format!("{}: {} as expected", s.name, show(&v))
+            } else {
+                format!(
+                    "{}: got {}, expected `{}`",
+                    s.name,
+                    show(&v),
+                    value_text(&s.expect)
+                )
+            };
+            (ok, detail)
+        }
+        Err(e) => (false, format!("{}: the query failed: {e}", s.name)),
+    }
+}
+
+/// An environment's smoke query: it returns a row.
+async fn env_smoke_query(db: &mut dyn Database, sql: &str, timeouts: Timeouts) -> (bool, String) {
+    match query_rolled_back(db, sql, timeouts).await {
+        Ok(Some(_)) => (true, format!("`{sql}` returned a row")),
+        Ok(None) => (false, format!("`{sql}` returned no row")),
+        Err(e) => (false, format!("`{sql}` failed: {e}")),
+    }
+}
+
+/// The tables whose rows the migration must not change have as many as before.
+async fn row_counts(
+    db: &mut dyn Database,
+    counts_before: &BTreeMap<String, i64>,
+) -> (bool, String) {
+    let tables: Vec<String> = counts_before.keys().cloned().collect();
+    let after = match count_rows(db, &tables).await {
+        Ok(after) => after,
+        Err(e) => return (false, format!("counting rows failed: {e}")),
+    };
+    let mut changed = Vec::new();
+    let mut same = Vec::new();
+    for (table, before) in counts_before {
+        match after.get(table) {
+            Some(a) if a == before => same.push(format!("{table} {a}")),
+            Some(a) => changed.push(format!("{table}: {before} before, {a} after")),
+            None => changed.push(format!("{table}: {before} before, gone after")),
+        }
+    }
+    if changed.is_empty() {
+        (true, format!("unchanged: {}", same.join(", ")))
+    } else {
+        (
+            false,
+            format!(
+                "rows changed in tables the migration does not insert into, update or delete from: {}",
+                changed.join("; ")
+            ),
+        )
+    }
 }
 
 /// GET `url`: passes on 200 within ten seconds.

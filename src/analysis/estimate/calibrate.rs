@@ -5,7 +5,7 @@
 //! `keel_calibration` table of the same database, where `keel plan`, `up
 //! --dry-run` and `lint` find them for everyone who plans against it.
 
-use crate::analysis::estimate::{Calibration, Coefficients};
+use super::{Calibration, Coefficients};
 use crate::db::{Database, DbError, Value, quote_ident};
 use serde::Serialize;
 use std::time::Instant;

@@ -258,7 +258,7 @@ fn tri(t: &Tri) -> (bool, Option<&str>) {
 }
 
 impl Plan {
-    /// The JSON design.md promises for `keel plan --format json`:
+    /// The JSON of `keel plan --format json` (the README shows it):
     /// `{"version","statements":[{"sql","line","lock","rewrite","scan","tables"}],
     /// "reversibility","backups","findings","estimated_ms"}`, plus details.
     pub fn to_json(&self) -> Value {

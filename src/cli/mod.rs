@@ -199,7 +199,8 @@ impl Ctx {
     }
 
     pub fn settings(&self) -> RunSettings {
-        RunSettings::from_config(&self.config)
+        let c = &self.config;
+        RunSettings::project(c.lock_timeout, c.statement_timeout, c.retries)
     }
 
     /// Shows the runner's events: a progress bar on a terminal, one plain

@@ -34,14 +34,19 @@ impl Default for RunSettings {
 }
 
 impl RunSettings {
-    /// keel.toml's `lock_timeout`, `statement_timeout` and `retries` over
-    /// keel's defaults (the command line may change them further).
-    pub fn from_config(config: &crate::config::Config) -> RunSettings {
+    /// The project's `lock_timeout`, `statement_timeout` and `retries`
+    /// (keel.toml's) over keel's defaults; the command line may change them
+    /// further, migration.toml per migration.
+    pub fn project(
+        lock_timeout: Option<Duration>,
+        statement_timeout: Option<Duration>,
+        retries: Option<u32>,
+    ) -> RunSettings {
         let d = RunSettings::default();
         RunSettings {
-            lock_timeout: config.lock_timeout.unwrap_or(d.lock_timeout),
-            statement_timeout: config.statement_timeout.unwrap_or(d.statement_timeout),
-            retries: config.retries.unwrap_or(d.retries),
+            lock_timeout: lock_timeout.unwrap_or(d.lock_timeout),
+            statement_timeout: statement_timeout.unwrap_or(d.statement_timeout),
+            retries: retries.unwrap_or(d.retries),
             ..d
         }
     }

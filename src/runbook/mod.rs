@@ -165,7 +165,11 @@ impl Runbook {
         let findings = from_analysis::findings(analysis);
         let backups = from_analysis::backups(analysis);
         let has_backups = !backups.is_empty();
-        let settings = crate::migrator::RunSettings::from_config(config);
+        let settings = crate::migrator::RunSettings::project(
+            config.lock_timeout,
+            config.statement_timeout,
+            config.retries,
+        );
         let timeouts = settings.timeouts(m);
         let fmt = |d: std::time::Duration| humantime::format_duration(d).to_string();
         let previous_version = all

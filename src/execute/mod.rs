@@ -8,13 +8,19 @@
 //! record linked to it and appended to the runbook. A run that keel could
 //! not finish (killed, the machine lost) is finished or recorded by the
 //! next `execute` of that environment ([`recover`]).
+//!
+//! The run is a list of steps, one file per step or small family in
+//! `steps/`, each an id, a description and a run function ([`step`]);
+//! [`pipeline`] runs them in order over one [`context::Context`] (the
+//! migration parsed and analysed once), times and logs each, stops or rolls
+//! back by one rule, and is the one place that watches for signals.
 
 pub mod alert;
 pub mod checks;
 pub mod confirm;
 mod context;
 mod guard;
-pub mod pipeline;
+mod pipeline;
 mod recover;
 pub mod report;
 pub mod signals;
@@ -30,6 +36,8 @@ use confirm::Confirmer;
 use context::Context;
 use signals::Signals;
 use std::path::{Path, PathBuf};
+
+pub use pipeline::outline;
 
 /// Everything a guarded run needs to know.
 pub struct Plan<'a> {

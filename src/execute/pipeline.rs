@@ -116,6 +116,7 @@ async fn to_the_end(
     cx.problem = problem;
     cx.signal = signals.received();
     steps(cx, FINISH).await?;
+    // The record step wrote it or returned its error above.
     let Some((written, record)) = cx.written.take() else {
         return Err(ExecuteError::Unrecorded(
             "the run ended without its record".into(),
@@ -193,6 +194,92 @@ fn stopped(cx: &Context<'_>) -> ExecuteError {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::execute::confirm::Confirmer;
+    use crate::execute::step::{Done, StepId};
+    use crate::execute::{Plan, Ui};
+    use crate::record::{Record, StepOutcome};
+
+    /// A step that ends as it is told.
+    struct Fake(StepId, fn() -> Done);
+
+    #[async_trait::async_trait(?Send)]
+    impl Step for Fake {
+        fn id(&self) -> StepId {
+            self.0
+        }
+
+        fn about(&self) -> &'static str {
+            "a step of this test"
+        }
+
+        async fn run(&self, _: &mut Context<'_>) -> Result<Done, ExecuteError> {
+            Ok((self.1)())
+        }
+    }
+
+    #[tokio::test]
+    async fn a_stop_ends_the_list_and_a_failed_check_is_kept_for_the_rollback() {
+        let mut db = crate::db::connect("sqlite::memory:").await.unwrap();
+        let m = crate::migration::Migration {
+            version: "20260101000000".parse().unwrap(),
+            name: "x".into(),
+            dir: "migrations/20260101000000_x".into(),
+            up: "CREATE TABLE t (id INTEGER);".into(),
+            down: None,
+            meta: Default::default(),
+            checksum: "0".repeat(64),
+        };
+        let (config, env) = (Default::default(), Default::default());
+        let plan = Plan {
+            env_name: "test",
+            env: &env,
+            config: &config,
+            files: std::slice::from_ref(&m),
+            migration: &m,
+            snapshot: None,
+            confirmer: Confirmer::Yes,
+            settings: Default::default(),
+            project: ".".into(),
+        };
+        let lines = std::sync::Mutex::new(Vec::new());
+        let say = |l: &str| lines.lock().unwrap().push(l.to_string());
+        let ui = Ui {
+            say: &say,
+            on_event: &|_| {},
+        };
+        let rec = Record::start("test", &m, "sqlite::memory:");
+        let mut cx = Context::new(db.as_mut(), &plan, &ui, rec).await.unwrap();
+        let list: &[&dyn Step] = &[
+            &Fake(StepId::Backfill, || {
+                Done::failed("3 rows").roll_back("backfill: 3 rows".into())
+            }),
+            &Fake(StepId::Migrate, || Done::ok("applied")),
+            &Fake(StepId::Rollback, || {
+                Done::failed("no").stop("it failed".into())
+            }),
+            &Fake(StepId::Alert, || panic!("runs after a stop")),
+        ];
+        let stopped = steps(&mut cx, list).await.unwrap();
+        assert_eq!(stopped.as_deref(), Some("it failed"));
+        assert_eq!(cx.failures, ["backfill: 3 rows"]);
+        let logged: Vec<(&str, StepOutcome)> = cx
+            .log
+            .rec
+            .steps
+            .iter()
+            .map(|s| (s.name.as_str(), s.outcome))
+            .collect();
+        assert_eq!(
+            logged,
+            [
+                ("backfill", StepOutcome::Failed),
+                ("migrate", StepOutcome::Ok),
+                ("rollback", StepOutcome::Failed),
+            ]
+        );
+        drop(cx);
+        assert_eq!(lines.lock().unwrap().len(), 3);
+    }
 
     #[test]
     fn the_outline_names_each_step_once() {

@@ -1,7 +1,10 @@
 //! The guarded run as a list of steps, and the one place that runs them:
-//! it times and logs each step, applies one rule when a step fails (before
-//! the commit the run stops and nothing was changed; after it, the checks
-//! go on and the migration is rolled back), and handles signals.
+//! it times and logs each step, applies one rule when a step fails, and
+//! handles signals. The rule: a refusal (`Err`) ends the run with nothing
+//! written; [`Then::Stop`] ends it failed and recorded (before the commit
+//! nothing was changed; after it, nothing more is safe, e.g. a backfill
+//! left to resume); [`Then::RollBack`] (after the commit) lets the
+//! remaining checks run, then the rollback steps.
 //!
 //! A new step is one file in `steps/` and one line below.
 

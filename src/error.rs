@@ -8,6 +8,7 @@ use crate::inspect::InspectError;
 use crate::migration::SourceError;
 use crate::migrator::RunError;
 use crate::record::RecordError;
+use crate::scaffold::ScaffoldError;
 use crate::seed::SeedError;
 use crate::snapshot::SnapshotError;
 
@@ -35,6 +36,8 @@ pub enum Error {
     Snapshot(#[from] SnapshotError),
     #[error("{0}")]
     Record(#[from] RecordError),
+    #[error("{0}")]
+    Scaffold(#[from] ScaffoldError),
     /// Bad arguments or project files keel cannot use.
     #[error("{0}")]
     Usage(String),
@@ -93,6 +96,8 @@ impl Error {
             Error::Record(RecordError::Chain(_)) => 4,
             Error::Backup(_) | Error::Snapshot(_) | Error::Record(_) => 1,
             Error::Run(RunError::Backfill(e)) => e.exit_code(),
+            Error::Scaffold(ScaffoldError::Io(_)) => 1,
+            Error::Scaffold(_) => 2,
             Error::Seed(e) if e.is_usage() => 2,
             Error::Inspect(e) if e.is_usage() => 2,
             Error::Db(_)

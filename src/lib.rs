@@ -20,6 +20,7 @@ pub mod migrator;
 pub mod plan;
 pub mod record;
 pub mod runbook;
+pub mod scaffold;
 pub mod seed;
 pub mod snapshot;
 pub mod stamp;

@@ -2,7 +2,7 @@
 //! the reversibility derived and the backup plan listed. `keel lint`,
 //! `up --dry-run` and (later) `plan` all start here.
 
-use super::classify::{Classified, classify};
+use super::classify::{Classified, Parsed, classify};
 use super::finding::{self, Finding};
 use super::live::LiveSchema;
 use super::reversibility::{self, BackupItem};
@@ -42,10 +42,62 @@ pub fn analyze(
     schema: &mut Schema,
     version: Option<PgVersion>,
 ) -> MigrationAnalysis {
+    let tx = files.meta.transaction;
+    analyze_with(files, schema, version, |part, schema| match part {
+        Part::Up => classify(files.up, schema, tx),
+        Part::Down => classify(files.down.unwrap_or_default(), schema, tx),
+    })
+}
+
+/// Which file of a migration.
+enum Part {
+    Up,
+    Down,
+}
+
+/// A migration's files, each statement parsed once (see [`Parsed`]).
+#[derive(Clone)]
+pub struct ParsedFiles {
+    pub up: Parsed,
+    pub down: Option<Parsed>,
+}
+
+impl ParsedFiles {
+    pub fn new(m: &Migration) -> ParsedFiles {
+        ParsedFiles {
+            up: Parsed::new(&m.up),
+            down: m.down.as_deref().map(Parsed::new),
+        }
+    }
+}
+
+/// [`analyze`] from parses made before: the same migration analysed again
+/// (with other facts about the server) without parsing it again.
+pub fn analyze_parsed(
+    files: &MigrationFiles,
+    parsed: &ParsedFiles,
+    schema: &mut Schema,
+    version: Option<PgVersion>,
+) -> MigrationAnalysis {
+    let tx = files.meta.transaction;
+    analyze_with(files, schema, version, |part, schema| {
+        match (part, &parsed.down) {
+            (Part::Up, _) => parsed.up.classify(schema, tx),
+            (Part::Down, Some(down)) => down.classify(schema, tx),
+            (Part::Down, None) => Classified::default(),
+        }
+    })
+}
+
+fn analyze_with(
+    files: &MigrationFiles,
+    schema: &mut Schema,
+    version: Option<PgVersion>,
+    mut classify: impl FnMut(Part, &mut Schema) -> Classified,
+) -> MigrationAnalysis {
     schema.version = version;
     schema.begin_migration();
-    let transaction = files.meta.transaction;
-    let up = classify(files.up, schema, transaction);
+    let up = classify(Part::Up, schema);
     let created = Created::from_ops(&up.ops);
     let up_path = files.dir.join("up.sql").display().to_string();
     let mut findings = rules::check_file(&FileCx {
@@ -61,10 +113,10 @@ pub fn analyze(
         super::sizes::annotate(&mut findings, &up_path, &up.ops, live);
     }
 
-    let down = files.down.map(|text| {
+    let down = files.down.map(|_| {
         // The down runs after the up: the up's tables exist and hold data.
         let mut after = schema.after_up();
-        classify(text, &mut after, transaction)
+        classify(Part::Down, &mut after)
     });
     if let Some(d) = &down {
         let down_path = files.dir.join("down.sql").display().to_string();
@@ -100,48 +152,84 @@ pub fn analyze(
     }
 }
 
-/// Analyses migrations in the order they would run. Going up they are one
-/// pending set: a table an earlier one creates is new for the later ones.
-/// Going down each stands alone (its down runs against its up's tables).
+/// Analyses the migrations of one run, each once, in the order they run,
+/// with what the server says about itself ([`Facts`]). Going up they are one
+/// pending set: a table an earlier one creates is new for the later ones
+/// (lint), though its rows, made by then, are data a later one destroys
+/// (backups). Going down each stands alone (its down runs against its up's
+/// tables).
+pub struct Analyzer {
+    facts: Facts,
+    up: bool,
+    pending: Schema,
+}
+
+/// What the server says that the analysis reads: its version, and on
+/// PostgreSQL the live schema (current column types decide whether a type
+/// change loses data; sizes feed the estimates). Both `None` offline and on
+/// SQLite.
+#[derive(Debug, Clone, Default)]
+pub struct Facts {
+    pub version: Option<PgVersion>,
+    pub live: Option<Arc<LiveSchema>>,
+}
+
+impl Analyzer {
+    pub fn new(facts: Facts, up: bool) -> Analyzer {
+        Analyzer {
+            pending: Schema::with_live(facts.version, facts.live.clone()),
+            facts,
+            up,
+        }
+    }
+
+    /// Without a server: what the files alone say (lint, the runbook).
+    pub fn offline(up: bool) -> Analyzer {
+        Analyzer::new(Facts::default(), up)
+    }
+
+    /// The next migration of the run.
+    pub fn analyze(&mut self, m: &Migration) -> MigrationAnalysis {
+        let files = MigrationFiles::of(m);
+        let version = self.facts.version;
+        analyze(&files, self.schema(), version)
+    }
+
+    /// [`Analyzer::analyze`] from parses made before.
+    pub fn analyze_parsed(&mut self, m: &Migration, parsed: &ParsedFiles) -> MigrationAnalysis {
+        let files = MigrationFiles::of(m);
+        let version = self.facts.version;
+        analyze_parsed(&files, parsed, self.schema(), version)
+    }
+
+    fn schema(&mut self) -> &mut Schema {
+        if !self.up {
+            self.pending = Schema::with_live(self.facts.version, self.facts.live.clone());
+        }
+        &mut self.pending
+    }
+}
+
+impl<'a> MigrationFiles<'a> {
+    pub fn of(m: &'a Migration) -> MigrationFiles<'a> {
+        MigrationFiles {
+            dir: &m.dir,
+            up: &m.up,
+            down: m.down.as_deref(),
+            meta: &m.meta,
+        }
+    }
+}
+
+/// Analyses migrations in the order they would run (see [`Analyzer`]).
 pub fn analyze_set(
     migrations: &[&Migration],
     up: bool,
     version: Option<PgVersion>,
     live: Option<Arc<LiveSchema>>,
 ) -> Vec<MigrationAnalysis> {
-    analyze_each(migrations, up, version, live, |a| a)
-}
-
-/// [`analyze_set`], handing each migration's analysis to `keep` as it is
-/// made, so that a long run holds only what `keep` returns.
-pub fn analyze_each<T>(
-    migrations: &[&Migration],
-    up: bool,
-    version: Option<PgVersion>,
-    live: Option<Arc<LiveSchema>>,
-    mut keep: impl FnMut(MigrationAnalysis) -> T,
-) -> Vec<T> {
-    let mut pending = Schema::with_live(version, live.clone());
-    migrations
-        .iter()
-        .map(|m| {
-            let files = MigrationFiles {
-                dir: &m.dir,
-                up: &m.up,
-                down: m.down.as_deref(),
-                meta: &m.meta,
-            };
-            keep(if up {
-                analyze(&files, &mut pending, version)
-            } else {
-                analyze(
-                    &files,
-                    &mut Schema::with_live(version, live.clone()),
-                    version,
-                )
-            })
-        })
-        .collect()
+    let mut analyzer = Analyzer::new(Facts { version, live }, up);
+    migrations.iter().map(|m| analyzer.analyze(m)).collect()
 }
 
 /// Analyses a plain .sql file: no migration around it, so no down policy

@@ -60,6 +60,18 @@ fn key(schema: &str, name: &str) -> String {
     .to_string()
 }
 
+impl super::analyze::Facts {
+    /// What `db` says: its version, and its live schema on PostgreSQL.
+    pub async fn read(db: &mut dyn Database) -> Result<super::analyze::Facts, DbError> {
+        let version = db.postgres_version().await?.map(super::PgVersion::from_num);
+        let live = match version {
+            Some(_) => LiveSchema::load(db).await?.map(std::sync::Arc::new),
+            None => None,
+        };
+        Ok(super::analyze::Facts { version, live })
+    }
+}
+
 impl LiveSchema {
     /// Reads the live schema; `None` where the database has none to offer (SQLite).
     pub async fn load(db: &mut dyn Database) -> Result<Option<LiveSchema>, DbError> {

@@ -11,6 +11,7 @@ pub mod classify;
 pub mod estimate;
 pub mod expr;
 pub mod finding;
+pub mod keyword;
 pub mod lint;
 pub mod live;
 pub mod lock;
@@ -27,7 +28,7 @@ mod split;
 pub mod sqltype;
 pub mod version;
 
-pub use classify::{Classified, SyntaxProblem, classify};
+pub use classify::{Classified, SyntaxProblem, classify, statements_parsed};
 pub use live::LiveSchema;
 pub use operation::{Action, ActionKind, Lock, Operation, Tri};
 pub use schema::{Created, Schema};

@@ -304,6 +304,9 @@ pub struct Operation {
     /// Short statement kind, e.g. `ALTER TABLE`, `CREATE INDEX`.
     pub kind: String,
     pub sql: String,
+    /// Byte offset of the statement's first token in its file: which of
+    /// [`Classified::statements`](super::Classified::statements) it is.
+    pub offset: usize,
     /// 1-based position of the statement's first token in its file.
     pub line: usize,
     pub column: usize,

@@ -13,16 +13,13 @@
 use super::{
     BackupError, Binding, Created, Restored, Target, create, plan_for, restore, restore_within,
 };
-use crate::analysis::analyze::{analyze_each, analyze_set};
+use crate::analysis::analyze::{MigrationAnalysis, analyze_set};
 use crate::analysis::reversibility::BackupItem;
-use crate::analysis::{ActionKind, LiveSchema, PgVersion};
-use crate::db::{BackupRef, Database, DbError, Timeouts};
+use crate::db::{BackupRef, Database, Timeouts};
 use crate::migration::Migration;
 use crate::migrator::{Hook, RunError};
 use async_trait::async_trait;
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 pub struct BackupHook<'a> {
     /// The project folder: archives are in its `backups/`, and the tracking
@@ -31,8 +28,6 @@ pub struct BackupHook<'a> {
     /// `--env NAME`, or `default`.
     environment: String,
     say: &'a (dyn Fn(&str) + Sync),
-    /// What each pending migration destroys, from one analysis of the run.
-    destroys: HashMap<String, Vec<BackupItem>>,
     /// An archive the caller made itself (`execute`), for the next up.
     pub made: Option<Created>,
     /// `keel down --no-restore`: revert without putting data back.
@@ -55,7 +50,6 @@ impl<'a> BackupHook<'a> {
             project: project.into(),
             environment: environment.to_string(),
             say,
-            destroys: HashMap::new(),
             made: None,
             no_restore: false,
             created: Vec::new(),
@@ -180,31 +174,6 @@ fn created_summary(c: &Created) -> String {
     summary(&c.path, &tables)
 }
 
-/// What each of `pending` destroys, in run order: the analysis `keel plan`
-/// and `up --dry-run` print, read with the same facts from the server
-/// (the current column types decide whether a type change loses data). The
-/// live schema is read only when a type change needs it.
-pub async fn destroyed(
-    db: &mut dyn Database,
-    pending: &[&Migration],
-) -> Result<Vec<Vec<BackupItem>>, DbError> {
-    let version = db.postgres_version().await?.map(PgVersion::from_num);
-    let mut needs_live = false;
-    // Only the backup items of each analysis are kept: a long run's
-    // analyses are never all held at once.
-    let offline = analyze_each(pending, true, version, None, |a| {
-        needs_live |= a.up.ops.iter().flat_map(|o| &o.actions).any(|x| {
-            matches!(&x.kind, ActionKind::AlterColumnType { from: None, .. }) && !x.new_table
-        });
-        a.backups
-    });
-    if !needs_live {
-        return Ok(offline);
-    }
-    let live = LiveSchema::load(db).await?.map(Arc::new);
-    Ok(analyze_each(pending, true, version, live, |a| a.backups))
-}
-
 /// Creates and verifies the backup `m` needs (`items`, from [`destroyed`]),
 /// if it destroys existing data.
 pub async fn back_up(
@@ -235,31 +204,20 @@ fn missing(m: &Migration, path: &Path, recorded: &BackupRef) -> BackupError {
 
 #[async_trait]
 impl Hook for BackupHook<'_> {
-    async fn prepare(
-        &mut self,
-        db: &mut dyn Database,
-        pending: &[&Migration],
-    ) -> Result<(), RunError> {
-        let items = destroyed(db, pending).await?;
-        self.destroys = pending.iter().map(|m| m.id()).zip(items).collect();
-        Ok(())
-    }
-
     async fn before_up(
         &mut self,
         db: &mut dyn Database,
         m: &Migration,
+        analysis: &MigrationAnalysis,
     ) -> Result<Option<BackupRef>, RunError> {
         if let Some(made) = self.made.take() {
             let r = self.recorded(&made);
             self.created.push(made);
             return Ok(Some(r));
         }
-        let items = match self.destroys.get(&m.id()) {
-            Some(items) => items.clone(),
-            // Not prepared (a caller that applies one migration): analyse it alone.
-            None => destroyed(db, &[m]).await?.remove(0),
-        };
+        // The run's one analysis of `m`, made with the server's facts: what
+        // `keel plan` lists is what is backed up.
+        let items = &analysis.backups;
         if items.is_empty() {
             return Ok(None);
         }
@@ -271,7 +229,7 @@ impl Hook for BackupHook<'_> {
                         context: "reading the database's id".into(),
                         source: Box::new(source),
                     })?;
-            back_up(db, m, &items, &self.backups_dir(), &target).await
+            back_up(db, m, items, &self.backups_dir(), &target).await
         }
         .await;
         match made {
@@ -348,12 +306,12 @@ impl Hook for BackupHook<'_> {
         &mut self,
         db: &mut dyn Database,
         m: &Migration,
+        analysis: &MigrationAnalysis,
         recorded: Option<&BackupRef>,
         in_transaction: bool,
     ) -> Result<(), RunError> {
         let Some(recorded) = recorded else {
-            let destroys = !analyze_set(&[m], true, None, None)[0].backups.is_empty();
-            if destroys {
+            if !analysis.backups.is_empty() {
                 (self.say)(&format!(
                     "note: {} destroyed data, but its tracking row records no backup (it was applied by an older keel, or what it destroyed did not exist yet): down.sql brings back the structure, not the data; an archive in {} can be checked with `keel backup verify FILE` and put back with `keel restore FILE`",
                     m.id(),

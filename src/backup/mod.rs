@@ -17,7 +17,7 @@ mod read;
 mod restore;
 mod write;
 
-pub use hook::{BackupHook, back_up, destroyed, unrestored_note};
+pub use hook::{BackupHook, back_up, unrestored_note};
 pub use plan::{Target, plan_for};
 pub use read::{Verified, verify};
 pub use restore::{Binding, Restored, check_binding, restore, restore_within};

@@ -86,8 +86,11 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<()> {
                         })
                     }
                     None => {
-                        let items = backup::destroyed(db.as_mut(), &[&migration]).await?;
-                        backup::plan_for(db.as_mut(), &migration, &items[0], &target).await?
+                        let facts = crate::analysis::analyze::Facts::read(db.as_mut()).await?;
+                        let analysis = crate::analysis::analyze::Analyzer::new(facts, true)
+                            .analyze(&migration);
+                        backup::plan_for(db.as_mut(), &migration, &analysis.backups, &target)
+                            .await?
                     }
                 };
                 Ok(plan)

@@ -68,6 +68,13 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<()> {
         project: PathBuf::from("."),
     };
     let result = execute(db.as_mut(), plan, &ui).await;
+    ctx.out.detail(
+        ctx.global.verbose,
+        &format!(
+            "{} SQL statement(s) parsed in this run",
+            crate::analysis::statements_parsed()
+        ),
+    );
     if let Err(ExecuteError::Stopped(m)) = result {
         // Stopped at once: the connection may be mid-statement, so it is
         // dropped, not closed politely; the server rolls back what is open.

@@ -15,7 +15,8 @@ pub struct Args {
 pub async fn run(ctx: &Ctx, args: Args) -> Result<()> {
     let files = ctx.migrations()?;
     let m = super::find_migration(&files, &args.version)?;
-    let runbook = Runbook::build(m, &files, &ctx.config);
+    let analysis = crate::analysis::analyze::Analyzer::offline(true).analyze(m);
+    let runbook = Runbook::build(m, &files, &ctx.config, &analysis);
     let text =
         render(Path::new("."), &runbook).map_err(|e| crate::error::Error::Usage(e.to_string()))?;
     std::fs::create_dir_all(&args.dir)?;

@@ -61,6 +61,7 @@ pub fn runbook(
     files: &[Migration],
     config: &Config,
     project: &Path,
+    reviewed_analysis: &crate::analysis::analyze::MigrationAnalysis,
 ) -> Result<CheckedRunbook, ExecuteError> {
     let fix = format!(
         "render it with `keel runbook {}`, review it, and commit it",
@@ -106,9 +107,11 @@ pub fn runbook(
         )));
     }
     let reviewed = crate::runbook::binding::reviewed(&text);
-    let rendered =
-        crate::runbook::render(project, &crate::runbook::Runbook::build(m, files, config))
-            .map_err(|e| ExecuteError::Refused(format!("{e}\n  nothing was changed")))?;
+    let rendered = crate::runbook::render(
+        project,
+        &crate::runbook::Runbook::build(m, files, config, reviewed_analysis),
+    )
+    .map_err(|e| ExecuteError::Refused(format!("{e}\n  nothing was changed")))?;
     let expected = crate::runbook::binding::reviewed(&rendered);
     let differs = || match crate::runbook::binding::first_difference(&reviewed, &expected) {
         Some((line, has, want)) => {
@@ -267,32 +270,31 @@ pub async fn snapshot(
 pub async fn dry_run(
     db: &mut dyn Database,
     m: &Migration,
+    analysis: &crate::analysis::analyze::MigrationAnalysis,
     timeouts: Timeouts,
 ) -> Result<String, ExecuteError> {
-    let statements = crate::analysis::split(&m.up);
+    let statements = &analysis.up.statements;
     if !m.meta.transaction {
         return Ok(format!(
             "{} statement(s) split cleanly; not executed (transaction = false cannot run in a rolled-back transaction)",
             statements.len()
         ));
     }
-    db.begin(timeouts, true).await.map_err(ExecuteError::Db)?;
-    for stmt in &statements {
-        if let Err(e) = db.execute(&stmt.sql).await {
-            let _ = db.rollback().await;
-            let (line, _) = e
-                .position
-                .map_or((stmt.line, stmt.column), |p| stmt.position_in_file(p));
-            return Err(ExecuteError::DryRun(format!(
-                "the dry run of {} failed at {}:{line}: {e}\n  it ran in a transaction that was rolled back; nothing was changed\n  \
-                 fix: correct up.sql (then render and review its runbook again: `keel runbook {}`), or the schema it expects",
-                m.id(),
-                m.up_path().display(),
-                m.version
-            )));
-        }
+    let tried = crate::migrator::trial::trial_run(db, statements, timeouts)
+        .await
+        .map_err(ExecuteError::Db)?;
+    if let Err((stmt, e)) = tried {
+        let (line, _) = e
+            .position
+            .map_or((stmt.line, stmt.column), |p| stmt.position_in_file(p));
+        return Err(ExecuteError::DryRun(format!(
+            "the dry run of {} failed at {}:{line}: {e}\n  it ran in a transaction that was rolled back; nothing was changed\n  \
+             fix: correct up.sql (then render and review its runbook again: `keel runbook {}`), or the schema it expects",
+            m.id(),
+            m.up_path().display(),
+            m.version
+        )));
     }
-    db.rollback().await.map_err(ExecuteError::Db)?;
     Ok(format!(
         "{} statement(s) ran against the live schema in a transaction that was rolled back",
         statements.len()

@@ -17,6 +17,7 @@ mod recover;
 pub mod report;
 pub mod signals;
 
+use crate::analysis::analyze::{Analyzer, Facts, MigrationAnalysis, ParsedFiles};
 use crate::backfill::BackfillError;
 use crate::backup::{BackupHook, Created};
 use crate::config::{Config, Environment};
@@ -225,8 +226,19 @@ pub async fn execute(
             "no signing key in keel.toml and none required: the record will be unsigned".into(),
         ),
     }
+    // The migration's SQL is parsed here, once: classified offline for the
+    // reviewed runbook, and below with what the server says for the run.
+    let parsed = ParsedFiles::new(m);
     let t = now();
-    let checked = guard::runbook(&runbook_path, m, plan.files, plan.config, &project)?;
+    let reviewed = Analyzer::offline(true).analyze_parsed(m, &parsed);
+    let checked = guard::runbook(
+        &runbook_path,
+        m,
+        plan.files,
+        plan.config,
+        &project,
+        &reviewed,
+    )?;
     log.rec.runbook = Some(RunbookRef {
         path: runbook_shown.display().to_string(),
         sha256: checked.sha256.clone(),
@@ -295,8 +307,13 @@ pub async fn execute(
         ),
     }
 
+    // The run's one analysis of the migration, with what the server says:
+    // the dry run, the backup, the row counts, the runner and the rollback
+    // all read it.
+    let analysis = Analyzer::new(Facts::read(db).await.map_err(ExecuteError::Db)?, true)
+        .analyze_parsed(m, &parsed);
     let t = now();
-    let detail = guard::dry_run(db, m, timeouts).await?;
+    let detail = guard::dry_run(db, m, &analysis, timeouts).await?;
     log.step(DRY_RUN, StepOutcome::Ok, t, detail);
 
     // 2. The checklist, from the reviewed body only: what keel verified it
@@ -363,6 +380,7 @@ pub async fn execute(
         runbook_path: &runbook_path,
         runbook_shown: &runbook_shown,
         timeouts,
+        analysis: &analysis,
     };
     let result = tokio::select! {
         r = async {
@@ -403,6 +421,8 @@ struct Run<'a> {
     runbook_path: &'a Path,
     runbook_shown: &'a Path,
     timeouts: Timeouts,
+    /// The run's one analysis of the migration.
+    analysis: &'a MigrationAnalysis,
 }
 
 fn timeouts(m: &Migration, settings: &RunSettings) -> Timeouts {
@@ -683,10 +703,7 @@ async fn locked(
         let target = crate::backup::Target::of(runner.db, plan.env_name)
             .await
             .map_err(dbe("reading the database's id"))?;
-        let items = crate::backup::destroyed(runner.db, &[m])
-            .await
-            .map_err(dbe("analysing what the migration destroys"))?;
-        crate::backup::back_up(runner.db, m, &items[0], backups_dir, &target).await
+        crate::backup::back_up(runner.db, m, &run.analysis.backups, backups_dir, &target).await
     }
     .await;
     let created: Option<Created> = match made {
@@ -757,8 +774,7 @@ async fn locked(
         }
     }
 
-    let analysis = crate::analysis::analyze::analyze_set(&[m], true, None, None).remove(0);
-    let count_tables = checks::count_tables(&analysis);
+    let count_tables = checks::count_tables(run.analysis);
     let t = now();
     let before = match checks::count_rows(runner.db, &count_tables).await {
         Ok(b) => b,
@@ -782,7 +798,7 @@ async fn locked(
     // down` (or the rollback below) restores exactly this one.
     let mut bind = BackupHook::new(&plan.project, plan.env_name, ui.say);
     bind.made = created.clone();
-    if let Err(e) = runner.apply_one(m, &mut bind).await {
+    if let Err(e) = runner.apply_one(m, run.analysis, &mut bind).await {
         log.step("migrate", StepOutcome::Failed, t, e.to_string());
         return Ok((Outcome::Failed, format!("the migration failed:\n{e}")));
     }
@@ -880,7 +896,7 @@ async fn after_commit(
     );
     let t = now();
     let mut hook = BackupHook::new(&plan.project, plan.env_name, ui.say);
-    if let Err(e) = runner.revert_one(m, &mut hook).await {
+    if let Err(e) = runner.revert_one(m, run.analysis, &mut hook).await {
         log.step("rollback", StepOutcome::Failed, t, e.to_string());
         return Ok((
             Outcome::Failed,

@@ -10,6 +10,7 @@ use super::{
     ExecuteError, Finished, Log, Plan, Run, Ui, after_commit, at, finish, now, stopped, timeouts,
     write_final,
 };
+use crate::analysis::analyze::{Analyzer, Facts};
 use crate::db::Database;
 use crate::migrator::{Runner, State, reconcile};
 use crate::record::{self, Outcome, Record, Signer, StepOutcome};
@@ -92,6 +93,8 @@ pub(super) async fn recover(
         };
         let runbook_path = crate::runbook::path_for(&at(&plan.project, "runbooks"), w);
         let runbook_shown = crate::runbook::path_for(Path::new("runbooks"), w);
+        let analysis = Analyzer::new(Facts::read(runner.db).await.map_err(ExecuteError::Db)?, true)
+            .analyze(w);
         let run = Run {
             plan: &sub,
             ui,
@@ -100,6 +103,7 @@ pub(super) async fn recover(
             runbook_path: &runbook_path,
             runbook_shown: &runbook_shown,
             timeouts: timeouts(w, &plan.settings),
+            analysis: &analysis,
         };
         let mut log = Log {
             rec: resumed(&intent),

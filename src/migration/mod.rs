@@ -5,7 +5,6 @@ pub mod bounds;
 mod checksum;
 pub mod meta;
 mod source;
-pub mod template;
 
 pub use bounds::Bounds;
 pub use checksum::checksum;

@@ -1,35 +1,26 @@
 //! Work around each migration that the runner itself knows nothing about:
 //! `up` backs up the data a migration destroys before it runs, `down` puts
-//! that data back inside the down's own transaction (see
-//! [`crate::backup::BackupHook`]).
+//! that data back inside the down's own transaction (the backups' hook).
 
 use super::error::RunError;
+use crate::analysis::analyze::MigrationAnalysis;
 use crate::db::{BackupRef, Database};
 use crate::migration::Migration;
 use async_trait::async_trait;
 
 #[async_trait]
 pub trait Hook: Send {
-    /// Before the first migration of an `up`, with every migration the run
-    /// will apply, in order: they are analysed together, once.
-    async fn prepare(
-        &mut self,
-        db: &mut dyn Database,
-        pending: &[&Migration],
-    ) -> Result<(), RunError> {
-        let _ = (db, pending);
-        Ok(())
-    }
-
-    /// Before `m`'s up starts, outside any transaction. An error stops the
-    /// run before `m` changed anything. The archive it returns is recorded
-    /// in `m`'s tracking row, in the migration's own transaction.
+    /// Before `m`'s up starts, outside any transaction, with the run's
+    /// analysis of it. An error stops the run before `m` changed anything.
+    /// The archive it returns is recorded in `m`'s tracking row, in the
+    /// migration's own transaction.
     async fn before_up(
         &mut self,
         db: &mut dyn Database,
         m: &Migration,
+        analysis: &MigrationAnalysis,
     ) -> Result<Option<BackupRef>, RunError> {
-        let _ = (db, m);
+        let _ = (db, m, analysis);
         Ok(None)
     }
 
@@ -47,17 +38,19 @@ pub trait Hook: Send {
     }
 
     /// After `m`'s down.sql ran and before its tracking row goes, with the
-    /// archive that row recorded. With `in_transaction` the down's
-    /// transaction is still open and whatever the hook does commits (or
-    /// rolls back) with it; an error rolls the whole down back.
+    /// run's analysis of it and the archive that row recorded. With
+    /// `in_transaction` the down's transaction is still open and whatever
+    /// the hook does commits (or rolls back) with it; an error rolls the
+    /// whole down back.
     async fn after_down(
         &mut self,
         db: &mut dyn Database,
         m: &Migration,
+        analysis: &MigrationAnalysis,
         recorded: Option<&BackupRef>,
         in_transaction: bool,
     ) -> Result<(), RunError> {
-        let _ = (db, m, recorded, in_transaction);
+        let _ = (db, m, analysis, recorded, in_transaction);
         Ok(())
     }
 }

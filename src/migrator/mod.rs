@@ -3,17 +3,27 @@
 //!
 //! [`Database`]: crate::db::Database
 
-mod apply;
 mod error;
+mod failure;
 mod hook;
 mod ledger;
+mod one_by_one;
+mod resolve;
+mod runner;
+mod settings;
 mod status;
+mod targets;
+mod transaction;
+pub mod trial;
 mod validate;
 
-pub use apply::{Event, Resolved, RunSettings, Runner, down_targets, refuse_blocked};
 pub use error::{ConnectionLost, RunError};
 pub use hook::{Hook, NoHook};
+pub use resolve::Resolved;
+pub use runner::{Event, Runner};
+pub use settings::RunSettings;
 pub use status::{Entry, State, reconcile};
+pub use targets::{down_targets, pending, refuse_blocked};
 pub use validate::{Finding, ValidateReport, validate};
 
 /// Who is running keel, for the tracking table and records: `user@host`.

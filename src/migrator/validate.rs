@@ -1,7 +1,8 @@
-use super::apply::Runner;
 use super::error::RunError;
+use super::runner::Runner;
 use super::status::{State, reconcile};
-use crate::analysis::split;
+use super::targets::pending;
+use crate::analysis::analyze::{Analyzer, Facts};
 use crate::migration::Migration;
 
 /// One thing `validate` found, or checked.
@@ -57,14 +58,13 @@ async fn validate_locked(
             line: None,
         });
     }
-    let pending: Vec<&Migration> = entries
-        .iter()
-        .filter(|e| e.state == State::Pending)
-        .filter_map(|e| e.migration)
-        .collect();
+    let pending = pending(&entries, None);
     if pending.is_empty() {
         return Ok(report);
     }
+    // Each pending migration analysed once, as the run would: its
+    // statements are the ones tried.
+    let mut analyzer = Analyzer::new(Facts::read(runner.db).await?, true);
     let settings = runner.settings;
     runner
         .db
@@ -77,6 +77,7 @@ async fn validate_locked(
         )
         .await?;
     for m in pending {
+        let analysis = analyzer.analyze(m);
         let mut finding = Finding {
             version: m.version.to_string(),
             name: m.name.clone(),
@@ -85,7 +86,7 @@ async fn validate_locked(
             file: None,
             line: None,
         };
-        let statements = split(&m.up);
+        let statements = &analysis.up.statements;
         if !m.meta.transaction {
             finding.result = "static".into();
             finding.message = format!(
@@ -96,22 +97,15 @@ async fn validate_locked(
             continue;
         }
         runner.db.savepoint("keel_validate").await?;
-        let mut failed = None;
-        for stmt in &statements {
-            if let Err(e) = runner.db.execute(&stmt.sql).await {
-                failed = Some((stmt, e));
-                break;
-            }
-        }
-        match failed {
-            None => {
+        match super::trial::run_all(runner.db, statements).await {
+            Ok(()) => {
                 finding.message = format!(
                     "{} statement(s) ran against the current schema",
                     statements.len()
                 );
                 report.checked.push(finding);
             }
-            Some((stmt, e)) => {
+            Err((stmt, e)) => {
                 let (line, _) = e
                     .position
                     .map_or((stmt.line, stmt.column), |p| stmt.position_in_file(p));

@@ -138,12 +138,18 @@ pub fn path_for(dir: &Path, m: &Migration) -> PathBuf {
 
 impl Runbook {
     /// Assembles the runbook's data from the migration, its analysis, its
-    /// neighbours and keel.toml.
-    pub fn build(m: &Migration, all: &[Migration], config: &Config) -> Runbook {
-        let analysis = crate::analysis::analyze::analyze_set(&[m], true, None, None).remove(0);
-        let statements = from_analysis::statements(&analysis);
-        let findings = from_analysis::findings(&analysis);
-        let backups = from_analysis::backups(&analysis);
+    /// neighbours and keel.toml. The analysis is the offline one
+    /// ([`crate::analysis::analyze::Analyzer::offline`]): a reviewed runbook
+    /// must render the same whichever server it is later run on.
+    pub fn build(
+        m: &Migration,
+        all: &[Migration],
+        config: &Config,
+        analysis: &crate::analysis::analyze::MigrationAnalysis,
+    ) -> Runbook {
+        let statements = from_analysis::statements(analysis);
+        let findings = from_analysis::findings(analysis);
+        let backups = from_analysis::backups(analysis);
         let has_backups = !backups.is_empty();
         let settings = crate::migrator::RunSettings::default();
         let fmt = |d: std::time::Duration| humantime::format_duration(d).to_string();
@@ -177,7 +183,7 @@ impl Runbook {
                 verified_by_keel: false,
             },
         ];
-        checklist.extend(from_analysis::deploy_items(&analysis));
+        checklist.extend(from_analysis::deploy_items(analysis));
         if !backups.is_empty() {
             checklist.insert(
                 0,

@@ -609,3 +609,18 @@ fn sqlite_happy_path_unsigned_then_down() {
     assert_eq!(second["sequence"], 4, "records are hash-chained");
     assert_eq!(second["outcome"], "applied");
 }
+
+/// One analysis per run: the migration's two files (one statement each) are
+/// parsed once, though the runbook check, the dry run, the backup, the
+/// runner and the row counts all read what they say.
+#[test]
+fn one_execute_parses_the_migration_once() {
+    let p = project(Db::Postgres, "", "", "");
+    let out = execute(&p, &["--answers", "answers.toml", "-v"]);
+    let err = stderr(&out);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        err.contains("\n2 SQL statement(s) parsed in this run\n"),
+        "{err}"
+    );
+}

@@ -11,7 +11,8 @@ pub mod syntax;
 use super::allow::{self, Allow};
 use super::operation::{Action, ActionKind, Lock, Operation, TableLock, WrittenName};
 use super::schema::Schema;
-use squawk_syntax::{SourceFile, SyntaxKind, SyntaxNode};
+use super::split::Statement;
+use squawk_syntax::{Parse, SourceFile, SyntaxKind, SyntaxNode};
 use syntax::Lines;
 
 /// A place where the file does not parse.
@@ -27,6 +28,9 @@ pub struct SyntaxProblem {
 /// A classified file.
 #[derive(Debug, Clone, Default)]
 pub struct Classified {
+    /// Every statement of the file as it is sent to the server, in order
+    /// (those that do not parse too: the server says why).
+    pub statements: Vec<Statement>,
     pub ops: Vec<Operation>,
     pub syntax: Vec<SyntaxProblem>,
 }
@@ -34,36 +38,99 @@ pub struct Classified {
 /// Classifies every statement of `text`, reading and updating `schema` so
 /// later statements know what earlier ones created. `transaction` is the
 /// migration's setting: whether keel wraps the file in one transaction.
+///
+/// Each statement is parsed on its own and classified at once: the
+/// parser's memory is then that of one statement, not of the file (a whole
+/// 8 MB file of INSERTs took 25 bytes of parser events and tree per byte of
+/// SQL), and a statement that breaks cannot pull the ones after it into its
+/// error. [`Parsed`] keeps the parses instead, to classify a file more than
+/// once without parsing it again.
 pub fn classify(text: &str, schema: &mut Schema, transaction: bool) -> Classified {
     let masked = mask_psql_meta_commands(text);
-    let text = masked.as_deref().unwrap_or(text);
-    let lines = Lines::new(text);
-    let mut file = File {
-        text,
-        lines: &lines,
-        out: Classified::default(),
-        in_tx: transaction,
-        search_path: None,
-        comments: Vec::new(),
-    };
-    // Each statement is parsed on its own, with the comments and blank
-    // lines before it: the parser's memory is then that of one statement,
-    // not of the file (a whole 8 MB file of INSERTs took 25 bytes of parser
-    // events and tree per byte of SQL), and a statement that breaks cannot
-    // pull the ones after it into its error.
+    let sql = masked.as_deref().unwrap_or(text);
+    let lines = Lines::new(sql);
+    let mut file = File::new(sql, &lines, transaction);
     let mut from = 0;
-    super::split::each(text, |stmt| {
-        file.chunk(from, &stmt, schema);
+    let mut statements = Vec::new();
+    super::split::each(sql, |stmt| {
+        PARSES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        file.chunk(from, &stmt, parse(sql, from, stmt.end), schema);
         from = stmt.end;
+        if masked.is_none() {
+            statements.push(stmt);
+        }
     });
-    if from < text.len() {
-        // Comments after the last statement: nothing to classify.
-        file.out
-            .syntax
-            .extend(parse_errors(text, &lines, from, None));
-    }
-    file.out
+    file.finish(from, statements, masked.is_some().then_some(text))
 }
+
+/// A file's statements, each parsed once: classified as many times as
+/// needed ([`Parsed::classify`]) without parsing again, e.g. once as the
+/// reviewed runbook shows it and once with what the server says.
+#[derive(Clone)]
+pub struct Parsed {
+    /// The file as sent to the server.
+    text: String,
+    /// The file with psql meta-commands blanked, when it has any.
+    masked: Option<String>,
+    /// Each statement with where its parse began, and the parse (`None`:
+    /// the parser failed).
+    parses: Vec<(Statement, usize, Option<Parse<SourceFile>>)>,
+}
+
+impl Parsed {
+    pub fn new(text: &str) -> Parsed {
+        let masked = mask_psql_meta_commands(text);
+        let sql = masked.as_deref().unwrap_or(text);
+        let mut parses = Vec::new();
+        let mut from = 0;
+        super::split::each(sql, |stmt| {
+            PARSES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let parse = parse_tree(sql, from, stmt.end);
+            let end = stmt.end;
+            parses.push((stmt, from, parse));
+            from = end;
+        });
+        Parsed {
+            text: text.to_string(),
+            masked,
+            parses,
+        }
+    }
+
+    /// [`classify`], from the parses.
+    pub fn classify(&self, schema: &mut Schema, transaction: bool) -> Classified {
+        let sql = self.masked.as_deref().unwrap_or(&self.text);
+        let lines = Lines::new(sql);
+        let mut file = File::new(sql, &lines, transaction);
+        let mut from = 0;
+        for (stmt, at, parse) in &self.parses {
+            let tree = parse
+                .as_ref()
+                .map(|p| (p.syntax_node(), p.errors()))
+                .ok_or(());
+            file.chunk(*at, stmt, tree, schema);
+            from = stmt.end;
+        }
+        let statements = if self.masked.is_none() {
+            self.parses.iter().map(|(s, _, _)| s.clone()).collect()
+        } else {
+            Vec::new()
+        };
+        file.finish(
+            from,
+            statements,
+            self.masked.is_some().then_some(&self.text),
+        )
+    }
+}
+
+/// How many statements keel has parsed in this process: a check that a
+/// run parses each migration once.
+pub fn statements_parsed() -> usize {
+    PARSES.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+static PARSES: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
 
 /// The state carried from one statement of a file to the next.
 struct File<'t> {
@@ -78,21 +145,20 @@ struct File<'t> {
     comments: Vec<Allow>,
 }
 
-/// Parses `text[from..]` (up to `stmt`'s end, or the file's end) with
-/// squawk. squawk is built not to panic on any input; a bug there must
-/// still not take keel down, so it becomes a syntax problem like any
-/// unparsable statement.
-fn parse(
-    text: &str,
-    from: usize,
-    end: usize,
-) -> Result<(SyntaxNode, Vec<squawk_syntax::syntax_error::SyntaxError>), ()> {
+type Tree = Result<(SyntaxNode, Vec<squawk_syntax::syntax_error::SyntaxError>), ()>;
+
+/// Parses `text[from..end]` with squawk. squawk is built not to panic on
+/// any input; a bug there must still not take keel down, so it becomes a
+/// syntax problem like any unparsable statement.
+fn parse_tree(text: &str, from: usize, end: usize) -> Option<Parse<SourceFile>> {
     let chunk = &text[from..end];
-    std::panic::catch_unwind(|| {
-        let parse = SourceFile::parse(chunk);
-        (parse.syntax_node(), parse.errors())
-    })
-    .map_err(|_| ())
+    std::panic::catch_unwind(|| SourceFile::parse(chunk)).ok()
+}
+
+fn parse(text: &str, from: usize, end: usize) -> Tree {
+    parse_tree(text, from, end)
+        .map(|p| (p.syntax_node(), p.errors()))
+        .ok_or(())
 }
 
 /// The first error of a piece of the file, which says what broke: the
@@ -130,11 +196,45 @@ fn crash(lines: &Lines, at: usize, statement: String) -> SyntaxProblem {
     }
 }
 
-impl File<'_> {
-    /// Classifies one statement, parsed from `from` (the end of the one
-    /// before) to its end.
-    fn chunk(&mut self, from: usize, stmt: &super::split::Statement, schema: &mut Schema) {
-        let (root, errors) = match parse(self.text, from, stmt.end) {
+impl<'t> File<'t> {
+    fn new(text: &'t str, lines: &'t Lines<'t>, transaction: bool) -> File<'t> {
+        File {
+            text,
+            lines,
+            out: Classified::default(),
+            in_tx: transaction,
+            search_path: None,
+            comments: Vec::new(),
+        }
+    }
+
+    /// The classified file, once every statement went through [`chunk`]:
+    /// `from` is where the last one ended. Statements go to the server as
+    /// the file has them: from `original`, when psql meta-commands were
+    /// blanked for the parser, else `statements` as split.
+    fn finish(
+        mut self,
+        from: usize,
+        statements: Vec<Statement>,
+        original: Option<&str>,
+    ) -> Classified {
+        if from < self.text.len() {
+            // Comments after the last statement: nothing to classify.
+            self.out
+                .syntax
+                .extend(parse_errors(self.text, self.lines, from, None));
+        }
+        self.out.statements = match original {
+            Some(text) => super::split::split(text),
+            None => statements,
+        };
+        self.out
+    }
+
+    /// Classifies one statement, parsed (`tree`) from `from` (the end of the
+    /// one before) to its end.
+    fn chunk(&mut self, from: usize, stmt: &Statement, tree: Tree, schema: &mut Schema) {
+        let (root, errors) = match tree {
             Ok(p) => p,
             Err(()) => {
                 let problem = crash(self.lines, stmt.offset, stmt.sql.clone());
@@ -187,6 +287,7 @@ impl File<'_> {
             let mut op = Operation {
                 kind: statement_kind(&node),
                 sql: syntax::text(&node),
+                offset: from + start,
                 line,
                 column,
                 actions: Vec::new(),

@@ -3,6 +3,7 @@
 
 use super::{FileCx, Rule};
 use crate::analysis::finding::{Finding, Severity};
+use crate::analysis::keyword::is_reserved;
 
 pub const RULE: Rule = Rule {
     id: "quote-identifier",
@@ -10,88 +11,6 @@ pub const RULE: Rule = Rule {
     summary: "an unquoted identifier that needs quoting",
     check: Some(check),
 };
-
-/// Words PostgreSQL reserves (or reserves as column names); the parser may
-/// accept some of them in places where the server does not.
-const RESERVED: &[&str] = &[
-    "all",
-    "analyse",
-    "analyze",
-    "and",
-    "any",
-    "array",
-    "as",
-    "asc",
-    "asymmetric",
-    "both",
-    "case",
-    "cast",
-    "check",
-    "collate",
-    "column",
-    "constraint",
-    "create",
-    "current_catalog",
-    "current_date",
-    "current_role",
-    "current_time",
-    "current_timestamp",
-    "current_user",
-    "default",
-    "deferrable",
-    "desc",
-    "distinct",
-    "do",
-    "else",
-    "end",
-    "except",
-    "false",
-    "fetch",
-    "for",
-    "foreign",
-    "from",
-    "grant",
-    "group",
-    "having",
-    "in",
-    "initially",
-    "intersect",
-    "into",
-    "lateral",
-    "leading",
-    "limit",
-    "localtime",
-    "localtimestamp",
-    "not",
-    "null",
-    "offset",
-    "on",
-    "only",
-    "or",
-    "order",
-    "placing",
-    "primary",
-    "references",
-    "returning",
-    "select",
-    "session_user",
-    "some",
-    "symmetric",
-    "table",
-    "then",
-    "to",
-    "trailing",
-    "true",
-    "union",
-    "unique",
-    "user",
-    "using",
-    "variadic",
-    "when",
-    "where",
-    "window",
-    "with",
-];
 
 fn check(cx: &FileCx, out: &mut Vec<Finding>) {
     for op in cx.ops {
@@ -106,7 +25,7 @@ fn check(cx: &FileCx, out: &mut Vec<Finding>) {
                      \"{}\" with quotes will not find it",
                     n.raw, n.raw
                 )
-            } else if RESERVED.contains(&lower.as_str()) {
+            } else if is_reserved(&lower) {
                 format!(
                     "`{}` is a reserved word in PostgreSQL and must be quoted everywhere it is used",
                     n.raw
@@ -137,7 +56,7 @@ fn snake(raw: &str) -> String {
         }
         out.extend(c.to_lowercase());
     }
-    if RESERVED.contains(&out.as_str()) {
+    if is_reserved(&out) {
         out.push_str("_value");
     }
     out

@@ -1,5 +1,5 @@
 //! New-migration templates: built into the binary, overridable per project
-//! in `templates/new/<name>/`.
+//! in `templates/new/<name>/`, rendered with Tera.
 
 use include_dir::{Dir, include_dir};
 use std::collections::HashMap;
@@ -82,57 +82,10 @@ fn toml_filter(value: &tera::Value, _: &HashMap<String, tera::Value>) -> tera::R
     ))
 }
 
-/// Quotes an identifier only when PostgreSQL would fold or reject it bare.
+/// Quotes an identifier only when PostgreSQL would fold or reject it bare:
+/// anything but lower-case letters, digits and `_`, or a word of
+/// [`crate::analysis::keyword`], the list `quote-identifier` checks.
 pub fn quote_if_needed(name: &str) -> String {
-    const RESERVED: &[&str] = &[
-        "all",
-        "and",
-        "any",
-        "array",
-        "as",
-        "asc",
-        "check",
-        "column",
-        "constraint",
-        "create",
-        "default",
-        "desc",
-        "distinct",
-        "do",
-        "else",
-        "end",
-        "except",
-        "false",
-        "for",
-        "foreign",
-        "from",
-        "grant",
-        "group",
-        "having",
-        "in",
-        "into",
-        "limit",
-        "not",
-        "null",
-        "offset",
-        "on",
-        "or",
-        "order",
-        "primary",
-        "references",
-        "select",
-        "table",
-        "then",
-        "to",
-        "true",
-        "union",
-        "unique",
-        "user",
-        "using",
-        "when",
-        "where",
-        "with",
-    ];
     let simple = name
         .bytes()
         .next()
@@ -140,7 +93,7 @@ pub fn quote_if_needed(name: &str) -> String {
         && name
             .bytes()
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
-    if simple && !RESERVED.contains(&name) {
+    if simple && !crate::analysis::keyword::is_reserved(name) {
         name.to_string()
     } else {
         crate::db::quote_ident(name)

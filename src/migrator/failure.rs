@@ -1,0 +1,109 @@
+//! The errors a run ends with, worded for the operator: where the
+//! statement is, what became of the migration, and what to do.
+
+use super::error::{ConnectionLost, RunError, StatementFailure};
+use super::runner::Direction;
+use crate::analysis::Statement;
+use crate::db::{DbError, DbErrorKind};
+use crate::migration::Migration;
+use std::path::Path;
+
+/// What to do after a retryable error failed on every try; `None` for
+/// any other error.
+fn retry_advice(error: &DbError) -> Option<&'static str> {
+    match error.kind {
+        DbErrorKind::LockTimeout => Some(
+            "the tables it needs stayed locked by other sessions longer than lock_timeout on every try; \
+             find them with `SELECT pid, query FROM pg_stat_activity WHERE wait_event_type = 'Lock'`, \
+             or raise lock_timeout/retries in migration.toml",
+        ),
+        DbErrorKind::Conflict => Some(
+            "its SQL is not at fault: on every try a concurrent transaction won (a deadlock, or a \
+             serialization failure) and the server rolled the migration back; the server log names \
+             the other processes; run it while fewer sessions write these tables, raise retries in \
+             migration.toml, or take the locks it needs at its start (LOCK TABLE …) so that it \
+             cannot deadlock half-way",
+        ),
+        _ => None,
+    }
+}
+
+/// The word for a retried error, for progress lines.
+pub(super) fn retry_reason(error: &DbError) -> &'static str {
+    match error.code.as_deref() {
+        Some("40P01") => "deadlock",
+        Some("40001") => "serialization failure",
+        _ => "lock timeout",
+    }
+}
+
+/// A statement of `m` failed. `then` is what to do next when it is not
+/// "correct the SQL and run again".
+pub(super) fn failure(
+    m: &Migration,
+    dir: Direction,
+    file: &Path,
+    stmt: Option<&Statement>,
+    error: DbError,
+    outcome: String,
+    then: Option<String>,
+) -> RunError {
+    let (line, column) = match (stmt, error.position) {
+        (Some(s), Some(p)) => s.position_in_file(p),
+        (Some(s), None) => (s.line, s.column),
+        (None, _) => (1, 1),
+    };
+    let again = match dir {
+        Direction::Up => "run `keel up` again",
+        Direction::Down => "run `keel down` again",
+    };
+    let fix = match (retry_advice(&error), then) {
+        (Some(advice), Some(then)) => format!("{advice}; then {then}"),
+        (Some(advice), None) => format!("{advice}; then {again}"),
+        (None, Some(then)) => then,
+        (None, None) => match dir {
+            Direction::Up => {
+                "correct the SQL (or the schema it expects) and run `keel up` again".into()
+            }
+            Direction::Down => "correct down.sql and run `keel down` again".into(),
+        },
+    };
+    RunError::Statement(Box::new(StatementFailure {
+        migration: m.id(),
+        file: file.to_path_buf(),
+        line,
+        column,
+        sql: stmt.map(|s| s.sql.clone()).unwrap_or_default(),
+        error,
+        outcome,
+        fix,
+    }))
+}
+
+/// The connection broke while `m` ran; `in_flight` says what became of it.
+/// The run adds what it made durable before (see [`Ledger::explain`]).
+pub(super) fn lost(
+    m: &Migration,
+    dir: Direction,
+    file: &Path,
+    stmt: Option<&Statement>,
+    error: DbError,
+    in_flight: &str,
+) -> RunError {
+    RunError::ConnectionLost(Box::new(ConnectionLost {
+        error,
+        doing: Some(format!(
+            "{} {}",
+            match dir {
+                Direction::Up => "applying",
+                Direction::Down => "reverting",
+            },
+            m.id()
+        )),
+        at: stmt.map(|s| format!("{}:{}", file.display(), s.line)),
+        in_flight: Some(format!("{}: {in_flight}", m.id())),
+        reverting: dir == Direction::Down,
+        durable: Vec::new(),
+        unconfirmed: Vec::new(),
+    }))
+}

@@ -1,0 +1,535 @@
+//! The runner: which migrations a run applies or reverts, in order, one
+//! runner at a time, each analysed once ([`Analyzer`]) and run in one
+//! transaction ([`transaction`](super::transaction)) or statement by
+//! statement ([`one_by_one`](super::one_by_one)), with the work around it
+//! ([`Hook`]: backups) and only durable outcomes reported ([`Ledger`]).
+
+use super::error::RunError;
+use super::hook::{Hook, NoHook};
+use super::ledger::{FLUSH_WAIT, Ledger};
+use super::settings::RunSettings;
+use super::status::{State, reconcile};
+use super::targets::{down_targets, pending, refuse_blocked, refuse_irreversible, unfinished};
+use crate::analysis::Classified;
+use crate::analysis::analyze::{Analyzer, Facts, MigrationAnalysis};
+use crate::db::{Database, DbError, TrackingRow, TrackingState};
+use crate::migration::{Migration, Version};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+/// What the runner reports while it works, for the CLI to print.
+#[derive(Debug)]
+pub enum Event<'a> {
+    /// Another run holds the run lock; who, when the database can tell.
+    WaitingForLock(Option<&'a crate::db::LockHolder>),
+    /// How many migrations this run will apply or revert.
+    Planned(usize),
+    Applying(&'a Migration),
+    Applied(&'a Migration, Duration),
+    Reverting(&'a Migration),
+    Reverted(&'a Migration, Duration),
+    /// A statement lost to other sessions (`reason`: lock timeout,
+    /// deadlock, serialization failure); nothing of it was kept, and keel
+    /// tries again after `wait`.
+    Retry {
+        migration: &'a Migration,
+        reason: &'static str,
+        attempt: u32,
+        retries: u32,
+        wait: Duration,
+    },
+    DroppedInvalidIndex(String),
+    /// A concurrent index build left an INVALID index; keel dropped it and
+    /// builds it once more.
+    RetryingIndex {
+        migration: &'a Migration,
+        index: String,
+        reason: String,
+    },
+    Backfill(crate::backfill::Progress<'a>),
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(super) enum Direction {
+    Up,
+    Down,
+}
+
+/// A migration that committed: how long it took, and whether its commit
+/// waited for the flush to disk.
+pub(super) struct Committed {
+    pub took: Duration,
+    pub durable: bool,
+}
+
+/// One migration being run one way, with what the run knows of it.
+pub(super) struct Run<'a> {
+    pub m: &'a Migration,
+    pub analysis: &'a MigrationAnalysis,
+    pub dir: Direction,
+    pub started: Instant,
+    /// Up: the archive its hook made; down: the one its tracking row recorded.
+    pub backup: Option<&'a crate::db::BackupRef>,
+}
+
+impl Run<'_> {
+    /// The file that runs this way, and its statements as the analysis split them.
+    pub fn file(&self) -> (PathBuf, &Classified) {
+        static EMPTY: std::sync::OnceLock<Classified> = std::sync::OnceLock::new();
+        match self.dir {
+            Direction::Up => (self.m.up_path(), &self.analysis.up),
+            Direction::Down => (
+                self.m.down_path(),
+                self.analysis
+                    .down
+                    .as_ref()
+                    .unwrap_or_else(|| EMPTY.get_or_init(Classified::default)),
+            ),
+        }
+    }
+}
+
+pub struct Runner<'r> {
+    pub db: &'r mut dyn Database,
+    pub settings: RunSettings,
+    pub operator: String,
+    pub on_event: &'r (dyn Fn(Event<'_>) + Sync),
+}
+
+impl Runner<'_> {
+    /// Applies pending migrations up to and including `to`, in version order.
+    /// Returns the migrations applied.
+    pub async fn up<'m>(
+        &mut self,
+        files: &'m [Migration],
+        to: Option<Version>,
+    ) -> Result<Vec<&'m Migration>, RunError> {
+        self.up_with(files, to, &mut NoHook).await
+    }
+
+    /// [`Runner::up`] with `hook` around each migration (backups).
+    pub async fn up_with<'m>(
+        &mut self,
+        files: &'m [Migration],
+        to: Option<Version>,
+        hook: &mut dyn Hook,
+    ) -> Result<Vec<&'m Migration>, RunError> {
+        self.lock().await?;
+        let result = self.up_locked(files, to, hook).await;
+        self.unlock(result).await
+    }
+
+    async fn up_locked<'m>(
+        &mut self,
+        files: &'m [Migration],
+        to: Option<Version>,
+        hook: &mut dyn Hook,
+    ) -> Result<Vec<&'m Migration>, RunError> {
+        self.db.ensure_tracking().await?;
+        let entries = reconcile(files, self.db.tracking_rows().await?);
+        refuse_blocked(&entries)?;
+        let pending = pending(&entries, to);
+        // A backfill that an earlier run left unfinished goes first: later
+        // migrations (a contract step, a drop) may rely on its data.
+        for m in unfinished(&entries, to) {
+            self.backfill(m).await?;
+        }
+        (self.on_event)(Event::Planned(pending.len()));
+        if pending.is_empty() {
+            return Ok(pending);
+        }
+        let mut analyzer = Analyzer::new(Facts::read(self.db).await?, true);
+        let mut ledger = Ledger::new(false);
+        for (i, m) in pending.iter().enumerate() {
+            let analysis = analyzer.analyze(m);
+            // A backfill's batches commit durably, and the migration is
+            // reported before them.
+            let durable = i + 1 == pending.len() || m.meta.backfill.is_some() || ledger.due();
+            match self.run(m, &analysis, Direction::Up, durable, hook).await {
+                Ok(committed) => {
+                    for (m, took) in ledger.committed(m, committed.took, committed.durable) {
+                        (self.on_event)(Event::Applied(m, took));
+                    }
+                }
+                Err(e) => return Err(self.stopped(&mut ledger, Direction::Up, e).await),
+            }
+            if m.meta.backfill.is_some()
+                && let Err(e) = self.backfill(m).await
+            {
+                return Err(self.stopped(&mut ledger, Direction::Up, e).await);
+            }
+        }
+        Ok(pending)
+    }
+
+    /// The run stopped on `e`. A broken connection is reported with what
+    /// this run made durable and what may be lost. Otherwise the server is
+    /// up: once the commits that did not wait for their flush are on disk,
+    /// the migrations they applied (or reverted) are reported, and the
+    /// error says they stay.
+    async fn stopped(
+        &mut self,
+        ledger: &mut Ledger<'_>,
+        dir: Direction,
+        mut e: RunError,
+    ) -> RunError {
+        if e.is_connection_lost() {
+            return ledger.explain(e);
+        }
+        let flushed = if ledger.has_unconfirmed() {
+            match self.db.wait_durable(FLUSH_WAIT).await {
+                Ok(flushed) => flushed,
+                Err(lost) if lost.is_connection() => return ledger.explain(lost.into()),
+                Err(_) => false,
+            }
+        } else {
+            true
+        };
+        if flushed {
+            for (m, took) in ledger.confirm() {
+                (self.on_event)(match dir {
+                    Direction::Up => Event::Applied(m, took),
+                    Direction::Down => Event::Reverted(m, took),
+                });
+            }
+        }
+        if let RunError::Statement(s) = &mut e
+            && ledger.committed_any()
+        {
+            let (done, state) = match dir {
+                Direction::Up => ("applied", "applied"),
+                Direction::Down => ("reverted", "pending"),
+            };
+            s.outcome.push_str(&if flushed {
+                format!("; the migrations this run {done} before it stay {state}")
+            } else {
+                format!(
+                    "; the migrations this run {done} before it committed, but their flush to disk was not confirmed: `keel status` shows them"
+                )
+            });
+        }
+        e
+    }
+
+    /// Runs or resumes the backfill of migration `version` (`keel backfill`).
+    /// `None` when it had already finished.
+    pub async fn backfill_one(
+        &mut self,
+        files: &[Migration],
+        version: Version,
+    ) -> Result<Option<crate::backfill::Report>, RunError> {
+        self.lock().await?;
+        let result = self.backfill_one_locked(files, version).await;
+        self.unlock(result).await
+    }
+
+    async fn backfill_one_locked(
+        &mut self,
+        files: &[Migration],
+        version: Version,
+    ) -> Result<Option<crate::backfill::Report>, RunError> {
+        let entries = reconcile(files, self.db.tracking_rows().await?);
+        let Some(entry) = entries.iter().find(|e| e.version == version.to_string()) else {
+            return Err(RunError::Refused {
+                message: format!("there is no migration {version}"),
+                fix: "`keel status` lists the migrations".into(),
+            });
+        };
+        let Some(m) = entry.migration else {
+            return Err(RunError::Refused {
+                message: format!("migration {version} is missing from the migrations folder"),
+                fix: "restore its folder from version control".into(),
+            });
+        };
+        if m.meta.backfill.is_none() {
+            return Err(RunError::Refused {
+                message: format!(
+                    "migration {} has no [backfill] section in migration.toml",
+                    m.id()
+                ),
+                fix: "`keel backfill` runs the [backfill] of a migration that has one".into(),
+            });
+        }
+        match entry.state {
+            State::Backfilling => self.backfill(m).await.map(Some),
+            State::Applied => Ok(None),
+            State::Pending => Err(RunError::Refused {
+                message: format!("migration {} is pending: its SQL has not run yet", m.id()),
+                fix: format!(
+                    "`keel up --to {}` applies it and runs the backfill",
+                    m.version
+                ),
+            }),
+            _ => refuse_blocked(std::slice::from_ref(entry)).map(|()| None),
+        }
+    }
+
+    /// Runs `m`'s backfill; when every row is done and the validation
+    /// passed, the migration becomes `applied`. `execute` calls it right
+    /// after [`Runner::apply_one`], under the lock it holds.
+    pub async fn backfill(&mut self, m: &Migration) -> Result<crate::backfill::Report, RunError> {
+        use crate::backfill;
+        let spec = m.meta.backfill.as_ref();
+        let opts = backfill::Options {
+            batch_size: self
+                .settings
+                .batch_size
+                .or(spec.and_then(|s| s.batch_size))
+                .unwrap_or(backfill::DEFAULT_BATCH_SIZE),
+            delay: self
+                .settings
+                .batch_delay
+                .or(spec.and_then(|s| s.delay_ms).map(Duration::from_millis))
+                .unwrap_or(backfill::DEFAULT_DELAY),
+            timeouts: self.settings.timeouts(m),
+            retries: self.settings.retries(m),
+            backoff: self.settings.backoff,
+            dir: PathBuf::from("backfills"),
+        };
+        let on_event = self.on_event;
+        let report = backfill::run(self.db, m, &opts, &|p| on_event(Event::Backfill(p)))
+            .await
+            .map_err(|e| RunError::Backfill(Box::new(e)))?;
+        if !report.ok() {
+            return Err(RunError::Backfill(Box::new(
+                backfill::BackfillError::Incomplete(Box::new(report)),
+            )));
+        }
+        let v = m.version.to_string();
+        if let Some(mut row) = self
+            .db
+            .tracking_rows()
+            .await?
+            .into_iter()
+            .find(|r| r.version == v)
+        {
+            row.state = TrackingState::Applied;
+            self.db.write_tracking(&row).await?;
+        }
+        Ok(report)
+    }
+
+    /// Reverts applied migrations, newest first: `steps` of them, or every
+    /// one newer than `to`.
+    pub async fn down<'m>(
+        &mut self,
+        files: &'m [Migration],
+        steps: Option<usize>,
+        to: Option<Version>,
+    ) -> Result<Vec<&'m Migration>, RunError> {
+        self.down_with(files, steps, to, &mut NoHook).await
+    }
+
+    /// [`Runner::down`] with `hook` around each migration (restores).
+    pub async fn down_with<'m>(
+        &mut self,
+        files: &'m [Migration],
+        steps: Option<usize>,
+        to: Option<Version>,
+        hook: &mut dyn Hook,
+    ) -> Result<Vec<&'m Migration>, RunError> {
+        self.lock().await?;
+        let result = self.down_locked(files, steps, to, hook).await;
+        self.unlock(result).await
+    }
+
+    async fn down_locked<'m>(
+        &mut self,
+        files: &'m [Migration],
+        steps: Option<usize>,
+        to: Option<Version>,
+        hook: &mut dyn Hook,
+    ) -> Result<Vec<&'m Migration>, RunError> {
+        let entries = reconcile(files, self.db.tracking_rows().await?);
+        refuse_blocked(&entries)?;
+        let targets = down_targets(&entries, steps, to);
+        for m in &targets {
+            refuse_irreversible(m)?;
+        }
+        (self.on_event)(Event::Planned(targets.len()));
+        if targets.is_empty() {
+            return Ok(targets);
+        }
+        let mut analyzer = Analyzer::new(Facts::read(self.db).await?, false);
+        let mut ledger = Ledger::new(true);
+        for (i, m) in targets.iter().enumerate() {
+            let analysis = analyzer.analyze(m);
+            let durable = i + 1 == targets.len() || ledger.due();
+            match self.run(m, &analysis, Direction::Down, durable, hook).await {
+                Ok(committed) => {
+                    for (m, took) in ledger.committed(m, committed.took, committed.durable) {
+                        (self.on_event)(Event::Reverted(m, took));
+                    }
+                }
+                Err(e) => return Err(self.stopped(&mut ledger, Direction::Down, e).await),
+            }
+        }
+        Ok(targets)
+    }
+
+    /// Applies one migration, with the run lock already held by the caller
+    /// ([`Runner::lock`]), who has also checked that it is the next pending
+    /// one and analysed it. For `execute`, which holds the lock from its
+    /// backup to its post-migration checks.
+    pub async fn apply_one(
+        &mut self,
+        m: &Migration,
+        analysis: &MigrationAnalysis,
+        hook: &mut dyn Hook,
+    ) -> Result<(), RunError> {
+        self.db.ensure_tracking().await?;
+        let committed = self.run(m, analysis, Direction::Up, true, hook).await?;
+        (self.on_event)(Event::Applied(m, committed.took));
+        Ok(())
+    }
+
+    /// Reverts one applied migration, with the run lock held by the caller.
+    pub async fn revert_one(
+        &mut self,
+        m: &Migration,
+        analysis: &MigrationAnalysis,
+        hook: &mut dyn Hook,
+    ) -> Result<(), RunError> {
+        refuse_irreversible(m)?;
+        let committed = self.run(m, analysis, Direction::Down, true, hook).await?;
+        (self.on_event)(Event::Reverted(m, committed.took));
+        Ok(())
+    }
+
+    /// Takes the one-runner-at-a-time lock, saying so if it has to wait.
+    pub async fn lock(&mut self) -> Result<(), RunError> {
+        let on_event = self.on_event;
+        self.db
+            .lock_runs(&|holder| on_event(Event::WaitingForLock(holder)))
+            .await?;
+        Ok(())
+    }
+
+    /// Releases the run lock; the work's own error wins over an unlock error.
+    pub async fn unlock<T>(&mut self, result: Result<T, RunError>) -> Result<T, RunError> {
+        let unlocked = self.db.unlock_runs().await;
+        let value = result?;
+        unlocked?;
+        Ok(value)
+    }
+
+    /// Runs `m` one way. Emits `Applying`/`Reverting`; the caller reports
+    /// it done once its commit is known durable (see [`Ledger`]).
+    async fn run(
+        &mut self,
+        m: &Migration,
+        analysis: &MigrationAnalysis,
+        dir: Direction,
+        durable: bool,
+        hook: &mut dyn Hook,
+    ) -> Result<Committed, RunError> {
+        // Up: the archive of what it destroys, recorded in its tracking row.
+        // Down: the archive its tracking row recorded, the only one to restore.
+        let backup = match dir {
+            Direction::Up => hook.before_up(self.db, m, analysis).await?,
+            Direction::Down => {
+                let v = m.version.to_string();
+                let recorded = self
+                    .db
+                    .tracking_rows()
+                    .await?
+                    .into_iter()
+                    .find(|r| r.version == v)
+                    .and_then(|r| r.backup);
+                hook.before_down(self.db, m, recorded.as_ref()).await?;
+                recorded
+            }
+        };
+        (self.on_event)(match dir {
+            Direction::Up => Event::Applying(m),
+            Direction::Down => Event::Reverting(m),
+        });
+        let started = Instant::now();
+        let run = Run {
+            m,
+            analysis,
+            dir,
+            started,
+            backup: backup.as_ref(),
+        };
+        let ran = if m.meta.transaction {
+            self.run_in_transaction(&run, durable, hook).await
+        } else {
+            self.run_statement_by_statement(&run, hook).await
+        };
+        // A `SET search_path` or `SET ROLE` of this migration must not
+        // follow the next one (nor keel's own statements). The run's own
+        // error, if any, is the one to report.
+        let reset = self.db.reset_session().await;
+        ran?;
+        // Statement by statement, each commit is a durable one.
+        let durable = durable || !m.meta.transaction;
+        if let Err(e) = reset {
+            if !e.is_connection() {
+                return Err(e.into());
+            }
+            let what = if durable {
+                "it committed, and its commit is on disk"
+            } else {
+                "it committed, without a confirmed flush to disk (after a server crash it is pending again)"
+            };
+            return Err(super::failure::lost(
+                m,
+                dir,
+                &source(m, dir).0,
+                None,
+                e,
+                what,
+            ));
+        }
+        Ok(Committed {
+            took: started.elapsed(),
+            durable,
+        })
+    }
+
+    pub(super) fn tracking_row(
+        &self,
+        m: &Migration,
+        state: TrackingState,
+        started: Instant,
+    ) -> TrackingRow {
+        TrackingRow {
+            version: m.version.to_string(),
+            name: m.name.clone(),
+            checksum: m.checksum.clone(),
+            state,
+            applied_at: chrono::Utc::now(),
+            applied_by: self.operator.clone(),
+            execution_ms: started.elapsed().as_millis() as i64,
+            statements_done: 0,
+            error: None,
+            backup: None,
+        }
+    }
+}
+
+pub(super) fn initial_state(m: &Migration) -> TrackingState {
+    if m.meta.backfill.is_some() {
+        TrackingState::Backfilling
+    } else {
+        TrackingState::Applied
+    }
+}
+
+pub(super) fn source(m: &Migration, dir: Direction) -> (PathBuf, &str) {
+    match dir {
+        Direction::Up => (m.up_path(), m.up.as_str()),
+        Direction::Down => (m.down_path(), m.down.as_deref().unwrap_or_default()),
+    }
+}
+
+/// A reverted migration's backfill progress goes with it, so that applying
+/// it again starts the backfill afresh.
+pub(super) async fn forget_backfill(db: &mut dyn Database, m: &Migration) -> Result<(), DbError> {
+    if m.meta.backfill.is_some() {
+        crate::backfill::store::ensure(db).await?;
+        crate::backfill::store::forget(db, &m.version.to_string()).await?;
+    }
+    Ok(())
+}

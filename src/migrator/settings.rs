@@ -1,0 +1,55 @@
+//! The limits a run applies: project-wide defaults from keel.toml and the
+//! command line, overridden per migration by migration.toml. Resolved here
+//! and nowhere else.
+
+use crate::db::Timeouts;
+use crate::migration::Migration;
+use std::time::Duration;
+
+/// Project-wide defaults, overridden per migration by migration.toml.
+#[derive(Debug, Clone, Copy)]
+pub struct RunSettings {
+    pub lock_timeout: Duration,
+    pub statement_timeout: Duration,
+    pub retries: u32,
+    /// First back-off after a lock timeout; doubles on each retry.
+    pub backoff: Duration,
+    /// Backfill batch size and pause from the command line; they win over
+    /// migration.toml's `[backfill]`.
+    pub batch_size: Option<u64>,
+    pub batch_delay: Option<Duration>,
+}
+
+impl Default for RunSettings {
+    fn default() -> Self {
+        RunSettings {
+            lock_timeout: Duration::from_secs(2),
+            statement_timeout: Duration::from_secs(3600),
+            retries: 3,
+            backoff: Duration::from_millis(500),
+            batch_size: None,
+            batch_delay: None,
+        }
+    }
+}
+
+impl RunSettings {
+    /// The `lock_timeout` and `statement_timeout` `m` runs with.
+    pub fn timeouts(&self, m: &Migration) -> Timeouts {
+        Timeouts {
+            lock: m.meta.lock_timeout.unwrap_or(self.lock_timeout),
+            statement: m.meta.statement_timeout.unwrap_or(self.statement_timeout),
+        }
+    }
+
+    /// How often `m` is tried again after a lock timeout, deadlock or
+    /// serialization failure.
+    pub fn retries(&self, m: &Migration) -> u32 {
+        m.meta.retries.unwrap_or(self.retries)
+    }
+
+    /// The wait before retry `attempt` (1-based): the back-off, doubling.
+    pub fn backoff(&self, attempt: u32) -> Duration {
+        self.backoff * 2u32.pow(attempt.saturating_sub(1))
+    }
+}

@@ -1,0 +1,135 @@
+//! A transactional migration: its statements and its tracking row commit
+//! together or not at all.
+
+use super::error::RunError;
+use super::failure::{failure, lost, retry_reason};
+use super::hook::Hook;
+use super::runner::{Direction, Event, Run, Runner, forget_backfill, initial_state};
+use crate::db::{DbError, StatementError};
+
+impl Runner<'_> {
+    /// The migration and its tracking row commit together or not at all; a
+    /// lock timeout, deadlock or serialization failure rolls back and
+    /// retries the whole migration.
+    pub(super) async fn run_in_transaction(
+        &mut self,
+        run: &Run<'_>,
+        durable: bool,
+        hook: &mut dyn Hook,
+    ) -> Result<(), RunError> {
+        let (m, dir, started, backup) = (run.m, run.dir, run.started, run.backup);
+        let (file, classified) = run.file();
+        let statements = &classified.statements;
+        let timeouts = self.settings.timeouts(m);
+        let retries = self.settings.retries(m);
+        let mut attempt = 0;
+        let texts: Vec<&str> = statements.iter().map(|s| s.sql.as_str()).collect();
+        loop {
+            // One round trip on PostgreSQL: BEGIN, timeouts, statements.
+            let ran = match self.db.begin_and_run(timeouts, durable, &texts).await {
+                Err(StatementError { index: None, error }) => {
+                    // Opening the transaction failed: no statement ran.
+                    if error.is_connection() {
+                        return Err(lost(m, dir, &file, None, error, "nothing of it ran"));
+                    }
+                    let _ = self.db.rollback().await;
+                    return Err(error.into());
+                }
+                Err(StatementError {
+                    index: Some(i),
+                    error,
+                }) => Err((Some(i), error)),
+                Ok(()) => Ok(()),
+            };
+            let outcome = async {
+                ran.map_err(|(i, e)| Stop::Sql(i, e))?;
+                match dir {
+                    Direction::Up => {
+                        // Checked against the schema the SQL just made, so
+                        // that a wrong [backfill] keeps nothing.
+                        crate::backfill::preflight::check(
+                            self.db,
+                            m,
+                            crate::backfill::preflight::When::BeforeCommit,
+                        )
+                        .await
+                        .map_err(|e| Stop::Hook(RunError::Backfill(Box::new(e))))?;
+                        let mut row = self.tracking_row(m, initial_state(m), started);
+                        row.backup = backup.cloned();
+                        self.db
+                            .write_tracking(&row)
+                            .await
+                            .map_err(|e| Stop::Sql(None, e))?;
+                    }
+                    Direction::Down => {
+                        hook.after_down(self.db, m, run.analysis, backup, true)
+                            .await
+                            .map_err(Stop::Hook)?;
+                        forget_backfill(self.db, m)
+                            .await
+                            .map_err(|e| Stop::Sql(None, e))?;
+                        self.db
+                            .delete_tracking(&m.version.to_string())
+                            .await
+                            .map_err(|e| Stop::Sql(None, e))?;
+                    }
+                }
+                self.db.commit().await.map_err(Stop::Commit)
+            }
+            .await;
+            let (index, error, at_commit) = match outcome {
+                Ok(()) => return Ok(()),
+                Err(Stop::Hook(e)) => {
+                    let _ = self.db.rollback().await;
+                    return Err(e);
+                }
+                Err(Stop::Sql(index, error)) => (index, error, false),
+                Err(Stop::Commit(error)) => (None, error, true),
+            };
+            let stmt = index.map(|i| &statements[i]);
+            if error.is_connection() {
+                // The server ends an open transaction with its connection;
+                // a COMMIT that got no answer may have happened or not.
+                let what = if at_commit {
+                    "its COMMIT got no answer, so keel cannot tell whether it took effect: `keel status` says"
+                } else {
+                    "its transaction had not committed and ended with the connection: nothing of it was kept"
+                };
+                return Err(lost(m, dir, &file, stmt, error, what));
+            }
+            // A failed COMMIT has ended the transaction already.
+            if !at_commit {
+                let _ = self.db.rollback().await;
+            }
+            if error.is_retryable() && attempt < retries {
+                attempt += 1;
+                let wait = self.settings.backoff(attempt);
+                (self.on_event)(Event::Retry {
+                    migration: m,
+                    reason: retry_reason(&error),
+                    attempt,
+                    retries,
+                    wait,
+                });
+                tokio::time::sleep(wait).await;
+                continue;
+            }
+            let what = match dir {
+                Direction::Up => "nothing of it was kept",
+                Direction::Down => "nothing of it was kept; the migration is still applied",
+            };
+            return Err(failure(m, dir, &file, stmt, error, what.into(), None));
+        }
+    }
+}
+
+/// Why a migration's transaction stopped.
+enum Stop {
+    /// A statement (its index, if it was one of the file's) or the tracking write.
+    Sql(Option<usize>, DbError),
+    /// The COMMIT itself (a deferred constraint, a serialization failure,
+    /// the connection).
+    Commit(DbError),
+    /// The hook failed (a restore): its error as it is.
+    Hook(RunError),
+}

@@ -80,7 +80,9 @@ pub trait Session: Send {
 /// `params` as the bind arguments of either dialect: the one place a
 /// [`Value`] becomes an sqlx type, so both dialects bind a value alike (a
 /// NULL goes as a bigint).
-pub(super) fn arguments<'q, DB>(params: &[Value]) -> Result<DB::Arguments<'q>, DbError>
+pub(super) fn arguments<'q, 'v, DB>(
+    params: impl IntoIterator<Item = &'v Value>,
+) -> Result<DB::Arguments<'q>, DbError>
 where
     DB: sqlx::Database,
     Option<i64>: sqlx::Encode<'q, DB> + sqlx::Type<DB>,

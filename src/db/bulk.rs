@@ -193,6 +193,29 @@ pub(super) fn scan_sql(table: &str, column: &str) -> String {
     )
 }
 
+/// Hands each value of [`scan_sql`]'s rows to `visit` as it arrives;
+/// returns how many there were.
+pub(super) async fn visit_text<S>(
+    mut rows: S,
+    url: &str,
+    visit: &mut (dyn for<'x> FnMut(Option<&'x str>) + Send),
+) -> Result<u64, DbError>
+where
+    S: futures_util::Stream<Item = Result<Option<String>, sqlx::Error>> + Unpin,
+{
+    use futures_util::TryStreamExt;
+    let mut n = 0;
+    while let Some(value) = rows
+        .try_next()
+        .await
+        .map_err(|e| DbError::from_sqlx(e, url))?
+    {
+        visit(value.as_deref());
+        n += 1;
+    }
+    Ok(n)
+}
+
 /// Bytes gathered before an export hands a chunk on: hashing and
 /// compression work on big blocks.
 pub(super) const EXPORT_CHUNK: usize = 256 * 1024;

@@ -56,3 +56,6 @@ pub async fn connect(url: &str) -> Result<Box<dyn Database>, DbError> {
         )))
     }
 }
+
+#[cfg(test)]
+mod tests;

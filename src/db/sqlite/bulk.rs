@@ -2,7 +2,7 @@
 //! CSV written and read row by row, and `VACUUM INTO` for snapshots.
 
 use super::Sqlite;
-use crate::db::bulk::{EXPORT_CHUNK, scan_sql, sink_error};
+use crate::db::bulk::{EXPORT_CHUNK, scan_sql, sink_error, visit_text};
 use crate::db::session::arguments;
 use crate::db::tracking::{META, select_database_id};
 use crate::db::{
@@ -76,17 +76,8 @@ impl Bulk for Sqlite {
         visit: &mut (dyn for<'x> FnMut(Option<&'x str>) + Send),
     ) -> Result<u64, DbError> {
         let sql = scan_sql(table, column);
-        let mut rows = sqlx::query_scalar::<_, Option<String>>(&sql).fetch(&mut self.conn);
-        let mut n = 0;
-        while let Some(value) = rows
-            .try_next()
-            .await
-            .map_err(|e| DbError::from_sqlx(e, &self.url))?
-        {
-            visit(value.as_deref());
-            n += 1;
-        }
-        Ok(n)
+        let rows = sqlx::query_scalar::<_, Option<String>>(&sql).fetch(&mut self.conn);
+        visit_text(rows, &self.url, visit).await
     }
 
     async fn export_csv(

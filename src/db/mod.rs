@@ -32,15 +32,12 @@ pub use session::{Session, Value};
 pub use tracking::{BackupRef, KEEL_TABLES, Tracking, TrackingRow, TrackingState};
 pub use transactions::{StatementError, Timeouts, Transactions};
 
-/// Every role at once: an open connection to either dialect.
+/// Every role at once: an open connection to either dialect. Callers
+/// holding a `dyn Database` (or a `D: Database`) call the roles' methods
+/// without naming the role traits.
 pub trait Database: Session + Transactions + Tracking + Catalog + Bulk + Live {}
 
 impl<D: Session + Transactions + Tracking + Catalog + Bulk + Live> Database for D {}
-
-/// The traits, for callers that call their methods.
-pub mod prelude {
-    pub use super::{Bulk, Catalog, Database, Live, Session, Tracking, Transactions};
-}
 
 /// Connects to the database a URL names: `postgres://` / `postgresql://` or
 /// `sqlite:` (a missing SQLite file is created).

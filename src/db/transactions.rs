@@ -49,19 +49,23 @@ pub trait Transactions: Session {
         begin_and_run_one_by_one(self, timeouts, durable, statements).await
     }
 
+    /// Commits the open transaction.
     async fn commit(&mut self) -> Result<(), DbError> {
         self.execute("COMMIT").await
     }
 
+    /// Rolls the open transaction back.
     async fn rollback(&mut self) -> Result<(), DbError> {
         self.execute("ROLLBACK").await
     }
 
+    /// Marks a point the transaction can roll back to.
     async fn savepoint(&mut self, name: &str) -> Result<(), DbError> {
         self.execute(&format!("SAVEPOINT {}", quote_ident(name)))
             .await
     }
 
+    /// Undoes what ran since the savepoint `name`; the transaction goes on.
     async fn rollback_to_savepoint(&mut self, name: &str) -> Result<(), DbError> {
         self.execute(&format!("ROLLBACK TO SAVEPOINT {}", quote_ident(name)))
             .await

@@ -207,4 +207,15 @@ impl Postgres {
         .await
         .map_err(|e| self.err(e))
     }
+
+    /// Whether `name` (as `to_regclass` reads it) names a table or other
+    /// relation the session can see.
+    pub(super) async fn relation_exists(&mut self, name: &str) -> Result<bool, DbError> {
+        let found: Option<String> = sqlx::query_scalar("SELECT to_regclass($1)::text")
+            .bind(name)
+            .fetch_one(&mut self.conn)
+            .await
+            .map_err(|e| self.err(e))?;
+        Ok(found.is_some())
+    }
 }

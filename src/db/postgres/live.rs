@@ -204,12 +204,7 @@ impl Postgres {
     }
 
     async fn read_calibration(&mut self) -> Result<Option<String>, DbError> {
-        let exists: Option<String> = sqlx::query_scalar("SELECT to_regclass($1)::text")
-            .bind(CALIBRATION_TABLE)
-            .fetch_one(&mut self.conn)
-            .await
-            .map_err(|e| self.err(e))?;
-        if exists.is_none() {
+        if !self.relation_exists(CALIBRATION_TABLE).await? {
             return Ok(None);
         }
         sqlx::query_scalar(&format!(

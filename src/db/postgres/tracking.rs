@@ -93,12 +93,7 @@ impl Tracking for Postgres {
 
     async fn database_id(&mut self) -> Result<Option<String>, DbError> {
         let meta = self.keel(META);
-        let exists: Option<String> = sqlx::query_scalar("SELECT to_regclass($1)::text")
-            .bind(&meta)
-            .fetch_one(&mut self.conn)
-            .await
-            .map_err(|e| self.err(e))?;
-        if exists.is_none() {
+        if !self.relation_exists(&meta).await? {
             return Ok(None);
         }
         sqlx::query_scalar(&select_database_id(&meta))

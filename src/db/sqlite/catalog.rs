@@ -28,11 +28,12 @@ impl Catalog for Sqlite {
     }
 
     async fn columns(&mut self, table: &str) -> Result<Vec<ColumnInfo>, DbError> {
+        let rel = Relation::parse(table);
         let rows = sqlx::query(
             "SELECT name, type, \"notnull\", dflt_value, pk FROM pragma_table_info(?, ?) ORDER BY cid",
         )
-        .bind(Relation::parse(table).name)
-        .bind(Relation::parse(table).schema)
+        .bind(&rel.name)
+        .bind(&rel.schema)
         .fetch_all(&mut self.conn)
         .await
         .map_err(|e| self.err(e))?;
@@ -57,13 +58,14 @@ impl Catalog for Sqlite {
     }
 
     async fn indexes(&mut self, table: &str) -> Result<Vec<IndexInfo>, DbError> {
+        let rel = Relation::parse(table);
         let rows = sqlx::query(
             "SELECT l.name, l.\"unique\", coalesce(m.sql, 'automatic index (' || l.origin || ')') AS definition \
              FROM pragma_index_list(?, ?) l LEFT JOIN sqlite_master m ON m.name = l.name AND m.type = 'index' \
              ORDER BY l.name",
         )
-        .bind(Relation::parse(table).name)
-        .bind(Relation::parse(table).schema)
+        .bind(&rel.name)
+        .bind(&rel.schema)
         .fetch_all(&mut self.conn)
         .await
         .map_err(|e| self.err(e))?;
@@ -82,14 +84,9 @@ impl Catalog for Sqlite {
     }
 
     async fn constraints(&mut self, table: &str) -> Result<Vec<ConstraintInfo>, DbError> {
+        let rel = Relation::parse(table);
         let mut out = Vec::new();
-        let pk: Vec<String> =
-            sqlx::query_scalar("SELECT name FROM pragma_table_info(?, ?) WHERE pk > 0 ORDER BY pk")
-                .bind(Relation::parse(table).name)
-                .bind(Relation::parse(table).schema)
-                .fetch_all(&mut self.conn)
-                .await
-                .map_err(|e| self.err(e))?;
+        let pk = self.primary_key(table).await?;
         if !pk.is_empty() {
             out.push(ConstraintInfo {
                 name: format!("{table}_pkey"),
@@ -100,8 +97,8 @@ impl Catalog for Sqlite {
         let fks = sqlx::query(
             "SELECT \"from\", \"table\", \"to\", on_delete FROM pragma_foreign_key_list(?, ?) ORDER BY id, seq",
         )
-        .bind(Relation::parse(table).name)
-        .bind(Relation::parse(table).schema)
+        .bind(&rel.name)
+        .bind(&rel.schema)
         .fetch_all(&mut self.conn)
         .await
         .map_err(|e| self.err(e))?;
@@ -128,8 +125,8 @@ impl Catalog for Sqlite {
         let uniques: Vec<String> = sqlx::query_scalar(
             "SELECT name FROM pragma_index_list(?, ?) WHERE origin = 'u' ORDER BY name",
         )
-        .bind(Relation::parse(table).name)
-        .bind(Relation::parse(table).schema)
+        .bind(&rel.name)
+        .bind(&rel.schema)
         .fetch_all(&mut self.conn)
         .await
         .map_err(|e| self.err(e))?;
@@ -151,9 +148,10 @@ impl Catalog for Sqlite {
     }
 
     async fn primary_key(&mut self, table: &str) -> Result<Vec<String>, DbError> {
+        let rel = Relation::parse(table);
         sqlx::query_scalar("SELECT name FROM pragma_table_info(?, ?) WHERE pk > 0 ORDER BY pk")
-            .bind(Relation::parse(table).name)
-            .bind(Relation::parse(table).schema)
+            .bind(&rel.name)
+            .bind(&rel.schema)
             .fetch_all(&mut self.conn)
             .await
             .map_err(|e| self.err(e))

@@ -24,3 +24,4 @@ pub mod scaffold;
 pub mod seed;
 pub mod snapshot;
 pub mod stamp;
+pub mod target;

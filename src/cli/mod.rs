@@ -29,6 +29,7 @@ use crate::db::Database;
 use crate::error::{Error, Result};
 use crate::migration::{Migration, Version, load_dir};
 use crate::migrator::{Event, RunSettings};
+use crate::target::Target;
 use clap::{Parser, Subcommand, ValueEnum};
 use std::io::Write;
 use std::path::PathBuf;
@@ -175,16 +176,18 @@ impl Ctx {
         )?)
     }
 
-    pub fn database_url(&self) -> Result<String> {
-        Ok(self.config.database_url(
+    /// The database the flags name, read against keel.toml.
+    pub fn target(&self) -> Target<'_> {
+        Target::new(
+            &self.config,
             self.global.database_url.as_deref(),
             self.global.env.as_deref(),
-        )?)
+        )
     }
 
+    /// Opens the target database; `-v` says which.
     pub async fn connect(&self) -> Result<Box<dyn Database>> {
-        let url = self.database_url()?;
-        let db = crate::db::connect(&url).await?;
+        let db = self.target().connect().await?;
         self.out.detail(
             self.global.verbose,
             &format!("database: {} ({})", db.display_url(), db.dialect_name()),
@@ -192,20 +195,14 @@ impl Ctx {
         Ok(db)
     }
 
-    /// The environment's name for backups and records: `--env NAME`, or
-    /// `default` for the database chosen without one.
+    /// The environment's name for backups and records (see [`Target::environment`]).
     pub fn environment(&self) -> &str {
-        self.global.env.as_deref().unwrap_or("default")
+        self.target().environment()
     }
 
+    /// keel.toml's limits for a run (see [`RunSettings::from_config`]).
     pub fn settings(&self) -> RunSettings {
-        let d = RunSettings::default();
-        RunSettings {
-            lock_timeout: self.config.lock_timeout.unwrap_or(d.lock_timeout),
-            statement_timeout: self.config.statement_timeout.unwrap_or(d.statement_timeout),
-            retries: self.config.retries.unwrap_or(d.retries),
-            ..d
-        }
+        RunSettings::from_config(&self.config)
     }
 
     /// Shows the runner's events: a progress bar on a terminal, one plain

@@ -34,6 +34,17 @@ impl Default for RunSettings {
 }
 
 impl RunSettings {
+    /// keel.toml's project-wide limits over the built-in defaults.
+    pub fn from_config(config: &crate::config::Config) -> RunSettings {
+        let d = RunSettings::default();
+        RunSettings {
+            lock_timeout: config.lock_timeout.unwrap_or(d.lock_timeout),
+            statement_timeout: config.statement_timeout.unwrap_or(d.statement_timeout),
+            retries: config.retries.unwrap_or(d.retries),
+            ..d
+        }
+    }
+
     /// The `lock_timeout` and `statement_timeout` `m` runs with.
     pub fn timeouts(&self, m: &Migration) -> Timeouts {
         Timeouts {

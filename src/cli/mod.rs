@@ -363,36 +363,10 @@ pub fn find_migration<'m>(files: &'m [Migration], wanted: &str) -> Result<&'m Mi
         })
 }
 
-/// Refuses a `--to VERSION` that names no migration (in the folder or the
-/// tracking table): a typo must not apply, or revert, everything. `0` is
-/// `keel down --to 0` (revert all).
+/// Refuses a `--to VERSION` that names no migration (see
+/// [`crate::migrator::check_to`]).
 pub fn check_target(entries: &[crate::migrator::Entry<'_>], to: Option<Version>) -> Result<()> {
-    let Some(to) = to else {
-        return Ok(());
-    };
-    if to == Version(0) || entries.iter().any(|e| e.version == to.to_string()) {
-        return Ok(());
-    }
-    let nearest: Vec<String> = entries
-        .iter()
-        .rev()
-        .filter(|e| e.version.as_str() < to.to_string().as_str())
-        .take(3)
-        .map(|e| format!("{}_{}", e.version, e.name))
-        .collect();
-    Err(usage(format!(
-        "--to {to} names no migration: there is no {to} in the migrations folder or the tracking table{}; nothing was changed\n  fix: give a version from `keel status`{}",
-        if nearest.is_empty() {
-            String::new()
-        } else {
-            format!(" (the ones before it: {})", nearest.join(", "))
-        },
-        if entries.is_empty() {
-            ""
-        } else {
-            " (`keel down --to 0` reverts every migration)"
-        }
-    )))
+    crate::migrator::check_to(entries, to).map_err(|e| usage(e.to_string()))
 }
 
 /// Turns a `--to`/positional version argument into a clear usage error.

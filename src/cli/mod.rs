@@ -154,12 +154,10 @@ impl Ctx {
         })
     }
 
+    /// The migrations folder (see [`Config::migrations_dir`]).
     pub fn migrations_dir(&self) -> PathBuf {
-        self.global
-            .migrations
-            .clone()
-            .or_else(|| self.config.migrations_dir.clone())
-            .unwrap_or_else(|| PathBuf::from("migrations"))
+        self.config
+            .migrations_dir(self.global.migrations.as_deref())
     }
 
     pub fn migrations(&self) -> Result<Vec<Migration>> {

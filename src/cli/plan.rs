@@ -8,7 +8,7 @@ use crate::analysis::live::{human_bytes, human_count};
 use crate::analysis::{LiveSchema, Tri};
 use crate::error::Result;
 use crate::migration::Migration;
-use crate::migrator::{State, reconcile};
+use crate::migrator::{State, plan_set, reconcile};
 use crate::plan::{self, Plan, PlanStatement, TableSize};
 use std::sync::Arc;
 
@@ -23,22 +23,7 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<()> {
     let wanted = super::find_migration(&files, &args.version)?;
     let mut db = ctx.connect().await?;
     let entries = reconcile(&files, db.tracking_rows().await?);
-    let state = entries
-        .iter()
-        .find(|e| e.version == wanted.version.to_string())
-        .map_or(State::Pending, |e| e.state);
-    // A pending migration runs after the pending ones before it: what they
-    // create is new (and empty) by the time it runs.
-    let set: Vec<&Migration> = if state == State::Pending {
-        entries
-            .iter()
-            .filter(|e| e.state == State::Pending)
-            .filter_map(|e| e.migration)
-            .filter(|m| m.version <= wanted.version)
-            .collect()
-    } else {
-        vec![wanted]
-    };
+    let (state, set) = plan_set(&entries, wanted);
     let target = Target::of(db.as_mut()).await;
     let live = match target {
         Target::Postgres(_) => LiveSchema::load(db.as_mut()).await?.map(Arc::new),

@@ -1,7 +1,7 @@
 use super::Ctx;
 use crate::error::Result;
-use crate::migration::{Migration, Version};
-use crate::migrator::{Runner, State, reconcile};
+use crate::migration::Version;
+use crate::migrator::{Runner, reconcile};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -25,12 +25,7 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<()> {
         return Err(e);
     }
     if args.dry_run {
-        let pending: Vec<&Migration> = entries
-            .iter()
-            .filter(|e| e.state == State::Pending)
-            .filter_map(|e| e.migration)
-            .filter(|m| args.to.is_none_or(|to| m.version <= to))
-            .collect();
+        let pending = crate::migrator::pending(&entries, args.to);
         let target = super::dry_run::Target::of(db.as_mut()).await;
         let live = target.live(db.as_mut()).await;
         db.close().await;

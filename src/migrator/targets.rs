@@ -16,6 +16,22 @@ pub fn unfinished<'m>(entries: &[Entry<'m>], to: Option<Version>) -> Vec<&'m Mig
     in_state(entries, State::Backfilling, to)
 }
 
+/// What `keel plan` analyses for `wanted`, and the state `wanted` is in: a
+/// pending migration runs after the pending ones before it (what they
+/// create is new, and empty, by the time it runs), so the set is those and
+/// it; any other migration is planned alone.
+pub fn plan_set<'m>(entries: &[Entry<'m>], wanted: &'m Migration) -> (State, Vec<&'m Migration>) {
+    let state = entries
+        .iter()
+        .find(|e| e.version == wanted.version.to_string())
+        .map_or(State::Pending, |e| e.state);
+    if state == State::Pending {
+        (state, pending(entries, Some(wanted.version)))
+    } else {
+        (state, vec![wanted])
+    }
+}
+
 fn in_state<'m>(entries: &[Entry<'m>], state: State, to: Option<Version>) -> Vec<&'m Migration> {
     entries
         .iter()
@@ -177,6 +193,24 @@ mod tests {
         assert_eq!(names(&pending(&entries, Some(v(3)))), Vec::<String>::new());
         assert_eq!(names(&unfinished(&entries, None)), ["m3"]);
         assert!(unfinished(&entries, Some(v(2))).is_empty());
+    }
+
+    #[test]
+    fn a_pending_migration_is_planned_after_the_pending_ones_before_it() {
+        let files = files();
+        let entries = reconcile(&files, rows());
+        let (state, set) = plan_set(&entries, &files[4]);
+        assert_eq!(state, State::Pending);
+        assert_eq!(names(&set), ["m4", "m5"]);
+        let (state, set) = plan_set(&entries, &files[3]);
+        assert_eq!((state, names(&set)), (State::Pending, vec!["m4".into()]));
+        let (state, set) = plan_set(&entries, &files[1]);
+        assert_eq!((state, names(&set)), (State::Applied, vec!["m2".into()]));
+        let (state, set) = plan_set(&entries, &files[2]);
+        assert_eq!(
+            (state, names(&set)),
+            (State::Backfilling, vec!["m3".into()])
+        );
     }
 
     #[test]

@@ -5,9 +5,11 @@
 pub mod annotate;
 pub mod binding;
 mod from_analysis;
+mod history;
 pub mod markdown;
 mod render;
 
+pub use history::keep_history;
 pub use render::{Marker, RenderError, marker, render};
 
 use crate::config::Config;

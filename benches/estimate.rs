@@ -42,7 +42,7 @@ fn main() {
     let calibration_rows: u64 = std::env::var("KEEL_BENCH_CALIBRATION_ROWS")
         .ok()
         .and_then(|s| s.parse().ok())
-        .unwrap_or(keel::calibrate::DEFAULT_ROWS);
+        .unwrap_or(keel::analysis::estimate::calibrate::DEFAULT_ROWS);
     eprintln!("starting a throwaway PostgreSQL cluster (default settings, fsync on)…");
     let server = cluster::start(cluster::Durability::Default);
     block_on(async {
@@ -88,9 +88,11 @@ async fn run(url: &str, sizes: &[u64], calibration_rows: u64) -> Vec<Row> {
     eprintln!("keel calibrate on {calibration_rows} rows…");
     let start = Instant::now();
     let report =
-        keel::calibrate::calibrate(db.as_mut(), calibration_rows, &|step| eprintln!("  {step}"))
-            .await
-            .expect("calibrate");
+        keel::analysis::estimate::calibrate::calibrate(db.as_mut(), calibration_rows, &|step| {
+            eprintln!("  {step}")
+        })
+        .await
+        .expect("calibrate");
     eprintln!(
         "calibrated in {:.1} s: {:?}",
         start.elapsed().as_secs_f64(),

@@ -19,7 +19,7 @@
 //! code with keel's classifier beyond the statement splitter). Recall is
 //! measured against the union of real dangers either tool found.
 
-use keel::analysis::split;
+use keel::sql::split;
 use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};

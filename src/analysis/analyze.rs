@@ -221,17 +221,6 @@ impl<'a> MigrationFiles<'a> {
     }
 }
 
-/// Analyses migrations in the order they would run (see [`Analyzer`]).
-pub fn analyze_set(
-    migrations: &[&Migration],
-    up: bool,
-    version: Option<PgVersion>,
-    live: Option<Arc<LiveSchema>>,
-) -> Vec<MigrationAnalysis> {
-    let mut analyzer = Analyzer::new(Facts { version, live }, up);
-    migrations.iter().map(|m| analyzer.analyze(m)).collect()
-}
-
 /// Analyses a plain .sql file: no migration around it, so no down policy
 /// and no transaction unless the file opens one with BEGIN.
 pub fn analyze_sql(

@@ -9,13 +9,13 @@ pub mod allow;
 pub mod analyze;
 pub mod classify;
 pub mod estimate;
-pub mod expr;
 pub mod finding;
 pub mod keyword;
 pub mod lint;
 pub mod live;
 pub mod lock;
 pub mod operation;
+pub mod plan;
 pub mod report;
 pub mod reversibility;
 #[cfg(test)]
@@ -24,7 +24,6 @@ pub mod rules;
 pub mod schema;
 pub mod search_path;
 pub mod sizes;
-mod split;
 pub mod sqltype;
 pub mod version;
 
@@ -32,5 +31,4 @@ pub use classify::{Classified, SyntaxProblem, classify, statements_parsed};
 pub use live::LiveSchema;
 pub use operation::{Action, ActionKind, Lock, Operation, Tri};
 pub use schema::{Created, Schema};
-pub use split::{Statement, split};
 pub use version::PgVersion;

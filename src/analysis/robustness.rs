@@ -107,8 +107,8 @@ mod properties {
         MigrationFiles, PlainPair, analyze, analyze_sql, analyze_sql_pair,
     };
     use crate::analysis::schema::Schema;
-    use crate::analysis::split;
     use crate::migration::Meta;
+    use crate::sql::split;
     use proptest::prelude::*;
     use std::path::Path;
 

@@ -5,7 +5,7 @@
 //! before each statement and applies the statement afterwards.
 
 use super::live::LiveSchema;
-use super::operation::{ActionKind, ConstraintKind, Operation};
+use super::operation::{ActionKind, ColumnDef, ConstraintKind, Operation};
 use super::sqltype::SqlType;
 use super::version::PgVersion;
 use std::collections::{HashMap, HashSet};
@@ -184,41 +184,7 @@ impl Schema {
                     columns,
                     if_not_exists,
                     ..
-                } => {
-                    // IF NOT EXISTS may find the table there already, with
-                    // rows: it stays an existing table, and one the files
-                    // know already stays as they left it.
-                    if *if_not_exists && self.tables.contains_key(&table) {
-                        continue;
-                    }
-                    let new = !if_not_exists;
-                    // The server's columns win over the ones a skipped
-                    // CREATE would have made.
-                    let live = self.live.as_ref().and_then(|l| l.table(&table));
-                    let columns = columns
-                        .iter()
-                        .filter(|_| new || live.is_none())
-                        .map(|c| {
-                            let col = Column {
-                                ty: c.ty.clone(),
-                                new,
-                                born: self.migration,
-                            };
-                            (c.name.clone(), col)
-                        })
-                        .collect();
-                    let t = Table {
-                        new,
-                        born: self.migration,
-                        columns,
-                        ..if new {
-                            Table::default()
-                        } else {
-                            self.seeded(&table)
-                        }
-                    };
-                    self.tables.insert(table, t);
-                }
+                } => self.create_table(table, columns, *if_not_exists),
                 ActionKind::DropTable { .. } => {
                     self.tables.remove(&table);
                     self.indexes.retain(|_, t| *t != table);
@@ -299,6 +265,42 @@ impl Schema {
                 _ => {}
             }
         }
+    }
+
+    fn create_table(&mut self, table: String, columns: &[ColumnDef], if_not_exists: bool) {
+        // IF NOT EXISTS may find the table there already, with
+        // rows: it stays an existing table, and one the files
+        // know already stays as they left it.
+        if if_not_exists && self.tables.contains_key(&table) {
+            return;
+        }
+        let new = !if_not_exists;
+        // The server's columns win over the ones a skipped
+        // CREATE would have made.
+        let live = self.live.as_ref().and_then(|l| l.table(&table));
+        let columns = columns
+            .iter()
+            .filter(|_| new || live.is_none())
+            .map(|c| {
+                let col = Column {
+                    ty: c.ty.clone(),
+                    new,
+                    born: self.migration,
+                };
+                (c.name.clone(), col)
+            })
+            .collect();
+        let t = Table {
+            new,
+            born: self.migration,
+            columns,
+            ..if new {
+                Table::default()
+            } else {
+                self.seeded(&table)
+            }
+        };
+        self.tables.insert(table, t);
     }
 
     fn table(&mut self, name: &str) -> &mut Table {

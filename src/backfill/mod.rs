@@ -11,13 +11,13 @@
 //! random sample recomputed.
 
 mod error;
-mod plan;
 pub mod preflight;
+mod sql;
 pub mod store;
 mod validate;
 
 pub use error::BackfillError;
-pub use plan::Plan;
+pub use sql::BackfillSql;
 pub use store::Failure;
 pub use validate::{Mismatch, NullCount, Validation};
 
@@ -132,7 +132,7 @@ pub async fn run(
         ))));
     };
     preflight::check(db, m, preflight::When::BeforeBatches).await?;
-    let plan = Plan::new(spec);
+    let plan = BackfillSql::new(spec);
     store::ensure(db).await?;
     let mut engine = Engine {
         db,
@@ -205,7 +205,7 @@ pub async fn run(
 struct Engine<'e> {
     db: &'e mut dyn Database,
     m: &'e Migration,
-    plan: &'e Plan,
+    plan: &'e BackfillSql,
     opts: &'e Options,
     on: &'e (dyn Fn(Progress<'_>) + Sync),
     version: String,

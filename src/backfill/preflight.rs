@@ -4,7 +4,7 @@
 //! a typo is an error naming migration.toml's line, not a bare
 //! `relation "nope" does not exist` from the middle of a run.
 
-use super::{BackfillError, Plan};
+use super::{BackfillError, BackfillSql};
 use crate::db::{Database, DbError, DbErrorKind};
 use crate::migration::Migration;
 use crate::migration::meta::{Backfill, Pos};
@@ -27,7 +27,7 @@ pub async fn check(db: &mut dyn Database, m: &Migration, when: When) -> Result<(
     let Some(spec) = m.meta.backfill.as_ref() else {
         return Ok(());
     };
-    let plan = Plan::new(spec);
+    let plan = BackfillSql::new(spec);
     let problem = |at: Pos, message: String, fix: String| BackfillError::Spec {
         migration: m.id(),
         file: m.dir.join("migration.toml"),
@@ -103,7 +103,7 @@ pub async fn check(db: &mut dyn Database, m: &Migration, when: When) -> Result<(
 async fn expressions(
     db: &mut dyn Database,
     spec: &Backfill,
-    plan: &Plan,
+    plan: &BackfillSql,
     problem: &dyn Fn(Pos, String, String) -> BackfillError,
     blame: &dyn Fn(DbError) -> Result<String, DbError>,
 ) -> Result<(), BackfillError> {

@@ -1,7 +1,7 @@
 //! The report after a backfill: nothing left unfilled, no rows lost or
 //! added by it, and a random sample recomputed and compared.
 
-use super::plan::Plan;
+use super::sql::BackfillSql;
 use crate::db::{Database, DbError, Value};
 use serde::Serialize;
 
@@ -105,7 +105,7 @@ impl Validation {
 
 pub async fn validate(
     db: &mut dyn Database,
-    plan: &Plan,
+    plan: &BackfillSql,
     version: &str,
     rows_before: i64,
 ) -> Result<Validation, DbError> {
@@ -161,7 +161,7 @@ pub async fn validate(
 /// table, which the NULL check above does anyway), skipped rows left out.
 async fn sample_keys(
     db: &mut dyn Database,
-    plan: &Plan,
+    plan: &BackfillSql,
     version: &str,
 ) -> Result<Vec<i64>, DbError> {
     Ok(db

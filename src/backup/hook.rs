@@ -13,7 +13,7 @@
 use super::{
     BackupError, Binding, Created, Restored, Target, create, plan_for, restore, restore_within,
 };
-use crate::analysis::analyze::{MigrationAnalysis, analyze_set};
+use crate::analysis::analyze::{Analyzer, MigrationAnalysis};
 use crate::analysis::reversibility::BackupItem;
 use crate::db::{BackupRef, Database, Timeouts};
 use crate::migration::Migration;
@@ -130,7 +130,7 @@ pub fn unrestored_note(
             at(&r.path).display(),
             r.sha256
         )),
-        None if !analyze_set(&[m], true, None, None)[0].backups.is_empty() => Some(format!(
+        None if !Analyzer::offline(true).analyze(m).backups.is_empty() => Some(format!(
             "{why}, and its tracking row records no backup of it: down.sql brought back the structure, not the data; an archive in {} can be checked with `keel backup verify FILE` and put back with `keel restore FILE`",
             at("backups").join(m.id()).display()
         )),

@@ -1,5 +1,5 @@
 use super::Ctx;
-use crate::calibrate::{DEFAULT_ROWS, calibrate};
+use crate::analysis::estimate::calibrate::{DEFAULT_ROWS, calibrate};
 use crate::error::Result;
 
 #[derive(Debug, clap::Args)]

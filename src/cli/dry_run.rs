@@ -6,10 +6,10 @@
 use super::Ctx;
 use crate::analysis::analyze::MigrationAnalysis;
 use crate::analysis::estimate::human_ms;
+use crate::analysis::plan::{self, Plan};
 use crate::analysis::{LiveSchema, Operation, PgVersion, Tri};
 use crate::db::{Database, DbError};
 use crate::migration::Migration;
-use crate::plan::{self, Plan};
 use serde_json::{Value, json};
 use std::sync::Arc;
 
@@ -239,7 +239,7 @@ fn migration_json(
         "transaction": m.meta.transaction,
     });
     let Some(a) = a else {
-        v["statements"] = crate::analysis::split(sql(m))
+        v["statements"] = crate::sql::split(sql(m))
             .iter()
             .map(|s| json!({"sql": s.sql, "line": s.line}))
             .collect();

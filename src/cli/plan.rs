@@ -5,11 +5,11 @@ use super::Ctx;
 use super::dry_run::Target;
 use crate::analysis::estimate::human_ms;
 use crate::analysis::live::{human_bytes, human_count};
+use crate::analysis::plan::{self, Plan, PlanStatement, TableSize};
 use crate::analysis::{LiveSchema, Tri};
 use crate::error::Result;
 use crate::migration::Migration;
 use crate::migrator::{State, plan_set, reconcile};
-use crate::plan::{self, Plan, PlanStatement, TableSize};
 use std::sync::Arc;
 
 #[derive(Debug, clap::Args)]

@@ -6,7 +6,7 @@
 //! The check is the PostgreSQL grammar's and applies to SQLite too.
 
 use super::meta::{Backfill, MetaError, Pos};
-use crate::analysis::expr;
+use crate::sql::expr;
 
 /// PostgreSQL keeps the first 63 bytes of an identifier (NAMEDATALEN - 1)
 /// and drops the rest with only a NOTICE, so a longer name means another

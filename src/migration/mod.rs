@@ -82,6 +82,6 @@ impl Migration {
     pub fn has_down(&self) -> bool {
         self.down
             .as_deref()
-            .is_some_and(|d| !crate::analysis::split(d).is_empty())
+            .is_some_and(|d| !crate::sql::split(d).is_empty())
     }
 }

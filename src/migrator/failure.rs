@@ -3,9 +3,9 @@
 
 use super::error::{ConnectionLost, RunError, StatementFailure};
 use super::runner::Direction;
-use crate::analysis::Statement;
 use crate::db::{DbError, DbErrorKind};
 use crate::migration::Migration;
+use crate::sql::Statement;
 use std::path::Path;
 
 /// What to do after a retryable error failed on every try; `None` for

@@ -6,9 +6,10 @@ use super::error::RunError;
 use super::failure::{failure, lost, retry_reason};
 use super::hook::Hook;
 use super::runner::{Direction, Event, Run, Runner, forget_backfill, initial_state};
-use crate::analysis::{ActionKind, Classified, Statement};
+use crate::analysis::{ActionKind, Classified};
 use crate::db::{DbError, TrackingRow, TrackingState};
 use crate::migration::Version;
+use crate::sql::Statement;
 
 /// What a part-way stop of one migration tells the operator, and the
 /// tracking row that marks it.

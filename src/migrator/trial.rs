@@ -2,8 +2,8 @@
 //! transaction that is always rolled back (`keel validate`, and the dry
 //! run `keel execute` makes before it changes anything).
 
-use crate::analysis::Statement;
 use crate::db::{Database, DbError, Timeouts};
+use crate::sql::Statement;
 
 /// Runs `statements` in the transaction the caller has open, stopping at
 /// the first that fails; the caller rolls back either way.

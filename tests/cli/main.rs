@@ -21,6 +21,7 @@ macro_rules! both {
 
 mod common;
 
+mod architecture;
 mod backfill;
 mod backfill_check;
 mod backup;

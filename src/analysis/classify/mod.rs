@@ -11,7 +11,7 @@ pub mod syntax;
 use super::allow::{self, Allow};
 use super::operation::{Action, ActionKind, Lock, Operation, TableLock, WrittenName};
 use super::schema::Schema;
-use super::split::Statement;
+use crate::sql::Statement;
 use squawk_syntax::{Parse, SourceFile, SyntaxKind, SyntaxNode};
 use syntax::Lines;
 
@@ -52,7 +52,7 @@ pub fn classify(text: &str, schema: &mut Schema, transaction: bool) -> Classifie
     let mut file = File::new(sql, &lines, transaction);
     let mut from = 0;
     let mut statements = Vec::new();
-    super::split::each(sql, |stmt| {
+    crate::sql::split::each(sql, |stmt| {
         PARSES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         file.chunk(from, &stmt, parse(sql, from, stmt.end), schema);
         from = stmt.end;
@@ -83,7 +83,7 @@ impl Parsed {
         let sql = masked.as_deref().unwrap_or(text);
         let mut parses = Vec::new();
         let mut from = 0;
-        super::split::each(sql, |stmt| {
+        crate::sql::split::each(sql, |stmt| {
             PARSES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             let parse = parse_tree(sql, from, stmt.end);
             let end = stmt.end;
@@ -168,7 +168,7 @@ fn parse_errors(
     text: &str,
     lines: &Lines,
     from: usize,
-    stmt: Option<&super::split::Statement>,
+    stmt: Option<&crate::sql::split::Statement>,
 ) -> Option<SyntaxProblem> {
     let end = stmt.map_or(text.len(), |s| s.end);
     let statement = stmt.map(|s| s.sql.clone()).unwrap_or_default();
@@ -225,7 +225,7 @@ impl<'t> File<'t> {
                 .extend(parse_errors(self.text, self.lines, from, None));
         }
         self.out.statements = match original {
-            Some(text) => super::split::split(text),
+            Some(text) => crate::sql::split::split(text),
             None => statements,
         };
         self.out

@@ -19,111 +19,23 @@ pub fn classify(cx: &Cx, node: &SyntaxNode) -> Vec<Action> {
         CREATE_TABLE | CREATE_TABLE_AS | SELECT_INTO | CREATE_MATERIALIZED_VIEW => {
             vec![create_table(cx, node)]
         }
-        DROP_TABLE => relations(node, TABLE_NAME_REF)
-            .into_iter()
-            .map(|(t, relation)| {
-                let mut a = cx.action(
-                    ActionKind::DropTable {
-                        cascade: has_desc(node, CASCADE_KW),
-                    },
-                    Some(t.clone()),
-                    node,
-                );
-                a.locks.push(Cx::lock(&t, Ael));
-                a.destroys = !cx.schema.is_new_table_here(&t);
-                a.relation = Some(relation);
-                a
-            })
-            .collect(),
+        DROP_TABLE => destroy_tables(cx, node, relations(node, TABLE_NAME_REF), |cascade| {
+            ActionKind::DropTable { cascade }
+        }),
         TRUNCATE => {
             let list = child(node, TABLE_LIST).unwrap_or_else(|| node.clone());
-            relations(&list, TABLE_RELATION_NAME)
-                .into_iter()
-                .map(|(t, relation)| {
-                    let kind = ActionKind::Truncate {
-                        cascade: has_desc(node, CASCADE_KW),
-                    };
-                    let mut a = cx.action(kind, Some(t.clone()), node);
-                    a.locks.push(Cx::lock(&t, Ael));
-                    a.destroys = !cx.schema.is_new_table_here(&t);
-                    a.relation = Some(relation);
-                    a
-                })
-                .collect()
+            let tables = relations(&list, TABLE_RELATION_NAME);
+            destroy_tables(cx, node, tables, |cascade| ActionKind::Truncate { cascade })
         }
         CREATE_INDEX => vec![create_index(cx, node)],
         DROP_INDEX => drop_index(cx, node),
-        ALTER_INDEX => {
-            let index = name_in(node, &[INDEX_REF]).unwrap_or_default();
-            let table = cx.schema.index_table(&index).map(str::to_string);
-            let renames = child(node, INDEX_RENAME_TO).is_some();
-            let kind = if renames {
-                ActionKind::RenameIndex
-            } else {
-                ActionKind::Other
-            };
-            let mut a = cx.action(kind, table, node);
-            // 12+: renaming an index takes SHARE UPDATE EXCLUSIVE only.
-            a.locks
-                .push(Cx::lock(&index, if renames { Sue } else { Ael }));
-            vec![a]
-        }
+        ALTER_INDEX => vec![alter_index(cx, node)],
         REINDEX => vec![reindex(cx, node)],
         VACUUM => vacuum(cx, node),
-        CLUSTER => {
-            let table = name_in(node, &[TABLE_NAME_REF]);
-            let Some(t) = table.clone() else {
-                return one(
-                    ActionKind::NonTransactional {
-                        what: "CLUSTER without a table".into(),
-                    },
-                    None,
-                );
-            };
-            let mut a = cx.action(ActionKind::TableRewrite { what: "CLUSTER" }, table, node);
-            a.locks.push(Cx::lock(&t, Ael));
-            a.rewrite = Tri::Yes;
-            a.scan = Tri::Yes;
-            vec![a]
-        }
-        ALTER_TYPE => {
-            let version = cx.schema.version;
-            if let Some(v) = child(node, ADD_VALUE) {
-                let value = find(&v, &[LITERAL])
-                    .map(|l| l.text().to_string())
-                    .unwrap_or_default();
-                let mut a = cx.action(ActionKind::EnumAddValue { value }, None, node);
-                // Before 12, ADD VALUE refuses to run inside a transaction block.
-                a.no_transaction = version.is_some_and(|v| v.below(12));
-                vec![a]
-            } else if child(node, RENAME_VALUE).is_some() {
-                one(ActionKind::EnumRenameValue, None)
-            } else {
-                one(ActionKind::Other, None)
-            }
-        }
+        CLUSTER => vec![cluster(cx, node)],
+        ALTER_TYPE => vec![alter_type(cx, node)],
         UPDATE | DELETE | INSERT | MERGE => vec![dml(cx, node)],
-        CREATE_TRIGGER => {
-            let table =
-                child(node, ON_RELATION).and_then(|o| name_in(&o, &[RELATION_NAME_REF, PATH_REF]));
-            let name = name_in(node, &[TRIGGER]).unwrap_or_default();
-            let mut a = cx.action(ActionKind::CreateTrigger { name }, table.clone(), node);
-            a.locks
-                .extend(table.iter().map(|t| Cx::lock(t, Lock::ShareRowExclusive)));
-            vec![a]
-        }
-        DROP_TRIGGER => {
-            let table =
-                child(node, ON_RELATION).and_then(|o| name_in(&o, &[RELATION_NAME_REF, PATH_REF]));
-            let name = name_in(node, &[TRIGGER_REF]).unwrap_or_default();
-            let kind = ActionKind::DropObject {
-                object: ObjectKind::Trigger,
-                name,
-            };
-            let mut a = cx.action(kind, table.clone(), node);
-            a.locks.extend(table.iter().map(|t| Cx::lock(t, Ael)));
-            vec![a]
-        }
+        CREATE_TRIGGER | DROP_TRIGGER => vec![trigger(cx, node)],
         BEGIN => one(ActionKind::Transaction { begin: true }, None),
         COMMIT_TRANSACTION | ROLLBACK_TRANSACTION => {
             one(ActionKind::Transaction { begin: false }, None)
@@ -142,6 +54,93 @@ pub fn classify(cx: &Cx, node: &SyntaxNode) -> Vec<Action> {
         LOCK => objects::lock_table(cx, node),
         _ => vec![objects::object(cx, node)],
     }
+}
+
+/// DROP TABLE and TRUNCATE: every table named loses its rows, unless this
+/// migration made it.
+fn destroy_tables(
+    cx: &Cx,
+    node: &SyntaxNode,
+    tables: Vec<(String, crate::db::Relation)>,
+    kind: impl Fn(bool) -> ActionKind,
+) -> Vec<Action> {
+    let cascade = has_desc(node, SyntaxKind::CASCADE_KW);
+    tables
+        .into_iter()
+        .map(|(t, relation)| {
+            let mut a = cx.action(kind(cascade), Some(t.clone()), node);
+            a.locks.push(Cx::lock(&t, Ael));
+            a.destroys = !cx.schema.is_new_table_here(&t);
+            a.relation = Some(relation);
+            a
+        })
+        .collect()
+}
+
+fn alter_index(cx: &Cx, node: &SyntaxNode) -> Action {
+    use SyntaxKind::*;
+    let index = name_in(node, &[INDEX_REF]).unwrap_or_default();
+    let table = cx.schema.index_table(&index).map(str::to_string);
+    let renames = child(node, INDEX_RENAME_TO).is_some();
+    let kind = if renames {
+        ActionKind::RenameIndex
+    } else {
+        ActionKind::Other
+    };
+    let mut a = cx.action(kind, table, node);
+    // 12+: renaming an index takes SHARE UPDATE EXCLUSIVE only.
+    a.locks
+        .push(Cx::lock(&index, if renames { Sue } else { Ael }));
+    a
+}
+
+fn cluster(cx: &Cx, node: &SyntaxNode) -> Action {
+    let table = name_in(node, &[SyntaxKind::TABLE_NAME_REF]);
+    let Some(t) = table.clone() else {
+        let what = "CLUSTER without a table".into();
+        return cx.action(ActionKind::NonTransactional { what }, None, node);
+    };
+    let mut a = cx.action(ActionKind::TableRewrite { what: "CLUSTER" }, table, node);
+    a.locks.push(Cx::lock(&t, Ael));
+    a.rewrite = Tri::Yes;
+    a.scan = Tri::Yes;
+    a
+}
+
+fn alter_type(cx: &Cx, node: &SyntaxNode) -> Action {
+    use SyntaxKind::*;
+    let version = cx.schema.version;
+    if let Some(v) = child(node, ADD_VALUE) {
+        let value = find(&v, &[LITERAL])
+            .map(|l| l.text().to_string())
+            .unwrap_or_default();
+        let mut a = cx.action(ActionKind::EnumAddValue { value }, None, node);
+        // Before 12, ADD VALUE refuses to run inside a transaction block.
+        a.no_transaction = version.is_some_and(|v| v.below(12));
+        a
+    } else if child(node, RENAME_VALUE).is_some() {
+        cx.action(ActionKind::EnumRenameValue, None, node)
+    } else {
+        cx.action(ActionKind::Other, None, node)
+    }
+}
+
+/// CREATE TRIGGER takes SHARE ROW EXCLUSIVE on its table, DROP TRIGGER
+/// ACCESS EXCLUSIVE.
+fn trigger(cx: &Cx, node: &SyntaxNode) -> Action {
+    use SyntaxKind::*;
+    let table = child(node, ON_RELATION).and_then(|o| name_in(&o, &[RELATION_NAME_REF, PATH_REF]));
+    let (kind, lock) = if node.kind() == CREATE_TRIGGER {
+        let name = name_in(node, &[TRIGGER]).unwrap_or_default();
+        (ActionKind::CreateTrigger { name }, Lock::ShareRowExclusive)
+    } else {
+        let name = name_in(node, &[TRIGGER_REF]).unwrap_or_default();
+        let object = ObjectKind::Trigger;
+        (ActionKind::DropObject { object, name }, Ael)
+    };
+    let mut a = cx.action(kind, table.clone(), node);
+    a.locks.extend(table.iter().map(|t| Cx::lock(t, lock)));
+    a
 }
 
 fn create_table(cx: &Cx, node: &SyntaxNode) -> Action {

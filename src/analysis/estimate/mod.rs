@@ -10,6 +10,8 @@
 //! | update / backfill | rows × update cost (× more per extra index, × up to 2.4 when the table outgrows shared_buffers) + batches × batch overhead (+ delay) |
 //! | catalog only | a fixed few milliseconds |
 
+pub mod calibrate;
+
 use super::live::{LiveSchema, LiveTable};
 use super::operation::{Action, ActionKind, ConstraintKind, Operation};
 use crate::db::IndexSize;

@@ -6,7 +6,7 @@
 //! SQL. Built on [`analysis`](crate::analysis) and, in live mode, on
 //! [`LiveSchema`](crate::analysis::LiveSchema).
 
-use crate::analysis::analyze::{MigrationAnalysis, analyze_set};
+use crate::analysis::analyze::{Analyzer, Facts, MigrationAnalysis};
 use crate::analysis::estimate::{self, Estimate};
 use crate::analysis::finding::Finding;
 use crate::analysis::reversibility::BackupItem;
@@ -98,11 +98,16 @@ pub fn build(
     version: Option<PgVersion>,
     live: Option<Arc<LiveSchema>>,
 ) -> Vec<Plan> {
-    let analyses = analyze_set(migrations, up, version, live.clone());
+    let mut analyzer = Analyzer::new(
+        Facts {
+            version,
+            live: live.clone(),
+        },
+        up,
+    );
     migrations
         .iter()
-        .zip(analyses)
-        .map(|(m, a)| plan_one(m, a, up, live.as_deref()))
+        .map(|m| plan_one(m, analyzer.analyze(m), up, live.as_deref()))
         .collect()
 }
 
@@ -253,7 +258,7 @@ fn tri(t: &Tri) -> (bool, Option<&str>) {
 }
 
 impl Plan {
-    /// The JSON design.md promises for `keel plan --format json`:
+    /// The JSON of `keel plan --format json` (the README shows it):
     /// `{"version","statements":[{"sql","line","lock","rewrite","scan","tables"}],
     /// "reversibility","backups","findings","estimated_ms"}`, plus details.
     pub fn to_json(&self) -> Value {

@@ -7,7 +7,7 @@ use crate::db::quote_ident;
 use crate::migration::meta::Backfill;
 
 #[derive(Debug, Clone)]
-pub struct Plan {
+pub struct BackfillSql {
     pub table: String,
     pub key_name: String,
     /// Quoted table and key.
@@ -19,9 +19,9 @@ pub struct Plan {
     pub filter: String,
 }
 
-impl Plan {
-    pub fn new(spec: &Backfill) -> Plan {
-        Plan {
+impl BackfillSql {
+    pub fn new(spec: &Backfill) -> BackfillSql {
+        BackfillSql {
             table: spec.table.clone(),
             key_name: spec.key.clone(),
             t: crate::db::quote_relation(&spec.table),
@@ -193,7 +193,7 @@ mod tests {
 
     #[test]
     fn batches_are_key_ranges_with_bound_keys() {
-        let p = Plan::new(&spec());
+        let p = BackfillSql::new(&spec());
         assert_eq!(
             p.update(false),
             "UPDATE \"users\" SET \"first_name\" = (split_part(name, ' ', 1)) \
@@ -214,7 +214,7 @@ mod tests {
     fn identifiers_are_quoted_even_when_hostile() {
         let mut s = spec();
         s.table = "we\"ird".into();
-        let p = Plan::new(&s);
+        let p = BackfillSql::new(&s);
         assert!(p.update(true).starts_with("UPDATE \"we\"\"ird\" SET"));
     }
 
@@ -222,6 +222,6 @@ mod tests {
     fn no_filter_is_always_true() {
         let mut s = spec();
         s.filter = None;
-        assert!(Plan::new(&s).update(true).ends_with("AND (1 = 1)"));
+        assert!(BackfillSql::new(&s).update(true).ends_with("AND (1 = 1)"));
     }
 }

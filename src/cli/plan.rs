@@ -3,14 +3,13 @@
 
 use super::Ctx;
 use super::dry_run::Target;
+use crate::analysis::Tri;
 use crate::analysis::estimate::human_ms;
 use crate::analysis::live::{human_bytes, human_count};
 use crate::analysis::plan::{self, Plan, PlanStatement, TableSize};
-use crate::analysis::{LiveSchema, Tri};
 use crate::error::Result;
 use crate::migration::Migration;
 use crate::migrator::{State, plan_set, reconcile};
-use std::sync::Arc;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -25,11 +24,9 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<()> {
     let entries = reconcile(&files, db.tracking_rows().await?);
     let (state, set) = plan_set(&entries, wanted);
     let target = Target::of(db.as_mut()).await;
-    let live = match target {
-        Target::Postgres(_) => LiveSchema::load(db.as_mut()).await?.map(Arc::new),
-        Target::Other(_) => None,
-    };
+    let live = target.live(db.as_mut()).await;
     db.close().await;
+    let live = live?;
     let version = match target {
         Target::Postgres(v) => v,
         Target::Other(_) => None,

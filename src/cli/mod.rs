@@ -347,18 +347,10 @@ pub async fn run(cli: Cli) -> Result<()> {
     }
 }
 
-/// The migration a command names by version (`20250101120000`) or full id.
+/// The migration a command names by version or full id (see
+/// [`crate::migration::find`]).
 pub fn find_migration<'m>(files: &'m [Migration], wanted: &str) -> Result<&'m Migration> {
-    files
-        .iter()
-        .find(|m| m.version.to_string() == wanted || m.id() == wanted)
-        .ok_or_else(|| {
-            let known: Vec<String> = files.iter().rev().take(5).map(|m| m.id()).collect();
-            usage(format!(
-                "there is no migration `{wanted}` in the migrations folder{}\n  fix: give a version from `keel status`",
-                if known.is_empty() { String::new() } else { format!(" (newest: {})", known.join(", ")) }
-            ))
-        })
+    crate::migration::find(files, wanted).map_err(|e| usage(e.to_string()))
 }
 
 /// Refuses a `--to VERSION` that names no migration (see

@@ -198,9 +198,10 @@ impl Ctx {
         self.target().environment()
     }
 
-    /// keel.toml's limits for a run (see [`RunSettings::from_config`]).
+    /// keel.toml's limits for a run (see [`RunSettings::project`]).
     pub fn settings(&self) -> RunSettings {
-        RunSettings::from_config(&self.config)
+        let c = &self.config;
+        RunSettings::project(c.lock_timeout, c.statement_timeout, c.retries)
     }
 
     /// Shows the runner's events: a progress bar on a terminal, one plain

@@ -34,13 +34,19 @@ impl Default for RunSettings {
 }
 
 impl RunSettings {
-    /// keel.toml's project-wide limits over the built-in defaults.
-    pub fn from_config(config: &crate::config::Config) -> RunSettings {
+    /// The project's `lock_timeout`, `statement_timeout` and `retries`
+    /// (keel.toml's) over keel's defaults; the command line may change them
+    /// further, migration.toml per migration.
+    pub fn project(
+        lock_timeout: Option<Duration>,
+        statement_timeout: Option<Duration>,
+        retries: Option<u32>,
+    ) -> RunSettings {
         let d = RunSettings::default();
         RunSettings {
-            lock_timeout: config.lock_timeout.unwrap_or(d.lock_timeout),
-            statement_timeout: config.statement_timeout.unwrap_or(d.statement_timeout),
-            retries: config.retries.unwrap_or(d.retries),
+            lock_timeout: lock_timeout.unwrap_or(d.lock_timeout),
+            statement_timeout: statement_timeout.unwrap_or(d.statement_timeout),
+            retries: retries.unwrap_or(d.retries),
             ..d
         }
     }
@@ -71,10 +77,8 @@ mod tests {
     use crate::migrator::fixtures::migration;
 
     #[test]
-    fn keel_toml_sets_what_it_names_and_the_defaults_stay() {
-        let config: crate::config::Config =
-            toml::from_str("lock_timeout = \"5s\"\nretries = 0\n").unwrap();
-        let s = RunSettings::from_config(&config);
+    fn the_project_sets_what_it_names_and_the_defaults_stay() {
+        let s = RunSettings::project(Some(Duration::from_secs(5)), None, Some(0));
         let d = RunSettings::default();
         assert_eq!(s.lock_timeout, Duration::from_secs(5));
         assert_eq!(s.retries, 0);

@@ -49,7 +49,7 @@ impl Pace {
 
 pub async fn run(ctx: &Ctx, args: Args) -> Result<()> {
     let files = ctx.migrations()?;
-    let version: Version = super::find_migration(&files, &args.version)?.version;
+    let version: Version = crate::migration::find(&files, &args.version)?.version;
     let settings = args.pace.apply(ctx.settings())?;
     let mut db = ctx.connect().await?;
     let on_event = |e: crate::migrator::Event<'_>| ctx.print_event(e);

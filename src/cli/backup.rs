@@ -56,7 +56,7 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<()> {
             columns,
         } => {
             let files = ctx.migrations()?;
-            let migration = super::find_migration(&files, &version)?.clone();
+            let migration = crate::migration::find(&files, &version)?.clone();
             let mut db = ctx.connect().await?;
             let planned = async {
                 let target = backup::Target::of(db.as_mut(), ctx.environment()).await?;

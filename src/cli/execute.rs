@@ -27,7 +27,7 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<()> {
     let (env_name, env) = target.guarded_environment()?;
     let settings = args.pace.apply(ctx.settings())?;
     let files = ctx.migrations()?;
-    let m = super::find_migration(&files, &args.version)?.clone();
+    let m = crate::migration::find(&files, &args.version)?.clone();
     let confirmer = Confirmer::choose(
         env_name,
         env.confirm.as_deref(),

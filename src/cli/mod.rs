@@ -27,7 +27,7 @@ pub use output::Output;
 use crate::config::Config;
 use crate::db::Database;
 use crate::error::{Error, Result};
-use crate::migration::{Migration, Version, load_dir};
+use crate::migration::{Migration, load_dir};
 use crate::migrator::{Event, RunSettings};
 use crate::target::Target;
 use clap::{Parser, Subcommand, ValueEnum};
@@ -346,18 +346,6 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Backfill(args) => backfill::run(&ctx, args).await,
         Command::Demo(_) => unreachable!("handled above"),
     }
-}
-
-/// The migration a command names by version or full id (see
-/// [`crate::migration::find`]).
-pub fn find_migration<'m>(files: &'m [Migration], wanted: &str) -> Result<&'m Migration> {
-    crate::migration::find(files, wanted).map_err(|e| usage(e.to_string()))
-}
-
-/// Refuses a `--to VERSION` that names no migration (see
-/// [`crate::migrator::check_to`]).
-pub fn check_target(entries: &[crate::migrator::Entry<'_>], to: Option<Version>) -> Result<()> {
-    crate::migrator::check_to(entries, to).map_err(|e| usage(e.to_string()))
 }
 
 /// Turns a `--to`/positional version argument into a clear usage error.

@@ -19,7 +19,7 @@ pub struct Args {
 
 pub async fn run(ctx: &Ctx, args: Args) -> Result<()> {
     let files = ctx.migrations()?;
-    let wanted = super::find_migration(&files, &args.version)?;
+    let wanted = crate::migration::find(&files, &args.version)?;
     let mut db = ctx.connect().await?;
     let entries = reconcile(&files, db.tracking_rows().await?);
     let (state, set) = plan_set(&entries, wanted);

@@ -14,7 +14,7 @@ pub struct Args {
 
 pub async fn run(ctx: &Ctx, args: Args) -> Result<()> {
     let files = ctx.migrations()?;
-    let m = super::find_migration(&files, &args.version)?;
+    let m = crate::migration::find(&files, &args.version)?;
     let analysis = crate::analysis::analyze::Analyzer::offline(true).analyze(m);
     let runbook = Runbook::build(m, &files, &ctx.config, &analysis);
     let text =

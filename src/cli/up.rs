@@ -20,9 +20,9 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<()> {
     let settings = args.pace.apply(ctx.settings())?;
     let mut db = ctx.connect().await?;
     let entries = reconcile(&files, db.tracking_rows().await?);
-    if let Err(e) = super::check_target(&entries, args.to) {
+    if let Err(e) = crate::migrator::check_to(&entries, args.to) {
         db.close().await;
-        return Err(e);
+        return Err(e.into());
     }
     if args.dry_run {
         let pending = crate::migrator::pending(&entries, args.to);

@@ -13,15 +13,16 @@
 //!
 //! `KEEL_BENCH_USERS` changes the row count (default 1000000).
 
+#[path = "../tests/cli/common/cluster.rs"]
+mod cluster;
+
 use sqlx::{Connection, PgConnection};
-use std::os::unix::process::CommandExt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 const KEEL: &str = env!("CARGO_BIN_EXE_keel");
-const PORT: u16 = 5491;
 const SPLIT: &str = "20260201090000_split_user_names";
 const RATE: u64 = 200;
 const CONNECTIONS: usize = 16;
@@ -472,102 +473,51 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[((sorted.len() - 1) as f64 * p).round() as usize]
 }
 
-/// A PostgreSQL cluster of its own, fsync on (the server's defaults; WAL
-/// sized like a production server's so that a 1M-row rewrite does not force
-/// checkpoints every few seconds), on a
-/// Unix socket in a temporary folder; stopped and removed when dropped.
+/// The benchmark's PostgreSQL: the shared throwaway cluster with fsync on
+/// (the server's defaults; WAL sized like a production server's so that a
+/// 1M-row rewrite does not force checkpoints every few seconds), and `psql`
+/// for setup. Cloned into the threads that run keel under load.
 #[derive(Clone)]
 struct Cluster {
-    inner: Arc<ClusterInner>,
-}
-
-struct ClusterInner {
-    dir: PathBuf,
-    bin: PathBuf,
+    inner: Arc<cluster::Cluster>,
 }
 
 impl Cluster {
     fn start() -> Cluster {
-        let bin = bindir();
-        let dir = tempfile::Builder::new()
-            .prefix("keel-bench-pg-")
-            .tempdir()
-            .unwrap()
-            .keep();
-        if is_root() {
-            Command::new("chown")
-                .arg("postgres")
-                .arg(&dir)
-                .status()
-                .unwrap();
-        }
-        let data = dir.join("data");
-        let out = server_cmd(&bin.join("initdb"))
-            .args([
-                "-U",
-                "postgres",
-                "-A",
-                "trust",
-                "-E",
-                "UTF8",
-                "--locale=C",
-                "--no-instructions",
-                "-D",
-            ])
-            .arg(&data)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "initdb: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let options = format!(
-            "-k {} -c listen_addresses='' -p {PORT} -c max_connections=100 -c shared_buffers=512MB -c max_wal_size=8GB -c checkpoint_timeout=30min",
-            dir.display()
-        );
-        let out = server_cmd(&bin.join("pg_ctl"))
-            .arg("-D")
-            .arg(&data)
-            .arg("-l")
-            .arg(dir.join("server.log"))
-            .args(["-w", "-o", &options, "start"])
-            .stdout(Stdio::null())
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "pg_ctl: {}",
-            String::from_utf8_lossy(&out.stderr)
+        let inner = cluster::start_with(
+            cluster::Durability::Default,
+            &[
+                "max_connections=100",
+                "shared_buffers=512MB",
+                "max_wal_size=8GB",
+                "checkpoint_timeout=30min",
+            ],
         );
         let c = Cluster {
-            inner: Arc::new(ClusterInner { dir, bin }),
+            inner: Arc::new(inner),
         };
         c.sql("postgres", "CREATE DATABASE base");
         c
     }
 
     fn url(&self, db: &str) -> String {
-        format!(
-            "postgres://postgres@localhost/{db}?host={}&port={PORT}",
-            self.inner.dir.display()
-        )
+        self.inner.url(db)
     }
 
     fn try_psql(&self, db: &str, sql: &str) -> Result<String, String> {
-        let out = Command::new(self.inner.bin.join("psql"))
-            .args(["-X", "-q", "-t", "-A", "-v", "ON_ERROR_STOP=1", "-h"])
-            .arg(&self.inner.dir)
+        let out = Command::new(cluster::bindir().join("psql"))
             .args([
-                "-p",
-                &PORT.to_string(),
-                "-U",
-                "postgres",
-                "-d",
-                db,
+                "-X",
+                "-q",
+                "-t",
+                "-A",
+                "-v",
+                "ON_ERROR_STOP=1",
                 "-c",
                 sql,
+                "-d",
             ])
+            .arg(self.url(db))
             .output()
             .unwrap();
         if out.status.success() {
@@ -611,60 +561,5 @@ impl Cluster {
 
     fn drop_db(&self, db: &str) {
         let _ = self.try_psql("postgres", &format!("DROP DATABASE IF EXISTS {db}"));
-    }
-}
-
-impl Drop for ClusterInner {
-    fn drop(&mut self) {
-        let _ = server_cmd(&self.bin.join("pg_ctl"))
-            .arg("-D")
-            .arg(self.dir.join("data"))
-            .args(["stop", "-m", "fast"])
-            .stdout(Stdio::null())
-            .status();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-fn bindir() -> PathBuf {
-    if let Ok(out) = Command::new("pg_config").arg("--bindir").output() {
-        let dir = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
-        if dir.join("initdb").exists() {
-            return dir;
-        }
-    }
-    let mut found: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
-        .into_iter()
-        .flatten()
-        .flatten()
-        .map(|e| e.path().join("bin"))
-        .filter(|b| b.join("initdb").exists())
-        .collect();
-    found.sort();
-    found
-        .pop()
-        .expect("PostgreSQL server binaries (initdb) are needed")
-}
-
-fn is_root() -> bool {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("Uid:"))
-                .map(|l| l.split_whitespace().nth(1) == Some("0"))
-        })
-        .unwrap_or(false)
-}
-
-/// initdb and pg_ctl refuse to run as root: run them as `postgres` then.
-fn server_cmd(program: &Path) -> Command {
-    if is_root() {
-        let mut c = Command::new("runuser");
-        c.args(["-u", "postgres", "--"]).arg(program);
-        c.process_group(0);
-        c
-    } else {
-        Command::new(program)
     }
 }

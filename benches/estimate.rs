@@ -133,7 +133,7 @@ async fn size(db: &mut dyn Database, version: PgVersion, n: u64) -> Vec<Row> {
     )
     .await;
     // A different shape from the calibration table: wider text.
-    db.execute_bound(
+    db.execute_with(
         "INSERT INTO bench SELECT g, (random() * 2e9 - 1e9)::integer, \
          md5(g::text) || md5((g * 7)::text) || ' ' || (g % 991)::text, \
          timestamptz '2021-06-01' + g * interval '1 second', NULL \
@@ -193,7 +193,7 @@ async fn size(db: &mut dyn Database, version: PgVersion, n: u64) -> Vec<Row> {
     let start = Instant::now();
     let mut from = 0i64;
     while from < n as i64 {
-        db.execute_bound(
+        db.execute_with(
             "UPDATE bench SET d = b WHERE id > $1 AND id <= $2",
             &[Value::Int(from), Value::Int(from + 1_000)],
         )

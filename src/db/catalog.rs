@@ -1,286 +1,87 @@
-//! What the analysis reads from PostgreSQL's catalog in live mode: table
-//! sizes, column types, NOT NULL proofs, function volatility, the session
-//! TimeZone, and the stored calibration. One query per kind of fact, for
-//! every user table at once, so lint and plan need no second pass.
+//! The schema as the database's catalog describes it: tables, their columns,
+//! keys, indexes and constraints, and which table a name means.
 
-use super::{DbError, IndexSize, LiveColumn, NotNullCheck, TableStats, Value};
-use sqlx::Row;
-use sqlx::postgres::PgConnection;
+use super::{DbError, Relation, Session};
+use async_trait::async_trait;
 
-/// The table where `keel calibrate` keeps its measurements, beside keel_migrations.
-pub const CALIBRATION_TABLE: &str = "keel_calibration";
-
-const USER_TABLES: &str = "n.nspname NOT IN ('pg_catalog', 'information_schema') \
-     AND n.nspname NOT LIKE 'pg_toast%' AND n.nspname NOT LIKE 'pg_temp%'";
-
-fn err(url: &str) -> impl Fn(sqlx::Error) -> DbError + '_ {
-    move |e| DbError::from_sqlx(e, url)
+/// A search path a migration sets, as written.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SearchPath {
+    /// `SET [SESSION | LOCAL] search_path { TO | = } <list>`: the list's text,
+    /// which `SET LOCAL search_path TO <list>` reproduces exactly.
+    List(String),
+    /// `SELECT [pg_catalog.]set_config('search_path', '<value>', …)` (what
+    /// pg_dump writes): the value.
+    Config(String),
 }
 
-pub async fn table_stats(conn: &mut PgConnection, url: &str) -> Result<Vec<TableStats>, DbError> {
-    // The width is what the planner guesses for never-analysed tables:
-    // fixed-length types by their length, variable ones at 32 bytes.
-    let sql = format!(
-        "SELECT n.nspname::text, c.relname::text, c.reltuples::float8, c.relpages::int8, \
-         coalesce(s.n_live_tup, 0)::int8, pg_relation_size(c.oid)::int8, \
-         pg_table_size(c.oid)::int8, pg_total_relation_size(c.oid)::int8, \
-         (SELECT coalesce(sum(CASE WHEN t.typlen > 0 THEN t.typlen ELSE 32 END), 0) \
-            FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid \
-            WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped)::int8 \
-         FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
-         LEFT JOIN pg_stat_user_tables s ON s.relid = c.oid \
-         WHERE c.relkind IN ('r', 'p', 'm') AND {USER_TABLES} ORDER BY 1, 2"
-    );
-    let rows = sqlx::query(&sql)
-        .fetch_all(&mut *conn)
-        .await
-        .map_err(err(url))?;
-    let mut out: Vec<TableStats> = rows
-        .iter()
-        .map(|r| {
-            Ok(TableStats {
-                schema: r.try_get(0)?,
-                name: r.try_get(1)?,
-                reltuples: r.try_get(2)?,
-                relpages: r.try_get(3)?,
-                live_tuples: r.try_get(4)?,
-                heap_bytes: r.try_get(5)?,
-                table_bytes: r.try_get(6)?,
-                total_bytes: r.try_get(7)?,
-                row_width: r.try_get(8)?,
-                indexes: Vec::new(),
-            })
-        })
-        .collect::<Result<_, sqlx::Error>>()
-        .map_err(err(url))?;
-    let sql = format!(
-        "SELECT n.nspname::text, c.relname::text, ic.relname::text, pg_relation_size(ic.oid)::int8, \
-         i.indisunique, am.amname::text, \
-         EXISTS (SELECT 1 FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid \
-                 WHERE a.attrelid = c.oid AND a.attnum = ANY (i.indkey::int2[]) \
-                 AND t.typcategory = 'S') \
-         FROM pg_index i JOIN pg_class c ON c.oid = i.indrelid \
-         JOIN pg_class ic ON ic.oid = i.indexrelid JOIN pg_am am ON am.oid = ic.relam \
-         JOIN pg_namespace n ON n.oid = c.relnamespace WHERE {USER_TABLES} ORDER BY 1, 2, 3"
-    );
-    let rows = sqlx::query(&sql)
-        .fetch_all(&mut *conn)
-        .await
-        .map_err(err(url))?;
-    for r in &rows {
-        let (schema, table): (String, String) = (
-            r.try_get(0).map_err(err(url))?,
-            r.try_get(1).map_err(err(url))?,
-        );
-        let index = IndexSize {
-            name: r.try_get(2).map_err(err(url))?,
-            bytes: r.try_get(3).map_err(err(url))?,
-            unique: r.try_get(4).map_err(err(url))?,
-            method: r.try_get(5).map_err(err(url))?,
-            text_key: r.try_get(6).map_err(err(url))?,
-        };
-        if let Some(t) = out
-            .iter_mut()
-            .find(|t| t.schema == schema && t.name == table)
-        {
-            t.indexes.push(index);
-        }
+/// One column of a table, as `keel inspect` shows it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ColumnInfo {
+    pub name: String,
+    pub data_type: String,
+    pub nullable: bool,
+    pub default: Option<String>,
+    /// True for text-like columns (text, varchar, char), where word and
+    /// character statistics make sense.
+    pub is_text: bool,
+}
+
+/// One index of a table, with the statement that makes it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct IndexInfo {
+    pub name: String,
+    pub definition: String,
+    pub unique: bool,
+    pub valid: bool,
+}
+
+/// One constraint of a table: its kind (`primary key`, `unique`, `foreign
+/// key`, `check`, `exclusion`) and definition.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ConstraintInfo {
+    pub name: String,
+    pub kind: String,
+    pub definition: String,
+}
+
+/// What the catalog says about the schema. Tables are named in
+/// [`Relation`]'s text form.
+#[async_trait]
+pub trait Catalog: Session {
+    /// User tables (no system or keel tables), by name.
+    async fn tables(&mut self) -> Result<Vec<String>, DbError>;
+    /// The columns of `table`, in their order.
+    async fn columns(&mut self, table: &str) -> Result<Vec<ColumnInfo>, DbError>;
+    /// The indexes of `table`, by name.
+    async fn indexes(&mut self, table: &str) -> Result<Vec<IndexInfo>, DbError>;
+    /// The constraints of `table`, by name.
+    async fn constraints(&mut self, table: &str) -> Result<Vec<ConstraintInfo>, DbError>;
+    /// The primary key's columns of `table`, in key order; empty when it
+    /// has none (or does not exist).
+    async fn primary_key(&mut self, table: &str) -> Result<Vec<String>, DbError>;
+    /// Columns of `table` whose values the database computes and that
+    /// cannot be written (`GENERATED ALWAYS AS (…) STORED`, SQLite's
+    /// generated columns): left out of backups and restores.
+    async fn generated_columns(&mut self, table: &Relation) -> Result<Vec<String>, DbError>;
+    /// The table `table` names when `search_path` (else the session's) is in
+    /// effect, schema-qualified; `None` when there is none.
+    async fn resolve_table(
+        &mut self,
+        table: &Relation,
+        search_path: Option<&SearchPath>,
+    ) -> Result<Option<Relation>, DbError>;
+
+    /// Whether the index `name` (optionally `schema.name`) is valid: `None`
+    /// when there is no such index. SQLite builds indexes in one step, so
+    /// an existing one is always valid.
+    async fn index_valid(&mut self, name: &str) -> Result<Option<bool>, DbError>;
+    /// Names of indexes that a failed `CREATE INDEX CONCURRENTLY` left
+    /// INVALID, quoted and schema-qualified. SQLite has none.
+    async fn invalid_indexes(&mut self) -> Result<Vec<String>, DbError> {
+        Ok(Vec::new())
     }
-    Ok(out)
-}
-
-pub async fn column_types(conn: &mut PgConnection, url: &str) -> Result<Vec<LiveColumn>, DbError> {
-    let sql = format!(
-        "SELECT n.nspname::text, c.relname::text, a.attname::text, \
-         format_type(a.atttypid, a.atttypmod), a.attnotnull \
-         FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid \
-         JOIN pg_namespace n ON n.oid = c.relnamespace \
-         WHERE c.relkind IN ('r', 'p', 'm') AND a.attnum > 0 AND NOT a.attisdropped \
-         AND {USER_TABLES} ORDER BY 1, 2, a.attnum"
-    );
-    let rows = sqlx::query(&sql)
-        .fetch_all(&mut *conn)
-        .await
-        .map_err(err(url))?;
-    rows.iter()
-        .map(|r| {
-            Ok(LiveColumn {
-                schema: r.try_get(0)?,
-                table: r.try_get(1)?,
-                name: r.try_get(2)?,
-                data_type: r.try_get(3)?,
-                not_null: r.try_get(4)?,
-            })
-        })
-        .collect::<Result<_, sqlx::Error>>()
-        .map_err(err(url))
-}
-
-pub async fn not_null_checks(
-    conn: &mut PgConnection,
-    url: &str,
-) -> Result<Vec<NotNullCheck>, DbError> {
-    let sql = format!(
-        "SELECT n.nspname::text, c.relname::text, con.conname::text, \
-         pg_get_constraintdef(con.oid), con.convalidated \
-         FROM pg_constraint con JOIN pg_class c ON c.oid = con.conrelid \
-         JOIN pg_namespace n ON n.oid = c.relnamespace \
-         WHERE con.contype = 'c' AND {USER_TABLES} ORDER BY 1, 2, 3"
-    );
-    let rows = sqlx::query(&sql)
-        .fetch_all(&mut *conn)
-        .await
-        .map_err(err(url))?;
-    let mut out = Vec::new();
-    for r in &rows {
-        let definition: String = r.try_get(3).map_err(err(url))?;
-        let Some(column) = not_null_column(&definition) else {
-            continue;
-        };
-        out.push(NotNullCheck {
-            schema: r.try_get(0).map_err(err(url))?,
-            table: r.try_get(1).map_err(err(url))?,
-            name: r.try_get(2).map_err(err(url))?,
-            column,
-            valid: r.try_get(4).map_err(err(url))?,
-        });
-    }
-    Ok(out)
-}
-
-/// `CHECK ((email IS NOT NULL))` (pg_get_constraintdef's spelling) → `email`.
-pub fn not_null_column(definition: &str) -> Option<String> {
-    let inner = definition.trim().strip_prefix("CHECK ((")?;
-    let (column, rest) = inner.split_once(" IS NOT NULL)")?;
-    if !rest.starts_with(')') {
-        return None;
-    }
-    match column.strip_prefix('"').and_then(|c| c.strip_suffix('"')) {
-        Some(quoted) => Some(quoted.replace("\"\"", "\"")),
-        None if column
-            .chars()
-            .all(|c| c.is_alphanumeric() || c == '_' || c == '$') =>
-        {
-            Some(column.to_string())
-        }
-        None => None,
-    }
-}
-
-/// Every function name with its most volatile overload ('i' < 's' < 'v').
-pub async fn function_volatility(
-    conn: &mut PgConnection,
-    url: &str,
-) -> Result<Vec<(String, char)>, DbError> {
-    let rows = sqlx::query(
-        "SELECT p.proname::text, max(p.provolatile::text) FROM pg_proc p GROUP BY 1 ORDER BY 1",
-    )
-    .fetch_all(&mut *conn)
-    .await
-    .map_err(err(url))?;
-    rows.iter()
-        .map(|r| {
-            let v: String = r.try_get(1)?;
-            Ok((r.try_get(0)?, v.chars().next().unwrap_or('v')))
-        })
-        .collect::<Result<_, sqlx::Error>>()
-        .map_err(err(url))
-}
-
-pub async fn session_timezone(conn: &mut PgConnection, url: &str) -> Result<String, DbError> {
-    sqlx::query_scalar("SELECT current_setting('TimeZone')")
-        .fetch_one(&mut *conn)
-        .await
-        .map_err(err(url))
-}
-
-pub async fn load_calibration(
-    conn: &mut PgConnection,
-    url: &str,
-) -> Result<Option<String>, DbError> {
-    let exists: Option<String> = sqlx::query_scalar("SELECT to_regclass($1)::text")
-        .bind(CALIBRATION_TABLE)
-        .fetch_one(&mut *conn)
-        .await
-        .map_err(err(url))?;
-    if exists.is_none() {
-        return Ok(None);
-    }
-    sqlx::query_scalar(&format!(
-        "SELECT coefficients::text FROM {CALIBRATION_TABLE} ORDER BY measured_at DESC LIMIT 1"
-    ))
-    .fetch_optional(&mut *conn)
-    .await
-    .map_err(err(url))
-}
-
-pub async fn save_calibration(
-    conn: &mut PgConnection,
-    url: &str,
-    json: &str,
-) -> Result<(), DbError> {
-    let create = format!(
-        "CREATE TABLE IF NOT EXISTS {CALIBRATION_TABLE} (
-            measured_at timestamptz NOT NULL DEFAULT now(),
-            server_version text NOT NULL DEFAULT current_setting('server_version'),
-            coefficients jsonb NOT NULL
-        )"
-    );
-    sqlx::query(&create)
-        .execute(&mut *conn)
-        .await
-        .map_err(err(url))?;
-    sqlx::query(&format!(
-        "INSERT INTO {CALIBRATION_TABLE} (coefficients) VALUES ($1::jsonb)"
-    ))
-    .bind(json)
-    .execute(&mut *conn)
-    .await
-    .map(|_| ())
-    .map_err(err(url))
-}
-
-/// Runs one statement with bound parameters; returns the rows it affected.
-pub async fn execute_bound(
-    conn: &mut PgConnection,
-    url: &str,
-    sql: &str,
-    params: &[Value],
-) -> Result<u64, DbError> {
-    let mut q = sqlx::query(sql);
-    for p in params {
-        q = match p {
-            Value::Null => q.bind(None::<String>),
-            Value::Int(i) => q.bind(*i),
-            Value::Bool(b) => q.bind(*b),
-            Value::Text(s) => q.bind(s.clone()),
-            Value::Timestamp(t) => q.bind(*t),
-        };
-    }
-    q.execute(&mut *conn)
-        .await
-        .map(|r| r.rows_affected())
-        .map_err(err(url))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn reads_not_null_checks_as_postgres_prints_them() {
-        assert_eq!(
-            not_null_column("CHECK ((email IS NOT NULL))").as_deref(),
-            Some("email")
-        );
-        assert_eq!(
-            not_null_column("CHECK ((\"Email\" IS NOT NULL)) NOT VALID").as_deref(),
-            Some("Email")
-        );
-        assert_eq!(not_null_column("CHECK ((a > 0))"), None);
-        assert_eq!(
-            not_null_column("CHECK (((a IS NOT NULL) AND (b > 0)))"),
-            None
-        );
-    }
+    /// Drops an index [`invalid_indexes`](Catalog::invalid_indexes) named.
+    async fn drop_index(&mut self, qualified_name: &str) -> Result<(), DbError>;
 }

@@ -1,3 +1,10 @@
+//! keel's own rows in the database: the tracking table (one row per applied
+//! migration), the database's id in `keel_meta`, and the run lock. The SQL
+//! both dialects share is written here once; creating the tables and
+//! looking them up in the catalog differ and live with each dialect.
+
+use super::{DbError, LockHolder, Session};
+use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 /// The tracking table's name in both dialects.
@@ -30,6 +37,7 @@ pub fn new_database_id() -> std::io::Result<String> {
     Ok(hex::encode(bytes))
 }
 
+/// Where a migration stands, as its tracking row says.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum TrackingState {
@@ -45,6 +53,7 @@ pub enum TrackingState {
 }
 
 impl TrackingState {
+    /// The text the tracking table holds.
     pub fn as_str(self) -> &'static str {
         match self {
             TrackingState::Applied => "applied",
@@ -59,6 +68,7 @@ impl TrackingState {
         matches!(self, TrackingState::Failed | TrackingState::FailedDown)
     }
 
+    /// Reads the tracking table's text.
     pub fn parse(s: &str) -> TrackingState {
         match s {
             "applied" => TrackingState::Applied,
@@ -105,4 +115,137 @@ impl BackupRef {
             sha256: sha256?,
         })
     }
+}
+
+/// What keel keeps in the database about its own runs.
+#[async_trait]
+pub trait Tracking: Session {
+    /// Creates the tracking table if it does not exist (and adds the
+    /// columns an older keel's table lacks), and gives the database its id.
+    async fn ensure_tracking(&mut self) -> Result<(), DbError>;
+    /// Every row of the tracking table, by version; empty when it does not exist.
+    async fn tracking_rows(&mut self) -> Result<Vec<TrackingRow>, DbError>;
+    /// Inserts or replaces the row for `row.version`.
+    async fn write_tracking(&mut self, row: &TrackingRow) -> Result<(), DbError>;
+    /// Deletes the row for `version` (the migration was reverted).
+    async fn delete_tracking(&mut self, version: &str) -> Result<(), DbError>;
+
+    /// The random id keel gave this database with its tracking table
+    /// (`keel_meta`): what backups and snapshots are bound to. `None`
+    /// before keel first wrote to it.
+    async fn database_id(&mut self) -> Result<Option<String>, DbError>;
+    /// What tells this database apart from a copy of it restored elsewhere
+    /// (a copy carries keel_meta's id along): PostgreSQL's cluster system
+    /// identifier and the database's OID. `None` where there is no such
+    /// thing (SQLite) or the server does not say.
+    async fn server_identity(&mut self) -> Result<Option<String>, DbError> {
+        Ok(None)
+    }
+
+    /// Takes the one-runner-at-a-time lock, waiting for another runner to
+    /// finish. `on_wait` is called once if the lock is busy, with who holds
+    /// it when the database can tell.
+    async fn lock_runs(
+        &mut self,
+        on_wait: &(dyn for<'h> Fn(Option<&'h LockHolder>) + Sync),
+    ) -> Result<(), DbError>;
+    /// Lets the run lock go.
+    async fn unlock_runs(&mut self) -> Result<(), DbError>;
+}
+
+/// Every tracking row, from `table` (quoted as the dialect names it). A
+/// table made before `backup_sha256` existed is read too.
+pub(super) fn select_rows(table: &str, has_backup: bool) -> String {
+    let backup = if has_backup {
+        "backup, backup_sha256"
+    } else {
+        "CAST(NULL AS text) AS backup, CAST(NULL AS text) AS backup_sha256"
+    };
+    format!(
+        "SELECT version, name, checksum, state, applied_at, applied_by, execution_ms, \
+         statements_done, error, {backup} FROM {table} ORDER BY version"
+    )
+}
+
+/// Inserts a tracking row, or replaces the one of its version: bind with
+/// [`bind_row`].
+pub(super) fn upsert_row(table: &str) -> String {
+    format!(
+        "INSERT INTO {table} (version, name, checksum, state, applied_at, applied_by, \
+         execution_ms, statements_done, error, backup, backup_sha256) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) \
+         ON CONFLICT (version) DO UPDATE SET name = excluded.name, checksum = excluded.checksum, \
+         state = excluded.state, applied_at = excluded.applied_at, applied_by = excluded.applied_by, \
+         execution_ms = excluded.execution_ms, statements_done = excluded.statements_done, \
+         error = excluded.error, backup = excluded.backup, backup_sha256 = excluded.backup_sha256"
+    )
+}
+
+/// Deletes the tracking row of version `$1`.
+pub(super) fn delete_row(table: &str) -> String {
+    format!("DELETE FROM {table} WHERE version = $1")
+}
+
+/// The database id in `meta` (one row or none).
+pub(super) fn select_database_id(meta: &str) -> String {
+    format!("SELECT value FROM {meta} WHERE key = 'database_id'")
+}
+
+/// Gives the database the id `$1` unless it has one.
+pub(super) fn insert_database_id(meta: &str) -> String {
+    format!(
+        "INSERT INTO {meta} (key, value) VALUES ('database_id', $1) ON CONFLICT (key) DO NOTHING"
+    )
+}
+
+/// [`upsert_row`]'s statement with `row` bound, typed the same in both
+/// dialects (the timestamp as sqlx writes one, NULLs as text).
+pub(super) fn bind_row<'q, DB>(
+    sql: &'q str,
+    row: &'q TrackingRow,
+) -> sqlx::query::Query<'q, DB, DB::Arguments<'q>>
+where
+    DB: sqlx::Database,
+    &'q str: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    Option<&'q str>: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    DateTime<Utc>: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    i64: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+{
+    sqlx::query::<DB>(sql)
+        .bind(row.version.as_str())
+        .bind(row.name.as_str())
+        .bind(row.checksum.as_str())
+        .bind(row.state.as_str())
+        .bind(row.applied_at)
+        .bind(row.applied_by.as_str())
+        .bind(row.execution_ms)
+        .bind(row.statements_done)
+        .bind(row.error.as_deref())
+        .bind(row.backup.as_ref().map(|b| b.path.as_str()))
+        .bind(row.backup.as_ref().map(|b| b.sha256.as_str()))
+}
+
+/// One row of [`select_rows`].
+pub(super) fn read_row<'r, R>(r: &'r R) -> Result<TrackingRow, sqlx::Error>
+where
+    R: sqlx::Row,
+    &'static str: sqlx::ColumnIndex<R>,
+    String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    Option<String>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    DateTime<Utc>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    i64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+{
+    let state: String = r.try_get("state")?;
+    Ok(TrackingRow {
+        version: r.try_get("version")?,
+        name: r.try_get("name")?,
+        checksum: r.try_get("checksum")?,
+        state: TrackingState::parse(&state),
+        applied_at: r.try_get("applied_at")?,
+        applied_by: r.try_get("applied_by")?,
+        execution_ms: r.try_get("execution_ms")?,
+        statements_done: r.try_get("statements_done")?,
+        error: r.try_get("error")?,
+        backup: BackupRef::from_columns(r.try_get("backup")?, r.try_get("backup_sha256")?),
+    })
 }

@@ -79,7 +79,7 @@ async fn backfill(
     while at < to {
         let next = (at + BATCH).min(to);
         updated += db
-            .execute_bound(&batch, &[Value::Int(at as i64), Value::Int(next as i64)])
+            .execute_with(&batch, &[Value::Int(at as i64), Value::Int(next as i64)])
             .await?;
         at = next;
     }
@@ -105,7 +105,7 @@ async fn measure(
     ))
     .await?;
     // Random keys (a) sort like real data; b is text of realistic width.
-    db.execute_bound(
+    db.execute_with(
         &format!(
             "INSERT INTO {t} SELECT g, (random() * 2e9 - 1e9)::integer, \
              md5(g::text) || ' ' || (g % 997)::text, \
@@ -281,7 +281,7 @@ impl Measuring<'_> {
         for k in 0..21i64 {
             let start = Instant::now();
             self.db
-                .execute_bound(&single, &[Value::Int(rows as i64 - k)])
+                .execute_with(&single, &[Value::Int(rows as i64 - k)])
                 .await?;
             singles.push(start.elapsed().as_secs_f64() * 1000.0);
         }

@@ -1,9 +1,9 @@
 //! Starting a throwaway PostgreSQL cluster with the installed server binaries
 //! (`initdb` + `pg_ctl`), listening only on a Unix socket in a temporary
 //! folder, stopped and deleted by a watcher when the starting process ends,
-//! however it ends. Shared by the test harness (`pg.rs`) and the benchmark
-//! (`benches/migrate.rs`, which includes this file with `#[path]`), so it
-//! depends on nothing but `std` and `tempfile`.
+//! however it ends. Shared by the test harness (`pg.rs`) and every
+//! benchmark (which include this file with `#[path]`), so it depends on
+//! nothing but `std` and `tempfile`.
 
 // Each includer uses a different part (tests: `Off`; the benchmark: `Default`).
 #![allow(dead_code)]
@@ -129,6 +129,12 @@ fn as_server_user(program: &Path) -> Command {
 
 /// Starts a fresh cluster; panics with the server's own words if it cannot.
 pub fn start(durability: Durability) -> Cluster {
+    start_with(durability, &[])
+}
+
+/// [`start`] with more server settings, each `name=value` as `postgres -c`
+/// takes it (a benchmark sizes the server like a production one).
+pub fn start_with(durability: Durability, settings: &[&str]) -> Cluster {
     let bin = bindir();
     let dir = tempfile::Builder::new()
         .prefix("keel-pg-")
@@ -173,6 +179,10 @@ pub fn start(durability: Durability) -> Cluster {
     );
     if durability == Durability::Off {
         options.push_str(" -c fsync=off -c full_page_writes=off");
+    }
+    for setting in settings {
+        options.push_str(" -c ");
+        options.push_str(setting);
     }
     let out = as_server_user(&bin.join("pg_ctl"))
         .arg("-D")

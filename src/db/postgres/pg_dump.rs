@@ -140,7 +140,7 @@ pub async fn database_id(path: &Path) -> Result<Option<String>, DbError> {
         .args([
             "--data-only",
             "--table",
-            super::tracking::META,
+            crate::db::tracking::META,
             "--file",
             "-",
         ])

@@ -1,0 +1,229 @@
+//! Rows in bulk: loading many at once, reading a column through, exporting
+//! and importing a backup's CSV, and whole-database snapshots. Counting and
+//! summing up are the same SQL in both dialects and are written here once.
+
+use super::{
+    DbError, DbErrorKind, Relation, SearchPath, Session, Value, quote_ident, quote_relation,
+};
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use std::path::Path;
+
+/// The rows of one table a backup exports: `SELECT columns FROM table [AS
+/// alias] [WHERE filter]`, run under `search_path` when the migration set
+/// one (the filter may name other tables the way the migration does).
+#[derive(Debug, Clone)]
+pub struct ExportQuery {
+    pub table: Relation,
+    pub alias: Option<String>,
+    pub columns: Vec<String>,
+    /// A condition from the migration's own statement (SQL as reviewed in
+    /// up.sql), or `None` for every row.
+    pub filter: Option<String>,
+    pub search_path: Option<SearchPath>,
+}
+
+impl ExportQuery {
+    /// The SELECT, every identifier quoted.
+    pub fn select(&self) -> String {
+        let cols: Vec<String> = self.columns.iter().map(|c| quote_ident(c)).collect();
+        let mut sql = format!("SELECT {} FROM {}", cols.join(", "), self.table.quoted());
+        if let Some(a) = &self.alias {
+            sql.push_str(" AS ");
+            sql.push_str(&quote_ident(a));
+        }
+        if let Some(f) = &self.filter {
+            sql.push_str(" WHERE ");
+            sql.push_str(f);
+        }
+        sql
+    }
+}
+
+/// How backed-up rows go back into their table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Load {
+    /// Every row is inserted (the table was dropped or emptied).
+    Insert,
+    /// Rows whose key is not in the table are inserted; rows whose key is
+    /// there again are left as they are (rows a DELETE removed).
+    InsertMissing { key: Vec<String> },
+    /// The other columns of the rows with these keys are set back.
+    Update { key: Vec<String> },
+}
+
+/// Count, nulls and range of one column, computed by the database.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct ColumnSummary {
+    pub rows: i64,
+    pub nulls: i64,
+    pub min: Option<String>,
+    pub max: Option<String>,
+}
+
+/// What a snapshot says about itself, and what this database is, so the
+/// caller can tell a dump of another database.
+#[derive(Debug, Clone, Default)]
+pub struct SnapshotFacts {
+    /// The database the dump was taken of (PostgreSQL's archive header).
+    pub database: Option<String>,
+    /// This connection's database, comparable with `database`.
+    pub this_database: Option<String>,
+    /// The `keel_meta` database id in the snapshot, and this database's:
+    /// unlike names, equal only for copies of one database.
+    pub database_id: Option<String>,
+    pub this_database_id: Option<String>,
+    /// When the dump was taken, by the archive's own header.
+    pub created_at: Option<DateTime<Utc>>,
+}
+
+/// Moving and reading many rows at once, and whole-database snapshots.
+#[async_trait]
+pub trait Bulk: Session {
+    /// Loads rows fast (PostgreSQL: COPY; SQLite: prepared inserts in one
+    /// transaction). Rows come in chunks so memory stays flat.
+    async fn bulk_insert(
+        &mut self,
+        table: &str,
+        columns: &[&str],
+        rows: &mut (dyn Iterator<Item = Vec<Value>> + Send),
+    ) -> Result<u64, DbError>;
+    /// After rows were loaded with explicit ids, moves the table's id
+    /// sequence past them (PostgreSQL); SQLite has no sequence to move.
+    async fn sync_id_sequence(&mut self, table: &str, column: &str) -> Result<(), DbError> {
+        let _ = (table, column);
+        Ok(())
+    }
+    /// Reads a column's values as text, one at a time, without holding the
+    /// column in memory. Returns how many rows were visited.
+    async fn scan_text(
+        &mut self,
+        table: &str,
+        column: &str,
+        visit: &mut (dyn for<'x> FnMut(Option<&'x str>) + Send),
+    ) -> Result<u64, DbError>;
+
+    /// Streams the query's rows as CSV with a header line, in the dialect of
+    /// [`crate::csv`], into `sink` chunk by chunk; the table is never held
+    /// in memory. PostgreSQL: `COPY (SELECT …) TO STDOUT WITH (FORMAT csv,
+    /// HEADER)`. An error from `sink` stops the export.
+    async fn export_csv(
+        &mut self,
+        query: &ExportQuery,
+        sink: &mut (dyn for<'x> FnMut(&'x [u8]) -> std::io::Result<()> + Send),
+    ) -> Result<(), DbError>;
+    /// Puts CSV rows (header first, `columns` in that order) back into
+    /// `table` as `load` says. Runs inside the caller's transaction; returns
+    /// how many rows were inserted or updated.
+    async fn import_csv(
+        &mut self,
+        table: &Relation,
+        columns: &[String],
+        load: &Load,
+        source: &mut (dyn std::io::BufRead + Send),
+    ) -> Result<u64, DbError>;
+
+    /// Writes a consistent copy of the whole database to `dest`
+    /// (PostgreSQL: `pg_dump -Fc`; SQLite: `VACUUM INTO`).
+    async fn snapshot(&mut self, dest: &Path) -> Result<(), DbError>;
+    /// Reads a snapshot file back with the dialect's own tools, so that a
+    /// file that merely starts like a dump is not taken for one
+    /// (PostgreSQL: `pg_restore --list`; SQLite: opened read-only, `PRAGMA
+    /// quick_check`). An unreadable file is an error.
+    async fn read_snapshot(&mut self, path: &Path) -> Result<SnapshotFacts, DbError>;
+
+    /// How many rows `table` has.
+    async fn count_rows(&mut self, table: &str) -> Result<i64, DbError> {
+        let sql = format!("SELECT count(*) FROM {}", quote_relation(table));
+        let rows = self.query_with(&sql, &[]).await?;
+        Ok(first(&rows, 0).and_then(Value::as_i64).unwrap_or(0))
+    }
+
+    /// The largest value of an integer column; `None` for an empty table.
+    async fn max_int(&mut self, table: &str, column: &str) -> Result<Option<i64>, DbError> {
+        let sql = format!(
+            "SELECT CAST(max({}) AS bigint) FROM {}",
+            quote_ident(column),
+            quote_relation(table)
+        );
+        let rows = self.query_with(&sql, &[]).await?;
+        Ok(first(&rows, 0).and_then(Value::as_i64))
+    }
+
+    /// Count, NULLs, smallest and largest value of one column.
+    async fn summarize(&mut self, table: &str, column: &str) -> Result<ColumnSummary, DbError> {
+        let (t, c) = (quote_relation(table), quote_ident(column));
+        // min/max on the column's own type (so numbers and dates order
+        // correctly), then shown as text. Types without ordering
+        // (PostgreSQL's json, bool) have no range.
+        let ranged = format!(
+            "SELECT count(*), count(*) - count({c}), CAST(min({c}) AS text), \
+             CAST(max({c}) AS text) FROM {t}"
+        );
+        let rows = match self.query_with(&ranged, &[]).await {
+            Ok(rows) => rows,
+            Err(_) => {
+                let unranged = format!(
+                    "SELECT count(*), count(*) - count({c}), CAST(NULL AS text), \
+                     CAST(NULL AS text) FROM {t}"
+                );
+                self.query_with(&unranged, &[]).await?
+            }
+        };
+        Ok(ColumnSummary {
+            rows: first(&rows, 0).and_then(Value::as_i64).unwrap_or(0),
+            nulls: first(&rows, 1).and_then(Value::as_i64).unwrap_or(0),
+            min: first(&rows, 2).and_then(Value::as_text),
+            max: first(&rows, 3).and_then(Value::as_text),
+        })
+    }
+}
+
+/// Column `i` of the first row.
+fn first(rows: &[Vec<Value>], i: usize) -> Option<&Value> {
+    rows.first()?.get(i)
+}
+
+/// Every value of one column as text, for [`Bulk::scan_text`].
+pub(super) fn scan_sql(table: &str, column: &str) -> String {
+    format!(
+        "SELECT CAST({} AS text) FROM {}",
+        quote_ident(column),
+        quote_relation(table)
+    )
+}
+
+/// Hands each value of [`scan_sql`]'s rows to `visit` as it arrives;
+/// returns how many there were.
+pub(super) async fn visit_text<S>(
+    mut rows: S,
+    url: &str,
+    visit: &mut (dyn for<'x> FnMut(Option<&'x str>) + Send),
+) -> Result<u64, DbError>
+where
+    S: futures_util::Stream<Item = Result<Option<String>, sqlx::Error>> + Unpin,
+{
+    use futures_util::TryStreamExt;
+    let mut n = 0;
+    while let Some(value) = rows
+        .try_next()
+        .await
+        .map_err(|e| DbError::from_sqlx(e, url))?
+    {
+        visit(value.as_deref());
+        n += 1;
+    }
+    Ok(n)
+}
+
+/// Bytes gathered before an export hands a chunk on: hashing and
+/// compression work on big blocks.
+pub(super) const EXPORT_CHUNK: usize = 256 * 1024;
+
+/// The export's sink failed (the archive could not be written).
+pub(super) fn sink_error(e: std::io::Error) -> DbError {
+    DbError::new(
+        DbErrorKind::Statement,
+        format!("writing the exported rows failed: {e}"),
+    )
+}

@@ -1,0 +1,221 @@
+//! The schema from PostgreSQL's catalog (`pg_class`, `pg_attribute`,
+//! `pg_index`, `pg_constraint`). Tables are looked up with `to_regclass`,
+//! so a name means what it means to the server's search path.
+
+use super::Postgres;
+use crate::db::{
+    CALIBRATION_TABLE, Catalog, ColumnInfo, ConstraintInfo, DbError, IndexInfo, KEEL_TABLES,
+    Relation, SearchPath, Session, quote_relation,
+};
+use async_trait::async_trait;
+use sqlx::Row;
+
+#[async_trait]
+impl Catalog for Postgres {
+    async fn tables(&mut self) -> Result<Vec<String>, DbError> {
+        let rows: Vec<(Option<String>, String)> = sqlx::query_as(
+            "SELECT CASE WHEN n.nspname <> current_schema() THEN n.nspname::text END, \
+             c.relname::text \
+             FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+             WHERE c.relkind IN ('r', 'p') AND n.nspname NOT IN ('pg_catalog', 'information_schema') \
+             AND n.nspname NOT LIKE 'pg_toast%' AND c.relname <> ALL($1) ORDER BY 1 NULLS FIRST, 2",
+        )
+        .bind(KEEL_TABLES.iter().copied().chain([CALIBRATION_TABLE]).map(String::from).collect::<Vec<_>>())
+        .fetch_all(&mut self.conn)
+        .await
+        .map_err(|e| self.err(e))?;
+        Ok(rows
+            .into_iter()
+            .map(|(schema, name)| Relation { schema, name }.to_string())
+            .collect())
+    }
+
+    async fn columns(&mut self, table: &str) -> Result<Vec<ColumnInfo>, DbError> {
+        let rows = sqlx::query(
+            "SELECT a.attname::text AS name, format_type(a.atttypid, a.atttypmod) AS data_type, \
+             NOT a.attnotnull AS nullable, pg_get_expr(d.adbin, d.adrelid) AS default_expr, \
+             t.typcategory = 'S' AS is_text \
+             FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid \
+             JOIN pg_namespace n ON n.oid = c.relnamespace JOIN pg_type t ON t.oid = a.atttypid \
+             LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum \
+             WHERE c.oid = to_regclass($1) AND a.attnum > 0 AND NOT a.attisdropped \
+             ORDER BY a.attnum",
+        )
+        .bind(quote_relation(table))
+        .fetch_all(&mut self.conn)
+        .await
+        .map_err(|e| self.err(e))?;
+        rows.iter()
+            .map(|r| {
+                Ok(ColumnInfo {
+                    name: r.try_get("name")?,
+                    data_type: r.try_get("data_type")?,
+                    nullable: r.try_get("nullable")?,
+                    default: r.try_get("default_expr")?,
+                    is_text: r.try_get("is_text")?,
+                })
+            })
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(|e| self.err(e))
+    }
+
+    async fn indexes(&mut self, table: &str) -> Result<Vec<IndexInfo>, DbError> {
+        let rows = sqlx::query(
+            "SELECT ic.relname::text AS name, pg_get_indexdef(i.indexrelid) AS definition, \
+             i.indisunique AS is_unique, i.indisvalid AS valid \
+             FROM pg_index i JOIN pg_class c ON c.oid = i.indrelid \
+             JOIN pg_class ic ON ic.oid = i.indexrelid JOIN pg_namespace n ON n.oid = c.relnamespace \
+             WHERE c.oid = to_regclass($1) ORDER BY 1",
+        )
+        .bind(quote_relation(table))
+        .fetch_all(&mut self.conn)
+        .await
+        .map_err(|e| self.err(e))?;
+        rows.iter()
+            .map(|r| {
+                Ok(IndexInfo {
+                    name: r.try_get("name")?,
+                    definition: r.try_get("definition")?,
+                    unique: r.try_get("is_unique")?,
+                    valid: r.try_get("valid")?,
+                })
+            })
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(|e| self.err(e))
+    }
+
+    async fn constraints(&mut self, table: &str) -> Result<Vec<ConstraintInfo>, DbError> {
+        let rows = sqlx::query(
+            "SELECT con.conname::text AS name, \
+             CASE con.contype WHEN 'p' THEN 'primary key' WHEN 'u' THEN 'unique' \
+             WHEN 'f' THEN 'foreign key' WHEN 'c' THEN 'check' WHEN 'x' THEN 'exclusion' \
+             ELSE con.contype::text END AS kind, pg_get_constraintdef(con.oid) AS definition \
+             FROM pg_constraint con JOIN pg_class c ON c.oid = con.conrelid \
+             JOIN pg_namespace n ON n.oid = c.relnamespace \
+             WHERE c.oid = to_regclass($1) ORDER BY 1",
+        )
+        .bind(quote_relation(table))
+        .fetch_all(&mut self.conn)
+        .await
+        .map_err(|e| self.err(e))?;
+        rows.iter()
+            .map(|r| {
+                Ok(ConstraintInfo {
+                    name: r.try_get("name")?,
+                    kind: r.try_get("kind")?,
+                    definition: r.try_get("definition")?,
+                })
+            })
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(|e| self.err(e))
+    }
+
+    async fn primary_key(&mut self, table: &str) -> Result<Vec<String>, DbError> {
+        sqlx::query_scalar(
+            "SELECT a.attname::text FROM pg_index i \
+             JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY (i.indkey) \
+             WHERE i.indrelid = to_regclass($1) AND i.indisprimary \
+             ORDER BY array_position(i.indkey::int2[], a.attnum)",
+        )
+        .bind(quote_relation(table))
+        .fetch_all(&mut self.conn)
+        .await
+        .map_err(|e| self.err(e))
+    }
+
+    async fn generated_columns(&mut self, table: &Relation) -> Result<Vec<String>, DbError> {
+        sqlx::query_scalar(
+            "SELECT attname::text FROM pg_attribute WHERE attrelid = to_regclass($1) \
+             AND attnum > 0 AND NOT attisdropped AND attgenerated <> '' ORDER BY attnum",
+        )
+        .bind(table.quoted())
+        .fetch_all(&mut self.conn)
+        .await
+        .map_err(|e| self.err(e))
+    }
+
+    async fn resolve_table(
+        &mut self,
+        table: &Relation,
+        search_path: Option<&SearchPath>,
+    ) -> Result<Option<Relation>, DbError> {
+        let lookup = "SELECT n.nspname::text, c.relname::text FROM pg_class c \
+             JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = to_regclass($1)";
+        let Some(path) = search_path.filter(|_| table.schema.is_none()) else {
+            let row: Option<(String, String)> = sqlx::query_as(lookup)
+                .bind(table.quoted())
+                .fetch_optional(&mut self.conn)
+                .await
+                .map_err(|e| self.err(e))?;
+            return Ok(row.map(|(s, n)| Relation::new(Some(&s), &n)));
+        };
+        self.execute("BEGIN READ ONLY").await?;
+        let result = async {
+            self.set_local_search_path(path).await?;
+            sqlx::query_as::<_, (String, String)>(lookup)
+                .bind(table.quoted())
+                .fetch_optional(&mut self.conn)
+                .await
+                .map_err(|e| self.err(e))
+        }
+        .await;
+        let ended = self.execute("ROLLBACK").await;
+        let row = result?;
+        ended?;
+        Ok(row.map(|(s, n)| Relation::new(Some(&s), &n)))
+    }
+
+    async fn index_valid(&mut self, name: &str) -> Result<Option<bool>, DbError> {
+        sqlx::query_scalar(
+            "SELECT i.indisvalid FROM pg_index i WHERE i.indexrelid = to_regclass($1)",
+        )
+        .bind(quote_relation(name))
+        .fetch_optional(&mut self.conn)
+        .await
+        .map_err(|e| self.err(e))
+    }
+
+    async fn invalid_indexes(&mut self) -> Result<Vec<String>, DbError> {
+        sqlx::query_scalar(
+            "SELECT format('%I.%I', n.nspname, c.relname) FROM pg_index i \
+             JOIN pg_class c ON c.oid = i.indexrelid JOIN pg_namespace n ON n.oid = c.relnamespace \
+             WHERE NOT i.indisvalid ORDER BY 1",
+        )
+        .fetch_all(&mut self.conn)
+        .await
+        .map_err(|e| self.err(e))
+    }
+
+    async fn drop_index(&mut self, qualified_name: &str) -> Result<(), DbError> {
+        // Already quoted by format('%I.%I') in invalid_indexes.
+        self.execute(&format!(
+            "DROP INDEX CONCURRENTLY IF EXISTS {qualified_name}"
+        ))
+        .await
+    }
+}
+
+impl Postgres {
+    /// The column names of `table` (quoted, as `to_regclass` reads it);
+    /// empty when there is no such table.
+    pub(super) async fn attribute_names(&mut self, table: &str) -> Result<Vec<String>, DbError> {
+        sqlx::query_scalar(
+            "SELECT attname::text FROM pg_attribute WHERE attrelid = to_regclass($1) AND attnum > 0",
+        )
+        .bind(table)
+        .fetch_all(&mut self.conn)
+        .await
+        .map_err(|e| self.err(e))
+    }
+
+    /// Whether `name` (as `to_regclass` reads it) names a table or other
+    /// relation the session can see.
+    pub(super) async fn relation_exists(&mut self, name: &str) -> Result<bool, DbError> {
+        let found: Option<String> = sqlx::query_scalar("SELECT to_regclass($1)::text")
+            .bind(name)
+            .fetch_one(&mut self.conn)
+            .await
+            .map_err(|e| self.err(e))?;
+        Ok(found.is_some())
+    }
+}

@@ -1,0 +1,280 @@
+//! What the analysis reads from PostgreSQL's catalog in live mode: table
+//! sizes, column types, NOT NULL proofs, function volatility, the session
+//! TimeZone, and the stored calibration. One query per kind of fact, for
+//! every user table at once, so lint and plan need no second pass.
+
+use super::Postgres;
+use crate::db::{DbError, IndexSize, Live, LiveColumn, NotNullCheck, TableStats};
+use async_trait::async_trait;
+use sqlx::Row;
+
+/// The table where `keel calibrate` keeps its measurements, beside keel_migrations.
+pub const CALIBRATION_TABLE: &str = "keel_calibration";
+
+const USER_TABLES: &str = "n.nspname NOT IN ('pg_catalog', 'information_schema') \
+     AND n.nspname NOT LIKE 'pg_toast%' AND n.nspname NOT LIKE 'pg_temp%'";
+
+#[async_trait]
+impl Live for Postgres {
+    async fn postgres_version(&mut self) -> Result<Option<u32>, DbError> {
+        let num: String = sqlx::query_scalar("SHOW server_version_num")
+            .fetch_one(&mut self.conn)
+            .await
+            .map_err(|e| self.err(e))?;
+        Ok(num.trim().parse().ok())
+    }
+
+    async fn table_stats(&mut self) -> Result<Option<Vec<TableStats>>, DbError> {
+        self.read_table_stats().await.map(Some)
+    }
+
+    async fn column_types(&mut self) -> Result<Option<Vec<LiveColumn>>, DbError> {
+        self.read_column_types().await.map(Some)
+    }
+
+    async fn not_null_checks(&mut self) -> Result<Option<Vec<NotNullCheck>>, DbError> {
+        self.read_not_null_checks().await.map(Some)
+    }
+
+    async fn function_volatility(&mut self) -> Result<Option<Vec<(String, char)>>, DbError> {
+        self.read_function_volatility().await.map(Some)
+    }
+
+    async fn session_timezone(&mut self) -> Result<Option<String>, DbError> {
+        sqlx::query_scalar("SELECT current_setting('TimeZone')")
+            .fetch_one(&mut self.conn)
+            .await
+            .map(Some)
+            .map_err(|e| self.err(e))
+    }
+
+    async fn load_calibration(&mut self) -> Result<Option<String>, DbError> {
+        self.read_calibration().await
+    }
+
+    async fn save_calibration(&mut self, json: &str) -> Result<(), DbError> {
+        self.write_calibration(json).await
+    }
+}
+
+impl Postgres {
+    async fn read_table_stats(&mut self) -> Result<Vec<TableStats>, DbError> {
+        // The width is what the planner guesses for never-analysed tables:
+        // fixed-length types by their length, variable ones at 32 bytes.
+        let sql = format!(
+            "SELECT n.nspname::text, c.relname::text, c.reltuples::float8, c.relpages::int8, \
+             coalesce(s.n_live_tup, 0)::int8, pg_relation_size(c.oid)::int8, \
+             pg_table_size(c.oid)::int8, pg_total_relation_size(c.oid)::int8, \
+             (SELECT coalesce(sum(CASE WHEN t.typlen > 0 THEN t.typlen ELSE 32 END), 0) \
+                FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid \
+                WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped)::int8 \
+             FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+             LEFT JOIN pg_stat_user_tables s ON s.relid = c.oid \
+             WHERE c.relkind IN ('r', 'p', 'm') AND {USER_TABLES} ORDER BY 1, 2"
+        );
+        let rows = sqlx::query(&sql)
+            .fetch_all(&mut self.conn)
+            .await
+            .map_err(|e| self.err(e))?;
+        let mut out: Vec<TableStats> = rows
+            .iter()
+            .map(|r| {
+                Ok(TableStats {
+                    schema: r.try_get(0)?,
+                    name: r.try_get(1)?,
+                    reltuples: r.try_get(2)?,
+                    relpages: r.try_get(3)?,
+                    live_tuples: r.try_get(4)?,
+                    heap_bytes: r.try_get(5)?,
+                    table_bytes: r.try_get(6)?,
+                    total_bytes: r.try_get(7)?,
+                    row_width: r.try_get(8)?,
+                    indexes: Vec::new(),
+                })
+            })
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(|e| self.err(e))?;
+        let sql = format!(
+            "SELECT n.nspname::text, c.relname::text, ic.relname::text, pg_relation_size(ic.oid)::int8, \
+             i.indisunique, am.amname::text, \
+             EXISTS (SELECT 1 FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid \
+                     WHERE a.attrelid = c.oid AND a.attnum = ANY (i.indkey::int2[]) \
+                     AND t.typcategory = 'S') \
+             FROM pg_index i JOIN pg_class c ON c.oid = i.indrelid \
+             JOIN pg_class ic ON ic.oid = i.indexrelid JOIN pg_am am ON am.oid = ic.relam \
+             JOIN pg_namespace n ON n.oid = c.relnamespace WHERE {USER_TABLES} ORDER BY 1, 2, 3"
+        );
+        let rows = sqlx::query(&sql)
+            .fetch_all(&mut self.conn)
+            .await
+            .map_err(|e| self.err(e))?;
+        for r in &rows {
+            let (schema, table): (String, String) = (
+                r.try_get(0).map_err(|e| self.err(e))?,
+                r.try_get(1).map_err(|e| self.err(e))?,
+            );
+            let index = IndexSize {
+                name: r.try_get(2).map_err(|e| self.err(e))?,
+                bytes: r.try_get(3).map_err(|e| self.err(e))?,
+                unique: r.try_get(4).map_err(|e| self.err(e))?,
+                method: r.try_get(5).map_err(|e| self.err(e))?,
+                text_key: r.try_get(6).map_err(|e| self.err(e))?,
+            };
+            if let Some(t) = out
+                .iter_mut()
+                .find(|t| t.schema == schema && t.name == table)
+            {
+                t.indexes.push(index);
+            }
+        }
+        Ok(out)
+    }
+
+    async fn read_column_types(&mut self) -> Result<Vec<LiveColumn>, DbError> {
+        let sql = format!(
+            "SELECT n.nspname::text, c.relname::text, a.attname::text, \
+             format_type(a.atttypid, a.atttypmod), a.attnotnull \
+             FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid \
+             JOIN pg_namespace n ON n.oid = c.relnamespace \
+             WHERE c.relkind IN ('r', 'p', 'm') AND a.attnum > 0 AND NOT a.attisdropped \
+             AND {USER_TABLES} ORDER BY 1, 2, a.attnum"
+        );
+        let rows = sqlx::query(&sql)
+            .fetch_all(&mut self.conn)
+            .await
+            .map_err(|e| self.err(e))?;
+        rows.iter()
+            .map(|r| {
+                Ok(LiveColumn {
+                    schema: r.try_get(0)?,
+                    table: r.try_get(1)?,
+                    name: r.try_get(2)?,
+                    data_type: r.try_get(3)?,
+                    not_null: r.try_get(4)?,
+                })
+            })
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(|e| self.err(e))
+    }
+
+    async fn read_not_null_checks(&mut self) -> Result<Vec<NotNullCheck>, DbError> {
+        let sql = format!(
+            "SELECT n.nspname::text, c.relname::text, con.conname::text, \
+             pg_get_constraintdef(con.oid), con.convalidated \
+             FROM pg_constraint con JOIN pg_class c ON c.oid = con.conrelid \
+             JOIN pg_namespace n ON n.oid = c.relnamespace \
+             WHERE con.contype = 'c' AND {USER_TABLES} ORDER BY 1, 2, 3"
+        );
+        let rows = sqlx::query(&sql)
+            .fetch_all(&mut self.conn)
+            .await
+            .map_err(|e| self.err(e))?;
+        let mut out = Vec::new();
+        for r in &rows {
+            let definition: String = r.try_get(3).map_err(|e| self.err(e))?;
+            let Some(column) = not_null_column(&definition) else {
+                continue;
+            };
+            out.push(NotNullCheck {
+                schema: r.try_get(0).map_err(|e| self.err(e))?,
+                table: r.try_get(1).map_err(|e| self.err(e))?,
+                name: r.try_get(2).map_err(|e| self.err(e))?,
+                column,
+                valid: r.try_get(4).map_err(|e| self.err(e))?,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Every function name with its most volatile overload ('i' < 's' < 'v').
+    async fn read_function_volatility(&mut self) -> Result<Vec<(String, char)>, DbError> {
+        let rows = sqlx::query(
+            "SELECT p.proname::text, max(p.provolatile::text) FROM pg_proc p GROUP BY 1 ORDER BY 1",
+        )
+        .fetch_all(&mut self.conn)
+        .await
+        .map_err(|e| self.err(e))?;
+        rows.iter()
+            .map(|r| {
+                let v: String = r.try_get(1)?;
+                Ok((r.try_get(0)?, v.chars().next().unwrap_or('v')))
+            })
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(|e| self.err(e))
+    }
+
+    async fn read_calibration(&mut self) -> Result<Option<String>, DbError> {
+        if !self.relation_exists(CALIBRATION_TABLE).await? {
+            return Ok(None);
+        }
+        sqlx::query_scalar(&format!(
+            "SELECT coefficients::text FROM {CALIBRATION_TABLE} ORDER BY measured_at DESC LIMIT 1"
+        ))
+        .fetch_optional(&mut self.conn)
+        .await
+        .map_err(|e| self.err(e))
+    }
+
+    async fn write_calibration(&mut self, json: &str) -> Result<(), DbError> {
+        let create = format!(
+            "CREATE TABLE IF NOT EXISTS {CALIBRATION_TABLE} (
+                measured_at timestamptz NOT NULL DEFAULT now(),
+                server_version text NOT NULL DEFAULT current_setting('server_version'),
+                coefficients jsonb NOT NULL
+            )"
+        );
+        sqlx::query(&create)
+            .execute(&mut self.conn)
+            .await
+            .map_err(|e| self.err(e))?;
+        sqlx::query(&format!(
+            "INSERT INTO {CALIBRATION_TABLE} (coefficients) VALUES ($1::jsonb)"
+        ))
+        .bind(json)
+        .execute(&mut self.conn)
+        .await
+        .map(|_| ())
+        .map_err(|e| self.err(e))
+    }
+}
+
+/// `CHECK ((email IS NOT NULL))` (pg_get_constraintdef's spelling) → `email`.
+pub fn not_null_column(definition: &str) -> Option<String> {
+    let inner = definition.trim().strip_prefix("CHECK ((")?;
+    let (column, rest) = inner.split_once(" IS NOT NULL)")?;
+    if !rest.starts_with(')') {
+        return None;
+    }
+    match column.strip_prefix('"').and_then(|c| c.strip_suffix('"')) {
+        Some(quoted) => Some(quoted.replace("\"\"", "\"")),
+        None if column
+            .chars()
+            .all(|c| c.is_alphanumeric() || c == '_' || c == '$') =>
+        {
+            Some(column.to_string())
+        }
+        None => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_not_null_checks_as_postgres_prints_them() {
+        assert_eq!(
+            not_null_column("CHECK ((email IS NOT NULL))").as_deref(),
+            Some("email")
+        );
+        assert_eq!(
+            not_null_column("CHECK ((\"Email\" IS NOT NULL)) NOT VALID").as_deref(),
+            Some("Email")
+        );
+        assert_eq!(not_null_column("CHECK ((a > 0))"), None);
+        assert_eq!(
+            not_null_column("CHECK (((a IS NOT NULL) AND (b > 0)))"),
+            None
+        );
+    }
+}

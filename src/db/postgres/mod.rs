@@ -1,0 +1,95 @@
+//! PostgreSQL, one file per role: [`session`] (statements, transactions),
+//! [`tracking`] (keel's rows; the run lock in [`run_lock`], durability in
+//! [`durable`]), [`catalog`] (the schema), [`bulk`] (COPY, snapshots with
+//! [`pg_dump`]) and [`live`] (statistics for the analysis). All of keel's
+//! PostgreSQL catalog SQL is in `catalog` and `live`.
+
+mod bulk;
+mod catalog;
+mod durable;
+mod live;
+mod pg_dump;
+mod run_lock;
+mod session;
+mod tracking;
+
+pub use live::CALIBRATION_TABLE;
+
+use super::{DbError, DbErrorKind, Relation};
+use sqlx::ConnectOptions;
+use sqlx::postgres::{PgConnectOptions, PgConnection};
+use std::str::FromStr;
+use std::time::Duration;
+
+/// One connection to a PostgreSQL database.
+pub struct Postgres {
+    conn: PgConnection,
+    url: String,
+    /// The URL as given, password included: only for handing to `pg_dump`
+    /// through its environment, never shown.
+    secret_url: String,
+    /// The schema keel's own tables live in: the session's current schema
+    /// when keel connected. keel names its tables with it, because a
+    /// migration may change `search_path` before keel writes its tracking
+    /// row in the same transaction.
+    keel_schema: Option<String>,
+}
+
+impl Postgres {
+    /// Connects (giving up after 15 s) and sets the session up for keel.
+    pub async fn connect(url: &str, display: String) -> Result<Postgres, DbError> {
+        let options = PgConnectOptions::from_str(url)
+            .map_err(|e| DbError::from_sqlx(e, &display))?
+            .application_name("keel")
+            .disable_statement_logging();
+        let conn = tokio::time::timeout(Duration::from_secs(15), options.connect())
+            .await
+            .map_err(|_| {
+                DbError::new(
+                    DbErrorKind::Connection,
+                    format!(
+                        "no answer from {display} within 15 s; check the host, port and firewall"
+                    ),
+                )
+            })?
+            .map_err(|e| DbError::from_sqlx_connect(e, &display))?;
+        let mut conn = conn;
+        let mut setup = durable::SESSION_SETUP.to_string();
+        if conn.server_version_num().is_some_and(|v| v >= 140_000) {
+            // A backend notices that its client is gone only when it next
+            // talks to it: after a killed keel, its statement (an index
+            // build that takes hours) would go on unwatched, holding the run
+            // lock. PostgreSQL 14+ can check the socket while a statement
+            // runs and cancel it; the next run drops what a cancelled
+            // concurrent build left INVALID.
+            setup.push_str("; SET client_connection_check_interval = 1000");
+        }
+        sqlx::Executor::execute(&mut conn, sqlx::raw_sql(&setup))
+            .await
+            .map_err(|e| DbError::from_sqlx(e, &display))?;
+        let mut pg = Postgres {
+            conn,
+            url: display,
+            secret_url: url.to_string(),
+            keel_schema: None,
+        };
+        pg.keel_schema = sqlx::query_scalar("SELECT current_schema()::text")
+            .fetch_one(&mut pg.conn)
+            .await
+            .map_err(|e| pg.err(e))?;
+        Ok(pg)
+    }
+
+    fn err(&self, e: sqlx::Error) -> DbError {
+        DbError::from_sqlx(e, &self.url)
+    }
+
+    /// One of keel's own tables, schema-qualified and quoted.
+    fn keel(&self, table: &str) -> String {
+        Relation {
+            schema: self.keel_schema.clone(),
+            name: table.to_string(),
+        }
+        .quoted()
+    }
+}

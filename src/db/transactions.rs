@@ -1,0 +1,105 @@
+//! Transactions: a migration's own, with its timeouts; savepoints inside
+//! them; and when a commit is on disk.
+
+use super::{DbError, Session, quote_ident};
+use async_trait::async_trait;
+use std::time::Duration;
+
+/// Limits applied to each migration's statements.
+#[derive(Debug, Clone, Copy)]
+pub struct Timeouts {
+    /// How long a statement waits for a lock before it gives up.
+    pub lock: Duration,
+    /// How long a statement may run.
+    pub statement: Duration,
+}
+
+/// A statement of a batch failed: which one (`None`: none of the given
+/// statements, e.g. opening the transaction), and the server's error with its
+/// position relative to that statement.
+#[derive(Debug)]
+pub struct StatementError {
+    pub index: Option<usize>,
+    pub error: DbError,
+}
+
+/// Opening, ending and nesting transactions. Only opening one and the
+/// session's timeouts differ between the dialects; the rest is the same SQL.
+#[async_trait]
+pub trait Transactions: Session {
+    /// Opens a transaction for one migration, with its timeouts. `durable`
+    /// false lets the commit return before the WAL is flushed (PostgreSQL
+    /// `synchronous_commit = off`), which stays atomic.
+    async fn begin(&mut self, timeouts: Timeouts, durable: bool) -> Result<(), DbError>;
+
+    /// [`begin`](Transactions::begin), then runs `statements` in that
+    /// transaction, in order, stopping at the first error. The error says
+    /// which statement failed (`None`: opening the transaction did), with
+    /// any position relative to that statement. The transaction stays open
+    /// either way: the caller commits or rolls back.
+    ///
+    /// This default sends one statement at a time; PostgreSQL overrides it
+    /// to send everything in one round trip.
+    async fn begin_and_run(
+        &mut self,
+        timeouts: Timeouts,
+        durable: bool,
+        statements: &[&str],
+    ) -> Result<(), StatementError> {
+        begin_and_run_one_by_one(self, timeouts, durable, statements).await
+    }
+
+    /// Commits the open transaction.
+    async fn commit(&mut self) -> Result<(), DbError> {
+        self.execute("COMMIT").await
+    }
+
+    /// Rolls the open transaction back.
+    async fn rollback(&mut self) -> Result<(), DbError> {
+        self.execute("ROLLBACK").await
+    }
+
+    /// Marks a point the transaction can roll back to.
+    async fn savepoint(&mut self, name: &str) -> Result<(), DbError> {
+        self.execute(&format!("SAVEPOINT {}", quote_ident(name)))
+            .await
+    }
+
+    /// Undoes what ran since the savepoint `name`; the transaction goes on.
+    async fn rollback_to_savepoint(&mut self, name: &str) -> Result<(), DbError> {
+        self.execute(&format!("ROLLBACK TO SAVEPOINT {}", quote_ident(name)))
+            .await
+    }
+
+    /// Sets the timeouts for the session, for statements run outside a
+    /// transaction (non-transactional migrations).
+    async fn set_session_timeouts(&mut self, timeouts: Timeouts) -> Result<(), DbError>;
+
+    /// Waits until every commit this session made is on disk, including
+    /// those made with `durable = false`; `false` when that did not happen
+    /// within `timeout`. By default (SQLite) commits are on disk when they
+    /// return.
+    async fn wait_durable(&mut self, timeout: Duration) -> Result<bool, DbError> {
+        let _ = timeout;
+        Ok(true)
+    }
+}
+
+/// [`Transactions::begin_and_run`] a statement at a time: a round trip each.
+pub(crate) async fn begin_and_run_one_by_one<D: Transactions + ?Sized>(
+    db: &mut D,
+    timeouts: Timeouts,
+    durable: bool,
+    statements: &[&str],
+) -> Result<(), StatementError> {
+    db.begin(timeouts, durable)
+        .await
+        .map_err(|error| StatementError { index: None, error })?;
+    for (i, sql) in statements.iter().enumerate() {
+        db.execute(sql).await.map_err(|error| StatementError {
+            index: Some(i),
+            error,
+        })?;
+    }
+    Ok(())
+}

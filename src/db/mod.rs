@@ -20,6 +20,7 @@ mod session;
 mod sqlite;
 mod tracking;
 mod transactions;
+mod url;
 
 pub use bulk::{Bulk, ColumnSummary, ExportQuery, Load, SnapshotFacts};
 pub use catalog::{Catalog, ColumnInfo, ConstraintInfo, IndexInfo, SearchPath};
@@ -31,6 +32,7 @@ pub use run_lock::LockHolder;
 pub use session::{Session, Value};
 pub use tracking::{BackupRef, KEEL_TABLES, Tracking, TrackingRow, TrackingState};
 pub use transactions::{StatementError, Timeouts, Transactions};
+pub use url::redact;
 
 /// Every role at once: an open connection to either dialect. Callers
 /// holding a `dyn Database` (or a `D: Database`) call the roles' methods
@@ -42,7 +44,7 @@ impl<D: Session + Transactions + Tracking + Catalog + Bulk + Live> Database for 
 /// Connects to the database a URL names: `postgres://` / `postgresql://` or
 /// `sqlite:` (a missing SQLite file is created).
 pub async fn connect(url: &str) -> Result<Box<dyn Database>, DbError> {
-    let display = crate::config::redact(url);
+    let display = redact(url);
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
         Ok(Box::new(postgres::Postgres::connect(url, display).await?))
     } else if url.starts_with("sqlite:") {

@@ -106,6 +106,14 @@ impl Config {
         })
     }
 
+    /// The migrations folder: `--migrations DIR`, else `migrations_dir`,
+    /// else `./migrations`.
+    pub fn migrations_dir(&self, flag: Option<&Path>) -> PathBuf {
+        flag.map(Path::to_path_buf)
+            .or_else(|| self.migrations_dir.clone())
+            .unwrap_or_else(|| PathBuf::from("migrations"))
+    }
+
     /// The database URL: `--database-url`, else `--env` through keel.toml,
     /// else `$DATABASE_URL`, else the embedded SQLite default.
     pub fn database_url(

@@ -123,3 +123,17 @@ impl Error {
         }
     }
 }
+
+/// A migration a command names that is not in the folder: bad arguments.
+impl From<crate::migration::NoSuchMigration> for Error {
+    fn from(e: crate::migration::NoSuchMigration) -> Error {
+        Error::Usage(e.to_string())
+    }
+}
+
+/// A `--to VERSION` that names no migration: bad arguments.
+impl From<crate::migrator::UnknownTarget> for Error {
+    fn from(e: crate::migrator::UnknownTarget) -> Error {
+        Error::Usage(e.to_string())
+    }
+}

@@ -23,3 +23,4 @@ pub mod seed;
 pub mod snapshot;
 pub mod sql;
 pub mod stamp;
+pub mod target;

@@ -18,7 +18,7 @@ mod restore;
 mod write;
 
 pub use hook::{BackupHook, back_up, unrestored_note};
-pub use plan::{Target, plan_for};
+pub use plan::{Target, plan_for, plan_for_table};
 pub use read::{Verified, verify};
 pub use restore::{Binding, Restored, check_binding, restore, restore_within};
 pub use write::{Created, create};

@@ -47,6 +47,40 @@ fn dbe(table: &str) -> impl Fn(DbError) -> BackupError + '_ {
     }
 }
 
+/// A backup of one table by hand (`keel backup create --table`): `columns`
+/// and the `key` that identifies a row, or the whole table without
+/// `columns`. `None` when the server has no such table.
+pub async fn plan_for_table(
+    db: &mut dyn Database,
+    migration: &Migration,
+    table: &str,
+    key: Vec<String>,
+    columns: Option<Vec<String>>,
+    target: Target,
+) -> Result<Option<BackupPlan>, DbError> {
+    let named = Relation::parse(table);
+    let Some(resolved) = db.resolve_table(&named, None).await? else {
+        return Ok(None);
+    };
+    let kind = if columns.is_some() {
+        Kind::Columns
+    } else {
+        Kind::Table
+    };
+    Ok(Some(BackupPlan {
+        migration: migration.id(),
+        checksum: migration.checksum.clone(),
+        target,
+        tables: vec![TableBackup {
+            table: resolved,
+            key,
+            kind,
+            columns,
+            rows: None,
+        }],
+    }))
+}
+
 /// What to export before `migration` runs, from the analysis' backup
 /// items. Each item's table is resolved as the server will resolve it at
 /// that statement (the search path the migration set included); a table

@@ -49,7 +49,7 @@ impl Pace {
 
 pub async fn run(ctx: &Ctx, args: Args) -> Result<()> {
     let files = ctx.migrations()?;
-    let version: Version = super::find_migration(&files, &args.version)?.version;
+    let version: Version = crate::migration::find(&files, &args.version)?.version;
     let settings = args.pace.apply(ctx.settings())?;
     let mut db = ctx.connect().await?;
     let on_event = |e: crate::migrator::Event<'_>| ctx.print_event(e);
@@ -95,12 +95,6 @@ const LINE_EVERY: Duration = Duration::from_secs(1);
 /// on a terminal; a plain line a second otherwise.
 pub fn show(ctx: &Ctx, p: Progress<'_>) {
     let mut d = ctx.backfill.lock().unwrap_or_else(|e| e.into_inner());
-    let say = |d: &Display, line: &str| match &d.bar {
-        Some(_) => {
-            let _ = ctx.bars.println(line);
-        }
-        None => ctx.out.progress(line),
-    };
     match p {
         Progress::Started {
             migration,
@@ -112,20 +106,8 @@ pub fn show(ctx: &Ctx, p: Progress<'_>) {
                 Some(key) => format!("resuming after key {key}, {done} of {total} rows done"),
                 None => format!("{total} rows"),
             };
-            d.started = Some((Instant::now(), done));
-            d.last_line = Some(Instant::now());
-            if !ctx.out.quiet && Output::stderr_is_terminal() {
-                let bar = indicatif::ProgressBar::new(total).with_style(
-                    indicatif::ProgressStyle::with_template(
-                        "{bar:30} {human_pos}/{human_len} rows  {per_sec}  ETA {eta}  {wide_msg}",
-                    )
-                    .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-                );
-                bar.set_position(done);
-                bar.reset_eta();
-                d.bar = Some(ctx.bars.add(bar));
-            }
-            say(&d, &format!("backfill {}: {how}", migration.id()));
+            d.start(ctx, total, done);
+            d.say(ctx, &format!("backfill {}: {how}", migration.id()));
         }
         Progress::Batch {
             migration,
@@ -135,36 +117,12 @@ pub fn show(ctx: &Ctx, p: Progress<'_>) {
             last_key,
             ..
         } => {
-            if let Some(bar) = &d.bar {
-                if done > total {
-                    bar.set_length(done);
-                }
-                bar.set_position(done);
-                if failures > 0 {
-                    bar.set_message(format!("{failures} skipped"));
-                }
-                return;
+            if let Some(line) = d.batch(done, total, failures) {
+                ctx.out.progress(&format!(
+                    "backfill {}: {line}, last key {last_key}, {failures} skipped",
+                    migration.id()
+                ));
             }
-            if d.last_line.is_some_and(|t| t.elapsed() < LINE_EVERY) {
-                return;
-            }
-            d.last_line = Some(Instant::now());
-            let (since, at_start) = d.started.unwrap_or((Instant::now(), 0));
-            let rate =
-                done.saturating_sub(at_start) as f64 / since.elapsed().as_secs_f64().max(1e-3);
-            let eta = if rate > 0.0 {
-                super::output::millis(Duration::from_secs_f64(
-                    total.saturating_sub(done) as f64 / rate,
-                ))
-            } else {
-                "?".into()
-            };
-            ctx.out.progress(&format!(
-                "backfill {}: {done}/{total} rows ({:.0}%), {:.0} rows/s, ETA {eta}, last key {last_key}, {failures} skipped",
-                migration.id(),
-                done as f64 * 100.0 / total.max(1) as f64,
-                rate
-            ));
         }
         Progress::RowFailed {
             migration,
@@ -173,13 +131,13 @@ pub fn show(ctx: &Ctx, p: Progress<'_>) {
         } => {
             d.skipped_shown += 1;
             if d.skipped_shown <= SKIPPED_SHOWN {
-                say(
-                    &d,
+                d.say(
+                    ctx,
                     &format!("backfill {}: skipped key {key}: {error}", migration.id()),
                 );
             } else if d.skipped_shown == SKIPPED_SHOWN + 1 {
-                say(
-                    &d,
+                d.say(
+                    ctx,
                     &format!(
                         "backfill {}: more rows skipped; all of them go to failures.csv",
                         migration.id()
@@ -192,8 +150,8 @@ pub fn show(ctx: &Ctx, p: Progress<'_>) {
             attempt,
             retries,
             wait,
-        } => say(
-            &d,
+        } => d.say(
+            ctx,
             &format!(
                 "backfill {}: lock timeout, retry {attempt} of {retries} in {}",
                 migration.id(),
@@ -204,17 +162,80 @@ pub fn show(ctx: &Ctx, p: Progress<'_>) {
             if let Some(bar) = d.bar.take() {
                 bar.finish_and_clear();
             }
-            say(
-                &d,
+            d.say(
+                ctx,
                 &format!("backfill {}: batches done, validating", migration.id()),
             );
         }
         Progress::Finished(report) => {
             for line in report_lines(report) {
-                say(&d, &line);
+                d.say(ctx, &line);
             }
             *d = Display::default();
         }
+    }
+}
+
+impl Display {
+    /// A line above the bar while there is one, else on stderr.
+    fn say(&self, ctx: &Ctx, line: &str) {
+        match &self.bar {
+            Some(_) => {
+                let _ = ctx.bars.println(line);
+            }
+            None => ctx.out.progress(line),
+        }
+    }
+
+    /// A backfill begins (or resumes with `done` rows behind it): the bar
+    /// on a terminal, the clock for the rate either way.
+    fn start(&mut self, ctx: &Ctx, total: u64, done: u64) {
+        self.started = Some((Instant::now(), done));
+        self.last_line = Some(Instant::now());
+        if !ctx.out.quiet && Output::stderr_is_terminal() {
+            let bar = indicatif::ProgressBar::new(total).with_style(
+                indicatif::ProgressStyle::with_template(
+                    "{bar:30} {human_pos}/{human_len} rows  {per_sec}  ETA {eta}  {wide_msg}",
+                )
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+            );
+            bar.set_position(done);
+            bar.reset_eta();
+            self.bar = Some(ctx.bars.add(bar));
+        }
+    }
+
+    /// A batch committed: moves the bar, or, without one and at most once
+    /// a [`LINE_EVERY`], returns `done/total rows (N%), R rows/s, ETA T`.
+    fn batch(&mut self, done: u64, total: u64, failures: u64) -> Option<String> {
+        if let Some(bar) = &self.bar {
+            if done > total {
+                bar.set_length(done);
+            }
+            bar.set_position(done);
+            if failures > 0 {
+                bar.set_message(format!("{failures} skipped"));
+            }
+            return None;
+        }
+        if self.last_line.is_some_and(|t| t.elapsed() < LINE_EVERY) {
+            return None;
+        }
+        self.last_line = Some(Instant::now());
+        let (since, at_start) = self.started.unwrap_or((Instant::now(), 0));
+        let rate = done.saturating_sub(at_start) as f64 / since.elapsed().as_secs_f64().max(1e-3);
+        let eta = if rate > 0.0 {
+            super::output::millis(Duration::from_secs_f64(
+                total.saturating_sub(done) as f64 / rate,
+            ))
+        } else {
+            "?".into()
+        };
+        Some(format!(
+            "{done}/{total} rows ({:.0}%), {:.0} rows/s, ETA {eta}",
+            done as f64 * 100.0 / total.max(1) as f64,
+            rate
+        ))
     }
 }
 

@@ -2,7 +2,7 @@
 //! `execute` and `up` do on their own before a destructive migration).
 
 use super::Ctx;
-use crate::backup::{self, BackupPlan, TableBackup};
+use crate::backup;
 use crate::error::Result;
 use std::path::PathBuf;
 
@@ -56,34 +56,27 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<()> {
             columns,
         } => {
             let files = ctx.migrations()?;
-            let migration = super::find_migration(&files, &version)?.clone();
+            let migration = crate::migration::find(&files, &version)?.clone();
             let mut db = ctx.connect().await?;
             let planned = async {
                 let target = backup::Target::of(db.as_mut(), ctx.environment()).await?;
                 let plan = match table {
                     Some(table) => {
-                        let named = crate::db::Relation::parse(&table);
-                        let Some(resolved) = db.resolve_table(&named, None).await? else {
+                        let plan = backup::plan_for_table(
+                            db.as_mut(),
+                            &migration,
+                            &table,
+                            key,
+                            columns,
+                            target,
+                        )
+                        .await?;
+                        if plan.is_none() {
                             return Err(super::usage(format!(
                                 "there is no table {table}\n  fix: `keel inspect` lists the tables"
                             )));
-                        };
-                        Some(BackupPlan {
-                            migration: migration.id(),
-                            checksum: migration.checksum.clone(),
-                            target,
-                            tables: vec![TableBackup {
-                                table: resolved,
-                                key,
-                                kind: if columns.is_some() {
-                                    backup::Kind::Columns
-                                } else {
-                                    backup::Kind::Table
-                                },
-                                columns,
-                                rows: None,
-                            }],
-                        })
+                        }
+                        plan
                     }
                     None => {
                         let facts = crate::analysis::analyze::Facts::read(db.as_mut()).await?;

@@ -1,19 +1,11 @@
 //! `keel demo`: the story of a release on the embedded SQLite default, in a
-//! temporary folder, with no server and no questions asked.
+//! temporary folder, with no server and no questions asked. The project it
+//! runs in is [`crate::scaffold::demo`]'s; this file tells the story.
 
 use super::{Cli, Global};
 use crate::error::{Error, Result};
+use crate::scaffold::demo;
 use clap::Parser;
-use include_dir::{Dir, include_dir};
-
-/// The sample application's migrations, as shipped in the repository.
-static SAMPLE: Dir<'_> = include_dir!("$CARGO_MANIFEST_DIR/migrations");
-
-/// The last sample migration the demo takes. The four up to it are plain
-/// SQL that PostgreSQL and SQLite both run; the zero-downtime examples after
-/// it (a backfilled name split, an expand-contract rename with a trigger, a
-/// concurrent index) are PostgreSQL's and stay out of the SQLite demo.
-pub const PORTABLE_UNTIL: &str = "20260102090000";
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -25,14 +17,7 @@ pub struct Args {
 pub async fn run(global: Global, args: Args) -> Result<()> {
     let dir = tempfile::Builder::new().prefix("keel-demo-").tempdir()?;
     let root = dir.path().to_path_buf();
-    SAMPLE.extract(root.join("migrations"))?;
-    for entry in std::fs::read_dir(root.join("migrations"))? {
-        let entry = entry?;
-        let name = entry.file_name().to_string_lossy().into_owned();
-        if name.get(..14).is_some_and(|v| v > PORTABLE_UNTIL) {
-            std::fs::remove_dir_all(entry.path())?;
-        }
-    }
+    demo::sample(&root)?;
     std::env::set_current_dir(&root)?;
     let quiet = global.quiet;
     let say = |text: &str| {
@@ -81,7 +66,7 @@ pub async fn run(global: Global, args: Args) -> Result<()> {
     }
 
     // The guarded run: production's way of applying the same migration.
-    write_guarded_run_config(&root)?;
+    demo::guarded_run_config(&root)?;
     say(
         "keel.toml now has a `demo` environment that allows --yes (confirm = \"auto\"), and a\n\
          throwaway ed25519 key in keys/demo signs execution records (allowed_signers lists it).\n",
@@ -101,7 +86,7 @@ pub async fn run(global: Global, args: Args) -> Result<()> {
         n += 1;
         step(n, why, argv, quiet).await?;
     }
-    let record = newest_record(&root.join("records/20260102090000_add_user_profiles"))
+    let record = demo::newest_record(&root, "20260102090000_add_user_profiles")
         .ok_or_else(|| Error::Other(anyhow::anyhow!("the guarded run wrote no record")))?;
     let record = record.display().to_string();
     n += 1;
@@ -149,76 +134,4 @@ async fn step(n: usize, why: &str, argv: &[&str], quiet: bool) -> Result<()> {
         println!();
     }
     Ok(())
-}
-
-/// keel.toml with a `demo` environment and a signer, a fresh ed25519 key in
-/// keys/demo made by keel itself, and allowed_signers naming it.
-fn write_guarded_run_config(root: &std::path::Path) -> Result<()> {
-    const SIGNER: &str = "demo@keel.invalid";
-    let keys = root.join("keys");
-    std::fs::create_dir_all(&keys)?;
-    let key = keys.join("demo");
-    let public = generate_key(&key)?;
-    std::fs::write(
-        root.join("allowed_signers"),
-        format!("{SIGNER} namespaces=\"keel-record\" {public}\n"),
-    )?;
-    std::fs::write(
-        root.join("keel.toml"),
-        format!(
-            "# Written by `keel demo`.\n\
-             signer = \"{SIGNER}\"\n\
-             signing_key = \"keys/demo\"\n\
-             allowed_signers = \"allowed_signers\"\n\n\
-             [environments.demo]\n\
-             confirm = \"auto\"\n\
-             require_signature = true\n\
-             smoke = [\"SELECT 1 FROM users LIMIT 1\"]\n"
-        ),
-    )?;
-    Ok(())
-}
-
-/// Writes an unencrypted OpenSSH ed25519 private key to `path` (mode 0600)
-/// and returns its public key line.
-fn generate_key(path: &std::path::Path) -> Result<String> {
-    use std::io::Read;
-    let mut seed = [0u8; 32];
-    std::fs::File::open("/dev/urandom")
-        .and_then(|mut f| f.read_exact(&mut seed))
-        .map_err(|e| {
-            Error::Other(anyhow::anyhow!(
-                "cannot read /dev/urandom for the demo key: {e}"
-            ))
-        })?;
-    let pair = ssh_key::private::Ed25519Keypair::from_seed(&seed);
-    let private = ssh_key::PrivateKey::from(pair);
-    let text = private
-        .to_openssh(ssh_key::LineEnding::LF)
-        .map_err(|e| Error::Other(anyhow::anyhow!("encoding the demo key: {e}")))?;
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    std::io::Write::write_all(&mut options.open(path)?, text.as_bytes())?;
-    let public = private
-        .public_key()
-        .to_openssh()
-        .map_err(|e| Error::Other(anyhow::anyhow!("encoding the demo key: {e}")))?;
-    std::fs::write(path.with_extension("pub"), format!("{public} demo\n"))?;
-    Ok(public)
-}
-
-/// The newest `*.json` record in `dir`, relative to the demo folder.
-fn newest_record(dir: &std::path::Path) -> Option<std::path::PathBuf> {
-    let mut files: Vec<std::path::PathBuf> = std::fs::read_dir(dir)
-        .ok()?
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| p.extension().is_some_and(|e| e == "json"))
-        .collect();
-    files.sort();
-    let last = files.pop()?;
-    let name = last.file_name()?.to_owned();
-    Some(std::path::Path::new("records/20260102090000_add_user_profiles").join(name))
 }

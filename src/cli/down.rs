@@ -28,9 +28,9 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<()> {
     let files = ctx.migrations()?;
     let mut db = ctx.connect().await?;
     let entries = reconcile(&files, db.tracking_rows().await?);
-    if let Err(e) = super::check_target(&entries, args.to) {
+    if let Err(e) = crate::migrator::check_to(&entries, args.to) {
         db.close().await;
-        return Err(e);
+        return Err(e.into());
     }
     if args.dry_run {
         let target = super::dry_run::Target::of(db.as_mut()).await;

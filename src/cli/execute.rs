@@ -22,24 +22,13 @@ pub struct Args {
 }
 
 pub async fn run(ctx: &Ctx, args: Args) -> Result<()> {
-    let Some(env_name) = ctx.global.env.clone() else {
-        return Err(super::usage(
-            "execute needs the environment it runs on\n  fix: pass --env NAME (an [environments.NAME] of keel.toml)",
-        ));
-    };
-    // The environment must exist (its URL may come from --database-url).
-    let url = ctx.database_url()?;
-    let Some(env) = ctx.config.environments.get(&env_name).cloned() else {
-        return Err(super::usage(format!(
-            "environment `{env_name}` is not in keel.toml\n  fix: add [environments.{env_name}] to keel.toml"
-        )));
-    };
-    let _ = url;
+    let target = ctx.target();
+    let (env_name, env) = target.guarded_environment()?;
     let settings = args.pace.apply(ctx.settings())?;
     let files = ctx.migrations()?;
-    let m = super::find_migration(&files, &args.version)?.clone();
+    let m = crate::migration::find(&files, &args.version)?.clone();
     let confirmer = Confirmer::choose(
-        &env_name,
+        env_name,
         env.confirm.as_deref(),
         ctx.global.yes,
         args.answers.as_deref(),
@@ -52,8 +41,8 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<()> {
         on_event: &on_event,
     };
     let plan = Plan {
-        env_name: &env_name,
-        env: &env,
+        env_name,
+        env,
         config: &ctx.config,
         files: &files,
         migration: &m,

@@ -11,9 +11,8 @@ use std::sync::Arc;
 /// command line must answer; `$DATABASE_URL` set for other tools may not,
 /// and then lint reads the files alone and says so.
 async fn live_schema(ctx: &Ctx) -> Result<(Option<Arc<LiveSchema>>, Option<PgVersion>)> {
-    let explicit = ctx.global.database_url.is_some() || ctx.global.env.is_some();
-    let from_env = std::env::var("DATABASE_URL").is_ok_and(|v| !v.is_empty());
-    if !explicit && !from_env {
+    let explicit = ctx.target().named();
+    if !ctx.target().given() {
         return Ok((None, None));
     }
     let loaded = async {

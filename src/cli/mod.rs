@@ -27,8 +27,9 @@ pub use output::Output;
 use crate::config::Config;
 use crate::db::Database;
 use crate::error::{Error, Result};
-use crate::migration::{Migration, Version, load_dir};
+use crate::migration::{Migration, load_dir};
 use crate::migrator::{Event, RunSettings};
+use crate::target::Target;
 use clap::{Parser, Subcommand, ValueEnum};
 use std::io::Write;
 use std::path::PathBuf;
@@ -153,12 +154,10 @@ impl Ctx {
         })
     }
 
+    /// The migrations folder (see [`Config::migrations_dir`]).
     pub fn migrations_dir(&self) -> PathBuf {
-        self.global
-            .migrations
-            .clone()
-            .or_else(|| self.config.migrations_dir.clone())
-            .unwrap_or_else(|| PathBuf::from("migrations"))
+        self.config
+            .migrations_dir(self.global.migrations.as_deref())
     }
 
     pub fn migrations(&self) -> Result<Vec<Migration>> {
@@ -175,16 +174,18 @@ impl Ctx {
         )?)
     }
 
-    pub fn database_url(&self) -> Result<String> {
-        Ok(self.config.database_url(
+    /// The database the flags name, read against keel.toml.
+    pub fn target(&self) -> Target<'_> {
+        Target::new(
+            &self.config,
             self.global.database_url.as_deref(),
             self.global.env.as_deref(),
-        )?)
+        )
     }
 
+    /// Opens the target database; `-v` says which.
     pub async fn connect(&self) -> Result<Box<dyn Database>> {
-        let url = self.database_url()?;
-        let db = crate::db::connect(&url).await?;
+        let db = self.target().connect().await?;
         self.out.detail(
             self.global.verbose,
             &format!("database: {} ({})", db.display_url(), db.dialect_name()),
@@ -192,12 +193,12 @@ impl Ctx {
         Ok(db)
     }
 
-    /// The environment's name for backups and records: `--env NAME`, or
-    /// `default` for the database chosen without one.
+    /// The environment's name for backups and records (see [`Target::environment`]).
     pub fn environment(&self) -> &str {
-        self.global.env.as_deref().unwrap_or("default")
+        self.target().environment()
     }
 
+    /// keel.toml's limits for a run (see [`RunSettings::project`]).
     pub fn settings(&self) -> RunSettings {
         let c = &self.config;
         RunSettings::project(c.lock_timeout, c.statement_timeout, c.retries)
@@ -345,52 +346,6 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Backfill(args) => backfill::run(&ctx, args).await,
         Command::Demo(_) => unreachable!("handled above"),
     }
-}
-
-/// The migration a command names by version (`20250101120000`) or full id.
-pub fn find_migration<'m>(files: &'m [Migration], wanted: &str) -> Result<&'m Migration> {
-    files
-        .iter()
-        .find(|m| m.version.to_string() == wanted || m.id() == wanted)
-        .ok_or_else(|| {
-            let known: Vec<String> = files.iter().rev().take(5).map(|m| m.id()).collect();
-            usage(format!(
-                "there is no migration `{wanted}` in the migrations folder{}\n  fix: give a version from `keel status`",
-                if known.is_empty() { String::new() } else { format!(" (newest: {})", known.join(", ")) }
-            ))
-        })
-}
-
-/// Refuses a `--to VERSION` that names no migration (in the folder or the
-/// tracking table): a typo must not apply, or revert, everything. `0` is
-/// `keel down --to 0` (revert all).
-pub fn check_target(entries: &[crate::migrator::Entry<'_>], to: Option<Version>) -> Result<()> {
-    let Some(to) = to else {
-        return Ok(());
-    };
-    if to == Version(0) || entries.iter().any(|e| e.version == to.to_string()) {
-        return Ok(());
-    }
-    let nearest: Vec<String> = entries
-        .iter()
-        .rev()
-        .filter(|e| e.version.as_str() < to.to_string().as_str())
-        .take(3)
-        .map(|e| format!("{}_{}", e.version, e.name))
-        .collect();
-    Err(usage(format!(
-        "--to {to} names no migration: there is no {to} in the migrations folder or the tracking table{}; nothing was changed\n  fix: give a version from `keel status`{}",
-        if nearest.is_empty() {
-            String::new()
-        } else {
-            format!(" (the ones before it: {})", nearest.join(", "))
-        },
-        if entries.is_empty() {
-            ""
-        } else {
-            " (`keel down --to 0` reverts every migration)"
-        }
-    )))
 }
 
 /// Turns a `--to`/positional version argument into a clear usage error.

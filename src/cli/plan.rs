@@ -3,14 +3,13 @@
 
 use super::Ctx;
 use super::dry_run::Target;
+use crate::analysis::Tri;
 use crate::analysis::estimate::human_ms;
 use crate::analysis::live::{human_bytes, human_count};
 use crate::analysis::plan::{self, Plan, PlanStatement, TableSize};
-use crate::analysis::{LiveSchema, Tri};
 use crate::error::Result;
 use crate::migration::Migration;
-use crate::migrator::{State, reconcile};
-use std::sync::Arc;
+use crate::migrator::{State, plan_set, reconcile};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -20,31 +19,14 @@ pub struct Args {
 
 pub async fn run(ctx: &Ctx, args: Args) -> Result<()> {
     let files = ctx.migrations()?;
-    let wanted = super::find_migration(&files, &args.version)?;
+    let wanted = crate::migration::find(&files, &args.version)?;
     let mut db = ctx.connect().await?;
     let entries = reconcile(&files, db.tracking_rows().await?);
-    let state = entries
-        .iter()
-        .find(|e| e.version == wanted.version.to_string())
-        .map_or(State::Pending, |e| e.state);
-    // A pending migration runs after the pending ones before it: what they
-    // create is new (and empty) by the time it runs.
-    let set: Vec<&Migration> = if state == State::Pending {
-        entries
-            .iter()
-            .filter(|e| e.state == State::Pending)
-            .filter_map(|e| e.migration)
-            .filter(|m| m.version <= wanted.version)
-            .collect()
-    } else {
-        vec![wanted]
-    };
+    let (state, set) = plan_set(&entries, wanted);
     let target = Target::of(db.as_mut()).await;
-    let live = match target {
-        Target::Postgres(_) => LiveSchema::load(db.as_mut()).await?.map(Arc::new),
-        Target::Other(_) => None,
-    };
+    let live = target.live(db.as_mut()).await;
     db.close().await;
+    let live = live?;
     let version = match target {
         Target::Postgres(v) => v,
         Target::Other(_) => None,
@@ -100,77 +82,104 @@ pub fn text(m: &Migration, plan: &Plan, state: State, target: Target) -> String 
     if plan.statements.is_empty() {
         out.push_str("  (none)\n");
     }
-    if postgres && !plan.locks_held.is_empty() {
-        out.push_str(if plan.transaction {
-            "\nlocks held (one transaction: each until COMMIT)\n"
-        } else {
-            "\nlocks held (each for its statement)\n"
-        });
-        let width = plan
-            .locks_held
-            .iter()
-            .map(|h| h.table.len())
-            .max()
-            .unwrap_or(0);
-        for h in &plan.locks_held {
-            out.push_str(&format!(
-                "  {:<width$}  {:<22}  {:>10}  {}\n",
-                h.table,
-                h.lock.name(),
-                human_ms(h.ms),
-                h.lock.blocks()
-            ));
-        }
+    if postgres {
+        out.push_str(&locks_text(plan));
     }
+    out.push_str(&backups_text(plan));
+    if postgres {
+        out.push_str(&findings_text(plan));
+    }
+    out.push_str(&time_text(plan));
+    out
+}
+
+/// Each table's strongest lock, how long it is held and what it blocks.
+fn locks_text(plan: &Plan) -> String {
+    if plan.locks_held.is_empty() {
+        return String::new();
+    }
+    let mut out = String::from(if plan.transaction {
+        "\nlocks held (one transaction: each until COMMIT)\n"
+    } else {
+        "\nlocks held (each for its statement)\n"
+    });
+    let width = plan
+        .locks_held
+        .iter()
+        .map(|h| h.table.len())
+        .max()
+        .unwrap_or(0);
+    for h in &plan.locks_held {
+        out.push_str(&format!(
+            "  {:<width$}  {:<22}  {:>10}  {}\n",
+            h.table,
+            h.lock.name(),
+            human_ms(h.ms),
+            h.lock.blocks()
+        ));
+    }
+    out
+}
+
+/// Reversibility and the backups the migration needs before it runs.
+fn backups_text(plan: &Plan) -> String {
     let declared = plan
         .declared
         .map(|d| format!(" (declared {d})"))
         .unwrap_or_default();
-    out.push_str(&format!(
-        "\nreversibility: {}{declared}\n",
-        plan.reversibility
-    ));
+    let mut out = format!("\nreversibility: {}{declared}\n", plan.reversibility);
     if plan.backups.is_empty() {
         out.push_str("backups needed: none (nothing is destroyed)\n");
-    } else {
-        out.push_str("backups needed before running\n");
-        for b in &plan.backups {
-            let what = match &b.columns {
-                Some(c) => format!("{} ({})", b.table, c.join(", ")),
-                None => format!("{} (all columns)", b.table),
-            };
-            let rows = b
-                .rows
-                .as_ref()
-                .map(|r| format!(", rows where {r}"))
-                .unwrap_or_default();
-            out.push_str(&format!(
-                "  {what}{rows}, for line {}: {}\n",
-                b.line, b.reason
-            ));
-        }
+        return out;
     }
-    if postgres {
-        let active: Vec<_> = plan.findings.iter().filter(|f| f.is_active()).collect();
-        if active.is_empty() {
-            out.push_str("findings: none\n");
-        } else {
-            out.push_str("findings\n");
-            for f in active {
-                for line in f.render().lines() {
-                    out.push_str(&format!("  {line}\n"));
-                }
+    out.push_str("backups needed before running\n");
+    for b in &plan.backups {
+        let what = match &b.columns {
+            Some(c) => format!("{} ({})", b.table, c.join(", ")),
+            None => format!("{} (all columns)", b.table),
+        };
+        let rows = b
+            .rows
+            .as_ref()
+            .map(|r| format!(", rows where {r}"))
+            .unwrap_or_default();
+        out.push_str(&format!(
+            "  {what}{rows}, for line {}: {}\n",
+            b.line, b.reason
+        ));
+    }
+    out
+}
+
+/// Lint findings, then the ones a `keel:allow` silenced with its reason.
+fn findings_text(plan: &Plan) -> String {
+    let mut out = String::new();
+    let active: Vec<_> = plan.findings.iter().filter(|f| f.is_active()).collect();
+    if active.is_empty() {
+        out.push_str("findings: none\n");
+    } else {
+        out.push_str("findings\n");
+        for f in active {
+            for line in f.render().lines() {
+                out.push_str(&format!("  {line}\n"));
             }
         }
-        for f in plan.findings.iter().filter(|f| !f.is_active()) {
-            out.push_str(&format!(
-                "  allowed[{}] line {}: {}\n",
-                f.rule,
-                f.line,
-                f.allowed.as_deref().unwrap_or_default()
-            ));
-        }
     }
+    for f in plan.findings.iter().filter(|f| !f.is_active()) {
+        out.push_str(&format!(
+            "  allowed[{}] line {}: {}\n",
+            f.rule,
+            f.line,
+            f.allowed.as_deref().unwrap_or_default()
+        ));
+    }
+    out
+}
+
+/// The estimated time, the backfill after the statements, and the cost
+/// model both came from.
+fn time_text(plan: &Plan) -> String {
+    let mut out = String::new();
     if let Some(ms) = plan.estimated_ms {
         out.push_str(&format!("\nestimated time: {}\n", human_ms(ms)));
     }

@@ -51,33 +51,9 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<()> {
     }
 }
 
-/// The database of environment `env`: `--database-url`/`--env` when given
-/// (an error if it cannot be reached), else keel.toml's environment of that
-/// name when its URL is set; otherwise why there is none.
-async fn database_for(ctx: &Ctx, env: &str) -> Result<Result<Box<dyn Database>, String>> {
-    if ctx.global.database_url.is_some() || ctx.global.env.is_some() {
-        return Ok(Ok(ctx.connect().await?));
-    }
-    if !ctx.config.environments.contains_key(env) {
-        return Ok(Err(format!(
-            "`{env}` is not an environment in keel.toml; pass --env NAME or --database-url to check it"
-        )));
-    }
-    let url = match ctx.config.database_url(None, Some(env)) {
-        Ok(u) => u,
-        Err(e) => {
-            let why = e.to_string();
-            return Ok(Err(why.lines().next().unwrap_or_default().to_string()));
-        }
-    };
-    Ok(crate::db::connect(&url)
-        .await
-        .map_err(|e| format!("cannot reach `{env}`'s database: {e}")))
-}
-
 async fn verify_one(ctx: &Ctx, file: &Path, allowed: &AllowedSigners) -> Result<()> {
     let env = record::read(file)?.environment;
-    let mut db = database_for(ctx, &env).await?;
+    let mut db = ctx.target().connect_environment(&env).await?;
     let result = record::verify(
         file,
         allowed,
@@ -121,13 +97,13 @@ async fn verify_one(ctx: &Ctx, file: &Path, allowed: &AllowedSigners) -> Result<
 
 async fn verify_all(ctx: &Ctx, allowed: &AllowedSigners) -> Result<()> {
     let records_dir = Path::new(DIR);
-    let envs = match &ctx.global.env {
-        Some(e) => vec![e.clone()],
+    let envs = match ctx.target().env() {
+        Some(e) => vec![e.to_string()],
         None => record::chain_environments(records_dir),
     };
     let mut dbs = BTreeMap::new();
     for env in envs {
-        let db = database_for(ctx, &env).await?;
+        let db = ctx.target().connect_environment(&env).await?;
         dbs.insert(env, db);
     }
     let result = record::verify_all(records_dir, allowed, &mut dbs).await;

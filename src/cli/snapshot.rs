@@ -36,7 +36,7 @@ pub enum Sub {
 pub async fn run(ctx: &Ctx, args: Args) -> Result<()> {
     match args.command {
         Sub::Take => {
-            let env = ctx.global.env.clone().unwrap_or_else(|| "default".into());
+            let env = ctx.environment();
             removed_stale(ctx)?;
             let mut db = ctx.connect().await?;
             ctx.out.progress(&format!(
@@ -44,7 +44,7 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<()> {
                 db.display_url(),
                 db.dialect_name()
             ));
-            let taken = crate::snapshot::take(db.as_mut(), Path::new(DIR), &env).await;
+            let taken = crate::snapshot::take(db.as_mut(), Path::new(DIR), env).await;
             db.close().await;
             let s = taken?;
             if ctx.out.json {
@@ -89,12 +89,8 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<()> {
             if !dry_run {
                 removed_stale(ctx)?;
             }
-            let deleted = crate::snapshot::prune(
-                Path::new(DIR),
-                older_than,
-                ctx.global.env.as_deref(),
-                dry_run,
-            )?;
+            let deleted =
+                crate::snapshot::prune(Path::new(DIR), older_than, ctx.target().env(), dry_run)?;
             if ctx.out.json {
                 ctx.out.json(&serde_json::json!({
                     "deleted": deleted, "dry_run": dry_run

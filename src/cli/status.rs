@@ -9,7 +9,7 @@ pub async fn run(ctx: &Ctx) -> Result<()> {
     let records = crate::record::store::all(db.as_mut()).await;
     db.close().await;
     let entries = reconcile(&files, rows?);
-    let interrupted = interrupted(&records?);
+    let interrupted = crate::record::chain::interrupted(&records?);
     if ctx.out.json {
         ctx.out.json(&serde_json::json!({
             "interrupted": interrupted.iter().map(|r| serde_json::json!({
@@ -95,20 +95,6 @@ pub async fn run(ctx: &Ctx) -> Result<()> {
     }
     ctx.out.data(&text);
     Ok(())
-}
-
-/// Each environment whose newest record is an intent without its final record.
-fn interrupted(records: &[crate::record::store::Row]) -> Vec<crate::record::store::Row> {
-    let mut newest: std::collections::BTreeMap<&str, &crate::record::store::Row> =
-        Default::default();
-    for r in records {
-        newest.insert(&r.environment, r);
-    }
-    newest
-        .into_values()
-        .filter(|r| crate::record::chain::is_open(r))
-        .cloned()
-        .collect()
 }
 
 fn fix(r: &crate::record::store::Row) -> String {

@@ -1,7 +1,7 @@
 use super::Ctx;
 use crate::error::Result;
-use crate::migration::{Migration, Version};
-use crate::migrator::{Runner, State, reconcile};
+use crate::migration::Version;
+use crate::migrator::{Runner, reconcile};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -20,17 +20,12 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<()> {
     let settings = args.pace.apply(ctx.settings())?;
     let mut db = ctx.connect().await?;
     let entries = reconcile(&files, db.tracking_rows().await?);
-    if let Err(e) = super::check_target(&entries, args.to) {
+    if let Err(e) = crate::migrator::check_to(&entries, args.to) {
         db.close().await;
-        return Err(e);
+        return Err(e.into());
     }
     if args.dry_run {
-        let pending: Vec<&Migration> = entries
-            .iter()
-            .filter(|e| e.state == State::Pending)
-            .filter_map(|e| e.migration)
-            .filter(|m| args.to.is_none_or(|to| m.version <= to))
-            .collect();
+        let pending = crate::migrator::pending(&entries, args.to);
         let target = super::dry_run::Target::of(db.as_mut()).await;
         let live = target.live(db.as_mut()).await;
         db.close().await;

@@ -85,3 +85,59 @@ impl Migration {
             .is_some_and(|d| !crate::sql::split(d).is_empty())
     }
 }
+
+/// A migration a command names (`keel plan V`, `execute V`, …) that is not
+/// in the migrations folder. Its text is the whole message, with the fix.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct NoSuchMigration(String);
+
+/// The migration `wanted` names, by version (`20250101120000`) or full id
+/// (`20250101120000_add_users`).
+pub fn find<'m>(files: &'m [Migration], wanted: &str) -> Result<&'m Migration, NoSuchMigration> {
+    files
+        .iter()
+        .find(|m| m.version.to_string() == wanted || m.id() == wanted)
+        .ok_or_else(|| {
+            let known: Vec<String> = files.iter().rev().take(5).map(|m| m.id()).collect();
+            NoSuchMigration(format!(
+                "there is no migration `{wanted}` in the migrations folder{}\n  fix: give a version from `keel status`",
+                if known.is_empty() { String::new() } else { format!(" (newest: {})", known.join(", ")) }
+            ))
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn migration(version: u64, name: &str) -> Migration {
+        Migration {
+            version: Version(version),
+            name: name.into(),
+            dir: PathBuf::from(format!("migrations/{version}_{name}")),
+            up: String::new(),
+            down: None,
+            meta: Meta::default(),
+            checksum: String::new(),
+        }
+    }
+
+    #[test]
+    fn a_migration_is_found_by_version_or_id() {
+        let files = [
+            migration(20260101000001, "a"),
+            migration(20260101000002, "b"),
+        ];
+        assert_eq!(find(&files, "20260101000002").unwrap().name, "b");
+        assert_eq!(find(&files, "20260101000001_a").unwrap().name, "a");
+        assert_eq!(
+            find(&files, "20260101000001_b").unwrap_err().to_string(),
+            "there is no migration `20260101000001_b` in the migrations folder (newest: 20260101000002_b, 20260101000001_a)\n  fix: give a version from `keel status`"
+        );
+        assert_eq!(
+            find(&[], "1").unwrap_err().to_string(),
+            "there is no migration `1` in the migrations folder\n  fix: give a version from `keel status`"
+        );
+    }
+}

@@ -107,3 +107,31 @@ pub(super) fn lost(
         unconfirmed: Vec::new(),
     }))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn error(kind: DbErrorKind, code: Option<&str>) -> DbError {
+        let mut e = DbError::new(kind, "x");
+        e.code = code.map(String::from);
+        e
+    }
+
+    #[test]
+    fn a_retried_error_is_named_by_its_sqlstate() {
+        let reason = |code| retry_reason(&error(DbErrorKind::Conflict, code));
+        assert_eq!(reason(Some("40P01")), "deadlock");
+        assert_eq!(reason(Some("40001")), "serialization failure");
+        assert_eq!(reason(Some("55P03")), "lock timeout");
+        assert_eq!(reason(None), "lock timeout");
+    }
+
+    #[test]
+    fn only_lock_timeouts_and_conflicts_get_retry_advice() {
+        let advice = |kind| retry_advice(&error(kind, None));
+        assert!(advice(DbErrorKind::LockTimeout).is_some_and(|a| a.contains("lock_timeout")));
+        assert!(advice(DbErrorKind::Conflict).is_some_and(|a| a.contains("retries")));
+        assert_eq!(advice(DbErrorKind::Statement), None);
+    }
+}

@@ -5,6 +5,8 @@
 
 mod error;
 mod failure;
+#[cfg(test)]
+mod fixtures;
 mod hook;
 mod ledger;
 mod one_by_one;
@@ -23,7 +25,7 @@ pub use resolve::Resolved;
 pub use runner::{Event, Runner};
 pub use settings::RunSettings;
 pub use status::{Entry, State, reconcile};
-pub use targets::{down_targets, pending, refuse_blocked};
+pub use targets::{UnknownTarget, check_to, down_targets, pending, plan_set, refuse_blocked};
 pub use validate::{Finding, ValidateReport, validate};
 
 /// Who is running keel, for the tracking table and records: `user@host`.

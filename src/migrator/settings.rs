@@ -79,3 +79,41 @@ impl RunSettings {
         self.backoff * 2u32.pow(attempt.saturating_sub(1))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::migrator::fixtures::migration;
+
+    #[test]
+    fn the_project_sets_what_it_names_and_the_defaults_stay() {
+        let s = RunSettings::project(Some(Duration::from_secs(5)), None, Some(0));
+        let d = RunSettings::default();
+        assert_eq!(s.lock_timeout, Duration::from_secs(5));
+        assert_eq!(s.retries, 0);
+        assert_eq!(s.statement_timeout, d.statement_timeout);
+        assert_eq!(s.backoff, d.backoff);
+    }
+
+    #[test]
+    fn migration_toml_wins_over_the_project() {
+        let s = RunSettings::default();
+        let plain = migration(1);
+        assert_eq!(s.timeouts(&plain).lock, s.lock_timeout);
+        assert_eq!(s.retries(&plain), s.retries);
+
+        let mut own = migration(2);
+        own.meta.lock_timeout = Some(Duration::from_millis(250));
+        own.meta.retries = Some(7);
+        assert_eq!(s.timeouts(&own).lock, Duration::from_millis(250));
+        assert_eq!(s.timeouts(&own).statement, s.statement_timeout);
+        assert_eq!(s.retries(&own), 7);
+    }
+
+    #[test]
+    fn the_backoff_doubles_from_the_first_retry() {
+        let s = RunSettings::default();
+        let waits: Vec<u128> = (0..=4).map(|a| s.backoff(a).as_millis()).collect();
+        assert_eq!(waits, [500, 500, 1000, 2000, 4000]);
+    }
+}

@@ -16,6 +16,22 @@ pub fn unfinished<'m>(entries: &[Entry<'m>], to: Option<Version>) -> Vec<&'m Mig
     in_state(entries, State::Backfilling, to)
 }
 
+/// What `keel plan` analyses for `wanted`, and the state `wanted` is in: a
+/// pending migration runs after the pending ones before it (what they
+/// create is new, and empty, by the time it runs), so the set is those and
+/// it; any other migration is planned alone.
+pub fn plan_set<'m>(entries: &[Entry<'m>], wanted: &'m Migration) -> (State, Vec<&'m Migration>) {
+    let state = entries
+        .iter()
+        .find(|e| e.version == wanted.version.to_string())
+        .map_or(State::Pending, |e| e.state);
+    if state == State::Pending {
+        (state, pending(entries, Some(wanted.version)))
+    } else {
+        (state, vec![wanted])
+    }
+}
+
 fn in_state<'m>(entries: &[Entry<'m>], state: State, to: Option<Version>) -> Vec<&'m Migration> {
     entries
         .iter()
@@ -23,6 +39,44 @@ fn in_state<'m>(entries: &[Entry<'m>], state: State, to: Option<Version>) -> Vec
         .filter_map(|e| e.migration)
         .filter(|m| to.is_none_or(|to| m.version <= to))
         .collect()
+}
+
+/// A `--to VERSION` that names no migration, in the folder or the tracking
+/// table. Its text is the whole message, with the fix.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct UnknownTarget(String);
+
+/// Refuses a `--to VERSION` that names no migration (in the folder or the
+/// tracking table): a typo must not apply, or revert, everything. `0` is
+/// `keel down --to 0` (revert all).
+pub fn check_to(entries: &[Entry<'_>], to: Option<Version>) -> Result<(), UnknownTarget> {
+    let Some(to) = to else {
+        return Ok(());
+    };
+    if to == Version(0) || entries.iter().any(|e| e.version == to.to_string()) {
+        return Ok(());
+    }
+    let nearest: Vec<String> = entries
+        .iter()
+        .rev()
+        .filter(|e| e.version.as_str() < to.to_string().as_str())
+        .take(3)
+        .map(|e| format!("{}_{}", e.version, e.name))
+        .collect();
+    Err(UnknownTarget(format!(
+        "--to {to} names no migration: there is no {to} in the migrations folder or the tracking table{}; nothing was changed\n  fix: give a version from `keel status`{}",
+        if nearest.is_empty() {
+            String::new()
+        } else {
+            format!(" (the ones before it: {})", nearest.join(", "))
+        },
+        if entries.is_empty() {
+            ""
+        } else {
+            " (`keel down --to 0` reverts every migration)"
+        }
+    )))
 }
 
 /// Refuses to go on while any migration is modified, missing or failed.
@@ -103,5 +157,205 @@ pub fn down_targets<'m>(
         (_, Some(to)) => applied.filter(|m| m.version > to).collect(),
         (Some(n), None) => applied.take(n).collect(),
         (None, None) => applied.take(1).collect(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::db::TrackingState::{Applied, Backfilling, Failed, FailedDown};
+    use crate::migrator::fixtures::{migration, row, version};
+    use crate::migrator::reconcile;
+
+    fn names(ms: &[&Migration]) -> Vec<String> {
+        ms.iter().map(|m| m.name.clone()).collect()
+    }
+
+    fn v(n: u32) -> Version {
+        version(n).parse().unwrap()
+    }
+
+    /// m1 and m2 applied, m3 backfilling, m4 and m5 pending.
+    fn files() -> Vec<Migration> {
+        (1..=5).map(migration).collect()
+    }
+
+    fn rows() -> Vec<crate::db::TrackingRow> {
+        vec![row(1, Applied), row(2, Applied), row(3, Backfilling)]
+    }
+
+    #[test]
+    fn pending_and_unfinished_stop_at_to() {
+        let files = files();
+        let entries = reconcile(&files, rows());
+        assert_eq!(names(&pending(&entries, None)), ["m4", "m5"]);
+        assert_eq!(names(&pending(&entries, Some(v(4)))), ["m4"]);
+        assert_eq!(names(&pending(&entries, Some(v(3)))), Vec::<String>::new());
+        assert_eq!(names(&unfinished(&entries, None)), ["m3"]);
+        assert!(unfinished(&entries, Some(v(2))).is_empty());
+    }
+
+    #[test]
+    fn a_pending_migration_is_planned_after_the_pending_ones_before_it() {
+        let files = files();
+        let entries = reconcile(&files, rows());
+        let (state, set) = plan_set(&entries, &files[4]);
+        assert_eq!(state, State::Pending);
+        assert_eq!(names(&set), ["m4", "m5"]);
+        let (state, set) = plan_set(&entries, &files[3]);
+        assert_eq!((state, names(&set)), (State::Pending, vec!["m4".into()]));
+        let (state, set) = plan_set(&entries, &files[1]);
+        assert_eq!((state, names(&set)), (State::Applied, vec!["m2".into()]));
+        let (state, set) = plan_set(&entries, &files[2]);
+        assert_eq!(
+            (state, names(&set)),
+            (State::Backfilling, vec!["m3".into()])
+        );
+    }
+
+    #[test]
+    fn down_reverts_the_newest_applied_by_default() {
+        let files = files();
+        let entries = reconcile(&files, rows());
+        assert_eq!(names(&down_targets(&entries, None, None)), ["m3"]);
+        assert_eq!(names(&down_targets(&entries, Some(2), None)), ["m3", "m2"]);
+        assert_eq!(
+            names(&down_targets(&entries, Some(9), None)),
+            ["m3", "m2", "m1"]
+        );
+    }
+
+    #[test]
+    fn down_to_keeps_that_version_and_zero_reverts_all() {
+        let files = files();
+        let entries = reconcile(&files, rows());
+        assert_eq!(
+            names(&down_targets(&entries, None, Some(v(1)))),
+            ["m3", "m2"]
+        );
+        assert_eq!(
+            names(&down_targets(&entries, None, Some(Version(0)))),
+            ["m3", "m2", "m1"]
+        );
+        // --to wins over --steps (clap refuses both; the library still decides).
+        assert_eq!(
+            names(&down_targets(&entries, Some(1), Some(v(1)))),
+            ["m3", "m2"]
+        );
+    }
+
+    #[test]
+    fn to_must_name_a_migration() {
+        let files = files();
+        let entries = reconcile(&files, rows());
+        assert_eq!(check_to(&entries, None), Ok(()));
+        assert_eq!(check_to(&entries, Some(Version(0))), Ok(()));
+        assert_eq!(check_to(&entries, Some(v(5))), Ok(()));
+        let e = check_to(&entries, Some("20260101000004".parse().unwrap()));
+        assert_eq!(e, Ok(()));
+        let typo: Version = "20260101000010".parse().unwrap();
+        let message = check_to(&entries, Some(typo)).unwrap_err().to_string();
+        assert_eq!(
+            message,
+            "--to 20260101000010 names no migration: there is no 20260101000010 in the migrations folder or the tracking table (the ones before it: 20260101000005_m5, 20260101000004_m4, 20260101000003_m3); nothing was changed\n  fix: give a version from `keel status` (`keel down --to 0` reverts every migration)"
+        );
+    }
+
+    #[test]
+    fn to_in_an_empty_project_names_nothing_before_it() {
+        let message = check_to(&[], Some(v(1))).unwrap_err().to_string();
+        assert_eq!(
+            message,
+            "--to 20260101000001 names no migration: there is no 20260101000001 in the migrations folder or the tracking table; nothing was changed\n  fix: give a version from `keel status`"
+        );
+    }
+
+    #[test]
+    fn a_clean_history_is_not_blocked() {
+        let files = files();
+        assert!(refuse_blocked(&reconcile(&files, rows())).is_ok());
+    }
+
+    fn refusal(files: &[Migration], rows: Vec<crate::db::TrackingRow>) -> (String, String) {
+        match refuse_blocked(&reconcile(files, rows)) {
+            Err(RunError::Refused { message, fix }) => (message, fix),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_modified_migration_blocks_and_names_every_blocked_one() {
+        let files = files();
+        let mut modified = row(2, Applied);
+        modified.checksum = "f".repeat(64);
+        let (message, fix) = refusal(&files, vec![row(1, Applied), modified, row(3, Failed)]);
+        assert_eq!(
+            message,
+            "refusing to run: 20260101000002_m2 (modified), 20260101000003_m3 (failed)"
+        );
+        assert!(
+            fix.starts_with("applied migrations must not change: restore 20260101000002_m2"),
+            "{fix}"
+        );
+    }
+
+    #[test]
+    fn a_missing_migration_asks_for_its_folder() {
+        let files = vec![migration(1)];
+        let (message, fix) = refusal(&files, vec![row(1, Applied), row(2, Applied)]);
+        assert_eq!(message, "refusing to run: 20260101000002_m2 (missing)");
+        assert!(
+            fix.starts_with("restore the folder migrations/20260101000002_m2 from version control"),
+            "{fix}"
+        );
+    }
+
+    #[test]
+    fn a_failed_migration_points_at_resolve_in_its_direction() {
+        let files = files();
+        let (message, fix) = refusal(&files, vec![row(1, Failed)]);
+        assert_eq!(message, "refusing to run: 20260101000001_m1 (failed)");
+        assert_eq!(
+            fix,
+            "check what took effect, then run `keel resolve 20260101000001 --applied` or `keel resolve 20260101000001 --reverted`"
+        );
+        let (message, fix) = refusal(&files, vec![row(1, FailedDown)]);
+        assert_eq!(
+            message,
+            "refusing to run: 20260101000001_m1 (failed while reverting)"
+        );
+        assert!(fix.starts_with("its down.sql stopped part-way"), "{fix}");
+        assert!(
+            fix.contains("`keel resolve 20260101000001 --reverted`"),
+            "{fix}"
+        );
+    }
+
+    #[test]
+    fn only_a_reversible_migration_with_a_down_is_reverted() {
+        assert!(refuse_irreversible(&migration(1)).is_ok());
+
+        let mut declared = migration(1);
+        declared.meta.reversibility = Some(Reversibility::Irreversible);
+        let Err(RunError::Refused { message, .. }) = refuse_irreversible(&declared) else {
+            panic!("an irreversible migration was not refused");
+        };
+        assert!(message.ends_with("is declared irreversible in migration.toml"));
+
+        for down in [None, Some(""), Some("-- nothing to undo\n")] {
+            let mut m = migration(1);
+            m.down = down.map(String::from);
+            let Err(RunError::Refused { message, fix }) = refuse_irreversible(&m) else {
+                panic!("{down:?} was not refused");
+            };
+            assert_eq!(
+                message,
+                "migration 20260101000001_m1 has no down.sql (or an empty one): keel cannot revert it"
+            );
+            assert!(
+                fix.starts_with("write migrations/20260101000001_m1/down.sql"),
+                "{fix}"
+            );
+        }
     }
 }

@@ -458,3 +458,51 @@ pub async fn write(
 pub fn is_open(row: &Row) -> bool {
     row.outcome == Outcome::Started.as_str()
 }
+
+/// Each environment whose newest record is an intent without its final
+/// record: a run keel was stopped during, or one still running. `rows` are
+/// in chain order (as [`store::all`] returns them).
+pub fn interrupted(rows: &[Row]) -> Vec<Row> {
+    let mut newest: std::collections::BTreeMap<&str, &Row> = Default::default();
+    for r in rows {
+        newest.insert(&r.environment, r);
+    }
+    newest
+        .into_values()
+        .filter(|r| is_open(r))
+        .cloned()
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(environment: &str, sequence: u64, outcome: Outcome) -> Row {
+        Row {
+            environment: environment.into(),
+            sequence,
+            migration: "20260101000001_m1".into(),
+            path: format!("20260101000001_m1/{environment}-{sequence}.json"),
+            sha256: "0".repeat(64),
+            outcome: outcome.as_str().into(),
+            written_at: "2026-01-01T00:00:00Z".into(),
+        }
+    }
+
+    #[test]
+    fn only_an_environment_whose_newest_record_is_an_intent_is_interrupted() {
+        let rows = [
+            row("prod", 1, Outcome::Started),
+            row("prod", 2, Outcome::Applied),
+            row("staging", 1, Outcome::Applied),
+            row("staging", 2, Outcome::Started),
+        ];
+        let open: Vec<(String, u64)> = interrupted(&rows)
+            .into_iter()
+            .map(|r| (r.environment, r.sequence))
+            .collect();
+        assert_eq!(open, [("staging".to_string(), 2)]);
+        assert!(interrupted(&rows[..2]).is_empty());
+    }
+}

@@ -6,9 +6,11 @@ pub mod annotate;
 pub mod binding;
 pub mod check_id;
 mod from_analysis;
+mod history;
 pub mod markdown;
 mod render;
 
+pub use history::keep_history;
 pub use render::{Marker, RenderError, marker, render};
 
 use crate::config::Config;

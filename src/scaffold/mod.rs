@@ -8,6 +8,7 @@
 //! quotes every word the `quote-identifier` rule flags, so `keel new` never
 //! writes a name `keel lint` then complains about.
 
+pub mod demo;
 pub mod template;
 
 use crate::migration::Version;

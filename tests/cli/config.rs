@@ -1,7 +1,7 @@
 //! Choosing the database: --database-url, --env through keel.toml,
 //! DATABASE_URL, else the embedded default.
 
-use crate::common::{Project, stderr, stdout};
+use crate::common::{Project, stderr};
 
 #[test]
 fn env_reads_the_url_from_the_variable_keel_toml_names() {
@@ -13,33 +13,25 @@ fn env_reads_the_url_from_the_variable_keel_toml_names() {
     )
     .unwrap();
     let staging = format!("sqlite://{}/staging.db", p.path().display());
-    p.keel()
-        .args(["--env", "staging", "up"])
+    p.test(["--env", "staging", "up"])
         .env("STAGING_DATABASE_URL", &staging)
-        .assert()
-        .success();
+        .run();
     assert!(p.path().join("staging.db").exists());
     assert!(
         !p.path().join("keel.db").exists(),
         "DATABASE_URL was not used"
     );
 
-    let out = p
-        .keel()
-        .args(["--env", "staging", "status"])
+    p.test(["--env", "staging", "status"])
         .env_remove("STAGING_DATABASE_URL")
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    assert!(stderr(&out).contains("environment `staging` reads its database URL from $STAGING_DATABASE_URL, which is not set"), "{}", stderr(&out));
+        .stderr_contains("environment `staging` reads its database URL from $STAGING_DATABASE_URL, which is not set")
+        .code(2)
+        .run();
 
-    let out = p.keel().args(["--env", "prod", "status"]).output().unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    assert!(
-        stderr(&out).contains("environment `prod` is not in keel.toml (it has: staging)"),
-        "{}",
-        stderr(&out)
-    );
+    p.test(["--env", "prod", "status"])
+        .stderr_contains("environment `prod` is not in keel.toml (it has: staging)")
+        .code(2)
+        .run();
 }
 
 #[test]
@@ -73,13 +65,10 @@ fn keel_toml_is_parsed_strictly() {
         "migrations_dir = \"db\"\n\n[environments.prod]\ndatabase_url = \"x\"\n",
     )
     .unwrap();
-    let out = p.keel().arg("status").output().unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    assert!(
-        stderr(&out).contains("keel.toml:4:1: unknown field `database_url`"),
-        "{}",
-        stderr(&out)
-    );
+    p.test(["status"])
+        .stderr_contains("keel.toml:4:1: unknown field `database_url`")
+        .code(2)
+        .run();
 }
 
 #[test]
@@ -96,20 +85,10 @@ fn migrations_dir_from_keel_toml_and_flag() {
         "migrations_dir = \"db/migrations\"\n",
     )
     .unwrap();
-    let out = p.keel().arg("status").output().unwrap();
-    assert!(
-        stdout(&out).contains("20250101000001  a     pending"),
-        "{}",
-        stdout(&out)
-    );
-    let out = p
-        .keel()
-        .args(["status", "--migrations", "nowhere"])
-        .output()
-        .unwrap();
-    assert!(
-        stdout(&out).contains("no migrations in nowhere"),
-        "{}",
-        stdout(&out)
-    );
+    p.test(["status"])
+        .stdout_contains("20250101000001  a     pending")
+        .run();
+    p.test(["status", "--migrations", "nowhere"])
+        .stdout_contains("no migrations in nowhere")
+        .run();
 }

@@ -63,20 +63,12 @@ fn a_deleted_applied_migration_is_missing_and_blocks_runs() {
     p.sample();
     p.keel().arg("up").assert().success();
     std::fs::remove_dir_all(p.path().join("migrations/20260102090000_add_user_profiles")).unwrap();
-    let out = p
-        .keel()
-        .args(["status", "--format", "json"])
-        .output()
-        .unwrap();
-    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let json = p.test(["status", "--format", "json"]).run().json();
     assert_eq!(json["migrations"][3]["state"], "missing");
-    let out = p.keel().arg("down").output().unwrap();
-    assert_eq!(out.status.code(), Some(4));
-    assert!(
-        stderr(&out).contains("restore the folder migrations/20260102090000_add_user_profiles"),
-        "{}",
-        stderr(&out)
-    );
+    p.test(["down"])
+        .stderr_contains("restore the folder migrations/20260102090000_add_user_profiles")
+        .code(4)
+        .run();
 }
 
 #[test]
@@ -108,3 +100,19 @@ fn down_to_a_version_keeps_that_version() {
         Some("0")
     );
 }
+
+both!(
+    an_up_to_date_database_says_so_and_prints_no_data,
+    |p: Project| {
+        p.sample();
+        p.test(["up"])
+            .stdout("")
+            .stderr_contains("4 migration(s) applied\n")
+            .run();
+        p.test(["up"])
+            .stdout("")
+            .stderr("nothing to apply: the database is up to date\n")
+            .run();
+        p.test(["up", "--quiet"]).stdout("").stderr("").run();
+    }
+);

@@ -80,35 +80,18 @@ fn every_built_in_template_renders_valid_files() {
 #[test]
 fn bad_names_and_missing_flags_are_usage_errors() {
     let p = Project::sqlite();
-    let out = p.keel().args(["new", "AddUsers"]).output().unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    assert!(
-        stderr(&out).contains("fix: keel new add_users"),
-        "{}",
-        stderr(&out)
-    );
-    let out = p
-        .keel()
-        .args(["new", "add_nick", "--template", "add-column"])
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    assert!(
-        stderr(&out).contains("the add-column template needs --table"),
-        "{}",
-        stderr(&out)
-    );
-    let out = p
-        .keel()
-        .args(["new", "x", "--template", "nope"])
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    assert!(
-        stderr(&out).contains("there is no template `nope`"),
-        "{}",
-        stderr(&out)
-    );
+    p.test(["new", "AddUsers"])
+        .stderr_contains("fix: keel new add_users")
+        .code(2)
+        .run();
+    p.test(["new", "add_nick", "--template", "add-column"])
+        .stderr_contains("the add-column template needs --table")
+        .code(2)
+        .run();
+    p.test(["new", "x", "--template", "nope"])
+        .stderr_contains("there is no template `nope`")
+        .code(2)
+        .run();
     assert!(
         !p.path().join("migrations").exists()
             || std::fs::read_dir(p.path().join("migrations"))

@@ -6,6 +6,7 @@ pub mod cluster;
 pub mod pg;
 pub mod process;
 pub mod session;
+pub mod test;
 
 use assert_cmd::Command;
 use std::path::{Path, PathBuf};

@@ -115,7 +115,7 @@ fn analyze_with(
 
     let down = files.down.map(|_| {
         // The down runs after the up: the up's tables exist and hold data.
-        let mut after = schema.after_up();
+        let mut after = schema.after_up_for(&up.ops);
         classify(Part::Down, &mut after)
     });
     if let Some(d) = &down {

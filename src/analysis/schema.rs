@@ -94,7 +94,43 @@ impl Schema {
     /// The schema as down.sql sees it: everything the up created exists
     /// now and may hold data, so nothing counts as new.
     pub fn after_up(&self) -> Schema {
-        let mut s = self.clone();
+        self.after_up_of(None)
+    }
+
+    /// [`Schema::after_up`] holding only the tables `ops` (the up's) name,
+    /// and the indexes on them: a down.sql touches what its up touched, and
+    /// any other table reads as existing, as after the up. Copying the
+    /// whole schema of a pending set for every migration's down made
+    /// analysing N pending migrations take N² time.
+    pub fn after_up_for(&self, ops: &[Operation]) -> Schema {
+        let named: HashSet<&str> = ops
+            .iter()
+            .flat_map(|o| &o.actions)
+            .filter_map(|a| a.table.as_deref())
+            .collect();
+        self.after_up_of(Some(&named))
+    }
+
+    fn after_up_of(&self, only: Option<&HashSet<&str>>) -> Schema {
+        let keep = |table: &str| only.is_none_or(|o| o.contains(table));
+        let mut s = Schema {
+            version: self.version,
+            live: self.live.clone(),
+            tables: match only {
+                None => self.tables.clone(),
+                Some(names) => names
+                    .iter()
+                    .filter_map(|n| Some((n.to_string(), self.tables.get(*n)?.clone())))
+                    .collect(),
+            },
+            indexes: self
+                .indexes
+                .iter()
+                .filter(|(_, table)| keep(table))
+                .map(|(i, t)| (i.clone(), t.clone()))
+                .collect(),
+            migration: self.migration,
+        };
         for t in s.tables.values_mut() {
             t.new = false;
             t.columns.values_mut().for_each(|c| c.new = false);

@@ -4,7 +4,7 @@
 use super::Ctx;
 use crate::error::Result;
 use crate::execute::confirm::Confirmer;
-use crate::execute::{ExecuteError, Plan, Ui, execute, report};
+use crate::execute::{ExecuteError, Request, Ui, execute, report};
 use std::path::PathBuf;
 
 #[derive(Debug, clap::Args)]
@@ -40,7 +40,7 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<()> {
         say: &say,
         on_event: &on_event,
     };
-    let plan = Plan {
+    let request = Request {
         env_name,
         env,
         config: &ctx.config,
@@ -51,7 +51,7 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<()> {
         settings,
         project: PathBuf::from("."),
     };
-    let result = execute(db.as_mut(), plan, &ui).await;
+    let result = execute(db.as_mut(), request, &ui).await;
     ctx.out.detail(
         ctx.global.verbose,
         &format!(

@@ -1,9 +1,9 @@
-//! What the steps of one guarded run share: the plan, the connection, the
+//! What the steps of one guarded run share: the request, the connection, the
 //! migration's analysis (computed once, here) and what earlier steps found.
 
 use super::guard::CheckedRunbook;
 use super::step::Log;
-use super::{ExecuteError, Plan, Ui, at};
+use super::{ExecuteError, Request, Ui, at};
 use crate::analysis::analyze::{Analyzer, Facts, MigrationAnalysis, ParsedFiles};
 use crate::backup::Created;
 use crate::db::{Database, Timeouts};
@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 
 /// One guarded run as its steps see it.
 pub struct Context<'a> {
-    pub plan: &'a Plan<'a>,
+    pub request: &'a Request<'a>,
     pub ui: &'a Ui<'a>,
     pub db: &'a mut dyn Database,
     operator: String,
@@ -65,25 +65,25 @@ impl<'a> Context<'a> {
     /// and with the server's facts (for the run).
     pub async fn new(
         db: &'a mut dyn Database,
-        plan: &'a Plan<'a>,
+        request: &'a Request<'a>,
         ui: &'a Ui<'a>,
         rec: Record,
     ) -> Result<Context<'a>, ExecuteError> {
-        let m = plan.migration;
+        let m = request.migration;
         let parsed = ParsedFiles::new(m);
         let reviewed = Analyzer::offline(true).analyze_parsed(m, &parsed);
         let facts = Facts::read(db).await.map_err(ExecuteError::Db)?;
         let analysis = Analyzer::new(facts, true).analyze_parsed(m, &parsed);
         Ok(Context {
-            plan,
+            request,
             ui,
             db,
             operator: crate::migrator::operator(),
             log: Log { rec, say: ui.say },
-            timeouts: plan.settings.timeouts(m),
-            runbook_path: crate::runbook::path_for(&at(&plan.project, "runbooks"), m),
+            timeouts: request.settings.timeouts(m),
+            runbook_path: crate::runbook::path_for(&at(&request.project, "runbooks"), m),
             runbook_shown: crate::runbook::path_for(Path::new("runbooks"), m),
-            records_dir: at(&plan.project, "records"),
+            records_dir: at(&request.project, "records"),
             reviewed,
             analysis,
             signer: None,
@@ -105,18 +105,18 @@ impl<'a> Context<'a> {
     }
 
     pub fn migration(&self) -> &'a Migration {
-        self.plan.migration
+        self.request.migration
     }
 
     pub fn env_name(&self) -> &'a str {
-        self.plan.env_name
+        self.request.env_name
     }
 
     /// The migrator, on this run's connection.
     pub fn runner(&mut self) -> Runner<'_> {
         Runner {
             db: &mut *self.db,
-            settings: self.plan.settings,
+            settings: self.request.settings,
             operator: self.operator.clone(),
             on_event: self.ui.on_event,
         }
@@ -126,7 +126,7 @@ impl<'a> Context<'a> {
     pub fn runner_with_analysis(&mut self) -> (Runner<'_>, &MigrationAnalysis) {
         let runner = Runner {
             db: &mut *self.db,
-            settings: self.plan.settings,
+            settings: self.request.settings,
             operator: self.operator.clone(),
             on_event: self.ui.on_event,
         };
@@ -135,7 +135,7 @@ impl<'a> Context<'a> {
 
     /// `path` relative to the project, as messages show it.
     pub fn shown(&self, path: &Path) -> String {
-        path.strip_prefix(&self.plan.project)
+        path.strip_prefix(&self.request.project)
             .unwrap_or(path)
             .display()
             .to_string()

@@ -6,7 +6,7 @@ use super::ExecuteError;
 use crate::config::{Config, Environment};
 use crate::db::{Database, Timeouts};
 use crate::migration::Migration;
-use crate::migrator::{State, reconcile, refuse_blocked};
+use crate::migrator::{NotNext, next_in_line, reconcile, refuse_blocked};
 use crate::record::Signer;
 use crate::snapshot;
 use std::path::Path;
@@ -159,67 +159,49 @@ pub async fn next_pending(
     let rows = db.tracking_rows().await.map_err(ExecuteError::Db)?;
     let entries = reconcile(files, rows);
     refuse_blocked(&entries).map_err(|e| ExecuteError::Refused(e.to_string()))?;
-    let state = entries
-        .iter()
-        .find(|e| e.migration.is_some_and(|x| x.version == m.version))
-        .map(|e| e.state);
-    match state {
-        Some(State::Pending) => {}
-        Some(State::Backfilling) => {
-            return Err(ExecuteError::Refused(format!(
+    let refuse = |why: String| Err(ExecuteError::Refused(why));
+    let applied = match next_in_line(&entries, m) {
+        Ok(applied) => applied,
+        Err(NotNext::Backfilling) => {
+            return refuse(format!(
                 "{} is applied on `{env_name}` but its backfill has not finished: there is nothing to execute\n  fix: finish it with `keel backfill {} --env {env_name}` (it goes on from the last committed batch)",
                 m.id(),
                 m.version
-            )));
+            ));
         }
-        Some(State::Applied) => {
-            return Err(ExecuteError::Refused(format!(
+        Err(NotNext::Applied) => {
+            return refuse(format!(
                 "{} is already applied on `{env_name}`: there is nothing to execute\n  fix: `keel status --env {env_name}` shows what is applied; write a new migration for a further change",
                 m.id()
-            )));
+            ));
         }
-        other => {
-            return Err(ExecuteError::Refused(format!(
+        Err(NotNext::Other(state)) => {
+            return refuse(format!(
                 "{} is {} on `{env_name}`, not pending\n  fix: `keel status --env {env_name}`",
                 m.id(),
-                other.map(|s| s.as_str()).unwrap_or("unknown")
-            )));
+                state.map(|s| s.as_str()).unwrap_or("unknown")
+            ));
         }
-    }
-    let earlier: Vec<&Migration> = entries
-        .iter()
-        .filter(|e| e.state == State::Pending)
-        .filter_map(|e| e.migration)
-        .filter(|x| x.version < m.version)
-        .collect();
-    if let Some(first) = earlier.first() {
-        let list: Vec<String> = earlier.iter().map(|x| x.id()).collect();
-        return Err(ExecuteError::Refused(format!(
-            "{} is not the next migration on `{env_name}`: {} must run before it; nothing was changed\n  fix: execute them first, in order (`keel execute {} --env {env_name}`)",
-            m.id(),
-            list.join(", "),
-            first.version
-        )));
-    }
-    // A later migration (a contract step, a drop) may rely on the data an
-    // unfinished backfill is still writing.
-    if let Some(b) = entries
-        .iter()
-        .filter(|e| e.state == State::Backfilling)
-        .filter_map(|e| e.migration)
-        .find(|x| x.version < m.version)
-    {
-        return Err(ExecuteError::Refused(format!(
-            "{} is still backfilling on `{env_name}`, and {} may rely on its data; nothing was changed\n  fix: finish it first with `keel backfill {} --env {env_name}`",
-            b.id(),
-            m.id(),
-            b.version
-        )));
-    }
-    let applied = entries
-        .iter()
-        .filter(|e| matches!(e.state, State::Applied | State::Backfilling))
-        .count();
+        Err(NotNext::After(earlier)) => {
+            let list: Vec<String> = earlier.iter().map(|x| x.id()).collect();
+            return refuse(format!(
+                "{} is not the next migration on `{env_name}`: {} must run before it; nothing was changed\n  fix: execute them first, in order (`keel execute {} --env {env_name}`)",
+                m.id(),
+                list.join(", "),
+                earlier[0].version
+            ));
+        }
+        // A later migration (a contract step, a drop) may rely on the data
+        // an unfinished backfill is still writing.
+        Err(NotNext::WaitsFor(b)) => {
+            return refuse(format!(
+                "{} is still backfilling on `{env_name}`, and {} may rely on its data; nothing was changed\n  fix: finish it first with `keel backfill {} --env {env_name}`",
+                b.id(),
+                m.id(),
+                b.version
+            ));
+        }
+    };
     Ok(format!(
         "next pending migration ({applied} applied before it)"
     ))

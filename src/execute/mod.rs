@@ -40,7 +40,7 @@ use std::path::{Path, PathBuf};
 pub use pipeline::outline;
 
 /// Everything a guarded run needs to know.
-pub struct Plan<'a> {
+pub struct Request<'a> {
     pub env_name: &'a str,
     pub env: &'a Environment,
     pub config: &'a Config,
@@ -145,29 +145,34 @@ fn file_ref(project: &Path, path: &Path, sha256: &str) -> FileRef {
 /// Runs the guarded run of `plan.migration` on `db`.
 pub async fn execute(
     db: &mut dyn Database,
-    plan: Plan<'_>,
+    request: Request<'_>,
     ui: &Ui<'_>,
 ) -> Result<Finished, ExecuteError> {
-    let m = plan.migration;
+    let m = request.migration;
     (ui.say)(&format!(
         "execute {} on `{}` ({})",
         m.id(),
-        plan.env_name,
+        request.env_name,
         db.display_url()
     ));
     // A run of this environment that never wrote its final record is
     // finished (or recorded as interrupted) before anything else.
-    let head = record::store::head(db, plan.env_name)
+    let head = record::store::head(db, request.env_name)
         .await
         .map_err(ExecuteError::Db)?;
     if head.as_ref().is_some_and(record::chain::is_open) {
-        let signer = guard::signer(plan.config, &plan.project, plan.env_name, plan.env)?;
-        if let Some(done) = recover::recover(db, &plan, ui, signer).await? {
+        let signer = guard::signer(
+            request.config,
+            &request.project,
+            request.env_name,
+            request.env,
+        )?;
+        if let Some(done) = recover::recover(db, &request, ui, signer).await? {
             return done;
         }
     }
-    let rec = Record::start(plan.env_name, m, db.display_url());
-    let mut cx = Context::new(db, &plan, ui, rec).await?;
+    let rec = Record::start(request.env_name, m, db.display_url());
+    let mut cx = Context::new(db, &request, ui, rec).await?;
     pipeline::guards(&mut cx).await?;
     // Installed right before the run lock: from here on a first signal
     // finishes the run instead of killing it half-way.

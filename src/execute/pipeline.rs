@@ -199,7 +199,7 @@ mod tests {
     use super::*;
     use crate::execute::confirm::Confirmer;
     use crate::execute::step::{Done, StepId};
-    use crate::execute::{Plan, Ui};
+    use crate::execute::{Request, Ui};
     use crate::record::{Record, StepOutcome};
 
     /// A step that ends as it is told.
@@ -233,7 +233,7 @@ mod tests {
             checksum: "0".repeat(64),
         };
         let (config, env) = (Default::default(), Default::default());
-        let plan = Plan {
+        let request = Request {
             env_name: "test",
             env: &env,
             config: &config,
@@ -251,7 +251,7 @@ mod tests {
             on_event: &|_| {},
         };
         let rec = Record::start("test", &m, "sqlite::memory:");
-        let mut cx = Context::new(db.as_mut(), &plan, &ui, rec).await.unwrap();
+        let mut cx = Context::new(db.as_mut(), &request, &ui, rec).await.unwrap();
         let list: &[&dyn Step] = &[
             &Fake(StepId::Backfill, || {
                 Done::failed("3 rows").roll_back("backfill: 3 rows".into())

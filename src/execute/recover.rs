@@ -11,7 +11,7 @@ use super::pipeline::{self, From};
 use super::signals::Signals;
 use super::step::StepId;
 use super::steps::record::{annotate_runbook, write_final};
-use super::{ExecuteError, Finished, Plan, Ui, at};
+use super::{ExecuteError, Finished, Request, Ui, at};
 use crate::db::Database;
 use crate::migration::Migration;
 use crate::migrator::{Runner, State, reconcile};
@@ -23,18 +23,18 @@ use std::path::Path;
 /// (the result of that). `None`: nothing to finish; go on with a fresh run.
 pub(super) async fn recover(
     db: &mut dyn Database,
-    plan: &Plan<'_>,
+    request: &Request<'_>,
     ui: &Ui<'_>,
     signer: Option<Signer>,
 ) -> Result<Option<Result<Finished, ExecuteError>>, ExecuteError> {
     (ui.say)(&format!(
         "the newest record of `{}` is the intent of a run with no final record: that run was stopped (or is still running); taking the run lock to look",
-        plan.env_name
+        request.env_name
     ));
     let signals = Signals::install();
     let mut runner = Runner {
         db,
-        settings: plan.settings,
+        settings: request.settings,
         operator: crate::migrator::operator(),
         on_event: ui.on_event,
     };
@@ -42,7 +42,7 @@ pub(super) async fn recover(
         .lock()
         .await
         .map_err(|e| ExecuteError::Refused(format!("{e}\n  nothing was changed")))?;
-    let result = look(runner.db, plan, ui, signer, &signals).await;
+    let result = look(runner.db, request, ui, signer, &signals).await;
     if !matches!(result, Ok(Some(Err(ExecuteError::Stopped(_))))) {
         let _ = runner.unlock(Ok(())).await;
     }
@@ -62,29 +62,29 @@ struct Stopped<'m> {
 /// interrupted.
 async fn look(
     db: &mut dyn Database,
-    plan: &Plan<'_>,
+    request: &Request<'_>,
     ui: &Ui<'_>,
     signer: Option<Signer>,
     signals: &Signals,
 ) -> Result<Option<Result<Finished, ExecuteError>>, ExecuteError> {
-    let Some(stopped) = stopped_run(db, plan, ui).await? else {
+    let Some(stopped) = stopped_run(db, request, ui).await? else {
         return Ok(None);
     };
     let w = stopped.migration;
-    let sub = Plan {
-        env_name: plan.env_name,
-        env: plan.env,
-        config: plan.config,
-        files: plan.files,
+    let sub = Request {
+        env_name: request.env_name,
+        env: request.env,
+        config: request.config,
+        files: request.files,
         migration: w,
         snapshot: None,
         confirmer: super::Confirmer::Yes,
-        settings: plan.settings,
-        project: plan.project.clone(),
+        settings: request.settings,
+        project: request.project.clone(),
     };
     let mut cx = Context::new(db, &sub, ui, resumed(&stopped.intent)).await?;
     cx.signer = signer;
-    let env = plan.env_name;
+    let env = request.env_name;
     let shown = &stopped.shown;
     let intent = &stopped.intent;
     let started = format!(
@@ -94,13 +94,13 @@ async fn look(
     );
     let state = stopped.state;
     let committed = matches!(state, Some(State::Applied | State::Backfilling));
-    if committed && w.version != plan.migration.version {
+    if committed && w.version != request.migration.version {
         return Err(ExecuteError::Refused(format!(
             "the run of {} on `{env}` ({shown}, {started}) was stopped after {} committed: its post-migration checks and its record are unfinished; nothing was changed\n  fix: `keel execute {} --env {env}` finishes it (checks, rollback if one fails, record); then execute {}",
             w.id(),
             w.id(),
             w.version,
-            plan.migration.id()
+            request.migration.id()
         )));
     }
     if committed {
@@ -116,7 +116,7 @@ async fn look(
                 if cx.backfill { "the rest of its backfill, then " } else { "" }
             ),
         );
-        check_archive(&plan.project, intent)?;
+        check_archive(&request.project, intent)?;
         cx.tick = intent
             .runbook
             .as_ref()
@@ -164,11 +164,11 @@ async fn look(
 /// Refused when its migration is gone or changed.
 async fn stopped_run<'m>(
     db: &mut dyn Database,
-    plan: &Plan<'m>,
+    request: &Request<'m>,
     ui: &Ui<'_>,
 ) -> Result<Option<Stopped<'m>>, ExecuteError> {
-    let env = plan.env_name;
-    let records_dir = at(&plan.project, "records");
+    let env = request.env_name;
+    let records_dir = at(&request.project, "records");
     let head = record::store::head(db, env)
         .await
         .map_err(ExecuteError::Db)?;
@@ -183,7 +183,7 @@ async fn stopped_run<'m>(
     let intent = record::read(&intent_path)
         .map_err(|e| ExecuteError::Refused(format!("{e}\n  nothing was changed")))?;
     let shown = format!("records/{} (#{})", head.path, head.sequence);
-    let Some(w) = plan.files.iter().find(|f| f.id() == intent.migration.id) else {
+    let Some(w) = request.files.iter().find(|f| f.id() == intent.migration.id) else {
         return Err(ExecuteError::Refused(format!(
             "the interrupted run of `{env}` ({shown}) was of {}, which is not in the migrations folder; nothing was changed\n  fix: restore its folder from version control, then run `keel execute {} --env {env}`",
             intent.migration.id, intent.migration.version
@@ -200,7 +200,7 @@ async fn stopped_run<'m>(
         )));
     }
     let rows = db.tracking_rows().await.map_err(ExecuteError::Db)?;
-    let state = reconcile(plan.files, rows)
+    let state = reconcile(request.files, rows)
         .iter()
         .find(|e| e.migration.is_some_and(|x| x.version == w.version))
         .map(|e| e.state);

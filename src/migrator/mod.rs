@@ -25,7 +25,9 @@ pub use resolve::Resolved;
 pub use runner::{Event, Runner};
 pub use settings::RunSettings;
 pub use status::{Entry, State, reconcile};
-pub use targets::{UnknownTarget, check_to, down_targets, pending, plan_set, refuse_blocked};
+pub use targets::{
+    NotNext, UnknownTarget, check_to, down_targets, next_in_line, pending, plan_set, refuse_blocked,
+};
 pub use validate::{Finding, ValidateReport, validate};
 
 /// Who is running keel, for the tracking table and records: `user@host`.

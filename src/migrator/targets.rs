@@ -79,6 +79,55 @@ pub fn check_to(entries: &[Entry<'_>], to: Option<Version>) -> Result<(), Unknow
     )))
 }
 
+/// Why a migration cannot be the next one to run on its own (a guarded
+/// run takes one migration at a time, in order).
+#[derive(Debug)]
+pub enum NotNext<'m> {
+    /// Applied, its backfill unfinished: nothing left to run but that.
+    Backfilling,
+    Applied,
+    /// Failed, modified, missing… (`None`: keel knows no such migration).
+    Other(Option<State>),
+    /// Pending migrations before it must run first.
+    After(Vec<&'m Migration>),
+    /// An earlier migration is still backfilling, and this one may rely on
+    /// its data.
+    WaitsFor(&'m Migration),
+}
+
+/// Whether `m` is the next migration to run, and if so how many are
+/// applied before it. The caller refuses blocked runs first
+/// ([`refuse_blocked`]).
+pub fn next_in_line<'m>(entries: &[Entry<'m>], m: &Migration) -> Result<usize, NotNext<'m>> {
+    let state = entries
+        .iter()
+        .find(|e| e.migration.is_some_and(|x| x.version == m.version))
+        .map(|e| e.state);
+    match state {
+        Some(State::Pending) => {}
+        Some(State::Backfilling) => return Err(NotNext::Backfilling),
+        Some(State::Applied) => return Err(NotNext::Applied),
+        other => return Err(NotNext::Other(other)),
+    }
+    let earlier: Vec<&Migration> = pending(entries, None)
+        .into_iter()
+        .filter(|x| x.version < m.version)
+        .collect();
+    if !earlier.is_empty() {
+        return Err(NotNext::After(earlier));
+    }
+    if let Some(b) = unfinished(entries, None)
+        .into_iter()
+        .find(|x| x.version < m.version)
+    {
+        return Err(NotNext::WaitsFor(b));
+    }
+    Ok(entries
+        .iter()
+        .filter(|e| matches!(e.state, State::Applied | State::Backfilling))
+        .count())
+}
+
 /// Refuses to go on while any migration is modified, missing or failed.
 pub fn refuse_blocked(entries: &[Entry<'_>]) -> Result<(), RunError> {
     let blocked: Vec<&Entry> = entries.iter().filter(|e| e.state.blocks_runs()).collect();
@@ -193,6 +242,35 @@ mod tests {
         assert_eq!(names(&pending(&entries, Some(v(3)))), Vec::<String>::new());
         assert_eq!(names(&unfinished(&entries, None)), ["m3"]);
         assert!(unfinished(&entries, Some(v(2))).is_empty());
+    }
+
+    #[test]
+    fn only_the_first_pending_migration_is_next_and_not_past_a_backfill() {
+        let files = files();
+        let entries = reconcile(&files, rows());
+        // m4 is the first pending, but m3's backfill is unfinished.
+        assert!(
+            matches!(next_in_line(&entries, &files[3]), Err(NotNext::WaitsFor(b)) if b.name == "m3")
+        );
+        assert!(
+            matches!(next_in_line(&entries, &files[4]), Err(NotNext::After(e)) if names(&e) == ["m4"])
+        );
+        assert!(matches!(
+            next_in_line(&entries, &files[2]),
+            Err(NotNext::Backfilling)
+        ));
+        assert!(matches!(
+            next_in_line(&entries, &files[0]),
+            Err(NotNext::Applied)
+        ));
+        let done = vec![row(1, Applied), row(2, Applied), row(3, Applied)];
+        let entries = reconcile(&files, done);
+        assert_eq!(next_in_line(&entries, &files[3]).unwrap(), 3);
+        let unknown = migration(9);
+        assert!(matches!(
+            next_in_line(&entries, &unknown),
+            Err(NotNext::Other(None))
+        ));
     }
 
     #[test]

@@ -23,9 +23,9 @@ impl Step for Backup {
 
     async fn run(&self, cx: &mut Context<'_>) -> Result<Done, ExecuteError> {
         let m = cx.migration();
-        let project = &cx.plan.project;
+        let project = &cx.request.project;
         let made = async {
-            let target = Target::of(cx.db, cx.plan.env_name)
+            let target = Target::of(cx.db, cx.request.env_name)
                 .await
                 .map_err(|source| BackupError::Db {
                     context: "reading the database's id".to_string(),

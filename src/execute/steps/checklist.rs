@@ -22,14 +22,14 @@ impl Step for Checklist {
     }
 
     async fn run(&self, cx: &mut Context<'_>) -> Result<Done, ExecuteError> {
-        let plan = cx.plan;
+        let request = cx.request;
         let reviewed = cx.runbook.as_ref().map_or("", |r| r.reviewed.as_str());
         let items = annotate::checklist(reviewed);
         (cx.ui.say)(&format!(
             "checklist of {} ({} item(s), {}):",
             cx.runbook_shown.display(),
             items.len(),
-            plan.confirmer.describe()
+            request.confirmer.describe()
         ));
         for item in &items {
             match item.check_id() {
@@ -47,10 +47,10 @@ impl Step for Checklist {
                         .id
                         .clone()
                         .unwrap_or_else(|| "(item without id)".into());
-                    match plan.confirmer.confirm(item) {
+                    match request.confirmer.confirm(item) {
                         Ok(true) => {
                             cx.log
-                                .confirmed(&name, t, &item.text, &plan.confirmer.describe());
+                                .confirmed(&name, t, &item.text, &request.confirmer.describe());
                             if let Some(id) = id {
                                 cx.tick.push(id.to_string());
                             }

@@ -22,10 +22,10 @@ impl Step for PostChecks {
     }
 
     async fn run(&self, cx: &mut Context<'_>) -> Result<Done, ExecuteError> {
-        let env = cx.plan.env;
+        let env = cx.request.env;
         let results = checks::run_all(
             cx.db,
-            cx.plan.migration,
+            cx.request.migration,
             &env.smoke,
             &cx.before,
             env.health_url.as_deref(),

@@ -51,12 +51,12 @@ impl Step for Alert {
         if cx.outcome == Outcome::Applied {
             return Ok(Done::quiet());
         }
-        let plan = cx.plan;
-        let m = plan.migration;
+        let request = cx.request;
+        let m = request.migration;
         let summary = format!(
             "keel execute {} on `{}`: {}\n{}\noperator: {}\nrunbook: {}\n",
             m.id(),
-            plan.env_name,
+            request.env_name,
             report::outcome_word(cx.outcome).to_uppercase(),
             cx.problem.trim_end(),
             cx.log.rec.operator,
@@ -66,11 +66,11 @@ impl Step for Alert {
             "ALERT: {}",
             summary.trim_end().replace('\n', "\n  ")
         ));
-        let Some(command) = plan.config.alert_command.clone() else {
+        let Some(command) = request.config.alert_command.clone() else {
             return Ok(Done::quiet());
         };
         let vars: Vec<(String, String)> = vec![
-            ("KEEL_ENV".into(), plan.env_name.into()),
+            ("KEEL_ENV".into(), request.env_name.into()),
             ("KEEL_MIGRATION".into(), m.id()),
             (
                 "KEEL_OUTCOME".into(),

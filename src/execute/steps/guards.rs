@@ -21,8 +21,13 @@ impl Step for SigningKey {
     }
 
     async fn run(&self, cx: &mut Context<'_>) -> Result<Done, ExecuteError> {
-        let plan = cx.plan;
-        cx.signer = guard::signer(plan.config, &plan.project, plan.env_name, plan.env)?;
+        let request = cx.request;
+        cx.signer = guard::signer(
+            request.config,
+            &request.project,
+            request.env_name,
+            request.env,
+        )?;
         Ok(match &cx.signer {
             Some(s) => {
                 cx.log.rec.signer = Some(s.principal().to_string());
@@ -48,14 +53,14 @@ impl Step for RunbookFresh {
     }
 
     async fn run(&self, cx: &mut Context<'_>) -> Result<Done, ExecuteError> {
-        let plan = cx.plan;
-        let m = plan.migration;
+        let request = cx.request;
+        let m = request.migration;
         let checked = guard::runbook(
             &cx.runbook_path,
             m,
-            plan.files,
-            plan.config,
-            &plan.project,
+            request.files,
+            request.config,
+            &request.project,
             &cx.reviewed,
         )?;
         cx.log.rec.runbook = Some(RunbookRef {
@@ -87,8 +92,9 @@ impl Step for Pending {
     }
 
     async fn run(&self, cx: &mut Context<'_>) -> Result<Done, ExecuteError> {
-        let plan = cx.plan;
-        let detail = guard::next_pending(cx.db, plan.files, plan.migration, plan.env_name).await?;
+        let request = cx.request;
+        let detail =
+            guard::next_pending(cx.db, request.files, request.migration, request.env_name).await?;
         Ok(Done::ok(detail))
     }
 }
@@ -129,20 +135,20 @@ impl Step for Snapshot {
     }
 
     async fn run(&self, cx: &mut Context<'_>) -> Result<Done, ExecuteError> {
-        let plan = cx.plan;
-        let project = &plan.project;
+        let request = cx.request;
+        let project = &request.project;
         let snapshot = guard::snapshot(
             cx.db,
-            plan.snapshot.as_deref(),
+            request.snapshot.as_deref(),
             &at(project, "snapshots"),
-            plan.env_name,
-            plan.env,
+            request.env_name,
+            request.env,
         )
         .await?;
         let Some(c) = snapshot else {
             return Ok(Done::skipped(format!(
                 "no snapshot of `{}` (not required there)",
-                plan.env_name
+                request.env_name
             )));
         };
         let s = &c.snapshot;
@@ -170,7 +176,7 @@ impl Step for DryRun {
     }
 
     async fn run(&self, cx: &mut Context<'_>) -> Result<Done, ExecuteError> {
-        let detail = guard::dry_run(cx.db, cx.plan.migration, &cx.analysis, cx.timeouts).await?;
+        let detail = guard::dry_run(cx.db, cx.request.migration, &cx.analysis, cx.timeouts).await?;
         Ok(Done::ok(detail))
     }
 }

@@ -42,8 +42,8 @@ impl Step for StillPending {
     }
 
     async fn run(&self, cx: &mut Context<'_>) -> Result<Done, ExecuteError> {
-        let plan = cx.plan;
-        guard::next_pending(cx.db, plan.files, plan.migration, plan.env_name).await?;
+        let request = cx.request;
+        guard::next_pending(cx.db, request.files, request.migration, request.env_name).await?;
         Ok(Done::quiet())
     }
 }
@@ -63,8 +63,8 @@ impl Step for RecordsPrepared {
     }
 
     async fn run(&self, cx: &mut Context<'_>) -> Result<Done, ExecuteError> {
-        let plan = cx.plan;
-        let env = plan.env_name;
+        let request = cx.request;
+        let env = request.env_name;
         let mut head = record::chain::prepare(cx.db, &cx.records_dir, env)
             .await
             .map_err(|e| ExecuteError::Refused(format!("{e}\n  nothing was changed")))?;
@@ -73,11 +73,11 @@ impl Step for RecordsPrepared {
         if let Some(open) = head.row.as_ref().filter(|r| record::chain::is_open(r)) {
             return Err(ExecuteError::Refused(format!(
                 "while this run waited for the run lock, a run of {} on `{env}` was stopped before its final record (records/{}); nothing was changed\n  fix: run `keel execute {} --env {env}` again: it finishes or records that run first",
-                open.migration, open.path, plan.migration.version,
+                open.migration, open.path, request.migration.version,
             )));
         }
         if let Some(row) = &head.row
-            && let Some(note) = recover::annotation(&plan.project, &cx.records_dir, row)?
+            && let Some(note) = recover::annotation(&request.project, &cx.records_dir, row)?
         {
             head.notes.push(note);
         }

@@ -52,10 +52,10 @@ impl Step for Migrate {
 
     async fn run(&self, cx: &mut Context<'_>) -> Result<Done, ExecuteError> {
         let m = cx.migration();
-        let plan = cx.plan;
+        let request = cx.request;
         // Binds the archive to the migration's tracking row: a later `keel
         // down` (or the rollback) restores exactly this one.
-        let mut bind = BackupHook::new(&plan.project, plan.env_name, cx.ui.say);
+        let mut bind = BackupHook::new(&request.project, request.env_name, cx.ui.say);
         bind.made = cx.backup.clone();
         let (mut runner, analysis) = cx.runner_with_analysis();
         let applied = runner.apply_one(m, analysis, &mut bind).await;

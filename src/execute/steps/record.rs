@@ -113,7 +113,7 @@ pub async fn write_final(cx: &mut Context<'_>) -> Result<std::path::PathBuf, Str
 /// Writes `cx.log.rec` as the run's final record.
 async fn write_record(cx: &mut Context<'_>) -> Result<(), String> {
     let signer = cx.signer.as_ref();
-    let project = &cx.plan.project;
+    let project = &cx.request.project;
     let written = write(
         cx.db,
         project,

@@ -26,15 +26,15 @@ impl Step for Rollback {
 
     async fn run(&self, cx: &mut Context<'_>) -> Result<Done, ExecuteError> {
         let m = cx.migration();
-        let plan = cx.plan;
-        let mut hook = BackupHook::new(&plan.project, plan.env_name, cx.ui.say);
+        let request = cx.request;
+        let mut hook = BackupHook::new(&request.project, request.env_name, cx.ui.say);
         let (mut runner, analysis) = cx.runner_with_analysis();
         if let Err(e) = runner.revert_one(m, analysis, &mut hook).await {
             return Ok(Done::failed(e.to_string()).stop(format!(
                 "{}\nAND THE AUTOMATIC ROLLBACK FAILED: {} is still applied\n  {e}\n  fix: revert by hand (`keel down --env {}`), or restore the snapshot",
                 cx.problem,
                 m.id(),
-                plan.env_name
+                request.env_name
             )));
         }
         let restored: Vec<String> = hook
@@ -66,7 +66,7 @@ impl Step for RollbackVerified {
     }
 
     async fn run(&self, cx: &mut Context<'_>) -> Result<Done, ExecuteError> {
-        match verify(cx.db, cx.plan.migration, &cx.before).await {
+        match verify(cx.db, cx.request.migration, &cx.before).await {
             Ok(d) => Ok(Done::ok(d)),
             Err(d) => Ok(Done::failed(d.clone()).stop(format!(
                 "{}\nthe rollback ran but does not check out: {d}",

@@ -6,59 +6,59 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 /// The embedded default: a SQLite file in the current folder, created on first use.
-pub const DEFAULT_DATABASE_URL: &str = "sqlite://keel.db";
+pub(crate) const DEFAULT_DATABASE_URL: &str = "sqlite://keel.db";
 
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Config {
-    pub migrations_dir: Option<PathBuf>,
-    pub signer: Option<String>,
-    pub signing_key: Option<PathBuf>,
-    pub signing_command: Option<String>,
+pub(crate) struct Config {
+    pub(crate) migrations_dir: Option<PathBuf>,
+    pub(crate) signer: Option<String>,
+    pub(crate) signing_key: Option<PathBuf>,
+    pub(crate) signing_command: Option<String>,
     /// Who may sign execution records (ssh-keygen's allowed_signers format);
     /// default `allowed_signers` in the project folder.
-    pub allowed_signers: Option<PathBuf>,
-    pub alert_command: Option<String>,
+    pub(crate) allowed_signers: Option<PathBuf>,
+    pub(crate) alert_command: Option<String>,
     /// Project-wide defaults for migrations that do not set their own.
     #[serde(default, with = "crate::migration::meta::duration_opt")]
-    pub lock_timeout: Option<Duration>,
+    pub(crate) lock_timeout: Option<Duration>,
     #[serde(default, with = "crate::migration::meta::duration_opt")]
-    pub statement_timeout: Option<Duration>,
-    pub retries: Option<u32>,
+    pub(crate) statement_timeout: Option<Duration>,
+    pub(crate) retries: Option<u32>,
     /// Let migration folders and files resolve (through symlinks) outside
     /// the project folder. Off by default: a migration is untrusted input,
     /// and a link out of the project can make keel read any file.
     #[serde(default)]
-    pub allow_outside_project: bool,
+    pub(crate) allow_outside_project: bool,
     #[serde(default)]
-    pub environments: BTreeMap<String, Environment>,
+    pub(crate) environments: BTreeMap<String, Environment>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Environment {
-    pub database_url_env: Option<String>,
-    pub confirm: Option<String>,
+pub(crate) struct Environment {
+    pub(crate) database_url_env: Option<String>,
+    pub(crate) confirm: Option<String>,
     #[serde(default)]
-    pub require_dry_run: bool,
+    pub(crate) require_dry_run: bool,
     #[serde(default)]
-    pub require_snapshot: bool,
+    pub(crate) require_snapshot: bool,
     #[serde(default)]
-    pub require_signature: bool,
-    pub health_url: Option<String>,
+    pub(crate) require_signature: bool,
+    pub(crate) health_url: Option<String>,
     #[serde(default)]
-    pub smoke: Vec<String>,
+    pub(crate) smoke: Vec<String>,
     /// How old the snapshot `execute` relies on may be (default 24h):
     /// yesterday's dump does not hold today's rows.
     #[serde(default, with = "crate::migration::meta::duration_opt")]
-    pub snapshot_max_age: Option<Duration>,
+    pub(crate) snapshot_max_age: Option<Duration>,
 }
 
 /// The default `snapshot_max_age`.
-pub const SNAPSHOT_MAX_AGE: Duration = Duration::from_secs(24 * 3600);
+pub(crate) const SNAPSHOT_MAX_AGE: Duration = Duration::from_secs(24 * 3600);
 
 #[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
+pub(crate) enum ConfigError {
     #[error("cannot read {path}: {source}")]
     Read {
         path: PathBuf,
@@ -85,7 +85,7 @@ pub enum ConfigError {
 
 impl Config {
     /// Reads `keel.toml` in `dir`; no file means all defaults.
-    pub fn load(dir: &Path) -> Result<Config, ConfigError> {
+    pub(crate) fn load(dir: &Path) -> Result<Config, ConfigError> {
         let path = dir.join("keel.toml");
         let text = match std::fs::read_to_string(&path) {
             Ok(t) => t,
@@ -108,7 +108,7 @@ impl Config {
 
     /// The migrations folder: `--migrations DIR`, else `migrations_dir`,
     /// else `./migrations`.
-    pub fn migrations_dir(&self, flag: Option<&Path>) -> PathBuf {
+    pub(crate) fn migrations_dir(&self, flag: Option<&Path>) -> PathBuf {
         flag.map(Path::to_path_buf)
             .or_else(|| self.migrations_dir.clone())
             .unwrap_or_else(|| PathBuf::from("migrations"))
@@ -116,7 +116,7 @@ impl Config {
 
     /// The database URL: `--database-url`, else `--env` through keel.toml,
     /// else `$DATABASE_URL`, else the embedded SQLite default.
-    pub fn database_url(
+    pub(crate) fn database_url(
         &self,
         explicit: Option<&str>,
         env: Option<&str>,

@@ -8,7 +8,7 @@
 use std::io::{self, BufRead};
 
 /// Appends one field. `None` is NULL.
-pub fn push_field(out: &mut Vec<u8>, value: Option<&[u8]>) {
+pub(crate) fn push_field(out: &mut Vec<u8>, value: Option<&[u8]>) {
     let Some(v) = value else { return };
     // PostgreSQL quotes the empty string (to tell it from NULL), anything with
     // a delimiter, quote or line break, and a lone `\.` (its end-of-data mark).
@@ -29,7 +29,10 @@ pub fn push_field(out: &mut Vec<u8>, value: Option<&[u8]>) {
 }
 
 /// One CSV line (with its `\n`) from fields, `None` as NULL.
-pub fn push_record<'a>(out: &mut Vec<u8>, fields: impl IntoIterator<Item = Option<&'a [u8]>>) {
+pub(crate) fn push_record<'a>(
+    out: &mut Vec<u8>,
+    fields: impl IntoIterator<Item = Option<&'a [u8]>>,
+) {
     for (i, f) in fields.into_iter().enumerate() {
         if i > 0 {
             out.push(b',');
@@ -40,7 +43,7 @@ pub fn push_record<'a>(out: &mut Vec<u8>, fields: impl IntoIterator<Item = Optio
 }
 
 /// The header line keel expects for `columns`, as PostgreSQL writes it.
-pub fn header(columns: &[String]) -> Vec<u8> {
+pub(crate) fn header(columns: &[String]) -> Vec<u8> {
     let mut out = Vec::new();
     push_record(&mut out, columns.iter().map(|c| Some(c.as_bytes())));
     out
@@ -49,7 +52,7 @@ pub fn header(columns: &[String]) -> Vec<u8> {
 /// Counts records in CSV arriving in arbitrary chunks: a line break ends a
 /// record only outside quotes.
 #[derive(Debug, Default, Clone)]
-pub struct RecordCounter {
+pub(crate) struct RecordCounter {
     in_quotes: bool,
     records: u64,
     /// Whether the bytes since the last record break are a partial record.
@@ -57,7 +60,7 @@ pub struct RecordCounter {
 }
 
 impl RecordCounter {
-    pub fn feed(&mut self, chunk: &[u8]) {
+    pub(crate) fn feed(&mut self, chunk: &[u8]) {
         if chunk.is_empty() {
             return;
         }
@@ -78,25 +81,25 @@ impl RecordCounter {
     }
 
     /// Records seen, counting a last line without a line break.
-    pub fn records(&self) -> u64 {
+    pub(crate) fn records(&self) -> u64 {
         self.records + u64::from(self.pending)
     }
 
     /// True when the data ended inside a quoted field: the file is cut short.
-    pub fn unterminated(&self) -> bool {
+    pub(crate) fn unterminated(&self) -> bool {
         self.in_quotes
     }
 }
 
 /// Reads records one at a time from a buffered reader.
-pub struct Reader<R> {
+pub(crate) struct Reader<R> {
     inner: R,
     line: u64,
 }
 
 /// What is wrong with a CSV record, with the 1-based line it starts on.
 #[derive(Debug, thiserror::Error)]
-pub enum ReadError {
+pub(crate) enum ReadError {
     #[error("line {line}: {message}")]
     Malformed { line: u64, message: String },
     #[error("{0}")]
@@ -104,12 +107,12 @@ pub enum ReadError {
 }
 
 impl<R: BufRead> Reader<R> {
-    pub fn new(inner: R) -> Reader<R> {
+    pub(crate) fn new(inner: R) -> Reader<R> {
         Reader { inner, line: 0 }
     }
 
     /// The next record, `None` at the end. Fields are `None` for NULL.
-    pub fn next_record(&mut self) -> Result<Option<Vec<Option<String>>>, ReadError> {
+    pub(crate) fn next_record(&mut self) -> Result<Option<Vec<Option<String>>>, ReadError> {
         let start = self.line + 1;
         let mut raw = Vec::new();
         // A record may span lines while a quote is open.

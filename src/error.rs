@@ -15,7 +15,7 @@ use crate::seed::SeedError;
 use crate::snapshot::SnapshotError;
 
 #[derive(Debug, thiserror::Error)]
-pub enum Error {
+pub(crate) enum Error {
     #[error("{0}")]
     Source(#[from] SourceError),
     #[error("{0}")]
@@ -65,13 +65,13 @@ impl From<ConfirmError> for Error {
     }
 }
 
-pub type Result<T, E = Error> = std::result::Result<T, E>;
+pub(crate) type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
     /// 0 success; 1 error (database, I/O); 2 usage; 3 a check failed;
     /// 4 refused by a guard; 5 ran, a check failed, rolled back; 130
     /// stopped by a second signal (the shell's code for an interrupt).
-    pub fn exit_code(&self) -> u8 {
+    pub(crate) fn exit_code(&self) -> u8 {
         match self {
             Error::Execute(ExecuteError::Stopped(_)) => 130,
             Error::Execute(ExecuteError::Refused(_)) => 4,

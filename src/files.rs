@@ -22,7 +22,7 @@ const FILE_MODE: u32 = 0o600;
 /// Creates `dir` and its missing parents; `dir` itself and every folder
 /// created on the way are owner-only. An existing `dir` that others may
 /// read (an older keel made it 0755) is tightened.
-pub fn private_dir(dir: &Path) -> io::Result<()> {
+pub(crate) fn private_dir(dir: &Path) -> io::Result<()> {
     let mut missing: Vec<PathBuf> = Vec::new();
     let mut at = Some(dir);
     while let Some(p) = at {
@@ -42,7 +42,7 @@ pub fn private_dir(dir: &Path) -> io::Result<()> {
 /// A data folder that must stay out of version control: owner-only, with a
 /// `.gitignore` that ignores everything in it (written once; a user's own
 /// `.gitignore` there is left alone).
-pub fn private_ignored_dir(dir: &Path) -> io::Result<()> {
+pub(crate) fn private_ignored_dir(dir: &Path) -> io::Result<()> {
     private_dir(dir)?;
     let ignore = dir.join(".gitignore");
     if !ignore.exists() {
@@ -56,7 +56,7 @@ pub fn private_ignored_dir(dir: &Path) -> io::Result<()> {
 
 /// Creates a new owner-only file at `path` (an existing one is truncated and
 /// made owner-only).
-pub fn create_private(path: &Path) -> io::Result<File> {
+pub(crate) fn create_private(path: &Path) -> io::Result<File> {
     let mut options = OpenOptions::new();
     options.write(true).create(true).truncate(true);
     #[cfg(unix)]
@@ -69,7 +69,7 @@ pub fn create_private(path: &Path) -> io::Result<File> {
 
 /// Writes `bytes` to `path` owner-only: into `path.partial`, flushed to
 /// disk, then renamed, so `path` is either absent or complete.
-pub fn write_private(path: &Path, bytes: &[u8]) -> io::Result<()> {
+pub(crate) fn write_private(path: &Path, bytes: &[u8]) -> io::Result<()> {
     let partial = crate::stamp::partial(path);
     let result = (|| {
         let mut f = create_private(&partial)?;
@@ -84,7 +84,7 @@ pub fn write_private(path: &Path, bytes: &[u8]) -> io::Result<()> {
 }
 
 /// Makes an existing file or folder owner-only.
-pub fn restrict(path: &Path, dir: bool) -> io::Result<()> {
+pub(crate) fn restrict(path: &Path, dir: bool) -> io::Result<()> {
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;

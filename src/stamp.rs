@@ -8,12 +8,12 @@ use std::path::{Path, PathBuf};
 
 const FORMAT: &str = "%Y%m%dT%H%M%SZ";
 
-pub fn format(at: DateTime<Utc>) -> String {
+pub(crate) fn format(at: DateTime<Utc>) -> String {
     at.format(FORMAT).to_string()
 }
 
 /// A path `dir/<prefix><stamp of now><ext>` that does not exist yet.
-pub fn unique_path(dir: &Path, prefix: &str, ext: &str) -> PathBuf {
+pub(crate) fn unique_path(dir: &Path, prefix: &str, ext: &str) -> PathBuf {
     loop {
         let now = Utc::now();
         let path = dir.join(format!("{prefix}{}{ext}", format(now)));
@@ -28,7 +28,7 @@ pub fn unique_path(dir: &Path, prefix: &str, ext: &str) -> PathBuf {
 }
 
 /// Where a file is written before it is complete and verified.
-pub fn partial(path: &Path) -> PathBuf {
+pub(crate) fn partial(path: &Path) -> PathBuf {
     let mut name = path.file_name().unwrap_or_default().to_os_string();
     name.push(".partial");
     path.with_file_name(name)
@@ -36,7 +36,7 @@ pub fn partial(path: &Path) -> PathBuf {
 
 /// The time in a file name made by [`unique_path`] with this prefix and
 /// extension; `None` for any other name.
-pub fn parse(file_name: &str, prefix: &str, ext: &str) -> Option<DateTime<Utc>> {
+pub(crate) fn parse(file_name: &str, prefix: &str, ext: &str) -> Option<DateTime<Utc>> {
     let stamp = file_name.strip_prefix(prefix)?.strip_suffix(ext)?;
     if stamp.len() != 16 {
         return None;

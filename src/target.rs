@@ -13,11 +13,11 @@ use crate::error::{Error, Result};
 
 /// The name backups, snapshots and records use for a database chosen
 /// without `--env`.
-pub const DEFAULT_ENVIRONMENT: &str = "default";
+pub(crate) const DEFAULT_ENVIRONMENT: &str = "default";
 
 /// The database the command line names, read against keel.toml.
 #[derive(Debug, Clone, Copy)]
-pub struct Target<'a> {
+pub(crate) struct Target<'a> {
     config: &'a Config,
     /// `--database-url`.
     url: Option<&'a str>,
@@ -27,55 +27,59 @@ pub struct Target<'a> {
 
 /// Why a command that can go on without a database has none: the reason
 /// is printed, the command does not fail.
-pub type Unavailable = String;
+pub(crate) type Unavailable = String;
 
 impl<'a> Target<'a> {
     /// The target of `--database-url URL` and `--env NAME` (either may be absent).
-    pub fn new(config: &'a Config, url: Option<&'a str>, env: Option<&'a str>) -> Target<'a> {
+    pub(crate) fn new(
+        config: &'a Config,
+        url: Option<&'a str>,
+        env: Option<&'a str>,
+    ) -> Target<'a> {
         Target { config, url, env }
     }
 
     /// The database URL: `--database-url`, else `--env` through keel.toml,
     /// else `$DATABASE_URL`, else the embedded SQLite default.
-    pub fn url(&self) -> Result<String> {
+    pub(crate) fn url(&self) -> Result<String> {
         Ok(self.config.database_url(self.url, self.env)?)
     }
 
     /// Opens the database [`Target::url`] names.
-    pub async fn connect(&self) -> Result<Box<dyn Database>> {
+    pub(crate) async fn connect(&self) -> Result<Box<dyn Database>> {
         Ok(crate::db::connect(&self.url()?).await?)
     }
 
     /// The environment's name for backups, snapshots and records: `--env
     /// NAME`, or [`DEFAULT_ENVIRONMENT`] for the database chosen without one.
-    pub fn environment(&self) -> &'a str {
+    pub(crate) fn environment(&self) -> &'a str {
         self.env.unwrap_or(DEFAULT_ENVIRONMENT)
     }
 
     /// `--env NAME` as given, for commands that act on one environment only
     /// when asked (snapshot prune, record verify --all).
-    pub fn env(&self) -> Option<&'a str> {
+    pub(crate) fn env(&self) -> Option<&'a str> {
         self.env
     }
 
     /// Whether the command line named a database (`--database-url` or
     /// `--env`): one named there must answer, a `$DATABASE_URL` set for
     /// other tools may not.
-    pub fn named(&self) -> bool {
+    pub(crate) fn named(&self) -> bool {
         self.url.is_some() || self.env.is_some()
     }
 
     /// Whether a database was named at all: on the command line or by
     /// `$DATABASE_URL`, never the embedded default. `keel lint` reads the
     /// live schema only then.
-    pub fn given(&self) -> bool {
+    pub(crate) fn given(&self) -> bool {
         self.named() || std::env::var("DATABASE_URL").is_ok_and(|v| !v.is_empty())
     }
 
     /// The environment a guarded run (`keel execute`) runs on: `--env` is
     /// required and must be an `[environments.NAME]` of keel.toml, and its
     /// URL must be known (it may come from `--database-url`).
-    pub fn guarded_environment(&self) -> Result<(&'a str, &'a Environment)> {
+    pub(crate) fn guarded_environment(&self) -> Result<(&'a str, &'a Environment)> {
         let Some(name) = self.env else {
             return Err(Error::Usage(
                 "execute needs the environment it runs on\n  fix: pass --env NAME (an [environments.NAME] of keel.toml)".into(),
@@ -94,7 +98,7 @@ impl<'a> Target<'a> {
     /// command line names when it names one (an error if it cannot be
     /// reached), else keel.toml's environment of that name when its URL is
     /// set; otherwise why there is none.
-    pub async fn connect_environment(
+    pub(crate) async fn connect_environment(
         &self,
         env: &str,
     ) -> Result<std::result::Result<Box<dyn Database>, Unavailable>> {

@@ -15,29 +15,29 @@ use std::sync::Arc;
 
 /// Everything the analysis knows about one migration.
 #[derive(Debug, Clone)]
-pub struct MigrationAnalysis {
-    pub up: Classified,
-    pub down: Option<Classified>,
+pub(crate) struct MigrationAnalysis {
+    pub(crate) up: Classified,
+    pub(crate) down: Option<Classified>,
     /// Active and silenced findings, sorted by file and position.
-    pub findings: Vec<Finding>,
+    pub(crate) findings: Vec<Finding>,
     /// Derived from the operations (what the files really do).
-    pub reversibility: Reversibility,
+    pub(crate) reversibility: Reversibility,
     /// What a backup must capture before the up runs.
-    pub backups: Vec<BackupItem>,
+    pub(crate) backups: Vec<BackupItem>,
 }
 
 /// The files of one migration folder as read from disk.
-pub struct MigrationFiles<'a> {
-    pub dir: &'a Path,
-    pub up: &'a str,
+pub(crate) struct MigrationFiles<'a> {
+    pub(crate) dir: &'a Path,
+    pub(crate) up: &'a str,
     /// `None` when down.sql does not exist.
-    pub down: Option<&'a str>,
-    pub meta: &'a Meta,
+    pub(crate) down: Option<&'a str>,
+    pub(crate) meta: &'a Meta,
 }
 
 /// Analyses one migration. `schema` carries what earlier migrations of the
 /// same pending set created; it is left as it is after this migration's up.
-pub fn analyze(
+pub(crate) fn analyze(
     files: &MigrationFiles,
     schema: &mut Schema,
     version: Option<PgVersion>,
@@ -57,13 +57,13 @@ enum Part {
 
 /// A migration's files, each statement parsed once (see [`Parsed`]).
 #[derive(Clone)]
-pub struct ParsedFiles {
-    pub up: Parsed,
-    pub down: Option<Parsed>,
+pub(crate) struct ParsedFiles {
+    pub(crate) up: Parsed,
+    pub(crate) down: Option<Parsed>,
 }
 
 impl ParsedFiles {
-    pub fn new(m: &Migration) -> ParsedFiles {
+    pub(crate) fn new(m: &Migration) -> ParsedFiles {
         ParsedFiles {
             up: Parsed::new(&m.up),
             down: m.down.as_deref().map(Parsed::new),
@@ -73,7 +73,7 @@ impl ParsedFiles {
 
 /// [`analyze`] from parses made before: the same migration analysed again
 /// (with other facts about the server) without parsing it again.
-pub fn analyze_parsed(
+pub(crate) fn analyze_parsed(
     files: &MigrationFiles,
     parsed: &ParsedFiles,
     schema: &mut Schema,
@@ -158,7 +158,7 @@ fn analyze_with(
 /// (lint), though its rows, made by then, are data a later one destroys
 /// (backups). Going down each stands alone (its down runs against its up's
 /// tables).
-pub struct Analyzer {
+pub(crate) struct Analyzer {
     facts: Facts,
     up: bool,
     pending: Schema,
@@ -169,13 +169,13 @@ pub struct Analyzer {
 /// change loses data; sizes feed the estimates). Both `None` offline and on
 /// SQLite.
 #[derive(Debug, Clone, Default)]
-pub struct Facts {
-    pub version: Option<PgVersion>,
-    pub live: Option<Arc<LiveSchema>>,
+pub(crate) struct Facts {
+    pub(crate) version: Option<PgVersion>,
+    pub(crate) live: Option<Arc<LiveSchema>>,
 }
 
 impl Analyzer {
-    pub fn new(facts: Facts, up: bool) -> Analyzer {
+    pub(crate) fn new(facts: Facts, up: bool) -> Analyzer {
         Analyzer {
             pending: Schema::with_live(facts.version, facts.live.clone()),
             facts,
@@ -184,19 +184,23 @@ impl Analyzer {
     }
 
     /// Without a server: what the files alone say (lint, the runbook).
-    pub fn offline(up: bool) -> Analyzer {
+    pub(crate) fn offline(up: bool) -> Analyzer {
         Analyzer::new(Facts::default(), up)
     }
 
     /// The next migration of the run.
-    pub fn analyze(&mut self, m: &Migration) -> MigrationAnalysis {
+    pub(crate) fn analyze(&mut self, m: &Migration) -> MigrationAnalysis {
         let files = MigrationFiles::of(m);
         let version = self.facts.version;
         analyze(&files, self.schema(), version)
     }
 
     /// [`Analyzer::analyze`] from parses made before.
-    pub fn analyze_parsed(&mut self, m: &Migration, parsed: &ParsedFiles) -> MigrationAnalysis {
+    pub(crate) fn analyze_parsed(
+        &mut self,
+        m: &Migration,
+        parsed: &ParsedFiles,
+    ) -> MigrationAnalysis {
         let files = MigrationFiles::of(m);
         let version = self.facts.version;
         analyze_parsed(&files, parsed, self.schema(), version)
@@ -211,7 +215,7 @@ impl Analyzer {
 }
 
 impl<'a> MigrationFiles<'a> {
-    pub fn of(m: &'a Migration) -> MigrationFiles<'a> {
+    pub(crate) fn of(m: &'a Migration) -> MigrationFiles<'a> {
         MigrationFiles {
             dir: &m.dir,
             up: &m.up,
@@ -223,7 +227,7 @@ impl<'a> MigrationFiles<'a> {
 
 /// Analyses a plain .sql file: no migration around it, so no down policy
 /// and no transaction unless the file opens one with BEGIN.
-pub fn analyze_sql(
+pub(crate) fn analyze_sql(
     path: &str,
     text: &str,
     schema: &mut Schema,
@@ -249,20 +253,20 @@ pub fn analyze_sql(
 
 /// A plain up file and its down file, as golang-migrate, sqlx and others
 /// lay them out (`NAME.up.sql` beside `NAME.down.sql`).
-pub struct PlainPair<'a> {
-    pub up_path: &'a str,
-    pub up: &'a str,
+pub(crate) struct PlainPair<'a> {
+    pub(crate) up_path: &'a str,
+    pub(crate) up: &'a str,
     /// Whether the up's own findings are reported (false when only the
     /// down was given: the up is read for context).
-    pub report_up: bool,
-    pub down_path: &'a str,
-    pub down: &'a str,
+    pub(crate) report_up: bool,
+    pub(crate) down_path: &'a str,
+    pub(crate) down: &'a str,
 }
 
 /// Analyses a plain up/down pair: each file is classified once; the down
 /// gets the down policy, with what the up created as what it may drop.
 /// Like [`analyze_sql`], no transaction is assumed.
-pub fn analyze_sql_pair(pair: &PlainPair, version: Option<PgVersion>) -> Vec<Finding> {
+pub(crate) fn analyze_sql_pair(pair: &PlainPair, version: Option<PgVersion>) -> Vec<Finding> {
     let mut schema = Schema::new(version);
     let up = classify(pair.up, &mut schema, false);
     let created = Created::from_ops(&up.ops);

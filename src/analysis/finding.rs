@@ -5,7 +5,7 @@ use std::fmt;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(rename_all = "lowercase")]
-pub enum Severity {
+pub(crate) enum Severity {
     Info,
     Warning,
     Error,
@@ -22,31 +22,31 @@ impl fmt::Display for Severity {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Finding {
-    pub rule: &'static str,
-    pub severity: Severity,
-    pub file: String,
-    pub line: usize,
-    pub column: usize,
+pub(crate) struct Finding {
+    pub(crate) rule: &'static str,
+    pub(crate) severity: Severity,
+    pub(crate) file: String,
+    pub(crate) line: usize,
+    pub(crate) column: usize,
     /// The statement's SQL (empty for findings about files).
-    pub statement: String,
+    pub(crate) statement: String,
     /// What is wrong and why it hurts in production.
-    pub message: String,
+    pub(crate) message: String,
     /// What to write instead.
-    pub suggestion: String,
+    pub(crate) suggestion: String,
     /// The reason of the `keel:allow` comment that silenced it.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub allowed: Option<String>,
+    pub(crate) allowed: Option<String>,
 }
 
 impl Finding {
-    pub fn is_active(&self) -> bool {
+    pub(crate) fn is_active(&self) -> bool {
         self.allowed.is_none()
     }
 
     /// The text format: `file:line:col: severity[rule] message`, the
     /// statement's first line, and the fix.
-    pub fn render(&self) -> String {
+    pub(crate) fn render(&self) -> String {
         let mut out = format!(
             "{}:{}:{}: {}[{}] {}\n",
             self.file, self.line, self.column, self.severity, self.rule, self.message
@@ -68,7 +68,7 @@ impl Finding {
 }
 
 /// Stable order for output: by file, position, then rule.
-pub fn sort(findings: &mut [Finding]) {
+pub(crate) fn sort(findings: &mut [Finding]) {
     findings.sort_by(|a, b| {
         (&a.file, a.line, a.column, a.rule).cmp(&(&b.file, b.line, b.column, b.rule))
     });

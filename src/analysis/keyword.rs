@@ -13,7 +13,7 @@
 //! quoting it is harmless on older servers.
 
 /// Appendix C's reserved words (both kinds), lower case, sorted.
-pub const RESERVED: &[&str] = &[
+pub(crate) const RESERVED: &[&str] = &[
     "all",
     "analyse",
     "analyze",
@@ -119,7 +119,7 @@ pub const RESERVED: &[&str] = &[
 
 /// True when `word` (any case) is one of PostgreSQL's reserved words, so a
 /// name spelled that way must be double-quoted.
-pub fn is_reserved(word: &str) -> bool {
+pub(crate) fn is_reserved(word: &str) -> bool {
     RESERVED
         .binary_search(&word.to_ascii_lowercase().as_str())
         .is_ok()

@@ -15,28 +15,24 @@ use std::sync::Arc;
 
 /// Every finding of one lint run, and how many SQL files were read.
 #[derive(Debug, Clone, Default)]
-pub struct LintReport {
-    pub findings: Vec<Finding>,
-    pub files: usize,
+pub(crate) struct LintReport {
+    pub(crate) findings: Vec<Finding>,
+    pub(crate) files: usize,
 }
 
 impl LintReport {
     /// Findings not silenced by `keel:allow`.
-    pub fn active(&self) -> impl Iterator<Item = &Finding> {
+    pub(crate) fn active(&self) -> impl Iterator<Item = &Finding> {
         self.findings.iter().filter(|f| f.is_active())
     }
 
-    pub fn count(&self, severity: Severity) -> usize {
+    pub(crate) fn count(&self, severity: Severity) -> usize {
         self.active().filter(|f| f.severity == severity).count()
-    }
-
-    pub fn has_errors(&self) -> bool {
-        self.count(Severity::Error) > 0
     }
 }
 
 #[derive(Debug, thiserror::Error)]
-pub enum LintError {
+pub(crate) enum LintError {
     #[error(
         "{0}: no such file or folder\n  fix: give a migration folder, a migrations folder or .sql files"
     )]
@@ -77,7 +73,7 @@ enum Unit {
 /// named folder must resolve inside that folder or inside `bounds` (the
 /// project): a symlink out of it, to a system file or in a loop is a
 /// finding, not read.
-pub fn lint_paths(
+pub(crate) fn lint_paths(
     paths: &[PathBuf],
     version: Option<PgVersion>,
     live: Option<Arc<LiveSchema>>,

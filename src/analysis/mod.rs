@@ -6,29 +6,31 @@
 //! rules, the dry run, reversibility and the backup plan all read that model.
 
 pub mod allow;
-pub mod analyze;
+pub(crate) mod analyze;
 pub mod classify;
 pub mod estimate;
-pub mod finding;
-pub mod keyword;
-pub mod lint;
+pub(crate) mod finding;
+pub(crate) mod keyword;
+pub(crate) mod lint;
 pub mod live;
 pub mod lock;
 pub mod operation;
-pub mod plan;
-pub mod report;
-pub mod reversibility;
+pub(crate) mod plan;
+pub(crate) mod report;
+pub(crate) mod reversibility;
 #[cfg(test)]
 mod robustness;
-pub mod rules;
+pub(crate) mod rules;
 pub mod schema;
-pub mod search_path;
-pub mod sizes;
+pub(crate) mod search_path;
+pub(crate) mod sizes;
 pub mod sqltype;
 pub mod version;
 
-pub use classify::{Classified, SyntaxProblem, classify, statements_parsed};
+pub(crate) use classify::statements_parsed;
+pub use classify::{Classified, classify};
 pub use live::LiveSchema;
-pub use operation::{Action, ActionKind, Lock, Operation, Tri};
-pub use schema::{Created, Schema};
+pub(crate) use operation::ActionKind;
+pub use operation::{Lock, Operation, Tri};
+pub use schema::Schema;
 pub use version::PgVersion;

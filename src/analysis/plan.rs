@@ -18,81 +18,81 @@ use std::sync::Arc;
 
 /// The plan of one migration in one direction.
 #[derive(Debug, Clone)]
-pub struct Plan {
-    pub version: String,
-    pub name: String,
+pub(crate) struct Plan {
+    pub(crate) version: String,
+    pub(crate) name: String,
     /// Run in one transaction (migration.toml `transaction`).
-    pub transaction: bool,
-    pub statements: Vec<PlanStatement>,
+    pub(crate) transaction: bool,
+    pub(crate) statements: Vec<PlanStatement>,
     /// Derived from what the files do.
-    pub reversibility: Reversibility,
+    pub(crate) reversibility: Reversibility,
     /// What migration.toml claims.
-    pub declared: Option<Reversibility>,
-    pub backups: Vec<BackupItem>,
-    pub findings: Vec<Finding>,
+    pub(crate) declared: Option<Reversibility>,
+    pub(crate) backups: Vec<BackupItem>,
+    pub(crate) findings: Vec<Finding>,
     /// Each table's strongest lock and how long it is held: to the end of
     /// the transaction for a transactional migration.
-    pub locks_held: Vec<LockHeld>,
+    pub(crate) locks_held: Vec<LockHeld>,
     /// The statements' total; `None` without a live PostgreSQL.
-    pub estimated_ms: Option<f64>,
+    pub(crate) estimated_ms: Option<f64>,
     /// The `[backfill]` section, run after the statements and outside them.
-    pub backfill: Option<BackfillPlan>,
+    pub(crate) backfill: Option<BackfillPlan>,
     /// Where the coefficients came from, in words.
-    pub coefficients: Option<String>,
-    pub analysis: MigrationAnalysis,
+    pub(crate) coefficients: Option<String>,
+    pub(crate) analysis: MigrationAnalysis,
 }
 
 #[derive(Debug, Clone, Serialize)]
-pub struct PlanStatement {
-    pub sql: String,
-    pub line: usize,
+pub(crate) struct PlanStatement {
+    pub(crate) sql: String,
+    pub(crate) line: usize,
     /// `ALTER TABLE`, `CREATE INDEX`, …
-    pub kind: String,
-    pub lock: Option<Lock>,
+    pub(crate) kind: String,
+    pub(crate) lock: Option<Lock>,
     /// Every table lock, strongest per table, in order of mention.
-    pub locks: Vec<(String, Lock)>,
-    pub rewrite: Tri,
-    pub scan: Tri,
-    pub destroys: bool,
-    pub no_transaction: bool,
-    pub tables: Vec<TableSize>,
-    pub estimate: Option<Estimate>,
+    pub(crate) locks: Vec<(String, Lock)>,
+    pub(crate) rewrite: Tri,
+    pub(crate) scan: Tri,
+    pub(crate) destroys: bool,
+    pub(crate) no_transaction: bool,
+    pub(crate) tables: Vec<TableSize>,
+    pub(crate) estimate: Option<Estimate>,
 }
 
 /// A table a statement touches, with its size where the server told it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct TableSize {
-    pub name: String,
+pub(crate) struct TableSize {
+    pub(crate) name: String,
     /// Created earlier in this migration or pending set: empty.
-    pub new: bool,
-    pub rows: Option<f64>,
+    pub(crate) new: bool,
+    pub(crate) rows: Option<f64>,
     /// Heap and TOAST.
-    pub bytes: Option<i64>,
+    pub(crate) bytes: Option<i64>,
     /// With indexes.
-    pub total_bytes: Option<i64>,
-    pub indexes: Option<usize>,
+    pub(crate) total_bytes: Option<i64>,
+    pub(crate) indexes: Option<usize>,
 }
 
 #[derive(Debug, Clone, Serialize)]
-pub struct LockHeld {
-    pub table: String,
-    pub lock: Lock,
-    pub ms: f64,
+pub(crate) struct LockHeld {
+    pub(crate) table: String,
+    pub(crate) lock: Lock,
+    pub(crate) ms: f64,
 }
 
 #[derive(Debug, Clone, Serialize)]
-pub struct BackfillPlan {
-    pub table: String,
-    pub rows: Option<f64>,
-    pub batch_size: u64,
-    pub batches: Option<u64>,
-    pub delay_ms: u64,
-    pub estimated_ms: Option<f64>,
+pub(crate) struct BackfillPlan {
+    pub(crate) table: String,
+    pub(crate) rows: Option<f64>,
+    pub(crate) batch_size: u64,
+    pub(crate) batches: Option<u64>,
+    pub(crate) delay_ms: u64,
+    pub(crate) estimated_ms: Option<f64>,
 }
 
 /// Plans migrations in the order they would run (one pending set going up,
 /// each on its own going down). `version` and `live` are `None` off PostgreSQL.
-pub fn build(
+pub(crate) fn build(
     migrations: &[&Migration],
     up: bool,
     version: Option<PgVersion>,
@@ -261,7 +261,7 @@ impl Plan {
     /// The JSON of `keel plan --format json` (the README shows it):
     /// `{"version","statements":[{"sql","line","lock","rewrite","scan","tables"}],
     /// "reversibility","backups","findings","estimated_ms"}`, plus details.
-    pub fn to_json(&self) -> Value {
+    pub(crate) fn to_json(&self) -> Value {
         let statements: Vec<Value> = self
             .statements
             .iter()

@@ -10,33 +10,33 @@ use serde::Serialize;
 
 /// Data one statement destroys, as a backup must capture it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct BackupItem {
-    pub table: String,
+pub(crate) struct BackupItem {
+    pub(crate) table: String,
     /// The table as the statement names it, resolved against `search_path`
     /// when the backup is taken.
     #[serde(skip)]
-    pub relation: Relation,
+    pub(crate) relation: Relation,
     /// The search path an earlier statement of the migration set; `None`:
     /// the session's own.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub search_path: Option<SearchPath>,
+    pub(crate) search_path: Option<SearchPath>,
     /// The columns to export besides the key; `None` means every column.
-    pub columns: Option<Vec<String>>,
+    pub(crate) columns: Option<Vec<String>>,
     /// Rows only where this holds (DELETE … WHERE); `None` for all rows.
-    pub rows: Option<String>,
+    pub(crate) rows: Option<String>,
     /// The statement's own row selection, to export exactly those rows.
     #[serde(skip)]
-    pub filter: Option<RowFilter>,
+    pub(crate) filter: Option<RowFilter>,
     /// 1-based line of the statement in up.sql.
-    pub line: usize,
+    pub(crate) line: usize,
     /// Why: `DROP COLUMN`, `TRUNCATE`, …
-    pub reason: String,
+    pub(crate) reason: String,
 }
 
 /// full: the down restores schema and data; partial: the schema comes
 /// back but destroyed data only from a backup (or an enum value stays);
 /// irreversible: there is no down.
-pub fn derive(up: &[Operation], has_down: bool) -> Reversibility {
+pub(crate) fn derive(up: &[Operation], has_down: bool) -> Reversibility {
     if !has_down {
         return Reversibility::Irreversible;
     }
@@ -52,7 +52,7 @@ pub fn derive(up: &[Operation], has_down: bool) -> Reversibility {
 }
 
 /// What the backup must hold, one item per destroying action, in order.
-pub fn backup_plan(up: &[Operation]) -> Vec<BackupItem> {
+pub(crate) fn backup_plan(up: &[Operation]) -> Vec<BackupItem> {
     let mut out = Vec::new();
     for op in up {
         for a in op.actions.iter().filter(|a| a.destroys) {

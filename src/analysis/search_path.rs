@@ -4,13 +4,13 @@
 //! use at that point of the file, not from the one the session would find
 //! before the migration.
 
-pub use crate::db::SearchPath;
+pub(crate) use crate::db::SearchPath;
 use squawk_lexer::{TokenKind, tokenize};
 
 /// How a statement changes the search path: `None` when it does not,
 /// `Some(None)` when it goes back to the session's (`RESET`, `TO DEFAULT`),
 /// `Some(Some(path))` when it sets one.
-pub fn change(sql: &str) -> Option<Option<SearchPath>> {
+pub(crate) fn change(sql: &str) -> Option<Option<SearchPath>> {
     let mut offset = 0usize;
     let mut tokens: Vec<(TokenKind, usize, &str)> = Vec::new();
     for t in tokenize(sql) {

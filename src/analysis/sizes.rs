@@ -26,10 +26,10 @@ const DURATION_RULES: &[&str] = &[
 
 /// Below this expected lock time a blocking statement is a blip for the
 /// application (the lock_timeout keel sets guards the wait to get it).
-pub const BRIEF_MS: f64 = 100.0;
+pub(crate) const BRIEF_MS: f64 = 100.0;
 
 /// Adds table sizes and lock times to the findings of `file`.
-pub fn annotate(findings: &mut [Finding], file: &str, ops: &[Operation], live: &LiveSchema) {
+pub(crate) fn annotate(findings: &mut [Finding], file: &str, ops: &[Operation], live: &LiveSchema) {
     for f in findings.iter_mut().filter(|f| f.file == file) {
         let Some(a) = ops
             .iter()

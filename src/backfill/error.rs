@@ -4,7 +4,7 @@ use std::fmt;
 
 /// Why a backfill stopped or did not finish cleanly.
 #[derive(Debug)]
-pub enum BackfillError {
+pub(crate) enum BackfillError {
     /// The database failed outside the batches (exit 1).
     Db(DbError),
     /// A batch failed for a reason that is not the data of a row: the
@@ -58,7 +58,7 @@ impl From<std::io::Error> for BackfillError {
 }
 
 impl BackfillError {
-    pub fn exit_code(&self) -> u8 {
+    pub(crate) fn exit_code(&self) -> u8 {
         match self {
             BackfillError::Incomplete(_) => 3,
             BackfillError::KeyNotInteger { .. } | BackfillError::Spec { .. } => 2,

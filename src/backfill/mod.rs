@@ -11,15 +11,15 @@
 //! random sample recomputed.
 
 mod error;
-pub mod preflight;
+pub(crate) mod preflight;
 mod sql;
-pub mod store;
+pub(crate) mod store;
 mod validate;
 
-pub use error::BackfillError;
-pub use sql::BackfillSql;
-pub use store::Failure;
-pub use validate::{Mismatch, NullCount, Validation};
+pub(crate) use error::BackfillError;
+pub(crate) use sql::BackfillSql;
+pub(crate) use store::Failure;
+pub(crate) use validate::Validation;
 
 use crate::db::{Database, DbError, Timeouts, Value};
 use crate::migration::Migration;
@@ -28,28 +28,28 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 use validate::first_int;
 
-pub const DEFAULT_BATCH_SIZE: u64 = 1000;
-pub const DEFAULT_DELAY: Duration = Duration::from_millis(100);
+pub(crate) const DEFAULT_BATCH_SIZE: u64 = 1000;
+pub(crate) const DEFAULT_DELAY: Duration = Duration::from_millis(100);
 
 /// How to run a backfill: command-line overrides already merged with
 /// migration.toml and the defaults.
 #[derive(Debug, Clone)]
-pub struct Options {
-    pub batch_size: u64,
+pub(crate) struct Options {
+    pub(crate) batch_size: u64,
     /// Pause between batches, so that the application's writes get the
     /// rows, the WAL and the replicas' attention in between.
-    pub delay: Duration,
-    pub timeouts: Timeouts,
+    pub(crate) delay: Duration,
+    pub(crate) timeouts: Timeouts,
     /// Lock-timeout retries of one batch, with back-off doubling from `backoff`.
-    pub retries: u32,
-    pub backoff: Duration,
+    pub(crate) retries: u32,
+    pub(crate) backoff: Duration,
     /// Where `<version>_<name>/failures.csv` goes: `backfills/`.
-    pub dir: PathBuf,
+    pub(crate) dir: PathBuf,
 }
 
 /// What a backfill reports while it works.
 #[derive(Debug)]
-pub enum Progress<'a> {
+pub(crate) enum Progress<'a> {
     Started {
         migration: &'a Migration,
         /// Rows in the table when the backfill first started.
@@ -62,7 +62,6 @@ pub enum Progress<'a> {
         migration: &'a Migration,
         done: u64,
         total: u64,
-        updated: u64,
         failures: u64,
         last_key: i64,
     },
@@ -83,24 +82,24 @@ pub enum Progress<'a> {
 
 /// The outcome of a backfill run (including what earlier runs did).
 #[derive(Debug, Clone, Serialize)]
-pub struct Report {
-    pub migration: String,
-    pub table: String,
-    pub rows_total: i64,
-    pub rows_done: i64,
-    pub rows_updated: i64,
+pub(crate) struct Report {
+    pub(crate) migration: String,
+    pub(crate) table: String,
+    pub(crate) rows_total: i64,
+    pub(crate) rows_done: i64,
+    pub(crate) rows_updated: i64,
     /// Batches this run committed.
-    pub batches: u64,
-    pub batch_size: u64,
-    pub delay_ms: u64,
+    pub(crate) batches: u64,
+    pub(crate) batch_size: u64,
+    pub(crate) delay_ms: u64,
     /// Time of this run's batches, and of the validation.
     #[serde(serialize_with = "ms")]
-    pub elapsed: Duration,
+    pub(crate) elapsed: Duration,
     #[serde(serialize_with = "ms")]
-    pub validation_elapsed: Duration,
-    pub failures: Vec<Failure>,
-    pub failures_csv: Option<PathBuf>,
-    pub validation: Validation,
+    pub(crate) validation_elapsed: Duration,
+    pub(crate) failures: Vec<Failure>,
+    pub(crate) failures_csv: Option<PathBuf>,
+    pub(crate) validation: Validation,
 }
 
 fn ms<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
@@ -109,17 +108,17 @@ fn ms<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
 
 impl Report {
     /// Every row done and the validation passed: the migration is applied.
-    pub fn ok(&self) -> bool {
+    pub(crate) fn ok(&self) -> bool {
         self.failures.is_empty() && self.validation.passed()
     }
 
-    pub fn rows_per_second(&self) -> u64 {
+    pub(crate) fn rows_per_second(&self) -> u64 {
         (self.rows_done as f64 / self.elapsed.as_secs_f64().max(1e-3)) as u64
     }
 }
 
 /// Runs or resumes `m`'s backfill to the end, then validates it.
-pub async fn run(
+pub(crate) async fn run(
     db: &mut dyn Database,
     m: &Migration,
     opts: &Options,
@@ -492,7 +491,6 @@ impl Engine<'_> {
             migration: self.m,
             done: next.rows_done.max(0) as u64,
             total: next.rows_total.max(0) as u64,
-            updated: next.rows_updated.max(0) as u64,
             failures: next.failures.max(0) as u64,
             last_key: next.last_key.unwrap_or_default(),
         });

@@ -11,7 +11,7 @@ use crate::migration::meta::{Backfill, Pos};
 
 /// Where the check runs, which decides what the error says happened.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum When {
+pub(crate) enum When {
     /// Inside the migration's own transaction, after its SQL: a failure
     /// rolls all of it back and the migration stays pending.
     BeforeCommit,
@@ -23,7 +23,11 @@ pub enum When {
 /// Checks `m`'s backfill against the database; the first problem found.
 /// Only [`DbErrorKind::Statement`] errors are blamed on migration.toml; a
 /// lost connection is reported as what it is.
-pub async fn check(db: &mut dyn Database, m: &Migration, when: When) -> Result<(), BackfillError> {
+pub(crate) async fn check(
+    db: &mut dyn Database,
+    m: &Migration,
+    when: When,
+) -> Result<(), BackfillError> {
     let Some(spec) = m.meta.backfill.as_ref() else {
         return Ok(());
     };

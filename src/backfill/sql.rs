@@ -7,20 +7,20 @@ use crate::db::quote_ident;
 use crate::migration::meta::Backfill;
 
 #[derive(Debug, Clone)]
-pub struct BackfillSql {
-    pub table: String,
-    pub key_name: String,
+pub(crate) struct BackfillSql {
+    pub(crate) table: String,
+    pub(crate) key_name: String,
     /// Quoted table and key.
-    pub t: String,
-    pub k: String,
+    pub(crate) t: String,
+    pub(crate) k: String,
     /// (column as written, quoted column, expression).
-    pub sets: Vec<(String, String, String)>,
+    pub(crate) sets: Vec<(String, String, String)>,
     /// The `where` filter, or a condition that is always true.
-    pub filter: String,
+    pub(crate) filter: String,
 }
 
 impl BackfillSql {
-    pub fn new(spec: &Backfill) -> BackfillSql {
+    pub(crate) fn new(spec: &Backfill) -> BackfillSql {
         BackfillSql {
             table: spec.table.clone(),
             key_name: spec.key.clone(),
@@ -43,7 +43,7 @@ impl BackfillSql {
 
     /// One batch: the rows with `lo < key <= hi` that match the filter.
     /// Without `lo` the range starts at the first row.
-    pub fn update(&self, from_start: bool) -> String {
+    pub(crate) fn update(&self, from_start: bool) -> String {
         let set: Vec<String> = self
             .sets
             .iter()
@@ -70,7 +70,7 @@ impl BackfillSql {
     /// The key `OFFSET` rows after lo (bound last): the upper end of a
     /// batch. An index-only walk of the primary key, so empty key ranges
     /// cost nothing.
-    pub fn key_at(&self, from_start: bool) -> String {
+    pub(crate) fn key_at(&self, from_start: bool) -> String {
         let (k, t) = (&self.k, &self.t);
         if from_start {
             format!("SELECT {k} FROM {t} ORDER BY {k} LIMIT 1 OFFSET $1")
@@ -79,7 +79,7 @@ impl BackfillSql {
         }
     }
 
-    pub fn max_after(&self, from_start: bool) -> String {
+    pub(crate) fn max_after(&self, from_start: bool) -> String {
         let (k, t) = (&self.k, &self.t);
         if from_start {
             format!("SELECT max({k}) FROM {t}")
@@ -88,7 +88,7 @@ impl BackfillSql {
         }
     }
 
-    pub fn count_range(&self, from_start: bool) -> String {
+    pub(crate) fn count_range(&self, from_start: bool) -> String {
         format!(
             "SELECT count(*) FROM {t} WHERE {range}",
             t = self.t,
@@ -96,7 +96,7 @@ impl BackfillSql {
         )
     }
 
-    pub fn keys_in_range(&self, from_start: bool) -> String {
+    pub(crate) fn keys_in_range(&self, from_start: bool) -> String {
         format!(
             "SELECT {k} FROM {t} WHERE {range} ORDER BY {k}",
             k = self.k,
@@ -105,11 +105,11 @@ impl BackfillSql {
         )
     }
 
-    pub fn count(&self) -> String {
+    pub(crate) fn count(&self) -> String {
         format!("SELECT count(*) FROM {}", self.t)
     }
 
-    pub fn min_max(&self) -> String {
+    pub(crate) fn min_max(&self) -> String {
         format!("SELECT min({k}), max({k}) FROM {t}", k = self.k, t = self.t)
     }
 
@@ -117,7 +117,7 @@ impl BackfillSql {
     /// expression gives a value — rows the backfill should have filled and
     /// did not. Skipped rows (failures) are left out. CASE keeps the
     /// expression from being evaluated on rows outside the filter.
-    pub fn unexpected_nulls(&self) -> String {
+    pub(crate) fn unexpected_nulls(&self) -> String {
         let sums: Vec<String> = self
             .sets
             .iter()
@@ -139,7 +139,7 @@ impl BackfillSql {
     }
 
     /// `n` keys at random, rows skipped by the backfill left out.
-    pub fn sample(&self, n: usize) -> String {
+    pub(crate) fn sample(&self, n: usize) -> String {
         format!(
             "SELECT {k} FROM {t} WHERE {k} NOT IN (SELECT key_value FROM {failures} WHERE version = $1) \
              ORDER BY random() LIMIT {n}",
@@ -151,7 +151,7 @@ impl BackfillSql {
 
     /// For the row with key `$1`: 1 per column whose value equals its
     /// expression recomputed now (NULL equal to NULL), else 0.
-    pub fn recompute(&self) -> String {
+    pub(crate) fn recompute(&self) -> String {
         let cols: Vec<String> = self
             .sets
             .iter()

@@ -7,39 +7,39 @@
 
 use crate::db::{Database, DbError, Value};
 
-pub const PROGRESS: &str = "keel_backfills";
-pub const FAILURES: &str = "keel_backfill_failures";
+pub(crate) const PROGRESS: &str = "keel_backfills";
+pub(crate) const FAILURES: &str = "keel_backfill_failures";
 
 /// One migration's backfill progress.
 #[derive(Debug, Clone, PartialEq)]
-pub struct State {
-    pub version: String,
-    pub table: String,
+pub(crate) struct State {
+    pub(crate) version: String,
+    pub(crate) table: String,
     /// The highest key of the last committed batch; `None` before the first.
-    pub last_key: Option<i64>,
+    pub(crate) last_key: Option<i64>,
     /// Rows in the table when the backfill started (the progress total).
-    pub rows_total: i64,
+    pub(crate) rows_total: i64,
     /// Rows visited (key ranges covered), updated or not.
-    pub rows_done: i64,
+    pub(crate) rows_done: i64,
     /// Rows the `set` expressions changed (the `where` filter may skip some).
-    pub rows_updated: i64,
-    pub failures: i64,
-    pub started_at: String,
-    pub finished_at: Option<String>,
+    pub(crate) rows_updated: i64,
+    pub(crate) failures: i64,
+    pub(crate) started_at: String,
+    pub(crate) finished_at: Option<String>,
 }
 
 /// A row the expressions could not transform.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
-pub struct Failure {
-    pub key: i64,
-    pub error: String,
+pub(crate) struct Failure {
+    pub(crate) key: i64,
+    pub(crate) error: String,
 }
 
-pub fn now() -> String {
+pub(crate) fn now() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
-pub async fn ensure(db: &mut dyn Database) -> Result<(), DbError> {
+pub(crate) async fn ensure(db: &mut dyn Database) -> Result<(), DbError> {
     db.execute(&format!(
         "CREATE TABLE IF NOT EXISTS {PROGRESS} (
             version text PRIMARY KEY,
@@ -64,7 +64,7 @@ pub async fn ensure(db: &mut dyn Database) -> Result<(), DbError> {
     .await
 }
 
-pub async fn load(db: &mut dyn Database, version: &str) -> Result<Option<State>, DbError> {
+pub(crate) async fn load(db: &mut dyn Database, version: &str) -> Result<Option<State>, DbError> {
     let rows = db
         .query_with(
             &format!(
@@ -87,7 +87,7 @@ pub async fn load(db: &mut dyn Database, version: &str) -> Result<Option<State>,
     }))
 }
 
-pub async fn save(db: &mut dyn Database, s: &State) -> Result<(), DbError> {
+pub(crate) async fn save(db: &mut dyn Database, s: &State) -> Result<(), DbError> {
     // PostgreSQL prepares a statement with the types of its first
     // parameters, so a NULL (bound as a bigint) never goes where a text
     // went: an unfinished backfill writes the literal NULL instead.
@@ -125,7 +125,7 @@ pub async fn save(db: &mut dyn Database, s: &State) -> Result<(), DbError> {
     .map(|_| ())
 }
 
-pub async fn add_failure(
+pub(crate) async fn add_failure(
     db: &mut dyn Database,
     version: &str,
     key: i64,
@@ -147,7 +147,11 @@ pub async fn add_failure(
     .map(|_| ())
 }
 
-pub async fn remove_failure(db: &mut dyn Database, version: &str, key: i64) -> Result<(), DbError> {
+pub(crate) async fn remove_failure(
+    db: &mut dyn Database,
+    version: &str,
+    key: i64,
+) -> Result<(), DbError> {
     db.execute_with(
         &format!("DELETE FROM {FAILURES} WHERE version = $1 AND key_value = $2"),
         &[Value::Text(version.into()), Value::Int(key)],
@@ -156,7 +160,10 @@ pub async fn remove_failure(db: &mut dyn Database, version: &str, key: i64) -> R
     .map(|_| ())
 }
 
-pub async fn failures(db: &mut dyn Database, version: &str) -> Result<Vec<Failure>, DbError> {
+pub(crate) async fn failures(
+    db: &mut dyn Database,
+    version: &str,
+) -> Result<Vec<Failure>, DbError> {
     let rows = db
         .query_with(
             &format!(
@@ -175,7 +182,7 @@ pub async fn failures(db: &mut dyn Database, version: &str) -> Result<Vec<Failur
 }
 
 /// Forgets a migration's backfill (when the migration is reverted).
-pub async fn forget(db: &mut dyn Database, version: &str) -> Result<(), DbError> {
+pub(crate) async fn forget(db: &mut dyn Database, version: &str) -> Result<(), DbError> {
     for table in [PROGRESS, FAILURES] {
         db.execute_with(
             &format!("DELETE FROM {table} WHERE version = $1"),

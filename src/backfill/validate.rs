@@ -6,41 +6,41 @@ use crate::db::{Database, DbError, Value};
 use serde::Serialize;
 
 /// How many random rows are recomputed.
-pub const SAMPLE: usize = 100;
+pub(crate) const SAMPLE: usize = 100;
 
 #[derive(Debug, Clone, Default, Serialize)]
-pub struct Validation {
+pub(crate) struct Validation {
     /// Rows in the table when the backfill started, and now.
-    pub rows_before: i64,
-    pub rows_after: i64,
+    pub(crate) rows_before: i64,
+    pub(crate) rows_after: i64,
     /// Per `set` column: rows still NULL where the expression gives a value.
-    pub unexpected_nulls: Vec<NullCount>,
-    pub sampled: usize,
-    pub mismatches: Vec<Mismatch>,
+    pub(crate) unexpected_nulls: Vec<NullCount>,
+    pub(crate) sampled: usize,
+    pub(crate) mismatches: Vec<Mismatch>,
 }
 
 #[derive(Debug, Clone, Serialize)]
-pub struct NullCount {
-    pub column: String,
-    pub rows: i64,
+pub(crate) struct NullCount {
+    pub(crate) column: String,
+    pub(crate) rows: i64,
 }
 
 /// A sampled row whose stored value differs from its expression now.
 #[derive(Debug, Clone, Serialize)]
-pub struct Mismatch {
-    pub key: i64,
-    pub columns: Vec<String>,
+pub(crate) struct Mismatch {
+    pub(crate) key: i64,
+    pub(crate) columns: Vec<String>,
 }
 
 impl Validation {
-    pub fn passed(&self) -> bool {
+    pub(crate) fn passed(&self) -> bool {
         self.problems().is_empty()
     }
 
     /// What failed, in words. A changed row count is not among them: a
     /// backfill only updates, so a change means the application inserted
     /// or deleted rows meanwhile, which `notes` reports.
-    pub fn problems(&self) -> Vec<String> {
+    pub(crate) fn problems(&self) -> Vec<String> {
         let mut out = Vec::new();
         for n in self.unexpected_nulls.iter().filter(|n| n.rows > 0) {
             out.push(format!(
@@ -67,7 +67,7 @@ impl Validation {
     }
 
     /// The report's lines, for people.
-    pub fn lines(&self) -> Vec<String> {
+    pub(crate) fn lines(&self) -> Vec<String> {
         let mut out = Vec::new();
         let nulls: i64 = self.unexpected_nulls.iter().map(|n| n.rows).sum();
         let columns: Vec<&str> = self
@@ -103,7 +103,7 @@ impl Validation {
     }
 }
 
-pub async fn validate(
+pub(crate) async fn validate(
     db: &mut dyn Database,
     plan: &BackfillSql,
     version: &str,
@@ -172,7 +172,7 @@ async fn sample_keys(
         .collect())
 }
 
-pub fn first_int(rows: Vec<Vec<Value>>) -> Option<i64> {
+pub(crate) fn first_int(rows: Vec<Vec<Value>>) -> Option<i64> {
     rows.into_iter()
         .next()
         .and_then(|r| r.into_iter().next())

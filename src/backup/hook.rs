@@ -21,7 +21,7 @@ use crate::migrator::{Hook, RunError};
 use async_trait::async_trait;
 use std::path::{Path, PathBuf};
 
-pub struct BackupHook<'a> {
+pub(crate) struct BackupHook<'a> {
     /// The project folder: archives are in its `backups/`, and the tracking
     /// table records their paths relative to it.
     project: PathBuf,
@@ -29,19 +29,19 @@ pub struct BackupHook<'a> {
     environment: String,
     say: &'a (dyn Fn(&str) + Sync),
     /// An archive the caller made itself (`execute`), for the next up.
-    pub made: Option<Created>,
+    pub(crate) made: Option<Created>,
     /// `keel down --no-restore`: revert without putting data back.
-    pub no_restore: bool,
+    pub(crate) no_restore: bool,
     /// Archives written, in order.
-    pub created: Vec<Created>,
+    pub(crate) created: Vec<Created>,
     /// Archives put back, in order.
-    pub restored: Vec<(PathBuf, Restored)>,
+    pub(crate) restored: Vec<(PathBuf, Restored)>,
 }
 
 impl<'a> BackupHook<'a> {
     /// Backups of the project in `project` (its `backups/` folder) for the
     /// environment `environment`; `say` prints a line.
-    pub fn new(
+    pub(crate) fn new(
         project: impl Into<PathBuf>,
         environment: &str,
         say: &'a (dyn Fn(&str) + Sync),
@@ -105,7 +105,7 @@ fn hook_error(m: &Migration, e: BackupError, outcome: &str) -> RunError {
 /// in words; `None` when there is nothing to put back (nothing destroyed,
 /// or down.sql rebuilds it: `restore_on_down = false`). `recorded` is the
 /// archive its tracking row recorded; its path is relative to `project`.
-pub fn unrestored_note(
+pub(crate) fn unrestored_note(
     project: &Path,
     m: &Migration,
     recorded: Option<&BackupRef>,
@@ -139,7 +139,7 @@ pub fn unrestored_note(
 }
 
 /// Describes an archive in one line: `path (users.bio: 1000 rows)`.
-pub fn summary(path: &Path, tables: &[(String, Vec<String>, u64)]) -> String {
+pub(crate) fn summary(path: &Path, tables: &[(String, Vec<String>, u64)]) -> String {
     let parts: Vec<String> = tables
         .iter()
         .map(|(t, cols, rows)| {
@@ -176,7 +176,7 @@ fn created_summary(c: &Created) -> String {
 
 /// Creates and verifies the backup `m` needs (`items`, from [`destroyed`]),
 /// if it destroys existing data.
-pub async fn back_up(
+pub(crate) async fn back_up(
     db: &mut dyn Database,
     m: &Migration,
     items: &[BackupItem],

@@ -17,11 +17,11 @@ mod read;
 mod restore;
 mod write;
 
-pub use hook::{BackupHook, back_up, unrestored_note};
-pub use plan::{Target, plan_for, plan_for_table};
-pub use read::{Verified, verify};
-pub use restore::{Binding, Restored, check_binding, restore, restore_within};
-pub use write::{Created, create};
+pub(crate) use hook::{BackupHook, back_up, unrestored_note};
+pub(crate) use plan::{Target, plan_for, plan_for_table};
+pub(crate) use read::verify;
+pub(crate) use restore::{Binding, Restored, check_binding, restore, restore_within};
+pub(crate) use write::{Created, create};
 
 use crate::db::{DbError, Relation, SearchPath};
 use chrono::{DateTime, Utc};
@@ -30,99 +30,99 @@ use std::path::PathBuf;
 
 /// What to export before a migration runs, from the analysis of what it destroys.
 #[derive(Debug, Clone)]
-pub struct BackupPlan {
+pub(crate) struct BackupPlan {
     /// The migration's id, `<version>_<name>`: names the backups folder.
-    pub migration: String,
+    pub(crate) migration: String,
     /// The migration's checksum, written into the manifest.
-    pub checksum: String,
+    pub(crate) checksum: String,
     /// The database and environment the data comes from.
-    pub target: Target,
-    pub tables: Vec<TableBackup>,
+    pub(crate) target: Target,
+    pub(crate) tables: Vec<TableBackup>,
 }
 
 /// One table's part of a backup.
 #[derive(Debug, Clone)]
-pub struct TableBackup {
+pub(crate) struct TableBackup {
     /// The table the server resolves (schema-qualified on PostgreSQL).
-    pub table: Relation,
+    pub(crate) table: Relation,
     /// Columns that identify a row (the primary key). Needed to put column
     /// backups back; informational for whole tables.
-    pub key: Vec<String>,
+    pub(crate) key: Vec<String>,
     /// The columns to capture besides the key; `None` for the whole table.
-    pub columns: Option<Vec<String>>,
-    pub kind: Kind,
+    pub(crate) columns: Option<Vec<String>>,
+    pub(crate) kind: Kind,
     /// Only the rows the migration's own statement touches: its condition
     /// (SQL from up.sql), the table's alias in it, and the search path it
     /// runs under. `None`: every row.
-    pub rows: Option<RowSelection>,
+    pub(crate) rows: Option<RowSelection>,
 }
 
 /// The rows of a table a statement touches, as the backup selects them.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RowSelection {
-    pub alias: Option<String>,
+pub(crate) struct RowSelection {
+    pub(crate) alias: Option<String>,
     /// A condition on the table's rows (`(status = 'old')`, or `EXISTS
     /// (SELECT 1 FROM other WHERE …)` for UPDATE … FROM / DELETE … USING).
-    pub condition: String,
+    pub(crate) condition: String,
     /// The condition as the statement wrote it, for people.
-    pub shown: String,
-    pub search_path: Option<SearchPath>,
+    pub(crate) shown: String,
+    pub(crate) search_path: Option<SearchPath>,
 }
 
 /// `manifest.json` inside every archive.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Manifest {
-    pub migration: String,
-    pub checksum: String,
-    pub created_at: DateTime<Utc>,
+pub(crate) struct Manifest {
+    pub(crate) migration: String,
+    pub(crate) checksum: String,
+    pub(crate) created_at: DateTime<Utc>,
     #[serde(default)]
-    pub keel_version: String,
+    pub(crate) keel_version: String,
     /// The environment (`--env`), or `default` for the database chosen
     /// without one.
     #[serde(default)]
-    pub environment: String,
+    pub(crate) environment: String,
     /// The database's URL, password redacted, for people.
     #[serde(default)]
-    pub database: String,
+    pub(crate) database: String,
     /// The database's identity (keel's id for it, and on PostgreSQL the
     /// cluster and database): an archive is only ever restored there.
     #[serde(default)]
-    pub database_id: String,
+    pub(crate) database_id: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub server: Option<String>,
-    pub files: Vec<ManifestFile>,
+    pub(crate) server: Option<String>,
+    pub(crate) files: Vec<ManifestFile>,
 }
 
 /// One CSV in the archive.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ManifestFile {
+pub(crate) struct ManifestFile {
     /// The CSV's name in the archive.
-    pub name: String,
+    pub(crate) name: String,
     /// The table's name, as the catalog has it.
-    pub table: String,
+    pub(crate) table: String,
     /// Its schema, as the server resolved the migration's name for it (an
     /// archive of an older keel has none, and a possibly dotted `table`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub schema: Option<String>,
+    pub(crate) schema: Option<String>,
     /// The CSV's header, in order: the key columns first for column backups.
-    pub columns: Vec<String>,
+    pub(crate) columns: Vec<String>,
     /// `columns`: restore updates rows by `key`; `table`: restore inserts
     /// rows; `rows`: restore inserts the rows whose key is gone.
     #[serde(default = "Kind::table")]
-    pub kind: Kind,
+    pub(crate) kind: Kind,
     #[serde(default)]
-    pub key: Vec<String>,
+    pub(crate) key: Vec<String>,
     /// For a part of the table: the condition that selected the rows.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub rows_where: Option<String>,
-    pub rows: u64,
+    pub(crate) rows_where: Option<String>,
+    pub(crate) rows: u64,
     /// Hex SHA-256 of the CSV's bytes.
-    pub sha256: String,
+    pub(crate) sha256: String,
 }
 
 impl ManifestFile {
     /// The table the rows go back into.
-    pub fn relation(&self) -> Relation {
+    pub(crate) fn relation(&self) -> Relation {
         match &self.schema {
             Some(s) => Relation::new(Some(s), &self.table),
             None => Relation::parse(&self.table),
@@ -130,14 +130,14 @@ impl ManifestFile {
     }
 
     /// The table for people (see [`Relation::shown`]).
-    pub fn shown(&self) -> String {
+    pub(crate) fn shown(&self) -> String {
         self.relation().shown()
     }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
-pub enum Kind {
+pub(crate) enum Kind {
     /// The whole table (DROP TABLE, TRUNCATE, DELETE without WHERE).
     Table,
     /// The rows a `DELETE … WHERE` removes, every column.
@@ -154,7 +154,7 @@ impl Kind {
 
 /// What went wrong with a backup, worded as what to do next.
 #[derive(Debug, thiserror::Error)]
-pub enum BackupError {
+pub(crate) enum BackupError {
     #[error(
         "backup archive {path} does not exist\n  fix: check the path (backups are in backups/<version>_<name>/), or take a new backup before migrating"
     )]
@@ -197,7 +197,7 @@ pub enum BackupError {
 impl BackupError {
     /// True when the archive failed a check (missing, corrupt, mismatching,
     /// incomplete restore), as opposed to an I/O or database failure.
-    pub fn is_check_failure(&self) -> bool {
+    pub(crate) fn is_check_failure(&self) -> bool {
         matches!(
             self,
             BackupError::Missing { .. }
@@ -208,7 +208,7 @@ impl BackupError {
     }
 
     /// The database error behind this one, if any.
-    pub fn db(&self) -> Option<&DbError> {
+    pub(crate) fn db(&self) -> Option<&DbError> {
         match self {
             BackupError::Db { source, .. } => Some(source.as_ref()),
             _ => None,

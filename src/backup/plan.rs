@@ -9,21 +9,21 @@ use crate::migration::Migration;
 
 /// The database and environment a backup is taken from and bound to.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Target {
+pub(crate) struct Target {
     /// `--env NAME`, or `default`.
-    pub environment: String,
+    pub(crate) environment: String,
     /// The URL with any password redacted.
-    pub database: String,
+    pub(crate) database: String,
     /// [`Database::database_id`]: keel's id of the database.
-    pub database_id: String,
+    pub(crate) database_id: String,
     /// [`Database::server_identity`]: the cluster and database on
     /// PostgreSQL, which a restored copy does not share.
-    pub server: Option<String>,
+    pub(crate) server: Option<String>,
 }
 
 impl Target {
     /// The target `db` is, giving it an id first if keel never wrote to it.
-    pub async fn of(db: &mut dyn Database, environment: &str) -> Result<Target, DbError> {
+    pub(crate) async fn of(db: &mut dyn Database, environment: &str) -> Result<Target, DbError> {
         let id = match db.database_id().await? {
             Some(id) => id,
             None => {
@@ -50,7 +50,7 @@ fn dbe(table: &str) -> impl Fn(DbError) -> BackupError + '_ {
 /// A backup of one table by hand (`keel backup create --table`): `columns`
 /// and the `key` that identifies a row, or the whole table without
 /// `columns`. `None` when the server has no such table.
-pub async fn plan_for_table(
+pub(crate) async fn plan_for_table(
     db: &mut dyn Database,
     migration: &Migration,
     table: &str,
@@ -94,7 +94,7 @@ pub async fn plan_for_table(
 /// row.
 ///
 /// `None` when nothing existing is destroyed.
-pub async fn plan_for(
+pub(crate) async fn plan_for(
     db: &mut dyn Database,
     migration: &Migration,
     items: &[BackupItem],

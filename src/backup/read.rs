@@ -9,11 +9,11 @@ use std::path::{Path, PathBuf};
 
 /// An archive whose every CSV matched its manifest.
 #[derive(Debug, Clone)]
-pub struct Verified {
-    pub path: PathBuf,
-    pub manifest: Manifest,
+pub(crate) struct Verified {
+    pub(crate) path: PathBuf,
+    pub(crate) manifest: Manifest,
     /// Hex SHA-256 of the archive file.
-    pub sha256: String,
+    pub(crate) sha256: String,
 }
 
 pub(super) type Archive = zip::ZipArchive<BufReader<File>>;
@@ -69,7 +69,7 @@ pub(super) fn open(path: &Path) -> Result<(Archive, Manifest), BackupError> {
 /// Checks an archive: it opens, it has a manifest, the files in it are
 /// exactly those the manifest lists, and each CSV has the manifest's header,
 /// SHA-256 and row count. Reads every byte once, in constant memory.
-pub fn verify(path: &Path) -> Result<Verified, BackupError> {
+pub(crate) fn verify(path: &Path) -> Result<Verified, BackupError> {
     let (mut archive, manifest) = open(path)?;
     let mismatch = |detail: String| BackupError::Mismatch {
         path: path.to_path_buf(),

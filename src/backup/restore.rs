@@ -8,26 +8,24 @@ use std::path::Path;
 
 /// What a restore put back.
 #[derive(Debug, Clone)]
-pub struct Restored {
-    pub manifest: Manifest,
+pub(crate) struct Restored {
+    pub(crate) manifest: Manifest,
     /// `(table, rows)` in the manifest's order.
-    pub tables: Vec<(String, u64)>,
+    pub(crate) tables: Vec<(String, u64)>,
     /// Rows of deleted-rows parts that were there again (left as they are).
-    pub present: u64,
-    /// Hex SHA-256 of the archive file.
-    pub sha256: String,
+    pub(crate) present: u64,
 }
 
 /// What an archive must be to be restored into a database.
 #[derive(Debug, Clone, Copy)]
-pub struct Binding<'a> {
+pub(crate) struct Binding<'a> {
     /// The database's identity ([`Database::database_id`] and
     /// [`Database::server_identity`]): the manifest must name this one.
-    pub database_id: &'a str,
-    pub server: Option<&'a str>,
+    pub(crate) database_id: &'a str,
+    pub(crate) server: Option<&'a str>,
     /// The SHA-256 a migration's tracking row recorded for its backup
     /// (`down`, `execute`'s rollback); `None` for `keel restore FILE`.
-    pub sha256: Option<&'a str>,
+    pub(crate) sha256: Option<&'a str>,
 }
 
 fn dbe(context: String) -> impl FnOnce(crate::db::DbError) -> BackupError {
@@ -42,7 +40,7 @@ fn dbe(context: String) -> impl FnOnce(crate::db::DbError) -> BackupError {
 /// whole tables are inserted, deleted rows are inserted where their key is
 /// gone. Every table must take exactly the manifest's row count, or
 /// nothing is changed.
-pub async fn restore(
+pub(crate) async fn restore(
     db: &mut dyn Database,
     path: &Path,
     binding: Binding<'_>,
@@ -67,7 +65,7 @@ pub async fn restore(
 
 /// Refuses an archive that is not the one `binding` names or was taken
 /// from another database.
-pub fn check_binding(
+pub(crate) fn check_binding(
     path: &Path,
     manifest: &Manifest,
     sha256: &str,
@@ -118,7 +116,7 @@ pub fn check_binding(
 /// [`restore`] inside the caller's open transaction, so that a `down` (or an
 /// automatic rollback) and the data it puts back commit together. On an
 /// error the caller rolls back.
-pub async fn restore_within(
+pub(crate) async fn restore_within(
     db: &mut dyn Database,
     path: &Path,
     binding: Binding<'_>,
@@ -184,7 +182,6 @@ pub async fn restore_within(
         manifest,
         tables,
         present,
-        sha256: verified.sha256,
     })
 }
 

@@ -11,11 +11,11 @@ use zip::write::SimpleFileOptions;
 
 /// A written and verified backup archive.
 #[derive(Debug, Clone)]
-pub struct Created {
-    pub path: PathBuf,
-    pub manifest: Manifest,
+pub(crate) struct Created {
+    pub(crate) path: PathBuf,
+    pub(crate) manifest: Manifest,
     /// Hex SHA-256 of the archive file, for runbooks and records.
-    pub sha256: String,
+    pub(crate) sha256: String,
 }
 
 /// Deflate level 1: `zip -1`. Backups are written right before a migration,
@@ -38,7 +38,7 @@ pub(super) fn member_options() -> SimpleFileOptions {
 /// deflate straight into the file, so memory stays flat whatever the table
 /// size. The archive is then re-read and checked against its manifest before
 /// it gets its final name; a failure leaves no archive behind.
-pub async fn create(
+pub(crate) async fn create(
     db: &mut dyn Database,
     plan: &BackupPlan,
     backups_dir: &Path,

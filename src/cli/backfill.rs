@@ -6,29 +6,29 @@ use crate::migrator::Runner;
 use std::time::{Duration, Instant};
 
 #[derive(Debug, clap::Args)]
-pub struct Args {
+pub(crate) struct Args {
     /// The migration's version (or its full <version>_<name> id)
-    pub version: String,
+    pub(crate) version: String,
     #[command(flatten)]
-    pub pace: Pace,
+    pub(crate) pace: Pace,
 }
 
 /// How fast a backfill goes, from the command line: `backfill`, `up` and
 /// `execute` take it, so an operator can slow a backfill down (or speed it
 /// up on a quiet replica) without editing an applied migration.
 #[derive(Debug, Clone, Copy, Default, clap::Args)]
-pub struct Pace {
+pub(crate) struct Pace {
     /// Backfill rows per batch (default: batch_size in migration.toml, else 1000)
     #[arg(long, value_name = "N")]
-    pub batch_size: Option<u64>,
+    pub(crate) batch_size: Option<u64>,
     /// Backfill pause between batches in milliseconds (default: delay_ms in migration.toml, else 100)
     #[arg(long, value_name = "N")]
-    pub delay_ms: Option<u64>,
+    pub(crate) delay_ms: Option<u64>,
 }
 
 impl Pace {
     /// `settings` with these flags over whatever they held.
-    pub fn apply(
+    pub(crate) fn apply(
         self,
         mut settings: crate::migrator::RunSettings,
     ) -> Result<crate::migrator::RunSettings> {
@@ -47,7 +47,7 @@ impl Pace {
     }
 }
 
-pub async fn run(ctx: &Ctx, args: Args) -> Result<()> {
+pub(crate) async fn run(ctx: &Ctx, args: Args) -> Result<()> {
     let files = ctx.migrations()?;
     let version: Version = crate::migration::find(&files, &args.version)?.version;
     let settings = args.pace.apply(ctx.settings())?;
@@ -78,7 +78,7 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<()> {
 
 /// A backfill's bar (on a terminal) or the time of the last plain line.
 #[derive(Default)]
-pub struct Display {
+pub(crate) struct Display {
     bar: Option<indicatif::ProgressBar>,
     last_line: Option<Instant>,
     started: Option<(Instant, u64)>,
@@ -93,7 +93,7 @@ const LINE_EVERY: Duration = Duration::from_secs(1);
 
 /// Shows a backfill's progress: a bar with rows done of total, rate and ETA
 /// on a terminal; a plain line a second otherwise.
-pub fn show(ctx: &Ctx, p: Progress<'_>) {
+pub(crate) fn show(ctx: &Ctx, p: Progress<'_>) {
     let mut d = ctx.backfill.lock().unwrap_or_else(|e| e.into_inner());
     match p {
         Progress::Started {
@@ -240,7 +240,7 @@ impl Display {
 }
 
 /// The end-of-backfill report, for people.
-pub fn report_lines(r: &Report) -> Vec<String> {
+pub(crate) fn report_lines(r: &Report) -> Vec<String> {
     let mut out = vec![format!(
         "backfill {}: {} rows visited, {} updated, {} skipped; this run {} batches of {} in {} ({} rows/s), validation {}",
         r.migration,

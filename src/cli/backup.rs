@@ -7,13 +7,13 @@ use crate::error::Result;
 use std::path::PathBuf;
 
 #[derive(Debug, clap::Args)]
-pub struct Args {
+pub(crate) struct Args {
     #[command(subcommand)]
-    pub command: Sub,
+    pub(crate) command: Sub,
 }
 
 #[derive(Debug, clap::Subcommand)]
-pub enum Sub {
+pub(crate) enum Sub {
     /// Check an archive: every CSV against manifest.json (SHA-256, rows, header)
     Verify {
         /// backups/<version>_<name>/<stamp>.zip
@@ -36,7 +36,7 @@ pub enum Sub {
     },
 }
 
-pub async fn run(ctx: &Ctx, args: Args) -> Result<()> {
+pub(crate) async fn run(ctx: &Ctx, args: Args) -> Result<()> {
     match args.command {
         Sub::Verify { file } => {
             let v = backup::verify(&file)?;
@@ -121,7 +121,7 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<()> {
 }
 
 /// `ok  FILE` and one line per CSV.
-pub fn describe(verb: &str, path: &std::path::Path, m: &backup::Manifest) -> String {
+pub(crate) fn describe(verb: &str, path: &std::path::Path, m: &backup::Manifest) -> String {
     let mut text = format!(
         "{verb} {} (migration {}, {} file(s))\n",
         path.display(),

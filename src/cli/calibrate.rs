@@ -3,13 +3,13 @@ use crate::analysis::estimate::calibrate::{DEFAULT_ROWS, calibrate};
 use crate::error::Result;
 
 #[derive(Debug, clap::Args)]
-pub struct Args {
+pub(crate) struct Args {
     /// Rows in the scratch table (at least 10000)
     #[arg(long, default_value_t = DEFAULT_ROWS, value_parser = clap::value_parser!(u64).range(10_000..))]
-    pub rows: u64,
+    pub(crate) rows: u64,
 }
 
-pub async fn run(ctx: &Ctx, args: Args) -> Result<()> {
+pub(crate) async fn run(ctx: &Ctx, args: Args) -> Result<()> {
     let mut db = ctx.connect().await?;
     if db.postgres_version().await?.is_none() {
         let name = db.dialect_name();

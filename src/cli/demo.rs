@@ -8,13 +8,13 @@ use crate::scaffold::demo;
 use clap::Parser;
 
 #[derive(Debug, clap::Args)]
-pub struct Args {
+pub(crate) struct Args {
     /// Keep the temporary folder and print its path
     #[arg(long)]
-    pub keep: bool,
+    pub(crate) keep: bool,
 }
 
-pub async fn run(global: Global, args: Args) -> Result<()> {
+pub(crate) async fn run(global: Global, args: Args) -> Result<()> {
     let dir = tempfile::Builder::new().prefix("keel-demo-").tempdir()?;
     let root = dir.path().to_path_buf();
     demo::sample(&root)?;

@@ -4,27 +4,27 @@ use crate::migration::Version;
 use crate::migrator::{Runner, down_targets, reconcile};
 
 #[derive(Debug, clap::Args)]
-pub struct Args {
+pub(crate) struct Args {
     /// Revert this many migrations, newest first
     #[arg(long, conflicts_with = "to")]
-    pub steps: Option<usize>,
+    pub(crate) steps: Option<usize>,
     /// Revert every migration newer than this version (it stays applied); 0 reverts all
     #[arg(long, value_name = "VERSION", value_parser = parse_to)]
-    pub to: Option<Version>,
+    pub(crate) to: Option<Version>,
     /// Print the down SQL that would run, in order, and change nothing
     #[arg(long)]
-    pub dry_run: bool,
+    pub(crate) dry_run: bool,
     /// Revert without putting back the data the migration's backup holds
     /// (the archive stays in backups/ for `keel restore`)
     #[arg(long)]
-    pub no_restore: bool,
+    pub(crate) no_restore: bool,
 }
 
 fn parse_to(s: &str) -> Result<Version, String> {
     if s == "0" { Ok(Version(0)) } else { s.parse() }
 }
 
-pub async fn run(ctx: &Ctx, args: Args) -> Result<()> {
+pub(crate) async fn run(ctx: &Ctx, args: Args) -> Result<()> {
     let files = ctx.migrations()?;
     let mut db = ctx.connect().await?;
     let entries = reconcile(&files, db.tracking_rows().await?);

@@ -15,7 +15,7 @@ use std::sync::Arc;
 
 /// The database a dry run is for, as far as the analysis cares.
 #[derive(Debug, Clone, Copy)]
-pub enum Target {
+pub(crate) enum Target {
     /// PostgreSQL, with its version when the server told it.
     Postgres(Option<PgVersion>),
     /// A database whose locks keel does not model (SQLite), by name.
@@ -23,7 +23,7 @@ pub enum Target {
 }
 
 impl Target {
-    pub async fn of(db: &mut dyn Database) -> Target {
+    pub(crate) async fn of(db: &mut dyn Database) -> Target {
         match db.postgres_version().await {
             Ok(Some(num)) => Target::Postgres(Some(PgVersion::from_num(num))),
             Ok(None) => Target::Other(db.dialect_name()),
@@ -32,7 +32,10 @@ impl Target {
     }
 
     /// The live schema, on PostgreSQL (for sizes and estimates).
-    pub async fn live(self, db: &mut dyn Database) -> Result<Option<Arc<LiveSchema>>, DbError> {
+    pub(crate) async fn live(
+        self,
+        db: &mut dyn Database,
+    ) -> Result<Option<Arc<LiveSchema>>, DbError> {
         match self {
             Target::Postgres(_) => Ok(LiveSchema::load(db).await?.map(Arc::new)),
             Target::Other(_) => Ok(None),
@@ -41,7 +44,7 @@ impl Target {
 }
 
 /// Prints each migration's SQL, in the order it would run, with its analysis.
-pub fn print(
+pub(crate) fn print(
     ctx: &Ctx,
     direction: &str,
     migrations: &[&Migration],

@@ -8,20 +8,20 @@ use crate::execute::{ExecuteError, Request, Ui, execute, report};
 use std::path::PathBuf;
 
 #[derive(Debug, clap::Args)]
-pub struct Args {
+pub(crate) struct Args {
     /// The migration's version (or its full <version>_<name> id)
-    pub version: String,
+    pub(crate) version: String,
     /// The snapshot to rely on (default: the newest snapshots/<env>-*.dump)
     #[arg(long, value_name = "FILE")]
-    pub snapshot: Option<PathBuf>,
+    pub(crate) snapshot: Option<PathBuf>,
     /// Pre-recorded checklist answers for CI: TOML, one `id = true` per item
     #[arg(long, value_name = "FILE")]
-    pub answers: Option<PathBuf>,
+    pub(crate) answers: Option<PathBuf>,
     #[command(flatten)]
-    pub pace: super::backfill::Pace,
+    pub(crate) pace: super::backfill::Pace,
 }
 
-pub async fn run(ctx: &Ctx, args: Args) -> Result<()> {
+pub(crate) async fn run(ctx: &Ctx, args: Args) -> Result<()> {
     let target = ctx.target();
     let (env_name, env) = target.guarded_environment()?;
     let settings = args.pace.apply(ctx.settings())?;

@@ -3,12 +3,12 @@ use crate::error::Result;
 use crate::inspect::inspect;
 
 #[derive(Debug, clap::Args)]
-pub struct Args {
+pub(crate) struct Args {
     /// TABLE or TABLE.COLUMN; all tables when omitted
-    pub target: Option<String>,
+    pub(crate) target: Option<String>,
 }
 
-pub async fn run(ctx: &Ctx, args: Args) -> Result<()> {
+pub(crate) async fn run(ctx: &Ctx, args: Args) -> Result<()> {
     let mut db = ctx.connect().await?;
     let result = inspect(db.as_mut(), args.target.as_deref()).await;
     db.close().await;

@@ -36,16 +36,16 @@ async fn live_schema(ctx: &Ctx) -> Result<(Option<Arc<LiveSchema>>, Option<PgVer
 }
 
 #[derive(Debug, clap::Args)]
-pub struct Args {
+pub(crate) struct Args {
     /// Migration folders, migrations folders or .sql files (default: the migrations folder)
     #[arg(value_name = "PATH")]
-    pub paths: Vec<PathBuf>,
+    pub(crate) paths: Vec<PathBuf>,
     /// Target PostgreSQL version for version-dependent rules: 15, 14.3, 11.0, 9.6
     #[arg(long, value_name = "N")]
-    pub pg_version: Option<PgVersion>,
+    pub(crate) pg_version: Option<PgVersion>,
 }
 
-pub async fn run(ctx: &Ctx, args: Args) -> Result<()> {
+pub(crate) async fn run(ctx: &Ctx, args: Args) -> Result<()> {
     let (live, server_version) = live_schema(ctx).await?;
     let version = args.pg_version.or(server_version);
     let report = if args.paths.is_empty() {

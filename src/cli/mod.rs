@@ -10,7 +10,7 @@ mod execute;
 mod inspect;
 mod lint;
 mod new;
-pub mod output;
+pub(crate) mod output;
 mod plan;
 mod record;
 mod resolve;
@@ -22,7 +22,7 @@ mod status;
 mod up;
 mod validate;
 
-pub use output::Output;
+pub(crate) use output::Output;
 
 use crate::config::Config;
 use crate::db::Database;
@@ -40,40 +40,40 @@ use std::path::PathBuf;
     version,
     about = "Database migrations safe enough for a Friday: runbooks, guarded runs, signed records"
 )]
-pub struct Cli {
+pub(crate) struct Cli {
     #[command(flatten)]
-    pub global: Global,
+    pub(crate) global: Global,
     #[command(subcommand)]
-    pub command: Command,
+    pub(crate) command: Command,
 }
 
 #[derive(Debug, Clone, clap::Args)]
-pub struct Global {
+pub(crate) struct Global {
     /// Database URL (postgres://… or sqlite://…); overrides --env and DATABASE_URL
     #[arg(long, global = true)]
-    pub database_url: Option<String>,
+    pub(crate) database_url: Option<String>,
     /// Environment from keel.toml whose database to use
     #[arg(long, global = true)]
-    pub env: Option<String>,
+    pub(crate) env: Option<String>,
     /// Migrations folder (default: migrations_dir in keel.toml, else ./migrations)
     #[arg(long, global = true, value_name = "DIR")]
-    pub migrations: Option<PathBuf>,
+    pub(crate) migrations: Option<PathBuf>,
     /// Output format (github and sarif: `keel lint` only)
     #[arg(long, global = true, value_enum, default_value_t = Format::Text)]
-    pub format: Format,
+    pub(crate) format: Format,
     /// Confirm what the environment allows to be confirmed
     #[arg(long, global = true)]
-    pub yes: bool,
+    pub(crate) yes: bool,
     /// Print only errors
     #[arg(short, long, global = true)]
-    pub quiet: bool,
+    pub(crate) quiet: bool,
     /// Print more detail
     #[arg(short, long, global = true)]
-    pub verbose: bool,
+    pub(crate) verbose: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum Format {
+pub(crate) enum Format {
     Text,
     Json,
     /// GitHub Actions workflow annotations (`keel lint`)
@@ -83,7 +83,7 @@ pub enum Format {
 }
 
 #[derive(Debug, Subcommand)]
-pub enum Command {
+pub(crate) enum Command {
     /// Create migrations/<version>_NAME/ from a template and print its path
     New(new::Args),
     /// Apply pending migrations in order
@@ -126,10 +126,10 @@ pub enum Command {
 
 /// What every command gets: the options, keel.toml, and helpers that read
 /// the migrations and open the database the way design.md says.
-pub struct Ctx {
-    pub global: Global,
-    pub config: Config,
-    pub out: Output,
+pub(crate) struct Ctx {
+    pub(crate) global: Global,
+    pub(crate) config: Config,
+    pub(crate) out: Output,
     /// The run's progress bar, on a terminal only.
     progress: std::sync::Mutex<Option<indicatif::ProgressBar>>,
     /// A backfill's progress: its bar on a terminal, else when the last
@@ -141,7 +141,7 @@ pub struct Ctx {
 }
 
 impl Ctx {
-    pub fn new(global: Global) -> Result<Ctx> {
+    pub(crate) fn new(global: Global) -> Result<Ctx> {
         let config = Config::load(std::path::Path::new("."))?;
         let out = Output::new(global.quiet, global.format == Format::Json);
         Ok(Ctx {
@@ -155,19 +155,19 @@ impl Ctx {
     }
 
     /// The migrations folder (see [`Config::migrations_dir`]).
-    pub fn migrations_dir(&self) -> PathBuf {
+    pub(crate) fn migrations_dir(&self) -> PathBuf {
         self.config
             .migrations_dir(self.global.migrations.as_deref())
     }
 
-    pub fn migrations(&self) -> Result<Vec<Migration>> {
+    pub(crate) fn migrations(&self) -> Result<Vec<Migration>> {
         Ok(load_dir(&self.migrations_dir(), &self.bounds()?)?)
     }
 
     /// Where migration files may come from: the project folder (the one
     /// holding keel.toml, which keel reads from the current folder), or
     /// anywhere with `allow_outside_project`.
-    pub fn bounds(&self) -> Result<crate::migration::Bounds> {
+    pub(crate) fn bounds(&self) -> Result<crate::migration::Bounds> {
         Ok(crate::migration::Bounds::new(
             std::path::Path::new("."),
             self.config.allow_outside_project,
@@ -175,7 +175,7 @@ impl Ctx {
     }
 
     /// The database the flags name, read against keel.toml.
-    pub fn target(&self) -> Target<'_> {
+    pub(crate) fn target(&self) -> Target<'_> {
         Target::new(
             &self.config,
             self.global.database_url.as_deref(),
@@ -184,7 +184,7 @@ impl Ctx {
     }
 
     /// Opens the target database; `-v` says which.
-    pub async fn connect(&self) -> Result<Box<dyn Database>> {
+    pub(crate) async fn connect(&self) -> Result<Box<dyn Database>> {
         let db = self.target().connect().await?;
         self.out.detail(
             self.global.verbose,
@@ -194,19 +194,19 @@ impl Ctx {
     }
 
     /// The environment's name for backups and records (see [`Target::environment`]).
-    pub fn environment(&self) -> &str {
+    pub(crate) fn environment(&self) -> &str {
         self.target().environment()
     }
 
     /// keel.toml's limits for a run (see [`RunSettings::project`]).
-    pub fn settings(&self) -> RunSettings {
+    pub(crate) fn settings(&self) -> RunSettings {
         let c = &self.config;
         RunSettings::project(c.lock_timeout, c.statement_timeout, c.retries)
     }
 
     /// Shows the runner's events: a progress bar on a terminal, one plain
     /// line per finished migration otherwise.
-    pub fn print_event(&self, event: Event<'_>) {
+    pub(crate) fn print_event(&self, event: Event<'_>) {
         let mut bar = self.progress.lock().unwrap_or_else(|e| e.into_inner());
         let finished = matches!(event, Event::Applied(..) | Event::Reverted(..));
         let line = match event {
@@ -313,7 +313,7 @@ pub fn main() -> u8 {
     }
 }
 
-pub async fn run(cli: Cli) -> Result<()> {
+pub(crate) async fn run(cli: Cli) -> Result<()> {
     if let Command::Demo(args) = cli.command {
         return demo::run(cli.global, args).await;
     }
@@ -349,6 +349,6 @@ pub async fn run(cli: Cli) -> Result<()> {
 }
 
 /// Turns a `--to`/positional version argument into a clear usage error.
-pub fn usage(message: impl Into<String>) -> Error {
+pub(crate) fn usage(message: impl Into<String>) -> Error {
     Error::Usage(message.into())
 }

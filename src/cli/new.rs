@@ -7,33 +7,33 @@ use crate::scaffold::{self, Request};
 use std::path::Path;
 
 #[derive(Debug, clap::Args)]
-pub struct Args {
+pub(crate) struct Args {
     /// snake_case name, e.g. add_user_profiles
-    pub name: String,
+    pub(crate) name: String,
     /// empty, add-table, add-column, drop-column, add-index, backfill, rename-column (or one in templates/new/)
     #[arg(long, default_value = "empty")]
-    pub template: String,
+    pub(crate) template: String,
     /// Table the template works on
     #[arg(long)]
-    pub table: Option<String>,
+    pub(crate) table: Option<String>,
     /// Column the template works on
     #[arg(long)]
-    pub column: Option<String>,
+    pub(crate) column: Option<String>,
     /// New column name for rename-column (expand, migrate, contract)
     #[arg(long, value_name = "NEW")]
-    pub to: Option<String>,
+    pub(crate) to: Option<String>,
     /// Integer primary key the rename-column backfill walks (default id)
     #[arg(long, value_name = "COLUMN")]
-    pub key: Option<String>,
+    pub(crate) key: Option<String>,
     /// Column type for add-column, drop-column (its down), backfill and rename-column
     #[arg(long = "type", value_name = "TYPE")]
-    pub column_type: Option<String>,
+    pub(crate) column_type: Option<String>,
     /// One-line description written into migration.toml
     #[arg(long)]
-    pub description: Option<String>,
+    pub(crate) description: Option<String>,
 }
 
-pub fn run(ctx: &Ctx, args: Args) -> Result<()> {
+pub(crate) fn run(ctx: &Ctx, args: Args) -> Result<()> {
     let scaffold = scaffold::prepare(
         Path::new("."),
         Request {

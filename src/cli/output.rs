@@ -4,33 +4,33 @@ use std::time::Duration;
 /// Where things are printed: data on stdout, progress and notes on stderr.
 /// With `--format json` stdout carries exactly one JSON document.
 #[derive(Debug, Clone, Copy)]
-pub struct Output {
-    pub quiet: bool,
-    pub json: bool,
+pub(crate) struct Output {
+    pub(crate) quiet: bool,
+    pub(crate) json: bool,
 }
 
 impl Output {
-    pub fn new(quiet: bool, json: bool) -> Output {
+    pub(crate) fn new(quiet: bool, json: bool) -> Output {
         Output { quiet, json }
     }
 
     /// A progress or status line on stderr, unless `-q`. A terminal that
     /// went away (SIGHUP, a dropped SSH session) makes the write fail; the
     /// work goes on regardless (`eprintln!` would panic).
-    pub fn progress(&self, line: &str) {
+    pub(crate) fn progress(&self, line: &str) {
         if !self.quiet {
             let _ = writeln!(std::io::stderr(), "{line}");
         }
     }
 
-    pub fn detail(&self, verbose: bool, line: &str) {
+    pub(crate) fn detail(&self, verbose: bool, line: &str) {
         if verbose && !self.quiet {
             let _ = writeln!(std::io::stderr(), "{line}");
         }
     }
 
     /// Data for the user on stdout (text mode).
-    pub fn data(&self, text: &str) {
+    pub(crate) fn data(&self, text: &str) {
         let mut stdout = std::io::stdout().lock();
         let _ = stdout.write_all(text.as_bytes());
         if !text.ends_with('\n') {
@@ -38,24 +38,24 @@ impl Output {
         }
     }
 
-    pub fn json(&self, value: &serde_json::Value) {
+    pub(crate) fn json(&self, value: &serde_json::Value) {
         let mut stdout = std::io::stdout().lock();
         let _ = serde_json::to_writer_pretty(&mut stdout, value);
         let _ = stdout.write_all(b"\n");
     }
 
-    pub fn stderr_is_terminal() -> bool {
+    pub(crate) fn stderr_is_terminal() -> bool {
         std::io::stderr().is_terminal()
     }
 }
 
 /// Colour on stderr: only on a terminal, and never with `NO_COLOR` set.
-pub fn colour() -> bool {
+pub(crate) fn colour() -> bool {
     std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()) && std::io::stderr().is_terminal()
 }
 
 /// A duration for people: `850 ms`, `2.4 s`, `3 min 5 s`.
-pub fn millis(d: Duration) -> String {
+pub(crate) fn millis(d: Duration) -> String {
     let ms = d.as_millis();
     if ms < 1000 {
         format!("{ms} ms")

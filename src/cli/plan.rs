@@ -12,12 +12,12 @@ use crate::migration::Migration;
 use crate::migrator::{State, plan_set, reconcile};
 
 #[derive(Debug, clap::Args)]
-pub struct Args {
+pub(crate) struct Args {
     /// The migration's version (or its full <version>_<name> id)
-    pub version: String,
+    pub(crate) version: String,
 }
 
-pub async fn run(ctx: &Ctx, args: Args) -> Result<()> {
+pub(crate) async fn run(ctx: &Ctx, args: Args) -> Result<()> {
     let files = ctx.migrations()?;
     let wanted = crate::migration::find(&files, &args.version)?;
     let mut db = ctx.connect().await?;
@@ -54,7 +54,7 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<()> {
 }
 
 /// The plan as people read it.
-pub fn text(m: &Migration, plan: &Plan, state: State, target: Target) -> String {
+pub(crate) fn text(m: &Migration, plan: &Plan, state: State, target: Target) -> String {
     let on = match target {
         Target::Postgres(Some(v)) => format!("PostgreSQL {v}"),
         Target::Postgres(None) => "PostgreSQL".into(),

@@ -14,13 +14,13 @@ use std::path::{Path, PathBuf};
 const DIR: &str = "records";
 
 #[derive(Debug, clap::Args)]
-pub struct Args {
+pub(crate) struct Args {
     #[command(subcommand)]
-    pub command: Sub,
+    pub(crate) command: Sub,
 }
 
 #[derive(Debug, clap::Subcommand)]
-pub enum Sub {
+pub(crate) enum Sub {
     /// Check a record (signature, place, hash chain, runbook, and against its environment's database), or --all of them
     Verify {
         /// records/<version>_<name>/<env>-<stamp>.json
@@ -35,7 +35,7 @@ pub enum Sub {
     },
 }
 
-pub async fn run(ctx: &Ctx, args: Args) -> Result<()> {
+pub(crate) async fn run(ctx: &Ctx, args: Args) -> Result<()> {
     let Sub::Verify {
         file,
         all,

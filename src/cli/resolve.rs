@@ -5,18 +5,18 @@ use crate::migrator::Runner;
 
 #[derive(Debug, clap::Args)]
 #[command(group = clap::ArgGroup::new("outcome").required(true).args(["applied", "reverted"]))]
-pub struct Args {
+pub(crate) struct Args {
     /// The failed migration's version
-    pub version: Version,
+    pub(crate) version: Version,
     /// Every statement of it has now taken effect (finished by hand)
     #[arg(long)]
-    pub applied: bool,
+    pub(crate) applied: bool,
     /// None of it remains (undone by hand); it becomes pending again
     #[arg(long)]
-    pub reverted: bool,
+    pub(crate) reverted: bool,
 }
 
-pub async fn run(ctx: &Ctx, args: Args) -> Result<()> {
+pub(crate) async fn run(ctx: &Ctx, args: Args) -> Result<()> {
     let files = ctx.migrations()?;
     let mut db = ctx.connect().await?;
     let on_event = |e: crate::migrator::Event<'_>| ctx.print_event(e);

@@ -5,12 +5,12 @@ use crate::error::Result;
 use std::path::PathBuf;
 
 #[derive(Debug, clap::Args)]
-pub struct Args {
+pub(crate) struct Args {
     /// backups/<version>_<name>/<stamp>.zip
-    pub file: PathBuf,
+    pub(crate) file: PathBuf,
 }
 
-pub async fn run(ctx: &Ctx, args: Args) -> Result<()> {
+pub(crate) async fn run(ctx: &Ctx, args: Args) -> Result<()> {
     // Check the archive before connecting: a bad file needs no database.
     crate::backup::verify(&args.file)?;
     let timeouts = ctx.settings().project_timeouts();

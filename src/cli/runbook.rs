@@ -4,15 +4,15 @@ use crate::runbook::{Runbook, keep_history, path_for, render};
 use std::path::Path;
 
 #[derive(Debug, clap::Args)]
-pub struct Args {
+pub(crate) struct Args {
     /// The migration's version (or its full <version>_<name> id)
-    pub version: String,
+    pub(crate) version: String,
     /// Folder the runbook is written to
     #[arg(long, default_value = "runbooks")]
-    pub dir: std::path::PathBuf,
+    pub(crate) dir: std::path::PathBuf,
 }
 
-pub async fn run(ctx: &Ctx, args: Args) -> Result<()> {
+pub(crate) async fn run(ctx: &Ctx, args: Args) -> Result<()> {
     let files = ctx.migrations()?;
     let m = crate::migration::find(&files, &args.version)?;
     let analysis = crate::analysis::analyze::Analyzer::offline(true).analyze(m);

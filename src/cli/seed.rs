@@ -6,25 +6,25 @@ use indicatif::{ProgressBar, ProgressStyle};
 use std::time::{Duration, Instant};
 
 #[derive(Debug, clap::Args)]
-pub struct Args {
+pub(crate) struct Args {
     /// Users to add (each gets a profile when the profiles table exists)
     #[arg(long, default_value_t = Counts::DEFAULT.users)]
-    pub users: u64,
+    pub(crate) users: u64,
     /// Posts to add, by random users
     #[arg(long, default_value_t = Counts::DEFAULT.posts)]
-    pub posts: u64,
+    pub(crate) posts: u64,
     /// Comments to add, on random posts by random users
     #[arg(long, default_value_t = Counts::DEFAULT.comments)]
-    pub comments: u64,
+    pub(crate) comments: u64,
     /// Multiplies all three counts
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..))]
-    pub scale: u64,
+    pub(crate) scale: u64,
     /// Seed of the data generator; the same value gives the same data
     #[arg(long, default_value_t = DEFAULT_RNG_SEED)]
-    pub rng_seed: u64,
+    pub(crate) rng_seed: u64,
 }
 
-pub async fn run(ctx: &Ctx, args: Args) -> Result<()> {
+pub(crate) async fn run(ctx: &Ctx, args: Args) -> Result<()> {
     let scaled = |n: u64, what: &str| {
         n.checked_mul(args.scale).ok_or_else(|| {
             Error::Usage(format!(

@@ -8,13 +8,13 @@ use std::path::{Path, PathBuf};
 const DIR: &str = "snapshots";
 
 #[derive(Debug, clap::Args)]
-pub struct Args {
+pub(crate) struct Args {
     #[command(subcommand)]
-    pub command: Sub,
+    pub(crate) command: Sub,
 }
 
 #[derive(Debug, clap::Subcommand)]
-pub enum Sub {
+pub(crate) enum Sub {
     /// Dump the database (--env's, or DATABASE_URL's) into snapshots/<env>-<stamp>.dump with a .sha256
     Take,
     /// Check a snapshot against its .sha256 sidecar
@@ -33,7 +33,7 @@ pub enum Sub {
     },
 }
 
-pub async fn run(ctx: &Ctx, args: Args) -> Result<()> {
+pub(crate) async fn run(ctx: &Ctx, args: Args) -> Result<()> {
     match args.command {
         Sub::Take => {
             let env = ctx.environment();

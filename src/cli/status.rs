@@ -2,7 +2,7 @@ use super::Ctx;
 use crate::error::Result;
 use crate::migrator::reconcile;
 
-pub async fn run(ctx: &Ctx) -> Result<()> {
+pub(crate) async fn run(ctx: &Ctx) -> Result<()> {
     let files = ctx.migrations()?;
     let mut db = ctx.connect().await?;
     let rows = db.tracking_rows().await;
@@ -106,7 +106,7 @@ fn fix(r: &crate::record::store::Row) -> String {
 }
 
 /// Left-aligned columns separated by two spaces.
-pub fn render_table(rows: &[Vec<String>]) -> String {
+pub(crate) fn render_table(rows: &[Vec<String>]) -> String {
     let widths: Vec<usize> = (0..rows[0].len())
         .map(|i| rows.iter().map(|r| r[i].chars().count()).max().unwrap_or(0))
         .collect();

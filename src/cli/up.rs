@@ -4,18 +4,18 @@ use crate::migration::Version;
 use crate::migrator::{Runner, reconcile};
 
 #[derive(Debug, clap::Args)]
-pub struct Args {
+pub(crate) struct Args {
     /// Apply pending migrations up to and including this version
     #[arg(long, value_name = "VERSION")]
-    pub to: Option<Version>,
+    pub(crate) to: Option<Version>,
     /// Print what would run, in order, and change nothing
     #[arg(long)]
-    pub dry_run: bool,
+    pub(crate) dry_run: bool,
     #[command(flatten)]
-    pub pace: super::backfill::Pace,
+    pub(crate) pace: super::backfill::Pace,
 }
 
-pub async fn run(ctx: &Ctx, args: Args) -> Result<()> {
+pub(crate) async fn run(ctx: &Ctx, args: Args) -> Result<()> {
     let files = ctx.migrations()?;
     let settings = args.pace.apply(ctx.settings())?;
     let mut db = ctx.connect().await?;

@@ -2,7 +2,7 @@ use super::Ctx;
 use crate::error::{Error, Result};
 use crate::migrator::{Runner, validate};
 
-pub async fn run(ctx: &Ctx) -> Result<()> {
+pub(crate) async fn run(ctx: &Ctx) -> Result<()> {
     let files = ctx.migrations()?;
     let mut db = ctx.connect().await?;
     let on_event = |e: crate::migrator::Event<'_>| ctx.print_event(e);

@@ -12,7 +12,7 @@ const LIMIT: Duration = Duration::from_secs(30);
 /// Runs `command` with `summary` on stdin and `KEEL_*` variables set.
 /// Returns what happened, in words; an alert that cannot be sent never
 /// hides the run's own outcome.
-pub fn send(command: &str, summary: &str, vars: &[(&str, &str)]) -> Result<String, String> {
+pub(crate) fn send(command: &str, summary: &str, vars: &[(&str, &str)]) -> Result<String, String> {
     let mut child = Command::new("sh")
         .arg("-c")
         .arg(command)

@@ -11,13 +11,13 @@ use std::time::Duration;
 
 /// One check's result.
 #[derive(Debug, Clone)]
-pub struct CheckResult {
+pub(crate) struct CheckResult {
     /// `connection`, `smoke`, `env-smoke`, `row-counts`, `health`.
-    pub step: String,
-    pub ok: bool,
-    pub detail: String,
-    pub started_at: chrono::DateTime<chrono::Utc>,
-    pub duration_ms: u64,
+    pub(crate) step: String,
+    pub(crate) ok: bool,
+    pub(crate) detail: String,
+    pub(crate) started_at: chrono::DateTime<chrono::Utc>,
+    pub(crate) duration_ms: u64,
 }
 
 /// Tables the migration touches that exist before it runs and whose rows it
@@ -25,7 +25,7 @@ pub struct CheckResult {
 /// index or a constraint must leave the row count as it was. Tables it
 /// inserts into, deletes from, updates, truncates, drops or renames are left
 /// out, as are tables it creates.
-pub fn count_tables(analysis: &MigrationAnalysis) -> Vec<String> {
+pub(crate) fn count_tables(analysis: &MigrationAnalysis) -> Vec<String> {
     let mut touched: Vec<String> = Vec::new();
     let mut changed: Vec<String> = Vec::new();
     for op in &analysis.up.ops {
@@ -53,7 +53,7 @@ pub fn count_tables(analysis: &MigrationAnalysis) -> Vec<String> {
 }
 
 /// Row counts of those of `tables` that exist.
-pub async fn count_rows(
+pub(crate) async fn count_rows(
     db: &mut dyn Database,
     tables: &[String],
 ) -> Result<BTreeMap<String, i64>, crate::db::DbError> {
@@ -70,7 +70,7 @@ pub async fn count_rows(
 /// Compares a smoke query's value with `expect`: as numbers when both are
 /// numbers (`0` = `0.0`), else as text; `true`/`false` also match
 /// PostgreSQL's `t`/`f` and SQLite's `1`/`0`.
-pub fn matches(actual: Option<&str>, expect: &toml::Value) -> bool {
+pub(crate) fn matches(actual: Option<&str>, expect: &toml::Value) -> bool {
     let Some(actual) = actual.map(str::trim) else {
         return false;
     };
@@ -124,7 +124,7 @@ async fn query_rolled_back(
 /// Every post-migration check, in order; each one runs even when an
 /// earlier one failed, so the record shows them all (except after a lost
 /// connection, which fails the rest).
-pub async fn run_all(
+pub(crate) async fn run_all(
     db: &mut dyn Database,
     m: &Migration,
     env_smoke: &[String],
@@ -260,7 +260,7 @@ async fn row_counts(
 }
 
 /// GET `url`: passes on 200 within ten seconds.
-pub async fn health(url: &str) -> (bool, String) {
+pub(crate) async fn health(url: &str) -> (bool, String) {
     let owned = url.to_string();
     let result = tokio::task::spawn_blocking(move || {
         let agent: ureq::Agent = ureq::Agent::config_builder()

@@ -8,7 +8,7 @@ use std::io::IsTerminal;
 use std::path::Path;
 
 /// How items that keel cannot verify get confirmed.
-pub enum Confirmer {
+pub(crate) enum Confirmer {
     /// A person at a terminal, item by item.
     Terminal,
     /// `--answers FILE`: `id = true` per item, recorded in the execution record.
@@ -21,7 +21,7 @@ pub enum Confirmer {
 }
 
 #[derive(Debug, thiserror::Error)]
-pub enum ConfirmError {
+pub(crate) enum ConfirmError {
     #[error("{0}")]
     Refused(String),
     #[error("{0}")]
@@ -30,7 +30,7 @@ pub enum ConfirmError {
 
 impl Confirmer {
     /// Chooses how to confirm, refusing what the environment does not allow.
-    pub fn choose(
+    pub(crate) fn choose(
         env: &str,
         confirm_setting: Option<&str>,
         yes: bool,
@@ -78,7 +78,7 @@ impl Confirmer {
 
     /// Confirms one item that keel cannot verify itself. `Ok(false)` means
     /// the operator said no; the run stops before anything changed.
-    pub fn confirm(&self, item: &ChecklistItem) -> Result<bool, ConfirmError> {
+    pub(crate) fn confirm(&self, item: &ChecklistItem) -> Result<bool, ConfirmError> {
         let id = item.id.as_deref().unwrap_or("(no id)");
         match self {
             Confirmer::Yes => Ok(true),
@@ -112,7 +112,7 @@ impl Confirmer {
         }
     }
 
-    pub fn describe(&self) -> String {
+    pub(crate) fn describe(&self) -> String {
         match self {
             Confirmer::Terminal => "confirmed at the terminal".into(),
             Confirmer::Answers { file, .. } => format!("confirmed by answers file {file}"),

@@ -15,55 +15,55 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 /// One guarded run as its steps see it.
-pub struct Context<'a> {
-    pub request: &'a Request<'a>,
-    pub ui: &'a Ui<'a>,
-    pub db: &'a mut dyn Database,
+pub(crate) struct Context<'a> {
+    pub(crate) request: &'a Request<'a>,
+    pub(crate) ui: &'a Ui<'a>,
+    pub(crate) db: &'a mut dyn Database,
     operator: String,
-    pub log: Log<'a>,
-    pub timeouts: Timeouts,
+    pub(crate) log: Log<'a>,
+    pub(crate) timeouts: Timeouts,
     /// runbooks/…md in the project, and as messages show it.
-    pub runbook_path: PathBuf,
-    pub runbook_shown: PathBuf,
-    pub records_dir: PathBuf,
+    pub(crate) runbook_path: PathBuf,
+    pub(crate) runbook_shown: PathBuf,
+    pub(crate) records_dir: PathBuf,
     /// The migration classified offline, as its reviewed runbook shows it.
-    pub reviewed: MigrationAnalysis,
+    pub(crate) reviewed: MigrationAnalysis,
     /// The run's one analysis of the migration, with what the server says:
     /// the dry run, the backup, the row counts, the runner and the rollback
     /// all read it.
-    pub analysis: MigrationAnalysis,
-    pub signer: Option<Signer>,
-    pub runbook: Option<CheckedRunbook>,
-    pub snapshot_done: bool,
+    pub(crate) analysis: MigrationAnalysis,
+    pub(crate) signer: Option<Signer>,
+    pub(crate) runbook: Option<CheckedRunbook>,
+    pub(crate) snapshot_done: bool,
     /// The reviewed checklist has `backup-verified`: ticked once the backup
     /// step has done (or had nothing to do).
-    pub backup_item: bool,
+    pub(crate) backup_item: bool,
     /// The checklist ids the runbook gets ticked.
-    pub tick: Vec<String>,
-    pub backup: Option<Created>,
+    pub(crate) tick: Vec<String>,
+    pub(crate) backup: Option<Created>,
     /// Row counts taken before the migration, which the checks compare to.
-    pub before: BTreeMap<String, i64>,
+    pub(crate) before: BTreeMap<String, i64>,
     /// The migration has a backfill to run (or finish) after its commit.
-    pub backfill: bool,
-    pub intent_written: bool,
+    pub(crate) backfill: bool,
+    pub(crate) intent_written: bool,
     /// What failed after the commit; the migration is rolled back.
-    pub failures: Vec<String>,
+    pub(crate) failures: Vec<String>,
     /// How the run ended, once it has; `problem` is empty when applied.
-    pub outcome: Outcome,
-    pub problem: String,
+    pub(crate) outcome: Outcome,
+    pub(crate) problem: String,
     /// The first signal received during the run and when it came.
-    pub signal: Option<(&'static str, DateTime<Utc>)>,
+    pub(crate) signal: Option<(&'static str, DateTime<Utc>)>,
     /// The final record as written, once it is.
-    pub written: Option<(Written, Record)>,
+    pub(crate) written: Option<(Written, Record)>,
     /// The runbook section of the final record.
-    pub section: String,
+    pub(crate) section: String,
 }
 
 impl<'a> Context<'a> {
     /// A run of `plan.migration`, its record started as `rec`. Parses the
     /// migration's SQL once and analyses it offline (for the runbook check)
     /// and with the server's facts (for the run).
-    pub async fn new(
+    pub(crate) async fn new(
         db: &'a mut dyn Database,
         request: &'a Request<'a>,
         ui: &'a Ui<'a>,
@@ -104,16 +104,16 @@ impl<'a> Context<'a> {
         })
     }
 
-    pub fn migration(&self) -> &'a Migration {
+    pub(crate) fn migration(&self) -> &'a Migration {
         self.request.migration
     }
 
-    pub fn env_name(&self) -> &'a str {
+    pub(crate) fn env_name(&self) -> &'a str {
         self.request.env_name
     }
 
     /// The migrator, on this run's connection.
-    pub fn runner(&mut self) -> Runner<'_> {
+    pub(crate) fn runner(&mut self) -> Runner<'_> {
         Runner {
             db: &mut *self.db,
             settings: self.request.settings,
@@ -123,7 +123,7 @@ impl<'a> Context<'a> {
     }
 
     /// The migrator, and the analysis it runs the migration with.
-    pub fn runner_with_analysis(&mut self) -> (Runner<'_>, &MigrationAnalysis) {
+    pub(crate) fn runner_with_analysis(&mut self) -> (Runner<'_>, &MigrationAnalysis) {
         let runner = Runner {
             db: &mut *self.db,
             settings: self.request.settings,
@@ -134,7 +134,7 @@ impl<'a> Context<'a> {
     }
 
     /// `path` relative to the project, as messages show it.
-    pub fn shown(&self, path: &Path) -> String {
+    pub(crate) fn shown(&self, path: &Path) -> String {
         path.strip_prefix(&self.request.project)
             .unwrap_or(path)
             .display()

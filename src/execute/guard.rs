@@ -13,7 +13,7 @@ use std::path::Path;
 
 /// The configured signer, with its key tried on a throwaway message so a
 /// missing or unusable key refuses the run before anything changes.
-pub fn signer(
+pub(crate) fn signer(
     config: &Config,
     project: &Path,
     env_name: &str,
@@ -40,14 +40,14 @@ pub fn signer(
 }
 
 /// A runbook that passed its guard.
-pub struct CheckedRunbook {
+pub(crate) struct CheckedRunbook {
     /// SHA-256 of the file as read.
-    pub sha256: String,
+    pub(crate) sha256: String,
     /// The reviewed body (unticked): where the checklist is read from, so
     /// nothing appended below the records marker can add an item.
-    pub reviewed: String,
+    pub(crate) reviewed: String,
     /// SHA-256 binding the reviewed body to the migration (the marker's `body=`).
-    pub digest: String,
+    pub(crate) digest: String,
 }
 
 /// The runbook as reviewed, refused when it is missing, was rendered from
@@ -55,7 +55,7 @@ pub struct CheckedRunbook {
 /// the SHA-256 on its first line nor what keel renders for the migration
 /// now (SQL shown, checklist items, commands) may differ. A body edited and
 /// its SHA-256 recomputed still differs from the render.
-pub fn runbook(
+pub(crate) fn runbook(
     path: &Path,
     m: &Migration,
     files: &[Migration],
@@ -150,7 +150,7 @@ pub fn runbook(
 }
 
 /// Refuses unless `m` is the next pending migration and nothing blocks runs.
-pub async fn next_pending(
+pub(crate) async fn next_pending(
     db: &mut dyn Database,
     files: &[Migration],
     m: &Migration,
@@ -211,7 +211,7 @@ pub async fn next_pending(
 /// newest; checked against its `.sha256`, read back by the database's own
 /// tools, and required to be of this environment and database and recent
 /// ([`snapshot::check`]). Required where keel.toml says so.
-pub async fn snapshot(
+pub(crate) async fn snapshot(
     db: &mut dyn Database,
     explicit: Option<&Path>,
     dir: &Path,
@@ -249,7 +249,7 @@ pub async fn snapshot(
 /// Runs the migration's up in a transaction that is always rolled back
 /// (like `keel validate`); `transaction = false` migrations cannot run
 /// inside one and are split and checked statically.
-pub async fn dry_run(
+pub(crate) async fn dry_run(
     db: &mut dyn Database,
     m: &Migration,
     analysis: &crate::analysis::analyze::MigrationAnalysis,

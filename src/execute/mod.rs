@@ -15,15 +15,15 @@
 //! migration parsed and analysed once), times and logs each, stops or rolls
 //! back by one rule, and is the one place that watches for signals.
 
-pub mod alert;
-pub mod checks;
-pub mod confirm;
+pub(crate) mod alert;
+pub(crate) mod checks;
+pub(crate) mod confirm;
 mod context;
 mod guard;
 mod pipeline;
 mod recover;
-pub mod report;
-pub mod signals;
+pub(crate) mod report;
+pub(crate) mod signals;
 mod step;
 mod steps;
 
@@ -40,43 +40,43 @@ use std::path::{Path, PathBuf};
 pub use pipeline::outline;
 
 /// Everything a guarded run needs to know.
-pub struct Request<'a> {
-    pub env_name: &'a str,
-    pub env: &'a Environment,
-    pub config: &'a Config,
-    pub files: &'a [Migration],
-    pub migration: &'a Migration,
+pub(crate) struct Request<'a> {
+    pub(crate) env_name: &'a str,
+    pub(crate) env: &'a Environment,
+    pub(crate) config: &'a Config,
+    pub(crate) files: &'a [Migration],
+    pub(crate) migration: &'a Migration,
     /// `--snapshot FILE`; else the environment's newest snapshot.
-    pub snapshot: Option<PathBuf>,
-    pub confirmer: Confirmer,
-    pub settings: RunSettings,
+    pub(crate) snapshot: Option<PathBuf>,
+    pub(crate) confirmer: Confirmer,
+    pub(crate) settings: RunSettings,
     /// The project folder: runbooks/, backups/, snapshots/, records/ are in it.
-    pub project: PathBuf,
+    pub(crate) project: PathBuf,
 }
 
 /// How the run talks to the operator.
-pub struct Ui<'a> {
+pub(crate) struct Ui<'a> {
     /// One line of progress (stderr).
-    pub say: &'a (dyn Fn(&str) + Sync),
+    pub(crate) say: &'a (dyn Fn(&str) + Sync),
     /// The runner's events (progress and timings of the migration).
-    pub on_event: &'a (dyn Fn(Event<'_>) + Sync),
+    pub(crate) on_event: &'a (dyn Fn(Event<'_>) + Sync),
 }
 
 /// A run that got as far as its record.
 #[derive(Debug)]
-pub struct Finished {
-    pub outcome: Outcome,
-    pub record: Record,
-    pub written: Written,
-    pub runbook: PathBuf,
+pub(crate) struct Finished {
+    pub(crate) outcome: Outcome,
+    pub(crate) record: Record,
+    pub(crate) written: Written,
+    pub(crate) runbook: PathBuf,
     /// What went wrong, for the error message and the alert (empty when applied).
-    pub problem: String,
+    pub(crate) problem: String,
 }
 
 impl Finished {
     /// What went wrong, where the record and the runbook are, and (after a
     /// rollback) what to do next: the error message of a run that ended badly.
-    pub fn message(&self) -> String {
+    pub(crate) fn message(&self) -> String {
         let message = format!(
             "{}\n  record: {}\n  runbook: {}",
             self.problem.trim_end(),
@@ -95,12 +95,12 @@ impl Finished {
 }
 
 /// `p` without a leading `./`, as messages show paths.
-pub fn shown(p: &Path) -> String {
+pub(crate) fn shown(p: &Path) -> String {
     p.strip_prefix(".").unwrap_or(p).display().to_string()
 }
 
 #[derive(Debug, thiserror::Error)]
-pub enum ExecuteError {
+pub(crate) enum ExecuteError {
     /// A guard refused; nothing was changed and nothing was written (exit 4).
     #[error("{0}")]
     Refused(String),
@@ -143,7 +143,7 @@ fn file_ref(project: &Path, path: &Path, sha256: &str) -> FileRef {
 }
 
 /// Runs the guarded run of `plan.migration` on `db`.
-pub async fn execute(
+pub(crate) async fn execute(
     db: &mut dyn Database,
     request: Request<'_>,
     ui: &Ui<'_>,

@@ -66,7 +66,7 @@ pub fn outline() -> Vec<(&'static str, &'static str)> {
 
 /// Where a run starts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum From {
+pub(crate) enum From {
     /// A new run that passed its guards: the run lock onwards.
     Start,
     /// A stopped run whose migration committed: its checks onwards.
@@ -75,7 +75,7 @@ pub enum From {
 
 /// The guards and the checklist: nothing is changed or written, so a step
 /// that stops the run refuses it.
-pub async fn guards(cx: &mut Context<'_>) -> Result<(), ExecuteError> {
+pub(crate) async fn guards(cx: &mut Context<'_>) -> Result<(), ExecuteError> {
     match steps(cx, GUARDS).await? {
         Some(problem) => Err(ExecuteError::Refused(problem)),
         None => Ok(()),
@@ -87,7 +87,7 @@ pub async fn guards(cx: &mut Context<'_>) -> Result<(), ExecuteError> {
 /// SIGHUP does not stop the run half-way, it finishes (checks, rollback if
 /// needed, record); a second one stops it at once
 /// ([`ExecuteError::Stopped`]).
-pub async fn run(
+pub(crate) async fn run(
     cx: &mut Context<'_>,
     from: From,
     signals: &Signals,

@@ -5,7 +5,7 @@
 use crate::record::{Outcome, Record, StepOutcome};
 use crate::runbook::markdown::{code, inline};
 
-pub fn outcome_word(o: Outcome) -> &'static str {
+pub(crate) fn outcome_word(o: Outcome) -> &'static str {
     match o {
         Outcome::Applied => "applied",
         Outcome::RolledBack => "rolled back",
@@ -16,7 +16,7 @@ pub fn outcome_word(o: Outcome) -> &'static str {
     }
 }
 
-pub fn step_word(o: StepOutcome) -> &'static str {
+pub(crate) fn step_word(o: StepOutcome) -> &'static str {
     match o {
         StepOutcome::Ok => "ok",
         StepOutcome::Failed => "FAILED",
@@ -26,7 +26,7 @@ pub fn step_word(o: StepOutcome) -> &'static str {
 }
 
 /// `12 ms`, `1.2 s`, `3 min 4 s`.
-pub fn ms(n: u64) -> String {
+pub(crate) fn ms(n: u64) -> String {
     if n < 1000 {
         format!("{n} ms")
     } else if n < 60_000 {
@@ -37,7 +37,7 @@ pub fn ms(n: u64) -> String {
 }
 
 /// The Markdown section for one run.
-pub fn section(rec: &Record, record_path: &str, signed: bool) -> String {
+pub(crate) fn section(rec: &Record, record_path: &str, signed: bool) -> String {
     let stamp = |t: chrono::DateTime<chrono::Utc>| t.format("%Y-%m-%d %H:%M:%S UTC").to_string();
     let took = (rec.finished_at - rec.started_at).num_milliseconds().max(0) as u64;
     let mut s = format!(

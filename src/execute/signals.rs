@@ -14,7 +14,7 @@ use tokio::sync::watch;
 
 /// Writes a line to stderr. After SIGHUP the terminal is gone and a write
 /// fails; that must not end the run (`eprintln!` would panic).
-pub fn note(line: &str) {
+pub(crate) fn note(line: &str) {
     let _ = writeln!(std::io::stderr(), "{line}");
 }
 
@@ -22,14 +22,14 @@ pub fn note(line: &str) {
 type First = Option<(&'static str, chrono::DateTime<chrono::Utc>)>;
 
 /// Listens for Ctrl-C, SIGTERM and SIGHUP while it lives.
-pub struct Signals {
+pub(crate) struct Signals {
     task: tokio::task::JoinHandle<()>,
     count: watch::Receiver<u32>,
     first: Arc<Mutex<First>>,
 }
 
 impl Signals {
-    pub fn install() -> Signals {
+    pub(crate) fn install() -> Signals {
         let (tx, rx) = watch::channel(0u32);
         let first = Arc::new(Mutex::new(None));
         let seen = first.clone();
@@ -80,12 +80,12 @@ impl Signals {
     }
 
     /// The first signal and when it came, for the record.
-    pub fn received(&self) -> First {
+    pub(crate) fn received(&self) -> First {
         self.first.lock().ok().and_then(|f| *f)
     }
 
     /// Resolves when a second signal arrives.
-    pub async fn stopped(&self) {
+    pub(crate) async fn stopped(&self) {
         let mut rx = self.count.clone();
         let _ = rx.wait_for(|n| *n >= 2).await;
     }

@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 
 /// Which step: its name in the terminal lines and in the record's steps.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum StepId {
+pub(crate) enum StepId {
     SigningKey,
     Runbook,
     Pending,
@@ -43,7 +43,7 @@ pub enum StepId {
 
 impl StepId {
     /// The name the terminal and the record show.
-    pub fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             StepId::SigningKey => "signing-key",
             StepId::Runbook => "runbook",
@@ -75,7 +75,7 @@ impl StepId {
 
 /// What the run does after a step.
 #[derive(Debug)]
-pub enum Then {
+pub(crate) enum Then {
     Next,
     /// The run ends here, failed, with this problem (before the commit:
     /// nothing was changed; after it: nothing more can be done safely).
@@ -87,29 +87,29 @@ pub enum Then {
 
 /// How a step went.
 #[derive(Debug)]
-pub struct Done {
+pub(crate) struct Done {
     /// The step's line; `None` when it logged its own lines or had nothing
     /// to say.
-    pub line: Option<(StepOutcome, String)>,
-    pub then: Then,
+    pub(crate) line: Option<(StepOutcome, String)>,
+    pub(crate) then: Then,
 }
 
 impl Done {
-    pub fn ok(detail: impl Into<String>) -> Done {
+    pub(crate) fn ok(detail: impl Into<String>) -> Done {
         Done::line(StepOutcome::Ok, detail.into())
     }
 
-    pub fn skipped(detail: impl Into<String>) -> Done {
+    pub(crate) fn skipped(detail: impl Into<String>) -> Done {
         Done::line(StepOutcome::Skipped, detail.into())
     }
 
     /// Failed, but the run goes on as it would have (an alert not sent).
-    pub fn failed(detail: impl Into<String>) -> Done {
+    pub(crate) fn failed(detail: impl Into<String>) -> Done {
         Done::line(StepOutcome::Failed, detail.into())
     }
 
     /// Nothing to log.
-    pub fn quiet() -> Done {
+    pub(crate) fn quiet() -> Done {
         Done {
             line: None,
             then: Then::Next,
@@ -124,7 +124,7 @@ impl Done {
     }
 
     /// …and the run ends, failed, with `problem`.
-    pub fn stop(self, problem: String) -> Done {
+    pub(crate) fn stop(self, problem: String) -> Done {
         Done {
             then: Then::Stop(problem),
             ..self
@@ -132,7 +132,7 @@ impl Done {
     }
 
     /// …and the migration is rolled back after the remaining checks.
-    pub fn roll_back(self, problem: String) -> Done {
+    pub(crate) fn roll_back(self, problem: String) -> Done {
         Done {
             then: Then::RollBack(problem),
             ..self
@@ -143,7 +143,7 @@ impl Done {
 /// One step of the guarded run. A refusal (`Err`) ends the run with
 /// nothing recorded; everything else is a [`Done`].
 #[async_trait::async_trait(?Send)]
-pub trait Step: Sync {
+pub(crate) trait Step: Sync {
     fn id(&self) -> StepId;
     /// What the step makes sure of, in one line.
     fn about(&self) -> &'static str;
@@ -151,20 +151,26 @@ pub trait Step: Sync {
 }
 
 /// The run's record as it grows, printed as it goes.
-pub struct Log<'a> {
-    pub rec: Record,
-    pub say: &'a (dyn Fn(&str) + Sync),
+pub(crate) struct Log<'a> {
+    pub(crate) rec: Record,
+    pub(crate) say: &'a (dyn Fn(&str) + Sync),
 }
 
 impl Log<'_> {
-    pub fn step(&mut self, name: &str, outcome: StepOutcome, t: DateTime<Utc>, detail: String) {
+    pub(crate) fn step(
+        &mut self,
+        name: &str,
+        outcome: StepOutcome,
+        t: DateTime<Utc>,
+        detail: String,
+    ) {
         let took = (Utc::now() - t).num_milliseconds().max(0) as u64;
         self.step_took(name, outcome, t, took, detail);
     }
 
     /// A confirmed checklist item: the record says how it was confirmed,
     /// the terminal (which already said so once) shows the item.
-    pub fn confirmed(&mut self, name: &str, t: DateTime<Utc>, text: &str, how: &str) {
+    pub(crate) fn confirmed(&mut self, name: &str, t: DateTime<Utc>, text: &str, how: &str) {
         self.rec.step(
             name,
             StepOutcome::Confirmed,
@@ -174,7 +180,7 @@ impl Log<'_> {
         (self.say)(&format!("{:>9}  {name:<24} {text}", "confirmed"));
     }
 
-    pub fn step_took(
+    pub(crate) fn step_took(
         &mut self,
         name: &str,
         outcome: StepOutcome,

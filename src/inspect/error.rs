@@ -2,7 +2,7 @@ use crate::db::DbError;
 
 /// Why `keel inspect` could not answer.
 #[derive(Debug, thiserror::Error)]
-pub enum InspectError {
+pub(crate) enum InspectError {
     #[error(
         "no table `{name}` in this database; {}",
         known("tables", tables, "run `keel up` to create the schema")
@@ -31,7 +31,7 @@ fn known(what: &str, names: &[String], if_none: &str) -> String {
 
 impl InspectError {
     /// True when the request named something that does not exist (exit 2).
-    pub fn is_usage(&self) -> bool {
+    pub(crate) fn is_usage(&self) -> bool {
         match self {
             InspectError::Db(e) => e.kind == crate::db::DbErrorKind::Usage,
             _ => true,

@@ -8,68 +8,68 @@
 //! [`render`] turns a report into text; JSON is the reports' serde form.
 
 mod error;
-pub mod profile;
-pub mod render;
+pub(crate) mod profile;
+pub(crate) mod render;
 
-pub use error::InspectError;
-pub use profile::TextProfile;
+pub(crate) use error::InspectError;
+pub(crate) use profile::TextProfile;
 
 use crate::db::{ColumnInfo, ConstraintInfo, Database, IndexInfo};
 use serde::Serialize;
 
 /// Nulls, range and, for text, the [`TextProfile`] of one column.
 #[derive(Debug, Clone, Serialize)]
-pub struct ColumnStats {
-    pub rows: i64,
-    pub nulls: i64,
-    pub min: Option<String>,
-    pub max: Option<String>,
+pub(crate) struct ColumnStats {
+    pub(crate) rows: i64,
+    pub(crate) nulls: i64,
+    pub(crate) min: Option<String>,
+    pub(crate) max: Option<String>,
     /// For text columns only.
-    pub text: Option<TextProfile>,
+    pub(crate) text: Option<TextProfile>,
 }
 
 #[derive(Debug, Clone, Serialize)]
-pub struct ColumnReport {
+pub(crate) struct ColumnReport {
     #[serde(flatten)]
-    pub info: ColumnInfo,
+    pub(crate) info: ColumnInfo,
     /// Present when one table or column is inspected.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub stats: Option<ColumnStats>,
+    pub(crate) stats: Option<ColumnStats>,
 }
 
 #[derive(Debug, Clone, Serialize)]
-pub struct TableReport {
-    pub table: String,
-    pub rows: i64,
-    pub columns: Vec<ColumnReport>,
-    pub constraints: Vec<ConstraintInfo>,
-    pub indexes: Vec<IndexInfo>,
+pub(crate) struct TableReport {
+    pub(crate) table: String,
+    pub(crate) rows: i64,
+    pub(crate) columns: Vec<ColumnReport>,
+    pub(crate) constraints: Vec<ConstraintInfo>,
+    pub(crate) indexes: Vec<IndexInfo>,
 }
 
 /// Every table, schema and row counts.
 #[derive(Debug, Clone, Serialize)]
-pub struct Overview {
-    pub tables: Vec<TableReport>,
+pub(crate) struct Overview {
+    pub(crate) tables: Vec<TableReport>,
 }
 
 /// One column, for planning a transformation of it.
 #[derive(Debug, Clone, Serialize)]
-pub struct ColumnAnalysis {
-    pub table: String,
+pub(crate) struct ColumnAnalysis {
+    pub(crate) table: String,
     #[serde(flatten)]
-    pub column: ColumnReport,
+    pub(crate) column: ColumnReport,
 }
 
 #[derive(Debug, Clone, Serialize)]
 #[serde(untagged)]
-pub enum Report {
+pub(crate) enum Report {
     Overview(Overview),
     Table(TableReport),
     Column(Box<ColumnAnalysis>),
 }
 
 impl Report {
-    pub fn to_text(&self) -> String {
+    pub(crate) fn to_text(&self) -> String {
         match self {
             Report::Overview(o) => render::overview(o),
             Report::Table(t) => render::table(t),
@@ -80,7 +80,10 @@ impl Report {
 
 /// Inspects what `target` names: nothing (every table), `TABLE`, or
 /// `TABLE.COLUMN`.
-pub async fn inspect(db: &mut dyn Database, target: Option<&str>) -> Result<Report, InspectError> {
+pub(crate) async fn inspect(
+    db: &mut dyn Database,
+    target: Option<&str>,
+) -> Result<Report, InspectError> {
     let tables = db.tables().await?;
     let Some(target) = target else {
         let mut reports = Vec::new();
@@ -124,7 +127,7 @@ async fn schema(db: &mut dyn Database, table: &str) -> Result<TableReport, Inspe
 }
 
 /// The schema plus every column's stats.
-pub async fn table(db: &mut dyn Database, table: &str) -> Result<TableReport, InspectError> {
+pub(crate) async fn table(db: &mut dyn Database, table: &str) -> Result<TableReport, InspectError> {
     let mut report = schema(db, table).await?;
     for column in &mut report.columns {
         column.stats = Some(stats(db, table, &column.info).await?);
@@ -132,7 +135,7 @@ pub async fn table(db: &mut dyn Database, table: &str) -> Result<TableReport, In
     Ok(report)
 }
 
-pub async fn analyse_column(
+pub(crate) async fn analyse_column(
     db: &mut dyn Database,
     table: &str,
     column: &str,

@@ -6,16 +6,16 @@
 use serde::Serialize;
 
 /// How many examples each bucket keeps.
-pub const EXAMPLES: usize = 3;
+pub(crate) const EXAMPLES: usize = 3;
 /// Examples longer than this many characters are cut.
 const EXAMPLE_CHARS: usize = 60;
 
 /// A count with up to [`EXAMPLES`] distinct example values (the first ones
 /// met in scan order).
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
-pub struct Bucket {
-    pub count: u64,
-    pub examples: Vec<String>,
+pub(crate) struct Bucket {
+    pub(crate) count: u64,
+    pub(crate) examples: Vec<String>,
 }
 
 impl Bucket {
@@ -31,7 +31,7 @@ impl Bucket {
 }
 
 /// Cuts a long value for display, marking the cut with `…`.
-pub fn shorten(value: &str) -> String {
+pub(crate) fn shorten(value: &str) -> String {
     match value.char_indices().nth(EXAMPLE_CHARS) {
         Some((cut, _)) => format!("{}…", &value[..cut]),
         None => value.to_string(),
@@ -40,54 +40,54 @@ pub fn shorten(value: &str) -> String {
 
 /// Non-NULL values by how many words they have after trimming.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
-pub struct Words {
-    pub one: Bucket,
-    pub two: Bucket,
-    pub three_plus: Bucket,
+pub(crate) struct Words {
+    pub(crate) one: Bucket,
+    pub(crate) two: Bucket,
+    pub(crate) three_plus: Bucket,
 }
 
 /// Values with characters a naive transformation trips on. One value can
 /// be in several categories.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
-pub struct Special {
+pub(crate) struct Special {
     /// Accents and anything else outside ASCII: é, ñ, ü, ø.
-    pub non_ascii: Bucket,
+    pub(crate) non_ascii: Bucket,
     /// ' and its typographic forms (’ ʼ).
-    pub apostrophe: Bucket,
+    pub(crate) apostrophe: Bucket,
     /// - and the Unicode hyphens.
-    pub hyphen: Bucket,
+    pub(crate) hyphen: Bucket,
     /// Other punctuation: . , ( ) & / and the like.
-    pub other_punctuation: Bucket,
+    pub(crate) other_punctuation: Bucket,
     /// Leading or trailing whitespace (values that are only whitespace are
     /// counted as blank instead).
-    pub edge_whitespace: Bucket,
+    pub(crate) edge_whitespace: Bucket,
     /// Whitespace inside the value that is not one plain space: doubled
     /// spaces, tabs, newlines, no-break spaces.
-    pub inner_whitespace: Bucket,
+    pub(crate) inner_whitespace: Bucket,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
-pub struct Length {
-    pub min: u64,
-    pub max: u64,
+pub(crate) struct Length {
+    pub(crate) min: u64,
+    pub(crate) max: u64,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
-pub struct TextProfile {
+pub(crate) struct TextProfile {
     /// Non-NULL values seen.
-    pub values: u64,
+    pub(crate) values: u64,
     /// Exactly ''.
-    pub empty: Bucket,
+    pub(crate) empty: Bucket,
     /// Not empty, but only whitespace.
-    pub blank: Bucket,
-    pub words: Words,
-    pub special: Special,
+    pub(crate) blank: Bucket,
+    pub(crate) words: Words,
+    pub(crate) special: Special,
     /// Length in characters of the non-NULL values.
-    pub length: Option<Length>,
+    pub(crate) length: Option<Length>,
 }
 
 impl TextProfile {
-    pub fn observe(&mut self, value: Option<&str>) {
+    pub(crate) fn observe(&mut self, value: Option<&str>) {
         let Some(s) = value else { return };
         self.values += 1;
         let chars = s.chars().count() as u64;

@@ -7,14 +7,14 @@ use super::{ColumnAnalysis, ColumnReport, ColumnStats, Overview, TableReport};
 /// Width of the label column in column blocks.
 const LABEL: usize = 24;
 
-pub fn overview(o: &Overview) -> String {
+pub(crate) fn overview(o: &Overview) -> String {
     if o.tables.is_empty() {
         return "no tables in this database yet; run `keel up` to create the schema\n".into();
     }
     o.tables.iter().map(schema).collect::<Vec<_>>().join("\n")
 }
 
-pub fn table(t: &TableReport) -> String {
+pub(crate) fn table(t: &TableReport) -> String {
     let mut out = schema(t);
     for c in &t.columns {
         out.push('\n');
@@ -23,7 +23,7 @@ pub fn table(t: &TableReport) -> String {
     out
 }
 
-pub fn column(c: &ColumnAnalysis) -> String {
+pub(crate) fn column(c: &ColumnAnalysis) -> String {
     column_block(&format!("{}.{}", c.table, c.column.info.name), &c.column)
 }
 

@@ -14,7 +14,7 @@ use crate::sql::expr;
 const MAX_NAME_BYTES: usize = 63;
 
 /// Every problem of `b`, in the order they are written.
-pub fn check(b: &Backfill) -> Vec<MetaError> {
+pub(crate) fn check(b: &Backfill) -> Vec<MetaError> {
     let mut problems = Vec::new();
     let mut problem = |(line, column): Pos, message: String, fix: &str| {
         problems.push(MetaError {

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 
 /// The folders migration files may resolve into.
 #[derive(Debug, Clone)]
-pub struct Bounds {
+pub(crate) struct Bounds {
     /// Canonical folders; a file must resolve inside one of them.
     roots: Vec<PathBuf>,
     /// keel.toml's `allow_outside_project`: any folder will do.
@@ -21,16 +21,16 @@ pub struct Bounds {
 
 /// What the entry is expected to be.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
+pub(crate) enum Kind {
     File,
     Folder,
 }
 
 /// Why keel will not read an entry, and what to do.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Refusal {
-    pub message: String,
-    pub fix: String,
+pub(crate) struct Refusal {
+    pub(crate) message: String,
+    pub(crate) fix: String,
 }
 
 /// Linux pseudo file systems: their "regular files" are the kernel's state
@@ -40,7 +40,7 @@ const SYSTEM: [&str; 3] = ["/proc", "/sys", "/dev"];
 impl Bounds {
     /// Files may resolve inside `project` (the folder holding keel.toml,
     /// else the current folder), or anywhere with `anywhere`.
-    pub fn new(project: &Path, anywhere: bool) -> std::io::Result<Bounds> {
+    pub(crate) fn new(project: &Path, anywhere: bool) -> std::io::Result<Bounds> {
         Ok(Bounds {
             roots: vec![project.canonicalize()?],
             anywhere,
@@ -48,7 +48,7 @@ impl Bounds {
     }
 
     /// Also inside `folder` (a folder the user named on the command line).
-    pub fn with_root(mut self, folder: &Path) -> Bounds {
+    pub(crate) fn with_root(mut self, folder: &Path) -> Bounds {
         if let Ok(folder) = folder.canonicalize() {
             self.roots.push(folder);
         }
@@ -57,7 +57,7 @@ impl Bounds {
 
     /// The resolved path of `path` when keel may read it as `kind`;
     /// `Ok(None)` when nothing is there (not even a broken symlink).
-    pub fn check(&self, path: &Path, kind: Kind) -> Result<Option<PathBuf>, Refusal> {
+    pub(crate) fn check(&self, path: &Path, kind: Kind) -> Result<Option<PathBuf>, Refusal> {
         let link = match std::fs::symlink_metadata(path) {
             Ok(m) => m.file_type().is_symlink(),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),

@@ -5,7 +5,7 @@ use sha2::{Digest, Sha256};
 /// Each present file contributes its name, its length and its content with
 /// CRLF normalised to LF, so a checkout with `core.autocrlf` gives the same
 /// checksum and moving text between files changes it.
-pub fn checksum(up: &str, down: Option<&str>, toml: Option<&str>) -> String {
+pub(crate) fn checksum(up: &str, down: Option<&str>, toml: Option<&str>) -> String {
     let mut hasher = Sha256::new();
     for (name, content) in [
         ("up.sql", Some(up)),

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
-pub enum Reversibility {
+pub(crate) enum Reversibility {
     #[default]
     Full,
     Partial,
@@ -27,26 +27,26 @@ impl std::fmt::Display for Reversibility {
 /// (`lock_timout`) never silently drops a safety setting.
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
-pub struct Meta {
-    pub description: Option<String>,
-    pub reversibility: Option<Reversibility>,
+pub(crate) struct Meta {
+    pub(crate) description: Option<String>,
+    pub(crate) reversibility: Option<Reversibility>,
     #[serde(default = "yes")]
-    pub transaction: bool,
+    pub(crate) transaction: bool,
     #[serde(default, with = "duration_opt")]
-    pub lock_timeout: Option<Duration>,
+    pub(crate) lock_timeout: Option<Duration>,
     #[serde(default, with = "duration_opt")]
-    pub statement_timeout: Option<Duration>,
-    pub retries: Option<u32>,
+    pub(crate) statement_timeout: Option<Duration>,
+    pub(crate) retries: Option<u32>,
     #[serde(default)]
-    pub smoke: Vec<Smoke>,
-    pub backfill: Option<Backfill>,
+    pub(crate) smoke: Vec<Smoke>,
+    pub(crate) backfill: Option<Backfill>,
     /// `false`: `down` does not put the pre-up backup back, because down.sql
     /// rebuilds the destroyed data from live data (the contract step of a
     /// rename copies `content` back into `body`). Restoring the archive
     /// there would undo every write made since the migration ran. The
     /// backup is still taken, for `keel restore` by hand.
     #[serde(default = "yes")]
-    pub restore_on_down: bool,
+    pub(crate) restore_on_down: bool,
 }
 
 fn yes() -> bool {
@@ -73,57 +73,57 @@ impl Default for Meta {
 /// A post-migration check: `sql` must return one value equal to `expect`.
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
-pub struct Smoke {
-    pub name: String,
-    pub sql: String,
-    pub expect: toml::Value,
+pub(crate) struct Smoke {
+    pub(crate) name: String,
+    pub(crate) sql: String,
+    pub(crate) expect: toml::Value,
 }
 
 /// A batched, resumable data change that runs after the migration's SQL.
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
-pub struct Backfill {
-    pub table: String,
-    pub key: String,
-    pub set: BTreeMap<String, String>,
+pub(crate) struct Backfill {
+    pub(crate) table: String,
+    pub(crate) key: String,
+    pub(crate) set: BTreeMap<String, String>,
     #[serde(rename = "where")]
-    pub filter: Option<String>,
-    pub batch_size: Option<u64>,
-    pub delay_ms: Option<u64>,
+    pub(crate) filter: Option<String>,
+    pub(crate) batch_size: Option<u64>,
+    pub(crate) delay_ms: Option<u64>,
     /// Where each setting is written in migration.toml, for messages.
     #[serde(skip)]
-    pub at: BackfillPositions,
+    pub(crate) at: BackfillPositions,
 }
 
 /// A 1-based (line, column) in migration.toml.
-pub type Pos = (usize, usize);
+pub(crate) type Pos = (usize, usize);
 
 /// Where the settings of `[backfill]` are written.
 #[derive(Debug, Clone, Default)]
-pub struct BackfillPositions {
-    pub section: Pos,
-    pub table: Pos,
-    pub key: Pos,
+pub(crate) struct BackfillPositions {
+    pub(crate) section: Pos,
+    pub(crate) table: Pos,
+    pub(crate) key: Pos,
     /// Per column of `set`: where its name and where its expression is.
-    pub set: BTreeMap<String, (Pos, Pos)>,
-    pub filter: Pos,
-    pub batch_size: Pos,
+    pub(crate) set: BTreeMap<String, (Pos, Pos)>,
+    pub(crate) filter: Pos,
+    pub(crate) batch_size: Pos,
 }
 
 /// A problem in migration.toml, with the 1-based position of the offending
 /// key or value and what to do about it.
 #[derive(Debug)]
-pub struct MetaError {
-    pub line: usize,
-    pub column: usize,
-    pub message: String,
-    pub fix: String,
+pub(crate) struct MetaError {
+    pub(crate) line: usize,
+    pub(crate) column: usize,
+    pub(crate) message: String,
+    pub(crate) fix: String,
 }
 
 impl Meta {
     /// Parses migration.toml strictly and checks what keel will paste into
     /// SQL of its own (see [`super::backfill::check`]): every problem found.
-    pub fn parse(text: &str) -> Result<Meta, Vec<MetaError>> {
+    pub(crate) fn parse(text: &str) -> Result<Meta, Vec<MetaError>> {
         let mut meta: Meta = toml::from_str(text).map_err(|e| {
             let (line, column) = e.span().map(|s| line_col(text, s.start)).unwrap_or((1, 1));
             vec![MetaError {
@@ -193,7 +193,7 @@ fn positions(text: &str) -> BackfillPositions {
 }
 
 /// 1-based line and column (in characters) of a byte offset.
-pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
+pub(crate) fn line_col(text: &str, offset: usize) -> (usize, usize) {
     let offset = offset.min(text.len());
     let before = &text[..text.floor_char_boundary(offset)];
     let line = before.matches('\n').count() + 1;
@@ -201,11 +201,13 @@ pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
     (line, column)
 }
 
-pub mod duration_opt {
+pub(crate) mod duration_opt {
     use serde::{Deserialize, Deserializer, Serializer};
     use std::time::Duration;
 
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Option<Duration>, D::Error> {
         let Some(text) = Option::<String>::deserialize(d)? else {
             return Ok(None);
         };
@@ -216,7 +218,7 @@ pub mod duration_opt {
         })
     }
 
-    pub fn serialize<S: Serializer>(v: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+    pub(crate) fn serialize<S: Serializer>(v: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
         match v {
             Some(d) => s.serialize_str(&humantime::format_duration(*d).to_string()),
             None => s.serialize_none(),

@@ -1,26 +1,26 @@
 //! Migration files on disk → [`Migration`] values (version, name, checksum, metadata).
 
 mod backfill;
-pub mod bounds;
+pub(crate) mod bounds;
 mod checksum;
-pub mod meta;
+pub(crate) mod meta;
 mod source;
 
-pub use bounds::Bounds;
-pub use checksum::checksum;
-pub use meta::{Meta, Reversibility};
-pub use source::{SourceError, is_snake_case, load_dir, to_snake_case};
+pub(crate) use bounds::Bounds;
+pub(crate) use checksum::checksum;
+pub(crate) use meta::{Meta, Reversibility};
+pub(crate) use source::{SourceError, is_snake_case, load_dir, to_snake_case};
 
 use std::fmt;
 use std::path::PathBuf;
 
 /// A migration version: a UTC timestamp `YYYYMMDDHHMMSS`, ordered numerically.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct Version(pub u64);
+pub(crate) struct Version(pub u64);
 
 impl Version {
     /// Parses exactly 14 ASCII digits.
-    pub fn parse(s: &str) -> Option<Version> {
+    pub(crate) fn parse(s: &str) -> Option<Version> {
         if s.len() == 14 && s.bytes().all(|b| b.is_ascii_digit()) {
             s.parse().ok().map(Version)
         } else {
@@ -29,7 +29,7 @@ impl Version {
     }
 
     /// The version for a migration created now (UTC).
-    pub fn now() -> Version {
+    pub(crate) fn now() -> Version {
         let stamp = chrono::Utc::now().format("%Y%m%d%H%M%S").to_string();
         Version(stamp.parse().expect("a formatted timestamp is 14 digits"))
     }
@@ -52,34 +52,34 @@ impl std::str::FromStr for Version {
 
 /// One migration folder, read and checked.
 #[derive(Debug, Clone)]
-pub struct Migration {
-    pub version: Version,
-    pub name: String,
-    pub dir: PathBuf,
-    pub up: String,
+pub(crate) struct Migration {
+    pub(crate) version: Version,
+    pub(crate) name: String,
+    pub(crate) dir: PathBuf,
+    pub(crate) up: String,
     /// `None` when down.sql is absent; an empty file is `Some("")`.
-    pub down: Option<String>,
-    pub meta: Meta,
+    pub(crate) down: Option<String>,
+    pub(crate) meta: Meta,
     /// Hex SHA-256 over up.sql, down.sql and migration.toml (see [`checksum`]).
-    pub checksum: String,
+    pub(crate) checksum: String,
 }
 
 impl Migration {
     /// `<version>_<name>`, the folder name and the id used in runbooks and records.
-    pub fn id(&self) -> String {
+    pub(crate) fn id(&self) -> String {
         format!("{}_{}", self.version, self.name)
     }
 
-    pub fn up_path(&self) -> PathBuf {
+    pub(crate) fn up_path(&self) -> PathBuf {
         self.dir.join("up.sql")
     }
 
-    pub fn down_path(&self) -> PathBuf {
+    pub(crate) fn down_path(&self) -> PathBuf {
         self.dir.join("down.sql")
     }
 
     /// True when down.sql exists and holds at least one statement.
-    pub fn has_down(&self) -> bool {
+    pub(crate) fn has_down(&self) -> bool {
         self.down
             .as_deref()
             .is_some_and(|d| !crate::sql::split(d).is_empty())
@@ -90,11 +90,14 @@ impl Migration {
 /// in the migrations folder. Its text is the whole message, with the fix.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{0}")]
-pub struct NoSuchMigration(String);
+pub(crate) struct NoSuchMigration(String);
 
 /// The migration `wanted` names, by version (`20250101120000`) or full id
 /// (`20250101120000_add_users`).
-pub fn find<'m>(files: &'m [Migration], wanted: &str) -> Result<&'m Migration, NoSuchMigration> {
+pub(crate) fn find<'m>(
+    files: &'m [Migration],
+    wanted: &str,
+) -> Result<&'m Migration, NoSuchMigration> {
     files
         .iter()
         .find(|m| m.version.to_string() == wanted || m.id() == wanted)

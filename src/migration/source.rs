@@ -9,16 +9,16 @@ use std::path::{Path, PathBuf};
 /// Everything wrong with a migrations folder, collected so that one run
 /// shows every problem rather than the first.
 #[derive(Debug)]
-pub struct SourceError {
-    pub problems: Vec<Problem>,
+pub(crate) struct SourceError {
+    pub(crate) problems: Vec<Problem>,
 }
 
 #[derive(Debug)]
-pub struct Problem {
-    pub path: PathBuf,
-    pub line: Option<(usize, usize)>,
-    pub message: String,
-    pub fix: String,
+pub(crate) struct Problem {
+    pub(crate) path: PathBuf,
+    pub(crate) line: Option<(usize, usize)>,
+    pub(crate) message: String,
+    pub(crate) fix: String,
 }
 
 impl fmt::Display for SourceError {
@@ -47,7 +47,7 @@ impl std::error::Error for SourceError {}
 /// follow or read is a problem, never skipped in silence.
 ///
 /// A missing folder is an empty list: a new project has no migrations yet.
-pub fn load_dir(dir: &Path, bounds: &Bounds) -> Result<Vec<Migration>, SourceError> {
+pub(crate) fn load_dir(dir: &Path, bounds: &Bounds) -> Result<Vec<Migration>, SourceError> {
     let mut problems = Vec::new();
     let refused = |path: &Path, r: Refusal| Problem {
         path: path.to_path_buf(),
@@ -163,13 +163,13 @@ pub fn load_dir(dir: &Path, bounds: &Bounds) -> Result<Vec<Migration>, SourceErr
 }
 
 /// Splits `20240101120000_add_users` into its version and snake_case name.
-pub fn parse_folder_name(name: &str) -> Option<(Version, &str)> {
+pub(crate) fn parse_folder_name(name: &str) -> Option<(Version, &str)> {
     let (version, rest) = name.split_once('_')?;
     let version = Version::parse(version)?;
     is_snake_case(rest).then_some((version, rest))
 }
 
-pub fn is_snake_case(s: &str) -> bool {
+pub(crate) fn is_snake_case(s: &str) -> bool {
     !s.is_empty()
         && s.bytes().next().is_some_and(|b| b.is_ascii_lowercase())
         && s.bytes()
@@ -198,7 +198,7 @@ fn suggest_name(folder: &str) -> String {
 /// `AddUsers`, `add-users`, `Add Users` → `add_users`; letters beyond
 /// ASCII are spelled in ASCII first (`ünïcode` → `unicode`, `Straße` →
 /// `strasse`), never dropped.
-pub fn to_snake_case(text: &str) -> String {
+pub(crate) fn to_snake_case(text: &str) -> String {
     let mut spaced = String::new();
     let mut prev_lower = false;
     for c in deunicode::deunicode(text).chars() {

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 /// Why a run stopped.
 #[derive(Debug)]
-pub enum RunError {
+pub(crate) enum RunError {
     /// keel will not go on until someone acts (exit 4).
     Refused { message: String, fix: String },
     /// A statement of a migration failed (exit 1).
@@ -31,26 +31,26 @@ pub enum RunError {
 /// on disk, which may have been lost with the server, and what became of
 /// the migration that was running.
 #[derive(Debug)]
-pub struct ConnectionLost {
-    pub error: DbError,
+pub(crate) struct ConnectionLost {
+    pub(crate) error: DbError,
     /// `applying 20250101000001_x`, `reverting …`; `None` between migrations.
-    pub doing: Option<String>,
+    pub(crate) doing: Option<String>,
     /// Where in its SQL, when a statement was running: `file:line`.
-    pub at: Option<String>,
+    pub(crate) at: Option<String>,
     /// What became of the running migration, in words.
-    pub in_flight: Option<String>,
+    pub(crate) in_flight: Option<String>,
     /// The run was reverting (down), for the wording of the lists.
-    pub reverting: bool,
+    pub(crate) reverting: bool,
     /// Migrations this run committed whose commit is confirmed on disk.
-    pub durable: Vec<String>,
+    pub(crate) durable: Vec<String>,
     /// Migrations this run committed without a confirmed flush: a server
     /// crash may have lost them.
-    pub unconfirmed: Vec<String>,
+    pub(crate) unconfirmed: Vec<String>,
 }
 
 impl RunError {
     /// True when the connection to the database broke, whatever was running.
-    pub fn is_connection_lost(&self) -> bool {
+    pub(crate) fn is_connection_lost(&self) -> bool {
         match self {
             RunError::ConnectionLost(_) => true,
             RunError::Db(e) => e.is_connection(),
@@ -119,16 +119,16 @@ impl fmt::Display for ConnectionLost {
 }
 
 #[derive(Debug)]
-pub struct StatementFailure {
-    pub migration: String,
-    pub file: PathBuf,
-    pub line: usize,
-    pub column: usize,
-    pub sql: String,
-    pub error: DbError,
+pub(crate) struct StatementFailure {
+    pub(crate) migration: String,
+    pub(crate) file: PathBuf,
+    pub(crate) line: usize,
+    pub(crate) column: usize,
+    pub(crate) sql: String,
+    pub(crate) error: DbError,
     /// What state the database and tracking table are in now, in words.
-    pub outcome: String,
-    pub fix: String,
+    pub(crate) outcome: String,
+    pub(crate) fix: String,
 }
 
 impl From<DbError> for RunError {

@@ -6,7 +6,7 @@ use crate::db::{TrackingRow, TrackingState};
 use crate::migration::Migration;
 
 /// Migration `n`: version `202601010000nn`, name `mN`, an up and a down.
-pub fn migration(n: u32) -> Migration {
+pub(crate) fn migration(n: u32) -> Migration {
     Migration {
         version: version(n).parse().unwrap(),
         name: format!("m{n}"),
@@ -19,18 +19,18 @@ pub fn migration(n: u32) -> Migration {
 }
 
 /// The version of migration `n`.
-pub fn version(n: u32) -> String {
+pub(crate) fn version(n: u32) -> String {
     format!("202601010000{n:02}")
 }
 
 /// The checksum migration `n`'s files have.
-pub fn checksum(n: u32) -> String {
+pub(crate) fn checksum(n: u32) -> String {
     format!("{n:064}")
 }
 
 /// The tracking row of migration `n` in `state`, written when its files
 /// had their current checksum.
-pub fn row(n: u32, state: TrackingState) -> TrackingRow {
+pub(crate) fn row(n: u32, state: TrackingState) -> TrackingRow {
     TrackingRow {
         version: version(n),
         name: format!("m{n}"),

@@ -9,7 +9,7 @@ use crate::migration::Migration;
 use async_trait::async_trait;
 
 #[async_trait]
-pub trait Hook: Send {
+pub(crate) trait Hook: Send {
     /// Before `m`'s up starts, outside any transaction, with the run's
     /// analysis of it. An error stops the run before `m` changed anything.
     /// The archive it returns is recorded in `m`'s tracking row, in the
@@ -54,8 +54,3 @@ pub trait Hook: Send {
         Ok(())
     }
 }
-
-/// No work around migrations.
-pub struct NoHook;
-
-impl Hook for NoHook {}

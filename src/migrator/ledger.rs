@@ -24,7 +24,7 @@ pub(super) struct Ledger<'m> {
 }
 
 impl<'m> Ledger<'m> {
-    pub fn new(reverting: bool) -> Ledger<'m> {
+    pub(crate) fn new(reverting: bool) -> Ledger<'m> {
         Ledger {
             reverting,
             durable: Vec::new(),
@@ -34,22 +34,22 @@ impl<'m> Ledger<'m> {
     }
 
     /// Whether the next commit should wait for its flush.
-    pub fn due(&self) -> bool {
+    pub(crate) fn due(&self) -> bool {
         self.last_durable.elapsed() >= DURABLE_EVERY
     }
 
-    pub fn has_unconfirmed(&self) -> bool {
+    pub(crate) fn has_unconfirmed(&self) -> bool {
         !self.unconfirmed.is_empty()
     }
 
-    pub fn committed_any(&self) -> bool {
+    pub(crate) fn committed_any(&self) -> bool {
         !self.durable.is_empty() || !self.unconfirmed.is_empty()
     }
 
     /// `m` committed, durably or not. A durable commit flushes the WAL up to
     /// itself, so everything committed before it is on disk too: returns
     /// those migrations, in order, for the caller to report.
-    pub fn committed(
+    pub(crate) fn committed(
         &mut self,
         m: &'m Migration,
         took: Duration,
@@ -60,7 +60,7 @@ impl<'m> Ledger<'m> {
     }
 
     /// Every commit so far is on disk.
-    pub fn confirm(&mut self) -> Vec<(&'m Migration, Duration)> {
+    pub(crate) fn confirm(&mut self) -> Vec<(&'m Migration, Duration)> {
         self.last_durable = Instant::now();
         let confirmed = std::mem::take(&mut self.unconfirmed);
         self.durable.extend(confirmed.iter().map(|(m, _)| *m));
@@ -70,7 +70,7 @@ impl<'m> Ledger<'m> {
     /// Turns a broken connection, however it surfaced, into a
     /// [`ConnectionLost`] that lists what this run made durable and what it
     /// committed without a confirmed flush. Other errors pass unchanged.
-    pub fn explain(&self, e: RunError) -> RunError {
+    pub(crate) fn explain(&self, e: RunError) -> RunError {
         if !e.is_connection_lost() {
             return e;
         }

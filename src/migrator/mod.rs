@@ -16,22 +16,21 @@ mod settings;
 mod status;
 mod targets;
 mod transaction;
-pub mod trial;
+pub(crate) mod trial;
 mod validate;
 
-pub use error::{ConnectionLost, RunError};
-pub use hook::{Hook, NoHook};
-pub use resolve::Resolved;
-pub use runner::{Event, Runner};
-pub use settings::RunSettings;
-pub use status::{Entry, State, reconcile};
-pub use targets::{
+pub(crate) use error::RunError;
+pub(crate) use hook::Hook;
+pub(crate) use runner::{Event, Runner};
+pub(crate) use settings::RunSettings;
+pub(crate) use status::{State, reconcile};
+pub(crate) use targets::{
     NotNext, UnknownTarget, check_to, down_targets, next_in_line, pending, plan_set, refuse_blocked,
 };
-pub use validate::{Finding, ValidateReport, validate};
+pub(crate) use validate::validate;
 
 /// Who is running keel, for the tracking table and records: `user@host`.
-pub fn operator() -> String {
+pub(crate) fn operator() -> String {
     let user = ["USER", "LOGNAME", "USERNAME"]
         .iter()
         .find_map(|v| std::env::var(v).ok().filter(|u| !u.is_empty()))

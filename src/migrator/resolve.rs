@@ -10,7 +10,7 @@ impl Runner<'_> {
     /// Records what an operator found after a failed non-transactional
     /// migration, whichever way it was going: that it is fully applied, or
     /// fully reverted.
-    pub async fn resolve(
+    pub(crate) async fn resolve(
         &mut self,
         files: &[Migration],
         version: Version,
@@ -81,13 +81,13 @@ impl Runner<'_> {
 
 /// What `keel resolve` recorded.
 #[derive(Debug, Clone)]
-pub struct Resolved {
+pub(crate) struct Resolved {
     /// The migration had stopped part-way through down.sql (not up.sql).
-    pub reverting: bool,
+    pub(crate) reverting: bool,
     /// The archive its up took, as its tracking row recorded it.
-    pub backup: Option<BackupRef>,
+    pub(crate) backup: Option<BackupRef>,
     /// Its state now: `applied`, `backfilling` or `pending`.
-    pub state: &'static str,
+    pub(crate) state: &'static str,
 }
 
 /// A migration resolved as applied whose backfill has not finished goes

@@ -5,7 +5,7 @@
 //! ([`Hook`]: backups) and only durable outcomes reported ([`Ledger`]).
 
 use super::error::RunError;
-use super::hook::{Hook, NoHook};
+use super::hook::Hook;
 use super::ledger::{FLUSH_WAIT, Ledger};
 use super::settings::RunSettings;
 use super::status::{State, reconcile};
@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 /// What the runner reports while it works, for the CLI to print.
 #[derive(Debug)]
-pub enum Event<'a> {
+pub(crate) enum Event<'a> {
     /// Another run holds the run lock; who, when the database can tell.
     WaitingForLock(Option<&'a crate::db::LockHolder>),
     /// How many migrations this run will apply or revert.
@@ -58,23 +58,23 @@ pub(super) enum Direction {
 /// A migration that committed: how long it took, and whether its commit
 /// waited for the flush to disk.
 pub(super) struct Committed {
-    pub took: Duration,
-    pub durable: bool,
+    pub(crate) took: Duration,
+    pub(crate) durable: bool,
 }
 
 /// One migration being run one way, with what the run knows of it.
 pub(super) struct Run<'a> {
-    pub m: &'a Migration,
-    pub analysis: &'a MigrationAnalysis,
-    pub dir: Direction,
-    pub started: Instant,
+    pub(crate) m: &'a Migration,
+    pub(crate) analysis: &'a MigrationAnalysis,
+    pub(crate) dir: Direction,
+    pub(crate) started: Instant,
     /// Up: the archive its hook made; down: the one its tracking row recorded.
-    pub backup: Option<&'a crate::db::BackupRef>,
+    pub(crate) backup: Option<&'a crate::db::BackupRef>,
 }
 
 impl Run<'_> {
     /// The file that runs this way, and its statements as the analysis split them.
-    pub fn file(&self) -> (PathBuf, &Classified) {
+    pub(crate) fn file(&self) -> (PathBuf, &Classified) {
         static EMPTY: std::sync::OnceLock<Classified> = std::sync::OnceLock::new();
         match self.dir {
             Direction::Up => (self.m.up_path(), &self.analysis.up),
@@ -89,26 +89,17 @@ impl Run<'_> {
     }
 }
 
-pub struct Runner<'r> {
-    pub db: &'r mut dyn Database,
-    pub settings: RunSettings,
-    pub operator: String,
-    pub on_event: &'r (dyn Fn(Event<'_>) + Sync),
+pub(crate) struct Runner<'r> {
+    pub(crate) db: &'r mut dyn Database,
+    pub(crate) settings: RunSettings,
+    pub(crate) operator: String,
+    pub(crate) on_event: &'r (dyn Fn(Event<'_>) + Sync),
 }
 
 impl Runner<'_> {
-    /// Applies pending migrations up to and including `to`, in version order.
-    /// Returns the migrations applied.
-    pub async fn up<'m>(
-        &mut self,
-        files: &'m [Migration],
-        to: Option<Version>,
-    ) -> Result<Vec<&'m Migration>, RunError> {
-        self.up_with(files, to, &mut NoHook).await
-    }
-
-    /// [`Runner::up`] with `hook` around each migration (backups).
-    pub async fn up_with<'m>(
+    /// Applies pending migrations up to and including `to`, in version
+    /// order, with `hook` around each (backups). Returns those applied.
+    pub(crate) async fn up_with<'m>(
         &mut self,
         files: &'m [Migration],
         to: Option<Version>,
@@ -213,7 +204,7 @@ impl Runner<'_> {
 
     /// Runs or resumes the backfill of migration `version` (`keel backfill`).
     /// `None` when it had already finished.
-    pub async fn backfill_one(
+    pub(crate) async fn backfill_one(
         &mut self,
         files: &[Migration],
         version: Version,
@@ -267,7 +258,10 @@ impl Runner<'_> {
     /// Runs `m`'s backfill; when every row is done and the validation
     /// passed, the migration becomes `applied`. `execute` calls it right
     /// after [`Runner::apply_one`], under the lock it holds.
-    pub async fn backfill(&mut self, m: &Migration) -> Result<crate::backfill::Report, RunError> {
+    pub(crate) async fn backfill(
+        &mut self,
+        m: &Migration,
+    ) -> Result<crate::backfill::Report, RunError> {
         use crate::backfill;
         let spec = m.meta.backfill.as_ref();
         let opts = backfill::Options {
@@ -309,19 +303,9 @@ impl Runner<'_> {
         Ok(report)
     }
 
-    /// Reverts applied migrations, newest first: `steps` of them, or every
-    /// one newer than `to`.
-    pub async fn down<'m>(
-        &mut self,
-        files: &'m [Migration],
-        steps: Option<usize>,
-        to: Option<Version>,
-    ) -> Result<Vec<&'m Migration>, RunError> {
-        self.down_with(files, steps, to, &mut NoHook).await
-    }
-
-    /// [`Runner::down`] with `hook` around each migration (restores).
-    pub async fn down_with<'m>(
+    /// Reverts the newest applied migrations (`steps`, or down to `to`),
+    /// with `hook` around each (restores). Returns those reverted.
+    pub(crate) async fn down_with<'m>(
         &mut self,
         files: &'m [Migration],
         steps: Option<usize>,
@@ -371,7 +355,7 @@ impl Runner<'_> {
     /// ([`Runner::lock`]), who has also checked that it is the next pending
     /// one and analysed it. For `execute`, which holds the lock from its
     /// backup to its post-migration checks.
-    pub async fn apply_one(
+    pub(crate) async fn apply_one(
         &mut self,
         m: &Migration,
         analysis: &MigrationAnalysis,
@@ -384,7 +368,7 @@ impl Runner<'_> {
     }
 
     /// Reverts one applied migration, with the run lock held by the caller.
-    pub async fn revert_one(
+    pub(crate) async fn revert_one(
         &mut self,
         m: &Migration,
         analysis: &MigrationAnalysis,
@@ -397,7 +381,7 @@ impl Runner<'_> {
     }
 
     /// Takes the one-runner-at-a-time lock, saying so if it has to wait.
-    pub async fn lock(&mut self) -> Result<(), RunError> {
+    pub(crate) async fn lock(&mut self) -> Result<(), RunError> {
         let on_event = self.on_event;
         self.db
             .lock_runs(&|holder| on_event(Event::WaitingForLock(holder)))
@@ -406,7 +390,7 @@ impl Runner<'_> {
     }
 
     /// Releases the run lock; the work's own error wins over an unlock error.
-    pub async fn unlock<T>(&mut self, result: Result<T, RunError>) -> Result<T, RunError> {
+    pub(crate) async fn unlock<T>(&mut self, result: Result<T, RunError>) -> Result<T, RunError> {
         let unlocked = self.db.unlock_runs().await;
         let value = result?;
         unlocked?;

@@ -8,16 +8,16 @@ use std::time::Duration;
 
 /// Project-wide defaults, overridden per migration by migration.toml.
 #[derive(Debug, Clone, Copy)]
-pub struct RunSettings {
-    pub lock_timeout: Duration,
-    pub statement_timeout: Duration,
-    pub retries: u32,
+pub(crate) struct RunSettings {
+    pub(crate) lock_timeout: Duration,
+    pub(crate) statement_timeout: Duration,
+    pub(crate) retries: u32,
     /// First back-off after a lock timeout; doubles on each retry.
-    pub backoff: Duration,
+    pub(crate) backoff: Duration,
     /// Backfill batch size and pause from the command line; they win over
     /// migration.toml's `[backfill]`.
-    pub batch_size: Option<u64>,
-    pub batch_delay: Option<Duration>,
+    pub(crate) batch_size: Option<u64>,
+    pub(crate) batch_delay: Option<Duration>,
 }
 
 impl Default for RunSettings {
@@ -37,7 +37,7 @@ impl RunSettings {
     /// The project's `lock_timeout`, `statement_timeout` and `retries`
     /// (keel.toml's) over keel's defaults; the command line may change them
     /// further, migration.toml per migration.
-    pub fn project(
+    pub(crate) fn project(
         lock_timeout: Option<Duration>,
         statement_timeout: Option<Duration>,
         retries: Option<u32>,
@@ -52,7 +52,7 @@ impl RunSettings {
     }
 
     /// The `lock_timeout` and `statement_timeout` `m` runs with.
-    pub fn timeouts(&self, m: &Migration) -> Timeouts {
+    pub(crate) fn timeouts(&self, m: &Migration) -> Timeouts {
         Timeouts {
             lock: m.meta.lock_timeout.unwrap_or(self.lock_timeout),
             statement: m.meta.statement_timeout.unwrap_or(self.statement_timeout),
@@ -61,7 +61,7 @@ impl RunSettings {
 
     /// The timeouts of work that belongs to no one migration (a restore,
     /// the trial run of a whole pending set).
-    pub fn project_timeouts(&self) -> Timeouts {
+    pub(crate) fn project_timeouts(&self) -> Timeouts {
         Timeouts {
             lock: self.lock_timeout,
             statement: self.statement_timeout,
@@ -70,12 +70,12 @@ impl RunSettings {
 
     /// How often `m` is tried again after a lock timeout, deadlock or
     /// serialization failure.
-    pub fn retries(&self, m: &Migration) -> u32 {
+    pub(crate) fn retries(&self, m: &Migration) -> u32 {
         m.meta.retries.unwrap_or(self.retries)
     }
 
     /// The wait before retry `attempt` (1-based): the back-off, doubling.
-    pub fn backoff(&self, attempt: u32) -> Duration {
+    pub(crate) fn backoff(&self, attempt: u32) -> Duration {
         self.backoff * 2u32.pow(attempt.saturating_sub(1))
     }
 }

@@ -3,7 +3,7 @@ use crate::migration::Migration;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
-pub enum State {
+pub(crate) enum State {
     Applied,
     Pending,
     /// Applied, and its files changed since.
@@ -16,7 +16,7 @@ pub enum State {
 }
 
 impl State {
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             State::Applied => "applied",
             State::Pending => "pending",
@@ -28,25 +28,25 @@ impl State {
     }
 
     /// States that stop `up` and `down` until someone acts.
-    pub fn blocks_runs(self) -> bool {
+    pub(crate) fn blocks_runs(self) -> bool {
         matches!(self, State::Modified | State::Missing | State::Failed)
     }
 }
 
 /// A migration as files and tracking table see it together.
 #[derive(Debug, Clone)]
-pub struct Entry<'a> {
-    pub version: String,
-    pub name: String,
-    pub state: State,
-    pub migration: Option<&'a Migration>,
-    pub row: Option<TrackingRow>,
+pub(crate) struct Entry<'a> {
+    pub(crate) version: String,
+    pub(crate) name: String,
+    pub(crate) state: State,
+    pub(crate) migration: Option<&'a Migration>,
+    pub(crate) row: Option<TrackingRow>,
 }
 
 impl Entry<'_> {
     /// For a failed migration, which way it was going: `up` (up.sql) or
     /// `down` (down.sql).
-    pub fn failed_direction(&self) -> Option<&'static str> {
+    pub(crate) fn failed_direction(&self) -> Option<&'static str> {
         match self.row.as_ref()?.state {
             TrackingState::Failed => Some("up"),
             TrackingState::FailedDown => Some("down"),
@@ -56,7 +56,7 @@ impl Entry<'_> {
 }
 
 /// Joins the files and the tracking rows, in version order.
-pub fn reconcile<'a>(files: &'a [Migration], rows: Vec<TrackingRow>) -> Vec<Entry<'a>> {
+pub(crate) fn reconcile<'a>(files: &'a [Migration], rows: Vec<TrackingRow>) -> Vec<Entry<'a>> {
     let mut rows: std::collections::BTreeMap<String, TrackingRow> =
         rows.into_iter().map(|r| (r.version.clone(), r)).collect();
     let mut out: Vec<Entry<'a>> = files

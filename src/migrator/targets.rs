@@ -7,12 +7,12 @@ use super::status::{Entry, State};
 use crate::migration::{Migration, Reversibility, Version};
 
 /// Pending migrations up to and including `to`, in version order.
-pub fn pending<'m>(entries: &[Entry<'m>], to: Option<Version>) -> Vec<&'m Migration> {
+pub(crate) fn pending<'m>(entries: &[Entry<'m>], to: Option<Version>) -> Vec<&'m Migration> {
     in_state(entries, State::Pending, to)
 }
 
 /// Migrations whose backfill an earlier run left unfinished, up to `to`.
-pub fn unfinished<'m>(entries: &[Entry<'m>], to: Option<Version>) -> Vec<&'m Migration> {
+pub(crate) fn unfinished<'m>(entries: &[Entry<'m>], to: Option<Version>) -> Vec<&'m Migration> {
     in_state(entries, State::Backfilling, to)
 }
 
@@ -20,7 +20,10 @@ pub fn unfinished<'m>(entries: &[Entry<'m>], to: Option<Version>) -> Vec<&'m Mig
 /// pending migration runs after the pending ones before it (what they
 /// create is new, and empty, by the time it runs), so the set is those and
 /// it; any other migration is planned alone.
-pub fn plan_set<'m>(entries: &[Entry<'m>], wanted: &'m Migration) -> (State, Vec<&'m Migration>) {
+pub(crate) fn plan_set<'m>(
+    entries: &[Entry<'m>],
+    wanted: &'m Migration,
+) -> (State, Vec<&'m Migration>) {
     let state = entries
         .iter()
         .find(|e| e.version == wanted.version.to_string())
@@ -45,12 +48,12 @@ fn in_state<'m>(entries: &[Entry<'m>], state: State, to: Option<Version>) -> Vec
 /// table. Its text is the whole message, with the fix.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{0}")]
-pub struct UnknownTarget(String);
+pub(crate) struct UnknownTarget(String);
 
 /// Refuses a `--to VERSION` that names no migration (in the folder or the
 /// tracking table): a typo must not apply, or revert, everything. `0` is
 /// `keel down --to 0` (revert all).
-pub fn check_to(entries: &[Entry<'_>], to: Option<Version>) -> Result<(), UnknownTarget> {
+pub(crate) fn check_to(entries: &[Entry<'_>], to: Option<Version>) -> Result<(), UnknownTarget> {
     let Some(to) = to else {
         return Ok(());
     };
@@ -82,7 +85,7 @@ pub fn check_to(entries: &[Entry<'_>], to: Option<Version>) -> Result<(), Unknow
 /// Why a migration cannot be the next one to run on its own (a guarded
 /// run takes one migration at a time, in order).
 #[derive(Debug)]
-pub enum NotNext<'m> {
+pub(crate) enum NotNext<'m> {
     /// Applied, its backfill unfinished: nothing left to run but that.
     Backfilling,
     Applied,
@@ -98,7 +101,7 @@ pub enum NotNext<'m> {
 /// Whether `m` is the next migration to run, and if so how many are
 /// applied before it. The caller refuses blocked runs first
 /// ([`refuse_blocked`]).
-pub fn next_in_line<'m>(entries: &[Entry<'m>], m: &Migration) -> Result<usize, NotNext<'m>> {
+pub(crate) fn next_in_line<'m>(entries: &[Entry<'m>], m: &Migration) -> Result<usize, NotNext<'m>> {
     let state = entries
         .iter()
         .find(|e| e.migration.is_some_and(|x| x.version == m.version))
@@ -129,7 +132,7 @@ pub fn next_in_line<'m>(entries: &[Entry<'m>], m: &Migration) -> Result<usize, N
 }
 
 /// Refuses to go on while any migration is modified, missing or failed.
-pub fn refuse_blocked(entries: &[Entry<'_>]) -> Result<(), RunError> {
+pub(crate) fn refuse_blocked(entries: &[Entry<'_>]) -> Result<(), RunError> {
     let blocked: Vec<&Entry> = entries.iter().filter(|e| e.state.blocks_runs()).collect();
     let Some(first) = blocked.first() else {
         return Ok(());
@@ -165,7 +168,7 @@ pub fn refuse_blocked(entries: &[Entry<'_>]) -> Result<(), RunError> {
     })
 }
 
-pub fn refuse_irreversible(m: &Migration) -> Result<(), RunError> {
+pub(crate) fn refuse_irreversible(m: &Migration) -> Result<(), RunError> {
     if m.meta.reversibility == Some(Reversibility::Irreversible) {
         return Err(RunError::Refused {
             message: format!(
@@ -192,7 +195,7 @@ pub fn refuse_irreversible(m: &Migration) -> Result<(), RunError> {
 }
 
 /// Applied migrations to revert, newest first.
-pub fn down_targets<'m>(
+pub(crate) fn down_targets<'m>(
     entries: &[Entry<'m>],
     steps: Option<usize>,
     to: Option<Version>,

@@ -7,7 +7,7 @@ use crate::sql::Statement;
 
 /// Runs `statements` in the transaction the caller has open, stopping at
 /// the first that fails; the caller rolls back either way.
-pub async fn run_all<'s>(
+pub(crate) async fn run_all<'s>(
     db: &mut dyn Database,
     statements: &'s [Statement],
 ) -> Result<(), (&'s Statement, DbError)> {
@@ -19,7 +19,7 @@ pub async fn run_all<'s>(
 
 /// Opens a transaction with `timeouts`, runs `statements` in it and rolls it
 /// back: `Ok(Err(…))` names the statement that failed and why.
-pub async fn trial_run<'s>(
+pub(crate) async fn trial_run<'s>(
     db: &mut dyn Database,
     statements: &'s [Statement],
     timeouts: Timeouts,

@@ -7,27 +7,27 @@ use crate::migration::Migration;
 
 /// One thing `validate` found, or checked.
 #[derive(Debug, Clone, serde::Serialize)]
-pub struct Finding {
-    pub version: String,
-    pub name: String,
+pub(crate) struct Finding {
+    pub(crate) version: String,
+    pub(crate) name: String,
     /// `ok`, `static` (checked without running), or the problem's state.
-    pub result: String,
-    pub message: String,
-    pub file: Option<String>,
-    pub line: Option<usize>,
+    pub(crate) result: String,
+    pub(crate) message: String,
+    pub(crate) file: Option<String>,
+    pub(crate) line: Option<usize>,
 }
 
 #[derive(Debug, Default, serde::Serialize)]
-pub struct ValidateReport {
-    pub checked: Vec<Finding>,
-    pub problems: Vec<Finding>,
+pub(crate) struct ValidateReport {
+    pub(crate) checked: Vec<Finding>,
+    pub(crate) problems: Vec<Finding>,
 }
 
 /// Checks applied checksums, then runs every pending transactional migration
 /// in order inside one transaction that is always rolled back (each in a
 /// savepoint, so one failure does not hide the next). Non-transactional
 /// migrations cannot run inside a transaction and are checked statically.
-pub async fn validate(
+pub(crate) async fn validate(
     runner: &mut Runner<'_>,
     files: &[Migration],
 ) -> Result<ValidateReport, RunError> {

@@ -9,27 +9,27 @@ use std::path::{Path, PathBuf};
 
 /// One line of an allowed-signers file.
 #[derive(Debug, Clone)]
-pub struct AllowedSigner {
+pub(crate) struct AllowedSigner {
     /// Comma-separated patterns (`*`, `?`, `!` negation) in the file.
-    pub principals: Vec<String>,
+    pub(crate) principals: Vec<String>,
     /// `namespaces="…"`; `None` allows every namespace.
-    pub namespaces: Option<Vec<String>>,
-    pub cert_authority: bool,
-    pub valid_after: Option<DateTime<Utc>>,
-    pub valid_before: Option<DateTime<Utc>>,
-    pub key: PublicKey,
+    pub(crate) namespaces: Option<Vec<String>>,
+    pub(crate) cert_authority: bool,
+    pub(crate) valid_after: Option<DateTime<Utc>>,
+    pub(crate) valid_before: Option<DateTime<Utc>>,
+    pub(crate) key: PublicKey,
     /// 1-based line in the file.
-    pub line: usize,
+    pub(crate) line: usize,
 }
 
 #[derive(Debug, Clone)]
-pub struct AllowedSigners {
-    pub path: PathBuf,
-    pub entries: Vec<AllowedSigner>,
+pub(crate) struct AllowedSigners {
+    pub(crate) path: PathBuf,
+    pub(crate) entries: Vec<AllowedSigner>,
 }
 
 impl AllowedSigners {
-    pub fn load(path: &Path) -> Result<AllowedSigners, RecordError> {
+    pub(crate) fn load(path: &Path) -> Result<AllowedSigners, RecordError> {
         let text = std::fs::read_to_string(path).map_err(|e| {
             RecordError::Usage(format!(
                 "cannot read the allowed-signers file {}: {e}\n  fix: pass --allowed-signers FILE, or set allowed_signers in keel.toml; each line is `principal ssh-ed25519 AAAA…`",
@@ -39,7 +39,7 @@ impl AllowedSigners {
         Self::parse(&text, path)
     }
 
-    pub fn parse(text: &str, path: &Path) -> Result<AllowedSigners, RecordError> {
+    pub(crate) fn parse(text: &str, path: &Path) -> Result<AllowedSigners, RecordError> {
         let mut entries = Vec::new();
         for (i, line) in text.lines().enumerate() {
             let line = line.trim();
@@ -63,7 +63,7 @@ impl AllowedSigners {
 
     /// The entry that allows `principal` to sign in `namespace` with `key`
     /// now, or why none does.
-    pub fn find(
+    pub(crate) fn find(
         &self,
         principal: &str,
         key: &KeyData,

@@ -19,13 +19,11 @@ use std::path::{Path, PathBuf};
 
 /// A record on disk, registered in the database.
 #[derive(Debug, Clone)]
-pub struct Written {
-    pub path: PathBuf,
+pub(crate) struct Written {
+    pub(crate) path: PathBuf,
     /// `FILE.json.sig`, when signed.
-    pub signature: Option<PathBuf>,
-    /// Hex SHA-256 of the JSON file: what the next record links to.
-    pub sha256: String,
-    pub sequence: u64,
+    pub(crate) signature: Option<PathBuf>,
+    pub(crate) sequence: u64,
 }
 
 /// A record file of one environment in the records folder.
@@ -40,16 +38,16 @@ struct OnDisk {
 
 /// The folder as checked against the database, for the run's step line.
 #[derive(Debug, Clone)]
-pub struct Head {
+pub(crate) struct Head {
     /// The database's newest record of the environment.
-    pub row: Option<Row>,
+    pub(crate) row: Option<Row>,
     /// What was taken over, removed or adopted on the way, for the record.
-    pub notes: Vec<String>,
-    pub records: usize,
+    pub(crate) notes: Vec<String>,
+    pub(crate) records: usize,
 }
 
 impl Head {
-    pub fn describe(&self, records_dir: &Path, env: &str) -> String {
+    pub(crate) fn describe(&self, records_dir: &Path, env: &str) -> String {
         let mut s = match &self.row {
             None => format!("no records of `{env}` yet: this run's start will be #1"),
             Some(r) => format!(
@@ -116,7 +114,7 @@ fn final_of(partial: &Path) -> PathBuf {
 /// with those bytes counts: the next write takes it over), and every file
 /// registered. With no rows at all, records written by a keel that did not
 /// register them yet (format 1) are accepted for adoption.
-pub fn check(records_dir: &Path, env: &str, rows: &[Row]) -> Result<Head, RecordError> {
+pub(crate) fn check(records_dir: &Path, env: &str, rows: &[Row]) -> Result<Head, RecordError> {
     let on_disk = files(records_dir, env)?;
     let shown = |rel: &str| records_dir.join(rel).display().to_string();
     let mut problems: Vec<String> = Vec::new();
@@ -220,7 +218,7 @@ fn chain_error(env: &str, problems: &[String], fixes: &mut Vec<&str>) -> RecordE
 /// database registered (keel was stopped between its commit point and the
 /// rename), removes leftovers it never registered, adopts the records of a
 /// keel that did not register them yet, and then [`check`]s strictly.
-pub async fn prepare(
+pub(crate) async fn prepare(
     db: &mut dyn Database,
     records_dir: &Path,
     env: &str,
@@ -352,7 +350,7 @@ async fn adopt(db: &mut dyn Database, records_dir: &Path, env: &str) -> Result<u
 
 /// The file the record will be written to: `records_dir/<migration>/<env>-<stamp>.json`.
 /// Known before the record is, so the runbook section can name it.
-pub fn reserve(records_dir: &Path, record: &Record) -> Result<PathBuf, RecordError> {
+pub(crate) fn reserve(records_dir: &Path, record: &Record) -> Result<PathBuf, RecordError> {
     let env = &record.environment;
     if env.is_empty() || env.contains(['/', '\\']) || env.starts_with('.') {
         return Err(RecordError::Usage(format!(
@@ -369,7 +367,7 @@ pub fn reserve(records_dir: &Path, record: &Record) -> Result<PathBuf, RecordErr
 /// (when `signer` is given), and writes it to `path` (from [`reserve`]),
 /// registering it in `keel_records` before it gets its name. A signing
 /// failure leaves nothing behind.
-pub async fn write(
+pub(crate) async fn write(
     db: &mut dyn Database,
     records_dir: &Path,
     mut record: Record,
@@ -448,21 +446,20 @@ pub async fn write(
     Ok(Written {
         path: path.to_path_buf(),
         signature: signature.map(|_| sig_path),
-        sha256,
         sequence: record.sequence,
     })
 }
 
 /// The outcome of an environment's newest record, when that record is an
 /// intent whose run never wrote its final record.
-pub fn is_open(row: &Row) -> bool {
+pub(crate) fn is_open(row: &Row) -> bool {
     row.outcome == Outcome::Started.as_str()
 }
 
 /// Each environment whose newest record is an intent without its final
 /// record: a run keel was stopped during, or one still running. `rows` are
 /// in chain order (as [`store::all`] returns them).
-pub fn interrupted(rows: &[Row]) -> Vec<Row> {
+pub(crate) fn interrupted(rows: &[Row]) -> Vec<Row> {
     let mut newest: std::collections::BTreeMap<&str, &Row> = Default::default();
     for r in rows {
         newest.insert(&r.environment, r);

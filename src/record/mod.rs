@@ -20,17 +20,15 @@
 //! [`Signer`] is given). [`verify()`] is `keel record verify`.
 
 mod allowed;
-pub mod chain;
+pub(crate) mod chain;
 mod sign;
-pub mod store;
+pub(crate) mod store;
 mod verify;
 
-pub use allowed::{AllowedSigner, AllowedSigners};
-pub use chain::Written;
-pub use sign::{NAMESPACE, Signer};
-pub use verify::{
-    ChainReport, Checked, Verified, environments as chain_environments, verify, verify_all,
-};
+pub(crate) use allowed::AllowedSigners;
+pub(crate) use chain::Written;
+pub(crate) use sign::{NAMESPACE, Signer};
+pub(crate) use verify::{environments as chain_environments, verify, verify_all};
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -39,40 +37,40 @@ use std::path::{Path, PathBuf};
 /// The format of records this keel writes: 2 adds the intent record
 /// (`started`), the runbook as the run left it, and the row counts an
 /// interrupted run is finished against.
-pub const FORMAT: u32 = 2;
+pub(crate) const FORMAT: u32 = 2;
 
 /// One execution record. `previous` and `sequence` are filled in by
 /// [`chain::write`] from the database's head.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Record {
-    pub format: u32,
-    pub keel_version: String,
-    pub environment: String,
-    pub migration: MigrationRef,
+pub(crate) struct Record {
+    pub(crate) format: u32,
+    pub(crate) keel_version: String,
+    pub(crate) environment: String,
+    pub(crate) migration: MigrationRef,
     /// The rendered runbook the run followed, and what the run wrote into it.
-    pub runbook: Option<RunbookRef>,
+    pub(crate) runbook: Option<RunbookRef>,
     /// `user@host` of the operator.
-    pub operator: String,
-    pub host: String,
+    pub(crate) operator: String,
+    pub(crate) host: String,
     /// The principal whose key signs the record (`signer` in keel.toml).
-    pub signer: Option<String>,
+    pub(crate) signer: Option<String>,
     /// The database, password redacted.
-    pub database: String,
-    pub started_at: DateTime<Utc>,
-    pub finished_at: DateTime<Utc>,
-    pub outcome: Outcome,
-    pub steps: Vec<Step>,
-    pub snapshot: Option<FileRef>,
-    pub backups: Vec<FileRef>,
+    pub(crate) database: String,
+    pub(crate) started_at: DateTime<Utc>,
+    pub(crate) finished_at: DateTime<Utc>,
+    pub(crate) outcome: Outcome,
+    pub(crate) steps: Vec<Step>,
+    pub(crate) snapshot: Option<FileRef>,
+    pub(crate) backups: Vec<FileRef>,
     /// 1 for an environment's first record, then one more per record.
-    pub sequence: u64,
+    pub(crate) sequence: u64,
     /// The environment's previous record: the hash chain.
-    pub previous: Option<ChainLink>,
+    pub(crate) previous: Option<ChainLink>,
     /// Rows of the tables the migration must not change, counted before it
     /// ran: what the post-migration checks of an interrupted run compare
     /// against when a later `execute` finishes it.
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
-    pub row_counts: std::collections::BTreeMap<String, i64>,
+    pub(crate) row_counts: std::collections::BTreeMap<String, i64>,
 }
 
 /// The runbook a run followed. `sha256` is the file as the run read it;
@@ -82,44 +80,44 @@ pub struct Record {
 /// section it appended, so `keel record verify` can tell a runbook edited
 /// after the run from one that later runs of other environments appended to.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct RunbookRef {
-    pub path: String,
-    pub sha256: String,
+pub(crate) struct RunbookRef {
+    pub(crate) path: String,
+    pub(crate) sha256: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub reviewed: Option<String>,
+    pub(crate) reviewed: Option<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub ticked: Vec<String>,
+    pub(crate) ticked: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub section: Option<String>,
+    pub(crate) section: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct MigrationRef {
+pub(crate) struct MigrationRef {
     /// `<version>_<name>`.
-    pub id: String,
-    pub version: String,
-    pub name: String,
-    pub checksum: String,
+    pub(crate) id: String,
+    pub(crate) version: String,
+    pub(crate) name: String,
+    pub(crate) checksum: String,
 }
 
 /// A file the run relied on, with its SHA-256.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct FileRef {
-    pub path: String,
-    pub sha256: String,
+pub(crate) struct FileRef {
+    pub(crate) path: String,
+    pub(crate) sha256: String,
 }
 
 /// The previous record: its path relative to the records folder and the
 /// SHA-256 of its bytes.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ChainLink {
-    pub path: String,
-    pub sha256: String,
+pub(crate) struct ChainLink {
+    pub(crate) path: String,
+    pub(crate) sha256: String,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
-pub enum Outcome {
+pub(crate) enum Outcome {
     /// The migration ran and every check passed.
     Applied,
     /// A check failed after the migration ran; keel rolled it back.
@@ -138,7 +136,7 @@ pub enum Outcome {
 
 impl Outcome {
     /// The word used in `keel_records` and JSON (`rolled_back`, …).
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Outcome::Applied => "applied",
             Outcome::RolledBack => "rolled_back",
@@ -151,19 +149,19 @@ impl Outcome {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Step {
+pub(crate) struct Step {
     /// A stable id, e.g. `snapshot-verified`, `backup`, `migrate`, `smoke`.
-    pub name: String,
-    pub outcome: StepOutcome,
-    pub started_at: DateTime<Utc>,
-    pub duration_ms: u64,
+    pub(crate) name: String,
+    pub(crate) outcome: StepOutcome,
+    pub(crate) started_at: DateTime<Utc>,
+    pub(crate) duration_ms: u64,
     /// What happened, for people: a count, an error, who confirmed.
-    pub detail: Option<String>,
+    pub(crate) detail: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
-pub enum StepOutcome {
+pub(crate) enum StepOutcome {
     Ok,
     Failed,
     Skipped,
@@ -174,7 +172,7 @@ pub enum StepOutcome {
 impl Record {
     /// A record for a run of `migration` on `environment` starting now, with
     /// operator, host and keel version filled in and no steps yet.
-    pub fn start(
+    pub(crate) fn start(
         environment: &str,
         migration: &crate::migration::Migration,
         database: &str,
@@ -213,7 +211,7 @@ impl Record {
     }
 
     /// Appends a step that started at `started_at` and ends now.
-    pub fn step(
+    pub(crate) fn step(
         &mut self,
         name: &str,
         outcome: StepOutcome,
@@ -232,7 +230,7 @@ impl Record {
 }
 
 #[derive(Debug, thiserror::Error)]
-pub enum RecordError {
+pub(crate) enum RecordError {
     /// Signing is configured wrongly or the key cannot be used.
     #[error("{0}")]
     Signing(String),
@@ -264,7 +262,7 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> RecordError + '_ {
 }
 
 /// The path of a signature beside a record: `FILE.json.sig`.
-pub fn signature_path(record: &Path) -> PathBuf {
+pub(crate) fn signature_path(record: &Path) -> PathBuf {
     let mut name = record.file_name().unwrap_or_default().to_os_string();
     name.push(".sig");
     record.with_file_name(name)
@@ -278,7 +276,7 @@ fn relative(root: &Path, path: &Path) -> String {
 }
 
 /// Reads and parses a record file.
-pub fn read(path: &Path) -> Result<Record, RecordError> {
+pub(crate) fn read(path: &Path) -> Result<Record, RecordError> {
     let bytes = match std::fs::read(path) {
         Ok(b) => b,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {

@@ -8,11 +8,11 @@ use std::process::{Command, Stdio};
 
 /// The SSHSIG namespace of execution records: a signature made for another
 /// purpose (git commits, files) is never accepted as a record's.
-pub const NAMESPACE: &str = "keel-record";
+pub(crate) const NAMESPACE: &str = "keel-record";
 
 /// Who signs records, and how.
 #[derive(Debug, Clone)]
-pub enum Signer {
+pub(crate) enum Signer {
     /// An unencrypted OpenSSH private key file (ed25519 or RSA).
     Key { principal: String, path: PathBuf },
     /// A command that reads the record on stdin and prints an armored SSH
@@ -25,7 +25,7 @@ impl Signer {
     /// The signer keel.toml configures: `signing_command` if set, else
     /// `signing_key`; `None` when neither is. Relative key paths are
     /// relative to `project_dir`, and `~/` is the home folder.
-    pub fn from_config(
+    pub(crate) fn from_config(
         config: &crate::config::Config,
         project_dir: &Path,
     ) -> Result<Option<Signer>, RecordError> {
@@ -50,7 +50,7 @@ impl Signer {
         }))
     }
 
-    pub fn principal(&self) -> &str {
+    pub(crate) fn principal(&self) -> &str {
         match self {
             Signer::Key { principal, .. } | Signer::Command { principal, .. } => principal,
         }
@@ -58,7 +58,7 @@ impl Signer {
 
     /// An armored SSH signature of `msg` in the `keel-record` namespace,
     /// checked against `msg` before it is returned.
-    pub fn sign(&self, msg: &[u8]) -> Result<String, RecordError> {
+    pub(crate) fn sign(&self, msg: &[u8]) -> Result<String, RecordError> {
         let armored = match self {
             Signer::Key { path, .. } => sign_with_key(path, msg)?,
             Signer::Command { command, .. } => sign_with_command(command, msg)?,

@@ -10,25 +10,25 @@
 
 use crate::db::{Database, DbError, Value};
 
-pub const TABLE: &str = "keel_records";
+pub(crate) const TABLE: &str = "keel_records";
 
 /// One record as the database knows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Row {
-    pub environment: String,
-    pub sequence: u64,
+pub(crate) struct Row {
+    pub(crate) environment: String,
+    pub(crate) sequence: u64,
     /// `<version>_<name>` of the record's migration.
-    pub migration: String,
+    pub(crate) migration: String,
     /// Relative to `records/`: `<version>_<name>/<env>-<stamp>.json`.
-    pub path: String,
+    pub(crate) path: String,
     /// Hex SHA-256 of the record file's bytes.
-    pub sha256: String,
+    pub(crate) sha256: String,
     /// The record's outcome (`started`, `applied`, …).
-    pub outcome: String,
-    pub written_at: String,
+    pub(crate) outcome: String,
+    pub(crate) written_at: String,
 }
 
-pub async fn ensure(db: &mut dyn Database) -> Result<(), DbError> {
+pub(crate) async fn ensure(db: &mut dyn Database) -> Result<(), DbError> {
     // (environment, sequence) is the key: two runs that both read head #N
     // cannot both register #N+1.
     db.execute(&format!(
@@ -47,7 +47,7 @@ pub async fn ensure(db: &mut dyn Database) -> Result<(), DbError> {
 }
 
 /// Whether the table exists (it is created by the first `execute`).
-pub async fn exists(db: &mut dyn Database) -> Result<bool, DbError> {
+pub(crate) async fn exists(db: &mut dyn Database) -> Result<bool, DbError> {
     Ok(!db.columns(TABLE).await?.is_empty())
 }
 
@@ -67,7 +67,7 @@ fn row(r: Vec<Value>) -> Row {
 const COLUMNS: &str = "environment, sequence, migration, path, sha256, outcome, written_at";
 
 /// Every record of `env`, oldest first; empty when the table does not exist.
-pub async fn rows(db: &mut dyn Database, env: &str) -> Result<Vec<Row>, DbError> {
+pub(crate) async fn rows(db: &mut dyn Database, env: &str) -> Result<Vec<Row>, DbError> {
     if !exists(db).await? {
         return Ok(Vec::new());
     }
@@ -81,7 +81,7 @@ pub async fn rows(db: &mut dyn Database, env: &str) -> Result<Vec<Row>, DbError>
 }
 
 /// Every record of every environment, by environment and sequence.
-pub async fn all(db: &mut dyn Database) -> Result<Vec<Row>, DbError> {
+pub(crate) async fn all(db: &mut dyn Database) -> Result<Vec<Row>, DbError> {
     if !exists(db).await? {
         return Ok(Vec::new());
     }
@@ -95,13 +95,13 @@ pub async fn all(db: &mut dyn Database) -> Result<Vec<Row>, DbError> {
 }
 
 /// The newest record of `env`: the chain's head.
-pub async fn head(db: &mut dyn Database, env: &str) -> Result<Option<Row>, DbError> {
+pub(crate) async fn head(db: &mut dyn Database, env: &str) -> Result<Option<Row>, DbError> {
     Ok(rows(db, env).await?.pop())
 }
 
 /// Registers a record. Fails (primary key) when another run registered
 /// this sequence number first.
-pub async fn insert(db: &mut dyn Database, r: &Row) -> Result<(), DbError> {
+pub(crate) async fn insert(db: &mut dyn Database, r: &Row) -> Result<(), DbError> {
     db.execute_with(
         &format!("INSERT INTO {TABLE} ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7)"),
         &[

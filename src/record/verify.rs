@@ -15,9 +15,9 @@ use std::path::{Path, PathBuf};
 
 /// One thing `verify` checked, or says plainly it could not check.
 #[derive(Debug, Clone, serde::Serialize)]
-pub struct Checked {
-    pub what: String,
-    pub ok: bool,
+pub(crate) struct Checked {
+    pub(crate) what: String,
+    pub(crate) ok: bool,
 }
 
 impl Checked {
@@ -31,16 +31,16 @@ impl Checked {
 
 /// A record whose signature, place, chain, runbook (and registration) checked out.
 #[derive(Debug, Clone)]
-pub struct Verified {
-    pub path: PathBuf,
-    pub record: Record,
-    pub signer: String,
+pub(crate) struct Verified {
+    pub(crate) path: PathBuf,
+    pub(crate) record: Record,
+    pub(crate) signer: String,
     /// `SHA256:…` of the signing key, as ssh-keygen prints it.
-    pub fingerprint: String,
+    pub(crate) fingerprint: String,
     /// The earlier records the chain runs through, newest first.
-    pub chain: Vec<PathBuf>,
+    pub(crate) chain: Vec<PathBuf>,
     /// The runbook and database checks, each done or not checked (and why).
-    pub checks: Vec<Checked>,
+    pub(crate) checks: Vec<Checked>,
 }
 
 fn invalid(message: String) -> RecordError {
@@ -48,7 +48,7 @@ fn invalid(message: String) -> RecordError {
 }
 
 /// The records folder of a record file: `records/<migration>/<file>.json`.
-pub fn records_dir_of(path: &Path) -> PathBuf {
+pub(crate) fn records_dir_of(path: &Path) -> PathBuf {
     path.parent()
         .and_then(Path::parent)
         .map(Path::to_path_buf)
@@ -57,7 +57,7 @@ pub fn records_dir_of(path: &Path) -> PathBuf {
 
 /// Checks `path` (see the module doc). `db` is the record's environment's
 /// database, or why it could not be reached.
-pub async fn verify(
+pub(crate) async fn verify(
     path: &Path,
     allowed: &AllowedSigners,
     db: Result<&mut dyn Database, String>,
@@ -408,15 +408,15 @@ fn registered(
 
 /// One environment's chain as `--all` found it.
 #[derive(Debug, Clone, serde::Serialize)]
-pub struct ChainReport {
-    pub environment: String,
-    pub records: usize,
-    pub problems: Vec<String>,
-    pub checks: Vec<Checked>,
+pub(crate) struct ChainReport {
+    pub(crate) environment: String,
+    pub(crate) records: usize,
+    pub(crate) problems: Vec<String>,
+    pub(crate) checks: Vec<Checked>,
 }
 
 /// Every environment named by a record in `records_dir` (by content).
-pub fn environments(records_dir: &Path) -> Vec<String> {
+pub(crate) fn environments(records_dir: &Path) -> Vec<String> {
     let mut envs: Vec<String> = all_files(records_dir)
         .iter()
         .filter_map(|p| super::read(p).ok().map(|r| r.environment))
@@ -444,7 +444,7 @@ fn all_files(records_dir: &Path) -> Vec<PathBuf> {
 /// the given ones): signature, place, runbook; each chain from #1 to its
 /// head with no gap, fork or stray; and each against its database where
 /// one is given (`dbs`: per environment, the database or why there is none).
-pub async fn verify_all(
+pub(crate) async fn verify_all(
     records_dir: &Path,
     allowed: &AllowedSigners,
     dbs: &mut BTreeMap<String, Result<Box<dyn Database>, String>>,

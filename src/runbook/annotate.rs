@@ -10,26 +10,26 @@ use std::ops::Range;
 
 /// One `- [ ] …` item of the pre-migration checklist.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ChecklistItem {
+pub(crate) struct ChecklistItem {
     /// From `<!-- keel:check ID -->`; `None` for an item a person added.
-    pub id: Option<String>,
-    pub text: String,
-    pub checked: bool,
+    pub(crate) id: Option<String>,
+    pub(crate) text: String,
+    pub(crate) checked: bool,
     /// Byte range of the `[ ]` / `[x]` marker.
-    pub marker: Range<usize>,
+    pub(crate) marker: Range<usize>,
 }
 
 impl ChecklistItem {
     /// The item's id, when it has one.
-    pub fn check_id(&self) -> Option<super::check_id::CheckId> {
+    pub(crate) fn check_id(&self) -> Option<super::check_id::CheckId> {
         self.id.as_deref().map(super::check_id::CheckId::parse)
     }
 }
 
-pub const RECORDS_MARKER: &str = "<!-- keel:records -->";
+pub(crate) const RECORDS_MARKER: &str = "<!-- keel:records -->";
 
 /// Every task-list item of the document, in order.
-pub fn checklist(markdown: &str) -> Vec<ChecklistItem> {
+pub(crate) fn checklist(markdown: &str) -> Vec<ChecklistItem> {
     let mut items = Vec::new();
     let mut current: Option<ChecklistItem> = None;
     let mut depth = 0usize;
@@ -101,7 +101,7 @@ fn check_id(html: &str) -> Option<String> {
 }
 
 /// Ticks the items whose ids are given; nothing else changes.
-pub fn tick(markdown: &str, ids: &[&str]) -> String {
+pub(crate) fn tick(markdown: &str, ids: &[&str]) -> String {
     let mut out = markdown.to_string();
     let mut edits = ticks(markdown, ids);
     edits.sort_by_key(|(r, _)| std::cmp::Reverse(r.start));
@@ -121,7 +121,7 @@ fn ticks(markdown: &str, ids: &[&str]) -> Vec<(Range<usize>, String)> {
 
 /// Ticks the items whose ids are given and adds `record` (Markdown) under
 /// the "Execution records" marker, newest last. Returns the new document.
-pub fn annotate(markdown: &str, tick: &[&str], record: &str) -> String {
+pub(crate) fn annotate(markdown: &str, tick: &[&str], record: &str) -> String {
     let mut edits = ticks(markdown, tick);
     // Records go at the end of the document, which is the "Execution
     // records" section; a runbook that lost its marker gets the section back.

@@ -8,7 +8,7 @@ use std::fmt;
 
 /// One checklist item's id.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub enum CheckId {
+pub(crate) enum CheckId {
     /// keel exports what the migration destroys and re-reads the archive.
     BackupVerified,
     /// keel runs the migration in a transaction it rolls back.
@@ -26,7 +26,7 @@ pub enum CheckId {
 
 impl CheckId {
     /// The id as the runbook and the record spell it.
-    pub fn as_str(&self) -> &str {
+    pub(crate) fn as_str(&self) -> &str {
         match self {
             CheckId::BackupVerified => "backup-verified",
             CheckId::DryRunReviewed => "dry-run-reviewed",
@@ -38,7 +38,7 @@ impl CheckId {
     }
 
     /// The id spelt `id` in a runbook.
-    pub fn parse(id: &str) -> CheckId {
+    pub(crate) fn parse(id: &str) -> CheckId {
         [
             CheckId::BackupVerified,
             CheckId::DryRunReviewed,
@@ -52,7 +52,7 @@ impl CheckId {
     }
 
     /// `execute` checks this item itself instead of asking a person.
-    pub fn verified_by_keel(&self) -> bool {
+    pub(crate) fn verified_by_keel(&self) -> bool {
         matches!(
             self,
             CheckId::BackupVerified | CheckId::DryRunReviewed | CheckId::SnapshotTaken

@@ -7,7 +7,7 @@ use super::{CheckItem, FindingInfo, StatementInfo};
 use crate::analysis::analyze::MigrationAnalysis;
 use crate::analysis::{ActionKind, Tri};
 
-pub fn statements(a: &MigrationAnalysis) -> Vec<StatementInfo> {
+pub(crate) fn statements(a: &MigrationAnalysis) -> Vec<StatementInfo> {
     a.up.ops
         .iter()
         .enumerate()
@@ -25,7 +25,7 @@ pub fn statements(a: &MigrationAnalysis) -> Vec<StatementInfo> {
 
 /// Findings about up.sql and migration.toml (down.sql's own findings are
 /// for the rollback, listed with it by `keel lint`).
-pub fn findings(a: &MigrationAnalysis) -> Vec<FindingInfo> {
+pub(crate) fn findings(a: &MigrationAnalysis) -> Vec<FindingInfo> {
     a.findings
         .iter()
         .filter(|f| !f.file.ends_with("down.sql"))
@@ -40,7 +40,7 @@ pub fn findings(a: &MigrationAnalysis) -> Vec<FindingInfo> {
         .collect()
 }
 
-pub fn backups(a: &MigrationAnalysis) -> Vec<String> {
+pub(crate) fn backups(a: &MigrationAnalysis) -> Vec<String> {
     a.backups
         .iter()
         .map(|b| {
@@ -60,7 +60,7 @@ pub fn backups(a: &MigrationAnalysis) -> Vec<String> {
 
 /// Checklist items the statements call for: running application code
 /// breaks when a table or column it uses is dropped or renamed under it.
-pub fn deploy_items(a: &MigrationAnalysis) -> Vec<CheckItem> {
+pub(crate) fn deploy_items(a: &MigrationAnalysis) -> Vec<CheckItem> {
     let mut items: Vec<CheckItem> = Vec::new();
     for action in
         a.up.ops

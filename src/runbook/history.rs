@@ -4,7 +4,7 @@
 /// execution-record sections (the records bind them), and, when the
 /// migration is the one those runs followed (same `checksum`), the ticked
 /// checklist items.
-pub fn keep_history(old: &str, rendered: String, checksum: &str) -> String {
+pub(crate) fn keep_history(old: &str, rendered: String, checksum: &str) -> String {
     let sections = super::binding::sections(old);
     let same = super::marker(old).is_some_and(|m| m.checksum == checksum);
     let ticked: Vec<String> = if same {

@@ -5,7 +5,7 @@
 /// Inline text: ASCII punctuation that Markdown or GFM tables give meaning
 /// to is backslash-escaped, and line breaks become spaces so a value cannot
 /// start a heading, list or table row of its own.
-pub fn inline(text: &str) -> String {
+pub(crate) fn inline(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
         match c {
@@ -22,7 +22,7 @@ pub fn inline(text: &str) -> String {
 }
 
 /// An inline code span that survives backticks in the value.
-pub fn code(text: &str) -> String {
+pub(crate) fn code(text: &str) -> String {
     let text = text.replace(['\r', '\n'], " ");
     let ticks = "`".repeat(longest_run(&text, '`') + 1);
     if text.starts_with('`') || text.ends_with('`') {
@@ -33,7 +33,7 @@ pub fn code(text: &str) -> String {
 }
 
 /// A fenced code block whose fence is longer than any backtick run inside.
-pub fn fence(text: &str, lang: &str) -> String {
+pub(crate) fn fence(text: &str, lang: &str) -> String {
     let ticks = "`".repeat((longest_run(text, '`') + 1).max(3));
     let lang: String = lang.chars().filter(|c| c.is_ascii_alphanumeric()).collect();
     format!(

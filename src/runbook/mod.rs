@@ -2,16 +2,17 @@
 //! template for review in a pull request, followed by the operator, and
 //! annotated with what happened.
 
-pub mod annotate;
+pub(crate) mod annotate;
 pub mod binding;
-pub mod check_id;
+pub(crate) mod check_id;
 mod from_analysis;
 mod history;
-pub mod markdown;
+pub(crate) mod markdown;
 mod render;
 
-pub use history::keep_history;
-pub use render::{Marker, RenderError, marker, render};
+pub(crate) use history::keep_history;
+pub(crate) use render::render;
+pub use render::{Marker, marker};
 
 use crate::config::Config;
 use crate::migration::Migration;
@@ -22,91 +23,91 @@ use std::path::{Path, PathBuf};
 /// Everything the template sees. Field names are the template's API: a
 /// project's own `templates/runbook.md.tera` may use any of them.
 #[derive(Debug, Clone, Serialize)]
-pub struct Runbook {
-    pub keel_version: String,
-    pub migration: MigrationInfo,
-    pub statements: Vec<StatementInfo>,
-    pub findings: Vec<FindingInfo>,
-    pub checklist: Vec<CheckItem>,
-    pub environments: Vec<EnvironmentInfo>,
-    pub smoke: Vec<SmokeInfo>,
+pub(crate) struct Runbook {
+    pub(crate) keel_version: String,
+    pub(crate) migration: MigrationInfo,
+    pub(crate) statements: Vec<StatementInfo>,
+    pub(crate) findings: Vec<FindingInfo>,
+    pub(crate) checklist: Vec<CheckItem>,
+    pub(crate) environments: Vec<EnvironmentInfo>,
+    pub(crate) smoke: Vec<SmokeInfo>,
     /// What keel backs up before running (tables/columns), in words.
-    pub backups: Vec<String>,
-    pub rollback: RollbackInfo,
+    pub(crate) backups: Vec<String>,
+    pub(crate) rollback: RollbackInfo,
     /// The migration's `[backfill]`, when it has one.
-    pub backfill: Option<BackfillInfo>,
+    pub(crate) backfill: Option<BackfillInfo>,
 }
 
 #[derive(Debug, Clone, Serialize)]
-pub struct BackfillInfo {
-    pub table: String,
-    pub key: String,
-    pub set: Vec<BackfillSet>,
-    pub filter: Option<String>,
-    pub batch_size: u64,
-    pub delay_ms: u64,
+pub(crate) struct BackfillInfo {
+    pub(crate) table: String,
+    pub(crate) key: String,
+    pub(crate) set: Vec<BackfillSet>,
+    pub(crate) filter: Option<String>,
+    pub(crate) batch_size: u64,
+    pub(crate) delay_ms: u64,
     /// The command that runs or resumes it.
-    pub command: String,
+    pub(crate) command: String,
 }
 
 #[derive(Debug, Clone, Serialize)]
-pub struct BackfillSet {
-    pub column: String,
-    pub expression: String,
+pub(crate) struct BackfillSet {
+    pub(crate) column: String,
+    pub(crate) expression: String,
 }
 
 #[derive(Debug, Clone, Serialize)]
-pub struct MigrationInfo {
-    pub id: String,
-    pub version: String,
-    pub name: String,
-    pub description: Option<String>,
-    pub checksum: String,
-    pub reversibility: String,
-    pub transaction: bool,
-    pub lock_timeout: String,
-    pub statement_timeout: String,
-    pub retries: u32,
-    pub up_path: String,
-    pub down_path: String,
+pub(crate) struct MigrationInfo {
+    pub(crate) id: String,
+    pub(crate) version: String,
+    pub(crate) name: String,
+    pub(crate) description: Option<String>,
+    pub(crate) checksum: String,
+    pub(crate) reversibility: String,
+    pub(crate) transaction: bool,
+    pub(crate) lock_timeout: String,
+    pub(crate) statement_timeout: String,
+    pub(crate) retries: u32,
+    pub(crate) up_path: String,
+    pub(crate) down_path: String,
 }
 
 #[derive(Debug, Clone, Serialize)]
-pub struct StatementInfo {
-    pub number: usize,
-    pub line: usize,
-    pub sql: String,
+pub(crate) struct StatementInfo {
+    pub(crate) number: usize,
+    pub(crate) line: usize,
+    pub(crate) sql: String,
     /// PostgreSQL lock level (`ACCESS EXCLUSIVE`, …), when the analysis knows it.
-    pub lock: Option<String>,
-    pub rewrite: bool,
-    pub scan: bool,
-    pub tables: Vec<String>,
+    pub(crate) lock: Option<String>,
+    pub(crate) rewrite: bool,
+    pub(crate) scan: bool,
+    pub(crate) tables: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
-pub struct FindingInfo {
-    pub rule: String,
-    pub severity: String,
-    pub line: usize,
-    pub message: String,
-    pub suggestion: String,
+pub(crate) struct FindingInfo {
+    pub(crate) rule: String,
+    pub(crate) severity: String,
+    pub(crate) line: usize,
+    pub(crate) message: String,
+    pub(crate) suggestion: String,
     /// The `-- keel:allow` reason, when the finding was allowed.
-    pub allowed_reason: Option<String>,
+    pub(crate) allowed_reason: Option<String>,
 }
 
 /// A pre-migration checklist item. `id` is stable across renders, so that
 /// `execute` can tick it and an auditor can follow it.
 #[derive(Debug, Clone, Serialize)]
-pub struct CheckItem {
-    pub id: CheckId,
-    pub text: String,
+pub(crate) struct CheckItem {
+    pub(crate) id: CheckId,
+    pub(crate) text: String,
     /// keel checks this itself during `execute` instead of asking.
-    pub verified_by_keel: bool,
+    pub(crate) verified_by_keel: bool,
 }
 
 impl CheckItem {
     /// An item; whether keel checks it itself follows from its id.
-    pub fn new(id: CheckId, text: String) -> CheckItem {
+    pub(crate) fn new(id: CheckId, text: String) -> CheckItem {
         let verified_by_keel = id.verified_by_keel();
         CheckItem {
             id,
@@ -117,38 +118,38 @@ impl CheckItem {
 }
 
 #[derive(Debug, Clone, Serialize)]
-pub struct EnvironmentInfo {
-    pub name: String,
+pub(crate) struct EnvironmentInfo {
+    pub(crate) name: String,
     /// `--env NAME`, or empty for the default database.
-    pub env_flag: String,
-    pub commands: Vec<String>,
-    pub rollback_commands: Vec<String>,
-    pub estimate: Option<String>,
-    pub require_snapshot: bool,
-    pub require_dry_run: bool,
-    pub require_signature: bool,
-    pub health_url: Option<String>,
-    pub smoke: Vec<String>,
+    pub(crate) env_flag: String,
+    pub(crate) commands: Vec<String>,
+    pub(crate) rollback_commands: Vec<String>,
+    pub(crate) estimate: Option<String>,
+    pub(crate) require_snapshot: bool,
+    pub(crate) require_dry_run: bool,
+    pub(crate) require_signature: bool,
+    pub(crate) health_url: Option<String>,
+    pub(crate) smoke: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
-pub struct SmokeInfo {
-    pub name: String,
-    pub sql: String,
-    pub expect: String,
+pub(crate) struct SmokeInfo {
+    pub(crate) name: String,
+    pub(crate) sql: String,
+    pub(crate) expect: String,
 }
 
 #[derive(Debug, Clone, Serialize)]
-pub struct RollbackInfo {
-    pub possible: bool,
-    pub down_sql: Option<String>,
+pub(crate) struct RollbackInfo {
+    pub(crate) possible: bool,
+    pub(crate) down_sql: Option<String>,
     /// The version `keel down --to` goes back to (the one before this).
-    pub previous_version: String,
-    pub note: String,
+    pub(crate) previous_version: String,
+    pub(crate) note: String,
 }
 
 /// Where a migration's runbook lives: `runbooks/<version>_<name>.md`.
-pub fn path_for(dir: &Path, m: &Migration) -> PathBuf {
+pub(crate) fn path_for(dir: &Path, m: &Migration) -> PathBuf {
     dir.join(format!("{}.md", m.id()))
 }
 
@@ -157,7 +158,7 @@ impl Runbook {
     /// neighbours and keel.toml. The analysis is the offline one
     /// ([`crate::analysis::analyze::Analyzer::offline`]): a reviewed runbook
     /// must render the same whichever server it is later run on.
-    pub fn build(
+    pub(crate) fn build(
         m: &Migration,
         all: &[Migration],
         config: &Config,

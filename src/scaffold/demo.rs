@@ -13,13 +13,13 @@ static SAMPLE: Dir<'_> = include_dir!("$CARGO_MANIFEST_DIR/migrations");
 /// SQL that PostgreSQL and SQLite both run; the zero-downtime examples after
 /// it (a backfilled name split, an expand-contract rename with a trigger, a
 /// concurrent index) are PostgreSQL's and stay out of the SQLite demo.
-pub const PORTABLE_UNTIL: &str = "20260102090000";
+pub(crate) const PORTABLE_UNTIL: &str = "20260102090000";
 
 /// The signer of the demo's execution records.
 const SIGNER: &str = "demo@keel.invalid";
 
 /// Writes `root/migrations/` with the sample's portable migrations.
-pub fn sample(root: &Path) -> Result<(), ScaffoldError> {
+pub(crate) fn sample(root: &Path) -> Result<(), ScaffoldError> {
     let dir = root.join("migrations");
     SAMPLE.extract(&dir)?;
     for entry in std::fs::read_dir(&dir)? {
@@ -34,7 +34,7 @@ pub fn sample(root: &Path) -> Result<(), ScaffoldError> {
 
 /// keel.toml with a `demo` environment and a signer, a fresh ed25519 key in
 /// keys/demo made by keel itself, and allowed_signers naming it.
-pub fn guarded_run_config(root: &Path) -> Result<(), ScaffoldError> {
+pub(crate) fn guarded_run_config(root: &Path) -> Result<(), ScaffoldError> {
     let keys = root.join("keys");
     std::fs::create_dir_all(&keys)?;
     let key = keys.join("demo");
@@ -87,7 +87,7 @@ fn generate_key(path: &Path) -> Result<String, ScaffoldError> {
 }
 
 /// The newest `*.json` record of `migration` (its id), relative to `root`.
-pub fn newest_record(root: &Path, migration: &str) -> Option<PathBuf> {
+pub(crate) fn newest_record(root: &Path, migration: &str) -> Option<PathBuf> {
     let relative = Path::new("records").join(migration);
     let mut files: Vec<PathBuf> = std::fs::read_dir(root.join(&relative))
         .ok()?

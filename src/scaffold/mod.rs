@@ -8,41 +8,41 @@
 //! quotes every word the `quote-identifier` rule flags, so `keel new` never
 //! writes a name `keel lint` then complains about.
 
-pub mod demo;
-pub mod template;
+pub(crate) mod demo;
+pub(crate) mod template;
 
 use crate::migration::Version;
 use std::path::{Path, PathBuf};
 
 /// What `keel new` was asked for.
 #[derive(Debug, Clone, Default)]
-pub struct Request {
+pub(crate) struct Request {
     /// The migration's snake_case name.
-    pub name: String,
+    pub(crate) name: String,
     /// A built-in template, `rename-column`, or one in `templates/new/`.
-    pub template: String,
-    pub table: Option<String>,
-    pub column: Option<String>,
+    pub(crate) template: String,
+    pub(crate) table: Option<String>,
+    pub(crate) column: Option<String>,
     /// The new column name (`rename-column`).
-    pub to: Option<String>,
+    pub(crate) to: Option<String>,
     /// The integer key the rename-column backfill walks (default `id`).
-    pub key: Option<String>,
-    pub column_type: Option<String>,
-    pub description: Option<String>,
+    pub(crate) key: Option<String>,
+    pub(crate) column_type: Option<String>,
+    pub(crate) description: Option<String>,
 }
 
 /// A migration folder `keel new` wrote.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Written {
-    pub version: Version,
-    pub name: String,
-    pub path: PathBuf,
+pub(crate) struct Written {
+    pub(crate) version: Version,
+    pub(crate) name: String,
+    pub(crate) path: PathBuf,
 }
 
 /// Why nothing (or not everything) was written; each message says what to
 /// type instead.
 #[derive(Debug, thiserror::Error)]
-pub enum ScaffoldError {
+pub(crate) enum ScaffoldError {
     #[error(
         "`{name}` is not a snake_case name (lowercase letters, digits, single underscores)\n  fix: keel new {suggestion}"
     )]
@@ -84,7 +84,7 @@ type Files = Vec<(&'static str, String)>;
 
 /// A checked request with its templates loaded, ready to write.
 #[derive(Debug)]
-pub struct Scaffold {
+pub(crate) struct Scaffold {
     request: Request,
     /// `(template, name suffix, files)` per migration, in apply order.
     steps: Vec<(String, String, Files)>,
@@ -95,7 +95,7 @@ const RENAME_STEPS: [&str; 3] = ["expand", "migrate", "contract"];
 
 /// Checks `request` and loads its templates from `project` (its
 /// `templates/new/`, else the built-in ones).
-pub fn prepare(project: &Path, request: Request) -> Result<Scaffold, ScaffoldError> {
+pub(crate) fn prepare(project: &Path, request: Request) -> Result<Scaffold, ScaffoldError> {
     check(&request)?;
     let steps = if request.template == "rename-column" {
         let (column, to) = (request.column.as_deref(), request.to.as_deref());
@@ -127,7 +127,7 @@ pub fn prepare(project: &Path, request: Request) -> Result<Scaffold, ScaffoldErr
 impl Scaffold {
     /// Renders every migration: `(folder under dir, files)`, the first
     /// version `now` or one second after `latest` (see [`next_version`]).
-    pub fn render(
+    pub(crate) fn render(
         &self,
         dir: &Path,
         now: Version,
@@ -164,7 +164,7 @@ impl Scaffold {
     /// Renders and writes the folders under `dir`, after `latest`, the
     /// newest migration there. Nothing is written when a template does not
     /// render.
-    pub fn write(
+    pub(crate) fn write(
         &self,
         dir: &Path,
         latest: Option<Version>,
@@ -279,7 +279,7 @@ fn check(r: &Request) -> Result<(), ScaffoldError> {
 
 /// Now, or one second after the newest existing migration, so that a new
 /// migration always sorts last.
-pub fn next_version(now: Version, latest: Option<Version>) -> Version {
+pub(crate) fn next_version(now: Version, latest: Option<Version>) -> Version {
     match latest {
         Some(latest) if latest >= now => {
             let parsed = chrono::NaiveDateTime::parse_from_str(&latest.to_string(), "%Y%m%d%H%M%S");

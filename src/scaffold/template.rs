@@ -7,10 +7,10 @@ use std::path::Path;
 
 static BUILT_IN: Dir<'_> = include_dir!("$CARGO_MANIFEST_DIR/templates/new");
 
-pub const FILES: [&str; 3] = ["up.sql", "down.sql", "migration.toml"];
+pub(crate) const FILES: [&str; 3] = ["up.sql", "down.sql", "migration.toml"];
 
 /// Names of the built-in templates.
-pub fn built_in_names() -> Vec<&'static str> {
+pub(crate) fn built_in_names() -> Vec<&'static str> {
     let mut names: Vec<&str> = BUILT_IN.dirs().filter_map(|d| d.path().to_str()).collect();
     names.sort();
     names
@@ -18,7 +18,7 @@ pub fn built_in_names() -> Vec<&'static str> {
 
 /// The template's three files: the project's `templates/new/<name>/` when it
 /// exists, else the built-in one.
-pub fn load(project: &Path, name: &str) -> Option<Vec<(&'static str, String)>> {
+pub(crate) fn load(project: &Path, name: &str) -> Option<Vec<(&'static str, String)>> {
     let local = project.join("templates/new").join(name);
     if local.is_dir() {
         return Some(
@@ -51,7 +51,7 @@ pub fn load(project: &Path, name: &str) -> Option<Vec<(&'static str, String)>> {
 /// Renders one template file with Tera. SQL and TOML are not HTML, so nothing
 /// is auto-escaped; the `ident` filter quotes identifiers when needed and the
 /// `toml` filter writes a TOML string.
-pub fn render(text: &str, context: &tera::Context) -> Result<String, tera::Error> {
+pub(crate) fn render(text: &str, context: &tera::Context) -> Result<String, tera::Error> {
     let mut tera = tera::Tera::default();
     tera.autoescape_on(vec![]);
     tera.register_filter("ident", ident_filter);
@@ -85,7 +85,7 @@ fn toml_filter(value: &tera::Value, _: &HashMap<String, tera::Value>) -> tera::R
 /// Quotes an identifier only when PostgreSQL would fold or reject it bare:
 /// anything but lower-case letters, digits and `_`, or a word of
 /// [`crate::analysis::keyword`], the list `quote-identifier` checks.
-pub fn quote_if_needed(name: &str) -> String {
+pub(crate) fn quote_if_needed(name: &str) -> String {
     let simple = name
         .bytes()
         .next()

@@ -3,7 +3,7 @@ use crate::db::DbError;
 /// Why `keel seed` stopped. Nothing was loaded in any of these cases: the
 /// checks run first and the load is one transaction.
 #[derive(Debug, thiserror::Error)]
-pub enum SeedError {
+pub(crate) enum SeedError {
     #[error(
         "the sample {} {} {} not exist in this database; keel seed fills the sample application's tables\n  fix: run `keel up` first to create them, then `keel seed`",
         if .0.len() == 1 { "table" } else { "tables" },
@@ -31,7 +31,7 @@ pub enum SeedError {
 
 impl SeedError {
     /// True when the request itself was wrong (exit 2), not the database.
-    pub fn is_usage(&self) -> bool {
+    pub(crate) fn is_usage(&self) -> bool {
         match self {
             SeedError::Db(e) => e.kind == crate::db::DbErrorKind::Usage,
             _ => true,

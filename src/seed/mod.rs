@@ -8,13 +8,13 @@
 //! seeding twice appends, and foreign keys only point at rows that exist.
 
 mod error;
-pub mod names;
-pub mod rng;
+pub(crate) mod names;
+pub(crate) mod rng;
 mod rows;
-pub mod text;
+pub(crate) mod text;
 
-pub use error::SeedError;
-pub use rows::IdPool;
+pub(crate) use error::SeedError;
+pub(crate) use rows::IdPool;
 
 use crate::db::{Database, DbError, Timeouts, Value};
 use rng::Rng;
@@ -23,14 +23,14 @@ use std::time::{Duration, Instant};
 
 /// How many rows to add.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Counts {
-    pub users: u64,
-    pub posts: u64,
-    pub comments: u64,
+pub(crate) struct Counts {
+    pub(crate) users: u64,
+    pub(crate) posts: u64,
+    pub(crate) comments: u64,
 }
 
 impl Counts {
-    pub const DEFAULT: Counts = Counts {
+    pub(crate) const DEFAULT: Counts = Counts {
         users: 1000,
         posts: 5000,
         comments: 15000,
@@ -38,51 +38,51 @@ impl Counts {
 }
 
 /// The default seed of the generator: the same data on every run.
-pub const DEFAULT_RNG_SEED: u64 = 0x6b65_656c;
+pub(crate) const DEFAULT_RNG_SEED: u64 = 0x6b65_656c;
 
 #[derive(Debug, Clone, Copy)]
-pub struct Options {
-    pub counts: Counts,
-    pub rng_seed: u64,
+pub(crate) struct Options {
+    pub(crate) counts: Counts,
+    pub(crate) rng_seed: u64,
 }
 
 /// What was loaded into one table.
 #[derive(Debug, Clone, serde::Serialize)]
-pub struct TableLoad {
-    pub table: &'static str,
-    pub rows: u64,
+pub(crate) struct TableLoad {
+    pub(crate) table: &'static str,
+    pub(crate) rows: u64,
     /// The ids given to the new rows (empty when none were added).
-    pub first_id: i64,
-    pub last_id: i64,
+    pub(crate) first_id: i64,
+    pub(crate) last_id: i64,
 }
 
 #[derive(Debug, Clone)]
-pub struct Report {
+pub(crate) struct Report {
     /// users, profiles (when that table exists), posts, comments.
-    pub tables: Vec<TableLoad>,
-    pub elapsed: Duration,
+    pub(crate) tables: Vec<TableLoad>,
+    pub(crate) elapsed: Duration,
 }
 
 impl Report {
-    pub fn rows(&self, table: &str) -> u64 {
+    pub(crate) fn rows(&self, table: &str) -> u64 {
         self.tables
             .iter()
             .find(|t| t.table == table)
             .map_or(0, |t| t.rows)
     }
 
-    pub fn total_rows(&self) -> u64 {
+    pub(crate) fn total_rows(&self) -> u64 {
         self.tables.iter().map(|t| t.rows).sum()
     }
 
-    pub fn rows_per_second(&self) -> u64 {
+    pub(crate) fn rows_per_second(&self) -> u64 {
         (self.total_rows() as f64 / self.elapsed.as_secs_f64().max(1e-6)) as u64
     }
 }
 
 /// Progress while loading, for a bar or plain lines.
 #[derive(Debug, Clone, Copy)]
-pub enum Progress {
+pub(crate) enum Progress {
     /// A table starts loading `rows` rows.
     Table { table: &'static str, rows: u64 },
     /// `done` of the table's rows were sent.
@@ -98,7 +98,7 @@ const SCHEMA: [(&str, &[&str]); 3] = [
 
 /// Adds `options.counts` rows to the sample tables (and one profile per new
 /// user when `profiles` exists), all in one transaction.
-pub async fn seed(
+pub(crate) async fn seed(
     db: &mut dyn Database,
     options: &Options,
     on_progress: &mut (dyn FnMut(Progress) + Send),

@@ -11,7 +11,7 @@ use super::rng::Rng;
 
 /// What kind of name a value is; the weights below are per mille.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
+pub(crate) enum Kind {
     /// "Maria Garcia", "Seán O'Brien", "Emma Smith-Jones"
     TwoWords,
     /// "John van der Berg"
@@ -52,7 +52,7 @@ const WEIGHTS: [(Kind, u64); 11] = [
 
 /// The first rows of every seed run: one of each edge case, so that even
 /// `keel seed --users 20` has them all. Random names follow.
-pub const SHOWCASE: [Option<&str>; 16] = [
+pub(crate) const SHOWCASE: [Option<&str>; 16] = [
     Some("Maria Garcia"),
     Some("John van der Berg"),
     Some("Mary Anne Smith"),
@@ -212,7 +212,7 @@ const SINGLE: &[&str] = &[
 ];
 
 /// Picks a kind by the weights above.
-pub fn kind(rng: &mut Rng) -> Kind {
+pub(crate) fn kind(rng: &mut Rng) -> Kind {
     let mut roll = rng.below(1000);
     for (kind, weight) in WEIGHTS {
         if roll < weight {
@@ -224,7 +224,7 @@ pub fn kind(rng: &mut Rng) -> Kind {
 }
 
 /// The name of the `index`-th user of a run: the showcase first, then random.
-pub fn name(rng: &mut Rng, index: u64) -> Option<String> {
+pub(crate) fn name(rng: &mut Rng, index: u64) -> Option<String> {
     if let Some(fixed) = SHOWCASE.get(index as usize) {
         return fixed.map(str::to_string);
     }
@@ -232,7 +232,7 @@ pub fn name(rng: &mut Rng, index: u64) -> Option<String> {
 }
 
 /// One random name.
-pub fn random(rng: &mut Rng) -> Option<String> {
+pub(crate) fn random(rng: &mut Rng) -> Option<String> {
     let first = rng.pick(FIRST);
     let last = rng.pick(LAST);
     let name = match kind(rng) {

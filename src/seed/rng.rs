@@ -2,21 +2,22 @@
 //! on every machine, with no dependency. Not for anything secret.
 
 #[derive(Debug, Clone)]
-pub struct Rng(u64);
+pub(crate) struct Rng(u64);
 
 impl Rng {
-    pub fn new(seed: u64) -> Rng {
+    #[cfg(test)]
+    pub(crate) fn new(seed: u64) -> Rng {
         Rng(seed)
     }
 
     /// An independent stream for one purpose (a table, a run), so adding
     /// rows to one table does not shift the values of another.
-    pub fn stream(seed: u64, tag: u64) -> Rng {
+    pub(crate) fn stream(seed: u64, tag: u64) -> Rng {
         let mut mixer = Rng(seed ^ tag.wrapping_mul(0xA076_1D64_78BD_642F));
         Rng(mixer.next_u64())
     }
 
-    pub fn next_u64(&mut self) -> u64 {
+    pub(crate) fn next_u64(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
         let mut z = self.0;
         z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
@@ -26,21 +27,21 @@ impl Rng {
 
     /// Uniform in `0..n` (`n` > 0), by multiply-shift (no modulo bias worth
     /// mentioning for the sizes used here).
-    pub fn below(&mut self, n: u64) -> u64 {
+    pub(crate) fn below(&mut self, n: u64) -> u64 {
         ((u128::from(self.next_u64()) * u128::from(n)) >> 64) as u64
     }
 
     /// Uniform in `lo..=hi`.
-    pub fn between(&mut self, lo: u64, hi: u64) -> u64 {
+    pub(crate) fn between(&mut self, lo: u64, hi: u64) -> u64 {
         lo + self.below(hi - lo + 1)
     }
 
     /// True with probability `per_mille` / 1000.
-    pub fn chance(&mut self, per_mille: u64) -> bool {
+    pub(crate) fn chance(&mut self, per_mille: u64) -> bool {
         self.below(1000) < per_mille
     }
 
-    pub fn pick<T: Copy>(&mut self, items: &[T]) -> T {
+    pub(crate) fn pick<T: Copy>(&mut self, items: &[T]) -> T {
         items[self.below(items.len() as u64) as usize]
     }
 }

@@ -12,7 +12,7 @@ const YEAR_SECONDS: u64 = 365 * 24 * 3600;
 
 /// Ids a foreign key may point at.
 #[derive(Debug, Clone)]
-pub enum IdPool {
+pub(crate) enum IdPool {
     /// Every id in the range exists (the common case: ids without gaps).
     Range(Range<i64>),
     /// The ids of a table with gaps, read from the database.
@@ -20,7 +20,7 @@ pub enum IdPool {
 }
 
 impl IdPool {
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         match self {
             IdPool::Range(r) => r.is_empty(),
             IdPool::List(ids) => ids.is_empty(),
@@ -45,9 +45,9 @@ fn text_or_null(value: Option<String>) -> Value {
 }
 
 /// `users (id, email, name, created_at)`.
-pub const USER_COLUMNS: [&str; 4] = ["id", "email", "name", "created_at"];
+pub(crate) const USER_COLUMNS: [&str; 4] = ["id", "email", "name", "created_at"];
 
-pub fn users(
+pub(crate) fn users(
     ids: Range<i64>,
     mut rng: Rng,
     now: DateTime<Utc>,
@@ -68,7 +68,7 @@ pub fn users(
 /// `profiles (id, user_id, bio, avatar_url, location, website_url,
 /// created_at, updated_at)`: one per new user, as the sample's
 /// add_user_profiles migration promises ("every user has a profile").
-pub const PROFILE_COLUMNS: [&str; 8] = [
+pub(crate) const PROFILE_COLUMNS: [&str; 8] = [
     "id",
     "user_id",
     "bio",
@@ -79,7 +79,7 @@ pub const PROFILE_COLUMNS: [&str; 8] = [
     "updated_at",
 ];
 
-pub fn profiles(
+pub(crate) fn profiles(
     first_id: i64,
     users: Range<i64>,
     mut rng: Rng,
@@ -110,9 +110,10 @@ pub fn profiles(
 }
 
 /// `posts (id, user_id, title, body, published, created_at)`.
-pub const POST_COLUMNS: [&str; 6] = ["id", "user_id", "title", "body", "published", "created_at"];
+pub(crate) const POST_COLUMNS: [&str; 6] =
+    ["id", "user_id", "title", "body", "published", "created_at"];
 
-pub fn posts(
+pub(crate) fn posts(
     ids: Range<i64>,
     users: IdPool,
     mut rng: Rng,
@@ -132,9 +133,9 @@ pub fn posts(
 }
 
 /// `comments (id, post_id, user_id, body, created_at)`.
-pub const COMMENT_COLUMNS: [&str; 5] = ["id", "post_id", "user_id", "body", "created_at"];
+pub(crate) const COMMENT_COLUMNS: [&str; 5] = ["id", "post_id", "user_id", "body", "created_at"];
 
-pub fn comments(
+pub(crate) fn comments(
     ids: Range<i64>,
     posts: IdPool,
     users: IdPool,

@@ -81,13 +81,13 @@ const CITIES: &[&str] = &[
     "Mexico City",
 ];
 
-pub fn title(rng: &mut Rng) -> String {
+pub(crate) fn title(rng: &mut Rng) -> String {
     let topic = rng.pick(TOPICS);
     rng.pick(TITLES).replacen("{}", topic, 1)
 }
 
 /// One sentence of 5 to 15 words, capitalised, with a full stop.
-pub fn sentence(rng: &mut Rng) -> String {
+pub(crate) fn sentence(rng: &mut Rng) -> String {
     let n = rng.between(5, 15);
     let mut s = String::with_capacity(96);
     for i in 0..n {
@@ -108,12 +108,12 @@ pub fn sentence(rng: &mut Rng) -> String {
 }
 
 /// `lo` to `hi` sentences.
-pub fn paragraph(rng: &mut Rng, lo: u64, hi: u64) -> String {
+pub(crate) fn paragraph(rng: &mut Rng, lo: u64, hi: u64) -> String {
     let n = rng.between(lo, hi);
     (0..n).map(|_| sentence(rng)).collect::<Vec<_>>().join(" ")
 }
 
-pub fn comment(rng: &mut Rng) -> String {
+pub(crate) fn comment(rng: &mut Rng) -> String {
     if rng.chance(300) {
         return paragraph(rng, 1, 3);
     }
@@ -121,7 +121,7 @@ pub fn comment(rng: &mut Rng) -> String {
     rng.pick(COMMENTS).replacen("{}", topic, 1)
 }
 
-pub fn city(rng: &mut Rng) -> &'static str {
+pub(crate) fn city(rng: &mut Rng) -> &'static str {
     rng.pick(CITIES)
 }
 

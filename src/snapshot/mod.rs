@@ -16,14 +16,14 @@ const SIDECAR_EXT: &str = ".sha256";
 
 /// A snapshot file with its checked SHA-256.
 #[derive(Debug, Clone, serde::Serialize)]
-pub struct Snapshot {
-    pub path: PathBuf,
-    pub sha256: String,
-    pub bytes: u64,
+pub(crate) struct Snapshot {
+    pub(crate) path: PathBuf,
+    pub(crate) sha256: String,
+    pub(crate) bytes: u64,
 }
 
 #[derive(Debug, thiserror::Error)]
-pub enum SnapshotError {
+pub(crate) enum SnapshotError {
     #[error(
         "snapshot {path} does not exist (deleted or moved?)\n  fix: take a new one with `keel snapshot take{env_flag}`"
     )]
@@ -97,11 +97,11 @@ pub enum SnapshotError {
 
 impl SnapshotError {
     /// True when a snapshot failed its check rather than an I/O or database failure.
-    pub fn is_check_failure(&self) -> bool {
+    pub(crate) fn is_check_failure(&self) -> bool {
         !matches!(self, SnapshotError::Io { .. } | SnapshotError::Db { .. })
     }
 
-    pub fn db(&self) -> Option<&DbError> {
+    pub(crate) fn db(&self) -> Option<&DbError> {
         match self {
             SnapshotError::Db { source, .. } => Some(source.as_ref()),
             _ => None,
@@ -110,7 +110,7 @@ impl SnapshotError {
 }
 
 /// The sidecar beside a snapshot: `X.dump.sha256`.
-pub fn sidecar(path: &Path) -> PathBuf {
+pub(crate) fn sidecar(path: &Path) -> PathBuf {
     let mut name = path.file_name().unwrap_or_default().to_os_string();
     name.push(SIDECAR_EXT);
     path.with_file_name(name)
@@ -118,7 +118,11 @@ pub fn sidecar(path: &Path) -> PathBuf {
 
 /// Takes a snapshot of the database into `dir/<env>-<stamp>.dump` and
 /// writes its sidecar. The file gets its name only once it is complete.
-pub async fn take(db: &mut dyn Database, dir: &Path, env: &str) -> Result<Snapshot, SnapshotError> {
+pub(crate) async fn take(
+    db: &mut dyn Database,
+    dir: &Path,
+    env: &str,
+) -> Result<Snapshot, SnapshotError> {
     let io = |path: &Path| {
         let path = path.to_path_buf();
         move |source| SnapshotError::Io { path, source }
@@ -156,7 +160,7 @@ pub async fn take(db: &mut dyn Database, dir: &Path, env: &str) -> Result<Snapsh
 /// Removes the `*.dump.partial` files in `dir` that no running `take`
 /// holds: what a `snapshot take` that was killed left behind, part of a
 /// database's data that nothing will ever use. Returns what it removed.
-pub fn remove_stale(dir: &Path) -> Result<Vec<PathBuf>, SnapshotError> {
+pub(crate) fn remove_stale(dir: &Path) -> Result<Vec<PathBuf>, SnapshotError> {
     let entries = match std::fs::read_dir(dir) {
         Ok(e) => e,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
@@ -191,7 +195,7 @@ pub fn remove_stale(dir: &Path) -> Result<Vec<PathBuf>, SnapshotError> {
 }
 
 /// Checks a snapshot against its sidecar and that it is a dump keel knows.
-pub fn verify(path: &Path) -> Result<Snapshot, SnapshotError> {
+pub(crate) fn verify(path: &Path) -> Result<Snapshot, SnapshotError> {
     let meta = match std::fs::metadata(path) {
         Ok(m) => m,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -258,10 +262,10 @@ pub fn verify(path: &Path) -> Result<Snapshot, SnapshotError> {
 
 /// A snapshot `execute` may rely on, and what keel found out about it.
 #[derive(Debug, Clone)]
-pub struct Checked {
-    pub snapshot: Snapshot,
+pub(crate) struct Checked {
+    pub(crate) snapshot: Snapshot,
     /// `a readable pg_dump archive of database shop, taken 3 min ago`.
-    pub detail: String,
+    pub(crate) detail: String,
 }
 
 /// Everything `execute` requires of a snapshot before relying on it: it
@@ -269,7 +273,7 @@ pub struct Checked {
 /// database's own tools read it back completely; it is a dump of this
 /// database (the archive's database name); and it is no older than
 /// `max_age` (the archive's own creation time, else the stamp in its name).
-pub async fn check(
+pub(crate) async fn check(
     db: &mut dyn Database,
     path: &Path,
     env: &str,
@@ -398,7 +402,7 @@ fn list(dir: &Path) -> Result<Vec<(String, DateTime<Utc>, PathBuf)>, SnapshotErr
 }
 
 /// The newest snapshot of `env` in `dir`.
-pub fn newest(dir: &Path, env: &str) -> Result<Option<PathBuf>, SnapshotError> {
+pub(crate) fn newest(dir: &Path, env: &str) -> Result<Option<PathBuf>, SnapshotError> {
     Ok(list(dir)?
         .into_iter()
         .rev()
@@ -409,7 +413,7 @@ pub fn newest(dir: &Path, env: &str) -> Result<Option<PathBuf>, SnapshotError> {
 /// Deletes snapshots (and sidecars) older than `older_than`, of `env` or of
 /// every environment; the newest snapshot of each environment always stays.
 /// Returns what was (or, with `dry_run`, would be) deleted.
-pub fn prune(
+pub(crate) fn prune(
     dir: &Path,
     older_than: Duration,
     env: Option<&str>,

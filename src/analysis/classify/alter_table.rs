@@ -17,7 +17,7 @@ use squawk_syntax::{SyntaxKind, SyntaxNode};
 
 use Lock::{AccessExclusive as Ael, ShareRowExclusive as Sre, ShareUpdateExclusive as Sue};
 
-pub fn classify(cx: &Cx, node: &SyntaxNode) -> Vec<Action> {
+pub(crate) fn classify(cx: &Cx, node: &SyntaxNode) -> Vec<Action> {
     let named = child(node, SyntaxKind::TABLE_RELATION_NAME);
     let table = named.as_ref().map(qualified).or_else(|| table_name(node));
     let Some(table) = table else {

@@ -59,7 +59,7 @@ const STABLE: &[&str] = &[
 ];
 
 /// Reads a `COLUMN` (CREATE TABLE) or `ADD_COLUMN` node.
-pub fn column_def(node: &SyntaxNode, lines: &Lines) -> ColumnDef {
+pub(crate) fn column_def(node: &SyntaxNode, lines: &Lines) -> ColumnDef {
     use SyntaxKind::*;
     let (line, column) = lines.pos(start(node));
     let mut def = ColumnDef {
@@ -103,7 +103,7 @@ pub fn column_def(node: &SyntaxNode, lines: &Lines) -> ColumnDef {
 }
 
 /// Classifies the expression of a DEFAULT clause.
-pub fn default_value(default: &SyntaxNode) -> DefaultValue {
+pub(crate) fn default_value(default: &SyntaxNode) -> DefaultValue {
     let Some(expr) = default.children().next() else {
         return DefaultValue::Constant;
     };

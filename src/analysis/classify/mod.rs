@@ -359,7 +359,7 @@ fn mask_psql_meta_commands(text: &str) -> Option<String> {
 /// What the classifiers read: the schema so far and where things are.
 pub struct Cx<'a> {
     pub schema: &'a Schema,
-    pub lines: &'a Lines<'a>,
+    pub(crate) lines: &'a Lines<'a>,
 }
 
 impl Cx<'_> {

@@ -7,7 +7,7 @@ use squawk_syntax::{SyntaxKind, SyntaxNode};
 
 use Lock::{AccessExclusive as Ael, ShareUpdateExclusive as Sue};
 
-pub fn lock_table(cx: &Cx, node: &SyntaxNode) -> Vec<Action> {
+pub(crate) fn lock_table(cx: &Cx, node: &SyntaxNode) -> Vec<Action> {
     let mode = node.text().to_string().to_uppercase();
     let mode = mode
         .split_once(" IN ")
@@ -35,7 +35,7 @@ pub fn lock_table(cx: &Cx, node: &SyntaxNode) -> Vec<Action> {
 }
 
 /// CREATE/DROP of functions, views, types, sequences and the rest.
-pub fn object(cx: &Cx, node: &SyntaxNode) -> Action {
+pub(crate) fn object(cx: &Cx, node: &SyntaxNode) -> Action {
     use SyntaxKind::*;
     let (create, object) = match node.kind() {
         CREATE_FUNCTION | CREATE_PROCEDURE => (true, ObjectKind::Function),

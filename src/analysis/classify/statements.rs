@@ -11,7 +11,7 @@ use squawk_syntax::{SyntaxKind, SyntaxNode};
 
 use Lock::{AccessExclusive as Ael, ShareUpdateExclusive as Sue};
 
-pub fn classify(cx: &Cx, node: &SyntaxNode) -> Vec<Action> {
+pub(crate) fn classify(cx: &Cx, node: &SyntaxNode) -> Vec<Action> {
     use SyntaxKind::*;
     let one = |kind, table| vec![cx.action(kind, table, node)];
     match node.kind() {

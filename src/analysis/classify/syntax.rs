@@ -3,34 +3,34 @@
 use squawk_syntax::{SyntaxKind, SyntaxNode, SyntaxToken};
 
 /// The first direct child node of `kind`.
-pub fn child(node: &SyntaxNode, kind: SyntaxKind) -> Option<SyntaxNode> {
+pub(crate) fn child(node: &SyntaxNode, kind: SyntaxKind) -> Option<SyntaxNode> {
     node.children().find(|c| c.kind() == kind)
 }
 
 /// The first descendant node (including `node`) of any of `kinds`.
-pub fn find(node: &SyntaxNode, kinds: &[SyntaxKind]) -> Option<SyntaxNode> {
+pub(crate) fn find(node: &SyntaxNode, kinds: &[SyntaxKind]) -> Option<SyntaxNode> {
     node.descendants().find(|c| kinds.contains(&c.kind()))
 }
 
 /// A direct child token (a keyword of this clause, not of a nested one).
-pub fn has_token(node: &SyntaxNode, kind: SyntaxKind) -> bool {
+pub(crate) fn has_token(node: &SyntaxNode, kind: SyntaxKind) -> bool {
     node.children_with_tokens()
         .any(|e| e.as_token().is_some_and(|t| t.kind() == kind))
 }
 
 /// Anywhere below `node`, node or token.
-pub fn has_desc(node: &SyntaxNode, kind: SyntaxKind) -> bool {
+pub(crate) fn has_desc(node: &SyntaxNode, kind: SyntaxKind) -> bool {
     node.descendants_with_tokens().any(|e| e.kind() == kind)
 }
 
-pub fn significant_tokens(node: &SyntaxNode) -> impl Iterator<Item = SyntaxToken> {
+pub(crate) fn significant_tokens(node: &SyntaxNode) -> impl Iterator<Item = SyntaxToken> {
     node.descendants_with_tokens()
         .filter_map(|e| e.into_token())
         .filter(|t| !t.kind().is_trivia())
 }
 
 /// First non-trivia byte offset of a node: where a reader's eye lands.
-pub fn start(node: &SyntaxNode) -> usize {
+pub(crate) fn start(node: &SyntaxNode) -> usize {
     significant_tokens(node)
         .next()
         .map(|t| usize::from(t.text_range().start()))
@@ -39,7 +39,7 @@ pub fn start(node: &SyntaxNode) -> usize {
 
 /// An identifier as PostgreSQL stores it: unquoted folds to lower case,
 /// quoted keeps its case with `""` unescaped.
-pub fn ident(raw: &str) -> String {
+pub(crate) fn ident(raw: &str) -> String {
     match raw.strip_prefix('"').and_then(|s| s.strip_suffix('"')) {
         Some(inner) => inner.replace("\"\"", "\""),
         None => raw.to_lowercase(),
@@ -51,7 +51,7 @@ pub fn ident(raw: &str) -> String {
 /// A relation's name (table, index, view…) is in the text form of
 /// [`Relation`](crate::db::Relation), so a dot inside a quoted name stays
 /// part of it (`"audit.log"`); a column's or constraint's is its plain name.
-pub fn qualified(node: &SyntaxNode) -> String {
+pub(crate) fn qualified(node: &SyntaxNode) -> String {
     use SyntaxKind::*;
     let parts = name_parts(node);
     let plain = matches!(
@@ -83,7 +83,7 @@ fn name_parts(node: &SyntaxNode) -> Vec<String> {
 /// A relation exactly as the statement names it: its schema only when one
 /// is written (`public` included), so that it resolves the way the server
 /// resolves it.
-pub fn written_relation(node: &SyntaxNode) -> crate::db::Relation {
+pub(crate) fn written_relation(node: &SyntaxNode) -> crate::db::Relation {
     let mut parts = written_parts(node);
     let name = parts.pop().unwrap_or_default();
     crate::db::Relation {
@@ -93,7 +93,7 @@ pub fn written_relation(node: &SyntaxNode) -> crate::db::Relation {
 }
 
 /// The first descendant name of one of `kinds`, as [`written_relation`].
-pub fn written_in(node: &SyntaxNode, kinds: &[SyntaxKind]) -> Option<crate::db::Relation> {
+pub(crate) fn written_in(node: &SyntaxNode, kinds: &[SyntaxKind]) -> Option<crate::db::Relation> {
     find(node, kinds)
         .map(|n| written_relation(&n))
         .filter(|r| !r.name.is_empty())
@@ -118,14 +118,14 @@ fn written_parts(node: &SyntaxNode) -> Vec<String> {
 }
 
 /// The name of the first descendant of one of `kinds`.
-pub fn name_in(node: &SyntaxNode, kinds: &[SyntaxKind]) -> Option<String> {
+pub(crate) fn name_in(node: &SyntaxNode, kinds: &[SyntaxKind]) -> Option<String> {
     find(node, kinds)
         .map(|n| qualified(&n))
         .filter(|s| !s.is_empty())
 }
 
 /// Names of the direct children of `kind`.
-pub fn names(node: &SyntaxNode, kind: SyntaxKind) -> Vec<String> {
+pub(crate) fn names(node: &SyntaxNode, kind: SyntaxKind) -> Vec<String> {
     node.children()
         .filter(|c| c.kind() == kind)
         .map(|c| qualified(&c))
@@ -143,17 +143,17 @@ const TABLE_NAMES: [SyntaxKind; 5] = [
 ];
 
 /// The table a statement names in its usual places.
-pub fn table_name(node: &SyntaxNode) -> Option<String> {
+pub(crate) fn table_name(node: &SyntaxNode) -> Option<String> {
     name_in(node, &TABLE_NAMES)
 }
 
 /// [`table_name`] as [`written_relation`].
-pub fn table_relation(node: &SyntaxNode) -> Option<crate::db::Relation> {
+pub(crate) fn table_relation(node: &SyntaxNode) -> Option<crate::db::Relation> {
     written_in(node, &TABLE_NAMES)
 }
 
 /// Trimmed source text of a node, without its trailing `;`.
-pub fn text(node: &SyntaxNode) -> String {
+pub(crate) fn text(node: &SyntaxNode) -> String {
     let t = node.text().to_string();
     t.trim().trim_end_matches(';').trim_end().to_string()
 }
@@ -162,7 +162,7 @@ pub fn text(node: &SyntaxNode) -> String {
 /// independent of the file's size: a column is counted from the nearest
 /// checkpoint, not from the start of its line, so a file that is one long
 /// line of statements does not make every lookup walk that line.
-pub struct Lines<'a> {
+pub(crate) struct Lines<'a> {
     text: &'a str,
     index: std::borrow::Cow<'a, LineIndex>,
     /// Offsets given to [`Lines::pos`] count from here: a statement parsed
@@ -171,7 +171,7 @@ pub struct Lines<'a> {
 }
 
 #[derive(Debug, Clone)]
-pub struct LineIndex {
+pub(crate) struct LineIndex {
     starts: Vec<usize>,
     /// Characters before each `CHECKPOINT`-th byte (rounded down to a
     /// character boundary), paired with that boundary.
@@ -181,7 +181,7 @@ pub struct LineIndex {
 const CHECKPOINT: usize = 512;
 
 impl<'a> Lines<'a> {
-    pub fn new(text: &'a str) -> Lines<'a> {
+    pub(crate) fn new(text: &'a str) -> Lines<'a> {
         let mut starts = vec![0];
         starts.extend(text.match_indices('\n').map(|(i, _)| i + 1));
         let mut checkpoints = Vec::with_capacity(text.len() / CHECKPOINT + 1);
@@ -206,7 +206,7 @@ impl<'a> Lines<'a> {
     }
 
     /// The same file, for offsets that count from `base` bytes further.
-    pub fn shifted(&self, base: usize) -> Lines<'_> {
+    pub(crate) fn shifted(&self, base: usize) -> Lines<'_> {
         Lines {
             text: self.text,
             index: std::borrow::Cow::Borrowed(&*self.index),
@@ -224,7 +224,7 @@ impl<'a> Lines<'a> {
         chars + self.text[at..offset].chars().count()
     }
 
-    pub fn pos(&self, offset: usize) -> (usize, usize) {
+    pub(crate) fn pos(&self, offset: usize) -> (usize, usize) {
         let offset = self
             .text
             .floor_char_boundary((self.base + offset).min(self.text.len()));

@@ -3,7 +3,7 @@ use crate::analysis::lint::LintReport;
 
 /// GitHub Actions workflow commands: one `::error file=…,line=…,col=…::…`
 /// annotation per finding (warning → `::warning`, info → `::notice`).
-pub fn github(report: &LintReport) -> String {
+pub(crate) fn github(report: &LintReport) -> String {
     let mut out = String::new();
     for f in report.active() {
         let level = match f.severity {

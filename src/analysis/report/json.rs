@@ -5,7 +5,7 @@ use serde_json::{Value, json as j};
 /// `{"findings":[{"rule","severity","file","line","column","statement",
 /// "message","suggestion"}], "allowed":[…], "summary":{…}}`: findings
 /// silenced by keel:allow are listed apart, with their reason.
-pub fn json(report: &LintReport) -> Value {
+pub(crate) fn json(report: &LintReport) -> Value {
     let (allowed, active): (Vec<_>, Vec<_>) = report.findings.iter().partition(|f| !f.is_active());
     j!({
         "findings": active,

@@ -7,10 +7,10 @@ mod json;
 mod sarif;
 mod text;
 
-pub use github::github;
-pub use json::json;
-pub use sarif::sarif;
-pub use text::text;
+pub(crate) use github::github;
+pub(crate) use json::json;
+pub(crate) use sarif::sarif;
+pub(crate) use text::text;
 
 #[cfg(test)]
 mod tests {
@@ -18,7 +18,7 @@ mod tests {
     use crate::analysis::finding::{Finding, Severity};
     use crate::analysis::lint::LintReport;
 
-    pub fn sample() -> LintReport {
+    pub(crate) fn sample() -> LintReport {
         let f = |rule, severity, line, allowed: Option<&str>| Finding {
             rule,
             severity,

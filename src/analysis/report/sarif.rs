@@ -5,7 +5,7 @@ use serde_json::{Value, json};
 
 /// SARIF 2.1.0, for GitHub code scanning and other viewers. Findings
 /// silenced by keel:allow are results with an in-source suppression.
-pub fn sarif(report: &LintReport) -> Value {
+pub(crate) fn sarif(report: &LintReport) -> Value {
     let level = |s: Severity| match s {
         Severity::Error => "error",
         Severity::Warning => "warning",

@@ -3,7 +3,7 @@ use crate::analysis::lint::LintReport;
 
 /// `file:line:col: severity[rule] message`, the statement, the fix; then a
 /// one-line summary.
-pub fn text(report: &LintReport) -> String {
+pub(crate) fn text(report: &LintReport) -> String {
     let mut out = String::new();
     for f in report.active() {
         out.push_str(&f.render());

@@ -4,7 +4,7 @@ use super::{FileCx, Rule};
 use crate::analysis::finding::{Finding, Severity};
 use crate::analysis::operation::{ActionKind, ConstraintKind};
 
-pub const RULE: Rule = Rule {
+pub(crate) const RULE: Rule = Rule {
     id: "add-check",
     severity: Severity::Error,
     summary: "ADD CHECK without NOT VALID on an existing table",

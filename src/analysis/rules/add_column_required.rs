@@ -5,7 +5,7 @@ use super::{FileCx, Rule};
 use crate::analysis::finding::{Finding, Severity};
 use crate::analysis::operation::{ActionKind, DefaultValue, Generated};
 
-pub const RULE: Rule = Rule {
+pub(crate) const RULE: Rule = Rule {
     id: "add-column-required",
     severity: Severity::Error,
     summary: "ADD COLUMN NOT NULL without a default on an existing table",

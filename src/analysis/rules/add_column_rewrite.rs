@@ -5,7 +5,7 @@ use super::{FileCx, Rule};
 use crate::analysis::finding::{Finding, Severity};
 use crate::analysis::operation::{ActionKind, DefaultValue, Generated, Tri};
 
-pub const RULE: Rule = Rule {
+pub(crate) const RULE: Rule = Rule {
     id: "add-column-rewrite",
     severity: Severity::Error,
     summary: "ADD COLUMN that rewrites an existing table",

@@ -5,7 +5,7 @@ use super::{FileCx, Rule};
 use crate::analysis::finding::{Finding, Severity};
 use crate::analysis::operation::{ActionKind, ConstraintKind};
 
-pub const RULE: Rule = Rule {
+pub(crate) const RULE: Rule = Rule {
     id: "add-foreign-key",
     severity: Severity::Error,
     summary: "ADD FOREIGN KEY without NOT VALID on an existing table",

@@ -5,7 +5,7 @@ use super::{FileCx, Rule};
 use crate::analysis::finding::{Finding, Severity};
 use crate::analysis::operation::{ActionKind, ConstraintKind};
 
-pub const RULE: Rule = Rule {
+pub(crate) const RULE: Rule = Rule {
     id: "add-unique",
     severity: Severity::Error,
     summary: "ADD UNIQUE or PRIMARY KEY without USING INDEX on an existing table",

@@ -5,7 +5,7 @@ use super::{FileCx, Rule};
 use crate::analysis::finding::{Finding, Severity};
 use crate::analysis::operation::ActionKind;
 
-pub const RULE: Rule = Rule {
+pub(crate) const RULE: Rule = Rule {
     id: "backfill-in-migration",
     severity: Severity::Warning,
     summary: "UPDATE or DELETE without WHERE on an existing table",

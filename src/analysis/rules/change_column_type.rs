@@ -4,7 +4,7 @@ use super::{FileCx, Rule};
 use crate::analysis::finding::{Finding, Severity};
 use crate::analysis::operation::{ActionKind, Tri};
 
-pub const RULE: Rule = Rule {
+pub(crate) const RULE: Rule = Rule {
     id: "change-column-type",
     severity: Severity::Error,
     summary: "a column type change that rewrites the table",

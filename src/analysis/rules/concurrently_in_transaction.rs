@@ -5,7 +5,7 @@
 use super::{FileCx, Rule};
 use crate::analysis::finding::{Finding, Severity};
 
-pub const RULE: Rule = Rule {
+pub(crate) const RULE: Rule = Rule {
     id: "concurrently-in-transaction",
     severity: Severity::Error,
     summary: "a statement that cannot run in a transaction, in a transactional migration",

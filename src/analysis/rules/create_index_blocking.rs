@@ -6,7 +6,7 @@ use crate::analysis::finding::{Finding, Severity};
 use crate::analysis::operation::ActionKind;
 use crate::analysis::version::PgVersion;
 
-pub const RULE: Rule = Rule {
+pub(crate) const RULE: Rule = Rule {
     id: "create-index-blocking",
     severity: Severity::Error,
     summary: "CREATE INDEX without CONCURRENTLY on an existing table",

@@ -5,7 +5,7 @@ use super::{FileCx, Rule};
 use crate::analysis::finding::{Finding, Severity};
 use crate::analysis::operation::{Action, ActionKind, ObjectKind};
 
-pub const RULE: Rule = Rule {
+pub(crate) const RULE: Rule = Rule {
     id: "drop-dependency",
     severity: Severity::Warning,
     summary: "DROP DEFAULT / NOT NULL / CONSTRAINT / FUNCTION / VIEW / TYPE / TRIGGER",

@@ -7,7 +7,7 @@ use crate::migration::Version;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-pub const RULE: Rule = Rule {
+pub(crate) const RULE: Rule = Rule {
     id: "file-name",
     severity: Severity::Error,
     summary: "a folder not named <version>_<snake_case_name>, or a version used twice",
@@ -15,7 +15,7 @@ pub const RULE: Rule = Rule {
 };
 
 /// Checks migration folder names; `dirs` are the folders to check.
-pub fn check(dirs: &[PathBuf]) -> Vec<Finding> {
+pub(crate) fn check(dirs: &[PathBuf]) -> Vec<Finding> {
     let mut out = Vec::new();
     let mut seen: HashMap<Version, &Path> = HashMap::new();
     for dir in dirs {

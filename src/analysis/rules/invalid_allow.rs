@@ -4,7 +4,7 @@
 use super::{FileCx, Rule, find};
 use crate::analysis::finding::{Finding, Severity};
 
-pub const RULE: Rule = Rule {
+pub(crate) const RULE: Rule = Rule {
     id: "invalid-allow",
     severity: Severity::Warning,
     summary: "a keel:allow comment without reason=\"…\" or with an unknown rule",
@@ -12,7 +12,7 @@ pub const RULE: Rule = Rule {
 };
 
 /// Marks findings silenced by valid allow comments; reports invalid ones.
-pub fn apply(cx: &FileCx, out: &mut Vec<Finding>) {
+pub(crate) fn apply(cx: &FileCx, out: &mut Vec<Finding>) {
     let mut problems = Vec::new();
     for op in cx.ops {
         for allow in &op.allows {

@@ -6,7 +6,7 @@ use crate::analysis::finding::{Finding, Severity};
 use crate::migration::Reversibility;
 use std::path::Path;
 
-pub const RULE: Rule = Rule {
+pub(crate) const RULE: Rule = Rule {
     id: "missing-down",
     severity: Severity::Error,
     summary: "no down.sql (or an empty one) without reversibility = \"irreversible\"",
@@ -15,7 +15,7 @@ pub const RULE: Rule = Rule {
 
 /// `down` is the file's text, `None` when it does not exist;
 /// `has_statements` whether it holds at least one statement.
-pub fn check(
+pub(crate) fn check(
     dir: &Path,
     down: Option<&str>,
     has_statements: bool,

@@ -17,9 +17,9 @@ mod drop_dependency;
 mod drop_index_blocking;
 mod drop_table;
 mod enum_value;
-pub mod file_name;
+pub(crate) mod file_name;
 mod invalid_allow;
-pub mod missing_down;
+pub(crate) mod missing_down;
 mod prefer_bigint;
 mod prefer_identity;
 mod prefer_text;
@@ -28,9 +28,9 @@ mod quote_identifier;
 mod reindex_blocking;
 mod rename_column;
 mod rename_table;
-pub mod reversibility_mismatch;
+pub(crate) mod reversibility_mismatch;
 mod set_not_null;
-pub mod syntax_error;
+pub(crate) mod syntax_error;
 mod table_rewrite;
 mod trigger_lock;
 mod truncate;
@@ -44,7 +44,7 @@ use super::version::PgVersion;
 
 /// Which file of a migration is being read; down.sql has its own policy.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FileKind {
+pub(crate) enum FileKind {
     Up,
     Down,
     /// A plain .sql file given on the command line.
@@ -52,26 +52,26 @@ pub enum FileKind {
 }
 
 /// Everything a statement rule may read about one file.
-pub struct FileCx<'a> {
-    pub file: &'a str,
-    pub kind: FileKind,
-    pub ops: &'a [Operation],
-    pub version: Option<PgVersion>,
+pub(crate) struct FileCx<'a> {
+    pub(crate) file: &'a str,
+    pub(crate) kind: FileKind,
+    pub(crate) ops: &'a [Operation],
+    pub(crate) version: Option<PgVersion>,
     /// What the migration's up.sql created (read by the down policy).
-    pub created: &'a Created,
+    pub(crate) created: &'a Created,
     /// Where the file does not parse.
-    pub syntax: &'a [SyntaxProblem],
+    pub(crate) syntax: &'a [SyntaxProblem],
 }
 
 impl FileCx<'_> {
-    pub fn actions(&self) -> impl Iterator<Item = (&Operation, &Action)> {
+    pub(crate) fn actions(&self) -> impl Iterator<Item = (&Operation, &Action)> {
         self.ops
             .iter()
             .flat_map(|op| op.actions.iter().map(move |a| (op, a)))
     }
 
     /// A finding at an action, with the rule's default severity.
-    pub fn finding(
+    pub(crate) fn finding(
         &self,
         rule: &Rule,
         op: &Operation,
@@ -93,7 +93,9 @@ impl FileCx<'_> {
     }
 
     /// Columns defined by CREATE TABLE or ADD COLUMN, for the style rules.
-    pub fn defined_columns(&self) -> impl Iterator<Item = (&Operation, &Action, &ColumnDef)> {
+    pub(crate) fn defined_columns(
+        &self,
+    ) -> impl Iterator<Item = (&Operation, &Action, &ColumnDef)> {
         self.actions().flat_map(|(op, a)| {
             let defs: Vec<&ColumnDef> = match &a.kind {
                 ActionKind::CreateTable { columns, .. } => columns.iter().collect(),
@@ -105,18 +107,18 @@ impl FileCx<'_> {
     }
 
     /// Moves a finding to the column definition it is about.
-    pub fn at_column(&self, def: &ColumnDef, mut f: Finding) -> Finding {
+    pub(crate) fn at_column(&self, def: &ColumnDef, mut f: Finding) -> Finding {
         (f.line, f.column) = (def.line, def.column);
         f
     }
 
-    pub fn is_down(&self) -> bool {
+    pub(crate) fn is_down(&self) -> bool {
         self.kind == FileKind::Down
     }
 
     /// In a down file: the action changes back a column its up altered
     /// (type, NOT NULL, default), which is what a down is for.
-    pub fn reverts_alter(&self, a: &Action) -> bool {
+    pub(crate) fn reverts_alter(&self, a: &Action) -> bool {
         self.is_down()
             && a.table
                 .as_ref()
@@ -127,7 +129,7 @@ impl FileCx<'_> {
 
 /// Hits of a style rule grouped by statement, in file order: the style
 /// rules give one finding per statement, naming every column it concerns.
-pub fn per_statement<'o, T>(
+pub(crate) fn per_statement<'o, T>(
     hits: impl IntoIterator<Item = (&'o Operation, T)>,
 ) -> Vec<(&'o Operation, Vec<T>)> {
     let mut groups: Vec<(&Operation, Vec<T>)> = Vec::new();
@@ -141,12 +143,12 @@ pub fn per_statement<'o, T>(
 }
 
 /// `a, b, c`.
-pub fn list(names: impl IntoIterator<Item = String>) -> String {
+pub(crate) fn list(names: impl IntoIterator<Item = String>) -> String {
     names.into_iter().collect::<Vec<_>>().join(", ")
 }
 
 /// `t.a (varchar(10)), t.b (char(2))`: a style rule's columns with their types.
-pub fn typed_columns<T: std::fmt::Display>(hits: &[(&Action, &ColumnDef, T)]) -> String {
+pub(crate) fn typed_columns<T: std::fmt::Display>(hits: &[(&Action, &ColumnDef, T)]) -> String {
     list(hits.iter().map(|(a, d, ty)| {
         format!(
             "{}.{} ({ty})",
@@ -157,22 +159,22 @@ pub fn typed_columns<T: std::fmt::Display>(hits: &[(&Action, &ColumnDef, T)]) ->
 }
 
 /// `a, b`: a style rule's column names.
-pub fn column_names<T>(hits: &[(&Action, &ColumnDef, T)]) -> String {
+pub(crate) fn column_names<T>(hits: &[(&Action, &ColumnDef, T)]) -> String {
     list(hits.iter().map(|(_, d, _)| d.name.clone()))
 }
 
 /// One rule: its id as users see and silence it, its default severity,
 /// a one-line summary, and the check.
-pub struct Rule {
-    pub id: &'static str,
-    pub severity: Severity,
-    pub summary: &'static str,
+pub(crate) struct Rule {
+    pub(crate) id: &'static str,
+    pub(crate) severity: Severity,
+    pub(crate) summary: &'static str,
     /// Statement rules; `None` for rules keel applies to files and folders.
-    pub check: Option<fn(&FileCx, &mut Vec<Finding>)>,
+    pub(crate) check: Option<fn(&FileCx, &mut Vec<Finding>)>,
 }
 
 /// Every rule, in the order of lint-rules.md.
-pub const RULES: &[&Rule] = &[
+pub(crate) const RULES: &[&Rule] = &[
     &drop_table::RULE,
     &drop_column::RULE,
     &rename_column::RULE,
@@ -209,12 +211,12 @@ pub const RULES: &[&Rule] = &[
     &invalid_allow::RULE,
 ];
 
-pub fn find(id: &str) -> Option<&'static Rule> {
+pub(crate) fn find(id: &str) -> Option<&'static Rule> {
     RULES.iter().copied().find(|r| r.id == id)
 }
 
 /// Runs every statement rule on one file.
-pub fn check_file(cx: &FileCx) -> Vec<Finding> {
+pub(crate) fn check_file(cx: &FileCx) -> Vec<Finding> {
     let mut out = Vec::new();
     for rule in RULES {
         if let Some(check) = rule.check {
@@ -226,17 +228,17 @@ pub fn check_file(cx: &FileCx) -> Vec<Finding> {
 }
 
 #[cfg(test)]
-pub mod test {
+pub(crate) mod test {
     //! Helpers for the rule tests: lint SQL as a migration's up.sql or down.sql.
     use super::*;
     use crate::analysis::{Schema, classify};
 
     /// Lints `sql` as up.sql of a transactional migration on PostgreSQL 15.
-    pub fn up(sql: &str) -> Vec<Finding> {
+    pub(crate) fn up(sql: &str) -> Vec<Finding> {
         lint(sql, None, true, Some("15"))
     }
 
-    pub fn lint(
+    pub(crate) fn lint(
         sql: &str,
         down: Option<&str>,
         transaction: bool,
@@ -278,17 +280,17 @@ pub mod test {
     }
 
     /// Findings of one rule.
-    pub fn only(rule: &str, findings: Vec<Finding>) -> Vec<Finding> {
+    pub(crate) fn only(rule: &str, findings: Vec<Finding>) -> Vec<Finding> {
         findings.into_iter().filter(|f| f.rule == rule).collect()
     }
 
     /// The text rendering of findings, for snapshots.
-    pub fn render(findings: &[Finding]) -> String {
+    pub(crate) fn render(findings: &[Finding]) -> String {
         findings.iter().map(Finding::render).collect()
     }
 
     /// Asserts nothing at all is reported, showing what was.
-    pub fn assert_clean(findings: &[Finding]) {
+    pub(crate) fn assert_clean(findings: &[Finding]) {
         assert!(
             findings.is_empty(),
             "expected no findings, got:\n{}",

@@ -4,7 +4,7 @@ use super::{FileCx, Rule, column_names, per_statement, typed_columns};
 use crate::analysis::finding::{Finding, Severity};
 use crate::analysis::sqltype::SqlType;
 
-pub const RULE: Rule = Rule {
+pub(crate) const RULE: Rule = Rule {
     id: "prefer-bigint",
     severity: Severity::Info,
     summary: "int/smallint key columns",

@@ -4,7 +4,7 @@
 use super::{FileCx, Rule, column_names, per_statement, typed_columns};
 use crate::analysis::finding::{Finding, Severity};
 
-pub const RULE: Rule = Rule {
+pub(crate) const RULE: Rule = Rule {
     id: "prefer-identity",
     severity: Severity::Info,
     summary: "serial columns",

@@ -3,7 +3,7 @@
 use super::{FileCx, Rule, column_names, per_statement, typed_columns};
 use crate::analysis::finding::{Finding, Severity};
 
-pub const RULE: Rule = Rule {
+pub(crate) const RULE: Rule = Rule {
     id: "prefer-text",
     severity: Severity::Info,
     summary: "varchar(n) / char(n) columns",

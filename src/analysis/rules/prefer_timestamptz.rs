@@ -4,7 +4,7 @@ use super::{FileCx, Rule, list, per_statement};
 use crate::analysis::finding::{Finding, Severity};
 use crate::analysis::operation::ActionKind;
 
-pub const RULE: Rule = Rule {
+pub(crate) const RULE: Rule = Rule {
     id: "prefer-timestamptz",
     severity: Severity::Info,
     summary: "timestamp without time zone",

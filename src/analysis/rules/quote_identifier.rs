@@ -5,7 +5,7 @@ use super::{FileCx, Rule};
 use crate::analysis::finding::{Finding, Severity};
 use crate::analysis::keyword::is_reserved;
 
-pub const RULE: Rule = Rule {
+pub(crate) const RULE: Rule = Rule {
     id: "quote-identifier",
     severity: Severity::Info,
     summary: "an unquoted identifier that needs quoting",

@@ -8,14 +8,18 @@ use crate::analysis::reversibility::backup_plan;
 use crate::migration::Reversibility;
 use std::path::Path;
 
-pub const RULE: Rule = Rule {
+pub(crate) const RULE: Rule = Rule {
     id: "reversibility-mismatch",
     severity: Severity::Error,
     summary: "destroys data but declares reversibility = \"full\"",
     check: None,
 };
 
-pub fn check(dir: &Path, up: &[Operation], declared: Option<Reversibility>) -> Option<Finding> {
+pub(crate) fn check(
+    dir: &Path,
+    up: &[Operation],
+    declared: Option<Reversibility>,
+) -> Option<Finding> {
     if declared != Some(Reversibility::Full) {
         return None;
     }

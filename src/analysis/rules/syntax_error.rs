@@ -5,7 +5,7 @@ use super::{FileCx, Rule};
 use crate::analysis::finding::{Finding, Severity};
 use crate::analysis::operation::{Action, ActionKind, ConstraintKind, Generated, Operation};
 
-pub const RULE: Rule = Rule {
+pub(crate) const RULE: Rule = Rule {
     id: "syntax-error",
     severity: Severity::Error,
     summary: "SQL that does not parse, or needs a newer PostgreSQL",

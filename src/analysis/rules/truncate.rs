@@ -4,7 +4,7 @@ use super::{FileCx, Rule};
 use crate::analysis::finding::{Finding, Severity};
 use crate::analysis::operation::ActionKind;
 
-pub const RULE: Rule = Rule {
+pub(crate) const RULE: Rule = Rule {
     id: "truncate",
     severity: Severity::Error,
     summary: "TRUNCATE of an existing table",

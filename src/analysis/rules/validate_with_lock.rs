@@ -5,7 +5,7 @@ use super::{FileCx, Rule};
 use crate::analysis::finding::{Finding, Severity};
 use crate::analysis::operation::{ActionKind, Operation};
 
-pub const RULE: Rule = Rule {
+pub(crate) const RULE: Rule = Rule {
     id: "validate-with-lock",
     severity: Severity::Error,
     summary: "VALIDATE CONSTRAINT in the same transaction as a write-blocking lock",

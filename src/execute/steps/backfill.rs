@@ -10,7 +10,7 @@ use crate::execute::step::{Done, Step, StepId};
 use crate::migrator::RunError;
 use async_trait::async_trait;
 
-pub struct Backfill;
+pub(crate) struct Backfill;
 
 #[async_trait(?Send)]
 impl Step for Backfill {

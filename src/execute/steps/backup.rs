@@ -9,7 +9,7 @@ use crate::execute::{ExecuteError, at, file_ref};
 use crate::runbook::check_id::CheckId;
 use async_trait::async_trait;
 
-pub struct Backup;
+pub(crate) struct Backup;
 
 #[async_trait(?Send)]
 impl Step for Backup {

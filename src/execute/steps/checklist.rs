@@ -9,7 +9,7 @@ use crate::runbook::check_id::CheckId;
 use async_trait::async_trait;
 use chrono::Utc;
 
-pub struct Checklist;
+pub(crate) struct Checklist;
 
 #[async_trait(?Send)]
 impl Step for Checklist {

@@ -9,7 +9,7 @@ use crate::execute::step::{Done, Step, StepId};
 use crate::record::StepOutcome;
 use async_trait::async_trait;
 
-pub struct PostChecks;
+pub(crate) struct PostChecks;
 
 #[async_trait(?Send)]
 impl Step for PostChecks {

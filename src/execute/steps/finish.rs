@@ -7,7 +7,7 @@ use crate::execute::{ExecuteError, alert, report};
 use crate::record::{Outcome, StepOutcome};
 use async_trait::async_trait;
 
-pub struct Signal;
+pub(crate) struct Signal;
 
 #[async_trait(?Send)]
 impl Step for Signal {
@@ -35,7 +35,7 @@ impl Step for Signal {
     }
 }
 
-pub struct Alert;
+pub(crate) struct Alert;
 
 #[async_trait(?Send)]
 impl Step for Alert {

@@ -8,7 +8,7 @@ use crate::record::{self, RunbookRef};
 use async_trait::async_trait;
 use std::path::Path;
 
-pub struct SigningKey;
+pub(crate) struct SigningKey;
 
 #[async_trait(?Send)]
 impl Step for SigningKey {
@@ -40,7 +40,7 @@ impl Step for SigningKey {
     }
 }
 
-pub struct RunbookFresh;
+pub(crate) struct RunbookFresh;
 
 #[async_trait(?Send)]
 impl Step for RunbookFresh {
@@ -79,7 +79,7 @@ impl Step for RunbookFresh {
     }
 }
 
-pub struct Pending;
+pub(crate) struct Pending;
 
 #[async_trait(?Send)]
 impl Step for Pending {
@@ -99,7 +99,7 @@ impl Step for Pending {
     }
 }
 
-pub struct Records;
+pub(crate) struct Records;
 
 #[async_trait(?Send)]
 impl Step for Records {
@@ -122,7 +122,7 @@ impl Step for Records {
     }
 }
 
-pub struct Snapshot;
+pub(crate) struct Snapshot;
 
 #[async_trait(?Send)]
 impl Step for Snapshot {
@@ -163,7 +163,7 @@ impl Step for Snapshot {
     }
 }
 
-pub struct DryRun;
+pub(crate) struct DryRun;
 
 #[async_trait(?Send)]
 impl Step for DryRun {

@@ -7,7 +7,7 @@ use crate::record;
 use async_trait::async_trait;
 use std::path::Path;
 
-pub struct RunLock;
+pub(crate) struct RunLock;
 
 #[async_trait(?Send)]
 impl Step for RunLock {
@@ -29,7 +29,7 @@ impl Step for RunLock {
 }
 
 /// Someone may have run the migration while the checklist was walked.
-pub struct StillPending;
+pub(crate) struct StillPending;
 
 #[async_trait(?Send)]
 impl Step for StillPending {
@@ -50,7 +50,7 @@ impl Step for StillPending {
 
 /// The records folder must match the database before anything links to
 /// it: leftovers of a stopped run are taken over or removed here.
-pub struct RecordsPrepared;
+pub(crate) struct RecordsPrepared;
 
 #[async_trait(?Send)]
 impl Step for RecordsPrepared {

@@ -8,7 +8,7 @@ use crate::execute::context::Context;
 use crate::execute::step::{Done, Step, StepId};
 use async_trait::async_trait;
 
-pub struct RowCounts;
+pub(crate) struct RowCounts;
 
 #[async_trait(?Send)]
 impl Step for RowCounts {
@@ -38,7 +38,7 @@ impl Step for RowCounts {
     }
 }
 
-pub struct Migrate;
+pub(crate) struct Migrate;
 
 #[async_trait(?Send)]
 impl Step for Migrate {

@@ -13,7 +13,7 @@ use std::path::Path;
 
 /// Until the final record links to it, the intent says a run of this
 /// migration began here: outcome `started`, registered in the database.
-pub struct Intent;
+pub(crate) struct Intent;
 
 #[async_trait(?Send)]
 impl Step for Intent {
@@ -58,7 +58,7 @@ impl Step for Intent {
 }
 
 /// The final record, linked to the database's head (the intent).
-pub struct Record;
+pub(crate) struct Record;
 
 #[async_trait(?Send)]
 impl Step for Record {
@@ -79,7 +79,7 @@ impl Step for Record {
 }
 
 /// The record's section appended to the runbook, its checklist ticked.
-pub struct Annotation;
+pub(crate) struct Annotation;
 
 #[async_trait(?Send)]
 impl Step for Annotation {
@@ -100,7 +100,7 @@ impl Step for Annotation {
 /// The final record and its runbook section, as the two steps above write
 /// them, for a run recorded outside the pipeline (an interrupted one).
 /// Returns the record's path.
-pub async fn write_final(cx: &mut Context<'_>) -> Result<std::path::PathBuf, String> {
+pub(crate) async fn write_final(cx: &mut Context<'_>) -> Result<std::path::PathBuf, String> {
     write_record(cx).await?;
     annotate(cx)?;
     Ok(cx
@@ -189,7 +189,7 @@ async fn write(
 }
 
 /// Ticks `tick` and appends `section`, through a temporary file.
-pub fn annotate_runbook(path: &Path, tick: &[String], section: &str) -> std::io::Result<()> {
+pub(crate) fn annotate_runbook(path: &Path, tick: &[String], section: &str) -> std::io::Result<()> {
     let current = std::fs::read_to_string(path)?;
     let ticks: Vec<&str> = tick.iter().map(String::as_str).collect();
     let annotated = annotate::annotate(&current, &ticks, section);

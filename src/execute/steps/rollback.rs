@@ -12,7 +12,7 @@ use crate::migration::Migration;
 use async_trait::async_trait;
 use std::collections::BTreeMap;
 
-pub struct Rollback;
+pub(crate) struct Rollback;
 
 #[async_trait(?Send)]
 impl Step for Rollback {
@@ -53,7 +53,7 @@ impl Step for Rollback {
     }
 }
 
-pub struct RollbackVerified;
+pub(crate) struct RollbackVerified;
 
 #[async_trait(?Send)]
 impl Step for RollbackVerified {

@@ -24,6 +24,21 @@ const ANSWERS: &str = "rollback-tested = true\ndeployment-plan-reviewed = true\n
 struct Health {
     port: u16,
     mode: Arc<AtomicU8>,
+    /// Requests that came while hanging: answered when the mode changes, so
+    /// a check that keel starts just before the test switches the mode
+    /// still gets the new answer.
+    held: Arc<Mutex<Vec<std::net::TcpStream>>>,
+}
+
+fn answer(mut s: std::net::TcpStream, mode: u8) {
+    use std::io::{Read, Write};
+    let mut buf = [0u8; 1024];
+    let _ = s.read(&mut buf);
+    let status = if mode == OK { "200 OK" } else { "500 Oops" };
+    let _ = write!(
+        s,
+        "HTTP/1.1 {status}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+    );
 }
 
 const HANG: u8 = 0;
@@ -37,29 +52,30 @@ impl Health {
         let mode = Arc::new(AtomicU8::new(HANG));
         let m = mode.clone();
         let held = Arc::new(Mutex::new(Vec::new()));
+        let h = held.clone();
         std::thread::spawn(move || {
-            for stream in listener.incoming().flatten() {
-                use std::io::{Read, Write};
-                let mut s = stream;
+            for s in listener.incoming().flatten() {
+                // The lock orders this against `set`: a request is either
+                // held before the switch (and answered by it) or sees the
+                // new mode.
+                let mut held = h.lock().unwrap();
                 match m.load(Ordering::SeqCst) {
-                    HANG => held.lock().unwrap().push(s),
-                    mode => {
-                        let mut buf = [0u8; 1024];
-                        let _ = s.read(&mut buf);
-                        let status = if mode == OK { "200 OK" } else { "500 Oops" };
-                        let _ = write!(
-                            s,
-                            "HTTP/1.1 {status}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
-                        );
-                    }
+                    HANG => held.push(s),
+                    mode => answer(s, mode),
                 }
             }
         });
-        Health { port, mode }
+        Health { port, mode, held }
     }
 
     fn set(&self, mode: u8) {
+        let mut held = self.held.lock().unwrap();
         self.mode.store(mode, Ordering::SeqCst);
+        if mode != HANG {
+            for s in held.drain(..) {
+                answer(s, mode);
+            }
+        }
     }
 }
 

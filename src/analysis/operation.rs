@@ -316,7 +316,7 @@ pub enum ActionKind {
     },
     /// BEGIN / COMMIT / ROLLBACK written into the file.
     Transaction {
-        /// `true` for BEGIN / START TRANSACTION, `false` for COMMIT / ROLLBACK.
+        /// `true` for BEGIN, `false` for COMMIT / ROLLBACK.
         begin: bool,
     },
     /// VACUUM (not FULL), CREATE DATABASE, ALTER SYSTEM: cannot run in a transaction.

@@ -45,6 +45,7 @@ pub struct HashingWriter<W> {
 }
 
 impl<W: Write> HashingWriter<W> {
+    /// Wraps `inner`, with nothing hashed or counted yet.
     pub fn new(inner: W) -> Self {
         HashingWriter {
             inner,

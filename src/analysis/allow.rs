@@ -5,9 +5,13 @@
 /// One `keel:allow` comment as written.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Allow {
+    /// The rule names it silences.
     pub rules: Vec<String>,
+    /// The `reason="…"` text; `None` when missing or empty, which is itself reported.
     pub reason: Option<String>,
+    /// 1-based line of the comment in the file.
     pub line: usize,
+    /// 1-based column of the comment in the file.
     pub column: usize,
 }
 

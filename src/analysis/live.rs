@@ -10,6 +10,8 @@ use super::sqltype::SqlType;
 use crate::db::{Database, DbError, IndexSize, NotNullCheck, TableStats};
 use std::collections::HashMap;
 
+/// The server's facts for one command, keyed by table name (PostgreSQL live
+/// mode only).
 #[derive(Debug, Clone, Default)]
 pub struct LiveSchema {
     /// The session TimeZone keel's own connection gets (the migration runs on one like it).
@@ -23,20 +25,27 @@ pub struct LiveSchema {
 /// One table as the server knows it.
 #[derive(Debug, Clone, Default)]
 pub struct LiveTable {
+    /// Sizes and indexes from the catalog.
     pub stats: TableStats,
     /// Rows now, estimated the way the planner does (see [`estimate_rows`]).
     pub rows: f64,
+    /// The table's columns by name, with their current types.
     pub columns: HashMap<String, LiveColumnType>,
+    /// `CHECK (c IS NOT NULL)` constraints, which let SET NOT NULL skip its scan.
     pub not_null_checks: Vec<NotNullCheck>,
 }
 
+/// A column's type and nullability as the server has them now.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LiveColumnType {
+    /// The current type, which decides whether a type change rewrites.
     pub ty: SqlType,
+    /// Already NOT NULL: SET NOT NULL has nothing to check.
     pub not_null: bool,
 }
 
 impl LiveTable {
+    /// The table's indexes, which a rewrite rebuilds.
     pub fn indexes(&self) -> &[IndexSize] {
         &self.stats.indexes
     }
@@ -147,6 +156,7 @@ impl LiveSchema {
         }
     }
 
+    /// A column of a table the migration names; `None` when the server has neither.
     pub fn column(&self, table: &str, column: &str) -> Option<&LiveColumnType> {
         self.table(table)?.columns.get(column)
     }

@@ -7,13 +7,23 @@ use serde::Serialize;
 /// strongest lock a statement takes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 pub enum Lock {
+    /// Taken by SELECT; conflicts only with ACCESS EXCLUSIVE.
     AccessShare,
+    /// Taken by SELECT … FOR UPDATE / FOR SHARE.
     RowShare,
+    /// Taken by INSERT, UPDATE, DELETE.
     RowExclusive,
+    /// Taken by VACUUM, CREATE INDEX CONCURRENTLY, VALIDATE CONSTRAINT: reads
+    /// and writes go on.
     ShareUpdateExclusive,
+    /// Taken by CREATE INDEX (without CONCURRENTLY): blocks writes.
     Share,
+    /// Taken by CREATE TRIGGER and ADD FOREIGN KEY: blocks writes.
     ShareRowExclusive,
+    /// Taken by REFRESH MATERIALIZED VIEW CONCURRENTLY: only reads go on.
     Exclusive,
+    /// Taken by most ALTER TABLE forms, DROP, TRUNCATE, VACUUM FULL: blocks
+    /// reads and writes.
     AccessExclusive,
 }
 

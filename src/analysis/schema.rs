@@ -11,8 +11,12 @@ use super::version::PgVersion;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
+/// The schema as the files so far leave it, with the server's facts in live
+/// mode: what classification consults to tell new tables from live ones.
 #[derive(Debug, Clone, Default)]
 pub struct Schema {
+    /// The PostgreSQL version the rules assume (locks and rewrites differ by
+    /// version); `None`: unknown.
     pub version: Option<PgVersion>,
     /// What the server says about existing tables (live mode), read where
     /// the files are silent.
@@ -48,6 +52,7 @@ struct Column {
 }
 
 impl Schema {
+    /// An empty schema for a server of `version`.
     pub fn new(version: Option<PgVersion>) -> Schema {
         Schema {
             version,
@@ -138,6 +143,8 @@ impl Schema {
         s
     }
 
+    /// Created earlier in this migration or pending set: it holds no rows yet,
+    /// so locking and rewriting it is harmless.
     pub fn is_new_table(&self, table: &str) -> bool {
         self.tables.get(table).is_some_and(|t| t.new)
     }
@@ -187,6 +194,7 @@ impl Schema {
         Some(&self.live.as_ref()?.column(table, column)?.ty)
     }
 
+    /// The table an index the files created belongs to.
     pub fn index_table(&self, index: &str) -> Option<&str> {
         self.indexes.get(index).map(String::as_str)
     }
@@ -352,10 +360,15 @@ impl Schema {
 /// rename exactly these, so the down policy does not flag them.
 #[derive(Debug, Clone, Default)]
 pub struct Created {
+    /// Tables created, and the new names of tables renamed.
     pub tables: HashSet<String>,
+    /// Columns added, and the new names of columns renamed, as (table, column).
     pub columns: HashSet<(String, String)>,
+    /// Indexes created (with a name).
     pub indexes: HashSet<String>,
+    /// Constraints added by name.
     pub constraints: HashSet<String>,
+    /// Other objects created: functions, views, types, sequences, triggers, …
     pub objects: HashSet<String>,
     /// Columns whose NOT NULL, default or type the up changed: the down
     /// may change them back.
@@ -371,6 +384,7 @@ pub struct Created {
 }
 
 impl Created {
+    /// Collects what the up's classified statements create, rename, alter or drop.
     pub fn from_ops(ops: &[Operation]) -> Created {
         let mut c = Created::default();
         for a in ops.iter().flat_map(|o| &o.actions) {

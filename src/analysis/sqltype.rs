@@ -4,12 +4,14 @@
 use super::version::PgVersion;
 use std::fmt;
 
+/// A column type, normalised: what type-change and column rules compare.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct SqlType {
     /// Canonical name: `integer`, `varchar`, `timestamptz`, `numeric`, …
     pub name: String,
     /// Type modifiers: `varchar(20)` → `[20]`, `numeric(10,2)` → `[10, 2]`.
     pub args: Vec<u32>,
+    /// An array of the type (`int4[]`).
     pub array: bool,
 }
 
@@ -64,6 +66,8 @@ impl SqlType {
         SqlType { name, args, array }
     }
 
+    /// A 32-bit or smaller integer (`smallint`, `integer`, their serials): what
+    /// `prefer-bigint` flags on keys.
     pub fn is_integer(&self) -> bool {
         matches!(
             self.name.as_str(),
@@ -71,6 +75,7 @@ impl SqlType {
         )
     }
 
+    /// A `serial` type: an implicit sequence default (prefer identity columns).
     pub fn is_serial(&self) -> bool {
         matches!(self.name.as_str(), "serial" | "bigserial" | "smallserial")
     }
@@ -132,8 +137,12 @@ impl SqlType {
 /// What a type change does to the table's files.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Rewrite {
+    /// The table is left as it is (binary-coercible, or a looser limit).
     No,
+    /// Every row is rewritten.
     Yes,
+    /// `timestamp` ↔ `timestamptz` (12+): no rewrite only when the session
+    /// TimeZone is UTC.
     UnlessUtc,
 }
 

@@ -4,13 +4,18 @@
 use std::fmt;
 use std::str::FromStr;
 
+/// A PostgreSQL version, for the rules whose locks or rewrites changed
+/// between releases.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct PgVersion {
+    /// `15` in 15.4; `9.6` counts as major 9, minor 6.
     pub major: u32,
+    /// `4` in 15.4.
     pub minor: u32,
 }
 
 impl PgVersion {
+    /// The version `major.minor`.
     pub const fn new(major: u32, minor: u32) -> PgVersion {
         PgVersion { major, minor }
     }
@@ -25,10 +30,12 @@ impl PgVersion {
         }
     }
 
+    /// This version is `major` or newer.
     pub fn at_least(self, major: u32) -> bool {
         self >= PgVersion::new(major, 0)
     }
 
+    /// This version is older than `major`.
     pub fn below(self, major: u32) -> bool {
         !self.at_least(major)
     }

@@ -14,12 +14,16 @@ use std::path::Path;
 /// one (the filter may name other tables the way the migration does).
 #[derive(Debug, Clone)]
 pub struct ExportQuery {
+    /// The table read.
     pub table: Relation,
+    /// The alias the migration's statement gives the table, which `filter` may use.
     pub alias: Option<String>,
+    /// The columns exported, in order.
     pub columns: Vec<String>,
     /// A condition from the migration's own statement (SQL as reviewed in
     /// up.sql), or `None` for every row.
     pub filter: Option<String>,
+    /// The search path the migration set before the statement, if any.
     pub search_path: Option<SearchPath>,
 }
 
@@ -47,17 +51,28 @@ pub enum Load {
     Insert,
     /// Rows whose key is not in the table are inserted; rows whose key is
     /// there again are left as they are (rows a DELETE removed).
-    InsertMissing { key: Vec<String> },
+    InsertMissing {
+        /// The key columns the backup recorded: whether a row is there again.
+        key: Vec<String>,
+    },
     /// The other columns of the rows with these keys are set back.
-    Update { key: Vec<String> },
+    Update {
+        /// The key columns the backup recorded: which row to set back.
+        key: Vec<String>,
+    },
 }
 
 /// Count, nulls and range of one column, computed by the database.
 #[derive(Debug, Clone, Default, serde::Serialize)]
 pub struct ColumnSummary {
+    /// Rows in the table.
     pub rows: i64,
+    /// Rows where the column is NULL.
     pub nulls: i64,
+    /// The smallest value as text; `None` when every value is NULL or the
+    /// type has no ordering (json, bool).
     pub min: Option<String>,
+    /// The largest value as text; `None` as for `min`.
     pub max: Option<String>,
 }
 
@@ -72,6 +87,7 @@ pub struct SnapshotFacts {
     /// The `keel_meta` database id in the snapshot, and this database's:
     /// unlike names, equal only for copies of one database.
     pub database_id: Option<String>,
+    /// This database's `keel_meta` id, comparable with `database_id`.
     pub this_database_id: Option<String>,
     /// When the dump was taken, by the archive's own header.
     pub created_at: Option<DateTime<Utc>>,

@@ -19,9 +19,13 @@ pub enum SearchPath {
 /// One column of a table, as `keel inspect` shows it.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct ColumnInfo {
+    /// The column's name.
     pub name: String,
+    /// Its type as the database prints it.
     pub data_type: String,
+    /// Accepts NULL (no NOT NULL constraint).
     pub nullable: bool,
+    /// The default expression's text, if it has one.
     pub default: Option<String>,
     /// True for text-like columns (text, varchar, char), where word and
     /// character statistics make sense.
@@ -31,9 +35,14 @@ pub struct ColumnInfo {
 /// One index of a table, with the statement that makes it.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct IndexInfo {
+    /// The index's name.
     pub name: String,
+    /// The statement that creates it (`pg_get_indexdef`; SQLite's stored SQL, or a note for an automatic index).
     pub definition: String,
+    /// A unique index.
     pub unique: bool,
+    /// Usable by queries; `false` for one a failed CREATE INDEX CONCURRENTLY
+    /// left behind (PostgreSQL `indisvalid`).
     pub valid: bool,
 }
 
@@ -41,8 +50,11 @@ pub struct IndexInfo {
 /// key`, `check`, `exclusion`) and definition.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct ConstraintInfo {
+    /// The constraint's name.
     pub name: String,
+    /// `primary key`, `unique`, `foreign key`, `check` or `exclusion`.
     pub kind: String,
+    /// Its definition (`pg_get_constraintdef`; rebuilt from pragmas on SQLite).
     pub definition: String,
 }
 

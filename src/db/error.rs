@@ -1,5 +1,7 @@
 use std::fmt;
 
+/// What kind of failure a [`DbError`] is: decides whether keel retries,
+/// reconnects or stops.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DbErrorKind {
     /// The server could not be reached or the connection dropped: an I/O
@@ -22,17 +24,22 @@ pub enum DbErrorKind {
 /// An error from the database, with what the server said about it.
 #[derive(Debug, Clone)]
 pub struct DbError {
+    /// What kind of failure it is.
     pub kind: DbErrorKind,
+    /// The server's (or driver's) message.
     pub message: String,
     /// SQLSTATE (PostgreSQL) or extended result code (SQLite).
     pub code: Option<String>,
     /// 1-based character position in the statement, when the server gives one.
     pub position: Option<usize>,
+    /// PostgreSQL's DETAIL line, when it sends one.
     pub detail: Option<String>,
+    /// PostgreSQL's HINT line, when it sends one.
     pub hint: Option<String>,
 }
 
 impl DbError {
+    /// An error of `kind` with only a message (no SQLSTATE or position).
     pub fn new(kind: DbErrorKind, message: impl Into<String>) -> DbError {
         DbError {
             kind,
@@ -44,10 +51,12 @@ impl DbError {
         }
     }
 
+    /// A [`DbErrorKind::Usage`] error: keel asked for something it cannot do.
     pub fn usage(message: impl Into<String>) -> DbError {
         DbError::new(DbErrorKind::Usage, message)
     }
 
+    /// `lock_timeout` expired (or SQLite stayed busy).
     pub fn is_lock_timeout(&self) -> bool {
         self.kind == DbErrorKind::LockTimeout
     }
@@ -58,6 +67,7 @@ impl DbError {
         matches!(self.kind, DbErrorKind::LockTimeout | DbErrorKind::Conflict)
     }
 
+    /// The connection failed or dropped, not the statement.
     pub fn is_connection(&self) -> bool {
         self.kind == DbErrorKind::Connection
     }

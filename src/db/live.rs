@@ -8,7 +8,9 @@ use async_trait::async_trait;
 /// Size of one table as the catalog knows it (PostgreSQL live mode).
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
 pub struct TableStats {
+    /// The table's schema.
     pub schema: String,
+    /// The table's name.
     pub name: String,
     /// `pg_class.reltuples` as of the last VACUUM/ANALYZE; -1 when never
     /// counted (PostgreSQL 14+).
@@ -25,14 +27,18 @@ pub struct TableStats {
     pub total_bytes: i64,
     /// Bytes per row as the planner guesses it for a never-analysed table.
     pub row_width: i64,
+    /// The table's indexes: a rewrite rebuilds each one.
     pub indexes: Vec<IndexSize>,
 }
 
 /// Size and kind of one index of a [`TableStats`] table.
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
 pub struct IndexSize {
+    /// The index's name.
     pub name: String,
+    /// Its size on disk (`pg_relation_size`).
     pub bytes: i64,
+    /// A unique index.
     pub unique: bool,
     /// `btree`, `gin`, …
     pub method: String,
@@ -43,19 +49,28 @@ pub struct IndexSize {
 /// A column's current type, as `format_type` prints it.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct LiveColumn {
+    /// The table's schema.
     pub schema: String,
+    /// The table's name.
     pub table: String,
+    /// The column's name.
     pub name: String,
+    /// The type as `format_type` prints it, e.g. `character varying(20)`.
     pub data_type: String,
+    /// Declared NOT NULL (`attnotnull`).
     pub not_null: bool,
 }
 
 /// A `CHECK (column IS NOT NULL)` constraint.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct NotNullCheck {
+    /// The table's schema.
     pub schema: String,
+    /// The table's name.
     pub table: String,
+    /// The constraint's name.
     pub name: String,
+    /// The column it proves NOT NULL.
     pub column: String,
     /// Validated (`convalidated`): only then does it prove NOT NULL.
     pub valid: bool,

@@ -20,11 +20,14 @@ pub fn quote_ident(name: &str) -> String {
 /// A table (or other relation), optionally schema-qualified.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Relation {
+    /// The schema, when given; `None`: resolved through the search path.
     pub schema: Option<String>,
+    /// The relation's own name.
     pub name: String,
 }
 
 impl Relation {
+    /// A relation from its parts, taken as they are (no unquoting or folding).
     pub fn new(schema: Option<&str>, name: &str) -> Relation {
         Relation {
             schema: schema.map(str::to_string),

@@ -8,10 +8,15 @@ use chrono::{DateTime, Utc};
 /// A value for bulk loading and stats, independent of the dialect.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Value {
+    /// SQL NULL.
     Null,
+    /// An integer.
     Int(i64),
+    /// A boolean.
     Bool(bool),
+    /// Text, and any type read as text.
     Text(String),
+    /// A point in time, in UTC.
     Timestamp(DateTime<Utc>),
 }
 

@@ -41,6 +41,7 @@ pub fn new_database_id() -> std::io::Result<String> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum TrackingState {
+    /// up.sql ran to the end (and its backfill, if any, finished).
     Applied,
     /// A non-transactional migration stopped part-way through up.sql (or
     /// is running it now); needs `keel resolve`.
@@ -84,15 +85,23 @@ impl TrackingState {
 /// One row of the tracking table.
 #[derive(Debug, Clone)]
 pub struct TrackingRow {
+    /// The migration's version, the key of the row.
     pub version: String,
+    /// The migration's name, after its version in the folder name.
     pub name: String,
+    /// SHA-256 of the migration's files when it ran: a later edit shows as drift.
     pub checksum: String,
+    /// Where the migration stands.
     pub state: TrackingState,
+    /// When keel ran it.
     pub applied_at: DateTime<Utc>,
+    /// Who ran it, as `user@host`.
     pub applied_by: String,
+    /// How long the run took, in milliseconds.
     pub execution_ms: i64,
     /// Statements that completed, for a failed non-transactional migration.
     pub statements_done: i64,
+    /// Why a failed migration stopped, as the server said; shown by `keel status`.
     pub error: Option<String>,
     /// The archive of the data this migration destroyed, taken right before
     /// its up ran: the only archive its `down` may restore.
@@ -103,7 +112,9 @@ pub struct TrackingRow {
 /// project folder) and the SHA-256 of the file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BackupRef {
+    /// The archive's path, relative to the project folder.
     pub path: String,
+    /// SHA-256 of the archive file, checked before a restore trusts it.
     pub sha256: String,
 }
 

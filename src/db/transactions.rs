@@ -19,7 +19,9 @@ pub struct Timeouts {
 /// position relative to that statement.
 #[derive(Debug)]
 pub struct StatementError {
+    /// 0-based index of the failing statement in the batch; `None`: none of them.
     pub index: Option<usize>,
+    /// The server's error, its position relative to that statement.
     pub error: DbError,
 }
 

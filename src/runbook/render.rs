@@ -14,7 +14,10 @@ pub(crate) const MARKER_PREFIX: &str = "<!-- keel:runbook ";
 /// What a runbook's first line says.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Marker {
+    /// The migration the runbook was rendered for, as `VERSION_NAME`.
     pub migration: String,
+    /// The migration's checksum at render time: `execute` refuses the runbook
+    /// once the files change.
     pub checksum: String,
     /// The reviewed body's SHA-256; `None` in runbooks of an older keel.
     pub body: Option<String>,

@@ -1,3 +1,6 @@
+//! Where statements end: a SQL file cut into statements at top-level
+//! semicolons, each with its position in the file.
+
 use squawk_lexer::{TokenKind, tokenize};
 
 /// One statement of a SQL file, with where it starts in that file.

@@ -18,8 +18,11 @@ use syntax::Lines;
 /// A place where the file does not parse.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SyntaxProblem {
+    /// 1-based line of the problem.
     pub line: usize,
+    /// 1-based column of the problem.
     pub column: usize,
+    /// The parser's message.
     pub message: String,
     /// The whole statement it is in, as the splitter cut it.
     pub statement: String,
@@ -31,7 +34,9 @@ pub struct Classified {
     /// Every statement of the file as it is sent to the server, in order
     /// (those that do not parse too: the server says why).
     pub statements: Vec<Statement>,
+    /// The statements that parse, classified, in order.
     pub ops: Vec<Operation>,
+    /// Where the file does not parse.
     pub syntax: Vec<SyntaxProblem>,
 }
 
@@ -78,6 +83,7 @@ pub struct Parsed {
 }
 
 impl Parsed {
+    /// Splits `text` into statements and parses each one.
     pub fn new(text: &str) -> Parsed {
         let masked = mask_psql_meta_commands(text);
         let sql = masked.as_deref().unwrap_or(text);
@@ -358,6 +364,7 @@ fn mask_psql_meta_commands(text: &str) -> Option<String> {
 
 /// What the classifiers read: the schema so far and where things are.
 pub struct Cx<'a> {
+    /// The schema as the statements before this one left it.
     pub schema: &'a Schema,
     pub(crate) lines: &'a Lines<'a>,
 }
@@ -377,6 +384,7 @@ impl Cx<'_> {
         }
     }
 
+    /// `lock` taken on `table`.
     pub fn lock(table: &str, lock: Lock) -> TableLock {
         TableLock {
             table: table.to_string(),

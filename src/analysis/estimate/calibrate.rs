@@ -21,17 +21,24 @@ const BATCH: u64 = 1_000;
 /// One timed reference operation.
 #[derive(Debug, Clone, Serialize)]
 pub struct Measurement {
+    /// The reference operation, in words.
     pub step: &'static str,
+    /// How long it took, in milliseconds.
     pub ms: f64,
     /// The coefficient it gave, in words.
     pub gives: String,
 }
 
+/// What `keel calibrate` measured and the coefficients it derived.
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
+    /// The coefficients derived, ready to store.
     pub calibration: Calibration,
+    /// Rows of the scratch table measured on.
     pub rows: u64,
+    /// The scratch table's heap size in bytes.
     pub heap_bytes: i64,
+    /// Each reference operation timed, in order.
     pub measurements: Vec<Measurement>,
 }
 

@@ -83,19 +83,23 @@ impl Default for Coefficients {
 /// Coefficients and where they came from.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Calibration {
+    /// The numbers the cost model multiplies table sizes by.
     pub coefficients: Coefficients,
     /// When `keel calibrate` measured them; `None` for the defaults.
     pub measured_at: Option<String>,
     /// Rows of the scratch table they were measured on.
     pub rows: Option<u64>,
+    /// The server version they were measured on; `None` for the defaults.
     pub server_version: Option<String>,
 }
 
 impl Calibration {
+    /// Reads a stored calibration; `None` when the JSON does not parse.
     pub fn from_json(json: &str) -> Option<Calibration> {
         serde_json::from_str(json).ok()
     }
 
+    /// Measured by `keel calibrate` rather than the built-in defaults.
     pub fn is_measured(&self) -> bool {
         self.measured_at.is_some()
     }
@@ -117,11 +121,17 @@ impl Calibration {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum CostKind {
+    /// The table and its indexes are rewritten.
     Rewrite,
+    /// An index is built.
     IndexBuild,
+    /// Every row is read (e.g. to validate a constraint).
     Scan,
+    /// Rows are updated or deleted by one statement.
     Update,
+    /// Rows are updated in batches by a backfill.
     Backfill,
+    /// Only the catalog changes: the cost is the lock, not the data.
     Catalog,
 }
 
@@ -141,7 +151,9 @@ impl fmt::Display for CostKind {
 /// The expected time of one action or statement.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Estimate {
+    /// What the time is spent on.
     pub kind: CostKind,
+    /// Expected milliseconds.
     pub ms: f64,
     /// The table whose size drives it.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -151,8 +163,11 @@ pub struct Estimate {
 /// What the model needs to know about a table.
 #[derive(Debug, Clone, Copy)]
 pub struct Size<'a> {
+    /// Estimated row count.
     pub rows: f64,
+    /// Size of the table's heap, without indexes or TOAST.
     pub heap_bytes: f64,
+    /// The table's indexes, each rebuilt by a rewrite.
     pub indexes: &'a [IndexSize],
 }
 
@@ -171,6 +186,7 @@ fn log2(rows: f64) -> f64 {
 }
 
 impl Coefficients {
+    /// Rewriting the table: copying its heap and rebuilding every index.
     pub fn rewrite_ms(&self, s: Size) -> f64 {
         let heap = s.heap_bytes * self.rewrite_ns_per_byte / 1e6;
         // The first index is in the coefficient (the calibration table has a primary key).
@@ -190,6 +206,7 @@ impl Coefficients {
         self.catalog_ms + sort
     }
 
+    /// One sequential scan of the table's heap.
     pub fn scan_ms(&self, s: Size) -> f64 {
         self.catalog_ms + s.heap_bytes * self.scan_ns_per_byte / 1e6
     }

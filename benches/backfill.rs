@@ -11,7 +11,8 @@
 //!    and write latency percentiles;
 //! 3. memory: keel's peak RSS for 100k and 1M rows.
 //!
-//! `KEEL_BENCH_USERS` changes the row count (default 1000000).
+//! `KEEL_BENCH_USERS` changes the row count (default 1000000);
+//! `KEEL_BENCH_BIN=/path/to/keel` times another keel binary.
 
 #[path = "../tests/cli/common/cluster.rs"]
 mod cluster;
@@ -23,6 +24,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 const KEEL: &str = env!("CARGO_BIN_EXE_keel");
+
+/// The keel binary to time: this build, or `KEEL_BENCH_BIN` (e.g. an
+/// older build, to compare two in the same conditions).
+fn keel_bin() -> String {
+    std::env::var("KEEL_BENCH_BIN").unwrap_or_else(|_| KEEL.to_string())
+}
 const SPLIT: &str = "20260201090000_split_user_names";
 const RATE: u64 = 200;
 const CONNECTIONS: usize = 16;
@@ -230,7 +237,7 @@ impl Project {
     }
 
     fn keel(&self, args: &[&str], db: &str) {
-        let out = Command::new(KEEL)
+        let out = Command::new(keel_bin())
             .args(args)
             .current_dir(self.dir.path())
             .env("DATABASE_URL", (self.cluster_url)(db))
@@ -269,7 +276,7 @@ impl Project {
             .collect::<Vec<_>>()
             .join("\n");
         std::fs::write(&toml, text).unwrap();
-        let mut child = Command::new(KEEL)
+        let mut child = Command::new(keel_bin())
             .args(["up", "-q"])
             .current_dir(self.dir.path())
             .env("DATABASE_URL", cluster.url(db))

@@ -1,4 +1,5 @@
-//! The one place where an error becomes an exit code (see design.md).
+//! The one place where an error becomes an exit code (the table is in the
+//! README, under "Exit codes").
 
 use crate::analysis::lint::LintError;
 use crate::backup::BackupError;

@@ -125,7 +125,7 @@ pub(crate) enum Command {
 }
 
 /// What every command gets: the options, keel.toml, and helpers that read
-/// the migrations and open the database the way design.md says.
+/// the migrations and open the database as the README describes.
 pub(crate) struct Ctx {
     pub(crate) global: Global,
     pub(crate) config: Config,

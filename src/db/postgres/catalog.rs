@@ -31,7 +31,7 @@ impl Catalog for Postgres {
     }
 
     async fn columns(&mut self, table: &str) -> Result<Vec<ColumnInfo>, DbError> {
-        let rows = sqlx::query(
+        self.about_table(
             "SELECT a.attname::text AS name, format_type(a.atttypid, a.atttypmod) AS data_type, \
              NOT a.attnotnull AS nullable, pg_get_expr(d.adbin, d.adrelid) AS default_expr, \
              t.typcategory = 'S' AS is_text \
@@ -40,13 +40,8 @@ impl Catalog for Postgres {
              LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum \
              WHERE c.oid = to_regclass($1) AND a.attnum > 0 AND NOT a.attisdropped \
              ORDER BY a.attnum",
-        )
-        .bind(quote_relation(table))
-        .fetch_all(&mut self.conn)
-        .await
-        .map_err(|e| self.err(e))?;
-        rows.iter()
-            .map(|r| {
+            table,
+            |r| {
                 Ok(ColumnInfo {
                     name: r.try_get("name")?,
                     data_type: r.try_get("data_type")?,
@@ -54,38 +49,33 @@ impl Catalog for Postgres {
                     default: r.try_get("default_expr")?,
                     is_text: r.try_get("is_text")?,
                 })
-            })
-            .collect::<Result<_, sqlx::Error>>()
-            .map_err(|e| self.err(e))
+            },
+        )
+        .await
     }
 
     async fn indexes(&mut self, table: &str) -> Result<Vec<IndexInfo>, DbError> {
-        let rows = sqlx::query(
+        self.about_table(
             "SELECT ic.relname::text AS name, pg_get_indexdef(i.indexrelid) AS definition, \
              i.indisunique AS is_unique, i.indisvalid AS valid \
              FROM pg_index i JOIN pg_class c ON c.oid = i.indrelid \
              JOIN pg_class ic ON ic.oid = i.indexrelid JOIN pg_namespace n ON n.oid = c.relnamespace \
              WHERE c.oid = to_regclass($1) ORDER BY 1",
-        )
-        .bind(quote_relation(table))
-        .fetch_all(&mut self.conn)
-        .await
-        .map_err(|e| self.err(e))?;
-        rows.iter()
-            .map(|r| {
-                Ok(IndexInfo {
-                    name: r.try_get("name")?,
-                    definition: r.try_get("definition")?,
-                    unique: r.try_get("is_unique")?,
-                    valid: r.try_get("valid")?,
-                })
+            table,
+            |r| {
+            Ok(IndexInfo {
+                name: r.try_get("name")?,
+                definition: r.try_get("definition")?,
+                unique: r.try_get("is_unique")?,
+                valid: r.try_get("valid")?,
             })
-            .collect::<Result<_, sqlx::Error>>()
-            .map_err(|e| self.err(e))
+            },
+        )
+        .await
     }
 
     async fn constraints(&mut self, table: &str) -> Result<Vec<ConstraintInfo>, DbError> {
-        let rows = sqlx::query(
+        self.about_table(
             "SELECT con.conname::text AS name, \
              CASE con.contype WHEN 'p' THEN 'primary key' WHEN 'u' THEN 'unique' \
              WHEN 'f' THEN 'foreign key' WHEN 'c' THEN 'check' WHEN 'x' THEN 'exclusion' \
@@ -93,21 +83,16 @@ impl Catalog for Postgres {
              FROM pg_constraint con JOIN pg_class c ON c.oid = con.conrelid \
              JOIN pg_namespace n ON n.oid = c.relnamespace \
              WHERE c.oid = to_regclass($1) ORDER BY 1",
-        )
-        .bind(quote_relation(table))
-        .fetch_all(&mut self.conn)
-        .await
-        .map_err(|e| self.err(e))?;
-        rows.iter()
-            .map(|r| {
+            table,
+            |r| {
                 Ok(ConstraintInfo {
                     name: r.try_get("name")?,
                     kind: r.try_get("kind")?,
                     definition: r.try_get("definition")?,
                 })
-            })
-            .collect::<Result<_, sqlx::Error>>()
-            .map_err(|e| self.err(e))
+            },
+        )
+        .await
     }
 
     async fn primary_key(&mut self, table: &str) -> Result<Vec<String>, DbError> {
@@ -196,6 +181,25 @@ impl Catalog for Postgres {
 }
 
 impl Postgres {
+    /// The rows of a catalog query about `table` (its `$1`, read by
+    /// `to_regclass` from the quoted name), each turned into a `T` by `read`.
+    async fn about_table<T>(
+        &mut self,
+        sql: &str,
+        table: &str,
+        read: impl Fn(&sqlx::postgres::PgRow) -> Result<T, sqlx::Error>,
+    ) -> Result<Vec<T>, DbError> {
+        let rows = sqlx::query(sql)
+            .bind(quote_relation(table))
+            .fetch_all(&mut self.conn)
+            .await
+            .map_err(|e| self.err(e))?;
+        rows.iter()
+            .map(read)
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(|e| self.err(e))
+    }
+
     /// The column names of `table` (quoted, as `to_regclass` reads it);
     /// empty when there is no such table.
     pub(super) async fn attribute_names(&mut self, table: &str) -> Result<Vec<String>, DbError> {

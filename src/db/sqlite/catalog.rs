@@ -29,14 +29,12 @@ impl Catalog for Sqlite {
 
     async fn columns(&mut self, table: &str) -> Result<Vec<ColumnInfo>, DbError> {
         let rel = Relation::parse(table);
-        let rows = sqlx::query(
+        let rows = self
+            .pragma(
             "SELECT name, type, \"notnull\", dflt_value, pk FROM pragma_table_info(?, ?) ORDER BY cid",
-        )
-        .bind(&rel.name)
-        .bind(&rel.schema)
-        .fetch_all(&mut self.conn)
-        .await
-        .map_err(|e| self.err(e))?;
+                &rel,
+            )
+            .await?;
         rows.iter()
             .map(|r| {
                 let data_type: String = r.try_get("type")?;
@@ -94,14 +92,12 @@ impl Catalog for Sqlite {
                 definition: format!("PRIMARY KEY ({})", pk.join(", ")),
             });
         }
-        let fks = sqlx::query(
+        let fks = self
+            .pragma(
             "SELECT \"from\", \"table\", \"to\", on_delete FROM pragma_foreign_key_list(?, ?) ORDER BY id, seq",
-        )
-        .bind(&rel.name)
-        .bind(&rel.schema)
-        .fetch_all(&mut self.conn)
-        .await
-        .map_err(|e| self.err(e))?;
+                &rel,
+            )
+            .await?;
         for r in fks {
             let from: String = r.try_get("from").map_err(|e| self.err(e))?;
             let to_table: String = r.try_get("table").map_err(|e| self.err(e))?;
@@ -208,5 +204,22 @@ impl Catalog for Sqlite {
             quote_relation(qualified_name)
         ))
         .await
+    }
+}
+
+impl Sqlite {
+    /// The rows of a table-valued pragma about one table: its `?, ?` are
+    /// the table's name and schema (`NULL`: every attached database).
+    async fn pragma(
+        &mut self,
+        sql: &str,
+        rel: &Relation,
+    ) -> Result<Vec<sqlx::sqlite::SqliteRow>, DbError> {
+        sqlx::query(sql)
+            .bind(&rel.name)
+            .bind(&rel.schema)
+            .fetch_all(&mut self.conn)
+            .await
+            .map_err(|e| self.err(e))
     }
 }

@@ -11,12 +11,14 @@
 //! prints); [`plan_for`] resolves that against the live schema (the search
 //! path the migration sets included) into a [`BackupPlan`].
 
+mod describe;
 mod hook;
 mod plan;
 mod read;
 mod restore;
 mod write;
 
+pub(crate) use describe::{StatementBackup, describe};
 pub(crate) use hook::{BackupHook, back_up, declined, unrestored_note};
 pub(crate) use plan::{Target, plan_for, plan_for_table};
 pub(crate) use read::verify;

@@ -122,7 +122,7 @@ pub(crate) async fn plan_for(
 }
 
 /// One item against the live schema; `None` when it holds no data yet.
-async fn table_backup(
+pub(super) async fn table_backup(
     db: &mut dyn Database,
     item: &BackupItem,
 ) -> Result<Option<TableBackup>, BackupError> {

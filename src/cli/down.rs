@@ -45,6 +45,7 @@ pub(crate) async fn run(ctx: &Ctx, args: Args) -> Result<()> {
             |m| m.down.as_deref().unwrap_or("-- (no down.sql)"),
             target,
             live,
+            &[],
         );
         return Ok(());
     }

@@ -41,6 +41,7 @@ mod live;
 mod lock_probe;
 mod migrate;
 mod new;
+mod no_key_backups;
 mod permissions;
 mod plan;
 mod record;

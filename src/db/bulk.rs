@@ -186,11 +186,18 @@ pub trait Bulk: Session {
             let keys: Vec<String> = compare
                 .iter()
                 .enumerate()
-                .map(|(i, c)| format!("CAST({} AS text) AS k{i}", quote_ident(c)))
+                // Never NULL, so that a plain equality joins (hash join,
+                // SQLite's automatic index) and a NULL still matches a NULL.
+                .map(|(i, c)| {
+                    let c = quote_ident(c);
+                    format!(
+                        "CASE WHEN {c} IS NULL THEN 'n' ELSE 'v' || CAST({c} AS text) END AS k{i}"
+                    )
+                })
                 .collect();
             let groups: Vec<String> = (0..compare.len()).map(|i| format!("k{i}")).collect();
             let on: Vec<String> = (0..compare.len())
-                .map(|i| format!("(t.k{i} = s.k{i} OR (t.k{i} IS NULL AND s.k{i} IS NULL))"))
+                .map(|i| format!("t.k{i} = s.k{i}"))
                 .collect();
             let side = |rel: &Relation| {
                 format!(

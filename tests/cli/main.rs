@@ -54,4 +54,5 @@ mod server_crash;
 mod snapshot;
 mod source;
 mod tamper;
+mod targeted_backups;
 mod validate;

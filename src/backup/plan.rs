@@ -301,3 +301,35 @@ fn merge(tables: &mut Vec<TableBackup>, t: TableBackup) {
         _ => None,
     };
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn part(kind: Kind, columns: Option<&[&str]>, destroyed: &[&str]) -> TableBackup {
+        TableBackup {
+            table: Relation::new(Some("public"), "t"),
+            key: Vec::new(),
+            columns: columns.map(|c| c.iter().map(|c| c.to_string()).collect()),
+            kind,
+            rows: None,
+            destroyed: destroyed.iter().map(|c| c.to_string()).collect(),
+        }
+    }
+
+    #[test]
+    fn a_whole_table_replacement_absorbs_the_tables_other_parts() {
+        let mut tables = Vec::new();
+        merge(&mut tables, part(Kind::Columns, Some(&["a"]), &[]));
+        merge(&mut tables, part(Kind::Replace, None, &["b"]));
+        merge(&mut tables, part(Kind::Rows, None, &[]));
+        merge(&mut tables, part(Kind::Replace, None, &["c"]));
+        assert_eq!(tables.len(), 1);
+        assert_eq!(tables[0].kind, Kind::Replace);
+        assert_eq!(tables[0].destroyed, ["b", "a", "c"]);
+        // A dropped table is backed up whole before anything else touched it.
+        merge(&mut tables, part(Kind::Table, None, &[]));
+        assert_eq!(tables.len(), 1);
+        assert_eq!(tables[0].kind, Kind::Table);
+    }
+}

@@ -86,7 +86,7 @@ fn print(ctx: &Ctx, f: &crate::execute::Finished) {
     let rec = &f.record;
     let took = (rec.finished_at - rec.started_at).num_milliseconds().max(0) as u64;
     if ctx.out.json {
-        ctx.out.json(&serde_json::json!({
+        ctx.json(serde_json::json!({
             "outcome": rec.outcome,
             "migration": rec.migration.id,
             "environment": rec.environment,

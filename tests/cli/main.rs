@@ -36,6 +36,7 @@ mod failures;
 mod faults;
 mod inspect;
 mod interrupt;
+mod json_output;
 mod lint;
 mod live;
 mod lock_probe;

@@ -102,8 +102,13 @@ fn print(ctx: &Ctx, f: &crate::execute::Finished) {
         (Some(sig), Some(who)) => format!("signed by {who}: {}", shown(sig)),
         _ => "unsigned".into(),
     };
+    let annotated = if f.outcome == crate::record::Outcome::Applied {
+        "checklist ticked, execution record appended"
+    } else {
+        "execution record appended: it says what happened and which checklist items still hold"
+    };
     ctx.out.data(&format!(
-        "{} {} on {} in {}\nrecord:  {} ({signed})\nrunbook: {} (checklist ticked, execution record appended)\n",
+        "{} {} on {} in {}\nrecord:  {} ({signed})\nrunbook: {} ({annotated})\n",
         report::outcome_word(rec.outcome),
         rec.migration.id,
         rec.environment,

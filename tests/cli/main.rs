@@ -47,6 +47,7 @@ mod plan;
 mod record;
 mod rename;
 mod resolve;
+mod rolled_back;
 mod runbook;
 mod sample;
 mod seed;

@@ -271,3 +271,37 @@ fn a_successful_run_prints_only_its_own_document() {
         .json();
     assert_eq!(doc["error"]["exit_code"], 4);
 }
+
+/// A guarded run that rolled back: its own document (outcome, steps) with
+/// the error and exit 5, and the migration listed as applied, then reverted.
+#[test]
+fn a_rolled_back_execute_prints_its_document_with_the_error() {
+    let p = crate::execute::project(
+        Db::Postgres,
+        "",
+        "",
+        "[[smoke]]\nname = \"bios still readable\"\nsql = \"SELECT count(*) FROM profiles WHERE id < 0\"\nexpect = 1\n",
+    );
+    let doc = p
+        .test([
+            "execute",
+            crate::execute::V,
+            "--env",
+            "production",
+            "--answers",
+            "answers.toml",
+            "--format",
+            "json",
+        ])
+        .code(5)
+        .run()
+        .json();
+    assert_eq!(doc["ok"], false);
+    assert_eq!(doc["outcome"], "rolled_back");
+    assert_eq!(doc["error"]["exit_code"], 5);
+    assert_eq!(doc["error"]["outcome"], "rolled_back");
+    assert_eq!(doc["error"]["migration"], crate::execute::ID);
+    assert_eq!(doc["applied"][0]["name"], "drop_bio", "{doc:#}");
+    assert_eq!(doc["reverted"][0]["name"], "drop_bio", "{doc:#}");
+    assert!(doc["steps"].as_array().unwrap().len() > 10, "{doc:#}");
+}

@@ -157,3 +157,38 @@ fn migration(e: &Error) -> Option<String> {
         _ => None,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failure_document_splits_the_fix_off_and_keeps_the_body() {
+        let doc = Document::default();
+        doc.set(json!({"problems": [1]}));
+        let error = Error::Usage("the thing is wrong\n  here\n  fix: do the other thing".into());
+        let out = doc.finish(&Err(error), true).unwrap();
+        assert_eq!(out["ok"], false);
+        assert_eq!(out["problems"], json!([1]));
+        assert_eq!(out["error"]["message"], "the thing is wrong\n  here");
+        assert_eq!(out["error"]["fix"], "do the other thing");
+        assert_eq!(out["error"]["exit_code"], 2);
+        assert_eq!(out["applied"], json!([]));
+        assert_eq!(out["reverted"], json!([]));
+    }
+
+    #[test]
+    fn success_prints_the_body_and_text_mode_prints_nothing() {
+        let doc = Document::default();
+        assert_eq!(doc.finish(&Ok(()), true), Some(json!({"ok": true})));
+        assert_eq!(doc.finish(&Ok(()), false), None);
+        let error = || Error::Check("x".into());
+        assert_eq!(doc.finish(&Err(error()), false), None);
+        // SARIF is printed as it is, even for a failed lint.
+        doc.set(json!({"version": "2.1.0"}));
+        assert_eq!(
+            doc.finish(&Err(error()), false),
+            Some(json!({"version": "2.1.0"}))
+        );
+    }
+}

@@ -224,3 +224,91 @@ fn detail(s: &Step) -> String {
 fn stamp(s: &Step) -> String {
     s.started_at.format("%H:%M:%S UTC").to_string()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(outcome: Outcome, steps: &[(&str, StepOutcome)]) -> Record {
+        let m = crate::migration::Migration {
+            version: "20260101000000".parse().unwrap(),
+            name: "x".into(),
+            dir: "migrations/20260101000000_x".into(),
+            up: String::new(),
+            down: None,
+            meta: Default::default(),
+            checksum: "0".repeat(64),
+        };
+        let mut rec = Record::start("prod", &m, "sqlite://keel.db");
+        for (name, o) in steps {
+            rec.step(
+                name,
+                *o,
+                chrono::Utc::now(),
+                Some(format!("{name}\n  detail")),
+            );
+        }
+        rec.outcome = outcome;
+        rec
+    }
+
+    #[test]
+    fn where_the_migration_stands_is_read_from_the_steps() {
+        use StepOutcome::{Failed, Ok};
+        let applied = run(Outcome::Applied, &[("migrate", Ok)]);
+        assert_eq!(end(&applied), End::Applied);
+        assert_eq!(summary(&applied), None);
+        let rolled = &[("migrate", Ok), ("smoke", Failed), ("rollback", Ok)];
+        assert_eq!(end(&run(Outcome::RolledBack, rolled)), End::NotApplied);
+        let never = run(
+            Outcome::Failed,
+            &[("backup-verified", Ok), ("migrate", Failed)],
+        );
+        assert_eq!(end(&never), End::NotApplied);
+        let stuck = &[("migrate", Ok), ("smoke", Failed), ("rollback", Failed)];
+        assert_eq!(end(&run(Outcome::Failed, stuck)), End::Applied);
+        let unsure = &[
+            ("migrate", Ok),
+            ("rollback", Ok),
+            ("rollback-verified", Failed),
+        ];
+        assert_eq!(end(&run(Outcome::Failed, unsure)), End::Unsure);
+        let backfill_left = &[("migrate", Ok), ("backfill", Failed)];
+        assert_eq!(end(&run(Outcome::Failed, backfill_left)), End::Applied);
+    }
+
+    #[test]
+    fn only_a_migration_that_did_not_stay_applied_spends_its_backup() {
+        use StepOutcome::{Failed, Ok};
+        let tick = vec!["backup-verified".to_string(), "rollback-tested".to_string()];
+        let never = run(
+            Outcome::Failed,
+            &[("backup-verified", Ok), ("migrate", Failed)],
+        );
+        assert_eq!(held(&never, &tick), ["rollback-tested"]);
+        let stuck = run(
+            Outcome::Failed,
+            &[
+                ("backup-verified", Ok),
+                ("migrate", Ok),
+                ("rollback", Failed),
+            ],
+        );
+        assert_eq!(held(&stuck, &tick), tick);
+        let text = summary(&stuck).unwrap();
+        assert!(
+            text.starts_with("**Failed: the automatic rollback failed, and `20260101000000_x` is still applied.**"),
+            "{text}"
+        );
+        assert!(!text.contains("~~"), "nothing was undone: {text}");
+        let text = summary(&never).unwrap();
+        assert!(
+            text.contains("the migration itself failed: migrate detail"),
+            "{text}"
+        );
+        assert!(
+            text.contains("- No longer holds: ~~`backup-verified`~~"),
+            "{text}"
+        );
+    }
+}

@@ -78,7 +78,7 @@ pub(crate) fn print(
                 v
             })
             .collect();
-        ctx.out.json(&json!({
+        ctx.json(json!({
             "dry_run": true,
             "direction": direction,
             "migrations": items,

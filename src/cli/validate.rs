@@ -27,7 +27,7 @@ pub(crate) async fn run(ctx: &Ctx) -> Result<()> {
     let report = result?;
     let backups = backups?;
     if ctx.out.json {
-        ctx.out.json(&serde_json::json!({"ok": report.problems.is_empty(), "checked": report.checked, "problems": report.problems, "backups": backups.iter().map(|(m, b)| serde_json::json!({"migration": m, "statements": b})).collect::<Vec<_>>()}));
+        ctx.json(serde_json::json!({"ok": report.problems.is_empty(), "checked": report.checked, "problems": report.problems, "backups": backups.iter().map(|(m, b)| serde_json::json!({"migration": m, "statements": b})).collect::<Vec<_>>()}));
     } else {
         let mut text = String::new();
         for f in &report.checked {

@@ -5,7 +5,8 @@ use super::Postgres;
 use crate::db::session::arguments;
 use crate::db::transactions::begin_and_run_one_by_one;
 use crate::db::{
-    DbError, DbErrorKind, SearchPath, Session, StatementError, Timeouts, Transactions, Value,
+    CommitError, DbError, DbErrorKind, SearchPath, Session, StatementError, Timeouts, Transactions,
+    Value,
 };
 use async_trait::async_trait;
 use futures_util::TryStreamExt;
@@ -95,8 +96,34 @@ impl Session for Postgres {
     }
 }
 
+/// What [`Session::reset_session`] sends.
+const RESET: &str = "RESET search_path; RESET ROLE";
+
 #[async_trait]
 impl Transactions for Postgres {
+    async fn commit_and_reset(&mut self) -> Result<(), CommitError> {
+        // A failed COMMIT skips the rest of the string; the server's
+        // CommandComplete for COMMIT says whether the error is the reset's.
+        let sql = format!("COMMIT; {RESET}");
+        let mut results = sqlx::raw_sql(&sql).fetch_many(&mut self.conn);
+        let mut done = 0;
+        loop {
+            match results.try_next().await {
+                Ok(Some(sqlx::Either::Left(_))) => done += 1,
+                Ok(Some(sqlx::Either::Right(_))) => {}
+                Ok(None) => return Ok(()),
+                Err(e) => {
+                    let e = DbError::from_sqlx(e, &self.url);
+                    return Err(if done == 0 {
+                        CommitError::Commit(e)
+                    } else {
+                        CommitError::Reset(e)
+                    });
+                }
+            }
+        }
+    }
+
     async fn begin(&mut self, t: Timeouts, durable: bool) -> Result<(), DbError> {
         self.execute(&begin_sql(t, durable).join(" ")).await
     }

@@ -108,18 +108,24 @@ impl Bounds {
                 });
             }
         };
-        let points = if link {
-            format!(
-                "is a symlink to {}, which resolves to {}",
-                target(),
-                resolved.display()
-            )
-        } else {
-            format!("resolves to {}", resolved.display())
+        // Only said when refusing: formatting it for every file costs.
+        let points = || {
+            if link {
+                format!(
+                    "is a symlink to {}, which resolves to {}",
+                    target(),
+                    resolved.display()
+                )
+            } else {
+                format!("resolves to {}", resolved.display())
+            }
         };
         if SYSTEM.iter().any(|s| resolved.starts_with(s)) {
             return Err(Refusal {
-                message: format!("{points}: a file of the operating system, not a migration file"),
+                message: format!(
+                    "{}: a file of the operating system, not a migration file",
+                    points()
+                ),
                 fix: "replace it with a regular file holding the migration's text".into(),
             });
         }
@@ -147,7 +153,8 @@ impl Bounds {
         if !self.anywhere && !self.roots.iter().any(|r| resolved.starts_with(r)) {
             return Err(Refusal {
                 message: format!(
-                    "{points}, outside the project folder {}",
+                    "{}, outside the project folder {}",
+                    points(),
                     self.roots[0].display()
                 ),
                 fix: "copy it into the project; or, if files outside the project are meant, \
@@ -169,11 +176,17 @@ impl Bounds {
             && !parent.as_os_str().is_empty()
         {
             let known = {
-                let recent = self.recent.lock().unwrap_or_else(|e| e.into_inner());
-                recent
+                let mut recent = self.recent.lock().unwrap_or_else(|e| e.into_inner());
+                // Used last, forgotten last: the migrations folder stays.
+                let at = recent
                     .iter()
-                    .find(|(asked, _)| asked == parent)
-                    .map(|(_, resolved)| resolved.clone())
+                    .position(|(asked, _)| asked.as_os_str() == parent.as_os_str());
+                at.map(|i| {
+                    let hit = recent.remove(i);
+                    let resolved = hit.1.clone();
+                    recent.push(hit);
+                    resolved
+                })
             };
             let parent = match known {
                 Some(resolved) => resolved,
@@ -193,7 +206,7 @@ impl Bounds {
     fn remember(&self, asked: &Path, resolved: &Path) {
         let mut recent = self.recent.lock().unwrap_or_else(|e| e.into_inner());
         for key in [asked, resolved] {
-            if recent.iter().any(|(a, _)| a == key) {
+            if recent.iter().any(|(a, _)| a.as_os_str() == key.as_os_str()) {
                 continue;
             }
             if recent.len() == RECENT {

@@ -194,7 +194,19 @@ struct Tool {
 impl Tool {
     /// The command that applies every migration to `db`.
     fn apply(&self, pg: &Pg, project: &Path, db: &str) -> Command {
-        match &self.kind {
+        self.command(pg, project, db, false)
+            .expect("every tool applies")
+    }
+
+    /// The command that lists applied and pending migrations, if it has one.
+    fn status(&self, pg: &Pg, project: &Path, db: &str) -> Option<Command> {
+        self.command(pg, project, db, true)
+    }
+
+    /// The command that applies (or, with `status`, lists) the migrations.
+    fn command(&self, pg: &Pg, project: &Path, db: &str, status: bool) -> Option<Command> {
+        let mut c = match &self.kind {
+            Kind::Floor | Kind::Autocommit if status => return None,
             Kind::Floor | Kind::Autocommit => {
                 let mut c = pg.psql(db);
                 if matches!(self.kind, Kind::Floor) {
@@ -205,12 +217,12 @@ impl Tool {
             }
             Kind::Keel(bin) => {
                 let mut c = keel(bin, project, &pg.cluster.url(db));
-                c.arg("up");
+                c.arg(if status { "status" } else { "up" });
                 c
             }
             Kind::Sqlx(bin) => {
                 let mut c = Command::new(bin);
-                c.args(["migrate", "run", "--source"])
+                c.args(["migrate", if status { "info" } else { "run" }, "--source"])
                     .arg(project.join("sqlx"))
                     .arg("--database-url")
                     .arg(pg.cluster.url(db));
@@ -221,37 +233,12 @@ impl Tool {
                 c.arg("--url")
                     .arg(dbmate_url(pg, db))
                     .arg("--migrations-dir")
-                    .arg(project.join("dbmate"))
-                    .args(["--no-dump-schema", "migrate"]);
-                c
-            }
-        }
-    }
-
-    /// The command that lists applied and pending migrations, if it has one.
-    fn status(&self, pg: &Pg, project: &Path, db: &str) -> Option<Command> {
-        let mut c = match &self.kind {
-            Kind::Floor | Kind::Autocommit => return None,
-            Kind::Keel(bin) => {
-                let mut c = keel(bin, project, &pg.cluster.url(db));
-                c.arg("status");
-                c
-            }
-            Kind::Sqlx(bin) => {
-                let mut c = Command::new(bin);
-                c.args(["migrate", "info", "--source"])
-                    .arg(project.join("sqlx"))
-                    .arg("--database-url")
-                    .arg(pg.cluster.url(db));
-                c
-            }
-            Kind::Dbmate(bin) => {
-                let mut c = Command::new(bin);
-                c.arg("--url")
-                    .arg(dbmate_url(pg, db))
-                    .arg("--migrations-dir")
-                    .arg(project.join("dbmate"))
-                    .arg("status");
+                    .arg(project.join("dbmate"));
+                if status {
+                    c.arg("status");
+                } else {
+                    c.args(["--no-dump-schema", "migrate"]);
+                }
                 c
             }
         };

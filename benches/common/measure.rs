@@ -23,12 +23,25 @@ pub struct Cost {
 /// counts; server CPU from the cluster's processes. A non-zero exit is an
 /// error that quotes the end of its stderr.
 pub fn measure(cmd: &mut Command, server: &ServerCpu, log_dir: &Path, name: &str) -> Result<Cost> {
+    let server_before = server.total()?;
+    let mut cost = measure_client(cmd, log_dir, name, &[0])?;
+    cost.cpu += server.total()?.saturating_sub(server_before);
+    Ok(cost)
+}
+
+/// [`measure`] without the server: `cpu` is the child's own. Exit codes
+/// other than `ok_codes` are errors quoting the end of stderr.
+pub fn measure_client(
+    cmd: &mut Command,
+    log_dir: &Path,
+    name: &str,
+    ok_codes: &[i32],
+) -> Result<Cost> {
     let out = log_dir.join(format!("{name}.out"));
     let err = log_dir.join(format!("{name}.err"));
     cmd.stdin(Stdio::null())
         .stdout(File::create(&out)?)
         .stderr(File::create(&err)?);
-    let server_before = server.total()?;
     let started = Instant::now();
     let child = cmd.spawn().with_context(|| format!("start {cmd:?}"))?;
     let pid = child.id() as libc::pid_t;
@@ -49,7 +62,8 @@ pub fn measure(cmd: &mut Command, server: &ServerCpu, log_dir: &Path, name: &str
     let wall = started.elapsed();
     // Reaped above; `Child` has no Drop, so nothing waits twice.
     drop(child);
-    if !(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0) {
+    let code = libc::WIFEXITED(status).then(|| libc::WEXITSTATUS(status));
+    if !code.is_some_and(|c| ok_codes.contains(&c)) {
         let stderr = std::fs::read_to_string(&err).unwrap_or_default();
         let tail: Vec<&str> = stderr.lines().rev().take(15).collect();
         let tail: Vec<&str> = tail.into_iter().rev().collect();
@@ -58,11 +72,9 @@ pub fn measure(cmd: &mut Command, server: &ServerCpu, log_dir: &Path, name: &str
             tail.join("\n")
         );
     }
-    let client = timeval(usage.ru_utime) + timeval(usage.ru_stime);
-    let server_cpu = server.total()?.saturating_sub(server_before);
     Ok(Cost {
         wall,
-        cpu: client + server_cpu,
+        cpu: timeval(usage.ru_utime) + timeval(usage.ru_stime),
         max_rss_kib: usage.ru_maxrss as u64,
     })
 }

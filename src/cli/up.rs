@@ -16,9 +16,8 @@ pub(crate) struct Args {
 }
 
 pub(crate) async fn run(ctx: &Ctx, args: Args) -> Result<()> {
-    let files = ctx.migrations()?;
     let settings = args.pace.apply(ctx.settings())?;
-    let mut db = ctx.connect().await?;
+    let (files, mut db) = ctx.migrations_and_connect().await?;
     let entries = reconcile(&files, db.tracking_rows().await?);
     if let Err(e) = crate::migrator::check_to(&entries, args.to) {
         db.close().await;

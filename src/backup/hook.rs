@@ -11,11 +11,12 @@
 //! together.
 
 use super::{
-    BackupError, Binding, Created, Restored, Target, create, plan_for, restore, restore_within,
+    BackupError, BackupPlan, Binding, Created, Restored, Target, create, plan_for, restore,
+    restore_within,
 };
 use crate::analysis::analyze::{Analyzer, MigrationAnalysis};
 use crate::analysis::reversibility::BackupItem;
-use crate::db::{BackupRef, Database, Timeouts};
+use crate::db::{BackupRef, Database, Relation, Timeouts};
 use crate::migration::{Migration, Reversibility};
 use crate::migrator::{Hook, RunError};
 use async_trait::async_trait;
@@ -32,6 +33,9 @@ pub(crate) struct BackupHook<'a> {
     pub(crate) made: Option<Created>,
     /// `keel down --no-restore`: revert without putting data back.
     pub(crate) no_restore: bool,
+    /// The backup of a transactional migration, planned before its
+    /// transaction opens and taken inside it ([`Hook::within_up`]).
+    pending: Option<BackupPlan>,
     /// Archives written, in order.
     pub(crate) created: Vec<Created>,
     /// Archives put back, in order.
@@ -52,6 +56,7 @@ impl<'a> BackupHook<'a> {
             say,
             made: None,
             no_restore: false,
+            pending: None,
             created: Vec::new(),
             restored: Vec::new(),
         }
@@ -204,6 +209,38 @@ pub(crate) async fn back_up(
     Ok(Some(create(db, &plan, backups_dir).await?))
 }
 
+impl BackupHook<'_> {
+    /// The backup `m` takes inside its transaction, resolved against the
+    /// live schema before it opens (a catalog query that fails there would
+    /// abort the migration's transaction).
+    async fn prepare(
+        &mut self,
+        db: &mut dyn Database,
+        m: &Migration,
+        items: &[BackupItem],
+    ) -> Result<Option<BackupPlan>, RunError> {
+        let planned = async {
+            let target =
+                Target::of(db, &self.environment)
+                    .await
+                    .map_err(|source| BackupError::Db {
+                        context: "reading the database's id".into(),
+                        source: Box::new(source),
+                    })?;
+            plan_for(db, m, items, &target).await
+        }
+        .await;
+        match planned {
+            Ok(plan) => Ok(plan.map(|p| BackupPlan { within: true, ..p })),
+            Err(e) => Err(hook_error(
+                m,
+                e,
+                "keel backs up what a migration destroys before it runs; the migration did not run",
+            )),
+        }
+    }
+}
+
 /// The recorded archive is not where the tracking row says.
 fn missing(m: &Migration, path: &Path, recorded: &BackupRef) -> BackupError {
     BackupError::Refused(format!(
@@ -222,6 +259,7 @@ impl Hook for BackupHook<'_> {
         m: &Migration,
         analysis: &MigrationAnalysis,
     ) -> Result<Option<BackupRef>, RunError> {
+        self.pending = None;
         if let Some(made) = self.made.take() {
             let r = self.recorded(&made);
             self.created.push(made);
@@ -235,6 +273,10 @@ impl Hook for BackupHook<'_> {
         }
         if let Some(why) = declined(m) {
             (self.say)(&format!("note: {why}"));
+            return Ok(None);
+        }
+        if m.meta.transaction {
+            self.pending = self.prepare(db, m, items).await?;
             return Ok(None);
         }
         let made = async {
@@ -265,6 +307,60 @@ impl Hook for BackupHook<'_> {
                 e,
                 "keel backs up what a migration destroys before it runs; the migration did not run",
             )),
+        }
+    }
+
+    fn backs_up_within(&self) -> Option<Vec<Relation>> {
+        let plan = self.pending.as_ref()?;
+        let mut tables: Vec<Relation> = Vec::new();
+        for t in &plan.tables {
+            if !tables.contains(&t.table) {
+                tables.push(t.table.clone());
+            }
+        }
+        Some(tables)
+    }
+
+    async fn within_up(
+        &mut self,
+        db: &mut dyn Database,
+        m: &Migration,
+    ) -> Result<Option<BackupRef>, RunError> {
+        let Some(plan) = &self.pending else {
+            return Ok(None);
+        };
+        let created = create(db, plan, &self.backups_dir()).await.map_err(|e| {
+            hook_error(
+                m,
+                e,
+                "keel backs up what a migration destroys inside its transaction, before its statements; the migration was rolled back",
+            )
+        })?;
+        let tables: Vec<String> = self
+            .backs_up_within()
+            .unwrap_or_default()
+            .iter()
+            .map(Relation::shown)
+            .collect();
+        (self.say)(&format!(
+            "backed up {} before {}; archive verified (taken in its transaction, {} locked against writes until it commits)",
+            created_summary(&created),
+            m.id(),
+            tables.join(", ")
+        ));
+        let r = self.recorded(&created);
+        self.created.push(created);
+        Ok(Some(r))
+    }
+
+    fn up_rolled_back(&mut self, m: &Migration) {
+        if let Some(c) = self.created.pop() {
+            let _ = std::fs::remove_file(&c.path);
+            (self.say)(&format!(
+                "removed the backup {} made for {}: its transaction rolled back, so nothing it holds was destroyed",
+                c.path.display(),
+                m.id()
+            ));
         }
     }
 

@@ -40,6 +40,9 @@ pub(crate) struct BackupPlan {
     /// The database and environment the data comes from.
     pub(crate) target: Target,
     pub(crate) tables: Vec<TableBackup>,
+    /// Exported inside the migration's own open transaction, under the
+    /// lock that keeps the rows it selects from changing until the commit.
+    pub(crate) within: bool,
 }
 
 /// One table's part of a backup.

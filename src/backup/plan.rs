@@ -71,6 +71,7 @@ pub(crate) async fn plan_for_table(
         migration: migration.id(),
         checksum: migration.checksum.clone(),
         target,
+        within: false,
         tables: vec![TableBackup {
             table: resolved,
             key,
@@ -117,6 +118,7 @@ pub(crate) async fn plan_for(
         migration: migration.id(),
         checksum: migration.checksum.clone(),
         target: target.clone(),
+        within: false,
         tables,
     }))
 }
@@ -225,6 +227,7 @@ async fn evaluable(
         columns: vec![column.to_string()],
         filter: Some(format!("({}) AND false", rows.condition)),
         search_path: rows.search_path.clone(),
+        within: false,
     };
     let mut sink = |_: &[u8]| Ok(());
     db.export_csv(&query, &mut sink).await.is_ok()

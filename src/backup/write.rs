@@ -155,6 +155,7 @@ async fn export_all(
             columns: columns.clone(),
             filter: t.rows.as_ref().map(|r| r.condition.clone()),
             search_path: t.rows.as_ref().and_then(|r| r.search_path.clone()),
+            within: plan.within,
         };
         db.export_csv(&query, &mut sink)
             .await

@@ -25,6 +25,10 @@ pub struct ExportQuery {
     pub filter: Option<String>,
     /// The search path the migration set before the statement, if any.
     pub search_path: Option<SearchPath>,
+    /// Run inside the migration's open transaction (the backup is taken
+    /// there, under its lock): the search path is scoped by a savepoint,
+    /// never by a transaction of the export's own.
+    pub within: bool,
 }
 
 impl ExportQuery {

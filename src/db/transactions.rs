@@ -1,7 +1,7 @@
 //! Transactions: a migration's own, with its timeouts; savepoints inside
 //! them; and when a commit is on disk.
 
-use super::{DbError, Session, quote_ident};
+use super::{DbError, Relation, Session, quote_ident};
 use async_trait::async_trait;
 use std::time::Duration;
 
@@ -61,6 +61,28 @@ pub trait Transactions: Session {
         begin_and_run_one_by_one(self, timeouts, durable, statements).await
     }
 
+    /// Keeps other sessions from writing `tables` until the open
+    /// transaction ends, so that a backup taken now holds exactly the rows
+    /// the migration's statements will find. Waits at most the
+    /// transaction's lock timeout. By default (SQLite) nothing to do: the
+    /// write transaction already excludes every other writer.
+    async fn lock_for_backup(&mut self, tables: &[Relation]) -> Result<(), DbError> {
+        let _ = tables;
+        Ok(())
+    }
+
+    /// Runs `statements` in the open transaction, in order, stopping at the
+    /// first error, which says which statement failed.
+    async fn run_open(&mut self, statements: &[&str]) -> Result<(), StatementError> {
+        for (i, sql) in statements.iter().enumerate() {
+            self.execute(sql).await.map_err(|error| StatementError {
+                index: Some(i),
+                error,
+            })?;
+        }
+        Ok(())
+    }
+
     /// Commits the open transaction.
     async fn commit(&mut self) -> Result<(), DbError> {
         self.execute("COMMIT").await
@@ -115,11 +137,5 @@ pub(crate) async fn begin_and_run_one_by_one<D: Transactions + ?Sized>(
     db.begin(timeouts, durable)
         .await
         .map_err(|error| StatementError { index: None, error })?;
-    for (i, sql) in statements.iter().enumerate() {
-        db.execute(sql).await.map_err(|error| StatementError {
-            index: Some(i),
-            error,
-        })?;
-    }
-    Ok(())
+    db.run_open(statements).await
 }

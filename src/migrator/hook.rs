@@ -4,7 +4,7 @@
 
 use super::error::RunError;
 use crate::analysis::analyze::MigrationAnalysis;
-use crate::db::{BackupRef, Database};
+use crate::db::{BackupRef, Database, Relation};
 use crate::migration::Migration;
 use async_trait::async_trait;
 
@@ -13,7 +13,8 @@ pub(crate) trait Hook: Send {
     /// Before `m`'s up starts, outside any transaction, with the run's
     /// analysis of it. An error stops the run before `m` changed anything.
     /// The archive it returns is recorded in `m`'s tracking row, in the
-    /// migration's own transaction.
+    /// migration's own transaction. A hook may instead prepare here and
+    /// take its backup inside that transaction ([`Hook::within_up`]).
     async fn before_up(
         &mut self,
         db: &mut dyn Database,
@@ -22,6 +23,33 @@ pub(crate) trait Hook: Send {
     ) -> Result<Option<BackupRef>, RunError> {
         let _ = (db, m, analysis);
         Ok(None)
+    }
+
+    /// The tables whose backup `m`'s up takes inside its own transaction,
+    /// right after it opens ([`Hook::within_up`]); the runner locks them
+    /// first. `None`: nothing is backed up there (the archive, if any, came
+    /// from [`Hook::before_up`]). Asked after `before_up`.
+    fn backs_up_within(&self) -> Option<Vec<Relation>> {
+        None
+    }
+
+    /// Inside `m`'s open transaction, the tables of
+    /// [`Hook::backs_up_within`] locked: takes the backup on that same
+    /// connection and returns the archive, which the tracking row written
+    /// in that transaction records. Called again on each retry.
+    async fn within_up(
+        &mut self,
+        db: &mut dyn Database,
+        m: &Migration,
+    ) -> Result<Option<BackupRef>, RunError> {
+        let _ = (db, m);
+        Ok(None)
+    }
+
+    /// `m`'s transaction rolled back after [`Hook::within_up`] made an
+    /// archive: no tracking row points to it.
+    fn up_rolled_back(&mut self, m: &Migration) {
+        let _ = m;
     }
 
     /// Before `m`'s down starts, with the archive its tracking row recorded:

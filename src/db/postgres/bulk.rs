@@ -103,16 +103,26 @@ impl Bulk for Postgres {
         // Under the migration's search path, a filter's own table names
         // mean what they mean in the migration; the transaction only scopes
         // that setting and changes nothing.
+        // Inside the migration's transaction a savepoint scopes it instead:
+        // rolling back to it undoes the SET LOCAL and nothing else.
+        let (open, close) = if query.within {
+            (
+                "SAVEPOINT keel_backup",
+                "ROLLBACK TO SAVEPOINT keel_backup; RELEASE SAVEPOINT keel_backup",
+            )
+        } else {
+            ("BEGIN READ ONLY", "ROLLBACK")
+        };
         if let Some(path) = &query.search_path {
-            self.execute("BEGIN READ ONLY").await?;
+            self.execute(open).await?;
             if let Err(e) = self.set_local_search_path(path).await {
-                let _ = self.execute("ROLLBACK").await;
+                let _ = self.execute(close).await;
                 return Err(e);
             }
         }
         let result = self.copy_out(&sql, sink).await;
         if query.search_path.is_some() {
-            let ended = self.execute("ROLLBACK").await;
+            let ended = self.execute(close).await;
             result?;
             return ended;
         }

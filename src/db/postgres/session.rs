@@ -5,8 +5,8 @@ use super::Postgres;
 use crate::db::session::arguments;
 use crate::db::transactions::begin_and_run_one_by_one;
 use crate::db::{
-    CommitError, DbError, DbErrorKind, SearchPath, Session, StatementError, Timeouts, Transactions,
-    Value,
+    CommitError, DbError, DbErrorKind, Relation, SearchPath, Session, StatementError, Timeouts,
+    Transactions, Value,
 };
 use async_trait::async_trait;
 use futures_util::TryStreamExt;
@@ -150,6 +150,19 @@ impl Transactions for Postgres {
         self.run_counting(&batch.sql)
             .await
             .map_err(|(done, e)| batch.locate(e, done))
+    }
+
+    async fn lock_for_backup(&mut self, tables: &[Relation]) -> Result<(), DbError> {
+        if tables.is_empty() {
+            return Ok(());
+        }
+        // SHARE conflicts with the ROW EXCLUSIVE of INSERT, UPDATE and
+        // DELETE: no row can appear, change or go until the commit, while
+        // reads go on. The migration's own statements may take stronger
+        // locks after it.
+        let list: Vec<String> = tables.iter().map(Relation::quoted).collect();
+        self.execute(&format!("LOCK TABLE {} IN SHARE MODE", list.join(", ")))
+            .await
     }
 
     async fn set_session_timeouts(&mut self, t: Timeouts) -> Result<(), DbError> {

@@ -229,11 +229,17 @@ fn happy_path_on_postgres_signed_and_checked_by_ssh_keygen() {
     );
     assert_eq!(step(&rec, "migrate")["outcome"], "ok");
     assert_eq!(step(&rec, "rollback-tested")["outcome"], "confirmed");
+    // The backup is planned first and taken inside the migration's
+    // transaction, profiles locked against writes until the commit.
+    let planned = step(&rec, "backup-verified")["detail"].as_str().unwrap();
     assert!(
-        step(&rec, "backup-verified")["detail"]
-            .as_str()
-            .unwrap()
-            .contains("profiles.bio (5 rows)")
+        planned.starts_with("profiles.bio: exported inside the migration's transaction, profiles locked against writes (SHARE) from the backup to the commit"),
+        "{planned}"
+    );
+    let migrated = step(&rec, "migrate")["detail"].as_str().unwrap();
+    assert!(
+        migrated.contains(": profiles.bio (5 rows), re-read and checked against its manifest before its statements ran"),
+        "{migrated}"
     );
 
     // The runbook: every item ticked, the execution appended.

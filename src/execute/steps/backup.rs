@@ -29,6 +29,9 @@ impl Step for Backup {
         {
             return Ok(Done::skipped(why));
         }
+        if m.meta.transaction && !cx.analysis.backups.is_empty() {
+            return planned(cx).await;
+        }
         let made = async {
             let target = Target::of(cx.db, cx.request.env_name)
                 .await
@@ -77,8 +80,63 @@ impl Step for Backup {
     }
 }
 
+/// A transactional migration's backup is taken inside its transaction, by
+/// the migrate step, with the tables locked against writes: here it is
+/// only planned against the live schema, so that a plan that cannot be made
+/// stops the run before anything changed. The checklist's
+/// `backup-verified` is ticked once the archive exists and was re-read.
+async fn planned(cx: &mut Context<'_>) -> Result<Done, ExecuteError> {
+    let m = cx.migration();
+    let plan = async {
+        let target = Target::of(cx.db, cx.request.env_name)
+            .await
+            .map_err(|source| BackupError::Db {
+                context: "reading the database's id".to_string(),
+                source: Box::new(source),
+            })?;
+        crate::backup::plan_for(cx.db, m, &cx.analysis.backups, &target).await
+    }
+    .await;
+    let plan = match plan {
+        Ok(Some(plan)) => plan,
+        Ok(None) => {
+            return Ok(Done::skipped(
+                "the migration destroys no existing data: nothing to back up",
+            ));
+        }
+        Err(e) => {
+            return Ok(Done::failed(e.to_string()).stop(format!(
+                "the backup of {} could not be planned, so the migration did not run; nothing was changed\n  {e}",
+                m.id()
+            )));
+        }
+    };
+    let mut parts: Vec<String> = Vec::new();
+    let mut tables: Vec<String> = Vec::new();
+    for t in &plan.tables {
+        let what = match (&t.columns, &t.rows) {
+            (Some(cols), _) => format!("{}.{}", t.table.shown(), cols.join(", ")),
+            (None, _) => t.table.shown(),
+        };
+        let rows = t
+            .rows
+            .as_ref()
+            .map(|r| format!(" where {}", r.shown))
+            .unwrap_or_default();
+        parts.push(format!("{what}{rows}"));
+        if !tables.contains(&t.table.shown()) {
+            tables.push(t.table.shown());
+        }
+    }
+    Ok(Done::ok(format!(
+        "{}: exported inside the migration's transaction, {} locked against writes (SHARE) from the backup to the commit, and re-read against its manifest before the statements run",
+        parts.join(", "),
+        tables.join(", ")
+    )))
+}
+
 /// What the archive holds, one entry per file.
-fn contents(c: &Created) -> Vec<String> {
+pub(crate) fn contents(c: &Created) -> Vec<String> {
     c.manifest
         .files
         .iter()

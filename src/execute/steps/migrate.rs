@@ -6,6 +6,7 @@ use crate::execute::ExecuteError;
 use crate::execute::checks;
 use crate::execute::context::Context;
 use crate::execute::step::{Done, Step, StepId};
+use crate::runbook::check_id::CheckId;
 use async_trait::async_trait;
 
 pub(crate) struct RowCounts;
@@ -62,8 +63,29 @@ impl Step for Migrate {
         if let Err(e) = applied {
             return Ok(Done::failed(e.to_string()).stop(format!("the migration failed:\n{e}")));
         }
+        // An archive taken inside the migration's transaction (a backup
+        // step that ran before made none): it committed with it.
+        let mut archive = String::new();
+        if cx.backup.is_none()
+            && let Some(c) = bind.created.pop()
+        {
+            let project = &request.project;
+            cx.log
+                .rec
+                .backups
+                .push(crate::execute::file_ref(project, &c.path, &c.sha256));
+            if cx.backup_item {
+                cx.tick.push(CheckId::BackupVerified.to_string());
+            }
+            archive = format!(
+                "; backed up in its transaction to {}: {}, re-read and checked against its manifest before its statements ran",
+                cx.shown(&c.path),
+                super::backup::contents(&c).join(", ")
+            );
+            cx.backup = Some(c);
+        }
         Ok(Done::ok(format!(
-            "{} applied and recorded in the tracking table",
+            "{} applied and recorded in the tracking table{archive}",
             m.id()
         )))
     }

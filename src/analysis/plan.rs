@@ -33,6 +33,10 @@ pub(crate) struct Plan {
     /// Each table's strongest lock and how long it is held: to the end of
     /// the transaction for a transactional migration.
     pub(crate) locks_held: Vec<LockHeld>,
+    /// The tables keel locks in SHARE mode right after the migration's
+    /// transaction opens, to back them up with exactly the rows its
+    /// statements will find (see [`backup_locks`]).
+    pub(crate) backup_locks: Vec<String>,
     /// The statements' total; `None` without a live PostgreSQL.
     pub(crate) estimated_ms: Option<f64>,
     /// The `[backfill]` section, run after the statements and outside them.
@@ -132,11 +136,13 @@ fn plan_one(m: &Migration, a: MigrationAnalysis, up: bool, live: Option<&LiveSch
         .filter(|f| f.file.ends_with(file) || (up && f.file.ends_with("migration.toml")))
         .cloned()
         .collect();
+    let backup_locks = if up { backup_locks(m, &a) } else { Vec::new() };
     Plan {
         version: m.version.to_string(),
         name: m.name.clone(),
         transaction: m.meta.transaction,
-        locks_held: locks_held(&statements, m.meta.transaction),
+        locks_held: locks_held(&statements, m.meta.transaction, &backup_locks),
+        backup_locks,
         backfill: up
             .then_some(m.meta.backfill.as_ref())
             .flatten()
@@ -197,9 +203,29 @@ fn statement(op: &Operation, live: Option<&LiveSchema>) -> PlanStatement {
     }
 }
 
+/// The tables whose backup keel takes inside `m`'s transaction, under a
+/// SHARE lock (INSERT, UPDATE and DELETE wait; reads go on) held from the
+/// backup to the commit, so that the archive holds exactly the rows the
+/// statements find. None for a migration that runs statement by statement
+/// (its backup is taken before, unlocked) or declares itself irreversible
+/// (no backup).
+pub(crate) fn backup_locks(m: &Migration, a: &MigrationAnalysis) -> Vec<String> {
+    if !m.meta.transaction || m.meta.reversibility == Some(Reversibility::Irreversible) {
+        return Vec::new();
+    }
+    let mut tables: Vec<String> = Vec::new();
+    for b in &a.backups {
+        if !tables.contains(&b.table) {
+            tables.push(b.table.clone());
+        }
+    }
+    tables
+}
+
 /// In one transaction a lock is held from the statement that takes it to
-/// the commit; statement by statement, only for the statement.
-fn locks_held(statements: &[PlanStatement], transaction: bool) -> Vec<LockHeld> {
+/// the commit; statement by statement, only for the statement. The
+/// backup's SHARE locks are held from before the first statement.
+fn locks_held(statements: &[PlanStatement], transaction: bool, backup: &[String]) -> Vec<LockHeld> {
     let ms = |s: &PlanStatement| s.estimate.as_ref().map_or(0.0, |e| e.ms);
     // Time from each statement to the end, summed once from the back (a
     // sum per statement was quadratic: 35 s for 8 MB of INSERTs).
@@ -207,7 +233,14 @@ fn locks_held(statements: &[PlanStatement], transaction: bool) -> Vec<LockHeld> 
     for (i, s) in statements.iter().enumerate().rev() {
         to_end[i] = to_end[i + 1] + ms(s);
     }
-    let mut out: Vec<LockHeld> = Vec::new();
+    let mut out: Vec<LockHeld> = backup
+        .iter()
+        .map(|table| LockHeld {
+            table: table.clone(),
+            lock: Lock::Share,
+            ms: to_end[0],
+        })
+        .collect();
     for (i, s) in statements.iter().enumerate() {
         let held = if transaction { to_end[i] } else { ms(s) };
         for (table, lock) in &s.locks {
@@ -293,6 +326,7 @@ impl Plan {
             "reversibility": self.reversibility.to_string(),
             "declared_reversibility": self.declared.map(|d| d.to_string()),
             "backups": self.backups,
+            "backup_locks": self.backup_locks.iter().map(|t| json!({"table": t, "lock": Lock::Share.name()})).collect::<Vec<_>>(),
             "findings": self.findings,
             "locks_held": self.locks_held.iter().map(|h| json!({
                 "table": h.table, "lock": h.lock.name(), "ms": h.ms.round() as u64,

@@ -165,6 +165,12 @@ fn analysis_text(m: &Migration, p: &Plan, up: bool, target: Target, described: b
             "--   reversibility: {}{declared}\n",
             a.reversibility
         ));
+        if !p.backup_locks.is_empty() && !a.backups.is_empty() {
+            out.push_str(&format!(
+                "--   before line 1, in the migration's transaction: SHARE lock on {} for the backup, held until COMMIT (reads go on, writes wait)\n",
+                p.backup_locks.join(", ")
+            ));
+        }
         for b in a.backups.iter().filter(|_| !described) {
             let what = match &b.columns {
                 Some(c) => format!("{} ({})", b.table, c.join(", ")),

@@ -132,7 +132,7 @@ fn backups_text(plan: &Plan) -> String {
         out.push_str("backups needed: none (nothing is destroyed)\n");
         return out;
     }
-    out.push_str("backups needed before running\n");
+    out.push_str(&backup_when(plan));
     for b in &plan.backups {
         let what = match &b.columns {
             Some(c) => format!("{} ({})", b.table, c.join(", ")),
@@ -149,6 +149,18 @@ fn backups_text(plan: &Plan) -> String {
         ));
     }
     out
+}
+
+/// When the backup is taken, and what keeps its rows still: the SHARE
+/// lock of [`plan::backup_locks`](crate::analysis::plan::backup_locks).
+fn backup_when(plan: &Plan) -> String {
+    if plan.backup_locks.is_empty() {
+        return "backups needed before running\n".into();
+    }
+    format!(
+        "backups needed, taken inside the migration's transaction before its first statement, under a SHARE lock on {} held until COMMIT (reads go on, writes wait)\n",
+        plan.backup_locks.join(", ")
+    )
 }
 
 /// Lint findings, then the ones a `keel:allow` silenced with its reason.

@@ -171,3 +171,52 @@ fn a_migration_that_fails_after_its_backup_leaves_no_archive() {
     assert!(left.is_empty(), "{left:?}");
     assert_eq!(p.rows(ALL), before);
 }
+
+// Before it runs, keel says which lock the backup takes, for how long, and
+// what it blocks: in the dry run, the plan (text and JSON) and the runbook.
+#[test]
+fn the_backup_lock_is_shown_before_the_run() {
+    let p = Project::new(Db::Postgres);
+    setup(&p, "DELETE FROM items WHERE status = 'stale';");
+    p.test(["up", "--dry-run"])
+        .stdout_contains("--   before line 1, in the migration's transaction: SHARE lock on items for the backup, held until COMMIT (reads go on, writes wait)")
+        .run();
+    let plan = p.test(["plan", "20260201000000"]).run();
+    for expected in [
+        "backups needed, taken inside the migration's transaction before its first statement, under a SHARE lock on items held until COMMIT (reads go on, writes wait)",
+        "locks held (one transaction: each until COMMIT)",
+    ] {
+        assert!(
+            plan.stdout.contains(expected),
+            "{expected}:\n{}",
+            plan.stdout
+        );
+    }
+    let held: Vec<&str> = plan
+        .stdout
+        .lines()
+        .filter(|l| l.trim_start().starts_with("items "))
+        .collect();
+    assert!(
+        held.iter()
+            .any(|l| l.contains("SHARE ") && l.contains("blocks writes")),
+        "{}",
+        plan.stdout
+    );
+    let json = p
+        .test(["plan", "20260201000000", "--format", "json"])
+        .run()
+        .json();
+    let plan = if json.is_array() { &json[0] } else { &json };
+    assert_eq!(
+        plan["backup_locks"],
+        serde_json::json!([{"table": "items", "lock": "SHARE"}]),
+        "{plan:#}"
+    );
+    p.test(["runbook", "-q", "20260201000000"]).run();
+    let rb = std::fs::read_to_string(p.path().join(format!("runbooks/{PURGE}.md"))).unwrap();
+    assert!(
+        rb.contains("Each table below is locked in SHARE mode from the backup to the COMMIT: reads go on, INSERT, UPDATE and DELETE wait"),
+        "{rb}"
+    );
+}

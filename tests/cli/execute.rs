@@ -233,7 +233,7 @@ fn happy_path_on_postgres_signed_and_checked_by_ssh_keygen() {
     // transaction, profiles locked against writes until the commit.
     let planned = step(&rec, "backup-verified")["detail"].as_str().unwrap();
     assert!(
-        planned.starts_with("profiles.bio: exported inside the migration's transaction, profiles locked against writes (SHARE) from the backup to the commit"),
+        planned.starts_with("profiles.bio: exported inside the migration's transaction, profiles locked against writes from the backup to the commit"),
         "{planned}"
     );
     let migrated = step(&rec, "migrate")["detail"].as_str().unwrap();

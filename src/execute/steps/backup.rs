@@ -129,7 +129,7 @@ async fn planned(cx: &mut Context<'_>) -> Result<Done, ExecuteError> {
         }
     }
     Ok(Done::ok(format!(
-        "{}: exported inside the migration's transaction, {} locked against writes (SHARE) from the backup to the commit, and re-read against its manifest before the statements run",
+        "{}: exported inside the migration's transaction, {} locked against writes from the backup to the commit, and re-read against its manifest before the statements run",
         parts.join(", "),
         tables.join(", ")
     )))

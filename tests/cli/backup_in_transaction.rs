@@ -229,3 +229,31 @@ fn the_backup_lock_is_shown_before_the_run() {
         "{rb}"
     );
 }
+
+// A writer holds items when the migration starts: the backup's SHARE lock
+// times out (lock_timeout), the whole transaction is retried, and the
+// backup is taken again; only the archive of the try that committed stays.
+#[test]
+fn a_lock_timeout_on_the_backup_lock_is_retried_with_a_new_backup() {
+    let p = Project::new(Db::Postgres);
+    setup(&p, "DELETE FROM items WHERE status = 'stale';");
+    std::fs::write(
+        p.path().join(format!("migrations/{PURGE}/migration.toml")),
+        "reversibility = \"partial\"\nlock_timeout = \"200ms\"\nretries = 20\n",
+    )
+    .unwrap();
+    let before = p.rows(ALL);
+    let writer = Session::open(&p.url);
+    writer.exec("BEGIN; UPDATE items SET n = n WHERE id = 1");
+    let mut run = p.spawn_keel(&["up"]);
+    run.wait_for(
+        &format!("lock timeout in {PURGE}: retry 1 of 20"),
+        Duration::from_secs(30),
+    );
+    writer.exec("COMMIT");
+    let out = run.finish();
+    assert_eq!(out.status.code(), Some(0), "{}", out.stderr);
+    assert_eq!(archived_rows(&p).len(), 10, "{}", out.stderr);
+    p.test(["down"]).run();
+    assert_eq!(p.rows(ALL), before);
+}

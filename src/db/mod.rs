@@ -23,7 +23,10 @@ mod transactions;
 mod url;
 
 pub use bulk::{Bulk, ColumnSummary, ExportQuery, Load, SnapshotFacts};
-pub use catalog::{Catalog, ColumnInfo, ConstraintInfo, IndexInfo, SearchPath};
+pub use catalog::{
+    Catalog, ColumnInfo, ConstraintInfo, IndexInfo, IndexMismatch, IndexRequest, IndexShape,
+    SearchPath,
+};
 pub use error::{DbError, DbErrorKind};
 pub use live::{IndexSize, Live, LiveColumn, NotNullCheck, TableStats};
 pub use postgres::CALIBRATION_TABLE;

@@ -7,7 +7,7 @@ use super::failure::{failure, lost, retry_reason};
 use super::hook::Hook;
 use super::runner::{Direction, Event, Run, Runner, forget_backfill, initial_state};
 use crate::analysis::{ActionKind, Classified};
-use crate::db::{DbError, TrackingRow, TrackingState};
+use crate::db::{DbError, IndexMismatch, IndexRequest, Relation, TrackingRow, TrackingState};
 use crate::migration::Version;
 use crate::sql::Statement;
 
@@ -63,7 +63,7 @@ impl Runner<'_> {
         let mut p = self.mark_failed(run).await?;
         for (i, stmt) in classified.statements.iter().enumerate() {
             let index = concurrent_index(classified, stmt);
-            match self.statement(&p, i, stmt, index.as_deref()).await? {
+            match self.statement(&p, i, stmt, index.as_ref()).await? {
                 None if i + 1 < p.n => {
                     p.row.statements_done = i as i64 + 1;
                     p.row.error = Some(stopped_note(run.dir, &p.name, i + 1, p.n));
@@ -74,7 +74,7 @@ impl Runner<'_> {
                 }
                 None => {}
                 Some(error) => {
-                    return Err(self.stop(&mut p, i, stmt, index.as_deref(), error).await);
+                    return Err(self.stop(&mut p, i, stmt, index.as_ref(), error).await);
                 }
             }
         }
@@ -156,11 +156,24 @@ impl Runner<'_> {
         p: &Progress<'_>,
         i: usize,
         stmt: &Statement,
-        index: Option<&str>,
+        index: Option<&AskedIndex>,
     ) -> Result<Option<DbError>, RunError> {
         let m = p.run.m;
         let retries = self.settings.retries(m);
         if let Some(ix) = index {
+            // Another index of this name would make IF NOT EXISTS skip the
+            // build, and keel take it for this one.
+            let mismatch = match &ix.request {
+                Some(asked) => self
+                    .db
+                    .index_mismatch(asked)
+                    .await
+                    .map_err(|e| p.part_way(e, i, Some(stmt)))?,
+                None => None,
+            };
+            if let Some(mismatch) = mismatch {
+                return Ok(Some(mismatch_error(&ix.name, &mismatch)));
+            }
             // An INVALID index of this name (a build that failed or was
             // killed) would make IF NOT EXISTS skip the build and leave
             // it INVALID: drop it first.
@@ -171,21 +184,27 @@ impl Runner<'_> {
         let mut attempt = 0;
         let mut rebuilt = false;
         loop {
-            match self.execute_checked(&stmt.sql, index).await {
+            match self
+                .execute_checked(&stmt.sql, index.map(|ix| ix.name.as_str()))
+                .await
+            {
                 Ok(()) => return Ok(None),
                 Err(e) if e.is_connection() => return Err(p.part_way(e, i, Some(stmt))),
-                Err(e) if !e.is_lock_timeout() && index.is_some() && !rebuilt => {
+                Err(e)
+                    if !e.is_lock_timeout()
+                        && !rebuilt
+                        && let Some(ix) = index =>
+                {
                     // A failed CREATE INDEX CONCURRENTLY leaves an INVALID
                     // index behind; drop it and build once more (a
                     // deadlock or a cancelled build succeeds then).
-                    let ix = index.unwrap_or_default().to_string();
-                    self.drop_if_invalid(&ix)
+                    self.drop_if_invalid(ix)
                         .await
                         .map_err(|e| p.part_way(e, i, Some(stmt)))?;
                     rebuilt = true;
                     (self.on_event)(Event::RetryingIndex {
                         migration: m,
-                        index: ix,
+                        index: ix.name.clone(),
                         reason: e.message.clone(),
                     });
                 }
@@ -220,7 +239,7 @@ impl Runner<'_> {
         p: &mut Progress<'_>,
         i: usize,
         stmt: &Statement,
-        index: Option<&str>,
+        index: Option<&AskedIndex>,
         error: DbError,
     ) -> RunError {
         match self.stop_marked(p, i, stmt, index, error).await {
@@ -233,7 +252,7 @@ impl Runner<'_> {
         p: &mut Progress<'_>,
         i: usize,
         stmt: &Statement,
-        index: Option<&str>,
+        index: Option<&AskedIndex>,
         error: DbError,
     ) -> Result<RunError, RunError> {
         let (m, dir, n) = (p.run.m, p.run.dir, p.n);
@@ -251,12 +270,19 @@ impl Runner<'_> {
                 (self.on_event)(Event::DroppedInvalidIndex(invalid));
             }
         }
-        if let Some(ix) = index {
+        let mismatch = is_mismatch(&error);
+        if let Some(ix) = index.filter(|_| !mismatch) {
             self.drop_if_invalid(ix)
                 .await
                 .map_err(|e| p.part_way(e, i, Some(stmt)))?;
         }
-        let error = explain_index_failure(index, error);
+        let (error, index_fix) = match index {
+            Some(ix) if mismatch => (error, Some(mismatch_fix(&ix.name))),
+            _ => (
+                explain_index_failure(index.map(|ix| ix.name.as_str()), error),
+                None,
+            ),
+        };
         let (outcome, then) = if i == 0 {
             let version = m.version.to_string();
             let put_back = match &p.applied {
@@ -273,7 +299,13 @@ impl Runner<'_> {
                 format!(
                     "its first statement failed and left nothing behind; the migration stays {state}"
                 ),
-                None,
+                index_fix.map(|fix| {
+                    let again = match dir {
+                        Direction::Up => "keel up",
+                        Direction::Down => "keel down",
+                    };
+                    format!("{fix}; then run `{again}` again")
+                }),
             )
         } else {
             p.row.statements_done = i as i64;
@@ -302,7 +334,10 @@ impl Runner<'_> {
                         Direction::Down => "failed while reverting",
                     }
                 ),
-                Some(resolve_fix(dir, m.version)),
+                Some(match index_fix {
+                    Some(fix) => format!("{fix}; {}", resolve_fix(dir, m.version)),
+                    None => resolve_fix(dir, m.version),
+                }),
             )
         };
         Ok(failure(m, dir, &p.file, Some(stmt), error, outcome, then))
@@ -363,19 +398,38 @@ impl Runner<'_> {
         }
     }
 
-    /// Drops the index `name` if it exists and is INVALID.
-    async fn drop_if_invalid(&mut self, name: &str) -> Result<(), DbError> {
-        if self.db.index_valid(name).await? == Some(false) {
-            self.db.drop_index(&crate::db::quote_relation(name)).await?;
-            (self.on_event)(Event::DroppedInvalidIndex(name.to_string()));
+    /// Drops the index `ix` if it exists, is INVALID, and is the index
+    /// asked for: an INVALID index of the same name and another
+    /// definition (another session's build, say) is not keel's to drop.
+    async fn drop_if_invalid(&mut self, ix: &AskedIndex) -> Result<(), DbError> {
+        if self.db.index_valid(&ix.name).await? != Some(false) {
+            return Ok(());
         }
+        if let Some(asked) = &ix.request
+            && self.db.index_mismatch(asked).await?.is_some()
+        {
+            return Ok(());
+        }
+        self.db
+            .drop_index(&crate::db::quote_relation(&ix.name))
+            .await?;
+        (self.on_event)(Event::DroppedInvalidIndex(ix.name.clone()));
         Ok(())
     }
 }
 
-/// The index a statement builds with `CREATE INDEX CONCURRENTLY`, by name,
-/// from the analysis of its file.
-fn concurrent_index(c: &Classified, stmt: &Statement) -> Option<String> {
+/// The index a statement builds with `CREATE INDEX CONCURRENTLY`, from the
+/// analysis of its file.
+struct AskedIndex {
+    /// The name `index_valid` and `drop_index` look up: schema-qualified
+    /// when the statement qualifies the table (the index lives beside it).
+    name: String,
+    /// What it must be, to be taken as already built; `None` when the
+    /// analysis could not read the table or the columns.
+    request: Option<IndexRequest>,
+}
+
+fn concurrent_index(c: &Classified, stmt: &Statement) -> Option<AskedIndex> {
     c.ops
         .iter()
         .filter(|op| op.offset >= stmt.offset && op.offset < stmt.end.max(stmt.offset + 1))
@@ -384,10 +438,61 @@ fn concurrent_index(c: &Classified, stmt: &Statement) -> Option<String> {
             ActionKind::CreateIndex {
                 name: Some(name),
                 concurrently: true,
+                unique,
+                shape,
                 ..
-            } => Some(name.clone()),
+            } => {
+                let schema = a.table.as_deref().and_then(|t| Relation::parse(t).schema);
+                let name = Relation::parse(name).name;
+                Some(AskedIndex {
+                    name: Relation::new(schema.as_deref(), &name).to_string(),
+                    request: a.table.clone().zip(shape.clone()).map(|(table, shape)| {
+                        IndexRequest {
+                            name,
+                            table,
+                            unique: *unique,
+                            shape,
+                        }
+                    }),
+                })
+            }
             _ => None,
         })
+}
+
+/// SQLSTATE 42P07 (duplicate_table, what PostgreSQL says for a name that
+/// is taken) with keel's own message: the index of that name is another.
+fn mismatch_error(index: &str, mismatch: &IndexMismatch) -> DbError {
+    let mut error = DbError::new(
+        crate::db::DbErrorKind::Statement,
+        format!(
+            "{index} already exists and is not the index this statement builds, so IF NOT EXISTS would skip the build and leave the other one in its place: {}",
+            mismatch.differences().join("; ")
+        ),
+    );
+    error.code = Some(MISMATCH_CODE.into());
+    if let IndexMismatch::Differs { existing, asked } = mismatch {
+        error.detail = Some(format!(
+            "there now: {}
+  asked for: {}",
+            existing.definition(index),
+            asked.definition(index)
+        ));
+    }
+    error
+}
+
+const MISMATCH_CODE: &str = "42P07";
+
+fn is_mismatch(error: &DbError) -> bool {
+    error.code.as_deref() == Some(MISMATCH_CODE) && error.message.contains("is not the index")
+}
+
+/// What to do about an index of the same name that is another index.
+fn mismatch_fix(index: &str) -> String {
+    format!(
+        "keep the other index under another name (`ALTER INDEX {index} RENAME TO …`) or drop it (`DROP INDEX CONCURRENTLY {index}`), or give the new index another name in the migration"
+    )
 }
 
 /// Adds what to do when a concurrent index build failed twice: duplicate

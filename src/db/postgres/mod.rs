@@ -7,6 +7,7 @@
 mod bulk;
 mod catalog;
 mod durable;
+mod index_probe;
 mod live;
 mod pg_dump;
 mod run_lock;

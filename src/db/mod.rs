@@ -13,6 +13,7 @@ mod bulk;
 mod catalog;
 mod error;
 mod live;
+mod lock_wait;
 mod postgres;
 mod quote;
 mod run_lock;
@@ -29,6 +30,7 @@ pub use catalog::{
 };
 pub use error::{DbError, DbErrorKind};
 pub use live::{IndexSize, Live, LiveColumn, NotNullCheck, TableStats};
+pub use lock_wait::{Blocker, LockWait};
 pub use postgres::CALIBRATION_TABLE;
 pub use quote::{Relation, quote_ident, quote_relation};
 pub use run_lock::LockHolder;

@@ -26,6 +26,7 @@ mod backfill;
 mod backfill_check;
 mod backup;
 mod backup_binding;
+mod blockers;
 mod calibrate;
 mod concurrent_index;
 mod config;

@@ -9,6 +9,7 @@ mod catalog;
 mod durable;
 mod index_probe;
 mod live;
+mod lock_watch;
 mod pg_dump;
 mod run_lock;
 mod session;
@@ -34,6 +35,11 @@ pub struct Postgres {
     /// migration may change `search_path` before keel writes its tracking
     /// row in the same transaction.
     keel_schema: Option<String>,
+    /// The backend's pid, for finding who it waits for.
+    pid: i32,
+    /// The lock_timeout keel last set; `None` before it set one (keel's
+    /// own queries do not wait on migrations' tables).
+    lock_timeout: Option<Duration>,
 }
 
 impl Postgres {
@@ -73,11 +79,14 @@ impl Postgres {
             url: display,
             secret_url: url.to_string(),
             keel_schema: None,
+            pid: 0,
+            lock_timeout: None,
         };
-        pg.keel_schema = sqlx::query_scalar("SELECT current_schema()::text")
-            .fetch_one(&mut pg.conn)
-            .await
-            .map_err(|e| pg.err(e))?;
+        (pg.keel_schema, pg.pid) =
+            sqlx::query_as("SELECT current_schema()::text, pg_backend_pid()")
+                .fetch_one(&mut pg.conn)
+                .await
+                .map_err(|e| pg.err(e))?;
         Ok(pg)
     }
 

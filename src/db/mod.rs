@@ -33,7 +33,7 @@ pub use live::{IndexSize, Live, LiveColumn, NotNullCheck, TableStats};
 pub use lock_wait::{Blocker, LockWait};
 pub use postgres::CALIBRATION_TABLE;
 pub use quote::{Relation, quote_ident, quote_relation};
-pub use run_lock::LockHolder;
+pub use run_lock::{LockHolder, RUN_LOCK_WAIT, RunLock};
 pub use session::{Session, Value};
 pub use tracking::{BackupRef, KEEL_TABLES, Tracking, TrackingRow, TrackingState};
 pub use transactions::{StatementError, Timeouts, Transactions};

@@ -127,3 +127,87 @@ fn the_runbooks_watch_query_shows_who_blocks_whom() {
         Some("500".into())
     );
 }
+
+/// A session of another deploy holds keel's run lock (the advisory lock,
+/// taken here by hand): keel up says who holds it and for how long it
+/// waits, gives up after `--run-lock-wait` (or keel.toml's
+/// `run_lock_wait`) with exit 4, and applies nothing.
+#[test]
+fn a_held_run_lock_is_named_and_given_up_on_with_exit_4() {
+    let p = Project::postgres();
+    accounts(&p, "");
+    let deploy = Session::open(&p.url);
+    deploy.exec("SET application_name = 'deploy-7'");
+    deploy.exec(&format!(
+        "SELECT pg_advisory_lock({})",
+        crate::execute::RUN_LOCK_KEY
+    ));
+    let pid = p
+        .scalar("SELECT pid FROM pg_stat_activity WHERE application_name = 'deploy-7' AND datname = current_database()")
+        .unwrap();
+    p.test(["up", "--run-lock-wait", "700ms"])
+        .code(4)
+        .stderr_contains("waiting for another keel run on this database to finish (for at most 700ms): the run lock is held by PostgreSQL backend pid ")
+        .stderr_contains(&format!(
+            "error: another keel run still held the run lock on this database after 700ms, so this run did nothing: the lock is held by PostgreSQL backend pid {pid} (application deploy-7, client local socket, idle, statement started "
+        ))
+        .stderr_contains(&format!("to end it now: SELECT pg_terminate_backend({pid})"))
+        .stderr_contains("fix: let that run finish and run this command again, or wait longer with --run-lock-wait DURATION (run_lock_wait in keel.toml)")
+        .run();
+    std::fs::write(p.path().join("keel.toml"), "run_lock_wait = \"300ms\"\n").unwrap();
+    p.test(["up"])
+        .code(4)
+        .stderr_contains("after 300ms, so this run did nothing")
+        .run();
+    assert_eq!(
+        p.scalar("SELECT count(*) FROM keel_migrations WHERE version = '20250101000002'"),
+        Some("0".into()),
+        "nothing applied"
+    );
+    assert_eq!(
+        p.scalar("SELECT count(*) FROM information_schema.columns WHERE table_name = 'accounts' AND column_name = 'note'"),
+        Some("0".into())
+    );
+    // Once the other run is done, the same command goes through.
+    deploy.exec(&format!(
+        "SELECT pg_advisory_unlock({})",
+        crate::execute::RUN_LOCK_KEY
+    ));
+    p.test(["up", "-q", "--run-lock-wait", "700ms"]).run();
+    assert_eq!(
+        p.scalar("SELECT count(*) FROM accounts"),
+        Some("500".into())
+    );
+}
+
+/// On SQLite the run lock is a lock file beside the database: a run that
+/// finds it held names the keel process, host and start the file records,
+/// and gives up the same way.
+#[test]
+fn a_held_sqlite_run_lock_is_named_and_given_up_on_with_exit_4() {
+    let p = Project::sqlite();
+    p.migration(
+        "20250101000001_accounts",
+        "CREATE TABLE accounts (id bigint PRIMARY KEY, email text NOT NULL);\n",
+        Some("DROP TABLE accounts;\n"),
+        None,
+    );
+    let lock_path = p.path().join("keel.db.lock");
+    let mut lock = std::fs::File::create(&lock_path).unwrap();
+    lock.lock().unwrap();
+    use std::io::Write;
+    write!(
+        lock,
+        "pid=4242\nhost=ci-runner-3\nsince=2026-12-03T09:00:00+00:00\n"
+    )
+    .unwrap();
+    p.test(["up", "--run-lock-wait", "500ms"])
+        .code(4)
+        .stderr_contains("waiting for another keel run on this database to finish (for at most 500ms): the run lock is held by keel process 4242 (on ci-runner-3, since 2026-12-03 09:00:00 UTC")
+        .stderr_contains("error: another keel run still held the run lock on this database after 500ms, so this run did nothing: the lock is held by keel process 4242 (on ci-runner-3")
+        .run();
+    assert!(!p.table_exists("accounts"), "nothing applied");
+    drop(lock);
+    p.test(["up", "-q"]).run();
+    assert!(p.table_exists("accounts"));
+}

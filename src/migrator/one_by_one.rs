@@ -2,12 +2,14 @@
 //! committing on its own, with a `failed` mark in the tracking table until
 //! the last one succeeds.
 
+use super::concurrent_index::{
+    AskedIndex, concurrent_index, explain_index_failure, mismatch_error, mismatch_fix,
+};
 use super::error::RunError;
 use super::failure::{failure, lost, retry_reason};
 use super::hook::Hook;
 use super::runner::{Direction, Event, Run, Runner, forget_backfill, initial_state};
-use crate::analysis::{ActionKind, Classified};
-use crate::db::{DbError, IndexMismatch, IndexRequest, Relation, TrackingRow, TrackingState};
+use crate::db::{DbError, TrackingRow, TrackingState};
 use crate::migration::Version;
 use crate::sql::Statement;
 
@@ -28,6 +30,13 @@ struct Progress<'a> {
     row: TrackingRow,
     /// INVALID indexes there before this migration (not its to drop).
     invalid_before: Vec<String>,
+}
+
+/// A statement that failed for good.
+struct Failed {
+    error: DbError,
+    /// It was never run: an index of its index's name is another index.
+    other_index: bool,
 }
 
 impl Progress<'_> {
@@ -73,8 +82,8 @@ impl Runner<'_> {
                         .map_err(|e| p.part_way(e, i + 1, None))?;
                 }
                 None => {}
-                Some(error) => {
-                    return Err(self.stop(&mut p, i, stmt, index.as_ref(), error).await);
+                Some(failed) => {
+                    return Err(self.stop(&mut p, i, stmt, index.as_ref(), failed).await);
                 }
             }
         }
@@ -157,7 +166,7 @@ impl Runner<'_> {
         i: usize,
         stmt: &Statement,
         index: Option<&AskedIndex>,
-    ) -> Result<Option<DbError>, RunError> {
+    ) -> Result<Option<Failed>, RunError> {
         let m = p.run.m;
         let retries = self.settings.retries(m);
         if let Some(ix) = index {
@@ -172,7 +181,10 @@ impl Runner<'_> {
                 None => None,
             };
             if let Some(mismatch) = mismatch {
-                return Ok(Some(mismatch_error(&ix.name, &mismatch)));
+                return Ok(Some(Failed {
+                    error: mismatch_error(&ix.name, &mismatch),
+                    other_index: true,
+                }));
             }
             // An INVALID index of this name (a build that failed or was
             // killed) would make IF NOT EXISTS skip the build and leave
@@ -227,7 +239,12 @@ impl Runner<'_> {
                     });
                     tokio::time::sleep(wait).await;
                 }
-                Err(e) => return Ok(Some(e)),
+                Err(error) => {
+                    return Ok(Some(Failed {
+                        error,
+                        other_index: false,
+                    }));
+                }
             }
         }
     }
@@ -240,9 +257,9 @@ impl Runner<'_> {
         i: usize,
         stmt: &Statement,
         index: Option<&AskedIndex>,
-        error: DbError,
+        failed: Failed,
     ) -> RunError {
-        match self.stop_marked(p, i, stmt, index, error).await {
+        match self.stop_marked(p, i, stmt, index, failed).await {
             Ok(e) | Err(e) => e,
         }
     }
@@ -253,7 +270,7 @@ impl Runner<'_> {
         i: usize,
         stmt: &Statement,
         index: Option<&AskedIndex>,
-        error: DbError,
+        Failed { error, other_index }: Failed,
     ) -> Result<RunError, RunError> {
         let (m, dir, n) = (p.run.m, p.run.dir, p.n);
         for invalid in self
@@ -270,14 +287,13 @@ impl Runner<'_> {
                 (self.on_event)(Event::DroppedInvalidIndex(invalid));
             }
         }
-        let mismatch = is_mismatch(&error);
-        if let Some(ix) = index.filter(|_| !mismatch) {
+        if let Some(ix) = index.filter(|_| !other_index) {
             self.drop_if_invalid(ix)
                 .await
                 .map_err(|e| p.part_way(e, i, Some(stmt)))?;
         }
         let (error, index_fix) = match index {
-            Some(ix) if mismatch => (error, Some(mismatch_fix(&ix.name))),
+            Some(ix) if other_index => (error, Some(mismatch_fix(&ix.name))),
             _ => (
                 explain_index_failure(index.map(|ix| ix.name.as_str()), error),
                 None,
@@ -416,105 +432,6 @@ impl Runner<'_> {
         (self.on_event)(Event::DroppedInvalidIndex(ix.name.clone()));
         Ok(())
     }
-}
-
-/// The index a statement builds with `CREATE INDEX CONCURRENTLY`, from the
-/// analysis of its file.
-struct AskedIndex {
-    /// The name `index_valid` and `drop_index` look up: schema-qualified
-    /// when the statement qualifies the table (the index lives beside it).
-    name: String,
-    /// What it must be, to be taken as already built; `None` when the
-    /// analysis could not read the table or the columns.
-    request: Option<IndexRequest>,
-}
-
-fn concurrent_index(c: &Classified, stmt: &Statement) -> Option<AskedIndex> {
-    c.ops
-        .iter()
-        .filter(|op| op.offset >= stmt.offset && op.offset < stmt.end.max(stmt.offset + 1))
-        .flat_map(|op| &op.actions)
-        .find_map(|a| match &a.kind {
-            ActionKind::CreateIndex {
-                name: Some(name),
-                concurrently: true,
-                unique,
-                shape,
-                ..
-            } => {
-                let schema = a.table.as_deref().and_then(|t| Relation::parse(t).schema);
-                let name = Relation::parse(name).name;
-                Some(AskedIndex {
-                    name: Relation::new(schema.as_deref(), &name).to_string(),
-                    request: a.table.clone().zip(shape.clone()).map(|(table, shape)| {
-                        IndexRequest {
-                            name,
-                            table,
-                            unique: *unique,
-                            shape,
-                        }
-                    }),
-                })
-            }
-            _ => None,
-        })
-}
-
-/// SQLSTATE 42P07 (duplicate_table, what PostgreSQL says for a name that
-/// is taken) with keel's own message: the index of that name is another.
-fn mismatch_error(index: &str, mismatch: &IndexMismatch) -> DbError {
-    let mut error = DbError::new(
-        crate::db::DbErrorKind::Statement,
-        format!(
-            "{index} already exists and is not the index this statement builds, so IF NOT EXISTS would skip the build and leave the other one in its place: {}",
-            mismatch.differences().join("; ")
-        ),
-    );
-    error.code = Some(MISMATCH_CODE.into());
-    if let IndexMismatch::Differs { existing, asked } = mismatch {
-        error.detail = Some(format!(
-            "there now: {}
-  asked for: {}",
-            existing.definition(index),
-            asked.definition(index)
-        ));
-    }
-    error
-}
-
-const MISMATCH_CODE: &str = "42P07";
-
-fn is_mismatch(error: &DbError) -> bool {
-    error.code.as_deref() == Some(MISMATCH_CODE) && error.message.contains("is not the index")
-}
-
-/// What to do about an index of the same name that is another index.
-fn mismatch_fix(index: &str) -> String {
-    format!(
-        "keep the other index under another name (`ALTER INDEX {index} RENAME TO …`) or drop it (`DROP INDEX CONCURRENTLY {index}`), or give the new index another name in the migration"
-    )
-}
-
-/// Adds what to do when a concurrent index build failed twice: duplicate
-/// keys for a unique index are the usual reason, and need the data fixed.
-fn explain_index_failure(index: Option<&str>, mut error: DbError) -> DbError {
-    let Some(index) = index else {
-        return error;
-    };
-    let why = if error.code.as_deref() == Some("23505") {
-        format!(
-            "the table has duplicate keys for unique index {index}, so it cannot be built; \
-             find them with `SELECT <columns>, count(*) FROM <table> GROUP BY <columns> HAVING count(*) > 1`, \
-             fix them, and run keel up again"
-        )
-    } else {
-        format!("the build of {index} failed twice; no INVALID index was left behind")
-    };
-    error.hint = Some(match error.hint.take() {
-        Some(h) => format!("{h}; {why}"),
-        None => why,
-    });
-    error
 }
 
 /// The failed mark's text while a non-transactional migration runs (or

@@ -30,12 +30,13 @@ pub(super) struct Watch<'a> {
 impl<'a> Watch<'a> {
     /// What to watch a statement of backend `pid` with, once keel set a
     /// lock_timeout (the fields of a [`super::Postgres`], borrowed apart
-    /// from its connection).
+    /// from its connection). A lock_timeout of 0 waits for ever: no lock
+    /// timeout to explain, nothing to watch.
     pub(super) fn of(url: &'a str, pid: i32, lock_timeout: Option<Duration>) -> Option<Self> {
         Some(Watch {
             url,
             pid,
-            lock_timeout: lock_timeout?,
+            lock_timeout: lock_timeout.filter(|t| !t.is_zero())?,
         })
     }
 }

@@ -7,7 +7,8 @@
 //! second), keel opens a second connection and looks, every quarter of the
 //! lock_timeout (at most every second), until the statement ends; a lock
 //! timeout then carries the last sessions it saw. A statement that ends
-//! sooner costs one timer and no connection.
+//! sooner costs one timer and no connection. The second connection, once
+//! open, stays for the next statements (a retry looks at once).
 
 use crate::db::lock_wait::shown_query;
 use crate::db::{Blocker, LockWait};
@@ -22,9 +23,11 @@ use std::time::Duration;
 /// lock_timeout that sets the pace.
 pub(super) struct Watch<'a> {
     /// The URL as given (password included): only to connect.
-    pub(super) url: &'a str,
-    pub(super) pid: i32,
-    pub(super) lock_timeout: Duration,
+    url: &'a str,
+    pid: i32,
+    lock_timeout: Duration,
+    /// The second connection, opened at the first look.
+    side: &'a mut Option<PgConnection>,
 }
 
 impl<'a> Watch<'a> {
@@ -32,11 +35,17 @@ impl<'a> Watch<'a> {
     /// lock_timeout (the fields of a [`super::Postgres`], borrowed apart
     /// from its connection). A lock_timeout of 0 waits for ever: no lock
     /// timeout to explain, nothing to watch.
-    pub(super) fn of(url: &'a str, pid: i32, lock_timeout: Option<Duration>) -> Option<Self> {
+    pub(super) fn of(
+        url: &'a str,
+        pid: i32,
+        lock_timeout: Option<Duration>,
+        side: &'a mut Option<PgConnection>,
+    ) -> Option<Self> {
         Some(Watch {
             url,
             pid,
             lock_timeout: lock_timeout.filter(|t| !t.is_zero())?,
+            side,
         })
     }
 }
@@ -67,13 +76,12 @@ pub(super) async fn during<F: Future>(
     statement: F,
     watch: Option<Watch<'_>>,
 ) -> (F::Output, Option<LockWait>) {
-    let Some(w) = watch else {
+    let Some(mut w) = watch else {
         return (statement.await, None);
     };
     let bounded = |d: Duration| d.clamp(Duration::from_millis(10), Duration::from_secs(1));
     let (mut pause, every) = (bounded(w.lock_timeout / 2), bounded(w.lock_timeout / 4));
     let mut statement = std::pin::pin!(statement);
-    let mut side: Option<PgConnection> = None;
     let mut seen = None;
     loop {
         tokio::select! {
@@ -83,7 +91,7 @@ pub(super) async fn during<F: Future>(
         pause = every;
         tokio::select! {
             out = &mut statement => return (out, seen),
-            found = look(&mut side, &w) => {
+            found = look(&mut w) => {
                 if found.is_some() {
                     seen = found;
                 }
@@ -94,19 +102,23 @@ pub(super) async fn during<F: Future>(
 
 /// One look; `None` when nothing blocks the statement now or the second
 /// connection cannot tell (it never stops the run).
-async fn look(side: &mut Option<PgConnection>, w: &Watch<'_>) -> Option<LockWait> {
-    if side.is_none() {
+async fn look(w: &mut Watch<'_>) -> Option<LockWait> {
+    if w.side.is_none() {
         let options = PgConnectOptions::from_str(w.url)
             .ok()?
             .application_name("keel lock watch")
             .disable_statement_logging();
-        *side = Some(options.connect().await.ok()?);
+        *w.side = Some(options.connect().await.ok()?);
     }
-    let rows: Vec<Row> = sqlx::query_as(BLOCKERS)
+    let rows = sqlx::query_as::<_, Row>(BLOCKERS)
         .bind(w.pid)
-        .fetch_all(side.as_mut()?)
-        .await
-        .ok()?;
+        .fetch_all(w.side.as_mut()?)
+        .await;
+    let Ok(rows) = rows else {
+        // A broken second connection is opened again at the next look.
+        *w.side = None;
+        return None;
+    };
     let wanted = rows.first().and_then(|r| r.7.as_deref()).map(lock_words);
     let blockers: Vec<Blocker> = rows
         .into_iter()

@@ -40,6 +40,9 @@ pub struct Postgres {
     /// The lock_timeout keel last set; `None` before it set one (keel's
     /// own queries do not wait on migrations' tables).
     lock_timeout: Option<Duration>,
+    /// The second connection that looks who a long statement waits for
+    /// (see [`lock_watch`]); opened when first needed.
+    watcher: Option<PgConnection>,
 }
 
 impl Postgres {
@@ -81,6 +84,7 @@ impl Postgres {
             keel_schema: None,
             pid: 0,
             lock_timeout: None,
+            watcher: None,
         };
         (pg.keel_schema, pg.pid) =
             sqlx::query_as("SELECT current_schema()::text, pg_backend_pid()")

@@ -24,7 +24,12 @@ impl Session for Postgres {
     }
 
     async fn execute(&mut self, sql: &str) -> Result<(), DbError> {
-        let watch = lock_watch::Watch::of(&self.secret_url, self.pid, self.lock_timeout);
+        let watch = lock_watch::Watch::of(
+            &self.secret_url,
+            self.pid,
+            self.lock_timeout,
+            &mut self.watcher,
+        );
         let statement = sqlx::Executor::execute(&mut self.conn, sqlx::raw_sql(sql));
         let (result, seen) = lock_watch::during(statement, watch).await;
         result
@@ -93,6 +98,9 @@ impl Session for Postgres {
     }
 
     async fn close(self: Box<Self>) {
+        if let Some(watcher) = self.watcher {
+            let _ = watcher.close().await;
+        }
         let _ = self.conn.close().await;
     }
 }
@@ -118,7 +126,12 @@ impl Transactions for Postgres {
             return begin_and_run_one_by_one(self, t, durable, statements).await;
         }
         let batch = Batch::new(&begin_sql(t, durable), statements);
-        let watch = lock_watch::Watch::of(&self.secret_url, self.pid, self.lock_timeout);
+        let watch = lock_watch::Watch::of(
+            &self.secret_url,
+            self.pid,
+            self.lock_timeout,
+            &mut self.watcher,
+        );
         let url = &self.url;
         let mut results = sqlx::raw_sql(&batch.sql).fetch_many(&mut self.conn);
         // The server answers each statement it finished with a

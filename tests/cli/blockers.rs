@@ -6,7 +6,7 @@ use crate::common::session::Session;
 use crate::common::{Project, stderr};
 
 /// `accounts` with rows, applied, and a pending migration that needs an
-/// ACCESS EXCLUSIVE lock on it, giving up after 300 ms and not retrying.
+/// ACCESS EXCLUSIVE lock on it, giving up after 1 s and not retrying.
 fn accounts(p: &Project, toml: &str) {
     p.migration(
         "20250101000001_accounts",
@@ -20,7 +20,7 @@ fn accounts(p: &Project, toml: &str) {
         "20250101000002_note",
         "ALTER TABLE accounts ADD COLUMN note text;\n",
         Some("ALTER TABLE accounts DROP COLUMN note;\n"),
-        Some(&format!("lock_timeout = \"300ms\"\nretries = 0\n{toml}")),
+        Some(&format!("lock_timeout = \"1s\"\nretries = 0\n{toml}")),
     );
 }
 
@@ -112,6 +112,7 @@ fn the_runbooks_watch_query_shows_who_blocks_whom() {
         || !p.rows(query).is_empty(),
     );
     let rows = p.rows(query);
+    assert_eq!(rows.len(), 1, "only this database's waiter: {rows:?}");
     assert_eq!(rows[0][2].as_deref(), Some(pid.as_str()), "{rows:?}");
     assert_eq!(rows[0][4].as_deref(), Some("nightly-report"), "{rows:?}");
     assert_eq!(

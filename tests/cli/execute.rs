@@ -631,12 +631,7 @@ fn one_execute_parses_the_migration_once() {
 /// run names the session it waited for, as the error does.
 #[test]
 fn a_failed_runs_record_names_the_session_it_waited_for() {
-    let p = project(
-        Db::Postgres,
-        "",
-        "",
-        "lock_timeout = \"300ms\"\nretries = 0\n",
-    );
+    let p = project(Db::Postgres, "", "", "lock_timeout = \"1s\"\nretries = 0\n");
     let before = bios(&p);
     // The dry run must pass: the run waits for the run lock (held here)
     // until the reader holds profiles, then the migration times out.

@@ -5,8 +5,8 @@ use super::{Postgres, lock_watch};
 use crate::db::session::arguments;
 use crate::db::transactions::begin_and_run_one_by_one;
 use crate::db::{
-    DbError, DbErrorKind, LockWait, SearchPath, Session, StatementError, Timeouts, Transactions,
-    Value,
+    CommitError, DbError, DbErrorKind, LockWait, SearchPath, Session, StatementError, Timeouts,
+    Transactions, Value,
 };
 use async_trait::async_trait;
 use futures_util::TryStreamExt;
@@ -105,8 +105,42 @@ impl Session for Postgres {
     }
 }
 
+/// Runs the statements of `sql` in one round trip; on an error, also how
+/// many of them had finished (the server answers each statement it
+/// finished with a CommandComplete). `url` is the redacted URL, for errors.
+async fn run_counting(
+    conn: &mut sqlx::postgres::PgConnection,
+    url: &str,
+    sql: &str,
+) -> Result<(), (usize, DbError)> {
+    let mut results = sqlx::raw_sql(sql).fetch_many(conn);
+    let mut done = 0;
+    loop {
+        match results.try_next().await {
+            Ok(Some(sqlx::Either::Left(_))) => done += 1,
+            Ok(Some(sqlx::Either::Right(_))) => {}
+            Ok(None) => return Ok(()),
+            Err(e) => return Err((done, DbError::from_sqlx(e, url))),
+        }
+    }
+}
+
+/// What [`Session::reset_session`] sends.
+const RESET: &str = "RESET search_path; RESET ROLE";
+
 #[async_trait]
 impl Transactions for Postgres {
+    async fn commit_and_reset(&mut self) -> Result<(), CommitError> {
+        // A failed COMMIT skips the rest of the string; the server's
+        // CommandComplete for COMMIT says whether the error is the reset's.
+        run_counting(&mut self.conn, &self.url, &format!("COMMIT; {RESET}"))
+            .await
+            .map_err(|(done, e)| match done {
+                0 => CommitError::Commit(e),
+                _ => CommitError::Reset(e),
+            })
+    }
+
     async fn begin(&mut self, t: Timeouts, durable: bool) -> Result<(), DbError> {
         self.lock_timeout = Some(t.lock);
         self.execute(&begin_sql(t, durable).join(" ")).await
@@ -132,23 +166,9 @@ impl Transactions for Postgres {
             self.lock_timeout,
             &mut self.watcher,
         );
-        let url = &self.url;
-        let mut results = sqlx::raw_sql(&batch.sql).fetch_many(&mut self.conn);
-        // The server answers each statement it finished with a
-        // CommandComplete, so their count says how far it got.
-        let run = async {
-            let mut done = 0;
-            loop {
-                match results.try_next().await {
-                    Ok(Some(sqlx::Either::Left(_))) => done += 1,
-                    Ok(Some(sqlx::Either::Right(_))) => {}
-                    Ok(None) => return Ok(()),
-                    Err(e) => return Err((DbError::from_sqlx(e, url), done)),
-                }
-            }
-        };
+        let run = run_counting(&mut self.conn, &self.url, &batch.sql);
         let (result, seen) = lock_watch::during(run, watch).await;
-        result.map_err(|(e, done)| batch.locate(with_lock_wait(e, seen), done))
+        result.map_err(|(done, e)| batch.locate(with_lock_wait(e, seen), done))
     }
 
     async fn set_session_timeouts(&mut self, t: Timeouts) -> Result<(), DbError> {

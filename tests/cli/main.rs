@@ -27,6 +27,7 @@ mod backfill_check;
 mod backup;
 mod backup_binding;
 mod backup_in_transaction;
+mod blockers;
 mod calibrate;
 mod concurrent_index;
 mod config;

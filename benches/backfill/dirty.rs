@@ -11,7 +11,7 @@
 //! bigint, SQLSTATE 22P02). `KEEL_BENCH_DIRTY_ROWS` changes the row count
 //! (default 200000), `KEEL_BENCH_PAIRS` the number of pairs (default 7).
 
-use super::{Cluster, keel_bin};
+use super::{Cluster, autovacuum_during_backfill, keel_bin};
 use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
@@ -66,13 +66,15 @@ pub(crate) fn run(cluster: &Cluster) {
         let dirty = backfill(dir.path(), cluster, "readings_dirty", rows, bad);
         let ratio = dirty.time.as_secs_f64() / clean.time.as_secs_f64();
         println!(
-            "   pair {}: clean {:>6.2} s ({} statements), dirty {:>6.2} s ({} statements, {} skipped): {ratio:.2}x",
+            "   pair {}: clean {:>6.2} s ({} statements{}), dirty {:>6.2} s ({} statements, {} skipped{}): {ratio:.2}x",
             pair + 1,
             clean.time.as_secs_f64(),
             clean.statements,
+            clean.autovacuum,
             dirty.time.as_secs_f64(),
             dirty.statements,
-            dirty.skipped
+            dirty.skipped,
+            dirty.autovacuum
         );
         ratios.push(ratio);
     }
@@ -149,6 +151,8 @@ struct Run {
     time: Duration,
     statements: String,
     skipped: i64,
+    /// ", autovacuum" when it worked on the table during the run.
+    autovacuum: &'static str,
 }
 
 /// `keel up -v` on a fresh copy of `template`: the backfill's own time from
@@ -186,10 +190,15 @@ fn backfill(dir: &Path, cluster: &Cluster, template: &str, rows: u64, bad: u64) 
         .and_then(|s| s.split(' ').next())
         .unwrap_or("?")
         .to_string();
+    let autovacuum = match autovacuum_during_backfill(cluster, &db, "readings") {
+        "yes" => ", autovacuum",
+        _ => "",
+    };
     cluster.drop_db(&db);
     Run {
         time: Duration::from_secs_f64(ms / 1000.0),
         statements,
         skipped,
+        autovacuum,
     }
 }

@@ -99,6 +99,9 @@ pub(crate) struct Report {
     /// its settings, UPDATEs, savepoints, progress, COMMIT), validation
     /// left out: what skipped rows cost, for `-v`.
     pub(crate) statements: u64,
+    /// UPDATEs of parts the bisections ran (on PostgreSQL inside one
+    /// statement a batch, so not in `statements`).
+    pub(crate) part_updates: u64,
     pub(crate) batch_size: u64,
     pub(crate) delay_ms: u64,
     /// Time of this run's batches, and of the validation.
@@ -152,6 +155,8 @@ pub(crate) async fn run(
         batches: 0,
         bisected: 0,
         statements: 0,
+        part_updates: 0,
+        server_bisect: None,
         state: None,
     };
     engine.check_key().await?;
@@ -202,6 +207,7 @@ pub(crate) async fn run(
         batches: engine.batches,
         bisected_batches: engine.bisected,
         statements: engine.statements,
+        part_updates: engine.part_updates,
         batch_size: opts.batch_size,
         delay_ms: opts.delay.as_millis() as u64,
         elapsed,
@@ -224,6 +230,11 @@ struct Engine<'e> {
     batches: u64,
     bisected: u64,
     statements: u64,
+    /// UPDATEs of parts the bisections ran.
+    part_updates: u64,
+    /// Whether the database bisects on the server; asked before the first
+    /// bisection.
+    server_bisect: Option<bool>,
     /// The committed progress; `Some` while running.
     state: Option<store::State>,
 }
@@ -328,6 +339,11 @@ impl Engine<'_> {
     /// transaction with its progress and its skipped rows: rows the
     /// expressions cannot transform are logged; every other row is done.
     async fn bisected(&mut self, lo: Option<i64>, hi: i64) -> Result<(), BackfillError> {
+        if self.server_bisect.is_none() {
+            let ready = self.db.prepare_bisect().await?;
+            self.sent(u64::from(ready));
+            self.server_bisect = Some(ready);
+        }
         let mut attempt = 0;
         loop {
             self.sent(1);
@@ -345,8 +361,9 @@ impl Engine<'_> {
                     .filter_map(|r| r.first().and_then(Value::as_i64))
                     .collect();
                 let done = self.isolate(lo, hi, &keys).await?;
+                self.part_updates += done.attempts;
                 let skipped: Vec<(i64, String)> = done
-                    .skipped
+                    .failed
                     .iter()
                     .map(|(key, e)| (*key, one_line(e)))
                     .collect();

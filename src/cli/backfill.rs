@@ -246,8 +246,8 @@ impl Display {
 /// bisected, so skipped rows cost a few statements each, not the batch.
 fn statements_line(r: &Report) -> String {
     format!(
-        "backfill {}: this run sent {} statements for {} batches ({} bisected to isolate the rows that broke them)",
-        r.migration, r.statements, r.batches, r.bisected_batches
+        "backfill {}: this run sent {} statements for {} batches ({} bisected to isolate the rows that broke them, in {} UPDATEs of their parts)",
+        r.migration, r.statements, r.batches, r.bisected_batches, r.part_updates
     )
 }
 

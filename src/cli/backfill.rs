@@ -63,7 +63,7 @@ pub(crate) async fn run(ctx: &Ctx, args: Args) -> Result<()> {
     db.close().await;
     let report = result?;
     if ctx.out.json {
-        ctx.out.json(&serde_json::json!({
+        ctx.json(serde_json::json!({
             "version": version.to_string(),
             "state": "applied",
             "report": report,

@@ -41,7 +41,7 @@ pub(crate) async fn run(ctx: &Ctx, args: Args) -> Result<()> {
         Sub::Verify { file } => {
             let v = backup::verify(&file)?;
             if ctx.out.json {
-                ctx.out.json(&serde_json::json!({
+                ctx.json(serde_json::json!({
                     "path": v.path, "sha256": v.sha256, "manifest": v.manifest, "ok": true
                 }));
             } else {
@@ -108,7 +108,7 @@ pub(crate) async fn run(ctx: &Ctx, args: Args) -> Result<()> {
             db.close().await;
             let created = created?;
             if ctx.out.json {
-                ctx.out.json(&serde_json::json!({
+                ctx.json(serde_json::json!({
                     "path": created.path, "sha256": created.sha256, "manifest": created.manifest
                 }));
             } else {

@@ -28,7 +28,7 @@ pub(crate) async fn run(ctx: &Ctx, args: Args) -> Result<()> {
     db.close().await;
     let report = result?;
     if ctx.out.json {
-        ctx.out.json(&serde_json::json!(report));
+        ctx.json(serde_json::json!(report));
         return Ok(());
     }
     let mut text = format!(

@@ -129,7 +129,7 @@ async fn step(n: usize, why: &str, argv: &[&str], quiet: bool) -> Result<()> {
     full.extend_from_slice(argv);
     let mut cli = Cli::try_parse_from(&full).map_err(|e| Error::Usage(e.to_string()))?;
     cli.global.quiet = quiet;
-    Box::pin(super::run(cli)).await?;
+    Box::pin(super::run(cli, Default::default())).await?;
     if !quiet {
         println!();
     }

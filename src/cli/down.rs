@@ -64,9 +64,7 @@ pub(crate) async fn run(ctx: &Ctx, args: Args) -> Result<()> {
     db.close().await;
     let reverted = result?;
     if ctx.out.json {
-        ctx.out.json(&serde_json::json!({
-            "reverted": reverted.iter().map(|m| serde_json::json!({"version": m.version.to_string(), "name": m.name})).collect::<Vec<_>>()
-        }));
+        ctx.json(serde_json::json!({ "reverted": ctx.reverted() }));
     } else if reverted.is_empty() {
         ctx.out.progress("nothing to revert");
     } else {

@@ -64,7 +64,7 @@ pub(crate) fn print(
             .enumerate()
             .map(|(i, m)| migration_json(m, &sql, analysis(i), up))
             .collect();
-        ctx.out.json(&json!({
+        ctx.json(json!({
             "dry_run": true,
             "direction": direction,
             "migrations": items,

@@ -86,7 +86,7 @@ fn print(ctx: &Ctx, f: &crate::execute::Finished) {
     let rec = &f.record;
     let took = (rec.finished_at - rec.started_at).num_milliseconds().max(0) as u64;
     if ctx.out.json {
-        ctx.out.json(&serde_json::json!({
+        ctx.json(serde_json::json!({
             "outcome": rec.outcome,
             "migration": rec.migration.id,
             "environment": rec.environment,
@@ -102,8 +102,13 @@ fn print(ctx: &Ctx, f: &crate::execute::Finished) {
         (Some(sig), Some(who)) => format!("signed by {who}: {}", shown(sig)),
         _ => "unsigned".into(),
     };
+    let annotated = if f.outcome == crate::record::Outcome::Applied {
+        "checklist ticked, execution record appended"
+    } else {
+        "execution record appended: it says what happened and which checklist items still hold"
+    };
     ctx.out.data(&format!(
-        "{} {} on {} in {}\nrecord:  {} ({signed})\nrunbook: {} (checklist ticked, execution record appended)\n",
+        "{} {} on {} in {}\nrecord:  {} ({signed})\nrunbook: {} ({annotated})\n",
         report::outcome_word(rec.outcome),
         rec.migration.id,
         rec.environment,

@@ -14,8 +14,7 @@ pub(crate) async fn run(ctx: &Ctx, args: Args) -> Result<()> {
     db.close().await;
     let report = result?;
     if ctx.out.json {
-        ctx.out
-            .json(&serde_json::to_value(&report).map_err(anyhow::Error::from)?);
+        ctx.json(serde_json::to_value(&report).map_err(anyhow::Error::from)?);
     } else {
         ctx.out.data(&report.to_text());
     }

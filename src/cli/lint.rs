@@ -77,8 +77,8 @@ pub(crate) async fn run(ctx: &Ctx, args: Args) -> Result<()> {
             let text = report::text(&report);
             ctx.out.data(&text);
         }
-        Format::Json => ctx.out.json(&report::json(&report)),
-        Format::Sarif => ctx.out.json(&report::sarif(&report)),
+        Format::Json => ctx.json(report::json(&report)),
+        Format::Sarif => ctx.json(report::sarif(&report)),
         Format::Github => {
             let text = report::github(&report);
             if !text.is_empty() {

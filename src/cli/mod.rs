@@ -4,6 +4,7 @@ mod backfill;
 mod backup;
 mod calibrate;
 mod demo;
+mod document;
 mod down;
 mod dry_run;
 mod execute;
@@ -22,6 +23,7 @@ mod status;
 mod up;
 mod validate;
 
+pub(crate) use document::Document;
 pub(crate) use output::Output;
 
 use crate::config::Config;
@@ -138,10 +140,12 @@ pub(crate) struct Ctx {
     /// Every bar is drawn through this, so a backfill's bar and the run's
     /// bar share the terminal.
     bars: indicatif::MultiProgress,
+    /// The `--format json` document, printed once when the command ends.
+    doc: std::sync::Arc<Document>,
 }
 
 impl Ctx {
-    pub(crate) fn new(global: Global) -> Result<Ctx> {
+    pub(crate) fn new(global: Global, doc: std::sync::Arc<Document>) -> Result<Ctx> {
         let config = Config::load(std::path::Path::new("."))?;
         let out = Output::new(global.quiet, global.format == Format::Json);
         Ok(Ctx {
@@ -151,7 +155,24 @@ impl Ctx {
             progress: std::sync::Mutex::new(None),
             backfill: Default::default(),
             bars: indicatif::MultiProgress::new(),
+            doc,
         })
+    }
+
+    /// The command's JSON document (with `--format json`): printed once,
+    /// when the command ends, with the error if it fails after this.
+    pub(crate) fn json(&self, body: serde_json::Value) {
+        self.doc.set(body);
+    }
+
+    /// The migrations this run applied so far, as the JSON documents list them.
+    pub(crate) fn applied(&self) -> Vec<serde_json::Value> {
+        self.doc.applied_list()
+    }
+
+    /// The migrations this run reverted so far.
+    pub(crate) fn reverted(&self) -> Vec<serde_json::Value> {
+        self.doc.reverted_list()
     }
 
     /// The migrations folder (see [`Config::migrations_dir`]).
@@ -209,6 +230,11 @@ impl Ctx {
     pub(crate) fn print_event(&self, event: Event<'_>) {
         let mut bar = self.progress.lock().unwrap_or_else(|e| e.into_inner());
         let finished = matches!(event, Event::Applied(..) | Event::Reverted(..));
+        match event {
+            Event::Applied(m, took) => self.doc.applied(m, took),
+            Event::Reverted(m, took) => self.doc.reverted(m, took),
+            _ => {}
+        }
         let line = match event {
             Event::Planned(n) => {
                 if n > 1 && !self.out.quiet && Output::stderr_is_terminal() {
@@ -286,7 +312,24 @@ pub fn main() -> u8 {
         Ok(cli) => cli,
         Err(e) => {
             let _ = e.print();
-            return if e.use_stderr() { 2 } else { 0 };
+            if !e.use_stderr() {
+                return 0;
+            }
+            if asks_for_json(std::env::args()) {
+                // clap's first paragraph says what is wrong; its usage
+                // lines follow a blank line.
+                let text = e.to_string();
+                let what = text.split("\n\n").next().unwrap_or_default();
+                let what = what.strip_prefix("error: ").unwrap_or(what);
+                let error = Error::Usage(format!(
+                    "{}\n  fix: `keel --help` and `keel COMMAND --help` list the arguments",
+                    what.split_whitespace().collect::<Vec<_>>().join(" ")
+                ));
+                if let Some(doc) = Document::default().finish(&Err(error), true) {
+                    output::print_json(&doc);
+                }
+            }
+            return 2;
         }
     };
     let runtime = match tokio::runtime::Builder::new_current_thread()
@@ -299,22 +342,48 @@ pub fn main() -> u8 {
             return 1;
         }
     };
-    match runtime.block_on(run(cli)) {
+    let format = cli.global.format;
+    let doc = std::sync::Arc::new(Document::default());
+    let result = runtime.block_on(run(cli, doc.clone()));
+    if let Err(e) = &result {
+        let prefix = if output::colour() {
+            "\x1b[1;31merror\x1b[0m"
+        } else {
+            "error"
+        };
+        let _ = writeln!(std::io::stderr(), "{prefix}: {}", e.to_string().trim_end());
+    }
+    // Human output stays on stderr; with --format json stdout gets one
+    // document however the command ended.
+    if let Some(document) = doc.finish(&result, format == Format::Json) {
+        output::print_json(&document);
+    }
+    match result {
         Ok(()) => 0,
-        Err(e) => {
-            let prefix = if output::colour() {
-                "\x1b[1;31merror\x1b[0m"
-            } else {
-                "error"
-            };
-            let _ = writeln!(std::io::stderr(), "{prefix}: {}", e.to_string().trim_end());
-            e.exit_code()
-        }
+        Err(e) => e.exit_code(),
     }
 }
 
-pub(crate) async fn run(cli: Cli) -> Result<()> {
+/// Whether arguments clap could not parse still ask for `--format json`:
+/// a script that passed a wrong argument gets its error as JSON too.
+fn asks_for_json(args: impl Iterator<Item = String>) -> bool {
+    let mut previous = String::new();
+    for arg in args {
+        if arg == "--format=json" || (previous == "--format" && arg == "json") {
+            return true;
+        }
+        previous = arg;
+    }
+    false
+}
+
+pub(crate) async fn run(cli: Cli, doc: std::sync::Arc<Document>) -> Result<()> {
     if let Command::Demo(args) = cli.command {
+        if cli.global.format == Format::Json {
+            return Err(usage(
+                "keel demo tells its story in text and has no JSON document\n  fix: run `keel demo` without --format json; each command it shows takes --format json in your own project",
+            ));
+        }
         return demo::run(cli.global, args).await;
     }
     if matches!(cli.global.format, Format::Github | Format::Sarif)
@@ -324,7 +393,7 @@ pub(crate) async fn run(cli: Cli) -> Result<()> {
             "--format github and --format sarif are for `keel lint`; this command prints text or json",
         ));
     }
-    let ctx = Ctx::new(cli.global)?;
+    let ctx = Ctx::new(cli.global, doc)?;
     match cli.command {
         Command::New(args) => new::run(&ctx, args),
         Command::Up(args) => up::run(&ctx, args).await,

@@ -51,9 +51,9 @@ pub(crate) fn run(ctx: &Ctx, args: Args) -> Result<()> {
     let written = scaffold.write(&ctx.migrations_dir(), latest)?;
     let json = |w: &scaffold::Written| serde_json::json!({"version": w.version.to_string(), "name": w.name, "path": w.path.display().to_string()});
     match written.as_slice() {
-        [one] if ctx.out.json => ctx.out.json(&json(one)),
+        [one] if ctx.out.json => ctx.json(json(one)),
         [one] => ctx.out.data(&one.path.display().to_string()),
-        many if ctx.out.json => ctx.out.json(&serde_json::json!({
+        many if ctx.out.json => ctx.json(serde_json::json!({
             "migrations": many.iter().map(json).collect::<Vec<_>>()
         })),
         many => {

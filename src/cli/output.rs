@@ -29,8 +29,17 @@ impl Output {
         }
     }
 
-    /// Data for the user on stdout (text mode).
+    /// Data for the user on stdout (text mode). With `--format json`
+    /// stdout is the document's alone, so text goes to stderr.
     pub(crate) fn data(&self, text: &str) {
+        if self.json {
+            let mut stderr = std::io::stderr().lock();
+            let _ = stderr.write_all(text.as_bytes());
+            if !text.ends_with('\n') {
+                let _ = stderr.write_all(b"\n");
+            }
+            return;
+        }
         let mut stdout = std::io::stdout().lock();
         let _ = stdout.write_all(text.as_bytes());
         if !text.ends_with('\n') {
@@ -38,15 +47,16 @@ impl Output {
         }
     }
 
-    pub(crate) fn json(&self, value: &serde_json::Value) {
-        let mut stdout = std::io::stdout().lock();
-        let _ = serde_json::to_writer_pretty(&mut stdout, value);
-        let _ = stdout.write_all(b"\n");
-    }
-
     pub(crate) fn stderr_is_terminal() -> bool {
         std::io::stderr().is_terminal()
     }
+}
+
+/// The command's one JSON (or SARIF) document on stdout.
+pub(crate) fn print_json(value: &serde_json::Value) {
+    let mut stdout = std::io::stdout().lock();
+    let _ = serde_json::to_writer_pretty(&mut stdout, value);
+    let _ = stdout.write_all(b"\n");
 }
 
 /// Colour on stderr: only on a terminal, and never with `NO_COLOR` set.

@@ -46,7 +46,7 @@ pub(crate) async fn run(ctx: &Ctx, args: Args) -> Result<()> {
             Target::Other(name) => name.to_string(),
         }
         .into();
-        ctx.out.json(&json);
+        ctx.json(json);
     } else {
         ctx.out.data(&text(wanted, plan, state, target));
     }

@@ -68,7 +68,7 @@ async fn verify_one(ctx: &Ctx, file: &Path, allowed: &AllowedSigners) -> Result<
     }
     let v = result?;
     if ctx.out.json {
-        ctx.out.json(&serde_json::json!({
+        ctx.json(serde_json::json!({
             "path": v.path, "ok": true, "signer": v.signer, "fingerprint": v.fingerprint,
             "environment": v.record.environment, "sequence": v.record.sequence,
             "migration": v.record.migration.id, "outcome": v.record.outcome,
@@ -115,8 +115,7 @@ async fn verify_all(ctx: &Ctx, allowed: &AllowedSigners) -> Result<()> {
     let reports = result?;
     let failed: usize = reports.iter().map(|r| r.problems.len()).sum();
     if ctx.out.json {
-        ctx.out
-            .json(&serde_json::json!({ "ok": failed == 0, "environments": reports }));
+        ctx.json(serde_json::json!({ "ok": failed == 0, "environments": reports }));
     } else {
         let mut text = String::new();
         for r in &reports {

@@ -34,6 +34,11 @@ pub(crate) async fn run(ctx: &Ctx, args: Args) -> Result<()> {
     } else {
         "up.sql"
     };
+    ctx.json(serde_json::json!({
+        "version": args.version.to_string(),
+        "state": resolved.state,
+        "stopped_in": file,
+    }));
     ctx.out.progress(&format!(
         "migration {} recorded as {} (it had stopped part-way through {file})",
         args.version,

@@ -31,7 +31,7 @@ pub(crate) async fn run(ctx: &Ctx, args: Args) -> Result<()> {
     db.close().await;
     let restored = result?;
     if ctx.out.json {
-        ctx.out.json(&serde_json::json!({
+        ctx.json(serde_json::json!({
             "path": args.file,
             "migration": restored.manifest.migration,
             "tables": restored.tables.iter().map(|(t, n)| serde_json::json!({"table": t, "rows": n})).collect::<Vec<_>>(),

@@ -27,7 +27,7 @@ pub(crate) async fn run(ctx: &Ctx, args: Args) -> Result<()> {
     };
     std::fs::write(&path, text)?;
     if ctx.out.json {
-        ctx.out.json(&serde_json::json!({"version": m.version.to_string(), "path": path.display().to_string(), "checksum": m.checksum}));
+        ctx.json(serde_json::json!({"version": m.version.to_string(), "path": path.display().to_string(), "checksum": m.checksum}));
     } else {
         ctx.out.data(&path.display().to_string());
     }

@@ -48,7 +48,7 @@ pub(crate) async fn run(ctx: &Ctx, args: Args) -> Result<()> {
     db.close().await;
     let report = result?;
     if ctx.out.json {
-        ctx.out.json(&serde_json::json!({
+        ctx.json(serde_json::json!({
             "users": report.rows("users"),
             "posts": report.rows("posts"),
             "comments": report.rows("comments"),

@@ -48,7 +48,7 @@ pub(crate) async fn run(ctx: &Ctx, args: Args) -> Result<()> {
             db.close().await;
             let s = taken?;
             if ctx.out.json {
-                ctx.out.json(&serde_json::json!({
+                ctx.json(serde_json::json!({
                     "path": s.path, "sha256": s.sha256, "bytes": s.bytes,
                     "sidecar": crate::snapshot::sidecar(&s.path),
                 }));
@@ -69,7 +69,7 @@ pub(crate) async fn run(ctx: &Ctx, args: Args) -> Result<()> {
         Sub::Verify { file } => {
             let s = crate::snapshot::verify(&file)?;
             if ctx.out.json {
-                ctx.out.json(&serde_json::json!({
+                ctx.json(serde_json::json!({
                     "path": s.path, "sha256": s.sha256, "bytes": s.bytes, "ok": true
                 }));
             } else {
@@ -92,7 +92,7 @@ pub(crate) async fn run(ctx: &Ctx, args: Args) -> Result<()> {
             let deleted =
                 crate::snapshot::prune(Path::new(DIR), older_than, ctx.target().env(), dry_run)?;
             if ctx.out.json {
-                ctx.out.json(&serde_json::json!({
+                ctx.json(serde_json::json!({
                     "deleted": deleted, "dry_run": dry_run
                 }));
             } else if deleted.is_empty() {

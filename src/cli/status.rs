@@ -11,7 +11,7 @@ pub(crate) async fn run(ctx: &Ctx) -> Result<()> {
     let entries = reconcile(&files, rows?);
     let interrupted = crate::record::chain::interrupted(&records?);
     if ctx.out.json {
-        ctx.out.json(&serde_json::json!({
+        ctx.json(serde_json::json!({
             "interrupted": interrupted.iter().map(|r| serde_json::json!({
                 "environment": r.environment,
                 "migration": r.migration,

@@ -46,9 +46,9 @@ pub(crate) async fn run(ctx: &Ctx, args: Args) -> Result<()> {
     db.close().await;
     let applied = result?;
     if ctx.out.json {
-        ctx.out.json(&serde_json::json!({
-            "applied": applied.iter().map(|m| serde_json::json!({"version": m.version.to_string(), "name": m.name})).collect::<Vec<_>>()
-        }));
+        // The runner's events list what it applied, with when and how long:
+        // the same list a failed run's document gives.
+        ctx.json(serde_json::json!({ "applied": ctx.applied() }));
     } else if applied.is_empty() {
         ctx.out
             .progress("nothing to apply: the database is up to date");

@@ -16,7 +16,7 @@ pub(crate) async fn run(ctx: &Ctx) -> Result<()> {
     db.close().await;
     let report = result?;
     if ctx.out.json {
-        ctx.out.json(&serde_json::json!({"ok": report.problems.is_empty(), "checked": report.checked, "problems": report.problems}));
+        ctx.json(serde_json::json!({"ok": report.problems.is_empty(), "checked": report.checked, "problems": report.problems}));
     } else {
         let mut text = String::new();
         for f in &report.checked {

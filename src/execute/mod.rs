@@ -15,6 +15,7 @@
 //! migration parsed and analysed once), times and logs each, stops or rolls
 //! back by one rule, and is the one place that watches for signals.
 
+mod aftermath;
 pub(crate) mod alert;
 pub(crate) mod checks;
 pub(crate) mod confirm;

@@ -46,6 +46,10 @@ pub(crate) fn section(rec: &Record, record_path: &str, signed: bool) -> String {
         outcome_word(rec.outcome),
         stamp(rec.started_at)
     );
+    if let Some(summary) = super::aftermath::summary(rec) {
+        s.push_str(&summary);
+        s.push('\n');
+    }
     s.push_str(&format!("- Environment: {}\n", code(&rec.environment)));
     s.push_str(&format!("- Database: {}\n", code(&rec.database)));
     s.push_str(&format!("- Operator: {}\n", code(&rec.operator)));
@@ -84,7 +88,11 @@ pub(crate) fn section(rec: &Record, record_path: &str, signed: bool) -> String {
         s.push_str(&format!(
             "| {} | {} | {} | {} |\n",
             inline(&step.name),
-            step_word(step.outcome),
+            if super::aftermath::undone(rec, step) {
+                super::aftermath::undone_word(rec)
+            } else {
+                step_word(step.outcome)
+            },
             ms(step.duration_ms),
             inline(step.detail.as_deref().unwrap_or(""))
         ));

@@ -322,7 +322,15 @@ fn runbook(records_dir: &Path, record: &Record) -> Result<Checked, RecordError> 
         )));
     }
     let items = crate::runbook::annotate::checklist(&text);
-    for id in &rb.ticked {
+    // An intent lists what its run meant to tick; the run's final record
+    // lists what it did tick (a run that did not leave the migration
+    // applied leaves `backup-verified` unticked), and is held to that.
+    let ticked: &[String] = if record.outcome == super::Outcome::Started {
+        &[]
+    } else {
+        &rb.ticked
+    };
+    for id in ticked {
         if !items
             .iter()
             .any(|i| i.checked && i.id.as_deref() == Some(id.as_str()))
@@ -344,7 +352,7 @@ fn runbook(records_dir: &Path, record: &Record) -> Result<Checked, RecordError> 
     Ok(Checked::ok(format!(
         "runbook {}: reviewed body, {} ticked item(s){} as this run left them",
         path.display(),
-        rb.ticked.len(),
+        ticked.len(),
         if rb.section.is_some() {
             " and its execution record"
         } else {

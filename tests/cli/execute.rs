@@ -5,8 +5,8 @@ use crate::common::{Db, Project, stderr, stdout};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-const V: &str = "20260103090000";
-const ID: &str = "20260103090000_drop_bio";
+pub(crate) const V: &str = "20260103090000";
+pub(crate) const ID: &str = "20260103090000_drop_bio";
 pub(crate) const SIGNER: &str = "ops@example.com";
 
 /// Every checklist item of the drop_bio runbook that a person confirms.
@@ -24,7 +24,7 @@ const BIOS: &[Option<&str>] = &[
 /// entry, a pending migration that drops `profiles.bio` (with `smoke`
 /// appended to its migration.toml), keel.toml with `environment` (its
 /// settings in `env_toml`) and `top` at the top level, and the runbook.
-fn project(db: Db, top: &str, env_toml: &str, smoke: &str) -> Project {
+pub(crate) fn project(db: Db, top: &str, env_toml: &str, smoke: &str) -> Project {
     let p = Project::new(db);
     p.sample();
     p.migration(
@@ -61,15 +61,15 @@ fn project(db: Db, top: &str, env_toml: &str, smoke: &str) -> Project {
     p
 }
 
-fn runbook(p: &Project) -> String {
+pub(crate) fn runbook(p: &Project) -> String {
     std::fs::read_to_string(p.path().join(format!("runbooks/{ID}.md"))).unwrap()
 }
 
-fn bios(p: &Project) -> Vec<Vec<Option<String>>> {
+pub(crate) fn bios(p: &Project) -> Vec<Vec<Option<String>>> {
     p.rows("SELECT CAST(id AS TEXT), bio FROM profiles ORDER BY id")
 }
 
-fn applied(p: &Project) -> bool {
+pub(crate) fn applied(p: &Project) -> bool {
     p.scalar(&format!(
         "SELECT count(*) FROM keel_migrations WHERE version = '{V}'"
     ))
@@ -90,7 +90,7 @@ fn has_bio(p: &Project) -> bool {
     }
 }
 
-fn execute(p: &Project, extra: &[&str]) -> std::process::Output {
+pub(crate) fn execute(p: &Project, extra: &[&str]) -> std::process::Output {
     p.keel()
         .args(["execute", V, "--env", "production"])
         .args(extra)
@@ -130,7 +130,7 @@ pub(crate) fn keygen(p: &Project) -> PathBuf {
     key
 }
 
-fn record_files(p: &Project) -> Vec<PathBuf> {
+pub(crate) fn record_files(p: &Project) -> Vec<PathBuf> {
     let dir = p.path().join("records").join(ID);
     let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
         .map(|d| d.flatten().map(|e| e.path()).collect())
@@ -140,11 +140,11 @@ fn record_files(p: &Project) -> Vec<PathBuf> {
     files
 }
 
-fn record_json(path: &Path) -> serde_json::Value {
+pub(crate) fn record_json(path: &Path) -> serde_json::Value {
     serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
 }
 
-fn step<'a>(rec: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
+pub(crate) fn step<'a>(rec: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
     rec["steps"]
         .as_array()
         .unwrap()

@@ -112,6 +112,9 @@ pub(crate) async fn write_final(cx: &mut Context<'_>) -> Result<std::path::PathB
 
 /// Writes `cx.log.rec` as the run's final record.
 async fn write_record(cx: &mut Context<'_>) -> Result<(), String> {
+    // A run that did not leave the migration applied does not tick what
+    // its end undid; the record and the runbook say the same.
+    cx.tick = crate::execute::aftermath::held(&cx.log.rec, &cx.tick);
     let signer = cx.signer.as_ref();
     let project = &cx.request.project;
     let written = write(
@@ -176,9 +179,13 @@ async fn write(
     if let Some(s) = signer {
         rec.signer = Some(s.principal().to_string());
     }
-    let section = report::section(rec, &record_shown, signer.is_some());
+    // The section says which items this run ticked: the record holds them
+    // first, so a section rendered again from the record is the same.
     if let Some(rb) = rec.runbook.as_mut() {
         rb.ticked = tick.to_vec();
+    }
+    let section = report::section(rec, &record_shown, signer.is_some());
+    if let Some(rb) = rec.runbook.as_mut() {
         rb.section = Some(crate::runbook::binding::section_digest(&section));
     }
     let written = record::chain::write(db, records_dir, rec.clone(), signer, &path)

@@ -19,13 +19,16 @@
 
 #[path = "../tests/cli/common/cluster.rs"]
 mod cluster;
+#[path = "common/measure.rs"]
+mod measure;
 
-use anyhow::{Context, Result, bail, ensure};
+use anyhow::{Context, Result, ensure};
+use measure::Cost;
 use std::fs::File;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, ExitCode, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, ExitCode};
+use std::time::Duration;
 
 const KEEL: &str = env!("CARGO_BIN_EXE_keel");
 const MIGRATION: &str = "20250101000000_load_items";
@@ -40,58 +43,11 @@ fn main() -> ExitCode {
     }
 }
 
-#[derive(Debug, Clone, Copy, Default)]
-struct Cost {
-    wall: Duration,
-    /// The client process's own CPU (user + system).
-    cpu: Duration,
-    max_rss_kib: u64,
-}
-
 /// Runs `cmd` to completion, output to `logs/<name>.{out,err}`; wall time,
 /// CPU and max RSS of this child alone (wait4). Exit codes other than
 /// `ok_codes` are errors quoting the end of stderr.
 fn measure(cmd: &mut Command, logs: &Path, name: &str, ok_codes: &[i32]) -> Result<Cost> {
-    let err = logs.join(format!("{name}.err"));
-    cmd.stdin(Stdio::null())
-        .stdout(File::create(logs.join(format!("{name}.out")))?)
-        .stderr(File::create(&err)?);
-    let started = Instant::now();
-    let child = cmd.spawn().with_context(|| format!("start {cmd:?}"))?;
-    let pid = child.id() as libc::pid_t;
-    let mut status: libc::c_int = 0;
-    // SAFETY: `rusage` is plain old data that wait4 fills in.
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    loop {
-        // SAFETY: pid is our own child, not yet waited for; the pointers are valid.
-        let r = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
-        if r == pid {
-            break;
-        }
-        let e = std::io::Error::last_os_error();
-        if e.kind() != std::io::ErrorKind::Interrupted {
-            bail!("wait4 for {cmd:?}: {e}");
-        }
-    }
-    let wall = started.elapsed();
-    drop(child);
-    let code = libc::WIFEXITED(status).then(|| libc::WEXITSTATUS(status));
-    if !code.is_some_and(|c| ok_codes.contains(&c)) {
-        let stderr = std::fs::read_to_string(&err).unwrap_or_default();
-        let tail: Vec<&str> = stderr.lines().take(15).collect();
-        bail!(
-            "{cmd:?} failed (wait status {status:#x}):\n{}",
-            tail.join("\n")
-        );
-    }
-    let tv = |t: libc::timeval| {
-        Duration::from_secs(t.tv_sec as u64) + Duration::from_micros(t.tv_usec as u64)
-    };
-    Ok(Cost {
-        wall,
-        cpu: tv(usage.ru_utime) + tv(usage.ru_stime),
-        max_rss_kib: usage.ru_maxrss as u64,
-    })
+    measure::measure_client(cmd, logs, name, ok_codes)
 }
 
 /// A project whose one migration creates `items` and inserts rows until

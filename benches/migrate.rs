@@ -1,39 +1,52 @@
 //! `cargo bench --bench migrate`: how fast `keel up` applies 1,000 trivial
-//! migrations to PostgreSQL, next to `psql` running the same SQL.
+//! migrations to PostgreSQL, next to `psql` running the same SQL and next to
+//! its peers, sqlx-cli and dbmate, applying the same migrations.
 //!
 //! One run starts its own throwaway PostgreSQL cluster with the server's
-//! default durability (fsync on), writes a temporary project of 1,000
-//! migrations (`CREATE TABLE t_N …; INSERT …;`) plus the same SQL as one
-//! `all.sql`, and times, each on a fresh database, interleaved:
+//! default durability (fsync on), writes 1,000 migrations (`CREATE TABLE t_N
+//! …; INSERT …;`) in keel's, sqlx's and dbmate's layouts plus the same SQL as
+//! one `all.sql`, and times, each on a fresh database, interleaved in a new
+//! order each round:
 //!
 //! - `psql -1 -f all.sql`: one transaction, the floor;
 //! - `psql -f all.sql`: autocommit, a commit per statement;
-//! - `keel up` (the release binary): a commit per migration with its tracking row.
+//! - `keel up` (the release binary): a commit per migration with its tracking row;
+//! - `sqlx migrate run` and `dbmate migrate`, when installed: a transaction
+//!   per migration with their own tracking rows.
 //!
-//! Then `keel status` with 1,000 applied, `keel down --steps 100` in one
-//! process, and the peak memory (max RSS) of `keel up` for 100 and 1,000
-//! migrations. It prints medians and ratios. Besides wall time it reports
-//! CPU time (the client's plus the server's), which other work on a shared
-//! machine disturbs far less. Goals are reported, not asserted: the exit
-//! code is non-zero only when a command fails or leaves the wrong result.
+//! Then, in the same round, `keel status`, `dbmate status` and `sqlx migrate
+//! info` with 1,000 applied (interleaved), and `keel down --steps 100`. At
+//! the end, the peak memory (max RSS) of `keel up` for 100 migrations. Every
+//! ratio is the median of the rounds' paired ratios (runs next to each other
+//! share the machine's load); `/proc/loadavg` is printed with each round.
+//! Besides wall time it reports CPU time (the client's plus the server's),
+//! which other work on a shared machine disturbs far less. Goals are
+//! reported, not asserted: the exit code is non-zero only when a command
+//! fails or leaves the wrong result.
 //!
-//! Environment: `KEEL_BENCH_REPS` (default 5) repeats each run;
-//! `KEEL_BENCH_COMPARE=/path/to/keel` also times another keel binary the
-//! same way (before/after comparisons).
+//! Environment: `KEEL_BENCH_REPS` (default 5) sets the rounds;
+//! `KEEL_BENCH_COMPARE=/path/to/keel` also times another keel binary (before
+//! and after a change); `KEEL_BENCH_SQLX` and `KEEL_BENCH_DBMATE` name the
+//! peers' binaries (default: `sqlx` and `dbmate` on the PATH; a peer that is
+//! not found is left out and the report says so).
 
 #[path = "../tests/cli/common/cluster.rs"]
 mod cluster;
+#[path = "common/measure.rs"]
+mod measure;
 
 use anyhow::{Context, Result, bail, ensure};
-use std::fs::File;
+use measure::{Samples, ServerCpu, cpu, load, measure, mib, paired, rss, secs, shuffled, wall};
 use std::path::{Path, PathBuf};
-use std::process::{Command, ExitCode, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, ExitCode};
+use std::time::Duration;
 
 const KEEL: &str = env!("CARGO_BIN_EXE_keel");
 const MIGRATIONS: usize = 1000;
-const GOAL: f64 = 1.12;
-const REFERENCE: &str = "refinery 1.17×, sqlx-cli 1.31×, dbmate 1.37×";
+/// Goals: apply ≤ 1.12× the floor, status ≤ 1.0× dbmate's, memory ≤ 1.2× sqlx-cli's.
+const GOAL_UP: f64 = 1.12;
+const GOAL_STATUS: f64 = 1.0;
+const GOAL_MEMORY: f64 = 1.2;
 
 fn main() -> ExitCode {
     match run() {
@@ -42,150 +55,6 @@ fn main() -> ExitCode {
             eprintln!("benchmark failed: {e:#}");
             ExitCode::FAILURE
         }
-    }
-}
-
-/// What one run cost.
-#[derive(Debug, Clone, Copy, Default)]
-struct Cost {
-    wall: Duration,
-    /// CPU of the client process plus the server's processes.
-    cpu: Duration,
-    max_rss_kib: u64,
-}
-
-/// Runs `cmd` to completion with its output in `log_dir/<name>.{out,err}`.
-/// Wall time, client CPU and max RSS come from `wait4`, so only this child
-/// counts; server CPU from the cluster's processes. A non-zero exit is an
-/// error that quotes the end of its stderr.
-fn measure(cmd: &mut Command, server: &ServerCpu, log_dir: &Path, name: &str) -> Result<Cost> {
-    let out = log_dir.join(format!("{name}.out"));
-    let err = log_dir.join(format!("{name}.err"));
-    cmd.stdin(Stdio::null())
-        .stdout(File::create(&out)?)
-        .stderr(File::create(&err)?);
-    let server_before = server.total()?;
-    let started = Instant::now();
-    let child = cmd.spawn().with_context(|| format!("start {cmd:?}"))?;
-    let pid = child.id() as libc::pid_t;
-    let mut status: libc::c_int = 0;
-    // SAFETY: `rusage` is plain old data that wait4 fills in.
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    loop {
-        // SAFETY: pid is our own child, not yet waited for; the pointers are valid.
-        let r = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
-        if r == pid {
-            break;
-        }
-        let e = std::io::Error::last_os_error();
-        if e.kind() != std::io::ErrorKind::Interrupted {
-            bail!("wait4 for {cmd:?}: {e}");
-        }
-    }
-    let wall = started.elapsed();
-    // Reaped above; `Child` has no Drop, so nothing waits twice.
-    drop(child);
-    if !(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0) {
-        let stderr = std::fs::read_to_string(&err).unwrap_or_default();
-        let tail: Vec<&str> = stderr.lines().rev().take(15).collect();
-        let tail: Vec<&str> = tail.into_iter().rev().collect();
-        bail!(
-            "{cmd:?} failed (wait status {status:#x}):\n{}",
-            tail.join("\n")
-        );
-    }
-    let client = timeval(usage.ru_utime) + timeval(usage.ru_stime);
-    let server_cpu = server.total()?.saturating_sub(server_before);
-    Ok(Cost {
-        wall,
-        cpu: client + server_cpu,
-        max_rss_kib: usage.ru_maxrss as u64,
-    })
-}
-
-fn timeval(t: libc::timeval) -> Duration {
-    Duration::from_secs(t.tv_sec as u64) + Duration::from_micros(t.tv_usec as u64)
-}
-
-/// CPU used by the cluster: the postmaster's reaped children (ended
-/// backends) plus its live children (background processes, open sessions).
-struct ServerCpu {
-    postmaster: u32,
-    /// Children of an idle cluster (checkpointer, WAL writer, …).
-    idle_children: usize,
-    tick: f64,
-}
-
-/// A process's state letter, parent pid, and utime, stime, cutime, cstime in ticks.
-fn proc_times(pid: u32) -> Option<(char, u32, [u64; 4])> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // Fields after the command name, which is in parentheses and may hold spaces.
-    let rest: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
-    let n = |i: usize| rest.get(i)?.parse::<u64>().ok();
-    // rest[0] is field 3 (state): ppid is field 4, utime..cstime fields 14..17.
-    let state = rest.first()?.chars().next()?;
-    Some((state, n(1)? as u32, [n(11)?, n(12)?, n(13)?, n(14)?]))
-}
-
-impl ServerCpu {
-    fn new(data_dir: &Path) -> Result<ServerCpu> {
-        let pid_file = std::fs::read_to_string(data_dir.join("postmaster.pid"))
-            .context("read postmaster.pid")?;
-        let postmaster: u32 = pid_file
-            .lines()
-            .next()
-            .unwrap_or_default()
-            .trim()
-            .parse()
-            .context("postmaster.pid names a pid")?;
-        // SAFETY: sysconf has no preconditions.
-        let tick = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
-        let mut cpu = ServerCpu {
-            postmaster,
-            idle_children: 0,
-            tick: if tick > 0.0 { tick } else { 100.0 },
-        };
-        // The fewest seen for a while: sessions that just closed may linger.
-        cpu.idle_children = (0..20)
-            .map(|_| {
-                std::thread::sleep(Duration::from_millis(20));
-                cpu.children().len()
-            })
-            .min()
-            .unwrap_or_default();
-        Ok(cpu)
-    }
-
-    /// State letter and CPU ticks of each child of the postmaster.
-    fn children(&self) -> Vec<(char, u64)> {
-        std::fs::read_dir("/proc")
-            .into_iter()
-            .flatten()
-            .flatten()
-            .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
-            .filter_map(proc_times)
-            .filter(|(_, ppid, _)| *ppid == self.postmaster)
-            .map(|(state, _, t)| (state, t[0] + t[1]))
-            .collect()
-    }
-
-    /// Total server CPU so far. Waits (briefly) for sessions that just
-    /// closed to be gone, so that their time has moved to the postmaster
-    /// (an exited child that is not reaped yet shows none).
-    fn total(&self) -> Result<Duration> {
-        let deadline = Instant::now() + Duration::from_secs(2);
-        loop {
-            let children = self.children();
-            let settled = children.len() <= self.idle_children
-                && children.iter().all(|(state, _)| *state != 'Z');
-            if settled || Instant::now() >= deadline {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(5));
-        }
-        let (_, _, pm) = proc_times(self.postmaster).context("the postmaster is gone")?;
-        let ticks = pm[2] + pm[3] + self.children().iter().map(|(_, t)| t).sum::<u64>();
-        Ok(Duration::from_secs_f64(ticks as f64 / self.tick))
     }
 }
 
@@ -259,10 +128,15 @@ impl Pg {
     }
 }
 
-/// A temporary keel project with `n` migrations; returns the bytes of its files.
+/// A temporary keel project with `n` migrations, the same migrations in
+/// sqlx's (`sqlx/`) and dbmate's (`dbmate/`) layouts, and all of their SQL
+/// as `all.sql`; returns the bytes of keel's files.
 fn write_project(dir: &Path, n: usize) -> Result<u64> {
     let mut all = String::new();
     let mut bytes = 0u64;
+    for sub in ["migrations", "sqlx", "dbmate"] {
+        std::fs::create_dir_all(dir.join(sub))?;
+    }
     for i in 1..=n {
         let up = format!(
             "CREATE TABLE t_{i} (id bigserial primary key, v text);\nINSERT INTO t_{i} (v) VALUES ('x');\n"
@@ -276,58 +150,19 @@ fn write_project(dir: &Path, n: usize) -> Result<u64> {
         std::fs::create_dir_all(&m)?;
         std::fs::write(m.join("up.sql"), &up)?;
         std::fs::write(m.join("down.sql"), &down)?;
+        let sqlx = dir.join("sqlx").join(format!("{version}_create_t_{i}"));
+        std::fs::write(sqlx.with_extension("up.sql"), &up)?;
+        std::fs::write(sqlx.with_extension("down.sql"), &down)?;
+        std::fs::write(
+            dir.join("dbmate")
+                .join(format!("{version}_create_t_{i}.sql")),
+            format!("-- migrate:up\n{up}\n-- migrate:down\n{down}"),
+        )?;
         bytes += (up.len() + down.len()) as u64;
         all.push_str(&up);
     }
     std::fs::write(dir.join("all.sql"), all)?;
     Ok(bytes)
-}
-
-/// Several measurements of one thing.
-#[derive(Default)]
-struct Samples(Vec<Cost>);
-
-impl Samples {
-    fn median_by(&self, f: impl Fn(&Cost) -> Duration) -> Duration {
-        let mut v: Vec<Duration> = self.0.iter().map(f).collect();
-        v.sort();
-        match v.len() {
-            0 => Duration::ZERO,
-            n if n % 2 == 1 => v[n / 2],
-            n => (v[n / 2 - 1] + v[n / 2]) / 2,
-        }
-    }
-    fn wall(&self) -> Duration {
-        self.median_by(|c| c.wall)
-    }
-    fn cpu(&self) -> Duration {
-        self.median_by(|c| c.cpu)
-    }
-    fn min(&self) -> Duration {
-        self.0.iter().map(|c| c.wall).min().unwrap_or_default()
-    }
-    fn max(&self) -> Duration {
-        self.0.iter().map(|c| c.wall).max().unwrap_or_default()
-    }
-    fn max_rss(&self) -> u64 {
-        self.0
-            .iter()
-            .map(|c| c.max_rss_kib)
-            .max()
-            .unwrap_or_default()
-    }
-}
-
-fn secs(d: Duration) -> String {
-    if d < Duration::from_secs(1) {
-        format!("{:.1} ms", d.as_secs_f64() * 1000.0)
-    } else {
-        format!("{:.3} s", d.as_secs_f64())
-    }
-}
-
-fn mib(kib: u64) -> String {
-    format!("{:.1} MiB", kib as f64 / 1024.0)
 }
 
 /// keel in `project`, on the database at `url`.
@@ -346,7 +181,213 @@ enum Kind {
     Floor,
     Autocommit,
     Keel(PathBuf),
+    Sqlx(PathBuf),
+    Dbmate(PathBuf),
 }
+
+/// One contender: what it is called in the report, and how it runs.
+struct Tool {
+    label: String,
+    kind: Kind,
+}
+
+impl Tool {
+    /// The command that applies every migration to `db`.
+    fn apply(&self, pg: &Pg, project: &Path, db: &str) -> Command {
+        self.command(pg, project, db, false)
+            .expect("every tool applies")
+    }
+
+    /// The command that lists applied and pending migrations, if it has one.
+    fn status(&self, pg: &Pg, project: &Path, db: &str) -> Option<Command> {
+        self.command(pg, project, db, true)
+    }
+
+    /// The command that applies (or, with `status`, lists) the migrations.
+    fn command(&self, pg: &Pg, project: &Path, db: &str, status: bool) -> Option<Command> {
+        let mut c = match &self.kind {
+            Kind::Floor | Kind::Autocommit if status => return None,
+            Kind::Floor | Kind::Autocommit => {
+                let mut c = pg.psql(db);
+                if matches!(self.kind, Kind::Floor) {
+                    c.arg("-1");
+                }
+                c.arg("-f").arg(project.join("all.sql"));
+                c
+            }
+            Kind::Keel(bin) => {
+                let mut c = keel(bin, project, &pg.cluster.url(db));
+                c.arg(if status { "status" } else { "up" });
+                c
+            }
+            Kind::Sqlx(bin) => {
+                let mut c = Command::new(bin);
+                c.args(["migrate", if status { "info" } else { "run" }, "--source"])
+                    .arg(project.join("sqlx"))
+                    .arg("--database-url")
+                    .arg(pg.cluster.url(db));
+                c
+            }
+            Kind::Dbmate(bin) => {
+                let mut c = Command::new(bin);
+                c.arg("--url")
+                    .arg(dbmate_url(pg, db))
+                    .arg("--migrations-dir")
+                    .arg(project.join("dbmate"));
+                if status {
+                    c.arg("status");
+                } else {
+                    c.args(["--no-dump-schema", "migrate"]);
+                }
+                c
+            }
+        };
+        c.env("NO_COLOR", "1");
+        Some(c)
+    }
+
+    /// Checks that the apply left every table and tracking row.
+    fn check_applied(&self, pg: &Pg, db: &str) -> Result<()> {
+        let tables = pg.user_tables(db)?;
+        let tracked = match &self.kind {
+            Kind::Floor | Kind::Autocommit => MIGRATIONS,
+            Kind::Keel(_) => pg.applied(db)?,
+            Kind::Sqlx(_) => pg.count(db, "SELECT count(*) FROM _sqlx_migrations WHERE success")?,
+            Kind::Dbmate(_) => pg.count(db, "SELECT count(*) FROM schema_migrations")?,
+        };
+        ensure!(
+            tables == MIGRATIONS && tracked == MIGRATIONS,
+            "{} left {tables} tables and {tracked} tracking rows, not {MIGRATIONS}",
+            self.label
+        );
+        Ok(())
+    }
+
+    /// Checks that a status listing shows every migration applied.
+    fn check_listed(&self, out: &str) -> Result<()> {
+        let listed = match &self.kind {
+            Kind::Keel(_) => out.contains(&format!("{MIGRATIONS} applied, 0 pending")),
+            Kind::Sqlx(_) => out.lines().filter(|l| l.contains("installed")).count() == MIGRATIONS,
+            Kind::Dbmate(_) => out.contains(&format!("Applied: {MIGRATIONS}")),
+            Kind::Floor | Kind::Autocommit => true,
+        };
+        ensure!(
+            listed,
+            "{} status did not list {MIGRATIONS} applied:\n{}",
+            self.label,
+            out.lines().last().unwrap_or_default()
+        );
+        Ok(())
+    }
+}
+
+/// dbmate's URL for `db` on the cluster's socket (its driver names the
+/// socket folder `socket`, not `host`).
+fn dbmate_url(pg: &Pg, db: &str) -> String {
+    format!(
+        "postgres://postgres@/{db}?socket={}&port=5432&sslmode=disable",
+        pg.cluster.dir.display()
+    )
+}
+
+/// A peer's binary: `$var` if set, else `name` on the PATH.
+fn peer(var: &str, name: &str) -> Option<PathBuf> {
+    if let Ok(p) = std::env::var(var)
+        && !p.is_empty()
+    {
+        return Some(PathBuf::from(p));
+    }
+    std::env::split_paths(&std::env::var_os("PATH")?)
+        .map(|dir| dir.join(name))
+        .find(|p| p.is_file())
+}
+
+/// What the rounds measured, per tool (same index as the tools).
+struct Measured {
+    apply: Vec<Samples>,
+    status: Vec<Samples>,
+    down: Samples,
+    loads: Vec<f64>,
+}
+
+/// Runs the interleaved rounds.
+fn rounds(pg: &Pg, tools: &[Tool], project: &Path, logs: &Path, reps: usize) -> Result<Measured> {
+    let mut m = Measured {
+        apply: tools.iter().map(|_| Samples::default()).collect(),
+        status: tools.iter().map(|_| Samples::default()).collect(),
+        down: Samples::default(),
+        loads: vec![load()],
+    };
+    let mut rng = 0x9e37_79b9_7f4a_7c15_u64;
+    for rep in 0..reps {
+        let mut dbs = Vec::new();
+        for ki in shuffled(tools.len(), &mut rng) {
+            let tool = &tools[ki];
+            let db = format!("bench_{rep}_{ki}");
+            pg.fresh(&db)?;
+            let cost = measure(&mut tool.apply(pg, project, &db), &pg.cpu, logs, &db)?;
+            tool.check_applied(pg, &db)?;
+            eprintln!(
+                "  round {}/{reps}: {:<22} {:>9} wall, {:>9} CPU, {}",
+                rep + 1,
+                tool.label,
+                secs(cost.wall),
+                secs(cost.cpu),
+                mib(cost.max_rss_kib)
+            );
+            m.apply[ki].0.push(cost);
+            dbs.push((ki, db));
+        }
+        // Listing 1,000 applied, three times each, interleaved.
+        for i in 0..3 {
+            for ki in shuffled(tools.len(), &mut rng) {
+                let db = &dbs.iter().find(|(k, _)| *k == ki).expect("applied").1;
+                let Some(mut cmd) = tools[ki].status(pg, project, db) else {
+                    continue;
+                };
+                let name = format!("{db}_status_{i}");
+                let cost = measure(&mut cmd, &pg.cpu, logs, &name)?;
+                let out = std::fs::read_to_string(logs.join(format!("{name}.out")))?;
+                tools[ki].check_listed(&out)?;
+                m.status[ki].0.push(cost);
+            }
+        }
+        // keel's down, on its own database.
+        let db = &dbs
+            .iter()
+            .find(|(k, _)| *k == KEEL_TOOL)
+            .expect("keel ran")
+            .1;
+        let Kind::Keel(bin) = &tools[KEEL_TOOL].kind else {
+            bail!("tool {KEEL_TOOL} is not keel");
+        };
+        let c = measure(
+            keel(bin, project, &pg.cluster.url(db)).args(["down", "--steps", "100"]),
+            &pg.cpu,
+            logs,
+            &format!("{db}_down"),
+        )?;
+        let (tables, applied) = (pg.user_tables(db)?, pg.applied(db)?);
+        ensure!(
+            tables == MIGRATIONS - 100 && applied == MIGRATIONS - 100,
+            "keel down --steps 100 left {tables} tables and {applied} applied rows"
+        );
+        m.down.0.push(c);
+        for (_, db) in &dbs {
+            pg.drop_db(db)?;
+        }
+        m.loads.push(load());
+        eprintln!(
+            "  round {}/{reps} done, load average {:.2}",
+            rep + 1,
+            load()
+        );
+    }
+    Ok(m)
+}
+
+/// The index of this build's `keel up` among the tools.
+const KEEL_TOOL: usize = 2;
 
 fn run() -> Result<()> {
     let reps: usize = match std::env::var("KEEL_BENCH_REPS") {
@@ -356,14 +397,49 @@ fn run() -> Result<()> {
     ensure!(reps > 0, "KEEL_BENCH_REPS must be at least 1");
     let keel_bin = PathBuf::from(KEEL);
     ensure!(keel_bin.exists(), "the keel binary is missing at {KEEL}");
-    let compare = match std::env::var("KEEL_BENCH_COMPARE") {
-        Ok(p) if !p.is_empty() => {
-            let p = PathBuf::from(p);
-            ensure!(p.exists(), "KEEL_BENCH_COMPARE: no file {}", p.display());
-            Some(p)
-        }
-        _ => None,
-    };
+    let mut tools = vec![
+        Tool {
+            label: "psql -1 -f (floor)".into(),
+            kind: Kind::Floor,
+        },
+        Tool {
+            label: "psql -f (autocommit)".into(),
+            kind: Kind::Autocommit,
+        },
+        Tool {
+            label: "keel up".into(),
+            kind: Kind::Keel(keel_bin.clone()),
+        },
+    ];
+    if let Ok(p) = std::env::var("KEEL_BENCH_COMPARE")
+        && !p.is_empty()
+    {
+        let p = PathBuf::from(p);
+        ensure!(p.exists(), "KEEL_BENCH_COMPARE: no file {}", p.display());
+        tools.push(Tool {
+            label: "keel up (compare)".into(),
+            kind: Kind::Keel(p),
+        });
+    }
+    let mut missing = Vec::new();
+    match peer("KEEL_BENCH_SQLX", "sqlx") {
+        Some(p) => tools.push(Tool {
+            label: "sqlx migrate run".into(),
+            kind: Kind::Sqlx(p),
+        }),
+        None => missing.push(
+            "sqlx-cli (cargo install sqlx-cli --no-default-features --features postgres,rustls; \
+             or KEEL_BENCH_SQLX=path)",
+        ),
+    }
+    match peer("KEEL_BENCH_DBMATE", "dbmate") {
+        Some(p) => tools.push(Tool {
+            label: "dbmate migrate".into(),
+            kind: Kind::Dbmate(p),
+        }),
+        None => missing
+            .push("dbmate (npm install dbmate, or a release binary; or KEEL_BENCH_DBMATE=path)"),
+    }
     let work = tempfile::Builder::new().prefix("keel-bench-").tempdir()?;
     let logs = work.path().join("logs");
     std::fs::create_dir_all(&logs)?;
@@ -371,16 +447,11 @@ fn run() -> Result<()> {
     let small = work.path().join("p100");
     let big_bytes = write_project(&big, MIGRATIONS)?;
     let small_bytes = write_project(&small, 100)?;
-    let all_sql = big.join("all.sql");
 
     eprintln!("starting a PostgreSQL cluster (default durability: fsync on) …");
     let mut pg = Pg {
         cluster: cluster::start(cluster::Durability::Default),
-        cpu: ServerCpu {
-            postmaster: 0,
-            idle_children: 0,
-            tick: 100.0,
-        },
+        cpu: ServerCpu::unread(),
     };
     let version = pg.query("postgres", "SHOW server_version")?;
     let settings = pg.query(
@@ -392,102 +463,7 @@ fn run() -> Result<()> {
     std::thread::sleep(Duration::from_millis(500));
     pg.cpu = ServerCpu::new(&pg.cluster.dir.join("data"))?;
 
-    let mut kinds = vec![Kind::Floor, Kind::Autocommit, Kind::Keel(keel_bin.clone())];
-    if let Some(c) = &compare {
-        kinds.push(Kind::Keel(c.clone()));
-    }
-    let mut samples: Vec<Samples> = kinds.iter().map(|_| Samples::default()).collect();
-    let mut status = Samples::default();
-    let mut down = Samples::default();
-    let mut rng = 0x9e37_79b9_7f4a_7c15_u64;
-    for rep in 0..reps {
-        // Interleaved, in a new order each round, so that no kind always
-        // runs first or right after the same other one.
-        let mut order: Vec<usize> = (0..kinds.len()).collect();
-        for i in (1..order.len()).rev() {
-            rng ^= rng << 13;
-            rng ^= rng >> 7;
-            rng ^= rng << 17;
-            order.swap(i, (rng % (i as u64 + 1)) as usize);
-        }
-        for ki in order {
-            let db = format!("bench_{rep}_{ki}");
-            let url = pg.fresh(&db)?;
-            let label;
-            let cost = match &kinds[ki] {
-                kind @ (Kind::Floor | Kind::Autocommit) => {
-                    let mut cmd = pg.psql(&db);
-                    label = if matches!(kind, Kind::Floor) {
-                        cmd.arg("-1");
-                        "psql -1".to_string()
-                    } else {
-                        "psql".to_string()
-                    };
-                    cmd.arg("-f").arg(&all_sql);
-                    let cost = measure(&mut cmd, &pg.cpu, &logs, &db)?;
-                    let tables = pg.user_tables(&db)?;
-                    ensure!(
-                        tables == MIGRATIONS,
-                        "{label} left {tables} tables, not {MIGRATIONS}"
-                    );
-                    cost
-                }
-                Kind::Keel(bin) => {
-                    label = if *bin == keel_bin {
-                        "keel up".to_string()
-                    } else {
-                        "keel up (compare)".to_string()
-                    };
-                    let cost = measure(keel(bin, &big, &url).arg("up"), &pg.cpu, &logs, &db)?;
-                    let (tables, applied) = (pg.user_tables(&db)?, pg.applied(&db)?);
-                    ensure!(
-                        tables == MIGRATIONS && applied == MIGRATIONS,
-                        "{label} left {tables} tables and {applied} applied rows, not {MIGRATIONS}"
-                    );
-                    if *bin == keel_bin {
-                        for i in 0..5 {
-                            let name = format!("{db}_status_{i}");
-                            let c = measure(
-                                keel(bin, &big, &url).arg("status"),
-                                &pg.cpu,
-                                &logs,
-                                &name,
-                            )?;
-                            status.0.push(c);
-                        }
-                        let listed =
-                            std::fs::read_to_string(logs.join(format!("{db}_status_0.out")))?;
-                        ensure!(
-                            listed.contains(&format!("{MIGRATIONS} applied, 0 pending")),
-                            "keel status did not list {MIGRATIONS} applied:\n{}",
-                            listed.lines().last().unwrap_or_default()
-                        );
-                        let c = measure(
-                            keel(bin, &big, &url).args(["down", "--steps", "100"]),
-                            &pg.cpu,
-                            &logs,
-                            &format!("{db}_down"),
-                        )?;
-                        let (tables, applied) = (pg.user_tables(&db)?, pg.applied(&db)?);
-                        ensure!(
-                            tables == MIGRATIONS - 100 && applied == MIGRATIONS - 100,
-                            "keel down --steps 100 left {tables} tables and {applied} applied rows"
-                        );
-                        down.0.push(c);
-                    }
-                    cost
-                }
-            };
-            eprintln!(
-                "  round {}/{reps}: {label:<18} {:>9} wall, {:>9} CPU",
-                rep + 1,
-                secs(cost.wall),
-                secs(cost.cpu)
-            );
-            samples[ki].0.push(cost);
-            pg.drop_db(&db)?;
-        }
-    }
+    let m = rounds(&pg, &tools, &big, &logs, reps)?;
 
     // Memory: the same run for 100 migrations, so that growth shows.
     let mut small_up = Samples::default();
@@ -509,85 +485,139 @@ fn run() -> Result<()> {
         )?;
         start.0.push(c);
     }
+    report(&Report {
+        tools: &tools,
+        m: &m,
+        reps,
+        version: &version,
+        settings: &settings,
+        missing: &missing,
+        small_up: &small_up,
+        start: &start,
+        bytes: (small_bytes, big_bytes),
+    });
+    Ok(())
+}
 
-    // The report.
-    let [floor, autocommit, up] = [&samples[0], &samples[1], &samples[2]];
-    // keel's cost over another's, round by round (runs next to each other
-    // share the machine's load), then the median of those ratios.
-    let ratio = |other: &Samples, f: fn(&Cost) -> Duration| {
-        let mut r: Vec<f64> =
-            up.0.iter()
-                .zip(&other.0)
-                .map(|(k, o)| f(k).as_secs_f64() / f(o).as_secs_f64())
-                .collect();
-        r.sort_by(f64::total_cmp);
-        match r.len() {
-            0 => f64::NAN,
-            n if n % 2 == 1 => r[n / 2],
-            n => (r[n / 2 - 1] + r[n / 2]) / 2.0,
-        }
-    };
-    let wall = |c: &Cost| c.wall;
-    let cpu = |c: &Cost| c.cpu;
-    let to_floor = ratio(floor, wall);
+/// Everything the report prints.
+struct Report<'a> {
+    tools: &'a [Tool],
+    m: &'a Measured,
+    reps: usize,
+    version: &'a str,
+    settings: &'a str,
+    missing: &'a [&'a str],
+    small_up: &'a Samples,
+    start: &'a Samples,
+    /// Bytes of keel's files for 100 and for 1,000 migrations.
+    bytes: (u64, u64),
+}
+
+fn report(r: &Report) {
+    let (tools, m) = (r.tools, r.m);
+    let up = &m.apply[KEEL_TOOL];
+    let status = &m.status[KEEL_TOOL];
+    let find = |pred: fn(&Kind) -> bool| tools.iter().position(|t| pred(&t.kind));
+    let sqlx = find(|k| matches!(k, Kind::Sqlx(_)));
+    let dbmate = find(|k| matches!(k, Kind::Dbmate(_)));
+    let (lo, hi) = m
+        .loads
+        .iter()
+        .fold((f64::MAX, f64::MIN), |(lo, hi), &l| (lo.min(l), hi.max(l)));
     println!();
     println!(
-        "keel benchmark: {MIGRATIONS} trivial migrations, PostgreSQL {version} ({settings}), \
-         median of {reps} interleaved rounds, each on a fresh database"
+        "keel benchmark: {MIGRATIONS} trivial migrations, PostgreSQL {} ({}), \
+         {} interleaved rounds, each run on a fresh database; load average {lo:.2}–{hi:.2}",
+        r.version, r.settings, r.reps
     );
     println!("keel: {KEEL}");
-    if let Some(c) = &compare {
-        println!("compare: {}", c.display());
+    for miss in r.missing {
+        println!("not found, left out: {miss}");
     }
     println!();
     println!(
-        "{:<36} {:>10} {:>21} {:>10}   {:>15}",
-        "", "wall", "(min – max)", "CPU", "keel up ÷ this"
+        "{:<30} {:>10} {:>21} {:>10} {:>10}   {:>17}",
+        "apply", "wall", "(min – max)", "CPU", "max RSS", "keel ÷ this"
     );
-    let row = |name: &str, s: &Samples, with_ratio: bool| {
-        let r = if with_ratio {
-            format!("{:.3}× / {:.3}×", ratio(s, wall), ratio(s, cpu))
+    let row = |name: &str, s: &Samples, mine: &Samples, with_ratio: bool| {
+        let ratio = if with_ratio {
+            format!(
+                "{:.3}× / {:.3}×",
+                paired(mine, s, wall),
+                paired(mine, s, cpu)
+            )
         } else {
             String::new()
         };
         println!(
-            "{name:<36} {:>10} {:>21} {:>10}   {r:>15}",
+            "{name:<30} {:>10} {:>21} {:>10} {:>10}   {ratio:>17}",
             secs(s.wall()),
             format!("({} – {})", secs(s.min()), secs(s.max())),
             secs(s.cpu()),
+            mib(s.median_rss()),
         );
     };
-    row("psql -1 -f all.sql (floor)", floor, true);
-    row("psql -f all.sql (autocommit)", autocommit, true);
-    row("keel up", up, false);
-    if compare.is_some() {
-        row("keel up (compare binary)", &samples[3], true);
+    for (i, t) in tools.iter().enumerate() {
+        row(&t.label, &m.apply[i], up, i != KEEL_TOOL);
     }
-    row(
-        &format!("keel status ({MIGRATIONS} applied)"),
-        &status,
-        false,
-    );
-    row("keel down --steps 100 (one process)", &down, false);
-    row("keel --version (process start)", &start, false);
+    println!();
+    println!("status with {MIGRATIONS} applied (3 per round)");
+    for (i, t) in tools.iter().enumerate() {
+        if m.status[i].0.is_empty() {
+            continue;
+        }
+        let name = match &t.kind {
+            Kind::Keel(_) => t.label.replace(" up", " status"),
+            Kind::Sqlx(_) => "sqlx migrate info".into(),
+            Kind::Dbmate(_) => "dbmate status".into(),
+            _ => t.label.clone(),
+        };
+        row(&name, &m.status[i], status, i != KEEL_TOOL);
+    }
+    println!();
+    row("keel down --steps 100", &m.down, &m.down, false);
+    row("keel --version (start)", r.start, r.start, false);
     println!(
-        "(ratios: wall / CPU, each the median of the rounds' ratios; CPU = client + server processes)"
+        "(ratios: wall / CPU, each the median of paired ratios; CPU = client + server processes)"
     );
     println!();
+    let verdict = |x: f64, goal: f64| if x <= goal { "met" } else { "MISSED" };
+    let to_floor = paired(up, &m.apply[0], wall);
     println!(
-        "goal: keel up ≤ {GOAL:.2}× the floor: {} at {to_floor:.3}× wall ({:.3}× CPU); \
-         for reference: {REFERENCE}",
-        if to_floor <= GOAL { "met" } else { "MISSED" },
-        ratio(floor, cpu)
+        "goal: keel up ≤ {GOAL_UP:.2}× the floor: {} at {to_floor:.3}× wall ({:.3}× CPU)",
+        verdict(to_floor, GOAL_UP),
+        paired(up, &m.apply[0], cpu)
     );
-    println!(
-        "keel status with {MIGRATIONS} applied: {} (dbmate ~23 ms, sqlx-cli ~29 ms)",
-        secs(status.wall())
-    );
+    match dbmate {
+        Some(d) => {
+            let x = paired(status, &m.status[d], wall);
+            println!(
+                "goal: keel status ≤ {GOAL_STATUS:.2}× dbmate status: {} at {x:.3}× wall ({:.3}× CPU)",
+                verdict(x, GOAL_STATUS),
+                paired(status, &m.status[d], cpu)
+            );
+        }
+        None => println!("goal: keel status ≤ {GOAL_STATUS:.2}× dbmate status: dbmate not found"),
+    }
+    match sqlx {
+        Some(q) => {
+            let x = paired(up, &m.apply[q], rss);
+            println!(
+                "goal: keel up's memory ≤ {GOAL_MEMORY:.2}× sqlx migrate run's: {} at {x:.3}× max RSS ({} vs {})",
+                verdict(x, GOAL_MEMORY),
+                mib(up.median_rss()),
+                mib(m.apply[q].median_rss())
+            );
+        }
+        None => {
+            println!("goal: keel up's memory ≤ {GOAL_MEMORY:.2}× sqlx-cli's: sqlx-cli not found")
+        }
+    }
     println!();
-    let (rss_small, rss_big) = (small_up.max_rss(), up.max_rss());
+    let (small_bytes, big_bytes) = r.bytes;
+    let (rss_small, rss_big) = (r.small_up.max_rss(), up.max_rss());
     let extra = (MIGRATIONS - 100) as f64;
-    println!("memory (max RSS):");
+    println!("keel's memory (max RSS):");
     println!(
         "  keel up, 100 migrations ({:.0} KiB of files)     {}",
         small_bytes as f64 / 1024.0,
@@ -606,8 +636,7 @@ fn run() -> Result<()> {
     println!(
         "  keel status {}, keel down --steps 100 {}, keel --version {}",
         mib(status.max_rss()),
-        mib(down.max_rss()),
-        mib(start.max_rss())
+        mib(m.down.max_rss()),
+        mib(r.start.max_rss())
     );
-    Ok(())
 }

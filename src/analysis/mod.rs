@@ -26,6 +26,7 @@ pub(crate) mod search_path;
 pub(crate) mod sizes;
 pub mod sqltype;
 pub mod version;
+pub(crate) mod volatile;
 
 pub(crate) use classify::statements_parsed;
 pub use classify::{Classified, classify};

@@ -4,6 +4,7 @@
 
 use super::operation::{ActionKind, Operation, RowFilter};
 use super::search_path::SearchPath;
+use super::volatile::volatile_call;
 use crate::db::Relation;
 use crate::migration::Reversibility;
 use serde::Serialize;
@@ -78,6 +79,12 @@ pub(crate) fn backup_plan(up: &[Operation]) -> Vec<BackupItem> {
                 _ => (column(), None, "destroys data"),
             };
             let filter = a.rows.clone().filter(|_| rows.is_some());
+            // A condition that selects other rows when the backup runs
+            // than when the statement does cannot pick the rows out.
+            let volatile = filter.as_ref().and_then(|f| {
+                volatile_call(&f.predicate).or_else(|| f.from.as_deref().and_then(volatile_call))
+            });
+            let filter = filter.filter(|_| volatile.is_none());
             out.push(BackupItem {
                 relation: a
                     .relation
@@ -88,6 +95,10 @@ pub(crate) fn backup_plan(up: &[Operation]) -> Vec<BackupItem> {
                 columns,
                 rows: match (&rows, &filter) {
                     (Some(_), Some(f)) => Some(f.predicate.clone()),
+                    (Some(_), None) if volatile.is_some() => Some(format!(
+                        "its WHERE clause holds (every row is exported: the clause calls {}, which gives another answer when the backup runs than when the statement does)",
+                        volatile.as_deref().unwrap_or_default()
+                    )),
                     (Some(_), None) => Some(
                         "its WHERE clause holds (the whole table is exported: the clause cannot be evaluated on its own)"
                             .into(),

@@ -16,7 +16,7 @@ use super::{
 use crate::analysis::analyze::{Analyzer, MigrationAnalysis};
 use crate::analysis::reversibility::BackupItem;
 use crate::db::{BackupRef, Database, Timeouts};
-use crate::migration::Migration;
+use crate::migration::{Migration, Reversibility};
 use crate::migrator::{Hook, RunError};
 use async_trait::async_trait;
 use std::path::{Path, PathBuf};
@@ -166,7 +166,7 @@ fn created_summary(c: &Created) -> String {
                     .filter(|c| !f.key.contains(c))
                     .cloned()
                     .collect(),
-                super::Kind::Table | super::Kind::Rows => Vec::new(),
+                super::Kind::Table | super::Kind::Rows | super::Kind::Replace => Vec::new(),
             };
             (f.shown(), cols, f.rows)
         })
@@ -174,8 +174,20 @@ fn created_summary(c: &Created) -> String {
     summary(&c.path, &tables)
 }
 
+/// Why `m` gets no backup although it destroys data: its migration.toml
+/// declares it irreversible, so there is no down to put the data back and
+/// nothing waits on an archive.
+pub(crate) fn declined(m: &Migration) -> Option<String> {
+    (m.meta.reversibility == Some(Reversibility::Irreversible)).then(|| {
+        format!(
+            "{} declares reversibility = \"irreversible\" in its migration.toml: keel takes no backup of what it destroys (take a snapshot first if you may want it back)",
+            m.id()
+        )
+    })
+}
+
 /// Creates and verifies the backup `m` needs (`items`, from [`destroyed`]),
-/// if it destroys existing data.
+/// if it destroys existing data and is not declared irreversible.
 pub(crate) async fn back_up(
     db: &mut dyn Database,
     m: &Migration,
@@ -183,7 +195,7 @@ pub(crate) async fn back_up(
     backups_dir: &Path,
     target: &Target,
 ) -> Result<Option<Created>, BackupError> {
-    if items.is_empty() {
+    if items.is_empty() || declined(m).is_some() {
         return Ok(None);
     }
     let Some(plan) = plan_for(db, m, items, target).await? else {
@@ -219,6 +231,10 @@ impl Hook for BackupHook<'_> {
         // `keel plan` lists is what is backed up.
         let items = &analysis.backups;
         if items.is_empty() {
+            return Ok(None);
+        }
+        if let Some(why) = declined(m) {
+            (self.say)(&format!("note: {why}"));
             return Ok(None);
         }
         let made = async {

@@ -11,13 +11,15 @@
 //! prints); [`plan_for`] resolves that against the live schema (the search
 //! path the migration sets included) into a [`BackupPlan`].
 
+mod describe;
 mod hook;
 mod plan;
 mod read;
 mod restore;
 mod write;
 
-pub(crate) use hook::{BackupHook, back_up, unrestored_note};
+pub(crate) use describe::{StatementBackup, describe};
+pub(crate) use hook::{BackupHook, back_up, declined, unrestored_note};
 pub(crate) use plan::{Target, plan_for, plan_for_table};
 pub(crate) use read::verify;
 pub(crate) use restore::{Binding, Restored, check_binding, restore, restore_within};
@@ -45,8 +47,9 @@ pub(crate) struct BackupPlan {
 pub(crate) struct TableBackup {
     /// The table the server resolves (schema-qualified on PostgreSQL).
     pub(crate) table: Relation,
-    /// Columns that identify a row (the primary key). Needed to put column
-    /// backups back; informational for whole tables.
+    /// Columns that identify a row (the primary key, or a unique index on
+    /// NOT NULL columns). Needed to put column backups back; informational
+    /// for whole tables.
     pub(crate) key: Vec<String>,
     /// The columns to capture besides the key; `None` for the whole table.
     pub(crate) columns: Option<Vec<String>>,
@@ -55,6 +58,10 @@ pub(crate) struct TableBackup {
     /// (SQL from up.sql), the table's alias in it, and the search path it
     /// runs under. `None`: every row.
     pub(crate) rows: Option<RowSelection>,
+    /// For [`Kind::Replace`]: the columns whose values the migration
+    /// destroys. The other columns must still hold what the backup holds
+    /// for the table's rows to be replaced.
+    pub(crate) destroyed: Vec<String>,
 }
 
 /// The rows of a table a statement touches, as the backup selects them.
@@ -107,7 +114,8 @@ pub(crate) struct ManifestFile {
     /// The CSV's header, in order: the key columns first for column backups.
     pub(crate) columns: Vec<String>,
     /// `columns`: restore updates rows by `key`; `table`: restore inserts
-    /// rows; `rows`: restore inserts the rows whose key is gone.
+    /// rows; `rows`: restore inserts the rows whose key is gone (every row
+    /// without a key); `replace`: restore replaces the table's rows.
     #[serde(default = "Kind::table")]
     pub(crate) kind: Kind,
     #[serde(default)]
@@ -115,6 +123,10 @@ pub(crate) struct ManifestFile {
     /// For a part of the table: the condition that selected the rows.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) rows_where: Option<String>,
+    /// For `replace`: the columns whose values the migration destroyed; the
+    /// rest must match the backup's rows before restore replaces them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub(crate) destroyed: Vec<String>,
     pub(crate) rows: u64,
     /// Hex SHA-256 of the CSV's bytes.
     pub(crate) sha256: String,
@@ -140,6 +152,10 @@ impl ManifestFile {
 pub(crate) enum Kind {
     /// The whole table (DROP TABLE, TRUNCATE, DELETE without WHERE).
     Table,
+    /// Every row and column of a table with no key to tell its rows apart
+    /// (no primary key, no unique index on NOT NULL columns), changed in
+    /// place: restore replaces the table's rows with the backup's.
+    Replace,
     /// The rows a `DELETE … WHERE` removes, every column.
     Rows,
     /// Some columns of every row, or of the rows an `UPDATE … WHERE` touches.

@@ -77,6 +77,7 @@ pub(crate) async fn plan_for_table(
             kind,
             columns,
             rows: None,
+            destroyed: Vec::new(),
         }],
     }))
 }
@@ -90,8 +91,10 @@ pub(crate) async fn plan_for_table(
 /// gathered into one part each. Generated columns are left out: the
 /// database computes them again. An UPDATE's or DELETE's own WHERE clause
 /// selects exactly its rows; one that cannot be evaluated before the
-/// migration (it names a column the migration adds first) widens to every
-/// row.
+/// migration (it names a column the migration adds first, or calls a
+/// volatile function) widens to every row. A table with no key to tell its
+/// rows apart is backed up whole when its rows change in place
+/// ([`Kind::Replace`]).
 ///
 /// `None` when nothing existing is destroyed.
 pub(crate) async fn plan_for(
@@ -107,26 +110,6 @@ pub(crate) async fn plan_for(
         };
         merge(&mut tables, t);
     }
-    for t in &mut tables {
-        if t.kind == Kind::Columns && t.key.is_empty() {
-            let cols = t.columns.clone().unwrap_or_default();
-            return Err(BackupError::Plan(format!(
-                "{} destroys {} of table {}, which has no primary key, so keel could not put the values back row by row\n  fix: give {} a primary key in an earlier migration",
-                migration.id(),
-                cols.join(", "),
-                t.table.shown(),
-                t.table.shown()
-            )));
-        }
-        if t.kind == Kind::Rows && t.key.is_empty() && t.rows.is_none() {
-            return Err(BackupError::Plan(format!(
-                "{} deletes rows of table {}, which has no primary key, and its WHERE clause cannot be evaluated before the migration runs, so keel could not tell the deleted rows from the rest\n  fix: give {} a primary key in an earlier migration",
-                migration.id(),
-                t.table.shown(),
-                t.table.shown()
-            )));
-        }
-    }
     // Whole tables and deleted rows go back before column values that may
     // belong to them.
     tables.sort_by_key(|t| t.kind);
@@ -139,7 +122,7 @@ pub(crate) async fn plan_for(
 }
 
 /// One item against the live schema; `None` when it holds no data yet.
-async fn table_backup(
+pub(super) async fn table_backup(
     db: &mut dyn Database,
     item: &BackupItem,
 ) -> Result<Option<TableBackup>, BackupError> {
@@ -161,64 +144,70 @@ async fn table_backup(
         .map(|c| c.name)
         .filter(|c| !generated.contains(c))
         .collect();
-    let key = db.primary_key(&name).await.map_err(&dbe)?;
-    let kind = match (&item.columns, &item.rows) {
-        (Some(_), _) => Kind::Columns,
-        (None, Some(_)) => Kind::Rows,
-        (None, None) => Kind::Table,
-    };
-    let mut columns = item.columns.as_ref().map(|cols| {
-        cols.iter()
-            .filter(|c| existing.contains(c) && !key.contains(c))
-            .cloned()
-            .collect::<Vec<_>>()
-    });
-    if let Some(cols) = &columns
-        && cols.is_empty()
-    {
-        let destroys_key = item
-            .columns
-            .as_ref()
-            .is_some_and(|c| c.iter().any(|c| key.contains(c)));
-        if !destroys_key {
-            // New or generated columns: nothing the database cannot make again.
-            return Ok(None);
-        }
-        // The key itself is destroyed: only the whole table says which row
-        // it belonged to.
-        columns = None;
-    }
-    let kind = if kind == Kind::Columns && columns.is_none() {
-        Kind::Table
-    } else {
-        kind
-    };
-    let rows = match (&item.filter, kind) {
-        (Some(f), Kind::Columns | Kind::Rows) => {
-            let condition = match &f.from {
-                Some(from) => format!("EXISTS (SELECT 1 FROM {from} WHERE {})", f.predicate),
-                None => format!("({})", f.predicate),
-            };
-            let selection = RowSelection {
-                alias: f.alias.clone(),
-                condition,
-                shown: f.predicate.clone(),
-                search_path: item.search_path.clone(),
-            };
-            let probe = existing.first().cloned().unwrap_or_default();
-            evaluable(db, &table, &probe, &selection)
-                .await
-                .then_some(selection)
-        }
-        _ => None,
-    };
-    Ok(Some(TableBackup {
-        table,
-        key,
-        columns,
+    let key = db.row_key(&name).await.map_err(&dbe)?;
+    let part = |kind, columns, rows, destroyed| TableBackup {
+        table: table.clone(),
+        key: key.clone(),
         kind,
+        columns,
         rows,
-    }))
+        destroyed,
+    };
+    match (&item.columns, &item.rows) {
+        (Some(cols), _) => {
+            let destroyed: Vec<String> = cols
+                .iter()
+                .filter(|c| existing.contains(c))
+                .cloned()
+                .collect();
+            if destroyed.is_empty() {
+                // New or generated columns: nothing the database cannot make again.
+                return Ok(None);
+            }
+            if key.is_empty() || destroyed.iter().any(|c| key.contains(c)) {
+                // Nothing (left) tells the rows apart: only the whole table
+                // says which values belonged together.
+                return Ok(Some(part(Kind::Replace, None, None, destroyed)));
+            }
+            let rows = selection(db, &table, &existing, item).await;
+            Ok(Some(part(Kind::Columns, Some(destroyed), rows, Vec::new())))
+        }
+        (None, Some(_)) => {
+            let rows = selection(db, &table, &existing, item).await;
+            if rows.is_none() && key.is_empty() {
+                // Every row, and no key to tell the deleted ones from the
+                // rest: restore puts the table back whole.
+                return Ok(Some(part(Kind::Replace, None, None, Vec::new())));
+            }
+            Ok(Some(part(Kind::Rows, None, rows, Vec::new())))
+        }
+        (None, None) => Ok(Some(part(Kind::Table, None, None, Vec::new()))),
+    }
+}
+
+/// The statement's own rows, when its condition can be evaluated before
+/// the migration runs; `None`: every row.
+async fn selection(
+    db: &mut dyn Database,
+    table: &Relation,
+    existing: &[String],
+    item: &BackupItem,
+) -> Option<RowSelection> {
+    let f = item.filter.as_ref()?;
+    let condition = match &f.from {
+        Some(from) => format!("EXISTS (SELECT 1 FROM {from} WHERE {})", f.predicate),
+        None => format!("({})", f.predicate),
+    };
+    let selection = RowSelection {
+        alias: f.alias.clone(),
+        condition,
+        shown: f.predicate.clone(),
+        search_path: item.search_path.clone(),
+    };
+    let probe = existing.first().cloned().unwrap_or_default();
+    evaluable(db, table, &probe, &selection)
+        .await
+        .then_some(selection)
 }
 
 /// Whether a statement's condition can be evaluated before the migration
@@ -241,9 +230,12 @@ async fn evaluable(
     db.export_csv(&query, &mut sink).await.is_ok()
 }
 
-/// Adds `t` to the plan: one part per table and kind, a whole table
-/// absorbing everything else of that table.
+/// Adds `t` to the plan: one part per table and kind. A whole table
+/// absorbs everything else of that table; a whole-table replacement absorbs
+/// the table's row and column parts, its compared columns shrinking by the
+/// columns they overwrite.
 fn merge(tables: &mut Vec<TableBackup>, t: TableBackup) {
+    let whole = |k: Kind| matches!(k, Kind::Table | Kind::Replace);
     if tables
         .iter()
         .any(|have| have.table == t.table && have.kind == Kind::Table)
@@ -251,6 +243,34 @@ fn merge(tables: &mut Vec<TableBackup>, t: TableBackup) {
         return;
     }
     if t.kind == Kind::Table {
+        tables.retain(|have| have.table != t.table);
+        tables.push(t);
+        return;
+    }
+    if let Some(have) = tables
+        .iter_mut()
+        .find(|have| have.table == t.table && have.kind == Kind::Replace)
+    {
+        let more = t.destroyed.iter().chain(t.columns.iter().flatten());
+        for c in more {
+            if !have.destroyed.contains(c) {
+                have.destroyed.push(c.clone());
+            }
+        }
+        return;
+    }
+    if t.kind == Kind::Replace {
+        let mut t = t;
+        for have in tables
+            .iter()
+            .filter(|h| h.table == t.table && !whole(h.kind))
+        {
+            for c in have.columns.iter().flatten() {
+                if !t.destroyed.contains(c) {
+                    t.destroyed.push(c.clone());
+                }
+            }
+        }
         tables.retain(|have| have.table != t.table);
         tables.push(t);
         return;
@@ -280,4 +300,36 @@ fn merge(tables: &mut Vec<TableBackup>, t: TableBackup) {
         // Conditions that do not combine: every row.
         _ => None,
     };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn part(kind: Kind, columns: Option<&[&str]>, destroyed: &[&str]) -> TableBackup {
+        TableBackup {
+            table: Relation::new(Some("public"), "t"),
+            key: Vec::new(),
+            columns: columns.map(|c| c.iter().map(|c| c.to_string()).collect()),
+            kind,
+            rows: None,
+            destroyed: destroyed.iter().map(|c| c.to_string()).collect(),
+        }
+    }
+
+    #[test]
+    fn a_whole_table_replacement_absorbs_the_tables_other_parts() {
+        let mut tables = Vec::new();
+        merge(&mut tables, part(Kind::Columns, Some(&["a"]), &[]));
+        merge(&mut tables, part(Kind::Replace, None, &["b"]));
+        merge(&mut tables, part(Kind::Rows, None, &[]));
+        merge(&mut tables, part(Kind::Replace, None, &["c"]));
+        assert_eq!(tables.len(), 1);
+        assert_eq!(tables[0].kind, Kind::Replace);
+        assert_eq!(tables[0].destroyed, ["b", "a", "c"]);
+        // A dropped table is backed up whole before anything else touched it.
+        merge(&mut tables, part(Kind::Table, None, &[]));
+        assert_eq!(tables.len(), 1);
+        assert_eq!(tables[0].kind, Kind::Table);
+    }
 }

@@ -193,18 +193,17 @@ async fn load(
     path: &Path,
     f: &ManifestFile,
 ) -> Result<(u64, u64), BackupError> {
-    let entry = archive.by_name(&f.name).map_err(|e| BackupError::Corrupt {
-        path: path.to_path_buf(),
-        detail: format!("{}: {e}", f.name),
-    })?;
-    let mut source = BufReader::with_capacity(1 << 18, Pipe(entry));
     let table = f.relation();
     let shown = f.shown();
     let how = match f.kind {
         Kind::Columns => Load::Update { key: f.key.clone() },
         Kind::Rows if !f.key.is_empty() => Load::InsertMissing { key: f.key.clone() },
-        Kind::Rows | Kind::Table => Load::Insert,
+        Kind::Rows | Kind::Table | Kind::Replace => Load::Insert,
     };
+    if f.kind == Kind::Replace {
+        make_room(db, archive, path, f).await?;
+    }
+    let mut source = BufReader::with_capacity(1 << 18, Pipe(member(archive, path, f)?));
     let done = db
         .import_csv(&table, &f.columns, &how, &mut source)
         .await
@@ -230,6 +229,63 @@ async fn load(
             .map_err(dbe(format!("moving {shown}'s id sequence")))?;
     }
     Ok((done, again))
+}
+
+/// The CSV of `f`, read from its start.
+fn member<'a>(
+    archive: &'a mut read::Archive,
+    path: &Path,
+    f: &ManifestFile,
+) -> Result<zip::read::ZipFile<'a, BufReader<std::fs::File>>, BackupError> {
+    archive.by_name(&f.name).map_err(|e| BackupError::Corrupt {
+        path: path.to_path_buf(),
+        detail: format!("{}: {e}", f.name),
+    })
+}
+
+/// Before a whole-table replacement: every row in the table now must be one
+/// of the backup's (on the columns the migration left as they were, each
+/// duplicate counted), or replacing the rows would lose what was written
+/// since. Then the table is emptied for the backup's rows.
+async fn make_room(
+    db: &mut dyn Database,
+    archive: &mut read::Archive,
+    path: &Path,
+    f: &ManifestFile,
+) -> Result<(), BackupError> {
+    let table = f.relation();
+    let shown = f.shown();
+    let compare: Vec<String> = f
+        .columns
+        .iter()
+        .filter(|c| !f.destroyed.contains(c))
+        .cloned()
+        .collect();
+    let context = || {
+        format!(
+            "restoring {shown} from {} (the table and its columns must exist: run the migration's down first)",
+            f.name
+        )
+    };
+    let mut source = BufReader::with_capacity(1 << 18, Pipe(member(archive, path, f)?));
+    let extra = db
+        .rows_not_in_csv(&table, &f.columns, &compare, &mut source)
+        .await
+        .map_err(dbe(context()))?;
+    if extra > 0 {
+        let on = if compare.is_empty() {
+            "by count".to_string()
+        } else {
+            format!("on {}", compare.join(", "))
+        };
+        return Err(BackupError::Refused(format!(
+            "{shown} has {extra} row(s) that {} does not hold (compared {on}): rows were added or changed since the backup was taken, and a backup of a table without a key puts the table back whole, which would lose them; nothing was changed\n  fix: look at those rows and save or delete them, then restore again; or revert without the data (`keel down --no-restore`) and load the backup's {} by hand",
+            path.display(),
+            f.name
+        )));
+    }
+    db.delete_all_rows(&table).await.map_err(dbe(context()))?;
+    Ok(())
 }
 
 /// A zip member as a `Send` reader.

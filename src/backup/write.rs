@@ -170,6 +170,7 @@ async fn export_all(
             kind: t.kind,
             key: t.key.clone(),
             rows_where: t.rows.as_ref().map(|r| r.shown.clone()),
+            destroyed: t.destroyed.clone(),
             // The header line is not a row.
             rows: counter.records().saturating_sub(1),
             sha256: hex::encode(hasher.finalize()),

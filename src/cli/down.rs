@@ -25,8 +25,7 @@ fn parse_to(s: &str) -> Result<Version, String> {
 }
 
 pub(crate) async fn run(ctx: &Ctx, args: Args) -> Result<()> {
-    let files = ctx.migrations()?;
-    let mut db = ctx.connect().await?;
+    let (files, mut db) = ctx.migrations_and_connect().await?;
     let entries = reconcile(&files, db.tracking_rows().await?);
     if let Err(e) = crate::migrator::check_to(&entries, args.to) {
         db.close().await;
@@ -45,6 +44,7 @@ pub(crate) async fn run(ctx: &Ctx, args: Args) -> Result<()> {
             |m| m.down.as_deref().unwrap_or("-- (no down.sql)"),
             target,
             live,
+            &[],
         );
         return Ok(());
     }

@@ -8,6 +8,7 @@ use crate::analysis::analyze::MigrationAnalysis;
 use crate::analysis::estimate::human_ms;
 use crate::analysis::plan::{self, Plan};
 use crate::analysis::{LiveSchema, Operation, PgVersion, Tri};
+use crate::backup::StatementBackup;
 use crate::db::{Database, DbError};
 use crate::migration::Migration;
 use serde_json::{Value, json};
@@ -51,8 +52,15 @@ pub(crate) fn print(
     sql: impl Fn(&Migration) -> &str,
     target: Target,
     live: Option<Arc<LiveSchema>>,
+    backups: &[(String, Vec<StatementBackup>)],
 ) {
     let up = direction == "up";
+    let described = |m: &Migration| {
+        backups
+            .iter()
+            .find(|(id, _)| *id == m.id())
+            .map(|(_, b)| b.as_slice())
+    };
     let plans = match target {
         Target::Postgres(version) => Some(plan::build(migrations, up, version, live)),
         Target::Other(_) => None,
@@ -62,7 +70,13 @@ pub(crate) fn print(
         let items: Vec<Value> = migrations
             .iter()
             .enumerate()
-            .map(|(i, m)| migration_json(m, &sql, analysis(i), up))
+            .map(|(i, m)| {
+                let mut v = migration_json(m, &sql, analysis(i), up);
+                if let Some(b) = described(m) {
+                    v["backup_plan"] = json!(b);
+                }
+                v
+            })
             .collect();
         ctx.json(json!({
             "dry_run": true,
@@ -100,7 +114,13 @@ pub(crate) fn print(
         text.push_str(sql(m).trim_end());
         text.push('\n');
         if let Some(a) = analysis(i) {
-            text.push_str(&analysis_text(m, a, up, target));
+            text.push_str(&analysis_text(m, a, up, target, described(m).is_some()));
+        }
+        for b in described(m).unwrap_or_default() {
+            text.push_str(&format!(
+                "--   backup, line {} ({}): {}: {}\n",
+                b.line, b.statement, b.backup, b.detail
+            ));
         }
     }
     ctx.out.data(&text);
@@ -114,7 +134,8 @@ fn ops(a: &MigrationAnalysis, up: bool) -> &[Operation] {
     }
 }
 
-fn analysis_text(m: &Migration, p: &Plan, up: bool, target: Target) -> String {
+/// `described`: the backups are said from the live schema after this.
+fn analysis_text(m: &Migration, p: &Plan, up: bool, target: Target, described: bool) -> String {
     let a = &p.analysis;
     let version = match target {
         Target::Postgres(Some(v)) => format!("PostgreSQL {v}"),
@@ -144,7 +165,7 @@ fn analysis_text(m: &Migration, p: &Plan, up: bool, target: Target) -> String {
             "--   reversibility: {}{declared}\n",
             a.reversibility
         ));
-        for b in &a.backups {
+        for b in a.backups.iter().filter(|_| !described) {
             let what = match &b.columns {
                 Some(c) => format!("{} ({})", b.table, c.join(", ")),
                 None => format!("{} (all columns)", b.table),

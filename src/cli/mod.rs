@@ -204,6 +204,36 @@ impl Ctx {
         )
     }
 
+    /// The migration files and the target database. On PostgreSQL the
+    /// server starts the session (a process of its own) while keel reads the
+    /// files: the files are read while the connection waits for its first
+    /// answer. An error in the files is the one reported, as if they had
+    /// been read first; SQLite, whose connection would create the database
+    /// file, is opened only after the files are good.
+    pub(crate) async fn migrations_and_connect(
+        &self,
+    ) -> Result<(Vec<Migration>, Box<dyn Database>)> {
+        let server = self
+            .target()
+            .url()
+            .is_ok_and(|u| u.starts_with("postgres:") || u.starts_with("postgresql:"));
+        if !server {
+            let files = self.migrations()?;
+            return Ok((files, self.connect().await?));
+        }
+        // join! polls the connection first: it sends its startup message
+        // and waits; the files are read in that wait.
+        let (db, files) = tokio::join!(self.connect(), async { self.migrations() });
+        match (files, db) {
+            (Ok(files), Ok(db)) => Ok((files, db)),
+            (Err(e), Ok(db)) => {
+                db.close().await;
+                Err(e)
+            }
+            (Err(e), Err(_)) | (Ok(_), Err(e)) => Err(e),
+        }
+    }
+
     /// Opens the target database; `-v` says which.
     pub(crate) async fn connect(&self) -> Result<Box<dyn Database>> {
         let db = self.target().connect().await?;

@@ -49,6 +49,9 @@ pub(crate) async fn run(ctx: &Ctx, args: Args) -> Result<()> {
                         .join(", ")
                 ),
                 crate::backup::Kind::Table => format!("inserted {rows} rows into {table}"),
+                crate::backup::Kind::Replace => {
+                    format!("replaced the rows of {table} with the backup's {rows} rows")
+                }
                 crate::backup::Kind::Rows => format!(
                     "inserted {rows} deleted rows back into {table}{}",
                     match f.rows - rows {

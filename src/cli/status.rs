@@ -3,8 +3,7 @@ use crate::error::Result;
 use crate::migrator::reconcile;
 
 pub(crate) async fn run(ctx: &Ctx) -> Result<()> {
-    let files = ctx.migrations()?;
-    let mut db = ctx.connect().await?;
+    let (files, mut db) = ctx.migrations_and_connect().await?;
     let rows = db.tracking_rows().await;
     let records = crate::record::store::all(db.as_mut()).await;
     db.close().await;

@@ -16,9 +16,8 @@ pub(crate) struct Args {
 }
 
 pub(crate) async fn run(ctx: &Ctx, args: Args) -> Result<()> {
-    let files = ctx.migrations()?;
     let settings = args.pace.apply(ctx.settings())?;
-    let mut db = ctx.connect().await?;
+    let (files, mut db) = ctx.migrations_and_connect().await?;
     let entries = reconcile(&files, db.tracking_rows().await?);
     if let Err(e) = crate::migrator::check_to(&entries, args.to) {
         db.close().await;
@@ -28,9 +27,21 @@ pub(crate) async fn run(ctx: &Ctx, args: Args) -> Result<()> {
         let pending = crate::migrator::pending(&entries, args.to);
         let target = super::dry_run::Target::of(db.as_mut()).await;
         let live = target.live(db.as_mut()).await;
+        let backups = match &live {
+            Ok(_) => crate::backup::describe(db.as_mut(), &pending).await,
+            Err(_) => Ok(Vec::new()),
+        };
         db.close().await;
-        let live = live?;
-        super::dry_run::print(ctx, "up", &pending, |m| m.up.as_str(), target, live);
+        let (live, backups) = (live?, backups?);
+        super::dry_run::print(
+            ctx,
+            "up",
+            &pending,
+            |m| m.up.as_str(),
+            target,
+            live,
+            &backups,
+        );
         return Ok(());
     }
     let on_event = |e: crate::migrator::Event<'_>| ctx.print_event(e);

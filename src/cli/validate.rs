@@ -13,10 +13,21 @@ pub(crate) async fn run(ctx: &Ctx) -> Result<()> {
         on_event: &on_event,
     };
     let result = validate(&mut runner, &files).await;
+    // What each pending migration's backup will be, against the schema as
+    // it is (validate's own trial run was rolled back).
+    let backups = match &result {
+        Ok(_) => {
+            let entries = crate::migrator::reconcile(&files, db.tracking_rows().await?);
+            let pending = crate::migrator::pending(&entries, None);
+            crate::backup::describe(db.as_mut(), &pending).await
+        }
+        Err(_) => Ok(Vec::new()),
+    };
     db.close().await;
     let report = result?;
+    let backups = backups?;
     if ctx.out.json {
-        ctx.json(serde_json::json!({"ok": report.problems.is_empty(), "checked": report.checked, "problems": report.problems}));
+        ctx.json(serde_json::json!({"ok": report.problems.is_empty(), "checked": report.checked, "problems": report.problems, "backups": backups.iter().map(|(m, b)| serde_json::json!({"migration": m, "statements": b})).collect::<Vec<_>>()}));
     } else {
         let mut text = String::new();
         for f in &report.checked {
@@ -24,6 +35,14 @@ pub(crate) async fn run(ctx: &Ctx) -> Result<()> {
                 "ok       {}_{}: {}\n",
                 f.version, f.name, f.message
             ));
+        }
+        for (m, lines) in &backups {
+            for b in lines {
+                text.push_str(&format!(
+                    "backup   {m} line {} ({}): {}: {}\n",
+                    b.line, b.statement, b.backup, b.detail
+                ));
+            }
         }
         for f in &report.problems {
             let place = match (&f.file, f.line) {

@@ -148,6 +148,86 @@ pub trait Bulk: Session {
     /// quick_check`). An unreadable file is an error.
     async fn read_snapshot(&mut self, path: &Path) -> Result<SnapshotFacts, DbError>;
 
+    /// How many rows of `table` the CSV in `source` (header first,
+    /// `columns` in that order) does not hold, comparing `compare` only and
+    /// counting duplicates (a multiset: two equal rows in the table need two
+    /// in the CSV). Values are compared as text, so types without equality
+    /// (json) compare too. The CSV is loaded into a temporary table first,
+    /// inside the caller's transaction; the table is dropped afterwards.
+    async fn rows_not_in_csv(
+        &mut self,
+        table: &Relation,
+        columns: &[String],
+        compare: &[String],
+        source: &mut (dyn std::io::BufRead + Send),
+    ) -> Result<u64, DbError> {
+        let staged = Relation::new(None, "keel_staged_rows");
+        let list: Vec<String> = columns.iter().map(|c| quote_ident(c)).collect();
+        // `WHERE 1 = 0`: the same column types, no rows, in both dialects.
+        self.execute(&format!("DROP TABLE IF EXISTS {}", staged.quoted()))
+            .await?;
+        self.execute(&format!(
+            "CREATE TEMP TABLE {} AS SELECT {} FROM {} WHERE 1 = 0",
+            staged.quoted(),
+            list.join(", "),
+            table.quoted()
+        ))
+        .await?;
+        self.import_csv(&staged, columns, &Load::Insert, source)
+            .await?;
+        let sql = if compare.is_empty() {
+            format!(
+                "SELECT CAST(CASE WHEN a > b THEN a - b ELSE 0 END AS bigint) \
+                 FROM (SELECT (SELECT count(*) FROM {}) AS a, (SELECT count(*) FROM {}) AS b) AS c",
+                table.quoted(),
+                staged.quoted()
+            )
+        } else {
+            let keys: Vec<String> = compare
+                .iter()
+                .enumerate()
+                // Never NULL, so that a plain equality joins (hash join,
+                // SQLite's automatic index) and a NULL still matches a NULL.
+                .map(|(i, c)| {
+                    let c = quote_ident(c);
+                    format!(
+                        "CASE WHEN {c} IS NULL THEN 'n' ELSE 'v' || CAST({c} AS text) END AS k{i}"
+                    )
+                })
+                .collect();
+            let groups: Vec<String> = (0..compare.len()).map(|i| format!("k{i}")).collect();
+            let on: Vec<String> = (0..compare.len())
+                .map(|i| format!("t.k{i} = s.k{i}"))
+                .collect();
+            let side = |rel: &Relation| {
+                format!(
+                    "(SELECT {}, count(*) AS n FROM {} GROUP BY {})",
+                    keys.join(", "),
+                    rel.quoted(),
+                    groups.join(", ")
+                )
+            };
+            format!(
+                "SELECT CAST(coalesce(sum(CASE WHEN s.n IS NULL THEN t.n WHEN t.n > s.n THEN t.n - s.n ELSE 0 END), 0) AS bigint) \
+                 FROM {} AS t LEFT JOIN {} AS s ON {}",
+                side(table),
+                side(&staged),
+                on.join(" AND ")
+            )
+        };
+        let rows = self.query_with(&sql, &[]).await?;
+        self.execute(&format!("DROP TABLE {}", staged.quoted()))
+            .await?;
+        Ok(first(&rows, 0).and_then(Value::as_i64).unwrap_or(0) as u64)
+    }
+
+    /// Deletes every row of `table` (in the caller's transaction), before
+    /// a backup of the whole table replaces them.
+    async fn delete_all_rows(&mut self, table: &Relation) -> Result<u64, DbError> {
+        self.execute_with(&format!("DELETE FROM {}", table.quoted()), &[])
+            .await
+    }
+
     /// How many rows `table` has.
     async fn count_rows(&mut self, table: &str) -> Result<i64, DbError> {
         let sql = format!("SELECT count(*) FROM {}", quote_relation(table));

@@ -73,6 +73,11 @@ pub trait Catalog: Session {
     /// The primary key's columns of `table`, in key order; empty when it
     /// has none (or does not exist).
     async fn primary_key(&mut self, table: &str) -> Result<Vec<String>, DbError>;
+    /// Columns that identify each row of `table` for good: the primary key,
+    /// else the narrowest unique index whose columns are all NOT NULL (no
+    /// expression, no predicate, not deferrable), in index order. Empty when
+    /// nothing proves two rows apart: a backup then holds the whole table.
+    async fn row_key(&mut self, table: &str) -> Result<Vec<String>, DbError>;
     /// Columns of `table` whose values the database computes and that
     /// cannot be written (`GENERATED ALWAYS AS (…) STORED`, SQLite's
     /// generated columns): left out of backups and restores.

@@ -36,6 +36,16 @@ pub struct Bisected {
     pub failed: Vec<(i64, DbError)>,
 }
 
+/// Which half of [`Transactions::commit_and_reset`] failed.
+#[derive(Debug)]
+pub enum CommitError {
+    /// The COMMIT: the transaction did not commit, or, when the connection
+    /// was lost, nobody can tell.
+    Commit(DbError),
+    /// The reset after a COMMIT that took effect.
+    Reset(DbError),
+}
+
 /// Opening, ending and nesting transactions. Only opening one and the
 /// session's timeouts differ between the dialects; the rest is the same SQL.
 #[async_trait]
@@ -65,6 +75,14 @@ pub trait Transactions: Session {
     /// Commits the open transaction.
     async fn commit(&mut self) -> Result<(), DbError> {
         self.execute("COMMIT").await
+    }
+
+    /// Commits the open transaction, then resets the session (see
+    /// [`Session::reset_session`]). PostgreSQL overrides it to do both in
+    /// one round trip, a thousandth of a second per migration of a long run.
+    async fn commit_and_reset(&mut self) -> Result<(), CommitError> {
+        self.commit().await.map_err(CommitError::Commit)?;
+        self.reset_session().await.map_err(CommitError::Reset)
     }
 
     /// Rolls the open transaction back.

@@ -436,15 +436,19 @@ impl Runner<'_> {
             started,
             backup: backup.as_ref(),
         };
-        let ran = if m.meta.transaction {
-            self.run_in_transaction(&run, durable, hook).await
-        } else {
-            self.run_statement_by_statement(&run, hook).await
-        };
         // A `SET search_path` or `SET ROLE` of this migration must not
-        // follow the next one (nor keel's own statements). The run's own
-        // error, if any, is the one to report.
-        let reset = self.db.reset_session().await;
+        // follow the next one (nor keel's own statements); a transaction
+        // that committed was reset with its COMMIT. The run's own error, if
+        // any, is the one to report.
+        let (ran, reset) = if m.meta.transaction {
+            match self.run_in_transaction(&run, durable, hook).await {
+                Ok(reset) => (Ok(()), reset),
+                Err(e) => (Err(e), self.db.reset_session().await),
+            }
+        } else {
+            let ran = self.run_statement_by_statement(&run, hook).await;
+            (ran, self.db.reset_session().await)
+        };
         ran?;
         // Statement by statement, each commit is a durable one.
         let durable = durable || !m.meta.transaction;

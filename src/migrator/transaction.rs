@@ -5,18 +5,20 @@ use super::error::RunError;
 use super::failure::{failure, lost, retry_reason};
 use super::hook::Hook;
 use super::runner::{Direction, Event, Run, Runner, forget_backfill, initial_state};
-use crate::db::{DbError, StatementError};
+use crate::db::{CommitError, DbError, StatementError};
 
 impl Runner<'_> {
     /// The migration and its tracking row commit together or not at all; a
     /// lock timeout, deadlock or serialization failure rolls back and
-    /// retries the whole migration.
+    /// retries the whole migration. The session is reset with the COMMIT
+    /// (one round trip); what that reset gave is returned for the caller,
+    /// which decides what a failed reset after a commit means.
     pub(super) async fn run_in_transaction(
         &mut self,
         run: &Run<'_>,
         durable: bool,
         hook: &mut dyn Hook,
-    ) -> Result<(), RunError> {
+    ) -> Result<Result<(), DbError>, RunError> {
         let (m, dir, started, backup) = (run.m, run.dir, run.started, run.backup);
         let (file, classified) = run.file();
         let statements = &classified.statements;
@@ -74,11 +76,15 @@ impl Runner<'_> {
                             .map_err(|e| Stop::Sql(None, e))?;
                     }
                 }
-                self.db.commit().await.map_err(Stop::Commit)
+                match self.db.commit_and_reset().await {
+                    Ok(()) => Ok(Ok(())),
+                    Err(CommitError::Reset(e)) => Ok(Err(e)),
+                    Err(CommitError::Commit(e)) => Err(Stop::Commit(e)),
+                }
             }
             .await;
             let (index, error, at_commit) = match outcome {
-                Ok(()) => return Ok(()),
+                Ok(reset) => return Ok(reset),
                 Err(Stop::Hook(e)) => {
                     let _ = self.db.rollback().await;
                     return Err(e);

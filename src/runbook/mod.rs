@@ -190,7 +190,10 @@ impl Runbook {
             CheckItem::new(CheckId::DeploymentPlanReviewed, "Deployment plan reviewed: the application code that must be live before (and after) this migration is deployed".into()),
         ];
         checklist.extend(from_analysis::deploy_items(analysis));
-        if !backups.is_empty() {
+        // Declared irreversible: keel takes no backup to verify.
+        let backed_up = !backups.is_empty()
+            && m.meta.reversibility != Some(crate::migration::Reversibility::Irreversible);
+        if backed_up {
             checklist.insert(
                 0,
                 CheckItem::new(CheckId::BackupVerified, "Backup verified: keel exports the data this migration destroys and re-reads the archive against its manifest".into()),
@@ -199,7 +202,7 @@ impl Runbook {
         let mut environments: Vec<EnvironmentInfo> = config
             .environments
             .iter()
-            .map(|(name, env)| environment(m, &previous_version, name, env, !backups.is_empty()))
+            .map(|(name, env)| environment(m, &previous_version, name, env, backed_up))
             .collect();
         if environments.is_empty() {
             // No keel.toml environments: the commands use DATABASE_URL or
@@ -209,7 +212,7 @@ impl Runbook {
                 &previous_version,
                 "",
                 &Default::default(),
-                !backups.is_empty(),
+                backed_up,
             ));
         }
         Runbook {

@@ -324,7 +324,7 @@ fn dry_run_shows_locks_reversibility_backups_and_findings() {
         "--   line 3: ALTER TABLE: ACCESS EXCLUSIVE on users; destroys data; ~2 ms for the catalog change\n",
         "--   estimated time: ~6 ms (default coefficients (run `keel calibrate` to measure this server))\n",
         "--   reversibility: partial (declared partial)\n",
-        "--   backup before running: users (name), for line 3: DROP COLUMN\n",
+        "--   backup, line 3 (DROP COLUMN on users): by-key: id and name of every row of users; down sets those values back by key\n",
         "--   error[add-column-required] line 1:19: adding users.tenant_id",
         "--   allowed[drop-column] line 3: name moved to profiles in v2.3\n",
         "--   line 1: CREATE INDEX: SHARE UPDATE EXCLUSIVE on users; scans the table; cannot run in a transaction; ~4 ms for the index build\n",

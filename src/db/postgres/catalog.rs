@@ -108,6 +108,30 @@ impl Catalog for Postgres {
         .map_err(|e| self.err(e))
     }
 
+    async fn row_key(&mut self, table: &str) -> Result<Vec<String>, DbError> {
+        // Only the key columns count (indnkeyatts: INCLUDE columns are
+        // carried, not unique), and a NULL would let two rows share a key.
+        let key: Option<Vec<String>> = sqlx::query_scalar(
+            "SELECT (SELECT array_agg(a.attname::text ORDER BY k.n) \
+                     FROM unnest(i.indkey::int2[]) WITH ORDINALITY AS k (attnum, n) \
+                     JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum \
+                     WHERE k.n <= i.indnkeyatts) \
+             FROM pg_index i \
+             WHERE i.indrelid = to_regclass($1) AND i.indisunique AND i.indisvalid \
+               AND i.indimmediate AND i.indpred IS NULL AND i.indexprs IS NULL \
+               AND NOT EXISTS (SELECT 1 FROM unnest(i.indkey::int2[]) WITH ORDINALITY AS k (attnum, n) \
+                   JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum \
+                   WHERE k.n <= i.indnkeyatts AND NOT a.attnotnull) \
+             ORDER BY i.indisprimary DESC, i.indnkeyatts, i.indexrelid LIMIT 1",
+        )
+        .bind(quote_relation(table))
+        .fetch_optional(&mut self.conn)
+        .await
+        .map_err(|e| self.err(e))?
+        .flatten();
+        Ok(key.unwrap_or_default())
+    }
+
     async fn generated_columns(&mut self, table: &Relation) -> Result<Vec<String>, DbError> {
         sqlx::query_scalar(
             "SELECT attname::text FROM pg_attribute WHERE attrelid = to_regclass($1) \

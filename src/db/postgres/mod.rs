@@ -17,8 +17,8 @@ mod tracking;
 pub use live::CALIBRATION_TABLE;
 
 use super::{DbError, DbErrorKind, Relation};
-use sqlx::ConnectOptions;
 use sqlx::postgres::{PgConnectOptions, PgConnection};
+use sqlx::{ConnectOptions, Row};
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -39,10 +39,15 @@ pub struct Postgres {
 impl Postgres {
     /// Connects (giving up after 15 s) and sets the session up for keel.
     pub async fn connect(url: &str, display: String) -> Result<Postgres, DbError> {
-        let options = PgConnectOptions::from_str(url)
+        let mut options = PgConnectOptions::from_str(url)
             .map_err(|e| DbError::from_sqlx(e, &display))?
             .application_name("keel")
             .disable_statement_logging();
+        if options.get_socket().is_some() {
+            // The server never speaks TLS on a Unix socket (libpq ignores
+            // sslmode there too): asking would only cost a round trip.
+            options = options.ssl_mode(sqlx::postgres::PgSslMode::Disable);
+        }
         let conn = tokio::time::timeout(Duration::from_secs(15), options.connect())
             .await
             .map_err(|_| {
@@ -65,20 +70,24 @@ impl Postgres {
             // concurrent build left INVALID.
             setup.push_str("; SET client_connection_check_interval = 1000");
         }
-        sqlx::Executor::execute(&mut conn, sqlx::raw_sql(&setup))
+        // The setup and the schema keel's tables live in: one round trip.
+        setup.push_str("; SELECT current_schema()::text");
+        let rows = sqlx::raw_sql(&setup)
+            .fetch_all(&mut conn)
             .await
             .map_err(|e| DbError::from_sqlx(e, &display))?;
-        let mut pg = Postgres {
+        let keel_schema = match rows.last() {
+            Some(row) => row
+                .try_get::<Option<String>, _>(0)
+                .map_err(|e| DbError::from_sqlx(e, &display))?,
+            None => None,
+        };
+        Ok(Postgres {
             conn,
             url: display,
             secret_url: url.to_string(),
-            keel_schema: None,
-        };
-        pg.keel_schema = sqlx::query_scalar("SELECT current_schema()::text")
-            .fetch_one(&mut pg.conn)
-            .await
-            .map_err(|e| pg.err(e))?;
-        Ok(pg)
+            keel_schema,
+        })
     }
 
     fn err(&self, e: sqlx::Error) -> DbError {

@@ -5,7 +5,8 @@ use super::Postgres;
 use crate::db::session::arguments;
 use crate::db::transactions::begin_and_run_one_by_one;
 use crate::db::{
-    DbError, DbErrorKind, SearchPath, Session, StatementError, Timeouts, Transactions, Value,
+    CommitError, DbError, DbErrorKind, SearchPath, Session, StatementError, Timeouts, Transactions,
+    Value,
 };
 use async_trait::async_trait;
 use futures_util::TryStreamExt;
@@ -95,8 +96,40 @@ impl Session for Postgres {
     }
 }
 
+impl Postgres {
+    /// Runs the statements of `sql` in one round trip; on an error, also
+    /// how many of them had finished (the server answers each statement it
+    /// finished with a CommandComplete).
+    async fn run_counting(&mut self, sql: &str) -> Result<(), (usize, DbError)> {
+        let mut results = sqlx::raw_sql(sql).fetch_many(&mut self.conn);
+        let mut done = 0;
+        loop {
+            match results.try_next().await {
+                Ok(Some(sqlx::Either::Left(_))) => done += 1,
+                Ok(Some(sqlx::Either::Right(_))) => {}
+                Ok(None) => return Ok(()),
+                Err(e) => return Err((done, DbError::from_sqlx(e, &self.url))),
+            }
+        }
+    }
+}
+
+/// What [`Session::reset_session`] sends.
+const RESET: &str = "RESET search_path; RESET ROLE";
+
 #[async_trait]
 impl Transactions for Postgres {
+    async fn commit_and_reset(&mut self) -> Result<(), CommitError> {
+        // A failed COMMIT skips the rest of the string; the server's
+        // CommandComplete for COMMIT says whether the error is the reset's.
+        self.run_counting(&format!("COMMIT; {RESET}"))
+            .await
+            .map_err(|(done, e)| match done {
+                0 => CommitError::Commit(e),
+                _ => CommitError::Reset(e),
+            })
+    }
+
     async fn begin(&mut self, t: Timeouts, durable: bool) -> Result<(), DbError> {
         self.execute(&begin_sql(t, durable).join(" ")).await
     }
@@ -130,18 +163,9 @@ impl Transactions for Postgres {
             return begin_and_run_one_by_one(self, t, durable, statements).await;
         }
         let batch = Batch::new(&begin_sql(t, durable), statements);
-        let mut results = sqlx::raw_sql(&batch.sql).fetch_many(&mut self.conn);
-        // The server answers each statement it finished with a
-        // CommandComplete, so their count says how far it got.
-        let mut done = 0;
-        loop {
-            match results.try_next().await {
-                Ok(Some(sqlx::Either::Left(_))) => done += 1,
-                Ok(Some(sqlx::Either::Right(_))) => {}
-                Ok(None) => return Ok(()),
-                Err(e) => return Err(batch.locate(DbError::from_sqlx(e, &self.url), done)),
-            }
-        }
+        self.run_counting(&batch.sql)
+            .await
+            .map_err(|(done, e)| batch.locate(e, done))
     }
 
     async fn set_session_timeouts(&mut self, t: Timeouts) -> Result<(), DbError> {

@@ -153,6 +153,46 @@ impl Catalog for Sqlite {
             .map_err(|e| self.err(e))
     }
 
+    async fn row_key(&mut self, table: &str) -> Result<Vec<String>, DbError> {
+        let pk = self.primary_key(table).await?;
+        if !pk.is_empty() {
+            return Ok(pk);
+        }
+        // A rowid is no key: VACUUM may renumber the rows of a table
+        // without an INTEGER PRIMARY KEY.
+        let rel = Relation::parse(table);
+        let uniques: Vec<String> = sqlx::query_scalar(
+            "SELECT name FROM pragma_index_list(?, ?) WHERE \"unique\" AND NOT partial ORDER BY name",
+        )
+        .bind(&rel.name)
+        .bind(&rel.schema)
+        .fetch_all(&mut self.conn)
+        .await
+        .map_err(|e| self.err(e))?;
+        let mut best: Vec<String> = Vec::new();
+        for index in uniques {
+            // An expression has no name (cid -2): it proves nothing here.
+            let columns: Vec<(Option<String>, bool)> = sqlx::query_as(
+                "SELECT i.name, coalesce(t.\"notnull\", 0) FROM pragma_index_info(?) AS i \
+                 LEFT JOIN pragma_table_info(?, ?) AS t ON t.name = i.name ORDER BY i.seqno",
+            )
+            .bind(&index)
+            .bind(&rel.name)
+            .bind(&rel.schema)
+            .fetch_all(&mut self.conn)
+            .await
+            .map_err(|e| self.err(e))?;
+            if columns
+                .iter()
+                .all(|(name, not_null)| name.is_some() && *not_null)
+                && (best.is_empty() || columns.len() < best.len())
+            {
+                best = columns.into_iter().filter_map(|(n, _)| n).collect();
+            }
+        }
+        Ok(best)
+    }
+
     async fn generated_columns(&mut self, table: &Relation) -> Result<Vec<String>, DbError> {
         // table_xinfo's hidden: 2 virtual, 3 stored generated columns.
         sqlx::query_scalar(

@@ -24,6 +24,11 @@ impl Step for Backup {
     async fn run(&self, cx: &mut Context<'_>) -> Result<Done, ExecuteError> {
         let m = cx.migration();
         let project = &cx.request.project;
+        if let Some(why) = crate::backup::declined(m)
+            && !cx.analysis.backups.is_empty()
+        {
+            return Ok(Done::skipped(why));
+        }
         let made = async {
             let target = Target::of(cx.db, cx.request.env_name)
                 .await
@@ -88,6 +93,7 @@ fn contents(c: &Created) -> Vec<String> {
                 Kind::Columns => format!("{}.{} ({} rows)", f.shown(), cols.join(", "), f.rows),
                 Kind::Table => format!("{} ({} rows)", f.shown(), f.rows),
                 Kind::Rows => format!("{} ({} rows the migration deletes)", f.shown(), f.rows),
+                Kind::Replace => format!("{} (whole table, no key: {} rows)", f.shown(), f.rows),
             }
         })
         .collect()

@@ -25,6 +25,9 @@ pub(crate) struct Config {
     #[serde(default, with = "crate::migration::meta::duration_opt")]
     pub(crate) statement_timeout: Option<Duration>,
     pub(crate) retries: Option<u32>,
+    /// How long a run waits for another run's run lock (default 10 min).
+    #[serde(default, with = "crate::migration::meta::duration_opt")]
+    pub(crate) run_lock_wait: Option<Duration>,
     /// Let migration folders and files resolve (through symlinks) outside
     /// the project folder. Off by default: a migration is untrusted input,
     /// and a link out of the project can make keel read any file.
@@ -65,7 +68,7 @@ pub(crate) enum ConfigError {
         source: std::io::Error,
     },
     #[error(
-        "{path}:{line}:{column}: {message}\n  fix: valid top-level keys: migrations_dir, signer, signing_key, signing_command, allowed_signers, alert_command, lock_timeout, statement_timeout, retries, allow_outside_project, [environments.NAME]"
+        "{path}:{line}:{column}: {message}\n  fix: valid top-level keys: migrations_dir, signer, signing_key, signing_command, allowed_signers, alert_command, lock_timeout, statement_timeout, retries, run_lock_wait, allow_outside_project, [environments.NAME]"
     )]
     Parse {
         path: PathBuf,

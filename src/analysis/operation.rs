@@ -237,6 +237,12 @@ pub enum ActionKind {
         /// `IF NOT EXISTS`: on an existing table the index may be there
         /// already.
         if_not_exists: bool,
+        /// What follows the table, as written: the method, the columns or
+        /// expressions with their operator classes and order, INCLUDE,
+        /// WITH and WHERE. With the table and `unique` it is the index
+        /// asked for, which keel compares with an index of the same name
+        /// that is already there.
+        shape: Option<String>,
     },
     /// `DROP INDEX`, one action per index named.
     DropIndex {

@@ -66,6 +66,10 @@ pub(crate) struct Global {
     /// Confirm what the environment allows to be confirmed
     #[arg(long, global = true)]
     pub(crate) yes: bool,
+    /// How long to wait for another keel run's run lock before giving up
+    /// with exit 4 (default: run_lock_wait in keel.toml, else 10m)
+    #[arg(long, global = true, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub(crate) run_lock_wait: Option<std::time::Duration>,
     /// Print only errors
     #[arg(short, long, global = true)]
     pub(crate) quiet: bool,
@@ -252,7 +256,15 @@ impl Ctx {
     /// keel.toml's limits for a run (see [`RunSettings::project`]).
     pub(crate) fn settings(&self) -> RunSettings {
         let c = &self.config;
-        RunSettings::project(c.lock_timeout, c.statement_timeout, c.retries)
+        let settings = RunSettings::project(c.lock_timeout, c.statement_timeout, c.retries);
+        RunSettings {
+            run_lock_wait: self
+                .global
+                .run_lock_wait
+                .or(c.run_lock_wait)
+                .unwrap_or(settings.run_lock_wait),
+            ..settings
+        }
     }
 
     /// Shows the runner's events: a progress bar on a terminal, one plain
@@ -284,13 +296,18 @@ impl Ctx {
                 }
                 return;
             }
-            Event::WaitingForLock(holder) => match holder {
-                Some(h) => format!(
-                    "waiting for another keel run on this database to finish: the run lock is {}",
-                    h.to_string().replace('\n', "\n  ")
-                ),
-                None => "waiting for another keel run on this database to finish…".to_string(),
-            },
+            Event::WaitingForLock(holder, wait) => {
+                let wait = humantime::format_duration(wait);
+                match holder {
+                    Some(h) => format!(
+                        "waiting for another keel run on this database to finish (for at most {wait}): the run lock is {}",
+                        h.to_string().replace('\n', "\n  ")
+                    ),
+                    None => format!(
+                        "waiting for another keel run on this database to finish (for at most {wait})…"
+                    ),
+                }
+            }
             Event::Applied(m, took) => format!("applied  {} ({})", m.id(), output::millis(took)),
             Event::Reverted(m, took) => format!("reverted {} ({})", m.id(), output::millis(took)),
             Event::Retry {

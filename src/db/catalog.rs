@@ -58,6 +58,140 @@ pub struct ConstraintInfo {
     pub definition: String,
 }
 
+/// The index a `CREATE INDEX` statement asks for, as written: what keel
+/// compares with an index of the same name that is already there.
+#[derive(Debug, Clone)]
+pub struct IndexRequest {
+    /// The index's name (never schema-qualified: an index lives in its
+    /// table's schema).
+    pub name: String,
+    /// The table, in [`Relation`]'s text form.
+    pub table: String,
+    /// `CREATE UNIQUE INDEX`.
+    pub unique: bool,
+    /// What follows the table: method, columns or expressions, INCLUDE,
+    /// WITH, WHERE.
+    pub shape: String,
+}
+
+/// One index as the server prints it, in parts that can be compared.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IndexShape {
+    /// Its table, as `regclass` prints it.
+    pub table: String,
+    /// A unique index.
+    pub unique: bool,
+    /// Its access method (`btree`, `gin`, …).
+    pub method: String,
+    /// Its key columns or expressions, without operator classes or order.
+    pub keys: Vec<String>,
+    /// Its INCLUDE columns.
+    pub include: Vec<String>,
+    /// Its WHERE clause, for a partial index.
+    pub predicate: Option<String>,
+    /// Everything after the table in `pg_get_indexdef`: what must be equal.
+    pub tail: String,
+}
+
+impl IndexShape {
+    /// The statement that makes this index under `name`.
+    pub fn definition(&self, name: &str) -> String {
+        let unique = if self.unique { "UNIQUE " } else { "" };
+        format!(
+            "CREATE {unique}INDEX {name} ON {} {}",
+            self.table, self.tail
+        )
+    }
+}
+
+/// A relation of the name a `CREATE INDEX` asks for is there and is not
+/// that index: `IF NOT EXISTS` would skip the build and keel would take it
+/// for the one asked for.
+#[derive(Debug, Clone)]
+pub enum IndexMismatch {
+    /// The name is taken by a table, view, sequence…: its `relkind` in words.
+    NotAnIndex(String),
+    /// keel could not build the asked-for index on an empty copy of the
+    /// table to compare the two: the server's error.
+    Unchecked(String),
+    /// An index with another definition.
+    Differs {
+        /// The index that is there.
+        existing: Box<IndexShape>,
+        /// The index the statement builds (made on an empty copy of the
+        /// table and thrown away).
+        asked: Box<IndexShape>,
+    },
+}
+
+impl IndexMismatch {
+    /// What differs, one phrase per part, worded "it … , the statement's …".
+    pub fn differences(&self) -> Vec<String> {
+        let (e, a) = match self {
+            IndexMismatch::NotAnIndex(kind) => {
+                return vec![format!("it is a {kind}, not an index")];
+            }
+            IndexMismatch::Unchecked(error) => {
+                return vec![format!(
+                    "keel could not build the statement's index on an empty copy of the table to compare the two: {error}"
+                )];
+            }
+            IndexMismatch::Differs { existing, asked } => (existing, asked),
+        };
+        let list = |v: &[String]| format!("({})", v.join(", "));
+        let mut out = Vec::new();
+        if e.table != a.table {
+            out.push(format!(
+                "it is on table {}, the statement's on {}",
+                e.table, a.table
+            ));
+        }
+        if e.unique != a.unique {
+            out.push(match e.unique {
+                true => "it is UNIQUE, the statement's is not".to_string(),
+                false => "it is not UNIQUE, the statement's is".to_string(),
+            });
+        }
+        if e.method != a.method {
+            out.push(format!(
+                "it uses {}, the statement's {}",
+                e.method, a.method
+            ));
+        }
+        if e.keys != a.keys {
+            out.push(format!(
+                "its columns are {}, the statement's {}",
+                list(&e.keys),
+                list(&a.keys)
+            ));
+        }
+        if e.include != a.include {
+            out.push(format!(
+                "it INCLUDEs {}, the statement's {}",
+                list(&e.include),
+                list(&a.include)
+            ));
+        }
+        if e.predicate != a.predicate {
+            let show = |p: &Option<String>| match p {
+                Some(p) => format!("WHERE {p}"),
+                None => "no WHERE clause".to_string(),
+            };
+            out.push(format!(
+                "it has {}, the statement's {}",
+                show(&e.predicate),
+                show(&a.predicate)
+            ));
+        }
+        if out.is_empty() {
+            out.push(
+                "its operator classes, sort order, collations or storage parameters differ".into(),
+            );
+        }
+        out
+    }
+}
+
 /// What the catalog says about the schema. Tables are named in
 /// [`Relation`]'s text form.
 #[async_trait]
@@ -98,6 +232,15 @@ pub trait Catalog: Session {
     /// INVALID, quoted and schema-qualified. SQLite has none.
     async fn invalid_indexes(&mut self) -> Result<Vec<String>, DbError> {
         Ok(Vec::new())
+    }
+    /// How the relation named like the index `asked` differs from the index
+    /// it asks for; `None` when there is no such relation or it is that
+    /// index (or, on SQLite, always: keel checks concurrent builds only).
+    async fn index_mismatch(
+        &mut self,
+        _asked: &IndexRequest,
+    ) -> Result<Option<IndexMismatch>, DbError> {
+        Ok(None)
     }
     /// Drops an index [`invalid_indexes`](Catalog::invalid_indexes) named.
     async fn drop_index(&mut self, qualified_name: &str) -> Result<(), DbError>;

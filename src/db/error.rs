@@ -30,12 +30,16 @@ pub struct DbError {
     pub message: String,
     /// SQLSTATE (PostgreSQL) or extended result code (SQLite).
     pub code: Option<String>,
-    /// 1-based character position in the statement, when the server gives one.
-    pub position: Option<usize>,
+    /// 1-based character position in the statement, when the server gives
+    /// one (32 bits keep the error small enough to return by value).
+    pub position: Option<u32>,
     /// PostgreSQL's DETAIL line, when it sends one.
     pub detail: Option<String>,
     /// PostgreSQL's HINT line, when it sends one.
     pub hint: Option<String>,
+    /// For a lock timeout: who the statement waited for, when keel saw
+    /// them while it waited.
+    pub lock_wait: Option<Box<super::LockWait>>,
 }
 
 impl DbError {
@@ -48,6 +52,7 @@ impl DbError {
             position: None,
             detail: None,
             hint: None,
+            lock_wait: None,
         }
     }
 
@@ -124,7 +129,9 @@ impl DbError {
                     match db.try_downcast_ref::<sqlx::postgres::PgDatabaseError>() {
                         Some(pg) => (
                             match pg.position() {
-                                Some(sqlx::postgres::PgErrorPosition::Original(p)) => Some(p),
+                                Some(sqlx::postgres::PgErrorPosition::Original(p)) => {
+                                    u32::try_from(p).ok()
+                                }
                                 _ => None,
                             },
                             pg.detail().map(str::to_string),
@@ -155,6 +162,7 @@ impl DbError {
                     position,
                     detail,
                     hint,
+                    lock_wait: None,
                 }
             }
             sqlx::Error::Io(io) => DbError::new(
@@ -198,6 +206,9 @@ impl fmt::Display for DbError {
         }
         if let Some(hint) = &self.hint {
             write!(f, "\n  hint: {hint}")?;
+        }
+        if let Some(wait) = &self.lock_wait {
+            write!(f, "\n  {}", wait.to_string().replace('\n', "\n  "))?;
         }
         Ok(())
     }

@@ -13,6 +13,7 @@ mod bulk;
 mod catalog;
 mod error;
 mod live;
+mod lock_wait;
 mod postgres;
 mod quote;
 mod run_lock;
@@ -23,12 +24,16 @@ mod transactions;
 mod url;
 
 pub use bulk::{Bulk, ColumnSummary, ExportQuery, Load, SnapshotFacts};
-pub use catalog::{Catalog, ColumnInfo, ConstraintInfo, IndexInfo, SearchPath};
+pub use catalog::{
+    Catalog, ColumnInfo, ConstraintInfo, IndexInfo, IndexMismatch, IndexRequest, IndexShape,
+    SearchPath,
+};
 pub use error::{DbError, DbErrorKind};
 pub use live::{IndexSize, Live, LiveColumn, NotNullCheck, TableStats};
+pub use lock_wait::{Blocker, LockWait};
 pub use postgres::CALIBRATION_TABLE;
 pub use quote::{Relation, quote_ident, quote_relation};
-pub use run_lock::LockHolder;
+pub use run_lock::{LockHolder, RUN_LOCK_WAIT, RunLock};
 pub use session::{Session, Value};
 pub use tracking::{BackupRef, KEEL_TABLES, Tracking, TrackingRow, TrackingState};
 pub use transactions::{Bisected, CommitError, StatementError, Timeouts, Transactions};

@@ -5,6 +5,22 @@ use chrono::{DateTime, Utc};
 use std::fmt;
 use std::time::Duration;
 
+/// How long a run waits for the run lock unless keel.toml
+/// (`run_lock_wait`) or `--run-lock-wait` say otherwise: long enough for a
+/// deploy's migrations to finish, short enough that a run stuck behind a
+/// forgotten session fails inside a CI job's time limit.
+pub const RUN_LOCK_WAIT: Duration = Duration::from_secs(10 * 60);
+
+/// What came of waiting for the run lock.
+#[derive(Debug)]
+pub enum RunLock {
+    /// This connection holds it now.
+    Taken,
+    /// Another run still held it when the wait ran out: who, when the
+    /// database can tell.
+    Busy(Option<LockHolder>),
+}
+
 /// Who holds the run lock, as far as the database can tell; shown once to
 /// a run that has to wait, so that an operator can tell a live run from
 /// one whose keel was killed.

@@ -3,9 +3,10 @@
 //! both dialects share is written here once; creating the tables and
 //! looking them up in the catalog differ and live with each dialect.
 
-use super::{DbError, LockHolder, Session};
+use super::{DbError, LockHolder, RunLock, Session};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use std::time::Duration;
 
 /// The tracking table's name in both dialects.
 pub const TABLE: &str = "keel_migrations";
@@ -153,13 +154,14 @@ pub trait Tracking: Session {
         Ok(None)
     }
 
-    /// Takes the one-runner-at-a-time lock, waiting for another runner to
-    /// finish. `on_wait` is called once if the lock is busy, with who holds
-    /// it when the database can tell.
+    /// Takes the one-runner-at-a-time lock, waiting up to `wait` for
+    /// another runner to finish. `on_wait` is called once if the lock is
+    /// busy, with who holds it when the database can tell.
     async fn lock_runs(
         &mut self,
+        wait: Duration,
         on_wait: &(dyn for<'h> Fn(Option<&'h LockHolder>) + Sync),
-    ) -> Result<(), DbError>;
+    ) -> Result<RunLock, DbError>;
     /// Lets the run lock go.
     async fn unlock_runs(&mut self) -> Result<(), DbError>;
 }

@@ -266,9 +266,9 @@ pub(crate) async fn dry_run(
         .await
         .map_err(ExecuteError::Db)?;
     if let Err((stmt, e)) = tried {
-        let (line, _) = e
-            .position
-            .map_or((stmt.line, stmt.column), |p| stmt.position_in_file(p));
+        let (line, _) = e.position.map_or((stmt.line, stmt.column), |p| {
+            stmt.position_in_file(p as usize)
+        });
         return Err(ExecuteError::DryRun(format!(
             "the dry run of {} failed at {}:{line}: {e}\n  it ran in a transaction that was rolled back; nothing was changed\n  \
              fix: correct up.sql (then render and review its runbook again: `keel runbook {}`), or the schema it expects",

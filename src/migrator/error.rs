@@ -49,6 +49,17 @@ pub(crate) struct ConnectionLost {
 }
 
 impl RunError {
+    /// The sessions a statement waited for until its lock timeout, when
+    /// keel saw them.
+    pub(crate) fn blockers(&self) -> &[crate::db::Blocker] {
+        let error = match self {
+            RunError::Statement(s) => &s.error,
+            RunError::Db(e) => e,
+            _ => return &[],
+        };
+        error.lock_wait.as_ref().map_or(&[], |w| &w.blockers)
+    }
+
     /// True when the connection to the database broke, whatever was running.
     pub(crate) fn is_connection_lost(&self) -> bool {
         match self {

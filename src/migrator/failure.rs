@@ -10,22 +10,48 @@ use std::path::Path;
 
 /// What to do after a retryable error failed on every try; `None` for
 /// any other error.
-fn retry_advice(error: &DbError) -> Option<&'static str> {
+fn retry_advice(error: &DbError) -> Option<String> {
     match error.kind {
-        DbErrorKind::LockTimeout => Some(
-            "the tables it needs stayed locked by other sessions longer than lock_timeout on every try; \
-             find them with `SELECT pid, query FROM pg_stat_activity WHERE wait_event_type = 'Lock'`, \
-             or raise lock_timeout/retries in migration.toml",
-        ),
+        DbErrorKind::LockTimeout => Some(lock_advice(error)),
         DbErrorKind::Conflict => Some(
             "its SQL is not at fault: on every try a concurrent transaction won (a deadlock, or a \
              serialization failure) and the server rolled the migration back; the server log names \
              the other processes; run it while fewer sessions write these tables, raise retries in \
              migration.toml, or take the locks it needs at its start (LOCK TABLE …) so that it \
-             cannot deadlock half-way",
+             cannot deadlock half-way"
+                .into(),
         ),
         _ => None,
     }
+}
+
+/// A lock timeout on every try: the sessions keel saw it wait for (see
+/// [`DbError::lock_wait`]), or how to find them.
+fn lock_advice(error: &DbError) -> String {
+    let pids: Vec<String> = error
+        .lock_wait
+        .iter()
+        .flat_map(|w| &w.blockers)
+        .map(|b| b.pid.to_string())
+        .collect();
+    let who = match pids.as_slice() {
+        [] => "other sessions held the locks it needs longer than lock_timeout on every try \
+               (each wait was too short for keel to see who); while it waits, \
+               `SELECT pid, pg_blocking_pids(pid), state, left(query, 60) FROM pg_stat_activity \
+               WHERE cardinality(pg_blocking_pids(pid)) > 0` shows who blocks whom"
+            .to_string(),
+        [pid] => format!(
+            "session {pid} (above) held the lock it needs longer than lock_timeout on the last try; \
+             let it finish, or end it with `SELECT pg_terminate_backend({pid})` if it is stuck \
+             (an `idle in transaction` session that nobody will commit)"
+        ),
+        many => format!(
+            "sessions {} (above) held the locks it needs longer than lock_timeout on the last try; \
+             let them finish, or end one that is stuck with `SELECT pg_terminate_backend(PID)`",
+            many.join(", ")
+        ),
+    };
+    format!("{who}; or raise lock_timeout/retries in migration.toml")
 }
 
 /// The word for a retried error, for progress lines.
@@ -49,7 +75,7 @@ pub(super) fn failure(
     then: Option<String>,
 ) -> RunError {
     let (line, column) = match (stmt, error.position) {
-        (Some(s), Some(p)) => s.position_in_file(p),
+        (Some(s), Some(p)) => s.position_in_file(p as usize),
         (Some(s), None) => (s.line, s.column),
         (None, _) => (1, 1),
     };
@@ -57,7 +83,7 @@ pub(super) fn failure(
         Direction::Up => "run `keel up` again",
         Direction::Down => "run `keel down` again",
     };
-    let fix = match (retry_advice(&error), then) {
+    let fix = match (retry_advice(&error).as_deref(), then) {
         (Some(advice), Some(then)) => format!("{advice}; then {then}"),
         (Some(advice), None) => format!("{advice}; then {again}"),
         (None, Some(then)) => then,

@@ -3,6 +3,7 @@
 //!
 //! [`Database`]: crate::db::Database
 
+mod concurrent_index;
 mod error;
 mod failure;
 #[cfg(test)]

@@ -2,11 +2,13 @@
 //! committing on its own, with a `failed` mark in the tracking table until
 //! the last one succeeds.
 
+use super::concurrent_index::{
+    AskedIndex, concurrent_index, explain_index_failure, mismatch_error, mismatch_fix,
+};
 use super::error::RunError;
 use super::failure::{failure, lost, retry_reason};
 use super::hook::Hook;
 use super::runner::{Direction, Event, Run, Runner, forget_backfill, initial_state};
-use crate::analysis::{ActionKind, Classified};
 use crate::db::{DbError, TrackingRow, TrackingState};
 use crate::migration::Version;
 use crate::sql::Statement;
@@ -28,6 +30,13 @@ struct Progress<'a> {
     row: TrackingRow,
     /// INVALID indexes there before this migration (not its to drop).
     invalid_before: Vec<String>,
+}
+
+/// A statement that failed for good.
+struct Failed {
+    error: DbError,
+    /// It was never run: an index of its index's name is another index.
+    other_index: bool,
 }
 
 impl Progress<'_> {
@@ -63,7 +72,7 @@ impl Runner<'_> {
         let mut p = self.mark_failed(run).await?;
         for (i, stmt) in classified.statements.iter().enumerate() {
             let index = concurrent_index(classified, stmt);
-            match self.statement(&p, i, stmt, index.as_deref()).await? {
+            match self.statement(&p, i, stmt, index.as_ref()).await? {
                 None if i + 1 < p.n => {
                     p.row.statements_done = i as i64 + 1;
                     p.row.error = Some(stopped_note(run.dir, &p.name, i + 1, p.n));
@@ -73,8 +82,8 @@ impl Runner<'_> {
                         .map_err(|e| p.part_way(e, i + 1, None))?;
                 }
                 None => {}
-                Some(error) => {
-                    return Err(self.stop(&mut p, i, stmt, index.as_deref(), error).await);
+                Some(failed) => {
+                    return Err(self.stop(&mut p, i, stmt, index.as_ref(), failed).await);
                 }
             }
         }
@@ -156,11 +165,27 @@ impl Runner<'_> {
         p: &Progress<'_>,
         i: usize,
         stmt: &Statement,
-        index: Option<&str>,
-    ) -> Result<Option<DbError>, RunError> {
+        index: Option<&AskedIndex>,
+    ) -> Result<Option<Failed>, RunError> {
         let m = p.run.m;
         let retries = self.settings.retries(m);
         if let Some(ix) = index {
+            // Another index of this name would make IF NOT EXISTS skip the
+            // build, and keel take it for this one.
+            let mismatch = match &ix.request {
+                Some(asked) => self
+                    .db
+                    .index_mismatch(asked)
+                    .await
+                    .map_err(|e| p.part_way(e, i, Some(stmt)))?,
+                None => None,
+            };
+            if let Some(mismatch) = mismatch {
+                return Ok(Some(Failed {
+                    error: mismatch_error(&ix.name, &mismatch),
+                    other_index: true,
+                }));
+            }
             // An INVALID index of this name (a build that failed or was
             // killed) would make IF NOT EXISTS skip the build and leave
             // it INVALID: drop it first.
@@ -171,21 +196,27 @@ impl Runner<'_> {
         let mut attempt = 0;
         let mut rebuilt = false;
         loop {
-            match self.execute_checked(&stmt.sql, index).await {
+            match self
+                .execute_checked(&stmt.sql, index.map(|ix| ix.name.as_str()))
+                .await
+            {
                 Ok(()) => return Ok(None),
                 Err(e) if e.is_connection() => return Err(p.part_way(e, i, Some(stmt))),
-                Err(e) if !e.is_lock_timeout() && index.is_some() && !rebuilt => {
+                Err(e)
+                    if !e.is_lock_timeout()
+                        && !rebuilt
+                        && let Some(ix) = index =>
+                {
                     // A failed CREATE INDEX CONCURRENTLY leaves an INVALID
                     // index behind; drop it and build once more (a
                     // deadlock or a cancelled build succeeds then).
-                    let ix = index.unwrap_or_default().to_string();
-                    self.drop_if_invalid(&ix)
+                    self.drop_if_invalid(ix)
                         .await
                         .map_err(|e| p.part_way(e, i, Some(stmt)))?;
                     rebuilt = true;
                     (self.on_event)(Event::RetryingIndex {
                         migration: m,
-                        index: ix,
+                        index: ix.name.clone(),
                         reason: e.message.clone(),
                     });
                 }
@@ -208,7 +239,12 @@ impl Runner<'_> {
                     });
                     tokio::time::sleep(wait).await;
                 }
-                Err(e) => return Ok(Some(e)),
+                Err(error) => {
+                    return Ok(Some(Failed {
+                        error,
+                        other_index: false,
+                    }));
+                }
             }
         }
     }
@@ -220,10 +256,10 @@ impl Runner<'_> {
         p: &mut Progress<'_>,
         i: usize,
         stmt: &Statement,
-        index: Option<&str>,
-        error: DbError,
+        index: Option<&AskedIndex>,
+        failed: Failed,
     ) -> RunError {
-        match self.stop_marked(p, i, stmt, index, error).await {
+        match self.stop_marked(p, i, stmt, index, failed).await {
             Ok(e) | Err(e) => e,
         }
     }
@@ -233,8 +269,8 @@ impl Runner<'_> {
         p: &mut Progress<'_>,
         i: usize,
         stmt: &Statement,
-        index: Option<&str>,
-        error: DbError,
+        index: Option<&AskedIndex>,
+        Failed { error, other_index }: Failed,
     ) -> Result<RunError, RunError> {
         let (m, dir, n) = (p.run.m, p.run.dir, p.n);
         for invalid in self
@@ -251,12 +287,18 @@ impl Runner<'_> {
                 (self.on_event)(Event::DroppedInvalidIndex(invalid));
             }
         }
-        if let Some(ix) = index {
+        if let Some(ix) = index.filter(|_| !other_index) {
             self.drop_if_invalid(ix)
                 .await
                 .map_err(|e| p.part_way(e, i, Some(stmt)))?;
         }
-        let error = explain_index_failure(index, error);
+        let (error, index_fix) = match index {
+            Some(ix) if other_index => (error, Some(mismatch_fix(&ix.name))),
+            _ => (
+                explain_index_failure(index.map(|ix| ix.name.as_str()), error),
+                None,
+            ),
+        };
         let (outcome, then) = if i == 0 {
             let version = m.version.to_string();
             let put_back = match &p.applied {
@@ -273,7 +315,13 @@ impl Runner<'_> {
                 format!(
                     "its first statement failed and left nothing behind; the migration stays {state}"
                 ),
-                None,
+                index_fix.map(|fix| {
+                    let again = match dir {
+                        Direction::Up => "keel up",
+                        Direction::Down => "keel down",
+                    };
+                    format!("{fix}; then run `{again}` again")
+                }),
             )
         } else {
             p.row.statements_done = i as i64;
@@ -302,7 +350,10 @@ impl Runner<'_> {
                         Direction::Down => "failed while reverting",
                     }
                 ),
-                Some(resolve_fix(dir, m.version)),
+                Some(match index_fix {
+                    Some(fix) => format!("{fix}; {}", resolve_fix(dir, m.version)),
+                    None => resolve_fix(dir, m.version),
+                }),
             )
         };
         Ok(failure(m, dir, &p.file, Some(stmt), error, outcome, then))
@@ -363,53 +414,24 @@ impl Runner<'_> {
         }
     }
 
-    /// Drops the index `name` if it exists and is INVALID.
-    async fn drop_if_invalid(&mut self, name: &str) -> Result<(), DbError> {
-        if self.db.index_valid(name).await? == Some(false) {
-            self.db.drop_index(&crate::db::quote_relation(name)).await?;
-            (self.on_event)(Event::DroppedInvalidIndex(name.to_string()));
+    /// Drops the index `ix` if it exists, is INVALID, and is the index
+    /// asked for: an INVALID index of the same name and another
+    /// definition (another session's build, say) is not keel's to drop.
+    async fn drop_if_invalid(&mut self, ix: &AskedIndex) -> Result<(), DbError> {
+        if self.db.index_valid(&ix.name).await? != Some(false) {
+            return Ok(());
         }
+        if let Some(asked) = &ix.request
+            && self.db.index_mismatch(asked).await?.is_some()
+        {
+            return Ok(());
+        }
+        self.db
+            .drop_index(&crate::db::quote_relation(&ix.name))
+            .await?;
+        (self.on_event)(Event::DroppedInvalidIndex(ix.name.clone()));
         Ok(())
     }
-}
-
-/// The index a statement builds with `CREATE INDEX CONCURRENTLY`, by name,
-/// from the analysis of its file.
-fn concurrent_index(c: &Classified, stmt: &Statement) -> Option<String> {
-    c.ops
-        .iter()
-        .filter(|op| op.offset >= stmt.offset && op.offset < stmt.end.max(stmt.offset + 1))
-        .flat_map(|op| &op.actions)
-        .find_map(|a| match &a.kind {
-            ActionKind::CreateIndex {
-                name: Some(name),
-                concurrently: true,
-                ..
-            } => Some(name.clone()),
-            _ => None,
-        })
-}
-
-/// Adds what to do when a concurrent index build failed twice: duplicate
-/// keys for a unique index are the usual reason, and need the data fixed.
-fn explain_index_failure(index: Option<&str>, mut error: DbError) -> DbError {
-    let Some(index) = index else {
-        return error;
-    };
-    let why = if error.code.as_deref() == Some("23505") {
-        format!(
-            "the table has duplicate keys for unique index {index}, so it cannot be built; \
-             find them with `SELECT <columns>, count(*) FROM <table> GROUP BY <columns> HAVING count(*) > 1`, \
-             fix them, and run keel up again"
-        )
-    } else {
-        format!("the build of {index} failed twice; no INVALID index was left behind")
-    };
-    error.hint = Some(match error.hint.take() {
-        Some(h) => format!("{h}; {why}"),
-        None => why,
-    });
-    error
 }
 
 /// The failed mark's text while a non-transactional migration runs (or

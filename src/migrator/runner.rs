@@ -12,7 +12,7 @@ use super::status::{State, reconcile};
 use super::targets::{down_targets, pending, refuse_blocked, refuse_irreversible, unfinished};
 use crate::analysis::Classified;
 use crate::analysis::analyze::{Analyzer, Facts, MigrationAnalysis};
-use crate::db::{Database, DbError, TrackingRow, TrackingState};
+use crate::db::{Database, DbError, RunLock, TrackingRow, TrackingState};
 use crate::migration::{Migration, Version};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -20,8 +20,9 @@ use std::time::{Duration, Instant};
 /// What the runner reports while it works, for the CLI to print.
 #[derive(Debug)]
 pub(crate) enum Event<'a> {
-    /// Another run holds the run lock; who, when the database can tell.
-    WaitingForLock(Option<&'a crate::db::LockHolder>),
+    /// Another run holds the run lock; who, when the database can tell,
+    /// and how long this run waits for it at most.
+    WaitingForLock(Option<&'a crate::db::LockHolder>, Duration),
     /// How many migrations this run will apply or revert.
     Planned(usize),
     Applying(&'a Migration),
@@ -380,13 +381,17 @@ impl Runner<'_> {
         Ok(())
     }
 
-    /// Takes the one-runner-at-a-time lock, saying so if it has to wait.
+    /// Takes the one-runner-at-a-time lock, saying so if it has to wait,
+    /// and refusing once it waited `run_lock_wait` in vain.
     pub(crate) async fn lock(&mut self) -> Result<(), RunError> {
         let on_event = self.on_event;
-        self.db
-            .lock_runs(&|holder| on_event(Event::WaitingForLock(holder)))
-            .await?;
-        Ok(())
+        let wait = self.settings.run_lock_wait;
+        let on_wait =
+            |holder: Option<&crate::db::LockHolder>| on_event(Event::WaitingForLock(holder, wait));
+        match self.db.lock_runs(wait, &on_wait).await? {
+            RunLock::Taken => Ok(()),
+            RunLock::Busy(holder) => Err(lock_busy(wait, holder.as_ref())),
+        }
     }
 
     /// Releases the run lock; the work's own error wins over an unlock error.
@@ -520,4 +525,19 @@ pub(super) async fn forget_backfill(db: &mut dyn Database, m: &Migration) -> Res
         crate::backfill::store::forget(db, &m.version.to_string()).await?;
     }
     Ok(())
+}
+
+/// The run lock stayed busy for the whole wait: nothing was done.
+fn lock_busy(wait: Duration, holder: Option<&crate::db::LockHolder>) -> RunError {
+    let waited = humantime::format_duration(wait);
+    let who = match holder {
+        Some(h) => format!(": the lock is {}", h.to_string().replace('\n', "\n  ")),
+        None => " (the database does not say who holds it)".to_string(),
+    };
+    RunError::Refused {
+        message: format!(
+            "another keel run still held the run lock on this database after {waited}, so this run did nothing{who}"
+        ),
+        fix: "let that run finish and run this command again, or wait longer with --run-lock-wait DURATION (run_lock_wait in keel.toml)".into(),
+    }
 }

@@ -18,6 +18,8 @@ pub(crate) struct RunSettings {
     /// migration.toml's `[backfill]`.
     pub(crate) batch_size: Option<u64>,
     pub(crate) batch_delay: Option<Duration>,
+    /// How long a run waits for the run lock before it gives up (exit 4).
+    pub(crate) run_lock_wait: Duration,
 }
 
 impl Default for RunSettings {
@@ -29,6 +31,7 @@ impl Default for RunSettings {
             backoff: Duration::from_millis(500),
             batch_size: None,
             batch_delay: None,
+            run_lock_wait: crate::db::RUN_LOCK_WAIT,
         }
     }
 }

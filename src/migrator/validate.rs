@@ -97,9 +97,9 @@ async fn validate_locked(
                 report.checked.push(finding);
             }
             Err((stmt, e)) => {
-                let (line, _) = e
-                    .position
-                    .map_or((stmt.line, stmt.column), |p| stmt.position_in_file(p));
+                let (line, _) = e.position.map_or((stmt.line, stmt.column), |p| {
+                    stmt.position_in_file(p as usize)
+                });
                 runner.db.rollback_to_savepoint("keel_validate").await?;
                 finding.result = "error".into();
                 finding.message = e.to_string();

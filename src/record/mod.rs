@@ -71,6 +71,11 @@ pub(crate) struct Record {
     /// against when a later `execute` finishes it.
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub(crate) row_counts: std::collections::BTreeMap<String, i64>,
+    /// The sessions the migration waited for when it failed on a lock
+    /// timeout (pid, user, application, client, state, transaction start,
+    /// query): who to ask, after the fact.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub(crate) blockers: Vec<crate::db::Blocker>,
 }
 
 /// The runbook a run followed. `sha256` is the file as the run read it;
@@ -207,6 +212,7 @@ impl Record {
             sequence: 0,
             previous: None,
             row_counts: Default::default(),
+            blockers: Vec::new(),
         }
     }
 

@@ -129,6 +129,110 @@ fn an_existing_valid_index_makes_the_migration_a_no_op() {
     assert_eq!(invalid_indexes(&p), 0);
 }
 
+/// An index of the same name on other columns is not the index asked for:
+/// IF NOT EXISTS would skip the build and leave it in its place. keel says
+/// what differs and leaves both the index and the migration as they were.
+#[test]
+fn another_index_of_the_same_name_fails_saying_what_differs() {
+    let p = Project::postgres();
+    accounts(&p);
+    p.exec("CREATE INDEX accounts_email_key ON accounts (id) WHERE id > 10");
+    let oid = p.scalar("SELECT 'accounts_email_key'::regclass::oid::bigint");
+    p.test(["up"])
+        .code(1)
+        .stderr_contains("accounts_email_key already exists and is not the index this statement builds, so IF NOT EXISTS would skip the build and leave the other one in its place: it is not UNIQUE, the statement's is; its columns are (id), the statement's (email); it has WHERE (id > 10), the statement's no WHERE clause (42P07)")
+        .stderr_contains("there now: CREATE INDEX accounts_email_key ON accounts USING btree (id) WHERE (id > 10)")
+        .stderr_contains("asked for: CREATE UNIQUE INDEX accounts_email_key ON accounts USING btree (email)")
+        .stderr_contains("its first statement failed and left nothing behind; the migration stays pending")
+        .stderr_contains("fix: keep the other index under another name (`ALTER INDEX accounts_email_key RENAME TO …`) or drop it (`DROP INDEX CONCURRENTLY accounts_email_key`), or give the new index another name in the migration; then run `keel up` again")
+        .run();
+    assert_eq!(
+        p.scalar("SELECT 'accounts_email_key'::regclass::oid::bigint"),
+        oid,
+        "the other index is still there, untouched"
+    );
+    assert_eq!(
+        p.scalar("SELECT count(*) FROM keel_migrations WHERE version = '20250101000002'"),
+        Some("0".into()),
+        "the migration stays pending"
+    );
+    assert_eq!(
+        p.scalar("SELECT count(*) FROM accounts"),
+        Some("500".into())
+    );
+
+    // Renamed out of the way, the migration builds the index it asks for.
+    p.exec("ALTER INDEX accounts_email_key RENAME TO accounts_id_partial");
+    p.keel().args(["up", "-q"]).assert().success();
+    assert_eq!(
+        p.scalar("SELECT pg_get_indexdef('accounts_email_key'::regclass)"),
+        Some(
+            "CREATE UNIQUE INDEX accounts_email_key ON public.accounts USING btree (email)".into()
+        )
+    );
+}
+
+/// Method, operator class and order count too, and a table of that name is
+/// not an index at all.
+#[test]
+fn an_index_differing_in_method_order_or_kind_is_not_taken_for_the_one_asked() {
+    let p = Project::postgres();
+    accounts(&p);
+    p.exec("CREATE UNIQUE INDEX accounts_email_key ON accounts (email DESC)");
+    p.test(["up"])
+        .code(1)
+        .stderr_contains(
+            "its operator classes, sort order, collations or storage parameters differ",
+        )
+        .run();
+    p.exec("DROP INDEX accounts_email_key; CREATE INDEX accounts_email_key ON accounts USING hash (email)");
+    p.test(["up"])
+        .code(1)
+        .stderr_contains("it uses hash, the statement's btree")
+        .run();
+    p.exec("DROP INDEX accounts_email_key; CREATE TABLE accounts_email_key (id int)");
+    p.test(["up"])
+        .code(1)
+        .stderr_contains("it is a table, not an index")
+        .run();
+    assert!(p.table_exists("accounts_email_key"));
+}
+
+/// The retry path drops an INVALID index of the same name only when it is
+/// the one asked for: an INVALID index of another definition (another
+/// session's failed build) stays, and the run says why it stops.
+#[test]
+fn an_invalid_index_of_another_definition_is_never_dropped() {
+    let p = Project::postgres();
+    accounts(&p);
+    p.exec("UPDATE accounts SET email = 'dup@example.com' WHERE id IN (1, 2)");
+    // Unique on (email, id) would succeed; on (lower(email)) it fails on the
+    // duplicate and stays INVALID.
+    let failed = try_exec(
+        &p,
+        "CREATE UNIQUE INDEX CONCURRENTLY accounts_email_key ON accounts (lower(email))",
+    );
+    assert!(failed.is_err());
+    assert_eq!(invalid_indexes(&p), 1);
+    p.exec("UPDATE accounts SET email = 'user1@example.com' WHERE id = 1");
+    p.test(["up"])
+        .code(1)
+        .stderr_contains("its columns are (lower(email)), the statement's (email)")
+        .run();
+    assert_eq!(
+        invalid_indexes(&p),
+        1,
+        "the other INVALID index is still there"
+    );
+    assert_eq!(
+        p.scalar("SELECT pg_get_indexdef('accounts_email_key'::regclass)"),
+        Some(
+            "CREATE UNIQUE INDEX accounts_email_key ON public.accounts USING btree (lower(email))"
+                .into()
+        )
+    );
+}
+
 /// How many sessions are running `query_prefix` and waiting for a lock.
 fn waiting(p: &Project, query_prefix: &str) -> bool {
     p.scalar(&format!(

@@ -7,6 +7,8 @@ use std::process::Command;
 
 pub(crate) const V: &str = "20260103090000";
 pub(crate) const ID: &str = "20260103090000_drop_bio";
+/// keel's run lock on PostgreSQL: the advisory lock key ("keel" and a tag).
+pub(crate) const RUN_LOCK_KEY: i64 = 0x6b65_656c_0000_0001;
 pub(crate) const SIGNER: &str = "ops@example.com";
 
 /// Every checklist item of the drop_bio runbook that a person confirms.
@@ -623,4 +625,52 @@ fn one_execute_parses_the_migration_once() {
         err.contains("\n2 SQL statement(s) parsed in this run\n"),
         "{err}"
     );
+}
+
+/// A migration that gives up waiting for a lock: the record of the failed
+/// run names the session it waited for, as the error does.
+#[test]
+fn a_failed_runs_record_names_the_session_it_waited_for() {
+    let p = project(Db::Postgres, "", "", "lock_timeout = \"1s\"\nretries = 0\n");
+    let before = bios(&p);
+    // The dry run must pass: the run waits for the run lock (held here)
+    // until the reader holds profiles, then the migration times out.
+    let run_lock = crate::common::session::Session::open(&p.url);
+    run_lock.exec(&format!("SELECT pg_advisory_lock({RUN_LOCK_KEY})"));
+    let mut run = p.spawn_keel(&[
+        "execute",
+        V,
+        "--env",
+        "production",
+        "--answers",
+        "answers.toml",
+    ]);
+    run.wait_for(
+        "waiting for another keel run on this database to finish",
+        std::time::Duration::from_secs(30),
+    );
+    let reader = crate::common::session::Session::open(&p.url);
+    reader.exec("SET application_name = 'nightly-report'");
+    reader.exec("BEGIN; SELECT count(*) FROM profiles");
+    let pid = p
+        .scalar("SELECT pid FROM pg_stat_activity WHERE application_name = 'nightly-report' AND datname = current_database()")
+        .unwrap();
+    run_lock.exec(&format!("SELECT pg_advisory_unlock({RUN_LOCK_KEY})"));
+    let out = run.finish();
+    let err = out.stderr;
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains(&format!("pid {pid} (user ")), "{err}");
+    let records = record_files(&p);
+    let rec = record_json(records.last().unwrap());
+    assert_eq!(rec["outcome"], "failed", "{rec:#}");
+    let blocker = &rec["blockers"][0];
+    assert_eq!(blocker["pid"].to_string(), pid, "{rec:#}");
+    assert_eq!(blocker["application"], "nightly-report");
+    assert_eq!(blocker["state"], "idle in transaction");
+    assert_eq!(blocker["query"], "BEGIN; SELECT count(*) FROM profiles");
+    assert!(blocker["transaction_start"].is_string(), "{rec:#}");
+    reader.exec("COMMIT");
+    assert!(has_bio(&p));
+    assert_eq!(bios(&p), before);
+    assert!(!applied(&p));
 }

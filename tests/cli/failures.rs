@@ -270,7 +270,7 @@ both!(
         let said = format!("{}{}", stderr(&a), stderr(&b));
         assert!(
             said.contains(&format!(
-                "waiting for another keel run on this database to finish: the run lock is {holder}"
+                "waiting for another keel run on this database to finish (for at most 10m): the run lock is {holder}"
             )),
             "{said}"
         );

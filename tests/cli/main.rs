@@ -27,6 +27,7 @@ mod backfill_bisect;
 mod backfill_check;
 mod backup;
 mod backup_binding;
+mod blockers;
 mod calibrate;
 mod concurrent_index;
 mod config;

@@ -209,8 +209,9 @@ fn lock_timeout_is_retried_with_back_off_then_reported() {
         "{err}"
     );
     assert!(
-        err.contains("pg_stat_activity"),
-        "the fix says how to find the blocker: {err}"
+        err.contains("it waited for an ACCESS EXCLUSIVE lock on busy, blocked by")
+            && err.contains("pg_terminate_backend("),
+        "the error names the blocker and the fix how to end it: {err}"
     );
     // Once the lock is gone the same migration applies.
     p.keel().arg("up").assert().success();

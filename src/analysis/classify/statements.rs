@@ -196,6 +196,7 @@ fn create_index(cx: &Cx, node: &SyntaxNode) -> Action {
             concurrently,
             unique: has_token(node, UNIQUE_KW),
             if_not_exists: child(node, IF_NOT_EXISTS).is_some(),
+            shape: index_shape(node),
         },
         table.clone(),
         node,
@@ -207,6 +208,15 @@ fn create_index(cx: &Cx, node: &SyntaxNode) -> Action {
     a.scan = Tri::Yes;
     a.no_transaction = concurrently;
     a
+}
+
+/// The text of `CREATE INDEX … ON table <shape>` after the table.
+fn index_shape(node: &SyntaxNode) -> Option<String> {
+    let table = find(node, &[SyntaxKind::TABLE_RELATION_NAME])?;
+    let from = usize::from(table.text_range().end() - node.text_range().start());
+    let text = node.text().to_string();
+    let shape = text.get(from..)?.trim().trim_end_matches(';').trim_end();
+    (!shape.is_empty()).then(|| shape.to_string())
 }
 
 fn drop_index(cx: &Cx, node: &SyntaxNode) -> Vec<Action> {

@@ -123,3 +123,18 @@ fn one_syntax_error_per_broken_statement() {
     let lines: Vec<usize> = c.syntax.iter().map(|p| p.line).collect();
     assert_eq!(lines, [1, 3], "{:?}", c.syntax);
 }
+
+#[test]
+fn an_index_keeps_what_follows_its_table_as_written() {
+    let shape = |sql: &str| match &ops(sql)[0].actions[0].kind {
+        ActionKind::CreateIndex { shape, .. } => shape.clone(),
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(
+        shape(
+            "CREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS ix ON app.t USING btree (lower(a) DESC, b text_pattern_ops) INCLUDE (c) WHERE d IS NULL;"
+        ),
+        Some("USING btree (lower(a) DESC, b text_pattern_ops) INCLUDE (c) WHERE d IS NULL".into())
+    );
+    assert_eq!(shape("CREATE INDEX ix ON \"T\" (a)"), Some("(a)".into()));
+}

@@ -4,8 +4,8 @@
 
 use super::Postgres;
 use crate::db::{
-    CALIBRATION_TABLE, Catalog, ColumnInfo, ConstraintInfo, DbError, IndexInfo, KEEL_TABLES,
-    Relation, SearchPath, Session, quote_relation,
+    CALIBRATION_TABLE, Catalog, ColumnInfo, ConstraintInfo, DbError, IndexInfo, IndexMismatch,
+    IndexRequest, KEEL_TABLES, Relation, SearchPath, Session, quote_relation,
 };
 use async_trait::async_trait;
 use sqlx::Row;
@@ -193,6 +193,13 @@ impl Catalog for Postgres {
         .fetch_all(&mut self.conn)
         .await
         .map_err(|e| self.err(e))
+    }
+
+    async fn index_mismatch(
+        &mut self,
+        asked: &IndexRequest,
+    ) -> Result<Option<IndexMismatch>, DbError> {
+        super::index_probe::mismatch(self, asked).await
     }
 
     async fn drop_index(&mut self, qualified_name: &str) -> Result<(), DbError> {

@@ -8,7 +8,9 @@ mod bisect;
 mod bulk;
 mod catalog;
 mod durable;
+mod index_probe;
 mod live;
+mod lock_watch;
 mod pg_dump;
 mod run_lock;
 mod session;
@@ -34,6 +36,14 @@ pub struct Postgres {
     /// migration may change `search_path` before keel writes its tracking
     /// row in the same transaction.
     keel_schema: Option<String>,
+    /// The backend's pid, for finding who it waits for.
+    pid: i32,
+    /// The lock_timeout keel last set; `None` before it set one (keel's
+    /// own queries do not wait on migrations' tables).
+    lock_timeout: Option<Duration>,
+    /// The second connection that looks who a long statement waits for
+    /// (see [`lock_watch`]); opened when first needed.
+    watcher: Option<PgConnection>,
 }
 
 impl Postgres {
@@ -70,23 +80,32 @@ impl Postgres {
             // concurrent build left INVALID.
             setup.push_str("; SET client_connection_check_interval = 1000");
         }
-        // The setup and the schema keel's tables live in: one round trip.
-        setup.push_str("; SELECT current_schema()::text");
+        // The setup, the schema keel's tables live in and the backend's pid
+        // (for finding who it waits for): one round trip.
+        setup.push_str("; SELECT current_schema()::text, pg_backend_pid()::text");
         let rows = sqlx::raw_sql(&setup)
             .fetch_all(&mut conn)
             .await
             .map_err(|e| DbError::from_sqlx(e, &display))?;
-        let keel_schema = match rows.last() {
-            Some(row) => row
-                .try_get::<Option<String>, _>(0)
-                .map_err(|e| DbError::from_sqlx(e, &display))?,
-            None => None,
+        let (keel_schema, pid) = match rows.last() {
+            Some(row) => (
+                row.try_get::<Option<String>, _>(0)
+                    .map_err(|e| DbError::from_sqlx(e, &display))?,
+                row.try_get::<Option<String>, _>(1)
+                    .map_err(|e| DbError::from_sqlx(e, &display))?
+                    .and_then(|p| p.parse().ok())
+                    .unwrap_or(0),
+            ),
+            None => (None, 0),
         };
         Ok(Postgres {
             conn,
             url: display,
             secret_url: url.to_string(),
             keel_schema,
+            pid,
+            lock_timeout: None,
+            watcher: None,
         })
     }
 

@@ -2,7 +2,7 @@
 //! so that a waiting run never deadlocks with the run that holds it.
 
 use crate::db::run_lock::first_line;
-use crate::db::{DbError, LockHolder};
+use crate::db::{DbError, LockHolder, RunLock};
 use chrono::{DateTime, Utc};
 use sqlx::postgres::PgConnection;
 use std::time::Duration;
@@ -11,7 +11,7 @@ use std::time::Duration;
 /// (the bytes of "keel" plus a fixed tag, so it will not collide by accident).
 pub(super) const RUN_LOCK_KEY: i64 = 0x6b65_656c_0000_0001;
 
-/// Takes the session advisory lock `key`, polling.
+/// Takes the session advisory lock `key`, polling, for at most `wait`.
 ///
 /// A blocking `pg_advisory_lock` would wait inside one statement, and so
 /// hold one snapshot, for as long as the holder runs. A `CREATE INDEX
@@ -25,8 +25,10 @@ pub(super) async fn lock(
     conn: &mut PgConnection,
     url: &str,
     key: i64,
+    wait: Duration,
     on_wait: &(dyn for<'h> Fn(Option<&'h LockHolder>) + Sync),
-) -> Result<(), DbError> {
+) -> Result<RunLock, DbError> {
+    let deadline = tokio::time::Instant::now() + wait;
     let mut pause = Duration::from_millis(20);
     let mut said = false;
     loop {
@@ -36,7 +38,11 @@ pub(super) async fn lock(
             .await
             .map_err(|e| DbError::from_sqlx(e, url))?;
         if got {
-            return Ok(());
+            return Ok(RunLock::Taken);
+        }
+        let now = tokio::time::Instant::now();
+        if now >= deadline {
+            return Ok(RunLock::Busy(holder(conn, url, key).await?));
         }
         if !said {
             let holder = holder(conn, url, key).await?;
@@ -49,7 +55,7 @@ pub(super) async fn lock(
             on_wait(holder.as_ref());
             said = true;
         }
-        tokio::time::sleep(pause).await;
+        tokio::time::sleep(pause.min(deadline - now)).await;
         pause = (pause * 2).min(Duration::from_millis(250));
     }
 }

@@ -1,12 +1,12 @@
 //! Running statements on PostgreSQL, and its transactions: a migration's
 //! transaction and its statements go to the server in one round trip.
 
-use super::Postgres;
+use super::{Postgres, lock_watch};
 use crate::db::session::arguments;
 use crate::db::transactions::begin_and_run_one_by_one;
 use crate::db::{
-    CommitError, DbError, DbErrorKind, SearchPath, Session, StatementError, Timeouts, Transactions,
-    Value,
+    CommitError, DbError, DbErrorKind, LockWait, SearchPath, Session, StatementError, Timeouts,
+    Transactions, Value,
 };
 use async_trait::async_trait;
 use futures_util::TryStreamExt;
@@ -24,11 +24,17 @@ impl Session for Postgres {
     }
 
     async fn execute(&mut self, sql: &str) -> Result<(), DbError> {
-        let conn: &mut _ = &mut self.conn;
-        sqlx::Executor::execute(conn, sqlx::raw_sql(sql))
-            .await
+        let watch = lock_watch::Watch::of(
+            &self.secret_url,
+            self.pid,
+            self.lock_timeout,
+            &mut self.watcher,
+        );
+        let statement = sqlx::Executor::execute(&mut self.conn, sqlx::raw_sql(sql));
+        let (result, seen) = lock_watch::during(statement, watch).await;
+        result
             .map(|_| ())
-            .map_err(|e| DbError::from_sqlx(e, &self.url))
+            .map_err(|e| with_lock_wait(DbError::from_sqlx(e, &self.url), seen))
     }
 
     async fn execute_with(&mut self, sql: &str, params: &[Value]) -> Result<u64, DbError> {
@@ -92,24 +98,29 @@ impl Session for Postgres {
     }
 
     async fn close(self: Box<Self>) {
+        if let Some(watcher) = self.watcher {
+            let _ = watcher.close().await;
+        }
         let _ = self.conn.close().await;
     }
 }
 
-impl Postgres {
-    /// Runs the statements of `sql` in one round trip; on an error, also
-    /// how many of them had finished (the server answers each statement it
-    /// finished with a CommandComplete).
-    async fn run_counting(&mut self, sql: &str) -> Result<(), (usize, DbError)> {
-        let mut results = sqlx::raw_sql(sql).fetch_many(&mut self.conn);
-        let mut done = 0;
-        loop {
-            match results.try_next().await {
-                Ok(Some(sqlx::Either::Left(_))) => done += 1,
-                Ok(Some(sqlx::Either::Right(_))) => {}
-                Ok(None) => return Ok(()),
-                Err(e) => return Err((done, DbError::from_sqlx(e, &self.url))),
-            }
+/// Runs the statements of `sql` in one round trip; on an error, also how
+/// many of them had finished (the server answers each statement it
+/// finished with a CommandComplete). `url` is the redacted URL, for errors.
+async fn run_counting(
+    conn: &mut sqlx::postgres::PgConnection,
+    url: &str,
+    sql: &str,
+) -> Result<(), (usize, DbError)> {
+    let mut results = sqlx::raw_sql(sql).fetch_many(conn);
+    let mut done = 0;
+    loop {
+        match results.try_next().await {
+            Ok(Some(sqlx::Either::Left(_))) => done += 1,
+            Ok(Some(sqlx::Either::Right(_))) => {}
+            Ok(None) => return Ok(()),
+            Err(e) => return Err((done, DbError::from_sqlx(e, url))),
         }
     }
 }
@@ -122,7 +133,7 @@ impl Transactions for Postgres {
     async fn commit_and_reset(&mut self) -> Result<(), CommitError> {
         // A failed COMMIT skips the rest of the string; the server's
         // CommandComplete for COMMIT says whether the error is the reset's.
-        self.run_counting(&format!("COMMIT; {RESET}"))
+        run_counting(&mut self.conn, &self.url, &format!("COMMIT; {RESET}"))
             .await
             .map_err(|(done, e)| match done {
                 0 => CommitError::Commit(e),
@@ -131,6 +142,7 @@ impl Transactions for Postgres {
     }
 
     async fn begin(&mut self, t: Timeouts, durable: bool) -> Result<(), DbError> {
+        self.lock_timeout = Some(t.lock);
         self.execute(&begin_sql(t, durable).join(" ")).await
     }
 
@@ -159,16 +171,24 @@ impl Transactions for Postgres {
         // Before PostgreSQL 13 a simple query's statement_timeout covered the
         // whole string, with the value from before its SET LOCAL: one
         // statement at a time there, so the timeout means what it says.
+        self.lock_timeout = Some(t.lock);
         if self.conn.server_version_num().is_none_or(|v| v < 130_000) {
             return begin_and_run_one_by_one(self, t, durable, statements).await;
         }
         let batch = Batch::new(&begin_sql(t, durable), statements);
-        self.run_counting(&batch.sql)
-            .await
-            .map_err(|(done, e)| batch.locate(e, done))
+        let watch = lock_watch::Watch::of(
+            &self.secret_url,
+            self.pid,
+            self.lock_timeout,
+            &mut self.watcher,
+        );
+        let run = run_counting(&mut self.conn, &self.url, &batch.sql);
+        let (result, seen) = lock_watch::during(run, watch).await;
+        result.map_err(|(done, e)| batch.locate(with_lock_wait(e, seen), done))
     }
 
     async fn set_session_timeouts(&mut self, t: Timeouts) -> Result<(), DbError> {
+        self.lock_timeout = Some(t.lock);
         self.execute(&format!(
             "SET lock_timeout = {}; SET statement_timeout = {};",
             ms(t.lock),
@@ -216,6 +236,14 @@ fn pg_value(row: &sqlx::postgres::PgRow, i: usize) -> Result<Value, sqlx::Error>
         "TIMESTAMPTZ" => Value::Timestamp(row.try_get(i)?),
         _ => Value::Text(row.try_get::<String, _>(i)?),
     })
+}
+
+/// A lock timeout names who the statement waited for, when keel saw them.
+fn with_lock_wait(mut error: DbError, seen: Option<LockWait>) -> DbError {
+    if error.is_lock_timeout() {
+        error.lock_wait = seen.map(Box::new);
+    }
+    error
 }
 
 fn ms(d: Duration) -> u128 {
@@ -280,8 +308,11 @@ impl Batch {
     fn locate(&self, mut error: DbError, done: usize) -> StatementError {
         let index = match error.position {
             Some(p) => {
+                let p = p as usize;
                 let i = self.starts.partition_point(|&start| start < p);
-                error.position = i.checked_sub(1).map(|i| p - self.starts[i]);
+                error.position = i
+                    .checked_sub(1)
+                    .and_then(|i| u32::try_from(p - self.starts[i]).ok());
                 i.checked_sub(1)
             }
             None => done
@@ -302,9 +333,9 @@ mod tests {
         done: usize,
     ) -> (Option<usize>, Option<usize>) {
         let mut error = DbError::new(DbErrorKind::Statement, "x");
-        error.position = position;
+        error.position = position.map(|p| p as u32);
         let e = batch.locate(error, done);
-        (e.index, e.error.position)
+        (e.index, e.error.position.map(|p| p as usize))
     }
 
     #[test]

@@ -7,7 +7,9 @@ use crate::db::tracking::{
     self, ADDED_COLUMNS, META, TABLE, bind_row, delete_row, insert_database_id, read_row,
     select_database_id, select_rows, upsert_row,
 };
-use crate::db::{DbError, DbErrorKind, LockHolder, Session, Tracking, TrackingRow, quote_ident};
+use crate::db::{
+    DbError, DbErrorKind, LockHolder, RunLock, Session, Tracking, TrackingRow, quote_ident,
+};
 use async_trait::async_trait;
 
 #[async_trait]
@@ -117,9 +119,10 @@ impl Tracking for Postgres {
 
     async fn lock_runs(
         &mut self,
+        wait: std::time::Duration,
         on_wait: &(dyn for<'h> Fn(Option<&'h LockHolder>) + Sync),
-    ) -> Result<(), DbError> {
-        lock(&mut self.conn, &self.url, RUN_LOCK_KEY, on_wait).await
+    ) -> Result<RunLock, DbError> {
+        lock(&mut self.conn, &self.url, RUN_LOCK_KEY, wait, on_wait).await
     }
 
     async fn unlock_runs(&mut self) -> Result<(), DbError> {

@@ -7,7 +7,9 @@ use crate::db::tracking::{
     self, ADDED_COLUMNS, META, TABLE, bind_row, delete_row, insert_database_id, read_row,
     select_database_id, select_rows, upsert_row,
 };
-use crate::db::{DbError, DbErrorKind, LockHolder, Session, Tracking, TrackingRow, quote_ident};
+use crate::db::{
+    DbError, DbErrorKind, LockHolder, RunLock, Session, Tracking, TrackingRow, quote_ident,
+};
 use async_trait::async_trait;
 use std::fs::File;
 use std::path::PathBuf;
@@ -99,13 +101,14 @@ impl Tracking for Sqlite {
 
     async fn lock_runs(
         &mut self,
+        wait: std::time::Duration,
         on_wait: &(dyn for<'h> Fn(Option<&'h LockHolder>) + Sync),
-    ) -> Result<(), DbError> {
+    ) -> Result<RunLock, DbError> {
         // An exclusive SQLite transaction for the whole run would make the run
         // one commit; a lock file beside the database keeps runs one at a time
         // while each migration still commits on its own.
         let Some(path) = &self.path else {
-            return Ok(());
+            return Ok(RunLock::Taken);
         };
         let mut lock_path = path.clone().into_os_string();
         lock_path.push(".lock");
@@ -122,25 +125,38 @@ impl Tracking for Sqlite {
             .write(true)
             .open(&lock_path)
             .map_err(lock_error)?;
-        let mut file = match file.try_lock() {
-            Ok(()) => file,
-            Err(std::fs::TryLockError::WouldBlock) => {
-                let holder = std::fs::read_to_string(&lock_path)
-                    .ok()
-                    .and_then(|s| lock_file::parse(&s));
-                on_wait(holder.as_ref());
-                tokio::task::spawn_blocking(move || file.lock().map(|()| file))
-                    .await
-                    .map_err(|e| DbError::new(DbErrorKind::Connection, e.to_string()))?
-                    .map_err(lock_error)?
-            }
-            Err(std::fs::TryLockError::Error(e)) => return Err(lock_error(e)),
+        let holder = || {
+            std::fs::read_to_string(&lock_path)
+                .ok()
+                .and_then(|s| lock_file::parse(&s))
         };
+        // Polled, like PostgreSQL's advisory lock, so that the wait can end.
+        let deadline = tokio::time::Instant::now() + wait;
+        let mut pause = std::time::Duration::from_millis(20);
+        let mut said = false;
+        loop {
+            match file.try_lock() {
+                Ok(()) => break,
+                Err(std::fs::TryLockError::WouldBlock) => {}
+                Err(std::fs::TryLockError::Error(e)) => return Err(lock_error(e)),
+            }
+            let now = tokio::time::Instant::now();
+            if now >= deadline {
+                return Ok(RunLock::Busy(holder()));
+            }
+            if !said {
+                on_wait(holder().as_ref());
+                said = true;
+            }
+            tokio::time::sleep(pause.min(deadline - now)).await;
+            pause = (pause * 2).min(std::time::Duration::from_millis(250));
+        }
+        let mut file = file;
         // Who holds it, for a run that has to wait: the OS lets go of the
         // lock when this process ends, however it ends.
         lock_file::write(&mut file).map_err(lock_error)?;
         self.lock = Some(file);
-        Ok(())
+        Ok(RunLock::Taken)
     }
 
     async fn unlock_runs(&mut self) -> Result<(), DbError> {

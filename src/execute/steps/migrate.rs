@@ -60,6 +60,7 @@ impl Step for Migrate {
         let (mut runner, analysis) = cx.runner_with_analysis();
         let applied = runner.apply_one(m, analysis, &mut bind).await;
         if let Err(e) = applied {
+            cx.log.rec.blockers = e.blockers().to_vec();
             return Ok(Done::failed(e.to_string()).stop(format!("the migration failed:\n{e}")));
         }
         Ok(Done::ok(format!(

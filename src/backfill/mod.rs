@@ -4,14 +4,17 @@
 //! progress written in that same transaction so that a crash, `kill -9` or
 //! Ctrl-C resumes from the last committed batch.
 //!
-//! A batch the data of some row breaks is bisected down to that row, which
-//! is skipped and logged (key and error) to
-//! `backfills/<version>_<name>/failures.csv`; every other row is done.
+//! A batch the data of some row breaks runs again in halves under
+//! savepoints, bisected down to the rows that break it ([`bisect`]), which
+//! are skipped and logged (key and error) to
+//! `backfills/<version>_<name>/failures.csv`; every other row is done once.
 //! A validation report follows: no unexpected NULLs, the row count, and a
 //! random sample recomputed.
 
+mod bisect;
 mod error;
 pub(crate) mod preflight;
+mod retry;
 mod sql;
 pub(crate) mod store;
 mod validate;
@@ -90,6 +93,15 @@ pub(crate) struct Report {
     pub(crate) rows_updated: i64,
     /// Batches this run committed.
     pub(crate) batches: u64,
+    /// Of those, the ones some row broke, done again in bisected parts.
+    pub(crate) bisected_batches: u64,
+    /// Statements this run sent for its batches (key look-ups, BEGIN with
+    /// its settings, UPDATEs, savepoints, progress, COMMIT), validation
+    /// left out: what skipped rows cost, for `-v`.
+    pub(crate) statements: u64,
+    /// UPDATEs of parts the bisections ran (on PostgreSQL inside one
+    /// statement a batch, so not in `statements`).
+    pub(crate) part_updates: u64,
     pub(crate) batch_size: u64,
     pub(crate) delay_ms: u64,
     /// Time of this run's batches, and of the validation.
@@ -141,6 +153,10 @@ pub(crate) async fn run(
         on,
         version: m.version.to_string(),
         batches: 0,
+        bisected: 0,
+        statements: 0,
+        part_updates: 0,
+        server_bisect: None,
         state: None,
     };
     engine.check_key().await?;
@@ -189,6 +205,9 @@ pub(crate) async fn run(
         rows_done: state.rows_done,
         rows_updated: state.rows_updated,
         batches: engine.batches,
+        bisected_batches: engine.bisected,
+        statements: engine.statements,
+        part_updates: engine.part_updates,
         batch_size: opts.batch_size,
         delay_ms: opts.delay.as_millis() as u64,
         elapsed,
@@ -209,6 +228,13 @@ struct Engine<'e> {
     on: &'e (dyn Fn(Progress<'_>) + Sync),
     version: String,
     batches: u64,
+    bisected: u64,
+    statements: u64,
+    /// UPDATEs of parts the bisections ran.
+    part_updates: u64,
+    /// Whether the database bisects on the server; asked before the first
+    /// bisection.
+    server_bisect: Option<bool>,
     /// The committed progress; `Some` while running.
     state: Option<store::State>,
 }
@@ -216,6 +242,11 @@ struct Engine<'e> {
 impl Engine<'_> {
     fn state(&self) -> &store::State {
         self.state.as_ref().unwrap_or_else(|| unreachable!())
+    }
+
+    /// Counts statements about to be sent, for the report.
+    fn sent(&mut self, n: u64) {
+        self.statements += n;
     }
 
     async fn check_key(&mut self) -> Result<(), BackfillError> {
@@ -241,6 +272,7 @@ impl Engine<'_> {
     async fn key_at(&mut self, lo: Option<i64>, n: u64) -> Result<Option<i64>, DbError> {
         let mut params = Self::bounds(lo, None);
         params.push(Value::Int(n.saturating_sub(1) as i64));
+        self.sent(1);
         Ok(first_int(
             self.db
                 .query_with(&self.plan.key_at(lo.is_none()), &params)
@@ -249,6 +281,7 @@ impl Engine<'_> {
     }
 
     async fn count_range(&mut self, lo: Option<i64>, hi: i64) -> Result<u64, DbError> {
+        self.sent(1);
         Ok(first_int(
             self.db
                 .query_with(
@@ -271,6 +304,7 @@ impl Engine<'_> {
             let (hi, rows) = match self.key_at(lo, size).await? {
                 Some(hi) => (hi, size),
                 None => {
+                    self.sent(1);
                     let last = first_int(
                         self.db
                             .query_with(&self.plan.max_after(lo.is_none()), &Self::bounds(lo, None))
@@ -293,83 +327,82 @@ impl Engine<'_> {
     }
 
     /// One batch; when the data of some row breaks it, the batch runs
-    /// again row by row.
+    /// again, bisected.
     async fn range(&mut self, lo: Option<i64>, hi: i64, rows: u64) -> Result<(), BackfillError> {
         match self.batch(lo, hi, rows).await? {
             None => Ok(()),
-            Some(_) => self.row_by_row(lo, hi).await,
+            Some(_) => self.bisected(lo, hi).await,
         }
     }
 
-    /// The batch again, one savepoint per row, in one transaction with its
-    /// progress and its skipped rows: rows the expressions cannot transform
-    /// are rolled back to their savepoint and logged; every other row is done.
-    async fn row_by_row(&mut self, lo: Option<i64>, hi: i64) -> Result<(), BackfillError> {
-        let keys: Vec<i64> = self
-            .db
-            .query_with(
-                &self.plan.keys_in_range(lo.is_none()),
-                &Self::bounds(lo, Some(hi)),
-            )
-            .await?
-            .into_iter()
-            .filter_map(|r| r.first().and_then(Value::as_i64))
-            .collect();
-        let sql = self.plan.update(false);
+    /// The batch again, bisected under savepoints ([`bisect`]), in one
+    /// transaction with its progress and its skipped rows: rows the
+    /// expressions cannot transform are logged; every other row is done.
+    async fn bisected(&mut self, lo: Option<i64>, hi: i64) -> Result<(), BackfillError> {
+        if self.server_bisect.is_none() {
+            let ready = self.db.prepare_bisect().await?;
+            self.sent(u64::from(ready));
+            self.server_bisect = Some(ready);
+        }
         let mut attempt = 0;
         loop {
+            self.sent(1);
             self.db.begin(self.opts.timeouts, false).await?;
             let outcome = async {
-                let mut updated = 0;
-                let mut skipped = Vec::new();
-                for &key in &keys {
-                    self.db.savepoint("keel_row").await?;
-                    match self
-                        .db
-                        .execute_with(&sql, &[Value::Int(key - 1), Value::Int(key)])
-                        .await
-                    {
-                        Ok(n) => {
-                            updated += n;
-                            self.db.execute("RELEASE SAVEPOINT keel_row").await?;
-                        }
-                        Err(e) if e.is_data_error() => {
-                            self.db.rollback_to_savepoint("keel_row").await?;
-                            self.db.execute("RELEASE SAVEPOINT keel_row").await?;
-                            skipped.push((key, one_line(&e)));
-                        }
-                        Err(e) => return Err(e),
-                    }
-                }
+                self.sent(1);
+                let keys: Vec<i64> = self
+                    .db
+                    .query_with(
+                        &self.plan.keys_in_range(lo.is_none()),
+                        &Self::bounds(lo, Some(hi)),
+                    )
+                    .await?
+                    .into_iter()
+                    .filter_map(|r| r.first().and_then(Value::as_i64))
+                    .collect();
+                let done = self.isolate(lo, hi, &keys).await?;
+                self.part_updates += done.attempts;
+                let skipped: Vec<(i64, String)> = done
+                    .failed
+                    .iter()
+                    .map(|(key, e)| (*key, one_line(e)))
+                    .collect();
                 for (key, message) in &skipped {
+                    self.sent(1);
                     store::add_failure(self.db, &self.version, *key, message).await?;
                 }
                 let mut next = self.state().clone();
                 next.last_key = Some(hi);
                 next.rows_done += keys.len() as i64;
-                next.rows_updated += updated as i64;
+                next.rows_updated += done.updated as i64;
                 next.failures += skipped.len() as i64;
+                self.sent(1);
                 store::save(self.db, &next).await?;
                 Ok((next, skipped))
             }
             .await;
             let error = match outcome {
-                Ok((next, skipped)) => match self.db.commit().await {
-                    Ok(()) => {
-                        for (key, message) in &skipped {
-                            (self.on)(Progress::RowFailed {
-                                migration: self.m,
-                                key: *key,
-                                error: message,
-                            });
+                Ok((next, skipped)) => {
+                    self.sent(1);
+                    match self.db.commit().await {
+                        Ok(()) => {
+                            for (key, message) in &skipped {
+                                (self.on)(Progress::RowFailed {
+                                    migration: self.m,
+                                    key: *key,
+                                    error: message,
+                                });
+                            }
+                            self.bisected += 1;
+                            self.committed(next);
+                            return Ok(());
                         }
-                        self.committed(next);
-                        return Ok(());
+                        Err(e) => e,
                     }
-                    Err(e) => e,
-                },
+                }
                 Err(e) => e,
             };
+            self.sent(1);
             let _ = self.db.rollback().await;
             if error.is_lock_timeout() && attempt < self.opts.retries {
                 attempt += 1;
@@ -426,27 +459,34 @@ impl Engine<'_> {
         loop {
             // Not durable: a server crash can lose only whole recent
             // batches together with their progress, which then run again.
+            self.sent(1);
             self.db.begin(self.opts.timeouts, false).await?;
             let outcome = async {
+                self.sent(1);
                 let updated = self.db.execute_with(&sql, &params).await?;
                 let mut next = self.state().clone();
                 next.last_key = Some(hi);
                 next.rows_done += rows as i64;
                 next.rows_updated += updated as i64;
+                self.sent(1);
                 store::save(self.db, &next).await?;
                 Ok::<_, DbError>(next)
             }
             .await;
             let error = match outcome {
-                Ok(next) => match self.db.commit().await {
-                    Ok(()) => {
-                        self.committed(next);
-                        return Ok(None);
+                Ok(next) => {
+                    self.sent(1);
+                    match self.db.commit().await {
+                        Ok(()) => {
+                            self.committed(next);
+                            return Ok(None);
+                        }
+                        Err(e) => e,
                     }
-                    Err(e) => e,
-                },
+                }
                 Err(e) => e,
             };
+            self.sent(1);
             let _ = self.db.rollback().await;
             if error.is_lock_timeout() && attempt < self.opts.retries {
                 attempt += 1;
@@ -466,6 +506,7 @@ impl Engine<'_> {
         failure: Option<(i64, String)>,
         durable: bool,
     ) -> Result<(), BackfillError> {
+        self.sent(if failure.is_some() { 4 } else { 3 });
         self.db.begin(self.opts.timeouts, durable).await?;
         let outcome = async {
             if let Some((key, message)) = &failure {
@@ -495,55 +536,6 @@ impl Engine<'_> {
             last_key: next.last_key.unwrap_or_default(),
         });
         self.state = Some(next);
-    }
-
-    /// Tries each skipped row again, one transaction each; a row that now
-    /// works leaves the failure list.
-    async fn retry_failures(&mut self) -> Result<(), BackfillError> {
-        let failures = store::failures(self.db, &self.version).await?;
-        let sql = self.plan.update(false);
-        for f in failures {
-            self.db.begin(self.opts.timeouts, false).await?;
-            let outcome = async {
-                let updated = self
-                    .db
-                    .execute_with(&sql, &[Value::Int(f.key - 1), Value::Int(f.key)])
-                    .await?;
-                store::remove_failure(self.db, &self.version, f.key).await?;
-                let mut next = self.state().clone();
-                next.rows_updated += updated as i64;
-                next.failures = (next.failures - 1).max(0);
-                store::save(self.db, &next).await?;
-                Ok::<_, DbError>(next)
-            }
-            .await;
-            match outcome {
-                Ok(next) => {
-                    self.db.commit().await?;
-                    self.committed(next);
-                }
-                Err(e) => {
-                    let _ = self.db.rollback().await;
-                    if !e.is_data_error() {
-                        return Err(BackfillError::Batch {
-                            migration: self.m.id(),
-                            range: format!("{} = {}", self.plan.key_name, f.key),
-                            error: e,
-                        });
-                    }
-                    let message = one_line(&e);
-                    (self.on)(Progress::RowFailed {
-                        migration: self.m,
-                        key: f.key,
-                        error: &message,
-                    });
-                    let next = self.state().clone();
-                    self.commit_state(next, Some((f.key, message)), false)
-                        .await?;
-                }
-            }
-        }
-        Ok(())
     }
 }
 

@@ -171,6 +171,9 @@ pub(crate) fn show(ctx: &Ctx, p: Progress<'_>) {
             for line in report_lines(report) {
                 d.say(ctx, &line);
             }
+            if ctx.global.verbose {
+                d.say(ctx, &statements_line(report));
+            }
             *d = Display::default();
         }
     }
@@ -237,6 +240,15 @@ impl Display {
             rate
         ))
     }
+}
+
+/// What the batches cost in statements (`-v`): a batch some row broke is
+/// bisected, so skipped rows cost a few statements each, not the batch.
+fn statements_line(r: &Report) -> String {
+    format!(
+        "backfill {}: this run sent {} statements for {} batches ({} bisected to isolate the rows that broke them, in {} UPDATEs of their parts)",
+        r.migration, r.statements, r.batches, r.bisected_batches, r.part_updates
+    )
 }
 
 /// The end-of-backfill report, for people.

@@ -36,7 +36,7 @@ pub use quote::{Relation, quote_ident, quote_relation};
 pub use run_lock::{LockHolder, RUN_LOCK_WAIT, RunLock};
 pub use session::{Session, Value};
 pub use tracking::{BackupRef, KEEL_TABLES, Tracking, TrackingRow, TrackingState};
-pub use transactions::{CommitError, StatementError, Timeouts, Transactions};
+pub use transactions::{Bisected, CommitError, StatementError, Timeouts, Transactions};
 pub use url::redact;
 
 /// Every role at once: an open connection to either dialect. Callers

@@ -25,6 +25,17 @@ pub struct StatementError {
     pub error: DbError,
 }
 
+/// What [`Transactions::bisect`] did with a backfill batch some row broke.
+#[derive(Debug, Default)]
+pub struct Bisected {
+    /// Rows the parts that went through changed.
+    pub updated: u64,
+    /// UPDATEs of parts it ran.
+    pub attempts: u64,
+    /// The rows that broke the batch, each with its own error.
+    pub failed: Vec<(i64, DbError)>,
+}
+
 /// Which half of [`Transactions::commit_and_reset`] failed.
 #[derive(Debug)]
 pub enum CommitError {
@@ -111,6 +122,36 @@ pub trait Transactions: Session {
     async fn rollback_to_savepoint(&mut self, name: &str) -> Result<(), DbError> {
         self.execute(&format!("ROLLBACK TO SAVEPOINT {}", quote_ident(name)))
             .await
+    }
+
+    /// Makes [`bisect`](Transactions::bisect) ready, outside any
+    /// transaction; `false` (the default) when the client bisects a batch
+    /// itself, with savepoints, as on SQLite, where a statement is a call
+    /// and not a round trip.
+    async fn prepare_bisect(&mut self) -> Result<bool, DbError> {
+        Ok(false)
+    }
+
+    /// Runs a backfill batch `lo < key <= hi` (whose keys are `keys`) that
+    /// some row broke again inside the open transaction, bisected on the
+    /// server: `update` with `$1`, `$2` the bounds of a part
+    /// (`update_from_start`: `$1` its upper bound) over halves that are
+    /// split again when they fail, down to single rows, which are
+    /// skipped with their error. Only data errors are caught; any other
+    /// error is returned and the caller rolls back. Only after
+    /// [`prepare_bisect`](Transactions::prepare_bisect) said `true`.
+    async fn bisect(
+        &mut self,
+        update: &str,
+        update_from_start: &str,
+        lo: Option<i64>,
+        hi: i64,
+        keys: &[i64],
+    ) -> Result<Bisected, DbError> {
+        let _ = (update, update_from_start, lo, hi, keys);
+        Err(DbError::usage(
+            "this database bisects backfill batches from the client",
+        ))
     }
 
     /// Sets the timeouts for the session, for statements run outside a

@@ -23,6 +23,7 @@ mod common;
 
 mod architecture;
 mod backfill;
+mod backfill_bisect;
 mod backfill_check;
 mod backup;
 mod backup_binding;

@@ -4,6 +4,7 @@
 //! [`pg_dump`]) and [`live`] (statistics for the analysis). All of keel's
 //! PostgreSQL catalog SQL is in `catalog` and `live`.
 
+mod bisect;
 mod bulk;
 mod catalog;
 mod durable;

@@ -146,6 +146,22 @@ impl Transactions for Postgres {
         self.execute(&begin_sql(t, durable).join(" ")).await
     }
 
+    async fn prepare_bisect(&mut self) -> Result<bool, DbError> {
+        self.create_bisect_function().await
+    }
+
+    async fn bisect(
+        &mut self,
+        update: &str,
+        update_from_start: &str,
+        lo: Option<i64>,
+        hi: i64,
+        keys: &[i64],
+    ) -> Result<crate::db::Bisected, DbError> {
+        self.bisect_on_server(update, update_from_start, lo, hi, keys)
+            .await
+    }
+
     async fn begin_and_run(
         &mut self,
         t: Timeouts,

@@ -183,22 +183,10 @@ impl Runbook {
             .unwrap_or_else(|| "0".into());
         let reversible = m.has_down()
             && m.meta.reversibility != Some(crate::migration::Reversibility::Irreversible);
-        let mut checklist = vec![
-            CheckItem::new(CheckId::DryRunReviewed, format!("Dry run reviewed: the SQL, locks and estimate of `keel up --dry-run --to {}` match this runbook", m.version)),
-            CheckItem::new(CheckId::RollbackTested, "Rollback tested: `keel down` of this migration ran cleanly on staging (or a copy)".into()),
-            CheckItem::new(CheckId::SnapshotTaken, "Snapshot taken: `keel snapshot take --env ENV`; keel checks the file and its SHA-256".into()),
-            CheckItem::new(CheckId::DeploymentPlanReviewed, "Deployment plan reviewed: the application code that must be live before (and after) this migration is deployed".into()),
-        ];
-        checklist.extend(from_analysis::deploy_items(analysis));
         // Declared irreversible: keel takes no backup to verify.
         let backed_up = !backups.is_empty()
             && m.meta.reversibility != Some(crate::migration::Reversibility::Irreversible);
-        if backed_up {
-            checklist.insert(
-                0,
-                CheckItem::new(CheckId::BackupVerified, "Backup verified: keel exports the data this migration destroys and re-reads the archive against its manifest".into()),
-            );
-        }
+        let checklist = checklist(m, analysis, backed_up);
         let mut environments: Vec<EnvironmentInfo> = config
             .environments
             .iter()
@@ -246,40 +234,77 @@ impl Runbook {
                 })
                 .collect(),
             backups,
-            backfill: m.meta.backfill.as_ref().map(|b| BackfillInfo {
-                table: b.table.clone(),
-                key: b.key.clone(),
-                set: b
-                    .set
-                    .iter()
-                    .map(|(column, expression)| BackfillSet {
-                        column: column.clone(),
-                        expression: expression.clone(),
-                    })
-                    .collect(),
-                filter: b.filter.clone(),
-                batch_size: b.batch_size.unwrap_or(crate::backfill::DEFAULT_BATCH_SIZE),
-                delay_ms: b
-                    .delay_ms
-                    .unwrap_or(crate::backfill::DEFAULT_DELAY.as_millis() as u64),
-                command: format!("keel backfill {}", m.version),
-            }),
-            rollback: RollbackInfo {
-                possible: reversible,
-                down_sql: m.down.clone().filter(|_| reversible),
-                previous_version,
-                note: if !reversible {
-                    "this migration cannot be reverted by keel: restore the snapshot taken before it".into()
-                } else if !has_backups {
-                    "down.sql reverts it".into()
-                } else if m.meta.restore_on_down {
-                    "down.sql recreates the structure; keel restores backed-up data afterwards"
-                        .into()
-                } else {
-                    "down.sql recreates the structure and rebuilds its data from live columns, so writes made after the migration survive; keel keeps the backup but does not restore it (restore_on_down = false in migration.toml)".into()
-                },
-            },
+            backfill: backfill_info(m),
+            rollback: rollback_info(m, reversible, has_backups, previous_version),
         }
+    }
+}
+
+/// The checklist an operator works through: keel's own checks, then what
+/// the analysis says must be deployed first.
+fn checklist(
+    m: &Migration,
+    analysis: &crate::analysis::analyze::MigrationAnalysis,
+    backed_up: bool,
+) -> Vec<CheckItem> {
+    let mut checklist = vec![
+        CheckItem::new(CheckId::DryRunReviewed, format!("Dry run reviewed: the SQL, locks and estimate of `keel up --dry-run --to {}` match this runbook", m.version)),
+        CheckItem::new(CheckId::RollbackTested, "Rollback tested: `keel down` of this migration ran cleanly on staging (or a copy)".into()),
+        CheckItem::new(CheckId::SnapshotTaken, "Snapshot taken: `keel snapshot take --env ENV`; keel checks the file and its SHA-256".into()),
+        CheckItem::new(CheckId::DeploymentPlanReviewed, "Deployment plan reviewed: the application code that must be live before (and after) this migration is deployed".into()),
+    ];
+    checklist.extend(from_analysis::deploy_items(analysis));
+    if backed_up {
+        checklist.insert(
+            0,
+            CheckItem::new(CheckId::BackupVerified, "Backup verified: keel exports the data this migration destroys and re-reads the archive against its manifest".into()),
+        );
+    }
+    checklist
+}
+
+/// The backfill section: what `keel backfill` will do, with keel's defaults
+/// filled in where migration.toml leaves them out.
+fn backfill_info(m: &Migration) -> Option<BackfillInfo> {
+    m.meta.backfill.as_ref().map(|b| BackfillInfo {
+        table: b.table.clone(),
+        key: b.key.clone(),
+        set: b
+            .set
+            .iter()
+            .map(|(column, expression)| BackfillSet {
+                column: column.clone(),
+                expression: expression.clone(),
+            })
+            .collect(),
+        filter: b.filter.clone(),
+        batch_size: b.batch_size.unwrap_or(crate::backfill::DEFAULT_BATCH_SIZE),
+        delay_ms: b
+            .delay_ms
+            .unwrap_or(crate::backfill::DEFAULT_DELAY.as_millis() as u64),
+        command: format!("keel backfill {}", m.version),
+    })
+}
+
+fn rollback_info(
+    m: &Migration,
+    reversible: bool,
+    has_backups: bool,
+    previous_version: String,
+) -> RollbackInfo {
+    RollbackInfo {
+        possible: reversible,
+        down_sql: m.down.clone().filter(|_| reversible),
+        previous_version,
+        note: if !reversible {
+            "this migration cannot be reverted by keel: restore the snapshot taken before it".into()
+        } else if !has_backups {
+            "down.sql reverts it".into()
+        } else if m.meta.restore_on_down {
+            "down.sql recreates the structure; keel restores backed-up data afterwards".into()
+        } else {
+            "down.sql recreates the structure and rebuilds its data from live columns, so writes made after the migration survive; keel keeps the backup but does not restore it (restore_on_down = false in migration.toml)".into()
+        },
     }
 }
 

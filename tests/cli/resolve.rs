@@ -465,15 +465,18 @@ both!(
 );
 
 /// Runs `keel up` on a migration that updates `a` then `b` while another
-/// session, holding `b`'s row, goes for `a`'s: a deadlock that PostgreSQL
-/// breaks by rolling keel's transaction back.
+/// session, holding `b`'s row, goes for `a`: a deadlock that PostgreSQL
+/// breaks by rolling keel's transaction back. keel backs up the old values
+/// inside its transaction, so it waits on `LOCK TABLE a, b IN SHARE MODE`
+/// (holding `a`, waiting for `b`) rather than on the UPDATE of `b`: the
+/// same cycle.
 fn deadlocked_up(p: &Project) -> crate::common::process::Finished {
     let other = Session::open(&p.url);
     other.exec("BEGIN; UPDATE b SET v = v + 1 WHERE id = 1");
     let run = p.spawn_keel(&["up"]);
-    wait_until("keel waiting for b's row", Duration::from_secs(30), || {
+    wait_until("keel waiting for b", Duration::from_secs(30), || {
         p.scalar(
-            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND query LIKE '%UPDATE b SET v = 10%' AND wait_event_type = 'Lock'",
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND (query LIKE '%UPDATE b SET v = 10%' OR query LIKE 'LOCK TABLE %') AND wait_event_type = 'Lock'",
         )
         .as_deref()
             == Some("1")

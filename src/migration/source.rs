@@ -78,11 +78,15 @@ pub(crate) fn load_dir(dir: &Path, bounds: &Bounds) -> Result<Vec<Migration>, So
             });
         }
     };
-    let mut by_version: BTreeMap<Version, Migration> = BTreeMap::new();
-    let mut paths: Vec<PathBuf> = Vec::new();
+    let mut entries_found: Vec<(PathBuf, bool)> = Vec::new();
     for entry in entries {
         match entry {
-            Ok(e) => paths.push(dir.join(e.file_name())),
+            // The folder listing says which entries are plain folders
+            // (d_type), so the common case costs no stat of its own.
+            Ok(e) => entries_found.push((
+                dir.join(e.file_name()),
+                e.file_type().is_ok_and(|t| t.is_dir()),
+            )),
             Err(e) => problems.push(Problem {
                 path: dir.to_path_buf(),
                 line: None,
@@ -91,8 +95,9 @@ pub(crate) fn load_dir(dir: &Path, bounds: &Bounds) -> Result<Vec<Migration>, So
             }),
         }
     }
-    paths.sort();
-    for path in paths {
+    entries_found.sort();
+    let mut folders = Vec::new();
+    for (path, plain_dir) in entries_found {
         let file_name = path
             .file_name()
             .and_then(|n| n.to_str())
@@ -100,28 +105,34 @@ pub(crate) fn load_dir(dir: &Path, bounds: &Bounds) -> Result<Vec<Migration>, So
         if file_name.starts_with('.') {
             continue;
         }
-        let is_link = path
-            .symlink_metadata()
-            .is_ok_and(|m| m.file_type().is_symlink());
-        // A file beside the migrations (a README), or a link to one, is not
-        // read; a link that cannot be followed is a problem below.
-        if !path.is_dir() && (!is_link || path.is_file()) {
-            if file_name.ends_with(".sql") {
-                problems.push(Problem {
-                    path: path.clone(),
-                    line: None,
-                    message: "a migration is a folder, not a single .sql file".into(),
-                    fix: "run `keel new NAME` and move the SQL into its up.sql".into(),
-                });
-            }
-            continue;
-        }
-        let folder = match bounds.check(&path, Kind::Folder) {
-            Ok(Some(folder)) => folder,
-            Ok(None) => continue,
-            Err(r) => {
-                problems.push(refused(&path, r));
+        let folder = if plain_dir {
+            // Not a symlink: it resolves beside its parent, which the
+            // bounds already accepted.
+            resolved.join(file_name)
+        } else {
+            let is_link = path
+                .symlink_metadata()
+                .is_ok_and(|m| m.file_type().is_symlink());
+            // A file beside the migrations (a README), or a link to one, is
+            // not read; a link that cannot be followed is a problem below.
+            if !path.is_dir() && (!is_link || path.is_file()) {
+                if file_name.ends_with(".sql") {
+                    problems.push(Problem {
+                        path: path.clone(),
+                        line: None,
+                        message: "a migration is a folder, not a single .sql file".into(),
+                        fix: "run `keel new NAME` and move the SQL into its up.sql".into(),
+                    });
+                }
                 continue;
+            }
+            match bounds.check(&path, Kind::Folder) {
+                Ok(Some(folder)) => folder,
+                Ok(None) => continue,
+                Err(r) => {
+                    problems.push(refused(&path, r));
+                    continue;
+                }
             }
         };
         let Some((version, name)) = parse_folder_name(file_name) else {
@@ -135,9 +146,14 @@ pub(crate) fn load_dir(dir: &Path, bounds: &Bounds) -> Result<Vec<Migration>, So
             });
             continue;
         };
-        match read_migration(&path, &folder, version, name, bounds) {
+        let name = name.to_string();
+        folders.push((path, folder, version, name));
+    }
+    let mut by_version: BTreeMap<Version, Migration> = BTreeMap::new();
+    for ((path, _, version, _), read) in folders.iter().zip(read_all(&folders, bounds)) {
+        match read {
             Ok(m) => {
-                if let Some(existing) = by_version.get(&version) {
+                if let Some(existing) = by_version.get(version) {
                     problems.push(Problem {
                         path: path.clone(),
                         line: None,
@@ -149,7 +165,7 @@ pub(crate) fn load_dir(dir: &Path, bounds: &Bounds) -> Result<Vec<Migration>, So
                             .into(),
                     });
                 } else {
-                    by_version.insert(version, m);
+                    by_version.insert(*version, m);
                 }
             }
             Err(mut p) => problems.append(&mut p),
@@ -160,6 +176,35 @@ pub(crate) fn load_dir(dir: &Path, bounds: &Bounds) -> Result<Vec<Migration>, So
     } else {
         Err(SourceError { problems })
     }
+}
+
+/// Reads the folders' files, in order. A long history is read by two
+/// threads: the reads are system calls, and `status` waits for them.
+fn read_all(
+    folders: &[(PathBuf, PathBuf, Version, String)],
+    bounds: &Bounds,
+) -> Vec<Result<Migration, Vec<Problem>>> {
+    let read = |part: &[(PathBuf, PathBuf, Version, String)]| {
+        part.iter()
+            .map(|(path, folder, version, name)| {
+                read_migration(path, folder, *version, name, bounds)
+            })
+            .collect::<Vec<_>>()
+    };
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(2));
+    if threads < 2 || folders.len() < 200 {
+        return read(folders);
+    }
+    let (first, second) = folders.split_at(folders.len() / 2);
+    std::thread::scope(|scope| {
+        let other = scope.spawn(|| read(second));
+        let mut all = read(first);
+        match other.join() {
+            Ok(rest) => all.extend(rest),
+            Err(panic) => std::panic::resume_unwind(panic),
+        }
+        all
+    })
 }
 
 /// Splits `20240101120000_add_users` into its version and snake_case name.
@@ -237,12 +282,23 @@ fn read_migration(
             message,
             fix: fix.into(),
         };
-        let resolved = match bounds.check(&folder.join(file), Kind::File) {
-            Ok(Some(resolved)) => resolved,
-            Ok(None) => return Ok(None),
-            Err(r) => return Err(problem(r.message, None, &r.fix)),
+        let inside = folder.join(file);
+        // A regular file (not a symlink) in a folder the bounds accepted
+        // resolves inside them: one lstat instead of the full check.
+        let plain = match std::fs::symlink_metadata(&inside) {
+            Ok(meta) if meta.is_file() => Some(meta.len()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            _ => None,
         };
-        let bytes = std::fs::read(&resolved).map_err(|e| {
+        let resolved = match plain {
+            Some(_) => inside,
+            None => match bounds.check(&inside, Kind::File) {
+                Ok(Some(resolved)) => resolved,
+                Ok(None) => return Ok(None),
+                Err(r) => return Err(problem(r.message, None, &r.fix)),
+            },
+        };
+        let bytes = read_file(&resolved, plain).map_err(|e| {
             problem(
                 format!("cannot read: {e}"),
                 None,
@@ -318,6 +374,25 @@ fn read_migration(
     }
 }
 
+/// The file's bytes; `size` (from the lstat just made) saves the stat
+/// `std::fs::read` would make for its buffer, and the read that would find
+/// the end: a file is read as it was when it was looked at, as
+/// `std::fs::read` would have read it a moment earlier.
+fn read_file(path: &Path, size: Option<u64>) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    let Some(size) = size.and_then(|s| usize::try_from(s).ok()) else {
+        return std::fs::read(path);
+    };
+    let mut file = std::fs::File::open(path)?;
+    let mut bytes = vec![0; size];
+    match file.read_exact(&mut bytes) {
+        Ok(()) => Ok(bytes),
+        // It shrank meanwhile: read what is there now.
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => std::fs::read(path),
+        Err(e) => Err(e),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -343,6 +418,58 @@ mod tests {
         assert_eq!(
             suggest_name("20240101120000-Add-Users"),
             "rename the folder to `20240101120000_add_users`"
+        );
+    }
+    /// A long history is read by two threads: the order, the problems and
+    /// the refusals are the same as one thread's.
+    #[test]
+    fn a_long_history_reads_in_order_with_every_problem() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("migrations");
+        for i in 0..300u32 {
+            let m = dir.join(format!("20240101{:06}_m{i}", i));
+            std::fs::create_dir_all(&m).unwrap();
+            std::fs::write(m.join("up.sql"), format!("SELECT {i};\n")).unwrap();
+        }
+        let bounds = Bounds::new(tmp.path(), false).unwrap();
+        let all = load_dir(&dir, &bounds).unwrap();
+        assert_eq!(all.len(), 300);
+        assert!(all.windows(2).all(|w| w[0].version < w[1].version));
+        assert_eq!(all[299].up, "SELECT 299;\n");
+        // A problem in each half, and a symlink out of the project in the
+        // second: all three named, in folder order.
+        std::fs::write(dir.join("20240101000010_m10/up.sql"), [0xff, 0xfe]).unwrap();
+        std::fs::remove_file(dir.join("20240101000250_m250/up.sql")).unwrap();
+        let outside = tempfile::NamedTempFile::new().unwrap();
+        std::os::unix::fs::symlink(outside.path(), dir.join("20240101000280_m280/down.sql"))
+            .unwrap();
+        let problems = load_dir(&dir, &bounds).unwrap_err().problems;
+        let named: Vec<String> = problems
+            .iter()
+            .map(|p| {
+                format!(
+                    "{}: {}",
+                    p.path.strip_prefix(&dir).unwrap().display(),
+                    p.message
+                )
+            })
+            .collect();
+        assert_eq!(named.len(), 3, "{named:#?}");
+        assert!(
+            named[0].starts_with("20240101000010_m10/up.sql: not valid UTF-8"),
+            "{named:#?}"
+        );
+        assert!(
+            named[1].starts_with("20240101000250_m250/up.sql: missing"),
+            "{named:#?}"
+        );
+        assert!(
+            named[2].starts_with("20240101000280_m280/down.sql: is a symlink"),
+            "{named:#?}"
+        );
+        assert!(
+            named[2].contains("outside the project folder"),
+            "{named:#?}"
         );
     }
 }

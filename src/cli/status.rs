@@ -3,12 +3,21 @@ use crate::error::Result;
 use crate::migrator::reconcile;
 
 pub(crate) async fn run(ctx: &Ctx) -> Result<()> {
-    let (files, mut db) = ctx.migrations_and_connect().await?;
-    let rows = db.tracking_rows().await;
-    let records = crate::record::store::all(db.as_mut()).await;
-    db.close().await;
-    let entries = reconcile(&files, rows?);
-    let interrupted = crate::record::chain::interrupted(&records?);
+    // The tracking rows and records are read while the files are.
+    let read = async {
+        let mut db = ctx.connect().await?;
+        let rows = db.tracking_rows().await;
+        let records = crate::record::store::all(db.as_mut()).await;
+        db.close().await;
+        Ok((rows?, records?))
+    };
+    let (files, (rows, records)) = match ctx.migrations_while(read).await {
+        (Err(e), _) | (Ok(_), Some(Err(e))) => return Err(e),
+        (Ok(files), Some(Ok(read))) => (files, read),
+        (Ok(_), None) => unreachable!("the database is read whenever the files are good"),
+    };
+    let entries = reconcile(&files, rows);
+    let interrupted = crate::record::chain::interrupted(&records);
     if ctx.out.json {
         ctx.json(serde_json::json!({
             "interrupted": interrupted.iter().map(|r| serde_json::json!({

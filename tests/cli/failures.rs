@@ -198,6 +198,35 @@ fn unreachable_database_is_a_clear_error_without_the_password() {
     assert!(!err.contains("panicked"), "{err}");
 }
 
+/// The files are read while the connection is made (on threads of their
+/// own): a problem in them is still the error reported, whatever the
+/// database says, for every command that reads both.
+#[test]
+fn a_problem_in_the_files_is_reported_before_an_unreachable_database() {
+    let p = Project::sqlite();
+    p.sample();
+    let bad = p.path().join("migrations/20250101000009_bad");
+    std::fs::create_dir_all(&bad).unwrap();
+    std::fs::write(bad.join("up.sql"), [b'S', 0xff, b';']).unwrap();
+    for command in [&["status"][..], &["up"], &["down"]] {
+        let out = p
+            .keel()
+            .args(command)
+            .args(["--database-url", "postgres://app:s3cret@127.0.0.1:1/prod"])
+            .output()
+            .unwrap();
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(2), "{command:?}: {err}");
+        assert!(
+            err.contains("1 problem in the migration files:")
+                && err.contains("20250101000009_bad/up.sql: not valid UTF-8 (byte 1)"),
+            "{command:?}: {err}"
+        );
+        assert!(!err.contains("cannot reach"), "{command:?}: {err}");
+        assert!(!err.contains("s3cret"), "{command:?}: {err}");
+    }
+}
+
 #[test]
 fn unknown_database_scheme_is_a_usage_error() {
     let p = Project::sqlite();

@@ -29,7 +29,7 @@ pub(crate) use output::Output;
 use crate::config::Config;
 use crate::db::Database;
 use crate::error::{Error, Result};
-use crate::migration::{Migration, load_dir};
+use crate::migration::{Migration, load_dir, load_dir_on};
 use crate::migrator::{Event, RunSettings};
 use crate::target::Target;
 use clap::{Parser, Subcommand, ValueEnum};
@@ -209,26 +209,41 @@ impl Ctx {
     }
 
     /// The migration files and the target database. On PostgreSQL the
-    /// files are read on threads of their own while the connection is made
-    /// (see [`Ctx::migrations_while`]). An error in the files is the one
-    /// reported, as if they had been read first.
+    /// server starts the session (a process of its own) while keel reads the
+    /// files: the files are read while the connection waits for its first
+    /// answer. An error in the files is the one reported, as if they had
+    /// been read first; SQLite, whose connection would create the database
+    /// file, is opened only after the files are good.
     pub(crate) async fn migrations_and_connect(
         &self,
     ) -> Result<(Vec<Migration>, Box<dyn Database>)> {
-        match self.migrations_while(self.connect()).await {
-            (Ok(files), Some(Ok(db))) => Ok((files, db)),
-            (Err(e), Some(Ok(db))) => {
+        if !self.on_server() {
+            let files = self.migrations()?;
+            return Ok((files, self.connect().await?));
+        }
+        // join! polls the connection first: it sends its startup message
+        // and waits; the files are read in that wait.
+        let (db, files) = tokio::join!(self.connect(), async { self.migrations() });
+        match (files, db) {
+            (Ok(files), Ok(db)) => Ok((files, db)),
+            (Err(e), Ok(db)) => {
                 db.close().await;
                 Err(e)
             }
-            (Err(e), _) | (Ok(_), Some(Err(e))) => Err(e),
-            (Ok(_), None) => unreachable!("work runs whenever the files are good"),
+            (Err(e), Err(_)) | (Ok(_), Err(e)) => Err(e),
         }
     }
 
+    fn on_server(&self) -> bool {
+        self.target()
+            .url()
+            .is_ok_and(|u| u.starts_with("postgres:") || u.starts_with("postgresql:"))
+    }
+
     /// Reads the migration files while `work` (which talks to the
-    /// database) runs: on PostgreSQL the files are read on threads of their
-    /// own, so the server's answers and the file system's overlap. SQLite,
+    /// database) runs: on PostgreSQL the files are read on two threads of
+    /// their own, so the server's answers and the file system's overlap
+    /// (what `status` waits for; the threads cost memory). SQLite,
     /// whose connection would create the database file, is opened only
     /// after the files are good: `work` does not run (`None`) when they are
     /// not.
@@ -236,15 +251,11 @@ impl Ctx {
         &self,
         work: impl std::future::Future<Output = Result<T>>,
     ) -> (Result<Vec<Migration>>, Option<Result<T>>) {
-        let server = self
-            .target()
-            .url()
-            .is_ok_and(|u| u.starts_with("postgres:") || u.starts_with("postgresql:"));
         let bounds = match self.bounds() {
             Ok(bounds) => bounds,
             Err(e) => return (Err(e), None),
         };
-        if !server {
+        if !self.on_server() {
             let files = self.migrations();
             if files.is_err() {
                 return (files, None);
@@ -252,7 +263,7 @@ impl Ctx {
             return (files, Some(work.await));
         }
         let dir = self.migrations_dir();
-        let reader = std::thread::spawn(move || load_dir(&dir, &bounds));
+        let reader = std::thread::spawn(move || load_dir_on(&dir, &bounds, 2));
         let done = work.await;
         let files = match reader.join() {
             Ok(files) => files.map_err(Error::from),

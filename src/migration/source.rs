@@ -48,6 +48,17 @@ impl std::error::Error for SourceError {}
 ///
 /// A missing folder is an empty list: a new project has no migrations yet.
 pub(crate) fn load_dir(dir: &Path, bounds: &Bounds) -> Result<Vec<Migration>, SourceError> {
+    load_dir_on(dir, bounds, 1)
+}
+
+/// [`load_dir`] with a long history's files read by up to `threads`
+/// threads: for `status`, whose time is the reading; each thread costs
+/// memory (its stack and allocator arena), which `up` keeps for itself.
+pub(crate) fn load_dir_on(
+    dir: &Path,
+    bounds: &Bounds,
+    threads: usize,
+) -> Result<Vec<Migration>, SourceError> {
     let mut problems = Vec::new();
     let refused = |path: &Path, r: Refusal| Problem {
         path: path.to_path_buf(),
@@ -150,7 +161,7 @@ pub(crate) fn load_dir(dir: &Path, bounds: &Bounds) -> Result<Vec<Migration>, So
         folders.push((path, folder, version, name));
     }
     let mut by_version: BTreeMap<Version, Migration> = BTreeMap::new();
-    for ((path, _, version, _), read) in folders.iter().zip(read_all(&folders, bounds)) {
+    for ((path, _, version, _), read) in folders.iter().zip(read_all(&folders, bounds, threads)) {
         match read {
             Ok(m) => {
                 if let Some(existing) = by_version.get(version) {
@@ -178,11 +189,13 @@ pub(crate) fn load_dir(dir: &Path, bounds: &Bounds) -> Result<Vec<Migration>, So
     }
 }
 
-/// Reads the folders' files, in order. A long history is read by two
-/// threads: the reads are system calls, and `status` waits for them.
+/// Reads the folders' files, in order; a long history by two threads when
+/// `threads` allows (the reads are system calls, each thread waits for its
+/// own).
 fn read_all(
     folders: &[(PathBuf, PathBuf, Version, String)],
     bounds: &Bounds,
+    threads: usize,
 ) -> Vec<Result<Migration, Vec<Problem>>> {
     let read = |part: &[(PathBuf, PathBuf, Version, String)]| {
         part.iter()
@@ -191,8 +204,8 @@ fn read_all(
             })
             .collect::<Vec<_>>()
     };
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(2));
-    if threads < 2 || folders.len() < 200 {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    if threads.min(cores) < 2 || folders.len() < 200 {
         return read(folders);
     }
     let (first, second) = folders.split_at(folders.len() / 2);
@@ -420,8 +433,8 @@ mod tests {
             "rename the folder to `20240101120000_add_users`"
         );
     }
-    /// A long history is read by two threads: the order, the problems and
-    /// the refusals are the same as one thread's.
+    /// A long history read by two threads: the order, the problems and the
+    /// refusals are the same as one thread's.
     #[test]
     fn a_long_history_reads_in_order_with_every_problem() {
         let tmp = tempfile::tempdir().unwrap();
@@ -432,7 +445,7 @@ mod tests {
             std::fs::write(m.join("up.sql"), format!("SELECT {i};\n")).unwrap();
         }
         let bounds = Bounds::new(tmp.path(), false).unwrap();
-        let all = load_dir(&dir, &bounds).unwrap();
+        let all = load_dir_on(&dir, &bounds, 2).unwrap();
         assert_eq!(all.len(), 300);
         assert!(all.windows(2).all(|w| w[0].version < w[1].version));
         assert_eq!(all[299].up, "SELECT 299;\n");
@@ -443,7 +456,7 @@ mod tests {
         let outside = tempfile::NamedTempFile::new().unwrap();
         std::os::unix::fs::symlink(outside.path(), dir.join("20240101000280_m280/down.sql"))
             .unwrap();
-        let problems = load_dir(&dir, &bounds).unwrap_err().problems;
+        let problems = load_dir_on(&dir, &bounds, 2).unwrap_err().problems;
         let named: Vec<String> = problems
             .iter()
             .map(|p| {

@@ -220,13 +220,7 @@ impl BackupHook<'_> {
         items: &[BackupItem],
     ) -> Result<Option<BackupPlan>, RunError> {
         let planned = async {
-            let target =
-                Target::of(db, &self.environment)
-                    .await
-                    .map_err(|source| BackupError::Db {
-                        context: "reading the database's id".into(),
-                        source: Box::new(source),
-                    })?;
+            let target = Target::for_backup(db, &self.environment).await?;
             plan_for(db, m, items, &target).await
         }
         .await;
@@ -280,13 +274,7 @@ impl Hook for BackupHook<'_> {
             return Ok(None);
         }
         let made = async {
-            let target =
-                Target::of(db, &self.environment)
-                    .await
-                    .map_err(|source| BackupError::Db {
-                        context: "reading the database's id".into(),
-                        source: Box::new(source),
-                    })?;
+            let target = Target::for_backup(db, &self.environment).await?;
             back_up(db, m, items, &self.backups_dir(), &target).await
         }
         .await;

@@ -38,6 +38,19 @@ impl Target {
             server: db.server_identity().await?,
         })
     }
+
+    /// [`Target::of`], its failure said as a backup's.
+    pub(crate) async fn for_backup(
+        db: &mut dyn Database,
+        environment: &str,
+    ) -> Result<Target, BackupError> {
+        Target::of(db, environment)
+            .await
+            .map_err(|source| BackupError::Db {
+                context: "reading the database's id".into(),
+                source: Box::new(source),
+            })
+    }
 }
 
 fn dbe(table: &str) -> impl Fn(DbError) -> BackupError + '_ {

@@ -60,12 +60,6 @@ pub(crate) fn load_dir_on(
     threads: usize,
 ) -> Result<Vec<Migration>, SourceError> {
     let mut problems = Vec::new();
-    let refused = |path: &Path, r: Refusal| Problem {
-        path: path.to_path_buf(),
-        line: None,
-        message: r.message,
-        fix: r.fix,
-    };
     let resolved = match bounds.check(dir, Kind::Folder) {
         Ok(Some(resolved)) => resolved,
         Ok(None) => return Ok(Vec::new()),
@@ -107,59 +101,12 @@ pub(crate) fn load_dir_on(
         }
     }
     entries_found.sort();
-    let mut folders = Vec::new();
-    for (path, plain_dir) in entries_found {
-        let file_name = path
-            .file_name()
-            .and_then(|n| n.to_str())
-            .unwrap_or_default();
-        if file_name.starts_with('.') {
-            continue;
-        }
-        let folder = if plain_dir {
-            // Not a symlink: it resolves beside its parent, which the
-            // bounds already accepted.
-            resolved.join(file_name)
-        } else {
-            let is_link = path
-                .symlink_metadata()
-                .is_ok_and(|m| m.file_type().is_symlink());
-            // A file beside the migrations (a README), or a link to one, is
-            // not read; a link that cannot be followed is a problem below.
-            if !path.is_dir() && (!is_link || path.is_file()) {
-                if file_name.ends_with(".sql") {
-                    problems.push(Problem {
-                        path: path.clone(),
-                        line: None,
-                        message: "a migration is a folder, not a single .sql file".into(),
-                        fix: "run `keel new NAME` and move the SQL into its up.sql".into(),
-                    });
-                }
-                continue;
-            }
-            match bounds.check(&path, Kind::Folder) {
-                Ok(Some(folder)) => folder,
-                Ok(None) => continue,
-                Err(r) => {
-                    problems.push(refused(&path, r));
-                    continue;
-                }
-            }
-        };
-        let Some((version, name)) = parse_folder_name(file_name) else {
-            problems.push(Problem {
-                path: path.clone(),
-                line: None,
-                message: format!(
-                    "`{file_name}` is not named <version>_<name> (14-digit UTC version, snake_case name)"
-                ),
-                fix: suggest_name(file_name),
-            });
-            continue;
-        };
-        let name = name.to_string();
-        folders.push((path, folder, version, name));
-    }
+    let folders: Vec<Folder> = entries_found
+        .into_iter()
+        .filter_map(|(path, plain_dir)| {
+            migration_folder(path, plain_dir, &resolved, bounds, &mut problems)
+        })
+        .collect();
     let mut by_version: BTreeMap<Version, Migration> = BTreeMap::new();
     for ((path, _, version, _), read) in folders.iter().zip(read_all(&folders, bounds, threads)) {
         match read {
@@ -189,15 +136,89 @@ pub(crate) fn load_dir_on(
     }
 }
 
+/// A migration's folder: as listed, as resolved, its version and name.
+type Folder = (PathBuf, PathBuf, Version, String);
+
+fn refused(path: &Path, r: Refusal) -> Problem {
+    Problem {
+        path: path.to_path_buf(),
+        line: None,
+        message: r.message,
+        fix: r.fix,
+    }
+}
+
+/// The migration folder an entry of the migrations folder is, if it is
+/// one; what is wrong with it goes to `problems`. `plain_dir`: the listing
+/// says it is a folder, not a symlink.
+fn migration_folder(
+    path: PathBuf,
+    plain_dir: bool,
+    resolved: &Path,
+    bounds: &Bounds,
+    problems: &mut Vec<Problem>,
+) -> Option<Folder> {
+    let file_name = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or_default();
+    if file_name.starts_with('.') {
+        return None;
+    }
+    let folder = if plain_dir {
+        // Not a symlink: it resolves beside its parent, which the bounds
+        // already accepted.
+        resolved.join(file_name)
+    } else {
+        let is_link = path
+            .symlink_metadata()
+            .is_ok_and(|m| m.file_type().is_symlink());
+        // A file beside the migrations (a README), or a link to one, is not
+        // read; a link that cannot be followed is a problem below.
+        if !path.is_dir() && (!is_link || path.is_file()) {
+            if file_name.ends_with(".sql") {
+                problems.push(Problem {
+                    path: path.clone(),
+                    line: None,
+                    message: "a migration is a folder, not a single .sql file".into(),
+                    fix: "run `keel new NAME` and move the SQL into its up.sql".into(),
+                });
+            }
+            return None;
+        }
+        match bounds.check(&path, Kind::Folder) {
+            Ok(Some(folder)) => folder,
+            Ok(None) => return None,
+            Err(r) => {
+                problems.push(refused(&path, r));
+                return None;
+            }
+        }
+    };
+    let Some((version, name)) = parse_folder_name(file_name) else {
+        problems.push(Problem {
+            path: path.clone(),
+            line: None,
+            message: format!(
+                "`{file_name}` is not named <version>_<name> (14-digit UTC version, snake_case name)"
+            ),
+            fix: suggest_name(file_name),
+        });
+        return None;
+    };
+    let name = name.to_string();
+    Some((path, folder, version, name))
+}
+
 /// Reads the folders' files, in order; a long history by two threads when
 /// `threads` allows (the reads are system calls, each thread waits for its
 /// own).
 fn read_all(
-    folders: &[(PathBuf, PathBuf, Version, String)],
+    folders: &[Folder],
     bounds: &Bounds,
     threads: usize,
 ) -> Vec<Result<Migration, Vec<Problem>>> {
-    let read = |part: &[(PathBuf, PathBuf, Version, String)]| {
+    let read = |part: &[Folder]| {
         part.iter()
             .map(|(path, folder, version, name)| {
                 read_migration(path, folder, *version, name, bounds)

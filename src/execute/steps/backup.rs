@@ -2,7 +2,7 @@
 //! manifest before it runs. The same analysis (and server facts) `keel
 //! plan` shows decides what is backed up.
 
-use crate::backup::{BackupError, Created, Kind, Target};
+use crate::backup::{Created, Kind, Target};
 use crate::execute::context::Context;
 use crate::execute::step::{Done, Step, StepId};
 use crate::execute::{ExecuteError, at, file_ref};
@@ -33,12 +33,7 @@ impl Step for Backup {
             return planned(cx).await;
         }
         let made = async {
-            let target = Target::of(cx.db, cx.request.env_name)
-                .await
-                .map_err(|source| BackupError::Db {
-                    context: "reading the database's id".to_string(),
-                    source: Box::new(source),
-                })?;
+            let target = Target::for_backup(cx.db, cx.request.env_name).await?;
             crate::backup::back_up(
                 cx.db,
                 m,
@@ -88,12 +83,7 @@ impl Step for Backup {
 async fn planned(cx: &mut Context<'_>) -> Result<Done, ExecuteError> {
     let m = cx.migration();
     let plan = async {
-        let target = Target::of(cx.db, cx.request.env_name)
-            .await
-            .map_err(|source| BackupError::Db {
-                context: "reading the database's id".to_string(),
-                source: Box::new(source),
-            })?;
+        let target = Target::for_backup(cx.db, cx.request.env_name).await?;
         crate::backup::plan_for(cx.db, m, &cx.analysis.backups, &target).await
     }
     .await;

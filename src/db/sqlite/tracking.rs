@@ -134,6 +134,7 @@ impl Tracking for Sqlite {
         let deadline = tokio::time::Instant::now() + wait;
         let mut pause = std::time::Duration::from_millis(20);
         let mut said = false;
+        let waiting_since = tokio::time::Instant::now();
         loop {
             match file.try_lock() {
                 Ok(()) => break,
@@ -145,8 +146,14 @@ impl Tracking for Sqlite {
                 return Ok(RunLock::Busy(holder()));
             }
             if !said {
-                on_wait(holder().as_ref());
-                said = true;
+                // The holder writes who it is just after it takes the lock:
+                // a wait that starts in between reads an empty file, so the
+                // next polls look again before keel says it waits unnamed.
+                let known = holder();
+                if known.is_some() || now >= waiting_since + UNNAMED_AFTER {
+                    on_wait(known.as_ref());
+                    said = true;
+                }
             }
             tokio::time::sleep(pause.min(deadline - now)).await;
             pause = (pause * 2).min(std::time::Duration::from_millis(250));
@@ -190,6 +197,10 @@ impl Sqlite {
             .map_err(|e| self.err(e))
     }
 }
+
+/// How long a wait for the run lock may go before keel says it waits
+/// without having read who holds it.
+const UNNAMED_AFTER: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// The run lock file's contents: the holder's pid, host and start, one
 /// `key=value` a line.

@@ -255,14 +255,14 @@ impl Ctx {
             Ok(bounds) => bounds,
             Err(e) => return (Err(e), None),
         };
+        let dir = self.migrations_dir();
         if !self.on_server() {
-            let files = self.migrations();
+            let files = load_dir(&dir, &bounds).map_err(Error::from);
             if files.is_err() {
                 return (files, None);
             }
             return (files, Some(work.await));
         }
-        let dir = self.migrations_dir();
         let reader = std::thread::spawn(move || load_dir_on(&dir, &bounds, 2));
         let done = work.await;
         let files = match reader.join() {

@@ -10,6 +10,7 @@ use crate::execute::confirm::ConfirmError;
 use crate::inspect::InspectError;
 use crate::migration::SourceError;
 use crate::migrator::RunError;
+use crate::roundtrip::Error as RoundTripError;
 use crate::record::{Outcome, RecordError};
 use crate::scaffold::ScaffoldError;
 use crate::seed::SeedError;
@@ -41,6 +42,8 @@ pub(crate) enum Error {
     Record(#[from] RecordError),
     #[error("{0}")]
     Scaffold(#[from] ScaffoldError),
+    #[error("{0}")]
+    RoundTrip(#[from] crate::roundtrip::Error),
     /// A guarded run that refused, failed, rolled back or was stopped.
     #[error("{0}")]
     Execute(#[from] ExecuteError),
@@ -114,6 +117,9 @@ impl Error {
             Error::Scaffold(ScaffoldError::Io(_)) => 1,
             Error::Scaffold(_) => 2,
             Error::Seed(e) if e.is_usage() => 2,
+            Error::RoundTrip(RoundTripError::Db(e)) if e.kind == DbErrorKind::Usage => 2,
+            Error::RoundTrip(RoundTripError::Fixture(_)) => 2,
+            Error::RoundTrip(_) => 1,
             Error::Inspect(e) if e.is_usage() => 2,
             Error::Db(_)
             | Error::Run(_)

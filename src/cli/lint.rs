@@ -73,7 +73,8 @@ pub(crate) async fn run(ctx: &Ctx, args: Args) -> Result<()> {
         lint_paths(&args.paths, version, live, &ctx.bounds()?)?
     };
     match ctx.global.format {
-        Format::Text => {
+        // run() refuses junit for lint before it gets here.
+        Format::Text | Format::Junit => {
             let text = report::text(&report);
             ctx.out.data(&text);
         }

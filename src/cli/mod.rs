@@ -20,6 +20,7 @@ mod runbook;
 mod seed;
 mod snapshot;
 mod status;
+mod test;
 mod up;
 mod validate;
 
@@ -60,7 +61,7 @@ pub(crate) struct Global {
     /// Migrations folder (default: migrations_dir in keel.toml, else ./migrations)
     #[arg(long, global = true, value_name = "DIR")]
     pub(crate) migrations: Option<PathBuf>,
-    /// Output format (github and sarif: `keel lint` only)
+    /// Output format (github and sarif: `keel lint` only; junit: `keel test` only)
     #[arg(long, global = true, value_enum, default_value_t = Format::Text)]
     pub(crate) format: Format,
     /// Confirm what the environment allows to be confirmed
@@ -86,6 +87,8 @@ pub(crate) enum Format {
     Github,
     /// SARIF 2.1.0 for code scanning (`keel lint`)
     Sarif,
+    /// JUnit XML, one testcase per migration and phase (`keel test`)
+    Junit,
 }
 
 #[derive(Debug, Subcommand)]
@@ -100,6 +103,8 @@ pub(crate) enum Command {
     Status,
     /// Check applied checksums and run pending migrations in a rolled-back transaction
     Validate,
+    /// On a fresh database, every migration up, down to the same schema and rows, and up again
+    Test(test::Args),
     /// Record what an operator found after a failed non-transactional migration
     Resolve(resolve::Args),
     /// Schema and data distribution of tables and columns
@@ -474,6 +479,11 @@ pub(crate) async fn run(cli: Cli, doc: std::sync::Arc<Document>) -> Result<()> {
             "--format github and --format sarif are for `keel lint`; this command prints text or json",
         ));
     }
+    if cli.global.format == Format::Junit && !matches!(cli.command, Command::Test(_)) {
+        return Err(usage(
+            "--format junit is for `keel test`; this command prints text or json",
+        ));
+    }
     let ctx = Ctx::new(cli.global, doc)?;
     match cli.command {
         Command::New(args) => new::run(&ctx, args),
@@ -484,6 +494,7 @@ pub(crate) async fn run(cli: Cli, doc: std::sync::Arc<Document>) -> Result<()> {
         Command::Resolve(args) => resolve::run(&ctx, args).await,
         Command::Inspect(args) => inspect::run(&ctx, args).await,
         Command::Lint(args) => lint::run(&ctx, args).await,
+        Command::Test(args) => test::run(&ctx, args).await,
         Command::Seed(args) => seed::run(&ctx, args).await,
         Command::Calibrate(args) => calibrate::run(&ctx, args).await,
         Command::Plan(args) => plan::run(&ctx, args).await,

@@ -196,6 +196,10 @@ impl IndexMismatch {
 /// [`Relation`]'s text form.
 #[async_trait]
 pub trait Catalog: Session {
+    /// STUB
+    async fn fingerprint(&mut self) -> Result<super::Fingerprint, DbError> {
+        Ok(Default::default())
+    }
     /// User tables (no system or keel tables), by name.
     async fn tables(&mut self) -> Result<Vec<String>, DbError>;
     /// The columns of `table`, in their order.

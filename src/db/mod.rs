@@ -12,6 +12,7 @@
 mod bulk;
 mod catalog;
 mod error;
+mod fingerprint;
 mod live;
 mod lock_wait;
 mod postgres;
@@ -23,12 +24,13 @@ mod tracking;
 mod transactions;
 mod url;
 
-pub use bulk::{Bulk, ColumnSummary, ExportQuery, Load, SnapshotFacts};
+pub use bulk::{Bulk, ColumnSummary, ExportQuery, Filled, Load, SnapshotFacts, TableDigest};
 pub use catalog::{
     Catalog, ColumnInfo, ConstraintInfo, IndexInfo, IndexMismatch, IndexRequest, IndexShape,
     SearchPath,
 };
 pub use error::{DbError, DbErrorKind};
+pub use fingerprint::{Fingerprint, SchemaChange, SchemaDiff};
 pub use live::{IndexSize, Live, LiveColumn, NotNullCheck, TableStats};
 pub use lock_wait::{Blocker, LockWait};
 pub use postgres::CALIBRATION_TABLE;

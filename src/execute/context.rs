@@ -43,6 +43,9 @@ pub(crate) struct Context<'a> {
     pub(crate) backup: Option<Created>,
     /// Row counts taken before the migration, which the checks compare to.
     pub(crate) before: BTreeMap<String, i64>,
+    /// The schema right before the migration, which a rollback must give
+    /// back exactly; `None` for a run resumed after a stop.
+    pub(crate) schema_before: Option<crate::db::Fingerprint>,
     /// The migration has a backfill to run (or finish) after its commit.
     pub(crate) backfill: bool,
     pub(crate) intent_written: bool,
@@ -93,6 +96,7 @@ impl<'a> Context<'a> {
             tick: Vec::new(),
             backup: None,
             before: BTreeMap::new(),
+            schema_before: None,
             backfill: m.meta.backfill.is_some(),
             intent_written: false,
             failures: Vec::new(),

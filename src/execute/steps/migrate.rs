@@ -1,5 +1,5 @@
-//! The migration itself, and the row counts taken right before it that the
-//! checks (and a rollback) compare to.
+//! The migration itself, and the row counts (and the schema's fingerprint)
+//! taken right before it that the checks and a rollback compare to.
 
 use crate::backup::BackupHook;
 use crate::execute::ExecuteError;
@@ -28,6 +28,15 @@ impl Step for RowCounts {
             Err(e) => {
                 return Ok(Done::failed(e.to_string()).stop(format!(
                     "counting rows before the migration failed, so it did not run: {e}"
+                )));
+            }
+        };
+        // What a rollback must give back; the migration has not started.
+        cx.schema_before = match cx.db.fingerprint().await {
+            Ok(f) => Some(f),
+            Err(e) => {
+                return Ok(Done::failed(e.to_string()).stop(format!(
+                    "reading the schema before the migration failed, so it did not run: {e}"
                 )));
             }
         };

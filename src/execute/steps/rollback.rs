@@ -62,17 +62,46 @@ impl Step for RollbackVerified {
     }
 
     fn about(&self) -> &'static str {
-        "the migration is pending again and the row counts are as before"
+        "the migration is pending again, the row counts are as before and the schema is the one before the run"
     }
 
     async fn run(&self, cx: &mut Context<'_>) -> Result<Done, ExecuteError> {
-        match verify(cx.db, cx.request.migration, &cx.before).await {
-            Ok(d) => Ok(Done::ok(d)),
-            Err(d) => Ok(Done::failed(d.clone()).stop(format!(
-                "{}\nthe rollback ran but does not check out: {d}",
-                cx.problem
-            ))),
+        let checked = match verify(cx.db, cx.request.migration, &cx.before).await {
+            Ok(d) => d,
+            Err(d) => {
+                return Ok(Done::failed(d.clone()).stop(format!(
+                    "{}\nthe rollback ran but does not check out: {d}",
+                    cx.problem
+                )));
+            }
+        };
+        let Some(before) = &cx.schema_before else {
+            return Ok(Done::ok(checked));
+        };
+        let diff = match cx.db.fingerprint().await {
+            Ok(after) => before.diff(&after),
+            Err(e) => {
+                return Ok(Done::failed(e.to_string()).stop(format!(
+                    "{}\nthe rollback ran, but reading the schema after it failed: {e}",
+                    cx.problem
+                )));
+            }
+        };
+        if diff.is_empty() {
+            return Ok(Done::ok(format!(
+                "{checked}; the schema is the one before the run ({} objects)",
+                before.len()
+            )));
         }
+        // The migration is reverted (exit 5), but down.sql did not give
+        // the schema back: said in the step, the record and the error.
+        let text = format!(
+            "down.sql did not give back the schema of before the run ({} objects differ; `-` before the run, `+` after the rollback):\n{}fix: correct down.sql so that it undoes up.sql exactly (`keel test` checks every migration this way), then put the schema right with a new migration",
+            diff.changes.len(),
+            diff
+        );
+        cx.problem = format!("{}\n{text}", cx.problem);
+        Ok(Done::failed(text))
     }
 }
 

@@ -1,0 +1,243 @@
+//! One migration's round trip, and the run of them in order: rows in the
+//! tables, fingerprint and digests, up, fingerprint, down, fingerprint and
+//! digests again (equal to the first), up again (the same fingerprint as
+//! the first up). Migrations not asked for are only applied.
+
+use super::data::{self, Contents, Fixtures};
+use super::{Error, Outcome, Phase, Step, Verdict};
+use crate::backup::BackupHook;
+use crate::db::{Database, Fingerprint};
+use crate::migration::{Migration, Reversibility, Version};
+use crate::migrator::{Event, RunSettings, Runner};
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::time::Instant;
+
+/// What a run of round trips needs besides the database.
+pub(crate) struct Plan<'a> {
+    pub(crate) files: &'a [Migration],
+    /// The versions to test; empty: every one.
+    pub(crate) only: BTreeSet<Version>,
+    pub(crate) fixtures: Fixtures,
+    /// Generated rows per empty table.
+    pub(crate) rows: u32,
+    /// Where the run's backups go (a temporary folder).
+    pub(crate) backups: &'a Path,
+    pub(crate) settings: RunSettings,
+    /// Called with each migration's outcome as it is known.
+    pub(crate) on_outcome: &'a dyn Fn(&Outcome),
+}
+
+/// Applies or tests every migration in order, until one leaves the
+/// database in a state later ones cannot start from. Returns the outcomes
+/// of those tested.
+pub(crate) async fn run(db: &mut dyn Database, plan: &Plan<'_>) -> Result<Vec<Outcome>, Error> {
+    let quiet = |_: Event<'_>| {};
+    let say = |_: &str| {};
+    let mut hook = BackupHook::new(plan.backups, "test", &say);
+    let mut outcomes = Vec::new();
+    let last = plan.only.last().copied();
+    let mut rows = Vec::new();
+    for m in plan.files {
+        if last.is_some_and(|v| m.version > v) {
+            break;
+        }
+        let mut runner = Runner {
+            db: &mut *db,
+            settings: plan.settings.clone(),
+            operator: "keel test".into(),
+            on_event: &quiet,
+        };
+        if !plan.only.is_empty() && !plan.only.contains(&m.version) {
+            runner
+                .up_with(plan.files, Some(m.version), &mut hook)
+                .await?;
+        } else {
+            rows.extend(data::generate(&mut *db, plan.rows).await?);
+            let outcome = trip(db, plan, m, &mut hook, std::mem::take(&mut rows)).await?;
+            (plan.on_outcome)(&outcome);
+            let applied = applied(db, m).await?;
+            outcomes.push(outcome);
+            if !applied {
+                break;
+            }
+        }
+        rows.extend(plan.fixtures.load(db, m.version).await?);
+    }
+    Ok(outcomes)
+}
+
+/// Whether `m` has a tracking row in the applied state.
+async fn applied(db: &mut dyn Database, m: &Migration) -> Result<bool, Error> {
+    let v = m.version.to_string();
+    Ok(db
+        .tracking_rows()
+        .await?
+        .iter()
+        .any(|r| r.version == v && !r.state.is_failed()))
+}
+
+/// What one phase found: a verdict, and the time it took.
+fn step(phase: Phase, started: Instant, verdict: Verdict) -> Step {
+    Step {
+        phase,
+        verdict,
+        took: started.elapsed(),
+    }
+}
+
+fn passed(detail: impl Into<String>) -> Verdict {
+    Verdict::Passed {
+        detail: detail.into(),
+    }
+}
+
+fn failed(message: impl Into<String>) -> Verdict {
+    Verdict::Failed {
+        message: message.into(),
+        diff: None,
+    }
+}
+
+/// The state a phase compares against.
+struct Before {
+    schema: Fingerprint,
+    contents: Contents,
+}
+
+async fn trip(
+    db: &mut dyn Database,
+    plan: &Plan<'_>,
+    m: &Migration,
+    hook: &mut BackupHook<'_>,
+    rows: Vec<String>,
+) -> Result<Outcome, Error> {
+    let mut outcome = Outcome {
+        migration: m.id(),
+        reversibility: m
+            .meta
+            .reversibility
+            .map_or("full (by default)".into(), |r| r.to_string()),
+        rows,
+        steps: Vec::new(),
+    };
+    let before = Before {
+        schema: db.fingerprint().await?,
+        contents: data::contents(db).await?,
+    };
+    let started = Instant::now();
+    if let Err(e) = migrate(db, plan, m, hook, true).await {
+        outcome.steps.push(step(Phase::Up, started, failed(e)));
+        return Ok(outcome);
+    }
+    let up = db.fingerprint().await?;
+    outcome.steps.push(step(
+        Phase::Up,
+        started,
+        passed(format!("{} schema objects changed", before.schema.diff(&up).changes.len())),
+    ));
+    if let Some(reason) = no_down(m) {
+        outcome
+            .steps
+            .push(step(Phase::Down, Instant::now(), Verdict::Skipped { reason }));
+        return Ok(outcome);
+    }
+    let started = Instant::now();
+    if let Err(e) = migrate(db, plan, m, hook, false).await {
+        outcome.steps.push(step(Phase::Down, started, failed(e)));
+        return Ok(outcome);
+    }
+    outcome.steps.push(step(Phase::Down, started, passed("down.sql ran")));
+    outcome.steps.push(compare_schema(db, &before.schema).await?);
+    outcome.steps.push(compare_data(db, &before.contents).await);
+    let started = Instant::now();
+    let again = match migrate(db, plan, m, hook, true).await {
+        Err(e) => failed(e),
+        Ok(()) => {
+            let diff = up.diff(&db.fingerprint().await?);
+            if diff.is_empty() {
+                passed("the same schema as the first up")
+            } else {
+                Verdict::Failed {
+                    message: format!(
+                        "up after down gives another schema than the first up ({} objects differ)",
+                        diff.changes.len()
+                    ),
+                    diff: Some(diff),
+                }
+            }
+        }
+    };
+    outcome.steps.push(step(Phase::UpAgain, started, again));
+    Ok(outcome)
+}
+
+/// Why `m` has no down to test, when it has none.
+fn no_down(m: &Migration) -> Option<String> {
+    if m.meta.reversibility == Some(Reversibility::Irreversible) {
+        Some("declared irreversible: applied, down not run".into())
+    } else if !m.has_down() {
+        Some("no down.sql: applied, down not run".into())
+    } else {
+        None
+    }
+}
+
+/// Runs `m` up (to it) or down (one step) as `keel up`/`keel down` do:
+/// run lock, backup, backfill, restore. The error, in words.
+async fn migrate(
+    db: &mut dyn Database,
+    plan: &Plan<'_>,
+    m: &Migration,
+    hook: &mut BackupHook<'_>,
+    up: bool,
+) -> Result<(), String> {
+    let quiet = |_: Event<'_>| {};
+    let mut runner = Runner {
+        db,
+        settings: plan.settings.clone(),
+        operator: "keel test".into(),
+        on_event: &quiet,
+    };
+    let result = if up {
+        runner.up_with(plan.files, Some(m.version), hook).await
+    } else {
+        runner.down_with(plan.files, Some(1), None, hook).await
+    };
+    result.map(|_| ()).map_err(|e| e.to_string())
+}
+
+async fn compare_schema(db: &mut dyn Database, before: &Fingerprint) -> Result<Step, Error> {
+    let started = Instant::now();
+    let diff = before.diff(&db.fingerprint().await?);
+    let verdict = if diff.is_empty() {
+        passed(format!("the same {} schema objects as before up", before.len()))
+    } else {
+        Verdict::Failed {
+            message: format!(
+                "down.sql does not restore the schema ({} objects differ from before up)",
+                diff.changes.len()
+            ),
+            diff: Some(diff),
+        }
+    };
+    Ok(step(Phase::Schema, started, verdict))
+}
+
+async fn compare_data(db: &mut dyn Database, before: &Contents) -> Step {
+    let started = Instant::now();
+    let changed = data::changed(db, before).await;
+    let verdict = if changed.is_empty() {
+        let rows: u64 = before.values().map(|(_, d)| d.rows).sum();
+        passed(format!(
+            "{} tables hold the {rows} rows they held before up",
+            before.len()
+        ))
+    } else {
+        failed(format!(
+            "down does not put the data back: {}",
+            changed.join("; ")
+        ))
+    };
+    step(Phase::Data, started, verdict)
+}

@@ -2,7 +2,9 @@ use super::error::RunError;
 use super::runner::Runner;
 use super::status::{State, reconcile};
 use super::targets::pending;
-use crate::analysis::analyze::{Analyzer, Facts};
+use crate::analysis::analyze::{Analyzer, Facts, MigrationAnalysis};
+use crate::db::Fingerprint;
+use crate::migration::Reversibility;
 use crate::migration::Migration;
 
 /// One thing `validate` found, or checked.
@@ -25,8 +27,11 @@ pub(crate) struct ValidateReport {
 
 /// Checks applied checksums, then runs every pending transactional migration
 /// in order inside one transaction that is always rolled back (each in a
-/// savepoint, so one failure does not hide the next). Non-transactional
-/// migrations cannot run inside a transaction and are checked statically.
+/// savepoint, so one failure does not hide the next), and its down.sql
+/// after it, which must give back the schema of before its up (the down is
+/// then undone, so the next migration starts from this one's up).
+/// Non-transactional migrations cannot run inside a transaction and are
+/// checked statically.
 pub(crate) async fn validate(
     runner: &mut Runner<'_>,
     files: &[Migration],
@@ -88,12 +93,18 @@ async fn validate_locked(
             continue;
         }
         runner.db.savepoint("keel_validate").await?;
+        let before = runner.db.fingerprint().await?;
         match super::trial::run_all(runner.db, statements).await {
             Ok(()) => {
                 finding.message = format!(
                     "{} statement(s) ran against the current schema",
                     statements.len()
                 );
+                match round_trip(runner, m, &analysis, &before).await? {
+                    Ok(Some(done)) => finding.message.push_str(&done),
+                    Ok(None) => {}
+                    Err(problem) => report.problems.push(problem),
+                }
                 report.checked.push(finding);
             }
             Err((stmt, e)) => {
@@ -111,4 +122,56 @@ async fn validate_locked(
     }
     runner.db.rollback().await?;
     Ok(report)
+}
+
+/// Runs `m`'s down.sql after its up (in a savepoint, rolled back after)
+/// and compares the schema with `before`, the one before the up. `Ok(None)`
+/// when there is no down to try; `Err` the problem, with the diff.
+async fn round_trip(
+    runner: &mut Runner<'_>,
+    m: &Migration,
+    analysis: &MigrationAnalysis,
+    before: &Fingerprint,
+) -> Result<Result<Option<String>, Finding>, RunError> {
+    let Some(down) = analysis.down.as_ref() else {
+        return Ok(Ok(None));
+    };
+    if m.meta.reversibility == Some(Reversibility::Irreversible) || down.statements.is_empty() {
+        return Ok(Ok(None));
+    }
+    let problem = |message: String, line: Option<usize>| Finding {
+        version: m.version.to_string(),
+        name: m.name.clone(),
+        result: "down".into(),
+        message,
+        file: Some(m.down_path().display().to_string()),
+        line,
+    };
+    runner.db.savepoint("keel_validate_down").await?;
+    let ran = super::trial::run_all(runner.db, &down.statements).await;
+    let outcome = match ran {
+        Err((stmt, e)) => {
+            let (line, _) = e.position.map_or((stmt.line, stmt.column), |p| {
+                stmt.position_in_file(p as usize)
+            });
+            Err(problem(format!("down.sql fails after up.sql: {e}"), Some(line)))
+        }
+        Ok(()) => {
+            let diff = before.diff(&runner.db.fingerprint().await?);
+            if diff.is_empty() {
+                Ok(Some("; down.sql gives back the schema of before".into()))
+            } else {
+                Err(problem(
+                    format!(
+                        "down.sql does not give back the schema of before up.sql ({} objects differ; `-` before up, `+` after down):\n{}fix: make down.sql undo exactly what up.sql does (`keel test` checks the data too)",
+                        diff.changes.len(),
+                        diff
+                    ),
+                    None,
+                ))
+            }
+        }
+    };
+    runner.db.rollback_to_savepoint("keel_validate_down").await?;
+    Ok(outcome)
 }

@@ -52,6 +52,7 @@ mod record;
 mod rename;
 mod resolve;
 mod rolled_back;
+mod round_trip;
 mod runbook;
 mod sample;
 mod seed;

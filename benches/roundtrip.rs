@@ -1,0 +1,183 @@
+//! `cargo bench --bench roundtrip`: how long `keel test` takes for a whole
+//! history (rows, fingerprint, up, down, fingerprint and digests, up again,
+//! per migration) next to the floor, `psql -1` applying the same up files
+//! once, on the same throwaway PostgreSQL (default durability), interleaved
+//! in a new order each round. Goal: keel test ≤ 4× the floor.
+//!
+//! Workloads: 1,000 generated migrations (a table with three columns, an
+//! index and a row each), the same for 100 (so that memory growth shows),
+//! and, with `KEEL_BENCH_HISTORY=DIR`, a real project's history converted to
+//! keel's layout: `DIR/migrations/` and `DIR/all.sql` (its up files in order;
+//! see the README for the one used). `KEEL_BENCH_REPS` sets the rounds
+//! (default 3). Every ratio is the median of the rounds' paired ratios, and
+//! the load average is printed with each round. Goals are reported, not
+//! asserted.
+
+#[path = "../tests/cli/common/cluster.rs"]
+mod cluster;
+#[path = "common/measure.rs"]
+mod measure;
+
+use anyhow::{Context, Result, ensure};
+use measure::{Samples, ServerCpu, load, measure_client, mib, paired, secs, shuffled, wall};
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+use std::time::Duration;
+
+const KEEL: &str = env!("CARGO_BIN_EXE_keel");
+const GOAL: f64 = 4.0;
+
+fn main() -> ExitCode {
+    match run() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("benchmark failed: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `n` generated migrations in keel's layout, and their up files as `all.sql`.
+fn write_project(dir: &Path, n: usize) -> Result<()> {
+    let mut all = String::new();
+    for i in 1..=n {
+        let up = format!(
+            "CREATE TABLE t_{i} (id bigint PRIMARY KEY, v text NOT NULL DEFAULT '', n int);\n\
+             CREATE INDEX t_{i}_v_idx ON t_{i} (v);\n\
+             INSERT INTO t_{i} (id, v, n) VALUES (1, 'x', 1);\n"
+        );
+        let down = format!("DROP TABLE t_{i};\n");
+        let version = format!("20240101{:02}{:02}{:02}", i / 3600, i / 60 % 60, i % 60);
+        let m = dir.join("migrations").join(format!("{version}_create_t_{i}"));
+        std::fs::create_dir_all(&m)?;
+        std::fs::write(m.join("up.sql"), &up)?;
+        std::fs::write(m.join("down.sql"), &down)?;
+        all.push_str(&up);
+    }
+    std::fs::write(dir.join("all.sql"), all)?;
+    Ok(())
+}
+
+struct Workload {
+    label: String,
+    dir: PathBuf,
+    floor: Samples,
+    test: Samples,
+}
+
+fn psql(cluster: &cluster::Cluster, db: &str) -> Command {
+    let mut c = Command::new("psql");
+    c.args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-d"])
+        .arg(cluster.url(db));
+    c
+}
+
+fn sql(cluster: &cluster::Cluster, statement: &str) -> Result<()> {
+    let out = psql(cluster, "postgres").args(["-c", statement]).output()?;
+    ensure!(
+        out.status.success(),
+        "{statement}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok(())
+}
+
+/// One round of a workload: the floor on a fresh database and `keel test`
+/// (which makes its own), in the order `first_floor` says.
+fn round(cluster: &cluster::Cluster, w: &mut Workload, logs: &Path, first_floor: bool) -> Result<()> {
+    for floor in [first_floor, !first_floor] {
+        sql(cluster, "DROP DATABASE IF EXISTS bench_floor")?;
+        sql(cluster, "CREATE DATABASE bench_floor")?;
+        sql(cluster, "CHECKPOINT")?;
+        std::thread::sleep(Duration::from_millis(200));
+        if floor {
+            let mut c = psql(cluster, "bench_floor");
+            c.arg("-1").arg("-f").arg(w.dir.join("all.sql"));
+            w.floor.0.push(measure_client(&mut c, logs, "floor", &[0])?);
+        } else {
+            let mut c = Command::new(KEEL);
+            c.current_dir(&w.dir)
+                .env("NO_COLOR", "1")
+                .args(["test", "-q", "--database-url"])
+                .arg(cluster.url("postgres"));
+            // 3: a migration failed its round trip; still a measured run.
+            w.test.0.push(measure_client(&mut c, logs, "test", &[0, 3])?);
+        }
+    }
+    Ok(())
+}
+
+fn run() -> Result<()> {
+    let reps: usize = match std::env::var("KEEL_BENCH_REPS") {
+        Ok(v) => v.parse().context("KEEL_BENCH_REPS is a number")?,
+        Err(_) => 3,
+    };
+    let work = tempfile::Builder::new().prefix("keel-bench-rt-").tempdir()?;
+    let logs = work.path().join("logs");
+    std::fs::create_dir_all(&logs)?;
+    let mut workloads = Vec::new();
+    for n in [1000, 100] {
+        let dir = work.path().join(format!("p{n}"));
+        write_project(&dir, n)?;
+        workloads.push(Workload {
+            label: format!("{n} generated migrations"),
+            dir,
+            floor: Samples::default(),
+            test: Samples::default(),
+        });
+    }
+    if let Ok(dir) = std::env::var("KEEL_BENCH_HISTORY") {
+        let dir = PathBuf::from(dir);
+        ensure!(
+            dir.join("all.sql").exists() && dir.join("migrations").exists(),
+            "KEEL_BENCH_HISTORY={}: expected migrations/ and all.sql there",
+            dir.display()
+        );
+        workloads.push(Workload {
+            label: format!("history of {}", dir.display()),
+            dir,
+            floor: Samples::default(),
+            test: Samples::default(),
+        });
+    }
+    eprintln!("starting a PostgreSQL cluster (default durability: fsync on) …");
+    let pg = cluster::start(cluster::Durability::Default);
+    let _ = ServerCpu::unread();
+    let mut rng = 0x2545_f491_4f6c_dd1d_u64;
+    let mut loads = vec![load()];
+    for rep in 0..reps {
+        for w in &mut workloads {
+            let first_floor = shuffled(2, &mut rng)[0] == 0;
+            round(&pg, w, &logs, first_floor)?;
+            let (f, t) = (w.floor.0.last().unwrap(), w.test.0.last().unwrap());
+            eprintln!(
+                "  round {}/{reps}: {:<28} floor {:>9}, keel test {:>9} ({:.2}×), {}",
+                rep + 1,
+                w.label,
+                secs(f.wall),
+                secs(t.wall),
+                t.wall.as_secs_f64() / f.wall.as_secs_f64(),
+                mib(t.max_rss_kib)
+            );
+        }
+        loads.push(load());
+        eprintln!("  round {}/{reps} done, load average {:.2}", rep + 1, load());
+    }
+    println!("keel test against psql -1 applying the same up files once ({reps} rounds, interleaved):");
+    for w in &workloads {
+        let ratio = paired(&w.test, &w.floor, wall);
+        println!(
+            "  {:<28} floor {:>9}, keel test {:>9}: {ratio:.2}× (goal ≤ {GOAL:.0}×: {}), max RSS {}",
+            w.label,
+            secs(w.floor.wall()),
+            secs(w.test.wall()),
+            if ratio <= GOAL { "met" } else { "NOT met" },
+            mib(w.test.max_rss())
+        );
+    }
+    println!(
+        "  load average over the run: {}",
+        loads.iter().map(|l| format!("{l:.2}")).collect::<Vec<_>>().join(", ")
+    );
+    Ok(())
+}

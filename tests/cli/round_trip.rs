@@ -1,0 +1,323 @@
+//! `keel test`: every migration up, down to the same schema and rows, and
+//! up again, on a fresh database keel makes and removes; the sample passes,
+//! broken down.sql files fail with the migration and the object named, and
+//! the JUnit report parses.
+
+use crate::common::{Db, Project, stderr, stdout};
+
+/// The server (PostgreSQL) or a file (SQLite) for `--database-url`: keel
+/// makes its scratch database there, never in the project's own.
+fn server(p: &Project) -> String {
+    match p.db {
+        Db::Postgres => p.url.clone(),
+        Db::Sqlite => format!("sqlite://{}/unused.db", p.path().display()),
+    }
+}
+
+fn test(p: &Project, extra: &[&str]) -> std::process::Output {
+    p.keel()
+        .args(["test", "--database-url", &server(p)])
+        .args(extra)
+        .output()
+        .unwrap()
+}
+
+/// The JUnit file, parsed: (testcases, failures) and the failures' texts.
+fn junit(path: &std::path::Path) -> (usize, Vec<String>) {
+    let text = std::fs::read_to_string(path).unwrap();
+    let doc = roxmltree::Document::parse(&text).expect("the JUnit report is XML");
+    let cases: Vec<_> = doc
+        .descendants()
+        .filter(|n| n.has_tag_name("testcase"))
+        .collect();
+    let failures = cases
+        .iter()
+        .flat_map(|c| c.children().filter(|n| n.has_tag_name("failure")))
+        .map(|f| {
+            format!(
+                "{} {}: {}",
+                f.parent().unwrap().attribute("classname").unwrap(),
+                f.parent().unwrap().attribute("name").unwrap(),
+                f.text().unwrap_or_default()
+            )
+        })
+        .collect();
+    (cases.len(), failures)
+}
+
+#[test]
+fn the_sample_application_passes_on_both_databases() {
+    for db in [Db::Postgres, Db::Sqlite] {
+        let p = Project::new(db);
+        match db {
+            Db::Postgres => p.sample_all(),
+            Db::Sqlite => p.sample(),
+        }
+        let out = test(&p, &["--junit", "report.xml"]);
+        let text = stdout(&out);
+        assert!(out.status.success(), "{db:?}: {text}\n{}", stderr(&out));
+        let migrations = std::fs::read_dir(p.path().join("migrations")).unwrap().count();
+        assert_eq!(text.lines().filter(|l| l.starts_with("ok  ")).count(), migrations, "{text}");
+        assert!(text.contains("schema"), "{text}");
+        let (cases, failures) = junit(&p.path().join("report.xml"));
+        assert!(cases >= migrations * 2, "{cases} testcases");
+        assert!(failures.is_empty(), "{failures:?}");
+        // Generated rows were there to compare.
+        assert!(text.contains("generated rows"), "{text}");
+        if db == Db::Postgres {
+            // The scratch database is gone, and the project's own was never touched.
+            assert_eq!(
+                p.scalar("SELECT count(*) FROM pg_database WHERE datname LIKE 'keel_test_%'"),
+                Some("0".into())
+            );
+            assert_eq!(
+                p.scalar("SELECT count(*) FROM pg_tables WHERE tablename = 'users'"),
+                Some("0".into())
+            );
+        }
+    }
+}
+
+/// A table with a NOT NULL boolean with a default, an index, and rows.
+fn base(p: &Project) {
+    p.migration(
+        "20260101000000_create_posts",
+        "CREATE TABLE posts (id bigint PRIMARY KEY, title text NOT NULL, published boolean NOT NULL DEFAULT false);\n",
+        Some("DROP TABLE posts;\n"),
+        None,
+    );
+}
+
+#[test]
+fn broken_down_files_fail_naming_the_migration_and_the_object() {
+    for db in [Db::Postgres, Db::Sqlite] {
+        let p = Project::new(db);
+        base(&p);
+        // The index's down drops another name: the index stays.
+        p.migration(
+            "20260101000100_index_titles",
+            "CREATE INDEX posts_title_idx ON posts (title);\n",
+            Some("DROP INDEX IF EXISTS posts_titel_idx;\n"),
+            None,
+        );
+        // The column comes back without its NOT NULL and DEFAULT.
+        p.migration(
+            "20260101000200_drop_published",
+            "ALTER TABLE posts DROP COLUMN published;\n",
+            Some("ALTER TABLE posts ADD COLUMN published boolean;\n"),
+            Some("reversibility = \"partial\"\n"),
+        );
+        // An UPDATE that its down does not undo, in a migration declared full.
+        p.migration(
+            "20260101000300_shout_titles",
+            "UPDATE posts SET title = upper(title);\n",
+            Some("SELECT 1;\n"),
+            Some("reversibility = \"full\"\n"),
+        );
+        let out = test(&p, &["--junit", "report.xml"]);
+        let text = stdout(&out);
+        assert_eq!(out.status.code(), Some(3), "{db:?}: {text}\n{}", stderr(&out));
+        for id in [
+            "20260101000100_index_titles",
+            "20260101000200_drop_published",
+            "20260101000300_shout_titles",
+        ] {
+            assert!(
+                text.lines().any(|l| l.starts_with("FAIL") && l.contains(id)),
+                "{db:?}: {id} not failed:\n{text}"
+            );
+        }
+        assert!(
+            text.lines().any(|l| l.starts_with("ok  ") && l.contains("create_posts")),
+            "{text}"
+        );
+        assert!(text.contains("posts_title_idx"), "{text}");
+        assert!(text.contains("published"), "{text}");
+        assert!(
+            text.contains("posts holds") && text.contains("values differ"),
+            "{db:?}: {text}"
+        );
+        assert!(text.contains("fix: "), "{text}");
+        let (_, failures) = junit(&p.path().join("report.xml"));
+        assert!(
+            failures.iter().any(|f| f.contains("20260101000200_drop_published schema")
+                && f.contains("- ")
+                && f.contains("+ ")),
+            "{failures:#?}"
+        );
+        assert!(stderr(&out).contains("3 failed"), "{}", stderr(&out));
+    }
+}
+
+#[test]
+fn the_column_diff_reads_as_before_and_after_on_postgres() {
+    let p = Project::postgres();
+    base(&p);
+    p.migration(
+        "20260101000200_drop_published",
+        "ALTER TABLE posts DROP COLUMN published;\n",
+        Some("ALTER TABLE posts ADD COLUMN published boolean;\n"),
+        Some("reversibility = \"partial\"\n"),
+    );
+    let out = test(&p, &[]);
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(3), "{text}");
+    let minus = text
+        .lines()
+        .find(|l| l.trim_start().starts_with("- ") && l.contains("published"))
+        .unwrap_or_else(|| panic!("{text}"));
+    let plus = text
+        .lines()
+        .find(|l| l.trim_start().starts_with("+ ") && l.contains("published"))
+        .unwrap_or_else(|| panic!("{text}"));
+    assert!(minus.contains("boolean NOT NULL DEFAULT false"), "{minus}");
+    assert!(!plus.contains("NOT NULL") && !plus.contains("DEFAULT"), "{plus}");
+}
+
+#[test]
+fn an_irreversible_migration_is_applied_and_its_down_is_not_run() {
+    let p = Project::sqlite();
+    base(&p);
+    p.migration(
+        "20260101000100_drop_posts",
+        "DROP TABLE posts;\n",
+        None,
+        Some("reversibility = \"irreversible\"\n"),
+    );
+    let out = test(&p, &["--format", "json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(doc["ok"], true);
+    let last = &doc["migrations"][1];
+    assert_eq!(last["migration"], "20260101000100_drop_posts");
+    assert_eq!(last["steps"][0]["phase"], "up");
+    assert_eq!(last["steps"][1]["status"], "skipped");
+    assert!(
+        last["steps"][1]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("declared irreversible"),
+        "{last:#}"
+    );
+}
+
+#[test]
+fn fixtures_are_loaded_after_their_migration_and_a_misnamed_one_is_refused() {
+    let p = Project::sqlite();
+    base(&p);
+    p.migration(
+        "20260101000100_shout_titles",
+        "UPDATE posts SET title = upper(title) WHERE title = 'from a fixture';\n",
+        Some("SELECT 1;\n"),
+        None,
+    );
+    let fixtures = p.path().join("tests/fixtures");
+    std::fs::create_dir_all(&fixtures).unwrap();
+    std::fs::write(
+        fixtures.join("20260101000000_posts.sql"),
+        "INSERT INTO posts (id, title) VALUES (1, 'from a fixture');\n",
+    )
+    .unwrap();
+    // Only the fixture's row is one the UPDATE changes: the failure proves it was loaded.
+    let out = test(&p, &[]);
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(3), "{text}\n{}", stderr(&out));
+    assert!(text.contains("fixture tests/fixtures/20260101000000_posts.sql"), "{text}");
+    assert!(
+        text.lines().any(|l| l.starts_with("FAIL") && l.contains("shout_titles")),
+        "{text}"
+    );
+
+    std::fs::write(fixtures.join("posts.sql"), "SELECT 1;\n").unwrap();
+    let out = test(&p, &[]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr(&out);
+    assert!(err.contains("tests/fixtures/posts.sql") && err.contains("fix: rename it"), "{err}");
+}
+
+#[test]
+fn only_the_named_migrations_are_tested_and_junit_goes_to_stdout() {
+    let p = Project::sqlite();
+    base(&p);
+    p.migration(
+        "20260101000100_index_titles",
+        "CREATE INDEX posts_title_idx ON posts (title);\n",
+        Some("DROP INDEX IF EXISTS posts_titel_idx;\n"),
+        None,
+    );
+    let out = test(&p, &["20260101000000", "--format", "junit"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let xml = stdout(&out);
+    let doc = roxmltree::Document::parse(&xml).expect("JUnit XML on stdout");
+    let names: Vec<&str> = doc
+        .descendants()
+        .filter(|n| n.has_tag_name("testcase"))
+        .map(|n| n.attribute("classname").unwrap())
+        .collect();
+    assert!(!names.is_empty() && names.iter().all(|n| *n == "20260101000000_create_posts"), "{names:?}");
+
+    let out = p.keel().args(["test", "20991231000000"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let out = p.keel().args(["status", "--format", "junit"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+}
+
+/// Without --database-url keel starts its own PostgreSQL from the server
+/// binaries, and removes it when it ends.
+#[test]
+fn without_a_url_keel_runs_on_a_throwaway_cluster_and_removes_it() {
+    let p = Project::sqlite();
+    base(&p);
+    let out = p.keel().arg("test").output().unwrap();
+    let err = stderr(&out);
+    assert!(out.status.success(), "{err}\n{}", stdout(&out));
+    let dir = err
+        .lines()
+        .find_map(|l| l.split("cluster in ").nth(1))
+        .and_then(|rest| rest.split(' ').next())
+        .unwrap_or_else(|| panic!("no cluster folder named: {err}"))
+        .to_string();
+    let gone = (0..100).any(|_| {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        !std::path::Path::new(&dir).exists()
+    });
+    assert!(gone, "{dir} is still there");
+    // The project's own database was never made.
+    assert!(!p.path().join("keel.db").exists());
+}
+
+/// The guarded run's rollback with a down.sql that gives the column back
+/// with another type: the rollback-verified step fails with the diff in the
+/// record and the runbook, and execute exits 5 (rolled back) rather than
+/// saying ok.
+#[test]
+fn a_rollback_that_does_not_restore_the_schema_fails_its_verification() {
+    use crate::execute::{ID, V, execute, project, record_files, record_json, runbook, step};
+    let p = project(
+        Db::Postgres,
+        "",
+        "",
+        "[[smoke]]\nname = \"fails\"\nsql = \"SELECT count(*) FROM profiles WHERE id < 0\"\nexpect = 1\n",
+    );
+    std::fs::write(
+        p.path().join(format!("migrations/{ID}/down.sql")),
+        "ALTER TABLE profiles ADD COLUMN bio varchar(10);\n",
+    )
+    .unwrap();
+    let out = p.keel().args(["runbook", V]).output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = execute(&p, &["--answers", "answers.toml"]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(5), "{err}");
+    assert!(err.contains("did not give back the schema"), "{err}");
+    let rec = record_json(record_files(&p).last().unwrap());
+    let verified = step(&rec, "rollback-verified");
+    assert_eq!(verified["outcome"], "failed", "{verified:#}");
+    let detail = verified["detail"].as_str().unwrap();
+    assert!(
+        detail.contains("- column public.profiles.bio text")
+            && detail.contains("+ column public.profiles.bio character varying(10)"),
+        "{detail}"
+    );
+    assert!(runbook(&p).contains("character varying(10)"), "{}", runbook(&p));
+}

@@ -2,7 +2,8 @@
 //!
 //! What keel asks of a database is split by concern, one small trait each:
 //! [`Session`] (running statements), [`Transactions`], [`Tracking`]
-//! (keel's own rows and the run lock), [`Catalog`] (the schema), [`Bulk`]
+//! (keel's own rows and the run lock), [`Catalog`] (the schema, and its
+//! [`Fingerprint`] to compare), [`Bulk`]
 //! (rows in bulk, backups' CSV, snapshots) and [`Live`] (PostgreSQL's
 //! statistics for the analysis). [`Database`] is all of them: what
 //! [`connect`] returns. Everything outside `db/` talks to these traits and
@@ -12,6 +13,7 @@
 mod bulk;
 mod catalog;
 mod error;
+mod fingerprint;
 mod live;
 mod lock_wait;
 mod postgres;
@@ -29,6 +31,7 @@ pub use catalog::{
     SearchPath,
 };
 pub use error::{DbError, DbErrorKind};
+pub use fingerprint::{Fingerprint, SchemaChange, SchemaDiff};
 pub use live::{IndexSize, Live, LiveColumn, NotNullCheck, TableStats};
 pub use lock_wait::{Blocker, LockWait};
 pub use postgres::CALIBRATION_TABLE;

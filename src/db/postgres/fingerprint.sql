@@ -6,7 +6,7 @@
 WITH ext AS (
     SELECT classid, objid FROM pg_depend WHERE deptype = 'e'
 ),
-ns AS (
+ns AS NOT MATERIALIZED (
     SELECT n.oid, quote_ident(n.nspname) AS q, n.nspowner, n.nspacl
     FROM pg_namespace n
     WHERE n.nspname NOT IN ('pg_catalog', 'information_schema')
@@ -14,7 +14,7 @@ ns AS (
       AND n.nspname NOT LIKE 'keel\_calibrate\_%'
       AND (n.oid) NOT IN (SELECT objid FROM ext WHERE classid = 'pg_namespace'::regclass)
 ),
-rel AS (
+rel AS NOT MATERIALIZED (
     SELECT c.oid, c.relname, c.relkind, c.relpersistence, c.relowner, c.relacl, c.reloptions,
            c.relrowsecurity, c.relforcerowsecurity, c.relispartition, c.relreplident,
            c.relispopulated, c.relpartbound, ns.q || '.' || quote_ident(c.relname) AS q
@@ -23,7 +23,7 @@ rel AS (
       AND c.relname <> ALL ($1)
       AND c.oid NOT IN (SELECT objid FROM ext WHERE classid = 'pg_class'::regclass)
 ),
-typ AS (
+typ AS NOT MATERIALIZED (
     SELECT t.oid, t.typtype, t.typrelid, t.typbasetype, t.typtypmod, t.typnotnull, t.typdefault,
            t.typcollation, t.typowner, t.typacl, ns.q || '.' || quote_ident(t.typname) AS q
     FROM pg_type t JOIN ns ON ns.oid = t.typnamespace
@@ -135,17 +135,19 @@ objects (key, line) AS (
     WHERE r.relkind IN ('r', 'p', 'f')
 
     UNION ALL
-    SELECT 'constraint ' || coalesce(r.q, t.q) || '.' || quote_ident(con.conname),
-           'constraint ' || coalesce(r.q, t.q) || '.' || quote_ident(con.conname) || ' '
-           || pg_get_constraintdef(con.oid)
-    FROM pg_constraint con
-    LEFT JOIN rel r ON r.oid = con.conrelid
-    LEFT JOIN typ t ON t.oid = con.contypid
-    WHERE (r.oid IS NOT NULL OR t.oid IS NOT NULL) AND con.contype <> 'n'
+    SELECT 'constraint ' || r.q || '.' || quote_ident(con.conname),
+           'constraint ' || r.q || '.' || quote_ident(con.conname) || ' ' || pg_get_constraintdef(con.oid)
+    FROM pg_constraint con JOIN rel r ON r.oid = con.conrelid
+    WHERE con.contype <> 'n'
       -- A foreign key to a partitioned table repeats itself once per
       -- partition on the same table: the first says it all.
       AND NOT EXISTS (SELECT 1 FROM pg_constraint p
                       WHERE p.oid = con.conparentid AND p.conrelid = con.conrelid)
+
+    UNION ALL
+    SELECT 'constraint ' || t.q || '.' || quote_ident(con.conname),
+           'constraint ' || t.q || '.' || quote_ident(con.conname) || ' ' || pg_get_constraintdef(con.oid)
+    FROM pg_constraint con JOIN typ t ON t.oid = con.contypid
 
     UNION ALL
     SELECT 'index ' || ns.q || '.' || quote_ident(ic.relname),

@@ -216,6 +216,16 @@ fn postgres_one_change_per_kind_differs_exactly_there() {
         "{diff}\n(expected exactly one change per statement)"
     );
     let shown = diff.to_string();
+    // A unique index a failed concurrent build left behind is INVALID.
+    p.exec("INSERT INTO posts (title) VALUES ('same'), ('same')");
+    let session = crate::common::session::Session::open(&p.url);
+    let failed =
+        session.try_exec("CREATE UNIQUE INDEX CONCURRENTLY posts_title_key ON posts (title)");
+    assert!(failed.is_err(), "the duplicates fail the build");
+    assert_eq!(
+        after.diff(&fingerprint(&p)).to_string(),
+        "+ index public.posts_title_key UNIQUE ON public.posts USING btree (title) INVALID\n"
+    );
     for pair in [
         "- column public.posts.published boolean NOT NULL DEFAULT false\n\
          + column public.posts.published boolean DEFAULT false\n",

@@ -159,6 +159,11 @@ objects (key, line) AS (
            || CASE WHEN NOT i.indisvalid THEN ' INVALID' ELSE '' END
     FROM pg_index i JOIN rel r ON r.oid = i.indrelid
     JOIN pg_class ic ON ic.oid = i.indexrelid JOIN ns ON ns.oid = ic.relnamespace
+    -- The index of a primary key, unique or exclusion constraint is that
+    -- constraint's line (pg_get_constraintdef shows its columns, INCLUDE
+    -- and storage): listed once, and a third cheaper on a large schema.
+    WHERE i.indexrelid NOT IN (SELECT conindid FROM pg_constraint
+                               WHERE contype IN ('p', 'u', 'x') AND conindid <> 0)
 
     UNION ALL
     SELECT 'trigger ' || r.q || '.' || quote_ident(tg.tgname),

@@ -1,7 +1,7 @@
 //! The schema as the database's catalog describes it: tables, their columns,
 //! keys, indexes and constraints, and which table a name means.
 
-use super::{DbError, Relation, Session};
+use super::{DbError, Fingerprint, Relation, Session};
 use async_trait::async_trait;
 
 /// A search path a migration sets, as written.
@@ -196,10 +196,6 @@ impl IndexMismatch {
 /// [`Relation`]'s text form.
 #[async_trait]
 pub trait Catalog: Session {
-    /// STUB
-    async fn fingerprint(&mut self) -> Result<super::Fingerprint, DbError> {
-        Ok(Default::default())
-    }
     /// User tables (no system or keel tables), by name.
     async fn tables(&mut self) -> Result<Vec<String>, DbError>;
     /// The columns of `table`, in their order.
@@ -248,4 +244,9 @@ pub trait Catalog: Session {
     }
     /// Drops an index [`invalid_indexes`](Catalog::invalid_indexes) named.
     async fn drop_index(&mut self, qualified_name: &str) -> Result<(), DbError>;
+    /// Every schema object of the user's (not the system's, not keel's own
+    /// tables, not what an extension brought) as one line each: what
+    /// `keel inspect --schema` prints and what a round trip compares.
+    /// Column order is not part of it (see [`Fingerprint`]).
+    async fn fingerprint(&mut self) -> Result<Fingerprint, DbError>;
 }

@@ -2,7 +2,8 @@
 //!
 //! What keel asks of a database is split by concern, one small trait each:
 //! [`Session`] (running statements), [`Transactions`], [`Tracking`]
-//! (keel's own rows and the run lock), [`Catalog`] (the schema), [`Bulk`]
+//! (keel's own rows and the run lock), [`Catalog`] (the schema, and its
+//! [`Fingerprint`] to compare), [`Bulk`]
 //! (rows in bulk, backups' CSV, snapshots) and [`Live`] (PostgreSQL's
 //! statistics for the analysis). [`Database`] is all of them: what
 //! [`connect`] returns. Everything outside `db/` talks to these traits and

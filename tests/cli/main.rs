@@ -37,6 +37,7 @@ mod down_restores;
 mod execute;
 mod failures;
 mod faults;
+mod fingerprint;
 mod inspect;
 mod interrupt;
 mod json_output;

@@ -4,8 +4,8 @@
 
 use super::Postgres;
 use crate::db::{
-    CALIBRATION_TABLE, Catalog, ColumnInfo, ConstraintInfo, DbError, IndexInfo, IndexMismatch,
-    IndexRequest, KEEL_TABLES, Relation, SearchPath, Session, quote_relation,
+    CALIBRATION_TABLE, Catalog, ColumnInfo, ConstraintInfo, DbError, Fingerprint, IndexInfo,
+    IndexMismatch, IndexRequest, KEEL_TABLES, Relation, SearchPath, Session, quote_relation,
 };
 use async_trait::async_trait;
 use sqlx::Row;
@@ -200,6 +200,10 @@ impl Catalog for Postgres {
         asked: &IndexRequest,
     ) -> Result<Option<IndexMismatch>, DbError> {
         super::index_probe::mismatch(self, asked).await
+    }
+
+    async fn fingerprint(&mut self) -> Result<Fingerprint, DbError> {
+        self.schema_fingerprint().await
     }
 
     async fn drop_index(&mut self, qualified_name: &str) -> Result<(), DbError> {

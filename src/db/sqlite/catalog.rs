@@ -4,8 +4,8 @@
 
 use super::Sqlite;
 use crate::db::{
-    Catalog, ColumnInfo, ConstraintInfo, DbError, IndexInfo, KEEL_TABLES, Relation, SearchPath,
-    Session, quote_relation,
+    Catalog, ColumnInfo, ConstraintInfo, DbError, Fingerprint, IndexInfo, KEEL_TABLES, Relation,
+    SearchPath, Session, quote_relation,
 };
 use async_trait::async_trait;
 use sqlx::Row;
@@ -236,6 +236,10 @@ impl Catalog for Sqlite {
         .await
         .map_err(|e| self.err(e))?;
         Ok((n > 0).then_some(true))
+    }
+
+    async fn fingerprint(&mut self) -> Result<Fingerprint, DbError> {
+        self.schema_fingerprint().await
     }
 
     async fn drop_index(&mut self, qualified_name: &str) -> Result<(), DbError> {

@@ -6,6 +6,7 @@
 
 mod bulk;
 mod catalog;
+mod fingerprint;
 mod session;
 mod tracking;
 

@@ -100,17 +100,6 @@ pub struct SnapshotFacts {
 /// Moving and reading many rows at once, and whole-database snapshots.
 #[async_trait]
 pub trait Bulk: Session {
-    /// STUB
-    async fn table_digest(&mut self, table: &Relation, columns: &[String]) -> Result<TableDigest, DbError> {
-        let _ = (table, columns);
-        Ok(TableDigest { rows: 0, digest: String::new() })
-    }
-    /// STUB
-    async fn fill_empty_tables(&mut self, rows: u32) -> Result<Vec<Filled>, DbError> {
-        let _ = rows;
-        Ok(Vec::new())
-    }
-
     /// Loads rows fast (PostgreSQL: COPY; SQLite: prepared inserts in one
     /// transaction). Rows come in chunks so memory stays flat.
     async fn bulk_insert(
@@ -338,10 +327,3 @@ pub(super) fn sink_error(e: std::io::Error) -> DbError {
         format!("writing the exported rows failed: {e}"),
     )
 }
-
-/// STUB
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct TableDigest { pub rows: u64, pub digest: String }
-/// STUB
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct Filled { pub table: String, pub inserted: u64, pub note: Option<String> }

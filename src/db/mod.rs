@@ -25,7 +25,7 @@ mod tracking;
 mod transactions;
 mod url;
 
-pub use bulk::{Bulk, ColumnSummary, ExportQuery, Filled, Load, SnapshotFacts, TableDigest};
+pub use bulk::{Bulk, ColumnSummary, ExportQuery, Load, SnapshotFacts};
 pub use catalog::{
     Catalog, ColumnInfo, ConstraintInfo, IndexInfo, IndexMismatch, IndexRequest, IndexShape,
     SearchPath,

@@ -12,6 +12,7 @@
 mod bulk;
 mod catalog;
 mod error;
+mod integrity;
 mod live;
 mod lock_wait;
 mod postgres;
@@ -29,6 +30,7 @@ pub use catalog::{
     SearchPath,
 };
 pub use error::{DbError, DbErrorKind};
+pub use integrity::{Filled, TableDigest};
 pub use live::{IndexSize, Live, LiveColumn, NotNullCheck, TableStats};
 pub use lock_wait::{Blocker, LockWait};
 pub use postgres::CALIBRATION_TABLE;

@@ -8,6 +8,7 @@ mod bisect;
 mod bulk;
 mod catalog;
 mod durable;
+mod fill;
 mod index_probe;
 mod live;
 mod lock_watch;

@@ -6,6 +6,7 @@
 
 mod bulk;
 mod catalog;
+mod fill;
 mod session;
 mod tracking;
 

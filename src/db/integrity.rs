@@ -173,10 +173,12 @@ impl ForeignKey {
             .collect();
         let not_null: Vec<String> = keys.iter().map(|k| format!("{k} IS NOT NULL")).collect();
         let filter = not_null.join(" AND ");
+        // Row numbers, not OFFSET: SQLite does not let OFFSET see `s.g`.
         format!(
-            "(SELECT {} FROM {parent} AS r WHERE {filter} ORDER BY {} LIMIT 1 OFFSET \
-             (s.g - 1) % (SELECT CASE WHEN count(*) = 0 THEN 1 ELSE count(*) END \
-             FROM {parent} AS r WHERE {filter}))",
+            "(SELECT p.k FROM (SELECT {} AS k, row_number() OVER (ORDER BY {}) AS n \
+             FROM {parent} AS r WHERE {filter}) AS p WHERE p.n = (s.g - 1) % \
+             (SELECT CASE WHEN count(*) = 0 THEN 1 ELSE count(*) END FROM {parent} AS r \
+             WHERE {filter}) + 1)",
             keys[i],
             keys.join(", ")
         )
@@ -354,6 +356,13 @@ mod tests {
             parent_columns: vec!["x".into(), "y".into()],
         };
         let sql = fk.value_sql(1);
-        assert!(sql.starts_with("(SELECT r.\"y\" FROM \"s\".\"p\" AS r WHERE r.\"x\" IS NOT NULL AND r.\"y\" IS NOT NULL ORDER BY r.\"x\", r.\"y\" LIMIT 1 OFFSET (s.g - 1) %"), "{sql}");
+        assert!(
+            sql.starts_with(
+                "(SELECT p.k FROM (SELECT r.\"y\" AS k, row_number() OVER (ORDER BY r.\"x\", r.\"y\") AS n \
+                 FROM \"s\".\"p\" AS r WHERE r.\"x\" IS NOT NULL AND r.\"y\" IS NOT NULL) AS p \
+                 WHERE p.n = (s.g - 1) % "
+            ),
+            "{sql}"
+        );
     }
 }

@@ -80,7 +80,11 @@ pub(super) fn value_sql(c: &PgColumn) -> Option<String> {
         "inet" | "cidr" => format!("inet '10.0.0.0' + {g}"),
         "macaddr" => format!("lpad(to_hex({g}), 12, '0')::macaddr"),
         "macaddr8" => format!("lpad(to_hex({g}), 16, '0')::macaddr8"),
-        "bit" | "varbit" => format!("{g}::int::bit(32)"),
+        // The last n bits of g (a bit(32) cast to bit(n) keeps the first).
+        "bit" | "varbit" => {
+            let n = if c.typmod > 0 { c.typmod.min(32) } else { 32 };
+            format!("right({g}::int::bit(32)::text, {n})")
+        }
         "point" => format!("point({g}, {g})"),
         "tsvector" => format!("to_tsvector('simple', {text})"),
         "money" => format!("{g}::numeric"),

@@ -125,7 +125,8 @@ pub(super) fn push_value(row: &mut Vec<u8>, value: Option<&[u8]>) {
 /// parents (its foreign keys to them stay NULL when they can).
 pub(super) fn parents_first<T: Ord + Clone>(tables: &[T], edges: &[(T, T)]) -> Vec<T> {
     let known: BTreeSet<&T> = tables.iter().collect();
-    let mut parents: BTreeMap<&T, BTreeSet<&T>> = tables.iter().map(|t| (t, BTreeSet::new())).collect();
+    let mut parents: BTreeMap<&T, BTreeSet<&T>> =
+        tables.iter().map(|t| (t, BTreeSet::new())).collect();
     for (child, parent) in edges {
         if child != parent && known.contains(child) && known.contains(parent) {
             parents.entry(child).or_default().insert(parent);
@@ -202,7 +203,10 @@ pub(super) fn left_null(columns: &[(String, &str)]) -> Option<String> {
     if columns.is_empty() {
         return None;
     }
-    let list: Vec<String> = columns.iter().map(|(c, why)| format!("{c} ({why})")).collect();
+    let list: Vec<String> = columns
+        .iter()
+        .map(|(c, why)| format!("{c} ({why})"))
+        .collect();
     Some(format!("left NULL: {}", list.join(", ")))
 }
 
@@ -217,12 +221,18 @@ pub(super) async fn run_plans<S: Session + ?Sized>(
     let mut done = Vec::with_capacity(plans.len());
     for plan in plans {
         let mut notes = plan.notes.clone();
-        let inserted = match db.execute_with(&plan.insert, &[Value::Int(rows.into())]).await {
+        let inserted = match db
+            .execute_with(&plan.insert, &[Value::Int(rows.into())])
+            .await
+        {
             Ok(n) => n,
             Err(e) if e.is_connection() => return Err(e),
             Err(e) if rows > 1 => match db.execute_with(&plan.insert, &[Value::Int(1)]).await {
                 Ok(n) => {
-                    notes.insert(0, format!("only 1 row: {} rows failed: {}", rows, e.message));
+                    notes.insert(
+                        0,
+                        format!("only 1 row: {} rows failed: {}", rows, e.message),
+                    );
                     n
                 }
                 Err(e) => could_not(&mut notes, &plan.table, &e)?,
@@ -243,7 +253,11 @@ fn could_not(notes: &mut Vec<String>, table: &str, e: &DbError) -> Result<u64, D
     if e.is_connection() {
         return Err(e.clone());
     }
-    let detail = e.detail.as_deref().map(|d| format!(" ({d})")).unwrap_or_default();
+    let detail = e
+        .detail
+        .as_deref()
+        .map(|d| format!(" ({d})"))
+        .unwrap_or_default();
     notes.insert(
         0,
         format!(
@@ -272,7 +286,11 @@ mod tests {
         assert_eq!(a, digest(&[b"3\t\\N", b"1\tx", b"2\ty"]));
         assert_eq!(a.rows, 3);
         assert_ne!(a, digest(&[b"1\tx", b"2\ty", b"3\t"]), "NULL is not ''");
-        assert_ne!(a, digest(&[b"1\tx", b"2\tz", b"3\t\\N"]), "one value changed");
+        assert_ne!(
+            a,
+            digest(&[b"1\tx", b"2\tz", b"3\t\\N"]),
+            "one value changed"
+        );
         let dup = digest(&[b"1\tx", b"2\ty", b"3\t\\N", b"2\ty"]);
         assert_ne!(a, dup);
         assert_eq!(dup.rows, 4);

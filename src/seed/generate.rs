@@ -9,8 +9,13 @@ pub(crate) const DEFAULT_ROWS: u32 = 10;
 
 /// Fills every empty user table with `rows` rows, parents first; says per
 /// table what went in, and why nothing did where nothing could.
-pub(crate) async fn generate(db: &mut dyn Database, rows: u32) -> Result<Vec<Filled>, super::SeedError> {
-    db.fill_empty_tables(rows).await.map_err(super::SeedError::Db)
+pub(crate) async fn generate(
+    db: &mut dyn Database,
+    rows: u32,
+) -> Result<Vec<Filled>, super::SeedError> {
+    db.fill_empty_tables(rows)
+        .await
+        .map_err(super::SeedError::Db)
 }
 
 /// One line per table: `<table>  <n> rows`, then its note indented.

@@ -16,6 +16,10 @@ struct Candidate {
     shown: String,
 }
 
+/// A foreign key from the catalog: its columns, the parent's columns, the
+/// parent's schema and name, and whether the parent is the table itself.
+type KeyRow = (Vec<String>, Vec<String>, String, String, bool);
+
 /// One column as the generator sees it.
 #[derive(Debug, Clone, Default)]
 pub(super) struct PgColumn {
@@ -175,7 +179,10 @@ impl Postgres {
                 continue;
             }
             let fk = keys.iter().find_map(|(k, own)| {
-                k.columns.iter().position(|x| *x == c.name).map(|i| (k, i, *own))
+                k.columns
+                    .iter()
+                    .position(|x| *x == c.name)
+                    .map(|i| (k, i, *own))
             });
             let value = match fk {
                 Some((_, _, true)) => {
@@ -254,7 +261,7 @@ impl Postgres {
 
     /// The table's foreign keys, each with whether it references the table itself.
     async fn fill_foreign_keys(&mut self, oid: i64) -> Result<Vec<(ForeignKey, bool)>, DbError> {
-        let rows: Vec<(Vec<String>, Vec<String>, String, String, bool)> = sqlx::query_as(
+        let rows: Vec<KeyRow> = sqlx::query_as(
             "SELECT (SELECT array_agg(a.attname::text ORDER BY k.n) \
                      FROM unnest(con.conkey) WITH ORDINALITY AS k (attnum, n) \
                      JOIN pg_attribute a ON a.attrelid = con.conrelid AND a.attnum = k.attnum), \

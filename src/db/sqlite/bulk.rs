@@ -3,9 +3,9 @@
 
 use super::Sqlite;
 use crate::db::bulk::{EXPORT_CHUNK, scan_sql, sink_error, visit_text};
+use crate::db::integrity::{RowSum, push_value};
 use crate::db::session::arguments;
 use crate::db::tracking::{META, select_database_id};
-use crate::db::integrity::{RowSum, push_value};
 use crate::db::{
     Bulk, DbError, DbErrorKind, ExportQuery, Filled, Load, Relation, Session, SnapshotFacts,
     TableDigest, Tracking, Value, quote_ident, quote_relation,

@@ -49,7 +49,10 @@ fn value_sql(declared: &str) -> String {
         }
     } else if t.contains("BLOB") {
         format!("CAST({text} AS BLOB)")
-    } else if t.contains("REAL") || t.contains("FLOA") || t.contains("DOUB") || t.contains("NUM")
+    } else if t.contains("REAL")
+        || t.contains("FLOA")
+        || t.contains("DOUB")
+        || t.contains("NUM")
         || t.contains("DEC")
     {
         "s.g".into()

@@ -1,6 +1,6 @@
 use super::Ctx;
 use crate::error::Result;
-use crate::inspect::inspect;
+use crate::inspect::{digest, inspect};
 
 #[derive(Debug, clap::Args)]
 pub(crate) struct Args {
@@ -11,6 +11,10 @@ pub(crate) struct Args {
     /// as one line, sorted, to compare two databases with diff
     #[arg(long, conflicts_with = "target")]
     pub(crate) schema: bool,
+    /// Print each table's row count and a digest of its rows (independent
+    /// of row and column order), one line per table, to compare data
+    #[arg(long)]
+    pub(crate) digest: bool,
 }
 
 pub(crate) async fn run(ctx: &Ctx, args: Args) -> Result<()> {
@@ -18,6 +22,17 @@ pub(crate) async fn run(ctx: &Ctx, args: Args) -> Result<()> {
         return schema(ctx).await;
     }
     let mut db = ctx.connect().await?;
+    if args.digest {
+        let result = digest::digests(db.as_mut(), args.target.as_deref()).await;
+        db.close().await;
+        let contents = result?;
+        if ctx.out.json {
+            ctx.json(serde_json::json!({ "tables": contents }));
+        } else {
+            ctx.out.data(&digest::to_text(&contents));
+        }
+        return Ok(());
+    }
     let result = inspect(db.as_mut(), args.target.as_deref()).await;
     db.close().await;
     let report = result?;

@@ -1,6 +1,7 @@
 use super::Ctx;
 use super::output::{Output, millis};
 use crate::error::{Error, Result};
+use crate::seed::generate;
 use crate::seed::{Counts, DEFAULT_RNG_SEED, Options, Progress, Report, seed};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::time::{Duration, Instant};
@@ -22,9 +23,21 @@ pub(crate) struct Args {
     /// Seed of the data generator; the same value gives the same data
     #[arg(long, default_value_t = DEFAULT_RNG_SEED)]
     pub(crate) rng_seed: u64,
+    /// Instead of the sample's data: put generated rows into every empty
+    /// table of any schema, parents before children, and say per table
+    /// what went in (what `keel test` does without fixtures)
+    #[arg(long, conflicts_with_all = ["users", "posts", "comments", "scale", "rng_seed"])]
+    pub(crate) generate: bool,
+    /// Rows per empty table with --generate
+    #[arg(long, requires = "generate", default_value_t = generate::DEFAULT_ROWS,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub(crate) rows: u32,
 }
 
 pub(crate) async fn run(ctx: &Ctx, args: Args) -> Result<()> {
+    if args.generate {
+        return run_generate(ctx, args.rows).await;
+    }
     let scaled = |n: u64, what: &str| {
         n.checked_mul(args.scale).ok_or_else(|| {
             Error::Usage(format!(
@@ -58,6 +71,20 @@ pub(crate) async fn run(ctx: &Ctx, args: Args) -> Result<()> {
         }));
     }
     ctx.out.progress(&summary(&report));
+    Ok(())
+}
+
+/// `keel seed --generate`: what went into each empty table.
+async fn run_generate(ctx: &Ctx, rows: u32) -> Result<()> {
+    let mut db = ctx.connect().await?;
+    let result = generate::generate(db.as_mut(), rows).await;
+    db.close().await;
+    let filled = result?;
+    if ctx.out.json {
+        ctx.json(serde_json::json!({ "tables": filled }));
+    } else {
+        ctx.out.data(&generate::to_text(&filled));
+    }
     Ok(())
 }
 

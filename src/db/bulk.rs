@@ -3,7 +3,8 @@
 //! summing up are the same SQL in both dialects and are written here once.
 
 use super::{
-    DbError, DbErrorKind, Relation, SearchPath, Session, Value, quote_ident, quote_relation,
+    DbError, DbErrorKind, Filled, Relation, SearchPath, Session, TableDigest, Value, quote_ident,
+    quote_relation,
 };
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -277,6 +278,25 @@ pub trait Bulk: Session {
             max: first(&rows, 3).and_then(Value::as_text),
         })
     }
+
+    /// What a table holds, independent of row order and column order: the
+    /// row count and a digest of the multiset of rows (two equal rows count
+    /// twice). `columns` are compared as text, by name, in the order given
+    /// (the caller sorts them); NULL is not ''. The rows are streamed and
+    /// hashed one by one, never held. Two digests compare on one dialect.
+    async fn table_digest(
+        &mut self,
+        table: &Relation,
+        columns: &[String],
+    ) -> Result<TableDigest, DbError>;
+
+    /// Puts `rows` generated rows into every user table that is empty
+    /// (keel's own tables never), parents before children so foreign keys
+    /// hold; returns what it did per empty table, including the tables it
+    /// could not fill and why. Each table's INSERT is a statement of its
+    /// own (call it outside a transaction): a table that fails leaves the
+    /// others filled. Tables that hold rows are left alone and not listed.
+    async fn fill_empty_tables(&mut self, rows: u32) -> Result<Vec<Filled>, DbError>;
 }
 
 /// Column `i` of the first row.

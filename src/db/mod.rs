@@ -14,6 +14,7 @@ mod bulk;
 mod catalog;
 mod error;
 mod fingerprint;
+mod integrity;
 mod live;
 mod lock_wait;
 mod postgres;
@@ -32,6 +33,7 @@ pub use catalog::{
 };
 pub use error::{DbError, DbErrorKind};
 pub use fingerprint::{Fingerprint, SchemaChange, SchemaDiff};
+pub use integrity::{Filled, TableDigest};
 pub use live::{IndexSize, Live, LiveColumn, NotNullCheck, TableStats};
 pub use lock_wait::{Blocker, LockWait};
 pub use postgres::CALIBRATION_TABLE;

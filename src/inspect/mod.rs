@@ -7,6 +7,7 @@
 //! them through [`TextProfile`], so memory stays flat on large tables.
 //! [`render`] turns a report into text; JSON is the reports' serde form.
 
+pub(crate) mod digest;
 mod error;
 pub(crate) mod profile;
 pub(crate) mod render;

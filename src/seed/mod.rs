@@ -8,6 +8,7 @@
 //! seeding twice appends, and foreign keys only point at rows that exist.
 
 mod error;
+pub(crate) mod generate;
 pub(crate) mod names;
 pub(crate) mod rng;
 mod rows;

@@ -32,6 +32,7 @@ mod blockers;
 mod calibrate;
 mod concurrent_index;
 mod config;
+mod data_integrity;
 mod demo;
 mod down_restores;
 mod execute;

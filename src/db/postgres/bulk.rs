@@ -3,9 +3,10 @@
 
 use super::{Postgres, pg_dump};
 use crate::db::bulk::{EXPORT_CHUNK, scan_sql, sink_error, visit_text};
+use crate::db::integrity::{Lines, RowSum};
 use crate::db::{
-    Bulk, DbError, DbErrorKind, ExportQuery, Load, Relation, Session, SnapshotFacts, Tracking,
-    Value, quote_ident, quote_relation,
+    Bulk, DbError, DbErrorKind, ExportQuery, Filled, Load, Relation, Session, SnapshotFacts,
+    TableDigest, Tracking, Value, quote_ident, quote_relation,
 };
 use async_trait::async_trait;
 use futures_util::TryStreamExt;
@@ -195,6 +196,40 @@ impl Bulk for Postgres {
         };
         self.execute(&format!("DROP TABLE {staging}")).await?;
         Ok(changed)
+    }
+
+    async fn table_digest(
+        &mut self,
+        table: &Relation,
+        columns: &[String],
+    ) -> Result<TableDigest, DbError> {
+        // COPY's text format writes each row on one line, NULL as \N and
+        // tabs, newlines and backslashes inside values escaped: the line is
+        // an unambiguous encoding of the row's values as text.
+        let cols: Vec<String> = columns.iter().map(|c| quote_ident(c)).collect();
+        let sql = format!(
+            "COPY (SELECT {} FROM {}) TO STDOUT",
+            cols.join(", "),
+            table.quoted()
+        );
+        let mut sum = RowSum::default();
+        let mut lines = Lines::default();
+        self.copy_out(&sql, &mut |chunk| {
+            lines.feed(chunk, &mut |row| sum.add(row));
+            Ok(())
+        })
+        .await?;
+        if !lines.is_clean() {
+            return Err(DbError::new(
+                DbErrorKind::Statement,
+                format!("the rows of {table} ended in the middle of a row"),
+            ));
+        }
+        Ok(sum.finish())
+    }
+
+    async fn fill_empty_tables(&mut self, rows: u32) -> Result<Vec<Filled>, DbError> {
+        self.fill_empty(rows).await
     }
 
     async fn snapshot(&mut self, dest: &Path) -> Result<(), DbError> {

@@ -9,6 +9,7 @@ mod bulk;
 mod catalog;
 mod durable;
 mod fingerprint;
+mod fill;
 mod index_probe;
 mod live;
 mod lock_watch;

@@ -3,11 +3,12 @@
 
 use super::Sqlite;
 use crate::db::bulk::{EXPORT_CHUNK, scan_sql, sink_error, visit_text};
+use crate::db::integrity::{RowSum, push_value};
 use crate::db::session::arguments;
 use crate::db::tracking::{META, select_database_id};
 use crate::db::{
-    Bulk, DbError, DbErrorKind, ExportQuery, Load, Relation, Session, SnapshotFacts, Tracking,
-    Value, quote_ident, quote_relation,
+    Bulk, DbError, DbErrorKind, ExportQuery, Filled, Load, Relation, Session, SnapshotFacts,
+    TableDigest, Tracking, Value, quote_ident, quote_relation,
 };
 use async_trait::async_trait;
 use futures_util::TryStreamExt;
@@ -85,7 +86,6 @@ impl Bulk for Sqlite {
         query: &ExportQuery,
         sink: &mut (dyn for<'x> FnMut(&'x [u8]) -> std::io::Result<()> + Send),
     ) -> Result<(), DbError> {
-        use sqlx::{TypeInfo, ValueRef};
         // SQLite has no search path: names mean the same everywhere.
         let sql = query.select();
         let columns = &query.columns;
@@ -103,21 +103,7 @@ impl Bulk for Sqlite {
                 let raw = row
                     .try_get_raw(i)
                     .map_err(|e| DbError::from_sqlx(e, &url))?;
-                if raw.is_null() {
-                    fields.push(None);
-                    continue;
-                }
-                // SQLite types values, not columns: write each as what it is.
-                let text = match raw.type_info().name() {
-                    "INTEGER" => decode::<i64>(raw)?.to_string().into_bytes(),
-                    "REAL" => decode::<f64>(raw)?.to_string().into_bytes(),
-                    "BLOB" => {
-                        // bytea's text form, as PostgreSQL writes it.
-                        format!("\\x{}", hex::encode(decode::<Vec<u8>>(raw)?)).into_bytes()
-                    }
-                    _ => decode::<String>(raw)?.into_bytes(),
-                };
-                fields.push(Some(text));
+                fields.push(as_text(raw)?);
             }
             crate::csv::push_record(&mut buf, fields.iter().map(|f| f.as_deref()));
             if buf.len() >= EXPORT_CHUNK {
@@ -228,6 +214,43 @@ impl Bulk for Sqlite {
         Ok(done)
     }
 
+    async fn table_digest(
+        &mut self,
+        table: &Relation,
+        columns: &[String],
+    ) -> Result<TableDigest, DbError> {
+        let cols: Vec<String> = columns.iter().map(|c| quote_ident(c)).collect();
+        let list = if cols.is_empty() {
+            "1".to_string()
+        } else {
+            cols.join(", ")
+        };
+        let sql = format!("SELECT {list} FROM {}", table.quoted());
+        let url = self.url.clone();
+        let mut rows = sqlx::query(&sql).fetch(&mut self.conn);
+        let mut sum = RowSum::default();
+        let mut encoded = Vec::new();
+        while let Some(row) = rows
+            .try_next()
+            .await
+            .map_err(|e| DbError::from_sqlx(e, &url))?
+        {
+            encoded.clear();
+            for i in 0..columns.len() {
+                let raw = row
+                    .try_get_raw(i)
+                    .map_err(|e| DbError::from_sqlx(e, &url))?;
+                push_value(&mut encoded, as_text(raw)?.as_deref());
+            }
+            sum.add(&encoded);
+        }
+        Ok(sum.finish())
+    }
+
+    async fn fill_empty_tables(&mut self, rows: u32) -> Result<Vec<Filled>, DbError> {
+        self.fill_empty(rows).await
+    }
+
     async fn snapshot(&mut self, dest: &Path) -> Result<(), DbError> {
         let path = dest.to_str().ok_or_else(|| {
             DbError::usage(format!("the snapshot path {} is not UTF-8", dest.display()))
@@ -280,6 +303,22 @@ impl Bulk for Sqlite {
             ..Default::default()
         })
     }
+}
+
+/// A value as text, the way a backup's CSV holds it; `None` for NULL.
+/// SQLite types values, not columns: each is written as what it is.
+fn as_text(raw: sqlx::sqlite::SqliteValueRef<'_>) -> Result<Option<Vec<u8>>, DbError> {
+    use sqlx::{TypeInfo, ValueRef};
+    if raw.is_null() {
+        return Ok(None);
+    }
+    Ok(Some(match raw.type_info().name() {
+        "INTEGER" => decode::<i64>(raw)?.to_string().into_bytes(),
+        "REAL" => decode::<f64>(raw)?.to_string().into_bytes(),
+        // bytea's text form, as PostgreSQL writes it.
+        "BLOB" => format!("\\x{}", hex::encode(decode::<Vec<u8>>(raw)?)).into_bytes(),
+        _ => decode::<String>(raw)?.into_bytes(),
+    }))
 }
 
 fn decode<'r, T: sqlx::Decode<'r, sqlx::Sqlite>>(

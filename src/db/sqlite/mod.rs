@@ -7,6 +7,7 @@
 mod bulk;
 mod catalog;
 mod fingerprint;
+mod fill;
 mod session;
 mod tracking;
 

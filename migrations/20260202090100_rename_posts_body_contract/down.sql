@@ -1,6 +1,8 @@
 -- Deploy code that writes both columns (or body only) after this.
 ALTER TABLE posts ADD COLUMN body text;
 
+-- The expand migration's function, byte for byte (`keel test` compares
+-- the body), so that the schema is the one before the contract.
 CREATE FUNCTION posts_body_content_sync() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     IF TG_OP = 'INSERT' THEN
@@ -10,8 +12,10 @@ BEGIN
             NEW.body := NEW.content;
         END IF;
     ELSIF NEW.content IS DISTINCT FROM OLD.content THEN
+        -- New code wrote content (it wins when a writer changed both).
         NEW.body := NEW.content;
     ELSIF NEW.body IS DISTINCT FROM OLD.body THEN
+        -- Old code wrote body.
         NEW.content := NEW.body;
     END IF;
     RETURN NEW;

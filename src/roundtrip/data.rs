@@ -90,8 +90,12 @@ pub(crate) async fn generate(db: &mut dyn Database, rows: u32) -> Result<Vec<Str
 /// Each user table's columns (by name) and digest.
 pub(crate) type Contents = BTreeMap<String, (Vec<String>, TableDigest)>;
 
-/// What every user table holds now.
-pub(crate) async fn contents(db: &mut dyn Database) -> Result<Contents, Error> {
+/// What every user table holds now, leaving out the `derived` columns of
+/// one table (a backfill's).
+pub(crate) async fn contents(
+    db: &mut dyn Database,
+    derived: Option<&(String, Vec<String>)>,
+) -> Result<Contents, Error> {
     let mut out = Contents::new();
     for table in db.tables().await? {
         let mut columns: Vec<String> = db
@@ -100,6 +104,11 @@ pub(crate) async fn contents(db: &mut dyn Database) -> Result<Contents, Error> {
             .into_iter()
             .map(|c| c.name)
             .collect();
+        if let Some((t, skip)) = derived
+            && *t == table
+        {
+            columns.retain(|c| !skip.contains(c));
+        }
         columns.sort();
         let digest = db.table_digest(&Relation::parse(&table), &columns).await?;
         out.insert(table, (columns, digest));

@@ -51,7 +51,7 @@ fn fix(phase: super::Phase) -> &'static str {
         Up => "up.sql fails on a database built by the migrations before it: correct it",
         Down => "down.sql fails after up.sql: correct it, or declare `reversibility = \"irreversible\"` in migration.toml",
         Schema => "make down.sql undo exactly what up.sql does (the `-` lines are before up, the `+` lines after down)",
-        Data => "make down.sql put back the rows up.sql changes, or declare `reversibility = \"partial\"` so keel backs them up and restores them",
+        Data => "make down.sql put back the rows up.sql changes, or declare `reversibility = \"partial\"` so that keel restores its backup of them on down (a full migration's down.sql must do it alone)",
         UpAgain => "up.sql must run again after down.sql and build the same schema: down.sql leaves something behind that up.sql trips on or works around",
     }
 }

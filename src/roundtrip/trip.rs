@@ -123,7 +123,7 @@ async fn trip(
     };
     let before = Before {
         schema: db.fingerprint().await?,
-        contents: data::contents(db).await?,
+        contents: data::contents(db, derived(m).as_ref()).await?,
     };
     let started = Instant::now();
     if let Err(e) = migrate(db, plan, m, hook, true).await {
@@ -143,7 +143,12 @@ async fn trip(
         return Ok(outcome);
     }
     let started = Instant::now();
-    if let Err(e) = migrate(db, plan, m, hook, false).await {
+    // A partial migration gets its destroyed data back from its backup; a
+    // full one must put everything back with down.sql alone.
+    hook.no_restore = m.meta.reversibility != Some(Reversibility::Partial);
+    let reverted = migrate(db, plan, m, hook, false).await;
+    hook.no_restore = false;
+    if let Err(e) = reverted {
         outcome.steps.push(step(Phase::Down, started, failed(e)));
         return Ok(outcome);
     }
@@ -170,6 +175,17 @@ async fn trip(
     };
     outcome.steps.push(step(Phase::UpAgain, started, again));
     Ok(outcome)
+}
+
+/// The columns `m`'s backfill fills, by table: derived from other columns
+/// of the same row, so a down that leaves them filled loses nothing, and
+/// they are left out of the data comparison (the source columns are not).
+fn derived(m: &Migration) -> Option<(String, Vec<String>)> {
+    let b = m.meta.backfill.as_ref()?;
+    Some((
+        crate::db::Relation::parse(&b.table).to_string(),
+        b.set.keys().cloned().collect(),
+    ))
 }
 
 /// Why `m` has no down to test, when it has none.

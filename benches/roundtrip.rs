@@ -48,7 +48,9 @@ fn write_project(dir: &Path, n: usize) -> Result<()> {
         );
         let down = format!("DROP TABLE t_{i};\n");
         let version = format!("20240101{:02}{:02}{:02}", i / 3600, i / 60 % 60, i % 60);
-        let m = dir.join("migrations").join(format!("{version}_create_t_{i}"));
+        let m = dir
+            .join("migrations")
+            .join(format!("{version}_create_t_{i}"));
         std::fs::create_dir_all(&m)?;
         std::fs::write(m.join("up.sql"), &up)?;
         std::fs::write(m.join("down.sql"), &down)?;
@@ -84,7 +86,12 @@ fn sql(cluster: &cluster::Cluster, statement: &str) -> Result<()> {
 
 /// One round of a workload: the floor on a fresh database and `keel test`
 /// (which makes its own), in the order `first_floor` says.
-fn round(cluster: &cluster::Cluster, w: &mut Workload, logs: &Path, first_floor: bool) -> Result<()> {
+fn round(
+    cluster: &cluster::Cluster,
+    w: &mut Workload,
+    logs: &Path,
+    first_floor: bool,
+) -> Result<()> {
     for floor in [first_floor, !first_floor] {
         sql(cluster, "DROP DATABASE IF EXISTS bench_floor")?;
         sql(cluster, "CREATE DATABASE bench_floor")?;
@@ -101,7 +108,9 @@ fn round(cluster: &cluster::Cluster, w: &mut Workload, logs: &Path, first_floor:
                 .args(["test", "-q", "--database-url"])
                 .arg(cluster.url("postgres"));
             // 3: a migration failed its round trip; still a measured run.
-            w.test.0.push(measure_client(&mut c, logs, "test", &[0, 3])?);
+            w.test
+                .0
+                .push(measure_client(&mut c, logs, "test", &[0, 3])?);
         }
     }
     Ok(())
@@ -112,7 +121,9 @@ fn run() -> Result<()> {
         Ok(v) => v.parse().context("KEEL_BENCH_REPS is a number")?,
         Err(_) => 3,
     };
-    let work = tempfile::Builder::new().prefix("keel-bench-rt-").tempdir()?;
+    let work = tempfile::Builder::new()
+        .prefix("keel-bench-rt-")
+        .tempdir()?;
     let logs = work.path().join("logs");
     std::fs::create_dir_all(&logs)?;
     let mut workloads = Vec::new();
@@ -161,9 +172,15 @@ fn run() -> Result<()> {
             );
         }
         loads.push(load());
-        eprintln!("  round {}/{reps} done, load average {:.2}", rep + 1, load());
+        eprintln!(
+            "  round {}/{reps} done, load average {:.2}",
+            rep + 1,
+            load()
+        );
     }
-    println!("keel test against psql -1 applying the same up files once ({reps} rounds, interleaved):");
+    println!(
+        "keel test against psql -1 applying the same up files once ({reps} rounds, interleaved):"
+    );
     for w in &workloads {
         let ratio = paired(&w.test, &w.floor, wall);
         println!(
@@ -177,7 +194,11 @@ fn run() -> Result<()> {
     }
     println!(
         "  load average over the run: {}",
-        loads.iter().map(|l| format!("{l:.2}")).collect::<Vec<_>>().join(", ")
+        loads
+            .iter()
+            .map(|l| format!("{l:.2}"))
+            .collect::<Vec<_>>()
+            .join(", ")
     );
     Ok(())
 }

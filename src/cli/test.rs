@@ -85,7 +85,9 @@ async fn round_trips(
     fixtures: Fixtures,
     url: &str,
 ) -> Result<Vec<Outcome>> {
-    let backups = tempfile::Builder::new().prefix("keel-test-backups-").tempdir()?;
+    let backups = tempfile::Builder::new()
+        .prefix("keel-test-backups-")
+        .tempdir()?;
     let mut db = crate::db::connect(url).await?;
     let text = ctx.global.format == Format::Text;
     let show = |o: &Outcome| {

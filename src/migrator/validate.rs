@@ -4,8 +4,8 @@ use super::status::{State, reconcile};
 use super::targets::pending;
 use crate::analysis::analyze::{Analyzer, Facts, MigrationAnalysis};
 use crate::db::Fingerprint;
-use crate::migration::Reversibility;
 use crate::migration::Migration;
+use crate::migration::Reversibility;
 
 /// One thing `validate` found, or checked.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -154,7 +154,10 @@ async fn round_trip(
             let (line, _) = e.position.map_or((stmt.line, stmt.column), |p| {
                 stmt.position_in_file(p as usize)
             });
-            Err(problem(format!("down.sql fails after up.sql: {e}"), Some(line)))
+            Err(problem(
+                format!("down.sql fails after up.sql: {e}"),
+                Some(line),
+            ))
         }
         Ok(()) => {
             let diff = before.diff(&runner.db.fingerprint().await?);
@@ -172,6 +175,9 @@ async fn round_trip(
             }
         }
     };
-    runner.db.rollback_to_savepoint("keel_validate_down").await?;
+    runner
+        .db
+        .rollback_to_savepoint("keel_validate_down")
+        .await?;
     Ok(outcome)
 }

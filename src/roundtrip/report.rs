@@ -31,7 +31,10 @@ pub(crate) fn text(o: &Outcome) -> String {
     for s in &o.steps {
         if let Verdict::Failed { message, diff } = &s.verdict {
             let _ = writeln!(out, "      {}: {message}", s.phase.name());
-            for line in diff.iter().flat_map(|d| d.to_string().lines().map(String::from).collect::<Vec<_>>()) {
+            for line in diff
+                .iter()
+                .flat_map(|d| d.to_string().lines().map(String::from).collect::<Vec<_>>())
+            {
                 let _ = writeln!(out, "        {line}");
             }
             let _ = writeln!(out, "      fix: {}", fix(s.phase));
@@ -49,10 +52,18 @@ fn fix(phase: super::Phase) -> &'static str {
     use super::Phase::*;
     match phase {
         Up => "up.sql fails on a database built by the migrations before it: correct it",
-        Down => "down.sql fails after up.sql: correct it, or declare `reversibility = \"irreversible\"` in migration.toml",
-        Schema => "make down.sql undo exactly what up.sql does (the `-` lines are before up, the `+` lines after down)",
-        Data => "make down.sql put back the rows up.sql changes, or declare `reversibility = \"partial\"` so that keel restores its backup of them on down (a full migration's down.sql must do it alone)",
-        UpAgain => "up.sql must run again after down.sql and build the same schema: down.sql leaves something behind that up.sql trips on or works around",
+        Down => {
+            "down.sql fails after up.sql: correct it, or declare `reversibility = \"irreversible\"` in migration.toml"
+        }
+        Schema => {
+            "make down.sql undo exactly what up.sql does (the `-` lines are before up, the `+` lines after down)"
+        }
+        Data => {
+            "make down.sql put back the rows up.sql changes, or declare `reversibility = \"partial\"` so that keel restores its backup of them on down (a full migration's down.sql must do it alone)"
+        }
+        UpAgain => {
+            "up.sql must run again after down.sql and build the same schema: down.sql leaves something behind that up.sql trips on or works around"
+        }
     }
 }
 
@@ -171,6 +182,9 @@ mod tests {
 
     #[test]
     fn xml_escapes_what_would_break_the_document() {
-        assert_eq!(xml("a<b & \"c\" 'd'>\u{1}"), "a&lt;b &amp; &quot;c&quot; &apos;d&apos;&gt;\u{fffd}");
+        assert_eq!(
+            xml("a<b & \"c\" 'd'>\u{1}"),
+            "a&lt;b &amp; &quot;c&quot; &apos;d&apos;&gt;\u{fffd}"
+        );
     }
 }

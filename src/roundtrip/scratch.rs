@@ -226,7 +226,11 @@ fn watch(bin: &Path, dir: &Path) {
     let data = dir.join("data");
     let stop = format!(
         "{}'{}' -D '{}' stop -m immediate",
-        if is_root() { "runuser -u postgres -- " } else { "" },
+        if is_root() {
+            "runuser -u postgres -- "
+        } else {
+            ""
+        },
         pg_ctl.display(),
         data.display()
     );

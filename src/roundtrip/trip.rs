@@ -44,7 +44,7 @@ pub(crate) async fn run(db: &mut dyn Database, plan: &Plan<'_>) -> Result<Vec<Ou
         }
         let mut runner = Runner {
             db: &mut *db,
-            settings: plan.settings.clone(),
+            settings: plan.settings,
             operator: "keel test".into(),
             on_event: &quiet,
         };
@@ -134,12 +134,17 @@ async fn trip(
     outcome.steps.push(step(
         Phase::Up,
         started,
-        passed(format!("{} schema objects changed", before.schema.diff(&up).changes.len())),
+        passed(format!(
+            "{} schema objects changed",
+            before.schema.diff(&up).changes.len()
+        )),
     ));
     if let Some(reason) = no_down(m) {
-        outcome
-            .steps
-            .push(step(Phase::Down, Instant::now(), Verdict::Skipped { reason }));
+        outcome.steps.push(step(
+            Phase::Down,
+            Instant::now(),
+            Verdict::Skipped { reason },
+        ));
         return Ok(outcome);
     }
     let started = Instant::now();
@@ -152,8 +157,12 @@ async fn trip(
         outcome.steps.push(step(Phase::Down, started, failed(e)));
         return Ok(outcome);
     }
-    outcome.steps.push(step(Phase::Down, started, passed("down.sql ran")));
-    outcome.steps.push(compare_schema(db, &before.schema).await?);
+    outcome
+        .steps
+        .push(step(Phase::Down, started, passed("down.sql ran")));
+    outcome
+        .steps
+        .push(compare_schema(db, &before.schema).await?);
     outcome.steps.push(compare_data(db, &before.contents).await);
     let started = Instant::now();
     let again = match migrate(db, plan, m, hook, true).await {
@@ -211,7 +220,7 @@ async fn migrate(
     let quiet = |_: Event<'_>| {};
     let mut runner = Runner {
         db,
-        settings: plan.settings.clone(),
+        settings: plan.settings,
         operator: "keel test".into(),
         on_event: &quiet,
     };
@@ -227,7 +236,10 @@ async fn compare_schema(db: &mut dyn Database, before: &Fingerprint) -> Result<S
     let started = Instant::now();
     let diff = before.diff(&db.fingerprint().await?);
     let verdict = if diff.is_empty() {
-        passed(format!("the same {} schema objects as before up", before.len()))
+        passed(format!(
+            "the same {} schema objects as before up",
+            before.len()
+        ))
     } else {
         Verdict::Failed {
             message: format!(

@@ -56,8 +56,14 @@ fn the_sample_application_passes_on_both_databases() {
         let out = test(&p, &["--junit", "report.xml"]);
         let text = stdout(&out);
         assert!(out.status.success(), "{db:?}: {text}\n{}", stderr(&out));
-        let migrations = std::fs::read_dir(p.path().join("migrations")).unwrap().count();
-        assert_eq!(text.lines().filter(|l| l.starts_with("ok  ")).count(), migrations, "{text}");
+        let migrations = std::fs::read_dir(p.path().join("migrations"))
+            .unwrap()
+            .count();
+        assert_eq!(
+            text.lines().filter(|l| l.starts_with("ok  ")).count(),
+            migrations,
+            "{text}"
+        );
         assert!(text.contains("schema"), "{text}");
         let (cases, failures) = junit(&p.path().join("report.xml"));
         assert!(cases >= migrations * 2, "{cases} testcases");
@@ -126,19 +132,26 @@ fn broken_down_files_fail_naming_the_migration_and_the_object() {
         );
         let out = test(&p, &["--junit", "report.xml"]);
         let text = stdout(&out);
-        assert_eq!(out.status.code(), Some(3), "{db:?}: {text}\n{}", stderr(&out));
+        assert_eq!(
+            out.status.code(),
+            Some(3),
+            "{db:?}: {text}\n{}",
+            stderr(&out)
+        );
         for id in [
             "20260101000100_index_titles",
             "20260101000200_drop_published",
             "20260101000300_shout_titles",
         ] {
             assert!(
-                text.lines().any(|l| l.starts_with("FAIL") && l.contains(id)),
+                text.lines()
+                    .any(|l| l.starts_with("FAIL") && l.contains(id)),
                 "{db:?}: {id} not failed:\n{text}"
             );
         }
         assert!(
-            text.lines().any(|l| l.starts_with("ok  ") && l.contains("create_posts")),
+            text.lines()
+                .any(|l| l.starts_with("ok  ") && l.contains("create_posts")),
             "{text}"
         );
         assert!(text.contains("posts_title_idx"), "{text}");
@@ -150,9 +163,11 @@ fn broken_down_files_fail_naming_the_migration_and_the_object() {
         assert!(text.contains("fix: "), "{text}");
         let (_, failures) = junit(&p.path().join("report.xml"));
         assert!(
-            failures.iter().any(|f| f.contains("20260101000200_drop_published schema")
-                && f.contains("- ")
-                && f.contains("+ ")),
+            failures
+                .iter()
+                .any(|f| f.contains("20260101000200_drop_published schema")
+                    && f.contains("- ")
+                    && f.contains("+ ")),
             "{failures:#?}"
         );
         assert!(stderr(&out).contains("3 failed"), "{}", stderr(&out));
@@ -181,7 +196,10 @@ fn the_column_diff_reads_as_before_and_after_on_postgres() {
         .find(|l| l.trim_start().starts_with("+ ") && l.contains("published"))
         .unwrap_or_else(|| panic!("{text}"));
     assert!(minus.contains("boolean NOT NULL DEFAULT false"), "{minus}");
-    assert!(!plus.contains("NOT NULL") && !plus.contains("DEFAULT"), "{plus}");
+    assert!(
+        !plus.contains("NOT NULL") && !plus.contains("DEFAULT"),
+        "{plus}"
+    );
 }
 
 #[test]
@@ -232,9 +250,13 @@ fn fixtures_are_loaded_after_their_migration_and_a_misnamed_one_is_refused() {
     let out = test(&p, &[]);
     let text = stdout(&out);
     assert_eq!(out.status.code(), Some(3), "{text}\n{}", stderr(&out));
-    assert!(text.contains("fixture tests/fixtures/20260101000000_posts.sql"), "{text}");
     assert!(
-        text.lines().any(|l| l.starts_with("FAIL") && l.contains("shout_titles")),
+        text.contains("fixture tests/fixtures/20260101000000_posts.sql"),
+        "{text}"
+    );
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("FAIL") && l.contains("shout_titles")),
         "{text}"
     );
 
@@ -242,7 +264,10 @@ fn fixtures_are_loaded_after_their_migration_and_a_misnamed_one_is_refused() {
     let out = test(&p, &[]);
     assert_eq!(out.status.code(), Some(2));
     let err = stderr(&out);
-    assert!(err.contains("tests/fixtures/posts.sql") && err.contains("fix: rename it"), "{err}");
+    assert!(
+        err.contains("tests/fixtures/posts.sql") && err.contains("fix: rename it"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -264,11 +289,18 @@ fn only_the_named_migrations_are_tested_and_junit_goes_to_stdout() {
         .filter(|n| n.has_tag_name("testcase"))
         .map(|n| n.attribute("classname").unwrap())
         .collect();
-    assert!(!names.is_empty() && names.iter().all(|n| *n == "20260101000000_create_posts"), "{names:?}");
+    assert!(
+        !names.is_empty() && names.iter().all(|n| *n == "20260101000000_create_posts"),
+        "{names:?}"
+    );
 
     let out = p.keel().args(["test", "20991231000000"]).output().unwrap();
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
-    let out = p.keel().args(["status", "--format", "junit"]).output().unwrap();
+    let out = p
+        .keel()
+        .args(["status", "--format", "junit"])
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
 }
 
@@ -329,5 +361,9 @@ fn a_rollback_that_does_not_restore_the_schema_fails_its_verification() {
             && detail.contains("+ column public.profiles.bio character varying(1000)"),
         "{detail}"
     );
-    assert!(runbook(&p).contains("character varying(1000)"), "{}", runbook(&p));
+    assert!(
+        runbook(&p).contains("character varying(1000)"),
+        "{}",
+        runbook(&p)
+    );
 }

@@ -6,8 +6,8 @@
 
 mod bulk;
 mod catalog;
-mod fingerprint;
 mod fill;
+mod fingerprint;
 mod session;
 mod tracking;
 

@@ -212,6 +212,15 @@ impl Bulk for Postgres {
             cols.join(", "),
             table.quoted()
         );
+        // A COPY that fails as it starts (a column or table gone) leaves
+        // sqlx's connection out of step with the server: the same SELECT,
+        // without rows, says so first as an ordinary error.
+        self.execute(&format!(
+            "SELECT {} FROM {} LIMIT 0",
+            cols.join(", "),
+            table.quoted()
+        ))
+        .await?;
         let mut sum = RowSum::default();
         let mut lines = Lines::default();
         self.copy_out(&sql, &mut |chunk| {

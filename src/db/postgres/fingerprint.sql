@@ -259,8 +259,11 @@ objects (key, line) AS (
            || CASE f.proparallel WHEN 's' THEN ' PARALLEL SAFE' WHEN 'r' THEN ' PARALLEL RESTRICTED' ELSE '' END
            || coalesce((SELECT string_agg(' SET ' || c, '' ORDER BY c) FROM unnest(f.proconfig) AS c), '')
            || CASE WHEN f.prokind = 'a' THEN ''
-                   ELSE ' BODY md5:' || left(md5(CASE WHEN f.prosrc IS NULL OR f.prosrc = ''
-                                                 THEN pg_get_functiondef(f.oid) ELSE f.prosrc END), 12) END
+                   -- Runs of whitespace count as one space: a body re-created
+                   -- with other indentation is the same function.
+                   ELSE ' BODY md5:' || left(md5(regexp_replace(btrim(
+                            CASE WHEN f.prosrc IS NULL OR f.prosrc = ''
+                                 THEN pg_get_functiondef(f.oid) ELSE f.prosrc END), '\s+', ' ', 'g')), 12) END
     FROM fn f
 
     UNION ALL

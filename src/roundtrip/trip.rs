@@ -135,8 +135,8 @@ async fn trip(
         Phase::Up,
         started,
         passed(format!(
-            "{} schema objects changed",
-            before.schema.diff(&up).changes.len()
+            "{} changed",
+            objects(before.schema.diff(&up).changes.len())
         )),
     ));
     if let Some(reason) = no_down(m) {
@@ -174,8 +174,8 @@ async fn trip(
             } else {
                 Verdict::Failed {
                     message: format!(
-                        "up after down gives another schema than the first up ({} objects differ)",
-                        diff.changes.len()
+                        "up after down gives another schema than the first up (differences: {})",
+                        objects(diff.changes.len())
                     ),
                     diff: Some(diff),
                 }
@@ -243,8 +243,8 @@ async fn compare_schema(db: &mut dyn Database, before: &Fingerprint) -> Result<S
     } else {
         Verdict::Failed {
             message: format!(
-                "down.sql does not restore the schema ({} objects differ from before up)",
-                diff.changes.len()
+                "down.sql does not restore the schema (differences from before up: {})",
+                objects(diff.changes.len())
             ),
             diff: Some(diff),
         }
@@ -268,4 +268,9 @@ async fn compare_data(db: &mut dyn Database, before: &Contents) -> Step {
         ))
     };
     step(Phase::Data, started, verdict)
+}
+
+/// `1 schema object`, `2 schema objects`.
+fn objects(n: usize) -> String {
+    format!("{n} schema object{}", if n == 1 { "" } else { "s" })
 }

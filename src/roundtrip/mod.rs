@@ -12,7 +12,7 @@
 
 pub(crate) mod data;
 pub(crate) mod report;
-pub(crate) mod scratch;
+pub mod scratch;
 pub(crate) mod trip;
 
 use crate::db::{DbError, SchemaDiff};

@@ -132,8 +132,9 @@ fn nonce() -> String {
 }
 
 /// The PostgreSQL server binaries: `pg_config --bindir`, else the newest
-/// `/usr/lib/postgresql/<N>/bin` (Debian and Ubuntu's layout).
-fn bindir() -> Option<PathBuf> {
+/// `/usr/lib/postgresql/<N>/bin` (Debian and Ubuntu's layout). The test
+/// harness finds its server the same way.
+pub fn bindir() -> Option<PathBuf> {
     if let Ok(out) = Command::new("pg_config").arg("--bindir").output() {
         let dir = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
         if dir.join("initdb").exists() {

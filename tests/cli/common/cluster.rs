@@ -66,29 +66,10 @@ impl Cluster {
     }
 }
 
-/// Where the server binaries are: `pg_config --bindir`, else the newest
-/// `/usr/lib/postgresql/<N>/bin`.
+/// Where the server binaries are: found as `keel test` finds them
+/// (`pg_config --bindir`, else the newest `/usr/lib/postgresql/<N>/bin`).
 pub fn bindir() -> PathBuf {
-    if let Ok(out) = Command::new("pg_config").arg("--bindir").output() {
-        let dir = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
-        if dir.join("initdb").exists() {
-            return dir;
-        }
-    }
-    let mut candidates: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
-        .into_iter()
-        .flatten()
-        .flatten()
-        .filter_map(|e| {
-            let version = e.file_name().to_str()?.parse::<u32>().ok()?;
-            let bin = e.path().join("bin");
-            bin.join("initdb").exists().then_some((version, bin))
-        })
-        .collect();
-    candidates.sort();
-    candidates
-        .pop()
-        .map(|(_, dir)| dir)
+    keel::roundtrip::scratch::bindir()
         .expect("no PostgreSQL server binaries (initdb) found: install the postgresql package or set KEEL_TEST_DATABASE_URL")
 }
 

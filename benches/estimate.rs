@@ -114,7 +114,12 @@ async fn exec(db: &mut dyn Database, sql: &str) -> f64 {
 }
 
 async fn live(db: &mut dyn Database) -> Arc<LiveSchema> {
-    Arc::new(LiveSchema::load(db).await.unwrap().unwrap())
+    Arc::new(
+        LiveSchema::load(db, &keel::db::Scope::All)
+            .await
+            .unwrap()
+            .unwrap(),
+    )
 }
 
 /// What keel plan would say for one statement.

@@ -7,7 +7,7 @@
 
 use super::estimate::Calibration;
 use super::sqltype::SqlType;
-use crate::db::{Database, DbError, IndexSize, NotNullCheck, TableStats};
+use crate::db::{Database, DbError, IndexSize, NotNullCheck, Scope, TableStats};
 use std::collections::HashMap;
 
 /// The server's facts for one command, keyed by table name (PostgreSQL live
@@ -70,11 +70,15 @@ fn key(schema: &str, name: &str) -> String {
 }
 
 impl super::analyze::Facts {
-    /// What `db` says: its version, and its live schema on PostgreSQL.
-    pub async fn read(db: &mut dyn Database) -> Result<super::analyze::Facts, DbError> {
+    /// What `db` says: its version, and its live schema on PostgreSQL,
+    /// of the tables in `scope`.
+    pub async fn read(
+        db: &mut dyn Database,
+        scope: &Scope,
+    ) -> Result<super::analyze::Facts, DbError> {
         let version = db.postgres_version().await?.map(super::PgVersion::from_num);
         let live = match version {
-            Some(_) => LiveSchema::load(db).await?.map(std::sync::Arc::new),
+            Some(_) => LiveSchema::load(db, scope).await?.map(std::sync::Arc::new),
             None => None,
         };
         Ok(super::analyze::Facts { version, live })
@@ -82,9 +86,11 @@ impl super::analyze::Facts {
 }
 
 impl LiveSchema {
-    /// Reads the live schema; `None` where the database has none to offer (SQLite).
-    pub async fn load(db: &mut dyn Database) -> Result<Option<LiveSchema>, DbError> {
-        let Some(stats) = db.table_stats().await? else {
+    /// Reads the live schema of the tables in `scope` (what a migration
+    /// names; the rest cannot matter to its analysis); `None` where the
+    /// database has none to offer (SQLite).
+    pub async fn load(db: &mut dyn Database, scope: &Scope) -> Result<Option<LiveSchema>, DbError> {
+        let Some(stats) = db.table_stats(scope).await? else {
             return Ok(None);
         };
         let mut live = LiveSchema {
@@ -95,18 +101,13 @@ impl LiveSchema {
             },
             ..LiveSchema::default()
         };
-        // shared_buffers is counted in 8 kB pages.
-        if let Some(Some(pages)) = db
-            .query_text("SELECT setting FROM pg_settings WHERE name = 'shared_buffers'")
-            .await?
-            && let Ok(pages) = pages.parse::<f64>()
-        {
-            live.calibration.coefficients.cache_bytes = pages * 8192.0;
+        if let Some(bytes) = db.shared_buffers().await? {
+            live.calibration.coefficients.cache_bytes = bytes;
         }
         for s in stats {
             live.insert_stats(s);
         }
-        for c in db.column_types().await?.unwrap_or_default() {
+        for c in db.column_types(scope).await?.unwrap_or_default() {
             if let Some(t) = live.tables.get_mut(&key(&c.schema, &c.table)) {
                 let ty = LiveColumnType {
                     ty: SqlType::parse(&c.data_type),
@@ -115,7 +116,7 @@ impl LiveSchema {
                 t.columns.insert(c.name, ty);
             }
         }
-        for c in db.not_null_checks().await?.unwrap_or_default() {
+        for c in db.not_null_checks(scope).await?.unwrap_or_default() {
             if let Some(t) = live.tables.get_mut(&key(&c.schema, &c.table)) {
                 t.not_null_checks.push(c);
             }

@@ -16,6 +16,7 @@ pub mod live;
 pub mod lock;
 pub mod operation;
 pub(crate) mod plan;
+pub(crate) mod reach;
 pub(crate) mod report;
 pub(crate) mod reversibility;
 #[cfg(test)]

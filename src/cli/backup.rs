@@ -79,7 +79,11 @@ pub(crate) async fn run(ctx: &Ctx, args: Args) -> Result<()> {
                         plan
                     }
                     None => {
-                        let facts = crate::analysis::analyze::Facts::read(db.as_mut()).await?;
+                        let facts = crate::analysis::analyze::Facts::read(
+                            db.as_mut(),
+                            &crate::analysis::reach::reach(&migration),
+                        )
+                        .await?;
                         let analysis = crate::analysis::analyze::Analyzer::new(facts, true)
                             .analyze(&migration);
                         backup::plan_for(db.as_mut(), &migration, &analysis.backups, &target)

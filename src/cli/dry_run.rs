@@ -38,7 +38,9 @@ impl Target {
         db: &mut dyn Database,
     ) -> Result<Option<Arc<LiveSchema>>, DbError> {
         match self {
-            Target::Postgres(_) => Ok(LiveSchema::load(db).await?.map(Arc::new)),
+            Target::Postgres(_) => Ok(LiveSchema::load(db, &crate::db::Scope::All)
+                .await?
+                .map(Arc::new)),
             Target::Other(_) => Ok(None),
         }
     }

@@ -48,7 +48,7 @@ pub(crate) async fn run(ctx: &Ctx, args: Args) -> Result<()> {
 /// json` its objects by key and its digest.
 async fn schema(ctx: &Ctx) -> Result<()> {
     let mut db = ctx.connect().await?;
-    let result = db.fingerprint().await;
+    let result = db.fingerprint(&crate::db::Scope::All).await;
     db.close().await;
     let fingerprint = result?;
     if ctx.out.json {

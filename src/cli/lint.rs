@@ -18,7 +18,7 @@ async fn live_schema(ctx: &Ctx) -> Result<(Option<Arc<LiveSchema>>, Option<PgVer
     let loaded = async {
         let mut db = ctx.connect().await?;
         let version = db.postgres_version().await?.map(PgVersion::from_num);
-        let live = LiveSchema::load(db.as_mut()).await;
+        let live = LiveSchema::load(db.as_mut(), &crate::db::Scope::All).await;
         db.close().await;
         Ok::<_, Error>((live?.map(Arc::new), version))
     };

@@ -3,8 +3,8 @@
 //! summing up are the same SQL in both dialects and are written here once.
 
 use super::{
-    DbError, DbErrorKind, Filled, Relation, SearchPath, Session, TableDigest, Value, quote_ident,
-    quote_relation,
+    DbError, DbErrorKind, Filled, Relation, Scope, SearchPath, Session, TableDigest, Value,
+    quote_ident, quote_relation,
 };
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -290,13 +290,14 @@ pub trait Bulk: Session {
         columns: &[String],
     ) -> Result<TableDigest, DbError>;
 
-    /// Puts `rows` generated rows into every user table that is empty
-    /// (keel's own tables never), parents before children so foreign keys
-    /// hold; returns what it did per empty table, including the tables it
+    /// Puts `rows` generated rows into every user table in `scope` that is
+    /// empty (keel's own tables never), and into the empty tables they
+    /// reference, parents before children so foreign keys hold; returns what it did per empty table, including the tables it
     /// could not fill and why. Each table's INSERT is a statement of its
     /// own (call it outside a transaction): a table that fails leaves the
     /// others filled. Tables that hold rows are left alone and not listed.
-    async fn fill_empty_tables(&mut self, rows: u32) -> Result<Vec<Filled>, DbError>;
+    async fn fill_empty_tables(&mut self, rows: u32, scope: &Scope)
+    -> Result<Vec<Filled>, DbError>;
 }
 
 /// Column `i` of the first row.

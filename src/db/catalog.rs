@@ -1,7 +1,7 @@
 //! The schema as the database's catalog describes it: tables, their columns,
 //! keys, indexes and constraints, and which table a name means.
 
-use super::{DbError, Fingerprint, Relation, Session};
+use super::{DbError, Fingerprint, Relation, Scope, Session, Widened};
 use async_trait::async_trait;
 
 /// A search path a migration sets, as written.
@@ -247,6 +247,11 @@ pub trait Catalog: Session {
     /// Every schema object of the user's (not the system's, not keel's own
     /// tables, not what an extension brought) as one line each: what
     /// `keel inspect --schema` prints and what a round trip compares.
-    /// Column order is not part of it (see [`Fingerprint`]).
-    async fn fingerprint(&mut self) -> Result<Fingerprint, DbError>;
+    /// Column order is not part of it (see [`Fingerprint`]). Only the
+    /// relations in `scope` (with every view, and every object that is not
+    /// a relation: schemas, types, functions, extensions).
+    async fn fingerprint(&mut self, scope: &Scope) -> Result<Fingerprint, DbError>;
+    /// What the relations `scope` names can change beyond themselves (see
+    /// [`Widened`]); `All` stays `All`.
+    async fn widen(&mut self, scope: &Scope) -> Result<Widened, DbError>;
 }

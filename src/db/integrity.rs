@@ -149,6 +149,33 @@ pub(super) fn parents_first<T: Ord + Clone>(tables: &[T], edges: &[(T, T)]) -> V
     order
 }
 
+/// The tables `keep` accepts and every table they reference by foreign key
+/// (`edges`: child, parent), at any depth: a child's generated rows point
+/// at its parents' rows, so the parents are filled too when empty.
+pub(super) fn with_parents<T: Ord + Clone>(
+    tables: &[T],
+    edges: &[(T, T)],
+    keep: impl Fn(&T) -> bool,
+) -> Vec<T> {
+    let mut kept: BTreeSet<&T> = tables.iter().filter(|t| keep(t)).collect();
+    loop {
+        let parents: Vec<&T> = edges
+            .iter()
+            .filter(|(child, parent)| kept.contains(child) && !kept.contains(parent))
+            .map(|(_, parent)| parent)
+            .collect();
+        if parents.is_empty() {
+            break;
+        }
+        kept.extend(parents);
+    }
+    tables
+        .iter()
+        .filter(|t| kept.contains(t))
+        .cloned()
+        .collect()
+}
+
 /// A foreign key of a table being filled.
 #[derive(Debug, Clone)]
 pub(super) struct ForeignKey {
@@ -343,6 +370,17 @@ mod tests {
             let want: Vec<&[u8]> = vec![b"1\ta", b"22\tbb", b"", b"333\tc"];
             assert_eq!(seen, want, "cut at {cut}");
         }
+    }
+
+    #[test]
+    fn a_kept_table_brings_its_parents_at_any_depth() {
+        let edges = [("c", "b"), ("b", "a"), ("d", "a"), ("a", "a")];
+        let tables = ["a", "b", "c", "d", "e"];
+        assert_eq!(
+            with_parents(&tables, &edges, |t| *t == "c"),
+            ["a", "b", "c"]
+        );
+        assert_eq!(with_parents(&tables, &edges, |t| *t == "e"), ["e"]);
     }
 
     #[test]

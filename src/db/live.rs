@@ -2,7 +2,7 @@
 //! Only PostgreSQL has them (SQLite has no lock levels or rewrites to reason
 //! about), so every method defaults to "not applicable".
 
-use super::{DbError, Session};
+use super::{DbError, Scope, Session};
 use async_trait::async_trait;
 
 /// Size of one table as the catalog knows it (PostgreSQL live mode).
@@ -85,16 +85,20 @@ pub trait Live: Session {
     async fn postgres_version(&mut self) -> Result<Option<u32>, DbError> {
         Ok(None)
     }
-    /// Size statistics of every user table, with its indexes.
-    async fn table_stats(&mut self) -> Result<Option<Vec<TableStats>>, DbError> {
+    /// Size statistics of the user tables in `scope`, with their indexes.
+    async fn table_stats(&mut self, _scope: &Scope) -> Result<Option<Vec<TableStats>>, DbError> {
         Ok(None)
     }
-    /// The current type of every column of every user table.
-    async fn column_types(&mut self) -> Result<Option<Vec<LiveColumn>>, DbError> {
+    /// The current type of every column of the user tables in `scope`.
+    async fn column_types(&mut self, _scope: &Scope) -> Result<Option<Vec<LiveColumn>>, DbError> {
         Ok(None)
     }
-    /// Every `CHECK (c IS NOT NULL)` constraint, valid or not.
-    async fn not_null_checks(&mut self) -> Result<Option<Vec<NotNullCheck>>, DbError> {
+    /// Every `CHECK (c IS NOT NULL)` constraint of the tables in `scope`,
+    /// valid or not.
+    async fn not_null_checks(
+        &mut self,
+        _scope: &Scope,
+    ) -> Result<Option<Vec<NotNullCheck>>, DbError> {
         Ok(None)
     }
     /// Every function name with its most volatile overload: `i`mmutable,
@@ -105,6 +109,10 @@ pub trait Live: Session {
     /// The session's TimeZone setting, which decides whether
     /// timestamp ↔ timestamptz rewrites.
     async fn session_timezone(&mut self) -> Result<Option<String>, DbError> {
+        Ok(None)
+    }
+    /// The server's `shared_buffers` in bytes.
+    async fn shared_buffers(&mut self) -> Result<Option<f64>, DbError> {
         Ok(None)
     }
     /// The newest coefficients `keel calibrate` stored (JSON), if any.

@@ -75,7 +75,9 @@ impl<'a> Context<'a> {
         let m = request.migration;
         let parsed = ParsedFiles::new(m);
         let reviewed = Analyzer::offline(true).analyze_parsed(m, &parsed);
-        let facts = Facts::read(db).await.map_err(ExecuteError::Db)?;
+        let facts = Facts::read(db, &crate::analysis::reach::reach(m))
+            .await
+            .map_err(ExecuteError::Db)?;
         let analysis = Analyzer::new(facts, true).analyze_parsed(m, &parsed);
         Ok(Context {
             request,

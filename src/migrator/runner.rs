@@ -12,6 +12,7 @@ use super::status::{State, reconcile};
 use super::targets::{down_targets, pending, refuse_blocked, refuse_irreversible, unfinished};
 use crate::analysis::Classified;
 use crate::analysis::analyze::{Analyzer, Facts, MigrationAnalysis};
+use crate::analysis::reach::reach_all;
 use crate::db::{Database, DbError, RunLock, TrackingRow, TrackingState};
 use crate::migration::{Migration, Version};
 use std::path::PathBuf;
@@ -130,7 +131,8 @@ impl Runner<'_> {
         if pending.is_empty() {
             return Ok(pending);
         }
-        let mut analyzer = Analyzer::new(Facts::read(self.db).await?, true);
+        let scope = reach_all(pending.iter().copied());
+        let mut analyzer = Analyzer::new(Facts::read(self.db, &scope).await?, true);
         let mut ledger = Ledger::new(false);
         for (i, m) in pending.iter().enumerate() {
             let analysis = analyzer.analyze(m);
@@ -335,7 +337,8 @@ impl Runner<'_> {
         if targets.is_empty() {
             return Ok(targets);
         }
-        let mut analyzer = Analyzer::new(Facts::read(self.db).await?, false);
+        let scope = reach_all(targets.iter().copied());
+        let mut analyzer = Analyzer::new(Facts::read(self.db, &scope).await?, false);
         let mut ledger = Ledger::new(true);
         for (i, m) in targets.iter().enumerate() {
             let analysis = analyzer.analyze(m);

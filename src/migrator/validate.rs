@@ -3,7 +3,8 @@ use super::runner::Runner;
 use super::status::{State, reconcile};
 use super::targets::pending;
 use crate::analysis::analyze::{Analyzer, Facts, MigrationAnalysis};
-use crate::db::Fingerprint;
+use crate::analysis::reach::{reach, reach_all};
+use crate::db::{Fingerprint, Scope};
 use crate::migration::Migration;
 use crate::migration::Reversibility;
 
@@ -69,7 +70,8 @@ async fn validate_locked(
     }
     // Each pending migration analysed once, as the run would: its
     // statements are the ones tried.
-    let mut analyzer = Analyzer::new(Facts::read(runner.db).await?, true);
+    let scope = reach_all(pending.iter().copied());
+    let mut analyzer = Analyzer::new(Facts::read(runner.db, &scope).await?, true);
     let settings = runner.settings;
     runner.db.begin(settings.project_timeouts(), true).await?;
     for m in pending {
@@ -93,14 +95,16 @@ async fn validate_locked(
             continue;
         }
         runner.db.savepoint("keel_validate").await?;
-        let before = runner.db.fingerprint().await?;
+        // Only what the migration reaches: the rest cannot differ.
+        let scope = runner.db.widen(&reach(m)).await?.schema;
+        let before = runner.db.fingerprint(&scope).await?;
         match super::trial::run_all(runner.db, statements).await {
             Ok(()) => {
                 finding.message = format!(
                     "{} statement(s) ran against the current schema",
                     statements.len()
                 );
-                match round_trip(runner, m, &analysis, &before).await? {
+                match round_trip(runner, m, &analysis, (&scope, &before)).await? {
                     Ok(Some(done)) => finding.message.push_str(&done),
                     Ok(None) => {}
                     Err(problem) => report.problems.push(problem),
@@ -131,7 +135,7 @@ async fn round_trip(
     runner: &mut Runner<'_>,
     m: &Migration,
     analysis: &MigrationAnalysis,
-    before: &Fingerprint,
+    (scope, before): (&Scope, &Fingerprint),
 ) -> Result<Result<Option<String>, Finding>, RunError> {
     let Some(down) = analysis.down.as_ref() else {
         return Ok(Ok(None));
@@ -160,7 +164,7 @@ async fn round_trip(
             ))
         }
         Ok(()) => {
-            let diff = before.diff(&runner.db.fingerprint().await?);
+            let diff = before.diff(&runner.db.fingerprint(scope).await?);
             if diff.is_empty() {
                 Ok(Some("; down.sql gives back the schema of before".into()))
             } else {

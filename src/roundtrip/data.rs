@@ -4,7 +4,7 @@
 //! digest (its rows as a multiset, columns by name).
 
 use super::Error;
-use crate::db::{Database, Relation, TableDigest};
+use crate::db::{Database, Relation, Scope, TableDigest};
 use crate::migration::{Migration, Version};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -72,11 +72,16 @@ impl Fixtures {
     }
 }
 
-/// Fills the tables that are still empty with `rows` generated rows; one
-/// line per table it filled or could not.
-pub(crate) async fn generate(db: &mut dyn Database, rows: u32) -> Result<Vec<String>, Error> {
+/// Fills the tables in `scope` that are still empty (and the empty tables
+/// they reference) with `rows` generated rows; one line per table it filled
+/// or could not.
+pub(crate) async fn generate(
+    db: &mut dyn Database,
+    rows: u32,
+    scope: &Scope,
+) -> Result<Vec<String>, Error> {
     Ok(db
-        .fill_empty_tables(rows)
+        .fill_empty_tables(rows, scope)
         .await?
         .into_iter()
         .filter(|f| f.inserted > 0 || f.note.is_some())
@@ -90,14 +95,18 @@ pub(crate) async fn generate(db: &mut dyn Database, rows: u32) -> Result<Vec<Str
 /// Each user table's columns (by name) and digest.
 pub(crate) type Contents = BTreeMap<String, (Vec<String>, TableDigest)>;
 
-/// What every user table holds now, leaving out the `derived` columns of
-/// one table (a backfill's).
+/// What every user table in `scope` holds now, leaving out the `derived`
+/// columns of one table (a backfill's).
 pub(crate) async fn contents(
     db: &mut dyn Database,
     derived: Option<&(String, Vec<String>)>,
+    scope: &Scope,
 ) -> Result<Contents, Error> {
     let mut out = Contents::new();
     for table in db.tables().await? {
+        if !scope.covers(&Relation::parse(&table).name) {
+            continue;
+        }
         let mut columns: Vec<String> = db
             .columns(&table)
             .await?

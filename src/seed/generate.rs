@@ -13,7 +13,7 @@ pub(crate) async fn generate(
     db: &mut dyn Database,
     rows: u32,
 ) -> Result<Vec<Filled>, super::SeedError> {
-    db.fill_empty_tables(rows)
+    db.fill_empty_tables(rows, &crate::db::Scope::All)
         .await
         .map_err(super::SeedError::Db)
 }

@@ -367,3 +367,61 @@ fn a_rollback_that_does_not_restore_the_schema_fails_its_verification() {
         runbook(&p)
     );
 }
+
+/// keel compares only what a migration can reach: the tables it names and,
+/// found on the server, what hangs on them (foreign keys of other tables,
+/// views) — or everything, for a statement it cannot follow. A down.sql
+/// that forgets any of these still fails, naming the object.
+#[test]
+fn what_a_migration_reaches_beyond_the_tables_it_names_is_compared_on_postgres() {
+    let p = Project::postgres();
+    p.migration(
+        "20260101000000_create",
+        "CREATE TABLE users (id bigint PRIMARY KEY, email text);\n\
+         CREATE TABLE posts (id bigint PRIMARY KEY, user_id bigint REFERENCES users);\n\
+         CREATE VIEW emails AS SELECT email FROM users;\n\
+         CREATE TABLE other (id bigint PRIMARY KEY);\n",
+        Some("DROP VIEW emails;\nDROP TABLE posts, users, other;\n"),
+        None,
+    );
+    // posts' foreign key goes with the primary key it needs; down.sql
+    // puts the key back but not the foreign key.
+    p.migration(
+        "20260101000100_rekey_users",
+        "ALTER TABLE users DROP CONSTRAINT users_pkey CASCADE;\n",
+        Some("ALTER TABLE users ADD PRIMARY KEY (id);\n"),
+        None,
+    );
+    // The view goes with the column; down.sql brings back the column only.
+    p.migration(
+        "20260101000200_drop_email",
+        "ALTER TABLE users DROP COLUMN email CASCADE;\n",
+        Some("ALTER TABLE users ADD COLUMN email text;\n"),
+        Some("reversibility = \"partial\"\n"),
+    );
+    // A DO block may change any table: the whole schema is compared.
+    p.migration(
+        "20260101000300_hidden_change",
+        "DO $$ BEGIN EXECUTE 'ALTER TABLE other ADD COLUMN note text'; END $$;\n",
+        Some("SELECT 1;\n"),
+        None,
+    );
+    let out = test(&p, &[]);
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(3), "{text}\n{}", stderr(&out));
+    for (id, object) in [
+        (
+            "20260101000100_rekey_users",
+            "constraint public.posts.posts_user_id_fkey",
+        ),
+        ("20260101000200_drop_email", "view public.emails"),
+        ("20260101000300_hidden_change", "column public.other.note"),
+    ] {
+        assert!(
+            text.lines()
+                .any(|l| l.starts_with("FAIL") && l.contains(id)),
+            "{id} not failed:\n{text}"
+        );
+        assert!(text.contains(object), "{object} not named:\n{text}");
+    }
+}

@@ -125,7 +125,7 @@ async fn measure(
     // A long-lived table has its hint bits set and statistics current.
     db.execute(&format!("VACUUM ANALYZE {t}")).await?;
     let stats = db
-        .table_stats()
+        .table_stats(&crate::db::Scope::All)
         .await?
         .unwrap_or_default()
         .into_iter()

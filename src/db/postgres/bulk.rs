@@ -5,7 +5,7 @@ use super::{Postgres, pg_dump};
 use crate::db::bulk::{EXPORT_CHUNK, scan_sql, sink_error, visit_text};
 use crate::db::integrity::{Lines, RowSum};
 use crate::db::{
-    Bulk, DbError, DbErrorKind, ExportQuery, Filled, Load, Relation, Session, SnapshotFacts,
+    Bulk, DbError, DbErrorKind, ExportQuery, Filled, Load, Relation, Scope, Session, SnapshotFacts,
     TableDigest, Tracking, Value, quote_ident, quote_relation,
 };
 use async_trait::async_trait;
@@ -237,8 +237,12 @@ impl Bulk for Postgres {
         Ok(sum.finish())
     }
 
-    async fn fill_empty_tables(&mut self, rows: u32) -> Result<Vec<Filled>, DbError> {
-        self.fill_empty(rows).await
+    async fn fill_empty_tables(
+        &mut self,
+        rows: u32,
+        scope: &Scope,
+    ) -> Result<Vec<Filled>, DbError> {
+        self.fill_empty(rows, scope).await
     }
 
     async fn snapshot(&mut self, dest: &Path) -> Result<(), DbError> {

@@ -5,7 +5,8 @@
 use super::Postgres;
 use crate::db::{
     CALIBRATION_TABLE, Catalog, ColumnInfo, ConstraintInfo, DbError, Fingerprint, IndexInfo,
-    IndexMismatch, IndexRequest, KEEL_TABLES, Relation, SearchPath, Session, quote_relation,
+    IndexMismatch, IndexRequest, KEEL_TABLES, Relation, Scope, SearchPath, Session, Widened,
+    quote_relation,
 };
 use async_trait::async_trait;
 use sqlx::Row;
@@ -202,8 +203,12 @@ impl Catalog for Postgres {
         super::index_probe::mismatch(self, asked).await
     }
 
-    async fn fingerprint(&mut self) -> Result<Fingerprint, DbError> {
-        self.schema_fingerprint().await
+    async fn fingerprint(&mut self, scope: &Scope) -> Result<Fingerprint, DbError> {
+        self.schema_fingerprint(scope).await
+    }
+
+    async fn widen(&mut self, scope: &Scope) -> Result<Widened, DbError> {
+        self.widen_scope(scope).await
     }
 
     async fn drop_index(&mut self, qualified_name: &str) -> Result<(), DbError> {

@@ -4,8 +4,8 @@
 //! domain so its checks apply), foreign keys pointing at the parent's rows.
 
 use super::Postgres;
-use crate::db::integrity::{ForeignKey, Plan, left_null, parents_first, run_plans};
-use crate::db::{CALIBRATION_TABLE, DbError, Filled, KEEL_TABLES, Relation};
+use crate::db::integrity::{ForeignKey, Plan, left_null, parents_first, run_plans, with_parents};
+use crate::db::{CALIBRATION_TABLE, DbError, Filled, KEEL_TABLES, Relation, Scope};
 use sqlx::Row;
 use std::collections::BTreeMap;
 
@@ -102,7 +102,11 @@ pub(super) fn value_sql(c: &PgColumn) -> Option<String> {
 
 impl Postgres {
     /// See [`crate::db::Bulk::fill_empty_tables`].
-    pub(super) async fn fill_empty(&mut self, rows: u32) -> Result<Vec<Filled>, DbError> {
+    pub(super) async fn fill_empty(
+        &mut self,
+        rows: u32,
+        scope: &Scope,
+    ) -> Result<Vec<Filled>, DbError> {
         let candidates = self.fill_candidates().await?;
         let edges: Vec<(i64, i64)> = sqlx::query_as(
             "SELECT conrelid::int8, confrelid::int8 FROM pg_constraint \
@@ -112,6 +116,9 @@ impl Postgres {
         .await
         .map_err(|e| self.err(e))?;
         let oids: Vec<i64> = candidates.keys().copied().collect();
+        let oids = with_parents(&oids, &edges, |oid| {
+            scope.covers(&candidates[oid].relation.name)
+        });
         let mut plans = Vec::new();
         for oid in parents_first(&oids, &edges) {
             let table = &candidates[&oid];

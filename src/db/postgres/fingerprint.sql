@@ -1,10 +1,15 @@
 -- The schema fingerprint: one (key, line) row per object, in one query.
 -- $1: keel's own tables (text[]), left out wherever they are.
+-- $2: the relations in scope by name (text[]; NULL: all); fingerprint.rs
+-- makes a second text of this query without the NULL case, whose plan
+-- finds the names by index. $3: whether objects other than relations
+-- (schemas, extensions, types, functions) are in scope.
 -- Objects an extension owns (pg_depend deptype 'e') are left out: the
 -- extension's own line covers them. No OIDs: names, and what the server
 -- prints (format_type, pg_get_*def), which names rather than numbers.
 WITH ext AS (
-    SELECT classid, objid FROM pg_depend WHERE deptype = 'e'
+    SELECT classid, objid FROM pg_depend
+    WHERE refclassid = 'pg_extension'::regclass AND deptype = 'e'
 ),
 ns AS NOT MATERIALIZED (
     SELECT n.oid, quote_ident(n.nspname) AS q, n.nspowner, n.nspacl
@@ -14,20 +19,21 @@ ns AS NOT MATERIALIZED (
       AND n.nspname NOT LIKE 'keel\_calibrate\_%'
       AND (n.oid) NOT IN (SELECT objid FROM ext WHERE classid = 'pg_namespace'::regclass)
 ),
-rel AS NOT MATERIALIZED (
+rel AS MATERIALIZED (
     SELECT c.oid, c.relname, c.relkind, c.relpersistence, c.relowner, c.relacl, c.reloptions,
            c.relrowsecurity, c.relforcerowsecurity, c.relispartition, c.relreplident,
            c.relispopulated, c.relpartbound, ns.q || '.' || quote_ident(c.relname) AS q
     FROM pg_class c JOIN ns ON ns.oid = c.relnamespace
     WHERE c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f')
       AND c.relname <> ALL ($1)
+      AND ($2::text[] IS NULL OR c.relname = ANY ($2))
       AND c.oid NOT IN (SELECT objid FROM ext WHERE classid = 'pg_class'::regclass)
 ),
 typ AS NOT MATERIALIZED (
     SELECT t.oid, t.typtype, t.typrelid, t.typbasetype, t.typtypmod, t.typnotnull, t.typdefault,
            t.typcollation, t.typowner, t.typacl, ns.q || '.' || quote_ident(t.typname) AS q
     FROM pg_type t JOIN ns ON ns.oid = t.typnamespace
-    WHERE (t.typtype IN ('e', 'd', 'r')
+    WHERE $3 AND (t.typtype IN ('e', 'd', 'r')
            OR (t.typtype = 'c' AND (SELECT relkind FROM pg_class WHERE oid = t.typrelid) = 'c'))
       AND t.oid NOT IN (SELECT objid FROM ext WHERE classid = 'pg_type'::regclass)
 ),
@@ -37,7 +43,7 @@ fn AS (
            CASE p.prokind WHEN 'p' THEN 'procedure' WHEN 'a' THEN 'aggregate'
                           ELSE 'function' END AS kind
     FROM pg_proc p JOIN ns ON ns.oid = p.pronamespace
-    WHERE p.oid NOT IN (SELECT objid FROM ext WHERE classid = 'pg_proc'::regclass)
+    WHERE $3 AND p.oid NOT IN (SELECT objid FROM ext WHERE classid = 'pg_proc'::regclass)
       -- A range type's constructors come and go with it.
       AND p.oid NOT IN (SELECT objid FROM pg_depend
                         WHERE classid = 'pg_proc'::regclass AND deptype = 'i')
@@ -56,7 +62,7 @@ acl AS (
     SELECT upper(f.kind) || ' ' || f.q, f.proacl, acldefault('f'::"char", f.proowner)
     FROM fn f WHERE f.proacl IS NOT NULL
     UNION ALL
-    SELECT 'SCHEMA ' || ns.q, ns.nspacl, acldefault('n'::"char", ns.nspowner) FROM ns WHERE ns.nspacl IS NOT NULL
+    SELECT 'SCHEMA ' || ns.q, ns.nspacl, acldefault('n'::"char", ns.nspowner) FROM ns WHERE $3 AND ns.nspacl IS NOT NULL
     UNION ALL
     SELECT 'TYPE ' || t.q, t.typacl, acldefault('T'::"char", t.typowner) FROM typ t WHERE t.typacl IS NOT NULL
 ),
@@ -76,13 +82,13 @@ privilege AS (
     SELECT 'revoke', ' FROM ', * FROM revoked
 ),
 objects (key, line) AS (
-    SELECT 'schema ' || q, 'schema ' || q FROM ns
+    SELECT 'schema ' || q, 'schema ' || q FROM ns WHERE $3
 
     UNION ALL
     SELECT 'extension ' || quote_ident(e.extname),
            'extension ' || quote_ident(e.extname) || ' VERSION ' || quote_literal(e.extversion)
            || ' SCHEMA ' || quote_ident(n.nspname)
-    FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace
+    FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace WHERE $3
 
     UNION ALL
     SELECT 'table ' || r.q,

@@ -4,15 +4,28 @@
 //! every user table at once, so lint and plan need no second pass.
 
 use super::Postgres;
-use crate::db::{DbError, IndexSize, Live, LiveColumn, NotNullCheck, TableStats};
+use crate::db::{DbError, IndexSize, Live, LiveColumn, NotNullCheck, Scope, TableStats};
 use async_trait::async_trait;
 use sqlx::Row;
+
+/// The server's own functions with their volatility, and `shared_buffers`
+/// (in 8 kB pages) as the server prints it.
+pub(super) type Builtins = (Vec<(String, char)>, Option<String>);
 
 /// The table where `keel calibrate` keeps its measurements, beside keel_migrations.
 pub const CALIBRATION_TABLE: &str = "keel_calibration";
 
 const USER_TABLES: &str = "n.nspname NOT IN ('pg_catalog', 'information_schema') \
      AND n.nspname NOT LIKE 'pg_toast%' AND n.nspname NOT LIKE 'pg_temp%'";
+
+/// [`USER_TABLES`] of a scope: those named in `$1`, by index, or all
+/// (with `$1` NULL and unused).
+fn user_tables(scope: &Scope) -> String {
+    match scope {
+        Scope::All => format!("{USER_TABLES} AND $1::text[] IS NULL"),
+        Scope::Named { .. } => format!("{USER_TABLES} AND c.relname = ANY ($1)"),
+    }
+}
 
 #[async_trait]
 impl Live for Postgres {
@@ -24,16 +37,19 @@ impl Live for Postgres {
         Ok(num.trim().parse().ok())
     }
 
-    async fn table_stats(&mut self) -> Result<Option<Vec<TableStats>>, DbError> {
-        self.read_table_stats().await.map(Some)
+    async fn table_stats(&mut self, scope: &Scope) -> Result<Option<Vec<TableStats>>, DbError> {
+        self.read_table_stats(scope).await.map(Some)
     }
 
-    async fn column_types(&mut self) -> Result<Option<Vec<LiveColumn>>, DbError> {
-        self.read_column_types().await.map(Some)
+    async fn column_types(&mut self, scope: &Scope) -> Result<Option<Vec<LiveColumn>>, DbError> {
+        self.read_column_types(scope).await.map(Some)
     }
 
-    async fn not_null_checks(&mut self) -> Result<Option<Vec<NotNullCheck>>, DbError> {
-        self.read_not_null_checks().await.map(Some)
+    async fn not_null_checks(
+        &mut self,
+        scope: &Scope,
+    ) -> Result<Option<Vec<NotNullCheck>>, DbError> {
+        self.read_not_null_checks(scope).await.map(Some)
     }
 
     async fn function_volatility(&mut self) -> Result<Option<Vec<(String, char)>>, DbError> {
@@ -48,6 +64,14 @@ impl Live for Postgres {
             .map_err(|e| self.err(e))
     }
 
+    async fn shared_buffers(&mut self) -> Result<Option<f64>, DbError> {
+        // Counted in 8 kB pages.
+        let (_, pages) = self.builtins().await?;
+        Ok(pages
+            .and_then(|p| p.parse::<f64>().ok())
+            .map(|p| p * 8192.0))
+    }
+
     async fn load_calibration(&mut self) -> Result<Option<String>, DbError> {
         self.read_calibration().await
     }
@@ -58,7 +82,8 @@ impl Live for Postgres {
 }
 
 impl Postgres {
-    async fn read_table_stats(&mut self) -> Result<Vec<TableStats>, DbError> {
+    async fn read_table_stats(&mut self, scope: &Scope) -> Result<Vec<TableStats>, DbError> {
+        let tables = user_tables(scope);
         // The width is what the planner guesses for never-analysed tables:
         // fixed-length types by their length, variable ones at 32 bytes.
         let sql = format!(
@@ -70,9 +95,10 @@ impl Postgres {
                 WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped)::int8 \
              FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
              LEFT JOIN pg_stat_user_tables s ON s.relid = c.oid \
-             WHERE c.relkind IN ('r', 'p', 'm') AND {USER_TABLES} ORDER BY 1, 2"
+             WHERE c.relkind IN ('r', 'p', 'm') AND {tables} ORDER BY 1, 2"
         );
         let rows = sqlx::query(&sql)
+            .bind(scope.names())
             .fetch_all(&mut self.conn)
             .await
             .map_err(|e| self.err(e))?;
@@ -102,9 +128,10 @@ impl Postgres {
                      AND t.typcategory = 'S') \
              FROM pg_index i JOIN pg_class c ON c.oid = i.indrelid \
              JOIN pg_class ic ON ic.oid = i.indexrelid JOIN pg_am am ON am.oid = ic.relam \
-             JOIN pg_namespace n ON n.oid = c.relnamespace WHERE {USER_TABLES} ORDER BY 1, 2, 3"
+             JOIN pg_namespace n ON n.oid = c.relnamespace WHERE {tables} ORDER BY 1, 2, 3"
         );
         let rows = sqlx::query(&sql)
+            .bind(scope.names())
             .fetch_all(&mut self.conn)
             .await
             .map_err(|e| self.err(e))?;
@@ -130,16 +157,18 @@ impl Postgres {
         Ok(out)
     }
 
-    async fn read_column_types(&mut self) -> Result<Vec<LiveColumn>, DbError> {
+    async fn read_column_types(&mut self, scope: &Scope) -> Result<Vec<LiveColumn>, DbError> {
+        let tables = user_tables(scope);
         let sql = format!(
             "SELECT n.nspname::text, c.relname::text, a.attname::text, \
              format_type(a.atttypid, a.atttypmod), a.attnotnull \
              FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid \
              JOIN pg_namespace n ON n.oid = c.relnamespace \
              WHERE c.relkind IN ('r', 'p', 'm') AND a.attnum > 0 AND NOT a.attisdropped \
-             AND {USER_TABLES} ORDER BY 1, 2, a.attnum"
+             AND {tables} ORDER BY 1, 2, a.attnum"
         );
         let rows = sqlx::query(&sql)
+            .bind(scope.names())
             .fetch_all(&mut self.conn)
             .await
             .map_err(|e| self.err(e))?;
@@ -157,15 +186,17 @@ impl Postgres {
             .map_err(|e| self.err(e))
     }
 
-    async fn read_not_null_checks(&mut self) -> Result<Vec<NotNullCheck>, DbError> {
+    async fn read_not_null_checks(&mut self, scope: &Scope) -> Result<Vec<NotNullCheck>, DbError> {
+        let tables = user_tables(scope);
         let sql = format!(
             "SELECT n.nspname::text, c.relname::text, con.conname::text, \
              pg_get_constraintdef(con.oid), con.convalidated \
              FROM pg_constraint con JOIN pg_class c ON c.oid = con.conrelid \
              JOIN pg_namespace n ON n.oid = c.relnamespace \
-             WHERE con.contype = 'c' AND {USER_TABLES} ORDER BY 1, 2, 3"
+             WHERE con.contype = 'c' AND {tables} ORDER BY 1, 2, 3"
         );
         let rows = sqlx::query(&sql)
+            .bind(scope.names())
             .fetch_all(&mut self.conn)
             .await
             .map_err(|e| self.err(e))?;
@@ -186,11 +217,39 @@ impl Postgres {
         Ok(out)
     }
 
-    /// Every function name with its most volatile overload ('i' < 's' < 'v').
+    /// Every function name with its most volatile overload ('i' < 's' < 'v'):
+    /// the server's own (OIDs below 16384, FirstNormalObjectId, made by
+    /// initdb) read once per connection, the others each time by index.
     async fn read_function_volatility(&mut self) -> Result<Vec<(String, char)>, DbError> {
-        let rows = sqlx::query(
-            "SELECT p.proname::text, max(p.provolatile::text) FROM pg_proc p GROUP BY 1 ORDER BY 1",
-        )
+        let (builtin, _) = self.builtins().await?;
+        let mut all: std::collections::BTreeMap<String, char> = builtin.into_iter().collect();
+        let user = self.volatility("WHERE p.oid >= 16384").await?;
+        for (name, v) in user {
+            let e = all.entry(name).or_insert(v);
+            *e = (*e).max(v);
+        }
+        Ok(all.into_iter().collect())
+    }
+
+    /// The server's own functions' volatility and `shared_buffers`, read once.
+    pub(super) async fn builtins(&mut self) -> Result<Builtins, DbError> {
+        if let Some(b) = &self.builtins {
+            return Ok(b.clone());
+        }
+        let volatility = self.volatility("WHERE p.oid < 16384").await?;
+        let buffers: Option<String> =
+            sqlx::query_scalar("SELECT setting FROM pg_settings WHERE name = 'shared_buffers'")
+                .fetch_optional(&mut self.conn)
+                .await
+                .map_err(|e| self.err(e))?;
+        self.builtins = Some((volatility, buffers));
+        Ok(self.builtins.clone().unwrap_or_default())
+    }
+
+    async fn volatility(&mut self, filter: &str) -> Result<Vec<(String, char)>, DbError> {
+        let rows = sqlx::query(&format!(
+            "SELECT p.proname::text, max(p.provolatile::text) FROM pg_proc p {filter} GROUP BY 1"
+        ))
         .fetch_all(&mut self.conn)
         .await
         .map_err(|e| self.err(e))?;

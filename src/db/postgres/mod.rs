@@ -46,6 +46,9 @@ pub struct Postgres {
     /// The second connection that looks who a long statement waits for
     /// (see [`lock_watch`]); opened when first needed.
     watcher: Option<PgConnection>,
+    /// The volatility of pg_catalog's functions and `shared_buffers`:
+    /// fixed while the server runs, read once per connection.
+    builtins: Option<live::Builtins>,
 }
 
 impl Postgres {
@@ -107,6 +110,7 @@ impl Postgres {
             keel_schema,
             pid,
             lock_timeout: None,
+            builtins: None,
             watcher: None,
         })
     }

@@ -7,7 +7,7 @@ use crate::db::integrity::{RowSum, push_value};
 use crate::db::session::arguments;
 use crate::db::tracking::{META, select_database_id};
 use crate::db::{
-    Bulk, DbError, DbErrorKind, ExportQuery, Filled, Load, Relation, Session, SnapshotFacts,
+    Bulk, DbError, DbErrorKind, ExportQuery, Filled, Load, Relation, Scope, Session, SnapshotFacts,
     TableDigest, Tracking, Value, quote_ident, quote_relation,
 };
 use async_trait::async_trait;
@@ -247,8 +247,12 @@ impl Bulk for Sqlite {
         Ok(sum.finish())
     }
 
-    async fn fill_empty_tables(&mut self, rows: u32) -> Result<Vec<Filled>, DbError> {
-        self.fill_empty(rows).await
+    async fn fill_empty_tables(
+        &mut self,
+        rows: u32,
+        scope: &Scope,
+    ) -> Result<Vec<Filled>, DbError> {
+        self.fill_empty(rows, scope).await
     }
 
     async fn snapshot(&mut self, dest: &Path) -> Result<(), DbError> {

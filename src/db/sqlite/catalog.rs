@@ -5,7 +5,7 @@
 use super::Sqlite;
 use crate::db::{
     Catalog, ColumnInfo, ConstraintInfo, DbError, Fingerprint, IndexInfo, KEEL_TABLES, Relation,
-    SearchPath, Session, quote_relation,
+    Scope, SearchPath, Session, Widened, quote_relation,
 };
 use async_trait::async_trait;
 use sqlx::Row;
@@ -238,8 +238,12 @@ impl Catalog for Sqlite {
         Ok((n > 0).then_some(true))
     }
 
-    async fn fingerprint(&mut self) -> Result<Fingerprint, DbError> {
-        self.schema_fingerprint().await
+    async fn fingerprint(&mut self, scope: &Scope) -> Result<Fingerprint, DbError> {
+        self.schema_fingerprint(scope).await
+    }
+
+    async fn widen(&mut self, scope: &Scope) -> Result<Widened, DbError> {
+        self.widen_scope(scope).await
     }
 
     async fn drop_index(&mut self, qualified_name: &str) -> Result<(), DbError> {

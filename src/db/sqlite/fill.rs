@@ -5,8 +5,8 @@
 //! at the parent's rows.
 
 use super::Sqlite;
-use crate::db::integrity::{ForeignKey, Plan, left_null, parents_first, run_plans};
-use crate::db::{DbError, Filled, KEEL_TABLES, Relation, quote_ident};
+use crate::db::integrity::{ForeignKey, Plan, left_null, parents_first, run_plans, with_parents};
+use crate::db::{DbError, Filled, KEEL_TABLES, Relation, Scope, quote_ident};
 use sqlx::Row;
 
 /// One column of `pragma_table_xinfo`.
@@ -63,7 +63,11 @@ fn value_sql(declared: &str) -> String {
 
 impl Sqlite {
     /// See [`crate::db::Bulk::fill_empty_tables`].
-    pub(super) async fn fill_empty(&mut self, rows: u32) -> Result<Vec<Filled>, DbError> {
+    pub(super) async fn fill_empty(
+        &mut self,
+        rows: u32,
+        scope: &Scope,
+    ) -> Result<Vec<Filled>, DbError> {
         let tables: Vec<String> = sqlx::query_scalar(
             "SELECT name FROM pragma_table_list WHERE schema = 'main' AND type = 'table' \
              AND name NOT LIKE 'sqlite_%' AND name NOT IN (SELECT value FROM json_each(?)) \
@@ -73,12 +77,20 @@ impl Sqlite {
         .fetch_all(&mut self.conn)
         .await
         .map_err(|e| self.err(e))?;
+        // Only the scope's tables and, found as their keys are read, the
+        // tables they reference.
         let mut edges = Vec::new();
-        for t in &tables {
-            for k in self.fill_foreign_keys(t).await? {
+        let mut todo: Vec<String> = tables.iter().filter(|t| scope.covers(t)).cloned().collect();
+        let mut seen: std::collections::BTreeSet<String> = todo.iter().cloned().collect();
+        while let Some(t) = todo.pop() {
+            for k in self.fill_foreign_keys(&t).await? {
+                if seen.insert(k.parent.name.clone()) {
+                    todo.push(k.parent.name.clone());
+                }
                 edges.push((t.clone(), k.parent.name));
             }
         }
+        let tables = with_parents(&tables, &edges, |t| seen.contains(t));
         let mut plans = Vec::new();
         for t in parents_first(&tables, &edges) {
             let relation = Relation::new(None, &t);

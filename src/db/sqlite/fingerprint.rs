@@ -15,16 +15,23 @@
 mod scan;
 
 use super::Sqlite;
-use crate::db::{DbError, Fingerprint, KEEL_TABLES};
+use crate::db::{DbError, Fingerprint, KEEL_TABLES, Scope, Widened};
 use scan::{TableText, ident, normalize, strip_create};
 use std::collections::BTreeMap;
 
 /// `sqlite_master` rows of user tables (keel's and SQLite's own left out);
-/// `?1` is keel's tables as a JSON array.
+/// `?1` is keel's tables as a JSON array, `?2` the scope's (NULL: all).
 const TABLES: &str = "SELECT m.name, coalesce(m.sql, ''), l.wr, l.strict FROM sqlite_master m \
      JOIN pragma_table_list l ON l.name = m.name AND l.schema = 'main' \
      WHERE m.type = 'table' AND m.name NOT LIKE 'sqlite\\_%' ESCAPE '\\' \
-     AND m.name NOT IN (SELECT value FROM json_each(?1))";
+     AND m.name NOT IN (SELECT value FROM json_each(?1)) \
+     AND (?2 IS NULL OR m.name IN (SELECT value FROM json_each(?2)))";
+
+/// The JSON arrays bound as `?1` and `?2`.
+struct Params {
+    keel: String,
+    only: Option<String>,
+}
 
 /// One column of a table in [`TABLES`], as `pragma_table_xinfo` says.
 struct Column {
@@ -83,11 +90,69 @@ impl From<ForeignKeyRow> for ForeignKey {
     }
 }
 
+/// Tables a JSON array of names (`?1`) reaches one step further: the
+/// tables of named indexes and tables whose foreign keys point at them,
+/// each with whether it has a trigger.
+const WIDEN: &str = "SELECT m.tbl_name FROM sqlite_master m \
+     WHERE m.type = 'index' AND m.name IN (SELECT value FROM json_each(?1)) \
+     UNION SELECT m.name FROM sqlite_master m JOIN pragma_foreign_key_list(m.name) f \
+     WHERE m.type = 'table' AND f.\"table\" IN (SELECT value FROM json_each(?1))";
+
 impl Sqlite {
-    pub(super) async fn schema_fingerprint(&mut self) -> Result<Fingerprint, DbError> {
-        let keel = serde_json::to_string(&KEEL_TABLES).unwrap_or_default();
+    pub(super) async fn widen_scope(&mut self, scope: &Scope) -> Result<Widened, DbError> {
+        let Some(mut names) = scope.names() else {
+            return Ok(Widened {
+                schema: Scope::All,
+                data: Scope::All,
+            });
+        };
+        let mut schema = scope.clone();
+        // Foreign keys chain: to a fixed point (each round adds a table,
+        // or ends).
+        loop {
+            let json = serde_json::to_string(&names).unwrap_or_default();
+            let found: Vec<String> = sqlx::query_scalar(WIDEN)
+                .bind(&json)
+                .fetch_all(&mut self.conn)
+                .await
+                .map_err(|e| self.err(e))?;
+            let before = schema.clone();
+            found.iter().for_each(|t| schema.add_relname(t));
+            if schema == before {
+                break;
+            }
+            names = schema.names().unwrap_or_default();
+        }
+        let json = serde_json::to_string(&names).unwrap_or_default();
+        let triggers: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM sqlite_master WHERE type = 'trigger' \
+             AND tbl_name IN (SELECT value FROM json_each(?1))",
+        )
+        .bind(&json)
+        .fetch_one(&mut self.conn)
+        .await
+        .map_err(|e| self.err(e))?;
+        let data = if triggers > 0 {
+            Scope::All
+        } else {
+            schema.clone()
+        };
+        Ok(Widened { schema, data })
+    }
+
+    pub(super) async fn schema_fingerprint(
+        &mut self,
+        scope: &Scope,
+    ) -> Result<Fingerprint, DbError> {
+        let p = Params {
+            keel: serde_json::to_string(&KEEL_TABLES).unwrap_or_default(),
+            only: scope
+                .names()
+                .map(|n| serde_json::to_string(&n).unwrap_or_default()),
+        };
+        let keel = &p;
         let mut f = Fingerprint::default();
-        let tables: Vec<(String, String, i64, i64)> = self.all(TABLES, &keel).await?;
+        let tables: Vec<(String, String, i64, i64)> = self.all(TABLES, keel).await?;
         let mut texts = BTreeMap::new();
         for (name, sql, without_rowid, strict) in tables {
             let mut line = format!("table {}", ident(&name));
@@ -108,20 +173,22 @@ impl Sqlite {
             }
             texts.insert(name, text);
         }
-        self.columns_into(&mut f, &keel, &texts).await?;
-        self.indexes_into(&mut f, &keel).await?;
-        self.foreign_keys_into(&mut f, &keel).await?;
-        self.stored_sql_into(&mut f, &keel).await?;
+        self.columns_into(&mut f, keel, &texts).await?;
+        self.indexes_into(&mut f, keel).await?;
+        self.foreign_keys_into(&mut f, keel).await?;
+        self.stored_sql_into(&mut f, keel).await?;
         Ok(f)
     }
 
-    /// Every row of `sql`, whose `?1` is keel's tables as JSON.
-    async fn all<T>(&mut self, sql: &str, keel: &str) -> Result<Vec<T>, DbError>
+    /// Every row of `sql`, whose `?1` is keel's tables as JSON and `?2`
+    /// the scope's.
+    async fn all<T>(&mut self, sql: &str, keel: &Params) -> Result<Vec<T>, DbError>
     where
         T: for<'r> sqlx::FromRow<'r, sqlx::sqlite::SqliteRow> + Send + Unpin,
     {
         sqlx::query_as(sql)
-            .bind(keel)
+            .bind(&keel.keel)
+            .bind(keel.only.as_deref())
             .fetch_all(&mut self.conn)
             .await
             .map_err(|e| self.err(e))
@@ -131,7 +198,7 @@ impl Sqlite {
     async fn columns_into(
         &mut self,
         f: &mut Fingerprint,
-        keel: &str,
+        keel: &Params,
         texts: &BTreeMap<String, TableText>,
     ) -> Result<(), DbError> {
         let sql = format!(
@@ -190,7 +257,7 @@ impl Sqlite {
     /// Indexes: the stored CREATE INDEX of each made by a statement, and
     /// the columns of each a UNIQUE constraint made (a PRIMARY KEY's is the
     /// primary key line).
-    async fn indexes_into(&mut self, f: &mut Fingerprint, keel: &str) -> Result<(), DbError> {
+    async fn indexes_into(&mut self, f: &mut Fingerprint, keel: &Params) -> Result<(), DbError> {
         let sql = format!(
             "SELECT t.name, il.name, il.\"unique\", coalesce(m.sql, ''), \
              (SELECT group_concat(coalesce(name, '?'), char(31)) FROM \
@@ -220,7 +287,11 @@ impl Sqlite {
     }
 
     /// Foreign keys, one line per key (its columns in order).
-    async fn foreign_keys_into(&mut self, f: &mut Fingerprint, keel: &str) -> Result<(), DbError> {
+    async fn foreign_keys_into(
+        &mut self,
+        f: &mut Fingerprint,
+        keel: &Params,
+    ) -> Result<(), DbError> {
         let sql = format!(
             "SELECT t.name AS tbl, k.id, k.\"table\" AS parent, k.\"from\" AS from_col, \
              k.\"to\" AS to_col, k.on_update, k.on_delete \
@@ -257,13 +328,14 @@ impl Sqlite {
     }
 
     /// Triggers and views, from their stored SQL.
-    async fn stored_sql_into(&mut self, f: &mut Fingerprint, keel: &str) -> Result<(), DbError> {
+    async fn stored_sql_into(&mut self, f: &mut Fingerprint, keel: &Params) -> Result<(), DbError> {
         let rows: Vec<(String, String, String)> = self
             .all(
                 "SELECT type, name, sql FROM sqlite_master \
                  WHERE type IN ('trigger', 'view') AND sql IS NOT NULL \
                  AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' \
-                 AND tbl_name NOT IN (SELECT value FROM json_each(?1))",
+                 AND tbl_name NOT IN (SELECT value FROM json_each(?1)) \
+                 AND (?2 IS NULL OR type = 'view' OR tbl_name IN (SELECT value FROM json_each(?2)))",
                 keel,
             )
             .await?;

@@ -32,7 +32,7 @@ impl Step for RowCounts {
             }
         };
         // What a rollback must give back; the migration has not started.
-        cx.schema_before = match cx.db.fingerprint().await {
+        cx.schema_before = match cx.db.fingerprint(&crate::db::Scope::All).await {
             Ok(f) => Some(f),
             Err(e) => {
                 return Ok(Done::failed(e.to_string()).stop(format!(

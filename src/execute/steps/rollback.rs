@@ -78,7 +78,7 @@ impl Step for RollbackVerified {
         let Some(before) = &cx.schema_before else {
             return Ok(Done::ok(checked));
         };
-        let diff = match cx.db.fingerprint().await {
+        let diff = match cx.db.fingerprint(&crate::db::Scope::All).await {
             Ok(after) => before.diff(&after),
             Err(e) => {
                 return Ok(Done::failed(e.to_string()).stop(format!(

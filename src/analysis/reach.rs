@@ -1,0 +1,152 @@
+//! The relations a migration's statements reach, up and down: what a run
+//! reads live facts about and what `keel test` fingerprints and digests.
+//! Anything keel cannot follow to its tables (a DO block, a function
+//! call, a statement that does not parse, a DROP that may cascade beyond
+//! tables, a data change in a WITH clause) reaches everything.
+
+use super::classify::{Classified, classify};
+use super::operation::{ActionKind, ObjectKind, Operation};
+use super::schema::Schema;
+use crate::db::Scope;
+use crate::migration::Migration;
+
+/// The relations `m`'s up.sql and down.sql name, from the files alone.
+pub(crate) fn reach(m: &Migration) -> Scope {
+    let tx = m.meta.transaction;
+    let mut scope = Scope::none();
+    let mut schema = Schema::new(None);
+    for text in [Some(m.up.as_str()), m.down.as_deref()]
+        .into_iter()
+        .flatten()
+    {
+        scope = scope.union(of_file(&classify(text, &mut schema, tx)));
+    }
+    scope
+}
+
+/// The relations of several migrations together.
+pub(crate) fn reach_all<'a>(ms: impl IntoIterator<Item = &'a Migration>) -> Scope {
+    ms.into_iter()
+        .fold(Scope::none(), |scope, m| scope.union(reach(m)))
+}
+
+fn of_file(file: &Classified) -> Scope {
+    if !file.syntax.is_empty() {
+        return Scope::All;
+    }
+    let mut scope = Scope::none();
+    for op in &file.ops {
+        if !add(&mut scope, op) {
+            return Scope::All;
+        }
+    }
+    scope
+}
+
+/// Adds what `op` names; `false` when it may reach beyond what it names.
+fn add(scope: &mut Scope, op: &Operation) -> bool {
+    let dml = op.actions.iter().any(|a| {
+        matches!(
+            a.kind,
+            ActionKind::Update { .. } | ActionKind::Delete { .. } | ActionKind::Insert
+        )
+    });
+    if dml && op.sql.trim_start().to_uppercase().starts_with("WITH") {
+        return false;
+    }
+    for a in &op.actions {
+        match &a.kind {
+            ActionKind::Other if a.table.is_none() => return false,
+            ActionKind::DropObject { object, .. }
+                if !matches!(
+                    object,
+                    ObjectKind::View | ObjectKind::Trigger | ObjectKind::Sequence
+                ) =>
+            {
+                return false;
+            }
+            ActionKind::DropObject { name, object } | ActionKind::CreateObject { name, object } => {
+                if !matches!(
+                    object,
+                    ObjectKind::View | ObjectKind::Trigger | ObjectKind::Sequence
+                ) {
+                    scope.add_others();
+                }
+                scope.add(name)
+            }
+            ActionKind::EnumAddValue { .. } | ActionKind::EnumRenameValue => scope.add_others(),
+            ActionKind::RenameTable { to } => scope.add(to),
+            ActionKind::DetachPartition { partition, .. } => scope.add(partition),
+            ActionKind::CreateTable { references, .. } => {
+                references.iter().for_each(|r| scope.add(r))
+            }
+            ActionKind::AddConstraint {
+                references: Some(r),
+                ..
+            } => scope.add(r),
+            ActionKind::DropIndex { name, .. } => scope.add(name),
+            ActionKind::CreateIndex { name: Some(n), .. } => scope.add(n),
+            _ => {}
+        }
+        if let Some(t) = &a.table {
+            scope.add(t);
+        }
+        for l in &a.locks {
+            scope.add(&l.table);
+        }
+    }
+    true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn of(sql: &str) -> Scope {
+        of_file(&classify(sql, &mut Schema::new(None), true))
+    }
+
+    fn named(names: &[&str]) -> Scope {
+        let mut s = Scope::none();
+        names.iter().for_each(|n| s.add_relname(n));
+        s
+    }
+
+    #[test]
+    fn tables_indexes_and_references_are_named() {
+        assert_eq!(
+            of("CREATE TABLE app.t (id int REFERENCES users);\n\
+                CREATE INDEX t_idx ON app.t (id);\n\
+                ALTER TABLE posts RENAME TO articles;"),
+            named(&["articles", "posts", "t", "t_idx", "users"])
+        );
+    }
+
+    #[test]
+    fn types_functions_and_extensions_bring_the_other_objects() {
+        assert!(!of("CREATE TABLE t (id int);").others());
+        for sql in [
+            "CREATE TYPE mood AS ENUM ('a');",
+            "ALTER TYPE mood ADD VALUE 'b';",
+            "CREATE FUNCTION f() RETURNS int LANGUAGE sql AS 'SELECT 1';",
+            "CREATE EXTENSION IF NOT EXISTS pgcrypto;",
+            "CREATE SCHEMA app;",
+        ] {
+            assert!(of(sql).others(), "{sql}");
+        }
+    }
+
+    #[test]
+    fn what_keel_cannot_follow_reaches_everything() {
+        for sql in [
+            "DO $$ BEGIN EXECUTE 'DROP TABLE t'; END $$;",
+            "SELECT do_something();",
+            "DROP TYPE mood CASCADE;",
+            "DROP FUNCTION f();",
+            "WITH gone AS (DELETE FROM a RETURNING *) INSERT INTO b SELECT * FROM gone;",
+            "CREATE TABLE (;",
+        ] {
+            assert_eq!(of(sql), Scope::All, "{sql}");
+        }
+    }
+}

@@ -1,0 +1,145 @@
+//! Which objects a catalog read covers. A migration reaches the tables its
+//! statements name; reading only those (and what depends on them) keeps
+//! `keel test` and each run's live facts from growing with the size of the
+//! whole schema.
+
+use std::collections::BTreeSet;
+
+/// Every object, or the relations with one of these names in any schema (a
+/// superset when two schemas hold the same name, never less) and, when
+/// `others`, every object that is not a relation.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum Scope {
+    /// Everything: what a statement keel cannot follow (a DO block, a
+    /// function call, a DROP … CASCADE of a type) may have changed.
+    #[default]
+    All,
+    /// Relations by bare name (`pg_class.relname`, SQLite's table name).
+    Named {
+        /// The relations' names.
+        relations: BTreeSet<String>,
+        /// Schemas, types, functions and extensions too: a statement
+        /// creates, alters or drops one of them.
+        others: bool,
+    },
+}
+
+impl Scope {
+    /// Nothing yet; [`Scope::add`] names relations.
+    pub fn none() -> Scope {
+        Scope::Named {
+            relations: BTreeSet::new(),
+            others: false,
+        }
+    }
+
+    /// Adds the relation keel writes as `name` (`schema.table` or `table`,
+    /// quoted or not).
+    pub fn add(&mut self, name: &str) {
+        let name = crate::db::Relation::parse(name).name;
+        // An unquoted name the classifier kept in its written case is
+        // folded by the server: cover both.
+        self.add_relname(&name.to_lowercase());
+        self.add_relname(&name);
+    }
+
+    /// Adds a relation by its name in the catalog, as it is.
+    pub fn add_relname(&mut self, relname: &str) {
+        if let Scope::Named { relations, .. } = self {
+            relations.insert(relname.to_string());
+        }
+    }
+
+    /// Covers the objects that are not relations as well.
+    pub fn add_others(&mut self) {
+        if let Scope::Named { others, .. } = self {
+            *others = true;
+        }
+    }
+
+    /// Both scopes' objects.
+    pub fn union(self, other: Scope) -> Scope {
+        match (self, other) {
+            (
+                Scope::Named {
+                    mut relations,
+                    others,
+                },
+                Scope::Named {
+                    relations: more,
+                    others: also,
+                },
+            ) => {
+                relations.extend(more);
+                Scope::Named {
+                    relations,
+                    others: others || also,
+                }
+            }
+            _ => Scope::All,
+        }
+    }
+
+    /// The relation names to bind as a query's text array; `None` for every
+    /// relation.
+    pub fn names(&self) -> Option<Vec<String>> {
+        match self {
+            Scope::All => None,
+            Scope::Named { relations, .. } => Some(relations.iter().cloned().collect()),
+        }
+    }
+
+    /// Whether a relation of that bare name is covered.
+    pub fn covers(&self, name: &str) -> bool {
+        match self {
+            Scope::All => true,
+            Scope::Named { relations, .. } => relations.contains(name),
+        }
+    }
+
+    /// Whether schemas, types, functions and extensions are covered.
+    pub fn others(&self) -> bool {
+        match self {
+            Scope::All => true,
+            Scope::Named { others, .. } => *others,
+        }
+    }
+}
+
+/// What a scope of named relations widens to on the server, where their
+/// dependents are known.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Widened {
+    /// Whose schema can change: the named relations, the tables whose
+    /// foreign keys point at them, their partitions and inheritors, the
+    /// views on them, the sequences they own, and the tables of named
+    /// indexes.
+    pub schema: Scope,
+    /// Whose rows can change: the same, or every table when one of them
+    /// has a trigger or a rule (which may write anywhere).
+    pub data: Scope,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_bare_and_all_absorbs() {
+        let mut s = Scope::none();
+        s.add("public.posts");
+        s.add("\"Users\"");
+        assert_eq!(
+            s.names(),
+            Some(vec!["Users".into(), "posts".into(), "users".into()])
+        );
+        assert!(s.covers("posts") && !s.covers("comments"));
+        assert!(!s.others());
+        let mut t = Scope::none();
+        t.add_others();
+        assert!(s.clone().union(t).others());
+        assert_eq!(s.clone().union(Scope::All), Scope::All);
+        assert_eq!(Scope::All.names(), None);
+        assert!(Scope::All.others());
+    }
+}

@@ -21,6 +21,8 @@ pub(crate) struct Document {
     body: Mutex<Option<Value>>,
     applied: Mutex<Vec<Value>>,
     reverted: Mutex<Vec<Value>>,
+    /// Migrations reverted whose down.sql did not give back the schema.
+    not_restored: Mutex<Vec<String>>,
 }
 
 impl Document {
@@ -42,6 +44,16 @@ impl Document {
     /// The migrations this run applied, in order, as the documents list them.
     pub(crate) fn applied_list(&self) -> Vec<Value> {
         lock(&self.applied).clone()
+    }
+
+    /// `m` was reverted, but the schema is not the one it started from.
+    pub(crate) fn not_restored(&self, m: &Migration) {
+        lock(&self.not_restored).push(m.id());
+    }
+
+    /// The migrations [`Document::not_restored`] named.
+    pub(crate) fn not_restored_list(&self) -> Vec<String> {
+        lock(&self.not_restored).clone()
     }
 
     /// The migrations this run reverted, in order.

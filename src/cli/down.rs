@@ -71,5 +71,12 @@ pub(crate) async fn run(ctx: &Ctx, args: Args) -> Result<()> {
         ctx.out
             .progress(&format!("{} migration(s) reverted", reverted.len()));
     }
+    let not_restored = ctx.doc.not_restored_list();
+    if !not_restored.is_empty() {
+        return Err(crate::error::Error::Check(format!(
+            "the schema after down differs from the one before up for {} (the differences are above)\n  fix: make down.sql undo exactly what up.sql does, then `keel up` and `keel down` again; `keel test` checks every migration's round trip on a scratch database",
+            not_restored.join(", ")
+        )));
+    }
     Ok(())
 }

@@ -314,6 +314,7 @@ impl Ctx {
         match event {
             Event::Applied(m, took) => self.doc.applied(m, took),
             Event::Reverted(m, took) => self.doc.reverted(m, took),
+            Event::SchemaNotRestored(m, _) => self.doc.not_restored(m),
             _ => {}
         }
         let line = match event {
@@ -359,6 +360,15 @@ impl Ctx {
                 "{reason} in {}: retry {attempt} of {retries} in {}",
                 migration.id(),
                 output::millis(wait)
+            ),
+            Event::SchemaNotRestored(m, diff) => format!(
+                "{} was reverted, but its down.sql did not give back the schema it started from \
+                 ({}; `-` before up, `+` after down):\n{diff}",
+                m.id(),
+                match diff.changes.len() {
+                    1 => "1 object differs".to_string(),
+                    n => format!("{n} objects differ"),
+                }
             ),
             Event::DroppedInvalidIndex(name) => {
                 format!("dropped INVALID index {name} left by the failed build")

@@ -3,7 +3,7 @@
 //! both dialects share is written here once; creating the tables and
 //! looking them up in the catalog differ and live with each dialect.
 
-use super::{DbError, LockHolder, RunLock, Session};
+use super::{DbError, LockHolder, RunLock, Session, Value};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use std::time::Duration;
@@ -146,6 +146,39 @@ pub trait Tracking: Session {
     /// (`keel_meta`): what backups and snapshots are bound to. `None`
     /// before keel first wrote to it.
     async fn database_id(&mut self) -> Result<Option<String>, DbError>;
+    /// The value keel keeps under `key` in `keel_meta`, if any.
+    async fn read_meta(&mut self, key: &str) -> Result<Option<String>, DbError> {
+        let sql = format!("SELECT value FROM {} WHERE key = $1", self.meta_table());
+        let rows = self.query_with(&sql, &[Value::Text(key.into())]).await?;
+        Ok(rows
+            .into_iter()
+            .next()
+            .and_then(|r| match r.into_iter().next() {
+                Some(Value::Text(v)) => Some(v),
+                _ => None,
+            }))
+    }
+    /// Keeps `value` under `key` in `keel_meta` (`None`: forgets it). The
+    /// tracking table must exist ([`Tracking::ensure_tracking`]).
+    async fn write_meta(&mut self, key: &str, value: Option<&str>) -> Result<(), DbError> {
+        let meta = self.meta_table();
+        let (sql, params) = match value {
+            Some(v) => (
+                format!(
+                    "INSERT INTO {meta} (key, value) VALUES ($1, $2) \
+                     ON CONFLICT (key) DO UPDATE SET value = excluded.value"
+                ),
+                vec![Value::Text(key.into()), Value::Text(v.into())],
+            ),
+            None => (
+                format!("DELETE FROM {meta} WHERE key = $1"),
+                vec![Value::Text(key.into())],
+            ),
+        };
+        self.execute_with(&sql, &params).await.map(|_| ())
+    }
+    /// `keel_meta` as this dialect names it in SQL.
+    fn meta_table(&self) -> String;
     /// What tells this database apart from a copy of it restored elsewhere
     /// (a copy carries keel_meta's id along): PostgreSQL's cluster system
     /// identifier and the database's OID. `None` where there is no such

@@ -13,6 +13,7 @@ mod ledger;
 mod one_by_one;
 mod resolve;
 mod runner;
+mod schema_kept;
 mod settings;
 mod status;
 mod targets;

@@ -7,6 +7,7 @@
 use super::error::RunError;
 use super::hook::Hook;
 use super::ledger::{FLUSH_WAIT, Ledger};
+use super::schema_kept;
 use super::settings::RunSettings;
 use super::status::{State, reconcile};
 use super::targets::{down_targets, pending, refuse_blocked, refuse_irreversible, unfinished};
@@ -49,6 +50,9 @@ pub(crate) enum Event<'a> {
         reason: String,
     },
     Backfill(crate::backfill::Progress<'a>),
+    /// The migration was reverted, but the schema it reaches is not the
+    /// one it started from when it was applied.
+    SchemaNotRestored(&'a Migration, &'a crate::db::SchemaDiff),
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -139,8 +143,15 @@ impl Runner<'_> {
             // A backfill's batches commit durably, and the migration is
             // reported before them.
             let durable = i + 1 == pending.len() || m.meta.backfill.is_some() || ledger.due();
+            let kept = match self.settings.keep_schema {
+                true => Some(schema_kept::before_up(self.db, m).await?),
+                false => None,
+            };
             match self.run(m, &analysis, Direction::Up, durable, hook).await {
                 Ok(committed) => {
+                    if let Some(kept) = &kept {
+                        schema_kept::keep(self.db, m, kept).await?;
+                    }
                     for (m, took) in ledger.committed(m, committed.took, committed.durable) {
                         (self.on_event)(Event::Applied(m, took));
                     }
@@ -348,6 +359,9 @@ impl Runner<'_> {
                     for (m, took) in ledger.committed(m, committed.took, committed.durable) {
                         (self.on_event)(Event::Reverted(m, took));
                     }
+                    if let Some(diff) = schema_kept::after_down(self.db, m).await? {
+                        (self.on_event)(Event::SchemaNotRestored(m, &diff));
+                    }
                 }
                 Err(e) => return Err(self.stopped(&mut ledger, Direction::Down, e).await),
             }
@@ -366,7 +380,14 @@ impl Runner<'_> {
         hook: &mut dyn Hook,
     ) -> Result<(), RunError> {
         self.db.ensure_tracking().await?;
+        let kept = match self.settings.keep_schema {
+            true => Some(schema_kept::before_up(self.db, m).await?),
+            false => None,
+        };
         let committed = self.run(m, analysis, Direction::Up, true, hook).await?;
+        if let Some(kept) = &kept {
+            schema_kept::keep(self.db, m, kept).await?;
+        }
         (self.on_event)(Event::Applied(m, committed.took));
         Ok(())
     }
@@ -381,6 +402,9 @@ impl Runner<'_> {
         refuse_irreversible(m)?;
         let committed = self.run(m, analysis, Direction::Down, true, hook).await?;
         (self.on_event)(Event::Reverted(m, committed.took));
+        if let Some(diff) = schema_kept::after_down(self.db, m).await? {
+            (self.on_event)(Event::SchemaNotRestored(m, &diff));
+        }
         Ok(())
     }
 

@@ -20,6 +20,9 @@ pub(crate) struct RunSettings {
     pub(crate) batch_delay: Option<Duration>,
     /// How long a run waits for the run lock before it gives up (exit 4).
     pub(crate) run_lock_wait: Duration,
+    /// Keep the schema each migration starts from, so that `down` can
+    /// compare (`keel test` compares on its own).
+    pub(crate) keep_schema: bool,
 }
 
 impl Default for RunSettings {
@@ -32,6 +35,7 @@ impl Default for RunSettings {
             batch_size: None,
             batch_delay: None,
             run_lock_wait: crate::db::RUN_LOCK_WAIT,
+            keep_schema: true,
         }
     }
 }

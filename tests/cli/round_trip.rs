@@ -425,3 +425,50 @@ fn what_a_migration_reaches_beyond_the_tables_it_names_is_compared_on_postgres()
         assert!(text.contains(object), "{object} not named:\n{text}");
     }
 }
+
+/// `keel up` keeps the schema each migration starts from (what it can
+/// reach); `keel down` compares and, when down.sql does not give it back,
+/// keeps the revert, shows the diff and exits 3. A faithful down says
+/// nothing and exits 0.
+#[test]
+fn keel_down_says_when_down_sql_does_not_give_back_the_schema_on_both_databases() {
+    for db in [Db::Postgres, Db::Sqlite] {
+        let p = Project::new(db);
+        base(&p);
+        p.migration(
+            "20260101000200_drop_published",
+            "ALTER TABLE posts DROP COLUMN published;\n",
+            Some("ALTER TABLE posts ADD COLUMN published boolean;\n"),
+            Some("reversibility = \"partial\"\n"),
+        );
+        p.keel().arg("up").assert().success();
+        let out = p.keel().arg("down").output().unwrap();
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(3), "{db:?}: {err}");
+        assert!(err.contains("20260101000200_drop_published"), "{err}");
+        assert!(err.contains("did not give back the schema"), "{err}");
+        let minus = err
+            .lines()
+            .find(|l| l.trim_start().starts_with("- ") && l.contains("published"))
+            .unwrap_or_else(|| panic!("{db:?}: {err}"));
+        assert!(minus.contains("NOT NULL DEFAULT"), "{minus}");
+        assert!(err.contains("fix: "), "{err}");
+        // The revert itself stays: the migration is pending again.
+        let status = p.keel().arg("status").output().unwrap();
+        assert!(
+            stdout(&status)
+                .lines()
+                .any(|l| l.contains("20260101000200") && l.contains("pending")),
+            "{}",
+            stdout(&status)
+        );
+        // The first migration's down.sql gives back the empty schema.
+        let out = p.keel().arg("down").output().unwrap();
+        assert!(out.status.success(), "{db:?}: {}", stderr(&out));
+        assert!(
+            !stderr(&out).contains("did not give back"),
+            "{}",
+            stderr(&out)
+        );
+    }
+}

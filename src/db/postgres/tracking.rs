@@ -93,6 +93,10 @@ impl Tracking for Postgres {
             .map_err(|e| self.err(e))
     }
 
+    fn meta_table(&self) -> String {
+        self.keel(META)
+    }
+
     async fn database_id(&mut self) -> Result<Option<String>, DbError> {
         let meta = self.keel(META);
         if !self.relation_exists(&meta).await? {

@@ -54,6 +54,10 @@ impl Tracking for Sqlite {
             .map_err(|e| self.err(e))
     }
 
+    fn meta_table(&self) -> String {
+        META.to_string()
+    }
+
     async fn tracking_rows(&mut self) -> Result<Vec<TrackingRow>, DbError> {
         if !self.has_table(TABLE).await? {
             return Ok(Vec::new());

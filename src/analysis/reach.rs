@@ -4,6 +4,7 @@
 //! call, a statement that does not parse, a DROP that may cascade beyond
 //! tables, a data change in a WITH clause) reaches everything.
 
+use super::analyze::MigrationAnalysis;
 use super::classify::{Classified, classify};
 use super::operation::{ActionKind, ObjectKind, Operation};
 use super::schema::Schema;
@@ -24,10 +25,20 @@ pub(crate) fn reach(m: &Migration) -> Scope {
     scope
 }
 
-/// The relations of several migrations together.
-pub(crate) fn reach_all<'a>(ms: impl IntoIterator<Item = &'a Migration>) -> Scope {
-    ms.into_iter()
-        .fold(Scope::none(), |scope, m| scope.union(reach(m)))
+/// The relations of a migration already analysed: no second parse.
+pub(crate) fn reach_analysed(analysis: &MigrationAnalysis) -> Scope {
+    let mut scope = of_file(&analysis.up);
+    if let Some(down) = &analysis.down {
+        scope = scope.union(of_file(down));
+    }
+    scope
+}
+
+/// Whether a statement says CASCADE (as a word, outside quotes is close
+/// enough: a false yes only widens the comparison).
+fn cascades(sql: &str) -> bool {
+    sql.split(|c: char| !c.is_ascii_alphanumeric() && c != '_')
+        .any(|w| w.eq_ignore_ascii_case("cascade"))
 }
 
 fn of_file(file: &Classified) -> Scope {
@@ -57,11 +68,14 @@ fn add(scope: &mut Scope, op: &Operation) -> bool {
     for a in &op.actions {
         match &a.kind {
             ActionKind::Other if a.table.is_none() => return false,
+            // Without CASCADE the server refuses to drop what others
+            // depend on; with it, a type takes columns along, a function
+            // triggers and defaults.
             ActionKind::DropObject { object, .. }
                 if !matches!(
                     object,
                     ObjectKind::View | ObjectKind::Trigger | ObjectKind::Sequence
-                ) =>
+                ) && cascades(&op.sql) =>
             {
                 return false;
             }
@@ -131,6 +145,7 @@ mod tests {
             "CREATE FUNCTION f() RETURNS int LANGUAGE sql AS 'SELECT 1';",
             "CREATE EXTENSION IF NOT EXISTS pgcrypto;",
             "CREATE SCHEMA app;",
+            "DROP FUNCTION f();",
         ] {
             assert!(of(sql).others(), "{sql}");
         }
@@ -142,7 +157,7 @@ mod tests {
             "DO $$ BEGIN EXECUTE 'DROP TABLE t'; END $$;",
             "SELECT do_something();",
             "DROP TYPE mood CASCADE;",
-            "DROP FUNCTION f();",
+            "DROP FUNCTION f() CASCADE;",
             "WITH gone AS (DELETE FROM a RETURNING *) INSERT INTO b SELECT * FROM gone;",
             "CREATE TABLE (;",
         ] {

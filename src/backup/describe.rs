@@ -6,7 +6,6 @@
 
 use super::{Kind, TableBackup, declined, plan::table_backup};
 use crate::analysis::analyze::{Analyzer, Facts};
-use crate::analysis::reach::reach_all;
 use crate::analysis::reversibility::BackupItem;
 use crate::db::{Database, DbError};
 use crate::migration::Migration;
@@ -32,10 +31,7 @@ pub(crate) async fn describe(
     db: &mut dyn Database,
     migrations: &[&Migration],
 ) -> Result<Vec<(String, Vec<StatementBackup>)>, DbError> {
-    let mut analyzer = Analyzer::new(
-        Facts::read(db, &reach_all(migrations.iter().copied())).await?,
-        true,
-    );
+    let mut analyzer = Analyzer::new(Facts::read(db, &crate::db::Scope::All).await?, true);
     let mut out = Vec::new();
     for m in migrations {
         let analysis = analyzer.analyze(m);

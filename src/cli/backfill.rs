@@ -58,6 +58,7 @@ pub(crate) async fn run(ctx: &Ctx, args: Args) -> Result<()> {
         settings,
         operator: crate::migrator::operator(),
         on_event: &on_event,
+        reach: None,
     };
     let result = runner.backfill_one(&files, version).await;
     db.close().await;

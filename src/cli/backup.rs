@@ -81,7 +81,7 @@ pub(crate) async fn run(ctx: &Ctx, args: Args) -> Result<()> {
                     None => {
                         let facts = crate::analysis::analyze::Facts::read(
                             db.as_mut(),
-                            &crate::analysis::reach::reach(&migration),
+                            &crate::db::Scope::All,
                         )
                         .await?;
                         let analysis = crate::analysis::analyze::Analyzer::new(facts, true)

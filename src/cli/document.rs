@@ -21,7 +21,8 @@ pub(crate) struct Document {
     body: Mutex<Option<Value>>,
     applied: Mutex<Vec<Value>>,
     reverted: Mutex<Vec<Value>>,
-    /// Migrations reverted whose down.sql did not give back the schema.
+    /// Migrations reverted whose down.sql did not give back the schema,
+    /// each said in words with its diff.
     not_restored: Mutex<Vec<String>>,
 }
 
@@ -47,8 +48,16 @@ impl Document {
     }
 
     /// `m` was reverted, but the schema is not the one it started from.
-    pub(crate) fn not_restored(&self, m: &Migration) {
-        lock(&self.not_restored).push(m.id());
+    pub(crate) fn not_restored(&self, m: &Migration, diff: &crate::db::SchemaDiff) {
+        let n = match diff.changes.len() {
+            1 => "1 object differs".to_string(),
+            n => format!("{n} objects differ"),
+        };
+        lock(&self.not_restored).push(format!(
+            "{} was reverted, but its down.sql did not give back the schema it started from ({n}; `-` before up, `+` after down):\n{}",
+            m.id(),
+            diff.to_string().trim_end()
+        ));
     }
 
     /// The migrations [`Document::not_restored`] named.

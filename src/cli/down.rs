@@ -54,6 +54,7 @@ pub(crate) async fn run(ctx: &Ctx, args: Args) -> Result<()> {
         settings: ctx.settings(),
         operator: crate::migrator::operator(),
         on_event: &on_event,
+        reach: None,
     };
     let say = |line: &str| ctx.out.progress(line);
     let mut hook = crate::backup::BackupHook::new(".", ctx.environment(), &say);
@@ -74,8 +75,8 @@ pub(crate) async fn run(ctx: &Ctx, args: Args) -> Result<()> {
     let not_restored = ctx.doc.not_restored_list();
     if !not_restored.is_empty() {
         return Err(crate::error::Error::Check(format!(
-            "the schema after down differs from the one before up for {} (the differences are above)\n  fix: make down.sql undo exactly what up.sql does, then `keel up` and `keel down` again; `keel test` checks every migration's round trip on a scratch database",
-            not_restored.join(", ")
+            "{}\n  fix: make down.sql undo exactly what up.sql does, then `keel up` and `keel down` again; `keel test` checks every migration's round trip on a scratch database",
+            not_restored.join("\n")
         )));
     }
     Ok(())

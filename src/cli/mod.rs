@@ -314,7 +314,7 @@ impl Ctx {
         match event {
             Event::Applied(m, took) => self.doc.applied(m, took),
             Event::Reverted(m, took) => self.doc.reverted(m, took),
-            Event::SchemaNotRestored(m, _) => self.doc.not_restored(m),
+            Event::SchemaNotRestored(m, diff) => self.doc.not_restored(m, diff),
             _ => {}
         }
         let line = match event {
@@ -361,15 +361,8 @@ impl Ctx {
                 migration.id(),
                 output::millis(wait)
             ),
-            Event::SchemaNotRestored(m, diff) => format!(
-                "{} was reverted, but its down.sql did not give back the schema it started from \
-                 ({}; `-` before up, `+` after down):\n{diff}",
-                m.id(),
-                match diff.changes.len() {
-                    1 => "1 object differs".to_string(),
-                    n => format!("{n} objects differ"),
-                }
-            ),
+            // Said once, in the command's error (printed even with -q).
+            Event::SchemaNotRestored(..) => return,
             Event::DroppedInvalidIndex(name) => {
                 format!("dropped INVALID index {name} left by the failed build")
             }

@@ -25,6 +25,7 @@ pub(crate) async fn run(ctx: &Ctx, args: Args) -> Result<()> {
         settings: ctx.settings(),
         operator: crate::migrator::operator(),
         on_event: &on_event,
+        reach: None,
     };
     let result = runner.resolve(&files, args.version, args.applied).await;
     db.close().await;

@@ -50,6 +50,7 @@ pub(crate) async fn run(ctx: &Ctx, args: Args) -> Result<()> {
         settings,
         operator: crate::migrator::operator(),
         on_event: &on_event,
+        reach: None,
     };
     let say = |line: &str| ctx.out.progress(line);
     let mut hook = crate::backup::BackupHook::new(".", ctx.environment(), &say);

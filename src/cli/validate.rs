@@ -11,6 +11,7 @@ pub(crate) async fn run(ctx: &Ctx) -> Result<()> {
         settings: ctx.settings(),
         operator: crate::migrator::operator(),
         on_event: &on_event,
+        reach: None,
     };
     let result = validate(&mut runner, &files).await;
     // What each pending migration's backup will be, against the schema as

@@ -75,7 +75,7 @@ impl<'a> Context<'a> {
         let m = request.migration;
         let parsed = ParsedFiles::new(m);
         let reviewed = Analyzer::offline(true).analyze_parsed(m, &parsed);
-        let facts = Facts::read(db, &crate::analysis::reach::reach(m))
+        let facts = Facts::read(db, &crate::analysis::reach::reach_analysed(&reviewed))
             .await
             .map_err(ExecuteError::Db)?;
         let analysis = Analyzer::new(facts, true).analyze_parsed(m, &parsed);
@@ -125,6 +125,7 @@ impl<'a> Context<'a> {
             settings: self.request.settings,
             operator: self.operator.clone(),
             on_event: self.ui.on_event,
+            reach: None,
         }
     }
 
@@ -135,6 +136,7 @@ impl<'a> Context<'a> {
             settings: self.request.settings,
             operator: self.operator.clone(),
             on_event: self.ui.on_event,
+            reach: None,
         };
         (runner, &self.analysis)
     }

@@ -37,6 +37,7 @@ pub(super) async fn recover(
         settings: request.settings,
         operator: crate::migrator::operator(),
         on_event: ui.on_event,
+        reach: None,
     };
     runner
         .lock()

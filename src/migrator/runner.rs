@@ -13,7 +13,7 @@ use super::status::{State, reconcile};
 use super::targets::{down_targets, pending, refuse_blocked, refuse_irreversible, unfinished};
 use crate::analysis::Classified;
 use crate::analysis::analyze::{Analyzer, Facts, MigrationAnalysis};
-use crate::analysis::reach::reach_all;
+use crate::db::Scope;
 use crate::db::{Database, DbError, RunLock, TrackingRow, TrackingState};
 use crate::migration::{Migration, Version};
 use std::path::PathBuf;
@@ -100,6 +100,11 @@ pub(crate) struct Runner<'r> {
     pub(crate) settings: RunSettings,
     pub(crate) operator: String,
     pub(crate) on_event: &'r (dyn Fn(Event<'_>) + Sync),
+    /// What the migrations of the run can reach, when the caller knows it
+    /// (`keel test`): the live facts are read for that alone. `None`: for
+    /// every table, which costs one catalog read per run and spares a
+    /// second parse of each pending file.
+    pub(crate) reach: Option<&'r Scope>,
 }
 
 impl Runner<'_> {
@@ -135,25 +140,41 @@ impl Runner<'_> {
         if pending.is_empty() {
             return Ok(pending);
         }
-        let scope = reach_all(pending.iter().copied());
-        let mut analyzer = Analyzer::new(Facts::read(self.db, &scope).await?, true);
+        let all = Scope::All;
+        let scope = self.reach.unwrap_or(&all);
+        let mut analyzer = Analyzer::new(Facts::read(self.db, scope).await?, true);
         let mut ledger = Ledger::new(false);
         for (i, m) in pending.iter().enumerate() {
             let analysis = analyzer.analyze(m);
             // A backfill's batches commit durably, and the migration is
             // reported before them.
             let durable = i + 1 == pending.len() || m.meta.backfill.is_some() || ledger.due();
+            // Failures here go through `stopped` as the run's own do: after
+            // a lost connection the operator learns what is applied.
             let kept = match self.settings.keep_schema {
-                true => Some(schema_kept::before_up(self.db, m).await?),
+                true => match schema_kept::before_up(self.db, &analysis).await {
+                    Ok(kept) => Some(kept),
+                    Err(e) => {
+                        let doing =
+                            format!("applying {} (reading the schema it starts from)", m.id());
+                        let e = doing_when_lost(e, doing, "it did not start", false);
+                        return Err(self.stopped(&mut ledger, Direction::Up, e).await);
+                    }
+                },
                 false => None,
             };
             match self.run(m, &analysis, Direction::Up, durable, hook).await {
                 Ok(committed) => {
-                    if let Some(kept) = &kept {
-                        schema_kept::keep(self.db, m, kept).await?;
-                    }
                     for (m, took) in ledger.committed(m, committed.took, committed.durable) {
                         (self.on_event)(Event::Applied(m, took));
+                    }
+                    if let Some(kept) = &kept
+                        && let Err(e) = schema_kept::keep(self.db, m, kept, self.settings).await
+                    {
+                        let doing =
+                            format!("applying {} (keeping the schema it started from)", m.id());
+                        let e = doing_when_lost(e, doing, "it committed (see the lists)", false);
+                        return Err(self.stopped(&mut ledger, Direction::Up, e).await);
                     }
                 }
                 Err(e) => return Err(self.stopped(&mut ledger, Direction::Up, e).await),
@@ -348,8 +369,9 @@ impl Runner<'_> {
         if targets.is_empty() {
             return Ok(targets);
         }
-        let scope = reach_all(targets.iter().copied());
-        let mut analyzer = Analyzer::new(Facts::read(self.db, &scope).await?, false);
+        let all = Scope::All;
+        let scope = self.reach.unwrap_or(&all);
+        let mut analyzer = Analyzer::new(Facts::read(self.db, scope).await?, false);
         let mut ledger = Ledger::new(true);
         for (i, m) in targets.iter().enumerate() {
             let analysis = analyzer.analyze(m);
@@ -359,8 +381,17 @@ impl Runner<'_> {
                     for (m, took) in ledger.committed(m, committed.took, committed.durable) {
                         (self.on_event)(Event::Reverted(m, took));
                     }
-                    if let Some(diff) = schema_kept::after_down(self.db, m).await? {
-                        (self.on_event)(Event::SchemaNotRestored(m, &diff));
+                    match schema_kept::after_down(self.db, m, self.settings).await {
+                        Ok(Some(diff)) => (self.on_event)(Event::SchemaNotRestored(m, &diff)),
+                        Ok(None) => {}
+                        Err(e) => {
+                            let doing = format!(
+                                "reverting {} (comparing the schema with the one it started from)",
+                                m.id()
+                            );
+                            let e = doing_when_lost(e, doing, "it committed (see the lists)", true);
+                            return Err(self.stopped(&mut ledger, Direction::Down, e).await);
+                        }
                     }
                 }
                 Err(e) => return Err(self.stopped(&mut ledger, Direction::Down, e).await),
@@ -381,12 +412,12 @@ impl Runner<'_> {
     ) -> Result<(), RunError> {
         self.db.ensure_tracking().await?;
         let kept = match self.settings.keep_schema {
-            true => Some(schema_kept::before_up(self.db, m).await?),
+            true => Some(schema_kept::before_up(self.db, analysis).await?),
             false => None,
         };
         let committed = self.run(m, analysis, Direction::Up, true, hook).await?;
         if let Some(kept) = &kept {
-            schema_kept::keep(self.db, m, kept).await?;
+            schema_kept::keep(self.db, m, kept, self.settings).await?;
         }
         (self.on_event)(Event::Applied(m, committed.took));
         Ok(())
@@ -402,7 +433,7 @@ impl Runner<'_> {
         refuse_irreversible(m)?;
         let committed = self.run(m, analysis, Direction::Down, true, hook).await?;
         (self.on_event)(Event::Reverted(m, committed.took));
-        if let Some(diff) = schema_kept::after_down(self.db, m).await? {
+        if let Some(diff) = schema_kept::after_down(self.db, m, self.settings).await? {
             (self.on_event)(Event::SchemaNotRestored(m, &diff));
         }
         Ok(())
@@ -567,4 +598,26 @@ fn lock_busy(wait: Duration, holder: Option<&crate::db::LockHolder>) -> RunError
         ),
         fix: "let that run finish and run this command again, or wait longer with --run-lock-wait DURATION (run_lock_wait in keel.toml)".into(),
     }
+}
+
+/// `e` as a run error; a lost connection says what keel was doing and
+/// what became of the migration.
+fn doing_when_lost(
+    e: crate::db::DbError,
+    doing: String,
+    in_flight: &str,
+    reverting: bool,
+) -> RunError {
+    if !e.is_connection() {
+        return e.into();
+    }
+    RunError::ConnectionLost(Box::new(super::error::ConnectionLost {
+        error: e,
+        doing: Some(doing),
+        at: None,
+        in_flight: Some(in_flight.to_string()),
+        reverting,
+        durable: Vec::new(),
+        unconfirmed: Vec::new(),
+    }))
 }

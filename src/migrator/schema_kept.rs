@@ -3,7 +3,9 @@
 //! back. Only what the migration reaches (see [`crate::analysis::reach`]),
 //! which keeps the cost of `keel up` flat however large the schema.
 
-use crate::analysis::reach::reach;
+use super::RunSettings;
+use crate::analysis::analyze::MigrationAnalysis;
+use crate::analysis::reach::reach_analysed;
 use crate::db::{Database, DbError, Fingerprint, SchemaDiff, Scope};
 use crate::migration::Migration;
 use serde::{Deserialize, Serialize};
@@ -38,9 +40,12 @@ fn key(m: &Migration) -> String {
     format!("schema-before:{}", m.version)
 }
 
-/// The schema `m` can reach, right before its up runs.
-pub(crate) async fn before_up(db: &mut dyn Database, m: &Migration) -> Result<Kept, DbError> {
-    let scope = db.widen(&reach(m)).await?.schema;
+/// The schema a migration (analysed) can reach, right before its up runs.
+pub(crate) async fn before_up(
+    db: &mut dyn Database,
+    analysis: &MigrationAnalysis,
+) -> Result<Kept, DbError> {
+    let scope = db.widen(&reach_analysed(analysis)).await?.schema;
     Ok(Kept {
         relations: scope.names(),
         others: scope.others(),
@@ -49,10 +54,35 @@ pub(crate) async fn before_up(db: &mut dyn Database, m: &Migration) -> Result<Ke
 }
 
 /// Keeps `kept` once `m` is applied.
-pub(crate) async fn keep(db: &mut dyn Database, m: &Migration, kept: &Kept) -> Result<(), DbError> {
+pub(crate) async fn keep(
+    db: &mut dyn Database,
+    m: &Migration,
+    kept: &Kept,
+    settings: RunSettings,
+) -> Result<(), DbError> {
     // A map of strings always serializes.
     let json = serde_json::to_string(kept).unwrap_or_default();
-    db.write_meta(&key(m), Some(&json)).await
+    write(db, &key(m), Some(&json), settings).await
+}
+
+/// Writes or forgets a kept schema in a transaction of its own that does
+/// not wait for its flush to disk: a run of many migrations pays no extra
+/// fsync each, and one lost to a crash only means that its down is not
+/// compared.
+async fn write(
+    db: &mut dyn Database,
+    key: &str,
+    value: Option<&str>,
+    settings: RunSettings,
+) -> Result<(), DbError> {
+    db.begin(settings.project_timeouts(), false).await?;
+    match db.write_meta(key, value).await {
+        Ok(()) => db.commit().await,
+        Err(e) => {
+            let _ = db.rollback().await;
+            Err(e)
+        }
+    }
 }
 
 /// Once `m` is reverted: how the schema differs from the one kept when it
@@ -62,6 +92,7 @@ pub(crate) async fn keep(db: &mut dyn Database, m: &Migration, kept: &Kept) -> R
 pub(crate) async fn after_down(
     db: &mut dyn Database,
     m: &Migration,
+    settings: RunSettings,
 ) -> Result<Option<SchemaDiff>, DbError> {
     let Some(json) = db.read_meta(&key(m)).await? else {
         return Ok(None);
@@ -70,6 +101,6 @@ pub(crate) async fn after_down(
         Ok(kept) => Some(kept.schema.diff(&db.fingerprint(&kept.scope()).await?)),
         Err(_) => None,
     };
-    db.write_meta(&key(m), None).await?;
+    write(db, &key(m), None, settings).await?;
     Ok(diff.filter(|d| !d.is_empty()))
 }

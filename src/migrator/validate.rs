@@ -3,7 +3,7 @@ use super::runner::Runner;
 use super::status::{State, reconcile};
 use super::targets::pending;
 use crate::analysis::analyze::{Analyzer, Facts, MigrationAnalysis};
-use crate::analysis::reach::{reach, reach_all};
+use crate::analysis::reach::reach_analysed;
 use crate::db::{Fingerprint, Scope};
 use crate::migration::Migration;
 use crate::migration::Reversibility;
@@ -70,8 +70,7 @@ async fn validate_locked(
     }
     // Each pending migration analysed once, as the run would: its
     // statements are the ones tried.
-    let scope = reach_all(pending.iter().copied());
-    let mut analyzer = Analyzer::new(Facts::read(runner.db, &scope).await?, true);
+    let mut analyzer = Analyzer::new(Facts::read(runner.db, &Scope::All).await?, true);
     let settings = runner.settings;
     runner.db.begin(settings.project_timeouts(), true).await?;
     for m in pending {
@@ -96,7 +95,7 @@ async fn validate_locked(
         }
         runner.db.savepoint("keel_validate").await?;
         // Only what the migration reaches: the rest cannot differ.
-        let scope = runner.db.widen(&reach(m)).await?.schema;
+        let scope = runner.db.widen(&reach_analysed(&analysis)).await?.schema;
         let before = runner.db.fingerprint(&scope).await?;
         match super::trial::run_all(runner.db, statements).await {
             Ok(()) => {

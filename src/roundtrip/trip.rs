@@ -43,12 +43,14 @@ pub(crate) async fn run(db: &mut dyn Database, plan: &Plan<'_>) -> Result<Vec<Ou
             break;
         }
         if !plan.only.is_empty() && !plan.only.contains(&m.version) {
-            migrate(db, plan, m, &mut hook, true).await.map_err(|e| {
-                Error::Setup(format!(
-                    "{e}\n  (while applying {}, which comes before the migrations under test)",
-                    m.id()
-                ))
-            })?;
+            migrate(db, plan, (m, None), &mut hook, true)
+                .await
+                .map_err(|e| {
+                    Error::Setup(format!(
+                        "{e}\n  (while applying {}, which comes before the migrations under test)",
+                        m.id()
+                    ))
+                })?;
         } else {
             // Only what the migration reaches can change: the rest is
             // neither filled, fingerprinted nor digested (else each
@@ -127,7 +129,7 @@ async fn trip(
         contents: data::contents(db, derived(m).as_ref(), &scope.data).await?,
     };
     let started = Instant::now();
-    if let Err(e) = migrate(db, plan, m, hook, true).await {
+    if let Err(e) = migrate(db, plan, (m, Some(&scope.schema)), hook, true).await {
         outcome.steps.push(step(Phase::Up, started, failed(e)));
         return Ok(outcome);
     }
@@ -152,7 +154,7 @@ async fn trip(
     // A partial migration gets its destroyed data back from its backup; a
     // full one must put everything back with down.sql alone.
     hook.no_restore = m.meta.reversibility != Some(Reversibility::Partial);
-    let reverted = migrate(db, plan, m, hook, false).await;
+    let reverted = migrate(db, plan, (m, Some(&scope.schema)), hook, false).await;
     hook.no_restore = false;
     if let Err(e) = reverted {
         outcome.steps.push(step(Phase::Down, started, failed(e)));
@@ -166,7 +168,7 @@ async fn trip(
         .push(compare_schema(db, &scope.schema, &before.schema).await?);
     outcome.steps.push(compare_data(db, &before.contents).await);
     let started = Instant::now();
-    let again = match migrate(db, plan, m, hook, true).await {
+    let again = match migrate(db, plan, (m, Some(&scope.schema)), hook, true).await {
         Err(e) => failed(e),
         Ok(()) => {
             let diff = up.diff(&db.fingerprint(&scope.schema).await?);
@@ -214,7 +216,7 @@ fn no_down(m: &Migration) -> Option<String> {
 async fn migrate(
     db: &mut dyn Database,
     plan: &Plan<'_>,
-    m: &Migration,
+    (m, reach): (&Migration, Option<&Scope>),
     hook: &mut BackupHook<'_>,
     up: bool,
 ) -> Result<(), String> {
@@ -224,6 +226,7 @@ async fn migrate(
         settings: plan.settings,
         operator: "keel test".into(),
         on_event: &quiet,
+        reach,
     };
     let result = if up {
         runner.up_with(plan.files, Some(m.version), hook).await

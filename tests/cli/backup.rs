@@ -502,10 +502,19 @@ both!(
         assert!(out.status.success(), "{}", stderr(&out));
         assert!(!stderr(&out).contains("backed up"), "{}", stderr(&out));
         assert!(!p.path().join("backups/20260101000000_drop_legacy").exists());
+        // The down is kept, and says that it made a table the database did
+        // not have before up (exit 3: a check failed).
         let out = p.keel().arg("down").output().unwrap();
-        assert!(out.status.success(), "{}", stderr(&out));
+        assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
         assert!(
             stderr(&out).contains("its tracking row records no backup"),
+            "{}",
+            stderr(&out)
+        );
+        assert!(
+            stderr(&out)
+                .lines()
+                .any(|l| l.starts_with("+ table") && l.contains("legacy_sessions")),
             "{}",
             stderr(&out)
         );

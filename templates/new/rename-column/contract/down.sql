@@ -1,6 +1,8 @@
 -- Deploy code that writes both columns (or {{ column }} only) after this.
 ALTER TABLE {{ table | ident }} ADD COLUMN {{ column | ident }} {{ type }};
 
+-- The function exactly as expand made it (comments too: they are part of
+-- its body, which `keel down` and `keel test` compare).
 CREATE FUNCTION {{ function | ident }}() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     IF TG_OP = 'INSERT' THEN
@@ -10,8 +12,10 @@ BEGIN
             NEW.{{ column | ident }} := NEW.{{ to | ident }};
         END IF;
     ELSIF NEW.{{ to | ident }} IS DISTINCT FROM OLD.{{ to | ident }} THEN
+        -- New code wrote {{ to }} (it wins when a writer changed both).
         NEW.{{ column | ident }} := NEW.{{ to | ident }};
     ELSIF NEW.{{ column | ident }} IS DISTINCT FROM OLD.{{ column | ident }} THEN
+        -- Old code wrote {{ column }}.
         NEW.{{ to | ident }} := NEW.{{ column | ident }};
     END IF;
     RETURN NEW;

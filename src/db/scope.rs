@@ -118,6 +118,8 @@ pub struct Widened {
     /// Whose rows can change: the same, or every table when one of them
     /// has a trigger or a rule (which may write anywhere).
     pub data: Scope,
+    /// Some relation of the scope exists (or the database cannot tell).
+    pub found: bool,
 }
 
 #[cfg(test)]

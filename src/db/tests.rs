@@ -17,6 +17,7 @@ fn row(version: &str, state: TrackingState) -> TrackingRow {
         statements_done: 0,
         error: None,
         backup: None,
+        schema_before: None,
     }
 }
 

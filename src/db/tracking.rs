@@ -3,7 +3,7 @@
 //! both dialects share is written here once; creating the tables and
 //! looking them up in the catalog differ and live with each dialect.
 
-use super::{DbError, LockHolder, RunLock, Session, Value};
+use super::{DbError, LockHolder, RunLock, Session};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use std::time::Duration;
@@ -28,7 +28,11 @@ pub const KEEL_TABLES: [&str; 5] = [
 
 /// The columns a tracking table made by an earlier keel lacks, with their
 /// type: added on first use (`ensure_tracking`).
-pub const ADDED_COLUMNS: [(&str, &str); 2] = [("backup", "text"), ("backup_sha256", "text")];
+pub const ADDED_COLUMNS: [(&str, &str); 3] = [
+    ("backup", "text"),
+    ("backup_sha256", "text"),
+    ("schema_before", "text"),
+];
 
 /// A new random database id: 128 bits from the operating system, in hex.
 pub fn new_database_id() -> std::io::Result<String> {
@@ -107,6 +111,10 @@ pub struct TrackingRow {
     /// The archive of the data this migration destroyed, taken right before
     /// its up ran: the only archive its `down` may restore.
     pub backup: Option<BackupRef>,
+    /// The schema the migration could reach right before its up, as keel
+    /// keeps it (JSON), for `keel down` to compare with. Read back as
+    /// untrusted.
+    pub schema_before: Option<String>,
 }
 
 /// An archive as the tracking table binds it: its path (relative to the
@@ -146,39 +154,6 @@ pub trait Tracking: Session {
     /// (`keel_meta`): what backups and snapshots are bound to. `None`
     /// before keel first wrote to it.
     async fn database_id(&mut self) -> Result<Option<String>, DbError>;
-    /// The value keel keeps under `key` in `keel_meta`, if any.
-    async fn read_meta(&mut self, key: &str) -> Result<Option<String>, DbError> {
-        let sql = format!("SELECT value FROM {} WHERE key = $1", self.meta_table());
-        let rows = self.query_with(&sql, &[Value::Text(key.into())]).await?;
-        Ok(rows
-            .into_iter()
-            .next()
-            .and_then(|r| match r.into_iter().next() {
-                Some(Value::Text(v)) => Some(v),
-                _ => None,
-            }))
-    }
-    /// Keeps `value` under `key` in `keel_meta` (`None`: forgets it). The
-    /// tracking table must exist ([`Tracking::ensure_tracking`]).
-    async fn write_meta(&mut self, key: &str, value: Option<&str>) -> Result<(), DbError> {
-        let meta = self.meta_table();
-        let (sql, params) = match value {
-            Some(v) => (
-                format!(
-                    "INSERT INTO {meta} (key, value) VALUES ($1, $2) \
-                     ON CONFLICT (key) DO UPDATE SET value = excluded.value"
-                ),
-                vec![Value::Text(key.into()), Value::Text(v.into())],
-            ),
-            None => (
-                format!("DELETE FROM {meta} WHERE key = $1"),
-                vec![Value::Text(key.into())],
-            ),
-        };
-        self.execute_with(&sql, &params).await.map(|_| ())
-    }
-    /// `keel_meta` as this dialect names it in SQL.
-    fn meta_table(&self) -> String;
     /// What tells this database apart from a copy of it restored elsewhere
     /// (a copy carries keel_meta's id along): PostgreSQL's cluster system
     /// identifier and the database's OID. `None` where there is no such
@@ -201,15 +176,20 @@ pub trait Tracking: Session {
 
 /// Every tracking row, from `table` (quoted as the dialect names it). A
 /// table made before `backup_sha256` existed is read too.
-pub(super) fn select_rows(table: &str, has_backup: bool) -> String {
+pub(super) fn select_rows(table: &str, has_backup: bool, has_schema: bool) -> String {
     let backup = if has_backup {
         "backup, backup_sha256"
     } else {
         "CAST(NULL AS text) AS backup, CAST(NULL AS text) AS backup_sha256"
     };
+    let schema = if has_schema {
+        "schema_before"
+    } else {
+        "CAST(NULL AS text) AS schema_before"
+    };
     format!(
         "SELECT version, name, checksum, state, applied_at, applied_by, execution_ms, \
-         statements_done, error, {backup} FROM {table} ORDER BY version"
+         statements_done, error, {backup}, {schema} FROM {table} ORDER BY version"
     )
 }
 
@@ -218,12 +198,13 @@ pub(super) fn select_rows(table: &str, has_backup: bool) -> String {
 pub(super) fn upsert_row(table: &str) -> String {
     format!(
         "INSERT INTO {table} (version, name, checksum, state, applied_at, applied_by, \
-         execution_ms, statements_done, error, backup, backup_sha256) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) \
+         execution_ms, statements_done, error, backup, backup_sha256, schema_before) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) \
          ON CONFLICT (version) DO UPDATE SET name = excluded.name, checksum = excluded.checksum, \
          state = excluded.state, applied_at = excluded.applied_at, applied_by = excluded.applied_by, \
          execution_ms = excluded.execution_ms, statements_done = excluded.statements_done, \
-         error = excluded.error, backup = excluded.backup, backup_sha256 = excluded.backup_sha256"
+         error = excluded.error, backup = excluded.backup, backup_sha256 = excluded.backup_sha256, \
+         schema_before = excluded.schema_before"
     )
 }
 
@@ -269,6 +250,7 @@ where
         .bind(row.error.as_deref())
         .bind(row.backup.as_ref().map(|b| b.path.as_str()))
         .bind(row.backup.as_ref().map(|b| b.sha256.as_str()))
+        .bind(row.schema_before.as_deref())
 }
 
 /// One row of [`select_rows`].
@@ -293,5 +275,6 @@ where
         statements_done: r.try_get("statements_done")?,
         error: r.try_get("error")?,
         backup: BackupRef::from_columns(r.try_get("backup")?, r.try_get("backup_sha256")?),
+        schema_before: r.try_get("schema_before")?,
     })
 }

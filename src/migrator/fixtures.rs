@@ -42,5 +42,6 @@ pub(crate) fn row(n: u32, state: TrackingState) -> TrackingRow {
         statements_done: 0,
         error: None,
         backup: None,
+        schema_before: None,
     }
 }

@@ -134,6 +134,7 @@ impl Runner<'_> {
             },
             None => TrackingRow {
                 backup: run.backup.cloned(),
+                schema_before: run.schema_before.map(str::to_string),
                 ..self.tracking_row(m, failed, run.started)
             },
         };

@@ -66,6 +66,8 @@ pub(super) enum Direction {
 pub(super) struct Committed {
     pub(crate) took: Duration,
     pub(crate) durable: bool,
+    /// Down: the schema its tracking row kept from before the up.
+    pub(crate) schema_before: Option<String>,
 }
 
 /// One migration being run one way, with what the run knows of it.
@@ -76,6 +78,8 @@ pub(super) struct Run<'a> {
     pub(crate) started: Instant,
     /// Up: the archive its hook made; down: the one its tracking row recorded.
     pub(crate) backup: Option<&'a crate::db::BackupRef>,
+    /// Up: the schema it can reach, kept in its tracking row for `down`.
+    pub(crate) schema_before: Option<&'a str>,
 }
 
 impl Run<'_> {
@@ -163,18 +167,19 @@ impl Runner<'_> {
                 },
                 false => None,
             };
-            match self.run(m, &analysis, Direction::Up, durable, hook).await {
+            match self
+                .run(
+                    m,
+                    &analysis,
+                    (Direction::Up, durable),
+                    hook,
+                    kept.as_deref(),
+                )
+                .await
+            {
                 Ok(committed) => {
                     for (m, took) in ledger.committed(m, committed.took, committed.durable) {
                         (self.on_event)(Event::Applied(m, took));
-                    }
-                    if let Some(kept) = &kept
-                        && let Err(e) = schema_kept::keep(self.db, m, kept, self.settings).await
-                    {
-                        let doing =
-                            format!("applying {} (keeping the schema it started from)", m.id());
-                        let e = doing_when_lost(e, doing, "it committed (see the lists)", false);
-                        return Err(self.stopped(&mut ledger, Direction::Up, e).await);
                     }
                 }
                 Err(e) => return Err(self.stopped(&mut ledger, Direction::Up, e).await),
@@ -376,12 +381,16 @@ impl Runner<'_> {
         for (i, m) in targets.iter().enumerate() {
             let analysis = analyzer.analyze(m);
             let durable = i + 1 == targets.len() || ledger.due();
-            match self.run(m, &analysis, Direction::Down, durable, hook).await {
+            match self
+                .run(m, &analysis, (Direction::Down, durable), hook, None)
+                .await
+            {
                 Ok(committed) => {
                     for (m, took) in ledger.committed(m, committed.took, committed.durable) {
                         (self.on_event)(Event::Reverted(m, took));
                     }
-                    match schema_kept::after_down(self.db, m, self.settings).await {
+                    match schema_kept::after_down(self.db, committed.schema_before.as_deref()).await
+                    {
                         Ok(Some(diff)) => (self.on_event)(Event::SchemaNotRestored(m, &diff)),
                         Ok(None) => {}
                         Err(e) => {
@@ -415,10 +424,9 @@ impl Runner<'_> {
             true => Some(schema_kept::before_up(self.db, analysis).await?),
             false => None,
         };
-        let committed = self.run(m, analysis, Direction::Up, true, hook).await?;
-        if let Some(kept) = &kept {
-            schema_kept::keep(self.db, m, kept, self.settings).await?;
-        }
+        let committed = self
+            .run(m, analysis, (Direction::Up, true), hook, kept.as_deref())
+            .await?;
         (self.on_event)(Event::Applied(m, committed.took));
         Ok(())
     }
@@ -431,9 +439,13 @@ impl Runner<'_> {
         hook: &mut dyn Hook,
     ) -> Result<(), RunError> {
         refuse_irreversible(m)?;
-        let committed = self.run(m, analysis, Direction::Down, true, hook).await?;
+        let committed = self
+            .run(m, analysis, (Direction::Down, true), hook, None)
+            .await?;
         (self.on_event)(Event::Reverted(m, committed.took));
-        if let Some(diff) = schema_kept::after_down(self.db, m, self.settings).await? {
+        if let Some(diff) =
+            schema_kept::after_down(self.db, committed.schema_before.as_deref()).await?
+        {
             (self.on_event)(Event::SchemaNotRestored(m, &diff));
         }
         Ok(())
@@ -466,25 +478,25 @@ impl Runner<'_> {
         &mut self,
         m: &Migration,
         analysis: &MigrationAnalysis,
-        dir: Direction,
-        durable: bool,
+        (dir, durable): (Direction, bool),
         hook: &mut dyn Hook,
+        schema_before: Option<&str>,
     ) -> Result<Committed, RunError> {
         // Up: the archive of what it destroys, recorded in its tracking row.
         // Down: the archive its tracking row recorded, the only one to restore.
-        let backup = match dir {
-            Direction::Up => hook.before_up(self.db, m, analysis).await?,
+        let (backup, kept) = match dir {
+            Direction::Up => (hook.before_up(self.db, m, analysis).await?, None),
             Direction::Down => {
                 let v = m.version.to_string();
-                let recorded = self
+                let row = self
                     .db
                     .tracking_rows()
                     .await?
                     .into_iter()
-                    .find(|r| r.version == v)
-                    .and_then(|r| r.backup);
+                    .find(|r| r.version == v);
+                let recorded = row.as_ref().and_then(|r| r.backup.clone());
                 hook.before_down(self.db, m, recorded.as_ref()).await?;
-                recorded
+                (recorded, row.and_then(|r| r.schema_before))
             }
         };
         (self.on_event)(match dir {
@@ -498,6 +510,7 @@ impl Runner<'_> {
             dir,
             started,
             backup: backup.as_ref(),
+            schema_before,
         };
         // A `SET search_path` or `SET ROLE` of this migration must not
         // follow the next one (nor keel's own statements); a transaction
@@ -536,6 +549,7 @@ impl Runner<'_> {
         Ok(Committed {
             took: started.elapsed(),
             durable,
+            schema_before: kept,
         })
     }
 
@@ -556,6 +570,7 @@ impl Runner<'_> {
             statements_done: 0,
             error: None,
             backup: None,
+            schema_before: None,
         }
     }
 }

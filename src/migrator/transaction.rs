@@ -140,6 +140,7 @@ impl Runner<'_> {
                 .map_err(|e| Stop::Hook(RunError::Backfill(Box::new(e))))?;
                 let mut row = self.tracking_row(m, initial_state(m), started);
                 row.backup = backup.cloned();
+                row.schema_before = run.schema_before.map(str::to_string);
                 self.db
                     .write_tracking(&row)
                     .await

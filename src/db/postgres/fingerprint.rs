@@ -31,6 +31,7 @@ impl Postgres {
             return Ok(Widened {
                 schema: Scope::All,
                 data: Scope::All,
+                found: true,
             });
         };
         let rows: Vec<(String, bool)> = sqlx::query_as(WIDEN)
@@ -47,7 +48,11 @@ impl Postgres {
         } else {
             schema.clone()
         };
-        Ok(Widened { schema, data })
+        Ok(Widened {
+            schema,
+            data,
+            found: !rows.is_empty(),
+        })
     }
 
     pub(super) async fn schema_fingerprint(

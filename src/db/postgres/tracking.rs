@@ -65,7 +65,8 @@ impl Tracking for Postgres {
             return Ok(Vec::new());
         }
         let has_backup = columns.iter().any(|c| c == "backup_sha256");
-        let rows = sqlx::query(&select_rows(&table, has_backup))
+        let has_schema = columns.iter().any(|c| c == "schema_before");
+        let rows = sqlx::query(&select_rows(&table, has_backup, has_schema))
             .fetch_all(&mut self.conn)
             .await
             .map_err(|e| self.err(e))?;
@@ -91,10 +92,6 @@ impl Tracking for Postgres {
             .await
             .map(|_| ())
             .map_err(|e| self.err(e))
-    }
-
-    fn meta_table(&self) -> String {
-        self.keel(META)
     }
 
     async fn database_id(&mut self) -> Result<Option<String>, DbError> {

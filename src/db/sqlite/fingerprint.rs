@@ -104,6 +104,7 @@ impl Sqlite {
             return Ok(Widened {
                 schema: Scope::All,
                 data: Scope::All,
+                found: true,
             });
         };
         let mut schema = scope.clone();
@@ -137,7 +138,12 @@ impl Sqlite {
         } else {
             schema.clone()
         };
-        Ok(Widened { schema, data })
+        // SQLite is read in-process: always fingerprint.
+        Ok(Widened {
+            schema,
+            data,
+            found: true,
+        })
     }
 
     pub(super) async fn schema_fingerprint(

@@ -54,10 +54,6 @@ impl Tracking for Sqlite {
             .map_err(|e| self.err(e))
     }
 
-    fn meta_table(&self) -> String {
-        META.to_string()
-    }
-
     async fn tracking_rows(&mut self) -> Result<Vec<TrackingRow>, DbError> {
         if !self.has_table(TABLE).await? {
             return Ok(Vec::new());
@@ -65,7 +61,8 @@ impl Tracking for Sqlite {
         let columns = self.column_names(TABLE).await?;
         // Read by an older table too (before `ensure_tracking` added them).
         let has_backup = columns.iter().any(|c| c == "backup_sha256");
-        let rows = sqlx::query(&select_rows(TABLE, has_backup))
+        let has_schema = columns.iter().any(|c| c == "schema_before");
+        let rows = sqlx::query(&select_rows(TABLE, has_backup, has_schema))
             .fetch_all(&mut self.conn)
             .await
             .map_err(|e| self.err(e))?;

@@ -5,6 +5,7 @@
 //! keeps the cost of `keel up` flat however large the schema.
 
 use crate::analysis::analyze::MigrationAnalysis;
+use crate::analysis::operation::ActionKind;
 use crate::analysis::reach::reach_analysed;
 use crate::db::{Database, DbError, Fingerprint, SchemaDiff, Scope};
 use serde::{Deserialize, Serialize};
@@ -36,19 +37,27 @@ impl Kept {
 }
 
 /// The schema a migration (analysed) can reach, right before its up runs,
-/// as the tracking row keeps it. When none of the relations it names
-/// exists yet (a migration that creates its tables) and it touches no
-/// other kind of object, there is nothing to read: one catalog query.
+/// as the tracking row keeps it. A migration that only names tables and
+/// indexes its up creates (without IF NOT EXISTS: had one been there, the
+/// up would fail) reaches nothing that exists: no query at all. When none
+/// of the relations it names exists and it touches no other kind of
+/// object, one.
 pub(crate) async fn before_up(
     db: &mut dyn Database,
     analysis: &MigrationAnalysis,
 ) -> Result<String, DbError> {
-    let widened = db.widen(&reach_analysed(analysis)).await?;
-    let scope = widened.schema;
-    let schema = if widened.found || scope.others() {
-        db.fingerprint(&scope).await?
+    let reach = reach_analysed(analysis);
+    let (scope, schema) = if only_new(analysis, &reach) {
+        (reach, Fingerprint::default())
     } else {
-        Fingerprint::default()
+        let widened = db.widen(&reach).await?;
+        let scope = widened.schema;
+        let schema = if widened.found || scope.others() {
+            db.fingerprint(&scope).await?
+        } else {
+            Fingerprint::default()
+        };
+        (scope, schema)
     };
     let kept = Kept {
         relations: scope.names(),
@@ -57,6 +66,40 @@ pub(crate) async fn before_up(
     };
     // A map of strings always serializes.
     Ok(serde_json::to_string(&kept).unwrap_or_default())
+}
+
+/// Whether every relation `reach` names is a table or an index the up
+/// creates, with no IF NOT EXISTS, and nothing but relations is reached.
+fn only_new(analysis: &MigrationAnalysis, reach: &Scope) -> bool {
+    let Scope::Named {
+        relations,
+        others: false,
+    } = reach
+    else {
+        return false;
+    };
+    let mut created = Scope::none();
+    for a in analysis.up.ops.iter().flat_map(|op| &op.actions) {
+        match (&a.kind, &a.table) {
+            (
+                ActionKind::CreateTable {
+                    if_not_exists: false,
+                    ..
+                },
+                Some(t),
+            ) => created.add(t),
+            (
+                ActionKind::CreateIndex {
+                    name: Some(n),
+                    if_not_exists: false,
+                    ..
+                },
+                _,
+            ) => created.add(n),
+            _ => {}
+        }
+    }
+    relations.iter().all(|r| created.covers(r))
 }
 
 /// Once a migration is reverted: how the schema differs from `kept`, what

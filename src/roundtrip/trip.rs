@@ -56,7 +56,9 @@ pub(crate) async fn run(db: &mut dyn Database, plan: &Plan<'_>) -> Result<Vec<Ou
             // neither filled, fingerprinted nor digested (else each
             // migration would cost as much as the whole schema).
             let scope = db.widen(&reach(m)).await?;
-            rows.extend(data::generate(&mut *db, plan.rows, &scope.data).await?);
+            if plan.rows > 0 {
+                rows.extend(data::generate(&mut *db, plan.rows, &scope.data).await?);
+            }
             let outcome = trip(db, plan, (m, &scope), &mut hook, std::mem::take(&mut rows)).await?;
             (plan.on_outcome)(&outcome);
             let applied = applied(db, m).await?;
@@ -167,6 +169,10 @@ async fn trip(
         .steps
         .push(compare_schema(db, &scope.schema, &before.schema).await?);
     outcome.steps.push(compare_data(db, &before.contents).await);
+    // The first up's archive served its down. Gone, the second up's archive
+    // need not wait for the next second to get a name of its own (archives
+    // are named by the second they are taken in).
+    let _ = std::fs::remove_dir_all(plan.backups.join("backups").join(m.id()));
     let started = Instant::now();
     let again = match migrate(db, plan, (m, Some(&scope.schema)), hook, true).await {
         Err(e) => failed(e),

@@ -122,6 +122,32 @@ pub struct Widened {
     pub found: bool,
 }
 
+impl Widened {
+    /// Everything, both ways.
+    pub fn all() -> Widened {
+        Widened {
+            schema: Scope::All,
+            data: Scope::All,
+            found: true,
+        }
+    }
+
+    /// `schema`, whose rows are the data scope too unless a trigger or a
+    /// rule of one of its tables may write elsewhere.
+    pub fn of(schema: Scope, writes_elsewhere: bool, found: bool) -> Widened {
+        let data = if writes_elsewhere {
+            Scope::All
+        } else {
+            schema.clone()
+        };
+        Widened {
+            schema,
+            data,
+            found,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -103,6 +103,18 @@ fn base(p: &Project) {
     );
 }
 
+/// [`base`], then a migration that drops `published` and whose down
+/// re-adds it without its NOT NULL and DEFAULT.
+fn base_and_drop_published(p: &Project) {
+    base(p);
+    p.migration(
+        "20260101000200_drop_published",
+        "ALTER TABLE posts DROP COLUMN published;\n",
+        Some("ALTER TABLE posts ADD COLUMN published boolean;\n"),
+        Some("reversibility = \"partial\"\n"),
+    );
+}
+
 #[test]
 fn broken_down_files_fail_naming_the_migration_and_the_object() {
     for db in [Db::Postgres, Db::Sqlite] {
@@ -177,13 +189,7 @@ fn broken_down_files_fail_naming_the_migration_and_the_object() {
 #[test]
 fn the_column_diff_reads_as_before_and_after_on_postgres() {
     let p = Project::postgres();
-    base(&p);
-    p.migration(
-        "20260101000200_drop_published",
-        "ALTER TABLE posts DROP COLUMN published;\n",
-        Some("ALTER TABLE posts ADD COLUMN published boolean;\n"),
-        Some("reversibility = \"partial\"\n"),
-    );
+    base_and_drop_published(&p);
     let out = test(&p, &[]);
     let text = stdout(&out);
     assert_eq!(out.status.code(), Some(3), "{text}");
@@ -434,13 +440,7 @@ fn what_a_migration_reaches_beyond_the_tables_it_names_is_compared_on_postgres()
 fn keel_down_says_when_down_sql_does_not_give_back_the_schema_on_both_databases() {
     for db in [Db::Postgres, Db::Sqlite] {
         let p = Project::new(db);
-        base(&p);
-        p.migration(
-            "20260101000200_drop_published",
-            "ALTER TABLE posts DROP COLUMN published;\n",
-            Some("ALTER TABLE posts ADD COLUMN published boolean;\n"),
-            Some("reversibility = \"partial\"\n"),
-        );
+        base_and_drop_published(&p);
         p.keel().arg("up").assert().success();
         let out = p.keel().arg("down").output().unwrap();
         let err = stderr(&out);

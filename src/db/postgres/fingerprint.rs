@@ -28,11 +28,7 @@ const WIDEN: &str = include_str!("widen.sql");
 impl Postgres {
     pub(super) async fn widen_scope(&mut self, scope: &Scope) -> Result<Widened, DbError> {
         let Some(names) = scope.names() else {
-            return Ok(Widened {
-                schema: Scope::All,
-                data: Scope::All,
-                found: true,
-            });
+            return Ok(Widened::all());
         };
         let rows: Vec<(String, bool)> = sqlx::query_as(WIDEN)
             .bind(names)
@@ -43,16 +39,8 @@ impl Postgres {
         for (name, _) in &rows {
             schema.add_relname(name);
         }
-        let data = if rows.iter().any(|(_, writes_elsewhere)| *writes_elsewhere) {
-            Scope::All
-        } else {
-            schema.clone()
-        };
-        Ok(Widened {
-            schema,
-            data,
-            found: !rows.is_empty(),
-        })
+        let writes_elsewhere = rows.iter().any(|(_, writes)| *writes);
+        Ok(Widened::of(schema, writes_elsewhere, !rows.is_empty()))
     }
 
     pub(super) async fn schema_fingerprint(

@@ -101,11 +101,7 @@ const WIDEN: &str = "SELECT m.tbl_name FROM sqlite_master m \
 impl Sqlite {
     pub(super) async fn widen_scope(&mut self, scope: &Scope) -> Result<Widened, DbError> {
         let Some(mut names) = scope.names() else {
-            return Ok(Widened {
-                schema: Scope::All,
-                data: Scope::All,
-                found: true,
-            });
+            return Ok(Widened::all());
         };
         let mut schema = scope.clone();
         // Foreign keys chain: to a fixed point (each round adds a table,
@@ -133,17 +129,8 @@ impl Sqlite {
         .fetch_one(&mut self.conn)
         .await
         .map_err(|e| self.err(e))?;
-        let data = if triggers > 0 {
-            Scope::All
-        } else {
-            schema.clone()
-        };
-        // SQLite is read in-process: always fingerprint.
-        Ok(Widened {
-            schema,
-            data,
-            found: true,
-        })
+        // SQLite is read in-process: always fingerprint (found).
+        Ok(Widened::of(schema, triggers > 0, true))
     }
 
     pub(super) async fn schema_fingerprint(

@@ -4,9 +4,8 @@
 
 use super::Postgres;
 use crate::db::{
-    CALIBRATION_TABLE, Catalog, ColumnInfo, ConstraintInfo, DbError, Fingerprint, IndexInfo,
-    IndexMismatch, IndexRequest, KEEL_TABLES, Relation, Scope, SearchPath, Session, Widened,
-    quote_relation,
+    Catalog, ColumnInfo, ConstraintInfo, DbError, Fingerprint, IndexInfo, IndexMismatch,
+    IndexRequest, Relation, Scope, SearchPath, Session, Widened, quote_relation,
 };
 use async_trait::async_trait;
 use sqlx::Row;
@@ -21,7 +20,7 @@ impl Catalog for Postgres {
              WHERE c.relkind IN ('r', 'p') AND n.nspname NOT IN ('pg_catalog', 'information_schema') \
              AND n.nspname NOT LIKE 'pg_toast%' AND c.relname <> ALL($1) ORDER BY 1 NULLS FIRST, 2",
         )
-        .bind(KEEL_TABLES.iter().copied().chain([CALIBRATION_TABLE]).map(String::from).collect::<Vec<_>>())
+        .bind(super::live::own_tables())
         .fetch_all(&mut self.conn)
         .await
         .map_err(|e| self.err(e))?;

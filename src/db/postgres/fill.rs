@@ -5,7 +5,7 @@
 
 use super::Postgres;
 use crate::db::integrity::{ForeignKey, Plan, left_null, parents_first, run_plans, with_parents};
-use crate::db::{CALIBRATION_TABLE, DbError, Filled, KEEL_TABLES, Relation, Scope};
+use crate::db::{DbError, Filled, Relation, Scope};
 use sqlx::Row;
 use std::collections::BTreeMap;
 
@@ -140,12 +140,7 @@ impl Postgres {
     /// partitions, which the parent routes rows to), not keel's own, not an
     /// extension's.
     async fn fill_candidates(&mut self) -> Result<BTreeMap<i64, Candidate>, DbError> {
-        let keel: Vec<String> = KEEL_TABLES
-            .iter()
-            .copied()
-            .chain([CALIBRATION_TABLE])
-            .map(String::from)
-            .collect();
+        let keel = super::live::own_tables();
         let rows: Vec<(i64, String, String, bool)> = sqlx::query_as(
             "SELECT c.oid::int8, n.nspname::text, c.relname::text, n.nspname = current_schema() \
              FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \

@@ -4,7 +4,7 @@
 
 use super::Postgres;
 use crate::db::Session;
-use crate::db::{CALIBRATION_TABLE, DbError, Fingerprint, KEEL_TABLES, Scope, Widened};
+use crate::db::{DbError, Fingerprint, Scope, Widened};
 
 /// One `(key, line)` row per object; `$1` is keel's own tables, `$2` the
 /// scope's relation names (NULL: all), `$3` whether the objects that are
@@ -47,12 +47,7 @@ impl Postgres {
         &mut self,
         scope: &Scope,
     ) -> Result<Fingerprint, DbError> {
-        let keel: Vec<String> = KEEL_TABLES
-            .iter()
-            .copied()
-            .chain([CALIBRATION_TABLE])
-            .map(String::from)
-            .collect();
+        let keel = super::live::own_tables();
         let scoped = matches!(scope, Scope::Named { .. });
         // Planning this query costs ten times running it on a few tables:
         // a scoped fingerprint (keel test takes four per migration) keeps

@@ -12,6 +12,17 @@ use sqlx::Row;
 /// (in 8 kB pages) as the server prints it.
 pub(super) type Builtins = (Vec<(String, char)>, Option<String>);
 
+/// keel's own tables on PostgreSQL, by name: left out of every listing,
+/// fingerprint and fill.
+pub(super) fn own_tables() -> Vec<String> {
+    crate::db::KEEL_TABLES
+        .iter()
+        .copied()
+        .chain([CALIBRATION_TABLE])
+        .map(String::from)
+        .collect()
+}
+
 /// The table where `keel calibrate` keeps its measurements, beside keel_migrations.
 pub const CALIBRATION_TABLE: &str = "keel_calibration";
 

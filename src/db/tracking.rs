@@ -112,8 +112,10 @@ pub struct TrackingRow {
     /// its up ran: the only archive its `down` may restore.
     pub backup: Option<BackupRef>,
     /// The schema the migration could reach right before its up, as keel
-    /// keeps it (JSON), for `keel down` to compare with. Read back as
-    /// untrusted.
+    /// keeps it (JSON), for `keel down` to compare with. Written with the
+    /// row; [`Tracking::tracking_rows`] leaves it `None` (it is read by
+    /// [`Tracking::schema_before`]), and writing a row whose value is
+    /// `None` keeps the one stored. Read back as untrusted.
     pub schema_before: Option<String>,
 }
 
@@ -147,6 +149,8 @@ pub trait Tracking: Session {
     async fn tracking_rows(&mut self) -> Result<Vec<TrackingRow>, DbError>;
     /// Inserts or replaces the row for `row.version`.
     async fn write_tracking(&mut self, row: &TrackingRow) -> Result<(), DbError>;
+    /// What [`TrackingRow::schema_before`] holds for `version`.
+    async fn schema_before(&mut self, version: &str) -> Result<Option<String>, DbError>;
     /// Deletes the row for `version` (the migration was reverted).
     async fn delete_tracking(&mut self, version: &str) -> Result<(), DbError>;
 
@@ -176,20 +180,18 @@ pub trait Tracking: Session {
 
 /// Every tracking row, from `table` (quoted as the dialect names it). A
 /// table made before `backup_sha256` existed is read too.
-pub(super) fn select_rows(table: &str, has_backup: bool, has_schema: bool) -> String {
+pub(super) fn select_rows(table: &str, has_backup: bool) -> String {
     let backup = if has_backup {
         "backup, backup_sha256"
     } else {
         "CAST(NULL AS text) AS backup, CAST(NULL AS text) AS backup_sha256"
     };
-    let schema = if has_schema {
-        "schema_before"
-    } else {
-        "CAST(NULL AS text) AS schema_before"
-    };
+    // schema_before can be large (a whole schema's fingerprint): read by
+    // `down` alone ([`select_schema_before`]), never by `status`.
     format!(
         "SELECT version, name, checksum, state, applied_at, applied_by, execution_ms, \
-         statements_done, error, {backup}, {schema} FROM {table} ORDER BY version"
+         statements_done, error, {backup}, CAST(NULL AS text) AS schema_before \
+         FROM {table} ORDER BY version"
     )
 }
 
@@ -204,8 +206,14 @@ pub(super) fn upsert_row(table: &str) -> String {
          state = excluded.state, applied_at = excluded.applied_at, applied_by = excluded.applied_by, \
          execution_ms = excluded.execution_ms, statements_done = excluded.statements_done, \
          error = excluded.error, backup = excluded.backup, backup_sha256 = excluded.backup_sha256, \
-         schema_before = excluded.schema_before"
+         schema_before = coalesce(excluded.schema_before, {table}.schema_before)"
     )
+}
+
+/// The schema kept in the tracking row of version `$1` (see
+/// [`TrackingRow::schema_before`]).
+pub(super) fn select_schema_before(table: &str) -> String {
+    format!("SELECT schema_before FROM {table} WHERE version = $1")
 }
 
 /// Deletes the tracking row of version `$1`.

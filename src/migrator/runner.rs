@@ -494,9 +494,9 @@ impl Runner<'_> {
                     .await?
                     .into_iter()
                     .find(|r| r.version == v);
-                let recorded = row.as_ref().and_then(|r| r.backup.clone());
+                let recorded = row.and_then(|r| r.backup);
                 hook.before_down(self.db, m, recorded.as_ref()).await?;
-                (recorded, row.and_then(|r| r.schema_before))
+                (recorded, self.db.schema_before(&v).await?)
             }
         };
         (self.on_event)(match dir {

@@ -5,7 +5,7 @@ use super::Postgres;
 use super::run_lock::{RUN_LOCK_KEY, lock};
 use crate::db::tracking::{
     self, ADDED_COLUMNS, META, TABLE, bind_row, delete_row, insert_database_id, read_row,
-    select_database_id, select_rows, upsert_row,
+    select_database_id, select_rows, select_schema_before, upsert_row,
 };
 use crate::db::{
     DbError, DbErrorKind, LockHolder, RunLock, Session, Tracking, TrackingRow, quote_ident,
@@ -65,8 +65,7 @@ impl Tracking for Postgres {
             return Ok(Vec::new());
         }
         let has_backup = columns.iter().any(|c| c == "backup_sha256");
-        let has_schema = columns.iter().any(|c| c == "schema_before");
-        let rows = sqlx::query(&select_rows(&table, has_backup, has_schema))
+        let rows = sqlx::query(&select_rows(&table, has_backup))
             .fetch_all(&mut self.conn)
             .await
             .map_err(|e| self.err(e))?;
@@ -82,6 +81,25 @@ impl Tracking for Postgres {
             .execute(&mut self.conn)
             .await
             .map(|_| ())
+            .map_err(|e| self.err(e))
+    }
+
+    async fn schema_before(&mut self, version: &str) -> Result<Option<String>, DbError> {
+        let table = self.keel(TABLE);
+        // A table an older keel made, and no up since: nothing kept.
+        if !self
+            .attribute_names(&table)
+            .await?
+            .iter()
+            .any(|c| c == "schema_before")
+        {
+            return Ok(None);
+        }
+        sqlx::query_scalar(&select_schema_before(&table))
+            .bind(version)
+            .fetch_optional(&mut self.conn)
+            .await
+            .map(Option::flatten)
             .map_err(|e| self.err(e))
     }
 

@@ -5,7 +5,7 @@
 use super::Sqlite;
 use crate::db::tracking::{
     self, ADDED_COLUMNS, META, TABLE, bind_row, delete_row, insert_database_id, read_row,
-    select_database_id, select_rows, upsert_row,
+    select_database_id, select_rows, select_schema_before, upsert_row,
 };
 use crate::db::{
     DbError, DbErrorKind, LockHolder, RunLock, Session, Tracking, TrackingRow, quote_ident,
@@ -61,8 +61,7 @@ impl Tracking for Sqlite {
         let columns = self.column_names(TABLE).await?;
         // Read by an older table too (before `ensure_tracking` added them).
         let has_backup = columns.iter().any(|c| c == "backup_sha256");
-        let has_schema = columns.iter().any(|c| c == "schema_before");
-        let rows = sqlx::query(&select_rows(TABLE, has_backup, has_schema))
+        let rows = sqlx::query(&select_rows(TABLE, has_backup))
             .fetch_all(&mut self.conn)
             .await
             .map_err(|e| self.err(e))?;
@@ -78,6 +77,24 @@ impl Tracking for Sqlite {
             .execute(&mut self.conn)
             .await
             .map(|_| ())
+            .map_err(|e| self.err(e))
+    }
+
+    async fn schema_before(&mut self, version: &str) -> Result<Option<String>, DbError> {
+        // A table an older keel made, and no up since: nothing kept.
+        if !self
+            .column_names(TABLE)
+            .await?
+            .iter()
+            .any(|c| c == "schema_before")
+        {
+            return Ok(None);
+        }
+        sqlx::query_scalar(&select_schema_before(TABLE))
+            .bind(version)
+            .fetch_optional(&mut self.conn)
+            .await
+            .map(Option::flatten)
             .map_err(|e| self.err(e))
     }
 

@@ -91,8 +91,7 @@ impl From<ForeignKeyRow> for ForeignKey {
 }
 
 /// Tables a JSON array of names (`?1`) reaches one step further: the
-/// tables of named indexes and tables whose foreign keys point at them,
-/// each with whether it has a trigger.
+/// tables of named indexes and tables whose foreign keys point at them.
 const WIDEN: &str = "SELECT m.tbl_name FROM sqlite_master m \
      WHERE m.type = 'index' AND m.name IN (SELECT value FROM json_each(?1)) \
      UNION SELECT m.name FROM sqlite_master m JOIN pragma_foreign_key_list(m.name) f \
@@ -137,15 +136,14 @@ impl Sqlite {
         &mut self,
         scope: &Scope,
     ) -> Result<Fingerprint, DbError> {
-        let p = Params {
+        let params = &Params {
             keel: serde_json::to_string(&KEEL_TABLES).unwrap_or_default(),
             only: scope
                 .names()
                 .map(|n| serde_json::to_string(&n).unwrap_or_default()),
         };
-        let keel = &p;
         let mut f = Fingerprint::default();
-        let tables: Vec<(String, String, i64, i64)> = self.all(TABLES, keel).await?;
+        let tables: Vec<(String, String, i64, i64)> = self.all(TABLES, params).await?;
         let mut texts = BTreeMap::new();
         for (name, sql, without_rowid, strict) in tables {
             let mut line = format!("table {}", ident(&name));
@@ -166,22 +164,22 @@ impl Sqlite {
             }
             texts.insert(name, text);
         }
-        self.columns_into(&mut f, keel, &texts).await?;
-        self.indexes_into(&mut f, keel).await?;
-        self.foreign_keys_into(&mut f, keel).await?;
-        self.stored_sql_into(&mut f, keel).await?;
+        self.columns_into(&mut f, params, &texts).await?;
+        self.indexes_into(&mut f, params).await?;
+        self.foreign_keys_into(&mut f, params).await?;
+        self.stored_sql_into(&mut f, params).await?;
         Ok(f)
     }
 
     /// Every row of `sql`, whose `?1` is keel's tables as JSON and `?2`
     /// the scope's.
-    async fn all<T>(&mut self, sql: &str, keel: &Params) -> Result<Vec<T>, DbError>
+    async fn all<T>(&mut self, sql: &str, params: &Params) -> Result<Vec<T>, DbError>
     where
         T: for<'r> sqlx::FromRow<'r, sqlx::sqlite::SqliteRow> + Send + Unpin,
     {
         sqlx::query_as(sql)
-            .bind(&keel.keel)
-            .bind(keel.only.as_deref())
+            .bind(&params.keel)
+            .bind(params.only.as_deref())
             .fetch_all(&mut self.conn)
             .await
             .map_err(|e| self.err(e))
@@ -191,14 +189,14 @@ impl Sqlite {
     async fn columns_into(
         &mut self,
         f: &mut Fingerprint,
-        keel: &Params,
+        params: &Params,
         texts: &BTreeMap<String, TableText>,
     ) -> Result<(), DbError> {
         let sql = format!(
             "SELECT t.name AS tbl, x.name, x.type, x.\"notnull\", x.dflt_value, x.pk, x.hidden \
              FROM ({TABLES}) t JOIN pragma_table_xinfo(t.name) x ORDER BY t.name, x.cid"
         );
-        let rows: Vec<ColumnRow> = self.all(&sql, keel).await?;
+        let rows: Vec<ColumnRow> = self.all(&sql, params).await?;
         let columns: Vec<Column> = rows.into_iter().map(Column::from).collect();
         let mut keys: BTreeMap<&str, Vec<(i64, &str)>> = BTreeMap::new();
         for c in &columns {
@@ -250,7 +248,7 @@ impl Sqlite {
     /// Indexes: the stored CREATE INDEX of each made by a statement, and
     /// the columns of each a UNIQUE constraint made (a PRIMARY KEY's is the
     /// primary key line).
-    async fn indexes_into(&mut self, f: &mut Fingerprint, keel: &Params) -> Result<(), DbError> {
+    async fn indexes_into(&mut self, f: &mut Fingerprint, params: &Params) -> Result<(), DbError> {
         let sql = format!(
             "SELECT t.name, il.name, il.\"unique\", coalesce(m.sql, ''), \
              (SELECT group_concat(coalesce(name, '?'), char(31)) FROM \
@@ -259,7 +257,8 @@ impl Sqlite {
              LEFT JOIN sqlite_master m ON m.type = 'index' AND m.name = il.name \
              WHERE il.origin <> 'pk'"
         );
-        let rows: Vec<(String, String, i64, String, Option<String>)> = self.all(&sql, keel).await?;
+        let rows: Vec<(String, String, i64, String, Option<String>)> =
+            self.all(&sql, params).await?;
         for (table, name, unique, stored, columns) in rows {
             if stored.is_empty() {
                 let columns: Vec<String> = columns
@@ -283,7 +282,7 @@ impl Sqlite {
     async fn foreign_keys_into(
         &mut self,
         f: &mut Fingerprint,
-        keel: &Params,
+        params: &Params,
     ) -> Result<(), DbError> {
         let sql = format!(
             "SELECT t.name AS tbl, k.id, k.\"table\" AS parent, k.\"from\" AS from_col, \
@@ -291,7 +290,7 @@ impl Sqlite {
              FROM ({TABLES}) t JOIN pragma_foreign_key_list(t.name) k \
              ORDER BY t.name, k.id, k.seq"
         );
-        let rows: Vec<ForeignKeyRow> = self.all(&sql, keel).await?;
+        let rows: Vec<ForeignKeyRow> = self.all(&sql, params).await?;
         let keys: Vec<ForeignKey> = rows.into_iter().map(ForeignKey::from).collect();
         for group in keys.chunk_by(|a, b| a.tbl == b.tbl && a.id == b.id) {
             let first = &group[0];
@@ -321,7 +320,11 @@ impl Sqlite {
     }
 
     /// Triggers and views, from their stored SQL.
-    async fn stored_sql_into(&mut self, f: &mut Fingerprint, keel: &Params) -> Result<(), DbError> {
+    async fn stored_sql_into(
+        &mut self,
+        f: &mut Fingerprint,
+        params: &Params,
+    ) -> Result<(), DbError> {
         let rows: Vec<(String, String, String)> = self
             .all(
                 "SELECT type, name, sql FROM sqlite_master \
@@ -329,7 +332,7 @@ impl Sqlite {
                  AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' \
                  AND tbl_name NOT IN (SELECT value FROM json_each(?1)) \
                  AND (?2 IS NULL OR type = 'view' OR tbl_name IN (SELECT value FROM json_each(?2)))",
-                keel,
+                params,
             )
             .await?;
         for (kind, name, sql) in rows {

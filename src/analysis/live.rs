@@ -19,7 +19,7 @@ pub struct LiveSchema {
     /// Measured by `keel calibrate`, or the defaults.
     pub calibration: Calibration,
     tables: HashMap<String, LiveTable>,
-    functions: HashMap<String, char>,
+    functions: crate::db::Volatility,
 }
 
 /// One table as the server knows it.
@@ -121,12 +121,7 @@ impl LiveSchema {
                 t.not_null_checks.push(c);
             }
         }
-        live.functions = db
-            .function_volatility()
-            .await?
-            .unwrap_or_default()
-            .into_iter()
-            .collect();
+        live.functions = db.function_volatility().await?.unwrap_or_default();
         Ok(Some(live))
     }
 
@@ -165,7 +160,7 @@ impl LiveSchema {
     /// `pg_proc.provolatile` of a function by name (its most volatile overload).
     pub fn volatility(&self, function: &str) -> Option<char> {
         let name = function.rsplit('.').next().unwrap_or(function);
-        self.functions.get(name).copied()
+        self.functions.get(name)
     }
 
     /// Whether the session TimeZone is UTC in PostgreSQL's sense: a zone

@@ -104,9 +104,11 @@ async fn round_trips(
         fixtures,
         rows: args.rows,
         backups: backups.path(),
-        // The round trip compares the schema itself, before and after.
+        // The round trip compares the schema itself, before and after, on
+        // a database it drops afterwards.
         settings: crate::migrator::RunSettings {
             keep_schema: false,
+            throwaway: true,
             ..ctx.settings()
         },
         on_outcome: &show,

@@ -4,9 +4,34 @@
 
 use super::{DbError, Scope, Session};
 use async_trait::async_trait;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// Function volatility by name, each name's most volatile overload
+/// (`pg_proc.provolatile`: `i`mmutable < `s`table < `v`olatile). The
+/// server's own functions are shared: they are read once per connection
+/// and every analysis of the run looks them up.
+#[derive(Debug, Clone, Default)]
+pub struct Volatility {
+    /// The server's own functions (made by initdb).
+    pub builtin: Arc<HashMap<String, char>>,
+    /// The database's functions, read each time (migrations make them).
+    pub user: HashMap<String, char>,
+}
+
+impl Volatility {
+    /// A function's volatility by name, its most volatile overload.
+    pub fn get(&self, name: &str) -> Option<char> {
+        match (self.builtin.get(name), self.user.get(name)) {
+            (Some(a), Some(b)) => Some(*a.max(b)),
+            (a, b) => a.or(b).copied(),
+        }
+    }
+}
 
 /// Size of one table as the catalog knows it (PostgreSQL live mode).
-#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct TableStats {
     /// The table's schema.
     pub schema: String,
@@ -32,7 +57,8 @@ pub struct TableStats {
 }
 
 /// Size and kind of one index of a [`TableStats`] table.
-#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct IndexSize {
     /// The index's name.
     pub name: String,
@@ -44,6 +70,21 @@ pub struct IndexSize {
     pub method: String,
     /// A key column is text-like: comparisons follow the collation, slower to sort.
     pub text_key: bool,
+}
+
+/// Something that breaks or waits when a table is locked or changed: a
+/// view on it, a foreign key that points to it, a trigger on it.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Dependent {
+    /// The table's schema.
+    pub schema: String,
+    /// The table's name.
+    pub table: String,
+    /// `view`, `foreign key` or `trigger`.
+    pub kind: String,
+    /// The view, `table.constraint` of the foreign key, or the trigger.
+    pub name: String,
 }
 
 /// A column's current type, as `format_type` prints it.
@@ -101,9 +142,8 @@ pub trait Live: Session {
     ) -> Result<Option<Vec<NotNullCheck>>, DbError> {
         Ok(None)
     }
-    /// Every function name with its most volatile overload: `i`mmutable,
-    /// `s`table or `v`olatile (`pg_proc.provolatile`).
-    async fn function_volatility(&mut self) -> Result<Option<Vec<(String, char)>>, DbError> {
+    /// Every function name with its most volatile overload.
+    async fn function_volatility(&mut self) -> Result<Option<Volatility>, DbError> {
         Ok(None)
     }
     /// The session's TimeZone setting, which decides whether
@@ -113,6 +153,11 @@ pub trait Live: Session {
     }
     /// The server's `shared_buffers` in bytes.
     async fn shared_buffers(&mut self) -> Result<Option<f64>, DbError> {
+        Ok(None)
+    }
+    /// The views, foreign keys and triggers of every user table: what a
+    /// migration's locks and changes reach beyond the table.
+    async fn dependents(&mut self) -> Result<Option<Vec<Dependent>>, DbError> {
         Ok(None)
     }
     /// The newest coefficients `keel calibrate` stored (JSON), if any.

@@ -47,6 +47,10 @@ pub(crate) struct Meta {
     /// backup is still taken, for `keel restore` by hand.
     #[serde(default = "yes")]
     pub(crate) restore_on_down: bool,
+    /// Owner, on-call, communication, window and abort criteria for this
+    /// migration's runbook, over keel.toml's `[runbook]`.
+    #[serde(default)]
+    pub(crate) runbook: crate::config::People,
 }
 
 fn yes() -> bool {
@@ -66,6 +70,7 @@ impl Default for Meta {
             smoke: Vec::new(),
             backfill: None,
             restore_on_down: true,
+            runbook: Default::default(),
         }
     }
 }
@@ -131,7 +136,7 @@ impl Meta {
                 column,
                 message: e.message().trim().to_string(),
                 fix: "valid keys: description, reversibility, transaction, lock_timeout, \
-                      statement_timeout, retries, restore_on_down, [[smoke]], [backfill]"
+                      statement_timeout, retries, restore_on_down, [[smoke]], [backfill], [runbook]"
                     .into(),
             }]
         })?;

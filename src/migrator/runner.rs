@@ -125,7 +125,9 @@ impl Runner<'_> {
         self.unlock(result).await
     }
 
-    async fn up_locked<'m>(
+    /// [`Runner::up_with`] with the run lock already held by the caller
+    /// (`keel test`, which holds it for the whole run).
+    pub(crate) async fn up_locked<'m>(
         &mut self,
         files: &'m [Migration],
         to: Option<Version>,
@@ -357,7 +359,8 @@ impl Runner<'_> {
         self.unlock(result).await
     }
 
-    async fn down_locked<'m>(
+    /// [`Runner::down_with`] with the run lock already held by the caller.
+    pub(crate) async fn down_locked<'m>(
         &mut self,
         files: &'m [Migration],
         steps: Option<usize>,
@@ -516,8 +519,9 @@ impl Runner<'_> {
         // follow the next one (nor keel's own statements); a transaction
         // that committed was reset with its COMMIT. The run's own error, if
         // any, is the one to report.
+        let wait = durable && !self.settings.throwaway;
         let (ran, reset) = if m.meta.transaction {
-            match self.run_in_transaction(&run, durable, hook).await {
+            match self.run_in_transaction(&run, wait, hook).await {
                 Ok(reset) => (Ok(()), reset),
                 Err(e) => (Err(e), self.db.reset_session().await),
             }
@@ -526,8 +530,9 @@ impl Runner<'_> {
             (ran, self.db.reset_session().await)
         };
         ran?;
-        // Statement by statement, each commit is a durable one.
-        let durable = durable || !m.meta.transaction;
+        // Statement by statement, each commit is a durable one; on a
+        // throwaway database every commit counts as done.
+        let durable = durable || !m.meta.transaction || self.settings.throwaway;
         if let Err(e) = reset {
             if !e.is_connection() {
                 return Err(e.into());

@@ -23,6 +23,10 @@ pub(crate) struct RunSettings {
     /// Keep the schema each migration starts from, so that `down` can
     /// compare (`keel test` compares on its own).
     pub(crate) keep_schema: bool,
+    /// The database is a scratch one that `keel test` made and drops: no
+    /// commit waits for its flush to disk, since a crash loses nothing
+    /// anyone keeps.
+    pub(crate) throwaway: bool,
 }
 
 impl Default for RunSettings {
@@ -36,6 +40,7 @@ impl Default for RunSettings {
             batch_delay: None,
             run_lock_wait: crate::db::RUN_LOCK_WAIT,
             keep_schema: true,
+            throwaway: false,
         }
     }
 }

@@ -21,6 +21,33 @@ pub(crate) fn inline(text: &str) -> String {
     out
 }
 
+/// Prose of keel's own with `code spans` in it (a finding's message and
+/// fix): each balanced span stays code, the text around it is escaped as
+/// [`inline`] escapes it, and a lone backtick is escaped too. The values
+/// keel quotes inside come from migration files, so nothing in them can
+/// start structure: a span is re-made by [`code`].
+pub(crate) fn prose(text: &str) -> String {
+    let text = text.replace(['\r', '\n'], " ");
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text.as_str();
+    while let Some(open) = rest.find('`') {
+        out.push_str(&inline(&rest[..open]));
+        let after = &rest[open + 1..];
+        match after.find('`') {
+            Some(close) if close > 0 => {
+                out.push_str(&code(&after[..close]));
+                rest = &after[close + 1..];
+            }
+            _ => {
+                out.push_str("\\`");
+                rest = after;
+            }
+        }
+    }
+    out.push_str(&inline(rest));
+    out
+}
+
 /// An inline code span that survives backticks in the value.
 pub(crate) fn code(text: &str) -> String {
     let text = text.replace(['\r', '\n'], " ");
@@ -60,6 +87,17 @@ mod tests {
         assert_eq!(inline("a|b *c* [x](y)"), "a\\|b \\*c\\* \\[x\\](y)");
         assert_eq!(inline("line\n# heading"), "line \\# heading");
         assert_eq!(inline("<script>"), "\\<script\\>");
+    }
+
+    #[test]
+    fn prose_keeps_its_code_spans_and_escapes_the_rest() {
+        assert_eq!(
+            prose("use `CREATE INDEX CONCURRENTLY` on first_name"),
+            "use `CREATE INDEX CONCURRENTLY` on first\\_name"
+        );
+        assert_eq!(prose("a ` b"), "a \\` b");
+        assert_eq!(prose("``"), "\\`\\`");
+        assert_eq!(prose("x `a|b` *y*"), "x `a|b` \\*y\\*");
     }
 
     #[test]

@@ -9,6 +9,7 @@ mod from_analysis;
 mod history;
 pub(crate) mod markdown;
 mod render;
+pub(crate) mod sizes;
 
 pub(crate) use history::keep_history;
 pub(crate) use render::render;

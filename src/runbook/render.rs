@@ -58,6 +58,12 @@ pub fn render(project: &Path, runbook: &Runbook) -> Result<String, RenderError> 
         Ok(tera::Value::String(markdown::inline(&as_text(v))))
     });
     tera.register_filter(
+        "prose",
+        |v: &tera::Value, _: &HashMap<String, tera::Value>| {
+            Ok(tera::Value::String(markdown::prose(&as_text(v))))
+        },
+    );
+    tera.register_filter(
         "code",
         |v: &tera::Value, _: &HashMap<String, tera::Value>| {
             Ok(tera::Value::String(markdown::code(&as_text(v))))

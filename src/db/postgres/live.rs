@@ -4,13 +4,45 @@
 //! every user table at once, so lint and plan need no second pass.
 
 use super::Postgres;
-use crate::db::{DbError, IndexSize, Live, LiveColumn, NotNullCheck, Scope, TableStats};
+use crate::db::{
+    DbError, Dependent, IndexSize, Live, LiveColumn, NotNullCheck, Scope, TableStats, Volatility,
+};
 use async_trait::async_trait;
 use sqlx::Row;
+use std::collections::HashMap;
+use std::sync::Arc;
 
 /// The server's own functions with their volatility, and `shared_buffers`
 /// (in 8 kB pages) as the server prints it.
-pub(super) type Builtins = (Vec<(String, char)>, Option<String>);
+#[derive(Clone)]
+pub(super) struct Builtins {
+    volatility: Arc<HashMap<String, char>>,
+    shared_buffers: Option<String>,
+}
+
+/// Views on each user table (through their rewrite rules), foreign keys
+/// of other tables that point to it, and its own triggers (not the
+/// internal ones of foreign keys). `$1`: keel's own tables, left out.
+const DEPENDENTS: &str = "\
+WITH t AS (
+    SELECT c.oid, n.nspname::text AS schema, c.relname::text AS name FROM pg_class c
+    JOIN pg_namespace n ON n.oid = c.relnamespace
+    WHERE c.relkind IN ('r', 'p') AND n.nspname NOT IN ('pg_catalog', 'information_schema')
+      AND n.nspname NOT LIKE 'pg_toast%' AND n.nspname NOT LIKE 'pg_temp%'
+      AND NOT c.relname = ANY ($1))
+SELECT DISTINCT t.schema, t.name, 'view', format('%I.%I', vn.nspname, v.relname)
+FROM t JOIN pg_depend d ON d.refclassid = 'pg_class'::regclass AND d.refobjid = t.oid
+       AND d.classid = 'pg_rewrite'::regclass
+JOIN pg_rewrite r ON r.oid = d.objid JOIN pg_class v ON v.oid = r.ev_class AND v.oid <> t.oid
+JOIN pg_namespace vn ON vn.oid = v.relnamespace
+UNION
+SELECT t.schema, t.name, 'foreign key', format('%I.%I.%I', fn.nspname, f.relname, con.conname)
+FROM t JOIN pg_constraint con ON con.confrelid = t.oid AND con.contype = 'f' AND con.conparentid = 0
+JOIN pg_class f ON f.oid = con.conrelid JOIN pg_namespace fn ON fn.oid = f.relnamespace
+UNION
+SELECT t.schema, t.name, 'trigger', tg.tgname::text
+FROM t JOIN pg_trigger tg ON tg.tgrelid = t.oid AND NOT tg.tgisinternal
+ORDER BY 1, 2, 3, 4";
 
 /// keel's own tables on PostgreSQL, by name: left out of every listing,
 /// fingerprint and fill.
@@ -41,6 +73,10 @@ fn user_tables(scope: &Scope) -> String {
 #[async_trait]
 impl Live for Postgres {
     async fn postgres_version(&mut self) -> Result<Option<u32>, DbError> {
+        // Reported by the server when the connection starts.
+        if let Some(num) = self.conn.server_version_num() {
+            return Ok(Some(num));
+        }
         let num: String = sqlx::query_scalar("SHOW server_version_num")
             .fetch_one(&mut self.conn)
             .await
@@ -63,7 +99,7 @@ impl Live for Postgres {
         self.read_not_null_checks(scope).await.map(Some)
     }
 
-    async fn function_volatility(&mut self) -> Result<Option<Vec<(String, char)>>, DbError> {
+    async fn function_volatility(&mut self) -> Result<Option<Volatility>, DbError> {
         self.read_function_volatility().await.map(Some)
     }
 
@@ -77,7 +113,7 @@ impl Live for Postgres {
 
     async fn shared_buffers(&mut self) -> Result<Option<f64>, DbError> {
         // Counted in 8 kB pages.
-        let (_, pages) = self.builtins().await?;
+        let pages = self.builtins().await?.shared_buffers;
         Ok(pages
             .and_then(|p| p.parse::<f64>().ok())
             .map(|p| p * 8192.0))
@@ -85,6 +121,24 @@ impl Live for Postgres {
 
     async fn load_calibration(&mut self) -> Result<Option<String>, DbError> {
         self.read_calibration().await
+    }
+
+    async fn dependents(&mut self) -> Result<Option<Vec<Dependent>>, DbError> {
+        let rows: Vec<(String, String, String, String)> = sqlx::query_as(DEPENDENTS)
+            .bind(own_tables())
+            .fetch_all(&mut self.conn)
+            .await
+            .map_err(|e| self.err(e))?;
+        Ok(Some(
+            rows.into_iter()
+                .map(|(schema, table, kind, name)| Dependent {
+                    schema,
+                    table,
+                    kind,
+                    name,
+                })
+                .collect(),
+        ))
     }
 
     async fn save_calibration(&mut self, json: &str) -> Result<(), DbError> {
@@ -231,15 +285,10 @@ impl Postgres {
     /// Every function name with its most volatile overload ('i' < 's' < 'v'):
     /// the server's own (OIDs below 16384, FirstNormalObjectId, made by
     /// initdb) read once per connection, the others each time by index.
-    async fn read_function_volatility(&mut self) -> Result<Vec<(String, char)>, DbError> {
-        let (builtin, _) = self.builtins().await?;
-        let mut all: std::collections::BTreeMap<String, char> = builtin.into_iter().collect();
+    async fn read_function_volatility(&mut self) -> Result<Volatility, DbError> {
+        let builtin = self.builtins().await?.volatility;
         let user = self.volatility("WHERE p.oid >= 16384").await?;
-        for (name, v) in user {
-            let e = all.entry(name).or_insert(v);
-            *e = (*e).max(v);
-        }
-        Ok(all.into_iter().collect())
+        Ok(Volatility { builtin, user })
     }
 
     /// The server's own functions' volatility and `shared_buffers`, read once.
@@ -247,17 +296,21 @@ impl Postgres {
         if let Some(b) = &self.builtins {
             return Ok(b.clone());
         }
-        let volatility = self.volatility("WHERE p.oid < 16384").await?;
-        let buffers: Option<String> =
+        let volatility = Arc::new(self.volatility("WHERE p.oid < 16384").await?);
+        let shared_buffers: Option<String> =
             sqlx::query_scalar("SELECT setting FROM pg_settings WHERE name = 'shared_buffers'")
                 .fetch_optional(&mut self.conn)
                 .await
                 .map_err(|e| self.err(e))?;
-        self.builtins = Some((volatility, buffers));
-        Ok(self.builtins.clone().unwrap_or_default())
+        let builtins = Builtins {
+            volatility,
+            shared_buffers,
+        };
+        self.builtins = Some(builtins.clone());
+        Ok(builtins)
     }
 
-    async fn volatility(&mut self, filter: &str) -> Result<Vec<(String, char)>, DbError> {
+    async fn volatility(&mut self, filter: &str) -> Result<HashMap<String, char>, DbError> {
         let rows = sqlx::query(&format!(
             "SELECT p.proname::text, max(p.provolatile::text) FROM pg_proc p {filter} GROUP BY 1"
         ))

@@ -49,6 +49,10 @@ pub struct Postgres {
     /// The volatility of pg_catalog's functions and `shared_buffers`:
     /// fixed while the server runs, read once per connection.
     builtins: Option<live::Builtins>,
+    /// The tracking table's columns once this connection made sure of it
+    /// (`ensure_tracking`): later runs on the same connection (`keel
+    /// test`'s up, down and up again) neither create nor look it up again.
+    tracking_columns: Option<Vec<String>>,
 }
 
 impl Postgres {
@@ -111,6 +115,7 @@ impl Postgres {
             pid,
             lock_timeout: None,
             builtins: None,
+            tracking_columns: None,
             watcher: None,
         })
     }

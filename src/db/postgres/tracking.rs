@@ -18,6 +18,9 @@ impl Tracking for Postgres {
         if self.keel_schema.is_none() {
             return Err(self.no_schema());
         }
+        if self.tracking_columns.is_some() {
+            return Ok(());
+        }
         let (table, meta) = (self.keel(TABLE), self.keel(META));
         self.execute(&format!(
             "CREATE TABLE IF NOT EXISTS {table} (
@@ -38,7 +41,7 @@ impl Tracking for Postgres {
         .await?;
         // A table an earlier keel made: add what it lacks. Looked up first,
         // so that the usual run takes no ACCESS EXCLUSIVE lock on it.
-        let have = self.attribute_names(&table).await?;
+        let mut have = self.attribute_names(&table).await?;
         for (column, ty) in ADDED_COLUMNS {
             if !have.iter().any(|c| c == column) {
                 self.execute(&format!(
@@ -46,6 +49,7 @@ impl Tracking for Postgres {
                     quote_ident(column)
                 ))
                 .await?;
+                have.push(column.to_string());
             }
         }
         let id = tracking::new_database_id()
@@ -54,13 +58,14 @@ impl Tracking for Postgres {
             .bind(id)
             .execute(&mut self.conn)
             .await
-            .map(|_| ())
-            .map_err(|e| self.err(e))
+            .map_err(|e| self.err(e))?;
+        self.tracking_columns = Some(have);
+        Ok(())
     }
 
     async fn tracking_rows(&mut self) -> Result<Vec<TrackingRow>, DbError> {
         let table = self.keel(TABLE);
-        let columns = self.attribute_names(&table).await?;
+        let columns = self.tracking_columns().await?;
         if columns.is_empty() {
             return Ok(Vec::new());
         }
@@ -88,7 +93,7 @@ impl Tracking for Postgres {
         let table = self.keel(TABLE);
         // A table an older keel made, and no up since: nothing kept.
         if !self
-            .attribute_names(&table)
+            .tracking_columns()
             .await?
             .iter()
             .any(|c| c == "schema_before")
@@ -160,5 +165,13 @@ impl Postgres {
             "{}: the search_path names no schema that exists, so keel has nowhere to keep its tracking table\n  fix: create the schema or set search_path for this role (ALTER ROLE … SET search_path = …)",
             self.url
         ))
+    }
+
+    /// The tracking table's columns: empty when there is no such table.
+    async fn tracking_columns(&mut self) -> Result<Vec<String>, DbError> {
+        match &self.tracking_columns {
+            Some(columns) => Ok(columns.clone()),
+            None => self.attribute_names(&self.keel(TABLE)).await,
+        }
     }
 }

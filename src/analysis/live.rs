@@ -125,6 +125,11 @@ impl LiveSchema {
         Ok(Some(live))
     }
 
+    /// Every table's statistics, as read.
+    pub fn stats(&self) -> impl Iterator<Item = &TableStats> {
+        self.tables.values().map(|t| &t.stats)
+    }
+
     /// Adds a table's statistics (what [`load`](Self::load) does for each).
     pub fn insert_stats(&mut self, stats: TableStats) {
         let t = LiveTable {

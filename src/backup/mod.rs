@@ -14,6 +14,7 @@
 mod describe;
 mod hook;
 mod plan;
+mod prune;
 mod read;
 mod restore;
 mod write;
@@ -21,6 +22,7 @@ mod write;
 pub(crate) use describe::{StatementBackup, describe};
 pub(crate) use hook::{BackupHook, back_up, declined, unrestored_note};
 pub(crate) use plan::{Target, plan_for, plan_for_table};
+pub(crate) use prune::prune;
 pub(crate) use read::verify;
 pub(crate) use restore::{Binding, Restored, check_binding, restore, restore_within};
 pub(crate) use write::{Created, create};

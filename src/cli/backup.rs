@@ -1,5 +1,6 @@
-//! `keel backup verify FILE` (and the hidden `keel backup create`, which
-//! `execute` and `up` do on their own before a destructive migration).
+//! `keel backup verify FILE`, `keel backup prune --older-than D` (and the
+//! hidden `keel backup create`, which `execute` and `up` do on their own
+//! before a destructive migration).
 
 use super::Ctx;
 use crate::backup;
@@ -18,6 +19,15 @@ pub(crate) enum Sub {
     Verify {
         /// backups/<version>_<name>/<stamp>.zip
         file: PathBuf,
+    },
+    /// Delete this database's archives older than DURATION, except those an
+    /// applied migration's `keel down` still restores
+    Prune {
+        #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+        older_than: std::time::Duration,
+        /// List what would be deleted, and delete nothing
+        #[arg(long)]
+        dry_run: bool,
     },
     /// Export what a migration destroys (from its analysis), or one table's
     /// columns (or the whole table) with --table
@@ -49,6 +59,10 @@ pub(crate) async fn run(ctx: &Ctx, args: Args) -> Result<()> {
             }
             Ok(())
         }
+        Sub::Prune {
+            older_than,
+            dry_run,
+        } => prune(ctx, older_than, dry_run).await,
         Sub::Create {
             version,
             table,
@@ -122,6 +136,60 @@ pub(crate) async fn run(ctx: &Ctx, args: Args) -> Result<()> {
             Ok(())
         }
     }
+}
+
+async fn prune(ctx: &Ctx, older_than: std::time::Duration, dry_run: bool) -> Result<()> {
+    let mut db = ctx.connect().await?;
+    let shown = db.display_url().to_string();
+    let read = async {
+        let id = db.database_id().await?;
+        let rows = db.tracking_rows().await?;
+        Ok::<_, crate::db::DbError>((id, rows))
+    }
+    .await;
+    db.close().await;
+    let (id, rows) = read?;
+    let needed: Vec<(String, crate::db::BackupRef)> = rows
+        .into_iter()
+        .filter_map(|r| Some((r.version, r.backup?)))
+        .collect();
+    let age = humantime::format_duration(older_than);
+    let Some(id) = id else {
+        ctx.out.progress(&format!(
+            "keel never ran against {shown}: none of the archives in backups/ are its own, nothing pruned"
+        ));
+        return Ok(());
+    };
+    let pruned = backup::prune(std::path::Path::new("."), older_than, &id, &needed, dry_run)?;
+    if ctx.out.json {
+        ctx.json(serde_json::json!({
+            "dry_run": dry_run,
+            "deleted": pruned.deleted,
+            "kept_for_down": pruned.needed.iter().map(|(p, v)| serde_json::json!({"path": p, "version": v})).collect::<Vec<_>>(),
+            "other_databases": pruned.other_databases,
+            "unreadable": pruned.unreadable.iter().map(|(p, e)| serde_json::json!({"path": p, "error": e})).collect::<Vec<_>>(),
+        }));
+        return Ok(());
+    }
+    let verb = if dry_run { "would delete" } else { "deleted" };
+    for p in &pruned.deleted {
+        ctx.out.data(&format!("{verb} {}", p.display()));
+    }
+    for (p, v) in &pruned.needed {
+        ctx.out.progress(&format!(
+            "kept {}: older than {age}, but `keel down` of {v} restores it (applied)",
+            p.display()
+        ));
+    }
+    for (p, e) in &pruned.unreadable {
+        ctx.out.progress(&format!("left {}: {e}", p.display()));
+    }
+    ctx.out.progress(&format!(
+        "{verb} {} archive(s) of this database older than {age}; {} archive(s) of other databases left alone (prune them with their --env)",
+        pruned.deleted.len(),
+        pruned.other_databases
+    ));
+    Ok(())
 }
 
 /// `ok  FILE` and one line per CSV.

@@ -5,6 +5,9 @@ use crate::migrator::{Runner, down_targets, reconcile};
 
 #[derive(Debug, clap::Args)]
 pub(crate) struct Args {
+    /// Revert exactly this migration; refused unless it is the newest applied
+    #[arg(value_name = "VERSION", conflicts_with_all = ["steps", "to"])]
+    pub(crate) version: Option<Version>,
     /// Revert this many migrations, newest first
     #[arg(long, conflicts_with = "to")]
     pub(crate) steps: Option<usize>,
@@ -24,12 +27,19 @@ fn parse_to(s: &str) -> Result<Version, String> {
     if s == "0" { Ok(Version(0)) } else { s.parse() }
 }
 
-pub(crate) async fn run(ctx: &Ctx, args: Args) -> Result<()> {
+pub(crate) async fn run(ctx: &Ctx, mut args: Args) -> Result<()> {
     let (files, mut db) = ctx.migrations_and_connect().await?;
     let entries = reconcile(&files, db.tracking_rows().await?);
     if let Err(e) = crate::migrator::check_to(&entries, args.to) {
         db.close().await;
         return Err(e.into());
+    }
+    if let Some(v) = args.version {
+        if let Err(e) = crate::migrator::check_only(&entries, v) {
+            db.close().await;
+            return Err(crate::error::Error::Refused(e));
+        }
+        args.steps = Some(1);
     }
     if args.dry_run {
         let target = super::dry_run::Target::of(db.as_mut()).await;

@@ -15,6 +15,13 @@ use crate::migrator::{State, plan_set, reconcile};
 pub(crate) struct Args {
     /// The migration's version (or its full <version>_<name> id)
     pub(crate) version: String,
+    /// Keep the environment's table sizes in runbooks/sizes/<env>.json, so
+    /// that runbooks rendered anywhere give its expected time (needs --env)
+    #[arg(long)]
+    pub(crate) save: bool,
+    /// Folder of the runbooks the sizes are kept beside
+    #[arg(long, default_value = "runbooks", requires = "save")]
+    pub(crate) runbooks: std::path::PathBuf,
 }
 
 pub(crate) async fn run(ctx: &Ctx, args: Args) -> Result<()> {
@@ -25,8 +32,15 @@ pub(crate) async fn run(ctx: &Ctx, args: Args) -> Result<()> {
     let (state, set) = plan_set(&entries, wanted);
     let target = Target::of(db.as_mut()).await;
     let live = target.live(db.as_mut()).await;
+    let dependents = match args.save {
+        true => db.dependents().await,
+        false => Ok(None),
+    };
     db.close().await;
     let live = live?;
+    if args.save {
+        save(ctx, &args, target, live.as_deref(), dependents?)?;
+    }
     let version = match target {
         Target::Postgres(v) => v,
         Target::Other(_) => None,
@@ -50,6 +64,54 @@ pub(crate) async fn run(ctx: &Ctx, args: Args) -> Result<()> {
     } else {
         ctx.out.data(&text(wanted, plan, state, target));
     }
+    Ok(())
+}
+
+/// `--save`: the measured sizes, beside the runbooks.
+fn save(
+    ctx: &Ctx,
+    args: &Args,
+    target: Target,
+    live: Option<&crate::analysis::LiveSchema>,
+    dependents: Option<Vec<crate::db::Dependent>>,
+) -> Result<()> {
+    use crate::error::Error;
+    let Some(env) = ctx.target().env() else {
+        return Err(Error::Usage(
+            "--save keeps the sizes of an environment of keel.toml: give it with --env NAME".into(),
+        ));
+    };
+    let (Target::Postgres(version), Some(live)) = (target, live) else {
+        return Err(Error::Usage(format!(
+            "--save: environment `{env}` is not a PostgreSQL database, and only PostgreSQL has sizes to estimate from"
+        )));
+    };
+    let sizes = crate::runbook::sizes::Sizes {
+        environment: env.to_string(),
+        measured_at: chrono::Utc::now(),
+        postgres: version.map(|v| v.to_string()),
+        calibration: live.calibration.clone(),
+        // keel's own tables are not the project's to estimate.
+        tables: live
+            .stats()
+            .filter(|t| {
+                !crate::db::KEEL_TABLES.contains(&t.name.as_str())
+                    && t.name != crate::db::CALIBRATION_TABLE
+            })
+            .cloned()
+            .collect(),
+        dependents: dependents.unwrap_or_default(),
+    };
+    let path = sizes.save(&args.runbooks).map_err(|e| {
+        Error::Usage(format!(
+            "cannot keep the sizes of `{env}` in {}: {e}",
+            args.runbooks.display()
+        ))
+    })?;
+    ctx.out.progress(&format!(
+        "kept the table sizes of `{env}` in {}: render the runbooks again (`keel runbook VERSION`) and commit both",
+        path.display()
+    ));
     Ok(())
 }
 

@@ -16,7 +16,9 @@ pub(crate) async fn run(ctx: &Ctx, args: Args) -> Result<()> {
     let files = ctx.migrations()?;
     let m = crate::migration::find(&files, &args.version)?;
     let analysis = crate::analysis::analyze::Analyzer::offline(true).analyze(m);
-    let runbook = Runbook::build(m, &files, &ctx.config, &analysis);
+    let sizes = crate::runbook::sizes::load_all(&args.dir, &ctx.config)
+        .map_err(crate::error::Error::Usage)?;
+    let runbook = Runbook::build(m, &files, &ctx.config, &analysis, &sizes);
     let text =
         render(Path::new("."), &runbook).map_err(|e| crate::error::Error::Usage(e.to_string()))?;
     std::fs::create_dir_all(&args.dir)?;

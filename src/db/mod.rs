@@ -35,9 +35,7 @@ pub use catalog::{
 pub use error::{DbError, DbErrorKind};
 pub use fingerprint::{Fingerprint, SchemaChange, SchemaDiff};
 pub use integrity::{Filled, TableDigest};
-pub use live::{
-    Dependent, IndexSize, Live, LiveColumn, NotNullCheck, TableStats, Volatility,
-};
+pub use live::{Dependent, IndexSize, Live, LiveColumn, NotNullCheck, TableStats, Volatility};
 pub use lock_wait::{Blocker, LockWait};
 pub use postgres::CALIBRATION_TABLE;
 pub use quote::{Relation, quote_ident, quote_relation};

@@ -107,9 +107,12 @@ pub(crate) fn runbook(
         )));
     }
     let reviewed = crate::runbook::binding::reviewed(&text);
+    // The sizes beside the runbook, which it was rendered with.
+    let sizes = crate::runbook::sizes::load_all(path.parent().unwrap_or(project), config)
+        .map_err(|e| ExecuteError::Refused(format!("{e}\n  nothing was changed")))?;
     let rendered = crate::runbook::render(
         project,
-        &crate::runbook::Runbook::build(m, files, config, reviewed_analysis),
+        &crate::runbook::Runbook::build(m, files, config, reviewed_analysis, &sizes),
     )
     .map_err(|e| ExecuteError::Refused(format!("{e}\n  nothing was changed")))?;
     let expected = crate::runbook::binding::reviewed(&rendered);

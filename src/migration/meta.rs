@@ -50,7 +50,46 @@ pub(crate) struct Meta {
     /// Owner, on-call, communication, window and abort criteria for this
     /// migration's runbook, over keel.toml's `[runbook]`.
     #[serde(default)]
-    pub(crate) runbook: crate::config::People,
+    pub(crate) runbook: People,
+}
+
+/// keel.toml's `[runbook]` (a migration.toml's `[runbook]` overrides it
+/// key by key): what an on-call operator needs that SQL cannot say.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct People {
+    /// The team or person answerable for the change.
+    pub(crate) owner: Option<String>,
+    /// How to reach whoever is on call while it runs (pager, channel, phone).
+    pub(crate) on_call: Option<String>,
+    /// Who is told before the run starts (channels, lists).
+    #[serde(default)]
+    pub(crate) notify_before: Vec<String>,
+    /// Who is told once it is done, or rolled back.
+    #[serde(default)]
+    pub(crate) notify_after: Vec<String>,
+    /// When the migration may run, in words (e.g. "Tue–Thu 09:00–16:00 UTC").
+    pub(crate) window: Option<String>,
+    /// Reasons to stop besides keel's own, one sentence each.
+    #[serde(default)]
+    pub(crate) abort_if: Vec<String>,
+}
+
+impl People {
+    /// `over`'s values where it sets them, else these.
+    pub(crate) fn overridden_by(&self, over: &People) -> People {
+        let pick = |a: &Option<String>, b: &Option<String>| b.clone().or_else(|| a.clone());
+        let list =
+            |a: &Vec<String>, b: &Vec<String>| if b.is_empty() { a.clone() } else { b.clone() };
+        People {
+            owner: pick(&self.owner, &over.owner),
+            on_call: pick(&self.on_call, &over.on_call),
+            notify_before: list(&self.notify_before, &over.notify_before),
+            notify_after: list(&self.notify_after, &over.notify_after),
+            window: pick(&self.window, &over.window),
+            abort_if: list(&self.abort_if, &over.abort_if),
+        }
+    }
 }
 
 fn yes() -> bool {

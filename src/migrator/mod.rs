@@ -27,7 +27,8 @@ pub(crate) use runner::{Event, Runner};
 pub(crate) use settings::RunSettings;
 pub(crate) use status::{State, reconcile};
 pub(crate) use targets::{
-    NotNext, UnknownTarget, check_to, down_targets, next_in_line, pending, plan_set, refuse_blocked,
+    NotNext, UnknownTarget, check_only, check_to, down_targets, next_in_line, pending, plan_set,
+    refuse_blocked,
 };
 pub(crate) use validate::validate;
 

@@ -82,6 +82,43 @@ pub(crate) fn check_to(entries: &[Entry<'_>], to: Option<Version>) -> Result<(),
     )))
 }
 
+/// `keel down VERSION`: reverts exactly that migration, so it must be the
+/// newest applied one. Otherwise the refusal names what stands in the way:
+/// a later migration was written for the schema this one made.
+pub(crate) fn check_only(entries: &[Entry<'_>], only: Version) -> Result<(), String> {
+    let v = only.to_string();
+    let applied: Vec<&Entry<'_>> = entries
+        .iter()
+        .rev()
+        .filter(|e| matches!(e.state, State::Applied | State::Backfilling))
+        .collect();
+    let Some(at) = applied.iter().position(|e| e.version == v) else {
+        return Err(match entries.iter().find(|e| e.version == v) {
+            Some(e) => format!(
+                "{v}_{} is {}, not applied: there is nothing of it to revert; nothing was changed\n  fix: `keel status` shows what is applied",
+                e.name,
+                e.state.as_str()
+            ),
+            None => format!(
+                "there is no migration {v} in the migrations folder or the tracking table; nothing was changed\n  fix: give a version from `keel status`"
+            ),
+        });
+    };
+    if at == 0 {
+        return Ok(());
+    }
+    let later: Vec<String> = applied[..at]
+        .iter()
+        .rev()
+        .map(|e| format!("{}_{}", e.version, e.name))
+        .collect();
+    Err(format!(
+        "{v} is not the newest applied migration: {} {} applied after it and may rely on what it made, so keel does not revert it alone; nothing was changed\n  fix: revert the later ones first, newest first (`keel down --to {v}` reverts them all; each has its own runbook), then `keel down {v}`; or restore the snapshot taken before {v}",
+        later.join(", "),
+        if later.len() == 1 { "was" } else { "were" }
+    ))
+}
+
 /// Why a migration cannot be the next one to run on its own (a guarded
 /// run takes one migration at a time, in order).
 #[derive(Debug)]
@@ -225,6 +262,23 @@ mod tests {
 
     fn v(n: u32) -> Version {
         version(n).parse().unwrap()
+    }
+
+    #[test]
+    fn down_of_one_version_is_only_for_the_newest_applied() {
+        let files = [migration(1), migration(2), migration(3)];
+        let rows = vec![row(1, Applied), row(2, Applied)];
+        let entries = reconcile(&files, rows);
+        assert!(check_only(&entries, v(2)).is_ok());
+        let e = check_only(&entries, v(1)).unwrap_err();
+        assert!(
+            e.contains(&format!("{}_m2 was applied after it", version(2))),
+            "{e}"
+        );
+        let e = check_only(&entries, v(3)).unwrap_err();
+        assert!(e.contains("is pending, not applied"), "{e}");
+        let e = check_only(&entries, v(4)).unwrap_err();
+        assert!(e.contains("there is no migration"), "{e}");
     }
 
     /// m1 and m2 applied, m3 backfilling, m4 and m5 pending.

@@ -8,6 +8,7 @@ pub(crate) mod check_id;
 mod from_analysis;
 mod history;
 pub(crate) mod markdown;
+mod radius;
 mod render;
 pub(crate) mod sizes;
 
@@ -37,6 +38,10 @@ pub(crate) struct Runbook {
     pub(crate) rollback: RollbackInfo,
     /// The migration's `[backfill]`, when it has one.
     pub(crate) backfill: Option<BackfillInfo>,
+    /// Owner, on-call, communication, window and abort criteria.
+    pub(crate) people: radius::PeopleInfo,
+    /// The tables up.sql reaches, with their lock, sizes and dependants.
+    pub(crate) blast: Vec<radius::BlastTable>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -125,6 +130,7 @@ pub(crate) struct EnvironmentInfo {
     pub(crate) env_flag: String,
     pub(crate) commands: Vec<String>,
     pub(crate) rollback_commands: Vec<String>,
+    /// From the sizes `keel plan --save` stored for this environment.
     pub(crate) estimate: Option<String>,
     pub(crate) require_snapshot: bool,
     pub(crate) require_dry_run: bool,
@@ -159,11 +165,14 @@ impl Runbook {
     /// neighbours and keel.toml. The analysis is the offline one
     /// ([`crate::analysis::analyze::Analyzer::offline`]): a reviewed runbook
     /// must render the same whichever server it is later run on.
+    /// `sizes`: what `keel plan --save` stored of each environment
+    /// ([`sizes::load_all`]).
     pub(crate) fn build(
         m: &Migration,
         all: &[Migration],
         config: &Config,
         analysis: &crate::analysis::analyze::MigrationAnalysis,
+        sizes: &[sizes::Sizes],
     ) -> Runbook {
         let statements = from_analysis::statements(analysis);
         let findings = from_analysis::findings(analysis);
@@ -191,18 +200,19 @@ impl Runbook {
         let mut environments: Vec<EnvironmentInfo> = config
             .environments
             .iter()
-            .map(|(name, env)| environment(m, &previous_version, name, env, backed_up))
+            .map(|(name, env)| {
+                let mut info = environment(m, name, env, backed_up);
+                info.estimate = sizes
+                    .iter()
+                    .find(|s| &s.environment == name)
+                    .map(|s| radius::expected_time(m, s));
+                info
+            })
             .collect();
         if environments.is_empty() {
             // No keel.toml environments: the commands use DATABASE_URL or
             // the embedded default, so they carry no --env.
-            environments.push(environment(
-                m,
-                &previous_version,
-                "",
-                &Default::default(),
-                backed_up,
-            ));
+            environments.push(environment(m, "", &Default::default(), backed_up));
         }
         Runbook {
             keel_version: env!("CARGO_PKG_VERSION").into(),
@@ -237,6 +247,8 @@ impl Runbook {
             backups,
             backfill: backfill_info(m),
             rollback: rollback_info(m, reversible, has_backups, previous_version),
+            people: radius::people(&config.runbook, m),
+            blast: radius::tables(analysis, sizes),
         }
     }
 }
@@ -311,7 +323,6 @@ fn rollback_info(
 
 fn environment(
     m: &Migration,
-    previous: &str,
     name: &str,
     env: &crate::config::Environment,
     has_backups: bool,
@@ -330,10 +341,13 @@ fn environment(
         commands.push(format!("keel snapshot take{flag}"));
     }
     commands.push(format!("keel execute {v}{flag}"));
-    let mut rollback_commands = vec![format!("keel down --to {previous}{flag}")];
+    // Exactly this migration: keel refuses, naming them, when later ones
+    // were applied since.
+    let mut rollback_commands = Vec::new();
     if has_backups {
         rollback_commands.push(format!("keel backup verify backups/{}/<stamp>.zip", m.id()));
     }
+    rollback_commands.push(format!("keel down {v}{flag}"));
     EnvironmentInfo {
         name: if name.is_empty() {
             "default database (DATABASE_URL, else sqlite://keel.db)".into()

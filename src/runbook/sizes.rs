@@ -38,6 +38,18 @@ pub(crate) fn file_safe(env: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
+/// The stored sizes of every environment keel.toml names that has them.
+pub(crate) fn load_all(
+    runbooks: &Path,
+    config: &crate::config::Config,
+) -> Result<Vec<Sizes>, String> {
+    let mut all = Vec::new();
+    for name in config.environments.keys() {
+        all.extend(Sizes::load(runbooks, name)?);
+    }
+    Ok(all)
+}
+
 impl Sizes {
     /// `DIR/sizes/<env>.json`; `None` for a name that cannot be a file name.
     pub(crate) fn path(runbooks: &Path, env: &str) -> Option<PathBuf> {
@@ -99,10 +111,8 @@ impl Sizes {
 
     /// The live schema the estimate reads, as it was when measured.
     pub(crate) fn live(&self) -> LiveSchema {
-        let mut live = LiveSchema {
-            calibration: self.calibration.clone(),
-            ..LiveSchema::default()
-        };
+        let mut live = LiveSchema::default();
+        live.calibration = self.calibration.clone();
         for t in &self.tables {
             live.insert_stats(t.clone());
         }
@@ -164,7 +174,10 @@ mod tests {
         assert!(back.table("users").is_some());
         std::fs::copy(&path, dir.path().join("sizes/production.json")).unwrap();
         let e = Sizes::load(dir.path(), "production").unwrap_err();
-        assert!(e.contains("production.json") && e.contains("not of `production`"), "{e}");
+        assert!(
+            e.contains("production.json") && e.contains("not of `production`"),
+            "{e}"
+        );
         std::fs::write(&path, "{").unwrap();
         let e = Sizes::load(dir.path(), "staging").unwrap_err();
         assert!(e.contains("staging.json") && e.contains("fix:"), "{e}");

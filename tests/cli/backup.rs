@@ -456,6 +456,96 @@ both!(plain_up_backs_up_and_down_restores, |p: Project| {
 });
 
 both!(
+    prune_keeps_what_down_restores_and_other_databases_archives,
+    |p: Project| {
+        profiles_with_bios(&p);
+        p.keel().arg("up").assert().success();
+        let zips = |p: &Project| -> Vec<String> {
+            let dir = p.path().join("backups/20260103090000_drop_bio");
+            let mut names: Vec<String> = std::fs::read_dir(dir)
+                .map(|d| {
+                    d.flatten()
+                        .map(|e| e.file_name().to_string_lossy().into_owned())
+                        .filter(|n| n.ends_with(".zip"))
+                        .collect()
+                })
+                .unwrap_or_default();
+            names.sort();
+            names
+        };
+        let bound = zips(&p);
+        assert_eq!(bound.len(), 1);
+        // Another database's archive in the same folder (another environment).
+        let other = Project::new(p.db);
+        profiles_with_bios(&other);
+        other.keel().arg("up").assert().success();
+        let foreign = zips(&other).pop().unwrap();
+        let foreign_name = format!("19990101T000000Z-{foreign}");
+        std::fs::copy(
+            other
+                .path()
+                .join("backups/20260103090000_drop_bio")
+                .join(&foreign),
+            p.path()
+                .join("backups/20260103090000_drop_bio")
+                .join(&foreign_name),
+        )
+        .unwrap();
+
+        // Applied: its down restores the archive, so it stays however old.
+        let out = p
+            .keel()
+            .args(["backup", "prune", "--older-than", "0s"])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", stderr(&out));
+        let err = stderr(&out);
+        assert!(
+            err.contains(&format!(
+                "kept backups/20260103090000_drop_bio/{}",
+                bound[0]
+            )) && err.contains("`keel down` of 20260103090000 restores it")
+                && err.contains("1 archive(s) of other databases left alone"),
+            "{err}"
+        );
+        assert_eq!(zips(&p).len(), 2, "nothing deleted");
+
+        // Reverted: the archive served its down; a dry run lists it and keeps it.
+        p.keel().arg("down").assert().success();
+        let out = p
+            .keel()
+            .args(["backup", "prune", "--older-than", "0s", "--dry-run"])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", stderr(&out));
+        assert_eq!(
+            stdout(&out).trim(),
+            format!("would delete backups/20260103090000_drop_bio/{}", bound[0])
+        );
+        assert_eq!(zips(&p).len(), 2);
+        // Younger than the cutoff: kept.
+        let out = p
+            .keel()
+            .args(["backup", "prune", "--older-than", "1h"])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", stderr(&out));
+        assert_eq!(zips(&p).len(), 2);
+        let out = p
+            .keel()
+            .args(["backup", "prune", "--older-than", "0s"])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", stderr(&out));
+        assert_eq!(
+            zips(&p),
+            [foreign_name],
+            "only the other database's archive is left"
+        );
+    }
+);
+
+both!(
     a_restore_that_fails_keeps_the_migration_applied,
     |p: Project| {
         profiles_with_bios(&p);

@@ -55,6 +55,7 @@ mod rename;
 mod resolve;
 mod rolled_back;
 mod round_trip;
+mod rule_docs;
 mod runbook;
 mod sample;
 mod seed;

@@ -43,6 +43,45 @@ both!(sample_schema_goes_up_and_down, |p: Project| {
 });
 
 both!(
+    down_of_one_version_reverts_exactly_it_or_names_what_came_after,
+    |p: Project| {
+        p.sample();
+        p.keel().arg("up").assert().success();
+        // posts is not the newest applied: comments and profiles came after it.
+        let out = p.keel().args(["down", "20260101090100"]).output().unwrap();
+        assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
+        let err = stderr(&out);
+        assert!(
+        err.contains("20260101090200_create_comments, 20260102090000_add_user_profiles were applied after it")
+            && err.contains("nothing was changed")
+            && err.contains("fix: revert the later ones first"),
+        "{err}"
+    );
+        assert!(
+            p.table_exists("posts") && p.table_exists("profiles"),
+            "nothing reverted"
+        );
+        let out = p.keel().args(["down", "20260102090000"]).output().unwrap();
+        assert!(out.status.success(), "{}", stderr(&out));
+        assert!(!p.table_exists("profiles"));
+        assert!(p.table_exists("comments"), "only that one");
+        let out = p.keel().args(["down", "20260102090000"]).output().unwrap();
+        assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
+        assert!(
+            stderr(&out).contains("is pending, not applied"),
+            "{}",
+            stderr(&out)
+        );
+        let out = p
+            .keel()
+            .args(["down", "20260102090000", "--steps", "1"])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "a version and --steps conflict");
+    }
+);
+
+both!(
     dry_run_prints_sql_in_order_and_changes_nothing,
     |p: Project| {
         p.sample();

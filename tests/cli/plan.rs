@@ -227,3 +227,111 @@ fn an_unknown_version_is_a_usage_error() {
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("there is no migration `20990101000000`"));
 }
+
+#[test]
+fn plan_save_keeps_the_sizes_that_give_the_runbook_its_expected_time_and_blast_radius() {
+    let p = Project::postgres();
+    p.sample();
+    p.keel().arg("up").assert().success();
+    p.keel().args(["seed", "--scale", "1"]).assert().success();
+    p.exec("CREATE VIEW active_users AS SELECT id FROM users");
+    tighten(&p);
+    std::fs::write(
+        p.path().join("keel.toml"),
+        "[environments.production]\ndatabase_url_env = \"PROD_URL\"\n",
+    )
+    .unwrap();
+    let keel = || {
+        let mut c = p.keel();
+        c.env("PROD_URL", &p.url).env_remove("DATABASE_URL");
+        c
+    };
+    // Before any measurement the runbook says how to get one.
+    keel()
+        .args(["runbook", "20260201090000"])
+        .assert()
+        .success();
+    let runbook = p.path().join("runbooks/20260201090000_tighten_users.md");
+    let text = std::fs::read_to_string(&runbook).unwrap();
+    assert!(
+        text.contains("Expected execution time: unknown: run `keel plan 20260201090000 --env production --save`"),
+        "{text}"
+    );
+    let out = keel()
+        .args(["plan", "20260201090000", "--env", "production", "--save"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("runbooks/sizes/production.json"),
+        "{}",
+        stderr(&out)
+    );
+    let kept = std::fs::read_to_string(p.path().join("runbooks/sizes/production.json")).unwrap();
+    let json: serde_json::Value = serde_json::from_str(&kept).unwrap();
+    assert_eq!(json["environment"], "production");
+    assert!(!kept.contains(&p.url), "no URL is kept");
+    let users = json["tables"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["name"] == "users")
+        .expect("users measured");
+    assert!(users["total_bytes"].as_i64().unwrap() > 0);
+    assert!(
+        !json["tables"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|t| t["name"] == "keel_migrations"),
+        "keel's own tables are not the project's"
+    );
+    keel()
+        .args(["runbook", "20260201090000"])
+        .assert()
+        .success();
+    let text = std::fs::read_to_string(&runbook).unwrap();
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("Expected execution time:"))
+        .unwrap();
+    assert!(
+        line.starts_with("Expected execution time: \\~") && line.contains("by `keel plan --save`"),
+        "{line}"
+    );
+    let users_row = text.lines().find(|l| l.starts_with("| users |")).unwrap();
+    assert!(
+        users_row.contains("| ACCESS EXCLUSIVE | yes |"),
+        "{users_row}"
+    );
+    assert!(users_row.contains("production: 1"), "{users_row}");
+    assert!(
+        users_row.contains("view public.active\\_users"),
+        "{users_row}"
+    );
+    assert!(
+        users_row.contains("foreign key public.posts.posts\\_user\\_id\\_fkey"),
+        "{users_row}"
+    );
+    // --save needs an environment to keep the sizes under.
+    let out = p
+        .keel()
+        .args(["plan", "20260201090000", "--save"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("--env NAME"), "{}", stderr(&out));
+    // A kept file keel cannot read is named, with the fix.
+    std::fs::write(
+        p.path().join("runbooks/sizes/production.json"),
+        "{\"environment\": 1}",
+    )
+    .unwrap();
+    let out = keel().args(["runbook", "20260201090000"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("production.json") && err.contains("fix:"),
+        "{err}"
+    );
+}

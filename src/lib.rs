@@ -17,6 +17,7 @@ pub mod inspect;
 pub mod migration;
 pub mod migrator;
 pub mod record;
+pub mod review;
 pub mod roundtrip;
 pub mod runbook;
 pub mod scaffold;

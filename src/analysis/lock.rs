@@ -28,6 +28,23 @@ pub enum Lock {
 }
 
 impl Lock {
+    /// Every mode, weakest first.
+    pub const ALL: [Lock; 8] = [
+        Lock::AccessShare,
+        Lock::RowShare,
+        Lock::RowExclusive,
+        Lock::ShareUpdateExclusive,
+        Lock::Share,
+        Lock::ShareRowExclusive,
+        Lock::Exclusive,
+        Lock::AccessExclusive,
+    ];
+
+    /// The mode [`Lock::name`] spells `name`.
+    pub fn from_name(name: &str) -> Option<Lock> {
+        Lock::ALL.into_iter().find(|l| l.name() == name)
+    }
+
     /// The name PostgreSQL's documentation uses (`ACCESS EXCLUSIVE`).
     pub fn name(self) -> &'static str {
         match self {

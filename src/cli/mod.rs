@@ -8,6 +8,7 @@ mod document;
 mod down;
 mod dry_run;
 mod execute;
+mod init;
 mod inspect;
 mod lint;
 mod new;
@@ -16,6 +17,7 @@ mod plan;
 mod record;
 mod resolve;
 mod restore;
+mod review;
 mod runbook;
 mod seed;
 mod snapshot;
@@ -119,6 +121,10 @@ pub(crate) enum Command {
     Backfill(backfill::Args),
     /// Render runbooks/<version>_<name>.md for a migration and print its path
     Runbook(runbook::Args),
+    /// Summarize the migrations a branch adds or changes, for its pull request (--post comments there)
+    Review(review::Args),
+    /// Write CI configuration: `keel init github` writes the pull request workflow
+    Init(init::Args),
     /// The guarded run: runbook, checklist, snapshot, backup, migrate, checks, rollback, signed record
     Execute(execute::Args),
     /// Load the sample application's data (users, posts, comments)
@@ -502,6 +508,8 @@ pub(crate) async fn run(cli: Cli, doc: std::sync::Arc<Document>) -> Result<()> {
         Command::Calibrate(args) => calibrate::run(&ctx, args).await,
         Command::Plan(args) => plan::run(&ctx, args).await,
         Command::Runbook(args) => runbook::run(&ctx, args).await,
+        Command::Review(args) => review::run(&ctx, args).await,
+        Command::Init(args) => init::run(&ctx, args),
         Command::Execute(args) => execute::run(&ctx, args).await,
         Command::Backup(args) => backup::run(&ctx, args).await,
         Command::Restore(args) => restore::run(&ctx, args).await,

@@ -34,14 +34,7 @@ pub(crate) struct Plan<'a> {
 /// of those tested. Holds the run lock throughout: the scratch database
 /// is keel test's alone, and one lock spares two round trips per step.
 pub(crate) async fn run(db: &mut dyn Database, plan: &Plan<'_>) -> Result<Vec<Outcome>, Error> {
-    let quiet = |_: Event<'_>| {};
-    let mut runner = Runner {
-        db,
-        settings: plan.settings,
-        operator: "keel test".into(),
-        on_event: &quiet,
-        reach: None,
-    };
+    let mut runner = runner(db, plan, None);
     runner.lock().await?;
     let result = run_locked(runner.db, plan).await;
     let unlocked = runner.db.unlock_runs().await;
@@ -246,20 +239,25 @@ async fn migrate(
     hook: &mut BackupHook<'_>,
     up: bool,
 ) -> Result<(), String> {
-    let quiet = |_: Event<'_>| {};
-    let mut runner = Runner {
-        db,
-        settings: plan.settings,
-        operator: "keel test".into(),
-        on_event: &quiet,
-        reach,
-    };
+    let mut runner = runner(db, plan, reach);
     let result = if up {
         runner.up_locked(plan.files, Some(m.version), hook).await
     } else {
         runner.down_locked(plan.files, Some(1), None, hook).await
     };
     result.map(|_| ()).map_err(|e| e.to_string())
+}
+
+/// keel test's runner: quiet, as the operator `keel test`.
+fn runner<'r>(db: &'r mut dyn Database, plan: &Plan<'_>, reach: Option<&'r Scope>) -> Runner<'r> {
+    const QUIET: &(dyn Fn(Event<'_>) + Sync) = &|_| {};
+    Runner {
+        db,
+        settings: plan.settings,
+        operator: "keel test".into(),
+        on_event: QUIET,
+        reach,
+    }
 }
 
 async fn compare_schema(

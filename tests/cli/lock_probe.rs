@@ -361,17 +361,6 @@ async fn strongest_lock(tx: &mut PgConnection, oid: u32) -> Option<Lock> {
     .unwrap();
     modes
         .iter()
-        .filter_map(|m| ALL.iter().copied().find(|l| l.pg_locks_mode() == m))
+        .filter_map(|m| Lock::ALL.iter().copied().find(|l| l.pg_locks_mode() == m))
         .max()
 }
-
-const ALL: [Lock; 8] = [
-    Lock::AccessShare,
-    Lock::RowShare,
-    Lock::RowExclusive,
-    Lock::ShareUpdateExclusive,
-    Lock::Share,
-    Lock::ShareRowExclusive,
-    Lock::Exclusive,
-    Lock::AccessExclusive,
-];

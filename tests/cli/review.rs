@@ -334,3 +334,53 @@ fn post_outside_a_pull_request_says_what_is_missing() {
         stderr(&out)
     );
 }
+
+#[test]
+fn with_env_the_estimate_comes_from_that_database_live() {
+    let p = Project::postgres();
+    branch(&p);
+    p.keel()
+        .args(["up", "--to", "20260102090000"])
+        .assert()
+        .success();
+    std::fs::write(
+        p.path().join("keel.toml"),
+        "[environments.production]\ndatabase_url_env = \"PROD_URL\"\n",
+    )
+    .unwrap();
+    let out = p
+        .keel()
+        .args(["review", "--base", "main", "--env", "production"])
+        .env("PROD_URL", &p.url)
+        .env_remove("DATABASE_URL")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("- Expected time:"))
+        .unwrap_or_default();
+    assert!(
+        line.starts_with("- Expected time: production (live): \\~")
+            && line.contains(
+                "production: unknown (`keel plan 20260202090000 --env production --save`)"
+            ),
+        "{text}"
+    );
+    // An environment that does not answer: said, and the review goes on.
+    let out = p
+        .keel()
+        .args(["review", "--base", "main", "--env", "production"])
+        .env("PROD_URL", "postgres://nobody@127.0.0.1:1/none")
+        .env_remove("DATABASE_URL")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("production did not answer"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!stdout(&out).contains("(live)"));
+}

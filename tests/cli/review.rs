@@ -44,15 +44,20 @@ fn branch(p: &Project) {
     git(p.path(), &["commit", "-q", "-m", "drop bio"]);
 }
 
+/// `keel review --base main` with `extra` arguments.
+fn review(p: &Project, extra: &[&str]) -> std::process::Output {
+    p.keel()
+        .args(["review", "--base", "main"])
+        .args(extra)
+        .output()
+        .unwrap()
+}
+
 #[test]
 fn review_summarizes_what_the_branch_adds_and_checks_its_runbooks() {
     let p = Project::sqlite();
     branch(&p);
-    let out = p
-        .keel()
-        .args(["review", "--base", "main"])
-        .output()
-        .unwrap();
+    let out = review(&p, &[]);
     assert!(out.status.success(), "{}", stderr(&out));
     let text = stdout(&out);
     assert!(text.starts_with("<!-- keel:review -->\n"), "{text}");
@@ -81,11 +86,7 @@ fn review_summarizes_what_the_branch_adds_and_checks_its_runbooks() {
         Some("DROP INDEX posts_title_idx;\n"),
         None,
     );
-    let out = p
-        .keel()
-        .args(["review", "--base", "main", "--check"])
-        .output()
-        .unwrap();
+    let out = review(&p, &["--check"]);
     assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
     let text = stdout(&out);
     assert!(
@@ -105,11 +106,7 @@ fn review_summarizes_what_the_branch_adds_and_checks_its_runbooks() {
         .args(["runbook", "20260202090100"])
         .assert()
         .success();
-    let out = p
-        .keel()
-        .args(["review", "--base", "main"])
-        .output()
-        .unwrap();
+    let out = review(&p, &[]);
     assert!(
         stdout(&out).contains("**not committed**"),
         "{}",
@@ -120,11 +117,7 @@ fn review_summarizes_what_the_branch_adds_and_checks_its_runbooks() {
         "CREATE INDEX CONCURRENTLY posts_title_idx ON posts (title);\n",
     )
     .unwrap();
-    let out = p
-        .keel()
-        .args(["review", "--base", "main"])
-        .output()
-        .unwrap();
+    let out = review(&p, &[]);
     assert!(
         stdout(&out).contains("is **stale** (rendered before the migration last changed)"),
         "{}",

@@ -125,13 +125,26 @@ impl Runner<'_> {
         self.unlock(result).await
     }
 
-    /// [`Runner::up_with`] with the run lock already held by the caller
-    /// (`keel test`, which holds it for the whole run).
-    pub(crate) async fn up_locked<'m>(
+    async fn up_locked<'m>(
         &mut self,
         files: &'m [Migration],
         to: Option<Version>,
         hook: &mut dyn Hook,
+    ) -> Result<Vec<&'m Migration>, RunError> {
+        self.up_locked_from(files, to, hook, None).await
+    }
+
+    /// [`Runner::up_with`] with the run lock already held by the caller
+    /// (`keel test`, which holds it for the whole run), and, when the
+    /// caller has them, the live facts of the schema the run starts from
+    /// (`keel test` reads them once for up and up again, which start from
+    /// the same schema).
+    pub(crate) async fn up_locked_from<'m>(
+        &mut self,
+        files: &'m [Migration],
+        to: Option<Version>,
+        hook: &mut dyn Hook,
+        facts: Option<Facts>,
     ) -> Result<Vec<&'m Migration>, RunError> {
         self.db.ensure_tracking().await?;
         let entries = reconcile(files, self.db.tracking_rows().await?);
@@ -146,9 +159,11 @@ impl Runner<'_> {
         if pending.is_empty() {
             return Ok(pending);
         }
-        let all = Scope::All;
-        let scope = self.reach.unwrap_or(&all);
-        let mut analyzer = Analyzer::new(Facts::read(self.db, scope).await?, true);
+        let facts = match facts {
+            Some(f) => f,
+            None => Facts::read(self.db, self.reach.unwrap_or(&Scope::All)).await?,
+        };
+        let mut analyzer = Analyzer::new(facts, true);
         let mut ledger = Ledger::new(false);
         for (i, m) in pending.iter().enumerate() {
             let analysis = analyzer.analyze(m);

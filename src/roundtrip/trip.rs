@@ -5,6 +5,7 @@
 
 use super::data::{self, Contents, Fixtures};
 use super::{Error, Outcome, Phase, Step, Verdict};
+use crate::analysis::analyze::Facts;
 use crate::analysis::reach::reach;
 use crate::backup::BackupHook;
 use crate::db::{Database, Fingerprint, Scope, Widened};
@@ -54,7 +55,7 @@ async fn run_locked(db: &mut dyn Database, plan: &Plan<'_>) -> Result<Vec<Outcom
             break;
         }
         if !plan.only.is_empty() && !plan.only.contains(&m.version) {
-            migrate(db, plan, (m, None), &mut hook, true)
+            migrate(db, plan, (m, None), &mut hook, Way::Up(None))
                 .await
                 .map_err(|e| {
                     Error::Setup(format!(
@@ -143,7 +144,10 @@ async fn trip(
         contents: data::contents(db, derived(m).as_ref(), &scope.data).await?,
     };
     let started = Instant::now();
-    if let Err(e) = migrate(db, plan, (m, Some(&scope.schema)), hook, true).await {
+    // Up and up again start from the same schema: its facts are read once.
+    let facts = Facts::read(&mut *db, &scope.schema).await?;
+    let way = Way::Up(Some(facts.clone()));
+    if let Err(e) = migrate(db, plan, (m, Some(&scope.schema)), hook, way).await {
         outcome.steps.push(step(Phase::Up, started, failed(e)));
         return Ok(outcome);
     }
@@ -168,7 +172,7 @@ async fn trip(
     // A partial migration gets its destroyed data back from its backup; a
     // full one must put everything back with down.sql alone.
     hook.no_restore = m.meta.reversibility != Some(Reversibility::Partial);
-    let reverted = migrate(db, plan, (m, Some(&scope.schema)), hook, false).await;
+    let reverted = migrate(db, plan, (m, Some(&scope.schema)), hook, Way::Down).await;
     hook.no_restore = false;
     if let Err(e) = reverted {
         outcome.steps.push(step(Phase::Down, started, failed(e)));
@@ -186,7 +190,8 @@ async fn trip(
     // are named by the second they are taken in).
     let _ = std::fs::remove_dir_all(plan.backups.join("backups").join(m.id()));
     let started = Instant::now();
-    let again = match migrate(db, plan, (m, Some(&scope.schema)), hook, true).await {
+    let way = Way::Up(Some(facts));
+    let again = match migrate(db, plan, (m, Some(&scope.schema)), hook, way).await {
         Err(e) => failed(e),
         Ok(()) => {
             let diff = up.diff(&db.fingerprint(&scope.schema).await?);
@@ -229,19 +234,28 @@ fn no_down(m: &Migration) -> Option<String> {
     }
 }
 
-/// Runs `m` up (to it) or down (one step) as `keel up`/`keel down` do
-/// (backup, backfill, restore) under the run lock [`run`] holds. The
-/// error, in words.
+/// Which way [`migrate`] runs a migration.
+enum Way {
+    /// Up to it, from these live facts (the runner reads them when `None`).
+    Up(Option<Facts>),
+    /// Down one step.
+    Down,
+}
+
+/// Runs `m` as `keel up`/`keel down` do (backup, backfill, restore) under
+/// the run lock [`run`] holds. The error, in words.
 async fn migrate(
     db: &mut dyn Database,
     plan: &Plan<'_>,
     (m, reach): (&Migration, Option<&Scope>),
     hook: &mut BackupHook<'_>,
-    up: bool,
+    way: Way,
 ) -> Result<(), String> {
     let mut runner = runner(db, plan, reach);
-    let result = if up {
-        runner.up_locked(plan.files, Some(m.version), hook).await
+    let result = if let Way::Up(facts) = way {
+        runner
+            .up_locked_from(plan.files, Some(m.version), hook, facts)
+            .await
     } else {
         runner.down_locked(plan.files, Some(1), None, hook).await
     };

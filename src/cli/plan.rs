@@ -39,7 +39,7 @@ pub(crate) async fn run(ctx: &Ctx, args: Args) -> Result<()> {
     db.close().await;
     let live = live?;
     if args.save {
-        save(ctx, &args, target, live.as_deref(), dependents?)?;
+        keep_sizes(ctx, &args.runbooks, target, live.as_deref(), dependents?)?;
     }
     let version = match target {
         Target::Postgres(v) => v,
@@ -67,10 +67,11 @@ pub(crate) async fn run(ctx: &Ctx, args: Args) -> Result<()> {
     Ok(())
 }
 
-/// `--save`: the measured sizes, beside the runbooks.
-fn save(
+/// `--save` (of `plan` and `calibrate`): the measured sizes, beside the
+/// runbooks in `runbooks`.
+pub(super) fn keep_sizes(
     ctx: &Ctx,
-    args: &Args,
+    runbooks: &std::path::Path,
     target: Target,
     live: Option<&crate::analysis::LiveSchema>,
     dependents: Option<Vec<crate::db::Dependent>>,
@@ -102,10 +103,10 @@ fn save(
             .collect(),
         dependents: dependents.unwrap_or_default(),
     };
-    let path = sizes.save(&args.runbooks).map_err(|e| {
+    let path = sizes.save(runbooks).map_err(|e| {
         Error::Usage(format!(
             "cannot keep the sizes of `{env}` in {}: {e}",
-            args.runbooks.display()
+            runbooks.display()
         ))
     })?;
     ctx.out.progress(&format!(

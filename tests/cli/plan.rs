@@ -313,6 +313,36 @@ fn plan_save_keeps_the_sizes_that_give_the_runbook_its_expected_time_and_blast_r
         users_row.contains("foreign key public.posts.posts\\_user\\_id\\_fkey"),
         "{users_row}"
     );
+    // keel calibrate --save keeps the measured coefficients with the sizes.
+    let out = keel()
+        .args([
+            "calibrate",
+            "--env",
+            "production",
+            "--save",
+            "--rows",
+            "10000",
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let kept = std::fs::read_to_string(p.path().join("runbooks/sizes/production.json")).unwrap();
+    let json: serde_json::Value = serde_json::from_str(&kept).unwrap();
+    assert!(
+        json["calibration"]["measured_at"].is_string(),
+        "the coefficients calibrate measured: {kept}"
+    );
+    keel()
+        .args(["runbook", "20260201090000"])
+        .assert()
+        .success();
+    let text = std::fs::read_to_string(&runbook).unwrap();
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("Expected execution time:")
+                && l.contains("coefficients from keel calibrate")),
+        "{text}"
+    );
     // --save needs an environment to keep the sizes under.
     let out = p
         .keel()

@@ -21,6 +21,14 @@ static SCOPED: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
     )
 });
 
+/// [`SCOPED`] for a scope of relations alone (`$3` false, the usual case
+/// in `keel test`): `$3` is folded away, so the plan has none of the
+/// schema, extension, type and function branches. Its executor start-up,
+/// which is most of a scoped fingerprint's cost (the plan itself is kept),
+/// is a quarter shorter.
+static SCOPED_RELATIONS: std::sync::LazyLock<String> =
+    std::sync::LazyLock::new(|| SCOPED.replace("$3", "($3 AND false)"));
+
 /// The relations a scope's names widen to, each with whether it has a
 /// trigger or a rule; `$1` the names.
 const WIDEN: &str = include_str!("widen.sql");
@@ -58,12 +66,16 @@ impl Postgres {
                 .await?;
         }
         let rows: Result<Vec<(String, String)>, _> =
-            sqlx::query_as(if scoped { SCOPED.as_str() } else { SQL })
-                .bind(keel)
-                .bind(scope.names())
-                .bind(scope.others())
-                .fetch_all(&mut self.conn)
-                .await;
+            sqlx::query_as(match (scoped, scope.others()) {
+                (false, _) => SQL,
+                (true, true) => SCOPED.as_str(),
+                (true, false) => SCOPED_RELATIONS.as_str(),
+            })
+            .bind(keel)
+            .bind(scope.names())
+            .bind(scope.others())
+            .fetch_all(&mut self.conn)
+            .await;
         if scoped {
             // After a failure inside a transaction the RESET fails too, and
             // the rollback takes the SET back with it.

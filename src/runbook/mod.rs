@@ -39,7 +39,7 @@ pub(crate) struct Runbook {
     /// The migration's `[backfill]`, when it has one.
     pub(crate) backfill: Option<BackfillInfo>,
     /// Owner, on-call, communication, window and abort criteria.
-    pub(crate) people: radius::PeopleInfo,
+    pub(crate) people: crate::migration::People,
     /// The tables up.sql reaches, with their lock, sizes and dependants.
     pub(crate) blast: Vec<radius::BlastTable>,
 }

@@ -30,28 +30,11 @@ pub(crate) struct BlastTable {
     pub(crate) dependents: Vec<String>,
 }
 
-/// The runbook's people section: each value, or `None` where neither
-/// keel.toml nor migration.toml sets it (the template says how to).
-#[derive(Debug, Clone, Serialize)]
-pub(crate) struct PeopleInfo {
-    pub(crate) owner: Option<String>,
-    pub(crate) on_call: Option<String>,
-    pub(crate) notify_before: Vec<String>,
-    pub(crate) notify_after: Vec<String>,
-    pub(crate) window: Option<String>,
-    pub(crate) abort_if: Vec<String>,
-}
-
-pub(crate) fn people(project: &People, m: &Migration) -> PeopleInfo {
-    let p = project.overridden_by(&m.meta.runbook);
-    PeopleInfo {
-        owner: p.owner,
-        on_call: p.on_call,
-        notify_before: p.notify_before,
-        notify_after: p.notify_after,
-        window: p.window,
-        abort_if: p.abort_if,
-    }
+/// The runbook's people section: keel.toml's `[runbook]` with the
+/// migration's own over it; `None` (or empty) where neither sets a value,
+/// which the template shows as unset.
+pub(crate) fn people(project: &People, m: &Migration) -> People {
+    project.overridden_by(&m.meta.runbook)
 }
 
 /// The tables of up.sql, in the order the statements first name them.

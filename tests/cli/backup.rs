@@ -455,6 +455,15 @@ both!(plain_up_backs_up_and_down_restores, |p: Project| {
     assert_eq!(bios(&p), before);
 });
 
+/// `keel backup prune --older-than AGE [extra…]`.
+fn prune(p: &Project, args: &[&str]) -> std::process::Output {
+    p.keel()
+        .args(["backup", "prune", "--older-than"])
+        .args(args)
+        .output()
+        .unwrap()
+}
+
 both!(
     prune_keeps_what_down_restores_and_other_databases_archives,
     |p: Project| {
@@ -493,11 +502,7 @@ both!(
         .unwrap();
 
         // Applied: its down restores the archive, so it stays however old.
-        let out = p
-            .keel()
-            .args(["backup", "prune", "--older-than", "0s"])
-            .output()
-            .unwrap();
+        let out = prune(&p, &["0s"]);
         assert!(out.status.success(), "{}", stderr(&out));
         let err = stderr(&out);
         assert!(
@@ -512,11 +517,7 @@ both!(
 
         // Reverted: the archive served its down; a dry run lists it and keeps it.
         p.keel().arg("down").assert().success();
-        let out = p
-            .keel()
-            .args(["backup", "prune", "--older-than", "0s", "--dry-run"])
-            .output()
-            .unwrap();
+        let out = prune(&p, &["0s", "--dry-run"]);
         assert!(out.status.success(), "{}", stderr(&out));
         assert_eq!(
             stdout(&out).trim(),
@@ -524,18 +525,10 @@ both!(
         );
         assert_eq!(zips(&p).len(), 2);
         // Younger than the cutoff: kept.
-        let out = p
-            .keel()
-            .args(["backup", "prune", "--older-than", "1h"])
-            .output()
-            .unwrap();
+        let out = prune(&p, &["1h"]);
         assert!(out.status.success(), "{}", stderr(&out));
         assert_eq!(zips(&p).len(), 2);
-        let out = p
-            .keel()
-            .args(["backup", "prune", "--older-than", "0s"])
-            .output()
-            .unwrap();
+        let out = prune(&p, &["0s"]);
         assert!(out.status.success(), "{}", stderr(&out));
         assert_eq!(
             zips(&p),

@@ -23,6 +23,12 @@ impl Output {
         }
     }
 
+    /// A line on stderr even under `-q`: something the user must act on,
+    /// such as a run that stopped short of the last migration on purpose.
+    pub(crate) fn notice(&self, line: &str) {
+        let _ = writeln!(std::io::stderr(), "{line}");
+    }
+
     pub(crate) fn detail(&self, verbose: bool, line: &str) {
         if verbose && !self.quiet {
             let _ = writeln!(std::io::stderr(), "{line}");

@@ -30,7 +30,8 @@ pub(crate) async fn run(ctx: &Ctx) -> Result<()> {
             "migrations": entries.iter().map(|e| serde_json::json!({
                 "version": e.version,
                 "name": e.name,
-                "state": e.state.as_str(),
+                "state": state(e),
+                "requires_deploy": e.migration.and_then(|m| m.meta.requires_deploy.clone()),
                 "applied_at": e.row.as_ref().map(|r| r.applied_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
                 "applied_by": e.row.as_ref().map(|r| r.applied_by.clone()),
                 "execution_ms": e.row.as_ref().map(|r| r.execution_ms),
@@ -58,7 +59,7 @@ pub(crate) async fn run(ctx: &Ctx) -> Result<()> {
         table.push(vec![
             e.version.clone(),
             e.name.clone(),
-            e.state.as_str().to_string(),
+            state(e).to_string(),
             r.map(|r| r.applied_at.format("%Y-%m-%d %H:%M:%S").to_string())
                 .unwrap_or_default(),
             r.map(|r| r.applied_by.clone()).unwrap_or_default(),
@@ -91,6 +92,14 @@ pub(crate) async fn run(ctx: &Ctx) -> Result<()> {
             }
         }
     }
+    if let Some(w) = crate::migrator::waiting(&entries, None, None) {
+        text.push_str(&format!(
+            "\nwaiting: `keel up` stops before {}: it waits for a deploy: {}\n  then: once that is live everywhere, `keel up --through {}`",
+            w.id(),
+            w.meta.requires_deploy.as_deref().unwrap_or_default(),
+            w.version
+        ));
+    }
     for r in &interrupted {
         text.push_str(&format!(
             "\ninterrupted: the run of {} on `{}` (intent records/{}, {}) has no final record: keel was stopped during it, or it is still running\n  fix: {}",
@@ -103,6 +112,19 @@ pub(crate) async fn run(ctx: &Ctx) -> Result<()> {
     }
     ctx.out.data(&text);
     Ok(())
+}
+
+/// The state `status` shows: a pending migration that waits for a deploy
+/// (`requires_deploy`) is `waiting`, since `keel up` will not apply it.
+fn state(e: &crate::migrator::Entry<'_>) -> &'static str {
+    let waits = e
+        .migration
+        .is_some_and(|m| m.meta.requires_deploy.is_some());
+    if e.state == crate::migrator::State::Pending && waits {
+        "waiting"
+    } else {
+        e.state.as_str()
+    }
 }
 
 fn fix(r: &crate::record::store::Row) -> String {

@@ -8,6 +8,10 @@ pub(crate) struct Args {
     /// Apply pending migrations up to and including this version
     #[arg(long, value_name = "VERSION")]
     pub(crate) to: Option<Version>,
+    /// Apply up to and including this version, past migrations that wait
+    /// for a deploy (`requires_deploy`): the deploys they name are live
+    #[arg(long, value_name = "VERSION", conflicts_with = "to")]
+    pub(crate) through: Option<Version>,
     /// Print what would run, in order, and change nothing
     #[arg(long)]
     pub(crate) dry_run: bool,
@@ -19,12 +23,20 @@ pub(crate) async fn run(ctx: &Ctx, args: Args) -> Result<()> {
     let settings = args.pace.apply(ctx.settings())?;
     let (files, mut db) = ctx.migrations_and_connect().await?;
     let entries = reconcile(&files, db.tracking_rows().await?);
-    if let Err(e) = crate::migrator::check_to(&entries, args.to) {
+    let checked = crate::migrator::check_to(&entries, args.to)
+        .and_then(|()| crate::migrator::check_target(&entries, "--through", args.through));
+    if let Err(e) = checked {
         db.close().await;
         return Err(e.into());
     }
+    let waiting = crate::migrator::waiting(&entries, args.to.or(args.through), args.through);
+    // What comes before the first waiting migration runs; it does not.
+    let to = match waiting {
+        Some(w) => Some(Version(w.version.0 - 1)),
+        None => args.to.or(args.through),
+    };
     if args.dry_run {
-        let pending = crate::migrator::pending(&entries, args.to);
+        let pending = crate::migrator::pending(&entries, to);
         let target = super::dry_run::Target::of(db.as_mut()).await;
         let live = target.live(db.as_mut()).await;
         let backups = match &live {
@@ -42,6 +54,9 @@ pub(crate) async fn run(ctx: &Ctx, args: Args) -> Result<()> {
             live,
             &backups,
         );
+        if let Some(w) = waiting {
+            ctx.out.notice(&stops_before(w));
+        }
         return Ok(());
     }
     let on_event = |e: crate::migrator::Event<'_>| ctx.print_event(e);
@@ -54,19 +69,45 @@ pub(crate) async fn run(ctx: &Ctx, args: Args) -> Result<()> {
     };
     let say = |line: &str| ctx.out.progress(line);
     let mut hook = crate::backup::BackupHook::new(".", ctx.environment(), &say);
-    let result = runner.up_with(&files, args.to, &mut hook).await;
+    let result = runner.up_with(&files, to, &mut hook).await;
     db.close().await;
     let applied = result?;
+    if let (true, Some(w)) = (ctx.out.json, waiting) {
+        ctx.out.notice(&stops_before(w));
+    }
     if ctx.out.json {
         // The runner's events list what it applied, with when and how long:
         // the same list a failed run's document gives.
-        ctx.json(serde_json::json!({ "applied": ctx.applied() }));
-    } else if applied.is_empty() {
-        ctx.out
-            .progress("nothing to apply: the database is up to date");
-    } else {
-        ctx.out
-            .progress(&format!("{} migration(s) applied", applied.len()));
+        ctx.json(serde_json::json!({
+            "applied": ctx.applied(),
+            "waiting": waiting.map(|w| serde_json::json!({
+                "version": w.version.to_string(),
+                "name": w.name,
+                "requires_deploy": w.meta.requires_deploy,
+                "then": format!("keel up --through {}", w.version),
+            })),
+        }));
+        return Ok(());
+    }
+    match (applied.len(), waiting) {
+        (0, None) => ctx
+            .out
+            .progress("nothing to apply: the database is up to date"),
+        (n, None) => ctx.out.progress(&format!("{n} migration(s) applied")),
+        (n, Some(w)) => ctx
+            .out
+            .notice(&format!("{n} migration(s) applied; {}", stops_before(w))),
     }
     Ok(())
+}
+
+/// Why `keel up` stopped before `w`, and how to go on once the deploy it
+/// waits for is live.
+fn stops_before(w: &crate::migration::Migration) -> String {
+    format!(
+        "stopped before {}: it waits for a deploy: {}\n  then: once that is live everywhere, `keel up --through {}`",
+        w.id(),
+        w.meta.requires_deploy.as_deref().unwrap_or_default(),
+        w.version
+    )
 }

@@ -51,6 +51,10 @@ pub(crate) struct Meta {
     /// migration's runbook, over keel.toml's `[runbook]`.
     #[serde(default)]
     pub(crate) runbook: People,
+    /// Application code that must be live before this migration runs, in
+    /// words (the contract step of a rename: code that no longer uses the
+    /// old name). `keel up` stops before it until told `--through`.
+    pub(crate) requires_deploy: Option<String>,
 }
 
 /// keel.toml's `[runbook]` (a migration.toml's `[runbook]` overrides it
@@ -110,6 +114,7 @@ impl Default for Meta {
             backfill: None,
             restore_on_down: true,
             runbook: Default::default(),
+            requires_deploy: None,
         }
     }
 }
@@ -175,10 +180,25 @@ impl Meta {
                 column,
                 message: e.message().trim().to_string(),
                 fix: "valid keys: description, reversibility, transaction, lock_timeout, \
-                      statement_timeout, retries, restore_on_down, [[smoke]], [backfill], [runbook]"
+                      statement_timeout, retries, restore_on_down, requires_deploy, [[smoke]], [backfill], \
+                      [runbook]"
                     .into(),
             }]
         })?;
+        if meta
+            .requires_deploy
+            .as_deref()
+            .is_some_and(|d| d.trim().is_empty())
+        {
+            let at = text.find("requires_deploy").unwrap_or(0);
+            let (line, column) = line_col(text, at);
+            return Err(vec![MetaError {
+                line,
+                column,
+                message: "requires_deploy is empty: it says what must be deployed first".into(),
+                fix: "describe the deploy, e.g. requires_deploy = \"code that reads only posts.content\"; or remove the key".into(),
+            }]);
+        }
         if let Some(backfill) = meta.backfill.as_mut() {
             backfill.at = positions(text);
             let mut problems = super::backfill::check(backfill);

@@ -25,10 +25,10 @@ pub(crate) use error::RunError;
 pub(crate) use hook::Hook;
 pub(crate) use runner::{Event, Runner};
 pub(crate) use settings::RunSettings;
-pub(crate) use status::{State, reconcile};
+pub(crate) use status::{Entry, State, reconcile};
 pub(crate) use targets::{
-    NotNext, UnknownTarget, check_only, check_to, down_targets, next_in_line, pending, plan_set,
-    refuse_blocked,
+    NotNext, UnknownTarget, check_only, check_target, check_to, down_targets, next_in_line,
+    pending, plan_set, refuse_blocked, waiting,
 };
 pub(crate) use validate::validate;
 

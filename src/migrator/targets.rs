@@ -11,6 +11,20 @@ pub(crate) fn pending<'m>(entries: &[Entry<'m>], to: Option<Version>) -> Vec<&'m
     in_state(entries, State::Pending, to)
 }
 
+/// The first pending migration up to `to` that waits for a deploy which
+/// `--through` has not vouched for: `keel up` applies what comes before it
+/// and stops there, because the code its `requires_deploy` names must be
+/// live first (a rename's contract step drops what old code still reads).
+pub(crate) fn waiting<'m>(
+    entries: &[Entry<'m>],
+    to: Option<Version>,
+    through: Option<Version>,
+) -> Option<&'m Migration> {
+    pending(entries, to)
+        .into_iter()
+        .find(|m| m.meta.requires_deploy.is_some() && through.is_none_or(|t| m.version > t))
+}
+
 /// Migrations whose backfill an earlier run left unfinished, up to `to`.
 pub(crate) fn unfinished<'m>(entries: &[Entry<'m>], to: Option<Version>) -> Vec<&'m Migration> {
     in_state(entries, State::Backfilling, to)
@@ -54,6 +68,15 @@ pub(crate) struct UnknownTarget(String);
 /// tracking table): a typo must not apply, or revert, everything. `0` is
 /// `keel down --to 0` (revert all).
 pub(crate) fn check_to(entries: &[Entry<'_>], to: Option<Version>) -> Result<(), UnknownTarget> {
+    check_target(entries, "--to", to)
+}
+
+/// [`check_to`] for the option `flag` (`--to`, `--through`).
+pub(crate) fn check_target(
+    entries: &[Entry<'_>],
+    flag: &str,
+    to: Option<Version>,
+) -> Result<(), UnknownTarget> {
     let Some(to) = to else {
         return Ok(());
     };
@@ -68,7 +91,7 @@ pub(crate) fn check_to(entries: &[Entry<'_>], to: Option<Version>) -> Result<(),
         .map(|e| format!("{}_{}", e.version, e.name))
         .collect();
     Err(UnknownTarget(format!(
-        "--to {to} names no migration: there is no {to} in the migrations folder or the tracking table{}; nothing was changed\n  fix: give a version from `keel status`{}",
+        "{flag} {to} names no migration: there is no {to} in the migrations folder or the tracking table{}; nothing was changed\n  fix: give a version from `keel status`{}",
         if nearest.is_empty() {
             String::new()
         } else {
@@ -376,6 +399,27 @@ mod tests {
         assert_eq!(
             names(&down_targets(&entries, Some(1), Some(v(1)))),
             ["m3", "m2"]
+        );
+    }
+
+    #[test]
+    fn up_stops_before_a_migration_waiting_for_a_deploy_until_through_vouches_for_it() {
+        let mut files = files();
+        files[4].meta.requires_deploy = Some("code that reads only v2".into());
+        let entries = reconcile(&files, rows());
+        let first = |to, through| waiting(&entries, to, through).map(|m| m.name.clone());
+        assert_eq!(first(None, None).as_deref(), Some("m5"));
+        // Not reached: m4 is the target.
+        assert_eq!(first(Some(v(4)), None), None);
+        assert_eq!(first(None, Some(v(5))), None);
+        assert_eq!(first(None, Some(v(4))).as_deref(), Some("m5"));
+        assert_eq!(
+            check_target(&entries, "--through", Some(v(9)))
+                .unwrap_err()
+                .to_string()
+                .split(':')
+                .next(),
+            Some("--through 20260101000009 names no migration")
         );
     }
 

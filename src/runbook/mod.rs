@@ -266,6 +266,14 @@ fn checklist(
         CheckItem::new(CheckId::SnapshotTaken, "Snapshot taken: `keel snapshot take --env ENV`; keel checks the file and its SHA-256".into()),
         CheckItem::new(CheckId::DeploymentPlanReviewed, "Deployment plan reviewed: the application code that must be live before (and after) this migration is deployed".into()),
     ];
+    if let Some(what) = &m.meta.requires_deploy {
+        // Declared in migration.toml: `keel up` stops before this
+        // migration for it, so the guarded run asks for it as well.
+        checklist.push(CheckItem::new(
+            CheckId::Other("required-deploy-live".into()),
+            format!("Deployed first, and live on every instance: {what} (`requires_deploy` in migration.toml)"),
+        ));
+    }
     checklist.extend(from_analysis::deploy_items(analysis));
     if backed_up {
         checklist.insert(

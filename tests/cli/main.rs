@@ -34,6 +34,7 @@ mod concurrent_index;
 mod config;
 mod data_integrity;
 mod demo;
+mod deploy_gate;
 mod docs;
 mod down_restores;
 mod execute;

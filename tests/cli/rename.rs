@@ -147,12 +147,69 @@ fn old_and_new_writers_stay_in_sync_and_it_reverses_with_data_intact() {
     // Migrate (backfill); new code writes content only, then contract.
     p.exec("UPDATE posts SET content = 'new code only' WHERE id = 3");
     p.exec("CREATE TABLE bodies_before AS SELECT id, body FROM posts");
+    // Migrate and contract each wait for a deploy: plain `up` applies neither.
+    let out = p.keel().args(["up", "--format", "json"]).output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(doc["applied"], serde_json::json!([]), "{doc}");
+    let waiting = &doc["waiting"];
+    assert!(
+        waiting["name"].as_str().unwrap().ends_with("_migrate"),
+        "{doc}"
+    );
+    assert_eq!(
+        waiting["requires_deploy"],
+        "code that writes posts.content (the sync trigger keeps body equal for instances still on the old code)"
+    );
+    let migrate = waiting["version"].as_str().unwrap().to_string();
+    assert_eq!(waiting["then"], format!("keel up --through {migrate}"));
+    assert!(
+        stderr(&out).contains("it waits for a deploy"),
+        "{}",
+        stderr(&out)
+    );
+    // Through migrate only: contract still waits for its own deploy.
+    let migrated = p
+        .keel()
+        .args(["up", "--through", &migrate])
+        .output()
+        .unwrap();
+    assert!(migrated.status.success(), "{}", stderr(&migrated));
+    assert!(
+        stderr(&migrated).ends_with("\n1 migration(s) applied\n"),
+        "{}",
+        stderr(&migrated)
+    );
     let out = p.keel().arg("up").output().unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(
-        stderr(&out).contains("100 random rows recomputed: 0 differ"),
+        stderr(&out).contains("0 migration(s) applied; stopped before")
+            && stderr(&out).contains("_contract: it waits for a deploy: code that reads and writes only posts.content, never posts.body"),
         "{}",
         stderr(&out)
+    );
+    let out = p
+        .keel()
+        .args(["up", "--through", "99991231235959"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("--through 99991231235959 names no migration"));
+    let contract = std::fs::read_dir(p.path().join("migrations"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .find(|n| n.ends_with("_contract"))
+        .unwrap();
+    let out = p
+        .keel()
+        .args(["up", "--through", &contract[..14]])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stderr(&migrated).contains("100 random rows recomputed: 0 differ"),
+        "{}",
+        stderr(&migrated)
     );
     assert_eq!(
         count(

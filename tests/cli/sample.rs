@@ -57,9 +57,37 @@ fn the_examples_run_end_to_end_on_seeded_data_and_back() {
     p.exec("CREATE TABLE names_before AS SELECT id, name FROM users");
     p.exec("CREATE TABLE bodies_before AS SELECT id, body FROM posts");
 
+    // The rename's migrate step waits for a deploy: `keel up` stops there.
     let out = p.keel().arg("up").output().unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
     let err = stderr(&out);
+    assert!(
+        err.contains(
+            "2 migration(s) applied; stopped before 20260201090101_rename_posts_body_migrate: it waits for a deploy: code that writes posts.content (the sync trigger keeps body equal for instances still on the old code)\n  then: once that is live everywhere, `keel up --through 20260201090101`"
+        ),
+        "{err}"
+    );
+    let status = p.keel().args(["status"]).output().unwrap();
+    let listed = String::from_utf8_lossy(&status.stdout);
+    assert!(
+        listed
+            .lines()
+            .any(|l| l.starts_with("20260201090101") && l.contains(" waiting")),
+        "{listed}"
+    );
+    assert!(
+        listed.contains("waiting: `keel up` stops before 20260201090101_rename_posts_body_migrate"),
+        "{listed}"
+    );
+
+    // Both deploys done: through the contract.
+    let out = p
+        .keel()
+        .args(["up", "--through", "20260202090100"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let err = err + &stderr(&out);
     assert!(
         err.contains("backfill 20260201090000_split_user_names: 3007 rows visited"),
         "{err}"
@@ -210,7 +238,8 @@ fn the_examples_run_through_execute_on_a_million_rows() {
     std::fs::write(
         p.path().join("answers.toml"),
         "rollback-tested = true\ndeployment-plan-reviewed = true\n\
-         code-stops-using-users-name = true\ncode-stops-using-posts-body = true\n",
+         code-stops-using-users-name = true\ncode-stops-using-posts-body = true\n\
+         required-deploy-live = true\n",
     )
     .unwrap();
     p.keel()

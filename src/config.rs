@@ -58,7 +58,54 @@ pub(crate) struct Environment {
     /// yesterday's dump does not hold today's rows.
     #[serde(default, with = "crate::migration::meta::duration_opt")]
     pub(crate) snapshot_max_age: Option<Duration>,
+    /// The environment variable that holds the URL of a webhook alerts are
+    /// posted to (Slack-compatible JSON). The URL is a secret: keel.toml
+    /// names the variable, never the URL.
+    pub(crate) alert_webhook_env: Option<String>,
+    /// How long `execute` watches after the migration (absent or 0: no
+    /// monitoring window). A migration.toml's `monitor` overrides it.
+    #[serde(default, with = "crate::migration::meta::duration_opt")]
+    pub(crate) monitor: Option<Duration>,
+    /// How often the window samples (default 10s).
+    #[serde(default, with = "crate::migration::meta::duration_opt")]
+    pub(crate) monitor_interval: Option<Duration>,
+    /// What counts as a breach during the window.
+    #[serde(default)]
+    pub(crate) thresholds: Thresholds,
 }
+
+/// `[environments.NAME.thresholds]`: the monitoring window's limits.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct Thresholds {
+    /// Failing samples in a row (health, smoke queries) that make a breach:
+    /// one failed request is noise, two in a row are not.
+    pub(crate) failures: u32,
+    /// Rollbacks per second above the rate before the migration.
+    pub(crate) rollbacks_per_s: f64,
+    /// Deadlocks per minute above the rate before the migration.
+    pub(crate) deadlocks_per_min: f64,
+    /// Sessions waiting on a lock at one sample.
+    pub(crate) lock_waiters: usize,
+    /// Any replica's replay lag.
+    #[serde(deserialize_with = "crate::migration::meta::duration_opt::plain")]
+    pub(crate) replica_lag: Duration,
+}
+
+impl Default for Thresholds {
+    fn default() -> Self {
+        Thresholds {
+            failures: 2,
+            rollbacks_per_s: 5.0,
+            deadlocks_per_min: 1.0,
+            lock_waiters: 5,
+            replica_lag: Duration::from_secs(30),
+        }
+    }
+}
+
+/// The default `monitor_interval`.
+pub(crate) const MONITOR_INTERVAL: Duration = Duration::from_secs(10);
 
 /// The default `snapshot_max_age`.
 pub(crate) const SNAPSHOT_MAX_AGE: Duration = Duration::from_secs(24 * 3600);

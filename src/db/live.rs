@@ -160,6 +160,10 @@ pub trait Live: Session {
     async fn dependents(&mut self) -> Result<Option<Vec<Dependent>>, DbError> {
         Ok(None)
     }
+    /// The server's vital signs now: counters, lock waits, replicas.
+    async fn pulse(&mut self) -> Result<Option<crate::db::Pulse>, DbError> {
+        Ok(None)
+    }
     /// The newest coefficients `keel calibrate` stored (JSON), if any.
     async fn load_calibration(&mut self) -> Result<Option<String>, DbError> {
         Ok(None)

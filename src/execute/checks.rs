@@ -193,7 +193,7 @@ impl CheckResult {
 }
 
 /// A migration's smoke query: its one value is the one migration.toml expects.
-async fn smoke(
+pub(crate) async fn smoke(
     db: &mut dyn Database,
     s: &crate::migration::meta::Smoke,
     timeouts: Timeouts,
@@ -219,7 +219,11 @@ async fn smoke(
 }
 
 /// An environment's smoke query: it returns a row.
-async fn env_smoke_query(db: &mut dyn Database, sql: &str, timeouts: Timeouts) -> (bool, String) {
+pub(crate) async fn env_smoke_query(
+    db: &mut dyn Database,
+    sql: &str,
+    timeouts: Timeouts,
+) -> (bool, String) {
     match query_rolled_back(db, sql, timeouts).await {
         Ok(Some(_)) => (true, format!("`{sql}` returned a row")),
         Ok(None) => (false, format!("`{sql}` returned no row")),

@@ -60,6 +60,11 @@ pub(crate) struct Context<'a> {
     pub(crate) written: Option<(Written, Record)>,
     /// The runbook section of the final record.
     pub(crate) section: String,
+    /// The server's pulse before the migration (monitoring window only).
+    pub(crate) pulses_before: Vec<crate::db::Pulse>,
+    /// How many signals came, once the run may change the database: the
+    /// monitoring window ends at the first.
+    pub(crate) watching: Option<tokio::sync::watch::Receiver<u32>>,
 }
 
 impl<'a> Context<'a> {
@@ -107,6 +112,8 @@ impl<'a> Context<'a> {
             signal: None,
             written: None,
             section: String::new(),
+            pulses_before: Vec::new(),
+            watching: None,
         })
     }
 

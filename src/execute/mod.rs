@@ -27,6 +27,7 @@ pub(crate) mod report;
 pub(crate) mod signals;
 mod step;
 mod steps;
+mod window;
 
 use crate::config::{Config, Environment};
 use crate::db::{Database, DbError};

@@ -12,7 +12,7 @@ use super::context::Context;
 use super::signals::Signals;
 use super::step::{Step, Then};
 use super::steps::{
-    backfill, backup, checklist, checks, finish, guards, lock, migrate, record, rollback,
+    backfill, backup, checklist, checks, finish, guards, lock, migrate, monitor, record, rollback,
 };
 use super::{ExecuteError, Finished};
 use crate::record::Outcome;
@@ -26,6 +26,8 @@ const GUARDS: &[&dyn Step] = &[
     &guards::Records,
     &guards::Snapshot,
     &guards::DryRun,
+    &guards::AlertTargets,
+    &monitor::Baseline,
     &checklist::Checklist,
 ];
 
@@ -36,12 +38,13 @@ const TO_COMMIT: &[&dyn Step] = &[
     &lock::RecordsPrepared,
     &backup::Backup,
     &migrate::RowCounts,
+    &monitor::Baseline,
     &record::Intent,
     &migrate::Migrate,
 ];
 
 /// After the commit: what judges the migration.
-const AFTER_COMMIT: &[&dyn Step] = &[&backfill::Backfill, &checks::PostChecks];
+const AFTER_COMMIT: &[&dyn Step] = &[&backfill::Backfill, &checks::PostChecks, &monitor::Monitor];
 
 /// When something after the commit failed.
 const ROLLBACK: &[&dyn Step] = &[&rollback::Rollback, &rollback::RollbackVerified];
@@ -92,6 +95,7 @@ pub(crate) async fn run(
     from: From,
     signals: &Signals,
 ) -> Result<Finished, ExecuteError> {
+    cx.watching = Some(signals.count());
     let ran = tokio::select! {
         r = to_the_end(cx, from, signals) => Some(r),
         () = signals.stopped() => None,

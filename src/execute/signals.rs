@@ -84,6 +84,11 @@ impl Signals {
         self.first.lock().ok().and_then(|f| *f)
     }
 
+    /// How many signals came so far, as they come.
+    pub(crate) fn count(&self) -> watch::Receiver<u32> {
+        self.count.clone()
+    }
+
     /// Resolves when a second signal arrives.
     pub(crate) async fn stopped(&self) {
         let mut rx = self.count.clone();

@@ -29,6 +29,12 @@ pub(crate) enum StepId {
     Backfill,
     /// The post-migration checks (each logged under its own name).
     PostChecks,
+    /// The server's rates before the migration, for the monitoring window.
+    Baseline,
+    /// The monitoring window (each sample logged as `monitor`).
+    Monitor,
+    /// The alert webhook's URL is set before the run starts.
+    AlertTargets,
     Rollback,
     RollbackVerified,
     Signal,
@@ -61,6 +67,9 @@ impl StepId {
             StepId::Migrate => "migrate",
             StepId::Backfill => "backfill",
             StepId::PostChecks => "checks",
+            StepId::Baseline => "baseline",
+            StepId::Monitor => "monitor",
+            StepId::AlertTargets => "alert-targets",
             StepId::Rollback => "rollback",
             StepId::RollbackVerified => "rollback-verified",
             StepId::Signal => "signal",

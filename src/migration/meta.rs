@@ -55,6 +55,10 @@ pub(crate) struct Meta {
     /// words (the contract step of a rename: code that no longer uses the
     /// old name). `keel up` stops before it until told `--through`.
     pub(crate) requires_deploy: Option<String>,
+    /// The monitoring window after `execute` for this migration, over the
+    /// environment's `monitor` ("0s": none).
+    #[serde(default, with = "duration_opt")]
+    pub(crate) monitor: Option<Duration>,
 }
 
 /// keel.toml's `[runbook]` (a migration.toml's `[runbook]` overrides it
@@ -115,6 +119,7 @@ impl Default for Meta {
             restore_on_down: true,
             runbook: Default::default(),
             requires_deploy: None,
+            monitor: None,
         }
     }
 }
@@ -180,8 +185,8 @@ impl Meta {
                 column,
                 message: e.message().trim().to_string(),
                 fix: "valid keys: description, reversibility, transaction, lock_timeout, \
-                      statement_timeout, retries, restore_on_down, requires_deploy, [[smoke]], [backfill], \
-                      [runbook]"
+                      statement_timeout, retries, restore_on_down, requires_deploy, monitor, [[smoke]], \
+                      [backfill], [runbook]"
                     .into(),
             }]
         })?;
@@ -280,6 +285,12 @@ pub(crate) mod duration_opt {
                 "`{text}` is not a duration ({e}); write it like \"500ms\", \"2s\", \"15min\" or \"1h\""
             ))
         })
+    }
+
+    /// A duration that is there when its key is (the struct's default
+    /// fills it otherwise).
+    pub(crate) fn plain<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        deserialize(d)?.ok_or_else(|| serde::de::Error::custom("a duration is needed here"))
     }
 
     pub(crate) fn serialize<S: Serializer>(v: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {

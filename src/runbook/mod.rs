@@ -137,6 +137,8 @@ pub(crate) struct EnvironmentInfo {
     pub(crate) require_signature: bool,
     pub(crate) health_url: Option<String>,
     pub(crate) smoke: Vec<String>,
+    /// The monitoring window after the migration, in words.
+    pub(crate) monitor: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -371,5 +373,32 @@ fn environment(
         require_signature: env.require_signature,
         health_url: env.health_url.clone(),
         smoke: env.smoke.clone(),
+        monitor: monitor(m, env),
     }
+}
+
+/// What `keel execute` watches after the migration in `env`, in words.
+fn monitor(m: &Migration, env: &crate::config::Environment) -> Option<String> {
+    let length = m.meta.monitor.or(env.monitor).filter(|d| !d.is_zero())?;
+    let t = &env.thresholds;
+    let every = env
+        .monitor_interval
+        .unwrap_or(crate::config::MONITOR_INTERVAL);
+    let on_breach = if m.meta.reversibility == Some(crate::migration::Reversibility::Irreversible)
+        || !m.has_down()
+    {
+        "a breach alerts and ends the run failed (this migration cannot be rolled back: the operator decides)"
+    } else {
+        "a breach rolls the migration back and alerts"
+    };
+    Some(format!(
+        "then keel watches for {} (a sample every {}): the checks above fail {} times in a row, rollbacks rise more than {}/s or deadlocks more than {}/min over the rates before the migration, {} sessions wait on locks, or a replica lags more than {}; {on_breach}. Ctrl-C ends the window and keeps the migration",
+        humantime::format_duration(length),
+        humantime::format_duration(every),
+        t.failures,
+        t.rollbacks_per_s,
+        t.deadlocks_per_min,
+        t.lock_waiters,
+        humantime::format_duration(t.replica_lag)
+    ))
 }

@@ -49,6 +49,7 @@ mod lint;
 mod live;
 mod lock_probe;
 mod migrate;
+mod monitor;
 mod new;
 mod no_key_backups;
 mod permissions;

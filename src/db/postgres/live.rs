@@ -144,6 +144,10 @@ impl Live for Postgres {
     async fn save_calibration(&mut self, json: &str) -> Result<(), DbError> {
         self.write_calibration(json).await
     }
+
+    async fn pulse(&mut self) -> Result<Option<crate::db::Pulse>, DbError> {
+        self.read_pulse().await.map(Some)
+    }
 }
 
 impl Postgres {

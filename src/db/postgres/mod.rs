@@ -14,6 +14,7 @@ mod index_probe;
 mod live;
 mod lock_watch;
 mod pg_dump;
+mod pulse;
 mod run_lock;
 mod session;
 mod tracking;

@@ -44,7 +44,7 @@ impl Step for Alert {
     }
 
     fn about(&self) -> &'static str {
-        "a run that did not apply is told to the operator and to alert_command"
+        "a run that did not apply is told to the operator, alert_command and the alert webhook"
     }
 
     async fn run(&self, cx: &mut Context<'_>) -> Result<Done, ExecuteError> {
@@ -66,9 +66,11 @@ impl Step for Alert {
             "ALERT: {}",
             summary.trim_end().replace('\n', "\n  ")
         ));
-        let Some(command) = request.config.alert_command.clone() else {
+        let command = request.config.alert_command.clone();
+        let webhook = request.env.alert_webhook_env.clone();
+        if command.is_none() && webhook.is_none() {
             return Ok(Done::quiet());
-        };
+        }
         let vars: Vec<(String, String)> = vec![
             ("KEEL_ENV".into(), request.env_name.into()),
             ("KEEL_MIGRATION".into(), m.id()),
@@ -77,15 +79,44 @@ impl Step for Alert {
                 report::outcome_word(cx.outcome).replace(' ', "_"),
             ),
         ];
+        // After the rollback, never before it: an alert that hangs or
+        // fails cannot hold up undoing the migration.
         let sent = tokio::task::spawn_blocking(move || {
             let v: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-            alert::send(&command, &summary, &v)
+            let mut sent = Vec::new();
+            if let Some(command) = command {
+                sent.push(alert::send(&command, &summary, &v));
+            }
+            if let Some(var) = webhook {
+                // The same facts as the command's variables: env, migration, outcome.
+                let names: Vec<String> = v
+                    .iter()
+                    .map(|(k, _)| k.trim_start_matches("KEEL_").to_lowercase())
+                    .collect();
+                let fields: Vec<(&str, &str)> = names
+                    .iter()
+                    .zip(&v)
+                    .map(|(k, (_, val))| (k.as_str(), *val))
+                    .collect();
+                sent.push(
+                    alert::webhook_url(&var)
+                        .and_then(|url| alert::post_webhook(&var, &url, &summary, &fields)),
+                );
+            }
+            sent
         })
         .await
-        .unwrap_or_else(|e| Err(e.to_string()));
-        Ok(match sent {
-            Ok(d) => Done::ok(d),
-            Err(d) => Done::failed(d),
+        .unwrap_or_else(|e| vec![Err(e.to_string())]);
+        let failed = sent.iter().any(Result::is_err);
+        let said = sent
+            .into_iter()
+            .map(|r| r.unwrap_or_else(|e| e))
+            .collect::<Vec<_>>()
+            .join("; ");
+        Ok(if failed {
+            Done::failed(said)
+        } else {
+            Done::ok(said)
         })
     }
 }

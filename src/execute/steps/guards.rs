@@ -180,3 +180,24 @@ impl Step for DryRun {
         Ok(Done::ok(detail))
     }
 }
+
+pub(crate) struct AlertTargets;
+
+#[async_trait(?Send)]
+impl Step for AlertTargets {
+    fn id(&self) -> StepId {
+        StepId::AlertTargets
+    }
+
+    fn about(&self) -> &'static str {
+        "the alert webhook's URL is set, so that a failed run's alert reaches someone"
+    }
+
+    async fn run(&self, cx: &mut Context<'_>) -> Result<Done, ExecuteError> {
+        let Some(var) = cx.request.env.alert_webhook_env.as_deref() else {
+            return Ok(Done::quiet());
+        };
+        crate::execute::alert::webhook_url(var).map_err(ExecuteError::Refused)?;
+        Ok(Done::ok(format!("alerts also go to the webhook in ${var}")))
+    }
+}

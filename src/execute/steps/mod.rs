@@ -9,5 +9,6 @@ pub(crate) mod finish;
 pub(crate) mod guards;
 pub(crate) mod lock;
 pub(crate) mod migrate;
+pub(crate) mod monitor;
 pub(crate) mod record;
 pub(crate) mod rollback;

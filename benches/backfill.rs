@@ -11,10 +11,14 @@
 //!    and write latency percentiles;
 //! 3. memory: keel's peak RSS for 100k and 1M rows;
 //! 4. dirty data: 200k rows with one bad row in every 5,000 against the
-//!    same backfill on clean data, interleaved ([`dirty`]).
+//!    same backfill on clean data, interleaved ([`dirty`]);
+//! 5. replica: the load of part 2 with a streaming replica attached
+//!    (`pg_basebackup`, same machine) during keel's default backfill: the
+//!    requests dropped and the replica's lag, sampled every 100 ms from
+//!    the WAL positions, against the backfill's `max_replica_lag` (5 s).
 //!
 //! `KEEL_BENCH_USERS` changes the row count (default 1000000);
-//! `KEEL_BENCH_PARTS=speed,load,memory,dirty` runs only the parts named;
+//! `KEEL_BENCH_PARTS=speed,load,memory,dirty,replica` runs only the parts named;
 //! `KEEL_BENCH_BIN=/path/to/keel` times another keel binary.
 
 #[path = "../tests/cli/common/cluster.rs"]
@@ -52,7 +56,7 @@ fn main() {
         "keel backfill benchmark, PostgreSQL with fsync on; load average (1, 5, 15 min): {}",
         dirty::loadavg()
     );
-    if part("speed") || part("load") || part("memory") {
+    if part("speed") || part("load") || part("memory") || part("replica") {
         println!("{users} users");
         let project = Project::new(&cluster);
         project.keel(&["up", "-q", "--to", "20260101090200"], "base");
@@ -81,6 +85,9 @@ fn main() {
         }
         if part("memory") {
             memory(&cluster, &project, users);
+        }
+        if part("replica") {
+            replica(&cluster, &project, users);
         }
     }
     if part("dirty") {
@@ -208,6 +215,93 @@ fn load(cluster: &Cluster, project: &Project, split: &Split, users: u64) {
             "NOT met"
         }
     );
+}
+
+/// 5. Part 2's load during keel's default backfill, with a streaming
+/// replica attached; its lag sampled every 100 ms.
+fn replica(cluster: &Cluster, project: &Project, users: u64) {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    println!(
+        "\n5. with a streaming replica: {RATE} req/s as in 2, keel's default backfill (1000 rows, 100 ms apart, max_replica_lag 5 s)"
+    );
+    let replica = cluster.inner.replica("bench_replica");
+    let db = cluster.copy("base", "load_replica");
+    let url = cluster.url(&db);
+    // Caught up before the timing starts.
+    rt.block_on(async {
+        let mut c = PgConnection::connect(&url).await.unwrap();
+        for _ in 0..600 {
+            let behind: Option<i64> = sqlx::query_scalar(
+                "SELECT max((pg_current_wal_lsn() - replay_lsn)::bigint) FROM pg_stat_replication WHERE state = 'streaming'",
+            )
+            .fetch_one(&mut c)
+            .await
+            .unwrap();
+            if behind == Some(0) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    });
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let sampler = {
+        let (url, stop) = (url.clone(), stop.clone());
+        rt.spawn(async move {
+            // (seconds behind by the WAL positions seen, bytes behind)
+            let mut c = PgConnection::connect(&url).await.unwrap();
+            let mut seen: Vec<(Instant, i64)> = Vec::new();
+            let (mut worst, mut worst_bytes) = (Duration::ZERO, 0i64);
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let (wal, replayed): (i64, Option<i64>) = sqlx::query_as(
+                    "SELECT (pg_current_wal_lsn() - '0/0'::pg_lsn)::bigint, \
+                     (SELECT min((replay_lsn - '0/0'::pg_lsn)::bigint) FROM pg_stat_replication)",
+                )
+                .fetch_one(&mut c)
+                .await
+                .unwrap();
+                let now = Instant::now();
+                seen.push((now, wal));
+                let replayed = replayed.unwrap_or(0);
+                if let Some((at, _)) = seen.iter().find(|(_, w)| *w > replayed) {
+                    worst = worst.max(now - *at);
+                }
+                worst_bytes = worst_bytes.max(wal - replayed);
+                seen.retain(|(_, w)| *w > replayed);
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            (worst, worst_bytes)
+        })
+    };
+    let load = rt.block_on(under_load(cluster, &db, users, || {
+        let (project, cluster, db) = (project.clone(), cluster.clone(), db.clone());
+        async move {
+            tokio::task::spawn_blocking(move || project.backfill(&cluster, &db, 100))
+                .await
+                .unwrap();
+        }
+    }));
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let (lag, bytes) = rt.block_on(sampler).unwrap();
+    load.print("keel 1000/100ms");
+    println!(
+        "   replica lag: at most {:.2} s ({:.1} MB of WAL behind)",
+        lag.as_secs_f64(),
+        bytes as f64 / 1e6
+    );
+    println!(
+        "   goal: 0 dropped and replica lag under 5 s: {}",
+        if load.dropped == 0 && lag < Duration::from_secs(5) {
+            "met"
+        } else {
+            "NOT met"
+        }
+    );
+    cluster.drop_db(&db);
+    replica.stop();
 }
 
 /// 3. keel's peak RSS at a tenth of the rows and at all of them.

@@ -38,6 +38,9 @@ pub(crate) struct Config {
     /// Who owns migrations and who is told: the runbook's people sections.
     #[serde(default)]
     pub(crate) runbook: crate::migration::People,
+    /// When backfills pause, for migrations that do not say.
+    #[serde(default)]
+    pub(crate) backfill: crate::migration::meta::Throttle,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -118,7 +121,7 @@ pub(crate) enum ConfigError {
         source: std::io::Error,
     },
     #[error(
-        "{path}:{line}:{column}: {message}\n  fix: valid top-level keys: migrations_dir, signer, signing_key, signing_command, allowed_signers, alert_command, lock_timeout, statement_timeout, retries, run_lock_wait, allow_outside_project, [runbook], [environments.NAME]"
+        "{path}:{line}:{column}: {message}\n  fix: valid top-level keys: migrations_dir, signer, signing_key, signing_command, allowed_signers, alert_command, lock_timeout, statement_timeout, retries, run_lock_wait, allow_outside_project, [runbook], [backfill], [environments.NAME]"
     )]
     Parse {
         path: PathBuf,

@@ -187,6 +187,8 @@ mod tests {
             filter: Some("first_name IS NULL".into()),
             batch_size: None,
             delay_ms: None,
+            max_replica_lag: None,
+            max_active_sessions: None,
             at: Default::default(),
         }
     }

@@ -159,6 +159,22 @@ pub(crate) fn show(ctx: &Ctx, p: Progress<'_>) {
                 super::output::millis(wait)
             ),
         ),
+        Progress::Paused {
+            migration,
+            reason,
+            waited,
+        } => d.say(
+            ctx,
+            &format!(
+                "backfill {}: paused{}: {reason}; going on by itself once it clears",
+                migration.id(),
+                if waited.is_zero() {
+                    String::new()
+                } else {
+                    format!(" for {}", super::output::millis(waited))
+                }
+            ),
+        ),
         Progress::Validating(migration) => {
             if let Some(bar) = d.bar.take() {
                 bar.finish_and_clear();
@@ -266,6 +282,9 @@ pub(crate) fn report_lines(r: &Report) -> Vec<String> {
         r.rows_per_second(),
         super::output::millis(r.validation_elapsed),
     )];
+    if let Some(line) = r.pauses_line() {
+        out.push(format!("  {line}"));
+    }
     out.extend(r.validation.lines().into_iter().map(|l| format!("  {l}")));
     if let Some(csv) = &r.failures_csv {
         out.push(format!(

@@ -308,6 +308,7 @@ impl Ctx {
                 .run_lock_wait
                 .or(c.run_lock_wait)
                 .unwrap_or(settings.run_lock_wait),
+            throttle: c.backfill,
             ..settings
         }
     }

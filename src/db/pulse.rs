@@ -20,6 +20,8 @@ pub struct Pulse {
     pub wal: i64,
     /// Sessions waiting on a lock, longest first.
     pub waiting: Vec<Waiter>,
+    /// Other sessions running a statement now (`state = 'active'`).
+    pub active: u32,
     /// `pg_stat_replication`, one per connected standby.
     pub replicas: Vec<Replica>,
 }
@@ -30,6 +32,8 @@ pub struct Waiter {
     pub pid: i32,
     /// How long its current wait has lasted (since its statement started).
     pub waited: Duration,
+    /// The relation whose lock it waits for, as `regclass` prints it.
+    pub relation: Option<String>,
     /// Who holds it up: pid, user, application, state, since when, query.
     pub blockers: Vec<crate::db::Blocker>,
 }
@@ -132,6 +136,7 @@ mod tests {
             deadlocks: 0,
             wal,
             waiting: Vec::new(),
+            active: 0,
             replicas: vec![Replica {
                 name: "r1".into(),
                 replayed: Some(replayed),

@@ -187,6 +187,7 @@ mod tests {
             deadlocks,
             wal: 0,
             waiting: Vec::new(),
+            active: 0,
             replicas: Vec::new(),
         }
     }

@@ -144,9 +144,46 @@ pub(crate) struct Backfill {
     pub(crate) filter: Option<String>,
     pub(crate) batch_size: Option<u64>,
     pub(crate) delay_ms: Option<u64>,
+    /// Pause while a replica lags more than this (default 5s).
+    #[serde(default, with = "duration_opt")]
+    pub(crate) max_replica_lag: Option<Duration>,
+    /// Pause while more sessions than this run a statement (default 64).
+    pub(crate) max_active_sessions: Option<u32>,
     /// Where each setting is written in migration.toml, for messages.
     #[serde(skip)]
     pub(crate) at: BackfillPositions,
+}
+
+/// When a backfill pauses between batches: `[backfill]` of migration.toml,
+/// over keel.toml's `[backfill]`, over keel's defaults.
+#[derive(Debug, Clone, Copy, Default, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Throttle {
+    /// Any replica further behind than this (default 5s).
+    #[serde(default, with = "duration_opt")]
+    pub(crate) max_replica_lag: Option<Duration>,
+    /// More sessions than this running a statement at once (default 64):
+    /// the server is busy, the backfill can wait.
+    pub(crate) max_active_sessions: Option<u32>,
+}
+
+impl Backfill {
+    pub(crate) fn throttle(&self) -> Throttle {
+        Throttle {
+            max_replica_lag: self.max_replica_lag,
+            max_active_sessions: self.max_active_sessions,
+        }
+    }
+}
+
+impl Throttle {
+    /// These settings where set, else `under`'s.
+    pub(crate) fn over(self, under: Throttle) -> Throttle {
+        Throttle {
+            max_replica_lag: self.max_replica_lag.or(under.max_replica_lag),
+            max_active_sessions: self.max_active_sessions.or(under.max_active_sessions),
+        }
+    }
 }
 
 /// A 1-based (line, column) in migration.toml.

@@ -336,6 +336,9 @@ impl Runner<'_> {
             retries: self.settings.retries(m),
             backoff: self.settings.backoff,
             dir: PathBuf::from("backfills"),
+            throttle: spec
+                .map_or_else(Default::default, |s| s.throttle())
+                .over(self.settings.throttle),
         };
         let on_event = self.on_event;
         let report = backfill::run(self.db, m, &opts, &|p| on_event(Event::Backfill(p)))

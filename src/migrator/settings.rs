@@ -27,6 +27,8 @@ pub(crate) struct RunSettings {
     /// commit waits for its flush to disk, since a crash loses nothing
     /// anyone keeps.
     pub(crate) throwaway: bool,
+    /// keel.toml's `[backfill]`: when backfills pause.
+    pub(crate) throttle: crate::migration::meta::Throttle,
 }
 
 impl Default for RunSettings {
@@ -41,6 +43,7 @@ impl Default for RunSettings {
             run_lock_wait: crate::db::RUN_LOCK_WAIT,
             keep_schema: true,
             throwaway: false,
+            throttle: Default::default(),
         }
     }
 }

@@ -69,4 +69,5 @@ mod snapshot;
 mod source;
 mod tamper;
 mod targeted_backups;
+mod throttle;
 mod validate;

@@ -48,12 +48,15 @@ impl Step for Backfill {
 /// One line for the record: `1000000 rows in 1000 batches (92000 rows/s); validation passed`.
 fn summary(r: &Report) -> String {
     format!(
-        "{} of {} rows in {} batches of {} ({} rows/s); validation passed in {} ms",
+        "{} of {} rows in {} batches of {} ({} rows/s); validation passed in {} ms{}",
         r.rows_done,
         r.rows_total,
         r.batches,
         r.batch_size,
         r.rows_per_second(),
-        r.validation_elapsed.as_millis()
+        r.validation_elapsed.as_millis(),
+        r.pauses_line()
+            .map(|l| format!("; {l}"))
+            .unwrap_or_default()
     )
 }

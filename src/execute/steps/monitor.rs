@@ -239,7 +239,7 @@ async fn breach(cx: &mut Context<'_>, what: String) -> Result<Done, ExecuteError
 
 /// The live status line, on a terminal only (plain lines otherwise).
 fn live_line() -> Option<indicatif::ProgressBar> {
-    if !crate::cli::output::Output::stderr_is_terminal() {
+    if !std::io::IsTerminal::is_terminal(&std::io::stderr()) {
         return None;
     }
     let b = indicatif::ProgressBar::new_spinner();

@@ -35,6 +35,11 @@ impl Cluster {
         self.pg_ctl(&["-w", "stop", "-m", "immediate"]);
     }
 
+    /// Stops the server cleanly (`pg_ctl stop -m fast`).
+    pub fn stop(&self) {
+        self.pg_ctl(&["-w", "stop", "-m", "fast"]);
+    }
+
     /// Starts the stopped server again; it recovers from its WAL first.
     pub fn restart(&self) {
         self.pg_ctl(&["-w", "-o", &self.options, "start"]);
@@ -117,21 +122,8 @@ pub fn start(durability: Durability) -> Cluster {
 /// takes it (a benchmark sizes the server like a production one).
 pub fn start_with(durability: Durability, settings: &[&str]) -> Cluster {
     let bin = bindir();
-    let dir = tempfile::Builder::new()
-        .prefix("keel-pg-")
-        .tempdir()
-        .expect("temp dir")
-        .keep();
-    if is_root() {
-        // The server user must own its folder; root can still reach the socket.
-        let user = server_user();
-        let status = Command::new("chown")
-            .arg(user)
-            .arg(&dir)
-            .status()
-            .expect("chown");
-        assert!(status.success(), "chown {user} {}", dir.display());
-    }
+    // The server user must own its folder; root can still reach the socket.
+    let dir = own_dir();
     let data = dir.join("data");
     let out = as_server_user(&bin.join("initdb"))
         .args([
@@ -180,8 +172,86 @@ pub fn start_with(durability: Durability, settings: &[&str]) -> Cluster {
         String::from_utf8_lossy(&out.stderr),
         std::fs::read_to_string(dir.join("server.log")).unwrap_or_default()
     );
-    // Stop and delete the cluster when this process ends, however it ends.
-    let pg_ctl = bin.join("pg_ctl");
+    watch(&dir);
+    Cluster { dir, options }
+}
+
+impl Cluster {
+    /// A streaming replica of this cluster: `pg_basebackup -R` into a
+    /// folder of its own, started as a hot standby that connects as
+    /// `application_name = name`; stopped and deleted like its primary.
+    pub fn replica(&self, name: &str) -> Cluster {
+        let bin = bindir();
+        let dir = own_dir();
+        let data = dir.join("data");
+        let conn = format!(
+            "host={} port=5432 user=postgres application_name={name}",
+            self.dir.display()
+        );
+        let out = as_server_user(&bin.join("pg_basebackup"))
+            .args(["-d", &conn, "-X", "stream", "-R", "--no-sync", "-D"])
+            .arg(&data)
+            .output()
+            .expect("run pg_basebackup");
+        assert!(
+            out.status.success(),
+            "pg_basebackup failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        // The primary's settings (a standby needs max_connections and the
+        // like at least as high), on a socket of its own.
+        let options = format!(
+            "{} -c hot_standby=on",
+            self.options.replacen(
+                &format!("-k {}", self.dir.display()),
+                &format!("-k {}", dir.display()),
+                1
+            )
+        );
+        let out = as_server_user(&bin.join("pg_ctl"))
+            .arg("-D")
+            .arg(&data)
+            .arg("-l")
+            .arg(dir.join("server.log"))
+            .args(["-w", "-o", &options, "start"])
+            .stdout(Stdio::null())
+            .output()
+            .expect("run pg_ctl");
+        assert!(
+            out.status.success(),
+            "the replica did not start: {}\n{}",
+            String::from_utf8_lossy(&out.stderr),
+            std::fs::read_to_string(dir.join("server.log")).unwrap_or_default()
+        );
+        watch(&dir);
+        Cluster { dir, options }
+    }
+}
+
+/// A temporary folder the server user owns.
+fn own_dir() -> PathBuf {
+    let dir = tempfile::Builder::new()
+        .prefix("keel-pg-")
+        .tempdir()
+        .expect("temp dir")
+        .keep();
+    if is_root() {
+        let user = server_user();
+        let status = Command::new("chown")
+            .arg(user)
+            .arg(&dir)
+            .status()
+            .expect("chown");
+        assert!(status.success(), "chown {user} {}", dir.display());
+    }
+    dir
+}
+
+/// Stops and deletes the cluster in `dir` when this process ends, however
+/// it ends.
+fn watch(dir: &Path) {
+    let pg_ctl = bindir().join("pg_ctl");
+    let data = dir.join("data");
     let stop = if is_root() {
         format!(
             "runuser -u $(stat -c %U '{d}') -- '{}' -D '{}' stop -m immediate",
@@ -212,5 +282,4 @@ pub fn start_with(durability: Durability, settings: &[&str]) -> Cluster {
         .process_group(0)
         .spawn()
         .expect("start the cluster watcher");
-    Cluster { dir, options }
 }

@@ -217,8 +217,8 @@ fn load(cluster: &Cluster, project: &Project, split: &Split, users: u64) {
     );
 }
 
-/// 5. Part 2's load during keel's default backfill, with a streaming
-/// replica attached; its lag sampled every 100 ms.
+/// Part 5: part 2's load during keel's default backfill, with a
+/// streaming replica attached; its lag sampled every 100 ms.
 fn replica(cluster: &Cluster, project: &Project, users: u64) {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

@@ -231,10 +231,16 @@ fn replica(cluster: &Cluster, project: &Project, users: u64) {
     let replica = cluster.inner.replica("bench_replica");
     let db = cluster.copy("base", "load_replica");
     let url = cluster.url(&db);
-    // Caught up before the timing starts.
+    // Streaming and caught up before the timing starts.
     rt.block_on(async {
         let mut c = PgConnection::connect(&url).await.unwrap();
-        for _ in 0..600 {
+        for i in 0..600 {
+            if i == 599 {
+                panic!(
+                    "the replica is not streaming after 60 s:\n{}",
+                    std::fs::read_to_string(replica.dir.join("server.log")).unwrap_or_default()
+                );
+            }
             let behind: Option<i64> = sqlx::query_scalar(
                 "SELECT max((pg_current_wal_lsn() - replay_lsn)::bigint) FROM pg_stat_replication WHERE state = 'streaming'",
             )
@@ -276,12 +282,15 @@ fn replica(cluster: &Cluster, project: &Project, users: u64) {
             (worst, worst_bytes)
         })
     };
+    let pauses = Arc::new(std::sync::Mutex::new(Vec::new()));
     let load = rt.block_on(under_load(cluster, &db, users, || {
         let (project, cluster, db) = (project.clone(), cluster.clone(), db.clone());
+        let pauses = pauses.clone();
         async move {
-            tokio::task::spawn_blocking(move || project.backfill(&cluster, &db, 100))
+            let run = tokio::task::spawn_blocking(move || project.backfill(&cluster, &db, 100))
                 .await
                 .unwrap();
+            *pauses.lock().unwrap() = run.pauses;
         }
     }));
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
@@ -292,6 +301,9 @@ fn replica(cluster: &Cluster, project: &Project, users: u64) {
         lag.as_secs_f64(),
         bytes as f64 / 1e6
     );
+    for line in pauses.lock().unwrap().iter() {
+        println!("   keel {line}");
+    }
     println!(
         "   goal: 0 dropped and replica lag under 5 s: {}",
         if load.dropped == 0 && lag < Duration::from_secs(5) {
@@ -358,6 +370,8 @@ struct Project {
 struct Run {
     backfill: Duration,
     peak_rss_kib: u64,
+    /// The report's `paused …` line, if the backfill paused.
+    pauses: Vec<String>,
 }
 
 impl Project {
@@ -429,7 +443,7 @@ impl Project {
             .join("\n");
         std::fs::write(&toml, text).unwrap();
         let mut child = Command::new(keel_bin())
-            .args(["up", "-q"])
+            .args(["up"])
             .current_dir(self.dir.path())
             .env("DATABASE_URL", cluster.url(db))
             .env("NO_COLOR", "1")
@@ -437,6 +451,13 @@ impl Project {
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
+        // Read as it comes, so that a full pipe never holds keel up.
+        let mut stderr = child.stderr.take().unwrap();
+        let reader = std::thread::spawn(move || {
+            let mut err = String::new();
+            let _ = std::io::Read::read_to_string(&mut stderr, &mut err);
+            err
+        });
         let status_path = format!("/proc/{}/status", child.id());
         let mut peak = 0;
         let status = loop {
@@ -454,14 +475,7 @@ impl Project {
             }
             std::thread::sleep(Duration::from_millis(20));
         };
-        let mut err = String::new();
-        use std::io::Read;
-        child
-            .stderr
-            .take()
-            .unwrap()
-            .read_to_string(&mut err)
-            .unwrap();
+        let err = reader.join().unwrap();
         assert!(status.success(), "keel up: {err}");
         let ms: f64 = cluster
             .query(
@@ -473,6 +487,11 @@ impl Project {
         Run {
             backfill: Duration::from_secs_f64(ms / 1000.0),
             peak_rss_kib: peak,
+            pauses: err
+                .lines()
+                .filter(|l| l.trim_start().starts_with("paused "))
+                .map(|l| l.trim().to_string())
+                .collect(),
         }
     }
 }

@@ -90,6 +90,11 @@ pub(crate) enum Progress<'a> {
         reason: &'a str,
         waited: Duration,
     },
+    /// The server's statistics cannot be read: no more pauses.
+    Unthrottled {
+        migration: &'a Migration,
+        reason: &'a str,
+    },
     Validating(&'a Migration),
     Finished(&'a Report),
 }
@@ -375,6 +380,12 @@ impl Engine<'_> {
         };
         let pauses = self.gate.wait(self.db, &mut said).await?;
         self.pauses.extend(pauses);
+        if let Some(reason) = self.gate.went_blind.take() {
+            on(Progress::Unthrottled {
+                migration: m,
+                reason: &reason,
+            });
+        }
         Ok(())
     }
 

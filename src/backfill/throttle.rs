@@ -33,6 +33,8 @@ pub(crate) struct Gate {
     lag: LagClock,
     /// The server cannot say (SQLite, or no rights to the statistics).
     blind: bool,
+    /// Why it could not, when that was an error: said once by the caller.
+    pub(crate) went_blind: Option<String>,
 }
 
 impl Gate {
@@ -43,22 +45,31 @@ impl Gate {
             table: bare(table),
             lag: LagClock::default(),
             blind: false,
+            went_blind: None,
         }
     }
 
-    /// Why the next batch should wait, if it should.
+    /// Why the next batch should wait, if it should. A server that cannot
+    /// say (SQLite; no rights to the statistics) is not asked again, and
+    /// an error is said once: the backfill goes on unthrottled.
     async fn reason(&mut self, db: &mut dyn Database) -> Result<Option<String>, DbError> {
         if self.blind {
             return Ok(None);
         }
-        let Some(p) = db.pulse().await.unwrap_or_else(|_| {
-            self.blind = true;
-            None
-        }) else {
-            self.blind = true;
-            return Ok(None);
-        };
-        Ok(self.judge(&p))
+        match db.pulse().await {
+            Ok(Some(p)) => Ok(self.judge(&p)),
+            Ok(None) => {
+                self.blind = true;
+                Ok(None)
+            }
+            Err(e) => {
+                self.blind = true;
+                self.went_blind = Some(format!(
+                    "cannot read the server's statistics ({e}): going on without pausing for replicas, lock waits or load; grant pg_monitor to keel's role to have them"
+                ));
+                Ok(None)
+            }
+        }
     }
 
     fn judge(&mut self, p: &Pulse) -> Option<String> {

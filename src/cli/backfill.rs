@@ -175,6 +175,9 @@ pub(crate) fn show(ctx: &Ctx, p: Progress<'_>) {
                 }
             ),
         ),
+        Progress::Unthrottled { migration, reason } => {
+            d.say(ctx, &format!("backfill {}: {reason}", migration.id()))
+        }
         Progress::Validating(migration) => {
             if let Some(bar) = d.bar.take() {
                 bar.finish_and_clear();

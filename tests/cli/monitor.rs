@@ -463,3 +463,27 @@ fn ctrl_c_during_the_window_ends_it_and_keeps_the_migration() {
         "{rec:#}"
     );
 }
+
+#[test]
+fn a_migration_can_turn_the_window_off() {
+    let server = Server::start(usize::MAX, &[]);
+    let p = monitored(Db::Sqlite, &server, "10min", "monitor = \"0s\"\n");
+    // The runbook is rendered with the migration's own setting.
+    let out = p
+        .keel()
+        .args([
+            "execute",
+            "20260103090000",
+            "--env",
+            "production",
+            "--answers",
+            "answers.toml",
+        ])
+        .env("KEEL_TEST_WEBHOOK", server.url("/hook"))
+        .output()
+        .unwrap();
+    let err = stderr(&out);
+    assert!(out.status.success(), "{err}");
+    assert!(!err.contains("monitor"), "{err}");
+    assert!(!runbook(&p).contains("keel watches for"));
+}

@@ -13,6 +13,7 @@ pub mod digest;
 pub mod error;
 pub mod execute;
 pub mod files;
+pub mod import;
 pub mod inspect;
 pub mod migration;
 pub mod migrator;

@@ -28,6 +28,7 @@ fn parse_to(s: &str) -> Result<Version, String> {
 }
 
 pub(crate) async fn run(ctx: &Ctx, mut args: Args) -> Result<()> {
+    ctx.need_migrations_dir()?;
     let (files, mut db) = ctx.migrations_and_connect().await?;
     let entries = reconcile(&files, db.tracking_rows().await?);
     if let Err(e) = crate::migrator::check_to(&entries, args.to) {

@@ -8,6 +8,7 @@ mod document;
 mod down;
 mod dry_run;
 mod execute;
+mod import;
 mod init;
 mod inspect;
 mod lint;
@@ -109,6 +110,12 @@ pub(crate) enum Command {
     Test(test::Args),
     /// Record what an operator found after a failed non-transactional migration
     Resolve(resolve::Args),
+    /// Write another tool's migrations (sqlx, dbmate, golang-migrate, goose, prisma, diesel) in keel's layout
+    Import(import::ImportArgs),
+    /// Take over another tool's tracking table: its applied migrations become keel's
+    Adopt(import::AdoptArgs),
+    /// Record every migration up to VERSION as applied, for a database with no history
+    Baseline(import::BaselineArgs),
     /// Schema and data distribution of tables and columns
     Inspect(inspect::Args),
     /// Check migrations or SQL files for locks, rewrites and data loss (exit 3 on errors)
@@ -225,6 +232,23 @@ impl Ctx {
     /// answer. An error in the files is the one reported, as if they had
     /// been read first; SQLite, whose connection would create the database
     /// file, is opened only after the files are good.
+    /// For a command that works on the migrations (up, down, status,
+    /// validate): a missing folder is a mistake (keel run from the wrong
+    /// folder, a misspelt `--migrations`), not an empty project.
+    pub(crate) fn need_migrations_dir(&self) -> Result<()> {
+        let dir = self.migrations_dir();
+        if dir.is_dir() {
+            return Ok(());
+        }
+        Err(Error::Usage(format!(
+            "there is no migrations folder `{}` here ({}); nothing was read or changed\n  fix: run keel in the project folder (the one with keel.toml), pass --migrations DIR, or start one with `keel new NAME`",
+            dir.display(),
+            std::env::current_dir()
+                .map(|d| d.display().to_string())
+                .unwrap_or_default()
+        )))
+    }
+
     pub(crate) async fn migrations_and_connect(
         &self,
     ) -> Result<(Vec<Migration>, Box<dyn Database>)> {
@@ -404,6 +428,9 @@ impl Ctx {
 
 /// Parses the command line, runs it, prints any error, and returns the exit code.
 pub fn main() -> u8 {
+    // `.env` as sqlx-cli and dbmate read it (this folder or a parent):
+    // the real environment wins over it.
+    let _ = dotenvy::dotenv();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
@@ -502,6 +529,9 @@ pub(crate) async fn run(cli: Cli, doc: std::sync::Arc<Document>) -> Result<()> {
         Command::Status => status::run(&ctx).await,
         Command::Validate => validate::run(&ctx).await,
         Command::Resolve(args) => resolve::run(&ctx, args).await,
+        Command::Import(args) => import::import(&ctx, args),
+        Command::Adopt(args) => import::adopt_cmd(&ctx, args).await,
+        Command::Baseline(args) => import::baseline(&ctx, args).await,
         Command::Inspect(args) => inspect::run(&ctx, args).await,
         Command::Lint(args) => lint::run(&ctx, args).await,
         Command::Test(args) => test::run(&ctx, args).await,

@@ -3,6 +3,7 @@ use crate::error::Result;
 use crate::migrator::reconcile;
 
 pub(crate) async fn run(ctx: &Ctx) -> Result<()> {
+    ctx.need_migrations_dir()?;
     // The tracking rows and records are read while the files are.
     let read = async {
         let mut db = ctx.connect().await?;
@@ -17,9 +18,11 @@ pub(crate) async fn run(ctx: &Ctx) -> Result<()> {
         (Ok(_), None) => unreachable!("the database is read whenever the files are good"),
     };
     let entries = reconcile(&files, rows);
+    let foreign = migrated_by(ctx, &entries).await?;
     let interrupted = crate::record::chain::interrupted(&records);
     if ctx.out.json {
         ctx.json(serde_json::json!({
+            "migrated_by": foreign.map(|t| t.name()),
             "interrupted": interrupted.iter().map(|r| serde_json::json!({
                 "environment": r.environment,
                 "migration": r.migration,
@@ -92,14 +95,7 @@ pub(crate) async fn run(ctx: &Ctx) -> Result<()> {
             }
         }
     }
-    if let Some(w) = crate::migrator::waiting(&entries, None, None) {
-        text.push_str(&format!(
-            "\nwaiting: `keel up` stops before {}: it waits for a deploy: {}\n  then: once that is live everywhere, `keel up --through {}`",
-            w.id(),
-            w.meta.requires_deploy.as_deref().unwrap_or_default(),
-            w.version
-        ));
-    }
+    text.push_str(&notes(&entries, foreign));
     for r in &interrupted {
         text.push_str(&format!(
             "\ninterrupted: the run of {} on `{}` (intent records/{}, {}) has no final record: keel was stopped during it, or it is still running\n  fix: {}",
@@ -112,6 +108,43 @@ pub(crate) async fn run(ctx: &Ctx) -> Result<()> {
     }
     ctx.out.data(&text);
     Ok(())
+}
+
+/// The tool that migrated this database, when keel has no history here:
+/// a database another tool migrated shows all pending, and `status` says why.
+async fn migrated_by(
+    ctx: &Ctx,
+    entries: &[crate::migrator::Entry<'_>],
+) -> Result<Option<crate::import::Tool>> {
+    if entries.is_empty() || entries.iter().any(|e| e.row.is_some()) {
+        return Ok(None);
+    }
+    let mut db = ctx.connect().await?;
+    let found = super::import::foreign(db.as_mut(), entries).await;
+    db.close().await;
+    found
+}
+
+/// The lines after the table: another tool's history, a deploy `up` waits for.
+fn notes(entries: &[crate::migrator::Entry<'_>], foreign: Option<crate::import::Tool>) -> String {
+    let mut text = String::new();
+    if let Some(tool) = foreign {
+        text.push_str(&format!(
+            "\nthis database was migrated by {}: it has `{}` and no keel history, so everything shows pending\n  fix: `keel adopt --from {}`",
+            tool.name(),
+            crate::import::adopt::table(tool),
+            tool.name()
+        ));
+    }
+    if let Some(w) = crate::migrator::waiting(entries, None, None) {
+        text.push_str(&format!(
+            "\nwaiting: `keel up` stops before {}: it waits for a deploy: {}\n  then: once that is live everywhere, `keel up --through {}`",
+            w.id(),
+            w.meta.requires_deploy.as_deref().unwrap_or_default(),
+            w.version
+        ));
+    }
+    text
 }
 
 /// The state `status` shows: a pending migration that waits for a deploy

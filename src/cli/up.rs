@@ -21,8 +21,13 @@ pub(crate) struct Args {
 
 pub(crate) async fn run(ctx: &Ctx, args: Args) -> Result<()> {
     let settings = args.pace.apply(ctx.settings())?;
+    ctx.need_migrations_dir()?;
     let (files, mut db) = ctx.migrations_and_connect().await?;
     let entries = reconcile(&files, db.tracking_rows().await?);
+    if let Err(e) = super::import::refuse_foreign(db.as_mut(), &entries).await {
+        db.close().await;
+        return Err(e);
+    }
     let checked = crate::migrator::check_to(&entries, args.to)
         .and_then(|()| crate::migrator::check_target(&entries, "--through", args.through));
     if let Err(e) = checked {

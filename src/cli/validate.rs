@@ -3,6 +3,7 @@ use crate::error::{Error, Result};
 use crate::migrator::{Runner, validate};
 
 pub(crate) async fn run(ctx: &Ctx) -> Result<()> {
+    ctx.need_migrations_dir()?;
     let files = ctx.migrations()?;
     let mut db = ctx.connect().await?;
     let on_event = |e: crate::migrator::Event<'_>| ctx.print_event(e);

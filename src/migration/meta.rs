@@ -59,6 +59,8 @@ pub(crate) struct Meta {
     /// environment's `monitor` ("0s": none).
     #[serde(default, with = "duration_opt")]
     pub(crate) monitor: Option<Duration>,
+    /// Where `keel import` took it from: `TOOL: file`.
+    pub(crate) imported_from: Option<String>,
 }
 
 /// keel.toml's `[runbook]` (a migration.toml's `[runbook]` overrides it
@@ -120,6 +122,7 @@ impl Default for Meta {
             runbook: Default::default(),
             requires_deploy: None,
             monitor: None,
+            imported_from: None,
         }
     }
 }
@@ -222,8 +225,8 @@ impl Meta {
                 column,
                 message: e.message().trim().to_string(),
                 fix: "valid keys: description, reversibility, transaction, lock_timeout, \
-                      statement_timeout, retries, restore_on_down, requires_deploy, monitor, [[smoke]], \
-                      [backfill], [runbook]"
+                      statement_timeout, retries, restore_on_down, requires_deploy, monitor, imported_from, \
+                      [[smoke]], [backfill], [runbook]"
                     .into(),
             }]
         })?;

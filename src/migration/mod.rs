@@ -9,7 +9,9 @@ mod source;
 pub(crate) use bounds::Bounds;
 pub(crate) use checksum::checksum;
 pub(crate) use meta::{Meta, People, Reversibility};
-pub(crate) use source::{SourceError, is_snake_case, load_dir, load_dir_on, to_snake_case};
+pub(crate) use source::{
+    SourceError, is_migration_name, is_snake_case, load_dir, load_dir_on, to_snake_case,
+};
 
 use std::fmt;
 use std::path::PathBuf;

@@ -200,7 +200,7 @@ fn migration_folder(
             path: path.clone(),
             line: None,
             message: format!(
-                "`{file_name}` is not named <version>_<name> (14-digit UTC version, snake_case name)"
+                "`{file_name}` is not named <version>_<name> (14-digit UTC version, then a name that starts with a letter or digit)"
             ),
             fix: suggest_name(file_name),
         });
@@ -241,11 +241,22 @@ fn read_all(
     })
 }
 
-/// Splits `20240101120000_add_users` into its version and snake_case name.
+/// Splits `20240101120000_add_users` into its version and name.
 pub(crate) fn parse_folder_name(name: &str) -> Option<(Version, &str)> {
     let (version, rest) = name.split_once('_')?;
     let version = Version::parse(version)?;
-    is_snake_case(rest).then_some((version, rest))
+    is_migration_name(rest).then_some((version, rest))
+}
+
+/// A name keel takes: its own snake_case, or one another tool wrote and
+/// `keel import` kept (`add-users`, `v2.1_fix`, `Add email to owners`):
+/// it starts with a letter or digit, ends without a space, and holds no
+/// slash, backslash or control character.
+pub(crate) fn is_migration_name(s: &str) -> bool {
+    is_snake_case(s)
+        || (s.chars().next().is_some_and(char::is_alphanumeric)
+            && !s.ends_with(char::is_whitespace)
+            && !s.chars().any(|c| c.is_control() || c == '/' || c == '\\'))
 }
 
 pub(crate) fn is_snake_case(s: &str) -> bool {
@@ -435,9 +446,14 @@ mod tests {
     fn folder_names() {
         assert!(parse_folder_name("20240101120000_add_users").is_some());
         assert!(parse_folder_name("2024_add_users").is_none());
-        assert!(parse_folder_name("20240101120000_AddUsers").is_none());
-        assert!(parse_folder_name("20240101120000_add-users").is_none());
+        // Names another tool wrote are kept (`keel import`).
+        assert!(parse_folder_name("20240101120000_AddUsers").is_some());
+        assert!(parse_folder_name("20240101120000_add-users.v2").is_some());
+        assert!(parse_folder_name("20240101120000_Add email to owners").is_some());
         assert!(parse_folder_name("20240101120000_").is_none());
+        assert!(parse_folder_name("20240101120000_.hidden").is_none());
+        assert!(parse_folder_name("20240101120000_-x").is_none());
+        assert!(parse_folder_name("20240101120000_trailing ").is_none());
     }
 
     #[test]

@@ -88,7 +88,37 @@ fn migrations_dir_from_keel_toml_and_flag() {
     p.test(["status"])
         .stdout_contains("20250101000001  a     pending")
         .run();
+    // A folder that is not there is a mistake, not an empty project.
     p.test(["status", "--migrations", "nowhere"])
-        .stdout_contains("no migrations in nowhere")
+        .stderr_contains("there is no migrations folder `nowhere` here")
+        .code(2)
         .run();
+    p.test(["up", "--migrations", "nowhere"])
+        .stderr_contains("fix: run keel in the project folder")
+        .code(2)
+        .run();
+}
+
+#[test]
+fn dot_env_is_read_and_the_real_environment_wins() {
+    let p = Project::sqlite();
+    p.migration(
+        "20250101000001_a",
+        "CREATE TABLE a (id integer);\n",
+        None,
+        None,
+    );
+    std::fs::write(
+        p.path().join(".env"),
+        "# as sqlx-cli and dbmate read it\nDATABASE_URL=\"sqlite://from-dotenv.db\"\n",
+    )
+    .unwrap();
+    p.test(["up", "-q"]).env_remove("DATABASE_URL").run();
+    assert!(p.path().join("from-dotenv.db").is_file());
+    // With DATABASE_URL set, .env does not change it.
+    p.test(["up", "-q"]).run();
+    assert_eq!(
+        p.scalar("SELECT count(*) FROM keel_migrations").as_deref(),
+        Some("1")
+    );
 }

@@ -21,6 +21,7 @@ macro_rules! both {
 
 mod common;
 
+mod adopt;
 mod architecture;
 mod backfill;
 mod backfill_bisect;

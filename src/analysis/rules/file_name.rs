@@ -21,14 +21,14 @@ pub(crate) fn check(dirs: &[PathBuf]) -> Vec<Finding> {
     for dir in dirs {
         let name = dir.file_name().and_then(|n| n.to_str()).unwrap_or_default();
         let parsed = name.split_once('_').and_then(|(v, rest)| {
-            Version::parse(v).filter(|_| crate::migration::is_snake_case(rest))
+            Version::parse(v).filter(|_| crate::migration::is_migration_name(rest))
         });
         let Some(version) = parsed else {
             out.push(finding(
                 dir,
                 format!(
                     "`{name}` is not named <version>_<name>: a 14-digit UTC timestamp \
-                     (YYYYMMDDHHMMSS), an underscore and a snake_case name; keel will not load it"
+                     (YYYYMMDDHHMMSS), an underscore and a name that starts with a letter or digit; keel will not load it"
                 ),
                 "rename the folder, e.g. `keel new NAME` prints a well-formed one".into(),
             ));

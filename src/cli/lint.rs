@@ -43,12 +43,43 @@ pub(crate) struct Args {
     /// Target PostgreSQL version for version-dependent rules: 15, 14.3, 11.0, 9.6
     #[arg(long, value_name = "N")]
     pub(crate) pg_version: Option<PgVersion>,
+    /// Only the migrations added or changed since this git ref (its merge
+    /// base with HEAD, the work tree included): adopting keel on a long
+    /// history, the old files' findings stay out of the way
+    #[arg(long, value_name = "REF", conflicts_with = "paths")]
+    pub(crate) since: Option<String>,
 }
 
 pub(crate) async fn run(ctx: &Ctx, args: Args) -> Result<()> {
     let (live, server_version) = live_schema(ctx).await?;
     let version = args.pg_version.or(server_version);
-    let report = if args.paths.is_empty() {
+    let report = if let Some(since) = &args.since {
+        let dir = ctx.migrations_dir();
+        let changed = crate::review::changed::changes(std::path::Path::new("."), &dir, Some(since))
+            .map_err(super::usage)?
+            .ok_or_else(|| {
+                super::usage(format!(
+                    "--since {since} compares with git, and this folder is not in a git work tree\n  fix: run it in the project's repository, or name the files to lint"
+                ))
+            })?;
+        let folders: Vec<PathBuf> = changed
+            .folders
+            .iter()
+            .filter(|(_, c)| **c != crate::review::changed::Change::Removed)
+            .map(|(name, _)| dir.join(name))
+            .filter(|p| p.is_dir())
+            .collect();
+        ctx.out.progress(&format!(
+            "{} migration(s) added or changed since {since} (merge base {})",
+            folders.len(),
+            changed.merge_base
+        ));
+        if folders.is_empty() {
+            LintReport::default()
+        } else {
+            lint_paths(&folders, version, live, &ctx.bounds()?)?
+        }
+    } else if args.paths.is_empty() {
         let dir = ctx.migrations_dir();
         let bounds = ctx.bounds()?;
         // Not named on the command line: held to the project like `keel up`.

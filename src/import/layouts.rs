@@ -299,7 +299,7 @@ fn check_name(name: &str, path: &str) -> Result<(), ImportError> {
     Err(ImportError {
         path: path.to_string(),
         message: format!("the name `{name}` cannot be a migration folder's name"),
-        fix: "rename it so that it starts with a letter or digit and holds no slash or control character".into(),
+        fix: "rename it in ASCII, starting with a letter or digit, without slashes".into(),
     })
 }
 

@@ -200,7 +200,7 @@ fn migration_folder(
             path: path.clone(),
             line: None,
             message: format!(
-                "`{file_name}` is not named <version>_<name> (14-digit UTC version, then a name that starts with a letter or digit)"
+                "`{file_name}` is not named <version>_<name> (14-digit UTC version, then an ASCII name that starts with a letter or digit)"
             ),
             fix: suggest_name(file_name),
         });
@@ -250,13 +250,15 @@ pub(crate) fn parse_folder_name(name: &str) -> Option<(Version, &str)> {
 
 /// A name keel takes: its own snake_case, or one another tool wrote and
 /// `keel import` kept (`add-users`, `v2.1_fix`, `Add email to owners`):
-/// it starts with a letter or digit, ends without a space, and holds no
-/// slash, backslash or control character.
+/// ASCII, it starts with a letter or digit, ends without a space, and
+/// holds no slash, backslash or control character. (A name with other
+/// letters gets an ASCII spelling suggested instead.)
 pub(crate) fn is_migration_name(s: &str) -> bool {
     is_snake_case(s)
-        || (s.chars().next().is_some_and(char::is_alphanumeric)
-            && !s.ends_with(char::is_whitespace)
-            && !s.chars().any(|c| c.is_control() || c == '/' || c == '\\'))
+        || (s.bytes().next().is_some_and(|b| b.is_ascii_alphanumeric())
+            && !s.ends_with(' ')
+            && s.bytes()
+                .all(|b| (b.is_ascii_graphic() || b == b' ') && b != b'/' && b != b'\\'))
 }
 
 pub(crate) fn is_snake_case(s: &str) -> bool {

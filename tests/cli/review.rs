@@ -377,3 +377,46 @@ fn with_env_the_estimate_comes_from_that_database_live() {
     );
     assert!(!stdout(&out).contains("(live)"));
 }
+
+/// `keel lint --since REF`: an old history full of findings stays out of
+/// the way; the branch's new migration is linted.
+#[test]
+fn lint_since_a_ref_checks_only_what_the_branch_adds() {
+    let p = Project::sqlite();
+    p.sample();
+    // An old migration with a finding, already on main.
+    p.migration(
+        "20260101000000_old_index",
+        "CREATE INDEX users_email ON users (email);\n",
+        Some("DROP INDEX users_email;\n"),
+        None,
+    );
+    git(p.path(), &["init", "-q", "-b", "main"]);
+    git(p.path(), &["add", "-A"]);
+    git(p.path(), &["commit", "-q", "-m", "base"]);
+    git(p.path(), &["checkout", "-q", "-b", "feature"]);
+    p.test(["lint", "--since", "main"])
+        .stderr_contains("0 migration(s) added or changed since main")
+        .run();
+    p.migration(
+        "20260301000000_drop_bio",
+        "ALTER TABLE profiles DROP COLUMN bio;\n",
+        Some("ALTER TABLE profiles ADD COLUMN bio text;\n"),
+        None,
+    );
+    let ran = p
+        .test(["lint", "--since", "main"])
+        .stderr_contains("1 migration(s) added or changed since main")
+        .code(3)
+        .run();
+    assert!(
+        ran.stdout.contains("20260301000000_drop_bio"),
+        "{}",
+        ran.stdout
+    );
+    assert!(!ran.stdout.contains("old_index"), "{}", ran.stdout);
+    // The whole folder still has the old finding.
+    let all = p.test(["lint"]).code(3).run();
+    assert!(all.stdout.contains("old_index"), "{}", all.stdout);
+    p.test(["lint", "--since", "--upload-pack=x"]).code(2).run();
+}

@@ -390,3 +390,82 @@ fn sqlx_cli() -> std::path::PathBuf {
     }
     bin
 }
+
+/// dbmate itself (its npm build) makes the layout's table.
+#[test]
+fn from_dbmate_with_dbmate_itself() {
+    let p = Project::postgres();
+    let c = case("dbmate", Db::Postgres);
+    for (path, text) in &c.files {
+        let path = p.path().join("theirs").join(path);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, text).unwrap();
+    }
+    // dbmate takes the socket folder as `socket=`.
+    let (base, query) = p.url.split_once('?').unwrap();
+    let socket = query
+        .split('&')
+        .find_map(|kv| kv.strip_prefix("host="))
+        .unwrap();
+    let db = base.rsplit('/').next().unwrap();
+    let url = format!("postgres://postgres@/{db}?socket={socket}&port=5432&sslmode=disable");
+    let ran = std::process::Command::new(dbmate())
+        .args(["--url", &url, "--migrations-dir"])
+        .arg(p.path().join("theirs"))
+        .args(["--no-dump-schema", "migrate"])
+        .output()
+        .unwrap();
+    assert!(ran.status.success(), "{}{}", stdout(&ran), stderr(&ran));
+    p.test(["import", "--from", "dbmate", "theirs"]).run();
+    p.test(["up"])
+        .stderr_contains("this database was migrated by dbmate")
+        .code(4)
+        .run();
+    p.test(["adopt", "--from", "dbmate"])
+        .stderr_contains("2 migration(s) recorded as applied")
+        .run();
+    p.migration(
+        "20260601000000_audit",
+        "CREATE TABLE audit (id integer);\n",
+        None,
+        None,
+    );
+    p.test(["up"])
+        .stderr_contains("1 migration(s) applied")
+        .run();
+    assert_eq!(
+        p.scalar("SELECT count(*) FROM schema_migrations")
+            .as_deref(),
+        Some("2"),
+        "dbmate's own table is left as it was"
+    );
+}
+
+/// dbmate: `KEEL_TEST_DBMATE`, else `dbmate` on the PATH, else its npm
+/// build installed once into the test target folder.
+fn dbmate() -> std::path::PathBuf {
+    if let Ok(p) = std::env::var("KEEL_TEST_DBMATE") {
+        return p.into();
+    }
+    let on_path = std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|d| d.join("dbmate"))
+            .find(|p| p.is_file())
+    });
+    if let Some(p) = on_path {
+        return p;
+    }
+    let prefix = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("dbmate-2.36.0");
+    let bin = prefix.join("node_modules/.bin/dbmate");
+    if !bin.is_file() {
+        std::fs::create_dir_all(&prefix).unwrap();
+        let out = std::process::Command::new("npm")
+            .args(["install", "--silent", "--no-audit", "--no-fund", "--prefix"])
+            .arg(&prefix)
+            .arg("dbmate@2.36.0")
+            .output()
+            .expect("npm (node) is needed to install dbmate; .ci/run installs it");
+        assert!(out.status.success(), "npm install dbmate: {}", stderr(&out));
+    }
+    bin
+}

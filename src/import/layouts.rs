@@ -132,14 +132,7 @@ fn pair<'a>(
     Ok(Some((
         version,
         name,
-        Foreign {
-            version: crate::migration::Version(0),
-            name: String::new(),
-            up,
-            down,
-            transaction,
-            source: file.to_string(),
-        },
+        foreign(up, down, transaction, file.to_string()),
     )))
 }
 
@@ -151,48 +144,19 @@ fn dbmate<'a>(
     n: &'a str,
     file: &str,
 ) -> Result<(&'a str, &'a str, Foreign), ImportError> {
-    let (mut up, mut down, mut transaction) = (String::new(), None::<String>, true);
-    let mut section = None;
-    for line in text.lines() {
-        let t = line.trim();
-        if let Some(options) = t.strip_prefix("-- migrate:up") {
-            section = Some(true);
-            transaction &= !options.contains("transaction:false");
-            continue;
-        }
-        if let Some(options) = t.strip_prefix("-- migrate:down") {
-            section = Some(false);
-            if options.contains("transaction:false") {
-                transaction = false;
-            }
-            down.get_or_insert_with(String::new);
-            continue;
-        }
-        match section {
-            Some(true) => push_line(&mut up, line),
-            Some(false) => push_line(down.get_or_insert_with(String::new), line),
-            None => {}
-        }
-    }
-    if section.is_none() {
-        return Err(ImportError {
-            path: file.to_string(),
-            message: "no `-- migrate:up` line: dbmate would not run it either".into(),
-            fix: "add `-- migrate:up` above its SQL".into(),
-        });
-    }
-    Ok((
-        v,
-        n,
-        Foreign {
-            version: crate::migration::Version(0),
-            name: String::new(),
-            up,
-            down: down.filter(|d| !d.trim().is_empty()),
-            transaction,
-            source: file.to_string(),
-        },
-    ))
+    let marker = |t: &str| {
+        let (up, options) = match (
+            t.strip_prefix("-- migrate:up"),
+            t.strip_prefix("-- migrate:down"),
+        ) {
+            (Some(o), _) => (true, o),
+            (_, Some(o)) => (false, o),
+            _ => return None,
+        };
+        Some((Some(up), options.contains("transaction:false")))
+    };
+    let f = sections(text, file, "-- migrate:up", "dbmate", marker)?;
+    Ok((v, n, f))
 }
 
 /// goose: `-- +goose Up` / `-- +goose Down` sections; `-- +goose NO
@@ -204,19 +168,39 @@ fn goose<'a>(
     n: &'a str,
     file: &str,
 ) -> Result<(&'a str, &'a str, Foreign), ImportError> {
+    let marker = |t: &str| {
+        let word = t.strip_prefix("-- +goose")?.trim().to_ascii_lowercase();
+        Some(match word.as_str() {
+            "up" => (Some(true), false),
+            "down" => (Some(false), false),
+            "no transaction" => (None, true),
+            _ => (None, false),
+        })
+    };
+    let f = sections(text, file, "-- +goose Up", "goose", marker)?;
+    Ok((v, n, f))
+}
+
+/// The up and down sections of a one-file layout. `marker` reads a line:
+/// `None` for SQL; else the section it opens (`Some(true)`: up), if any,
+/// and whether it says to run outside a transaction.
+fn sections(
+    text: &str,
+    file: &str,
+    up_marker: &str,
+    tool: &str,
+    marker: impl Fn(&str) -> Option<(Option<bool>, bool)>,
+) -> Result<Foreign, ImportError> {
     let (mut up, mut down, mut transaction) = (String::new(), None::<String>, true);
     let mut section = None;
     for line in text.lines() {
-        let t = line.trim();
-        if let Some(word) = t.strip_prefix("-- +goose") {
-            match word.trim().to_ascii_lowercase().as_str() {
-                "up" => section = Some(true),
-                "down" => {
-                    section = Some(false);
+        if let Some((opens, outside)) = marker(line.trim()) {
+            transaction &= !outside;
+            if let Some(is_up) = opens {
+                section = Some(is_up);
+                if !is_up {
                     down.get_or_insert_with(String::new);
                 }
-                "no transaction" => transaction = false,
-                _ => {}
             }
             continue;
         }
@@ -229,22 +213,23 @@ fn goose<'a>(
     if section.is_none() {
         return Err(ImportError {
             path: file.to_string(),
-            message: "no `-- +goose Up` line: goose would not run it either".into(),
-            fix: "add `-- +goose Up` above its SQL".into(),
+            message: format!("no `{up_marker}` line: {tool} would not run it either"),
+            fix: format!("add `{up_marker}` above its SQL"),
         });
     }
-    Ok((
-        v,
-        n,
-        Foreign {
-            version: crate::migration::Version(0),
-            name: String::new(),
-            up,
-            down: down.filter(|d| !d.trim().is_empty()),
-            transaction,
-            source: file.to_string(),
-        },
-    ))
+    Ok(foreign(up, down, transaction, file.to_string()))
+}
+
+/// A migration read from a file, before its version and name are set.
+fn foreign(up: String, down: Option<String>, transaction: bool, source: String) -> Foreign {
+    Foreign {
+        version: crate::migration::Version(0),
+        name: String::new(),
+        up,
+        down: down.filter(|d| !d.trim().is_empty()),
+        transaction,
+        source,
+    }
 }
 
 /// Prisma (`V_name/migration.sql`, no down) and diesel (`V_name/up.sql`,
@@ -274,14 +259,7 @@ fn folder<'a>(
     Ok(Some((
         v,
         n,
-        Foreign {
-            version: crate::migration::Version(0),
-            name: String::new(),
-            up: up_text,
-            down: down_text.filter(|d| !d.trim().is_empty()),
-            transaction,
-            source: format!("{dir}/{up}"),
-        },
+        foreign(up_text, down_text, transaction, format!("{dir}/{up}")),
     )))
 }
 

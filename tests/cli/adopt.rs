@@ -350,15 +350,7 @@ fn from_sqlx_with_sqlx_cli_and_its_sha384_checksums() {
 /// once from crates.io into the test target folder (a few minutes, the
 /// first time only).
 fn sqlx_cli() -> std::path::PathBuf {
-    if let Ok(p) = std::env::var("KEEL_TEST_SQLX") {
-        return p.into();
-    }
-    let on_path = std::env::var_os("PATH").and_then(|paths| {
-        std::env::split_paths(&paths)
-            .map(|d| d.join("sqlx"))
-            .find(|p| p.is_file())
-    });
-    if let Some(p) = on_path {
+    if let Some(p) = given("KEEL_TEST_SQLX", "sqlx") {
         return p;
     }
     let root = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("sqlx-cli");
@@ -444,15 +436,7 @@ fn from_dbmate_with_dbmate_itself() {
 /// dbmate: `KEEL_TEST_DBMATE`, else `dbmate` on the PATH, else its npm
 /// build installed once into the test target folder.
 fn dbmate() -> std::path::PathBuf {
-    if let Ok(p) = std::env::var("KEEL_TEST_DBMATE") {
-        return p.into();
-    }
-    let on_path = std::env::var_os("PATH").and_then(|paths| {
-        std::env::split_paths(&paths)
-            .map(|d| d.join("dbmate"))
-            .find(|p| p.is_file())
-    });
-    if let Some(p) = on_path {
+    if let Some(p) = given("KEEL_TEST_DBMATE", "dbmate") {
         return p;
     }
     let prefix = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("dbmate-2.36.0");
@@ -468,4 +452,16 @@ fn dbmate() -> std::path::PathBuf {
         assert!(out.status.success(), "npm install dbmate: {}", stderr(&out));
     }
     bin
+}
+
+/// A tool's binary from `$var`, else `name` on the PATH.
+fn given(var: &str, name: &str) -> Option<std::path::PathBuf> {
+    if let Ok(p) = std::env::var(var) {
+        return Some(p.into());
+    }
+    std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|d| d.join(name))
+            .find(|p| p.is_file())
+    })
 }

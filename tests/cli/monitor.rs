@@ -131,19 +131,7 @@ fn an_unhealthy_app_during_the_window_rolls_back_and_alerts_once() {
     let server = Server::start(3, &[]);
     let p = monitored(Db::Postgres, &server, "30s", "");
     let before = bios(&p);
-    let out = p
-        .keel()
-        .args([
-            "execute",
-            "20260103090000",
-            "--env",
-            "production",
-            "--answers",
-            "answers.toml",
-        ])
-        .env("KEEL_TEST_WEBHOOK", server.url("/hook"))
-        .output()
-        .unwrap();
+    let out = execute_with_hook(&p, &server);
     let err = stderr(&out);
     assert_eq!(out.status.code(), Some(5), "{err}");
     assert!(err.contains("watching for 30s, a sample every 1s"), "{err}");
@@ -207,19 +195,7 @@ fn a_healthy_window_ends_and_the_migration_stays_with_its_samples() {
         "3s",
         "[[smoke]]\nname = \"profiles remain\"\nsql = \"SELECT count(*) FROM profiles\"\nexpect = 5\n",
     );
-    let out = p
-        .keel()
-        .args([
-            "execute",
-            "20260103090000",
-            "--env",
-            "production",
-            "--answers",
-            "answers.toml",
-        ])
-        .env("KEEL_TEST_WEBHOOK", server.url("/hook"))
-        .output()
-        .unwrap();
+    let out = execute_with_hook(&p, &server);
     let err = stderr(&out);
     assert!(out.status.success(), "{err}");
     assert!(err.contains("watched 3s: 3 sample(s), no breach"), "{err}");
@@ -242,19 +218,7 @@ fn an_irreversible_migration_is_not_rolled_back_and_the_alert_says_what_to_decid
         "30s",
         "reversibility = \"irreversible\"\n",
     );
-    let out = p
-        .keel()
-        .args([
-            "execute",
-            "20260103090000",
-            "--env",
-            "production",
-            "--answers",
-            "answers.toml",
-        ])
-        .env("KEEL_TEST_WEBHOOK", server.url("/hook"))
-        .output()
-        .unwrap();
+    let out = execute_with_hook(&p, &server);
     let err = stderr(&out);
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(
@@ -469,8 +433,17 @@ fn a_migration_can_turn_the_window_off() {
     let server = Server::start(usize::MAX, &[]);
     let p = monitored(Db::Sqlite, &server, "10min", "monitor = \"0s\"\n");
     // The runbook is rendered with the migration's own setting.
-    let out = p
-        .keel()
+    let out = execute_with_hook(&p, &server);
+    let err = stderr(&out);
+    assert!(out.status.success(), "{err}");
+    assert!(!err.contains("monitor"), "{err}");
+    assert!(!runbook(&p).contains("keel watches for"));
+}
+
+/// `keel execute` of the project's migration, the webhook's URL in
+/// `KEEL_TEST_WEBHOOK`.
+fn execute_with_hook(p: &Project, server: &Server) -> std::process::Output {
+    p.keel()
         .args([
             "execute",
             "20260103090000",
@@ -481,9 +454,5 @@ fn a_migration_can_turn_the_window_off() {
         ])
         .env("KEEL_TEST_WEBHOOK", server.url("/hook"))
         .output()
-        .unwrap();
-    let err = stderr(&out);
-    assert!(out.status.success(), "{err}");
-    assert!(!err.contains("monitor"), "{err}");
-    assert!(!runbook(&p).contains("keel watches for"));
+        .unwrap()
 }

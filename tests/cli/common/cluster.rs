@@ -157,9 +157,15 @@ pub fn start_with(durability: Durability, settings: &[&str]) -> Cluster {
         options.push_str(" -c ");
         options.push_str(setting);
     }
-    let out = as_server_user(&bin.join("pg_ctl"))
+    launch(dir, options)
+}
+
+/// Starts the server whose data is in `dir/data` with `options`, and has
+/// it stopped and deleted when this process ends.
+fn launch(dir: PathBuf, options: String) -> Cluster {
+    let out = as_server_user(&bindir().join("pg_ctl"))
         .arg("-D")
-        .arg(&data)
+        .arg(dir.join("data"))
         .arg("-l")
         .arg(dir.join("server.log"))
         .args(["-w", "-o", &options, "start"])
@@ -208,23 +214,7 @@ impl Cluster {
                 1
             )
         );
-        let out = as_server_user(&bin.join("pg_ctl"))
-            .arg("-D")
-            .arg(&data)
-            .arg("-l")
-            .arg(dir.join("server.log"))
-            .args(["-w", "-o", &options, "start"])
-            .stdout(Stdio::null())
-            .output()
-            .expect("run pg_ctl");
-        assert!(
-            out.status.success(),
-            "the replica did not start: {}\n{}",
-            String::from_utf8_lossy(&out.stderr),
-            std::fs::read_to_string(dir.join("server.log")).unwrap_or_default()
-        );
-        watch(&dir);
-        Cluster { dir, options }
+        launch(dir, options)
     }
 }
 

@@ -4,6 +4,7 @@
 //! [`crate::db::LagClock`]), sessions waiting on a lock of the backfill's
 //! table, or more active sessions than `max_active_sessions` make the
 //! backfill pause, say why, and look again every second until it is clear.
+//! A server found ready is looked at again a second later at the soonest.
 
 use crate::db::{Database, DbError, LagClock, Pulse};
 use crate::migration::meta::Throttle;
@@ -35,6 +36,11 @@ pub(crate) struct Gate {
     blind: bool,
     /// Why it could not, when that was an error: said once by the caller.
     pub(crate) went_blind: Option<String>,
+    /// When the server was last found ready: batches come every few
+    /// hundred milliseconds, the signals move in seconds, so one look a
+    /// second is enough (three queries a batch would add up on a long
+    /// backfill).
+    clear_at: Option<Instant>,
 }
 
 impl Gate {
@@ -46,6 +52,7 @@ impl Gate {
             lag: LagClock::default(),
             blind: false,
             went_blind: None,
+            clear_at: None,
         }
     }
 
@@ -112,6 +119,9 @@ impl Gate {
         db: &mut dyn Database,
         said: &mut dyn FnMut(&str, Duration),
     ) -> Result<Vec<Pause>, DbError> {
+        if self.clear_at.is_some_and(|t| t.elapsed() < LOOK_AGAIN) {
+            return Ok(Vec::new());
+        }
         let mut pauses: Vec<Pause> = Vec::new();
         let mut since = Instant::now();
         let mut last_said = Instant::now();
@@ -141,6 +151,7 @@ impl Gate {
         if let Some(last) = pauses.last_mut() {
             last.waited = since.elapsed();
         }
+        self.clear_at = Some(Instant::now());
         Ok(pauses)
     }
 }

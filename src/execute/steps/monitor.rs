@@ -69,15 +69,18 @@ impl Step for Monitor {
             .monitor_interval
             .unwrap_or(crate::config::MONITOR_INTERVAL)
             .max(Duration::from_millis(100));
+        // Rates before the migration over less than a second are keel's
+        // own dry run and backup more than the application: unknown then.
         let before = match cx.pulses_before.as_slice() {
-            [first, .., last] => Rates::between(first, last, 0),
+            [first, .., last] if (last.at - first.at).num_milliseconds() >= 1000 => {
+                Rates::between(first, last, 0)
+            }
             _ => None,
         };
-        let mut judge = Judge::new(
-            env.thresholds.clone(),
-            before,
-            cx.pulses_before.last().cloned(),
-        );
+        // The window's rates start now, not before the migration, whose
+        // own transaction, backfill and checks are not the application's.
+        let start = cx.db.pulse().await.ok().flatten();
+        let mut judge = Judge::new(env.thresholds.clone(), before, start);
         (cx.ui.say)(&format!(
             "{:>9}  {:<24} watching for {}, a sample every {} (Ctrl-C ends the window and keeps the migration)",
             "",

@@ -456,3 +456,45 @@ fn execute_with_hook(p: &Project, server: &Server) -> std::process::Output {
         .output()
         .unwrap()
 }
+
+/// A session holding an exclusive lock on an unrelated table: the reads
+/// before the migration (row counts, the schema, which takes a share lock
+/// on every table) give up after the lock timeout and the run stops with
+/// nothing changed, instead of hanging until that session ends.
+#[test]
+fn an_exclusive_lock_elsewhere_stops_the_run_instead_of_hanging_it() {
+    let p = project(Db::Postgres, "", "", "");
+    let mut holder = psql(
+        &p,
+        "BEGIN; LOCK TABLE users IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(60);",
+    );
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let started = std::time::Instant::now();
+    let out = p
+        .keel()
+        .args([
+            "execute",
+            "20260103090000",
+            "--env",
+            "production",
+            "--answers",
+            "answers.toml",
+        ])
+        .output()
+        .unwrap();
+    let waited = started.elapsed();
+    let _ = holder.kill();
+    let _ = holder.wait();
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("before the migration failed, so it did not run"),
+        "{err}"
+    );
+    assert!(err.contains("lock timeout"), "{err}");
+    assert!(
+        waited < std::time::Duration::from_secs(45),
+        "it waited {waited:?}"
+    );
+    assert!(!applied(&p));
+}

@@ -23,7 +23,23 @@ impl Step for RowCounts {
 
     async fn run(&self, cx: &mut Context<'_>) -> Result<Done, ExecuteError> {
         let tables = checks::count_tables(&cx.analysis);
-        cx.before = match checks::count_rows(cx.db, &tables).await {
+        // Both reads take a share lock on the tables they read (the
+        // schema's: every table), so they run under the migration's lock
+        // timeout: a session holding an exclusive lock anywhere stops the
+        // run with its reason instead of hanging it.
+        if let Err(e) = cx.db.begin(cx.timeouts, true).await {
+            return Ok(Done::failed(e.to_string()).stop(format!(
+                "reading the database before the migration failed, so it did not run: {e}"
+            )));
+        }
+        let counted = checks::count_rows(cx.db, &tables).await;
+        // What a rollback must give back; the migration has not started.
+        let schema = match &counted {
+            Ok(_) => Some(cx.db.fingerprint(&crate::db::Scope::All).await),
+            Err(_) => None,
+        };
+        let _ = cx.db.rollback().await;
+        cx.before = match counted {
             Ok(b) => b,
             Err(e) => {
                 return Ok(Done::failed(e.to_string()).stop(format!(
@@ -31,14 +47,14 @@ impl Step for RowCounts {
                 )));
             }
         };
-        // What a rollback must give back; the migration has not started.
-        cx.schema_before = match cx.db.fingerprint(&crate::db::Scope::All).await {
-            Ok(f) => Some(f),
-            Err(e) => {
+        cx.schema_before = match schema {
+            Some(Ok(f)) => Some(f),
+            Some(Err(e)) => {
                 return Ok(Done::failed(e.to_string()).stop(format!(
                     "reading the schema before the migration failed, so it did not run: {e}"
                 )));
             }
+            None => None,
         };
         if cx.before.is_empty() {
             return Ok(Done::quiet());

@@ -100,7 +100,7 @@ pub(crate) async fn baseline(ctx: &Ctx, args: BaselineArgs) -> Result<()> {
             ctx.migrations_dir().display()
         )));
     }
-    if let Some(tool) = adopt::detect(db.as_mut()).await? {
+    if let Some(tool) = adopt::history_of(db.as_mut(), &files).await? {
         db.close().await;
         return Err(Error::Refused(format!(
             "this database has {}'s tracking table: its history says what is applied, a baseline would guess; nothing was written\n  fix: `keel adopt --from {}`",
@@ -163,5 +163,9 @@ pub(crate) async fn foreign(
     if entries.is_empty() || entries.iter().any(|e| e.row.is_some()) {
         return Ok(None);
     }
-    Ok(adopt::detect(db).await?)
+    let files: Vec<crate::migration::Migration> = entries
+        .iter()
+        .filter_map(|e| e.migration.cloned())
+        .collect();
+    Ok(adopt::history_of(db, &files).await?)
 }

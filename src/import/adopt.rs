@@ -86,6 +86,28 @@ pub(crate) async fn detect(db: &mut dyn Database) -> Result<Option<Tool>, DbErro
     Ok(None)
 }
 
+/// The tool whose history of *these* migrations this database holds: its
+/// table names at least one of `files` (or is in a state `adopt` refuses,
+/// failed or dirty). A table of the same name that names none of them
+/// (Rails' `schema_migrations`, an older project's) is someone else's
+/// history, and keel goes on beside it.
+pub(crate) async fn history_of(
+    db: &mut dyn Database,
+    files: &[Migration],
+) -> Result<Option<Tool>, DbError> {
+    let Some(tool) = detect(db).await? else {
+        return Ok(None);
+    };
+    match applied(db, tool, files).await {
+        Ok(list) => Ok(list
+            .iter()
+            .any(|a| files.iter().any(|m| m.version == a.version))
+            .then_some(tool)),
+        Err(AdoptError::Db(e)) => Err(e),
+        Err(AdoptError::Refused { .. }) => Ok(Some(tool)),
+    }
+}
+
 fn text(v: Option<&Value>) -> String {
     v.and_then(Value::as_text).unwrap_or_default()
 }

@@ -465,3 +465,33 @@ fn given(var: &str, name: &str) -> Option<std::path::PathBuf> {
             .find(|p| p.is_file())
     })
 }
+
+// A table of the same name that holds another history (Rails keeps its
+// versions in `schema_migrations` too) names none of keel's migrations:
+// keel goes on beside it.
+both!(
+    an_unrelated_history_of_the_same_name_does_not_block_keel,
+    |p: Project| {
+        p.exec(
+            "CREATE TABLE schema_migrations (version varchar(255) PRIMARY KEY);
+         INSERT INTO schema_migrations (version) VALUES ('20190101000000'), ('20190102000000');",
+        );
+        p.migration(
+            "20240101000001_users",
+            USERS,
+            Some("DROP TABLE users;\n"),
+            None,
+        );
+        p.migration("20240101000002_email", EMAIL, None, None);
+        p.test(["status"])
+            .stdout_contains("0 applied, 2 pending")
+            .run();
+        p.test(["baseline", "20240101000001"])
+            .stdout_contains("applied  20240101000001_users (baselined)")
+            .run();
+        p.exec(USERS);
+        p.test(["up"])
+            .stderr_contains("1 migration(s) applied")
+            .run();
+    }
+);

@@ -57,6 +57,36 @@ pub(crate) fn shown_query(query: &str) -> Option<String> {
     })
 }
 
+/// What both of keel's blocker queries return for a session: pid, user,
+/// application, client address, state, transaction start, query.
+pub(crate) type BlockerRow = (
+    i32,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<DateTime<Utc>>,
+    Option<String>,
+);
+
+impl Blocker {
+    /// A blocker as a query read it: an empty application name is none,
+    /// and the query is shown on one line.
+    pub(crate) fn from_row(
+        (pid, user, application, client, state, transaction_start, query): BlockerRow,
+    ) -> Blocker {
+        Blocker {
+            pid: pid.into(),
+            user,
+            application: application.filter(|a| !a.is_empty()),
+            client,
+            state,
+            transaction_start,
+            query: query.as_deref().and_then(shown_query),
+        }
+    }
+}
+
 impl fmt::Display for Blocker {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut facts = Vec::new();

@@ -157,17 +157,7 @@ fn the_whole_way(p: &Project, tool: &'static str) {
     if tool != "prisma" && tool != "golang-migrate" {
         assert!(toml.contains("transaction = false"), "{tool}: {toml}");
     }
-    // A new keel migration: `up` runs it alone.
-    p.migration(
-        "20260601000000_audit",
-        "CREATE TABLE audit (id integer PRIMARY KEY);\n",
-        Some("DROP TABLE audit;\n"),
-        None,
-    );
-    p.test(["up"])
-        .stderr_contains("applied  20260601000000_audit")
-        .stderr_contains("1 migration(s) applied")
-        .run();
+    only_a_new_migration_runs(p);
     // The tool's own table is left as it was.
     assert!(
         p.scalar(&format!("SELECT count(*) FROM {}", table(tool)))
@@ -326,15 +316,7 @@ fn from_sqlx_with_sqlx_cli_and_its_sha384_checksums() {
         "{}",
         stdout(&out)
     );
-    p.migration(
-        "20260601000000_audit",
-        "CREATE TABLE audit (id integer);\n",
-        None,
-        None,
-    );
-    p.test(["up"])
-        .stderr_contains("1 migration(s) applied")
-        .run();
+    only_a_new_migration_runs(&p);
     let by: Vec<Vec<Option<String>>> =
         p.rows("SELECT applied_by FROM keel_migrations ORDER BY version");
     assert!(
@@ -416,15 +398,7 @@ fn from_dbmate_with_dbmate_itself() {
     p.test(["adopt", "--from", "dbmate"])
         .stderr_contains("2 migration(s) recorded as applied")
         .run();
-    p.migration(
-        "20260601000000_audit",
-        "CREATE TABLE audit (id integer);\n",
-        None,
-        None,
-    );
-    p.test(["up"])
-        .stderr_contains("1 migration(s) applied")
-        .run();
+    only_a_new_migration_runs(&p);
     assert_eq!(
         p.scalar("SELECT count(*) FROM schema_migrations")
             .as_deref(),
@@ -495,3 +469,17 @@ both!(
             .run();
     }
 );
+
+/// A keel migration written after the takeover: `keel up` runs it, alone.
+fn only_a_new_migration_runs(p: &Project) {
+    p.migration(
+        "20260601000000_audit",
+        "CREATE TABLE audit (id integer);\n",
+        None,
+        None,
+    );
+    p.test(["up"])
+        .stderr_contains("applied  20260601000000_audit")
+        .stderr_contains("1 migration(s) applied")
+        .run();
+}

@@ -249,19 +249,7 @@ fn an_irreversible_migration_is_not_rolled_back_and_the_alert_says_what_to_decid
 fn a_webhook_variable_that_is_not_set_is_refused_before_anything_changes() {
     let server = Server::start(usize::MAX, &[]);
     let p = monitored(Db::Sqlite, &server, "3s", "");
-    let out = p
-        .keel()
-        .args([
-            "execute",
-            "20260103090000",
-            "--env",
-            "production",
-            "--answers",
-            "answers.toml",
-        ])
-        .env_remove("KEEL_TEST_WEBHOOK")
-        .output()
-        .unwrap();
+    let out = execute_with(&p, None);
     let err = stderr(&out);
     assert_eq!(out.status.code(), Some(4), "{err}");
     assert!(
@@ -269,19 +257,7 @@ fn a_webhook_variable_that_is_not_set_is_refused_before_anything_changes() {
         "{err}"
     );
     assert!(!applied(&p));
-    let out = p
-        .keel()
-        .args([
-            "execute",
-            "20260103090000",
-            "--env",
-            "production",
-            "--answers",
-            "answers.toml",
-        ])
-        .env("KEEL_TEST_WEBHOOK", "not a url with secret-token-123")
-        .output()
-        .unwrap();
+    let out = execute_with(&p, Some("not a url with secret-token-123"));
     let err = stderr(&out);
     assert_eq!(out.status.code(), Some(4), "{err}");
     assert!(
@@ -351,14 +327,7 @@ impl Background {
     fn execute(p: &Project, env: &[(&str, &str)]) -> Background {
         use std::io::BufRead;
         let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("keel"))
-            .args([
-                "execute",
-                "20260103090000",
-                "--env",
-                "production",
-                "--answers",
-                "answers.toml",
-            ])
+            .args(EXECUTE)
             .current_dir(p.path())
             .env("DATABASE_URL", &p.url)
             .env("NO_COLOR", "1")
@@ -440,21 +409,30 @@ fn a_migration_can_turn_the_window_off() {
     assert!(!runbook(&p).contains("keel watches for"));
 }
 
-/// `keel execute` of the project's migration, the webhook's URL in
-/// `KEEL_TEST_WEBHOOK`.
+/// `keel execute` of the project's migration, as an operator types it.
+const EXECUTE: [&str; 6] = [
+    "execute",
+    "20260103090000",
+    "--env",
+    "production",
+    "--answers",
+    "answers.toml",
+];
+
+/// `keel execute`, the webhook's URL in `KEEL_TEST_WEBHOOK`.
 fn execute_with_hook(p: &Project, server: &Server) -> std::process::Output {
-    p.keel()
-        .args([
-            "execute",
-            "20260103090000",
-            "--env",
-            "production",
-            "--answers",
-            "answers.toml",
-        ])
-        .env("KEEL_TEST_WEBHOOK", server.url("/hook"))
-        .output()
-        .unwrap()
+    execute_with(p, Some(&server.url("/hook")))
+}
+
+/// `keel execute` with `KEEL_TEST_WEBHOOK` set to `hook`, or unset.
+fn execute_with(p: &Project, hook: Option<&str>) -> std::process::Output {
+    let mut keel = p.keel();
+    keel.args(EXECUTE);
+    match hook {
+        Some(url) => keel.env("KEEL_TEST_WEBHOOK", url),
+        None => keel.env_remove("KEEL_TEST_WEBHOOK"),
+    };
+    keel.output().unwrap()
 }
 
 /// A session holding an exclusive lock on an unrelated table: the reads
@@ -470,18 +448,7 @@ fn an_exclusive_lock_elsewhere_stops_the_run_instead_of_hanging_it() {
     );
     std::thread::sleep(std::time::Duration::from_millis(500));
     let started = std::time::Instant::now();
-    let out = p
-        .keel()
-        .args([
-            "execute",
-            "20260103090000",
-            "--env",
-            "production",
-            "--answers",
-            "answers.toml",
-        ])
-        .output()
-        .unwrap();
+    let out = crate::execute::execute(&p, &["--answers", "answers.toml"]);
     let waited = started.elapsed();
     let _ = holder.kill();
     let _ = holder.wait();

@@ -10,7 +10,6 @@
 //! sooner costs one timer and no connection. The second connection, once
 //! open, stays for the next statements (a retry looks at once).
 
-use crate::db::lock_wait::shown_query;
 use crate::db::{Blocker, LockWait};
 use chrono::{DateTime, Utc};
 use sqlx::ConnectOptions;
@@ -122,17 +121,9 @@ async fn look(w: &mut Watch<'_>) -> Option<LockWait> {
     let wanted = rows.first().and_then(|r| r.7.as_deref()).map(lock_words);
     let blockers: Vec<Blocker> = rows
         .into_iter()
-        .map(
-            |(pid, user, application, client, state, transaction_start, query, _)| Blocker {
-                pid: pid.into(),
-                user,
-                application,
-                client,
-                state,
-                transaction_start,
-                query: query.as_deref().and_then(shown_query),
-            },
-        )
+        .map(|(pid, user, application, client, state, since, query, _)| {
+            Blocker::from_row((pid, user, application, client, state, since, query))
+        })
         .collect();
     (!blockers.is_empty()).then_some(LockWait { wanted, blockers })
 }

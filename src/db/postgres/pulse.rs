@@ -2,7 +2,6 @@
 //! small queries, cheap enough to run every few seconds on a busy server.
 
 use super::Postgres;
-use crate::db::lock_wait::shown_query;
 use crate::db::{Blocker, DbError, Pulse, Replica, Waiter};
 use chrono::{DateTime, Utc};
 use std::time::Duration;
@@ -80,15 +79,15 @@ impl Postgres {
                 });
             }
             if let (Some(b_pid), Some(w)) = (b_pid, waiting.last_mut()) {
-                w.blockers.push(Blocker {
-                    pid: b_pid.into(),
+                w.blockers.push(Blocker::from_row((
+                    b_pid,
                     user,
-                    application: application.filter(|a| !a.is_empty()),
+                    application,
                     client,
                     state,
-                    transaction_start: since,
-                    query: query.as_deref().and_then(shown_query),
-                });
+                    since,
+                    query,
+                )));
             }
         }
         let replicas: Vec<(String, Option<i64>, Option<f64>)> = sqlx::query_as(REPLICAS)

@@ -163,6 +163,10 @@ pub(crate) async fn foreign(
     if entries.is_empty() || entries.iter().any(|e| e.row.is_some()) {
         return Ok(None);
     }
+    // Most databases have no other tool's table: no copy of the files then.
+    if adopt::detect(db).await?.is_none() {
+        return Ok(None);
+    }
     let files: Vec<crate::migration::Migration> = entries
         .iter()
         .filter_map(|e| e.migration.cloned())

@@ -22,7 +22,7 @@ pub(crate) enum Error {
     Source(#[from] SourceError),
     #[error("{0}")]
     Config(#[from] ConfigError),
-    #[error("{0}")]
+    #[error("{}", crate::db::WithLockFix(.0))]
     Db(#[from] DbError),
     #[error("{0}")]
     Run(#[from] RunError),

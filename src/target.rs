@@ -47,7 +47,17 @@ impl<'a> Target<'a> {
 
     /// Opens the database [`Target::url`] names.
     pub(crate) async fn connect(&self) -> Result<Box<dyn Database>> {
-        Ok(crate::db::connect(&self.url()?).await?)
+        Ok(crate::db::connect_waiting(&self.url()?, self.lock_timeout()).await?)
+    }
+
+    /// How long any statement of the session waits for a lock: the
+    /// project's `lock_timeout` (see [`crate::db::connect_waiting`]).
+    fn lock_timeout(&self) -> Option<std::time::Duration> {
+        Some(
+            self.config
+                .lock_timeout
+                .unwrap_or(crate::db::DEFAULT_LOCK_TIMEOUT),
+        )
     }
 
     /// The environment's name for backups, snapshots and records: `--env
@@ -117,7 +127,7 @@ impl<'a> Target<'a> {
                 return Ok(Err(why.lines().next().unwrap_or_default().to_string()));
             }
         };
-        Ok(crate::db::connect(&url)
+        Ok(crate::db::connect_waiting(&url, self.lock_timeout())
             .await
             .map_err(|e| format!("cannot reach `{env}`'s database: {e}")))
     }

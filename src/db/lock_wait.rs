@@ -153,3 +153,51 @@ mod tests {
         );
     }
 }
+
+/// After a lock timeout: the sessions keel saw `error` wait for (see
+/// [`super::DbError::lock_wait`]) and what to do about them, or how to
+/// find them when the wait was too short to see.
+pub fn who_held_it(error: &super::DbError) -> String {
+    let pids: Vec<String> = error
+        .lock_wait
+        .iter()
+        .flat_map(|w| &w.blockers)
+        .map(|b| b.pid.to_string())
+        .collect();
+    match pids.as_slice() {
+        [] => "other sessions held the locks it needs longer than lock_timeout on every try \
+               (each wait was too short for keel to see who); while it waits, \
+               `SELECT pid, pg_blocking_pids(pid), state, left(query, 60) FROM pg_stat_activity \
+               WHERE cardinality(pg_blocking_pids(pid)) > 0` shows who blocks whom"
+            .to_string(),
+        [pid] => format!(
+            "session {pid} (above) held the lock it needs longer than lock_timeout on the last try; \
+             let it finish, or end it with `SELECT pg_terminate_backend({pid})` if it is stuck \
+             (an `idle in transaction` session that nobody will commit)"
+        ),
+        many => format!(
+            "sessions {} (above) held the locks it needs longer than lock_timeout on the last try; \
+             let them finish, or end one that is stuck with `SELECT pg_terminate_backend(PID)`",
+            many.join(", ")
+        ),
+    }
+}
+
+/// A database error as the operator reads it at the end of a command: a
+/// lock timeout of keel's own reads (the catalog, table sizes, row counts,
+/// outside any migration) gets its fix.
+pub struct WithLockFix<'a>(pub &'a super::DbError);
+
+impl fmt::Display for WithLockFix<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)?;
+        if self.0.is_lock_timeout() {
+            write!(
+                f,
+                "\n  fix: keel's read of the database waited for a lock: {}; or raise lock_timeout in keel.toml",
+                who_held_it(self.0)
+            )?;
+        }
+        Ok(())
+    }
+}

@@ -5,6 +5,11 @@ use super::{DbError, Relation, Session, quote_ident};
 use async_trait::async_trait;
 use std::time::Duration;
 
+/// How long a statement waits for a lock unless keel.toml says otherwise:
+/// short, since a statement waiting for ACCESS EXCLUSIVE queues every
+/// query of the table behind it.
+pub const DEFAULT_LOCK_TIMEOUT: Duration = Duration::from_secs(2);
+
 /// Limits applied to each migration's statements.
 #[derive(Debug, Clone, Copy)]
 pub struct Timeouts {

@@ -17,7 +17,7 @@ pub(crate) enum InspectError {
         column: String,
         columns: Vec<String>,
     },
-    #[error("{0}")]
+    #[error("{}", crate::db::WithLockFix(.0))]
     Db(#[from] DbError),
 }
 

@@ -152,7 +152,7 @@ impl fmt::Display for RunError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             RunError::Refused { message, fix } => write!(f, "{message}\n  fix: {fix}"),
-            RunError::Db(e) => write!(f, "{e}"),
+            RunError::Db(e) => write!(f, "{}", crate::db::WithLockFix(e)),
             RunError::Hook {
                 migration, message, ..
             } => write!(f, "migration {migration}: {message}"),

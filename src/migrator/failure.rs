@@ -25,33 +25,13 @@ fn retry_advice(error: &DbError) -> Option<String> {
     }
 }
 
-/// A lock timeout on every try: the sessions keel saw it wait for (see
-/// [`DbError::lock_wait`]), or how to find them.
+/// A lock timeout on every try: the sessions keel saw it wait for, or
+/// how to find them.
 fn lock_advice(error: &DbError) -> String {
-    let pids: Vec<String> = error
-        .lock_wait
-        .iter()
-        .flat_map(|w| &w.blockers)
-        .map(|b| b.pid.to_string())
-        .collect();
-    let who = match pids.as_slice() {
-        [] => "other sessions held the locks it needs longer than lock_timeout on every try \
-               (each wait was too short for keel to see who); while it waits, \
-               `SELECT pid, pg_blocking_pids(pid), state, left(query, 60) FROM pg_stat_activity \
-               WHERE cardinality(pg_blocking_pids(pid)) > 0` shows who blocks whom"
-            .to_string(),
-        [pid] => format!(
-            "session {pid} (above) held the lock it needs longer than lock_timeout on the last try; \
-             let it finish, or end it with `SELECT pg_terminate_backend({pid})` if it is stuck \
-             (an `idle in transaction` session that nobody will commit)"
-        ),
-        many => format!(
-            "sessions {} (above) held the locks it needs longer than lock_timeout on the last try; \
-             let them finish, or end one that is stuck with `SELECT pg_terminate_backend(PID)`",
-            many.join(", ")
-        ),
-    };
-    format!("{who}; or raise lock_timeout/retries in migration.toml")
+    format!(
+        "{}; or raise lock_timeout/retries in migration.toml",
+        crate::db::who_held_it(error)
+    )
 }
 
 /// The word for a retried error, for progress lines.

@@ -410,7 +410,12 @@ impl Runner<'_> {
                     for (m, took) in ledger.committed(m, committed.took, committed.durable) {
                         (self.on_event)(Event::Reverted(m, took));
                     }
-                    match schema_kept::after_down(self.db, committed.schema_before.as_deref()).await
+                    match schema_kept::after_down(
+                        self.db,
+                        committed.schema_before.as_deref(),
+                        (self.settings.retries(m) + 1, self.settings.backoff(1)),
+                    )
+                    .await
                     {
                         Ok(Some(diff)) => (self.on_event)(Event::SchemaNotRestored(m, &diff)),
                         Ok(None) => {}
@@ -464,8 +469,12 @@ impl Runner<'_> {
             .run(m, analysis, (Direction::Down, true), hook, None)
             .await?;
         (self.on_event)(Event::Reverted(m, committed.took));
-        if let Some(diff) =
-            schema_kept::after_down(self.db, committed.schema_before.as_deref()).await?
+        if let Some(diff) = schema_kept::after_down(
+            self.db,
+            committed.schema_before.as_deref(),
+            (self.settings.retries(m) + 1, self.settings.backoff(1)),
+        )
+        .await?
         {
             (self.on_event)(Event::SchemaNotRestored(m, &diff));
         }

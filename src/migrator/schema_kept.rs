@@ -105,14 +105,17 @@ fn only_new(analysis: &MigrationAnalysis, reach: &Scope) -> bool {
 /// Once a migration is reverted: how the schema differs from `kept`, what
 /// its tracking row held (`None` when it does not differ, or nothing was
 /// kept: a migration applied by a keel before this one). The kept text is
-/// read as untrusted: unreadable, it is not compared.
+/// read as untrusted: unreadable, it is not compared. The down committed:
+/// a lock held elsewhere is waited out `tries` times, pausing `pause`.
 pub(crate) async fn after_down(
     db: &mut dyn Database,
     kept: Option<&str>,
+    (tries, pause): (u32, std::time::Duration),
 ) -> Result<Option<SchemaDiff>, DbError> {
     let Some(kept) = kept.and_then(|k| serde_json::from_str::<Kept>(k).ok()) else {
         return Ok(None);
     };
-    let diff = kept.schema.diff(&db.fingerprint(&kept.scope()).await?);
+    let now = crate::db::fingerprint_retrying(db, &kept.scope(), tries, pause).await?;
+    let diff = kept.schema.diff(&now);
     Ok((!diff.is_empty()).then_some(diff))
 }

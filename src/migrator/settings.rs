@@ -34,7 +34,7 @@ pub(crate) struct RunSettings {
 impl Default for RunSettings {
     fn default() -> Self {
         RunSettings {
-            lock_timeout: Duration::from_secs(2),
+            lock_timeout: crate::db::DEFAULT_LOCK_TIMEOUT,
             statement_timeout: Duration::from_secs(3600),
             retries: 3,
             backoff: Duration::from_millis(500),

@@ -212,3 +212,89 @@ fn a_held_sqlite_run_lock_is_named_and_given_up_on_with_exit_4() {
     p.test(["up", "-q"]).run();
     assert!(p.table_exists("accounts"));
 }
+
+/// A session of another application holding ACCESS EXCLUSIVE on
+/// `accounts`: even the reads of its catalog (the schema fingerprint's
+/// `pg_get_indexdef`) wait for it.
+fn exclusive_holder(p: &Project) -> (Session, String) {
+    let s = Session::open(&p.url);
+    s.exec("SET application_name = 'table-rewrite'");
+    s.exec("BEGIN; LOCK TABLE accounts IN ACCESS EXCLUSIVE MODE");
+    let pid = p
+        .scalar("SELECT pid FROM pg_stat_activity WHERE application_name = 'table-rewrite' AND datname = current_database()")
+        .unwrap();
+    (s, pid)
+}
+
+/// The schema `keel up` keeps for a migration is read before the
+/// migration's transaction: under the migration's lock timeout, so a lock
+/// held elsewhere ends the run with the blocker named instead of hanging
+/// it (it used to wait as long as the holder did).
+#[test]
+fn the_schema_read_before_a_migration_gives_up_after_the_lock_timeout() {
+    let p = Project::postgres();
+    accounts(&p, "");
+    let (holder, pid) = exclusive_holder(&p);
+    let out = p
+        .keel()
+        .arg("up")
+        .timeout(std::time::Duration::from_secs(60))
+        .output()
+        .unwrap();
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    for expected in [
+        "canceling statement due to lock timeout (55P03)".to_string(),
+        "it waited for an ACCESS SHARE lock on accounts, blocked by".to_string(),
+        format!("pid {pid} (user "),
+        "application table-rewrite".to_string(),
+        format!(
+            "fix: keel's read of the database waited for a lock: session {pid} (above) held the lock it needs longer than lock_timeout"
+        ),
+        "or raise lock_timeout in keel.toml".to_string(),
+    ] {
+        assert!(err.contains(&expected), "missing {expected:?} in:\n{err}");
+    }
+    assert_eq!(
+        p.scalar("SELECT count(*) FROM keel_migrations WHERE version = '20250101000002'"),
+        Some("0".into())
+    );
+    holder.exec("ROLLBACK");
+    p.keel().args(["up", "-q"]).assert().success();
+}
+
+/// `keel inspect --schema` and `--digest` read under the project's lock
+/// timeout too: an operator's look at the schema never hangs.
+#[test]
+fn inspect_gives_up_after_the_lock_timeout_and_names_the_holder() {
+    let p = Project::postgres();
+    accounts(&p, "");
+    // An index and a default: describing them takes a share lock.
+    p.exec("CREATE INDEX accounts_email ON accounts (email); ALTER TABLE accounts ALTER email SET DEFAULT ''");
+    std::fs::write(p.path().join("keel.toml"), "lock_timeout = \"1s\"\n").unwrap();
+    let (holder, pid) = exclusive_holder(&p);
+    for flag in ["--schema", "--digest"] {
+        let out = p
+            .keel()
+            .args(["inspect", flag])
+            .timeout(std::time::Duration::from_secs(60))
+            .output()
+            .unwrap();
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(1), "{flag}: {err}");
+        assert!(err.contains("lock timeout"), "{flag}: {err}");
+        assert!(
+            err.contains("fix: keel's read of the database waited"),
+            "{err}"
+        );
+        if flag == "--schema" {
+            assert!(err.contains(&format!("pid {pid} (user ")), "{err}");
+        }
+    }
+    holder.exec("ROLLBACK");
+    p.keel()
+        .args(["inspect", "--schema"])
+        .assert()
+        .success()
+        .stdout(predicates::str::contains("public.accounts"));
+}

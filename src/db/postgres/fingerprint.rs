@@ -2,7 +2,8 @@
 //! (`fingerprint.sql`) that prints every object as a line, so that the
 //! cost does not grow with round trips on a schema of hundreds of tables.
 
-use super::Postgres;
+use super::session::with_lock_wait;
+use super::{Postgres, lock_watch};
 use crate::db::Session;
 use crate::db::{DbError, Fingerprint, Scope, Widened};
 
@@ -65,17 +66,24 @@ impl Postgres {
             self.execute("SET plan_cache_mode = force_generic_plan")
                 .await?;
         }
-        let rows: Result<Vec<(String, String)>, _> =
-            sqlx::query_as(match (scoped, scope.others()) {
-                (false, _) => SQL,
-                (true, true) => SCOPED.as_str(),
-                (true, false) => SCOPED_RELATIONS.as_str(),
-            })
-            .bind(keel)
-            .bind(scope.names())
-            .bind(scope.others())
-            .fetch_all(&mut self.conn)
-            .await;
+        // It takes a share lock on each table it describes: under a lock
+        // timeout (see db::bounded) a wait is explained like a migration's.
+        let watch = lock_watch::Watch::of(
+            &self.secret_url,
+            self.pid,
+            self.lock_timeout,
+            &mut self.watcher,
+        );
+        let read = sqlx::query_as::<_, (String, String)>(match (scoped, scope.others()) {
+            (false, _) => SQL,
+            (true, true) => SCOPED.as_str(),
+            (true, false) => SCOPED_RELATIONS.as_str(),
+        })
+        .bind(keel)
+        .bind(scope.names())
+        .bind(scope.others())
+        .fetch_all(&mut self.conn);
+        let (rows, seen) = lock_watch::during(read, watch).await;
         if scoped {
             // After a failure inside a transaction the RESET fails too, and
             // the rollback takes the SET back with it.
@@ -84,7 +92,7 @@ impl Postgres {
                 reset?;
             }
         }
-        let rows = rows.map_err(|e| self.err(e))?;
+        let rows = rows.map_err(|e| with_lock_wait(self.err(e), seen))?;
         let mut fingerprint = Fingerprint::default();
         for (key, line) in rows {
             fingerprint.insert(key, line);

@@ -41,8 +41,8 @@ pub struct Postgres {
     keel_schema: Option<String>,
     /// The backend's pid, for finding who it waits for.
     pid: i32,
-    /// The lock_timeout keel last set; `None` before it set one (keel's
-    /// own queries do not wait on migrations' tables).
+    /// The lock_timeout keel last set; `None` before it set one (then
+    /// the server's, which waits for ever by default).
     lock_timeout: Option<Duration>,
     /// The second connection that looks who a long statement waits for
     /// (see [`lock_watch`]); opened when first needed.
@@ -58,7 +58,11 @@ pub struct Postgres {
 
 impl Postgres {
     /// Connects (giving up after 15 s) and sets the session up for keel.
-    pub async fn connect(url: &str, display: String) -> Result<Postgres, DbError> {
+    pub async fn connect(
+        url: &str,
+        display: String,
+        lock_timeout: Option<Duration>,
+    ) -> Result<Postgres, DbError> {
         let mut options = PgConnectOptions::from_str(url)
             .map_err(|e| DbError::from_sqlx(e, &display))?
             .application_name("keel")
@@ -90,6 +94,10 @@ impl Postgres {
             // concurrent build left INVALID.
             setup.push_str("; SET client_connection_check_interval = 1000");
         }
+        if let Some(t) = lock_timeout {
+            // An integer keel formats, never user text.
+            setup.push_str(&format!("; SET lock_timeout = {}", t.as_millis()));
+        }
         // The setup, the schema keel's tables live in and the backend's pid
         // (for finding who it waits for): one round trip.
         setup.push_str("; SELECT current_schema()::text, pg_backend_pid()::text");
@@ -114,7 +122,7 @@ impl Postgres {
             secret_url: url.to_string(),
             keel_schema,
             pid,
-            lock_timeout: None,
+            lock_timeout,
             builtins: None,
             tracking_columns: None,
             watcher: None,

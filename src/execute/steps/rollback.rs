@@ -78,7 +78,13 @@ impl Step for RollbackVerified {
         let Some(before) = &cx.schema_before else {
             return Ok(Done::ok(checked));
         };
-        let diff = match cx.db.fingerprint(&crate::db::Scope::All).await {
+        let (tries, pause) = (
+            cx.request.settings.retries(cx.request.migration) + 1,
+            cx.request.settings.backoff(1),
+        );
+        let after =
+            crate::db::fingerprint_retrying(cx.db, &crate::db::Scope::All, tries, pause).await;
+        let diff = match after {
             Ok(after) => before.diff(&after),
             Err(e) => {
                 return Ok(Done::failed(e.to_string()).stop(format!(

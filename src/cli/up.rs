@@ -37,7 +37,15 @@ pub(crate) async fn run(ctx: &Ctx, args: Args) -> Result<()> {
     let waiting = crate::migrator::waiting(&entries, args.to.or(args.through), args.through);
     // What comes before the first waiting migration runs; it does not.
     let to = match waiting {
-        Some(w) => Some(Version(w.version.0 - 1)),
+        // Version 0 waits: nothing comes before it (and a wrapped 0 - 1
+        // would apply everything, the waiting one included).
+        Some(w) => match w.version.0.checked_sub(1) {
+            Some(v) => Some(Version(v)),
+            None => {
+                db.close().await;
+                return finish(ctx, &[], waiting);
+            }
+        },
         None => args.to.or(args.through),
     };
     if args.dry_run {
@@ -76,7 +84,16 @@ pub(crate) async fn run(ctx: &Ctx, args: Args) -> Result<()> {
     let mut hook = crate::backup::BackupHook::new(".", ctx.environment(), &say);
     let result = runner.up_with(&files, to, &mut hook).await;
     db.close().await;
-    let applied = result?;
+    finish(ctx, &result?, waiting)
+}
+
+/// What `keel up` says at the end: what it applied, and the migration it
+/// stopped before, if any.
+fn finish(
+    ctx: &Ctx,
+    applied: &[&crate::migration::Migration],
+    waiting: Option<&crate::migration::Migration>,
+) -> Result<()> {
     if let (true, Some(w)) = (ctx.out.json, waiting) {
         ctx.out.notice(&stops_before(w));
     }

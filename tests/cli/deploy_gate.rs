@@ -125,3 +125,32 @@ fn an_empty_requires_deploy_is_refused_with_its_line() {
         .code(2)
         .run();
 }
+
+both!(
+    a_first_migration_of_version_0_that_waits_applies_nothing,
+    |p: Project| {
+        // Nothing comes before version 0: `up` used to compute "up to
+        // version 0 - 1", which panics, or wraps and applies everything.
+        p.migration(
+            "00000000000000_first",
+            "CREATE TABLE first (id integer PRIMARY KEY);\n",
+            Some("DROP TABLE first;\n"),
+            Some("requires_deploy = \"the new app\"\n"),
+        );
+        p.migration(
+            "00000000000001_second",
+            "CREATE TABLE second (id integer PRIMARY KEY);\n",
+            Some("DROP TABLE second;\n"),
+            None,
+        );
+        p.test(["up"])
+            .stderr_contains("0 migration(s) applied; stopped before 00000000000000_first")
+            .code(0)
+            .run();
+        let doc = p.test(["up", "--format", "json"]).code(0).run().json();
+        assert_eq!(doc["applied"].as_array().map(Vec::len), Some(0), "{doc}");
+        assert_eq!(doc["waiting"]["version"], "00000000000000", "{doc}");
+        assert!(!p.table_exists("first"));
+        assert!(!p.table_exists("second"));
+    }
+);

@@ -131,29 +131,6 @@ impl fmt::Display for LockWait {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn queries_are_folded_cut_and_never_show_a_password() {
-        assert_eq!(
-            shown_query("UPDATE t\n   SET a = 1").as_deref(),
-            Some("UPDATE t SET a = 1")
-        );
-        assert_eq!(shown_query("  \n").as_deref(), None);
-        let long = format!("SELECT {}", "x".repeat(300));
-        assert_eq!(
-            shown_query(&long).map(|q| q.chars().count()),
-            Some(QUERY_CHARS + 2)
-        );
-        assert_eq!(
-            shown_query("ALTER ROLE app PASSWORD 'hunter2'").as_deref(),
-            Some("(not shown: it mentions a password)")
-        );
-    }
-}
-
 /// After a lock timeout: the sessions keel saw `error` wait for (see
 /// [`super::DbError::lock_wait`]) and what to do about them, or how to
 /// find them when the wait was too short to see.
@@ -199,5 +176,28 @@ impl fmt::Display for WithLockFix<'_> {
             )?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn queries_are_folded_cut_and_never_show_a_password() {
+        assert_eq!(
+            shown_query("UPDATE t\n   SET a = 1").as_deref(),
+            Some("UPDATE t SET a = 1")
+        );
+        assert_eq!(shown_query("  \n").as_deref(), None);
+        let long = format!("SELECT {}", "x".repeat(300));
+        assert_eq!(
+            shown_query(&long).map(|q| q.chars().count()),
+            Some(QUERY_CHARS + 2)
+        );
+        assert_eq!(
+            shown_query("ALTER ROLE app PASSWORD 'hunter2'").as_deref(),
+            Some("(not shown: it mentions a password)")
+        );
     }
 }

@@ -42,6 +42,7 @@ pub(crate) fn table(tool: Tool) -> &'static str {
         Tool::Goose => "goose_db_version",
         Tool::Prisma => "_prisma_migrations",
         Tool::Diesel => "__diesel_schema_migrations",
+        Tool::Flyway => "flyway_schema_history",
     }
 }
 
@@ -145,6 +146,7 @@ async fn applied(
         Tool::GolangMigrate => golang_migrate(db, files, &bad).await?,
         Tool::Goose => goose(db).await?,
         Tool::Prisma => prisma(db, &bad).await?,
+        Tool::Flyway => flyway(db, files, &bad).await?,
     };
     out.sort_by_key(|a| a.version);
     out.dedup_by_key(|a| a.version);
@@ -280,6 +282,101 @@ async fn prisma(db: &mut dyn Database, bad: Bad<'_>) -> Result<Vec<Applied>, Ado
     Ok(out)
 }
 
+/// The Flyway file a migration was imported from (`imported_from =
+/// "flyway: sub/V1__x.sql"`): its file name, as `script` has it.
+fn flyway_file(m: &Migration) -> Option<&str> {
+    let source = m.meta.imported_from.as_deref()?.strip_prefix("flyway: ")?;
+    source.rsplit('/').next()
+}
+
+/// `flyway_schema_history`, in `installed_rank` order: a `SQL` row applies
+/// its script (matched to the migration imported from it), an undo or a
+/// `DELETE` (repair) row takes its version back, a `BASELINE` row stands
+/// for every version up to its own, a failed row refuses. A repeatable
+/// (no version) counts as applied only when its latest checksum is the
+/// file's: otherwise Flyway would run it again, and so will `keel up`.
+async fn flyway(
+    db: &mut dyn Database,
+    files: &[Migration],
+    bad: Bad<'_>,
+) -> Result<Vec<Applied>, AdoptError> {
+    use super::flyway::{checksum, parts, same_version};
+    let sql = "SELECT CAST(version AS TEXT), type, script, checksum, success, execution_time \
+               FROM flyway_schema_history ORDER BY installed_rank";
+    let by_version = |v: &str| -> Result<Vec<&Migration>, AdoptError> {
+        let wanted = parts(v, "flyway_schema_history").map_err(|e| bad(e.message))?;
+        Ok(files
+            .iter()
+            .filter(|m| {
+                flyway_file(m)
+                    .and_then(|f| f.get(1..)?.split_once("__"))
+                    .and_then(|(fv, _)| parts(fv, "").ok())
+                    .is_some_and(|p| same_version(&p, &wanted))
+            })
+            .collect())
+    };
+    let mut state: std::collections::BTreeMap<Version, Applied> = Default::default();
+    for r in db.query_with(sql, &[]).await? {
+        let (version, kind, script) = (text(r.first()), text(r.get(1)), text(r.get(2)));
+        if !truthy(r.get(4)) {
+            return Err(bad(format!("`{script}` failed (success = false)")));
+        }
+        match kind.as_str() {
+            "SCHEMA" => continue,
+            "BASELINE" => {
+                let through =
+                    parts(&version, "flyway_schema_history").map_err(|e| bad(e.message))?;
+                for m in files {
+                    let Some((fv, _)) = flyway_file(m).and_then(|f| f.get(1..)?.split_once("__"))
+                    else {
+                        continue;
+                    };
+                    let Ok(p) = parts(fv, "") else { continue };
+                    if flyway_file(m).is_some_and(|f| f.starts_with('V')) && p <= through {
+                        state.entry(m.version).or_insert(Applied {
+                            version: m.version,
+                            checksum: None,
+                            execution_ms: 0,
+                        });
+                    }
+                }
+                continue;
+            }
+            k if k.starts_with("UNDO") || k == "DELETE" => {
+                for m in by_version(&version)? {
+                    state.remove(&m.version);
+                }
+                continue;
+            }
+            _ => {}
+        }
+        let Some(m) = files
+            .iter()
+            .find(|m| flyway_file(m) == script.rsplit('/').next())
+        else {
+            return Err(refused(
+                format!("flyway applied `{script}`, which is not among keel's migrations"),
+                "`keel import --from flyway SRC` first, from the folder that has it (keel imports SQL migrations only: a Java one becomes a keel migration you write, or a `keel baseline`)",
+            ));
+        };
+        let stored = int(r.get(3)).to_string();
+        if version.is_empty() && stored != checksum(&m.up).to_string() {
+            // An older text of a repeatable: pending again.
+            state.remove(&m.version);
+            continue;
+        }
+        state.insert(
+            m.version,
+            Applied {
+                version: m.version,
+                checksum: (!version.is_empty()).then_some((stored, "CRC32")),
+                execution_ms: int(r.get(5)),
+            },
+        );
+    }
+    Ok(state.into_values().collect())
+}
+
 /// What `keel adopt` did.
 #[derive(Debug)]
 pub(crate) struct Adopted {
@@ -331,6 +428,7 @@ pub(crate) async fn adopt(
         if let Some((stored, algo)) = &a.checksum {
             let ours = match *algo {
                 "SHA-384" => hex(&Sha384::digest(m.up.as_bytes())),
+                "CRC32" => super::flyway::checksum(&m.up).to_string(),
                 _ => hex(&Sha256::digest(m.up.as_bytes())),
             };
             if *stored != ours {

@@ -6,6 +6,9 @@ use std::path::Path;
 
 /// Every migration under `src` in `tool`'s layout, by version.
 pub(crate) fn read(tool: Tool, src: &Path) -> Result<Vec<Foreign>, ImportError> {
+    if tool == Tool::Flyway {
+        return super::flyway::read(src);
+    }
     let entries = entries(src)?;
     let mut out: Vec<Foreign> = Vec::new();
     for (name, is_dir) in &entries {
@@ -55,6 +58,7 @@ pub(crate) fn read(tool: Tool, src: &Path) -> Result<Vec<Foreign>, ImportError> 
                     Tool::GolangMigrate => "VERSION_name.up.sql and .down.sql",
                     Tool::Prisma => "prisma/migrations, with TIMESTAMP_name/migration.sql",
                     Tool::Diesel => "migrations, with YYYY-MM-DD-HHMMSS_name/up.sql and down.sql",
+                    Tool::Flyway => "V1__name.sql",
                 }
             ),
         });

@@ -4,6 +4,7 @@
 //! really pending.
 
 pub(crate) mod adopt;
+pub(crate) mod flyway;
 pub(crate) mod layouts;
 pub(crate) mod write;
 
@@ -18,6 +19,7 @@ pub enum Tool {
     GolangMigrate,
     Goose,
     Prisma,
+    Flyway,
     Diesel,
 }
 
@@ -29,17 +31,19 @@ impl Tool {
             Tool::GolangMigrate => "golang-migrate",
             Tool::Goose => "goose",
             Tool::Prisma => "prisma",
+            Tool::Flyway => "flyway",
             Tool::Diesel => "diesel",
         }
     }
 
     /// Every tool, for the look for another tool's tracking table.
-    pub(crate) const ALL: [Tool; 6] = [
+    pub(crate) const ALL: [Tool; 7] = [
         Tool::Sqlx,
         Tool::Dbmate,
         Tool::GolangMigrate,
         Tool::Goose,
         Tool::Prisma,
+        Tool::Flyway,
         Tool::Diesel,
     ];
 }

@@ -18,6 +18,15 @@ struct Case {
 const USERS: &str = "CREATE TABLE users (id integer PRIMARY KEY);\n";
 const EMAIL: &str = "ALTER TABLE users ADD COLUMN email text;\n";
 
+/// `flyway_schema_history` as Flyway creates it (its documented columns).
+const FLYWAY_TABLE: &str = "CREATE TABLE flyway_schema_history (installed_rank integer NOT NULL PRIMARY KEY, version varchar(50), description varchar(200) NOT NULL, type varchar(20) NOT NULL, script varchar(1000) NOT NULL, checksum integer, installed_by varchar(100) NOT NULL, installed_on timestamp NOT NULL DEFAULT CURRENT_TIMESTAMP, execution_time integer NOT NULL, success boolean NOT NULL);";
+
+/// Flyway's checksums of USERS and EMAIL: java.util.zip.CRC32 of the
+/// lines without their ends, signed (computed apart, with Python's
+/// zlib.crc32).
+const USERS_CRC: i32 = -1203868596;
+const EMAIL_CRC: i32 = -596222700;
+
 fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
@@ -86,6 +95,21 @@ fn case(tool: &'static str, db: Db) -> Case {
             ],
             table: "CREATE TABLE __diesel_schema_migrations (version varchar(50) PRIMARY KEY NOT NULL, run_on timestamp NOT NULL DEFAULT CURRENT_TIMESTAMP);
                     INSERT INTO __diesel_schema_migrations (version) VALUES ('20240101000001'), ('20240101000002');".into(),
+            schema,
+        },
+        "flyway" => Case {
+            // V1 and V1.1 become keel's 10 and 11; U1 is V1's down; the
+            // .conf runs V1.1 outside a transaction.
+            files: vec![
+                f("V1__users.sql", USERS),
+                f("U1__users.sql", "DROP TABLE users;\n"),
+                f("sub/V1.1__add_email.sql", EMAIL),
+                f("sub/V1.1__add_email.sql.conf", "executeInTransaction=false\n"),
+            ],
+            table: format!("{FLYWAY_TABLE}
+                    INSERT INTO flyway_schema_history VALUES
+                    (1, '1', 'users', 'SQL', 'V1__users.sql', {USERS_CRC}, 'app', CURRENT_TIMESTAMP, 12, true),
+                    (2, '1.1', 'add email', 'SQL', 'sub/V1.1__add_email.sql', {EMAIL_CRC}, 'app', CURRENT_TIMESTAMP, 3, true);"),
             schema,
         },
         other => panic!("no case for {other}"),
@@ -171,6 +195,7 @@ fn table(tool: &str) -> &'static str {
         "dbmate" | "golang-migrate" => "schema_migrations",
         "goose" => "goose_db_version",
         "prisma" => "_prisma_migrations",
+        "flyway" => "flyway_schema_history",
         _ => "__diesel_schema_migrations",
     }
 }
@@ -178,6 +203,96 @@ fn table(tool: &str) -> &'static str {
 both!(from_dbmate, |p: Project| the_whole_way(&p, "dbmate"));
 both!(from_diesel, |p: Project| the_whole_way(&p, "diesel"));
 both!(from_goose, |p: Project| the_whole_way(&p, "goose"));
+both!(from_flyway, |p: Project| {
+    the_whole_way(&p, "flyway");
+    // Dotted versions keep Flyway's order in keel's numbers; U1 is V1's down.
+    let users = p.path().join("migrations/00000000000010_users");
+    assert_eq!(
+        std::fs::read_to_string(users.join("down.sql")).unwrap(),
+        "DROP TABLE users;\n"
+    );
+    assert!(
+        p.path()
+            .join("migrations/00000000000011_add_email/up.sql")
+            .is_file()
+    );
+});
+
+/// A Flyway baseline stands for every version up to it; a repeatable
+/// becomes one migration after the versioned ones, applied when Flyway's
+/// latest run of it had the file's checksum, pending when the file changed
+/// since (Flyway would run it again; so does `keel up`); a changed
+/// versioned file is refused with both CRC-32s.
+#[test]
+fn flyway_baseline_repeatables_and_a_changed_file() {
+    let p = Project::postgres();
+    let view_then = "CREATE VIEW user_emails AS SELECT email FROM users;\n";
+    let view_now = "CREATE OR REPLACE VIEW user_emails AS SELECT email, id FROM users;\n";
+    for (path, text) in [
+        ("V1__users.sql", USERS),
+        ("V2__add_email.sql", EMAIL),
+        ("R__user_emails.sql", view_now),
+    ] {
+        let path = p.path().join("theirs").join(path);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, text).unwrap();
+    }
+    p.exec("CREATE TABLE users (id integer PRIMARY KEY, email text)");
+    p.exec(view_then);
+    // Flyway baselined the database at 1, then ran V2 and the repeatable's
+    // older text (329799201 is CRC-32 of `view_then`'s line).
+    p.exec(&format!(
+        "{FLYWAY_TABLE}
+         INSERT INTO flyway_schema_history VALUES
+         (1, '1', '<< Flyway Baseline >>', 'BASELINE', '<< Flyway Baseline >>', NULL, 'app', now(), 0, true),
+         (2, '2', 'add email', 'SQL', 'V2__add_email.sql', {EMAIL_CRC}, 'app', now(), 4, true),
+         (3, NULL, 'user emails', 'SQL', 'R__user_emails.sql', 329799201, 'app', now(), 2, true);"
+    ));
+    p.test(["import", "--from", "flyway", "theirs"])
+        .stderr_contains("imported 3 flyway migration(s)")
+        .run();
+    assert!(
+        p.path()
+            .join("migrations/00000000000003_user_emails/up.sql")
+            .is_file()
+    );
+    p.test(["adopt", "--from", "flyway"])
+        .stdout_contains("applied  00000000000001_users (adopted from flyway)")
+        .stdout_contains("applied  00000000000002_add_email (adopted from flyway)")
+        .stderr_contains("2 migration(s) recorded as applied")
+        .run();
+    p.test(["up"])
+        .stderr_contains("1 migration(s) applied")
+        .run();
+    assert_eq!(
+        p.scalar(
+            "SELECT count(*) FROM information_schema.columns WHERE table_name = 'user_emails'"
+        ),
+        Some("2".into())
+    );
+
+    // A versioned file that changed after Flyway ran it is refused.
+    let q = Project::postgres();
+    std::fs::create_dir_all(q.path().join("theirs")).unwrap();
+    std::fs::write(
+        q.path().join("theirs/V1__users.sql"),
+        "-- edited\n".to_string() + USERS,
+    )
+    .unwrap();
+    q.exec(USERS);
+    q.exec(&format!(
+        "{FLYWAY_TABLE}
+         INSERT INTO flyway_schema_history VALUES
+         (1, '1', 'users', 'SQL', 'V1__users.sql', {USERS_CRC}, 'app', now(), 12, true);"
+    ));
+    q.test(["import", "--from", "flyway", "theirs"]).run();
+    q.test(["adopt", "--from", "flyway"])
+        .stderr_contains(&format!(
+            "the file differs from what flyway applied (CRC32 {USERS_CRC} in flyway_schema_history"
+        ))
+        .code(4)
+        .run();
+}
 
 #[test]
 fn from_golang_migrate() {

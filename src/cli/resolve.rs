@@ -1,22 +1,33 @@
 use super::Ctx;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::migration::Version;
 use crate::migrator::Runner;
 
 #[derive(Debug, clap::Args)]
-#[command(group = clap::ArgGroup::new("outcome").required(true).args(["applied", "reverted"]))]
+#[command(group = clap::ArgGroup::new("outcome").required(true).args(["applied", "reverted", "accept_checksum"]))]
 pub(crate) struct Args {
-    /// The failed migration's version
+    /// The migration's version
     pub(crate) version: Version,
-    /// Every statement of it has now taken effect (finished by hand)
+    /// Every statement of the failed migration has now taken effect (finished by hand)
     #[arg(long)]
     pub(crate) applied: bool,
-    /// None of it remains (undone by hand); it becomes pending again
+    /// None of the failed migration remains (undone by hand); it becomes pending again
     #[arg(long)]
     pub(crate) reverted: bool,
+    /// The applied migration's files changed only in ways that do not
+    /// change what it did (comments and layout of up.sql, down.sql,
+    /// migration.toml): record today's checksum, with --reason
+    #[arg(long, requires = "reason")]
+    pub(crate) accept_checksum: bool,
+    /// Why the change is accepted (kept with who accepted it and when)
+    #[arg(long, value_name = "TEXT", requires = "accept_checksum")]
+    pub(crate) reason: Option<String>,
 }
 
 pub(crate) async fn run(ctx: &Ctx, args: Args) -> Result<()> {
+    if args.accept_checksum {
+        return accept(ctx, &args).await;
+    }
     let files = ctx.migrations()?;
     let mut db = ctx.connect().await?;
     let on_event = |e: crate::migrator::Event<'_>| ctx.print_event(e);
@@ -65,4 +76,92 @@ pub(crate) async fn run(ctx: &Ctx, args: Args) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// `keel resolve V --accept-checksum --reason TEXT`: finds in git the
+/// files the migration was applied with (by the checksum its row keeps),
+/// and records today's files when they run the same SQL.
+async fn accept(ctx: &Ctx, args: &Args) -> Result<()> {
+    let reason = args.reason.as_deref().unwrap_or_default().trim();
+    if reason.is_empty() {
+        return Err(Error::Usage(
+            "--reason is empty\n  fix: say why the change does not change what the migration did"
+                .into(),
+        ));
+    }
+    let files = ctx.migrations()?;
+    let m = crate::migration::find(&files, &args.version.to_string())?;
+    let toml_now = std::fs::read_to_string(m.dir.join("migration.toml")).ok();
+    let mut db = ctx.connect().await?;
+    let result = accept_on(ctx, db.as_mut(), m, toml_now.as_deref(), reason).await;
+    db.close().await;
+    let accepted = result?;
+    ctx.json(serde_json::to_value(&accepted).map_err(anyhow::Error::from)?);
+    ctx.out.progress(&format!(
+        "accepted the checksum of {}: changed since it was applied (commit {}): {}; recorded by {} with the reason \"{}\"",
+        m.id(),
+        accepted.commit.get(..12).unwrap_or(&accepted.commit),
+        accepted.changed.join(", "),
+        accepted.by,
+        accepted.reason
+    ));
+    Ok(())
+}
+
+async fn accept_on(
+    ctx: &Ctx,
+    db: &mut dyn crate::db::Database,
+    m: &crate::migration::Migration,
+    toml_now: Option<&str>,
+    reason: &str,
+) -> Result<crate::migrator::Accepted> {
+    let v = m.version.to_string();
+    let row = db
+        .tracking_rows()
+        .await?
+        .into_iter()
+        .find(|r| r.version == v);
+    let Some(row) = row else {
+        return Err(Error::Refused(format!(
+            "migration {} is not applied: there is no checksum to accept\n  fix: `keel status` shows it",
+            m.id()
+        )));
+    };
+    if row.checksum == m.checksum {
+        return Err(Error::Refused(format!(
+            "migration {}'s files are as they were applied (or as last accepted)\n  fix: there is nothing to accept",
+            m.id()
+        )));
+    }
+    let found = crate::review::history::applied_files(&m.dir, &row.checksum).map_err(|e| {
+        Error::Refused(format!(
+            "cannot look for the files {} was applied with in git: {e}\n  fix: run this in the project's git checkout, with its history (not a shallow clone)",
+            m.id()
+        ))
+    })?;
+    let Some(applied) = found else {
+        return Err(Error::Refused(format!(
+            "no commit of {} has the files {} was applied with (checksum {}), so keel cannot tell what changed\n  fix: put the files back as they ran (from the deploy that applied them), or write the change as a new migration",
+            m.dir.display(),
+            m.id(),
+            row.checksum.get(..12).unwrap_or(&row.checksum)
+        )));
+    };
+    let on_event = |e: crate::migrator::Event<'_>| ctx.print_event(e);
+    let mut runner = Runner {
+        db,
+        settings: ctx.settings(),
+        operator: crate::migrator::operator(),
+        on_event: &on_event,
+        reach: None,
+    };
+    let as_applied = crate::migrator::AsApplied {
+        commit: &applied.commit,
+        up: &applied.up,
+        down: applied.down.as_deref(),
+        toml: applied.toml.as_deref(),
+    };
+    Ok(runner
+        .accept_checksum(m, as_applied, toml_now, reason)
+        .await?)
 }

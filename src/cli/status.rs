@@ -9,40 +9,25 @@ pub(crate) async fn run(ctx: &Ctx) -> Result<()> {
         let mut db = ctx.connect().await?;
         let rows = db.tracking_rows().await;
         let records = crate::record::store::all(db.as_mut()).await;
+        let accepted = db.notes(crate::migrator::ACCEPTED).await;
         db.close().await;
-        Ok((rows?, records?))
+        Ok((rows?, records?, accepted?))
     };
-    let (files, (rows, records)) = match ctx.migrations_while(read).await {
+    let (files, (rows, records, accepted)) = match ctx.migrations_while(read).await {
         (Err(e), _) | (Ok(_), Some(Err(e))) => return Err(e),
         (Ok(files), Some(Ok(read))) => (files, read),
         (Ok(_), None) => unreachable!("the database is read whenever the files are good"),
     };
     let entries = reconcile(&files, rows);
+    // Read back as untrusted: a note that does not parse is not shown.
+    let accepted: Vec<crate::migrator::Accepted> = accepted
+        .iter()
+        .filter_map(|(_, v)| serde_json::from_str(v).ok())
+        .collect();
     let foreign = migrated_by(ctx, &entries).await?;
     let interrupted = crate::record::chain::interrupted(&records);
     if ctx.out.json {
-        ctx.json(serde_json::json!({
-            "migrated_by": foreign.map(|t| t.name()),
-            "interrupted": interrupted.iter().map(|r| serde_json::json!({
-                "environment": r.environment,
-                "migration": r.migration,
-                "record": format!("records/{}", r.path),
-                "started_at": r.written_at,
-                "fix": fix(r),
-            })).collect::<Vec<_>>(),
-            "migrations": entries.iter().map(|e| serde_json::json!({
-                "version": e.version,
-                "name": e.name,
-                "state": state(e),
-                "requires_deploy": e.migration.and_then(|m| m.meta.requires_deploy.clone()),
-                "applied_at": e.row.as_ref().map(|r| r.applied_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
-                "applied_by": e.row.as_ref().map(|r| r.applied_by.clone()),
-                "execution_ms": e.row.as_ref().map(|r| r.execution_ms),
-                "error": e.row.as_ref().and_then(|r| r.error.clone()),
-                // A failed migration stopped in up.sql ("up") or down.sql ("down").
-                "failed_direction": e.failed_direction(),
-            })).collect::<Vec<_>>()
-        }));
+        ctx.json(document(&entries, foreign, &interrupted, &accepted));
         return Ok(());
     }
     if entries.is_empty() {
@@ -96,6 +81,16 @@ pub(crate) async fn run(ctx: &Ctx) -> Result<()> {
         }
     }
     text.push_str(&notes(&entries, foreign));
+    for a in &accepted {
+        text.push_str(&format!(
+            "\naccepted: {}'s changed files ({}) by {} at {}: {}",
+            a.version,
+            a.changed.join(", "),
+            a.by,
+            a.at,
+            a.reason
+        ));
+    }
     for r in &interrupted {
         text.push_str(&format!(
             "\ninterrupted: the run of {} on `{}` (intent records/{}, {}) has no final record: keel was stopped during it, or it is still running\n  fix: {}",
@@ -108,6 +103,38 @@ pub(crate) async fn run(ctx: &Ctx) -> Result<()> {
     }
     ctx.out.data(&text);
     Ok(())
+}
+
+/// `keel status --format json`.
+fn document(
+    entries: &[crate::migrator::Entry<'_>],
+    foreign: Option<crate::import::Tool>,
+    interrupted: &[crate::record::store::Row],
+    accepted: &[crate::migrator::Accepted],
+) -> serde_json::Value {
+    serde_json::json!({
+        "migrated_by": foreign.map(|t| t.name()),
+        "accepted_checksums": accepted,
+        "interrupted": interrupted.iter().map(|r| serde_json::json!({
+            "environment": r.environment,
+            "migration": r.migration,
+            "record": format!("records/{}", r.path),
+            "started_at": r.written_at,
+            "fix": fix(r),
+        })).collect::<Vec<_>>(),
+        "migrations": entries.iter().map(|e| serde_json::json!({
+            "version": e.version,
+            "name": e.name,
+            "state": state(e),
+            "requires_deploy": e.migration.and_then(|m| m.meta.requires_deploy.clone()),
+            "applied_at": e.row.as_ref().map(|r| r.applied_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
+            "applied_by": e.row.as_ref().map(|r| r.applied_by.clone()),
+            "execution_ms": e.row.as_ref().map(|r| r.execution_ms),
+            "error": e.row.as_ref().and_then(|r| r.error.clone()),
+            // A failed migration stopped in up.sql ("up") or down.sql ("down").
+            "failed_direction": e.failed_direction(),
+        })).collect::<Vec<_>>()
+    })
 }
 
 /// The tool that migrated this database, when keel has no history here:

@@ -153,6 +153,11 @@ pub trait Tracking: Session {
     async fn schema_before(&mut self, version: &str) -> Result<Option<String>, DbError>;
     /// Deletes the row for `version` (the migration was reverted).
     async fn delete_tracking(&mut self, version: &str) -> Result<(), DbError>;
+    /// Keeps `value` under a new `key` in `keel_meta` (an operator's
+    /// decision about the history, such as an accepted checksum).
+    async fn add_note(&mut self, key: &str, value: &str) -> Result<(), DbError>;
+    /// The notes whose key starts with `prefix`, by key.
+    async fn notes(&mut self, prefix: &str) -> Result<Vec<(String, String)>, DbError>;
 
     /// The random id keel gave this database with its tracking table
     /// (`keel_meta`): what backups and snapshots are bound to. `None`

@@ -71,7 +71,12 @@ pub(super) fn failure(
             Direction::Up => {
                 "correct the SQL (or the schema it expects) and run `keel up` again".into()
             }
-            Direction::Down => "correct down.sql and run `keel down` again".into(),
+            // down.sql is part of an applied migration's checksum: an
+            // edit alone would make every later run refuse it as modified.
+            Direction::Down => format!(
+                "correct down.sql, record that with `keel resolve {} --accept-checksum --reason \"…\"` (down.sql is part of the applied migration's checksum), then run `keel down` again",
+                m.version
+            ),
         },
     };
     RunError::Statement(Box::new(StatementFailure {

@@ -12,6 +12,7 @@ mod hook;
 mod ledger;
 mod one_by_one;
 mod resolve;
+pub(crate) use resolve::{ACCEPTED, Accepted, AsApplied};
 mod runner;
 mod schema_kept;
 mod settings;

@@ -206,8 +206,9 @@ pub(crate) fn refuse_blocked(entries: &[Entry<'_>]) -> Result<(), RunError> {
         .collect();
     let fix = match first.state {
         State::Modified => format!(
-            "applied migrations must not change: restore {}_{} from version control and write a new migration for the change (`keel new NAME`)",
-            first.version, first.name
+            "applied migrations must not change: restore {v}_{} from version control and write a new migration for the change (`keel new NAME`); if only comments or layout of up.sql, down.sql or migration.toml changed, `keel resolve {v} --accept-checksum --reason \"…\"` records that",
+            first.name,
+            v = first.version
         ),
         State::Missing => format!(
             "restore the folder migrations/{}_{} from version control; keel will not run with applied history it cannot see",

@@ -7,6 +7,7 @@
 
 pub(crate) mod changed;
 pub(crate) mod github;
+pub(crate) mod history;
 
 use crate::runbook::Runbook;
 use crate::runbook::markdown::{code, inline, prose};

@@ -117,7 +117,10 @@ both!(a_failed_down_still_prints_what_it_reverted, |p: Project| {
     assert_eq!(doc["error"]["statement"]["line"], 1);
     assert_eq!(
         doc["error"]["fix"],
-        "correct down.sql and run `keel down` again"
+        format!(
+            "correct down.sql, record that with `keel resolve {} --accept-checksum --reason \"…\"` (down.sql is part of the applied migration's checksum), then run `keel down` again",
+            &SECOND[..14]
+        )
     );
     assert!(!p.table_exists("audit"));
     assert_eq!(

@@ -21,6 +21,7 @@ macro_rules! both {
 
 mod common;
 
+mod accept_checksum;
 mod adopt;
 mod architecture;
 mod backfill;

@@ -117,6 +117,32 @@ impl Tracking for Postgres {
             .map_err(|e| self.err(e))
     }
 
+    async fn add_note(&mut self, key: &str, value: &str) -> Result<(), DbError> {
+        let meta = self.keel(META);
+        sqlx::query(&format!("INSERT INTO {meta} (key, value) VALUES ($1, $2)"))
+            .bind(key)
+            .bind(value)
+            .execute(&mut self.conn)
+            .await
+            .map(|_| ())
+            .map_err(|e| self.err(e))
+    }
+
+    async fn notes(&mut self, prefix: &str) -> Result<Vec<(String, String)>, DbError> {
+        let meta = self.keel(META);
+        if !self.relation_exists(&meta).await? {
+            return Ok(Vec::new());
+        }
+        // A prefix match without LIKE, whose `_` and `%` keys could hold.
+        sqlx::query_as(&format!(
+            "SELECT key, value FROM {meta} WHERE substr(key, 1, length($1)) = $1 ORDER BY key"
+        ))
+        .bind(prefix)
+        .fetch_all(&mut self.conn)
+        .await
+        .map_err(|e| self.err(e))
+    }
+
     async fn database_id(&mut self) -> Result<Option<String>, DbError> {
         let meta = self.keel(META);
         if !self.relation_exists(&meta).await? {

@@ -95,8 +95,20 @@ async fn accept(ctx: &Ctx, args: &Args) -> Result<()> {
     let mut db = ctx.connect().await?;
     let result = accept_on(ctx, db.as_mut(), m, toml_now.as_deref(), reason).await;
     db.close().await;
-    let accepted = result?;
-    ctx.json(serde_json::to_value(&accepted).map_err(anyhow::Error::from)?);
+    let (accepted, signed) = result?;
+    let record = match signed {
+        Some(signed) => Some(keep_signed(m, &accepted, &signed)?),
+        None => None,
+    };
+    let mut doc = serde_json::to_value(&accepted).map_err(anyhow::Error::from)?;
+    doc["record"] = record.as_ref().map(|p| p.display().to_string()).into();
+    ctx.json(doc);
+    if let Some(path) = &record {
+        ctx.out.progress(&format!(
+            "signed record: {} (and .sig; `ssh-keygen -Y verify -n keel-record` checks it)",
+            path.display()
+        ));
+    }
     ctx.out.progress(&format!(
         "accepted the checksum of {}: changed since it was applied (commit {}): {}; recorded by {} with the reason \"{}\"",
         m.id(),
@@ -114,7 +126,7 @@ async fn accept_on(
     m: &crate::migration::Migration,
     toml_now: Option<&str>,
     reason: &str,
-) -> Result<crate::migrator::Accepted> {
+) -> Result<(crate::migrator::Accepted, Option<crate::migrator::Signed>)> {
     let v = m.version.to_string();
     let row = db
         .tracking_rows()
@@ -155,6 +167,15 @@ async fn accept_on(
         on_event: &on_event,
         reach: None,
     };
+    let signer = crate::record::Signer::from_config(&ctx.config, std::path::Path::new("."))?;
+    let sign = |a: &crate::migrator::Accepted| -> std::result::Result<Option<crate::migrator::Signed>, String> {
+        let Some(signer) = &signer else {
+            return Ok(None);
+        };
+        let json = serde_json::to_string_pretty(a).map_err(|e| e.to_string())? + "\n";
+        let signature = signer.sign(json.as_bytes()).map_err(|e| e.to_string())?;
+        Ok(Some(crate::migrator::Signed { json, signature }))
+    };
     let as_applied = crate::migrator::AsApplied {
         commit: &applied.commit,
         up: &applied.up,
@@ -162,6 +183,30 @@ async fn accept_on(
         toml: applied.toml.as_deref(),
     };
     Ok(runner
-        .accept_checksum(m, as_applied, toml_now, reason)
+        .accept_checksum(m, as_applied, (toml_now, reason), &sign)
         .await?)
+}
+
+/// Writes a signed decision beside the migration's execution records:
+/// `records/<id>/accepted/checksum-<UTC stamp>.json` and its `.sig`, which
+/// `ssh-keygen -Y verify` checks as it checks theirs. In a folder of its
+/// own: it is not a link of an environment's chain of runs.
+fn keep_signed(
+    m: &crate::migration::Migration,
+    accepted: &crate::migrator::Accepted,
+    signed: &crate::migrator::Signed,
+) -> Result<std::path::PathBuf> {
+    let stamp: String = accepted
+        .at
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric())
+        .collect();
+    let dir = std::path::Path::new("records")
+        .join(m.id())
+        .join("accepted");
+    std::fs::create_dir_all(&dir)?;
+    let path = dir.join(format!("checksum-{stamp}.json"));
+    std::fs::write(&path, &signed.json)?;
+    std::fs::write(crate::record::signature_path(&path), &signed.signature)?;
+    Ok(path)
 }

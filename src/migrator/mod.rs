@@ -12,7 +12,7 @@ mod hook;
 mod ledger;
 mod one_by_one;
 mod resolve;
-pub(crate) use resolve::{ACCEPTED, Accepted, AsApplied};
+pub(crate) use resolve::{ACCEPTED, Accepted, AsApplied, Signed};
 mod runner;
 mod schema_kept;
 mod settings;

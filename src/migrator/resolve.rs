@@ -127,6 +127,13 @@ pub(crate) struct Accepted {
     pub(crate) reason: String,
 }
 
+/// An accepted checksum's JSON as signed, and its armored signature.
+#[derive(Debug, Clone)]
+pub(crate) struct Signed {
+    pub(crate) json: String,
+    pub(crate) signature: String,
+}
+
 /// The key prefix of accepted checksums in `keel_meta`.
 pub(crate) const ACCEPTED: &str = "checksum accepted ";
 
@@ -136,15 +143,22 @@ impl Runner<'_> {
     /// only comments and layout differ; down.sql, migration.toml), with
     /// who and why: its row takes today's checksum, and `keel_meta` keeps
     /// the decision. `toml_now` is its migration.toml as it is now.
+    ///
+    /// `sign` signs the decision's JSON (where signing is set up) before
+    /// anything is written, so that a key that does not work changes
+    /// nothing; it returns the JSON and its signature for the caller to
+    /// keep as a record.
     pub(crate) async fn accept_checksum(
         &mut self,
         m: &Migration,
         applied: AsApplied<'_>,
-        toml_now: Option<&str>,
-        reason: &str,
-    ) -> Result<Accepted, RunError> {
+        (toml_now, reason): (Option<&str>, &str),
+        sign: &dyn Fn(&Accepted) -> Result<Option<Signed>, String>,
+    ) -> Result<(Accepted, Option<Signed>), RunError> {
         self.lock().await?;
-        let result = self.accept_locked(m, applied, toml_now, reason).await;
+        let result = self
+            .accept_locked(m, applied, (toml_now, reason), sign)
+            .await;
         self.unlock(result).await
     }
 
@@ -152,9 +166,9 @@ impl Runner<'_> {
         &mut self,
         m: &Migration,
         applied: AsApplied<'_>,
-        toml_now: Option<&str>,
-        reason: &str,
-    ) -> Result<Accepted, RunError> {
+        (toml_now, reason): (Option<&str>, &str),
+        sign: &dyn Fn(&Accepted) -> Result<Option<Signed>, String>,
+    ) -> Result<(Accepted, Option<Signed>), RunError> {
         let v = m.version.to_string();
         let refused = |message: String, fix: String| RunError::Refused { message, fix };
         let rows = self.db.tracking_rows().await?;
@@ -230,6 +244,12 @@ impl Runner<'_> {
             at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
             reason: reason.to_string(),
         };
+        let signed = sign(&accepted).map_err(|e| {
+            refused(
+                format!("the decision could not be signed, so nothing was recorded: {e}"),
+                "fix the signing key or command in keel.toml (`keel record verify` uses the same), then run this again".into(),
+            )
+        })?;
         row.checksum = m.checksum.clone();
         let note = serde_json::to_string(&accepted).unwrap_or_default();
         let timeouts = self.settings.project_timeouts();
@@ -248,7 +268,7 @@ impl Runner<'_> {
                 return Err(e.into());
             }
         }
-        Ok(accepted)
+        Ok((accepted, signed))
     }
 }
 

@@ -163,3 +163,75 @@ fn without_the_applied_files_in_git_it_cannot_tell_and_refuses() {
     .code(4)
     .run();
 }
+
+/// Where signing is set up, the decision is also a signed record beside
+/// the migration's execution records, which stock `ssh-keygen -Y verify`
+/// accepts; a key that does not work records nothing.
+#[test]
+fn with_signing_set_up_the_decision_is_a_signed_record() {
+    let p = Project::postgres();
+    applied(&p);
+    write(
+        &p,
+        "down.sql",
+        "DROP INDEX posts_title;\nDROP TABLE posts;\n",
+    );
+    let args = [
+        "resolve",
+        "20260501000001",
+        "--accept-checksum",
+        "--reason",
+        "wrong index name in down.sql",
+    ];
+    std::fs::write(
+        p.path().join("keel.toml"),
+        format!(
+            "signer = \"{}\"\nsigning_key = \"keys/missing\"\n",
+            crate::execute::SIGNER
+        ),
+    )
+    .unwrap();
+    p.test(args)
+        .stderr_contains("could not be signed, so nothing was recorded")
+        .code(4)
+        .run();
+    p.test(["status"]).stdout_contains("modified").run();
+
+    crate::execute::keygen(&p);
+    std::fs::write(
+        p.path().join("keel.toml"),
+        format!(
+            "signer = \"{}\"\nsigning_key = \"keys/ops\"\n",
+            crate::execute::SIGNER
+        ),
+    )
+    .unwrap();
+    p.test(args)
+        .stderr_contains("signed record: records/")
+        .run();
+    let dir = p.path().join("records").join(ID).join("accepted");
+    let record = std::fs::read_dir(&dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .find(|f| f.extension().is_some_and(|e| e == "json"))
+        .expect("the record");
+    let verify = crate::record::ssh_keygen_verify(&p, &record);
+    assert!(verify.status.success(), "{}", stderr(&verify));
+    let json: serde_json::Value = serde_json::from_slice(&std::fs::read(&record).unwrap()).unwrap();
+    assert_eq!(json["reason"], "wrong index name in down.sql");
+    assert_eq!(json["changed"], serde_json::json!(["down.sql"]));
+    // An edited record no longer verifies.
+    std::fs::write(
+        &record,
+        std::fs::read_to_string(&record)
+            .unwrap()
+            .replace("wrong index", "right index"),
+    )
+    .unwrap();
+    assert!(
+        !crate::record::ssh_keygen_verify(&p, &record)
+            .status
+            .success()
+    );
+}

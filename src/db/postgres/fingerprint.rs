@@ -34,7 +34,24 @@ static SCOPED_RELATIONS: std::sync::LazyLock<String> =
 /// trigger or a rule; `$1` the names.
 const WIDEN: &str = include_str!("widen.sql");
 
+/// Whether any relation of a kind the fingerprint describes has one of
+/// `$1`'s names, in any schema. When none has, a fingerprint of those
+/// relations alone is empty, since every line of it hangs off one (the
+/// `rel` part of `fingerprint.sql`): `keel test` asks that before a
+/// migration that creates its tables and after its down, and this costs a
+/// fraction of the fingerprint's executor start-up.
+const ANY_NAMED: &str = "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_class \
+     WHERE relname = ANY ($1) AND relkind IN ('r', 'p', 'v', 'm', 'S', 'f'))";
+
 impl Postgres {
+    async fn any_relation_named(&mut self, scope: &Scope) -> Result<bool, DbError> {
+        sqlx::query_scalar(ANY_NAMED)
+            .bind(scope.names())
+            .fetch_one(&mut self.conn)
+            .await
+            .map_err(|e| self.err(e))
+    }
+
     pub(super) async fn widen_scope(&mut self, scope: &Scope) -> Result<Widened, DbError> {
         let Some(names) = scope.names() else {
             return Ok(Widened::all());
@@ -58,6 +75,9 @@ impl Postgres {
     ) -> Result<Fingerprint, DbError> {
         let keel = super::live::own_tables();
         let scoped = matches!(scope, Scope::Named { .. });
+        if scoped && !scope.others() && !self.any_relation_named(scope).await? {
+            return Ok(Fingerprint::default());
+        }
         // Planning this query costs ten times running it on a few tables:
         // a scoped fingerprint (keel test takes four per migration) keeps
         // one generic plan for the connection. Only here: a backfill's

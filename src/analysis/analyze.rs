@@ -225,16 +225,17 @@ impl<'a> MigrationFiles<'a> {
     }
 }
 
-/// Analyses a plain .sql file: no migration around it, so no down policy
-/// and no transaction unless the file opens one with BEGIN.
+/// Analyses a plain .sql file: no migration around it, so no down policy.
+/// `transaction`: its tool runs it in one (see [`super::layout`]); else
+/// none unless the file opens one with BEGIN.
 pub(crate) fn analyze_sql(
     path: &str,
     text: &str,
-    schema: &mut Schema,
+    (schema, transaction): (&mut Schema, bool),
     version: Option<PgVersion>,
 ) -> Vec<Finding> {
     schema.version = version;
-    let c = classify(text, schema, false);
+    let c = classify(text, schema, transaction);
     let created = Created::from_ops(&c.ops);
     let mut findings = rules::check_file(&FileCx {
         file: path,
@@ -261,14 +262,16 @@ pub(crate) struct PlainPair<'a> {
     pub(crate) report_up: bool,
     pub(crate) down_path: &'a str,
     pub(crate) down: &'a str,
+    /// Whether its tool runs the up, and the down, in a transaction.
+    pub(crate) transaction: (bool, bool),
 }
 
 /// Analyses a plain up/down pair: each file is classified once; the down
 /// gets the down policy, with what the up created as what it may drop.
-/// Like [`analyze_sql`], no transaction is assumed.
+/// Each runs in a transaction as `pair.transaction` says.
 pub(crate) fn analyze_sql_pair(pair: &PlainPair, version: Option<PgVersion>) -> Vec<Finding> {
     let mut schema = Schema::new(version);
-    let up = classify(pair.up, &mut schema, false);
+    let up = classify(pair.up, &mut schema, pair.transaction.0);
     let created = Created::from_ops(&up.ops);
     let mut findings = if pair.report_up {
         rules::check_file(&FileCx {
@@ -283,7 +286,7 @@ pub(crate) fn analyze_sql_pair(pair: &PlainPair, version: Option<PgVersion>) -> 
         Vec::new()
     };
     let mut after = schema.after_up();
-    let down = classify(pair.down, &mut after, false);
+    let down = classify(pair.down, &mut after, pair.transaction.1);
     findings.extend(rules::check_file(&FileCx {
         file: pair.down_path,
         kind: FileKind::Down,
@@ -363,6 +366,7 @@ mod tests {
             report_up: true,
             down_path: "1_a.down.sql",
             down: "DROP TABLE t;\nALTER TABLE users DROP COLUMN bio;\nALTER TABLE users DROP COLUMN email;",
+            transaction: (false, false),
         };
         let findings = analyze_sql_pair(&pair, None);
         let got: Vec<(&str, &str, usize)> = findings
@@ -380,6 +384,7 @@ mod tests {
             report_up: false,
             down_path: "2_b.down.sql",
             down: "ALTER TABLE jobs ALTER COLUMN data TYPE varchar(1024);\nCREATE INDEX ix ON t (c);\nALTER TABLE t ALTER COLUMN c SET NOT NULL;\nCREATE INDEX other ON t (d);\nALTER TABLE t ALTER COLUMN e TYPE int;",
+            transaction: (false, false),
         };
         let got: Vec<(&str, usize)> = analyze_sql_pair(&pair, Some("15".parse().unwrap()))
             .iter()

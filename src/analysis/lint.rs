@@ -3,6 +3,7 @@
 
 use super::analyze::{MigrationFiles, PlainPair, analyze, analyze_sql, analyze_sql_pair};
 use super::finding::{self, Finding, Severity};
+use super::layout::Layout;
 use super::live::LiveSchema;
 use super::rules;
 use super::schema::Schema;
@@ -75,7 +76,7 @@ enum Unit {
 /// finding, not read.
 pub(crate) fn lint_paths(
     paths: &[PathBuf],
-    version: Option<PgVersion>,
+    (version, layout): (Option<PgVersion>, Option<Layout>),
     live: Option<Arc<LiveSchema>>,
     bounds: &Bounds,
 ) -> Result<LintReport, LintError> {
@@ -133,7 +134,9 @@ pub(crate) fn lint_paths(
             .filter(|f| !paired.contains(f) && up_sibling(f).is_none_or(|up| !up.is_file()))
             .map(Unit::Plain),
     );
-    for part in run_parallel(&units, |unit| lint_unit(unit, version, live.clone())) {
+    for part in run_parallel(&units, |unit| {
+        lint_unit(unit, (version, layout), live.clone())
+    }) {
         let part = part?;
         report.files += part.files;
         report.findings.extend(part.findings);
@@ -195,7 +198,7 @@ fn run_parallel<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Ve
 
 fn lint_unit(
     unit: &Unit,
-    version: Option<PgVersion>,
+    (version, layout): (Option<PgVersion>, Option<Layout>),
     live: Option<Arc<LiveSchema>>,
 ) -> Result<LintReport, LintError> {
     let mut report = LintReport::default();
@@ -205,12 +208,33 @@ fn lint_unit(
             Ok(text) => {
                 report.files += 1;
                 let path = file.display().to_string();
-                report.findings.extend(analyze_sql(
-                    &path,
-                    &text,
-                    &mut Schema::with_live(version, live),
-                    version,
-                ));
+                let runs = how_it_runs(layout, file, &text);
+                let start = report.findings.len();
+                report.findings.extend(match &runs.down {
+                    // goose and dbmate: the down section gets the down policy.
+                    Some(down) => analyze_sql_pair(
+                        &PlainPair {
+                            up_path: &path,
+                            up: &runs.up,
+                            report_up: true,
+                            down_path: &path,
+                            down,
+                            transaction: (runs.transaction, runs.transaction),
+                        },
+                        version,
+                    ),
+                    None => analyze_sql(
+                        &path,
+                        &runs.up,
+                        (&mut Schema::with_live(version, live), runs.transaction),
+                        version,
+                    ),
+                });
+                for f in &mut report.findings[start..] {
+                    if let Some(fix) = super::layout::own_fix(runs.layout, f.rule) {
+                        f.suggestion = fix.to_string();
+                    }
+                }
             }
             Err(f) => report.findings.push(f),
         },
@@ -244,12 +268,28 @@ fn lint_unit(
                     report_up: *report_up,
                     down_path: &down_path,
                     down: &down_text,
+                    transaction: (
+                        how_it_runs(layout, up, &up_text).transaction,
+                        how_it_runs(layout, down, &down_text).transaction,
+                    ),
                 },
                 version,
             ));
         }
     }
     Ok(report)
+}
+
+/// How the file's tool runs it: `layout` when given, else the one its
+/// name and markers show.
+fn how_it_runs(layout: Option<Layout>, path: &Path, text: &str) -> super::layout::Runs {
+    let layout = layout.unwrap_or_else(|| super::layout::detect(path, text));
+    super::layout::runs(layout, path, text, |sql| {
+        super::classify::classify(sql, &mut Schema::new(None), false)
+            .ops
+            .iter()
+            .any(|op| op.no_transaction())
+    })
 }
 
 fn is_migration(dir: &Path) -> bool {
@@ -303,6 +343,18 @@ fn read_migrations_folder(
             continue;
         }
         match bounds.check(&p, kind) {
+            // Another tool's folder (Prisma's `NAME/migration.sql`, a
+            // Flyway sub-location): its .sql files, not a keel migration.
+            Ok(Some(_)) if kind == Kind::Folder && p.is_dir() && !is_migration(&p) => {
+                match sql_files(&p) {
+                    found if found.is_empty() => dirs.push(p),
+                    found => sql.extend(
+                        found
+                            .into_iter()
+                            .filter(|f| matches!(bounds.check(f, Kind::File), Ok(Some(_)))),
+                    ),
+                }
+            }
             Ok(Some(_)) if kind == Kind::Folder => dirs.push(p),
             Ok(Some(_)) => sql.push(p),
             Ok(None) => {}
@@ -318,6 +370,22 @@ fn read_migrations_folder(
         }
     }
     Ok((dirs, sql))
+}
+
+/// The .sql files directly in `dir` that another tool's layout names
+/// (`migration.sql`, `V1__x.sql`, `1_x.up.sql`…), sorted. A keel folder
+/// with a misnamed up.sql has none, and is reported as a keel folder.
+fn sql_files(dir: &Path) -> Vec<PathBuf> {
+    let mut out: Vec<PathBuf> = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.is_file() && p.extension().is_some_and(|e| e == "sql"))
+        .filter(|p| super::layout::detect(p, "") != Layout::Plain)
+        .collect();
+    out.sort();
+    out
 }
 
 fn lint_folder(

@@ -11,6 +11,7 @@ pub mod classify;
 pub mod estimate;
 pub(crate) mod finding;
 pub(crate) mod keyword;
+pub mod layout;
 pub(crate) mod lint;
 pub mod live;
 pub mod lock;

@@ -344,7 +344,7 @@ mod properties {
                 );
             }
         }
-        let _ = analyze_sql("x.sql", up, &mut Schema::new(version), version);
+        let _ = analyze_sql("x.sql", up, (&mut Schema::new(version), false), version);
         let _ = analyze_sql_pair(
             &PlainPair {
                 up_path: "1.up.sql",
@@ -352,6 +352,7 @@ mod properties {
                 report_up: true,
                 down_path: "1.down.sql",
                 down,
+                transaction: (true, true),
             },
             version,
         );

@@ -48,6 +48,10 @@ pub(crate) struct Args {
     /// history, the old files' findings stay out of the way
     #[arg(long, value_name = "REF", conflicts_with = "paths")]
     pub(crate) since: Option<String>,
+    /// How plain .sql files run (in a transaction or not; up and down
+    /// sections): read from each file's name and markers unless given
+    #[arg(long, value_enum, value_name = "TOOL")]
+    pub(crate) layout: Option<crate::analysis::layout::Layout>,
 }
 
 pub(crate) async fn run(ctx: &Ctx, args: Args) -> Result<()> {
@@ -77,7 +81,7 @@ pub(crate) async fn run(ctx: &Ctx, args: Args) -> Result<()> {
         if folders.is_empty() {
             LintReport::default()
         } else {
-            lint_paths(&folders, version, live, &ctx.bounds()?)?
+            lint_paths(&folders, (version, args.layout), live, &ctx.bounds()?)?
         }
     } else if args.paths.is_empty() {
         let dir = ctx.migrations_dir();
@@ -92,7 +96,7 @@ pub(crate) async fn run(ctx: &Ctx, args: Args) -> Result<()> {
             )));
         }
         if dir.exists() {
-            lint_paths(&[dir], version, live, &bounds)?
+            lint_paths(&[dir], (version, args.layout), live, &bounds)?
         } else {
             ctx.out.progress(&format!(
                 "no migrations folder at {}: nothing to lint",
@@ -101,7 +105,7 @@ pub(crate) async fn run(ctx: &Ctx, args: Args) -> Result<()> {
             LintReport::default()
         }
     } else {
-        lint_paths(&args.paths, version, live, &ctx.bounds()?)?
+        lint_paths(&args.paths, (version, args.layout), live, &ctx.bounds()?)?
     };
     match ctx.global.format {
         // run() refuses junit for lint before it gets here.

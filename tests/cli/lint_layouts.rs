@@ -1,0 +1,210 @@
+//! `keel lint` on other tools' files runs each the way its tool does: in
+//! one transaction (sqlx, golang-migrate, goose, dbmate, Prisma, Flyway,
+//! ory/pop) unless the tool's own marker says otherwise, and a one-file
+//! layout's down section as a down. The two rules that only fire inside a
+//! transaction show it: `validate-with-lock` (a VALIDATE in the
+//! transaction that added the constraint) and `concurrently-in-transaction`.
+
+use crate::common::{Project, stdout};
+
+const VALIDATE: &str = "\
+ALTER TABLE orders ADD CONSTRAINT orders_user_fk FOREIGN KEY (user_id) REFERENCES users (id) NOT VALID;
+ALTER TABLE orders VALIDATE CONSTRAINT orders_user_fk;
+";
+const CONCURRENTLY: &str = "CREATE INDEX CONCURRENTLY orders_user_idx ON orders (user_id);\n";
+const IN_TX: [&str; 2] = ["validate-with-lock", "concurrently-in-transaction"];
+
+/// The rules `keel lint` reports for the files (relative path, text),
+/// by (file, line, rule); `layout` for `--layout`.
+fn lint(files: &[(&str, &str)], layout: Option<&str>) -> Vec<(String, u64, String)> {
+    let p = Project::sqlite();
+    for (path, text) in files {
+        let path = p.path().join("theirs").join(path);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, text).unwrap();
+    }
+    let mut cmd = p.keel();
+    cmd.env_remove("DATABASE_URL")
+        .args(["lint", "--format", "json", "theirs"]);
+    if let Some(l) = layout {
+        cmd.args(["--layout", l]);
+    }
+    let out = cmd.output().unwrap();
+    let doc: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    doc["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            (
+                f["file"]
+                    .as_str()
+                    .unwrap()
+                    .trim_start_matches("theirs/")
+                    .to_string(),
+                f["line"].as_u64().unwrap(),
+                f["rule"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+fn rules(found: &[(String, u64, String)]) -> Vec<&str> {
+    let mut r: Vec<&str> = found
+        .iter()
+        .map(|(_, _, rule)| rule.as_str())
+        .filter(|r| IN_TX.contains(r))
+        .collect();
+    r.sort();
+    r.dedup();
+    r
+}
+
+fn both_fire(found: &[(String, u64, String)]) {
+    assert_eq!(
+        rules(found),
+        ["concurrently-in-transaction", "validate-with-lock"],
+        "{found:?}"
+    );
+}
+
+fn none_fire(found: &[(String, u64, String)]) {
+    assert_eq!(rules(found), Vec::<&str>::new(), "{found:?}");
+}
+
+fn sql() -> String {
+    format!("{VALIDATE}{CONCURRENTLY}")
+}
+
+#[test]
+fn sqlx_runs_each_file_in_a_transaction_unless_no_transaction() {
+    both_fire(&lint(
+        &[
+            ("20240101000001_fk.up.sql", &sql()),
+            ("20240101000001_fk.down.sql", "SELECT 1;\n"),
+        ],
+        None,
+    ));
+    both_fire(&lint(&[("20240101000001_fk.sql", &sql())], None));
+    none_fire(&lint(
+        &[(
+            "20240101000001_fk.sql",
+            &format!("-- no-transaction\n{}", sql()),
+        )],
+        None,
+    ));
+}
+
+#[test]
+fn golang_migrate_runs_the_file_as_one_transaction_whatever_its_comments() {
+    let text = format!("-- no-transaction\n{}", sql());
+    both_fire(&lint(
+        &[("000001_fk.up.sql", &text)],
+        Some("golang-migrate"),
+    ));
+}
+
+#[test]
+fn goose_sections_and_no_transaction() {
+    let up_down = format!(
+        "-- +goose Up\nCREATE TABLE audit (id bigint PRIMARY KEY);\n{}-- +goose Down\nDROP TABLE audit;\n",
+        sql()
+    );
+    let found = lint(&[("20240101000001_fk.sql", &up_down)], None);
+    both_fire(&found);
+    // The fix is goose's own, not keel's migration.toml.
+    let p = Project::sqlite();
+    std::fs::write(p.path().join("20240101000001_fk.sql"), &up_down).unwrap();
+    let out = p
+        .keel()
+        .env_remove("DATABASE_URL")
+        .args(["lint", "20240101000001_fk.sql"])
+        .output()
+        .unwrap();
+    let text = stdout(&out);
+    assert!(
+        text.contains(
+            "fix: move it to a migration file of its own with `-- +goose NO TRANSACTION` at the top"
+        ),
+        "{text}"
+    );
+    assert!(!text.contains("migration.toml"), "{text}");
+    // The down section drops what the up created: the down policy, no
+    // finding; the up's findings keep the file's line numbers.
+    assert!(
+        !found.iter().any(|(_, _, r)| r == "drop-table"),
+        "{found:?}"
+    );
+    assert!(
+        found
+            .iter()
+            .any(|(_, line, r)| r == "validate-with-lock" && *line == 4),
+        "{found:?}"
+    );
+    none_fire(&lint(
+        &[(
+            "20240101000001_fk.sql",
+            &format!("-- +goose NO TRANSACTION\n{up_down}"),
+        )],
+        None,
+    ));
+}
+
+#[test]
+fn dbmate_sections_and_transaction_false() {
+    both_fire(&lint(
+        &[(
+            "20240101000001_fk.sql",
+            &format!("-- migrate:up\n{}\n-- migrate:down\nSELECT 1;\n", sql()),
+        )],
+        None,
+    ));
+    none_fire(&lint(
+        &[(
+            "20240101000001_fk.sql",
+            &format!("-- migrate:up transaction:false\n{}", sql()),
+        )],
+        None,
+    ));
+}
+
+#[test]
+fn prisma_runs_migration_sql_in_a_transaction() {
+    both_fire(&lint(&[("20240101000001_fk/migration.sql", &sql())], None));
+}
+
+#[test]
+fn flyway_detects_statements_that_cannot_run_in_a_transaction() {
+    // Only the VALIDATE: one transaction, as Flyway runs it.
+    let found = lint(&[("V1__fk.sql", VALIDATE)], None);
+    assert_eq!(rules(&found), ["validate-with-lock"], "{found:?}");
+    // With a CONCURRENTLY, Flyway runs the whole file outside one.
+    none_fire(&lint(&[("V1_1__fk.sql", &sql())], None));
+    none_fire(&lint(
+        &[
+            ("V2__fk.sql", VALIDATE),
+            ("V2__fk.sql.conf", "executeInTransaction=false\n"),
+        ],
+        None,
+    ));
+}
+
+#[test]
+fn pop_autocommit_files_run_outside_a_transaction() {
+    both_fire(&lint(
+        &[("20240101000001_fk.postgres.up.sql", &sql())],
+        None,
+    ));
+    none_fire(&lint(
+        &[("20240101000001_fk.autocommit.up.sql", &sql())],
+        None,
+    ));
+}
+
+#[test]
+fn a_file_no_tool_runs_is_not_assumed_in_a_transaction() {
+    let found = lint(&[("schema.sql", &sql())], None);
+    none_fire(&found);
+    // Unless it is said to be some tool's.
+    both_fire(&lint(&[("schema.sql", &sql())], Some("prisma")));
+}

@@ -140,26 +140,8 @@ pub(crate) fn runs(
         down: None,
     };
     match layout {
-        Layout::Goose => sections(layout, text, |line| {
-            let word = line.strip_prefix("-- +goose")?.trim().to_ascii_lowercase();
-            Some(match word.as_str() {
-                "up" => (Some(true), false),
-                "down" => (Some(false), false),
-                "no transaction" => (None, true),
-                _ => (None, false),
-            })
-        }),
-        Layout::Dbmate => sections(layout, text, |line| {
-            let (up, options) = match (
-                line.strip_prefix("-- migrate:up"),
-                line.strip_prefix("-- migrate:down"),
-            ) {
-                (Some(o), _) => (true, o),
-                (_, Some(o)) => (false, o),
-                _ => return None,
-            };
-            Some((Some(up), options.contains("transaction:false")))
-        }),
+        Layout::Goose => sections(layout, text, goose_marker),
+        Layout::Dbmate => sections(layout, text, dbmate_marker),
         Layout::Sqlx => {
             let first = text.lines().next().map(str::trim);
             whole(first != Some("-- no-transaction"))
@@ -183,6 +165,34 @@ pub(crate) fn runs(
         }
         Layout::Plain => whole(false),
     }
+}
+
+/// A goose marker line (trimmed): the section it opens (`Some(true)`:
+/// up), if any, and whether it runs the file outside a transaction;
+/// `None` for a line of SQL. `StatementBegin`/`End` only guide goose's
+/// own statement splitter.
+pub(crate) fn goose_marker(line: &str) -> Option<(Option<bool>, bool)> {
+    let word = line.strip_prefix("-- +goose")?.trim().to_ascii_lowercase();
+    Some(match word.as_str() {
+        "up" => (Some(true), false),
+        "down" => (Some(false), false),
+        "no transaction" => (None, true),
+        _ => (None, false),
+    })
+}
+
+/// A dbmate marker line (trimmed), as [`goose_marker`] reads goose's:
+/// `-- migrate:up` / `-- migrate:down`, `transaction:false` after either.
+pub(crate) fn dbmate_marker(line: &str) -> Option<(Option<bool>, bool)> {
+    let (up, options) = match (
+        line.strip_prefix("-- migrate:up"),
+        line.strip_prefix("-- migrate:down"),
+    ) {
+        (Some(o), _) => (true, o),
+        (_, Some(o)) => (false, o),
+        _ => return None,
+    };
+    Some((Some(up), options.contains("transaction:false")))
 }
 
 /// The up and down sections of a one-file layout, each with the other's

@@ -148,17 +148,7 @@ fn dbmate<'a>(
     n: &'a str,
     file: &str,
 ) -> Result<(&'a str, &'a str, Foreign), ImportError> {
-    let marker = |t: &str| {
-        let (up, options) = match (
-            t.strip_prefix("-- migrate:up"),
-            t.strip_prefix("-- migrate:down"),
-        ) {
-            (Some(o), _) => (true, o),
-            (_, Some(o)) => (false, o),
-            _ => return None,
-        };
-        Some((Some(up), options.contains("transaction:false")))
-    };
+    let marker = crate::analysis::layout::dbmate_marker;
     let f = sections(text, file, "-- migrate:up", "dbmate", marker)?;
     Ok((v, n, f))
 }
@@ -172,15 +162,7 @@ fn goose<'a>(
     n: &'a str,
     file: &str,
 ) -> Result<(&'a str, &'a str, Foreign), ImportError> {
-    let marker = |t: &str| {
-        let word = t.strip_prefix("-- +goose")?.trim().to_ascii_lowercase();
-        Some(match word.as_str() {
-            "up" => (Some(true), false),
-            "down" => (Some(false), false),
-            "no transaction" => (None, true),
-            _ => (None, false),
-        })
-    };
+    let marker = crate::analysis::layout::goose_marker;
     let f = sections(text, file, "-- +goose Up", "goose", marker)?;
     Ok((v, n, f))
 }

@@ -164,13 +164,19 @@ fn default_base(project: &Path) -> Result<String, String> {
 
 /// A git command's trimmed stdout, or its stderr as the error.
 fn git(project: &Path, args: &[&str]) -> Result<String, String> {
+    git_output(project, args).map(|out| out.trim().to_string())
+}
+
+/// A git command's stdout as it is (a file's text keeps its last line
+/// end), or its stderr as the error.
+pub(super) fn git_output(dir: &Path, args: &[&str]) -> Result<String, String> {
     let out = Command::new("git")
         .args(args)
-        .current_dir(project)
+        .current_dir(dir)
         .output()
         .map_err(|e| format!("cannot run git: {e}"))?;
     if out.status.success() {
-        Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+        String::from_utf8(out.stdout).map_err(|e| e.to_string())
     } else {
         Err(String::from_utf8_lossy(&out.stderr).trim().to_string())
     }

@@ -2,9 +2,9 @@
 //! the checksum its tracking row keeps: what `keel resolve
 //! --accept-checksum` compares today's files with.
 
+use super::changed::git_output as git;
 use crate::migration::checksum;
 use std::path::Path;
-use std::process::Command;
 
 /// The files of one commit of a migration's folder.
 #[derive(Debug, Clone)]
@@ -36,19 +36,4 @@ pub(crate) fn applied_files(folder: &Path, wanted: &str) -> Result<Option<Applie
         }
     }
     Ok(None)
-}
-
-/// A git command's stdout as it is (file contents keep their last line
-/// end), or its stderr as the error.
-fn git(dir: &Path, args: &[&str]) -> Result<String, String> {
-    let out = Command::new("git")
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .map_err(|e| format!("cannot run git: {e}"))?;
-    if out.status.success() {
-        String::from_utf8(out.stdout).map_err(|e| e.to_string())
-    } else {
-        Err(String::from_utf8_lossy(&out.stderr).trim().to_string())
-    }
 }

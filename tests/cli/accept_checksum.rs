@@ -5,24 +5,9 @@
 //! with the statement named. The applied files are found in git by the
 //! checksum the tracking row keeps.
 
-use crate::common::{Db, Project, stderr};
-use std::path::Path;
-use std::process::Command;
+use crate::common::{Db, Project, git, stderr};
 
 const ID: &str = "20260501000001_posts";
-
-fn git(dir: &Path, args: &[&str]) {
-    let out = Command::new("git")
-        .args(args)
-        .current_dir(dir)
-        .env("GIT_AUTHOR_NAME", "t")
-        .env("GIT_AUTHOR_EMAIL", "t@example.com")
-        .env("GIT_COMMITTER_NAME", "t")
-        .env("GIT_COMMITTER_EMAIL", "t@example.com")
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "git {args:?}: {}", stderr(&out));
-}
 
 /// `posts`, committed and applied, with a down.sql that drops the wrong
 /// index name.

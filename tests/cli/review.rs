@@ -2,25 +2,10 @@
 //! adds or changes, and `--post`, which keeps one comment up to date through
 //! GitHub's REST API (here a local server that speaks the same endpoints).
 
-use crate::common::{Project, stderr, stdout};
+use crate::common::{Project, git, stderr, stdout};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
-use std::path::Path;
-use std::process::Command;
 use std::sync::{Arc, Mutex};
-
-fn git(dir: &Path, args: &[&str]) {
-    let out = Command::new("git")
-        .args(args)
-        .current_dir(dir)
-        .env("GIT_AUTHOR_NAME", "t")
-        .env("GIT_AUTHOR_EMAIL", "t@example.com")
-        .env("GIT_COMMITTER_NAME", "t")
-        .env("GIT_COMMITTER_EMAIL", "t@example.com")
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "git {args:?}: {}", stderr(&out));
-}
 
 /// A repository whose main holds the sample's first migrations, and a
 /// branch `feature` that adds the drop of users.name (with its runbook).

@@ -71,6 +71,8 @@ fn cases() -> Vec<Case> {
         "ALTER TABLE users ADD COLUMN g bigint GENERATED ALWAYS AS (id * 2) STORED",
         "ALTER TABLE users ADD COLUMN ck int CHECK (ck > 0)",
         "ALTER TABLE posts ADD COLUMN editor_id bigint REFERENCES users (id)",
+        // With a default, every row holds a value the foreign key checks.
+        "ALTER TABLE posts ADD COLUMN owner_id bigint DEFAULT 1 REFERENCES users (id)",
         "ALTER TABLE users DROP COLUMN name",
         "ALTER TABLE users RENAME COLUMN name TO full_name",
         "ALTER TABLE users ALTER COLUMN age TYPE bigint",

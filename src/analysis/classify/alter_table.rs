@@ -161,9 +161,15 @@ fn add_column(cx: &Cx, table: &str, clause: &SyntaxNode) -> Action {
         a.locks.push(Cx::lock(r, Sre));
     }
     // A new column's CHECK or unique index is verified against every
-    // existing row. Its foreign key is not: the column is all NULL, and the
-    // lock probe shows PostgreSQL skips that scan.
-    let verified = def.check || def.unique || def.primary_key;
+    // existing row. Its foreign key only when a default fills the column:
+    // all NULL, the lock probe shows PostgreSQL skips that scan; with a
+    // value in every row it scans both tables.
+    let filled = def
+        .default
+        .as_ref()
+        .is_some_and(|d| *d != DefaultValue::Null);
+    let verified =
+        def.check || def.unique || def.primary_key || (def.references.is_some() && filled);
     a.scan = if a.rewrite.is_yes() || verified {
         Tri::Yes
     } else {

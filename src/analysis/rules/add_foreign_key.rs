@@ -14,8 +14,10 @@ pub(crate) const RULE: Rule = Rule {
 
 fn check(cx: &FileCx, out: &mut Vec<Finding>) {
     for (op, a) in cx.actions() {
-        // ADD COLUMN … REFERENCES is not here: a new column is all NULL, so
-        // nothing is validated (checked by the lock probe).
+        if let ActionKind::AddColumn(def) = &a.kind {
+            filled_reference(cx, (op, a), def, out);
+            continue;
+        }
         let ActionKind::AddConstraint {
             kind: ConstraintKind::ForeignKey,
             not_valid: false,
@@ -48,6 +50,45 @@ fn check(cx: &FileCx, out: &mut Vec<Finding>) {
     }
 }
 
+/// `ADD COLUMN c … DEFAULT v REFERENCES p`: the default fills every row,
+/// so the foreign key is validated with a scan of both tables, under
+/// SHARE ROW EXCLUSIVE on both (checked by the lock probe). Without a
+/// default the column is all NULL and nothing is validated.
+fn filled_reference(
+    cx: &FileCx,
+    (op, a): (
+        &crate::analysis::operation::Operation,
+        &crate::analysis::operation::Action,
+    ),
+    def: &crate::analysis::operation::ColumnDef,
+    out: &mut Vec<Finding>,
+) {
+    let (Some(other), Some(default)) = (&def.references, &def.default) else {
+        return;
+    };
+    if *default == crate::analysis::operation::DefaultValue::Null || !a.on_existing_table() {
+        return;
+    }
+    let table = a.table.clone().unwrap_or_default();
+    let column = &def.name;
+    out.push(cx.finding(
+        &RULE,
+        op,
+        a,
+        format!(
+            "adding {table}.{column} with a DEFAULT and REFERENCES {other} validates that \
+             default for every existing row: full scans of {table} and {other} while holding \
+             SHARE ROW EXCLUSIVE locks on both, so writes to both wait"
+        ),
+        format!(
+            "add the column with its DEFAULT but without REFERENCES (instant), then `ALTER TABLE \
+             {table} ADD CONSTRAINT {table}_{column}_fkey FOREIGN KEY ({column}) REFERENCES \
+             {other} NOT VALID` and, in a separate migration, `ALTER TABLE {table} VALIDATE \
+             CONSTRAINT {table}_{column}_fkey` (SHARE UPDATE EXCLUSIVE: writes continue)"
+        ),
+    ));
+}
+
 #[cfg(test)]
 mod tests {
     use crate::analysis::rules::test::*;
@@ -65,6 +106,16 @@ mod tests {
     }
 
     #[test]
+    fn flags_a_new_column_whose_default_the_foreign_key_checks() {
+        let f = only(
+            "add-foreign-key",
+            up("ALTER TABLE posts ADD COLUMN owner_id bigint DEFAULT 1 REFERENCES users (id);"),
+        );
+        assert_eq!(f.len(), 1);
+        insta::assert_snapshot!(render(&f));
+    }
+
+    #[test]
     fn safe_alternatives_pass_clean() {
         assert_clean(&up(
             "ALTER TABLE posts ADD CONSTRAINT posts_user_fk FOREIGN KEY (user_id) REFERENCES users (id) NOT VALID;",
@@ -73,6 +124,9 @@ mod tests {
         // A new column is all NULL: its foreign key validates nothing.
         assert_clean(&up(
             "ALTER TABLE posts ADD COLUMN editor_id bigint REFERENCES users (id);",
+        ));
+        assert_clean(&up(
+            "ALTER TABLE posts ADD COLUMN editor_id bigint DEFAULT NULL REFERENCES users (id);",
         ));
         assert_clean(&up(
             "CREATE TABLE likes (id bigint PRIMARY KEY, post_id bigint REFERENCES posts (id));",

@@ -1,5 +1,6 @@
 //! `drop-dependency`: dropping something deployed code may rely on (a
-//! default, NOT NULL, a constraint, a function, view, type or trigger).
+//! default, a constraint, a function, view, type or trigger). Dropping
+//! NOT NULL relaxes rather than breaks: `drop-not-null`.
 
 use super::{FileCx, Rule};
 use crate::analysis::finding::{Finding, Severity};
@@ -8,7 +9,7 @@ use crate::analysis::operation::{Action, ActionKind, ObjectKind};
 pub(crate) const RULE: Rule = Rule {
     id: "drop-dependency",
     severity: Severity::Warning,
-    summary: "DROP DEFAULT / NOT NULL / CONSTRAINT / FUNCTION / VIEW / TYPE / TRIGGER",
+    summary: "DROP DEFAULT / CONSTRAINT / FUNCTION / VIEW / TYPE / TRIGGER",
     check: Some(check),
 };
 
@@ -24,9 +25,7 @@ fn check(cx: &FileCx, out: &mut Vec<Finding>) {
             ActionKind::DropConstraint { .. } => {
                 "; it takes an ACCESS EXCLUSIVE lock on the table (a foreign key: on both tables)"
             }
-            ActionKind::DropDefault | ActionKind::DropNotNull => {
-                "; it takes a brief ACCESS EXCLUSIVE lock on the table"
-            }
+            ActionKind::DropDefault => "; it takes a brief ACCESS EXCLUSIVE lock on the table",
             ActionKind::DropObject {
                 object: ObjectKind::Trigger,
                 ..
@@ -54,10 +53,6 @@ fn dropped(a: &Action) -> Option<String> {
         ActionKind::DropDefault => relied(
             format!("dropping the default of {target}"),
             "inserts that leave the column out now write NULL, or fail",
-        ),
-        ActionKind::DropNotNull => relied(
-            format!("dropping NOT NULL on {target}"),
-            "code that assumes the column is never NULL",
         ),
         ActionKind::DropConstraint { name } => relied(
             format!("dropping constraint {name} of {target}"),
@@ -102,7 +97,7 @@ fn expected(cx: &FileCx, a: &Action) -> bool {
     match &a.kind {
         ActionKind::DropConstraint { name } => c.constraints.contains(name),
         ActionKind::DropObject { name, .. } => c.objects.contains(name),
-        ActionKind::DropDefault | ActionKind::DropNotNull => {
+        ActionKind::DropDefault => {
             c.columns.contains(&col) || (cx.is_down() && c.altered.contains(&col))
         }
         _ => false,
@@ -118,7 +113,7 @@ mod tests {
         let f = only(
             "drop-dependency",
             up(
-                "ALTER TABLE users ALTER COLUMN email DROP NOT NULL;\nALTER TABLE posts DROP CONSTRAINT posts_user_fk;\nDROP FUNCTION set_updated_at();",
+                "ALTER TABLE users ALTER COLUMN email DROP DEFAULT;\nALTER TABLE posts DROP CONSTRAINT posts_user_fk;\nDROP FUNCTION set_updated_at();",
             ),
         );
         assert_eq!(f.len(), 3);

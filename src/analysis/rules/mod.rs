@@ -14,6 +14,7 @@ mod create_index_blocking;
 mod detach_partition_blocking;
 mod drop_column;
 mod drop_dependency;
+mod drop_not_null;
 mod drop_index_blocking;
 mod drop_table;
 mod enum_value;
@@ -198,6 +199,7 @@ pub(crate) const RULES: &[&Rule] = &[
     &enum_value::RULE,
     &backfill_in_migration::RULE,
     &drop_dependency::RULE,
+    &drop_not_null::RULE,
     &trigger_lock::RULE,
     &prefer_bigint::RULE,
     &prefer_text::RULE,

@@ -208,3 +208,26 @@ fn a_file_no_tool_runs_is_not_assumed_in_a_transaction() {
     // Unless it is said to be some tool's.
     both_fire(&lint(&[("schema.sql", &sql())], Some("prisma")));
 }
+
+/// The other classes, on minimal files: `WHERE new_column IS NULL` right
+/// after adding it is every row; a new column whose default a foreign key
+/// checks scans both tables; dropping NOT NULL is information, not a
+/// warning that code breaks.
+#[test]
+fn every_row_filters_defaulted_foreign_keys_and_relaxations() {
+    let found = lint(
+        &[(
+            "20240101000001_active.up.sql",
+            "ALTER TABLE users ADD COLUMN active boolean;\n\
+             UPDATE users SET active = true WHERE active IS NULL;\n\
+             ALTER TABLE posts ADD COLUMN owner_id bigint DEFAULT 1 REFERENCES users (id);\n\
+             ALTER TABLE users ALTER COLUMN email DROP NOT NULL;\n",
+        )],
+        None,
+    );
+    let got: Vec<(u64, &str)> = found.iter().map(|(_, l, r)| (*l, r.as_str())).collect();
+    assert!(got.contains(&(2, "backfill-in-migration")), "{got:?}");
+    assert!(got.contains(&(3, "add-foreign-key")), "{got:?}");
+    assert!(got.contains(&(4, "drop-not-null")), "{got:?}");
+    assert!(!got.contains(&(4, "drop-dependency")), "{got:?}");
+}

@@ -26,6 +26,7 @@ pub(crate) mod rules;
 pub mod schema;
 pub(crate) mod search_path;
 pub(crate) mod sizes;
+pub(crate) mod sql_name;
 pub mod sqltype;
 pub mod version;
 pub(crate) mod volatile;

@@ -231,3 +231,35 @@ fn every_row_filters_defaulted_foreign_keys_and_relaxations() {
     assert!(got.contains(&(4, "drop-not-null")), "{got:?}");
     assert!(!got.contains(&(4, "drop-dependency")), "{got:?}");
 }
+
+/// Fixes name tables, indexes and constraints as SQL must spell them:
+/// `ALTER TABLE User …` is a syntax error and `ON Document` names
+/// `document`, so case-sensitive and reserved names are quoted.
+#[test]
+fn fixes_quote_the_names_that_need_it() {
+    let p = Project::sqlite();
+    std::fs::write(
+        p.path().join("migration.sql"),
+        "CREATE INDEX \"User_email_idx\" ON \"User\" (\"email\");\n\
+         ALTER TABLE \"User\" ADD CONSTRAINT \"User_org_fkey\" FOREIGN KEY (\"orgId\") REFERENCES \"Org\" (\"id\");\n\
+         ALTER TABLE \"Document\" ADD CONSTRAINT \"Document_key\" UNIQUE (\"slug\");\n\
+         ALTER TABLE orders ALTER COLUMN \"shippedAt\" SET NOT NULL;\n",
+    )
+    .unwrap();
+    let out = p
+        .keel()
+        .env_remove("DATABASE_URL")
+        .args(["lint", "migration.sql"])
+        .output()
+        .unwrap();
+    let text = stdout(&out);
+    for expected in [
+        "`CREATE INDEX CONCURRENTLY IF NOT EXISTS \"User_email_idx\" ON \"User\" …`",
+        "`ALTER TABLE \"User\" ADD CONSTRAINT \"User_org_fkey\" FOREIGN KEY (…) REFERENCES \"Org\" (…) NOT VALID`",
+        "`ALTER TABLE \"User\" VALIDATE CONSTRAINT \"User_org_fkey\"`",
+        "`CREATE UNIQUE INDEX CONCURRENTLY \"Document_key\" ON \"Document\" (…)`",
+        "CHECK (\"shippedAt\" IS NOT NULL)",
+    ] {
+        assert!(text.contains(expected), "missing {expected} in:\n{text}");
+    }
+}

@@ -37,8 +37,10 @@ fn check(cx: &FileCx, out: &mut Vec<Finding>) {
                  EXCLUSIVE lock: reads and writes wait for the scan"
             ),
             format!(
-                "`ALTER TABLE {table} ADD CONSTRAINT {name} CHECK (…) NOT VALID` (instant, new rows \
-                 are checked), then `VALIDATE CONSTRAINT {name}` in a separate migration"
+                "`ALTER TABLE {t} ADD CONSTRAINT {n} CHECK (…) NOT VALID` (instant, new rows \
+                 are checked), then `VALIDATE CONSTRAINT {n}` in a separate migration",
+                t = crate::analysis::sql_name::relation(&table),
+                n = crate::analysis::sql_name::ident(&name)
             ),
         ));
     }

@@ -4,6 +4,7 @@
 use super::{FileCx, Rule};
 use crate::analysis::finding::{Finding, Severity};
 use crate::analysis::operation::{ActionKind, ConstraintKind};
+use crate::analysis::sql_name;
 
 pub(crate) const RULE: Rule = Rule {
     id: "add-foreign-key",
@@ -22,6 +23,7 @@ fn check(cx: &FileCx, out: &mut Vec<Finding>) {
             kind: ConstraintKind::ForeignKey,
             not_valid: false,
             references,
+            name,
             ..
         } = &a.kind
         else {
@@ -32,7 +34,9 @@ fn check(cx: &FileCx, out: &mut Vec<Finding>) {
             continue;
         }
         let table = a.table.clone().unwrap_or_default();
-        let other = references.unwrap_or_else(|| "the referenced table".into());
+        let other = references
+            .clone()
+            .unwrap_or_else(|| "the referenced table".into());
         out.push(cx.finding(
             &RULE,
             op,
@@ -42,9 +46,12 @@ fn check(cx: &FileCx, out: &mut Vec<Finding>) {
                  holding SHARE ROW EXCLUSIVE locks on both tables: writes to both wait for the scan"
             ),
             format!(
-                "`ALTER TABLE {table} ADD CONSTRAINT … FOREIGN KEY (…) REFERENCES {other} (…) NOT \
-                 VALID` (instant), then `ALTER TABLE {table} VALIDATE CONSTRAINT …` in a separate \
-                 migration (SHARE UPDATE EXCLUSIVE: writes continue)"
+                "`ALTER TABLE {t} ADD CONSTRAINT {n} FOREIGN KEY (…) REFERENCES {o} (…) NOT \
+                 VALID` (instant), then `ALTER TABLE {t} VALIDATE CONSTRAINT {n}` in a separate \
+                 migration (SHARE UPDATE EXCLUSIVE: writes continue)",
+                t = sql_name::relation(&table),
+                n = sql_name::ident(name.as_deref().unwrap_or("…")),
+                o = references.as_deref().map_or(other.clone(), sql_name::relation)
             ),
         ));
     }
@@ -82,9 +89,16 @@ fn filled_reference(
         ),
         format!(
             "add the column with its DEFAULT but without REFERENCES (instant), then `ALTER TABLE \
-             {table} ADD CONSTRAINT {table}_{column}_fkey FOREIGN KEY ({column}) REFERENCES \
-             {other} NOT VALID` and, in a separate migration, `ALTER TABLE {table} VALIDATE \
-             CONSTRAINT {table}_{column}_fkey` (SHARE UPDATE EXCLUSIVE: writes continue)"
+             {t} ADD CONSTRAINT {n} FOREIGN KEY ({c}) REFERENCES {o} NOT VALID` and, in a \
+             separate migration, `ALTER TABLE {t} VALIDATE CONSTRAINT {n}` (SHARE UPDATE \
+             EXCLUSIVE: writes continue)",
+            t = sql_name::relation(&table),
+            n = sql_name::ident(&format!(
+                "{}_{column}_fkey",
+                crate::db::Relation::parse(&table).name
+            )),
+            c = sql_name::ident(column),
+            o = sql_name::relation(other)
         ),
     ));
 }

@@ -45,9 +45,11 @@ fn check(cx: &FileCx, out: &mut Vec<Finding>) {
                  reads and writes wait for the whole build"
             ),
             format!(
-                "`CREATE UNIQUE INDEX CONCURRENTLY {name} ON {table} (…)` in a `transaction = \
-                 false` migration, then `ALTER TABLE {table} ADD CONSTRAINT {name} {kind} USING \
-                 INDEX {name}` (instant)"
+                "`CREATE UNIQUE INDEX CONCURRENTLY {n} ON {t} (…)` in a `transaction = \
+                 false` migration, then `ALTER TABLE {t} ADD CONSTRAINT {n} {kind} USING \
+                 INDEX {n}` (instant)",
+                t = crate::analysis::sql_name::relation(&table),
+                n = crate::analysis::sql_name::ident(&name)
             ),
         ));
     }

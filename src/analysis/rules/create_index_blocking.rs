@@ -45,9 +45,11 @@ fn check(cx: &FileCx, out: &mut Vec<Finding>) {
                      INSERT, UPDATE and DELETE waits until the index is built"
                 ),
                 format!(
-                    "`CREATE {unique}INDEX CONCURRENTLY IF NOT EXISTS {name} ON {table} …` in its own \
+                    "`CREATE {unique}INDEX CONCURRENTLY IF NOT EXISTS {n} ON {t} …` in its own \
                      migration with `transaction = false` in migration.toml; keel drops the INVALID \
-                     index a failed build leaves"
+                     index a failed build leaves",
+                    t = crate::analysis::sql_name::relation(&table),
+                    n = crate::analysis::sql_name::ident(&name)
                 ),
             ));
         } else if cx

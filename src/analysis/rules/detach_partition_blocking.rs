@@ -31,8 +31,10 @@ fn check(cx: &FileCx, out: &mut Vec<Finding>) {
                 .to_string()
         } else {
             format!(
-                "`ALTER TABLE {parent} DETACH PARTITION {partition} CONCURRENTLY` in a migration \
-                 with `transaction = false`"
+                "`ALTER TABLE {} DETACH PARTITION {} CONCURRENTLY` in a migration \
+                 with `transaction = false`",
+                crate::analysis::sql_name::relation(&parent),
+                crate::analysis::sql_name::relation(partition)
             )
         };
         out.push(cx.finding(

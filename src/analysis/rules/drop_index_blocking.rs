@@ -41,7 +41,8 @@ fn check(cx: &FileCx, out: &mut Vec<Finding>) {
                  but it queues behind running queries and every query queues behind it"
             ),
             format!(
-                "`DROP INDEX CONCURRENTLY IF EXISTS {name}` in a migration with `transaction = false`"
+                "`DROP INDEX CONCURRENTLY IF EXISTS {}` in a migration with `transaction = false`",
+                crate::analysis::sql_name::relation(&name)
             ),
         ));
     }

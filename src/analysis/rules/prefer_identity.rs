@@ -29,7 +29,7 @@ fn check(cx: &FileCx, out: &mut Vec<Finding>) {
                 format!(
                     "`{} bigint GENERATED ALWAYS AS IDENTITY` (or BY DEFAULT when the application \
                      sometimes sets it)",
-                    def.name
+                    crate::analysis::sql_name::ident(&def.name)
                 ),
             )
         } else {

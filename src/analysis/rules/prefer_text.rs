@@ -32,7 +32,8 @@ fn check(cx: &FileCx, out: &mut Vec<Finding>) {
                 ),
                 format!(
                     "declare {} as text, with `CHECK (char_length({}) <= n)` if the limit is a rule",
-                    def.name, def.name
+                    def.name,
+                    crate::analysis::sql_name::ident(&def.name)
                 ),
             )
         } else {

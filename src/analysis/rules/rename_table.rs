@@ -29,8 +29,10 @@ fn check(cx: &FileCx, out: &mut Vec<Finding>) {
                  query using the old name fails until the new code is out"
             ),
             format!(
-                "rename it and in the same migration `CREATE VIEW {table} AS SELECT * FROM {to}` \
-                 so old code keeps working; drop the view once nothing uses it"
+                "rename it and in the same migration `CREATE VIEW {} AS SELECT * FROM {}` \
+                 so old code keeps working; drop the view once nothing uses it",
+                crate::analysis::sql_name::relation(&table),
+                crate::analysis::sql_name::relation(&to)
             ),
         ));
     }

@@ -29,9 +29,12 @@ fn check(cx: &FileCx, out: &mut Vec<Finding>) {
                 .to_string()
         } else {
             format!(
-                "`ALTER TABLE {table} ADD CONSTRAINT {column}_not_null CHECK ({column} IS NOT NULL) \
+                "`ALTER TABLE {t} ADD CONSTRAINT {n} CHECK ({c} IS NOT NULL) \
                  NOT VALID`; `VALIDATE CONSTRAINT` in a later migration; then SET NOT NULL (no \
-                 scan: the valid CHECK proves it) and drop the CHECK"
+                 scan: the valid CHECK proves it) and drop the CHECK",
+                t = crate::analysis::sql_name::relation(&table),
+                n = crate::analysis::sql_name::ident(&format!("{column}_not_null")),
+                c = crate::analysis::sql_name::ident(&column)
             )
         };
         out.push(cx.finding(

@@ -42,7 +42,7 @@ fn check(cx: &FileCx, out: &mut Vec<Finding>) {
             ),
             format!(
                 "`DROP INDEX CONCURRENTLY IF EXISTS {}` in a migration with `transaction = false`",
-                crate::analysis::sql_name::relation(&name)
+                crate::analysis::sql_name::relation(name)
             ),
         ));
     }

@@ -32,7 +32,7 @@ fn check(cx: &FileCx, out: &mut Vec<Finding>) {
                 "rename it and in the same migration `CREATE VIEW {} AS SELECT * FROM {}` \
                  so old code keeps working; drop the view once nothing uses it",
                 crate::analysis::sql_name::relation(&table),
-                crate::analysis::sql_name::relation(&to)
+                crate::analysis::sql_name::relation(to)
             ),
         ));
     }

@@ -230,7 +230,12 @@ fn lint_unit(
                         version,
                     ),
                 });
-                for f in &mut report.findings[start..] {
+                // A statement inside a DO block must leave the block
+                // whatever the tool: its rule says so, and keeps its fix.
+                for f in report.findings[start..]
+                    .iter_mut()
+                    .filter(|f| !f.message.contains("inside a DO block"))
+                {
                     if let Some(fix) = super::layout::own_fix(runs.layout, f.rule) {
                         f.suggestion = fix.to_string();
                     }

@@ -449,6 +449,19 @@ pub struct Operation {
     /// The search path an earlier statement of the file set, in effect for
     /// this one; `None`: the session's own.
     pub search_path: Option<super::search_path::SearchPath>,
+    /// A statement a `DO` block runs (its body's SQL), not one of the file's.
+    pub in_do_block: Option<InDoBlock>,
+}
+
+/// Where in a `DO` block a statement stands: a DO block is one statement,
+/// so everything in it runs in one transaction, loops included.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InDoBlock {
+    /// Runs once.
+    Once,
+    /// Inside a `LOOP`: run as often as the loop goes round, all in the
+    /// DO block's one transaction (a "batched" backfill that is not).
+    Loop,
 }
 
 /// A defined name as it appears in the file.

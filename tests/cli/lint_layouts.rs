@@ -263,3 +263,74 @@ fn fixes_quote_the_names_that_need_it() {
         assert!(text.contains(expected), "missing {expected} in:\n{text}");
     }
 }
+
+/// A DO block's body is read: the statements it runs are judged where
+/// they stand in the file, through `IF NOT EXISTS` guards and `EXECUTE
+/// 'literal'`; a CONCURRENTLY in it cannot run at all, and a LOOP of
+/// UPDATEs in it is one transaction, not a batched backfill. In keel's own
+/// folders as in other tools' files.
+#[test]
+fn do_blocks_are_read() {
+    let body = "DO $$\n\
+        BEGIN\n\
+        \x20 IF NOT EXISTS (SELECT 1 FROM pg_indexes WHERE indexname = 'orders_user_idx') THEN\n\
+        \x20   CREATE INDEX orders_user_idx ON orders (user_id);\n\
+        \x20 END IF;\n\
+        \x20 EXECUTE 'ALTER TABLE orders RENAME COLUMN total TO amount';\n\
+        \x20 CREATE INDEX CONCURRENTLY orders_at_idx ON orders (created_at);\n\
+        \x20 LOOP\n\
+        \x20   UPDATE orders SET amount = 0 WHERE id IN (SELECT id FROM orders WHERE amount IS NULL LIMIT 1000);\n\
+        \x20   EXIT WHEN NOT FOUND;\n\
+        \x20 END LOOP;\n\
+        END\n\
+        $$;\n";
+    let expected = [
+        (4, "create-index-blocking"),
+        (6, "rename-column"),
+        (7, "concurrently-in-transaction"),
+        (9, "backfill-in-migration"),
+    ];
+    for (files, layout) in [
+        (vec![("20240101000001_orders.up.sql", body)], None),
+        (vec![("schema.sql", body)], None),
+        (
+            vec![
+                ("20240101000001_orders/up.sql", body),
+                (
+                    "20240101000001_orders/migration.toml",
+                    "transaction = false\n",
+                ),
+            ],
+            None,
+        ),
+    ] {
+        let found = lint(&files, layout);
+        let got: Vec<(u64, &str)> = found.iter().map(|(_, l, r)| (*l, r.as_str())).collect();
+        for e in expected {
+            assert!(got.contains(&e), "missing {e:?} in {got:?} ({files:?})");
+        }
+    }
+    // What the messages say, and that PostgreSQL agrees about CONCURRENTLY.
+    let p = Project::sqlite();
+    std::fs::write(p.path().join("schema.sql"), body).unwrap();
+    let out = p
+        .keel()
+        .env_remove("DATABASE_URL")
+        .args(["lint", "schema.sql"])
+        .output()
+        .unwrap();
+    let text = stdout(&out);
+    assert!(text.contains("cannot run inside a DO block"), "{text}");
+    assert!(
+        text.contains("UPDATE in a LOOP of a DO block is not batched"),
+        "{text}"
+    );
+    let pg = Project::postgres();
+    pg.exec("CREATE TABLE orders (id bigint PRIMARY KEY, created_at timestamptz)");
+    let err = crate::common::session::Session::open(&pg.url)
+        .try_exec(
+            "DO $$ BEGIN CREATE INDEX CONCURRENTLY orders_at_idx ON orders (created_at); END $$",
+        )
+        .unwrap_err();
+    assert!(err.contains("cannot be executed from a function"), "{err}");
+}

@@ -4,12 +4,13 @@
 
 mod alter_table;
 mod columns;
+mod do_block;
 mod objects;
 mod statements;
 pub mod syntax;
 
 use super::allow::{self, Allow};
-use super::operation::{Action, ActionKind, Lock, Operation, TableLock, WrittenName};
+use super::operation::{Action, ActionKind, InDoBlock, Lock, Operation, TableLock, WrittenName};
 use super::schema::Schema;
 use crate::sql::Statement;
 use squawk_syntax::{Parse, SourceFile, SyntaxKind, SyntaxNode};
@@ -301,6 +302,7 @@ impl<'t> File<'t> {
                 allows,
                 names: written_names(&node, &lines),
                 search_path: self.search_path.clone(),
+                in_do_block: None,
             };
             // The rest of a statement that does not parse is not classified.
             if !broken {
@@ -319,8 +321,40 @@ impl<'t> File<'t> {
                 }
             }
             schema.apply(&op);
+            let inner = match broken {
+                false => do_block::statements(&op.sql, op.offset),
+                true => Vec::new(),
+            };
             self.out.ops.push(op);
+            self.do_block(&inner, schema);
         }
+    }
+
+    /// Classifies the statements a DO block runs (see [`do_block`]), each
+    /// where it stands in the file. A DO block is one atomic statement:
+    /// they run inside a transaction whatever the migration says.
+    fn do_block(&mut self, inner: &[(usize, usize, bool)], schema: &mut Schema) {
+        let outside = self.in_tx;
+        for &(start, end, in_loop) in inner {
+            let (line, column) = self.lines.pos(start);
+            let stmt = Statement {
+                sql: self.text[start..end].to_string(),
+                offset: start,
+                line,
+                column,
+                end,
+            };
+            self.in_tx = true;
+            let before = self.out.ops.len();
+            self.chunk(start, &stmt, parse(self.text, start, end), schema);
+            for op in &mut self.out.ops[before..] {
+                op.in_do_block = Some(match in_loop {
+                    true => InDoBlock::Loop,
+                    false => InDoBlock::Once,
+                });
+            }
+        }
+        self.in_tx = outside;
     }
 }
 

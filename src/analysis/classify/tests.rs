@@ -37,12 +37,17 @@ fn explicit_transactions_are_tracked() {
 }
 
 #[test]
-fn dollar_quoted_bodies_are_opaque() {
+fn function_bodies_are_opaque_and_do_blocks_are_read() {
     let o = ops(
         "CREATE FUNCTION f() RETURNS void LANGUAGE plpgsql AS $x$ BEGIN DROP TABLE users; END $x$;\nDO $$ BEGIN TRUNCATE users; END $$;",
     );
-    assert_eq!(o.len(), 2);
-    assert!(o.iter().all(|op| !op.destroys() && op.lock().is_none()));
+    // The function runs when called; the DO block's TRUNCATE runs now, on
+    // line 2, inside the DO block's own transaction.
+    assert_eq!(o.len(), 3);
+    assert!(!o[0].destroys() && !o[1].destroys());
+    assert!(o[2].destroys());
+    assert_eq!((o[2].line, o[2].column), (2, 13));
+    assert!(o[2].in_transaction);
 }
 
 #[test]

@@ -3,7 +3,7 @@
 
 use super::{FileCx, Rule};
 use crate::analysis::finding::{Finding, Severity};
-use crate::analysis::operation::{Action, ActionKind, DefaultValue};
+use crate::analysis::operation::{Action, ActionKind, DefaultValue, InDoBlock};
 
 pub(crate) const RULE: Rule = Rule {
     id: "backfill-in-migration",
@@ -21,6 +21,22 @@ fn check(cx: &FileCx, out: &mut Vec<Finding>) {
         };
         let table = a.target();
         if !a.on_existing_table() || (cx.is_down() && cx.created.updated.contains(&table)) {
+            continue;
+        }
+        if op.in_do_block == Some(InDoBlock::Loop) {
+            out.push(cx.finding(
+                &RULE,
+                op,
+                a,
+                format!(
+                    "{verb} in a LOOP of a DO block is not batched: the block is one statement in \
+                     one transaction, so every row of {table} the loop touches stays locked until \
+                     the block ends, and no batch commits on its own"
+                ),
+                "move it to a [backfill] section in migration.toml (batched by key, each batch its \
+                 own transaction), or run each batch as a statement of its own outside a \
+                 transaction",
+            ));
             continue;
         }
         let every_row = match (has_where, null_column(a)) {

@@ -23,6 +23,22 @@ fn check(cx: &FileCx, out: &mut Vec<Finding>) {
             .take(4)
             .collect::<Vec<_>>()
             .join(" ");
+        if op.in_do_block.is_some() {
+            out.push(cx.finding(
+                &RULE,
+                op,
+                a,
+                format!(
+                    "`{what} …` cannot run inside a DO block: the block is one statement in one \
+                     transaction, and PostgreSQL refuses it there (\"cannot be executed from a \
+                     function\") when applied"
+                ),
+                "take it out of the DO block and run it as a statement of its own (`IF NOT \
+                 EXISTS` gives the guard the block gave), in a migration that runs outside a \
+                 transaction",
+            ));
+            continue;
+        }
         out.push(cx.finding(
             &RULE,
             op,

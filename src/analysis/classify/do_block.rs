@@ -28,6 +28,13 @@ const OPENERS: [&str; 5] = ["then", "else", "loop", "begin", "declare"];
 /// `EXECUTE '…'` literal.
 /// Each with whether it stands inside a `LOOP`.
 pub(super) fn statements(sql: &str, at: usize) -> Vec<(usize, usize, bool)> {
+    // Every statement of a file comes here: most are not DO blocks, and a
+    // look at the first word saves lexing them.
+    let is_do = sql.get(..2).is_some_and(|w| w.eq_ignore_ascii_case("do"))
+        && sql[2..].starts_with(|c: char| c.is_whitespace() || c == '$');
+    if !is_do {
+        return Vec::new();
+    }
     let Some((body_start, body_end)) = body(sql) else {
         return Vec::new();
     };

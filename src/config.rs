@@ -41,6 +41,33 @@ pub(crate) struct Config {
     /// When backfills pause, for migrations that do not say.
     #[serde(default)]
     pub(crate) backfill: crate::migration::meta::Throttle,
+    /// What `keel lint` reports (see [`crate::analysis::lint_policy`]).
+    #[serde(default)]
+    pub(crate) lint: Lint,
+}
+
+/// `[lint]`: rules off, rules at another level, rules off under a path.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Lint {
+    /// Rules not reported anywhere.
+    #[serde(default)]
+    pub(crate) disable: Vec<String>,
+    /// A rule's level: "error", "warning" or "info".
+    #[serde(default)]
+    pub(crate) severity: BTreeMap<String, String>,
+    /// `[[lint.paths]]`: rules off for the files under `prefix`.
+    #[serde(default)]
+    pub(crate) paths: Vec<LintPath>,
+}
+
+/// One `[[lint.paths]]` entry.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct LintPath {
+    /// Files whose path (as lint names them) starts with this.
+    pub(crate) prefix: String,
+    pub(crate) disable: Vec<String>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -121,7 +148,7 @@ pub(crate) enum ConfigError {
         source: std::io::Error,
     },
     #[error(
-        "{path}:{line}:{column}: {message}\n  fix: valid top-level keys: migrations_dir, signer, signing_key, signing_command, allowed_signers, alert_command, lock_timeout, statement_timeout, retries, run_lock_wait, allow_outside_project, [runbook], [backfill], [environments.NAME]"
+        "{path}:{line}:{column}: {message}\n  fix: valid top-level keys: migrations_dir, signer, signing_key, signing_command, allowed_signers, alert_command, lock_timeout, statement_timeout, retries, run_lock_wait, allow_outside_project, [runbook], [backfill], [lint], [environments.NAME]"
     )]
     Parse {
         path: PathBuf,

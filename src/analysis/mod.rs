@@ -13,6 +13,7 @@ pub(crate) mod finding;
 pub(crate) mod keyword;
 pub mod layout;
 pub(crate) mod lint;
+pub(crate) mod lint_policy;
 pub mod live;
 pub mod lock;
 pub mod operation;

@@ -107,6 +107,8 @@ pub(crate) async fn run(ctx: &Ctx, args: Args) -> Result<()> {
     } else {
         lint_paths(&args.paths, (version, args.layout), live, &ctx.bounds()?)?
     };
+    let mut report = report;
+    policy(ctx)?.apply(&mut report);
     match ctx.global.format {
         // run() refuses junit for lint before it gets here.
         Format::Text | Format::Junit => {
@@ -130,4 +132,20 @@ pub(crate) async fn run(ctx: &Ctx, args: Args) -> Result<()> {
         )));
     }
     Ok(())
+}
+
+/// keel.toml's `[lint]`, its rule names checked.
+fn policy(ctx: &Ctx) -> Result<crate::analysis::lint_policy::LintPolicy> {
+    let l = &ctx.config.lint;
+    let severity: Vec<(String, String)> = l.severity.clone().into_iter().collect();
+    let paths: Vec<(String, Vec<String>)> = l
+        .paths
+        .iter()
+        .map(|p| (p.prefix.clone(), p.disable.clone()))
+        .collect();
+    crate::analysis::lint_policy::LintPolicy::new(&l.disable, &severity, &paths).map_err(|e| {
+        super::usage(format!(
+            "keel.toml [lint]: {e}\n  fix: correct the rule name or level in keel.toml"
+        ))
+    })
 }

@@ -547,3 +547,88 @@ fn dropping_a_trigger_says_what_stops() {
         "{message}"
     );
 }
+
+/// keel.toml's `[lint]`: a rule off everywhere, a rule at another level
+/// (which decides the exit code), and a rule off under a path; a rule name
+/// keel does not know is a usage error naming it.
+#[test]
+fn lint_configuration_in_keel_toml() {
+    let p = Project::sqlite();
+    p.migration(
+        "20190101000000_legacy",
+        "CREATE INDEX legacy_idx ON users (email);\n",
+        Some("DROP INDEX legacy_idx;\n"),
+        None,
+    );
+    p.migration(
+        "20260101000000_new",
+        "CREATE INDEX new_idx ON users (email);\nALTER TABLE users ALTER COLUMN email DROP DEFAULT;\nCREATE TABLE audit (id int PRIMARY KEY);\n",
+        Some("DROP TABLE audit;\nDROP INDEX new_idx;\n"),
+        None,
+    );
+    let rules = |p: &Project| -> (Option<i32>, Vec<(String, String)>) {
+        let out = p
+            .keel()
+            .args(["lint", "--format", "json"])
+            .output()
+            .unwrap();
+        let doc: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+        let mut found: Vec<(String, String)> = doc["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| {
+                (
+                    format!(
+                        "{}:{}",
+                        f["file"].as_str().unwrap().split('/').nth(1).unwrap(),
+                        f["rule"].as_str().unwrap()
+                    ),
+                    f["severity"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect();
+        found.sort();
+        (out.status.code(), found)
+    };
+    let (code, before) = rules(&p);
+    assert_eq!(code, Some(3));
+    assert!(before.contains(&("20260101000000_new:prefer-bigint".into(), "info".into())));
+    assert!(before.contains(&(
+        "20190101000000_legacy:create-index-blocking".into(),
+        "error".into()
+    )));
+    std::fs::write(
+        p.path().join("keel.toml"),
+        "[lint]\ndisable = [\"prefer-bigint\"]\nseverity = { \"create-index-blocking\" = \"warning\", \"drop-dependency\" = \"error\" }\n\n[[lint.paths]]\nprefix = \"migrations/2019\"\ndisable = [\"create-index-blocking\"]\n",
+    )
+    .unwrap();
+    let (code, after) = rules(&p);
+    assert_eq!(
+        after,
+        [
+            (
+                "20260101000000_new:create-index-blocking".to_string(),
+                "warning".to_string()
+            ),
+            (
+                "20260101000000_new:drop-dependency".to_string(),
+                "error".to_string()
+            ),
+        ]
+    );
+    assert_eq!(code, Some(3), "drop-dependency is an error now");
+
+    std::fs::write(
+        p.path().join("keel.toml"),
+        "[lint]\ndisable = [\"prefer-bigints\"]\n",
+    )
+    .unwrap();
+    let out = p.keel().arg("lint").output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("keel.toml [lint]: `prefer-bigints` is not a keel lint rule"),
+        "{}",
+        stderr(&out)
+    );
+}

@@ -47,7 +47,14 @@ fn check(cx: &FileCx, out: &mut Vec<Finding>) {
             format!(
                 "`CREATE UNIQUE INDEX CONCURRENTLY {n} ON {t} (…)` in a `transaction = \
                  false` migration, then `ALTER TABLE {t} ADD CONSTRAINT {n} {kind} USING \
-                 INDEX {n}` (instant)",
+                 INDEX {n}` ({after})",
+                after = if kind == "PRIMARY KEY" {
+                    "instant when the key columns are NOT NULL already; otherwise it sets NOT \
+                     NULL with a scan under ACCESS EXCLUSIVE, so make them NOT NULL first by the \
+                     CHECK … NOT VALID path"
+                } else {
+                    "instant"
+                },
                 t = crate::analysis::sql_name::relation(&table),
                 n = crate::analysis::sql_name::ident(&name)
             ),
@@ -58,6 +65,22 @@ fn check(cx: &FileCx, out: &mut Vec<Finding>) {
 #[cfg(test)]
 mod tests {
     use crate::analysis::rules::test::*;
+
+    /// PRIMARY KEY USING INDEX sets NOT NULL: a scan when the columns allow
+    /// NULL, which the fix says instead of "instant".
+    #[test]
+    fn a_primary_key_using_an_index_is_instant_only_on_not_null_columns() {
+        let f = only(
+            "add-unique",
+            up("ALTER TABLE tags ADD CONSTRAINT tags_pkey PRIMARY KEY (id);"),
+        );
+        assert_eq!(f.len(), 1);
+        assert!(
+            f[0].suggestion.contains("PRIMARY KEY USING INDEX tags_pkey` (instant when the key columns are NOT NULL already"),
+            "{}",
+            f[0].suggestion
+        );
+    }
 
     #[test]
     fn flags_unique_without_index() {

@@ -34,6 +34,39 @@ pub(crate) fn relation(text: &str) -> String {
     }
 }
 
+/// `op`'s own text with ` NOT VALID` after it, when the statement is one
+/// `ALTER TABLE … ADD …` clause: the fix keeps its names, quoting and
+/// column lists exactly as written. `None` when it has several clauses.
+pub(crate) fn with_not_valid(op: &super::operation::Operation) -> Option<String> {
+    (op.actions.len() == 1 && !op.sql.to_ascii_lowercase().contains("not valid"))
+        .then(|| format!("{} NOT VALID", op.sql.trim_end()))
+}
+
+/// `CREATE [UNIQUE] INDEX …` as written, made `CONCURRENTLY` (and `IF NOT
+/// EXISTS`, so that a retry after a failed build goes on): the fix keeps
+/// the statement's own names, columns and options.
+pub(crate) fn concurrently(sql: &str) -> Option<String> {
+    let lower = sql.to_ascii_lowercase();
+    let words: Vec<(usize, &str)> = lower
+        .split_whitespace()
+        .map(|w| (w.as_ptr() as usize - lower.as_ptr() as usize, w))
+        .collect();
+    let at = words.iter().position(|(_, w)| *w == "index")?;
+    if words.first().map(|(_, w)| *w) != Some("create") || at > 2 {
+        return None;
+    }
+    let end = words[at].0 + "index".len();
+    let exists = words
+        .get(at + 1..at + 4)
+        .is_some_and(|w| w.iter().map(|(_, w)| *w).collect::<Vec<_>>() == ["if", "not", "exists"]);
+    let guard = if exists { "" } else { " IF NOT EXISTS" };
+    Some(format!(
+        "{} CONCURRENTLY{guard}{}",
+        &sql[..end],
+        &sql[end..]
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -51,5 +84,23 @@ mod tests {
         assert_eq!(relation("Document"), "\"Document\"");
         assert_eq!(relation("app.User"), "app.\"User\"");
         assert_eq!(relation("\"audit.log\""), "\"audit.log\"");
+    }
+
+    #[test]
+    fn index_statements_made_concurrent_as_written() {
+        assert_eq!(
+            concurrently(
+                "CREATE INDEX \"User_email_idx\" ON \"User\" (\"email\") WHERE deleted_at IS NULL"
+            )
+            .as_deref(),
+            Some(
+                "CREATE INDEX CONCURRENTLY IF NOT EXISTS \"User_email_idx\" ON \"User\" (\"email\") WHERE deleted_at IS NULL"
+            )
+        );
+        assert_eq!(
+            concurrently("create unique index if not exists i on t (a)").as_deref(),
+            Some("create unique index CONCURRENTLY if not exists i on t (a)")
+        );
+        assert_eq!(concurrently("ALTER TABLE t ADD c int"), None);
     }
 }

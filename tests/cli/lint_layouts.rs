@@ -254,8 +254,9 @@ fn fixes_quote_the_names_that_need_it() {
         .unwrap();
     let text = stdout(&out);
     for expected in [
-        "`CREATE INDEX CONCURRENTLY IF NOT EXISTS \"User_email_idx\" ON \"User\" …`",
-        "`ALTER TABLE \"User\" ADD CONSTRAINT \"User_org_fkey\" FOREIGN KEY (…) REFERENCES \"Org\" (…) NOT VALID`",
+        // The statement as written, made safe: its own columns.
+        "`CREATE INDEX CONCURRENTLY IF NOT EXISTS \"User_email_idx\" ON \"User\" (\"email\")`",
+        "`ALTER TABLE \"User\" ADD CONSTRAINT \"User_org_fkey\" FOREIGN KEY (\"orgId\") REFERENCES \"Org\" (\"id\") NOT VALID`",
         "`ALTER TABLE \"User\" VALIDATE CONSTRAINT \"User_org_fkey\"`",
         "`CREATE UNIQUE INDEX CONCURRENTLY \"Document_key\" ON \"Document\" (…)`",
         "CHECK (\"shippedAt\" IS NOT NULL)",

@@ -36,12 +36,25 @@ fn check(cx: &FileCx, out: &mut Vec<Finding>) {
                 "adding a CHECK constraint to {table} scans every row while holding an ACCESS \
                  EXCLUSIVE lock: reads and writes wait for the scan"
             ),
-            format!(
-                "`ALTER TABLE {t} ADD CONSTRAINT {n} CHECK (…) NOT VALID` (instant, new rows \
-                 are checked), then `VALIDATE CONSTRAINT {n}` in a separate migration",
-                t = crate::analysis::sql_name::relation(&table),
-                n = crate::analysis::sql_name::ident(&name)
-            ),
+            {
+                let (t, n) = (
+                    crate::analysis::sql_name::relation(&table),
+                    crate::analysis::sql_name::ident(&name),
+                );
+                let add = match &a.kind {
+                    ActionKind::AddConstraint { .. } => {
+                        crate::analysis::sql_name::with_not_valid(op)
+                    }
+                    _ => None,
+                }
+                .unwrap_or_else(|| {
+                    format!("ALTER TABLE {t} ADD CONSTRAINT {n} CHECK (…) NOT VALID")
+                });
+                format!(
+                    "`{add}` (instant, new rows are checked), then `ALTER TABLE {t} VALIDATE \
+                     CONSTRAINT {n}` in a separate migration"
+                )
+            },
         ));
     }
 }

@@ -46,12 +46,16 @@ fn check(cx: &FileCx, out: &mut Vec<Finding>) {
                  holding SHARE ROW EXCLUSIVE locks on both tables: writes to both wait for the scan"
             ),
             format!(
-                "`ALTER TABLE {t} ADD CONSTRAINT {n} FOREIGN KEY (…) REFERENCES {o} (…) NOT \
-                 VALID` (instant), then `ALTER TABLE {t} VALIDATE CONSTRAINT {n}` in a separate \
+                "`{add}` (instant), then `ALTER TABLE {t} VALIDATE CONSTRAINT {n}` in a separate \
                  migration (SHARE UPDATE EXCLUSIVE: writes continue)",
+                add = sql_name::with_not_valid(op).unwrap_or_else(|| format!(
+                    "ALTER TABLE {t} ADD CONSTRAINT {n} FOREIGN KEY (…) REFERENCES {o} (…) NOT VALID",
+                    t = sql_name::relation(&table),
+                    n = sql_name::ident(name.as_deref().unwrap_or("…")),
+                    o = references.as_deref().map_or(other.clone(), sql_name::relation)
+                )),
                 t = sql_name::relation(&table),
                 n = sql_name::ident(name.as_deref().unwrap_or("…")),
-                o = references.as_deref().map_or(other.clone(), sql_name::relation)
             ),
         ));
     }

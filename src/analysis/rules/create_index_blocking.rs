@@ -45,11 +45,15 @@ fn check(cx: &FileCx, out: &mut Vec<Finding>) {
                      INSERT, UPDATE and DELETE waits until the index is built"
                 ),
                 format!(
-                    "`CREATE {unique}INDEX CONCURRENTLY IF NOT EXISTS {n} ON {t} …` in its own \
-                     migration with `transaction = false` in migration.toml; keel drops the INVALID \
-                     index a failed build leaves",
-                    t = crate::analysis::sql_name::relation(&table),
-                    n = crate::analysis::sql_name::ident(&name)
+                    "`{built}` in its own migration with `transaction = false` in migration.toml; \
+                     keel drops the INVALID index a failed build leaves",
+                    built = crate::analysis::sql_name::concurrently(&op.sql).unwrap_or_else(
+                        || format!(
+                            "CREATE {unique}INDEX CONCURRENTLY IF NOT EXISTS {n} ON {t} …",
+                            t = crate::analysis::sql_name::relation(&table),
+                            n = crate::analysis::sql_name::ident(&name)
+                        )
+                    ),
                 ),
             ));
         } else if cx

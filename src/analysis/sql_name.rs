@@ -38,7 +38,10 @@ pub(crate) fn relation(text: &str) -> String {
 /// `ALTER TABLE … ADD …` clause: the fix keeps its names, quoting and
 /// column lists exactly as written. `None` when it has several clauses.
 pub(crate) fn with_not_valid(op: &super::operation::Operation) -> Option<String> {
-    (op.actions.len() == 1 && !op.sql.to_ascii_lowercase().contains("not valid"))
+    // A line comment at the end would swallow what is put after it.
+    let commented =
+        squawk_lexer::tokenize(&op.sql).any(|t| t.kind == squawk_lexer::TokenKind::LineComment);
+    (op.actions.len() == 1 && !commented && !op.sql.to_ascii_lowercase().contains("not valid"))
         .then(|| format!("{} NOT VALID", op.sql.trim_end()))
 }
 

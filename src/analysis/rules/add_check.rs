@@ -63,6 +63,31 @@ fn check(cx: &FileCx, out: &mut Vec<Finding>) {
 mod tests {
     use crate::analysis::rules::test::*;
 
+    /// The fix is the statement with NOT VALID after it, except where a
+    /// line comment ends it and would swallow the NOT VALID.
+    #[test]
+    fn the_fix_is_the_statement_made_not_valid_unless_a_comment_ends_it() {
+        let f = only(
+            "add-check",
+            up(
+                "ALTER TABLE users ADD CONSTRAINT adult CHECK (age >= 18);\nALTER TABLE users ADD CONSTRAINT c CHECK (age > 0) -- positive\n;",
+            ),
+        );
+        assert!(
+            f[0].suggestion.starts_with(
+                "`ALTER TABLE users ADD CONSTRAINT adult CHECK (age >= 18) NOT VALID`"
+            ),
+            "{}",
+            f[0].suggestion
+        );
+        assert!(
+            f[1].suggestion
+                .starts_with("`ALTER TABLE users ADD CONSTRAINT c CHECK (…) NOT VALID`"),
+            "{}",
+            f[1].suggestion
+        );
+    }
+
     #[test]
     fn flags_validated_check() {
         let f = only(

@@ -41,7 +41,7 @@ pub(crate) struct Config {
     /// When backfills pause, for migrations that do not say.
     #[serde(default)]
     pub(crate) backfill: crate::migration::meta::Throttle,
-    /// What `keel lint` reports (see [`crate::analysis::lint_policy`]).
+    /// What `keel lint` reports (applied by the analysis's lint policy).
     #[serde(default)]
     pub(crate) lint: Lint,
 }

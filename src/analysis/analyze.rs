@@ -4,6 +4,7 @@
 
 use super::classify::{Classified, Parsed, classify};
 use super::finding::{self, Finding};
+use super::layout::Layout;
 use super::live::LiveSchema;
 use super::reversibility::{self, BackupItem};
 use super::rules::{self, FileCx, FileKind};
@@ -107,6 +108,7 @@ fn analyze_with(
         version,
         created: &created,
         syntax: &up.syntax,
+        layout: None,
     });
 
     if let Some(live) = &schema.live {
@@ -127,6 +129,7 @@ fn analyze_with(
             version,
             created: &created,
             syntax: &d.syntax,
+            layout: None,
         });
         if let Some(live) = &schema.live {
             super::sizes::annotate(&mut down_findings, &down_path, &d.ops, live);
@@ -226,12 +229,12 @@ impl<'a> MigrationFiles<'a> {
 }
 
 /// Analyses a plain .sql file: no migration around it, so no down policy.
-/// `transaction`: its tool runs it in one (see [`super::layout`]); else
-/// none unless the file opens one with BEGIN.
+/// `transaction`: its tool (`layout`, see [`super::layout`]) runs it in
+/// one; else none unless the file opens one with BEGIN.
 pub(crate) fn analyze_sql(
     path: &str,
     text: &str,
-    (schema, transaction): (&mut Schema, bool),
+    (schema, transaction, layout): (&mut Schema, bool, Option<Layout>),
     version: Option<PgVersion>,
 ) -> Vec<Finding> {
     schema.version = version;
@@ -244,6 +247,7 @@ pub(crate) fn analyze_sql(
         version,
         created: &created,
         syntax: &c.syntax,
+        layout,
     });
     if let Some(live) = &schema.live {
         super::sizes::annotate(&mut findings, path, &c.ops, live);
@@ -264,6 +268,8 @@ pub(crate) struct PlainPair<'a> {
     pub(crate) down: &'a str,
     /// Whether its tool runs the up, and the down, in a transaction.
     pub(crate) transaction: (bool, bool),
+    /// Its tool's layout (`None`: unknown, a plain pair).
+    pub(crate) layout: Option<Layout>,
 }
 
 /// Analyses a plain up/down pair: each file is classified once; the down
@@ -281,6 +287,7 @@ pub(crate) fn analyze_sql_pair(pair: &PlainPair, version: Option<PgVersion>) -> 
             version,
             created: &created,
             syntax: &up.syntax,
+            layout: pair.layout,
         })
     } else {
         Vec::new()
@@ -294,6 +301,7 @@ pub(crate) fn analyze_sql_pair(pair: &PlainPair, version: Option<PgVersion>) -> 
         version,
         created: &created,
         syntax: &down.syntax,
+        layout: pair.layout,
     }));
     finding::sort(&mut findings);
     findings
@@ -367,6 +375,7 @@ mod tests {
             down_path: "1_a.down.sql",
             down: "DROP TABLE t;\nALTER TABLE users DROP COLUMN bio;\nALTER TABLE users DROP COLUMN email;",
             transaction: (false, false),
+            layout: None,
         };
         let findings = analyze_sql_pair(&pair, None);
         let got: Vec<(&str, &str, usize)> = findings
@@ -385,6 +394,7 @@ mod tests {
             down_path: "2_b.down.sql",
             down: "ALTER TABLE jobs ALTER COLUMN data TYPE varchar(1024);\nCREATE INDEX ix ON t (c);\nALTER TABLE t ALTER COLUMN c SET NOT NULL;\nCREATE INDEX other ON t (d);\nALTER TABLE t ALTER COLUMN e TYPE int;",
             transaction: (false, false),
+            layout: None,
         };
         let got: Vec<(&str, usize)> = analyze_sql_pair(&pair, Some("15".parse().unwrap()))
             .iter()

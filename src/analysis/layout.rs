@@ -54,7 +54,9 @@ pub(crate) struct Runs {
 /// The fix for a statement that must run outside a transaction, or in a
 /// transaction of its own (`rule`: `concurrently-in-transaction`,
 /// `validate-with-lock`), said with `layout`'s own means rather than
-/// keel's migration.toml. `None`: keep the rule's own.
+/// keel's migration.toml. `None`: keep the rule's own. A statement inside
+/// a DO block must leave the block whatever the tool, and its rule says so
+/// without asking here.
 pub(crate) fn own_fix(layout: Layout, rule: &str) -> Option<&'static str> {
     let outside = match layout {
         Layout::Sqlx => {

@@ -209,7 +209,6 @@ fn lint_unit(
                 report.files += 1;
                 let path = file.display().to_string();
                 let runs = how_it_runs(layout, file, &text);
-                let start = report.findings.len();
                 report.findings.extend(match &runs.down {
                     // goose and dbmate: the down section gets the down policy.
                     Some(down) => analyze_sql_pair(
@@ -220,26 +219,21 @@ fn lint_unit(
                             down_path: &path,
                             down,
                             transaction: (runs.transaction, runs.transaction),
+                            layout: Some(runs.layout),
                         },
                         version,
                     ),
                     None => analyze_sql(
                         &path,
                         &runs.up,
-                        (&mut Schema::with_live(version, live), runs.transaction),
+                        (
+                            &mut Schema::with_live(version, live),
+                            runs.transaction,
+                            Some(runs.layout),
+                        ),
                         version,
                     ),
                 });
-                // A statement inside a DO block must leave the block
-                // whatever the tool: its rule says so, and keeps its fix.
-                for f in report.findings[start..]
-                    .iter_mut()
-                    .filter(|f| !f.message.contains("inside a DO block"))
-                {
-                    if let Some(fix) = super::layout::own_fix(runs.layout, f.rule) {
-                        f.suggestion = fix.to_string();
-                    }
-                }
             }
             Err(f) => report.findings.push(f),
         },
@@ -266,6 +260,10 @@ fn lint_unit(
             };
             report.files += 1 + usize::from(*report_up);
             let (up_path, down_path) = (up.display().to_string(), down.display().to_string());
+            let (up_runs, down_runs) = (
+                how_it_runs(layout, up, &up_text),
+                how_it_runs(layout, down, &down_text),
+            );
             report.findings.extend(analyze_sql_pair(
                 &PlainPair {
                     up_path: &up_path,
@@ -273,10 +271,8 @@ fn lint_unit(
                     report_up: *report_up,
                     down_path: &down_path,
                     down: &down_text,
-                    transaction: (
-                        how_it_runs(layout, up, &up_text).transaction,
-                        how_it_runs(layout, down, &down_text).transaction,
-                    ),
+                    transaction: (up_runs.transaction, down_runs.transaction),
+                    layout: Some(up_runs.layout),
                 },
                 version,
             ));

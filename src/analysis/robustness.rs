@@ -344,7 +344,12 @@ mod properties {
                 );
             }
         }
-        let _ = analyze_sql("x.sql", up, (&mut Schema::new(version), false), version);
+        let _ = analyze_sql(
+            "x.sql",
+            up,
+            (&mut Schema::new(version), false, None),
+            version,
+        );
         let _ = analyze_sql_pair(
             &PlainPair {
                 up_path: "1.up.sql",
@@ -353,6 +358,7 @@ mod properties {
                 down_path: "1.down.sql",
                 down,
                 transaction: (true, true),
+                layout: None,
             },
             version,
         );

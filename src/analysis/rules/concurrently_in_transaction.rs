@@ -47,8 +47,11 @@ fn check(cx: &FileCx, out: &mut Vec<Finding>) {
                 "`{what} …` cannot run inside a transaction block, and this migration runs in one: \
                  it fails with \"cannot run inside a transaction block\" when applied"
             ),
-            "put it in its own migration with `transaction = false` in migration.toml (keel then \
-             runs each statement on its own)",
+            cx.fix_for(
+                &RULE,
+                "put it in its own migration with `transaction = false` in migration.toml (keel \
+                 then runs each statement on its own)",
+            ),
         ));
     }
 }

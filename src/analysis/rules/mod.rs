@@ -62,6 +62,9 @@ pub(crate) struct FileCx<'a> {
     pub(crate) created: &'a Created,
     /// Where the file does not parse.
     pub(crate) syntax: &'a [SyntaxProblem],
+    /// Another tool's layout, for a plain file: fixes then use that tool's
+    /// means, not keel's migration.toml. `None`: a keel migration.
+    pub(crate) layout: Option<super::layout::Layout>,
 }
 
 impl FileCx<'_> {
@@ -69,6 +72,14 @@ impl FileCx<'_> {
         self.ops
             .iter()
             .flat_map(|op| op.actions.iter().map(move |a| (op, a)))
+    }
+
+    /// `fix`, or `rule`'s fix in the terms of the file's own tool (see
+    /// [`super::layout::own_fix`]) when it is another tool's file.
+    pub(crate) fn fix_for(&self, rule: &Rule, fix: &'static str) -> &'static str {
+        self.layout
+            .and_then(|l| super::layout::own_fix(l, rule.id))
+            .unwrap_or(fix)
     }
 
     /// A finding at an action, with the rule's default severity.
@@ -259,6 +270,7 @@ pub(crate) mod test {
                     version,
                     created: &created,
                     syntax: &up.syntax,
+                    layout: None,
                 };
                 check_file(&cx)
             }
@@ -272,6 +284,7 @@ pub(crate) mod test {
                     version,
                     created: &created,
                     syntax: &d.syntax,
+                    layout: None,
                 };
                 check_file(&cx)
             }

@@ -35,8 +35,11 @@ fn check(cx: &FileCx, out: &mut Vec<Finding>) {
                     a.target(),
                     lock_blocks(&lock)
                 ),
-                "validate in a separate migration (or in a `transaction = false` migration, where \
-                 each statement commits on its own)",
+                cx.fix_for(
+                    &RULE,
+                    "validate in a separate migration (or in a `transaction = false` migration, \
+                     where each statement commits on its own)",
+                ),
             ));
         }
     }

@@ -231,6 +231,17 @@ pub(super) fn select_database_id(meta: &str) -> String {
     format!("SELECT value FROM {meta} WHERE key = 'database_id'")
 }
 
+/// Keeps note `$2` under the new key `$1`.
+pub(super) fn insert_note(meta: &str) -> String {
+    format!("INSERT INTO {meta} (key, value) VALUES ($1, $2)")
+}
+
+/// The notes whose key starts with `$1`, by key: a prefix match without
+/// LIKE, whose `_` and `%` keys could hold.
+pub(super) fn select_notes(meta: &str) -> String {
+    format!("SELECT key, value FROM {meta} WHERE substr(key, 1, length($1)) = $1 ORDER BY key")
+}
+
 /// Gives the database the id `$1` unless it has one.
 pub(super) fn insert_database_id(meta: &str) -> String {
     format!(

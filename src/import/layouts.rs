@@ -16,11 +16,8 @@ pub(crate) fn read(tool: Tool, src: &Path) -> Result<Vec<Foreign>, ImportError> 
         let shown = path.display().to_string();
         let found = match (tool, is_dir) {
             (Tool::Sqlx | Tool::GolangMigrate, false) => pair(tool, src, name, &entries)?,
-            (Tool::Dbmate, false) => single(name, ".sql")
-                .map(|(v, n)| dbmate(&read_file(&path)?, v, n, name))
-                .transpose()?,
-            (Tool::Goose, false) => single(name, ".sql")
-                .map(|(v, n)| goose(&read_file(&path)?, v, n, name))
+            (Tool::Dbmate | Tool::Goose, false) => single(name, ".sql")
+                .map(|(v, n)| one_file(tool, &read_file(&path)?, name).map(|f| (v, n, f)))
                 .transpose()?,
             (Tool::Prisma, true) => folder(src, name, "migration.sql", None)?,
             (Tool::Diesel, true) => folder(src, name, "up.sql", Some("down.sql"))?,
@@ -140,31 +137,17 @@ fn pair<'a>(
     )))
 }
 
-/// dbmate: `-- migrate:up` and `-- migrate:down` sections of one file;
-/// `transaction:false` after the marker runs it outside a transaction.
-fn dbmate<'a>(
-    text: &str,
-    v: &'a str,
-    n: &'a str,
-    file: &str,
-) -> Result<(&'a str, &'a str, Foreign), ImportError> {
-    let marker = crate::analysis::layout::dbmate_marker;
-    let f = sections(text, file, "-- migrate:up", "dbmate", marker)?;
-    Ok((v, n, f))
-}
-
-/// goose: `-- +goose Up` / `-- +goose Down` sections; `-- +goose NO
-/// TRANSACTION` runs it outside one; `StatementBegin`/`End` only guide
-/// goose's own statement splitter (keel's parser reads `$$` bodies).
-fn goose<'a>(
-    text: &str,
-    v: &'a str,
-    n: &'a str,
-    file: &str,
-) -> Result<(&'a str, &'a str, Foreign), ImportError> {
-    let marker = crate::analysis::layout::goose_marker;
-    let f = sections(text, file, "-- +goose Up", "goose", marker)?;
-    Ok((v, n, f))
+/// dbmate (`-- migrate:up` / `-- migrate:down`, `transaction:false` after
+/// either) and goose (`-- +goose Up` / `Down`, `-- +goose NO TRANSACTION`;
+/// `StatementBegin`/`End` only guide goose's own statement splitter, and
+/// keel's parser reads `$$` bodies): the sections of one file, read with
+/// the markers `keel lint` reads too.
+fn one_file(tool: Tool, text: &str, file: &str) -> Result<Foreign, ImportError> {
+    use crate::analysis::layout::{dbmate_marker, goose_marker};
+    match tool {
+        Tool::Dbmate => sections(text, file, "-- migrate:up", "dbmate", dbmate_marker),
+        _ => sections(text, file, "-- +goose Up", "goose", goose_marker),
+    }
 }
 
 /// The up and down sections of a one-file layout. `marker` reads a line:
@@ -273,10 +256,9 @@ mod tests {
 
     #[test]
     fn dbmate_sections_and_options() {
-        let (_, _, f) = dbmate(
+        let f = one_file(
+            Tool::Dbmate,
             "-- migrate:up transaction:false\nCREATE INDEX CONCURRENTLY i ON t (a);\n\n-- migrate:down\nDROP INDEX i;\n",
-            "1",
-            "x",
             "1_x.sql",
         )
         .unwrap();
@@ -287,10 +269,9 @@ mod tests {
 
     #[test]
     fn goose_sections_and_no_transaction() {
-        let (_, _, f) = goose(
+        let f = one_file(
+            Tool::Goose,
             "-- +goose NO TRANSACTION\n-- +goose Up\n-- +goose StatementBegin\nCREATE FUNCTION f() RETURNS int AS $$ SELECT 1; $$ LANGUAGE sql;\n-- +goose StatementEnd\n-- +goose Down\nDROP FUNCTION f();\n",
-            "1",
-            "x",
             "1_x.sql",
         )
         .unwrap();

@@ -2,10 +2,10 @@
 //! (`fingerprint.sql`) that prints every object as a line, so that the
 //! cost does not grow with round trips on a schema of hundreds of tables.
 
-use super::session::with_lock_wait;
-use super::{Postgres, lock_watch};
+use super::Postgres;
 use crate::db::Session;
 use crate::db::{DbError, Fingerprint, Scope, Widened};
+use sqlx::Row;
 
 /// One `(key, line)` row per object; `$1` is keel's own tables, `$2` the
 /// scope's relation names (NULL: all), `$3` whether the objects that are
@@ -87,23 +87,16 @@ impl Postgres {
                 .await?;
         }
         // It takes a share lock on each table it describes: under a lock
-        // timeout (see db::bounded) a wait is explained like a migration's.
-        let watch = lock_watch::Watch::of(
-            &self.secret_url,
-            self.pid,
-            self.lock_timeout,
-            &mut self.watcher,
-        );
-        let read = sqlx::query_as::<_, (String, String)>(match (scoped, scope.others()) {
+        // timeout a wait is explained like a migration's.
+        let query = sqlx::query(match (scoped, scope.others()) {
             (false, _) => SQL,
             (true, true) => SCOPED.as_str(),
             (true, false) => SCOPED_RELATIONS.as_str(),
         })
         .bind(keel)
         .bind(scope.names())
-        .bind(scope.others())
-        .fetch_all(&mut self.conn);
-        let (rows, seen) = lock_watch::during(read, watch).await;
+        .bind(scope.others());
+        let rows = self.fetch_watched(query).await;
         if scoped {
             // After a failure inside a transaction the RESET fails too, and
             // the rollback takes the SET back with it.
@@ -112,7 +105,11 @@ impl Postgres {
                 reset?;
             }
         }
-        let rows = rows.map_err(|e| with_lock_wait(self.err(e), seen))?;
+        let rows: Vec<(String, String)> = rows?
+            .iter()
+            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(|e| self.err(e))?;
         let mut fingerprint = Fingerprint::default();
         for (key, line) in rows {
             fingerprint.insert(key, line);

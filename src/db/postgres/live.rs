@@ -166,7 +166,9 @@ impl Postgres {
              LEFT JOIN pg_stat_user_tables s ON s.relid = c.oid \
              WHERE c.relkind IN ('r', 'p', 'm') AND {tables} ORDER BY 1, 2"
         );
-        let rows = self.fetch_watched(&sql, scope.names()).await?;
+        let rows = self
+            .fetch_watched(sqlx::query(&sql).bind(scope.names()))
+            .await?;
         let mut out: Vec<TableStats> = rows
             .iter()
             .map(|r| {
@@ -195,7 +197,9 @@ impl Postgres {
              JOIN pg_class ic ON ic.oid = i.indexrelid JOIN pg_am am ON am.oid = ic.relam \
              JOIN pg_namespace n ON n.oid = c.relnamespace WHERE {tables} ORDER BY 1, 2, 3"
         );
-        let rows = self.fetch_watched(&sql, scope.names()).await?;
+        let rows = self
+            .fetch_watched(sqlx::query(&sql).bind(scope.names()))
+            .await?;
         for r in &rows {
             let (schema, table): (String, String) = (
                 r.try_get(0).map_err(|e| self.err(e))?,
@@ -228,7 +232,9 @@ impl Postgres {
              WHERE c.relkind IN ('r', 'p', 'm') AND a.attnum > 0 AND NOT a.attisdropped \
              AND {tables} ORDER BY 1, 2, a.attnum"
         );
-        let rows = self.fetch_watched(&sql, scope.names()).await?;
+        let rows = self
+            .fetch_watched(sqlx::query(&sql).bind(scope.names()))
+            .await?;
         rows.iter()
             .map(|r| {
                 Ok(LiveColumn {
@@ -252,7 +258,9 @@ impl Postgres {
              JOIN pg_namespace n ON n.oid = c.relnamespace \
              WHERE con.contype = 'c' AND {tables} ORDER BY 1, 2, 3"
         );
-        let rows = self.fetch_watched(&sql, scope.names()).await?;
+        let rows = self
+            .fetch_watched(sqlx::query(&sql).bind(scope.names()))
+            .await?;
         let mut out = Vec::new();
         for r in &rows {
             let definition: String = r.try_get(3).map_err(|e| self.err(e))?;

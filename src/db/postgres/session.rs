@@ -253,14 +253,13 @@ fn pg_value(row: &sqlx::postgres::PgRow, i: usize) -> Result<Value, sqlx::Error>
 
 /// A lock timeout names who the statement waited for, when keel saw them.
 impl Postgres {
-    /// The rows of `sql`, `$1` bound to `names`, watching who it waits for
+    /// The rows of `query`, watching who it waits for
     /// (see [`lock_watch`]): keel's reads of sizes and definitions take a
     /// share lock on each table, and a lock timeout then names the session
     /// that held them up.
     pub(super) async fn fetch_watched(
         &mut self,
-        sql: &str,
-        names: Option<Vec<String>>,
+        query: sqlx::query::Query<'_, sqlx::Postgres, sqlx::postgres::PgArguments>,
     ) -> Result<Vec<sqlx::postgres::PgRow>, DbError> {
         let watch = lock_watch::Watch::of(
             &self.secret_url,
@@ -268,13 +267,13 @@ impl Postgres {
             self.lock_timeout,
             &mut self.watcher,
         );
-        let read = sqlx::query(sql).bind(names).fetch_all(&mut self.conn);
+        let read = query.fetch_all(&mut self.conn);
         let (rows, seen) = lock_watch::during(read, watch).await;
         rows.map_err(|e| with_lock_wait(DbError::from_sqlx(e, &self.url), seen))
     }
 }
 
-pub(super) fn with_lock_wait(mut error: DbError, seen: Option<LockWait>) -> DbError {
+fn with_lock_wait(mut error: DbError, seen: Option<LockWait>) -> DbError {
     if error.is_lock_timeout() {
         error.lock_wait = seen.map(Box::new);
     }

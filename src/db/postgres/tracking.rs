@@ -4,8 +4,8 @@
 use super::Postgres;
 use super::run_lock::{RUN_LOCK_KEY, lock};
 use crate::db::tracking::{
-    self, ADDED_COLUMNS, META, TABLE, bind_row, delete_row, insert_database_id, read_row,
-    select_database_id, select_rows, select_schema_before, upsert_row,
+    self, ADDED_COLUMNS, META, TABLE, bind_row, delete_row, insert_database_id, insert_note,
+    read_row, select_database_id, select_notes, select_rows, select_schema_before, upsert_row,
 };
 use crate::db::{
     DbError, DbErrorKind, LockHolder, RunLock, Session, Tracking, TrackingRow, quote_ident,
@@ -119,7 +119,7 @@ impl Tracking for Postgres {
 
     async fn add_note(&mut self, key: &str, value: &str) -> Result<(), DbError> {
         let meta = self.keel(META);
-        sqlx::query(&format!("INSERT INTO {meta} (key, value) VALUES ($1, $2)"))
+        sqlx::query(&insert_note(&meta))
             .bind(key)
             .bind(value)
             .execute(&mut self.conn)
@@ -133,14 +133,11 @@ impl Tracking for Postgres {
         if !self.relation_exists(&meta).await? {
             return Ok(Vec::new());
         }
-        // A prefix match without LIKE, whose `_` and `%` keys could hold.
-        sqlx::query_as(&format!(
-            "SELECT key, value FROM {meta} WHERE substr(key, 1, length($1)) = $1 ORDER BY key"
-        ))
-        .bind(prefix)
-        .fetch_all(&mut self.conn)
-        .await
-        .map_err(|e| self.err(e))
+        sqlx::query_as(&select_notes(&meta))
+            .bind(prefix)
+            .fetch_all(&mut self.conn)
+            .await
+            .map_err(|e| self.err(e))
     }
 
     async fn database_id(&mut self) -> Result<Option<String>, DbError> {

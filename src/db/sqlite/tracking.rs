@@ -4,8 +4,8 @@
 
 use super::Sqlite;
 use crate::db::tracking::{
-    self, ADDED_COLUMNS, META, TABLE, bind_row, delete_row, insert_database_id, read_row,
-    select_database_id, select_rows, select_schema_before, upsert_row,
+    self, ADDED_COLUMNS, META, TABLE, bind_row, delete_row, insert_database_id, insert_note,
+    read_row, select_database_id, select_notes, select_rows, select_schema_before, upsert_row,
 };
 use crate::db::{
     DbError, DbErrorKind, LockHolder, RunLock, Session, Tracking, TrackingRow, quote_ident,
@@ -108,8 +108,7 @@ impl Tracking for Sqlite {
     }
 
     async fn add_note(&mut self, key: &str, value: &str) -> Result<(), DbError> {
-        let meta = META;
-        sqlx::query(&format!("INSERT INTO {meta} (key, value) VALUES ($1, $2)"))
+        sqlx::query(&insert_note(META))
             .bind(key)
             .bind(value)
             .execute(&mut self.conn)
@@ -119,18 +118,14 @@ impl Tracking for Sqlite {
     }
 
     async fn notes(&mut self, prefix: &str) -> Result<Vec<(String, String)>, DbError> {
-        let meta = META;
         if !self.has_table(META).await? {
             return Ok(Vec::new());
         }
-        // A prefix match without LIKE, whose `_` and `%` keys could hold.
-        sqlx::query_as(&format!(
-            "SELECT key, value FROM {meta} WHERE substr(key, 1, length($1)) = $1 ORDER BY key"
-        ))
-        .bind(prefix)
-        .fetch_all(&mut self.conn)
-        .await
-        .map_err(|e| self.err(e))
+        sqlx::query_as(&select_notes(META))
+            .bind(prefix)
+            .fetch_all(&mut self.conn)
+            .await
+            .map_err(|e| self.err(e))
     }
 
     async fn database_id(&mut self) -> Result<Option<String>, DbError> {

@@ -49,6 +49,19 @@ fn lint(files: &[(&str, &str)], layout: Option<&str>) -> Vec<(String, u64, Strin
         .collect()
 }
 
+/// `keel lint FILE`'s text output for one file `name` holding `text`.
+fn lint_text(name: &str, text: &str) -> String {
+    let p = Project::sqlite();
+    std::fs::write(p.path().join(name), text).unwrap();
+    let out = p
+        .keel()
+        .env_remove("DATABASE_URL")
+        .args(["lint", name])
+        .output()
+        .unwrap();
+    stdout(&out)
+}
+
 fn rules(found: &[(String, u64, String)]) -> Vec<&str> {
     let mut r: Vec<&str> = found
         .iter()
@@ -113,15 +126,7 @@ fn goose_sections_and_no_transaction() {
     let found = lint(&[("20240101000001_fk.sql", &up_down)], None);
     both_fire(&found);
     // The fix is goose's own, not keel's migration.toml.
-    let p = Project::sqlite();
-    std::fs::write(p.path().join("20240101000001_fk.sql"), &up_down).unwrap();
-    let out = p
-        .keel()
-        .env_remove("DATABASE_URL")
-        .args(["lint", "20240101000001_fk.sql"])
-        .output()
-        .unwrap();
-    let text = stdout(&out);
+    let text = lint_text("20240101000001_fk.sql", &up_down);
     assert!(
         text.contains(
             "fix: move it to a migration file of its own with `-- +goose NO TRANSACTION` at the top"
@@ -237,22 +242,13 @@ fn every_row_filters_defaulted_foreign_keys_and_relaxations() {
 /// `document`, so case-sensitive and reserved names are quoted.
 #[test]
 fn fixes_quote_the_names_that_need_it() {
-    let p = Project::sqlite();
-    std::fs::write(
-        p.path().join("migration.sql"),
+    let text = lint_text(
+        "migration.sql",
         "CREATE INDEX \"User_email_idx\" ON \"User\" (\"email\");\n\
          ALTER TABLE \"User\" ADD CONSTRAINT \"User_org_fkey\" FOREIGN KEY (\"orgId\") REFERENCES \"Org\" (\"id\");\n\
          ALTER TABLE \"Document\" ADD CONSTRAINT \"Document_key\" UNIQUE (\"slug\");\n\
          ALTER TABLE orders ALTER COLUMN \"shippedAt\" SET NOT NULL;\n",
-    )
-    .unwrap();
-    let out = p
-        .keel()
-        .env_remove("DATABASE_URL")
-        .args(["lint", "migration.sql"])
-        .output()
-        .unwrap();
-    let text = stdout(&out);
+    );
     for expected in [
         // The statement as written, made safe: its own columns.
         "`CREATE INDEX CONCURRENTLY IF NOT EXISTS \"User_email_idx\" ON \"User\" (\"email\")`",
@@ -312,15 +308,7 @@ fn do_blocks_are_read() {
         }
     }
     // What the messages say, and that PostgreSQL agrees about CONCURRENTLY.
-    let p = Project::sqlite();
-    std::fs::write(p.path().join("schema.sql"), body).unwrap();
-    let out = p
-        .keel()
-        .env_remove("DATABASE_URL")
-        .args(["lint", "schema.sql"])
-        .output()
-        .unwrap();
-    let text = stdout(&out);
+    let text = lint_text("schema.sql", body);
     assert!(text.contains("cannot run inside a DO block"), "{text}");
     assert!(
         text.contains("UPDATE in a LOOP of a DO block is not batched"),

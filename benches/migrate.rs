@@ -649,4 +649,41 @@ fn report(r: &Report) {
         mib(m.down.max_rss()),
         mib(r.start.max_rss())
     );
+    match startup_order_coverage(Path::new(KEEL)) {
+        Some((found, listed)) => println!(
+            "  link/startup.order: {found} of its {listed} functions are in this binary{}",
+            if found * 10 < listed * 9 {
+                " (under 90%: run link/refresh-startup-order)"
+            } else {
+                ""
+            }
+        ),
+        None => println!("  link/startup.order: not checked (no `nm`)"),
+    }
+}
+
+/// How many of the functions `link/startup.order` lists (which build.rs has
+/// the linker put first, together) this binary defines: names carry hashes
+/// that a new toolchain or dependency changes, and a stale list costs memory.
+fn startup_order_coverage(bin: &Path) -> Option<(usize, usize)> {
+    let bare = |name: &str| name.split(".llvm.").next().unwrap_or(name).to_string();
+    let out = Command::new("nm")
+        .arg("--defined-only")
+        .arg(bin)
+        .output()
+        .ok()?;
+    let defined: std::collections::HashSet<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.split_whitespace().nth(2).map(bare))
+        .collect();
+    let list =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("link/startup.order"))
+            .ok()?;
+    let listed: Vec<String> = list
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+        .map(|l| bare(l.trim()))
+        .collect();
+    let found = listed.iter().filter(|n| defined.contains(*n)).count();
+    Some((found, listed.len()))
 }

@@ -19,8 +19,8 @@ use std::time::Duration;
 #[derive(Debug, Default)]
 pub(crate) struct Document {
     body: Mutex<Option<Value>>,
-    applied: Mutex<Vec<Value>>,
-    reverted: Mutex<Vec<Value>>,
+    applied: Mutex<Vec<Change>>,
+    reverted: Mutex<Vec<Change>>,
     /// Migrations reverted whose down.sql did not give back the schema,
     /// each said in words with its diff.
     not_restored: Mutex<Vec<String>>,
@@ -34,17 +34,20 @@ impl Document {
 
     /// `m` was applied, durably, by this run.
     pub(crate) fn applied(&self, m: &Migration, took: Duration) {
-        lock(&self.applied).push(change(m, "applied_at", took));
+        lock(&self.applied).push(Change::now(m, took));
     }
 
     /// `m` was reverted, durably, by this run.
     pub(crate) fn reverted(&self, m: &Migration, took: Duration) {
-        lock(&self.reverted).push(change(m, "reverted_at", took));
+        lock(&self.reverted).push(Change::now(m, took));
     }
 
     /// The migrations this run applied, in order, as the documents list them.
     pub(crate) fn applied_list(&self) -> Vec<Value> {
-        lock(&self.applied).clone()
+        lock(&self.applied)
+            .iter()
+            .map(|c| c.json("applied_at"))
+            .collect()
     }
 
     /// `m` was reverted, but the schema is not the one it started from.
@@ -67,7 +70,10 @@ impl Document {
 
     /// The migrations this run reverted, in order.
     pub(crate) fn reverted_list(&self) -> Vec<Value> {
-        lock(&self.reverted).clone()
+        lock(&self.reverted)
+            .iter()
+            .map(|c| c.json("reverted_at"))
+            .collect()
     }
 
     /// The document to print for a command that ended with `result`;
@@ -100,14 +106,34 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-fn change(m: &Migration, at: &str, took: Duration) -> Value {
-    let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
-    json!({
-        "version": m.version.to_string(),
-        "name": m.name,
-        at: now,
-        "execution_ms": took.as_millis() as u64,
-    })
+/// One migration applied or reverted, kept small (a run may apply
+/// thousands) and turned into JSON only when a document is printed.
+#[derive(Debug)]
+struct Change {
+    version: crate::migration::Version,
+    name: Box<str>,
+    at: chrono::DateTime<chrono::Utc>,
+    took: Duration,
+}
+
+impl Change {
+    fn now(m: &Migration, took: Duration) -> Change {
+        Change {
+            version: m.version,
+            name: m.name.as_str().into(),
+            at: chrono::Utc::now(),
+            took,
+        }
+    }
+
+    fn json(&self, at: &str) -> Value {
+        json!({
+            "version": self.version.to_string(),
+            "name": self.name,
+            at: self.at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            "execution_ms": self.took.as_millis() as u64,
+        })
+    }
 }
 
 /// An error as the document's `error`: the message and its fix apart, the

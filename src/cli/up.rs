@@ -72,6 +72,9 @@ pub(crate) async fn run(ctx: &Ctx, args: Args) -> Result<()> {
         }
         return Ok(());
     }
+    // The runner reconciles again under its run lock; this copy, one entry
+    // per migration, need not live through the run.
+    drop(entries);
     let on_event = |e: crate::migrator::Event<'_>| ctx.print_event(e);
     let mut runner = Runner {
         db: db.as_mut(),

@@ -62,23 +62,44 @@ fn startup_order() {
 /// A linker script that adds one output section before `.text` holding the
 /// listed functions' sections (rustc and cc put each function in its own)
 /// in the list's order. `INSERT` keeps the linker's default layout for all
-/// else. A name's `.llvm.N` suffix, which LLVM gives a function shared
-/// between the parts of a crate and which changes with any edit of that
-/// part, becomes a wildcard; a listed name this build lacks matches nothing.
+/// else; a listed name this build lacks matches nothing.
+///
+/// Two kinds of name change without a change of the function, and each
+/// gets a wildcard so that the list does not go stale with every edit:
+/// the `.llvm.N` suffix LLVM gives a function shared between the parts of
+/// a crate (it changes with any edit of that part), and the hash of a
+/// generic function's copy for one type (`17h…E`; it changes when the
+/// closures of the function that uses it are renumbered). The exact names
+/// come first, in order; then, for each hashed name, every copy of that
+/// function, so that a copy whose hash changed is still near the others.
 fn linker_script(list: &str) -> String {
+    let names: Vec<&str> = list
+        .lines()
+        .map(str::trim)
+        .filter(|n| {
+            !n.is_empty()
+                && n.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '$'))
+        })
+        .collect();
+    let suffixless = |n: &str| match n.find(".llvm.") {
+        Some(i) => format!("{}.llvm.*", &n[..i]),
+        None => n.to_string(),
+    };
+    let any_hash = |n: &str| {
+        let i = n.rfind("17h")?;
+        let hash = n.get(i + 3..i + 19)?;
+        let tail = n.get(i + 19..)?;
+        (hash.bytes().all(|b| b.is_ascii_hexdigit()) && tail.starts_with('E'))
+            .then(|| format!("{}17h*", &n[..i]))
+    };
     let mut seen = std::collections::HashSet::new();
     let mut out = String::from("SECTIONS\n{\n  .text.keel_startup : {\n");
-    for name in list.lines().map(str::trim) {
-        let valid = name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '$'));
-        if name.is_empty() || !valid {
-            continue;
-        }
-        let pattern = match name.find(".llvm.") {
-            Some(i) => format!("{}.llvm.*", &name[..i]),
-            None => name.to_string(),
-        };
+    let patterns = names
+        .iter()
+        .map(|n| suffixless(n))
+        .chain(names.iter().filter_map(|n| any_hash(n)));
+    for pattern in patterns {
         if seen.insert(pattern.clone()) {
             // Cold functions (`#[cold]`, panics) are in `.text.unlikely.NAME`.
             out.push_str(&format!(

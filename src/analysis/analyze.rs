@@ -275,8 +275,15 @@ pub(crate) struct PlainPair<'a> {
 /// Analyses a plain up/down pair: each file is classified once; the down
 /// gets the down policy, with what the up created as what it may drop.
 /// Each runs in a transaction as `pair.transaction` says.
+#[cfg(test)]
 pub(crate) fn analyze_sql_pair(pair: &PlainPair, version: Option<PgVersion>) -> Vec<Finding> {
-    let mut schema = Schema::new(version);
+    analyze_sql_pair_from(pair, Schema::new(version))
+}
+
+/// [`analyze_sql_pair`] from `schema`: what earlier migrations left (lint
+/// reading a folder as a history).
+pub(crate) fn analyze_sql_pair_from(pair: &PlainPair, mut schema: Schema) -> Vec<Finding> {
+    let version = schema.version;
     let up = classify(pair.up, &mut schema, pair.transaction.0);
     let created = Created::from_ops(&up.ops);
     let mut findings = if pair.report_up {

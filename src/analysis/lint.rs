@@ -1,10 +1,11 @@
 //! `keel lint` inputs: migration folders, migrations folders and plain .sql
 //! files, read leniently so that a broken folder is a finding, not a stop.
 
-use super::analyze::{MigrationFiles, PlainPair, analyze, analyze_sql, analyze_sql_pair};
+use super::analyze::{MigrationFiles, PlainPair, analyze, analyze_sql, analyze_sql_pair_from};
 use super::finding::{self, Finding, Severity};
 use super::layout::Layout;
 use super::live::LiveSchema;
+use super::operation::Operation;
 use super::rules;
 use super::schema::Schema;
 use super::version::PgVersion;
@@ -44,7 +45,7 @@ pub(crate) enum LintError {
 
 /// What one worker lints on its own: a migration folder, a plain file, or
 /// a plain up/down pair.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 enum Unit {
     /// A migration folder, and where its files may resolve.
     Folder(PathBuf, Bounds),
@@ -61,7 +62,10 @@ enum Unit {
 /// Lints every path. Each migration is judged on its own: the migrations
 /// before it are assumed applied (lint has no database to ask which are
 /// pending), so only tables created in the same migration count as new.
-/// A plain `NAME.down.sql` beside its `NAME.up.sql` gets the down policy.
+/// A migrations folder is read as a history (see [`histories`]): a
+/// migration starts from the tables, column types and indexes the ones
+/// before it in the folder left. A plain `NAME.down.sql` beside its
+/// `NAME.up.sql` gets the down policy.
 ///
 /// Folders and files are independent, so they are read, parsed and
 /// checked on all cores; the findings are sorted at the end, so the output
@@ -82,6 +86,7 @@ pub(crate) fn lint_paths(
 ) -> Result<LintReport, LintError> {
     let mut folders: BTreeMap<PathBuf, Bounds> = BTreeMap::new();
     let mut sets: Vec<Vec<PathBuf>> = Vec::new();
+    let mut roots: Vec<PathBuf> = Vec::new();
     let mut plain: BTreeSet<PathBuf> = BTreeSet::new();
     let mut report = LintReport::default();
     for path in paths {
@@ -92,6 +97,7 @@ pub(crate) fn lint_paths(
                 folders.insert(path.clone(), inside);
             } else {
                 let (dirs, sql) = read_migrations_folder(path, &inside, &mut report)?;
+                roots.push(path.clone());
                 folders.extend(dirs.iter().map(|d| (d.clone(), inside.clone())));
                 sets.push(dirs);
                 plain.extend(sql);
@@ -134,8 +140,14 @@ pub(crate) fn lint_paths(
             .filter(|f| !paired.contains(f) && up_sibling(f).is_none_or(|up| !up.is_file()))
             .map(Unit::Plain),
     );
-    for part in run_parallel(&units, |unit| {
-        lint_unit(unit, (version, layout), live.clone())
+    // With a database, the server says what exists; without, the history.
+    let seeds = match live {
+        Some(_) => vec![None; units.len()],
+        None => histories(&units, &roots, (version, layout)),
+    };
+    let units: Vec<(Unit, Option<Schema>)> = units.into_iter().zip(seeds).collect();
+    for part in run_parallel(&units, |(unit, seed)| {
+        lint_unit(unit, (version, layout), live.clone(), seed.clone())
     }) {
         let part = part?;
         report.files += part.files;
@@ -148,6 +160,17 @@ pub(crate) fn lint_paths(
 
 /// `NAME.up.sql` for `NAME.down.sql` (also `_down`/`-down`), or None when
 /// the file is not a down file.
+impl Unit {
+    /// Where it is: the folder, the file, the up of a pair.
+    fn path(&self) -> &Path {
+        match self {
+            Unit::Folder(dir, _) => dir,
+            Unit::Plain(file) => file,
+            Unit::Pair { up, .. } => up,
+        }
+    }
+}
+
 fn up_sibling(path: &Path) -> Option<PathBuf> {
     let name = path.file_name()?.to_str()?;
     let lower = name.to_ascii_lowercase();
@@ -196,14 +219,21 @@ fn run_parallel<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Ve
     done.into_iter().map(|(_, r)| r).collect()
 }
 
+/// Lints one unit, from `seed` (what the migrations before it left) when
+/// it has one.
 fn lint_unit(
     unit: &Unit,
     (version, layout): (Option<PgVersion>, Option<Layout>),
     live: Option<Arc<LiveSchema>>,
+    seed: Option<Schema>,
 ) -> Result<LintReport, LintError> {
     let mut report = LintReport::default();
+    let schema = || {
+        seed.clone()
+            .unwrap_or_else(|| Schema::with_live(version, live.clone()))
+    };
     match unit {
-        Unit::Folder(dir, bounds) => lint_folder(dir, bounds, version, live, &mut report)?,
+        Unit::Folder(dir, bounds) => lint_folder(dir, bounds, schema(), &mut report)?,
         Unit::Plain(file) => match read(file)? {
             Ok(text) => {
                 report.files += 1;
@@ -211,7 +241,7 @@ fn lint_unit(
                 let runs = how_it_runs(layout, file, &text);
                 report.findings.extend(match &runs.down {
                     // goose and dbmate: the down section gets the down policy.
-                    Some(down) => analyze_sql_pair(
+                    Some(down) => analyze_sql_pair_from(
                         &PlainPair {
                             up_path: &path,
                             up: &runs.up,
@@ -221,16 +251,12 @@ fn lint_unit(
                             transaction: (runs.transaction, runs.transaction),
                             layout: Some(runs.layout),
                         },
-                        version,
+                        schema(),
                     ),
                     None => analyze_sql(
                         &path,
                         &runs.up,
-                        (
-                            &mut Schema::with_live(version, live),
-                            runs.transaction,
-                            Some(runs.layout),
-                        ),
+                        (&mut schema(), runs.transaction, Some(runs.layout)),
                         version,
                     ),
                 });
@@ -264,7 +290,7 @@ fn lint_unit(
                 how_it_runs(layout, up, &up_text),
                 how_it_runs(layout, down, &down_text),
             );
-            report.findings.extend(analyze_sql_pair(
+            report.findings.extend(analyze_sql_pair_from(
                 &PlainPair {
                     up_path: &up_path,
                     up: &up_text,
@@ -274,7 +300,7 @@ fn lint_unit(
                     transaction: (up_runs.transaction, down_runs.transaction),
                     layout: Some(up_runs.layout),
                 },
-                version,
+                schema(),
             ));
         }
     }
@@ -291,6 +317,97 @@ fn how_it_runs(layout: Option<Layout>, path: &Path, text: &str) -> super::layout
             .iter()
             .any(|op| op.no_transaction())
     })
+}
+
+/// What each unit of a migrations folder starts from when lint reads the
+/// folder as a history: every migration's up is classified alone (on all
+/// cores), then, in the folder's order, each one's statements build the
+/// schema the next one starts from. So a table an earlier migration
+/// created is an existing table with the columns and indexes it gave it:
+/// `CREATE INDEX IF NOT EXISTS` of an index it built is a no-op, and a
+/// type change is judged from the type it declared. Units outside such a
+/// folder (files named one by one) have none.
+fn histories(
+    units: &[Unit],
+    roots: &[PathBuf],
+    (version, layout): (Option<PgVersion>, Option<Layout>),
+) -> Vec<Option<Schema>> {
+    let root_of = |u: &Unit| roots.iter().position(|r| u.path().starts_with(r));
+    let ups = run_parallel(units, |u| {
+        root_of(u).and_then(|_| up_ops(u, version, layout))
+    });
+    let mut seeds = vec![None; units.len()];
+    for r in 0..roots.len() {
+        let mut members: Vec<usize> = (0..units.len())
+            .filter(|&i| root_of(&units[i]) == Some(r))
+            .collect();
+        members.sort_by(|&a, &b| natural_order(units[a].path(), units[b].path()));
+        let mut running = Schema::new(version);
+        for i in members {
+            let Some(ops) = &ups[i] else { continue };
+            seeds[i] = Some(running.history_for(ops));
+            running.begin_migration();
+            ops.iter().for_each(|op| running.apply(op));
+        }
+    }
+    seeds
+}
+
+/// The unit's up SQL, classified alone; `None` when it cannot be read (the
+/// lint of the unit itself reports why).
+fn up_ops(
+    unit: &Unit,
+    version: Option<PgVersion>,
+    layout: Option<Layout>,
+) -> Option<Vec<Operation>> {
+    let text = |p: &Path| std::fs::read_to_string(p).ok();
+    let sql = match unit {
+        Unit::Folder(dir, bounds) => {
+            let up = dir.join("up.sql");
+            match bounds.check(&up, Kind::File) {
+                Ok(Some(_)) => text(&up)?,
+                _ => return None,
+            }
+        }
+        Unit::Plain(file) => {
+            let t = text(file)?;
+            how_it_runs(layout, file, &t).up
+        }
+        Unit::Pair { up, .. } => text(up)?,
+    };
+    Some(super::classify::classify(&sql, &mut Schema::new(version), true).ops)
+}
+
+/// Paths in the order their tools apply them: runs of digits compare as
+/// numbers (Flyway's `V1_9` before `V1_10`), the rest as text.
+fn natural_order(a: &Path, b: &Path) -> std::cmp::Ordering {
+    fn chunks(s: &str) -> Vec<(bool, &str)> {
+        let mut out = Vec::new();
+        let mut rest = s;
+        while let Some(c) = rest.chars().next() {
+            let digit = c.is_ascii_digit();
+            let end = rest
+                .find(|ch: char| ch.is_ascii_digit() != digit)
+                .unwrap_or(rest.len());
+            out.push((digit, &rest[..end]));
+            rest = &rest[end..];
+        }
+        out
+    }
+    let (a, b) = (a.to_string_lossy(), b.to_string_lossy());
+    for (x, y) in chunks(&a).into_iter().zip(chunks(&b)) {
+        let o = match (x, y) {
+            ((true, x), (true, y)) => {
+                let (x, y) = (x.trim_start_matches('0'), y.trim_start_matches('0'));
+                x.len().cmp(&y.len()).then_with(|| x.cmp(y))
+            }
+            ((_, x), (_, y)) => x.cmp(y),
+        };
+        if o.is_ne() {
+            return o;
+        }
+    }
+    a.len().cmp(&b.len())
 }
 
 fn is_migration(dir: &Path) -> bool {
@@ -392,8 +509,7 @@ fn sql_files(dir: &Path) -> Vec<PathBuf> {
 fn lint_folder(
     dir: &Path,
     bounds: &Bounds,
-    version: Option<PgVersion>,
-    live: Option<Arc<LiveSchema>>,
+    mut schema: Schema,
     report: &mut LintReport,
 ) -> Result<(), LintError> {
     let optional = |name: &str, report: &mut LintReport| -> Result<Option<String>, LintError> {
@@ -462,7 +578,8 @@ fn lint_folder(
         down: down.as_deref(),
         meta: &meta,
     };
-    let analysis = analyze(&files, &mut Schema::with_live(version, live), version);
+    let version = schema.version;
+    let analysis = analyze(&files, &mut schema, version);
     report.findings.extend(analysis.findings);
     Ok(())
 }

@@ -370,6 +370,10 @@ pub struct Action {
     pub no_transaction: bool,
     /// The table was created earlier in this migration or pending set.
     pub new_table: bool,
+    /// `IF NOT EXISTS` on a table or index the files already created (this
+    /// migration, or an earlier one of the history lint reads): PostgreSQL
+    /// skips the statement after taking its lock, so no rule judges it.
+    pub no_op: bool,
     /// The table as the statement names it (its schema only when written),
     /// where the action destroys data: what a backup resolves against the
     /// search path in effect. `table` drops a written `public.`, for matching.
@@ -396,6 +400,7 @@ impl Action {
             destroys: false,
             no_transaction: false,
             new_table: false,
+            no_op: false,
             relation: None,
             rows: None,
             line: 1,

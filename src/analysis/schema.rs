@@ -37,11 +37,57 @@ fn attnotnull(column: &str) -> String {
 #[derive(Debug, Clone, Default)]
 struct Table {
     new: bool,
+    /// A CREATE TABLE of the files made it (not only seen altered).
+    created: bool,
     /// The migration of the set that created it.
     born: u32,
-    columns: HashMap<String, Column>,
+    columns: Columns,
     /// CHECK constraints of the form `c IS NOT NULL`: name → (column, validated).
     not_null_checks: HashMap<String, (String, bool)>,
+}
+
+/// A table's columns by name. A list, not a map: tables have a few
+/// columns, and a run of thousands of migrations keeps one per table.
+#[derive(Debug, Clone, Default)]
+struct Columns(Vec<(String, Column)>);
+
+impl Columns {
+    fn get(&self, name: &str) -> Option<&Column> {
+        self.0.iter().find(|(n, _)| n == name).map(|(_, c)| c)
+    }
+
+    fn insert(&mut self, name: String, column: Column) {
+        self.remove(&name);
+        self.0.push((name, column));
+    }
+
+    fn remove(&mut self, name: &str) -> Option<Column> {
+        let i = self.0.iter().position(|(n, _)| n == name)?;
+        Some(self.0.swap_remove(i).1)
+    }
+
+    fn entry(&mut self, name: &str) -> &mut Column {
+        let i = match self.0.iter().position(|(n, _)| n == name) {
+            Some(i) => i,
+            None => {
+                self.0.push((name.to_string(), Column::default()));
+                self.0.len() - 1
+            }
+        };
+        &mut self.0[i].1
+    }
+
+    fn values_mut(&mut self) -> impl Iterator<Item = &mut Column> {
+        self.0.iter_mut().map(|(_, c)| c)
+    }
+}
+
+impl FromIterator<(String, Column)> for Columns {
+    fn from_iter<I: IntoIterator<Item = (String, Column)>>(iter: I) -> Columns {
+        let mut v: Vec<(String, Column)> = iter.into_iter().collect();
+        v.shrink_to_fit();
+        Columns(v)
+    }
 }
 
 #[derive(Debug, Clone, Default)]
@@ -116,6 +162,20 @@ impl Schema {
         self.after_up_of(Some(&named))
     }
 
+    /// What a migration of a history starts from, when lint reads a
+    /// folder's migrations in order: the tables `ops` name as the earlier
+    /// migrations left them (their columns' types, their indexes), all
+    /// existing and possibly holding rows, none new.
+    pub fn history_for(&self, ops: &[Operation]) -> Schema {
+        let mut s = self.after_up_for(ops);
+        s.migration = 0;
+        for t in s.tables.values_mut() {
+            t.born = 0;
+            t.columns.values_mut().for_each(|c| c.born = 0);
+        }
+        s
+    }
+
     fn after_up_of(&self, only: Option<&HashSet<&str>>) -> Schema {
         let keep = |table: &str| only.is_none_or(|o| o.contains(table));
         let mut s = Schema {
@@ -141,6 +201,12 @@ impl Schema {
             t.columns.values_mut().for_each(|c| c.new = false);
         }
         s
+    }
+
+    /// A table a CREATE TABLE in the files made (earlier in this migration,
+    /// or in the history lint reads), and no DROP since.
+    pub fn created_table(&self, table: &str) -> bool {
+        self.tables.get(table).is_some_and(|t| t.created)
     }
 
     /// Created earlier in this migration or pending set: it holds no rows yet,
@@ -279,7 +345,7 @@ impl Schema {
                 ActionKind::AlterColumnType { to, .. } => {
                     if let Some(c) = &a.column {
                         let t = self.table(&table);
-                        t.columns.entry(c.clone()).or_default().ty = Some(to.clone());
+                        t.columns.entry(c).ty = Some(to.clone());
                     }
                 }
                 ActionKind::AddConstraint {
@@ -336,6 +402,7 @@ impl Schema {
             .collect();
         let t = Table {
             new,
+            created: true,
             born: self.migration,
             columns,
             ..if new {

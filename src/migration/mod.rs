@@ -61,7 +61,9 @@ pub(crate) struct Migration {
     pub(crate) up: String,
     /// `None` when down.sql is absent; an empty file is `Some("")`.
     pub(crate) down: Option<String>,
-    pub(crate) meta: Meta,
+    /// Shared: most migrations have no migration.toml, and a run may hold
+    /// thousands of them.
+    pub(crate) meta: std::sync::Arc<Meta>,
     /// Hex SHA-256 over up.sql, down.sql and migration.toml (see [`checksum`]).
     pub(crate) checksum: String,
 }
@@ -123,7 +125,7 @@ mod tests {
             dir: PathBuf::from(format!("migrations/{version}_{name}")),
             up: String::new(),
             down: None,
-            meta: Meta::default(),
+            meta: Default::default(),
             checksum: String::new(),
         }
     }

@@ -395,8 +395,8 @@ fn read_migration(
         None
     });
     let meta = match toml.as_deref().map(Meta::parse) {
-        None => Meta::default(),
-        Some(Ok(meta)) => meta,
+        None => no_meta(),
+        Some(Ok(meta)) => std::sync::Arc::new(meta),
         Some(Err(errors)) => {
             problems.extend(errors.into_iter().map(|e| Problem {
                 path: dir.join("migration.toml"),
@@ -404,7 +404,7 @@ fn read_migration(
                 message: e.message,
                 fix: e.fix,
             }));
-            Meta::default()
+            no_meta()
         }
     };
     match up {
@@ -419,6 +419,13 @@ fn read_migration(
         }),
         _ => Err(problems),
     }
+}
+
+/// The settings of a migration without migration.toml: one copy for all.
+fn no_meta() -> std::sync::Arc<Meta> {
+    static DEFAULT: std::sync::LazyLock<std::sync::Arc<Meta>> =
+        std::sync::LazyLock::new(Default::default);
+    DEFAULT.clone()
 }
 
 /// The file's bytes; `size` (from the lstat just made) saves the stat

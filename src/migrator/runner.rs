@@ -155,6 +155,8 @@ impl Runner<'_> {
         for m in unfinished(&entries, to) {
             self.backfill(m).await?;
         }
+        // One entry per migration in the folder: not needed for the run.
+        drop(entries);
         (self.on_event)(Event::Planned(pending.len()));
         if pending.is_empty() {
             return Ok(pending);

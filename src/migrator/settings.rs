@@ -118,8 +118,8 @@ mod tests {
         assert_eq!(s.retries(&plain), s.retries);
 
         let mut own = migration(2);
-        own.meta.lock_timeout = Some(Duration::from_millis(250));
-        own.meta.retries = Some(7);
+        std::sync::Arc::make_mut(&mut own.meta).lock_timeout = Some(Duration::from_millis(250));
+        std::sync::Arc::make_mut(&mut own.meta).retries = Some(7);
         assert_eq!(s.timeouts(&own).lock, Duration::from_millis(250));
         assert_eq!(s.timeouts(&own).statement, s.statement_timeout);
         assert_eq!(s.retries(&own), 7);

@@ -406,7 +406,8 @@ mod tests {
     #[test]
     fn up_stops_before_a_migration_waiting_for_a_deploy_until_through_vouches_for_it() {
         let mut files = files();
-        files[4].meta.requires_deploy = Some("code that reads only v2".into());
+        std::sync::Arc::make_mut(&mut files[4].meta).requires_deploy =
+            Some("code that reads only v2".into());
         let entries = reconcile(&files, rows());
         let first = |to, through| waiting(&entries, to, through).map(|m| m.name.clone());
         assert_eq!(first(None, None).as_deref(), Some("m5"));
@@ -516,7 +517,8 @@ mod tests {
         assert!(refuse_irreversible(&migration(1)).is_ok());
 
         let mut declared = migration(1);
-        declared.meta.reversibility = Some(Reversibility::Irreversible);
+        std::sync::Arc::make_mut(&mut declared.meta).reversibility =
+            Some(Reversibility::Irreversible);
         let Err(RunError::Refused { message, .. }) = refuse_irreversible(&declared) else {
             panic!("an irreversible migration was not refused");
         };

@@ -16,7 +16,7 @@ const IN_TX: [&str; 2] = ["validate-with-lock", "concurrently-in-transaction"];
 
 /// The rules `keel lint` reports for the files (relative path, text),
 /// by (file, line, rule); `layout` for `--layout`.
-fn lint(files: &[(&str, &str)], layout: Option<&str>) -> Vec<(String, u64, String)> {
+pub(crate) fn lint(files: &[(&str, &str)], layout: Option<&str>) -> Vec<(String, u64, String)> {
     let p = Project::sqlite();
     for (path, text) in files {
         let path = p.path().join("theirs").join(path);

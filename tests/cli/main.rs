@@ -48,6 +48,7 @@ mod inspect;
 mod interrupt;
 mod json_output;
 mod lint;
+mod lint_history;
 mod lint_layouts;
 mod live;
 mod lock_probe;

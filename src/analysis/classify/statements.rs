@@ -165,16 +165,18 @@ fn create_table(cx: &Cx, node: &SyntaxNode) -> Action {
         references.extend(child(&fk, TABLE_NAME_REF).map(|n| qualified(&n)));
     }
     let parent = child(node, PARTITION_OF).and_then(|p| name_in(&p, &[TABLE_NAME_REF]));
+    let if_not_exists = child(node, IF_NOT_EXISTS).is_some();
     let mut a = cx.action(
         ActionKind::CreateTable {
             columns,
             references: references.clone(),
-            if_not_exists: child(node, IF_NOT_EXISTS).is_some(),
+            if_not_exists,
         },
         Some(table.clone()),
         node,
     );
-    a.new_table = true;
+    a.no_op = if_not_exists && cx.schema.created_table(&table);
+    a.new_table = !a.no_op;
     a.locks.push(Cx::lock(&table, Ael));
     // Its foreign keys add triggers on the referenced tables.
     for r in &references {
@@ -190,22 +192,28 @@ fn create_index(cx: &Cx, node: &SyntaxNode) -> Action {
     use SyntaxKind::*;
     let table = name_in(node, &[TABLE_RELATION_NAME]);
     let concurrently = has_token(node, CONCURRENTLY_KW);
+    let name = child(node, INDEX).map(|n| qualified(&n));
+    let if_not_exists = child(node, IF_NOT_EXISTS).is_some();
+    let exists = name
+        .as_deref()
+        .is_some_and(|n| cx.schema.index_table(n).is_some());
     let mut a = cx.action(
         ActionKind::CreateIndex {
-            name: child(node, INDEX).map(|n| qualified(&n)),
+            name,
             concurrently,
             unique: has_token(node, UNIQUE_KW),
-            if_not_exists: child(node, IF_NOT_EXISTS).is_some(),
+            if_not_exists,
             shape: index_shape(node),
         },
         table.clone(),
         node,
     );
+    a.no_op = if_not_exists && exists;
     // SHARE blocks writes for the whole build; CONCURRENTLY builds under
     // SHARE UPDATE EXCLUSIVE and cannot run in a transaction block.
     let lock = if concurrently { Sue } else { Lock::Share };
     a.locks.extend(table.iter().map(|t| Cx::lock(t, lock)));
-    a.scan = Tri::Yes;
+    a.scan = if a.no_op { Tri::No } else { Tri::Yes };
     a.no_transaction = concurrently;
     a
 }

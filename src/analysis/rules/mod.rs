@@ -71,7 +71,7 @@ impl FileCx<'_> {
     pub(crate) fn actions(&self) -> impl Iterator<Item = (&Operation, &Action)> {
         self.ops
             .iter()
-            .flat_map(|op| op.actions.iter().map(move |a| (op, a)))
+            .flat_map(|op| op.actions.iter().filter(|a| !a.no_op).map(move |a| (op, a)))
     }
 
     /// `fix`, or `rule`'s fix in the terms of the file's own tool (see

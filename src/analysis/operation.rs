@@ -161,6 +161,9 @@ pub enum ActionKind {
         /// `IF NOT EXISTS`: the table may exist already and hold rows, so
         /// it does not count as new for later statements.
         if_not_exists: bool,
+        /// `PARTITION BY`: its rows are in its partitions, and an index on
+        /// it is built on each of them (never `CONCURRENTLY`).
+        partitioned: bool,
     },
     /// `DROP TABLE`, one action per table named; destroys data unless the
     /// table is new.
@@ -243,6 +246,13 @@ pub enum ActionKind {
         /// asked for, which keel compares with an index of the same name
         /// that is already there.
         shape: Option<String>,
+        /// `ON ONLY table`: on a partitioned table, an index of the parent
+        /// alone, built at once and invalid until each partition's index is
+        /// attached to it.
+        only: bool,
+        /// The files made the table partitioned: PostgreSQL refuses
+        /// `CONCURRENTLY` on it.
+        partitioned: bool,
     },
     /// `DROP INDEX`, one action per index named.
     DropIndex {

@@ -39,6 +39,8 @@ struct Table {
     new: bool,
     /// A CREATE TABLE of the files made it (not only seen altered).
     created: bool,
+    /// Created with PARTITION BY.
+    partitioned: bool,
     /// The migration of the set that created it.
     born: u32,
     columns: Columns,
@@ -209,6 +211,11 @@ impl Schema {
         self.tables.get(table).is_some_and(|t| t.created)
     }
 
+    /// Created with PARTITION BY by the files.
+    pub fn is_partitioned(&self, table: &str) -> bool {
+        self.tables.get(table).is_some_and(|t| t.partitioned)
+    }
+
     /// Created earlier in this migration or pending set: it holds no rows yet,
     /// so locking and rewriting it is harmless.
     pub fn is_new_table(&self, table: &str) -> bool {
@@ -293,8 +300,9 @@ impl Schema {
                 ActionKind::CreateTable {
                     columns,
                     if_not_exists,
+                    partitioned,
                     ..
-                } => self.create_table(table, columns, *if_not_exists),
+                } => self.create_table(table, columns, (*if_not_exists, *partitioned)),
                 ActionKind::DropTable { .. } => {
                     self.tables.remove(&table);
                     self.indexes.retain(|_, t| *t != table);
@@ -377,7 +385,12 @@ impl Schema {
         }
     }
 
-    fn create_table(&mut self, table: String, columns: &[ColumnDef], if_not_exists: bool) {
+    fn create_table(
+        &mut self,
+        table: String,
+        columns: &[ColumnDef],
+        (if_not_exists, partitioned): (bool, bool),
+    ) {
         // IF NOT EXISTS may find the table there already, with
         // rows: it stays an existing table, and one the files
         // know already stays as they left it.
@@ -403,6 +416,7 @@ impl Schema {
         let t = Table {
             new,
             created: true,
+            partitioned,
             born: self.migration,
             columns,
             ..if new {

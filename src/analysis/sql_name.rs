@@ -70,6 +70,26 @@ pub(crate) fn concurrently(sql: &str) -> Option<String> {
     ))
 }
 
+/// `CREATE [UNIQUE] INDEX … ON table …` as written, made `ON ONLY table`
+/// and without `CONCURRENTLY` (refused on a partitioned table).
+pub(crate) fn on_only(sql: &str) -> Option<String> {
+    let sql = sql.trim_end().trim_end_matches(';');
+    let lower = sql.to_ascii_lowercase();
+    let words: Vec<(usize, &str)> = lower
+        .split_whitespace()
+        .map(|w| (w.as_ptr() as usize - lower.as_ptr() as usize, w))
+        .collect();
+    let on = words.iter().position(|(_, w)| *w == "on")?;
+    if words.first().map(|(_, w)| *w) != Some("create") {
+        return None;
+    }
+    let at = words[on].0 + "on".len();
+    let head = sql[..at]
+        .replacen(" CONCURRENTLY", "", 1)
+        .replacen(" concurrently", "", 1);
+    Some(format!("{head} ONLY{}", &sql[at..]))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -117,3 +117,81 @@ fn a_table_created_in_the_same_migration_is_still_new() {
         "{found:?}"
     );
 }
+
+/// An index on a table an earlier migration partitioned: PostgreSQL
+/// builds it on every partition and refuses CONCURRENTLY, so the fix is
+/// the parent's index `ON ONLY`, each partition's built concurrently and
+/// attached. `ON ONLY` itself builds nothing and is not reported.
+#[test]
+fn an_index_on_a_partitioned_table_gets_the_partition_path() {
+    let p = crate::common::Project::sqlite();
+    let dir = p.path().join("theirs");
+    for (file, text) in [
+        (
+            "1_measurements.up.sql",
+            "CREATE TABLE measurements (id bigint, at timestamptz) PARTITION BY RANGE (at);\n\
+             CREATE TABLE measurements_2024 PARTITION OF measurements \
+             FOR VALUES FROM ('2024-01-01') TO ('2025-01-01');\n",
+        ),
+        (
+            "2_index.up.sql",
+            "CREATE INDEX measurements_at ON measurements (at);\n\
+             CREATE INDEX CONCURRENTLY measurements_at_c ON measurements (at);\n\
+             CREATE INDEX measurements_at_p ON ONLY measurements (at);\n",
+        ),
+    ] {
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join(file), text).unwrap();
+    }
+    let out = p
+        .keel()
+        .env_remove("DATABASE_URL")
+        .args(["lint", "--format", "json", "theirs"])
+        .output()
+        .unwrap();
+    let doc: serde_json::Value = serde_json::from_str(&crate::common::stdout(&out)).unwrap();
+    let found: Vec<(u64, String, String)> = doc["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["rule"] == "create-index-blocking")
+        .map(|f| {
+            (
+                f["line"].as_u64().unwrap(),
+                f["message"].as_str().unwrap().to_string(),
+                f["suggestion"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        found.iter().map(|f| f.0).collect::<Vec<_>>(),
+        [1, 2],
+        "{found:#?}"
+    );
+    assert!(
+        found[0].1.contains("partitioned table measurements"),
+        "{found:#?}"
+    );
+    assert!(
+        found[0]
+            .2
+            .starts_with("`CREATE INDEX measurements_at ON ONLY measurements (at)`"),
+        "{found:#?}"
+    );
+    assert!(
+        found[0]
+            .2
+            .contains("ALTER INDEX measurements_at ATTACH PARTITION measurements_at_<partition>"),
+        "{found:#?}"
+    );
+    assert!(
+        found[1].1.contains("refuses CREATE INDEX CONCURRENTLY"),
+        "{found:#?}"
+    );
+    assert!(
+        found[1]
+            .2
+            .starts_with("`CREATE INDEX measurements_at_c ON ONLY measurements (at)`"),
+        "{found:#?}"
+    );
+}

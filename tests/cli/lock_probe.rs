@@ -98,6 +98,8 @@ fn cases() -> Vec<Case> {
         "CREATE INDEX users_name_idx ON users (name)",
         "CREATE UNIQUE INDEX users_email_uq ON users (email)",
         "CREATE INDEX CONCURRENTLY users_name_idx ON users (name)",
+        // The parent's index alone: built at once, no partition scanned.
+        "CREATE INDEX events_at_idx ON ONLY events (at)",
         "DROP INDEX users_email_idx",
         "DROP INDEX CONCURRENTLY users_email_idx",
         "ALTER INDEX users_email_idx RENAME TO users_mail_idx",

@@ -171,6 +171,7 @@ fn create_table(cx: &Cx, node: &SyntaxNode) -> Action {
             columns,
             references: references.clone(),
             if_not_exists,
+            partitioned: child(node, PARTITION_BY).is_some(),
         },
         Some(table.clone()),
         node,
@@ -197,6 +198,7 @@ fn create_index(cx: &Cx, node: &SyntaxNode) -> Action {
     let exists = name
         .as_deref()
         .is_some_and(|n| cx.schema.index_table(n).is_some());
+    let only = find(node, &[TABLE_RELATION_NAME]).is_some_and(|t| has_desc(&t, ONLY_KW));
     let mut a = cx.action(
         ActionKind::CreateIndex {
             name,
@@ -204,6 +206,10 @@ fn create_index(cx: &Cx, node: &SyntaxNode) -> Action {
             unique: has_token(node, UNIQUE_KW),
             if_not_exists,
             shape: index_shape(node),
+            only,
+            partitioned: table
+                .as_deref()
+                .is_some_and(|t| cx.schema.is_partitioned(t)),
         },
         table.clone(),
         node,
@@ -213,7 +219,9 @@ fn create_index(cx: &Cx, node: &SyntaxNode) -> Action {
     // SHARE UPDATE EXCLUSIVE and cannot run in a transaction block.
     let lock = if concurrently { Sue } else { Lock::Share };
     a.locks.extend(table.iter().map(|t| Cx::lock(t, lock)));
-    a.scan = if a.no_op { Tri::No } else { Tri::Yes };
+    // `ON ONLY` a partitioned table builds nothing: the parent has no rows.
+    // (Written for a plain table, ONLY changes nothing; nobody does.)
+    a.scan = if a.no_op || only { Tri::No } else { Tri::Yes };
     a.no_transaction = concurrently;
     a
 }

@@ -19,6 +19,8 @@ fn check(cx: &FileCx, out: &mut Vec<Finding>) {
             concurrently,
             unique,
             name,
+            only,
+            partitioned,
             ..
         } = &a.kind
         else {
@@ -29,11 +31,13 @@ fn check(cx: &FileCx, out: &mut Vec<Finding>) {
             && name
                 .as_ref()
                 .is_some_and(|n| cx.created.dropped_indexes.contains(n));
-        if !a.on_existing_table() || restores {
+        if !a.on_existing_table() || restores || *only {
             continue;
         }
         let table = a.target();
-        if !concurrently {
+        if *partitioned {
+            out.push(partitioned_finding(cx, op, a, *concurrently));
+        } else if !concurrently {
             let unique = if *unique { "UNIQUE " } else { "" };
             let name = name.clone().unwrap_or_else(|| "…".into());
             out.push(cx.finding(
@@ -74,6 +78,44 @@ fn check(cx: &FileCx, out: &mut Vec<Finding>) {
             out.push(f);
         }
     }
+}
+
+/// An index on a partitioned table: PostgreSQL builds it on every
+/// partition under the same lock, and refuses CONCURRENTLY. The way that
+/// does not block writes: the parent's index `ON ONLY` (instant, invalid),
+/// each partition's built concurrently, attached one by one.
+fn partitioned_finding(
+    cx: &FileCx,
+    op: &crate::analysis::operation::Operation,
+    a: &crate::analysis::operation::Action,
+    concurrently: bool,
+) -> Finding {
+    let table = a.target();
+    let message = match concurrently {
+        true => format!(
+            "{table} is partitioned: PostgreSQL refuses CREATE INDEX CONCURRENTLY on it \
+             (\"cannot create index on partitioned table concurrently\")"
+        ),
+        false => format!(
+            "CREATE INDEX on the partitioned table {table} builds the index on every partition \
+             under a SHARE lock: every INSERT, UPDATE and DELETE waits until all are built"
+        ),
+    };
+    let ActionKind::CreateIndex { name, shape, .. } = &a.kind else {
+        unreachable!("called for CREATE INDEX only")
+    };
+    let name = name.as_deref().unwrap_or("<index>");
+    let shape = shape.as_deref().unwrap_or("(…)");
+    let parent = crate::analysis::sql_name::on_only(&op.sql)
+        .unwrap_or_else(|| format!("CREATE INDEX {name} ON ONLY {table} {shape}"));
+    let fix = format!(
+        "`{parent}` (instant: the parent's index, invalid for now); then for each partition, \
+         outside a transaction, `CREATE INDEX CONCURRENTLY IF NOT EXISTS {name}_<partition> ON \
+         <partition> {shape}` and `ALTER INDEX {index} ATTACH PARTITION {name}_<partition>`: \
+         the parent's index becomes valid when every partition's is attached",
+        index = crate::analysis::sql_name::ident(name),
+    );
+    cx.finding(&RULE, op, a, message, fix)
 }
 
 #[cfg(test)]

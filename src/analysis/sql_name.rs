@@ -45,15 +45,19 @@ pub(crate) fn with_not_valid(op: &super::operation::Operation) -> Option<String>
         .then(|| format!("{} NOT VALID", op.sql.trim_end()))
 }
 
+/// The words of `text` (lowercased by the caller), each with its byte offset.
+fn words(text: &str) -> Vec<(usize, &str)> {
+    text.split_whitespace()
+        .map(|w| (w.as_ptr() as usize - text.as_ptr() as usize, w))
+        .collect()
+}
+
 /// `CREATE [UNIQUE] INDEX …` as written, made `CONCURRENTLY` (and `IF NOT
 /// EXISTS`, so that a retry after a failed build goes on): the fix keeps
 /// the statement's own names, columns and options.
 pub(crate) fn concurrently(sql: &str) -> Option<String> {
     let lower = sql.to_ascii_lowercase();
-    let words: Vec<(usize, &str)> = lower
-        .split_whitespace()
-        .map(|w| (w.as_ptr() as usize - lower.as_ptr() as usize, w))
-        .collect();
+    let words = words(&lower);
     let at = words.iter().position(|(_, w)| *w == "index")?;
     if words.first().map(|(_, w)| *w) != Some("create") || at > 2 {
         return None;
@@ -75,10 +79,7 @@ pub(crate) fn concurrently(sql: &str) -> Option<String> {
 pub(crate) fn on_only(sql: &str) -> Option<String> {
     let sql = sql.trim_end().trim_end_matches(';');
     let lower = sql.to_ascii_lowercase();
-    let words: Vec<(usize, &str)> = lower
-        .split_whitespace()
-        .map(|w| (w.as_ptr() as usize - lower.as_ptr() as usize, w))
-        .collect();
+    let words = words(&lower);
     let on = words.iter().position(|(_, w)| *w == "on")?;
     if words.first().map(|(_, w)| *w) != Some("create") {
         return None;

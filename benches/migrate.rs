@@ -662,9 +662,11 @@ fn report(r: &Report) {
     }
 }
 
-/// How many of the functions `link/startup.order` lists (which build.rs has
-/// the linker put first, together) this binary defines: names carry hashes
-/// that a new toolchain or dependency changes, and a stale list costs memory.
+/// How many of the functions `link/startup.order` lists for this build
+/// (which build.rs has the linker put first, together) this binary
+/// defines: names carry hashes that a new toolchain, a dependency or an
+/// edit changes, and a stale list costs memory. The list has a part per
+/// build (`# build: NAME`); the part that matches best is this binary's.
 fn startup_order_coverage(bin: &Path) -> Option<(usize, usize)> {
     let bare = |name: &str| name.split(".llvm.").next().unwrap_or(name).to_string();
     let out = Command::new("nm")
@@ -679,11 +681,17 @@ fn startup_order_coverage(bin: &Path) -> Option<(usize, usize)> {
     let list =
         std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("link/startup.order"))
             .ok()?;
-    let listed: Vec<String> = list
-        .lines()
-        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
-        .map(|l| bare(l.trim()))
-        .collect();
-    let found = listed.iter().filter(|n| defined.contains(*n)).count();
-    Some((found, listed.len()))
+    let mut parts: Vec<Vec<String>> = vec![Vec::new()];
+    for line in list.lines().map(str::trim) {
+        if line.starts_with("# build:") {
+            parts.push(Vec::new());
+        } else if !line.starts_with('#') && !line.is_empty() {
+            parts.last_mut()?.push(bare(line));
+        }
+    }
+    parts
+        .into_iter()
+        .filter(|p| !p.is_empty())
+        .map(|p| (p.iter().filter(|n| defined.contains(*n)).count(), p.len()))
+        .max_by(|a, b| (a.0 * b.1).cmp(&(b.0 * a.1)))
 }

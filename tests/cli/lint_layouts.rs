@@ -254,7 +254,7 @@ fn fixes_quote_the_names_that_need_it() {
         "`CREATE INDEX CONCURRENTLY IF NOT EXISTS \"User_email_idx\" ON \"User\" (\"email\")`",
         "`ALTER TABLE \"User\" ADD CONSTRAINT \"User_org_fkey\" FOREIGN KEY (\"orgId\") REFERENCES \"Org\" (\"id\") NOT VALID`",
         "`ALTER TABLE \"User\" VALIDATE CONSTRAINT \"User_org_fkey\"`",
-        "`CREATE UNIQUE INDEX CONCURRENTLY \"Document_key\" ON \"Document\" (…)`",
+        "`CREATE UNIQUE INDEX CONCURRENTLY \"Document_key\" ON \"Document\" (\"slug\")`",
         "CHECK (\"shippedAt\" IS NOT NULL)",
     ] {
         assert!(text.contains(expected), "missing {expected} in:\n{text}");

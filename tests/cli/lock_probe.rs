@@ -368,3 +368,110 @@ async fn strongest_lock(tx: &mut PgConnection, oid: u32) -> Option<Lock> {
         .filter_map(|m| Lock::ALL.iter().copied().find(|l| l.pg_locks_mode() == m))
         .max()
 }
+
+/// Each rule's fix, as `keel lint` prints it, runs on the real server as
+/// printed, and takes the locks the model (checked above) says it takes.
+/// The flagged statements follow SETUP in a folder that lint reads as a
+/// history, so the tables are existing ones and their fixes are for them.
+/// Each statement of a fix (the backticked SQL in the suggestion) is
+/// probed in a rolled-back transaction like the cases above, then run for
+/// real on its own, as a migration without a transaction runs it.
+#[test]
+fn every_fix_runs_as_printed_and_takes_the_lock_the_model_says() {
+    const FLAGGED: &[(&str, &str)] = &[
+        (
+            "create-index-blocking",
+            "CREATE INDEX users_name_fix ON users (name);",
+        ),
+        (
+            "create-index-blocking",
+            "CREATE INDEX events_at_fix ON events (at);",
+        ),
+        (
+            "add-foreign-key",
+            "ALTER TABLE posts ADD CONSTRAINT posts_user_fix FOREIGN KEY (user_id) REFERENCES users (id);",
+        ),
+        (
+            "add-check",
+            "ALTER TABLE users ADD CONSTRAINT users_age_fix CHECK (age > 0);",
+        ),
+        (
+            "add-unique",
+            "ALTER TABLE users ADD CONSTRAINT users_email_fix UNIQUE (email);",
+        ),
+        ("drop-index-blocking", "DROP INDEX users_email_idx;"),
+        ("reindex-blocking", "REINDEX TABLE tags;"),
+    ];
+    let p = Project::postgres();
+    p.exec(SETUP);
+    let lint = Project::sqlite();
+    let dir = lint.path().join("fixes");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("1_setup.up.sql"), SETUP).unwrap();
+    for (i, (_, sql)) in FLAGGED.iter().enumerate() {
+        std::fs::write(dir.join(format!("{}_case.up.sql", i + 2)), sql).unwrap();
+    }
+    let out = lint
+        .keel()
+        .env_remove("DATABASE_URL")
+        .args(["lint", "--format", "json", "fixes"])
+        .output()
+        .unwrap();
+    let doc: serde_json::Value = serde_json::from_str(&crate::common::stdout(&out)).unwrap();
+    let mut fixes: Vec<(String, Vec<String>)> = Vec::new();
+    for (i, (rule, sql)) in FLAGGED.iter().enumerate() {
+        let file = format!("fixes/{}_case.up.sql", i + 2);
+        let f = doc["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["file"] == file.as_str() && f["rule"] == *rule)
+            .unwrap_or_else(|| panic!("{sql}: no {rule} finding in {doc:#}"));
+        let statements = statements_in(f["suggestion"].as_str().unwrap());
+        assert!(!statements.is_empty(), "{sql}: no SQL in the fix {f:#}");
+        fixes.push((sql.to_string(), statements));
+    }
+    let url = p.url.clone();
+    let failures = block_on(async move {
+        let mut conn = PgConnection::connect(&url).await.unwrap();
+        let mut schema = Schema::new(None);
+        classify(SETUP, &mut schema, true);
+        let schema = schema.after_up();
+        let mut out = Vec::new();
+        let mut checked = Checked::default();
+        for (flagged, statements) in fixes {
+            for sql in statements {
+                let op = model(&schema, &sql);
+                let sql: &'static str = Box::leak(sql.into_boxed_str());
+                if !op.no_transaction() {
+                    out.extend(probe(&mut conn, &case(sql), &op, &mut checked).await);
+                }
+                if let Err(e) = sqlx::raw_sql(sql).execute(&mut conn).await {
+                    out.push(format!("fix of `{flagged}`: `{sql}` failed: {e}"));
+                }
+            }
+        }
+        assert!(
+            checked.locks >= 5,
+            "only {} lock claims compared",
+            checked.locks
+        );
+        out
+    });
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// The SQL statements among a suggestion's backticked spans, in order:
+/// the spans that begin with a statement keyword and hold no placeholder.
+fn statements_in(suggestion: &str) -> Vec<String> {
+    const KEYWORDS: &[&str] = &["CREATE ", "ALTER ", "DROP ", "REINDEX ", "UPDATE ", "SET "];
+    suggestion
+        .split('`')
+        .skip(1)
+        .step_by(2)
+        .map(str::trim)
+        .filter(|s| KEYWORDS.iter().any(|k| s.starts_with(k)))
+        .filter(|s| !s.contains('…') && !s.contains('<'))
+        .map(str::to_string)
+        .collect()
+}

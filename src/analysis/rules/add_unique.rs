@@ -14,13 +14,13 @@ pub(crate) const RULE: Rule = Rule {
 
 fn check(cx: &FileCx, out: &mut Vec<Finding>) {
     for (op, a) in cx.actions() {
-        let (kind, name) = match &a.kind {
+        let (kind, name, column) = match &a.kind {
             ActionKind::AddConstraint {
                 kind: kind @ (ConstraintKind::Unique | ConstraintKind::PrimaryKey),
                 using_index: false,
                 name,
                 ..
-            } => (kind.sql(), name.clone()),
+            } => (kind.sql(), name.clone(), None),
             ActionKind::AddColumn(def) if def.unique || def.primary_key => (
                 if def.primary_key {
                     "PRIMARY KEY"
@@ -28,6 +28,7 @@ fn check(cx: &FileCx, out: &mut Vec<Finding>) {
                     "UNIQUE"
                 },
                 None,
+                Some(crate::analysis::sql_name::ident(&def.name)),
             ),
             _ => continue,
         };
@@ -36,6 +37,10 @@ fn check(cx: &FileCx, out: &mut Vec<Finding>) {
         }
         let table = a.table.clone().unwrap_or_default();
         let name = name.unwrap_or_else(|| format!("{}_key", table.replace('.', "_")));
+        let columns = column
+            .map(|c| format!("({c})"))
+            .or_else(|| columns_after(&op.sql, kind))
+            .unwrap_or_else(|| "(…)".to_string());
         out.push(cx.finding(
             &RULE,
             op,
@@ -45,7 +50,7 @@ fn check(cx: &FileCx, out: &mut Vec<Finding>) {
                  reads and writes wait for the whole build"
             ),
             format!(
-                "`CREATE UNIQUE INDEX CONCURRENTLY {n} ON {t} (…)` in a `transaction = \
+                "`CREATE UNIQUE INDEX CONCURRENTLY {n} ON {t} {columns}` in a `transaction = \
                  false` migration, then `ALTER TABLE {t} ADD CONSTRAINT {n} {kind} USING \
                  INDEX {n}` ({after})",
                 after = if kind == "PRIMARY KEY" {
@@ -60,6 +65,32 @@ fn check(cx: &FileCx, out: &mut Vec<Finding>) {
             ),
         ));
     }
+}
+
+/// The column list right after `UNIQUE` or `PRIMARY KEY` in a table
+/// constraint, as written (`None` when something else follows, such as
+/// `NULLS NOT DISTINCT`, which the index spells elsewhere).
+fn columns_after(sql: &str, kind: &str) -> Option<String> {
+    let lower = sql.to_ascii_lowercase();
+    let at = lower.find(&kind.to_ascii_lowercase())? + kind.len();
+    let rest = sql[at..].trim_start();
+    if !rest.starts_with('(') {
+        return None;
+    }
+    let mut depth = 0;
+    for (i, c) in rest.char_indices() {
+        match c {
+            '(' => depth += 1,
+            ')' => {
+                depth -= 1;
+                if depth == 0 {
+                    return Some(rest[..=i].to_string());
+                }
+            }
+            _ => {}
+        }
+    }
+    None
 }
 
 #[cfg(test)]

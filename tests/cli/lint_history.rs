@@ -143,16 +143,8 @@ fn an_index_on_a_partitioned_table_gets_the_partition_path() {
         std::fs::create_dir_all(&dir).unwrap();
         std::fs::write(dir.join(file), text).unwrap();
     }
-    let out = p
-        .keel()
-        .env_remove("DATABASE_URL")
-        .args(["lint", "--format", "json", "theirs"])
-        .output()
-        .unwrap();
-    let doc: serde_json::Value = serde_json::from_str(&crate::common::stdout(&out)).unwrap();
-    let found: Vec<(u64, String, String)> = doc["findings"]
-        .as_array()
-        .unwrap()
+    let found: Vec<(u64, String, String)> = p
+        .lint_findings(&["theirs"])
         .iter()
         .filter(|f| f["rule"] == "create-index-blocking")
         .map(|f| {
@@ -168,30 +160,25 @@ fn an_index_on_a_partitioned_table_gets_the_partition_path() {
         [1, 2],
         "{found:#?}"
     );
-    assert!(
-        found[0].1.contains("partitioned table measurements"),
-        "{found:#?}"
-    );
-    assert!(
-        found[0]
-            .2
-            .starts_with("`CREATE INDEX measurements_at ON ONLY measurements (at)`"),
-        "{found:#?}"
-    );
-    assert!(
-        found[0]
-            .2
-            .contains("ALTER INDEX measurements_at ATTACH PARTITION measurements_at_<partition>"),
-        "{found:#?}"
-    );
-    assert!(
-        found[1].1.contains("refuses CREATE INDEX CONCURRENTLY"),
-        "{found:#?}"
-    );
-    assert!(
-        found[1]
-            .2
-            .starts_with("`CREATE INDEX measurements_at_c ON ONLY measurements (at)`"),
-        "{found:#?}"
-    );
+    // (finding, part of its message, start of its fix, part of its fix)
+    let expected = [
+        (
+            0,
+            "partitioned table measurements",
+            "`CREATE INDEX measurements_at ON ONLY measurements (at)`",
+            "ALTER INDEX measurements_at ATTACH PARTITION measurements_at_<partition>",
+        ),
+        (
+            1,
+            "refuses CREATE INDEX CONCURRENTLY",
+            "`CREATE INDEX measurements_at_c ON ONLY measurements (at)`",
+            "CREATE INDEX CONCURRENTLY IF NOT EXISTS measurements_at_c_<partition>",
+        ),
+    ];
+    for (i, message, fix_start, fix_part) in expected {
+        let (_, got_message, got_fix) = &found[i];
+        assert!(got_message.contains(message), "{found:#?}");
+        assert!(got_fix.starts_with(fix_start), "{found:#?}");
+        assert!(got_fix.contains(fix_part), "{found:#?}");
+    }
 }

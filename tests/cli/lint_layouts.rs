@@ -23,17 +23,11 @@ pub(crate) fn lint(files: &[(&str, &str)], layout: Option<&str>) -> Vec<(String,
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
         std::fs::write(path, text).unwrap();
     }
-    let mut cmd = p.keel();
-    cmd.env_remove("DATABASE_URL")
-        .args(["lint", "--format", "json", "theirs"]);
+    let mut args = vec!["theirs"];
     if let Some(l) = layout {
-        cmd.args(["--layout", l]);
+        args.extend(["--layout", l]);
     }
-    let out = cmd.output().unwrap();
-    let doc: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
-    doc["findings"]
-        .as_array()
-        .unwrap()
+    p.lint_findings(&args)
         .iter()
         .map(|f| {
             (

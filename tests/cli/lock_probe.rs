@@ -411,22 +411,14 @@ fn every_fix_runs_as_printed_and_takes_the_lock_the_model_says() {
     for (i, (_, sql)) in FLAGGED.iter().enumerate() {
         std::fs::write(dir.join(format!("{}_case.up.sql", i + 2)), sql).unwrap();
     }
-    let out = lint
-        .keel()
-        .env_remove("DATABASE_URL")
-        .args(["lint", "--format", "json", "fixes"])
-        .output()
-        .unwrap();
-    let doc: serde_json::Value = serde_json::from_str(&crate::common::stdout(&out)).unwrap();
+    let findings = lint.lint_findings(&["fixes"]);
     let mut fixes: Vec<(String, Vec<String>)> = Vec::new();
     for (i, (rule, sql)) in FLAGGED.iter().enumerate() {
         let file = format!("fixes/{}_case.up.sql", i + 2);
-        let f = doc["findings"]
-            .as_array()
-            .unwrap()
+        let f = findings
             .iter()
             .find(|f| f["file"] == file.as_str() && f["rule"] == *rule)
-            .unwrap_or_else(|| panic!("{sql}: no {rule} finding in {doc:#}"));
+            .unwrap_or_else(|| panic!("{sql}: no {rule} finding in {findings:#?}"));
         let statements = statements_in(f["suggestion"].as_str().unwrap());
         assert!(!statements.is_empty(), "{sql}: no SQL in the fix {f:#}");
         fixes.push((sql.to_string(), statements));

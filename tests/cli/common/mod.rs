@@ -270,6 +270,23 @@ pub fn copy_dir(src: &Path, dst: &Path) {
     }
 }
 
+impl Project {
+    /// The findings of `keel lint --format json ARGS…`, run on files alone
+    /// (no database).
+    pub fn lint_findings(&self, args: &[&str]) -> Vec<serde_json::Value> {
+        let out = self
+            .keel()
+            .env_remove("DATABASE_URL")
+            .args(["lint", "--format", "json"])
+            .args(args)
+            .output()
+            .unwrap();
+        let doc: serde_json::Value = serde_json::from_str(&stdout(&out))
+            .unwrap_or_else(|e| panic!("keel lint printed no JSON ({e}): {}", stderr(&out)));
+        doc["findings"].as_array().cloned().unwrap_or_default()
+    }
+}
+
 /// stdout of a finished command as a string.
 pub fn stdout(out: &std::process::Output) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()

@@ -158,8 +158,6 @@ pub(crate) fn lint_paths(
     Ok(report)
 }
 
-/// `NAME.up.sql` for `NAME.down.sql` (also `_down`/`-down`), or None when
-/// the file is not a down file.
 impl Unit {
     /// Where it is: the folder, the file, the up of a pair.
     fn path(&self) -> &Path {
@@ -171,6 +169,8 @@ impl Unit {
     }
 }
 
+/// `NAME.up.sql` for `NAME.down.sql` (also `_down`/`-down`), or None when
+/// the file is not a down file.
 fn up_sibling(path: &Path) -> Option<PathBuf> {
     let name = path.file_name()?.to_str()?;
     let lower = name.to_ascii_lowercase();
@@ -232,6 +232,8 @@ fn lint_unit(
         seed.clone()
             .unwrap_or_else(|| Schema::with_live(version, live.clone()))
     };
+    // An up/down pair is read from the files alone, as before the history.
+    let pair_schema = || seed.clone().unwrap_or_else(|| Schema::new(version));
     match unit {
         Unit::Folder(dir, bounds) => lint_folder(dir, bounds, schema(), &mut report)?,
         Unit::Plain(file) => match read(file)? {
@@ -251,7 +253,7 @@ fn lint_unit(
                             transaction: (runs.transaction, runs.transaction),
                             layout: Some(runs.layout),
                         },
-                        schema(),
+                        pair_schema(),
                     ),
                     None => analyze_sql(
                         &path,
@@ -300,7 +302,7 @@ fn lint_unit(
                     transaction: (up_runs.transaction, down_runs.transaction),
                     layout: Some(up_runs.layout),
                 },
-                schema(),
+                pair_schema(),
             ));
         }
     }

@@ -91,6 +91,22 @@ pub(crate) fn on_only(sql: &str) -> Option<String> {
     Some(format!("{head} ONLY{}", &sql[at..]))
 }
 
+/// `REINDEX [(…)] {INDEX|TABLE|SCHEMA|DATABASE|SYSTEM} name` as written,
+/// with CONCURRENTLY where PostgreSQL takes it: after the kind.
+pub(crate) fn reindex_concurrently(sql: &str) -> String {
+    let sql = sql.trim_end().trim_end_matches(';');
+    let lower = sql.to_ascii_lowercase();
+    let kinds = ["index", "table", "schema", "database", "system"];
+    match words(&lower).into_iter().find(|(_, w)| kinds.contains(w)) {
+        Some((at, w)) => format!(
+            "{} CONCURRENTLY{}",
+            &sql[..at + w.len()],
+            &sql[at + w.len()..]
+        ),
+        None => "REINDEX … CONCURRENTLY".to_string(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -30,7 +30,7 @@ fn check(cx: &FileCx, out: &mut Vec<Finding>) {
         } else {
             format!(
                 "`{}` in a migration with `transaction = false`",
-                concurrently(&op.sql)
+                crate::analysis::sql_name::reindex_concurrently(&op.sql)
             )
         };
         out.push(cx.finding(
@@ -42,26 +42,6 @@ fn check(cx: &FileCx, out: &mut Vec<Finding>) {
                 .to_string(),
             suggestion,
         ));
-    }
-}
-
-/// `REINDEX [(…)] {INDEX|TABLE|SCHEMA|DATABASE|SYSTEM} name` as written,
-/// with CONCURRENTLY where PostgreSQL takes it: after the kind.
-fn concurrently(sql: &str) -> String {
-    let sql = sql.trim_end().trim_end_matches(';');
-    let kinds = ["index", "table", "schema", "database", "system"];
-    let lower = sql.to_ascii_lowercase();
-    let kind = lower
-        .split_whitespace()
-        .map(|w| (w.as_ptr() as usize - lower.as_ptr() as usize, w))
-        .find(|(_, w)| kinds.contains(w));
-    match kind {
-        Some((at, w)) => format!(
-            "{} CONCURRENTLY{}",
-            &sql[..at + w.len()],
-            &sql[at + w.len()..]
-        ),
-        None => "REINDEX … CONCURRENTLY".to_string(),
     }
 }
 

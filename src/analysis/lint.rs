@@ -347,7 +347,8 @@ fn histories(
         let mut running = Schema::new(version);
         for i in members {
             let Some(ops) = &ups[i] else { continue };
-            seeds[i] = Some(running.history_for(ops));
+            // The tables it names as the earlier ones left them, none new.
+            seeds[i] = Some(running.after_up_for(ops));
             running.begin_migration();
             ops.iter().for_each(|op| running.apply(op));
         }

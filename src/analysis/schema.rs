@@ -164,20 +164,6 @@ impl Schema {
         self.after_up_of(Some(&named))
     }
 
-    /// What a migration of a history starts from, when lint reads a
-    /// folder's migrations in order: the tables `ops` name as the earlier
-    /// migrations left them (their columns' types, their indexes), all
-    /// existing and possibly holding rows, none new.
-    pub fn history_for(&self, ops: &[Operation]) -> Schema {
-        let mut s = self.after_up_for(ops);
-        s.migration = 0;
-        for t in s.tables.values_mut() {
-            t.born = 0;
-            t.columns.values_mut().for_each(|c| c.born = 0);
-        }
-        s
-    }
-
     fn after_up_of(&self, only: Option<&HashSet<&str>>) -> Schema {
         let keep = |table: &str| only.is_none_or(|o| o.contains(table));
         let mut s = Schema {

@@ -85,10 +85,45 @@ pub(crate) fn on_only(sql: &str) -> Option<String> {
         return None;
     }
     let at = words[on].0 + "on".len();
-    let head = sql[..at]
-        .replacen(" CONCURRENTLY", "", 1)
-        .replacen(" concurrently", "", 1);
+    // CONCURRENTLY, written in any case, comes before ON.
+    let head = match words[..on].iter().find(|(_, w)| *w == "concurrently") {
+        Some((c, w)) => format!("{}{}", &sql[..*c], sql[c + w.len()..at].trim_start()),
+        None => sql[..at].to_string(),
+    };
     Some(format!("{head} ONLY{}", &sql[at..]))
+}
+
+/// The column list right after the word `UNIQUE` or `PRIMARY KEY` (`kind`)
+/// of a table constraint, as written; `None` when something else follows
+/// (`NULLS NOT DISTINCT`, which an index spells elsewhere).
+pub(crate) fn constraint_columns(sql: &str, kind: &str) -> Option<String> {
+    let lower = sql.to_ascii_lowercase();
+    let kind = kind.to_ascii_lowercase();
+    // The keyword as a word: not `unique` inside `unique_things`.
+    let at = lower.match_indices(&kind).map(|(i, _)| i).find(|&i| {
+        let before = lower[..i].chars().next_back();
+        let after = lower[i + kind.len()..].chars().next();
+        before.is_none_or(|c| !c.is_alphanumeric() && c != '_' && c != '"')
+            && after.is_none_or(|c| c.is_whitespace() || c == '(')
+    })? + kind.len();
+    let rest = sql[at..].trim_start();
+    if !rest.starts_with('(') {
+        return None;
+    }
+    let mut depth = 0;
+    for (i, c) in rest.char_indices() {
+        match c {
+            '(' => depth += 1,
+            ')' => {
+                depth -= 1;
+                if depth == 0 {
+                    return Some(rest[..=i].to_string());
+                }
+            }
+            _ => {}
+        }
+    }
+    None
 }
 
 /// `REINDEX [(…)] {INDEX|TABLE|SCHEMA|DATABASE|SYSTEM} name` as written,
@@ -122,6 +157,17 @@ mod tests {
         assert_eq!(ident("a\"b"), "\"a\"\"b\"");
         assert_eq!(ident("…"), "…");
         assert_eq!(relation("Document"), "\"Document\"");
+        assert_eq!(
+            constraint_columns(
+                "ALTER TABLE unique_things ADD CONSTRAINT k UNIQUE(a, b)",
+                "UNIQUE"
+            ),
+            Some("(a, b)".to_string())
+        );
+        assert_eq!(
+            on_only("CREATE INDEX Concurrently i ON p (a);"),
+            Some("CREATE INDEX i ON ONLY p (a)".to_string())
+        );
         assert_eq!(relation("app.User"), "app.\"User\"");
         assert_eq!(relation("\"audit.log\""), "\"audit.log\"");
     }

@@ -39,7 +39,7 @@ fn check(cx: &FileCx, out: &mut Vec<Finding>) {
         let name = name.unwrap_or_else(|| format!("{}_key", table.replace('.', "_")));
         let columns = column
             .map(|c| format!("({c})"))
-            .or_else(|| columns_after(&op.sql, kind))
+            .or_else(|| crate::analysis::sql_name::constraint_columns(&op.sql, kind))
             .unwrap_or_else(|| "(…)".to_string());
         out.push(cx.finding(
             &RULE,
@@ -65,32 +65,6 @@ fn check(cx: &FileCx, out: &mut Vec<Finding>) {
             ),
         ));
     }
-}
-
-/// The column list right after `UNIQUE` or `PRIMARY KEY` in a table
-/// constraint, as written (`None` when something else follows, such as
-/// `NULLS NOT DISTINCT`, which the index spells elsewhere).
-fn columns_after(sql: &str, kind: &str) -> Option<String> {
-    let lower = sql.to_ascii_lowercase();
-    let at = lower.find(&kind.to_ascii_lowercase())? + kind.len();
-    let rest = sql[at..].trim_start();
-    if !rest.starts_with('(') {
-        return None;
-    }
-    let mut depth = 0;
-    for (i, c) in rest.char_indices() {
-        match c {
-            '(' => depth += 1,
-            ')' => {
-                depth -= 1;
-                if depth == 0 {
-                    return Some(rest[..=i].to_string());
-                }
-            }
-            _ => {}
-        }
-    }
-    None
 }
 
 #[cfg(test)]

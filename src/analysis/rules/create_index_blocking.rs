@@ -21,6 +21,7 @@ fn check(cx: &FileCx, out: &mut Vec<Finding>) {
             name,
             only,
             partitioned,
+            shape,
             ..
         } = &a.kind
         else {
@@ -36,7 +37,12 @@ fn check(cx: &FileCx, out: &mut Vec<Finding>) {
         }
         let table = a.target();
         if *partitioned {
-            out.push(partitioned_finding(cx, op, a, *concurrently));
+            out.push(partitioned_finding(
+                cx,
+                (op, a),
+                *concurrently,
+                (name, shape),
+            ));
         } else if !concurrently {
             let unique = if *unique { "UNIQUE " } else { "" };
             let name = name.clone().unwrap_or_else(|| "…".into());
@@ -86,9 +92,12 @@ fn check(cx: &FileCx, out: &mut Vec<Finding>) {
 /// each partition's built concurrently, attached one by one.
 fn partitioned_finding(
     cx: &FileCx,
-    op: &crate::analysis::operation::Operation,
-    a: &crate::analysis::operation::Action,
+    (op, a): (
+        &crate::analysis::operation::Operation,
+        &crate::analysis::operation::Action,
+    ),
     concurrently: bool,
+    (name, shape): (&Option<String>, &Option<String>),
 ) -> Finding {
     let table = a.target();
     let message = match concurrently {
@@ -100,9 +109,6 @@ fn partitioned_finding(
             "CREATE INDEX on the partitioned table {table} builds the index on every partition \
              under a SHARE lock: every INSERT, UPDATE and DELETE waits until all are built"
         ),
-    };
-    let ActionKind::CreateIndex { name, shape, .. } = &a.kind else {
-        unreachable!("called for CREATE INDEX only")
     };
     let name = name.as_deref().unwrap_or("<index>");
     let shape = shape.as_deref().unwrap_or("(…)");

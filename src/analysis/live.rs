@@ -8,7 +8,7 @@
 use super::estimate::Calibration;
 use super::sqltype::SqlType;
 use crate::db::{Database, DbError, IndexSize, NotNullCheck, Scope, TableStats};
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 
 /// The server's facts for one command, keyed by table name (PostgreSQL live
 /// mode only).
@@ -60,6 +60,64 @@ impl LiveTable {
     }
 }
 
+/// The names `sql` may call as functions, into `names`: each word or
+/// quoted name right before a `(`, as written and, unquoted, folded to
+/// lower case as PostgreSQL does. More than the calls (a table's name
+/// before its column list, keywords) costs nothing: the server is asked
+/// about these names alone and answers for its functions.
+pub fn called_names(sql: &str, names: &mut BTreeSet<String>) {
+    let b = sql.as_bytes();
+    let mut i = 0;
+    while i < b.len() {
+        let (name, quoted, end) = match b[i] {
+            b'\'' => {
+                // A literal: skip it ('' is a quote inside).
+                i += 1;
+                while i < b.len() && b[i] != b'\'' {
+                    i += 1;
+                }
+                i += 1;
+                continue;
+            }
+            b'"' => {
+                let mut j = i + 1;
+                while j < b.len() && !(b[j] == b'"' && b.get(j + 1) != Some(&b'"')) {
+                    j += if b[j] == b'"' { 2 } else { 1 };
+                }
+                (
+                    sql[i + 1..j.min(b.len())].replace("\"\"", "\""),
+                    true,
+                    j + 1,
+                )
+            }
+            c if c.is_ascii_alphabetic() || c == b'_' || c >= 0x80 => {
+                let mut j = i;
+                while j < b.len()
+                    && (b[j].is_ascii_alphanumeric() || matches!(b[j], b'_' | b'$') || b[j] >= 0x80)
+                {
+                    j += 1;
+                }
+                (sql[i..j].to_string(), false, j)
+            }
+            _ => {
+                i += 1;
+                continue;
+            }
+        };
+        let mut k = end;
+        while k < b.len() && b[k].is_ascii_whitespace() {
+            k += 1;
+        }
+        if b.get(k) == Some(&b'(') {
+            if !quoted {
+                names.insert(name.to_lowercase());
+            }
+            names.insert(name);
+        }
+        i = end;
+    }
+}
+
 /// The name the analysis uses for a table: schema-qualified unless `public`.
 fn key(schema: &str, name: &str) -> String {
     crate::db::Relation {
@@ -76,9 +134,21 @@ impl super::analyze::Facts {
         db: &mut dyn Database,
         scope: &Scope,
     ) -> Result<super::analyze::Facts, DbError> {
+        Self::read_calling(db, scope, scope.functions_named()).await
+    }
+
+    /// [`Facts::read`] with the volatility of the functions `called`
+    /// (`None`: of every function).
+    pub async fn read_calling(
+        db: &mut dyn Database,
+        scope: &Scope,
+        called: Option<BTreeSet<String>>,
+    ) -> Result<super::analyze::Facts, DbError> {
         let version = db.postgres_version().await?.map(super::PgVersion::from_num);
         let live = match version {
-            Some(_) => LiveSchema::load(db, scope).await?.map(std::sync::Arc::new),
+            Some(_) => LiveSchema::load_calling(db, scope, called)
+                .await?
+                .map(std::sync::Arc::new),
             None => None,
         };
         Ok(super::analyze::Facts { version, live })
@@ -90,6 +160,16 @@ impl LiveSchema {
     /// names; the rest cannot matter to its analysis); `None` where the
     /// database has none to offer (SQLite).
     pub async fn load(db: &mut dyn Database, scope: &Scope) -> Result<Option<LiveSchema>, DbError> {
+        Self::load_calling(db, scope, scope.functions_named()).await
+    }
+
+    /// [`LiveSchema::load`] with the volatility of the functions `called`
+    /// (`None`: of every function, thousands of names).
+    pub async fn load_calling(
+        db: &mut dyn Database,
+        scope: &Scope,
+        called: Option<BTreeSet<String>>,
+    ) -> Result<Option<LiveSchema>, DbError> {
         let Some(stats) = db.table_stats(scope).await? else {
             return Ok(None);
         };
@@ -121,7 +201,10 @@ impl LiveSchema {
                 t.not_null_checks.push(c);
             }
         }
-        live.functions = db.function_volatility().await?.unwrap_or_default();
+        live.functions = db
+            .function_volatility(called.as_ref())
+            .await?
+            .unwrap_or_default();
         Ok(Some(live))
     }
 
@@ -239,6 +322,24 @@ mod tests {
             row_width: 72,
             ..TableStats::default()
         }
+    }
+
+    #[test]
+    fn called_names_are_the_words_before_a_parenthesis_outside_literals() {
+        let mut names = BTreeSet::new();
+        called_names(
+            "ALTER TABLE t ADD COLUMN a uuid DEFAULT app.New_Id ();\n\
+             ALTER TABLE t ADD COLUMN b text DEFAULT \"Odd\"\"Fn\"('not_a_call(');\n\
+             CREATE INDEX ON t (lower(é_x(b)));",
+            &mut names,
+        );
+        let names: Vec<&str> = names.iter().map(String::as_str).collect();
+        assert_eq!(
+            names,
+            ["New_Id", "Odd\"Fn", "lower", "new_id", "t", "é_x"],
+            "a qualified call gives its bare name, as written and folded; \
+             a quoted name is kept as written; a literal is no call"
+        );
     }
 
     #[test]

@@ -6,7 +6,7 @@
 
 use super::analyze::MigrationAnalysis;
 use super::classify::{Classified, classify};
-use super::operation::{ActionKind, ObjectKind, Operation};
+use super::operation::{ActionKind, ColumnDef, DefaultValue, ObjectKind, Operation};
 use super::schema::Schema;
 use crate::db::Scope;
 use crate::migration::Migration;
@@ -99,6 +99,10 @@ fn add(scope: &mut Scope, op: &Operation) -> bool {
                 ..
             } => scope.add(r),
             ActionKind::DropIndex { name, .. } => scope.add(name),
+            ActionKind::AddColumn(ColumnDef {
+                default: Some(DefaultValue::Unknown(f)),
+                ..
+            }) => scope.add_function(f),
             ActionKind::CreateIndex { name: Some(n), .. } => scope.add(n),
             _ => {}
         }
@@ -133,6 +137,19 @@ mod tests {
                 CREATE INDEX t_idx ON app.t (id);\n\
                 ALTER TABLE posts RENAME TO articles;"),
             named(&["articles", "posts", "t", "t_idx", "users"])
+        );
+    }
+
+    #[test]
+    fn an_added_column_default_names_the_function_whose_volatility_counts() {
+        assert_eq!(
+            of("ALTER TABLE t ADD COLUMN a bigint DEFAULT app.ticket();").functions_named(),
+            Some(["ticket".to_string()].into())
+        );
+        assert_eq!(
+            of("ALTER TABLE t ADD COLUMN a timestamptz DEFAULT now();").functions_named(),
+            Some([].into()),
+            "keel knows now() itself"
         );
     }
 

@@ -21,7 +21,10 @@ pub struct Schema {
     /// What the server says about existing tables (live mode), read where
     /// the files are silent.
     pub live: Option<Arc<LiveSchema>>,
-    tables: HashMap<String, Table>,
+    /// Boxed: the map's slots stay small (a run of thousands of pending
+    /// migrations keeps one table each, and growing the map holds two
+    /// tables of slots at once).
+    tables: HashMap<String, Box<Table>>,
     indexes: HashMap<String, String>,
     /// Which migration of the pending set is being read (see
     /// [`Schema::begin_migration`]).
@@ -43,52 +46,69 @@ struct Table {
     partitioned: bool,
     /// The migration of the set that created it.
     born: u32,
-    columns: Columns,
+    columns: Named<Column>,
     /// CHECK constraints of the form `c IS NOT NULL`: name → (column, validated).
-    not_null_checks: HashMap<String, (String, bool)>,
+    not_null_checks: Named<(String, bool)>,
 }
 
-/// A table's columns by name. A list, not a map: tables have a few
-/// columns, and a run of thousands of migrations keeps one per table.
-#[derive(Debug, Clone, Default)]
-struct Columns(Vec<(String, Column)>);
+/// Values by name, in a list, not a map: a table has a few columns and
+/// fewer NOT NULL proofs, and a run of thousands of migrations keeps one
+/// table each (an empty map is twice the size of an empty list).
+#[derive(Debug, Clone)]
+struct Named<V>(Vec<(String, V)>);
 
-impl Columns {
-    fn get(&self, name: &str) -> Option<&Column> {
-        self.0.iter().find(|(n, _)| n == name).map(|(_, c)| c)
+impl<V> Default for Named<V> {
+    fn default() -> Self {
+        Named(Vec::new())
+    }
+}
+
+impl<V> Named<V> {
+    fn get(&self, name: &str) -> Option<&V> {
+        self.0.iter().find(|(n, _)| n == name).map(|(_, v)| v)
     }
 
-    fn insert(&mut self, name: String, column: Column) {
+    fn get_mut(&mut self, name: &str) -> Option<&mut V> {
+        self.0.iter_mut().find(|(n, _)| n == name).map(|(_, v)| v)
+    }
+
+    fn insert(&mut self, name: String, value: V) {
         self.remove(&name);
-        self.0.push((name, column));
+        self.0.push((name, value));
     }
 
-    fn remove(&mut self, name: &str) -> Option<Column> {
+    fn remove(&mut self, name: &str) -> Option<V> {
         let i = self.0.iter().position(|(n, _)| n == name)?;
         Some(self.0.swap_remove(i).1)
     }
 
-    fn entry(&mut self, name: &str) -> &mut Column {
+    fn values(&self) -> impl Iterator<Item = &V> {
+        self.0.iter().map(|(_, v)| v)
+    }
+
+    fn values_mut(&mut self) -> impl Iterator<Item = &mut V> {
+        self.0.iter_mut().map(|(_, v)| v)
+    }
+}
+
+impl<V: Default> Named<V> {
+    fn entry(&mut self, name: &str) -> &mut V {
         let i = match self.0.iter().position(|(n, _)| n == name) {
             Some(i) => i,
             None => {
-                self.0.push((name.to_string(), Column::default()));
+                self.0.push((name.to_string(), V::default()));
                 self.0.len() - 1
             }
         };
         &mut self.0[i].1
     }
-
-    fn values_mut(&mut self) -> impl Iterator<Item = &mut Column> {
-        self.0.iter_mut().map(|(_, c)| c)
-    }
 }
 
-impl FromIterator<(String, Column)> for Columns {
-    fn from_iter<I: IntoIterator<Item = (String, Column)>>(iter: I) -> Columns {
-        let mut v: Vec<(String, Column)> = iter.into_iter().collect();
+impl<V> FromIterator<(String, V)> for Named<V> {
+    fn from_iter<I: IntoIterator<Item = (String, V)>>(iter: I) -> Named<V> {
+        let mut v: Vec<(String, V)> = iter.into_iter().collect();
         v.shrink_to_fit();
-        Columns(v)
+        Named(v)
     }
 }
 
@@ -411,13 +431,13 @@ impl Schema {
                 self.seeded(&table)
             }
         };
-        self.tables.insert(table, t);
+        self.tables.insert(table, Box::new(t));
     }
 
     fn table(&mut self, name: &str) -> &mut Table {
         if !self.tables.contains_key(name) {
             let seeded = self.seeded(name);
-            self.tables.insert(name.to_string(), seeded);
+            self.tables.insert(name.to_string(), Box::new(seeded));
         }
         self.tables.get_mut(name).expect("inserted above")
     }

@@ -4,13 +4,14 @@
 
 use super::{DbError, Scope, Session};
 use async_trait::async_trait;
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
 /// Function volatility by name, each name's most volatile overload
-/// (`pg_proc.provolatile`: `i`mmutable < `s`table < `v`olatile). The
-/// server's own functions are shared: they are read once per connection
-/// and every analysis of the run looks them up.
+/// (`pg_proc.provolatile`: `i`mmutable < `s`table < `v`olatile). For
+/// every function, the server's own are shared: they are read once per
+/// connection and every analysis of the run looks them up; for the few a
+/// scope names, all are in `user`.
 #[derive(Debug, Clone, Default)]
 pub struct Volatility {
     /// The server's own functions (made by initdb).
@@ -142,8 +143,12 @@ pub trait Live: Session {
     ) -> Result<Option<Vec<NotNullCheck>>, DbError> {
         Ok(None)
     }
-    /// Every function name with its most volatile overload.
-    async fn function_volatility(&mut self) -> Result<Option<Volatility>, DbError> {
+    /// The functions of these names (`None`: every function), each name
+    /// with its most volatile overload.
+    async fn function_volatility(
+        &mut self,
+        _names: Option<&BTreeSet<String>>,
+    ) -> Result<Option<Volatility>, DbError> {
         Ok(None)
     }
     /// The session's TimeZone setting, which decides whether

@@ -21,6 +21,9 @@ pub enum Scope {
         /// Schemas, types, functions and extensions too: a statement
         /// creates, alters or drops one of them.
         others: bool,
+        /// Functions whose volatility the analysis asks, by bare name:
+        /// those an added column's DEFAULT calls.
+        functions: BTreeSet<String>,
     },
 }
 
@@ -30,6 +33,7 @@ impl Scope {
         Scope::Named {
             relations: BTreeSet::new(),
             others: false,
+            functions: BTreeSet::new(),
         }
     }
 
@@ -50,6 +54,14 @@ impl Scope {
         }
     }
 
+    /// Covers a function's volatility (by bare name, as `pg_proc.proname`).
+    pub fn add_function(&mut self, name: &str) {
+        if let Scope::Named { functions, .. } = self {
+            let bare = name.rsplit('.').next().unwrap_or(name);
+            functions.insert(bare.to_string());
+        }
+    }
+
     /// Covers the objects that are not relations as well.
     pub fn add_others(&mut self) {
         if let Scope::Named { others, .. } = self {
@@ -64,16 +76,20 @@ impl Scope {
                 Scope::Named {
                     mut relations,
                     others,
+                    mut functions,
                 },
                 Scope::Named {
                     relations: more,
                     others: also,
+                    functions: called,
                 },
             ) => {
                 relations.extend(more);
+                functions.extend(called);
                 Scope::Named {
                     relations,
                     others: others || also,
+                    functions,
                 }
             }
             _ => Scope::All,
@@ -86,6 +102,14 @@ impl Scope {
         match self {
             Scope::All => None,
             Scope::Named { relations, .. } => Some(relations.iter().cloned().collect()),
+        }
+    }
+
+    /// The functions covered, by name; `None` for every function.
+    pub fn functions_named(&self) -> Option<BTreeSet<String>> {
+        match self {
+            Scope::All => None,
+            Scope::Named { functions, .. } => Some(functions.clone()),
         }
     }
 

@@ -13,6 +13,7 @@ use super::status::{State, reconcile};
 use super::targets::{down_targets, pending, refuse_blocked, refuse_irreversible, unfinished};
 use crate::analysis::Classified;
 use crate::analysis::analyze::{Analyzer, Facts, MigrationAnalysis};
+use crate::analysis::live::called_names;
 use crate::db::Scope;
 use crate::db::{Database, DbError, RunLock, TrackingRow, TrackingState};
 use crate::migration::{Migration, Version};
@@ -107,11 +108,27 @@ pub(crate) struct Runner<'r> {
     /// What the migrations of the run can reach, when the caller knows it
     /// (`keel test`): the live facts are read for that alone. `None`: for
     /// every table, which costs one catalog read per run and spares a
-    /// second parse of each pending file.
+    /// second parse of each pending file (it would double the run's own
+    /// work), and for the functions the files call.
     pub(crate) reach: Option<&'r Scope>,
 }
 
 impl Runner<'_> {
+    /// The live facts a run of `migrations` is analysed with.
+    async fn facts_for(&mut self, migrations: &[&Migration]) -> Result<Facts, DbError> {
+        match self.reach {
+            Some(scope) => Facts::read(self.db, scope).await,
+            None => {
+                let mut called = std::collections::BTreeSet::new();
+                for m in migrations {
+                    called_names(&m.up, &mut called);
+                    called_names(m.down.as_deref().unwrap_or_default(), &mut called);
+                }
+                Facts::read_calling(self.db, &Scope::All, Some(called)).await
+            }
+        }
+    }
+
     /// Applies pending migrations up to and including `to`, in version
     /// order, with `hook` around each (backups). Returns those applied.
     pub(crate) async fn up_with<'m>(
@@ -163,7 +180,7 @@ impl Runner<'_> {
         }
         let facts = match facts {
             Some(f) => f,
-            None => Facts::read(self.db, self.reach.unwrap_or(&Scope::All)).await?,
+            None => self.facts_for(&pending).await?,
         };
         let mut analyzer = Analyzer::new(facts, true);
         let mut ledger = Ledger::new(false);
@@ -397,9 +414,7 @@ impl Runner<'_> {
         if targets.is_empty() {
             return Ok(targets);
         }
-        let all = Scope::All;
-        let scope = self.reach.unwrap_or(&all);
-        let mut analyzer = Analyzer::new(Facts::read(self.db, scope).await?, false);
+        let mut analyzer = Analyzer::new(self.facts_for(&targets).await?, false);
         let mut ledger = Ledger::new(true);
         for (i, m) in targets.iter().enumerate() {
             let analysis = analyzer.analyze(m);

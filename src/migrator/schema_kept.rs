@@ -74,6 +74,7 @@ fn only_new(analysis: &MigrationAnalysis, reach: &Scope) -> bool {
     let Scope::Named {
         relations,
         others: false,
+        ..
     } = reach
     else {
         return false;

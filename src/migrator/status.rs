@@ -40,7 +40,9 @@ pub(crate) struct Entry<'a> {
     pub(crate) name: String,
     pub(crate) state: State,
     pub(crate) migration: Option<&'a Migration>,
-    pub(crate) row: Option<TrackingRow>,
+    /// Boxed: a row is large, a run of thousands of pending migrations
+    /// has none, and a status list is sorted by moving entries.
+    pub(crate) row: Option<Box<TrackingRow>>,
 }
 
 impl Entry<'_> {
@@ -62,7 +64,7 @@ pub(crate) fn reconcile<'a>(files: &'a [Migration], rows: Vec<TrackingRow>) -> V
     let mut out: Vec<Entry<'a>> = files
         .iter()
         .map(|m| {
-            let row = rows.remove(&m.version.to_string());
+            let row = rows.remove(&m.version.to_string()).map(Box::new);
             let state = match &row {
                 None => State::Pending,
                 Some(r) if r.state.is_failed() => State::Failed,
@@ -88,9 +90,11 @@ pub(crate) fn reconcile<'a>(files: &'a [Migration], rows: Vec<TrackingRow>) -> V
             State::Missing
         },
         migration: None,
-        row: Some(r),
+        row: Some(Box::new(r)),
     }));
-    out.sort_by(|a, b| a.version.cmp(&b.version));
+    // Versions are unique here (a row joins its file), so the unstable
+    // sort orders the same and needs no buffer as large as the list.
+    out.sort_unstable_by(|a, b| a.version.cmp(&b.version));
     out
 }
 

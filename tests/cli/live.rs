@@ -101,6 +101,48 @@ fn function_volatility_decides_whether_a_default_rewrites() {
     assert!(!text.contains("depends on"), "{text}");
 }
 
+/// A run reads the volatility of the functions its files call, not the
+/// thousands of the server's: named, it gets those (user's and server's
+/// alike) and no others; for every function, all of them.
+#[test]
+fn a_run_reads_the_volatility_of_the_functions_its_files_call() {
+    use keel::analysis::live::{LiveSchema, called_names};
+    use keel::db::Scope;
+    let p = Project::postgres();
+    p.exec(
+        "CREATE FUNCTION ticket() RETURNS bigint LANGUAGE sql VOLATILE AS $$ SELECT 1::bigint $$;",
+    );
+    let url = p.url.clone();
+    let (named, all) = crate::common::block_on(async move {
+        let mut db = keel::db::connect(&url).await.unwrap();
+        let mut called = std::collections::BTreeSet::new();
+        called_names(
+            "ALTER TABLE t ADD COLUMN a bigint DEFAULT public.ticket();\n\
+             ALTER TABLE t ADD COLUMN b text DEFAULT md5('x');",
+            &mut called,
+        );
+        let named = LiveSchema::load_calling(db.as_mut(), &Scope::All, Some(called))
+            .await
+            .unwrap()
+            .unwrap();
+        let all = LiveSchema::load(db.as_mut(), &Scope::All)
+            .await
+            .unwrap()
+            .unwrap();
+        (named, all)
+    });
+    for (f, want) in [("ticket", Some('v')), ("md5", Some('i')), ("now", None)] {
+        assert_eq!(named.volatility(f), want, "named: {f}");
+    }
+    for (f, want) in [
+        ("ticket", Some('v')),
+        ("md5", Some('i')),
+        ("now", Some('s')),
+    ] {
+        assert_eq!(all.volatility(f), want, "every function: {f}");
+    }
+}
+
 #[test]
 fn a_valid_check_already_in_the_database_proves_not_null() {
     let p = Project::postgres();

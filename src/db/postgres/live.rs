@@ -9,15 +9,16 @@ use crate::db::{
 };
 use async_trait::async_trait;
 use sqlx::Row;
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
-/// The server's own functions with their volatility, and `shared_buffers`
-/// (in 8 kB pages) as the server prints it.
-#[derive(Clone)]
+/// What is fixed while the server runs, each read when first asked.
+#[derive(Default)]
 pub(super) struct Builtins {
-    volatility: Arc<HashMap<String, char>>,
-    shared_buffers: Option<String>,
+    /// The server's own functions with their volatility.
+    volatility: Option<Arc<HashMap<String, char>>>,
+    /// `shared_buffers` (in 8 kB pages) as the server prints it.
+    shared_buffers: Option<Option<String>>,
 }
 
 /// Views on each user table (through their rewrite rules), foreign keys
@@ -99,8 +100,11 @@ impl Live for Postgres {
         self.read_not_null_checks(scope).await.map(Some)
     }
 
-    async fn function_volatility(&mut self) -> Result<Option<Volatility>, DbError> {
-        self.read_function_volatility().await.map(Some)
+    async fn function_volatility(
+        &mut self,
+        names: Option<&BTreeSet<String>>,
+    ) -> Result<Option<Volatility>, DbError> {
+        self.read_function_volatility(names).await.map(Some)
     }
 
     async fn session_timezone(&mut self) -> Result<Option<String>, DbError> {
@@ -113,7 +117,7 @@ impl Live for Postgres {
 
     async fn shared_buffers(&mut self) -> Result<Option<f64>, DbError> {
         // Counted in 8 kB pages.
-        let pages = self.builtins().await?.shared_buffers;
+        let pages = self.shared_buffers_setting().await?;
         Ok(pages
             .and_then(|p| p.parse::<f64>().ok())
             .map(|p| p * 8192.0))
@@ -278,41 +282,74 @@ impl Postgres {
         Ok(out)
     }
 
-    /// Every function name with its most volatile overload ('i' < 's' < 'v'):
-    /// the server's own (OIDs below 16384, FirstNormalObjectId, made by
-    /// initdb) read once per connection, the others each time by index.
-    async fn read_function_volatility(&mut self) -> Result<Volatility, DbError> {
-        let builtin = self.builtins().await?.volatility;
-        let user = self.volatility("WHERE p.oid >= 16384").await?;
-        Ok(Volatility { builtin, user })
+    /// Each function name of `names` with its most volatile overload ('i'
+    /// < 's' < 'v'). For every function: the server's own (OIDs below
+    /// 16384, FirstNormalObjectId, made by initdb) read once per
+    /// connection, the others each time. Named, the few the migrations
+    /// call (instead of thousands kept for the run), and no query for none.
+    async fn read_function_volatility(
+        &mut self,
+        names: Option<&BTreeSet<String>>,
+    ) -> Result<Volatility, DbError> {
+        let user = match names {
+            None => {
+                let builtin = self.builtin_volatility().await?;
+                let user = self.volatility("WHERE p.oid >= 16384", None).await?;
+                return Ok(Volatility { builtin, user });
+            }
+            Some(names) if names.is_empty() => HashMap::new(),
+            Some(names) => {
+                let names = names.iter().cloned().collect();
+                self.volatility("WHERE p.proname = ANY ($1)", Some(names))
+                    .await?
+            }
+        };
+        Ok(Volatility {
+            builtin: Arc::default(),
+            user,
+        })
     }
 
-    /// The server's own functions' volatility and `shared_buffers`, read once.
-    pub(super) async fn builtins(&mut self) -> Result<Builtins, DbError> {
-        if let Some(b) = &self.builtins {
-            return Ok(b.clone());
+    /// The server's own functions' volatility, read once per connection.
+    async fn builtin_volatility(&mut self) -> Result<Arc<HashMap<String, char>>, DbError> {
+        if let Some(v) = &self.builtins.volatility {
+            return Ok(v.clone());
         }
-        let volatility = Arc::new(self.volatility("WHERE p.oid < 16384").await?);
-        let shared_buffers: Option<String> =
+        let v = Arc::new(self.volatility("WHERE p.oid < 16384", None).await?);
+        self.builtins.volatility = Some(v.clone());
+        Ok(v)
+    }
+
+    /// `shared_buffers` as the server prints it, read once per connection.
+    async fn shared_buffers_setting(&mut self) -> Result<Option<String>, DbError> {
+        if let Some(s) = &self.builtins.shared_buffers {
+            return Ok(s.clone());
+        }
+        let s: Option<String> =
             sqlx::query_scalar("SELECT setting FROM pg_settings WHERE name = 'shared_buffers'")
                 .fetch_optional(&mut self.conn)
                 .await
                 .map_err(|e| self.err(e))?;
-        let builtins = Builtins {
-            volatility,
-            shared_buffers,
-        };
-        self.builtins = Some(builtins.clone());
-        Ok(builtins)
+        self.builtins.shared_buffers = Some(s.clone());
+        Ok(s)
     }
 
-    async fn volatility(&mut self, filter: &str) -> Result<HashMap<String, char>, DbError> {
-        let rows = sqlx::query(&format!(
+    async fn volatility(
+        &mut self,
+        filter: &str,
+        names: Option<Vec<String>>,
+    ) -> Result<HashMap<String, char>, DbError> {
+        let sql = format!(
             "SELECT p.proname::text, max(p.provolatile::text) FROM pg_proc p {filter} GROUP BY 1"
-        ))
-        .fetch_all(&mut self.conn)
-        .await
-        .map_err(|e| self.err(e))?;
+        );
+        let mut query = sqlx::query(&sql);
+        if let Some(names) = names {
+            query = query.bind(names);
+        }
+        let rows = query
+            .fetch_all(&mut self.conn)
+            .await
+            .map_err(|e| self.err(e))?;
         rows.iter()
             .map(|r| {
                 let v: String = r.try_get(1)?;

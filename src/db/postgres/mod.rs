@@ -49,7 +49,7 @@ pub struct Postgres {
     watcher: Option<PgConnection>,
     /// The volatility of pg_catalog's functions and `shared_buffers`:
     /// fixed while the server runs, read once per connection.
-    builtins: Option<live::Builtins>,
+    builtins: live::Builtins,
     /// The tracking table's columns once this connection made sure of it
     /// (`ensure_tracking`): later runs on the same connection (`keel
     /// test`'s up, down and up again) neither create nor look it up again.
@@ -123,7 +123,7 @@ impl Postgres {
             keel_schema,
             pid,
             lock_timeout,
-            builtins: None,
+            builtins: live::Builtins::default(),
             tracking_columns: None,
             watcher: None,
         })

@@ -59,6 +59,7 @@ pub(crate) async fn run(ctx: &Ctx, args: Args) -> Result<()> {
         operator: crate::migrator::operator(),
         on_event: &on_event,
         reach: None,
+        alone: false,
     };
     let result = runner.backfill_one(&files, version).await;
     db.close().await;

@@ -66,6 +66,7 @@ pub(crate) async fn run(ctx: &Ctx, mut args: Args) -> Result<()> {
         operator: crate::migrator::operator(),
         on_event: &on_event,
         reach: None,
+        alone: false,
     };
     let say = |line: &str| ctx.out.progress(line);
     let mut hook = crate::backup::BackupHook::new(".", ctx.environment(), &say);

@@ -37,6 +37,7 @@ pub(crate) async fn run(ctx: &Ctx, args: Args) -> Result<()> {
         operator: crate::migrator::operator(),
         on_event: &on_event,
         reach: None,
+        alone: false,
     };
     let result = runner.resolve(&files, args.version, args.applied).await;
     db.close().await;
@@ -166,6 +167,7 @@ async fn accept_on(
         operator: crate::migrator::operator(),
         on_event: &on_event,
         reach: None,
+        alone: false,
     };
     let signer = crate::record::Signer::from_config(&ctx.config, std::path::Path::new("."))?;
     let sign = |a: &crate::migrator::Accepted| -> std::result::Result<Option<crate::migrator::Signed>, String> {

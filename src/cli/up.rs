@@ -82,6 +82,7 @@ pub(crate) async fn run(ctx: &Ctx, args: Args) -> Result<()> {
         operator: crate::migrator::operator(),
         on_event: &on_event,
         reach: None,
+        alone: false,
     };
     let say = |line: &str| ctx.out.progress(line);
     let mut hook = crate::backup::BackupHook::new(".", ctx.environment(), &say);

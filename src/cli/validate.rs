@@ -13,6 +13,7 @@ pub(crate) async fn run(ctx: &Ctx) -> Result<()> {
         operator: crate::migrator::operator(),
         on_event: &on_event,
         reach: None,
+        alone: false,
     };
     let result = validate(&mut runner, &files).await;
     // What each pending migration's backup will be, against the schema as

@@ -147,6 +147,8 @@ pub trait Tracking: Session {
     async fn ensure_tracking(&mut self) -> Result<(), DbError>;
     /// Every row of the tracking table, by version; empty when it does not exist.
     async fn tracking_rows(&mut self) -> Result<Vec<TrackingRow>, DbError>;
+    /// The row of `version`, if the tracking table exists and has one.
+    async fn tracking_row(&mut self, version: &str) -> Result<Option<TrackingRow>, DbError>;
     /// Inserts or replaces the row for `row.version`.
     async fn write_tracking(&mut self, row: &TrackingRow) -> Result<(), DbError>;
     /// What [`TrackingRow::schema_before`] holds for `version`.
@@ -185,7 +187,8 @@ pub trait Tracking: Session {
 
 /// Every tracking row, from `table` (quoted as the dialect names it). A
 /// table made before `backup_sha256` existed is read too.
-pub(super) fn select_rows(table: &str, has_backup: bool) -> String {
+/// `one`: only the row of the version bound as `$1`.
+pub(super) fn select_rows(table: &str, has_backup: bool, one: bool) -> String {
     let backup = if has_backup {
         "backup, backup_sha256"
     } else {
@@ -196,7 +199,8 @@ pub(super) fn select_rows(table: &str, has_backup: bool) -> String {
     format!(
         "SELECT version, name, checksum, state, applied_at, applied_by, execution_ms, \
          statements_done, error, {backup}, CAST(NULL AS text) AS schema_before \
-         FROM {table} ORDER BY version"
+         FROM {table} {} ORDER BY version",
+        if one { "WHERE version = $1" } else { "" }
     )
 }
 

@@ -133,6 +133,7 @@ impl<'a> Context<'a> {
             operator: self.operator.clone(),
             on_event: self.ui.on_event,
             reach: None,
+            alone: false,
         }
     }
 
@@ -144,6 +145,7 @@ impl<'a> Context<'a> {
             operator: self.operator.clone(),
             on_event: self.ui.on_event,
             reach: None,
+            alone: false,
         };
         (runner, &self.analysis)
     }

@@ -38,6 +38,7 @@ pub(super) async fn recover(
         operator: crate::migrator::operator(),
         on_event: ui.on_event,
         reach: None,
+        alone: false,
     };
     runner
         .lock()

@@ -87,12 +87,8 @@ async fn run_locked(db: &mut dyn Database, plan: &Plan<'_>) -> Result<Vec<Outcom
 
 /// Whether `m` has a tracking row in the applied state.
 async fn applied(db: &mut dyn Database, m: &Migration) -> Result<bool, Error> {
-    let v = m.version.to_string();
-    Ok(db
-        .tracking_rows()
-        .await?
-        .iter()
-        .any(|r| r.version == v && !r.state.is_failed()))
+    let row = db.tracking_row(&m.version.to_string()).await?;
+    Ok(row.is_some_and(|r| !r.state.is_failed()))
 }
 
 /// What one phase found: a verdict, and the time it took.
@@ -254,10 +250,12 @@ async fn migrate(
     let mut runner = runner(db, plan, reach);
     let result = if let Way::Up(facts) = way {
         runner
-            .up_locked_from(plan.files, Some(m.version), hook, facts)
+            .up_locked_from(std::slice::from_ref(m), Some(m.version), hook, facts)
             .await
     } else {
-        runner.down_locked(plan.files, Some(1), None, hook).await
+        runner
+            .down_locked(std::slice::from_ref(m), Some(1), None, hook)
+            .await
     };
     result.map(|_| ()).map_err(|e| e.to_string())
 }
@@ -271,6 +269,7 @@ fn runner<'r>(db: &'r mut dyn Database, plan: &Plan<'_>, reach: Option<&'r Scope
         operator: "keel test".into(),
         on_event: QUIET,
         reach,
+        alone: true,
     }
 }
 

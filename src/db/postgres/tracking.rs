@@ -70,13 +70,31 @@ impl Tracking for Postgres {
             return Ok(Vec::new());
         }
         let has_backup = columns.iter().any(|c| c == "backup_sha256");
-        let rows = sqlx::query(&select_rows(&table, has_backup))
+        let rows = sqlx::query(&select_rows(&table, has_backup, false))
             .fetch_all(&mut self.conn)
             .await
             .map_err(|e| self.err(e))?;
         rows.iter()
             .map(read_row)
             .collect::<Result<_, sqlx::Error>>()
+            .map_err(|e| self.err(e))
+    }
+
+    async fn tracking_row(&mut self, version: &str) -> Result<Option<TrackingRow>, DbError> {
+        let table = self.keel(TABLE);
+        let columns = self.tracking_columns().await?;
+        if columns.is_empty() {
+            return Ok(None);
+        }
+        let has_backup = columns.iter().any(|c| c == "backup_sha256");
+        let row = sqlx::query(&select_rows(&table, has_backup, true))
+            .bind(version)
+            .fetch_optional(&mut self.conn)
+            .await
+            .map_err(|e| self.err(e))?;
+        row.as_ref()
+            .map(read_row)
+            .transpose()
             .map_err(|e| self.err(e))
     }
 

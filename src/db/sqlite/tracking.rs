@@ -61,13 +61,30 @@ impl Tracking for Sqlite {
         let columns = self.column_names(TABLE).await?;
         // Read by an older table too (before `ensure_tracking` added them).
         let has_backup = columns.iter().any(|c| c == "backup_sha256");
-        let rows = sqlx::query(&select_rows(TABLE, has_backup))
+        let rows = sqlx::query(&select_rows(TABLE, has_backup, false))
             .fetch_all(&mut self.conn)
             .await
             .map_err(|e| self.err(e))?;
         rows.iter()
             .map(read_row)
             .collect::<Result<_, sqlx::Error>>()
+            .map_err(|e| self.err(e))
+    }
+
+    async fn tracking_row(&mut self, version: &str) -> Result<Option<TrackingRow>, DbError> {
+        if !self.has_table(TABLE).await? {
+            return Ok(None);
+        }
+        let columns = self.column_names(TABLE).await?;
+        let has_backup = columns.iter().any(|c| c == "backup_sha256");
+        let row = sqlx::query(&select_rows(TABLE, has_backup, true))
+            .bind(version)
+            .fetch_optional(&mut self.conn)
+            .await
+            .map_err(|e| self.err(e))?;
+        row.as_ref()
+            .map(read_row)
+            .transpose()
             .map_err(|e| self.err(e))
     }
 

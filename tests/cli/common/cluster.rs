@@ -195,7 +195,10 @@ impl Cluster {
             self.dir.display()
         );
         let out = as_server_user(&bin.join("pg_basebackup"))
-            .args(["-d", &conn, "-X", "stream", "-R", "--no-sync", "-D"])
+            // A fast checkpoint: the default spreads it over minutes (a
+            // benchmark's replica once waited 12 of them for it).
+            .args(["-d", &conn, "-X", "stream", "-R", "--no-sync"])
+            .args(["--checkpoint=fast", "-D"])
             .arg(&data)
             .output()
             .expect("run pg_basebackup");

@@ -198,6 +198,12 @@ impl IndexMismatch {
 pub trait Catalog: Session {
     /// User tables (no system or keel tables), by name.
     async fn tables(&mut self) -> Result<Vec<String>, DbError>;
+    /// The user tables `scope` covers, by name.
+    async fn tables_in(&mut self, scope: &Scope) -> Result<Vec<String>, DbError> {
+        let mut tables = self.tables().await?;
+        tables.retain(|t| scope.covers(&Relation::parse(t).name));
+        Ok(tables)
+    }
     /// The columns of `table`, in their order.
     async fn columns(&mut self, table: &str) -> Result<Vec<ColumnInfo>, DbError>;
     /// The indexes of `table`, by name.

@@ -103,10 +103,7 @@ pub(crate) async fn contents(
     scope: &Scope,
 ) -> Result<Contents, Error> {
     let mut out = Contents::new();
-    for table in db.tables().await? {
-        if !scope.covers(&Relation::parse(&table).name) {
-            continue;
-        }
+    for table in db.tables_in(scope).await? {
         let mut columns: Vec<String> = db
             .columns(&table)
             .await?

@@ -13,21 +13,11 @@ use sqlx::Row;
 #[async_trait]
 impl Catalog for Postgres {
     async fn tables(&mut self) -> Result<Vec<String>, DbError> {
-        let rows: Vec<(Option<String>, String)> = sqlx::query_as(
-            "SELECT CASE WHEN n.nspname <> current_schema() THEN n.nspname::text END, \
-             c.relname::text \
-             FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
-             WHERE c.relkind IN ('r', 'p') AND n.nspname NOT IN ('pg_catalog', 'information_schema') \
-             AND n.nspname NOT LIKE 'pg_toast%' AND c.relname <> ALL($1) ORDER BY 1 NULLS FIRST, 2",
-        )
-        .bind(super::live::own_tables())
-        .fetch_all(&mut self.conn)
-        .await
-        .map_err(|e| self.err(e))?;
-        Ok(rows
-            .into_iter()
-            .map(|(schema, name)| Relation { schema, name }.to_string())
-            .collect())
+        self.tables_named(None).await
+    }
+
+    async fn tables_in(&mut self, scope: &Scope) -> Result<Vec<String>, DbError> {
+        self.tables_named(scope.names()).await
     }
 
     async fn columns(&mut self, table: &str) -> Result<Vec<ColumnInfo>, DbError> {
@@ -260,5 +250,28 @@ impl Postgres {
             .await
             .map_err(|e| self.err(e))?;
         Ok(found.is_some())
+    }
+}
+
+impl Postgres {
+    /// User tables by name, only those of these bare names when given.
+    async fn tables_named(&mut self, names: Option<Vec<String>>) -> Result<Vec<String>, DbError> {
+        let rows: Vec<(Option<String>, String)> = sqlx::query_as(
+            "SELECT CASE WHEN n.nspname <> current_schema() THEN n.nspname::text END, \
+             c.relname::text \
+             FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+             WHERE c.relkind IN ('r', 'p') AND n.nspname NOT IN ('pg_catalog', 'information_schema') \
+             AND n.nspname NOT LIKE 'pg_toast%' AND c.relname <> ALL($1) \
+             AND ($2::text[] IS NULL OR c.relname = ANY($2)) ORDER BY 1 NULLS FIRST, 2",
+        )
+        .bind(super::live::own_tables())
+        .bind(names)
+        .fetch_all(&mut self.conn)
+        .await
+        .map_err(|e| self.err(e))?;
+        Ok(rows
+            .into_iter()
+            .map(|(schema, name)| Relation { schema, name }.to_string())
+            .collect())
     }
 }

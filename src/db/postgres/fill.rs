@@ -107,7 +107,6 @@ impl Postgres {
         rows: u32,
         scope: &Scope,
     ) -> Result<Vec<Filled>, DbError> {
-        let candidates = self.fill_candidates().await?;
         let edges: Vec<(i64, i64)> = sqlx::query_as(
             "SELECT conrelid::int8, confrelid::int8 FROM pg_constraint \
              WHERE contype = 'f' AND conparentid = 0",
@@ -115,6 +114,32 @@ impl Postgres {
         .fetch_all(&mut self.conn)
         .await
         .map_err(|e| self.err(e))?;
+        let candidates = match scope.names() {
+            None => self.fill_candidates(None, None).await?,
+            // The scope's tables and, transitively, those their foreign
+            // keys reference: not every table of the database at each of
+            // `keel test`'s steps (N² for a history of N).
+            Some(names) => {
+                let mut found = self.fill_candidates(Some(names), None).await?;
+                loop {
+                    let parents: Vec<i64> = edges
+                        .iter()
+                        .filter(|(c, p)| found.contains_key(c) && !found.contains_key(p))
+                        .map(|(_, p)| *p)
+                        .collect();
+                    if parents.is_empty() {
+                        break;
+                    }
+                    let more = self.fill_candidates(None, Some(parents)).await?;
+                    // Parents that are no candidates (keel's, an extension's).
+                    if more.is_empty() {
+                        break;
+                    }
+                    found.extend(more);
+                }
+                found
+            }
+        };
         let oids: Vec<i64> = candidates.keys().copied().collect();
         let oids = with_parents(&oids, &edges, |oid| {
             scope.covers(&candidates[oid].relation.name)
@@ -138,8 +163,12 @@ impl Postgres {
 
     /// User tables by oid: ordinary and partitioned ones (not their
     /// partitions, which the parent routes rows to), not keel's own, not an
-    /// extension's.
-    async fn fill_candidates(&mut self) -> Result<BTreeMap<i64, Candidate>, DbError> {
+    /// extension's; only those of these names and of these oids, when given.
+    async fn fill_candidates(
+        &mut self,
+        names: Option<Vec<String>>,
+        oids: Option<Vec<i64>>,
+    ) -> Result<BTreeMap<i64, Candidate>, DbError> {
         let keel = super::live::own_tables();
         let rows: Vec<(i64, String, String, bool)> = sqlx::query_as(
             "SELECT c.oid::int8, n.nspname::text, c.relname::text, n.nspname = current_schema() \
@@ -148,10 +177,14 @@ impl Postgres {
              AND n.nspname NOT IN ('pg_catalog', 'information_schema') \
              AND n.nspname NOT LIKE 'pg_toast%' AND n.nspname NOT LIKE 'pg_temp%' \
              AND c.relname <> ALL($1) \
+             AND ($2::text[] IS NULL OR c.relname = ANY($2)) \
+             AND ($3::int8[] IS NULL OR c.oid = ANY($3)) \
              AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass \
                              AND d.objid = c.oid AND d.deptype = 'e')",
         )
         .bind(keel)
+        .bind(names)
+        .bind(oids)
         .fetch_all(&mut self.conn)
         .await
         .map_err(|e| self.err(e))?;

@@ -421,6 +421,19 @@ impl Runner<'_> {
         to: Option<Version>,
         hook: &mut dyn Hook,
     ) -> Result<Vec<&'m Migration>, RunError> {
+        self.down_locked_from(files, (steps, to), hook, None).await
+    }
+
+    /// [`Runner::down_locked`] with live facts the caller has (`keel test`
+    /// passes those its up read: a down's analysis only splits its
+    /// statements, which the server's facts do not change).
+    pub(crate) async fn down_locked_from<'m>(
+        &mut self,
+        files: &'m [Migration],
+        (steps, to): (Option<usize>, Option<Version>),
+        hook: &mut dyn Hook,
+        facts: Option<Facts>,
+    ) -> Result<Vec<&'m Migration>, RunError> {
         let entries = reconcile(files, self.rows_for(files).await?);
         refuse_blocked(&entries)?;
         let targets = down_targets(&entries, steps, to);
@@ -431,7 +444,11 @@ impl Runner<'_> {
         if targets.is_empty() {
             return Ok(targets);
         }
-        let mut analyzer = Analyzer::new(self.facts_for(&targets).await?, false);
+        let facts = match facts {
+            Some(f) => f,
+            None => self.facts_for(&targets).await?,
+        };
+        let mut analyzer = Analyzer::new(facts, false);
         let mut ledger = Ledger::new(true);
         for (i, m) in targets.iter().enumerate() {
             let analysis = analyzer.analyze(m);

@@ -141,7 +141,11 @@ async fn trip(
     };
     let started = Instant::now();
     // Up and up again start from the same schema: its facts are read once.
-    let facts = Facts::read(&mut *db, &scope.schema).await?;
+    let facts = if scope.found || scope.schema.others() {
+        Facts::read(&mut *db, &scope.schema).await?
+    } else {
+        Facts::read_none_exists(&mut *db).await?
+    };
     let way = Way::Up(Some(facts.clone()));
     if let Err(e) = migrate(db, plan, (m, Some(&scope.schema)), hook, way).await {
         outcome.steps.push(step(Phase::Up, started, failed(e)));
@@ -168,7 +172,8 @@ async fn trip(
     // A partial migration gets its destroyed data back from its backup; a
     // full one must put everything back with down.sql alone.
     hook.no_restore = m.meta.reversibility != Some(Reversibility::Partial);
-    let reverted = migrate(db, plan, (m, Some(&scope.schema)), hook, Way::Down).await;
+    let way = Way::Down(Some(facts.clone()));
+    let reverted = migrate(db, plan, (m, Some(&scope.schema)), hook, way).await;
     hook.no_restore = false;
     if let Err(e) = reverted {
         outcome.steps.push(step(Phase::Down, started, failed(e)));
@@ -234,8 +239,8 @@ fn no_down(m: &Migration) -> Option<String> {
 enum Way {
     /// Up to it, from these live facts (the runner reads them when `None`).
     Up(Option<Facts>),
-    /// Down one step.
-    Down,
+    /// Down one step, with these live facts (the runner reads them when `None`).
+    Down(Option<Facts>),
 }
 
 /// Runs `m` as `keel up`/`keel down` do (backup, backfill, restore) under
@@ -248,14 +253,18 @@ async fn migrate(
     way: Way,
 ) -> Result<(), String> {
     let mut runner = runner(db, plan, reach);
-    let result = if let Way::Up(facts) = way {
-        runner
-            .up_locked_from(std::slice::from_ref(m), Some(m.version), hook, facts)
-            .await
-    } else {
-        runner
-            .down_locked(std::slice::from_ref(m), Some(1), None, hook)
-            .await
+    let files = std::slice::from_ref(m);
+    let result = match way {
+        Way::Up(facts) => {
+            runner
+                .up_locked_from(files, Some(m.version), hook, facts)
+                .await
+        }
+        Way::Down(facts) => {
+            runner
+                .down_locked_from(files, (Some(1), None), hook, facts)
+                .await
+        }
     };
     result.map(|_| ()).map_err(|e| e.to_string())
 }

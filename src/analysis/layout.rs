@@ -94,6 +94,69 @@ pub(crate) fn own_fix(layout: Layout, rule: &str) -> Option<&'static str> {
     }
 }
 
+/// How `layout`'s tool runs one file outside a transaction, said short.
+fn outside_means(layout: Layout) -> Option<&'static str> {
+    Some(match layout {
+        Layout::Sqlx => "a migration file of its own whose first line is `-- no-transaction`",
+        Layout::GolangMigrate => "a migration file of its own holding that one statement",
+        Layout::Goose => "a migration file of its own with `-- +goose NO TRANSACTION` at the top",
+        Layout::Dbmate => "a migration file of its own marked `-- migrate:up transaction:false`",
+        Layout::Prisma => {
+            "a migration of its own run by hand (`prisma db execute`, then `prisma migrate resolve --applied NAME`)"
+        }
+        Layout::Flyway => {
+            "a migration of its own with `executeInTransaction=false` in its `.sql.conf`"
+        }
+        Layout::Pop => "a migration file of its own named `NAME.autocommit.up.sql`",
+        Layout::Plain => return None,
+    })
+}
+
+/// A rule's fix said in `layout`'s terms: the steps only keel has (a
+/// `[backfill]` section, `transaction = false` in migration.toml, `keel
+/// new --template`, keel's backups) become what a project on that tool
+/// does instead. A keel migration's fix, and a plain file's, are left as
+/// they are.
+pub(crate) fn in_own_terms(layout: Layout, fix: String) -> String {
+    let Some(outside) = outside_means(layout) else {
+        return fix;
+    };
+    let batched = "a batched update run after the migration (a script or job: by key, a few \
+                   thousand rows per transaction)";
+    let mut fix = fix
+        // keel's own words for what its [backfill] does go with it.
+        .replace(
+            "a [backfill] section in migration.toml: batched by key, resumable, each batch its \
+             own short transaction, outside the DDL",
+            batched,
+        )
+        .replace(
+            "a [backfill] section in migration.toml (batched by key, each batch its own transaction)",
+            batched,
+        )
+        .replace("a [backfill] section in migration.toml", batched)
+        .replace("a batched [backfill]", batched)
+        .replace("(a [backfill] section)", "(a script or job run after the migration)")
+        .replace("with a [backfill]-style job", "in a job of its own")
+        .replace(
+            "in its own migration with `transaction = false` in migration.toml",
+            &format!("in {outside}"),
+        )
+        .replace(
+            "keel drops the INVALID index a failed build leaves",
+            "a failed build leaves an INVALID index: drop it (`DROP INDEX CONCURRENTLY`) before running the file again",
+        )
+        .replace(
+            "make sure keel's backup covers the table",
+            "take a backup of the table (`pg_dump --table`)",
+        );
+    if let Some(at) = fix.find(": `keel new --template rename-column") {
+        fix.truncate(at);
+        fix.push_str(": three migrations (add with the trigger; backfill; drop once the code reads the new column)");
+    }
+    fix
+}
+
 /// The layout a file is in, from its markers and its name.
 pub(crate) fn detect(path: &Path, text: &str) -> Layout {
     let marker = |m: &str| text.lines().any(|l| l.trim_start().starts_with(m));

@@ -317,3 +317,86 @@ fn do_blocks_are_read() {
         .unwrap_err();
     assert!(err.contains("cannot be executed from a function"), "{err}");
 }
+
+/// A fix for another tool's file says how to do its step with that tool:
+/// never keel's `[backfill]`, migration.toml, `keel new` or keel's backups,
+/// which a project on sqlx or goose does not have.
+#[test]
+fn fixes_for_other_tools_name_their_means_not_keels() {
+    let sql = "\
+UPDATE orders SET status = 'new';
+CREATE INDEX orders_user_idx ON orders (user_id);
+ALTER TABLE orders RENAME COLUMN total TO amount;
+ALTER TABLE orders ADD COLUMN token uuid DEFAULT gen_random_uuid();
+ALTER TABLE orders ALTER COLUMN note TYPE integer USING note::integer;
+TRUNCATE audit_log;
+";
+    let keel_only = [
+        "[backfill]",
+        "migration.toml",
+        "keel new",
+        "keel's backup",
+        "keel drops",
+    ];
+    for (name, text, own) in [
+        (
+            "20240101000000_orders.up.sql",
+            sql.to_string(),
+            "`-- no-transaction`",
+        ),
+        (
+            "20240101000000_orders.sql",
+            format!("-- +goose Up\n{sql}"),
+            "`-- +goose NO TRANSACTION`",
+        ),
+    ] {
+        let p = Project::sqlite();
+        std::fs::write(p.path().join(name), &text).unwrap();
+        let findings = p.lint_findings(&[name]);
+        let fixes: Vec<(&str, &str)> = findings
+            .iter()
+            .map(|f| {
+                (
+                    f["rule"].as_str().unwrap(),
+                    f["suggestion"].as_str().unwrap_or(""),
+                )
+            })
+            .collect();
+        for rule in [
+            "backfill-in-migration",
+            "create-index-blocking",
+            "rename-column",
+            "add-column-rewrite",
+            "change-column-type",
+            "truncate",
+        ] {
+            assert!(
+                fixes.iter().any(|(r, _)| *r == rule),
+                "{name}: no {rule} in {fixes:#?}"
+            );
+        }
+        for (rule, fix) in &fixes {
+            for word in keel_only {
+                assert!(
+                    !fix.contains(word),
+                    "{name}: {rule}'s fix says {word}: {fix}"
+                );
+            }
+        }
+        let index = fixes
+            .iter()
+            .find(|(r, _)| *r == "create-index-blocking")
+            .unwrap()
+            .1;
+        assert!(index.contains(own), "{name}: {index}");
+        let batched = fixes
+            .iter()
+            .find(|(r, _)| *r == "backfill-in-migration")
+            .unwrap()
+            .1;
+        assert!(
+            batched.contains("a batched update run after the migration"),
+            "{name}: {batched}"
+        );
+    }
+}

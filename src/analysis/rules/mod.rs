@@ -99,7 +99,10 @@ impl FileCx<'_> {
             column: action.column_no,
             statement: op.sql.clone(),
             message,
-            suggestion: suggestion.into(),
+            suggestion: match self.layout {
+                Some(layout) => super::layout::in_own_terms(layout, suggestion.into()),
+                None => suggestion.into(),
+            },
             allowed: None,
         }
     }

@@ -144,7 +144,7 @@ pub(crate) fn in_own_terms(layout: Layout, fix: String) -> String {
         )
         .replace(
             "keel drops the INVALID index a failed build leaves",
-            "a failed build leaves an INVALID index: drop it (`DROP INDEX CONCURRENTLY`) before running the file again",
+            "a failed build leaves an INVALID index: drop it (DROP INDEX CONCURRENTLY and its name) before running the file again",
         )
         .replace(
             "make sure keel's backup covers the table",

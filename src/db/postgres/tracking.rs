@@ -64,38 +64,11 @@ impl Tracking for Postgres {
     }
 
     async fn tracking_rows(&mut self) -> Result<Vec<TrackingRow>, DbError> {
-        let table = self.keel(TABLE);
-        let columns = self.tracking_columns().await?;
-        if columns.is_empty() {
-            return Ok(Vec::new());
-        }
-        let has_backup = columns.iter().any(|c| c == "backup_sha256");
-        let rows = sqlx::query(&select_rows(&table, has_backup, false))
-            .fetch_all(&mut self.conn)
-            .await
-            .map_err(|e| self.err(e))?;
-        rows.iter()
-            .map(read_row)
-            .collect::<Result<_, sqlx::Error>>()
-            .map_err(|e| self.err(e))
+        self.read_tracking(None).await
     }
 
     async fn tracking_row(&mut self, version: &str) -> Result<Option<TrackingRow>, DbError> {
-        let table = self.keel(TABLE);
-        let columns = self.tracking_columns().await?;
-        if columns.is_empty() {
-            return Ok(None);
-        }
-        let has_backup = columns.iter().any(|c| c == "backup_sha256");
-        let row = sqlx::query(&select_rows(&table, has_backup, true))
-            .bind(version)
-            .fetch_optional(&mut self.conn)
-            .await
-            .map_err(|e| self.err(e))?;
-        row.as_ref()
-            .map(read_row)
-            .transpose()
-            .map_err(|e| self.err(e))
+        Ok(self.read_tracking(Some(version)).await?.pop())
     }
 
     async fn write_tracking(&mut self, row: &TrackingRow) -> Result<(), DbError> {
@@ -214,5 +187,29 @@ impl Postgres {
             Some(columns) => Ok(columns.clone()),
             None => self.attribute_names(&self.keel(TABLE)).await,
         }
+    }
+
+    /// Every tracking row, or the one of `version`; none when the table
+    /// does not exist.
+    async fn read_tracking(&mut self, version: Option<&str>) -> Result<Vec<TrackingRow>, DbError> {
+        let table = self.keel(TABLE);
+        let columns = self.tracking_columns().await?;
+        if columns.is_empty() {
+            return Ok(Vec::new());
+        }
+        let has_backup = columns.iter().any(|c| c == "backup_sha256");
+        let sql = select_rows(&table, has_backup, version.is_some());
+        let mut query = sqlx::query(&sql);
+        if let Some(v) = version {
+            query = query.bind(v);
+        }
+        let rows = query
+            .fetch_all(&mut self.conn)
+            .await
+            .map_err(|e| self.err(e))?;
+        rows.iter()
+            .map(read_row)
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(|e| self.err(e))
     }
 }

@@ -55,37 +55,11 @@ impl Tracking for Sqlite {
     }
 
     async fn tracking_rows(&mut self) -> Result<Vec<TrackingRow>, DbError> {
-        if !self.has_table(TABLE).await? {
-            return Ok(Vec::new());
-        }
-        let columns = self.column_names(TABLE).await?;
-        // Read by an older table too (before `ensure_tracking` added them).
-        let has_backup = columns.iter().any(|c| c == "backup_sha256");
-        let rows = sqlx::query(&select_rows(TABLE, has_backup, false))
-            .fetch_all(&mut self.conn)
-            .await
-            .map_err(|e| self.err(e))?;
-        rows.iter()
-            .map(read_row)
-            .collect::<Result<_, sqlx::Error>>()
-            .map_err(|e| self.err(e))
+        self.read_tracking(None).await
     }
 
     async fn tracking_row(&mut self, version: &str) -> Result<Option<TrackingRow>, DbError> {
-        if !self.has_table(TABLE).await? {
-            return Ok(None);
-        }
-        let columns = self.column_names(TABLE).await?;
-        let has_backup = columns.iter().any(|c| c == "backup_sha256");
-        let row = sqlx::query(&select_rows(TABLE, has_backup, true))
-            .bind(version)
-            .fetch_optional(&mut self.conn)
-            .await
-            .map_err(|e| self.err(e))?;
-        row.as_ref()
-            .map(read_row)
-            .transpose()
-            .map_err(|e| self.err(e))
+        Ok(self.read_tracking(Some(version)).await?.pop())
     }
 
     async fn write_tracking(&mut self, row: &TrackingRow) -> Result<(), DbError> {
@@ -250,6 +224,30 @@ impl Sqlite {
             .bind(name)
             .fetch_all(&mut self.conn)
             .await
+            .map_err(|e| self.err(e))
+    }
+
+    /// Every tracking row, or the one of `version`; none when the table
+    /// does not exist.
+    async fn read_tracking(&mut self, version: Option<&str>) -> Result<Vec<TrackingRow>, DbError> {
+        if !self.has_table(TABLE).await? {
+            return Ok(Vec::new());
+        }
+        let columns = self.column_names(TABLE).await?;
+        // Read by an older table too (before `ensure_tracking` added them).
+        let has_backup = columns.iter().any(|c| c == "backup_sha256");
+        let sql = select_rows(TABLE, has_backup, version.is_some());
+        let mut query = sqlx::query(&sql);
+        if let Some(v) = version {
+            query = query.bind(v);
+        }
+        let rows = query
+            .fetch_all(&mut self.conn)
+            .await
+            .map_err(|e| self.err(e))?;
+        rows.iter()
+            .map(read_row)
+            .collect::<Result<_, sqlx::Error>>()
             .map_err(|e| self.err(e))
     }
 }

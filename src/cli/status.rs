@@ -1,4 +1,5 @@
 use super::Ctx;
+use crate::db::Runs;
 use crate::error::Result;
 use crate::migrator::reconcile;
 
@@ -7,13 +8,16 @@ pub(crate) async fn run(ctx: &Ctx) -> Result<()> {
     // The tracking rows and records are read while the files are.
     let read = async {
         let mut db = ctx.connect().await?;
+        // Asked before the rows: once no run holds the lock, the rows read
+        // after hold whatever the last run committed.
+        let runs = db.runs().await;
         let rows = db.tracking_rows().await;
         let records = crate::record::store::all(db.as_mut()).await;
         let accepted = db.notes(crate::migrator::ACCEPTED).await;
         db.close().await;
-        Ok((rows?, records?, accepted?))
+        Ok((runs?, rows?, records?, accepted?))
     };
-    let (files, (rows, records, accepted)) = match ctx.migrations_while(read).await {
+    let (files, (runs, rows, records, accepted)) = match ctx.migrations_while(read).await {
         (Err(e), _) | (Ok(_), Some(Err(e))) => return Err(e),
         (Ok(files), Some(Ok(read))) => (files, read),
         (Ok(_), None) => unreachable!("the database is read whenever the files are good"),
@@ -26,8 +30,14 @@ pub(crate) async fn run(ctx: &Ctx) -> Result<()> {
         .collect();
     let foreign = migrated_by(ctx, &entries).await?;
     let interrupted = crate::record::chain::interrupted(&records);
+    let running = match &runs {
+        Runs::Idle => None,
+        Runs::Running(holder) => Some(running(holder.as_ref())),
+    };
     if ctx.out.json {
-        ctx.json(document(&entries, foreign, &interrupted, &accepted));
+        let mut doc = document(&entries, foreign, &interrupted, &accepted);
+        doc["running"] = serde_json::json!(running);
+        ctx.json(doc);
         return Ok(());
     }
     if entries.is_empty() {
@@ -101,8 +111,31 @@ pub(crate) async fn run(ctx: &Ctx) -> Result<()> {
             fix(r)
         ));
     }
+    if let Some(r) = &running {
+        text.push_str(&format!("\nrunning: {}\n  fix: {}", r.said, r.fix));
+    }
     ctx.out.data(&text);
     Ok(())
+}
+
+/// A run that holds the run lock while `status` reads, in words.
+#[derive(serde::Serialize)]
+struct Running {
+    /// Who holds the lock, as the database tells.
+    holder: Option<String>,
+    said: String,
+    fix: &'static str,
+}
+
+fn running(holder: Option<&crate::db::LockHolder>) -> Running {
+    let who = holder.map_or("held by another keel".to_string(), |h| h.to_string());
+    Running {
+        holder: holder.map(|h| h.to_string()),
+        said: format!(
+            "the run lock is {who}: the states above are those of before its current transaction, which may still commit or roll back (after keel was stopped too, until its server session has ended)"
+        ),
+        fix: "wait for that run to end (`keel status` again shows no `running:` line), then decide on what it says",
+    }
 }
 
 /// `keel status --format json`.

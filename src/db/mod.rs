@@ -41,7 +41,7 @@ pub use lock_wait::{Blocker, LockWait, WithLockFix, who_held_it};
 pub use postgres::CALIBRATION_TABLE;
 pub use pulse::{LagClock, Pulse, Replica, Waiter};
 pub use quote::{Relation, quote_ident, quote_relation};
-pub use run_lock::{LockHolder, RUN_LOCK_WAIT, RunLock};
+pub use run_lock::{LockHolder, RUN_LOCK_WAIT, RunLock, Runs};
 pub use scope::{Scope, Widened};
 pub use session::{Session, Value};
 pub use tracking::{BackupRef, KEEL_TABLES, Tracking, TrackingRow, TrackingState};

@@ -21,6 +21,18 @@ pub enum RunLock {
     Busy(Option<LockHolder>),
 }
 
+/// Whether a run holds the run lock, asked without taking it.
+#[derive(Debug)]
+pub enum Runs {
+    /// No run holds it.
+    Idle,
+    /// A run holds it: who, when the database can tell. On PostgreSQL this
+    /// includes a backend whose keel was killed while the server still
+    /// finishes its last statement (a COMMIT): until that backend is gone,
+    /// what the tracking table says may still change.
+    Running(Option<LockHolder>),
+}
+
 /// Who holds the run lock, as far as the database can tell; shown once to
 /// a run that has to wait, so that an operator can tell a live run from
 /// one whose keel was killed.

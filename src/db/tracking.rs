@@ -3,7 +3,7 @@
 //! both dialects share is written here once; creating the tables and
 //! looking them up in the catalog differ and live with each dialect.
 
-use super::{DbError, LockHolder, RunLock, Session};
+use super::{DbError, LockHolder, RunLock, Runs, Session};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use std::time::Duration;
@@ -183,6 +183,8 @@ pub trait Tracking: Session {
     ) -> Result<RunLock, DbError>;
     /// Lets the run lock go.
     async fn unlock_runs(&mut self) -> Result<(), DbError>;
+    /// Whether another run holds the run lock now (`keel status`).
+    async fn runs(&mut self) -> Result<Runs, DbError>;
 }
 
 /// Every tracking row, from `table` (quoted as the dialect names it). A

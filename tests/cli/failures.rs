@@ -320,6 +320,74 @@ both!(
     }
 );
 
+both!(
+    status_says_a_run_holds_the_lock_until_its_session_has_ended,
+    |p: Project| {
+        // Long enough to look while it runs; on PostgreSQL the server goes
+        // on with the statement after keel is killed.
+        let slow = match p.db {
+            Db::Postgres => "SELECT pg_sleep(2);",
+            Db::Sqlite => {
+                "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 8000000) SELECT count(*) FROM c;"
+            }
+        };
+        p.migration(
+            "20250101000000_slow",
+            &format!("CREATE TABLE t (id int);\n{slow}\n"),
+            Some("DROP TABLE t;"),
+            None,
+        );
+        let running = || {
+            let out = p
+                .keel()
+                .args(["status", "--format", "json"])
+                .output()
+                .unwrap();
+            assert!(out.status.success(), "{}", stderr(&out));
+            let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+            (
+                json["running"].clone(),
+                json["migrations"][0]["state"].clone(),
+            )
+        };
+        assert_eq!(running().0, serde_json::Value::Null, "no run yet");
+        let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("keel"))
+            .current_dir(p.path())
+            .env("DATABASE_URL", &p.url)
+            .arg("up")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut seen = serde_json::Value::Null;
+        wait_until("status to see the run", Duration::from_secs(20), || {
+            seen = running().0;
+            !seen.is_null()
+        });
+        let holder = match p.db {
+            Db::Postgres => "held by PostgreSQL backend pid ",
+            Db::Sqlite => "held by keel process ",
+        };
+        assert!(seen["said"].as_str().unwrap().contains(holder), "{seen}");
+        let text = p.keel().arg("status").output().unwrap();
+        assert!(
+            String::from_utf8_lossy(&text.stdout)
+                .contains(&format!("running: the run lock is {holder}")),
+            "{}",
+            String::from_utf8_lossy(&text.stdout)
+        );
+        // Killed mid-statement: SQLite's lock goes with the process, and
+        // PostgreSQL's with the backend once it finds its client gone.
+        child.kill().unwrap();
+        child.wait().unwrap();
+        wait_until("the run lock to go", Duration::from_secs(20), || {
+            running().0.is_null()
+        });
+        assert_eq!(running().1, "pending", "the killed run kept nothing");
+        assert!(!p.table_exists("t"));
+    }
+);
+
 /// PostgreSQL gets a migration's statements in one round trip; the error
 /// still names the statement that failed, by its position or, when the
 /// server gives none, by how many statements finished before it.

@@ -73,7 +73,7 @@ type HolderRow = (
 /// The session holding advisory lock `key` in this database, from
 /// `pg_locks` (a bigint key is stored as classid = high 32 bits, objid =
 /// low 32 bits, objsubid = 1) joined to `pg_stat_activity`.
-async fn holder(
+pub(super) async fn holder(
     conn: &mut PgConnection,
     url: &str,
     key: i64,

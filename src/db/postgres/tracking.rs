@@ -2,13 +2,13 @@
 //! [`Postgres::keel`]); the rows' SQL is [`crate::db::tracking`]'s.
 
 use super::Postgres;
-use super::run_lock::{RUN_LOCK_KEY, lock};
+use super::run_lock::{RUN_LOCK_KEY, holder, lock};
 use crate::db::tracking::{
     self, ADDED_COLUMNS, META, TABLE, bind_row, delete_row, insert_database_id, insert_note,
     read_row, select_database_id, select_notes, select_rows, select_schema_before, upsert_row,
 };
 use crate::db::{
-    DbError, DbErrorKind, LockHolder, RunLock, Session, Tracking, TrackingRow, quote_ident,
+    DbError, DbErrorKind, LockHolder, RunLock, Runs, Session, Tracking, TrackingRow, quote_ident,
 };
 use async_trait::async_trait;
 
@@ -161,6 +161,15 @@ impl Tracking for Postgres {
         on_wait: &(dyn for<'h> Fn(Option<&'h LockHolder>) + Sync),
     ) -> Result<RunLock, DbError> {
         lock(&mut self.conn, &self.url, RUN_LOCK_KEY, wait, on_wait).await
+    }
+
+    async fn runs(&mut self) -> Result<Runs, DbError> {
+        Ok(
+            match holder(&mut self.conn, &self.url, RUN_LOCK_KEY).await? {
+                Some(h) if h.pid != i64::from(self.pid) => Runs::Running(Some(h)),
+                _ => Runs::Idle,
+            },
+        )
     }
 
     async fn unlock_runs(&mut self) -> Result<(), DbError> {

@@ -8,7 +8,7 @@ use crate::db::tracking::{
     read_row, select_database_id, select_notes, select_rows, select_schema_before, upsert_row,
 };
 use crate::db::{
-    DbError, DbErrorKind, LockHolder, RunLock, Session, Tracking, TrackingRow, quote_ident,
+    DbError, DbErrorKind, LockHolder, RunLock, Runs, Session, Tracking, TrackingRow, quote_ident,
 };
 use async_trait::async_trait;
 use std::fs::File;
@@ -137,12 +137,9 @@ impl Tracking for Sqlite {
         // An exclusive SQLite transaction for the whole run would make the run
         // one commit; a lock file beside the database keeps runs one at a time
         // while each migration still commits on its own.
-        let Some(path) = &self.path else {
+        let Some(lock_path) = self.lock_path() else {
             return Ok(RunLock::Taken);
         };
-        let mut lock_path = path.clone().into_os_string();
-        lock_path.push(".lock");
-        let lock_path = PathBuf::from(lock_path);
         let lock_error = |e: std::io::Error| {
             DbError::new(
                 DbErrorKind::Connection,
@@ -196,6 +193,25 @@ impl Tracking for Sqlite {
         Ok(RunLock::Taken)
     }
 
+    async fn runs(&mut self) -> Result<Runs, DbError> {
+        let Some(lock_path) = self.lock_path().filter(|_| self.lock.is_none()) else {
+            return Ok(Runs::Idle);
+        };
+        // No file: no run ever locked this database.
+        let Ok(file) = File::options().write(true).open(&lock_path) else {
+            return Ok(Runs::Idle);
+        };
+        Ok(match file.try_lock() {
+            // Taken to look, and let go with the file.
+            Ok(()) => Runs::Idle,
+            Err(_) => Runs::Running(
+                std::fs::read_to_string(&lock_path)
+                    .ok()
+                    .and_then(|s| lock_file::parse(&s)),
+            ),
+        })
+    }
+
     async fn unlock_runs(&mut self) -> Result<(), DbError> {
         // Dropping the file releases the lock.
         if let Some(file) = self.lock.take() {
@@ -206,6 +222,13 @@ impl Tracking for Sqlite {
 }
 
 impl Sqlite {
+    /// The run lock's file, beside the database; none in memory.
+    fn lock_path(&self) -> Option<PathBuf> {
+        let mut lock_path = self.path.clone()?.into_os_string();
+        lock_path.push(".lock");
+        Some(PathBuf::from(lock_path))
+    }
+
     /// Whether the main database has a table `name`.
     async fn has_table(&mut self, name: &str) -> Result<bool, DbError> {
         let n: i64 = sqlx::query_scalar(

@@ -119,13 +119,7 @@ impl Runner<'_> {
         let invalid_before = self.db.invalid_indexes().await.map_err(before_start)?;
         let applied = match dir {
             Direction::Up => None,
-            Direction::Down => self
-                .db
-                .tracking_rows()
-                .await
-                .map_err(before_start)?
-                .into_iter()
-                .find(|r| r.version == version),
+            Direction::Down => self.db.tracking_row(&version).await.map_err(before_start)?,
         };
         let mut row = match &applied {
             Some(a) => TrackingRow {

@@ -62,6 +62,15 @@ pub(super) enum Direction {
     Down,
 }
 
+/// Which way [`Runner::run`] takes a migration, with what it brings.
+enum Way<'a> {
+    /// Up, with the schema to keep in its tracking row (`keep_schema`).
+    Up(Option<&'a str>),
+    /// Down, with its tracking row as the run read it: the archive it
+    /// recorded is the only one to restore.
+    Down(Option<&'a TrackingRow>),
+}
+
 /// A migration that committed: how long it took, and whether its commit
 /// waited for the flush to disk.
 pub(super) struct Committed {
@@ -221,13 +230,7 @@ impl Runner<'_> {
                 false => None,
             };
             match self
-                .run(
-                    m,
-                    &analysis,
-                    (Direction::Up, durable),
-                    hook,
-                    kept.as_deref(),
-                )
+                .run(m, &analysis, (Way::Up(kept.as_deref()), durable), hook)
                 .await
             {
                 Ok(committed) => {
@@ -386,13 +389,7 @@ impl Runner<'_> {
             )));
         }
         let v = m.version.to_string();
-        if let Some(mut row) = self
-            .db
-            .tracking_rows()
-            .await?
-            .into_iter()
-            .find(|r| r.version == v)
-        {
+        if let Some(mut row) = self.db.tracking_row(&v).await? {
             row.state = TrackingState::Applied;
             self.db.write_tracking(&row).await?;
         }
@@ -453,8 +450,13 @@ impl Runner<'_> {
         for (i, m) in targets.iter().enumerate() {
             let analysis = analyzer.analyze(m);
             let durable = i + 1 == targets.len() || ledger.due();
+            let v = m.version.to_string();
+            let row = entries
+                .iter()
+                .find(|e| e.version == v)
+                .and_then(|e| e.row.as_deref());
             match self
-                .run(m, &analysis, (Direction::Down, durable), hook, None)
+                .run(m, &analysis, (Way::Down(row), durable), hook)
                 .await
             {
                 Ok(committed) => {
@@ -502,7 +504,7 @@ impl Runner<'_> {
             false => None,
         };
         let committed = self
-            .run(m, analysis, (Direction::Up, true), hook, kept.as_deref())
+            .run(m, analysis, (Way::Up(kept.as_deref()), true), hook)
             .await?;
         (self.on_event)(Event::Applied(m, committed.took));
         Ok(())
@@ -516,8 +518,9 @@ impl Runner<'_> {
         hook: &mut dyn Hook,
     ) -> Result<(), RunError> {
         refuse_irreversible(m)?;
+        let row = self.db.tracking_row(&m.version.to_string()).await?;
         let committed = self
-            .run(m, analysis, (Direction::Down, true), hook, None)
+            .run(m, analysis, (Way::Down(row.as_ref()), true), hook)
             .await?;
         (self.on_event)(Event::Reverted(m, committed.took));
         if let Some(diff) = schema_kept::after_down(
@@ -559,25 +562,21 @@ impl Runner<'_> {
         &mut self,
         m: &Migration,
         analysis: &MigrationAnalysis,
-        (dir, durable): (Direction, bool),
+        (way, durable): (Way<'_>, bool),
         hook: &mut dyn Hook,
-        schema_before: Option<&str>,
     ) -> Result<Committed, RunError> {
         // Up: the archive of what it destroys, recorded in its tracking row.
         // Down: the archive its tracking row recorded, the only one to restore.
-        let (backup, kept) = match dir {
-            Direction::Up => (hook.before_up(self.db, m, analysis).await?, None),
-            Direction::Down => {
-                let v = m.version.to_string();
-                let row = self
-                    .db
-                    .tracking_rows()
-                    .await?
-                    .into_iter()
-                    .find(|r| r.version == v);
-                let recorded = row.and_then(|r| r.backup);
+        let (dir, backup, kept, schema_before) = match way {
+            Way::Up(schema_before) => {
+                let backup = hook.before_up(self.db, m, analysis).await?;
+                (Direction::Up, backup, None, schema_before)
+            }
+            Way::Down(row) => {
+                let recorded = row.and_then(|r| r.backup.clone());
                 hook.before_down(self.db, m, recorded.as_ref()).await?;
-                (recorded, self.db.schema_before(&v).await?)
+                let kept = self.db.schema_before(&m.version.to_string()).await?;
+                (Direction::Down, recorded, kept, None)
             }
         };
         (self.on_event)(match dir {

@@ -75,6 +75,7 @@ impl Postgres {
     ) -> Result<Fingerprint, DbError> {
         let keel = super::live::own_tables();
         let scoped = matches!(scope, Scope::Named { .. });
+        let set_plans = scoped && !self.generic_plans;
         if scoped && !scope.others() && !self.any_relation_named(scope).await? {
             return Ok(Fingerprint::default());
         }
@@ -82,7 +83,7 @@ impl Postgres {
         // a scoped fingerprint (keel test takes four per migration) keeps
         // one generic plan for the connection. Only here: a backfill's
         // range queries need plans made for their values.
-        if scoped {
+        if set_plans {
             self.execute("SET plan_cache_mode = force_generic_plan")
                 .await?;
         }
@@ -97,7 +98,7 @@ impl Postgres {
         .bind(scope.names())
         .bind(scope.others());
         let rows = self.fetch_watched(query).await;
-        if scoped {
+        if set_plans {
             // After a failure inside a transaction the RESET fails too, and
             // the rollback takes the SET back with it.
             let reset = self.execute("RESET plan_cache_mode").await;

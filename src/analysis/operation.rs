@@ -50,6 +50,11 @@ pub struct ColumnDef {
     pub name: String,
     /// The declared type; `None` when the definition names none.
     pub ty: Option<SqlType>,
+    /// The type as written (names quoted as they were), for a fix that
+    /// spells the column again.
+    pub ty_sql: Option<String>,
+    /// The `DEFAULT` expression as written.
+    pub default_sql: Option<String>,
     /// Declared `NOT NULL`, or implied by `PRIMARY KEY`.
     pub not_null: bool,
     /// Declared `PRIMARY KEY` on the column itself.

@@ -68,12 +68,13 @@ pub(crate) fn column_def(node: &SyntaxNode, lines: &Lines) -> ColumnDef {
         name: child(node, COLUMN_NAME)
             .map(|n| qualified(&n))
             .unwrap_or_default(),
-        ty: node
+        ty_sql: node
             .children()
             .find_map(ast::Type::cast)
-            .map(|t| SqlType::parse(&t.syntax().text().to_string())),
+            .map(|t| t.syntax().text().to_string().trim().to_string()),
         ..ColumnDef::default()
     };
+    def.ty = def.ty_sql.as_deref().map(SqlType::parse);
     for c in node.children() {
         match c.kind() {
             NOT_NULL_CONSTRAINT => def.not_null = true,
@@ -86,7 +87,13 @@ pub(crate) fn column_def(node: &SyntaxNode, lines: &Lines) -> ColumnDef {
             REFERENCES_CONSTRAINT => {
                 def.references = find(&c, &[TABLE_NAME_REF, PATH_REF]).map(|n| qualified(&n))
             }
-            DEFAULT_CONSTRAINT => def.default = Some(default_value(&c)),
+            DEFAULT_CONSTRAINT => {
+                def.default = Some(default_value(&c));
+                def.default_sql = c
+                    .children()
+                    .next()
+                    .map(|e| e.text().to_string().trim().to_string());
+            }
             GENERATED_CONSTRAINT => {
                 def.generated = Some(if has_desc(&c, GENERATED_IDENTITY) {
                     Generated::Identity

@@ -92,10 +92,17 @@ fn filled_reference(
              SHARE ROW EXCLUSIVE locks on both, so writes to both wait"
         ),
         format!(
-            "add the column with its DEFAULT but without REFERENCES (instant), then `ALTER TABLE \
-             {t} ADD CONSTRAINT {n} FOREIGN KEY ({c}) REFERENCES {o} NOT VALID` and, in a \
-             separate migration, `ALTER TABLE {t} VALIDATE CONSTRAINT {n}` (SHARE UPDATE \
-             EXCLUSIVE: writes continue)",
+            "{add} (instant), then `ALTER TABLE {t} ADD CONSTRAINT {n} FOREIGN KEY ({c}) \
+             REFERENCES {o} NOT VALID` and, in a separate migration, `ALTER TABLE {t} VALIDATE \
+             CONSTRAINT {n}` (SHARE UPDATE EXCLUSIVE: writes continue)",
+            add = match (&def.ty_sql, &def.default_sql) {
+                (Some(ty), Some(default)) => format!(
+                    "`ALTER TABLE {} ADD COLUMN {} {ty} DEFAULT {default}`",
+                    sql_name::relation(&table),
+                    sql_name::ident(column)
+                ),
+                _ => "add the column with its DEFAULT but without REFERENCES".to_string(),
+            },
             t = sql_name::relation(&table),
             n = sql_name::ident(&format!(
                 "{}_{column}_fkey",

@@ -29,9 +29,11 @@ fn check(cx: &FileCx, out: &mut Vec<Finding>) {
                 .to_string()
         } else {
             format!(
-                "`ALTER TABLE {t} ADD CONSTRAINT {n} CHECK ({c} IS NOT NULL) \
-                 NOT VALID`; `VALIDATE CONSTRAINT` in a later migration; then SET NOT NULL (no \
-                 scan: the valid CHECK proves it) and drop the CHECK",
+                "`ALTER TABLE {t} ADD CONSTRAINT {n} CHECK ({c} IS NOT NULL) NOT VALID` \
+                 (instant); in a later migration `ALTER TABLE {t} VALIDATE CONSTRAINT {n}` \
+                 (SHARE UPDATE EXCLUSIVE: writes continue); then `ALTER TABLE {t} ALTER COLUMN \
+                 {c} SET NOT NULL` (no scan: the valid CHECK proves it) and `ALTER TABLE {t} \
+                 DROP CONSTRAINT {n}`",
                 t = crate::analysis::sql_name::relation(&table),
                 n = crate::analysis::sql_name::ident(&format!("{column}_not_null")),
                 c = crate::analysis::sql_name::ident(&column)

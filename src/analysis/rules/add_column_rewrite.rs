@@ -71,9 +71,14 @@ fn fix(def: &crate::analysis::operation::ColumnDef, target: &str, table: &str) -
             format!(
                 "add the column nullable without the default, `ALTER TABLE {t} ADD COLUMN {col} {ty}` \
                  (instant), then `ALTER TABLE {t} ALTER COLUMN {col} SET DEFAULT {default}` for new \
-                 rows, and fill existing rows with a batched [backfill]",
+                 rows, and fill existing rows with a batched [backfill]{then}",
                 ty = def.ty_sql.as_deref().unwrap_or_default(),
                 default = def.default_sql.as_deref().unwrap_or_default(),
+                then = if def.not_null {
+                    "; then NOT NULL by the set-not-null path (a CHECK … NOT VALID, validated)"
+                } else {
+                    ""
+                },
             )
         }
         _ => "add the column nullable without the default, `ALTER COLUMN … SET DEFAULT` for new \
@@ -119,6 +124,25 @@ mod tests {
         );
         assert_eq!(f.len(), 1);
         insta::assert_snapshot!(render(&f));
+    }
+
+    /// The fix spells the column again as written: quoted names stay
+    /// quoted, the type and the default are the file's own.
+    #[test]
+    fn the_volatile_default_fix_keeps_names_as_written() {
+        let f = only(
+            "add-column-rewrite",
+            up(r#"ALTER TABLE "Users" ADD COLUMN "Token" "Uuid" DEFAULT "Gen"();"#),
+        );
+        assert_eq!(f.len(), 1);
+        assert!(
+            f[0].suggestion.contains(
+                r#"`ALTER TABLE "Users" ADD COLUMN "Token" "Uuid"` (instant), then `ALTER TABLE "Users" ALTER COLUMN "Token" SET DEFAULT "Gen"()`"#
+            ),
+            "{}",
+            f[0].suggestion
+        );
+        assert!(!f[0].suggestion.contains("NOT NULL"), "{}", f[0].suggestion);
     }
 
     #[test]

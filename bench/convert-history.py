@@ -9,6 +9,11 @@ checkout; only `git ls-tree` / `git cat-file`) and writes
                                      /migration.toml  (transaction = false)
     <out>/manifest.tsv     repository, path, commit, sha256 of every source file
     <out>/conversion.tsv   source -> keel folder, down status, transaction flag
+    <out>/all.sql          every up file in order, for `psql -1 -f` (the
+                           roundtrip bench's floor): one transaction, so
+                           CONCURRENTLY is dropped from the files that run
+                           without one, and each file ends with `;` (a last
+                           statement may lack it before trailing comments)
 
 Source layouts understood (auto-detected):
   flat   golang-migrate / sqlx:  <path>/<n>_<name>.up.sql + <n>_<name>.down.sql
@@ -240,6 +245,7 @@ def main():
     manifest = ["repository\tpath\tcommit\tsha256"]
     conv = ["keel_folder\tsource_up\tsource_down\tdown\ttransaction\treason"]
     seen_versions = set()
+    all_sql = []
     stats = {"migrations": 0, "with_down": 0, "down_absent": 0, "down_blank": 0, "no_up": 0, "non_tx": 0}
     for pos, (key, num, raw, paths) in enumerate(entries, start=1):
         for p in sorted(paths.values()):
@@ -284,6 +290,10 @@ def main():
             with open(os.path.join(d, "migration.toml"), "w") as f:
                 f.write("# converted from " + repo + "@" + commit[:12] + ": " + "; ".join(reasons) + "\n")
                 f.write("transaction = false\n")
+        up_text = up.decode("utf-8", "replace")
+        if reasons:
+            up_text = re.sub(r"(?i)\bconcurrently\s+", "", up_text)
+        all_sql.append(f"-- {folder}\n{up_text.rstrip()}\n;\n")
         conv.append("\t".join([folder, paths["up"], paths.get("down", ""), down_state,
                                "false" if reasons else "true", "; ".join(reasons)]))
 
@@ -291,9 +301,11 @@ def main():
         f.write("\n".join(manifest) + "\n")
     with open(os.path.join(out, "conversion.tsv"), "w") as f:
         f.write("\n".join(conv) + "\n")
+    with open(os.path.join(out, "all.sql"), "w") as f:
+        f.write("\n".join(all_sql))
     print(f"{repo}@{commit} {a.path} ({layout} layout, version = 20200101000000 + {seq} n seconds)")
     print(" ".join(f"{k}={v}" for k, v in stats.items()))
-    print(f"wrote {mig_dir}, {out}/manifest.tsv ({len(manifest) - 1} files), {out}/conversion.tsv")
+    print(f"wrote {mig_dir}, {out}/manifest.tsv ({len(manifest) - 1} files), {out}/conversion.tsv, {out}/all.sql")
 
 
 if __name__ == "__main__":

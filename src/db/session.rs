@@ -70,15 +70,6 @@ pub trait Session: Send {
     /// that is rolled back when the query must not change anything.
     async fn query_text(&mut self, sql: &str) -> Result<Option<Option<String>>, DbError>;
 
-    /// Keeps one generic plan for each of keel's prepared catalog queries
-    /// for the rest of the session (PostgreSQL's `plan_cache_mode`), for a
-    /// connection that asks the same questions of a small schema thousands
-    /// of times (`keel test` on its scratch database): planning them costs
-    /// more than running them. Elsewhere plans are made for their values.
-    async fn keep_generic_plans(&mut self) -> Result<(), DbError> {
-        Ok(())
-    }
-
     /// Undoes what a migration changed in the session's settings
     /// (PostgreSQL: `search_path`, `ROLE`), so that the next migration and
     /// keel's own statements run in the session as keel opened it. A

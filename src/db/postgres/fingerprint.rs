@@ -45,7 +45,11 @@ const ANY_NAMED: &str = "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_class \
 
 impl Postgres {
     async fn any_relation_named(&mut self, scope: &Scope) -> Result<bool, DbError> {
+        // Planned for its names each time: a plan kept from the scratch
+        // database's first, tiny catalog scans pg_class, which at 1,000
+        // migrations cost 0.6 ms instead of 0.1 (server log).
         sqlx::query_scalar(ANY_NAMED)
+            .persistent(false)
             .bind(scope.names())
             .fetch_one(&mut self.conn)
             .await
@@ -75,7 +79,6 @@ impl Postgres {
     ) -> Result<Fingerprint, DbError> {
         let keel = super::live::own_tables();
         let scoped = matches!(scope, Scope::Named { .. });
-        let set_plans = scoped && !self.generic_plans;
         if scoped && !scope.others() && !self.any_relation_named(scope).await? {
             return Ok(Fingerprint::default());
         }
@@ -83,7 +86,7 @@ impl Postgres {
         // a scoped fingerprint (keel test takes four per migration) keeps
         // one generic plan for the connection. Only here: a backfill's
         // range queries need plans made for their values.
-        if set_plans {
+        if scoped {
             self.execute("SET plan_cache_mode = force_generic_plan")
                 .await?;
         }
@@ -98,7 +101,7 @@ impl Postgres {
         .bind(scope.names())
         .bind(scope.others());
         let rows = self.fetch_watched(query).await;
-        if set_plans {
+        if scoped {
             // After a failure inside a transaction the RESET fails too, and
             // the rollback takes the SET back with it.
             let reset = self.execute("RESET plan_cache_mode").await;

@@ -54,9 +54,6 @@ pub struct Postgres {
     /// (`ensure_tracking`): later runs on the same connection (`keel
     /// test`'s up, down and up again) neither create nor look it up again.
     tracking_columns: Option<Vec<String>>,
-    /// `plan_cache_mode` is generic for the whole session
-    /// ([`crate::db::Session::keep_generic_plans`]): the fingerprint need not set it.
-    generic_plans: bool,
 }
 
 impl Postgres {
@@ -128,7 +125,6 @@ impl Postgres {
             lock_timeout,
             builtins: live::Builtins::default(),
             tracking_columns: None,
-            generic_plans: false,
             watcher: None,
         })
     }

@@ -37,13 +37,6 @@ impl Session for Postgres {
             .map_err(|e| with_lock_wait(DbError::from_sqlx(e, &self.url), seen))
     }
 
-    async fn keep_generic_plans(&mut self) -> Result<(), DbError> {
-        self.execute("SET plan_cache_mode = force_generic_plan")
-            .await?;
-        self.generic_plans = true;
-        Ok(())
-    }
-
     async fn execute_with(&mut self, sql: &str, params: &[Value]) -> Result<u64, DbError> {
         sqlx::query_with(sql, arguments::<sqlx::Postgres>(params)?)
             .execute(&mut self.conn)

@@ -338,13 +338,7 @@ both!(
             None,
         );
         let running = || {
-            let out = p
-                .keel()
-                .args(["status", "--format", "json"])
-                .output()
-                .unwrap();
-            assert!(out.status.success(), "{}", stderr(&out));
-            let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+            let json = p.status_json(&[]);
             (
                 json["running"].clone(),
                 json["migrations"][0]["state"].clone(),

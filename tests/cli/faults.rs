@@ -157,26 +157,13 @@ fn md5(p: &Project, column: &str) -> String {
 /// The run that holds the run lock, as `keel status --format json` says
 /// (null: none).
 fn running(p: &Project) -> serde_json::Value {
-    let out = p
-        .keel()
-        .args(["status", "--format", "json", "--env", "prod"])
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", stderr(&out));
-    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    json["running"].clone()
+    p.status_json(&["--env", "prod"])["running"].clone()
 }
 
 /// `keel status --format json`: each migration's state, and the versions
 /// whose execute was stopped before its final record.
 fn status(p: &Project) -> (Vec<(String, String)>, Vec<String>) {
-    let out = p
-        .keel()
-        .args(["status", "--format", "json", "--env", "prod"])
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", stderr(&out));
-    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let json = p.status_json(&["--env", "prod"]);
     let states = json["migrations"]
         .as_array()
         .unwrap()

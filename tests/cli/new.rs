@@ -58,13 +58,7 @@ fn every_built_in_template_renders_valid_files() {
             .success();
     }
     // Every folder loads: names, versions and migration.toml all valid.
-    let out = p
-        .keel()
-        .args(["status", "--format", "json"])
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", stderr(&out));
-    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let json = p.status_json(&[]);
     let versions: Vec<&str> = json["migrations"]
         .as_array()
         .unwrap()

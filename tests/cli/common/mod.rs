@@ -285,6 +285,18 @@ impl Project {
             .unwrap_or_else(|e| panic!("keel lint printed no JSON ({e}): {}", stderr(&out)));
         doc["findings"].as_array().cloned().unwrap_or_default()
     }
+
+    /// `keel status --format json ARGS…`, which must succeed.
+    pub fn status_json(&self, args: &[&str]) -> serde_json::Value {
+        let out = self
+            .keel()
+            .args(["status", "--format", "json"])
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", stderr(&out));
+        serde_json::from_slice(&out.stdout).unwrap()
+    }
 }
 
 /// stdout of a finished command as a string.

@@ -290,6 +290,20 @@ pub trait Bulk: Session {
         columns: &[String],
     ) -> Result<TableDigest, DbError>;
 
+    /// [`Bulk::table_digest`] of each table with its columns, each with its
+    /// own outcome (a table gone or a column missing fails that one only).
+    /// A dialect may check them all in one round trip first.
+    async fn table_digests(
+        &mut self,
+        tables: &[(Relation, Vec<String>)],
+    ) -> Vec<Result<TableDigest, DbError>> {
+        let mut out = Vec::with_capacity(tables.len());
+        for (table, columns) in tables {
+            out.push(self.table_digest(table, columns).await);
+        }
+        out
+    }
+
     /// Puts `rows` generated rows into every user table in `scope` that is
     /// empty (keel's own tables never), and into the empty tables they
     /// reference, parents before children so foreign keys hold; returns what it did per empty table, including the tables it

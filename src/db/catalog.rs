@@ -206,6 +206,15 @@ pub trait Catalog: Session {
     }
     /// The columns of `table`, in their order.
     async fn columns(&mut self, table: &str) -> Result<Vec<ColumnInfo>, DbError>;
+    /// The column names of each of `tables`, each in column order (none
+    /// for a table that does not exist). A dialect may ask once for all.
+    async fn column_names(&mut self, tables: &[String]) -> Result<Vec<Vec<String>>, DbError> {
+        let mut out = Vec::with_capacity(tables.len());
+        for t in tables {
+            out.push(self.columns(t).await?.into_iter().map(|c| c.name).collect());
+        }
+        Ok(out)
+    }
     /// The indexes of `table`, by name.
     async fn indexes(&mut self, table: &str) -> Result<Vec<IndexInfo>, DbError>;
     /// The constraints of `table`, by name.

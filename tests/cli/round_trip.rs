@@ -186,6 +186,48 @@ fn broken_down_files_fail_naming_the_migration_and_the_object() {
     }
 }
 
+/// A down that drops a column the table had before up: the data check
+/// names the table it can no longer read, and the connection goes on to
+/// the next migration (PostgreSQL checks every table in one round trip
+/// first, and on a failure takes each alone).
+#[test]
+fn a_down_that_drops_a_column_it_did_not_add_is_named_in_the_data_check() {
+    for db in [Db::Postgres, Db::Sqlite] {
+        let p = Project::new(db);
+        base(&p);
+        p.migration(
+            "20260101000100_add_rank",
+            "ALTER TABLE posts ADD COLUMN rank int;\n",
+            Some("ALTER TABLE posts DROP COLUMN title;\n"),
+            None,
+        );
+        p.migration(
+            "20260101000200_notes",
+            "CREATE TABLE notes (id int PRIMARY KEY);\n",
+            Some("DROP TABLE notes;\n"),
+            None,
+        );
+        let out = test(&p, &["--rows", "2"]);
+        let text = stdout(&out);
+        assert_eq!(
+            out.status.code(),
+            Some(3),
+            "{db:?}: {text}\n{}",
+            stderr(&out)
+        );
+        assert!(
+            text.lines()
+                .any(|l| l.starts_with("FAIL") && l.contains("add_rank")),
+            "{db:?}: {text}"
+        );
+        assert!(
+            text.lines()
+                .any(|l| l.contains("posts could not be read after down") && l.contains("title")),
+            "{db:?}: {text}"
+        );
+    }
+}
+
 #[test]
 fn the_column_diff_reads_as_before_and_after_on_postgres() {
     let p = Project::postgres();

@@ -203,38 +203,29 @@ impl Bulk for Postgres {
         table: &Relation,
         columns: &[String],
     ) -> Result<TableDigest, DbError> {
-        // COPY's text format writes each row on one line, NULL as \N and
-        // tabs, newlines and backslashes inside values escaped: the line is
-        // an unambiguous encoding of the row's values as text.
-        let cols: Vec<String> = columns.iter().map(|c| quote_ident(c)).collect();
-        let sql = format!(
-            "COPY (SELECT {} FROM {}) TO STDOUT",
-            cols.join(", "),
-            table.quoted()
-        );
         // A COPY that fails as it starts (a column or table gone) leaves
         // sqlx's connection out of step with the server: the same SELECT,
         // without rows, says so first as an ordinary error.
-        self.execute(&format!(
-            "SELECT {} FROM {} LIMIT 0",
-            cols.join(", "),
-            table.quoted()
-        ))
-        .await?;
-        let mut sum = RowSum::default();
-        let mut lines = Lines::default();
-        self.copy_out(&sql, &mut |chunk| {
-            lines.feed(chunk, &mut |row| sum.add(row));
-            Ok(())
-        })
-        .await?;
-        if !lines.is_clean() {
-            return Err(DbError::new(
-                DbErrorKind::Statement,
-                format!("the rows of {table} ended in the middle of a row"),
-            ));
+        self.execute(&no_rows(table, columns)).await?;
+        self.copied_digest(table, columns).await
+    }
+
+    async fn table_digests(
+        &mut self,
+        tables: &[(Relation, Vec<String>)],
+    ) -> Vec<Result<TableDigest, DbError>> {
+        let checks: Vec<String> = tables.iter().map(|(t, c)| no_rows(t, c)).collect();
+        // Every table checked in one round trip; when one fails, each is
+        // taken alone, so that the failure is that table's.
+        let checked = tables.is_empty() || self.execute(&checks.join(";\n")).await.is_ok();
+        let mut out = Vec::with_capacity(tables.len());
+        for (table, columns) in tables {
+            out.push(match checked {
+                true => self.copied_digest(table, columns).await,
+                false => self.table_digest(table, columns).await,
+            });
         }
-        Ok(sum.finish())
+        out
     }
 
     async fn fill_empty_tables(
@@ -274,7 +265,45 @@ fn key_match(key: &[String]) -> String {
         .join(" AND ")
 }
 
+/// `table`'s `columns`, without rows: fails as the COPY of them would.
+fn no_rows(table: &Relation, columns: &[String]) -> String {
+    let cols: Vec<String> = columns.iter().map(|c| quote_ident(c)).collect();
+    format!("SELECT {} FROM {} LIMIT 0", cols.join(", "), table.quoted())
+}
+
 impl Postgres {
+    /// [`Bulk::table_digest`] once the table and columns are known to be
+    /// there ([`no_rows`] ran).
+    async fn copied_digest(
+        &mut self,
+        table: &Relation,
+        columns: &[String],
+    ) -> Result<TableDigest, DbError> {
+        // COPY's text format writes each row on one line, NULL as \N and
+        // tabs, newlines and backslashes inside values escaped: the line is
+        // an unambiguous encoding of the row's values as text.
+        let cols: Vec<String> = columns.iter().map(|c| quote_ident(c)).collect();
+        let sql = format!(
+            "COPY (SELECT {} FROM {}) TO STDOUT",
+            cols.join(", "),
+            table.quoted()
+        );
+        let mut sum = RowSum::default();
+        let mut lines = Lines::default();
+        self.copy_out(&sql, &mut |chunk| {
+            lines.feed(chunk, &mut |row| sum.add(row));
+            Ok(())
+        })
+        .await?;
+        if !lines.is_clean() {
+            return Err(DbError::new(
+                DbErrorKind::Statement,
+                format!("the rows of {table} ended in the middle of a row"),
+            ));
+        }
+        Ok(sum.finish())
+    }
+
     /// Runs `COPY (…) TO STDOUT` and hands the rows to `sink` in large chunks.
     async fn copy_out(
         &mut self,

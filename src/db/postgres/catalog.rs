@@ -44,6 +44,29 @@ impl Catalog for Postgres {
         .await
     }
 
+    async fn column_names(&mut self, tables: &[String]) -> Result<Vec<Vec<String>>, DbError> {
+        let quoted: Vec<String> = tables.iter().map(|t| quote_relation(t)).collect();
+        // Planned for its names each time, like the existence check: a
+        // plan kept from a small catalog would scan pg_attribute.
+        let rows: Vec<(i64, String)> = sqlx::query_as(
+            "SELECT t.i, a.attname::text FROM unnest($1::text[]) WITH ORDINALITY AS t(name, i) \
+             JOIN pg_attribute a ON a.attrelid = to_regclass(t.name) \
+             WHERE a.attnum > 0 AND NOT a.attisdropped ORDER BY t.i, a.attnum",
+        )
+        .persistent(false)
+        .bind(quoted)
+        .fetch_all(&mut self.conn)
+        .await
+        .map_err(|e| self.err(e))?;
+        let mut out = vec![Vec::new(); tables.len()];
+        for (i, name) in rows {
+            if let Some(names) = usize::try_from(i - 1).ok().and_then(|i| out.get_mut(i)) {
+                names.push(name);
+            }
+        }
+        Ok(out)
+    }
+
     async fn indexes(&mut self, table: &str) -> Result<Vec<IndexInfo>, DbError> {
         self.about_table(
             "SELECT ic.relname::text AS name, pg_get_indexdef(i.indexrelid) AS definition, \

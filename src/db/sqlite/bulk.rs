@@ -219,13 +219,20 @@ impl Bulk for Sqlite {
         table: &Relation,
         columns: &[String],
     ) -> Result<TableDigest, DbError> {
-        let cols: Vec<String> = columns.iter().map(|c| quote_ident(c)).collect();
+        // Qualified: SQLite reads a bare "name" that is no column as a
+        // string, so a column that down.sql dropped would digest as its
+        // own name in every row instead of failing.
+        let alias = quote_ident(&table.name);
+        let cols: Vec<String> = columns
+            .iter()
+            .map(|c| format!("{alias}.{}", quote_ident(c)))
+            .collect();
         let list = if cols.is_empty() {
             "1".to_string()
         } else {
             cols.join(", ")
         };
-        let sql = format!("SELECT {list} FROM {}", table.quoted());
+        let sql = format!("SELECT {list} FROM {} AS {alias}", table.quoted());
         let url = self.url.clone();
         let mut rows = sqlx::query(&sql).fetch(&mut self.conn);
         let mut sum = RowSum::default();

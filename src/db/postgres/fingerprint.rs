@@ -39,9 +39,14 @@ const WIDEN: &str = include_str!("widen.sql");
 /// relations alone is empty, since every line of it hangs off one (the
 /// `rel` part of `fingerprint.sql`): `keel test` asks that before a
 /// migration that creates its tables and after its down, and this costs a
-/// fraction of the fingerprint's executor start-up.
-const ANY_NAMED: &str = "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_class \
-     WHERE relname = ANY ($1) AND relkind IN ('r', 'p', 'v', 'm', 'S', 'f'))";
+/// fraction of the fingerprint's executor start-up. When one has, it also
+/// turns on the generic plan for the fingerprint that follows (see
+/// [`Postgres::schema_fingerprint`]): one round trip instead of two.
+/// (CASE, not AND: only CASE promises not to evaluate the setting first.)
+const ANY_NAMED: &str = "SELECT CASE WHEN EXISTS (SELECT 1 FROM pg_catalog.pg_class \
+     WHERE relname = ANY ($1) AND relkind IN ('r', 'p', 'v', 'm', 'S', 'f')) \
+     THEN set_config('plan_cache_mode', 'force_generic_plan', false) IS NOT NULL \
+     ELSE false END";
 
 impl Postgres {
     async fn any_relation_named(&mut self, scope: &Scope) -> Result<bool, DbError> {
@@ -79,14 +84,16 @@ impl Postgres {
     ) -> Result<Fingerprint, DbError> {
         let keel = super::live::own_tables();
         let scoped = matches!(scope, Scope::Named { .. });
-        if scoped && !scope.others() && !self.any_relation_named(scope).await? {
-            return Ok(Fingerprint::default());
-        }
         // Planning this query costs ten times running it on a few tables:
         // a scoped fingerprint (keel test takes four per migration) keeps
         // one generic plan for the connection. Only here: a backfill's
-        // range queries need plans made for their values.
-        if scoped {
+        // range queries need plans made for their values. The existence
+        // check sets it when it finds something.
+        if scoped && !scope.others() {
+            if !self.any_relation_named(scope).await? {
+                return Ok(Fingerprint::default());
+            }
+        } else if scoped {
             self.execute("SET plan_cache_mode = force_generic_plan")
                 .await?;
         }

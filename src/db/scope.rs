@@ -16,8 +16,13 @@ pub enum Scope {
     All,
     /// Relations by bare name (`pg_class.relname`, SQLite's table name).
     Named {
-        /// The relations' names.
+        /// The relations' names: each of their objects is covered.
         relations: BTreeSet<String>,
+        /// Relations of which only the foreign keys are covered in the
+        /// schema (their rows are, as named relations' are): the tables
+        /// that point at one of `relations`, whose keys a statement on it
+        /// can drop or rewrite. Never one of `relations`.
+        keys_only: BTreeSet<String>,
         /// Schemas, types, functions and extensions too: a statement
         /// creates, alters or drops one of them.
         others: bool,
@@ -32,6 +37,7 @@ impl Scope {
     pub fn none() -> Scope {
         Scope::Named {
             relations: BTreeSet::new(),
+            keys_only: BTreeSet::new(),
             others: false,
             functions: BTreeSet::new(),
         }
@@ -49,8 +55,28 @@ impl Scope {
 
     /// Adds a relation by its name in the catalog, as it is.
     pub fn add_relname(&mut self, relname: &str) {
-        if let Scope::Named { relations, .. } = self {
+        if let Scope::Named {
+            relations,
+            keys_only,
+            ..
+        } = self
+        {
+            keys_only.remove(relname);
             relations.insert(relname.to_string());
+        }
+    }
+
+    /// Adds a relation by its name in the catalog, of which only the
+    /// foreign keys are compared (unless it is covered whole).
+    pub fn add_keys_only(&mut self, relname: &str) {
+        if let Scope::Named {
+            relations,
+            keys_only,
+            ..
+        } = self
+            && !relations.contains(relname)
+        {
+            keys_only.insert(relname.to_string());
         }
     }
 
@@ -75,19 +101,24 @@ impl Scope {
             (
                 Scope::Named {
                     mut relations,
+                    mut keys_only,
                     others,
                     mut functions,
                 },
                 Scope::Named {
                     relations: more,
+                    keys_only: more_keys,
                     others: also,
                     functions: called,
                 },
             ) => {
                 relations.extend(more);
+                keys_only.extend(more_keys);
+                keys_only.retain(|k| !relations.contains(k));
                 functions.extend(called);
                 Scope::Named {
                     relations,
+                    keys_only,
                     others: others || also,
                     functions,
                 }
@@ -96,12 +127,32 @@ impl Scope {
         }
     }
 
-    /// The relation names to bind as a query's text array; `None` for every
-    /// relation.
+    /// The relation names to bind as a query's text array, those covered
+    /// whole and those by their keys alike; `None` for every relation.
     pub fn names(&self) -> Option<Vec<String>> {
         match self {
             Scope::All => None,
+            Scope::Named {
+                relations,
+                keys_only,
+                ..
+            } => Some(relations.union(keys_only).cloned().collect()),
+        }
+    }
+
+    /// The relations covered whole; `None` for every relation.
+    pub fn whole_names(&self) -> Option<Vec<String>> {
+        match self {
+            Scope::All => None,
             Scope::Named { relations, .. } => Some(relations.iter().cloned().collect()),
+        }
+    }
+
+    /// The relations of which only the foreign keys are covered.
+    pub fn keys_only_names(&self) -> Vec<String> {
+        match self {
+            Scope::All => Vec::new(),
+            Scope::Named { keys_only, .. } => keys_only.iter().cloned().collect(),
         }
     }
 
@@ -117,7 +168,11 @@ impl Scope {
     pub fn covers(&self, name: &str) -> bool {
         match self {
             Scope::All => true,
-            Scope::Named { relations, .. } => relations.contains(name),
+            Scope::Named {
+                relations,
+                keys_only,
+                ..
+            } => relations.contains(name) || keys_only.contains(name),
         }
     }
 
@@ -156,13 +211,16 @@ impl Widened {
         }
     }
 
-    /// `schema`, whose rows are the data scope too unless a trigger or a
-    /// rule of one of its tables may write elsewhere.
-    pub fn of(schema: Scope, writes_elsewhere: bool, found: bool) -> Widened {
+    /// `schema`, whose rows are the data scope too with those of `rows`
+    /// (relations whose schema cannot change), unless a trigger or a rule
+    /// of one of its tables may write elsewhere.
+    pub fn of(schema: Scope, rows: &[String], writes_elsewhere: bool, found: bool) -> Widened {
         let data = if writes_elsewhere {
             Scope::All
         } else {
-            schema.clone()
+            let mut data = schema.clone();
+            rows.iter().for_each(|r| data.add_keys_only(r));
+            data
         };
         Widened {
             schema,

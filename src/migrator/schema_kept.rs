@@ -13,8 +13,12 @@ use serde::{Deserialize, Serialize};
 /// What is kept per migration, as JSON in `keel_migrations.schema_before`.
 #[derive(Debug, Serialize, Deserialize)]
 struct Kept {
-    /// The relations compared, by name; `None`: every object.
+    /// The relations compared whole, by name; `None`: every object.
     relations: Option<Vec<String>>,
+    /// The relations of which only the foreign keys are compared (absent
+    /// from rows a keel before them kept).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    keys_only: Vec<String>,
     /// Schemas, types, functions and extensions too.
     others: bool,
     schema: Fingerprint,
@@ -27,6 +31,7 @@ impl Kept {
             Some(names) => {
                 let mut s = Scope::none();
                 names.iter().for_each(|n| s.add_relname(n));
+                self.keys_only.iter().for_each(|n| s.add_keys_only(n));
                 if self.others {
                     s.add_others();
                 }
@@ -60,7 +65,8 @@ pub(crate) async fn before_up(
         (scope, schema)
     };
     let kept = Kept {
-        relations: scope.names(),
+        relations: scope.whole_names(),
+        keys_only: scope.keys_only_names(),
         others: scope.others(),
         schema,
     };

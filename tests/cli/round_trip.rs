@@ -468,6 +468,78 @@ fn what_a_migration_reaches_beyond_the_tables_it_names_is_compared_on_postgres()
     }
 }
 
+/// A table that points at a migration's table is compared by its foreign
+/// keys alone (nothing else of it can change), while its rows and those
+/// further down the chain still are: a DELETE cascades to every level.
+#[test]
+fn a_referencing_table_is_compared_by_its_keys_and_rows_down_the_chain_on_postgres() {
+    let p = Project::postgres();
+    p.migration(
+        "20260101000000_create",
+        "CREATE TABLE users (id bigint PRIMARY KEY, email text);\n\
+         CREATE TABLE posts (id bigint PRIMARY KEY, user_id bigint REFERENCES users ON DELETE CASCADE, \
+         title text NOT NULL DEFAULT '', body text);\n\
+         CREATE INDEX posts_title ON posts (title);\n\
+         CREATE TABLE comments (id bigint PRIMARY KEY, post_id bigint REFERENCES posts ON DELETE CASCADE);\n",
+        Some("DROP TABLE comments, posts, users;\n"),
+        None,
+    );
+    // A faithful round trip: users' 4 objects (the table, two columns, the
+    // key) and posts' foreign key; none of posts' columns or its index.
+    p.migration(
+        "20260101000100_rename_email",
+        "ALTER TABLE users RENAME COLUMN email TO mail;\n",
+        Some("ALTER TABLE users RENAME COLUMN mail TO email;\n"),
+        None,
+    );
+    // Two levels down: the comment of user 1's post goes with the user.
+    p.migration(
+        "20260101000200_purge_user",
+        "DELETE FROM users WHERE id = 1;\n",
+        Some("SELECT 1;\n"),
+        None,
+    );
+    let fixtures = p.path().join("tests/fixtures");
+    std::fs::create_dir_all(&fixtures).unwrap();
+    std::fs::write(
+        fixtures.join("20260101000000_create.sql"),
+        "INSERT INTO users VALUES (1, 'a@example.com');\n\
+         INSERT INTO posts (id, user_id) VALUES (1, 1);\n\
+         INSERT INTO comments VALUES (1, 1);\n",
+    )
+    .unwrap();
+    let out = test(&p, &["--rows", "0", "--format", "json"]);
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(3), "{text}\n{}", stderr(&out));
+    let report: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let detail = |id: &str, phase: &str| {
+        let m = report["migrations"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["migration"].as_str().unwrap().ends_with(id))
+            .unwrap_or_else(|| panic!("{id} not in {text}"));
+        let step = m["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["phase"] == phase)
+            .unwrap_or_else(|| panic!("no {phase} step for {id}: {text}"));
+        (step["status"].as_str().unwrap().to_string(), step.to_string())
+    };
+    let (status, schema) = detail("rename_email", "schema");
+    assert_eq!(status, "passed", "{text}");
+    assert!(
+        schema.contains("the same 5 schema objects it can reach as before up"),
+        "{schema}"
+    );
+    let (_, data) = detail("rename_email", "data");
+    assert!(data.contains("the 3 tables it can reach"), "{data}");
+    let (status, data) = detail("purge_user", "data");
+    assert_eq!(status, "failed", "{text}");
+    assert!(data.contains("comments held 1 rows before up"), "{data}");
+}
+
 /// `keel up` keeps the schema each migration starts from (what it can
 /// reach); `keel down` compares and, when down.sql does not give it back,
 /// keeps the revert, shows the diff and exits 3. A faithful down says

@@ -8,8 +8,9 @@ use crate::db::{DbError, Fingerprint, Scope, Widened};
 use sqlx::Row;
 
 /// One `(key, line)` row per object; `$1` is keel's own tables, `$2` the
-/// scope's relation names (NULL: all), `$3` whether the objects that are
-/// not relations are in scope.
+/// scope's relation names covered whole (NULL: all), `$3` whether the
+/// objects that are not relations are in scope, `$4` the relations of
+/// which only the foreign keys are.
 const SQL: &str = include_str!("fingerprint.sql");
 
 /// The same for a scope of named relations: without the NULL case its plan
@@ -17,8 +18,8 @@ const SQL: &str = include_str!("fingerprint.sql");
 /// every relation of the schema.
 static SCOPED: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
     SQL.replace(
-        "($2::text[] IS NULL OR c.relname = ANY ($2))",
-        "c.relname = ANY ($2)",
+        "($2::text[] IS NULL OR c.relname = ANY ($2 || $4::text[]))",
+        "c.relname = ANY ($2 || $4::text[])",
     )
 });
 
@@ -65,17 +66,27 @@ impl Postgres {
         let Some(names) = scope.names() else {
             return Ok(Widened::all());
         };
-        let rows: Vec<(String, bool)> = sqlx::query_as(WIDEN)
+        let rows: Vec<(String, bool, String)> = sqlx::query_as(WIDEN)
             .bind(names)
             .fetch_all(&mut self.conn)
             .await
             .map_err(|e| self.err(e))?;
         let mut schema = scope.clone();
-        for (name, _) in &rows {
-            schema.add_relname(name);
+        let mut rows_only = Vec::new();
+        for (name, _, reach) in &rows {
+            match reach.as_str() {
+                "whole" => schema.add_relname(name),
+                "keys" => schema.add_keys_only(name),
+                _ => rows_only.push(name.clone()),
+            }
         }
-        let writes_elsewhere = rows.iter().any(|(_, writes)| *writes);
-        Ok(Widened::of(schema, writes_elsewhere, !rows.is_empty()))
+        let writes_elsewhere = rows.iter().any(|(_, writes, _)| *writes);
+        Ok(Widened::of(
+            schema,
+            &rows_only,
+            writes_elsewhere,
+            !rows.is_empty(),
+        ))
     }
 
     pub(super) async fn schema_fingerprint(
@@ -105,8 +116,9 @@ impl Postgres {
             (true, false) => SCOPED_RELATIONS.as_str(),
         })
         .bind(keel)
-        .bind(scope.names())
-        .bind(scope.others());
+        .bind(scope.whole_names())
+        .bind(scope.others())
+        .bind(scope.keys_only_names());
         let rows = self.fetch_watched(query).await;
         if scoped {
             // After a failure inside a transaction the RESET fails too, and

@@ -3,7 +3,10 @@
 -- $2: the relations in scope by name (text[]; NULL: all); fingerprint.rs
 -- makes a second text of this query without the NULL case, whose plan
 -- finds the names by index. $3: whether objects other than relations
--- (schemas, extensions, types, functions) are in scope.
+-- (schemas, extensions, types, functions) are in scope. $4: relations of
+-- which only the foreign keys are in scope (text[]; see widen.sql's
+-- 'keys'): rel's `whole` is false for them, and every line but a foreign
+-- key's asks for it.
 -- Objects an extension owns (pg_depend deptype 'e') are left out: the
 -- extension's own line covers them. No OIDs: names, and what the server
 -- prints (format_type, pg_get_*def), which names rather than numbers.
@@ -22,11 +25,12 @@ ns AS NOT MATERIALIZED (
 rel AS MATERIALIZED (
     SELECT c.oid, c.relname, c.relkind, c.relpersistence, c.relowner, c.relacl, c.reloptions,
            c.relrowsecurity, c.relforcerowsecurity, c.relispartition, c.relreplident,
-           c.relispopulated, c.relpartbound, ns.q || '.' || quote_ident(c.relname) AS q
+           c.relispopulated, c.relpartbound, ns.q || '.' || quote_ident(c.relname) AS q,
+           ($2::text[] IS NULL OR c.relname = ANY ($2)) AS whole
     FROM pg_class c JOIN ns ON ns.oid = c.relnamespace
     WHERE c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f')
       AND c.relname <> ALL ($1)
-      AND ($2::text[] IS NULL OR c.relname = ANY ($2))
+      AND ($2::text[] IS NULL OR c.relname = ANY ($2 || $4::text[]))
       AND c.oid NOT IN (SELECT objid FROM ext WHERE classid = 'pg_class'::regclass)
 ),
 typ AS NOT MATERIALIZED (
@@ -53,11 +57,11 @@ fn AS (
 acl AS (
     SELECT CASE r.relkind WHEN 'S' THEN 'SEQUENCE ' ELSE 'TABLE ' END || r.q AS target,
            r.relacl AS acl, acldefault(CASE r.relkind WHEN 'S' THEN 's' ELSE 'r' END::"char", r.relowner) AS dflt
-    FROM rel r WHERE r.relacl IS NOT NULL
+    FROM rel r WHERE r.whole AND r.relacl IS NOT NULL
     UNION ALL
     SELECT 'COLUMN ' || r.q || '.' || quote_ident(a.attname), a.attacl, NULL
     FROM rel r JOIN pg_attribute a ON a.attrelid = r.oid
-    WHERE a.attacl IS NOT NULL AND a.attnum > 0 AND NOT a.attisdropped
+    WHERE r.whole AND a.attacl IS NOT NULL AND a.attnum > 0 AND NOT a.attisdropped
     UNION ALL
     SELECT upper(f.kind) || ' ' || f.q, f.proacl, acldefault('f'::"char", f.proowner)
     FROM fn f WHERE f.proacl IS NOT NULL
@@ -114,7 +118,7 @@ objects (key, line) AS (
                       SELECT quote_ident(ic.relname) FROM pg_index x JOIN pg_class ic ON ic.oid = x.indexrelid
                       WHERE x.indrelid = r.oid AND x.indisreplident)
                   ELSE '' END
-    FROM rel r WHERE r.relkind IN ('r', 'p', 'f')
+    FROM rel r WHERE r.whole AND r.relkind IN ('r', 'p', 'f')
 
     UNION ALL
     SELECT CASE r.relkind WHEN 'v' THEN 'view ' ELSE 'materialized view ' END || r.q,
@@ -122,7 +126,7 @@ objects (key, line) AS (
            || coalesce(' WITH (' || array_to_string(r.reloptions, ', ') || ')', '')
            || ' AS ' || rtrim(btrim(regexp_replace(pg_get_viewdef(r.oid), '\s+', ' ', 'g')), ';')
            || CASE WHEN r.relkind = 'm' AND NOT r.relispopulated THEN ' WITH NO DATA' ELSE '' END
-    FROM rel r WHERE r.relkind IN ('v', 'm')
+    FROM rel r WHERE r.whole AND r.relkind IN ('v', 'm')
 
     UNION ALL
     SELECT 'column ' || r.q || '.' || quote_ident(a.attname),
@@ -138,13 +142,13 @@ objects (key, line) AS (
     JOIN pg_type t ON t.oid = a.atttypid
     LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
     LEFT JOIN pg_collation co ON co.oid = a.attcollation
-    WHERE r.relkind IN ('r', 'p', 'f')
+    WHERE r.whole AND r.relkind IN ('r', 'p', 'f')
 
     UNION ALL
     SELECT 'constraint ' || r.q || '.' || quote_ident(con.conname),
            'constraint ' || r.q || '.' || quote_ident(con.conname) || ' ' || pg_get_constraintdef(con.oid)
     FROM pg_constraint con JOIN rel r ON r.oid = con.conrelid
-    WHERE con.contype <> 'n'
+    WHERE con.contype <> 'n' AND (r.whole OR con.contype = 'f')
       -- A foreign key to a partitioned table repeats itself once per
       -- partition on the same table: the first says it all.
       AND NOT EXISTS (SELECT 1 FROM pg_constraint p
@@ -163,7 +167,7 @@ objects (key, line) AS (
                      length(CASE WHEN i.indisunique THEN 'CREATE UNIQUE INDEX ' ELSE 'CREATE INDEX ' END)
                      + length(quote_ident(ic.relname)) + 2)
            || CASE WHEN NOT i.indisvalid THEN ' INVALID' ELSE '' END
-    FROM pg_index i JOIN rel r ON r.oid = i.indrelid
+    FROM pg_index i JOIN rel r ON r.oid = i.indrelid AND r.whole
     JOIN pg_class ic ON ic.oid = i.indexrelid JOIN ns ON ns.oid = ic.relnamespace
     -- The index of a primary key, unique or exclusion constraint is that
     -- constraint's line (pg_get_constraintdef shows its columns, INCLUDE
@@ -181,14 +185,14 @@ objects (key, line) AS (
            || CASE tg.tgenabled WHEN 'D' THEN ' DISABLED' WHEN 'R' THEN ' ENABLE REPLICA'
                   WHEN 'A' THEN ' ENABLE ALWAYS' ELSE '' END
     FROM pg_trigger tg JOIN rel r ON r.oid = tg.tgrelid
-    WHERE NOT tg.tgisinternal
+    WHERE r.whole AND NOT tg.tgisinternal
 
     UNION ALL
     SELECT 'rule ' || r.q || '.' || quote_ident(rw.rulename),
            'rule ' || r.q || '.' || quote_ident(rw.rulename) || ' '
            || rtrim(btrim(regexp_replace(pg_get_ruledef(rw.oid), '\s+', ' ', 'g')), ';')
     FROM pg_rewrite rw JOIN rel r ON r.oid = rw.ev_class
-    WHERE rw.rulename <> '_RETURN'
+    WHERE r.whole AND rw.rulename <> '_RETURN'
 
     UNION ALL
     SELECT 'policy ' || r.q || '.' || quote_ident(pol.polname),
@@ -201,7 +205,7 @@ objects (key, line) AS (
                   FROM unnest(pol.polroles) AS rid) g)
            || coalesce(' USING (' || pg_get_expr(pol.polqual, pol.polrelid) || ')', '')
            || coalesce(' WITH CHECK (' || pg_get_expr(pol.polwithcheck, pol.polrelid) || ')', '')
-    FROM pg_policy pol JOIN rel r ON r.oid = pol.polrelid
+    FROM pg_policy pol JOIN rel r ON r.oid = pol.polrelid AND r.whole
 
     UNION ALL
     SELECT 'sequence ' || r.q,
@@ -210,7 +214,7 @@ objects (key, line) AS (
            || ' MINVALUE ' || s.seqmin || ' MAXVALUE ' || s.seqmax || ' CACHE ' || s.seqcache
            || CASE WHEN s.seqcycle THEN ' CYCLE' ELSE '' END
            || coalesce(' OWNED BY ' || owner.q, '')
-    FROM rel r JOIN pg_sequence s ON s.seqrelid = r.oid
+    FROM rel r JOIN pg_sequence s ON s.seqrelid = r.oid AND r.whole
     LEFT JOIN LATERAL (
         SELECT quote_ident(n.nspname) || '.' || quote_ident(oc.relname) || '.' || quote_ident(a.attname) AS q,
                oc.relname
@@ -275,7 +279,7 @@ objects (key, line) AS (
     UNION ALL
     SELECT 'comment ' || r.q || coalesce('.' || quote_ident(a.attname), ''),
            'comment ' || r.q || coalesce('.' || quote_ident(a.attname), '') || ' IS ' || quote_literal(d.description)
-    FROM pg_description d JOIN rel r ON r.oid = d.objoid
+    FROM pg_description d JOIN rel r ON r.oid = d.objoid AND r.whole
     LEFT JOIN pg_attribute a ON a.attrelid = d.objoid AND a.attnum = d.objsubid AND d.objsubid > 0
     WHERE d.classoid = 'pg_class'::regclass
 

@@ -129,7 +129,7 @@ impl Sqlite {
         .await
         .map_err(|e| self.err(e))?;
         // SQLite is read in-process: always fingerprint (found).
-        Ok(Widened::of(schema, triggers > 0, true))
+        Ok(Widened::of(schema, &[], triggers > 0, true))
     }
 
     pub(super) async fn schema_fingerprint(

@@ -525,7 +525,10 @@ fn a_referencing_table_is_compared_by_its_keys_and_rows_down_the_chain_on_postgr
             .iter()
             .find(|s| s["phase"] == phase)
             .unwrap_or_else(|| panic!("no {phase} step for {id}: {text}"));
-        (step["status"].as_str().unwrap().to_string(), step.to_string())
+        (
+            step["status"].as_str().unwrap().to_string(),
+            step.to_string(),
+        )
     };
     let (status, schema) = detail("rename_email", "schema");
     assert_eq!(status, "passed", "{text}");

@@ -55,9 +55,10 @@ pub(crate) async fn run(ctx: &Ctx, args: Args) -> Result<()> {
         args.versions.len()
     };
     let summary = report::summary(&outcomes, asked);
-    let junit = report::junit(&outcomes);
     if let Some(path) = &args.junit {
-        std::fs::write(path, &junit)?;
+        let mut file = std::io::BufWriter::new(std::fs::File::create(path)?);
+        report::junit(&outcomes, &mut file)?;
+        std::io::Write::flush(&mut file)?;
     }
     match ctx.global.format {
         Format::Json => ctx.json(serde_json::json!({
@@ -65,7 +66,11 @@ pub(crate) async fn run(ctx: &Ctx, args: Args) -> Result<()> {
             "database": about,
             "migrations": outcomes,
         })),
-        Format::Junit => print!("{junit}"),
+        Format::Junit => {
+            let mut stdout = std::io::stdout().lock();
+            report::junit(&outcomes, &mut stdout)?;
+            std::io::Write::flush(&mut stdout)?;
+        }
         _ => {}
     }
     ctx.out.progress(&summary);

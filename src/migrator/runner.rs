@@ -575,7 +575,12 @@ impl Runner<'_> {
             Way::Down(row) => {
                 let recorded = row.and_then(|r| r.backup.clone());
                 hook.before_down(self.db, m, recorded.as_ref()).await?;
-                let kept = self.db.schema_before(&m.version.to_string()).await?;
+                // A run that keeps no schema (keel test's, on a database
+                // it made) finds none to compare: not asked.
+                let kept = match self.settings.keep_schema {
+                    true => self.db.schema_before(&m.version.to_string()).await?,
+                    false => None,
+                };
                 (Direction::Down, recorded, kept, None)
             }
         };

@@ -22,6 +22,13 @@ fn test(p: &Project, extra: &[&str]) -> std::process::Output {
         .unwrap()
 }
 
+/// Writes `tests/fixtures/NAME` with `sql`.
+fn fixture(p: &Project, name: &str, sql: &str) {
+    let fixtures = p.path().join("tests/fixtures");
+    std::fs::create_dir_all(&fixtures).unwrap();
+    std::fs::write(fixtures.join(name), sql).unwrap();
+}
+
 /// The JUnit file, parsed: (testcases, failures) and the failures' texts.
 fn junit(path: &std::path::Path) -> (usize, Vec<String>) {
     let text = std::fs::read_to_string(path).unwrap();
@@ -281,13 +288,11 @@ fn fixtures_are_loaded_after_their_migration_and_a_misnamed_one_is_refused() {
         Some("SELECT 1;\n"),
         None,
     );
-    let fixtures = p.path().join("tests/fixtures");
-    std::fs::create_dir_all(&fixtures).unwrap();
-    std::fs::write(
-        fixtures.join("20260101000000_posts.sql"),
+    fixture(
+        &p,
+        "20260101000000_posts.sql",
         "INSERT INTO posts (id, title) VALUES (1, 'from a fixture');\n",
-    )
-    .unwrap();
+    );
     // Only the fixture's row is one the UPDATE changes: the failure proves it was loaded.
     let out = test(&p, &[]);
     let text = stdout(&out);
@@ -302,7 +307,7 @@ fn fixtures_are_loaded_after_their_migration_and_a_misnamed_one_is_refused() {
         "{text}"
     );
 
-    std::fs::write(fixtures.join("posts.sql"), "SELECT 1;\n").unwrap();
+    fixture(&p, "posts.sql", "SELECT 1;\n");
     let out = test(&p, &[]);
     assert_eq!(out.status.code(), Some(2));
     let err = stderr(&out);
@@ -499,15 +504,13 @@ fn a_referencing_table_is_compared_by_its_keys_and_rows_down_the_chain_on_postgr
         Some("SELECT 1;\n"),
         None,
     );
-    let fixtures = p.path().join("tests/fixtures");
-    std::fs::create_dir_all(&fixtures).unwrap();
-    std::fs::write(
-        fixtures.join("20260101000000_create.sql"),
+    fixture(
+        &p,
+        "20260101000000_create.sql",
         "INSERT INTO users VALUES (1, 'a@example.com');\n\
          INSERT INTO posts (id, user_id) VALUES (1, 1);\n\
          INSERT INTO comments VALUES (1, 1);\n",
-    )
-    .unwrap();
+    );
     let out = test(&p, &["--rows", "0", "--format", "json"]);
     let text = stdout(&out);
     assert_eq!(out.status.code(), Some(3), "{text}\n{}", stderr(&out));

@@ -8,7 +8,12 @@
 //! index and a row each), the same for 100 (so that memory growth shows),
 //! and, with `KEEL_BENCH_HISTORY=DIR`, a real project's history converted to
 //! keel's layout: `DIR/migrations/` and `DIR/all.sql` (its up files in order;
-//! see the README for the one used). `KEEL_BENCH_REPS` sets the rounds
+//! see the README for the one used).
+//!
+//! For the generated ones it also times the limit of any tool that runs a
+//! round trip the way keel must: `psql -f trip.sql`, each migration's up,
+//! down and up again in a transaction each (commits not waiting for the
+//! disk, as keel test's do not), with no check at all. `KEEL_BENCH_REPS` sets the rounds
 //! (default 3). Every ratio is the median of the rounds' paired ratios, and
 //! the load average is printed with each round. Goals are reported, not
 //! asserted.
@@ -37,9 +42,11 @@ fn main() -> ExitCode {
     }
 }
 
-/// `n` generated migrations in keel's layout, and their up files as `all.sql`.
+/// `n` generated migrations in keel's layout, their up files as `all.sql`,
+/// and up, down and up again, each in its transaction, as `trip.sql`.
 fn write_project(dir: &Path, n: usize) -> Result<()> {
     let mut all = String::new();
+    let mut trip = String::from("SET synchronous_commit = off;\n");
     for i in 1..=n {
         let up = format!(
             "CREATE TABLE t_{i} (id bigint PRIMARY KEY, v text NOT NULL DEFAULT '', n int);\n\
@@ -55,8 +62,14 @@ fn write_project(dir: &Path, n: usize) -> Result<()> {
         std::fs::write(m.join("up.sql"), &up)?;
         std::fs::write(m.join("down.sql"), &down)?;
         all.push_str(&up);
+        for sql in [&up, &down, &up] {
+            trip.push_str("BEGIN;\n");
+            trip.push_str(sql);
+            trip.push_str("COMMIT;\n");
+        }
     }
     std::fs::write(dir.join("all.sql"), all)?;
+    std::fs::write(dir.join("trip.sql"), trip)?;
     Ok(())
 }
 
@@ -69,6 +82,8 @@ struct Workload {
     rows: u32,
     floor: Samples,
     test: Samples,
+    /// `psql -f trip.sql`, when the workload has one.
+    limit: Samples,
 }
 
 fn psql(cluster: &cluster::Cluster, db: &str) -> Command {
@@ -88,23 +103,27 @@ fn sql(cluster: &cluster::Cluster, statement: &str) -> Result<()> {
     Ok(())
 }
 
-/// One round of a workload: the floor on a fresh database and `keel test`
-/// (which makes its own), in the order `first_floor` says.
-fn round(
-    cluster: &cluster::Cluster,
-    w: &mut Workload,
-    logs: &Path,
-    first_floor: bool,
-) -> Result<()> {
-    for floor in [first_floor, !first_floor] {
+/// One round of a workload, in the order given (0: the floor, 1: `keel
+/// test`, which makes its own database, 2: the limit, when there is one),
+/// each on a fresh database.
+fn round(cluster: &cluster::Cluster, w: &mut Workload, logs: &Path, order: &[usize]) -> Result<()> {
+    let trip = w.dir.join("trip.sql");
+    for &which in order {
+        if which == 2 && !trip.exists() {
+            continue;
+        }
         sql(cluster, "DROP DATABASE IF EXISTS bench_floor")?;
         sql(cluster, "CREATE DATABASE bench_floor")?;
         sql(cluster, "CHECKPOINT")?;
         std::thread::sleep(Duration::from_millis(200));
-        if floor {
+        if which == 0 {
             let mut c = psql(cluster, "bench_floor");
             c.arg("-1").arg("-f").arg(w.dir.join("all.sql"));
             w.floor.0.push(measure_client(&mut c, logs, "floor", &[0])?);
+        } else if which == 2 {
+            let mut c = psql(cluster, "bench_floor");
+            c.arg("-f").arg(&trip);
+            w.limit.0.push(measure_client(&mut c, logs, "limit", &[0])?);
         } else {
             let mut c = Command::new(KEEL);
             c.current_dir(&w.dir)
@@ -146,6 +165,7 @@ fn run() -> Result<()> {
             rows: 3,
             floor: Samples::default(),
             test: Samples::default(),
+            limit: Samples::default(),
         });
     }
     if let Ok(dir) = std::env::var("KEEL_BENCH_HISTORY") {
@@ -161,6 +181,7 @@ fn run() -> Result<()> {
             rows: 0,
             floor: Samples::default(),
             test: Samples::default(),
+            limit: Samples::default(),
         });
     }
     eprintln!("starting a PostgreSQL cluster (default durability: fsync on) …");
@@ -170,11 +191,17 @@ fn run() -> Result<()> {
     let mut loads = vec![load()];
     for rep in 0..reps {
         for w in &mut workloads {
-            let first_floor = shuffled(2, &mut rng)[0] == 0;
-            round(&pg, w, &logs, first_floor)?;
+            round(&pg, w, &logs, &shuffled(3, &mut rng))?;
             let (f, t) = (w.floor.0.last().unwrap(), w.test.0.last().unwrap());
+            let limit = w.limit.0.last().map_or(String::new(), |l| {
+                format!(
+                    ", limit {} ({:.2}×)",
+                    secs(l.wall),
+                    l.wall.as_secs_f64() / f.wall.as_secs_f64()
+                )
+            });
             eprintln!(
-                "  round {}/{reps}: {:<28} floor {:>9}, keel test {:>9} ({:.2}×), {}",
+                "  round {}/{reps}: {:<28} floor {:>9}, keel test {:>9} ({:.2}×), {}{limit}",
                 rep + 1,
                 w.label,
                 secs(f.wall),
@@ -203,6 +230,15 @@ fn run() -> Result<()> {
             if ratio <= GOAL { "met" } else { "NOT met" },
             mib(w.test.max_rss())
         );
+        if !w.limit.0.is_empty() {
+            println!(
+                "  {:<28} limit (psql: up, down, up, a transaction each) {:>9}: {:.2}× the floor; keel test {:.2}× the limit",
+                "",
+                secs(w.limit.wall()),
+                paired(&w.limit, &w.floor, wall),
+                paired(&w.test, &w.limit, wall)
+            );
+        }
     }
     println!(
         "  load average over the run: {}",

@@ -142,6 +142,28 @@ pub(crate) fn in_own_terms(layout: Layout, fix: String) -> String {
             "in its own migration with `transaction = false` in migration.toml",
             &format!("in {outside}"),
         )
+        // The same step said shorter (drop-index, reindex, detach, enum
+        // value, add-unique, validate).
+        .replace(
+            "in its own migration with `transaction = false`",
+            &format!("in {outside}"),
+        )
+        .replace(
+            "in a migration with `transaction = false`",
+            &format!("in {outside}"),
+        )
+        .replace(
+            "in a `transaction = false` migration",
+            &format!("in {outside}"),
+        )
+        .replace(
+            "(keel backs the data up)",
+            "(after a backup of the table: `pg_dump --table`)",
+        )
+        .replace(
+            "keel backs it up;",
+            "back it up (`pg_dump --table`);",
+        )
         .replace(
             "keel drops the INVALID index a failed build leaves",
             "a failed build leaves an INVALID index: drop it (DROP INDEX CONCURRENTLY and its name) before running the file again",

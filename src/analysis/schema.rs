@@ -296,10 +296,13 @@ impl Schema {
     /// Records what a classified statement did.
     pub fn apply(&mut self, op: &Operation) {
         for a in &op.actions {
+            // Whether or not its table is known: `DROP INDEX i; CREATE INDEX
+            // IF NOT EXISTS i …` builds i again.
+            if let ActionKind::DropIndex { name, .. } = &a.kind {
+                self.indexes.remove(name);
+                continue;
+            }
             let Some(table) = a.table.clone() else {
-                if let ActionKind::DropIndex { name, .. } = &a.kind {
-                    self.indexes.remove(name);
-                }
                 continue;
             };
             match &a.kind {

@@ -330,6 +330,10 @@ ALTER TABLE orders RENAME COLUMN total TO amount;
 ALTER TABLE orders ADD COLUMN token uuid DEFAULT gen_random_uuid();
 ALTER TABLE orders ALTER COLUMN note TYPE integer USING note::integer;
 TRUNCATE audit_log;
+DROP INDEX orders_old_idx;
+ALTER TABLE orders ADD CONSTRAINT orders_code_key UNIQUE (code);
+ALTER TABLE orders DROP COLUMN legacy;
+DROP TABLE old_orders;
 ";
     let keel_only = [
         "[backfill]",
@@ -337,6 +341,8 @@ TRUNCATE audit_log;
         "keel new",
         "keel's backup",
         "keel drops",
+        "keel backs",
+        "`transaction = false`",
     ];
     for (name, text, own) in [
         (
@@ -369,6 +375,10 @@ TRUNCATE audit_log;
             "add-column-rewrite",
             "change-column-type",
             "truncate",
+            "drop-index-blocking",
+            "add-unique",
+            "drop-column",
+            "drop-table",
         ] {
             assert!(
                 fixes.iter().any(|(r, _)| *r == rule),
@@ -399,4 +409,131 @@ TRUNCATE audit_log;
             "{name}: {batched}"
         );
     }
+}
+
+/// diesel's `metadata.toml` with `run_in_transaction = false` runs the
+/// folder's up.sql and down.sql outside a transaction, so CONCURRENTLY
+/// there is no `concurrently-in-transaction`; without it, it is.
+#[test]
+fn diesel_metadata_toml_runs_a_folder_outside_a_transaction() {
+    let up = ("2024-01-01-000001_idx/up.sql", CONCURRENTLY);
+    let down = (
+        "2024-01-01-000001_idx/down.sql",
+        "DROP INDEX CONCURRENTLY orders_user_idx;\n",
+    );
+    let outside = lint(
+        &[
+            up,
+            down,
+            (
+                "2024-01-01-000001_idx/metadata.toml",
+                "run_in_transaction = false # CONCURRENTLY\n",
+            ),
+        ],
+        None,
+    );
+    assert!(
+        !rules(&outside).contains(&"concurrently-in-transaction"),
+        "{outside:?}"
+    );
+    let inside = lint(&[up, down], None);
+    let flagged: Vec<&str> = inside
+        .iter()
+        .filter(|(_, _, r)| r == "concurrently-in-transaction")
+        .map(|(f, _, _)| f.as_str())
+        .collect();
+    assert_eq!(
+        flagged,
+        [
+            "2024-01-01-000001_idx/down.sql",
+            "2024-01-01-000001_idx/up.sql"
+        ],
+        "{inside:?}"
+    );
+}
+
+/// `DROP INDEX i; CREATE INDEX i …` rebuilds an index an earlier
+/// migration made: the DROP locks the live table (only a drop after the
+/// file's own CREATE is the file's own index).
+#[test]
+fn a_drop_before_the_files_own_create_of_that_name_is_reported() {
+    let found = lint(
+        &[(
+            "20240101000001_rebuild.up.sql",
+            "DROP INDEX orders_user_idx;\n\
+             CREATE INDEX orders_user_idx ON orders (user_id, created_at);\n\
+             CREATE INDEX orders_day_idx ON orders (created_at);\n\
+             DROP INDEX orders_day_idx;\n",
+        )],
+        None,
+    );
+    let got: Vec<(u64, &str)> = found.iter().map(|(_, l, r)| (*l, r.as_str())).collect();
+    assert!(got.contains(&(1, "drop-index-blocking")), "{got:?}");
+    assert!(!got.contains(&(4, "drop-index-blocking")), "{got:?}");
+}
+
+/// Read as a history, `DROP INDEX i; CREATE INDEX IF NOT EXISTS i …` of an
+/// index an earlier file made builds i again on the live table: it is no
+/// no-op, and the build blocks writes.
+#[test]
+fn an_index_dropped_and_built_again_in_a_history_is_a_build() {
+    let found = lint(
+        &[
+            (
+                "V1__orders.sql",
+                "CREATE TABLE orders (id bigint PRIMARY KEY, user_id bigint);\n\
+                 CREATE INDEX IF NOT EXISTS orders_user_idx ON orders (user_id);\n",
+            ),
+            (
+                "V2__rebuild.sql",
+                "DROP INDEX IF EXISTS orders_user_idx;\n\
+                 CREATE INDEX IF NOT EXISTS orders_user_idx ON orders (user_id, id);\n",
+            ),
+            (
+                "V3__again.sql",
+                "CREATE INDEX IF NOT EXISTS orders_user_idx ON orders (user_id, id);\n",
+            ),
+        ],
+        None,
+    );
+    let got: Vec<(&str, u64, &str)> = found
+        .iter()
+        .map(|(f, l, r)| (f.as_str(), *l, r.as_str()))
+        .collect();
+    assert!(
+        got.contains(&("V2__rebuild.sql", 1, "drop-index-blocking")),
+        "{got:?}"
+    );
+    assert!(
+        got.contains(&("V2__rebuild.sql", 2, "create-index-blocking")),
+        "{got:?}"
+    );
+    // V3's is a no-op: V2 built it.
+    assert!(
+        !got.contains(&("V3__again.sql", 1, "create-index-blocking")),
+        "{got:?}"
+    );
+}
+
+/// A diesel project's folders carry diesel's names (`2024-01-01-000001_x`,
+/// `00000000000000_diesel_initial_setup`): not keel's to rename, so no
+/// `file-name`; a folder named neither way still gets one.
+#[test]
+fn diesel_folder_names_are_not_file_name_errors() {
+    let up = "CREATE TABLE t (id bigint PRIMARY KEY);\n";
+    let found = lint(
+        &[
+            ("00000000000000_diesel_initial_setup/up.sql", up),
+            ("2024-01-01-000001_create_t/up.sql", up),
+            ("2024-01-02-000001-0000_create_u/up.sql", up),
+            ("create_v/up.sql", up),
+        ],
+        None,
+    );
+    let named: Vec<&str> = found
+        .iter()
+        .filter(|(_, _, r)| r == "file-name")
+        .map(|(f, _, _)| f.as_str())
+        .collect();
+    assert_eq!(named, ["create_v"], "{found:?}");
 }

@@ -3,6 +3,7 @@
 use super::{FileCx, Rule};
 use crate::analysis::finding::{Finding, Severity};
 use crate::analysis::operation::ActionKind;
+use std::collections::HashSet;
 
 pub(crate) const RULE: Rule = Rule {
     id: "drop-index-blocking",
@@ -12,7 +13,13 @@ pub(crate) const RULE: Rule = Rule {
 };
 
 fn check(cx: &FileCx, out: &mut Vec<Finding>) {
+    // The indexes this up built so far: `DROP INDEX i; CREATE INDEX i …`
+    // drops the one the table had, built by an earlier migration.
+    let mut built: HashSet<&str> = HashSet::new();
     for (op, a) in cx.actions() {
+        if let ActionKind::CreateIndex { name: Some(n), .. } = &a.kind {
+            built.insert(n);
+        }
         let ActionKind::DropIndex {
             name,
             concurrently: false,
@@ -22,8 +29,11 @@ fn check(cx: &FileCx, out: &mut Vec<Finding>) {
         };
         // An index this file built is its own to drop, unless IF NOT EXISTS
         // may have found it there already (down.sql undoes the up either way).
-        let own = cx.created.indexes.contains(name)
-            && (cx.is_down() || !cx.created.reused_indexes.contains(name));
+        let own = if cx.is_down() {
+            cx.created.indexes.contains(name)
+        } else {
+            built.contains(name.as_str()) && !cx.created.reused_indexes.contains(name)
+        };
         if a.new_table || own {
             continue;
         }

@@ -34,6 +34,8 @@ pub(crate) struct MigrationFiles<'a> {
     /// `None` when down.sql does not exist.
     pub(crate) down: Option<&'a str>,
     pub(crate) meta: &'a Meta,
+    /// Another tool's folder (diesel's): fixes in its terms. `None`: keel's.
+    pub(crate) layout: Option<Layout>,
 }
 
 /// Analyses one migration. `schema` carries what earlier migrations of the
@@ -108,7 +110,7 @@ fn analyze_with(
         version,
         created: &created,
         syntax: &up.syntax,
-        layout: None,
+        layout: files.layout,
     });
 
     if let Some(live) = &schema.live {
@@ -129,7 +131,7 @@ fn analyze_with(
             version,
             created: &created,
             syntax: &d.syntax,
-            layout: None,
+            layout: files.layout,
         });
         if let Some(live) = &schema.live {
             super::sizes::annotate(&mut down_findings, &down_path, &d.ops, live);
@@ -139,9 +141,14 @@ fn analyze_with(
 
     let has_down = down.as_ref().is_some_and(|d| !d.ops.is_empty());
     let declared = files.meta.reversibility;
-    findings.extend(rules::missing_down::check(
-        files.dir, files.down, has_down, declared,
-    ));
+    findings.extend(
+        rules::missing_down::check(files.dir, files.down, has_down, declared).map(|mut f| {
+            if let Some(layout) = files.layout {
+                f.suggestion = super::layout::in_own_terms(layout, f.suggestion);
+            }
+            f
+        }),
+    );
     findings.extend(rules::reversibility_mismatch::check(
         files.dir, &up.ops, declared,
     ));
@@ -224,6 +231,7 @@ impl<'a> MigrationFiles<'a> {
             up: &m.up,
             down: m.down.as_deref(),
             meta: &m.meta,
+            layout: None,
         }
     }
 }
@@ -324,6 +332,7 @@ mod tests {
             up,
             down,
             meta,
+            layout: None,
         }
     }
 

@@ -6,9 +6,9 @@
 //! dbmate file's down section is a down, not more of the up.
 //!
 //! The layout is read from the file (its name, its markers) unless
-//! `keel lint --layout` names it. keel's own migration folders (and
-//! diesel's, the same shape) say it in migration.toml / metadata.toml and
-//! are not read here.
+//! `keel lint --layout` names it. keel's own migration folders and
+//! diesel's (the same shape) say it in migration.toml / metadata.toml;
+//! a diesel folder is told from keel's by [`is_diesel_folder`].
 
 use std::path::Path;
 
@@ -36,6 +36,10 @@ pub enum Layout {
     /// ory/pop `NAME.postgres.up.sql`: one transaction;
     /// `NAME.autocommit.up.sql`: none.
     Pop,
+    /// diesel's `YYYY-MM-DD-HHMMSS_name/up.sql` and `down.sql`: one
+    /// transaction each, unless its `metadata.toml` says
+    /// `run_in_transaction = false`.
+    Diesel,
     /// A file no tool runs for us: no transaction unless it opens one.
     Plain,
 }
@@ -78,6 +82,9 @@ pub(crate) fn own_fix(layout: Layout, rule: &str) -> Option<&'static str> {
             "move it to a migration of its own (Flyway runs a file whose statements cannot run in a transaction outside one), or set `executeInTransaction=false` in its `.sql.conf`"
         }
         Layout::Pop => "move it to a migration file of its own named `NAME.autocommit.up.sql`",
+        Layout::Diesel => {
+            "move it to a migration of its own whose `metadata.toml` says `run_in_transaction = false`"
+        }
         Layout::Plain => return None,
     };
     match rule {
@@ -108,6 +115,9 @@ fn outside_means(layout: Layout) -> Option<&'static str> {
             "a migration of its own with `executeInTransaction=false` in its `.sql.conf`"
         }
         Layout::Pop => "a migration file of its own named `NAME.autocommit.up.sql`",
+        Layout::Diesel => {
+            "a migration of its own whose `metadata.toml` says `run_in_transaction = false`"
+        }
         Layout::Plain => return None,
     })
 }
@@ -171,12 +181,50 @@ pub(crate) fn in_own_terms(layout: Layout, fix: String) -> String {
         .replace(
             "make sure keel's backup covers the table",
             "take a backup of the table (`pg_dump --table`)",
+        )
+        // No other tool declares a migration irreversible.
+        .replace(
+            ", or declare `reversibility = \"irreversible\"` in migration.toml",
+            "",
         );
     if let Some(at) = fix.find(": `keel new --template rename-column") {
         fix.truncate(at);
         fix.push_str(": three migrations (add with the trigger; backfill; drop once the code reads the new column)");
     }
     fix
+}
+
+/// Whether a migration folder without a migration.toml is diesel's: it
+/// has diesel's `metadata.toml`, diesel's name (`YYYY-MM-DD-HHMMSS_name`),
+/// or diesel's first migration (`00000000000000_diesel_initial_setup`) or
+/// its `diesel.toml` beside the migrations folder.
+pub(crate) fn is_diesel_folder(dir: &Path) -> bool {
+    let name = dir.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+    let root = dir.parent();
+    dir.join("metadata.toml").is_file()
+        || is_diesel_name(name)
+        || root.is_some_and(|r| r.join("00000000000000_diesel_initial_setup").is_dir())
+        || root
+            .and_then(Path::parent)
+            .is_some_and(|p| p.join("diesel.toml").is_file())
+}
+
+/// diesel's `YYYY-MM-DD-HHMMSS_name` (diesel 2.2 adds `-0000`), and its
+/// `00000000000000_diesel_initial_setup`.
+pub(crate) fn is_diesel_name(name: &str) -> bool {
+    let Some((version, rest)) = name.split_once('_') else {
+        return false;
+    };
+    let digits = |s: &str, n: usize| s.len() == n && s.bytes().all(|b| b.is_ascii_digit());
+    let parts: Vec<&str> = version.split('-').collect();
+    let dated = match parts.as_slice() {
+        [y, m, d, t] => digits(y, 4) && digits(m, 2) && digits(d, 2) && digits(t, 6),
+        [y, m, d, t, x] => {
+            digits(y, 4) && digits(m, 2) && digits(d, 2) && digits(t, 6) && digits(x, 4)
+        }
+        _ => false,
+    };
+    !rest.is_empty() && (dated || name == "00000000000000_diesel_initial_setup")
 }
 
 /// The layout a file is in, from its markers and its name.
@@ -233,7 +281,7 @@ pub(crate) fn runs(
             let first = text.lines().next().map(str::trim);
             whole(first != Some("-- no-transaction"))
         }
-        Layout::GolangMigrate | Layout::Prisma => whole(true),
+        Layout::GolangMigrate | Layout::Prisma | Layout::Diesel => whole(true),
         Layout::Pop => whole(!name.contains(".autocommit.")),
         Layout::Flyway => {
             let conf = path.with_file_name(format!(

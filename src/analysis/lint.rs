@@ -235,7 +235,7 @@ fn lint_unit(
     // An up/down pair is read from the files alone, as before the history.
     let pair_schema = || seed.clone().unwrap_or_else(|| Schema::new(version));
     match unit {
-        Unit::Folder(dir, bounds) => lint_folder(dir, bounds, schema(), &mut report)?,
+        Unit::Folder(dir, bounds) => lint_folder((dir, layout), bounds, schema(), &mut report)?,
         Unit::Plain(file) => match read(file)? {
             Ok(text) => {
                 report.files += 1;
@@ -509,8 +509,11 @@ fn sql_files(dir: &Path) -> Vec<PathBuf> {
     out
 }
 
+/// Lints a migration folder: keel's, or diesel's (`--layout diesel`, or
+/// told by [`super::layout::is_diesel_folder`] when it has no
+/// migration.toml), whose fixes are then said in diesel's terms.
 fn lint_folder(
-    dir: &Path,
+    (dir, layout): (&Path, Option<Layout>),
     bounds: &Bounds,
     mut schema: Schema,
     report: &mut LintReport,
@@ -577,11 +580,14 @@ fn lint_folder(
         }
     };
     report.files += 1 + usize::from(down.is_some());
+    let diesel =
+        layout == Some(Layout::Diesel) || (toml.is_none() && super::layout::is_diesel_folder(dir));
     let files = MigrationFiles {
         dir,
         up: &up,
         down: down.as_deref(),
         meta: &meta,
+        layout: diesel.then_some(Layout::Diesel),
     };
     let version = schema.version;
     let analysis = analyze(&files, &mut schema, version);

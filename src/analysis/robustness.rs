@@ -88,6 +88,7 @@ fn mutated_sql_never_panics() {
             up: &up,
             down: Some(&down),
             meta: &meta,
+            layout: None,
         };
         let version = ["9.6", "11", "14.2", "15"][i % 4].parse().ok();
         let result = std::panic::catch_unwind(|| analyze(&files, &mut Schema::default(), version));
@@ -329,6 +330,7 @@ mod properties {
                 up,
                 down: Some(down),
                 meta: &meta,
+                layout: None,
             };
             let a = analyze(&files, &mut Schema::default(), version);
             let lines = |f: &str| {

@@ -312,6 +312,7 @@ mod tests {
                     up,
                     down: None,
                     meta: &meta,
+                    layout: None,
                 },
                 &mut crate::analysis::Schema::default(),
                 None,

@@ -22,7 +22,7 @@ pub(crate) fn check(dirs: &[PathBuf]) -> Vec<Finding> {
         let name = dir.file_name().and_then(|n| n.to_str()).unwrap_or_default();
         // diesel names its folders itself; linting a diesel project's
         // migrations, they are not keel's to rename.
-        if is_diesel_name(name) {
+        if crate::analysis::layout::is_diesel_name(name) {
             continue;
         }
         let parsed = name.split_once('_').and_then(|(v, rest)| {
@@ -51,24 +51,6 @@ pub(crate) fn check(dirs: &[PathBuf]) -> Vec<Finding> {
         }
     }
     out
-}
-
-/// diesel's `YYYY-MM-DD-HHMMSS_name` (diesel 2.2 adds `-0000`), and its
-/// `00000000000000_diesel_initial_setup`.
-fn is_diesel_name(name: &str) -> bool {
-    let Some((version, rest)) = name.split_once('_') else {
-        return false;
-    };
-    let digits = |s: &str, n: usize| s.len() == n && s.bytes().all(|b| b.is_ascii_digit());
-    let parts: Vec<&str> = version.split('-').collect();
-    let dated = match parts.as_slice() {
-        [y, m, d, t] => digits(y, 4) && digits(m, 2) && digits(d, 2) && digits(t, 6),
-        [y, m, d, t, x] => {
-            digits(y, 4) && digits(m, 2) && digits(d, 2) && digits(t, 6) && digits(x, 4)
-        }
-        _ => false,
-    };
-    !rest.is_empty() && (dated || name == "00000000000000_diesel_initial_setup")
 }
 
 fn finding(dir: &Path, message: String, suggestion: String) -> Finding {

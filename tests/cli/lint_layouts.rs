@@ -260,6 +260,30 @@ fn fixes_quote_the_names_that_need_it() {
 /// 'literal'`; a CONCURRENTLY in it cannot run at all, and a LOOP of
 /// UPDATEs in it is one transaction, not a batched backfill. In keel's own
 /// folders as in other tools' files.
+/// PL/pgSQL's own syntax inside a DO block (`RETURNING … INTO var`, an
+/// assignment) is no syntax error: PostgreSQL accepts the file. The SQL
+/// before the INTO is still read (harbor's migrations hold 14 of these).
+#[test]
+fn plpgsql_inside_a_do_block_is_no_syntax_error() {
+    let body = "DO $$\n\
+        DECLARE x integer;\n\
+        BEGIN\n\
+        \x20 INSERT INTO orders (user_id) VALUES (1) RETURNING id INTO x;\n\
+        \x20 x := x + 1;\n\
+        \x20 SELECT count(*) INTO x FROM orders;\n\
+        \x20 CREATE INDEX orders_user_idx ON orders (user_id);\n\
+        END\n\
+        $$;\n";
+    let found = lint(&[("20240101000001_orders.up.sql", body)], None);
+    assert!(!rules(&found).contains(&"syntax-error"), "{found:?}");
+    assert!(
+        found
+            .iter()
+            .any(|(_, line, r)| *line == 7 && r == "create-index-blocking"),
+        "{found:?}"
+    );
+}
+
 #[test]
 fn do_blocks_are_read() {
     let body = "DO $$\n\
@@ -344,6 +368,9 @@ DROP TABLE old_orders;
         "keel backs",
         "`transaction = false`",
     ];
+    // A diesel folder is keel's shape: told by its name, or by diesel's
+    // first migration beside it.
+    let diesel_setup = "00000000000000_diesel_initial_setup/up.sql";
     for (name, text, own) in [
         (
             "20240101000000_orders.up.sql",
@@ -355,9 +382,26 @@ DROP TABLE old_orders;
             format!("-- +goose Up\n{sql}"),
             "`-- +goose NO TRANSACTION`",
         ),
+        (
+            "migrations/2024-01-01-000000_orders/up.sql",
+            sql.to_string(),
+            "`run_in_transaction = false`",
+        ),
+        (
+            "migrations/20240101000000_orders/up.sql",
+            sql.to_string(),
+            "`run_in_transaction = false`",
+        ),
     ] {
         let p = Project::sqlite();
-        std::fs::write(p.path().join(name), &text).unwrap();
+        let path = p.path().join(name);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, &text).unwrap();
+        if name.ends_with("20240101000000_orders/up.sql") {
+            let setup = p.path().join("migrations").join(diesel_setup);
+            std::fs::create_dir_all(setup.parent().unwrap()).unwrap();
+            std::fs::write(setup, "SELECT 1;\n").unwrap();
+        }
         let findings = p.lint_findings(&[name]);
         let fixes: Vec<(&str, &str)> = findings
             .iter()
@@ -409,6 +453,28 @@ DROP TABLE old_orders;
             "{name}: {batched}"
         );
     }
+}
+
+/// A keel migration folder (no diesel name, file or first migration
+/// beside it) keeps keel's own means in its fixes.
+#[test]
+fn a_keel_folder_keeps_keels_means() {
+    let p = Project::sqlite();
+    let dir = p.path().join("migrations/20240101000000_orders");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("up.sql"),
+        "CREATE INDEX CONCURRENTLY orders_user_idx ON orders (user_id);\n",
+    )
+    .unwrap();
+    let findings = p.lint_findings(&["migrations/20240101000000_orders/up.sql"]);
+    let fix = findings
+        .iter()
+        .find(|f| f["rule"] == "concurrently-in-transaction")
+        .and_then(|f| f["suggestion"].as_str())
+        .unwrap_or_else(|| panic!("{findings:#?}"));
+    assert!(fix.contains("migration.toml"), "{fix}");
+    assert!(!fix.contains("metadata.toml"), "{fix}");
 }
 
 /// diesel's `metadata.toml` with `run_in_transaction = false` runs the

@@ -145,6 +145,18 @@ fn command(piece: &str) -> Option<(usize, usize)> {
         .map_or(0, |i| i + 1);
     let (start, _, word, _) = tokens.get(first)?;
     match word.as_deref()? {
+        // PL/pgSQL's `RETURNING … INTO var`: the SQL ends before the INTO.
+        "insert" | "update" | "delete" => {
+            let words = || {
+                tokens[first..]
+                    .iter()
+                    .filter_map(|(s, _, w, _)| Some((*s, w.as_deref()?)))
+            };
+            let returning = words().find(|(_, w)| *w == "returning").map(|(s, _)| s);
+            let into = returning.and_then(|r| words().find(|(s, w)| *s > r && *w == "into"));
+            let end = into.map_or(piece, |(s, _)| &piece[..s]).trim_end().len();
+            Some((*start, end))
+        }
         w if COMMANDS.contains(&w) => Some((*start, piece.trim_end().len())),
         "execute" => match tokens.get(first + 1..) {
             // One plain literal and nothing after it: its text is the SQL.
@@ -188,6 +200,20 @@ mod tests {
                 "CREATE INDEX i ON t (a)",
                 "ALTER TABLE t RENAME COLUMN a TO b",
                 "DROP INDEX old_i"
+            ]
+        );
+    }
+
+    #[test]
+    fn plpgsql_into_after_returning_is_not_sql() {
+        assert_eq!(
+            found(
+                "DO $$ DECLARE x int; BEGIN INSERT INTO t (a) VALUES (1) RETURNING id INTO x; \
+                 UPDATE t SET a = 2 WHERE id = x; END $$"
+            ),
+            [
+                "INSERT INTO t (a) VALUES (1) RETURNING id",
+                "UPDATE t SET a = 2 WHERE id = x"
             ]
         );
     }

@@ -346,7 +346,17 @@ impl<'t> File<'t> {
             };
             self.in_tx = true;
             let before = self.out.ops.len();
+            let problems = self.out.syntax.len();
             self.chunk(start, &stmt, parse(self.text, start, end), schema);
+            // PL/pgSQL's own syntax in a statement (a variable where SQL
+            // has none, …) is no syntax error: the server checks it when
+            // the block runs. The statement stays opaque, as before keel
+            // read bodies.
+            if self.out.syntax.len() > problems {
+                self.out.syntax.truncate(problems);
+                self.out.ops.truncate(before);
+                continue;
+            }
             for op in &mut self.out.ops[before..] {
                 op.in_do_block = Some(match in_loop {
                     true => InDoBlock::Loop,

@@ -399,6 +399,10 @@ pub struct Action {
     pub line: usize,
     /// 1-based column of the clause in the file.
     pub column_no: usize,
+    /// The clause's bytes in the file (`ADD CONSTRAINT … CHECK (…)` of a
+    /// longer ALTER TABLE): fixes write that clause made safe. Empty when
+    /// unknown.
+    pub clause: std::ops::Range<usize>,
 }
 
 impl Action {
@@ -418,6 +422,7 @@ impl Action {
             no_op: false,
             relation: None,
             rows: None,
+            clause: 0..0,
             line: 1,
             column_no: 1,
         }

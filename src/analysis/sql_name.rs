@@ -45,6 +45,46 @@ pub(crate) fn with_not_valid(op: &super::operation::Operation) -> Option<String>
         .then(|| format!("{} NOT VALID", op.sql.trim_end()))
 }
 
+/// An `ADD [CONSTRAINT name] CHECK|FOREIGN KEY …` clause of a longer
+/// ALTER TABLE, as a statement of its own made `NOT VALID`, and the
+/// constraint's name in it: the clause's own name, else `unnamed` (the
+/// fix names it, so that the VALIDATE can). `None` when the clause is not
+/// known, not an ADD, already NOT VALID, or ends in a line comment.
+pub(crate) fn clause_not_valid(
+    op: &super::operation::Operation,
+    a: &super::operation::Action,
+    table: &str,
+    unnamed: &str,
+) -> Option<(String, String)> {
+    let clause = op
+        .sql
+        .get(a.clause.start.checked_sub(op.offset)?..a.clause.end.checked_sub(op.offset)?)?
+        .trim();
+    let lower = clause.to_ascii_lowercase();
+    let commented =
+        squawk_lexer::tokenize(clause).any(|t| t.kind == squawk_lexer::TokenKind::LineComment);
+    if commented || !lower.starts_with("add") || lower.contains("not valid") {
+        return None;
+    }
+    let rest = clause[3..].trim_start();
+    let t = relation(table);
+    if rest.to_ascii_lowercase().starts_with("constraint") {
+        let name = match &a.kind {
+            super::operation::ActionKind::AddConstraint { name: Some(n), .. } => n.clone(),
+            _ => return None,
+        };
+        Some((format!("ALTER TABLE {t} ADD {rest} NOT VALID"), name))
+    } else {
+        Some((
+            format!(
+                "ALTER TABLE {t} ADD CONSTRAINT {} {rest} NOT VALID",
+                ident(unnamed)
+            ),
+            unnamed.to_string(),
+        ))
+    }
+}
+
 /// The words of `text` (lowercased by the caller), each with its byte offset.
 fn words(text: &str) -> Vec<(usize, &str)> {
     text.split_whitespace()

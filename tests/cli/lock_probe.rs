@@ -399,6 +399,16 @@ fn every_fix_runs_as_printed_and_takes_the_lock_the_model_says() {
             "add-unique",
             "ALTER TABLE users ADD CONSTRAINT users_email_fix UNIQUE (email);",
         ),
+        // A clause among others, without a name: the fix is the clause on
+        // its own, named so that its VALIDATE can name it.
+        (
+            "add-check",
+            "ALTER TABLE users ADD COLUMN nick text, ADD CHECK (age >= 0);",
+        ),
+        (
+            "add-foreign-key",
+            "ALTER TABLE posts ADD COLUMN note text, ADD FOREIGN KEY (user_id) REFERENCES users (id);",
+        ),
         ("drop-index-blocking", "DROP INDEX users_email_idx;"),
         ("reindex-blocking", "REINDEX TABLE tags;"),
         (

@@ -416,14 +416,17 @@ pub struct Cx<'a> {
 impl Cx<'_> {
     /// An action on `table` positioned at `node`.
     pub fn action(&self, kind: ActionKind, table: Option<String>, node: &SyntaxNode) -> Action {
-        let (line, column_no) = self.lines.pos(syntax::start(node));
+        let start = syntax::start(node);
+        let (line, column_no) = self.lines.pos(start);
         let new_table = table
             .as_deref()
             .is_some_and(|t| self.schema.is_new_table(t));
+        let end = usize::from(node.text_range().end()).max(start);
         Action {
             line,
             column_no,
             new_table,
+            clause: self.lines.absolute(start)..self.lines.absolute(end),
             ..Action::new(kind, table)
         }
     }

@@ -224,6 +224,11 @@ impl<'a> Lines<'a> {
         chars + self.text[at..offset].chars().count()
     }
 
+    /// `offset` (from this statement's start) as a byte offset in the file.
+    pub(crate) fn absolute(&self, offset: usize) -> usize {
+        self.base + offset
+    }
+
     pub(crate) fn pos(&self, offset: usize) -> (usize, usize) {
         let offset = self
             .text

@@ -37,19 +37,11 @@ fn check(cx: &FileCx, out: &mut Vec<Finding>) {
                  EXCLUSIVE lock: reads and writes wait for the scan"
             ),
             {
+                let (add, name) = not_valid(op, a, &table, name);
                 let (t, n) = (
                     crate::analysis::sql_name::relation(&table),
                     crate::analysis::sql_name::ident(&name),
                 );
-                let add = match &a.kind {
-                    ActionKind::AddConstraint { .. } => {
-                        crate::analysis::sql_name::with_not_valid(op)
-                    }
-                    _ => None,
-                }
-                .unwrap_or_else(|| {
-                    format!("ALTER TABLE {t} ADD CONSTRAINT {n} CHECK (…) NOT VALID")
-                });
                 format!(
                     "`{add}` (instant, new rows are checked), then `ALTER TABLE {t} VALIDATE \
                      CONSTRAINT {n}` in a separate migration"
@@ -59,14 +51,45 @@ fn check(cx: &FileCx, out: &mut Vec<Finding>) {
     }
 }
 
+/// The ADD made NOT VALID, and the constraint's name: the statement as
+/// written when it is that one ADD and names its constraint, else the
+/// clause on its own (named `TABLE_check` when it has no name of its own).
+/// A CHECK inside an ADD COLUMN keeps a placeholder.
+fn not_valid(
+    op: &crate::analysis::operation::Operation,
+    a: &crate::analysis::operation::Action,
+    table: &str,
+    name: String,
+) -> (String, String) {
+    use crate::analysis::sql_name::{clause_not_valid, ident, relation, with_not_valid};
+    let bare = table.rsplit('.').next().unwrap_or(table);
+    let whole = (name != "…")
+        .then(|| with_not_valid(op))
+        .flatten()
+        .map(|s| (s, name.clone()));
+    match &a.kind {
+        ActionKind::AddConstraint { .. } => {
+            whole.or_else(|| clause_not_valid(op, a, table, &format!("{bare}_check")))
+        }
+        _ => None,
+    }
+    .unwrap_or_else(|| {
+        let (t, n) = (relation(table), ident(&name));
+        (
+            format!("ALTER TABLE {t} ADD CONSTRAINT {n} CHECK (…) NOT VALID"),
+            name,
+        )
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use crate::analysis::rules::test::*;
 
-    /// The fix is the statement with NOT VALID after it, except where a
-    /// line comment ends it and would swallow the NOT VALID.
+    /// The fix is the statement with NOT VALID after it; where a line
+    /// comment ends it (and would swallow the NOT VALID), the clause alone.
     #[test]
-    fn the_fix_is_the_statement_made_not_valid_unless_a_comment_ends_it() {
+    fn the_fix_is_the_statement_made_not_valid_and_the_clause_past_a_comment() {
         let f = only(
             "add-check",
             up(
@@ -82,9 +105,27 @@ mod tests {
         );
         assert!(
             f[1].suggestion
-                .starts_with("`ALTER TABLE users ADD CONSTRAINT c CHECK (…) NOT VALID`"),
+                .starts_with("`ALTER TABLE users ADD CONSTRAINT c CHECK (age > 0) NOT VALID`"),
             "{}",
             f[1].suggestion
+        );
+    }
+
+    /// A CHECK added among other actions, or without a name, gets the
+    /// clause on its own, named, so that the VALIDATE can name it.
+    #[test]
+    fn a_clause_of_a_longer_alter_is_its_own_statement_named() {
+        let f = only(
+            "add-check",
+            up("ALTER TABLE users DROP COLUMN x, ADD CHECK (age > 0), ADD COLUMN y int;"),
+        );
+        assert!(
+            f[0].suggestion.starts_with(
+                "`ALTER TABLE users ADD CONSTRAINT users_check CHECK (age > 0) NOT VALID` \
+                 (instant, new rows are checked), then `ALTER TABLE users VALIDATE CONSTRAINT users_check`"
+            ),
+            "{}",
+            f[0].suggestion
         );
     }
 

@@ -45,18 +45,31 @@ fn check(cx: &FileCx, out: &mut Vec<Finding>) {
                 "adding a foreign key from {table} to {other} validates every existing row while \
                  holding SHARE ROW EXCLUSIVE locks on both tables: writes to both wait for the scan"
             ),
-            format!(
-                "`{add}` (instant), then `ALTER TABLE {t} VALIDATE CONSTRAINT {n}` in a separate \
-                 migration (SHARE UPDATE EXCLUSIVE: writes continue)",
-                add = sql_name::with_not_valid(op).unwrap_or_else(|| format!(
-                    "ALTER TABLE {t} ADD CONSTRAINT {n} FOREIGN KEY (…) REFERENCES {o} (…) NOT VALID",
+            {
+                // The statement as written when it is this one named ADD,
+                // else the clause on its own (named when it has no name).
+                let bare = table.rsplit('.').next().unwrap_or(&table);
+                let (add, n) = name
+                    .as_ref()
+                    .and_then(|n| sql_name::with_not_valid(op).map(|s| (s, n.clone())))
+                    .or_else(|| sql_name::clause_not_valid(op, a, &table, &format!("{bare}_fkey")))
+                    .unwrap_or_else(|| {
+                        let n = name.clone().unwrap_or_else(|| "…".into());
+                        let add = format!(
+                            "ALTER TABLE {t} ADD CONSTRAINT {n} FOREIGN KEY (…) REFERENCES {o} (…) NOT VALID",
+                            t = sql_name::relation(&table),
+                            n = sql_name::ident(&n),
+                            o = references.as_deref().map_or(other.clone(), sql_name::relation)
+                        );
+                        (add, n)
+                    });
+                format!(
+                    "`{add}` (instant), then `ALTER TABLE {t} VALIDATE CONSTRAINT {n}` in a \
+                     separate migration (SHARE UPDATE EXCLUSIVE: writes continue)",
                     t = sql_name::relation(&table),
-                    n = sql_name::ident(name.as_deref().unwrap_or("…")),
-                    o = references.as_deref().map_or(other.clone(), sql_name::relation)
-                )),
-                t = sql_name::relation(&table),
-                n = sql_name::ident(name.as_deref().unwrap_or("…")),
-            ),
+                    n = sql_name::ident(&n),
+                )
+            },
         ));
     }
 }

@@ -420,6 +420,10 @@ fn every_fix_runs_as_printed_and_takes_the_lock_the_model_says() {
             "ALTER TABLE users ADD COLUMN token uuid DEFAULT gen_random_uuid();",
         ),
         (
+            "add-column-rewrite",
+            "ALTER TABLE users ADD COLUMN seq_no serial;",
+        ),
+        (
             "add-foreign-key",
             "ALTER TABLE posts ADD COLUMN owner bigint DEFAULT 5 REFERENCES users (id);",
         ),

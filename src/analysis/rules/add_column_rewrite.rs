@@ -81,6 +81,27 @@ fn fix(def: &crate::analysis::operation::ColumnDef, target: &str, table: &str) -
                 },
             )
         }
+        None if serial => {
+            // What serial is short for, one step at a time, with the
+            // sequence named as PostgreSQL would name it.
+            let t = crate::analysis::sql_name::relation(table);
+            let bare = table.rsplit('.').next().unwrap_or(table);
+            let seq = crate::analysis::sql_name::ident(&format!("{bare}_{}_seq", def.name));
+            let int = match def.ty.as_ref().map(|t| t.name.as_str()) {
+                Some("bigserial") => "bigint",
+                Some("smallserial") => "smallint",
+                _ => "integer",
+            };
+            let literal = seq.replace('\'', "''");
+            format!(
+                "add the column nullable without the default: `CREATE SEQUENCE {seq} AS {int}`, \
+                 `ALTER TABLE {t} ADD COLUMN {col} {int}` (instant), `ALTER TABLE {t} ALTER COLUMN \
+                 {col} SET DEFAULT nextval('{literal}')` for new rows and `ALTER SEQUENCE {seq} \
+                 OWNED BY {t}.{col}`; fill existing rows with a batched [backfill] \
+                 (`nextval('{literal}')`); then NOT NULL by the set-not-null path (a CHECK … NOT \
+                 VALID, validated)"
+            )
+        }
         _ => "add the column nullable without the default, `ALTER COLUMN … SET DEFAULT` for new \
               rows, then fill existing rows with a batched [backfill]"
             .to_string(),

@@ -1343,8 +1343,16 @@ fn do_body(sql: &str, line: usize) -> Vec<Stmt> {
         return Vec::new();
     };
     let body = &sql[body_at..body_at + body_len];
-    let line_of = |at: usize| line + sql[..body_at + at].matches('\n').count();
     let mut out = Vec::new();
+    let mut push = |at: usize, text: String| {
+        let l = line + sql[..body_at + at].matches('\n').count();
+        out.push(Stmt {
+            line: l,
+            end: l + text.matches('\n').count(),
+            sql: text,
+            in_do: true,
+        });
+    };
     let verbs = [
         "alter", "create", "drop", "update", "delete", "truncate", "insert", "vacuum", "cluster",
         "reindex",
@@ -1363,14 +1371,10 @@ fn do_body(sql: &str, line: usize) -> Vec<Stmt> {
             && let Some((lit_at, lit)) = toks.get(i + 1).filter(|(_, x)| x.starts_with('\''))
             && toks.get(i + 2).is_none_or(|(_, x)| x != "||")
         {
-            let inner = lit[1..lit.len().saturating_sub(1)].replace("''", "'");
-            let l = line_of(*lit_at);
-            out.push(Stmt {
-                line: l,
-                end: l + inner.matches('\n').count(),
-                sql: inner,
-                in_do: true,
-            });
+            push(
+                *lit_at,
+                lit[1..lit.len().saturating_sub(1)].replace("''", "'"),
+            );
             i += 2;
             continue;
         }
@@ -1380,14 +1384,7 @@ fn do_body(sql: &str, line: usize) -> Vec<Stmt> {
                 .iter()
                 .find(|(_, x)| x == ";")
                 .map_or(body.len(), |(e, _)| *e);
-            let text = body[*at..end].trim_end().to_string();
-            let l = line_of(*at);
-            out.push(Stmt {
-                line: l,
-                end: l + text.matches('\n').count(),
-                sql: text,
-                in_do: true,
-            });
+            push(*at, body[*at..end].trim_end().to_string());
         }
         i += 1;
     }

@@ -209,6 +209,16 @@ pub(crate) fn is_diesel_folder(dir: &Path) -> bool {
             .is_some_and(|p| p.join("diesel.toml").is_file())
 }
 
+/// diesel's `metadata.toml` holds `run_in_transaction = false`: diesel
+/// runs that migration's up.sql and down.sql outside a transaction.
+pub(crate) fn diesel_outside_transaction(metadata: &str) -> bool {
+    metadata.lines().any(|l| {
+        let l = l.split('#').next().unwrap_or_default();
+        l.split_once('=')
+            .is_some_and(|(k, v)| k.trim() == "run_in_transaction" && v.trim() == "false")
+    })
+}
+
 /// diesel's `YYYY-MM-DD-HHMMSS_name` (diesel 2.2 adds `-0000`), and its
 /// `00000000000000_diesel_initial_setup`.
 pub(crate) fn is_diesel_name(name: &str) -> bool {

@@ -563,7 +563,7 @@ fn lint_folder(
         // A diesel folder says it in metadata.toml.
         None => Meta {
             transaction: !optional("metadata.toml", report)?
-                .is_some_and(|m| diesel_outside_transaction(&m)),
+                .is_some_and(|m| super::layout::diesel_outside_transaction(&m)),
             ..Meta::default()
         },
         Some(Err(errors)) => {
@@ -593,16 +593,6 @@ fn lint_folder(
     let analysis = analyze(&files, &mut schema, version);
     report.findings.extend(analysis.findings);
     Ok(())
-}
-
-/// diesel's `metadata.toml` holds `run_in_transaction = false`: diesel
-/// runs that migration's up.sql and down.sql outside a transaction.
-fn diesel_outside_transaction(metadata: &str) -> bool {
-    metadata.lines().any(|l| {
-        let l = l.split('#').next().unwrap_or_default();
-        l.split_once('=')
-            .is_some_and(|(k, v)| k.trim() == "run_in_transaction" && v.trim() == "false")
-    })
 }
 
 /// The file's text, or a finding when it is not UTF-8.

@@ -222,9 +222,7 @@ fn folder<'a>(
     };
     let metadata = src.join(dir).join("metadata.toml");
     let transaction = !(metadata.is_file()
-        && read_file(&metadata)?
-            .lines()
-            .any(|l| l.replace(' ', "") == "run_in_transaction=false"));
+        && crate::analysis::layout::diesel_outside_transaction(&read_file(&metadata)?));
     Ok(Some((
         v,
         n,

@@ -30,8 +30,17 @@ tree AS (
     SELECT d.oid, d.level FROM tree t, LATERAL (
         SELECT i.inhrelid AS oid, t.level FROM pg_inherits i WHERE i.inhparent = t.oid
         UNION ALL
-        SELECT con.conrelid, CASE WHEN t.level = 0 THEN 1 ELSE 2 END FROM pg_constraint con
-        WHERE con.contype = 'f' AND con.confrelid = t.oid
+        -- pg_constraint has no index on confrelid: a foreign key is found
+        -- through its dependency on the table it points at, by index.
+        -- (OFFSET 0 keeps each lookup a lookup: flattened into a join, the
+        -- planner scanned all of pg_constraint once per relation.)
+        SELECT con.conrelid, CASE WHEN t.level = 0 THEN 1 ELSE 2 END
+        FROM pg_depend dep, LATERAL (
+            SELECT con.conrelid FROM pg_constraint con
+            WHERE con.oid = dep.objid AND con.contype = 'f' AND con.confrelid = t.oid
+            OFFSET 0) con
+        WHERE dep.classid = 'pg_constraint'::regclass AND dep.refclassid = 'pg_class'::regclass
+          AND dep.refobjid = t.oid
         UNION ALL
         SELECT rw.ev_class, CASE WHEN t.level = 0 THEN 0 ELSE 2 END
         FROM pg_depend dep JOIN pg_rewrite rw ON rw.oid = dep.objid
@@ -43,15 +52,19 @@ reached AS (
     SELECT oid, min(level) AS level FROM (
         SELECT oid, level FROM tree
         UNION ALL
-        SELECT d.objid, CASE WHEN t.level = 0 THEN 0 ELSE 2 END
-        FROM pg_depend d JOIN tree t ON t.oid = d.refobjid
-        WHERE d.classid = 'pg_class'::regclass AND d.refclassid = 'pg_class'::regclass
-          AND d.deptype IN ('a', 'i')
-          AND (SELECT relkind FROM pg_class WHERE oid = d.objid) = 'S'
+        SELECT s.objid, CASE WHEN t.level = 0 THEN 0 ELSE 2 END
+        FROM tree t, LATERAL (
+            SELECT d.objid FROM pg_depend d
+            WHERE d.refclassid = 'pg_class'::regclass AND d.refobjid = t.oid
+              AND d.classid = 'pg_class'::regclass AND d.deptype IN ('a', 'i')
+              AND (SELECT relkind FROM pg_class WHERE oid = d.objid) = 'S'
+            OFFSET 0) s
     ) r GROUP BY oid
 )
 SELECT c.relname::text,
        EXISTS (SELECT 1 FROM pg_rewrite rw WHERE rw.ev_class = c.oid AND rw.rulename <> '_RETURN')
        OR EXISTS (SELECT 1 FROM pg_trigger tg WHERE tg.tgrelid = c.oid AND NOT tg.tgisinternal),
        (ARRAY['whole', 'keys', 'rows'])[r.level + 1]
-FROM reached r JOIN pg_class c ON c.oid = r.oid
+-- By index for each: joined, the estimate of `reached` (200 rows, the
+-- default) had pg_class read whole, 5,400 rows at 1,000 migrations.
+FROM reached r, LATERAL (SELECT c.oid, c.relname FROM pg_class c WHERE c.oid = r.oid OFFSET 0) c

@@ -45,36 +45,20 @@ pub(crate) async fn run(ctx: &Ctx, args: Args) -> Result<()> {
     let scratch = Scratch::make(server(ctx)?.as_deref()).await?;
     let about = scratch.about.clone();
     ctx.out.progress(&format!("keel test on {about}"));
-    let result = round_trips(ctx, &args, &files, fixtures, &scratch.url).await;
+    let mut report = Report::new(ctx, &args)?;
+    let result = round_trips(ctx, &args, (&files, fixtures), &scratch.url, &mut report).await;
     let removed = scratch.remove().await;
-    let outcomes = result?;
+    let tally = result?;
     removed?;
     let asked = if args.versions.is_empty() {
         files.len()
     } else {
         args.versions.len()
     };
-    let summary = report::summary(&outcomes, asked);
-    if let Some(path) = &args.junit {
-        let mut file = std::io::BufWriter::new(std::fs::File::create(path)?);
-        report::junit(&outcomes, &mut file)?;
-        std::io::Write::flush(&mut file)?;
-    }
-    match ctx.global.format {
-        Format::Json => ctx.json(serde_json::json!({
-            "ok": !outcomes.iter().any(Outcome::failed),
-            "database": about,
-            "migrations": outcomes,
-        })),
-        Format::Junit => {
-            let mut stdout = std::io::stdout().lock();
-            report::junit(&outcomes, &mut stdout)?;
-            std::io::Write::flush(&mut stdout)?;
-        }
-        _ => {}
-    }
+    let summary = report::summary(&tally, asked);
+    report.finish(ctx, &args, about)?;
     ctx.out.progress(&summary);
-    if outcomes.iter().any(Outcome::failed) || outcomes.len() < asked {
+    if !tally.failed.is_empty() || tally.tested < asked {
         return Err(Error::Check(format!(
             "the round trip failed: {}\n  fix: see each migration's lines above",
             summary.lines().last().unwrap_or_default()
@@ -83,18 +67,79 @@ pub(crate) async fn run(ctx: &Ctx, args: Args) -> Result<()> {
     Ok(())
 }
 
+/// The reports asked for besides the text lines, written as the outcomes
+/// come: the JUnit testcases to a temporary file; the outcomes themselves
+/// kept only for the JSON document, which holds them all.
+struct Report {
+    junit: Option<report::Junit>,
+    json: Option<Vec<Outcome>>,
+    /// The first error writing the JUnit testcases (a full disk).
+    failed: Option<std::io::Error>,
+}
+
+impl Report {
+    fn new(ctx: &Ctx, args: &Args) -> Result<Report> {
+        let junit = args.junit.is_some() || ctx.global.format == Format::Junit;
+        Ok(Report {
+            junit: junit.then(report::Junit::new).transpose()?,
+            json: (ctx.global.format == Format::Json).then(Vec::new),
+            failed: None,
+        })
+    }
+
+    fn add(&mut self, o: &Outcome) {
+        if let Some(j) = &mut self.junit
+            && let Err(e) = j.add(o)
+        {
+            self.failed.get_or_insert(e);
+        }
+        if let Some(all) = &mut self.json {
+            all.push(o.clone());
+        }
+    }
+
+    fn finish(self, ctx: &Ctx, args: &Args, about: String) -> Result<()> {
+        if let Some(e) = self.failed {
+            return Err(e.into());
+        }
+        if let Some(junit) = self.junit {
+            match &args.junit {
+                Some(path) => {
+                    let mut file = std::io::BufWriter::new(std::fs::File::create(path)?);
+                    junit.finish(&mut file)?;
+                    std::io::Write::flush(&mut file)?;
+                }
+                None => {
+                    let mut stdout = std::io::stdout().lock();
+                    junit.finish(&mut stdout)?;
+                    std::io::Write::flush(&mut stdout)?;
+                }
+            }
+        }
+        if let Some(outcomes) = self.json {
+            ctx.json(serde_json::json!({
+                "ok": !outcomes.iter().any(Outcome::failed),
+                "database": about,
+                "migrations": outcomes,
+            }));
+        }
+        Ok(())
+    }
+}
+
 async fn round_trips(
     ctx: &Ctx,
     args: &Args,
-    files: &[crate::migration::Migration],
-    fixtures: Fixtures,
+    (files, fixtures): (&[crate::migration::Migration], Fixtures),
     url: &str,
-) -> Result<Vec<Outcome>> {
+    report: &mut Report,
+) -> Result<trip::Tally> {
     let backups = tempfile::Builder::new()
         .prefix("keel-test-backups-")
         .tempdir()?;
     let mut db = crate::db::connect(url).await?;
     let text = ctx.global.format == Format::Text;
+    let report = std::cell::RefCell::new(report);
     let show = |o: &Outcome| {
         let lines = report::text(o);
         if text {
@@ -102,6 +147,7 @@ async fn round_trips(
         } else {
             ctx.out.progress(lines.trim_end());
         }
+        report.borrow_mut().add(o);
     };
     let plan = trip::Plan {
         files,

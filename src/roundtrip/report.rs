@@ -2,8 +2,10 @@
 //! under it), the summary, and the JUnit XML that GitHub, GitLab and
 //! Jenkins read (one testcase per migration and phase).
 
+use super::trip::Tally;
 use super::{Outcome, Verdict};
-use std::fmt::Write;
+use std::fmt::Write as _;
+use std::io::{Seek, Write};
 
 /// The line (and, for a failure, the lines under it) of one migration.
 pub(crate) fn text(o: &Outcome) -> String {
@@ -69,63 +71,57 @@ fn fix(phase: super::Phase) -> &'static str {
 
 /// The closing lines: how many passed, failed, were only applied, and
 /// how many were not reached.
-pub(crate) fn summary(outcomes: &[Outcome], asked: usize) -> String {
-    let failed: Vec<&str> = outcomes
-        .iter()
-        .filter(|o| o.failed())
-        .map(|o| o.migration.as_str())
-        .collect();
-    let no_down = outcomes
-        .iter()
-        .filter(|o| {
-            !o.failed()
-                && o.steps
-                    .iter()
-                    .any(|s| matches!(s.verdict, Verdict::Skipped { .. }))
-        })
-        .count();
+pub(crate) fn summary(tally: &Tally, asked: usize) -> String {
+    let failed = tally.failed.len();
     let mut out = format!(
-        "{} migration(s) tested: {} passed the round trip, {} failed, {no_down} applied without a down to test",
-        outcomes.len(),
-        outcomes.len() - failed.len() - no_down,
-        failed.len()
+        "{} migration(s) tested: {} passed the round trip, {failed} failed, {} applied without a down to test",
+        tally.tested,
+        tally.tested - failed - tally.no_down,
+        tally.no_down
     );
-    if asked > outcomes.len() {
+    if asked > tally.tested {
         let _ = write!(
             out,
             "; {} not reached (a failed up stops the run: later migrations build on it)",
-            asked - outcomes.len()
+            asked - tally.tested
         );
     }
-    if !failed.is_empty() {
-        let _ = write!(out, "\nfailed: {}", failed.join(", "));
+    if !tally.failed.is_empty() {
+        let _ = write!(out, "\nfailed: {}", tally.failed.join(", "));
     }
     out
 }
 
-/// Writes the JUnit XML document: a testsuite of one testcase per
-/// migration and phase. Written as it goes, not built first: a history of
-/// a thousand migrations made a document of 0.8 MB, held three times over
-/// while it was put together.
-pub(crate) fn junit(outcomes: &[Outcome], out: &mut dyn std::io::Write) -> std::io::Result<()> {
-    let steps = || outcomes.iter().flat_map(|o| &o.steps);
-    let n = steps().count();
-    let failures = steps()
-        .filter(|s| matches!(s.verdict, Verdict::Failed { .. }))
-        .count();
-    let skipped = steps()
-        .filter(|s| matches!(s.verdict, Verdict::Skipped { .. }))
-        .count();
-    let time: f64 = steps().map(|s| s.took.as_secs_f64()).sum();
-    let counts = format!(
-        "tests=\"{n}\" failures=\"{failures}\" errors=\"0\" skipped=\"{skipped}\" time=\"{time:.3}\""
-    );
-    write!(
-        out,
-        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites name=\"keel test\" {counts}>\n  <testsuite name=\"keel test\" {counts}>\n"
-    )?;
-    for o in outcomes {
+/// The JUnit XML document, one testcase per migration and phase, written
+/// as the outcomes come: the testcases go to a temporary file, and the
+/// counts the document opens with are added up on the way. (Built in
+/// memory, a history of a thousand migrations made a document of 0.8 MB,
+/// held three times over; kept as outcomes, memory grew with each one.)
+pub(crate) struct Junit {
+    cases: std::io::BufWriter<std::fs::File>,
+    tests: usize,
+    failures: usize,
+    skipped: usize,
+    time: f64,
+}
+
+impl Junit {
+    pub(crate) fn new() -> std::io::Result<Junit> {
+        Ok(Junit {
+            cases: std::io::BufWriter::new(tempfile::tempfile()?),
+            tests: 0,
+            failures: 0,
+            skipped: 0,
+            time: 0.0,
+        })
+    }
+
+    /// Writes `o`'s testcases.
+    pub(crate) fn add(&mut self, o: &Outcome) -> std::io::Result<()> {
+        let out = &mut self.cases;
         for s in &o.steps {
+            self.tests += 1;
+            self.time += s.took.as_secs_f64();
             write!(
                 out,
                 "    <testcase classname=\"{}\" name=\"{}\" time=\"{:.3}\"",
@@ -135,12 +131,16 @@ pub(crate) fn junit(outcomes: &[Outcome], out: &mut dyn std::io::Write) -> std::
             )?;
             match &s.verdict {
                 Verdict::Passed { .. } => writeln!(out, "/>")?,
-                Verdict::Skipped { reason } => write!(
-                    out,
-                    ">\n      <skipped message=\"{}\"/>\n    </testcase>\n",
-                    xml(reason)
-                )?,
+                Verdict::Skipped { reason } => {
+                    self.skipped += 1;
+                    write!(
+                        out,
+                        ">\n      <skipped message=\"{}\"/>\n    </testcase>\n",
+                        xml(reason)
+                    )?
+                }
                 Verdict::Failed { message, diff } => {
+                    self.failures += 1;
                     let body = match diff {
                         Some(d) => format!("{message}\n{d}\nfix: {}", fix(s.phase)),
                         None => format!("{message}\nfix: {}", fix(s.phase)),
@@ -155,8 +155,24 @@ pub(crate) fn junit(outcomes: &[Outcome], out: &mut dyn std::io::Write) -> std::
                 }
             }
         }
+        Ok(())
     }
-    write!(out, "  </testsuite>\n</testsuites>\n")
+
+    /// The whole document, to `out`.
+    pub(crate) fn finish(self, out: &mut dyn std::io::Write) -> std::io::Result<()> {
+        let counts = format!(
+            "tests=\"{}\" failures=\"{}\" errors=\"0\" skipped=\"{}\" time=\"{:.3}\"",
+            self.tests, self.failures, self.skipped, self.time
+        );
+        write!(
+            out,
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites name=\"keel test\" {counts}>\n  <testsuite name=\"keel test\" {counts}>\n"
+        )?;
+        let mut cases = self.cases.into_inner().map_err(|e| e.into_error())?;
+        cases.seek(std::io::SeekFrom::Start(0))?;
+        std::io::copy(&mut cases, out)?;
+        write!(out, "  </testsuite>\n</testsuites>\n")
+    }
 }
 
 /// Text as XML attribute or element content: the five escapes, and

@@ -46,14 +46,16 @@ impl Catalog for Postgres {
 
     async fn column_names(&mut self, tables: &[String]) -> Result<Vec<Vec<String>>, DbError> {
         let quoted: Vec<String> = tables.iter().map(|t| quote_relation(t)).collect();
-        // Planned for its names each time, like the existence check: a
-        // plan kept from a small catalog would scan pg_attribute.
+        // Each table's columns looked up on their own (OFFSET 0), so that
+        // the plan kept for the connection is an index scan even when it
+        // was made on a small catalog, where a join would scan pg_attribute.
         let rows: Vec<(i64, String)> = sqlx::query_as(
-            "SELECT t.i, a.attname::text FROM unnest($1::text[]) WITH ORDINALITY AS t(name, i) \
-             JOIN pg_attribute a ON a.attrelid = to_regclass(t.name) \
-             WHERE a.attnum > 0 AND NOT a.attisdropped ORDER BY t.i, a.attnum",
+            "SELECT t.i, a.attname FROM unnest($1::text[]) WITH ORDINALITY AS t(name, i), \
+             LATERAL (SELECT a.attnum, a.attname::text FROM pg_attribute a \
+                      WHERE a.attrelid = to_regclass(t.name) AND a.attnum > 0 \
+                      AND NOT a.attisdropped OFFSET 0) a \
+             ORDER BY t.i, a.attnum",
         )
-        .persistent(false)
         .bind(quoted)
         .fetch_all(&mut self.conn)
         .await

@@ -10,10 +10,13 @@
 //! keel's layout: `DIR/migrations/` and `DIR/all.sql` (its up files in order;
 //! see the README for the one used).
 //!
-//! For the generated ones it also times the limit of any tool that runs a
+//! For every workload it also times the limit of any tool that runs a
 //! round trip the way keel must: `psql -f trip.sql`, each migration's up,
 //! down and up again in a transaction each (commits not waiting for the
-//! disk, as keel test's do not), with no check at all. `KEEL_BENCH_REPS` sets the rounds
+//! disk, as keel test's do not; a migration that runs outside a
+//! transaction, statement by statement), with no check at all. For the
+//! history psql goes on after an error, as keel test does after a down
+//! that fails: the transaction rolls back and the next one starts. `KEEL_BENCH_REPS` sets the rounds
 //! (default 3). Every ratio is the median of the rounds' paired ratios, and
 //! the load average is printed with each round. Goals are reported, not
 //! asserted.
@@ -82,8 +85,39 @@ struct Workload {
     rows: u32,
     floor: Samples,
     test: Samples,
-    /// `psql -f trip.sql`, when the workload has one.
+    /// `psql -f trip.sql`.
     limit: Samples,
+    /// The limit's script, and whether psql goes on after an error.
+    trip: (PathBuf, bool),
+}
+
+/// The limit's script for a history: each migration's up, down and up,
+/// in a transaction each unless its migration.toml says `transaction =
+/// false`.
+fn write_history_trip(history: &Path, trip: &Path) -> Result<()> {
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir(history.join("migrations"))?
+        .map(|e| e.map(|e| e.path()))
+        .collect::<Result<_, _>>()?;
+    dirs.retain(|d| d.join("up.sql").exists());
+    dirs.sort();
+    let mut out = String::from("SET synchronous_commit = off;\n");
+    for d in dirs {
+        let up = std::fs::read_to_string(d.join("up.sql"))?;
+        let down = std::fs::read_to_string(d.join("down.sql")).ok();
+        let in_tx = !std::fs::read_to_string(d.join("migration.toml"))
+            .unwrap_or_default()
+            .lines()
+            .any(|l| l.split_whitespace().collect::<String>() == "transaction=false");
+        for sql in [Some(&up), down.as_ref(), Some(&up)].into_iter().flatten() {
+            if in_tx {
+                out.push_str("BEGIN;\n");
+            }
+            out.push_str(sql);
+            out.push_str(if in_tx { "\n;\nCOMMIT;\n" } else { "\n;\n" });
+        }
+    }
+    std::fs::write(trip, out)?;
+    Ok(())
 }
 
 fn psql(cluster: &cluster::Cluster, db: &str) -> Command {
@@ -107,11 +141,7 @@ fn sql(cluster: &cluster::Cluster, statement: &str) -> Result<()> {
 /// test`, which makes its own database, 2: the limit, when there is one),
 /// each on a fresh database.
 fn round(cluster: &cluster::Cluster, w: &mut Workload, logs: &Path, order: &[usize]) -> Result<()> {
-    let trip = w.dir.join("trip.sql");
     for &which in order {
-        if which == 2 && !trip.exists() {
-            continue;
-        }
         sql(cluster, "DROP DATABASE IF EXISTS bench_floor")?;
         sql(cluster, "CREATE DATABASE bench_floor")?;
         sql(cluster, "CHECKPOINT")?;
@@ -122,7 +152,10 @@ fn round(cluster: &cluster::Cluster, w: &mut Workload, logs: &Path, order: &[usi
             w.floor.0.push(measure_client(&mut c, logs, "floor", &[0])?);
         } else if which == 2 {
             let mut c = psql(cluster, "bench_floor");
-            c.arg("-f").arg(&trip);
+            if w.trip.1 {
+                c.args(["-v", "ON_ERROR_STOP=0"]);
+            }
+            c.arg("-f").arg(&w.trip.0);
             w.limit.0.push(measure_client(&mut c, logs, "limit", &[0])?);
         } else {
             let mut c = Command::new(KEEL);
@@ -161,11 +194,12 @@ fn run() -> Result<()> {
         write_project(&dir, n)?;
         workloads.push(Workload {
             label: format!("{n} generated migrations"),
-            dir,
             rows: 3,
             floor: Samples::default(),
             test: Samples::default(),
             limit: Samples::default(),
+            trip: (dir.join("trip.sql"), false),
+            dir,
         });
     }
     if let Ok(dir) = std::env::var("KEEL_BENCH_HISTORY") {
@@ -175,6 +209,8 @@ fn run() -> Result<()> {
             "KEEL_BENCH_HISTORY={}: expected migrations/ and all.sql there",
             dir.display()
         );
+        let trip = work.path().join("history-trip.sql");
+        write_history_trip(&dir, &trip)?;
         workloads.push(Workload {
             label: format!("history of {}", dir.display()),
             dir,
@@ -182,6 +218,7 @@ fn run() -> Result<()> {
             floor: Samples::default(),
             test: Samples::default(),
             limit: Samples::default(),
+            trip: (trip, true),
         });
     }
     eprintln!("starting a PostgreSQL cluster (default durability: fsync on) …");
@@ -230,15 +267,13 @@ fn run() -> Result<()> {
             if ratio <= GOAL { "met" } else { "NOT met" },
             mib(w.test.max_rss())
         );
-        if !w.limit.0.is_empty() {
-            println!(
-                "  {:<28} limit (psql: up, down, up, a transaction each) {:>9}: {:.2}× the floor; keel test {:.2}× the limit",
-                "",
-                secs(w.limit.wall()),
-                paired(&w.limit, &w.floor, wall),
-                paired(&w.test, &w.limit, wall)
-            );
-        }
+        println!(
+            "  {:<28} limit (psql: up, down, up, a transaction each) {:>9}: {:.2}× the floor; keel test {:.2}× the limit",
+            "",
+            secs(w.limit.wall()),
+            paired(&w.limit, &w.floor, wall),
+            paired(&w.test, &w.limit, wall)
+        );
     }
     println!(
         "  load average over the run: {}",

@@ -37,7 +37,10 @@ typ AS NOT MATERIALIZED (
     SELECT t.oid, t.typtype, t.typrelid, t.typbasetype, t.typtypmod, t.typnotnull, t.typdefault,
            t.typcollation, t.typowner, t.typacl, ns.q || '.' || quote_ident(t.typname) AS q
     FROM pg_type t JOIN ns ON ns.oid = t.typnamespace
-    WHERE $3 AND (t.typtype IN ('e', 'd', 'r')
+    -- initdb's own objects have OIDs below 16384 (FirstNormalObjectId),
+    -- and every other object at least that: read by index from there, a
+    -- few hundred rows instead of every system type and function.
+    WHERE $3 AND t.oid >= 16384 AND (t.typtype IN ('e', 'd', 'r')
            OR (t.typtype = 'c' AND (SELECT relkind FROM pg_class WHERE oid = t.typrelid) = 'c'))
       AND t.oid NOT IN (SELECT objid FROM ext WHERE classid = 'pg_type'::regclass)
 ),
@@ -47,7 +50,7 @@ fn AS (
            CASE p.prokind WHEN 'p' THEN 'procedure' WHEN 'a' THEN 'aggregate'
                           ELSE 'function' END AS kind
     FROM pg_proc p JOIN ns ON ns.oid = p.pronamespace
-    WHERE $3 AND p.oid NOT IN (SELECT objid FROM ext WHERE classid = 'pg_proc'::regclass)
+    WHERE $3 AND p.oid >= 16384 AND p.oid NOT IN (SELECT objid FROM ext WHERE classid = 'pg_proc'::regclass)
       -- A range type's constructors come and go with it.
       AND p.oid NOT IN (SELECT objid FROM pg_depend
                         WHERE classid = 'pg_proc'::regclass AND deptype = 'i')

@@ -65,8 +65,12 @@ fn add(scope: &mut Scope, op: &Operation) -> bool {
     if dml && op.sql.trim_start().to_uppercase().starts_with("WITH") {
         return false;
     }
+    // A comment on something other than a relation (a function, a type)
+    // changes nothing the fingerprint compares.
+    let comment = op.kind == "COMMENT ON";
     for a in &op.actions {
         match &a.kind {
+            ActionKind::Other if a.table.is_none() && comment => scope.add_others(),
             ActionKind::Other if a.table.is_none() => return false,
             // Without CASCADE the server refuses to drop what others
             // depend on; with it, a type takes columns along, a function
@@ -166,6 +170,19 @@ mod tests {
         ] {
             assert!(of(sql).others(), "{sql}");
         }
+    }
+
+    #[test]
+    fn a_comment_reaches_the_relation_it_describes() {
+        assert_eq!(
+            of(
+                "COMMENT ON COLUMN app.t.c IS 'x';\nCOMMENT ON CONSTRAINT k ON u IS 'y';\n\
+                COMMENT ON TABLE v IS NULL;"
+            ),
+            named(&["t", "u", "v"])
+        );
+        let function = of("COMMENT ON FUNCTION f(int) IS 'x';");
+        assert!(function.others() && function != Scope::All);
     }
 
     #[test]

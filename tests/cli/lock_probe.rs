@@ -74,6 +74,12 @@ fn cases() -> Vec<Case> {
         // With a default, every row holds a value the foreign key checks.
         "ALTER TABLE posts ADD COLUMN owner_id bigint DEFAULT 1 REFERENCES users (id)",
         "ALTER TABLE users DROP COLUMN name",
+        "COMMENT ON TABLE users IS 'who signs in'",
+        "COMMENT ON COLUMN users.email IS 'lower case'",
+        "COMMENT ON CONSTRAINT users_age_nn ON users IS 'checked'",
+        "COMMENT ON TRIGGER users_touch ON users IS 'keeps seen'",
+        "COMMENT ON VIEW user_emails IS 'for the mailer'",
+        "COMMENT ON INDEX users_email_idx IS 'for sign-in'",
         "ALTER TABLE users RENAME COLUMN name TO full_name",
         "ALTER TABLE users ALTER COLUMN age TYPE bigint",
         "ALTER TABLE users ALTER COLUMN name TYPE varchar(50)",

@@ -52,8 +52,44 @@ pub(crate) fn classify(cx: &Cx, node: &SyntaxNode) -> Vec<Action> {
             vec![a]
         }
         LOCK => objects::lock_table(cx, node),
+        COMMENT_ON => vec![comment_on(cx, node)],
         _ => vec![objects::object(cx, node)],
     }
+}
+
+/// COMMENT ON a relation or one of its columns takes SHARE UPDATE
+/// EXCLUSIVE on it; on a constraint, trigger, rule or policy, ACCESS SHARE
+/// on its table (the lock probe's findings): reads and writes go on. A
+/// comment on anything else (a function, a type) names no relation.
+fn comment_on(cx: &Cx, node: &SyntaxNode) -> Action {
+    use SyntaxKind::*;
+    let target = node.children().find_map(|object| match object.kind() {
+        OBJECT_TABLE
+        | OBJECT_VIEW
+        | OBJECT_MATERIALIZED_VIEW
+        | OBJECT_FOREIGN_TABLE
+        | OBJECT_SEQUENCE
+        | OBJECT_INDEX => Some((name_in(&object, &[PATH_REF])?, Sue)),
+        // `t.c`: the path of the column's path, without the column.
+        OBJECT_COLUMN => {
+            let column = find(&object, &[PATH_REF])?;
+            Some((qualified(&child(&column, PATH_REF)?), Sue))
+        }
+        OBJECT_CONSTRAINT | OBJECT_TRIGGER | OBJECT_RULE | OBJECT_POLICY => Some((
+            name_in(&object, &[TABLE_NAME_REF, RELATION_NAME_REF])?,
+            Lock::AccessShare,
+        )),
+        _ => None,
+    });
+    let target = target.filter(|(r, _)| !r.is_empty());
+    let mut a = cx.action(
+        ActionKind::Other,
+        target.as_ref().map(|(r, _)| r.clone()),
+        node,
+    );
+    a.locks
+        .extend(target.iter().map(|(r, lock)| Cx::lock(r, *lock)));
+    a
 }
 
 /// DROP TABLE and TRUNCATE: every table named loses its rows, unless this

@@ -143,3 +143,29 @@ fn an_index_keeps_what_follows_its_table_as_written() {
     );
     assert_eq!(shape("CREATE INDEX ix ON \"T\" (a)"), Some("(a)".into()));
 }
+
+#[test]
+fn a_comment_names_the_relation_it_describes_and_blocks_neither_reads_nor_writes() {
+    use Lock::{AccessShare as As, ShareUpdateExclusive as Sue};
+    let cases = [
+        ("COMMENT ON TABLE app.t IS 'x';", Some(("app.t", Sue))),
+        ("comment on column t.c is 'x';", Some(("t", Sue))),
+        ("COMMENT ON COLUMN public.t.c IS NULL;", Some(("t", Sue))),
+        ("COMMENT ON VIEW v IS 'x';", Some(("v", Sue))),
+        ("COMMENT ON MATERIALIZED VIEW mv IS 'x';", Some(("mv", Sue))),
+        ("COMMENT ON SEQUENCE s IS 'x';", Some(("s", Sue))),
+        ("COMMENT ON INDEX i IS 'x';", Some(("i", Sue))),
+        ("COMMENT ON CONSTRAINT k ON t IS 'x';", Some(("t", As))),
+        ("COMMENT ON TRIGGER tg ON t IS 'x';", Some(("t", As))),
+        ("COMMENT ON POLICY p ON t IS 'x';", Some(("t", As))),
+        ("COMMENT ON RULE r ON t IS 'x';", Some(("t", As))),
+        ("COMMENT ON FUNCTION f(int) IS 'x';", None),
+        ("COMMENT ON TYPE mood IS 'x';", None),
+    ];
+    for (sql, expected) in cases {
+        let o = ops(sql);
+        let a = &o[0].actions[0];
+        assert_eq!(a.table.as_deref(), expected.map(|(t, _)| t), "{sql}");
+        assert_eq!(o[0].lock(), expected.map(|(_, l)| l), "{sql}");
+    }
+}

@@ -56,6 +56,21 @@ fn of_file(file: &Classified) -> Scope {
 
 /// Adds what `op` names; `false` when it may reach beyond what it names.
 fn add(scope: &mut Scope, op: &Operation) -> bool {
+    // A setting of the session (a `SET lock_timeout` at the top of the
+    // file, a search_path: names are matched in every schema) changes no
+    // object.
+    if matches!(
+        op.kind.as_str(),
+        "SET"
+            | "RESET"
+            | "SHOW"
+            | "SET ROLE"
+            | "RESET ROLE"
+            | "SET CONSTRAINTS"
+            | "SET SESSION AUTH"
+    ) {
+        return true;
+    }
     let dml = op.actions.iter().any(|a| {
         matches!(
             a.kind,
@@ -183,6 +198,17 @@ mod tests {
         );
         let function = of("COMMENT ON FUNCTION f(int) IS 'x';");
         assert!(function.others() && function != Scope::All);
+    }
+
+    #[test]
+    fn a_setting_of_the_session_reaches_nothing() {
+        assert_eq!(
+            of(
+                "SET lock_timeout = '5s';\nSET search_path TO app, public;\nSET ROLE app;\n\
+                SET CONSTRAINTS ALL DEFERRED;\nCREATE TABLE t (id int);\nRESET ROLE;"
+            ),
+            named(&["t"])
+        );
     }
 
     #[test]

@@ -74,6 +74,7 @@ fn cases() -> Vec<Case> {
         // With a default, every row holds a value the foreign key checks.
         "ALTER TABLE posts ADD COLUMN owner_id bigint DEFAULT 1 REFERENCES users (id)",
         "ALTER TABLE users DROP COLUMN name",
+        "WITH gone AS (DELETE FROM scratch RETURNING id) SELECT count(*) FROM gone",
         "COMMENT ON TABLE users IS 'who signs in'",
         "COMMENT ON COLUMN users.email IS 'lower case'",
         "COMMENT ON CONSTRAINT users_age_nn ON users IS 'checked'",

@@ -193,3 +193,49 @@ both!(
         assert_eq!(p.rows(ALL), before);
     }
 );
+
+// PostgreSQL runs a data change inside a WITH clause; keel used to see
+// only the statement around it (and took the INSERT's table for the first
+// table of the clause), so the rows it deleted were neither flagged nor
+// backed up. (SQLite allows only SELECT in a WITH clause.)
+#[test]
+fn a_delete_inside_a_with_clause_is_backed_up_and_put_back_on_postgres() {
+    let p = Project::postgres();
+    items(&p, true);
+    let before = p.rows(ALL);
+    p.migration(
+        CHANGE,
+        "CREATE TABLE gone_items (id bigint, status text, n bigint);\n\
+         WITH gone AS (DELETE FROM items WHERE status = 'stale' RETURNING *)\n\
+         INSERT INTO gone_items SELECT * FROM gone;\n",
+        Some("DROP TABLE gone_items;\n"),
+        Some("reversibility = \"partial\"\n"),
+    );
+    // Its WHERE may read the clause's other queries: the whole table.
+    p.test(["up"]).stderr_contains("(items: 15000 rows)").run();
+    assert_eq!(
+        p.rows("SELECT count(*) FROM gone_items")[0][0].as_deref(),
+        Some("10")
+    );
+    let (manifest, _) = archive(&p);
+    assert_eq!(manifest["files"][0]["rows"], 15000);
+    p.test(["down"]).run();
+    assert_eq!(p.rows(ALL), before);
+}
+
+#[test]
+fn a_delete_inside_a_with_clause_is_flagged_on_postgres() {
+    let p = Project::postgres();
+    p.migration(
+        CHANGE,
+        "WITH gone AS (DELETE FROM items RETURNING id)\nSELECT count(*) FROM gone;\n",
+        Some("SELECT 1;\n"),
+        None,
+    );
+    let out = p.keel().arg("lint").output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("up.sql:1:15: warning[backfill-in-migration] DELETE without WHERE touches every row of items"),
+        "{text}"
+    );
+}

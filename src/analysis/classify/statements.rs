@@ -12,6 +12,37 @@ use squawk_syntax::{SyntaxKind, SyntaxNode};
 use Lock::{AccessExclusive as Ael, ShareUpdateExclusive as Sue};
 
 pub(crate) fn classify(cx: &Cx, node: &SyntaxNode) -> Vec<Action> {
+    let mut actions = statement(cx, node);
+    actions.extend(data_changing_ctes(cx, node));
+    actions
+}
+
+/// The data changes inside a statement's WITH clause (`WITH gone AS
+/// (DELETE FROM a RETURNING *) INSERT INTO b SELECT * FROM gone`), each an
+/// action of its own: the rules see the DELETE, and keel backs up what it
+/// destroys. Its rows are not selected by its WHERE (which may read the
+/// other queries of the clause): the whole table is the backup.
+fn data_changing_ctes(cx: &Cx, node: &SyntaxNode) -> Vec<Action> {
+    use SyntaxKind::*;
+    let Some(with) = child(node, WITH_CLAUSE) else {
+        return Vec::new();
+    };
+    let mut actions = Vec::new();
+    for query in with
+        .children()
+        .filter(|t| t.kind() == WITH_TABLE)
+        .flat_map(|t| t.children())
+        .filter(|q| matches!(q.kind(), UPDATE | DELETE | INSERT | MERGE))
+    {
+        let mut a = dml(cx, &query);
+        a.rows = None;
+        actions.push(a);
+        actions.extend(data_changing_ctes(cx, &query));
+    }
+    actions
+}
+
+fn statement(cx: &Cx, node: &SyntaxNode) -> Vec<Action> {
     use SyntaxKind::*;
     let one = |kind, table| vec![cx.action(kind, table, node)];
     match node.kind() {
@@ -415,7 +446,9 @@ fn row_filter(node: &SyntaxNode) -> Option<RowFilter> {
 
 fn dml(cx: &Cx, node: &SyntaxNode) -> Action {
     use SyntaxKind::*;
-    let table = table_name(node);
+    // Its own target, not the first table of its WITH clause's queries.
+    let own = || node.children().filter(|c| c.kind() != WITH_CLAUSE);
+    let table = own().find_map(|c| table_name(&c));
     let has_where = child(node, WHERE_CLAUSE).is_some();
     let columns: Vec<String> = child(node, SET_CLAUSE)
         .map(|s| {
@@ -440,7 +473,7 @@ fn dml(cx: &Cx, node: &SyntaxNode) -> Action {
     let t = table.unwrap_or_default();
     match node.kind() {
         UPDATE | DELETE => {
-            a.relation = table_relation(node);
+            a.relation = own().find_map(|c| table_relation(&c));
             a.rows = row_filter(node);
             a.scan = if has_where {
                 Tri::Depends("an index on the WHERE clause's columns".into())

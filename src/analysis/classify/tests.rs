@@ -169,3 +169,41 @@ fn a_comment_names_the_relation_it_describes_and_blocks_neither_reads_nor_writes
         assert_eq!(o[0].lock(), expected.map(|(_, l)| l), "{sql}");
     }
 }
+
+#[test]
+fn a_data_change_inside_a_with_clause_is_an_action_of_its_own() {
+    let o = ops(
+        "WITH gone AS (DELETE FROM a RETURNING *), kept AS (SELECT 1)\n\
+         INSERT INTO b SELECT * FROM gone;\n\
+         WITH u AS (UPDATE c SET v = 1 WHERE id IN (SELECT id FROM kept) RETURNING id)\n\
+         SELECT count(*) FROM u;",
+    );
+    let kinds: Vec<(&ActionKind, Option<&str>)> = o
+        .iter()
+        .flat_map(|o| &o.actions)
+        .map(|a| (&a.kind, a.table.as_deref()))
+        .collect();
+    assert!(
+        kinds.contains(&(&ActionKind::Delete { has_where: false }, Some("a"))),
+        "{kinds:?}"
+    );
+    assert!(
+        kinds.contains(&(&ActionKind::Insert, Some("b"))),
+        "{kinds:?}"
+    );
+    let update = o[1]
+        .actions
+        .iter()
+        .find(|a| a.table.as_deref() == Some("c"))
+        .unwrap();
+    assert!(matches!(
+        update.kind,
+        ActionKind::Update {
+            has_where: true,
+            ..
+        }
+    ));
+    // Its WHERE reads the clause's other queries: the whole table is backed up.
+    assert!(update.rows.is_none() && update.destroys);
+    assert_eq!(o[1].lock(), Some(Lock::RowExclusive));
+}

@@ -102,18 +102,16 @@ impl Report {
         if let Some(e) = self.failed {
             return Err(e.into());
         }
-        if let Some(junit) = self.junit {
-            match &args.junit {
-                Some(path) => {
-                    let mut file = std::io::BufWriter::new(std::fs::File::create(path)?);
-                    junit.finish(&mut file)?;
-                    std::io::Write::flush(&mut file)?;
-                }
-                None => {
-                    let mut stdout = std::io::stdout().lock();
-                    junit.finish(&mut stdout)?;
-                    std::io::Write::flush(&mut stdout)?;
-                }
+        if let Some(mut junit) = self.junit {
+            if let Some(path) = &args.junit {
+                let mut file = std::io::BufWriter::new(std::fs::File::create(path)?);
+                junit.write_to(&mut file)?;
+                std::io::Write::flush(&mut file)?;
+            }
+            if ctx.global.format == Format::Junit {
+                let mut stdout = std::io::stdout().lock();
+                junit.write_to(&mut stdout)?;
+                std::io::Write::flush(&mut stdout)?;
             }
         }
         if let Some(outcomes) = self.json {

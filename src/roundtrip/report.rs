@@ -158,8 +158,8 @@ impl Junit {
         Ok(())
     }
 
-    /// The whole document, to `out`.
-    pub(crate) fn finish(self, out: &mut dyn std::io::Write) -> std::io::Result<()> {
+    /// The whole document, to `out` (as many times as asked).
+    pub(crate) fn write_to(&mut self, out: &mut dyn std::io::Write) -> std::io::Result<()> {
         let counts = format!(
             "tests=\"{}\" failures=\"{}\" errors=\"0\" skipped=\"{}\" time=\"{:.3}\"",
             self.tests, self.failures, self.skipped, self.time
@@ -168,9 +168,10 @@ impl Junit {
             out,
             "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites name=\"keel test\" {counts}>\n  <testsuite name=\"keel test\" {counts}>\n"
         )?;
-        let mut cases = self.cases.into_inner().map_err(|e| e.into_error())?;
+        self.cases.flush()?;
+        let cases = self.cases.get_mut();
         cases.seek(std::io::SeekFrom::Start(0))?;
-        std::io::copy(&mut cases, out)?;
+        std::io::copy(cases, out)?;
         write!(out, "  </testsuite>\n</testsuites>\n")
     }
 }

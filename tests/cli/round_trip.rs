@@ -340,6 +340,17 @@ fn only_the_named_migrations_are_tested_and_junit_goes_to_stdout() {
         !names.is_empty() && names.iter().all(|n| *n == "20260101000000_create_posts"),
         "{names:?}"
     );
+    // Both asked: the same document on stdout and in the file.
+    let out = test(
+        &p,
+        &["20260101000000", "--format", "junit", "--junit", "both.xml"],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let file = std::fs::read_to_string(p.path().join("both.xml")).unwrap();
+    roxmltree::Document::parse(&file).expect("JUnit XML in the file");
+    let cases = |xml: &str| xml.lines().filter(|l| l.contains("<testcase")).count();
+    assert_eq!(cases(&file), cases(&stdout(&out)));
+    assert_eq!(cases(&file), names.len());
 
     let out = p.keel().args(["test", "20991231000000"]).output().unwrap();
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));

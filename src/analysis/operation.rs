@@ -149,7 +149,11 @@ pub enum ObjectKind {
     Sequence,
     /// A schema.
     Schema,
-    /// An extension, policy or rule.
+    /// A row security policy, on its table.
+    Policy,
+    /// A rewrite rule, on its table or view.
+    Rule,
+    /// An extension.
     Other,
 }
 

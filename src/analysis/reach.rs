@@ -98,6 +98,15 @@ fn add(scope: &mut Scope, op: &Operation) -> bool {
             {
                 return false;
             }
+            // A policy or rule is its table's (added below), not a relation.
+            ActionKind::DropObject {
+                object: ObjectKind::Policy | ObjectKind::Rule,
+                ..
+            }
+            | ActionKind::CreateObject {
+                object: ObjectKind::Policy | ObjectKind::Rule,
+                ..
+            } => {}
             ActionKind::DropObject { name, object } | ActionKind::CreateObject { name, object } => {
                 if !matches!(
                     object,
@@ -198,6 +207,18 @@ mod tests {
         );
         let function = of("COMMENT ON FUNCTION f(int) IS 'x';");
         assert!(function.others() && function != Scope::All);
+    }
+
+    #[test]
+    fn a_policy_or_a_rule_reaches_its_table_alone() {
+        assert_eq!(
+            of(
+                "CREATE POLICY p ON app.t USING (true);\nALTER POLICY p ON t RENAME TO q;\n\
+                DROP POLICY IF EXISTS q ON u;\nCREATE OR REPLACE RULE r AS ON DELETE TO v \
+                DO INSTEAD NOTHING;\nALTER RULE r ON v RENAME TO s;\nDROP RULE s ON w;"
+            ),
+            named(&["t", "u", "v", "w"])
+        );
     }
 
     #[test]

@@ -34,6 +34,9 @@ CREATE TYPE mood AS ENUM ('happy', 'sad');
 CREATE FUNCTION touch() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RETURN NEW; END $$;
 CREATE TRIGGER users_touch BEFORE UPDATE ON users FOR EACH ROW EXECUTE FUNCTION touch();
 CREATE VIEW user_emails AS SELECT id, email FROM users;
+CREATE TABLE ruled (id bigint);
+CREATE POLICY ruled_positive ON ruled USING (id > 0);
+CREATE RULE ruled_keep AS ON DELETE TO ruled DO INSTEAD NOTHING;
 ANALYZE;
 ";
 
@@ -81,6 +84,14 @@ fn cases() -> Vec<Case> {
         "COMMENT ON TRIGGER users_touch ON users IS 'keeps seen'",
         "COMMENT ON VIEW user_emails IS 'for the mailer'",
         "COMMENT ON INDEX users_email_idx IS 'for sign-in'",
+        "CREATE POLICY ruled_small ON ruled USING (id < 100)",
+        "ALTER POLICY ruled_positive ON ruled USING (id > 1)",
+        "ALTER POLICY ruled_positive ON ruled RENAME TO ruled_plus",
+        "DROP POLICY ruled_positive ON ruled",
+        "CREATE RULE ruled_stay AS ON UPDATE TO ruled DO INSTEAD NOTHING",
+        "CREATE OR REPLACE RULE ruled_keep AS ON DELETE TO ruled DO ALSO NOTHING",
+        "ALTER RULE ruled_keep ON ruled RENAME TO ruled_hold",
+        "DROP RULE ruled_keep ON ruled",
         "ALTER TABLE users RENAME COLUMN name TO full_name",
         "ALTER TABLE users ALTER COLUMN age TYPE bigint",
         "ALTER TABLE users ALTER COLUMN name TYPE varchar(50)",

@@ -484,6 +484,115 @@ fn what_a_migration_reaches_beyond_the_tables_it_names_is_compared_on_postgres()
     }
 }
 
+/// Whatever a down.sql leaves behind on a table (one kind per table here,
+/// each on a table that had none) or takes away (a grant, when it makes
+/// the table again) is named: comments, triggers, rules, policies,
+/// privileges, views and sequences. (Each up.sql runs again over what its
+/// down left, as up-again does.) A policy or a rule once reached a
+/// relation of its own name instead of its table, and such a down passed.
+#[test]
+fn what_a_down_leaves_on_a_table_is_named_whatever_its_kind_on_postgres() {
+    let p = Project::postgres();
+    p.exec(
+        "DO $$ BEGIN CREATE ROLE round_trip_reader; \
+         EXCEPTION WHEN duplicate_object THEN NULL; END $$;",
+    );
+    // A down that forgets everything, and names nothing itself (a SELECT
+    // would widen the comparison to the whole schema).
+    const NOTHING: &str = "SET lock_timeout = '1s'";
+    // A down that makes its table again, without the grant it had.
+    const REMAKE: &str = "DROP TABLE t_{kind}; CREATE TABLE t_{kind} (id bigint PRIMARY KEY)";
+    let kinds = [
+        (
+            "comment",
+            "COMMENT ON TABLE t_comment IS 'kept'",
+            NOTHING,
+            "comment public.t_comment",
+        ),
+        (
+            "column_comment",
+            "COMMENT ON COLUMN t_column_comment.id IS 'kept'",
+            NOTHING,
+            "comment public.t_column_comment.id",
+        ),
+        (
+            "trigger",
+            "CREATE OR REPLACE TRIGGER kept BEFORE UPDATE ON t_trigger \
+             FOR EACH ROW EXECUTE FUNCTION noop()",
+            NOTHING,
+            "trigger public.t_trigger.kept",
+        ),
+        (
+            "rule",
+            "CREATE OR REPLACE RULE kept AS ON DELETE TO t_rule DO INSTEAD NOTHING",
+            NOTHING,
+            "rule public.t_rule.kept",
+        ),
+        (
+            "policy",
+            "DROP POLICY IF EXISTS kept ON t_policy; CREATE POLICY kept ON t_policy USING (id > 0)",
+            NOTHING,
+            "policy public.t_policy.kept",
+        ),
+        (
+            "grant",
+            "ALTER TABLE t_grant ADD COLUMN note text",
+            REMAKE,
+            "grant SELECT ON TABLE public.t_grant TO round_trip_reader",
+        ),
+        (
+            "column_grant",
+            "ALTER TABLE t_column_grant ADD COLUMN note text",
+            REMAKE,
+            "grant SELECT ON COLUMN public.t_column_grant.id TO round_trip_reader",
+        ),
+        (
+            "view",
+            "CREATE OR REPLACE VIEW t_view AS SELECT 1 AS one",
+            NOTHING,
+            "view public.t_view",
+        ),
+        (
+            "sequence",
+            "CREATE SEQUENCE IF NOT EXISTS t_sequence",
+            NOTHING,
+            "sequence public.t_sequence",
+        ),
+    ];
+    let mut tables = String::from(
+        "CREATE FUNCTION noop() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RETURN NEW; END $$;\n\
+         GRANT SELECT ON t_grant TO round_trip_reader;\n\
+         GRANT SELECT (id) ON t_column_grant TO round_trip_reader;\n",
+    );
+    // The view and the sequence are made by their own migration.
+    for (kind, ..) in kinds[..7].iter().rev() {
+        tables.insert_str(
+            0,
+            &format!("CREATE TABLE t_{kind} (id bigint PRIMARY KEY);\n"),
+        );
+    }
+    p.migration("20260101000000_create", &tables, None, None);
+    for (i, (kind, up, down, _)) in kinds.iter().enumerate() {
+        p.migration(
+            &format!("2026010100{:02}00_{kind}", i + 1),
+            &format!("{up};\n"),
+            Some(&format!("{};\n", down.replace("{kind}", kind))),
+            None,
+        );
+    }
+    let out = test(&p, &[]);
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(3), "{text}\n{}", stderr(&out));
+    for (kind, .., object) in kinds {
+        assert!(
+            text.lines()
+                .any(|l| l.starts_with("FAIL") && l.contains(&format!("00_{kind} "))),
+            "{kind} not failed:\n{text}"
+        );
+        assert!(text.contains(object), "{object} not named:\n{text}");
+    }
+}
+
 /// A table that points at a migration's table is compared by its foreign
 /// keys alone (nothing else of it can change), while its rows and those
 /// further down the chain still are: a DELETE cascades to every level.

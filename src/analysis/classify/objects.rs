@@ -50,10 +50,28 @@ pub(crate) fn object(cx: &Cx, node: &SyntaxNode) -> Action {
         DROP_SEQUENCE => (false, ObjectKind::Sequence),
         CREATE_SCHEMA => (true, ObjectKind::Schema),
         DROP_SCHEMA => (false, ObjectKind::Schema),
-        DROP_EXTENSION | DROP_POLICY | DROP_RULE => (false, ObjectKind::Other),
-        CREATE_EXTENSION | CREATE_POLICY | CREATE_RULE => (true, ObjectKind::Other),
+        DROP_POLICY => (false, ObjectKind::Policy),
+        CREATE_POLICY => (true, ObjectKind::Policy),
+        DROP_RULE => (false, ObjectKind::Rule),
+        CREATE_RULE => (true, ObjectKind::Rule),
+        ALTER_POLICY | ALTER_RULE => return on_table(cx, node, ActionKind::Other),
+        DROP_EXTENSION => (false, ObjectKind::Other),
+        CREATE_EXTENSION => (true, ObjectKind::Other),
         _ => return cx.action(ActionKind::Other, None, node),
     };
+    if matches!(object, ObjectKind::Policy | ObjectKind::Rule) {
+        let name = node
+            .children()
+            .find(|c| matches!(c.kind(), POLICY | POLICY_REF | RULE | RULE_REF))
+            .map(|c| c.text().to_string())
+            .unwrap_or_default();
+        let kind = if create {
+            ActionKind::CreateObject { object, name }
+        } else {
+            ActionKind::DropObject { object, name }
+        };
+        return on_table(cx, node, kind);
+    }
     let name = node
         .children()
         .find(|c| !matches!(c.kind(), IF_EXISTS | IF_NOT_EXISTS | OR_REPLACE))
@@ -76,5 +94,24 @@ pub(crate) fn object(cx: &Cx, node: &SyntaxNode) -> Action {
         let name = name.clone();
         a.locks.push(Cx::lock(&name, Ael));
     }
+    a
+}
+
+/// A policy's or a rule's statement: it belongs to the table (or view) in
+/// its ON clause, which it locks ACCESS EXCLUSIVE (CREATE, ALTER and DROP
+/// alike).
+fn on_table(cx: &Cx, node: &SyntaxNode, kind: ActionKind) -> Action {
+    use SyntaxKind::*;
+    let table = node
+        .children()
+        .find(|c| matches!(c.kind(), ON_TABLE | ON_RELATION | RULE_ON))
+        .and_then(|on| {
+            on.children()
+                .find(|c| matches!(c.kind(), TABLE_NAME_REF | RELATION_NAME_REF))
+        })
+        .map(|n| qualified(&n))
+        .filter(|t| !t.is_empty());
+    let mut a = cx.action(kind, table.clone(), node);
+    a.locks.extend(table.iter().map(|t| Cx::lock(t, Ael)));
     a
 }

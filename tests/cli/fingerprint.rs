@@ -427,3 +427,39 @@ fn an_empty_sqlite_database_says_so() {
         .stderr("no schema objects in this database yet\n")
         .run();
 }
+
+/// A scoped fingerprint plans itself generic and without JIT, and puts
+/// both settings back (a backfill's range queries need plans made for
+/// their values): after every kind of scope, and after one whose relations
+/// do not exist, the session has the settings it started with.
+#[test]
+fn postgres_a_fingerprint_leaves_the_session_settings_as_it_found_them() {
+    use keel::db::{Catalog, Scope, Session};
+    let p = Project::postgres();
+    migrate(
+        &p,
+        "CREATE TABLE posts (id bigint PRIMARY KEY, title text);",
+    );
+    let url = p.url.clone();
+    crate::common::block_on(async move {
+        let mut db = keel::db::connect(&url).await.unwrap();
+        let settings = "SELECT current_setting('plan_cache_mode') || ' ' || current_setting('jit')";
+        let started = db.query_text(settings).await.unwrap();
+        assert_eq!(started, Some(Some("auto on".into())));
+        let mut posts = Scope::none();
+        posts.add("posts");
+        let mut with_others = posts.clone();
+        with_others.add_others();
+        let mut gone = Scope::none();
+        gone.add("no_such_table");
+        for scope in [posts, with_others, gone, Scope::All] {
+            let fingerprint = db.fingerprint(&scope).await.unwrap();
+            assert_eq!(
+                db.query_text(settings).await.unwrap(),
+                started,
+                "after {scope:?} ({} lines)",
+                fingerprint.len()
+            );
+        }
+    });
+}

@@ -62,9 +62,24 @@ impl Scratch {
     async fn on_server(server: &str) -> Result<Scratch, Error> {
         let name = format!("keel_test_{}_{}", std::process::id(), nonce());
         let mut db = crate::db::connect(server).await?;
-        let made = db
+        // No JIT in it: its queries are keel's lookups of a few catalog rows
+        // and migrations on test rows, and the planner's estimate of some
+        // lookups passes jit_above_cost (25 ms of compiling for a 1 ms
+        // query, in a run of crates.io's history). As the database's own
+        // setting it is what RESET goes back to.
+        let made = match db
             .execute(&format!("CREATE DATABASE {}", quote_ident(&name)))
-            .await;
+            .await
+        {
+            Ok(_) => {
+                db.execute(&format!(
+                    "ALTER DATABASE {} SET jit = off",
+                    quote_ident(&name)
+                ))
+                .await
+            }
+            Err(e) => Err(e),
+        };
         db.close().await;
         made.map_err(|e| {
             Error::Setup(format!(
@@ -197,9 +212,10 @@ fn start_cluster(bin: &Path, dir: &Path) -> Result<(), Error> {
         )));
     }
     // Unix socket in its own folder only: nothing else on the machine can
-    // reach it, and no port can clash. Throwaway, so no fsync.
+    // reach it, and no port can clash. Throwaway, so no fsync; no JIT, as
+    // in a scratch database on a server.
     let options = format!(
-        "-k {} -c listen_addresses='' -p 5432 -c fsync=off -c full_page_writes=off",
+        "-k {} -c listen_addresses='' -p 5432 -c fsync=off -c full_page_writes=off -c jit=off",
         dir.display()
     );
     let start = as_server_user(&bin.join("pg_ctl"))

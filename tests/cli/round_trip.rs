@@ -386,6 +386,26 @@ fn without_a_url_keel_runs_on_a_throwaway_cluster_and_removes_it() {
     assert!(!p.path().join("keel.db").exists());
 }
 
+/// The scratch database has JIT off, on a server keel makes it on and in
+/// the cluster keel starts: some of keel's catalog lookups pass the
+/// planner's jit_above_cost, and compiling them took 25 times as long as
+/// running them. A migration that fails when JIT is on says so.
+#[test]
+fn the_scratch_database_runs_without_jit() {
+    const CHECK: &str = "DO $$ BEGIN IF current_setting('jit') <> 'off' THEN \
+        RAISE EXCEPTION 'JIT is on in the scratch database'; END IF; END $$;\n";
+    for p in [Project::postgres(), Project::sqlite()] {
+        p.migration("20260101000000_no_jit", CHECK, Some(CHECK), None);
+        let out = match p.db {
+            // On a server: a scratch database made there.
+            Db::Postgres => test(&p, &[]),
+            // Without a URL: the throwaway cluster.
+            Db::Sqlite => p.keel().arg("test").output().unwrap(),
+        };
+        assert!(out.status.success(), "{}\n{}", stdout(&out), stderr(&out));
+    }
+}
+
 /// The guarded run's rollback with a down.sql that gives the column back
 /// with another type: the rollback-verified step fails with the diff in the
 /// record and the runbook, and execute exits 5 (rolled back) rather than

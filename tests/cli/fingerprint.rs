@@ -434,7 +434,7 @@ fn an_empty_sqlite_database_says_so() {
 /// do not exist, the session has the settings it started with.
 #[test]
 fn postgres_a_fingerprint_leaves_the_session_settings_as_it_found_them() {
-    use keel::db::{Catalog, Scope, Session};
+    use keel::db::Scope;
     let p = Project::postgres();
     migrate(
         &p,

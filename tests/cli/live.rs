@@ -213,3 +213,54 @@ fn a_database_url_that_does_not_answer_leaves_lint_to_the_files() {
         .unwrap();
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
 }
+
+/// The live facts of a table that estimates start from: the width the
+/// planner guesses before ANALYZE (fixed-length types by their length,
+/// others 32 bytes) and which index keys are text (they sort by collation,
+/// slower), for a table named and for every table.
+#[test]
+fn a_tables_row_width_and_text_index_keys_are_read() {
+    use keel::analysis::live::LiveSchema;
+    use keel::db::Scope;
+    let p = Project::postgres();
+    p.exec(
+        "CREATE TABLE widths (id bigint PRIMARY KEY, name text, n int, at timestamptz, v varchar(9));\n\
+         CREATE INDEX widths_name ON widths (name);\n\
+         CREATE INDEX widths_n_v ON widths (n, v);\n\
+         CREATE INDEX widths_at ON widths (at, n);",
+    );
+    let url = p.url.clone();
+    let (named, all) = crate::common::block_on(async move {
+        let mut db = keel::db::connect(&url).await.unwrap();
+        let mut scope = Scope::none();
+        scope.add("widths");
+        let named = LiveSchema::load(db.as_mut(), &scope)
+            .await
+            .unwrap()
+            .unwrap();
+        let all = LiveSchema::load(db.as_mut(), &Scope::All)
+            .await
+            .unwrap()
+            .unwrap();
+        (named, all)
+    });
+    for live in [named, all] {
+        let t = live.table("widths").expect("widths is read");
+        // bigint 8, text 32, int 4, timestamptz 8, varchar 32.
+        assert_eq!(t.stats.row_width, 84);
+        let text: Vec<(&str, bool)> = t
+            .indexes()
+            .iter()
+            .map(|i| (i.name.as_str(), i.text_key))
+            .collect();
+        assert_eq!(
+            text,
+            [
+                ("widths_at", false),
+                ("widths_n_v", true),
+                ("widths_name", true),
+                ("widths_pkey", false)
+            ]
+        );
+    }
+}

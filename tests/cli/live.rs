@@ -125,10 +125,7 @@ fn a_run_reads_the_volatility_of_the_functions_its_files_call() {
             .await
             .unwrap()
             .unwrap();
-        let all = LiveSchema::load(db.as_mut(), &Scope::All)
-            .await
-            .unwrap()
-            .unwrap();
+        let all = loaded(db.as_mut(), &Scope::All).await;
         (named, all)
     });
     for (f, want) in [("ticket", Some('v')), ("md5", Some('i')), ("now", None)] {
@@ -220,7 +217,6 @@ fn a_database_url_that_does_not_answer_leaves_lint_to_the_files() {
 /// slower), for a table named and for every table.
 #[test]
 fn a_tables_row_width_and_text_index_keys_are_read() {
-    use keel::analysis::live::LiveSchema;
     use keel::db::Scope;
     let p = Project::postgres();
     p.exec(
@@ -234,15 +230,10 @@ fn a_tables_row_width_and_text_index_keys_are_read() {
         let mut db = keel::db::connect(&url).await.unwrap();
         let mut scope = Scope::none();
         scope.add("widths");
-        let named = LiveSchema::load(db.as_mut(), &scope)
-            .await
-            .unwrap()
-            .unwrap();
-        let all = LiveSchema::load(db.as_mut(), &Scope::All)
-            .await
-            .unwrap()
-            .unwrap();
-        (named, all)
+        (
+            loaded(db.as_mut(), &scope).await,
+            loaded(db.as_mut(), &Scope::All).await,
+        )
     });
     for live in [named, all] {
         let t = live.table("widths").expect("widths is read");
@@ -263,4 +254,15 @@ fn a_tables_row_width_and_text_index_keys_are_read() {
             ]
         );
     }
+}
+
+/// The live schema of `scope`, as a run reads it.
+async fn loaded(
+    db: &mut dyn keel::db::Database,
+    scope: &keel::db::Scope,
+) -> keel::analysis::live::LiveSchema {
+    keel::analysis::live::LiveSchema::load(db, scope)
+        .await
+        .unwrap()
+        .unwrap()
 }

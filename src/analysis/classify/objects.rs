@@ -59,19 +59,6 @@ pub(crate) fn object(cx: &Cx, node: &SyntaxNode) -> Action {
         CREATE_EXTENSION => (true, ObjectKind::Other),
         _ => return cx.action(ActionKind::Other, None, node),
     };
-    if matches!(object, ObjectKind::Policy | ObjectKind::Rule) {
-        let name = node
-            .children()
-            .find(|c| matches!(c.kind(), POLICY | POLICY_REF | RULE | RULE_REF))
-            .map(|c| c.text().to_string())
-            .unwrap_or_default();
-        let kind = if create {
-            ActionKind::CreateObject { object, name }
-        } else {
-            ActionKind::DropObject { object, name }
-        };
-        return on_table(cx, node, kind);
-    }
     let name = node
         .children()
         .find(|c| !matches!(c.kind(), IF_EXISTS | IF_NOT_EXISTS | OR_REPLACE))
@@ -85,6 +72,9 @@ pub(crate) fn object(cx: &Cx, node: &SyntaxNode) -> Action {
     } else {
         ActionKind::DropObject { object, name }
     };
+    if matches!(object, ObjectKind::Policy | ObjectKind::Rule) {
+        return on_table(cx, node, kind);
+    }
     let mut a = cx.action(kind, None, node);
     if let ActionKind::DropObject {
         object: ObjectKind::View | ObjectKind::Sequence,

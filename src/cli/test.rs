@@ -58,10 +58,21 @@ pub(crate) async fn run(ctx: &Ctx, args: Args) -> Result<()> {
     let summary = report::summary(&tally, asked);
     report.finish(ctx, &args, about)?;
     ctx.out.progress(&summary);
-    if !tally.failed.is_empty() || tally.tested < asked {
+    let mut failures = Vec::new();
+    if !tally.failed.is_empty() {
+        failures.push(format!(
+            "{} of {asked} migration(s) failed the round trip: {}",
+            tally.failed.len(),
+            tally.failed.join(", ")
+        ));
+    }
+    if tally.tested < asked {
+        failures.push(format!("{} not reached", asked - tally.tested));
+    }
+    if !failures.is_empty() {
         return Err(Error::Check(format!(
-            "the round trip failed: {}\n  fix: see each migration's lines above",
-            summary.lines().last().unwrap_or_default()
+            "{}\n  fix: see each migration's lines above",
+            failures.join("; ")
         )));
     }
     Ok(())

@@ -190,6 +190,15 @@ fn broken_down_files_fail_naming_the_migration_and_the_object() {
             "{failures:#?}"
         );
         assert!(stderr(&out).contains("3 failed"), "{}", stderr(&out));
+        // The error names them once, with how many of how many.
+        assert!(
+            stderr(&out).contains(
+                "3 of 4 migration(s) failed the round trip: 20260101000100_index_titles, \
+                 20260101000200_drop_published, 20260101000300_shout_titles\n"
+            ),
+            "{}",
+            stderr(&out)
+        );
     }
 }
 
@@ -276,6 +285,50 @@ fn an_irreversible_migration_is_applied_and_its_down_is_not_run() {
             .contains("declared irreversible"),
         "{last:#}"
     );
+}
+
+/// An up that fails leaves nothing later migrations could start from: the
+/// run stops there, and the summary and the error say how many were not
+/// reached, so that a CI log does not read as if they had passed.
+#[test]
+fn a_failed_up_stops_the_run_and_the_rest_are_counted_as_not_reached() {
+    for db in [Db::Postgres, Db::Sqlite] {
+        let p = Project::new(db);
+        base(&p);
+        p.migration(
+            "20260101000100_add_to_a_missing_table",
+            "ALTER TABLE missing ADD COLUMN rank int;\n",
+            Some("ALTER TABLE missing DROP COLUMN rank;\n"),
+            None,
+        );
+        p.migration(
+            "20260101000200_index_titles",
+            "CREATE INDEX posts_title_idx ON posts (title);\n",
+            Some("DROP INDEX posts_title_idx;\n"),
+            None,
+        );
+        let out = test(&p, &[]);
+        let (text, err) = (stdout(&out), stderr(&out));
+        assert_eq!(out.status.code(), Some(3), "{db:?}: {text}\n{err}");
+        assert!(
+            text.lines()
+                .any(|l| l.starts_with("FAIL") && l.contains("add_to_a_missing_table")),
+            "{db:?}: {text}"
+        );
+        assert!(!text.contains("index_titles"), "{db:?}: {text}");
+        assert!(
+            err.contains("2 migration(s) tested: 1 passed the round trip, 1 failed")
+                && err.contains("; 1 not reached (a failed up stops the run"),
+            "{db:?}: {err}"
+        );
+        assert!(
+            err.contains(
+                "1 of 3 migration(s) failed the round trip: \
+                 20260101000100_add_to_a_missing_table; 1 not reached\n"
+            ),
+            "{db:?}: {err}"
+        );
+    }
 }
 
 #[test]

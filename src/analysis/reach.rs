@@ -222,6 +222,18 @@ mod tests {
     }
 
     #[test]
+    fn extended_statistics_reach_their_table_or_the_whole_schema() {
+        assert_eq!(of("CREATE STATISTICS s ON a, b FROM app.t;"), named(&["t"]));
+        // Neither names the table: the server knows which it is.
+        for sql in [
+            "DROP STATISTICS s;",
+            "ALTER STATISTICS s SET STATISTICS 10;",
+        ] {
+            assert_eq!(of(sql), Scope::All, "{sql}");
+        }
+    }
+
+    #[test]
     fn a_setting_of_the_session_reaches_nothing() {
         assert_eq!(
             of(

@@ -76,6 +76,11 @@ CREATE MATERIALIZED VIEW post_counts AS SELECT user_id, count(*) FROM posts GROU
 CREATE SEQUENCE counter AS integer START 10 INCREMENT 5 CYCLE;
 COMMENT ON TABLE posts IS 'Blog posts';
 COMMENT ON COLUMN posts.title IS 'The title';
+CREATE STATISTICS posts_deps (dependencies) ON user_id, published FROM posts;
+COMMENT ON INDEX posts_title_idx IS 'Published titles';
+COMMENT ON CONSTRAINT title_short ON posts IS 'Keep titles short';
+COMMENT ON FUNCTION add(integer, integer) IS 'Adds';
+COMMENT ON TYPE mood IS 'How one feels';
 "#;
 
 #[test]
@@ -184,6 +189,20 @@ const PG_CHANGES: &[(&str, &str)] = &[
         "COMMENT ON COLUMN posts.title IS 'Headline'",
         "comment public.posts.title",
     ),
+    (
+        "ALTER STATISTICS posts_deps SET STATISTICS 50",
+        "statistics public.posts_deps",
+    ),
+    // A comment on anything but a table or column is part of its line.
+    (
+        "COMMENT ON INDEX events_at_idx IS 'By day'",
+        "index public.events_at_idx",
+    ),
+    (
+        "COMMENT ON PROCEDURE noop() IS 'Nothing'",
+        "procedure public.noop()",
+    ),
+    ("COMMENT ON SCHEMA app IS 'Caches'", "schema app"),
     // Its line alone: none of the functions and types it brings.
     ("CREATE EXTENSION hstore", "extension hstore"),
     ("CREATE SCHEMA extra", "schema extra"),
@@ -232,8 +251,10 @@ fn postgres_one_change_per_kind_differs_exactly_there() {
         "- grant SELECT, UPDATE ON TABLE public.posts TO fingerprint_reader\n\
          + grant SELECT ON TABLE public.posts TO fingerprint_reader\n",
         "- revoke EXECUTE ON FUNCTION public.add(a integer, b integer) FROM PUBLIC\n",
-        "- type public.mood AS ENUM ('sad', 'ok', 'happy')\n\
-         + type public.mood AS ENUM ('sad', 'ok', 'happy', 'angry')\n",
+        "- type public.mood AS ENUM ('sad', 'ok', 'happy') COMMENT 'How one feels'\n\
+         + type public.mood AS ENUM ('sad', 'ok', 'happy', 'angry') COMMENT 'How one feels'\n",
+        "- index public.events_at_idx ON ONLY public.events USING btree (at)\n\
+         + index public.events_at_idx ON ONLY public.events USING btree (at) COMMENT 'By day'\n",
         "+ schema extra\n",
     ] {
         assert!(shown.contains(pair), "{pair}not in:\n{shown}");

@@ -37,6 +37,7 @@ CREATE VIEW user_emails AS SELECT id, email FROM users;
 CREATE TABLE ruled (id bigint);
 CREATE POLICY ruled_positive ON ruled USING (id > 0);
 CREATE RULE ruled_keep AS ON DELETE TO ruled DO INSTEAD NOTHING;
+CREATE STATISTICS users_deps (dependencies) ON id, age FROM users;
 ANALYZE;
 ";
 
@@ -92,6 +93,9 @@ fn cases() -> Vec<Case> {
         "CREATE OR REPLACE RULE ruled_keep AS ON DELETE TO ruled DO ALSO NOTHING",
         "ALTER RULE ruled_keep ON ruled RENAME TO ruled_hold",
         "DROP RULE ruled_keep ON ruled",
+        "CREATE STATISTICS users_more (ndistinct) ON id, email FROM users",
+        "ALTER STATISTICS users_deps SET STATISTICS 50",
+        "DROP STATISTICS users_deps",
         "ALTER TABLE users RENAME COLUMN name TO full_name",
         "ALTER TABLE users ALTER COLUMN age TYPE bigint",
         "ALTER TABLE users ALTER COLUMN name TYPE varchar(50)",
@@ -345,14 +349,20 @@ async fn probe(
     out
 }
 
-/// oid, relfilenode and sequential scans so far in this transaction.
+/// oid, relfilenode and sequential scans so far in this transaction. An
+/// extended statistics object's name stands for its table: DROP
+/// STATISTICS locks the table without naming it, and the model puts that
+/// lock on the name.
 async fn relation(tx: &mut PgConnection, name: &str) -> Option<(u32, u32, i64)> {
-    let oid: Option<sqlx::postgres::types::Oid> = sqlx::query_scalar("SELECT to_regclass($1)::oid")
-        .bind(name)
-        .fetch_one(&mut *tx)
-        .await
-        .ok()
-        .flatten();
+    let oid: Option<sqlx::postgres::types::Oid> = sqlx::query_scalar(
+        "SELECT coalesce(to_regclass($1)::oid, \
+         (SELECT stxrelid FROM pg_statistic_ext WHERE stxname = $1 LIMIT 1))",
+    )
+    .bind(name)
+    .fetch_one(&mut *tx)
+    .await
+    .ok()
+    .flatten();
     let oid = oid?.0;
     let (file, scans) = state_of(tx, oid).await;
     Some((oid, file?, scans))

@@ -559,10 +559,13 @@ fn what_a_migration_reaches_beyond_the_tables_it_names_is_compared_on_postgres()
 
 /// Whatever a down.sql leaves behind on a table (one kind per table here,
 /// each on a table that had none) or takes away (a grant, when it makes
-/// the table again) is named: comments, triggers, rules, policies,
-/// privileges, views and sequences. (Each up.sql runs again over what its
-/// down left, as up-again does.) A policy or a rule once reached a
-/// relation of its own name instead of its table, and such a down passed.
+/// the table again) is named: comments (on a table, a column, an index, a
+/// constraint, a function), triggers, rules, policies, extended
+/// statistics, privileges, views and sequences. (Each up.sql runs again
+/// over what its down left, as up-again does.) A policy or a rule once
+/// reached a relation of its own name instead of its table, and such a
+/// down passed; so did one that left statistics or a comment on anything
+/// but a table or column.
 #[test]
 fn what_a_down_leaves_on_a_table_is_named_whatever_its_kind_on_postgres() {
     let p = Project::postgres();
@@ -620,6 +623,30 @@ fn what_a_down_leaves_on_a_table_is_named_whatever_its_kind_on_postgres() {
             "grant SELECT ON COLUMN public.t_column_grant.id TO round_trip_reader",
         ),
         (
+            "statistics",
+            "CREATE STATISTICS IF NOT EXISTS kept ON id, n FROM t_statistics",
+            NOTHING,
+            "statistics public.kept ON id, n FROM t_statistics",
+        ),
+        (
+            "index_comment",
+            "COMMENT ON INDEX t_index_comment_pkey IS 'kept'",
+            NOTHING,
+            "constraint public.t_index_comment.t_index_comment_pkey PRIMARY KEY (id) INDEX COMMENT 'kept'",
+        ),
+        (
+            "constraint_comment",
+            "COMMENT ON CONSTRAINT t_constraint_comment_pkey ON t_constraint_comment IS 'kept'",
+            NOTHING,
+            "constraint public.t_constraint_comment.t_constraint_comment_pkey PRIMARY KEY (id) COMMENT 'kept'",
+        ),
+        (
+            "function_comment",
+            "COMMENT ON FUNCTION noop() IS 'kept'",
+            NOTHING,
+            "function public.noop() RETURNS trigger LANGUAGE plpgsql VOLATILE BODY md5:f3b69a4489d6 COMMENT 'kept'",
+        ),
+        (
             "view",
             "CREATE OR REPLACE VIEW t_view AS SELECT 1 AS one",
             NOTHING,
@@ -637,13 +664,14 @@ fn what_a_down_leaves_on_a_table_is_named_whatever_its_kind_on_postgres() {
          GRANT SELECT ON t_grant TO round_trip_reader;\n\
          GRANT SELECT (id) ON t_column_grant TO round_trip_reader;\n",
     );
-    // The view and the sequence are made by their own migration.
-    for (kind, ..) in kinds[..7].iter().rev() {
+    // The view and the sequence, last, are made by their own migration.
+    for (kind, ..) in kinds[..kinds.len() - 2].iter().rev() {
         tables.insert_str(
             0,
             &format!("CREATE TABLE t_{kind} (id bigint PRIMARY KEY);\n"),
         );
     }
+    tables.push_str("ALTER TABLE t_statistics ADD COLUMN n int;\n");
     p.migration("20260101000000_create", &tables, None, None);
     for (i, (kind, up, down, _)) in kinds.iter().enumerate() {
         p.migration(

@@ -1,7 +1,7 @@
 //! LOCK TABLE, and CREATE/DROP of objects other than tables and indexes.
 
 use super::Cx;
-use super::syntax::qualified;
+use super::syntax::{name_in, names, qualified};
 use crate::analysis::operation::{Action, ActionKind, Lock, ObjectKind};
 use squawk_syntax::{SyntaxKind, SyntaxNode};
 
@@ -55,6 +55,7 @@ pub(crate) fn object(cx: &Cx, node: &SyntaxNode) -> Action {
         DROP_RULE => (false, ObjectKind::Rule),
         CREATE_RULE => (true, ObjectKind::Rule),
         ALTER_POLICY | ALTER_RULE => return on_table(cx, node, ActionKind::Other),
+        CREATE_STATISTICS | DROP_STATISTICS => return statistics(cx, node),
         DROP_EXTENSION => (false, ObjectKind::Other),
         CREATE_EXTENSION => (true, ObjectKind::Other),
         _ => return cx.action(ActionKind::Other, None, node),
@@ -103,5 +104,27 @@ fn on_table(cx: &Cx, node: &SyntaxNode, kind: ActionKind) -> Action {
         .filter(|t| !t.is_empty());
     let mut a = cx.action(kind, table.clone(), node);
     a.locks.extend(table.iter().map(|t| Cx::lock(t, Ael)));
+    a
+}
+
+/// Extended statistics lock their table SHARE UPDATE EXCLUSIVE, to CREATE
+/// (the table of its FROM) and to DROP; ALTER STATISTICS locks none (the
+/// lock probe's findings). A DROP does not name the table: its lock goes on
+/// the statistics' name, as a DROP INDEX's on an index the model does not
+/// know, and with no table it reaches the whole schema.
+fn statistics(cx: &Cx, node: &SyntaxNode) -> Action {
+    use SyntaxKind::*;
+    if node.kind() == DROP_STATISTICS {
+        let mut a = cx.action(ActionKind::Other, None, node);
+        a.locks
+            .extend(names(node, STATISTICS_REF).iter().map(|s| Cx::lock(s, Sue)));
+        return a;
+    }
+    let table = node
+        .children()
+        .find(|c| c.kind() == FROM_TABLE)
+        .and_then(|from| name_in(&from, &[TABLE_NAME_REF]));
+    let mut a = cx.action(ActionKind::Other, table.clone(), node);
+    a.locks.extend(table.iter().map(|t| Cx::lock(t, Sue)));
     a
 }

@@ -171,6 +171,31 @@ fn a_comment_names_the_relation_it_describes_and_blocks_neither_reads_nor_writes
 }
 
 #[test]
+fn extended_statistics_lock_their_table_to_create_and_drop_but_not_to_alter() {
+    let create =
+        ops("CREATE STATISTICS IF NOT EXISTS app.s (dependencies) ON a, (b + 1) FROM app.t;");
+    assert_eq!(create[0].actions[0].table.as_deref(), Some("app.t"));
+    assert_eq!(create[0].lock(), Some(Lock::ShareUpdateExclusive));
+    // DROP does not name the table the server locks: the lock is on the
+    // statistics' names, as an unknown index's, and no table is claimed.
+    let drop = ops("DROP STATISTICS IF EXISTS s, app.s2;");
+    assert_eq!(drop[0].actions[0].table, None);
+    let locked: Vec<_> = drop[0].actions[0]
+        .locks
+        .iter()
+        .map(|l| (l.table.as_str(), l.lock))
+        .collect();
+    assert_eq!(
+        locked,
+        [
+            ("s", Lock::ShareUpdateExclusive),
+            ("app.s2", Lock::ShareUpdateExclusive)
+        ]
+    );
+    assert_eq!(ops("ALTER STATISTICS s SET STATISTICS 50;")[0].lock(), None);
+}
+
+#[test]
 fn a_data_change_inside_a_with_clause_is_an_action_of_its_own() {
     let o = ops(
         "WITH gone AS (DELETE FROM a RETURNING *), kept AS (SELECT 1)\n\

@@ -35,7 +35,9 @@ rel AS MATERIALIZED (
 ),
 typ AS NOT MATERIALIZED (
     SELECT t.oid, t.typtype, t.typrelid, t.typbasetype, t.typtypmod, t.typnotnull, t.typdefault,
-           t.typcollation, t.typowner, t.typacl, ns.q || '.' || quote_ident(t.typname) AS q
+           t.typcollation, t.typowner, t.typacl, ns.q || '.' || quote_ident(t.typname) AS q,
+           coalesce(' COMMENT ' || (SELECT quote_literal(d.description) FROM pg_description d
+                  WHERE d.objoid = t.oid AND d.classoid = 'pg_type'::regclass AND d.objsubid = 0), '') AS cmt
     FROM pg_type t JOIN ns ON ns.oid = t.typnamespace
     -- initdb's own objects have OIDs below 16384 (FirstNormalObjectId),
     -- and every other object at least that: read by index from there, a
@@ -89,7 +91,14 @@ privilege AS (
     SELECT 'revoke', ' FROM ', * FROM revoked
 ),
 objects (key, line) AS (
-    SELECT 'schema ' || q, 'schema ' || q FROM ns WHERE $3
+    -- A comment on anything but a table or column ends its object's line
+    -- (` COMMENT '…'`), found by index: a down that drops and makes one
+    -- again loses its comment as silently as a table's. (Lines of their
+    -- own, joined, made the plan a fifth costlier to start.)
+    SELECT 'schema ' || q, 'schema ' || q
+           || coalesce(' COMMENT ' || (SELECT quote_literal(d.description) FROM pg_description d
+                  WHERE d.objoid = ns.oid AND d.classoid = 'pg_namespace'::regclass AND d.objsubid = 0), '')
+    FROM ns WHERE $3
 
     UNION ALL
     SELECT 'extension ' || quote_ident(e.extname),
@@ -150,6 +159,11 @@ objects (key, line) AS (
     UNION ALL
     SELECT 'constraint ' || r.q || '.' || quote_ident(con.conname),
            'constraint ' || r.q || '.' || quote_ident(con.conname) || ' ' || pg_get_constraintdef(con.oid)
+           || coalesce(' COMMENT ' || (SELECT quote_literal(d.description) FROM pg_description d
+                  WHERE d.objoid = con.oid AND d.classoid = 'pg_constraint'::regclass AND d.objsubid = 0), '')
+           -- Its index has no line of its own (see the indexes below).
+           || CASE WHEN con.contype IN ('p', 'u', 'x') THEN coalesce(' INDEX COMMENT ' || (SELECT quote_literal(d.description) FROM pg_description d
+                  WHERE d.objoid = con.conindid AND d.classoid = 'pg_class'::regclass AND d.objsubid = 0), '') ELSE '' END
     FROM pg_constraint con JOIN rel r ON r.oid = con.conrelid
     WHERE con.contype <> 'n' AND (r.whole OR con.contype = 'f')
       -- A foreign key to a partitioned table repeats itself once per
@@ -160,6 +174,8 @@ objects (key, line) AS (
     UNION ALL
     SELECT 'constraint ' || t.q || '.' || quote_ident(con.conname),
            'constraint ' || t.q || '.' || quote_ident(con.conname) || ' ' || pg_get_constraintdef(con.oid)
+           || coalesce(' COMMENT ' || (SELECT quote_literal(d.description) FROM pg_description d
+                  WHERE d.objoid = con.oid AND d.classoid = 'pg_constraint'::regclass AND d.objsubid = 0), '')
     FROM pg_constraint con JOIN typ t ON t.oid = con.contypid
 
     UNION ALL
@@ -170,6 +186,8 @@ objects (key, line) AS (
                      length(CASE WHEN i.indisunique THEN 'CREATE UNIQUE INDEX ' ELSE 'CREATE INDEX ' END)
                      + length(quote_ident(ic.relname)) + 2)
            || CASE WHEN NOT i.indisvalid THEN ' INVALID' ELSE '' END
+           || coalesce(' COMMENT ' || (SELECT quote_literal(d.description) FROM pg_description d
+                  WHERE d.objoid = i.indexrelid AND d.classoid = 'pg_class'::regclass AND d.objsubid = 0), '')
     FROM pg_index i JOIN rel r ON r.oid = i.indrelid AND r.whole
     JOIN pg_class ic ON ic.oid = i.indexrelid JOIN ns ON ns.oid = ic.relnamespace
     -- The index of a primary key, unique or exclusion constraint is that
@@ -190,6 +208,8 @@ objects (key, line) AS (
                      + length(quote_ident(tg.tgname)) + 2)
            || CASE tg.tgenabled WHEN 'D' THEN ' DISABLED' WHEN 'R' THEN ' ENABLE REPLICA'
                   WHEN 'A' THEN ' ENABLE ALWAYS' ELSE '' END
+           || coalesce(' COMMENT ' || (SELECT quote_literal(d.description) FROM pg_description d
+                  WHERE d.objoid = tg.oid AND d.classoid = 'pg_trigger'::regclass AND d.objsubid = 0), '')
     FROM pg_trigger tg JOIN rel r ON r.oid = tg.tgrelid
     WHERE r.whole AND NOT tg.tgisinternal
 
@@ -197,6 +217,8 @@ objects (key, line) AS (
     SELECT 'rule ' || r.q || '.' || quote_ident(rw.rulename),
            'rule ' || r.q || '.' || quote_ident(rw.rulename) || ' '
            || rtrim(btrim(regexp_replace(pg_get_ruledef(rw.oid), '\s+', ' ', 'g')), ';')
+           || coalesce(' COMMENT ' || (SELECT quote_literal(d.description) FROM pg_description d
+                  WHERE d.objoid = rw.oid AND d.classoid = 'pg_rewrite'::regclass AND d.objsubid = 0), '')
     FROM pg_rewrite rw JOIN rel r ON r.oid = rw.ev_class
     WHERE r.whole AND rw.rulename <> '_RETURN'
 
@@ -211,6 +233,8 @@ objects (key, line) AS (
                   FROM unnest(pol.polroles) AS rid) g)
            || coalesce(' USING (' || pg_get_expr(pol.polqual, pol.polrelid) || ')', '')
            || coalesce(' WITH CHECK (' || pg_get_expr(pol.polwithcheck, pol.polrelid) || ')', '')
+           || coalesce(' COMMENT ' || (SELECT quote_literal(d.description) FROM pg_description d
+                  WHERE d.objoid = pol.oid AND d.classoid = 'pg_policy'::regclass AND d.objsubid = 0), '')
     FROM pg_policy pol JOIN rel r ON r.oid = pol.polrelid AND r.whole
 
     UNION ALL
@@ -235,7 +259,7 @@ objects (key, line) AS (
     UNION ALL
     SELECT 'type ' || t.q, 'type ' || t.q || ' AS ENUM ('
            || coalesce((SELECT string_agg(quote_literal(e.enumlabel), ', ' ORDER BY e.enumsortorder)
-                        FROM pg_enum e WHERE e.enumtypid = t.oid), '') || ')'
+                        FROM pg_enum e WHERE e.enumtypid = t.oid), '') || ')' || t.cmt
     FROM typ t WHERE t.typtype = 'e'
 
     UNION ALL
@@ -246,11 +270,12 @@ objects (key, line) AS (
                                  ', ' ORDER BY a.attnum)
                FROM pg_attribute a JOIN pg_type at ON at.oid = a.atttypid
                LEFT JOIN pg_collation co ON co.oid = a.attcollation
-               WHERE a.attrelid = t.typrelid AND a.attnum > 0 AND NOT a.attisdropped), '') || ')'
+               WHERE a.attrelid = t.typrelid AND a.attnum > 0 AND NOT a.attisdropped), '') || ')' || t.cmt
     FROM typ t WHERE t.typtype = 'c'
 
     UNION ALL
     SELECT 'type ' || t.q, 'type ' || t.q || ' AS RANGE (SUBTYPE = ' || format_type(rg.rngsubtype, NULL) || ')'
+           || t.cmt
     FROM typ t JOIN pg_range rg ON rg.rngtypid = t.oid WHERE t.typtype = 'r'
 
     UNION ALL
@@ -259,7 +284,7 @@ objects (key, line) AS (
                    THEN ' COLLATE ' || (SELECT quote_ident(collname) FROM pg_collation WHERE oid = t.typcollation)
                    ELSE '' END
            || CASE WHEN t.typnotnull THEN ' NOT NULL' ELSE '' END
-           || coalesce(' DEFAULT ' || t.typdefault, '')
+           || coalesce(' DEFAULT ' || t.typdefault, '') || t.cmt
     FROM typ t JOIN pg_type bt ON bt.oid = t.typbasetype WHERE t.typtype = 'd'
 
     UNION ALL
@@ -280,7 +305,24 @@ objects (key, line) AS (
                    ELSE ' BODY md5:' || left(md5(regexp_replace(btrim(
                             CASE WHEN f.prosrc IS NULL OR f.prosrc = ''
                                  THEN pg_get_functiondef(f.oid) ELSE f.prosrc END), '\s+', ' ', 'g')), 12) END
+           || coalesce(' COMMENT ' || (SELECT quote_literal(d.description) FROM pg_description d
+                  WHERE d.objoid = f.oid AND d.classoid = 'pg_proc'::regclass AND d.objsubid = 0), '')
     FROM fn f
+
+    UNION ALL
+    -- Extended statistics (CREATE STATISTICS): a down that forgets one
+    -- leaves the planner with other estimates. pg_get_statisticsobjdef
+    -- always qualifies the name; the per-object target (-1, or NULL from
+    -- PostgreSQL 17, when unset) is read by name, as PostgreSQL 12 has none.
+    SELECT 'statistics ' || ns.q || '.' || quote_ident(s.stxname),
+           'statistics ' || ns.q || '.' || quote_ident(s.stxname) || ' '
+           || substr(pg_get_statisticsobjdef(s.oid),
+                     length('CREATE STATISTICS ' || ns.q || '.' || quote_ident(s.stxname)) + 2)
+           || coalesce(' STATISTICS ' || nullif((to_jsonb(s) ->> 'stxstattarget')::int, -1), '')
+           || coalesce(' COMMENT ' || (SELECT quote_literal(d.description) FROM pg_description d
+                  WHERE d.objoid = s.oid AND d.classoid = 'pg_statistic_ext'::regclass AND d.objsubid = 0), '')
+    FROM pg_statistic_ext s JOIN rel r ON r.oid = s.stxrelid AND r.whole
+    JOIN ns ON ns.oid = s.stxnamespace
 
     UNION ALL
     SELECT 'comment ' || r.q || coalesce('.' || quote_ident(a.attname), ''),
